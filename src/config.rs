@@ -1,0 +1,655 @@
+//! Configuration in two steps: raw input (a TOML topology file and command-line flags)
+//! is checked into a validated [`Settings`] that every other module trusts.
+//!
+//! Every rule that spans fields lives here (replicas per region against nodes, R and W
+//! against N, a complete latency matrix), and every error names the field and the rule
+//! broken. Nothing here opens a socket or starts a task.
+
+use crate::coordinator::quorum::{Level, Requirement};
+use crate::ids::{NodeId, Region};
+use crate::limits;
+use crate::storage::Durability;
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::Duration;
+
+/// What is wrong with a topology file or a flag.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read topology file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("topology file {path} is not valid TOML for a topology: {message}")]
+    Parse { path: String, message: String },
+    #[error("{field}: {rule}")]
+    Invalid { field: String, rule: String },
+}
+
+fn invalid(field: impl Into<String>, rule: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.into(),
+        rule: rule.into(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTopology {
+    #[serde(default)]
+    cluster: RawCluster,
+    regions: Vec<RawRegion>,
+    #[serde(default)]
+    latency: RawLatency,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCluster {
+    partitions: Option<u32>,
+    replicas_per_region: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegion {
+    name: String,
+    nodes: u32,
+    replicas: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLatency {
+    intra_region_rtt_ms: Option<f64>,
+    jitter_ms: Option<f64>,
+    #[serde(default)]
+    rtt_ms: BTreeMap<String, f64>,
+}
+
+/// One region of a validated topology.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RegionSpec {
+    pub name: Region,
+    /// Node ids `<region>-1 ..= <region>-<nodes>`.
+    pub nodes: Vec<NodeId>,
+    pub replicas: u32,
+}
+
+/// Emulated network delays between regions.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Latency {
+    pub intra_region_rtt_ms: f64,
+    pub jitter_ms: f64,
+    /// Round trip per unordered pair of distinct regions, keyed with the smaller name first.
+    pub rtt_ms: BTreeMap<(Region, Region), f64>,
+}
+
+impl Latency {
+    /// Round trip between two regions (symmetric).
+    pub fn rtt_between(&self, a: &Region, b: &Region) -> f64 {
+        if a == b {
+            return self.intra_region_rtt_ms;
+        }
+        let key = if a < b {
+            (a.clone(), b.clone())
+        } else {
+            (b.clone(), a.clone())
+        };
+        self.rtt_ms.get(&key).copied().unwrap_or(0.0)
+    }
+}
+
+/// A validated topology: regions, their nodes and replica counts, the latency matrix.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Topology {
+    pub partitions: u32,
+    pub regions: Vec<RegionSpec>,
+    pub latency: Latency,
+}
+
+impl Topology {
+    /// Reads and validates a topology file.
+    pub fn load(path: &Path) -> Result<Topology, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Topology::parse(&text).map_err(|error| match error {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.display().to_string(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and validates topology text.
+    pub fn parse(text: &str) -> Result<Topology, ConfigError> {
+        let raw: RawTopology = toml::from_str(text).map_err(|error| ConfigError::Parse {
+            path: String::new(),
+            message: error.message().to_string(),
+        })?;
+        let partitions = raw.cluster.partitions.unwrap_or(limits::PARTITIONS_DEFAULT);
+        if partitions == 0 || partitions > limits::PARTITIONS_MAX {
+            return Err(invalid(
+                "cluster.partitions",
+                format!(
+                    "must be between 1 and {}, got {partitions}",
+                    limits::PARTITIONS_MAX
+                ),
+            ));
+        }
+        let regions = validate_regions(&raw)?;
+        let latency = validate_latency(&raw.latency, &regions)?;
+        Ok(Topology {
+            partitions,
+            regions,
+            latency,
+        })
+    }
+
+    pub fn region_of(&self, node: &NodeId) -> Option<&Region> {
+        self.regions
+            .iter()
+            .find(|spec| spec.nodes.contains(node))
+            .map(|spec| &spec.name)
+    }
+
+    pub fn nodes(&self) -> impl Iterator<Item = (&NodeId, &Region)> {
+        self.regions
+            .iter()
+            .flat_map(|spec| spec.nodes.iter().map(move |node| (node, &spec.name)))
+    }
+
+    /// N: replicas of every key, summed over regions.
+    pub fn replicas_total(&self) -> u32 {
+        self.regions.iter().map(|spec| spec.replicas).sum()
+    }
+
+    pub fn replicas_per_region(&self) -> BTreeMap<Region, u32> {
+        self.regions
+            .iter()
+            .map(|spec| (spec.name.clone(), spec.replicas))
+            .collect()
+    }
+
+    /// Applies `--replicas-per-region` and `--partitions` and checks the result again.
+    pub fn with_overrides(
+        mut self,
+        replicas_per_region: Option<u32>,
+        partitions: Option<u32>,
+    ) -> Result<Topology, ConfigError> {
+        if let Some(partitions) = partitions {
+            if partitions == 0 || partitions > limits::PARTITIONS_MAX {
+                return Err(invalid(
+                    "--partitions",
+                    format!(
+                        "must be between 1 and {}, got {partitions}",
+                        limits::PARTITIONS_MAX
+                    ),
+                ));
+            }
+            self.partitions = partitions;
+        }
+        if let Some(replicas) = replicas_per_region {
+            for spec in &mut self.regions {
+                check_replicas(
+                    "--replicas-per-region",
+                    &spec.name,
+                    replicas,
+                    spec.nodes.len(),
+                )?;
+                spec.replicas = replicas;
+            }
+        }
+        Ok(self)
+    }
+}
+
+fn check_replicas(
+    field: &str,
+    region: &Region,
+    replicas: u32,
+    nodes: usize,
+) -> Result<(), ConfigError> {
+    if replicas == 0 {
+        return Err(invalid(
+            field,
+            format!("region {region} needs at least 1 replica"),
+        ));
+    }
+    if replicas as usize > nodes {
+        return Err(invalid(
+            field,
+            format!("region {region} has {nodes} nodes but {replicas} replicas per region were asked for; replicas per region may not exceed the nodes in that region"),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_regions(raw: &RawTopology) -> Result<Vec<RegionSpec>, ConfigError> {
+    if raw.regions.is_empty() {
+        return Err(invalid(
+            "regions",
+            "the topology needs at least one [[regions]] entry",
+        ));
+    }
+    let default_replicas = raw
+        .cluster
+        .replicas_per_region
+        .unwrap_or(limits::REPLICAS_PER_REGION_DEFAULT);
+    let mut seen = BTreeSet::new();
+    let mut regions = Vec::new();
+    for (index, region) in raw.regions.iter().enumerate() {
+        let field = format!("regions[{index}]");
+        let name = Region::new(&region.name)
+            .map_err(|error| invalid(format!("{field}.name"), error.to_string()))?;
+        if !seen.insert(name.clone()) {
+            return Err(invalid(
+                format!("{field}.name"),
+                format!("region {name} is listed twice"),
+            ));
+        }
+        if region.nodes == 0 || region.nodes > limits::NODES_PER_REGION_MAX {
+            return Err(invalid(
+                format!("{field}.nodes"),
+                format!(
+                    "region {name} must have between 1 and {} nodes, got {}",
+                    limits::NODES_PER_REGION_MAX,
+                    region.nodes
+                ),
+            ));
+        }
+        let replicas = region.replicas.unwrap_or(default_replicas);
+        let replicas_field = if region.replicas.is_some() {
+            format!("{field}.replicas")
+        } else {
+            "cluster.replicas_per_region".to_string()
+        };
+        check_replicas(&replicas_field, &name, replicas, region.nodes as usize)?;
+        let nodes = (1..=region.nodes)
+            .map(|number| NodeId::new(&format!("{name}-{number}")))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| invalid(format!("{field}.name"), error.to_string()))?;
+        regions.push(RegionSpec {
+            name,
+            nodes,
+            replicas,
+        });
+    }
+    Ok(regions)
+}
+
+fn validate_latency(raw: &RawLatency, regions: &[RegionSpec]) -> Result<Latency, ConfigError> {
+    let check_ms = |field: &str, value: f64| {
+        if !(0.0..=limits::RTT_MS_MAX).contains(&value) {
+            Err(invalid(
+                field,
+                format!(
+                    "must be between 0 and {} ms, got {value}",
+                    limits::RTT_MS_MAX
+                ),
+            ))
+        } else {
+            Ok(value)
+        }
+    };
+    let intra_region_rtt_ms = check_ms(
+        "latency.intra_region_rtt_ms",
+        raw.intra_region_rtt_ms.unwrap_or(0.5),
+    )?;
+    let jitter_ms = check_ms("latency.jitter_ms", raw.jitter_ms.unwrap_or(0.0))?;
+    let known: BTreeSet<&Region> = regions.iter().map(|spec| &spec.name).collect();
+    let mut rtt_ms = BTreeMap::new();
+    for (pair, value) in &raw.rtt_ms {
+        let field = format!("latency.rtt_ms.\"{pair}\"");
+        let (a, b) = pair
+            .split_once('/')
+            .ok_or_else(|| invalid(&field, "a key must name two regions as \"a/b\""))?;
+        let (a, b) = (Region(a.to_string()), Region(b.to_string()));
+        for region in [&a, &b] {
+            if !known.contains(region) {
+                return Err(invalid(
+                    &field,
+                    format!("region {region} is not in the topology"),
+                ));
+            }
+        }
+        if a == b {
+            return Err(invalid(
+                &field,
+                "a region's own round trip is latency.intra_region_rtt_ms",
+            ));
+        }
+        let key = if a < b { (a, b) } else { (b, a) };
+        if rtt_ms.insert(key, check_ms(&field, *value)?).is_some() {
+            return Err(invalid(&field, "this pair of regions is given twice"));
+        }
+    }
+    for (i, first) in regions.iter().enumerate() {
+        for second in &regions[i + 1..] {
+            let (a, b) = if first.name < second.name {
+                (&first.name, &second.name)
+            } else {
+                (&second.name, &first.name)
+            };
+            if !rtt_ms.contains_key(&(a.clone(), b.clone())) {
+                return Err(invalid(
+                    "latency.rtt_ms",
+                    format!("the latency matrix is missing the round trip between {a} and {b} (add \"{a}/{b}\" = <ms>)"),
+                ));
+            }
+        }
+    }
+    Ok(Latency {
+        intra_region_rtt_ms,
+        jitter_ms,
+        rtt_ms,
+    })
+}
+
+/// Cluster-wide tuning flags, shared by `node`, `cluster up` and `sim`.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct TuningFlags {
+    /// Replicas of every key in each region (overrides the topology file).
+    #[arg(long, value_name = "COUNT")]
+    pub replicas_per_region: Option<u32>,
+    /// Number of fixed partitions Q (overrides the topology file).
+    #[arg(long, value_name = "COUNT")]
+    pub partitions: Option<u32>,
+    /// Default read level: one, local_quorum, quorum, each_quorum, all, or a count.
+    #[arg(long, value_name = "LEVEL", conflicts_with = "r")]
+    pub read: Option<Level>,
+    /// Default write level: one, local_quorum, quorum, each_quorum, all, region_safe, or a count.
+    #[arg(long, value_name = "LEVEL", conflicts_with = "w")]
+    pub write: Option<Level>,
+    /// Default read quorum as a raw replica count (same as --read COUNT).
+    #[arg(long = "r", value_name = "COUNT")]
+    pub r: Option<u32>,
+    /// Default write quorum as a raw replica count (same as --write COUNT).
+    #[arg(long = "w", value_name = "COUNT")]
+    pub w: Option<u32>,
+    /// When a write is durable: `flush` (fsync every write) or `group:<ms>` (group
+    /// commit, at most <ms> of delay). Default group:2.
+    #[arg(long, value_name = "POLICY")]
+    pub durability: Option<Durability>,
+    /// How long a coordinator waits for replicas before answering with a timeout.
+    #[arg(long, value_name = "MS")]
+    pub request_timeout_ms: Option<u64>,
+}
+
+impl TuningFlags {
+    /// The flags as command-line arguments, to pass the same tuning to child processes.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        let mut push = |name: &str, value: Option<String>| {
+            if let Some(value) = value {
+                args.push(format!("--{name}"));
+                args.push(value);
+            }
+        };
+        push(
+            "replicas-per-region",
+            self.replicas_per_region.map(|v| v.to_string()),
+        );
+        push("partitions", self.partitions.map(|v| v.to_string()));
+        push("read", self.read.map(|v| v.to_string()));
+        push("write", self.write.map(|v| v.to_string()));
+        push("r", self.r.map(|v| v.to_string()));
+        push("w", self.w.map(|v| v.to_string()));
+        push("durability", self.durability.map(|v| v.to_string()));
+        push(
+            "request-timeout-ms",
+            self.request_timeout_ms.map(|v| v.to_string()),
+        );
+        args
+    }
+}
+
+/// Validated settings of a cluster: topology plus quorum defaults.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub topology: Topology,
+    pub read: Level,
+    pub write: Level,
+    pub durability: Durability,
+    pub request_timeout: Duration,
+    /// Non-fatal findings to print at start (e.g. R + W <= N).
+    pub warnings: Vec<String>,
+}
+
+impl Settings {
+    /// Checks flags against the topology.
+    pub fn new(topology: Topology, flags: &TuningFlags) -> Result<Settings, ConfigError> {
+        let topology = topology.with_overrides(flags.replicas_per_region, flags.partitions)?;
+        let n = topology.replicas_total();
+        let multi_region = topology.regions.len() > 1;
+        let read = flags
+            .read
+            .or(flags.r.map(Level::Count))
+            .unwrap_or(Level::LocalQuorum);
+        let default_write = if multi_region {
+            Level::RegionSafe
+        } else {
+            Level::Quorum
+        };
+        let write = flags
+            .write
+            .or(flags.w.map(Level::Count))
+            .unwrap_or(default_write);
+        let field_of = |explicit_count: bool, name: &str| {
+            if explicit_count {
+                format!("--{}", &name[..1])
+            } else {
+                format!("--{name}")
+            }
+        };
+        check_level(&topology, read, &field_of(flags.r.is_some(), "read"))?;
+        check_level(&topology, write, &field_of(flags.w.is_some(), "write"))?;
+        if read == Level::RegionSafe {
+            return Err(invalid("--read", "region_safe is a write level; reads use local_quorum, quorum, each_quorum, one, all or a count"));
+        }
+        let mut warnings = Vec::new();
+        if let (Some(r), Some(w)) = (flags.r, flags.w) {
+            if r + w <= n {
+                warnings.push(format!("R + W = {r} + {w} <= N = {n}: reads may miss acknowledged writes until repair reaches them"));
+            }
+        }
+        let request_timeout_ms = flags
+            .request_timeout_ms
+            .unwrap_or(limits::REQUEST_TIMEOUT_MS_DEFAULT);
+        if request_timeout_ms == 0 || request_timeout_ms > limits::REQUEST_TIMEOUT_MS_MAX {
+            return Err(invalid(
+                "--request-timeout-ms",
+                format!(
+                    "must be between 1 and {} ms",
+                    limits::REQUEST_TIMEOUT_MS_MAX
+                ),
+            ));
+        }
+        Ok(Settings {
+            topology,
+            read,
+            write,
+            durability: flags.durability.unwrap_or_default(),
+            request_timeout: Duration::from_millis(request_timeout_ms),
+            warnings,
+        })
+    }
+}
+
+/// A level must be satisfiable by the replica set of every key from every region.
+pub fn check_level(topology: &Topology, level: Level, field: &str) -> Result<(), ConfigError> {
+    let regions: Vec<Region> = topology
+        .regions
+        .iter()
+        .flat_map(|spec| std::iter::repeat_n(spec.name.clone(), spec.replicas as usize))
+        .collect();
+    for spec in &topology.regions {
+        Requirement::new(level, &regions, &spec.name).map_err(|error| {
+            invalid(
+                field,
+                format!(
+                    "{error} (N = {} over {} regions)",
+                    regions.len(),
+                    topology.regions.len()
+                ),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const THREE: &str = r#"
+[cluster]
+replicas_per_region = 2
+[[regions]]
+name = "a"
+nodes = 3
+[[regions]]
+name = "b"
+nodes = 3
+[[regions]]
+name = "c"
+nodes = 2
+[latency.rtt_ms]
+"a/b" = 10
+"a/c" = 20
+"b/c" = 30
+"#;
+
+    fn error_of(text: &str) -> String {
+        Topology::parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn the_shipped_topologies_are_valid() {
+        for name in ["default.toml", "local.toml"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("regions")
+                .join(name);
+            Topology::load(&path).unwrap_or_else(|error| panic!("{name}: {error}"));
+        }
+        let default =
+            Topology::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("regions/default.toml"))
+                .unwrap();
+        assert!(default.regions.len() >= 3);
+        for spec in &default.regions {
+            assert!(spec.nodes.len() >= 3 && spec.nodes.len() > spec.replicas as usize);
+            let nearest = default
+                .regions
+                .iter()
+                .filter(|other| other.name != spec.name)
+                .map(|other| default.latency.rtt_between(&spec.name, &other.name))
+                .fold(f64::MAX, f64::min);
+            assert!(
+                nearest < 100.0,
+                "{} has no neighbour under 100 ms",
+                spec.name
+            );
+        }
+    }
+
+    #[test]
+    fn a_valid_topology_names_nodes_by_region() {
+        let topology = Topology::parse(THREE).unwrap();
+        assert_eq!(topology.replicas_total(), 6);
+        assert_eq!(
+            topology.region_of(&NodeId("c-2".into())),
+            Some(&Region("c".into()))
+        );
+        assert_eq!(
+            topology
+                .latency
+                .rtt_between(&Region("c".into()), &Region("a".into())),
+            20.0
+        );
+    }
+
+    #[test]
+    fn topology_errors_name_the_field_and_rule() {
+        let too_many = THREE.replace("replicas_per_region = 2", "replicas_per_region = 3");
+        let message = error_of(&too_many);
+        assert!(
+            message.contains("cluster.replicas_per_region")
+                && message.contains("region c has 2 nodes"),
+            "{message}"
+        );
+        let missing = THREE.replace("\"b/c\" = 30\n", "");
+        let message = error_of(&missing);
+        assert!(
+            message.contains("missing the round trip between b and c"),
+            "{message}"
+        );
+        let unknown = THREE.replace("\"a/b\"", "\"a/z\"");
+        assert!(error_of(&unknown).contains("region z is not in the topology"));
+        let typo = THREE.replace("nodes = 2", "nodez = 2");
+        assert!(error_of(&typo).contains("nodez"), "{}", error_of(&typo));
+        let bad_name = THREE.replace("name = \"a\"", "name = \"A B\"");
+        assert!(error_of(&bad_name).contains("regions[0].name"));
+        let twice = THREE.replace("name = \"b\"", "name = \"a\"");
+        assert!(error_of(&twice).contains("listed twice"));
+    }
+
+    #[test]
+    fn flags_are_checked_against_the_topology() {
+        let topology = Topology::parse(THREE).unwrap();
+        let flags = TuningFlags {
+            w: Some(7),
+            ..Default::default()
+        };
+        let message = Settings::new(topology.clone(), &flags)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("--w") && message.contains("needs 7"),
+            "{message}"
+        );
+        let flags = TuningFlags {
+            replicas_per_region: Some(3),
+            ..Default::default()
+        };
+        let message = Settings::new(topology.clone(), &flags)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("--replicas-per-region") && message.contains("region c"),
+            "{message}"
+        );
+        let flags = TuningFlags {
+            r: Some(1),
+            w: Some(2),
+            ..Default::default()
+        };
+        let settings = Settings::new(topology.clone(), &flags).unwrap();
+        assert_eq!(settings.read, Level::Count(1));
+        assert!(settings.warnings[0].contains("R + W = 1 + 2 <= N = 6"));
+        let defaults = Settings::new(topology, &TuningFlags::default()).unwrap();
+        assert_eq!(
+            (defaults.read, defaults.write),
+            (Level::LocalQuorum, Level::RegionSafe)
+        );
+        assert!(defaults.warnings.is_empty());
+    }
+
+    #[test]
+    fn flags_round_trip_to_child_arguments() {
+        let flags = TuningFlags {
+            replicas_per_region: Some(2),
+            read: Some(Level::Quorum),
+            w: Some(2),
+            ..Default::default()
+        };
+        assert_eq!(
+            flags.to_args(),
+            ["--replicas-per-region", "2", "--read", "quorum", "--w", "2"]
+        );
+    }
+}

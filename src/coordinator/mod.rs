@@ -1,0 +1,368 @@
+//! One client request → the replicas of its key, until its consistency level is met.
+//!
+//! The contract of the quorum helper (`fan_out`): every replica of the key is asked at
+//! once, local region first; the call returns as soon as the level is met or can no
+//! longer be met, or when the request timeout passes, saying how many replicas
+//! answered. Requests already sent are not cancelled: late replies still land on the
+//! replicas (writes), and feed read repair (reads). The pure rules live in `quorum`.
+
+pub mod quorum;
+
+use crate::clock::{Causality, HybridClock, VersionVector};
+use crate::ids::{NodeId, Region};
+use crate::limits;
+use crate::object::{Blob, Object, ObjectKey};
+use crate::ring::Ring;
+use crate::wire::{PeerRequest, PeerResponse};
+use futures::future::BoxFuture;
+use quorum::{Level, Progress, QuorumError, QuorumTracker, Requirement};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, Semaphore};
+use tokio::time::Instant;
+
+/// Sends one request to one node (itself included) and returns its reply.
+pub trait Dispatch: Send + Sync + 'static {
+    fn send(
+        &self,
+        to: &NodeId,
+        request: PeerRequest,
+    ) -> BoxFuture<'static, Result<PeerResponse, String>>;
+}
+
+/// Why a client request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CoordinatorError {
+    #[error("{level} not reached: {acked} of {replicas} replicas acknowledged, {needed} needed")]
+    QuorumNotReached {
+        level: Level,
+        needed: usize,
+        acked: usize,
+        replicas: usize,
+    },
+    #[error("{level} timed out after {after_ms} ms: {answered} of {replicas} replicas answered, {acked} acknowledged, {needed} needed")]
+    Timeout {
+        level: Level,
+        needed: usize,
+        acked: usize,
+        answered: usize,
+        replicas: usize,
+        after_ms: u64,
+    },
+    #[error("level cannot be met for this key: {0}")]
+    Level(#[from] QuorumError),
+}
+
+/// Counters shown in `/v1/status`.
+#[derive(Debug, Default)]
+pub struct CoordinatorStats {
+    pub reads: AtomicU64,
+    pub writes: AtomicU64,
+    pub failures: AtomicU64,
+    pub read_repairs: AtomicU64,
+}
+
+/// Coordinates client requests on one node.
+pub struct Coordinator {
+    region: Region,
+    node: NodeId,
+    ring: Arc<Ring>,
+    dispatch: Arc<dyn Dispatch>,
+    clock: Mutex<HybridClock>,
+    timeout: Duration,
+    repairs: Arc<Semaphore>,
+    pub stats: Arc<CoordinatorStats>,
+}
+
+/// A replica's reply to one fanned-out request.
+struct Reply {
+    index: usize,
+    response: Result<PeerResponse, String>,
+}
+
+fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Coordinator {
+    pub fn new(
+        node: NodeId,
+        region: Region,
+        ring: Arc<Ring>,
+        dispatch: Arc<dyn Dispatch>,
+        timeout: Duration,
+    ) -> Self {
+        Coordinator {
+            region,
+            node,
+            ring,
+            dispatch,
+            clock: Mutex::new(HybridClock::new(limits::HLC_DRIFT_MS_MAX)),
+            timeout,
+            repairs: Arc::new(Semaphore::new(limits::READ_REPAIRS_IN_FLIGHT_MAX)),
+            stats: Arc::default(),
+        }
+    }
+
+    pub fn ring(&self) -> &Arc<Ring> {
+        &self.ring
+    }
+
+    /// The replicas of a key, local region first, and what `level` needs of them.
+    fn plan(
+        &self,
+        key: &ObjectKey,
+        level: Level,
+    ) -> Result<(Vec<NodeId>, QuorumTracker), CoordinatorError> {
+        let partition = key.partition(self.ring.partition_count());
+        let list = self.ring.preference_list(partition, &self.region);
+        let regions: Vec<Region> = list
+            .replicas
+            .iter()
+            .map(|replica| replica.region.clone())
+            .collect();
+        let nodes = list
+            .replicas
+            .into_iter()
+            .map(|replica| replica.node)
+            .collect();
+        let requirement = Requirement::new(level, &regions, &self.region)?;
+        Ok((nodes, QuorumTracker::new(requirement, regions)))
+    }
+
+    fn send_all(
+        &self,
+        nodes: &[NodeId],
+        skip: Option<usize>,
+        request: &PeerRequest,
+    ) -> mpsc::Receiver<Reply> {
+        let (sender, receiver) = mpsc::channel(nodes.len().max(1));
+        for (index, node) in nodes.iter().enumerate() {
+            if Some(index) == skip {
+                continue;
+            }
+            let future = self.dispatch.send(node, request.clone());
+            let sender = sender.clone();
+            tokio::spawn(async move {
+                let response = future.await;
+                // The receiver may be gone when the request finished early: a late reply.
+                let _ = sender.send(Reply { index, response }).await;
+            });
+        }
+        receiver
+    }
+
+    fn error_for(
+        &self,
+        tracker: &QuorumTracker,
+        level: Level,
+        progress: Progress,
+        started: Instant,
+    ) -> CoordinatorError {
+        let replicas = tracker.replicas();
+        match progress {
+            Progress::Failed { needed, acked } => CoordinatorError::QuorumNotReached {
+                level,
+                needed,
+                acked,
+                replicas,
+            },
+            _ => CoordinatorError::Timeout {
+                level,
+                needed: tracker.requirement().total,
+                acked: tracker.acked(),
+                answered: tracker.answered(),
+                replicas,
+                after_ms: started.elapsed().as_millis() as u64,
+            },
+        }
+    }
+
+    /// Reads a key at `level`: the merge of the replies that met it. Stale replicas,
+    /// also among late replies, are repaired in the background.
+    pub async fn get(
+        &self,
+        key: &ObjectKey,
+        level: Level,
+    ) -> Result<Option<Object>, CoordinatorError> {
+        self.stats.reads.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let (nodes, mut tracker) = self.plan(key, level)?;
+        let mut replies = self.send_all(&nodes, None, &PeerRequest::Get { key: key.clone() });
+        let deadline = started + self.timeout;
+        let mut seen: Vec<Option<Option<Object>>> = vec![None; nodes.len()];
+        let mut progress = Progress::Pending;
+        while progress == Progress::Pending {
+            let Ok(Some(reply)) = tokio::time::timeout_at(deadline, replies.recv()).await else {
+                break;
+            };
+            let object = match reply.response {
+                Ok(PeerResponse::Object(object)) => Some(object),
+                _ => None,
+            };
+            progress = tracker.record(reply.index, object.is_some());
+            seen[reply.index] = object;
+        }
+        if progress != Progress::Met {
+            self.stats.failures.fetch_add(1, Ordering::Relaxed);
+            return Err(self.error_for(&tracker, level, progress, started));
+        }
+        let merged = merge_all(seen.iter().flatten());
+        self.spawn_read_repair(key.clone(), nodes, seen, replies, deadline);
+        Ok(merged)
+    }
+
+    /// Waits (in the background, until the deadline) for the remaining replies, then
+    /// writes the merged object to every replica that answered with less.
+    fn spawn_read_repair(
+        &self,
+        key: ObjectKey,
+        nodes: Vec<NodeId>,
+        mut seen: Vec<Option<Option<Object>>>,
+        mut replies: mpsc::Receiver<Reply>,
+        deadline: Instant,
+    ) {
+        let Ok(permit) = self.repairs.clone().try_acquire_owned() else {
+            return;
+        };
+        let dispatch = self.dispatch.clone();
+        let stats = self.stats.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            while seen.iter().any(Option::is_none) {
+                let Ok(Some(reply)) = tokio::time::timeout_at(deadline, replies.recv()).await
+                else {
+                    break;
+                };
+                if let Ok(PeerResponse::Object(object)) = reply.response {
+                    seen[reply.index] = Some(object);
+                }
+            }
+            let Some(merged) = merge_all(seen.iter().flatten()) else {
+                return;
+            };
+            for (index, answer) in seen.iter().enumerate() {
+                let stale = match answer {
+                    Some(Some(object)) => object.compare(&merged) != Causality::Equal,
+                    Some(None) => true,
+                    None => false,
+                };
+                if stale {
+                    stats.read_repairs.fetch_add(1, Ordering::Relaxed);
+                    let request = PeerRequest::Merge {
+                        key: key.clone(),
+                        object: merged.clone(),
+                    };
+                    let _ = dispatch.send(&nodes[index], request).await;
+                }
+            }
+        });
+    }
+
+    /// Writes `value` (`None` deletes) superseding what `context` has seen, at `level`.
+    /// Returns the new object, whose context the client sends with its next write.
+    pub async fn put(
+        &self,
+        key: &ObjectKey,
+        value: Option<Blob>,
+        context: VersionVector,
+        level: Level,
+    ) -> Result<Object, CoordinatorError> {
+        self.stats.writes.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let deadline = started + self.timeout;
+        let (nodes, mut tracker) = self.plan(key, level)?;
+        let timestamp = self
+            .clock
+            .lock()
+            .expect("clock lock poisoned")
+            .now(wall_ms());
+        let mint = PeerRequest::Mint {
+            key: key.clone(),
+            context,
+            value,
+            timestamp,
+        };
+        let (minter, object) = match self.mint(&nodes, &mut tracker, mint, deadline).await {
+            Some(minted) => minted,
+            None => {
+                self.stats.failures.fetch_add(1, Ordering::Relaxed);
+                return Err(self.error_for(&tracker, level, tracker.progress(), started));
+            }
+        };
+        let mut progress = tracker.record(minter, true);
+        let mut replies = self.send_all(
+            &nodes,
+            Some(minter),
+            &PeerRequest::Merge {
+                key: key.clone(),
+                object: object.clone(),
+            },
+        );
+        while progress == Progress::Pending {
+            let Ok(Some(reply)) = tokio::time::timeout_at(deadline, replies.recv()).await else {
+                break;
+            };
+            let ok = matches!(reply.response, Ok(PeerResponse::Stored(_)));
+            progress = tracker.record(reply.index, ok);
+        }
+        if progress != Progress::Met {
+            self.stats.failures.fetch_add(1, Ordering::Relaxed);
+            return Err(self.error_for(&tracker, level, progress, started));
+        }
+        Ok(object)
+    }
+
+    /// Asks one replica after another (this node first if it is one, then in preference
+    /// order) to mint the new version; a replica that fails counts as a failed ack.
+    async fn mint(
+        &self,
+        nodes: &[NodeId],
+        tracker: &mut QuorumTracker,
+        request: PeerRequest,
+        deadline: Instant,
+    ) -> Option<(usize, Object)> {
+        let mut order: Vec<usize> = (0..nodes.len()).collect();
+        if let Some(me) = nodes.iter().position(|node| *node == self.node) {
+            order.retain(|index| *index != me);
+            order.insert(0, me);
+        }
+        for index in order.into_iter().take(limits::MINT_ATTEMPTS_MAX) {
+            let reply = tokio::time::timeout_at(
+                deadline,
+                self.dispatch.send(&nodes[index], request.clone()),
+            )
+            .await;
+            match reply {
+                Ok(Ok(PeerResponse::Stored(object))) => return Some((index, object)),
+                Ok(_) => {
+                    if matches!(tracker.record(index, false), Progress::Failed { .. }) {
+                        return None;
+                    }
+                }
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+}
+
+/// The merge of every object given, or `None` if there was none.
+fn merge_all<'a>(objects: impl Iterator<Item = &'a Option<Object>>) -> Option<Object> {
+    let mut merged: Option<Object> = None;
+    for object in objects.flatten() {
+        match merged.as_mut() {
+            Some(into) => {
+                if let Err(error) = into.merge(object, limits::SIBLINGS_MAX) {
+                    tracing::warn!(%error, "a replica's version could not be merged");
+                }
+            }
+            None => merged = Some(object.clone()),
+        }
+    }
+    merged
+}

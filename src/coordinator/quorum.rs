@@ -1,0 +1,386 @@
+//! Consistency levels and the quorum tracker: which replies satisfy a request.
+//!
+//! Pure logic: given the replicas of a key (with their regions) and a level, it says how
+//! many acknowledgements are needed where, and, fed with replies one at a time, when the
+//! request has succeeded or can no longer succeed. It never sends, waits or reads a clock.
+
+use crate::ids::Region;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+/// How many replicas must answer, and where.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    /// Any one replica.
+    One,
+    /// A majority of the replicas in the coordinator's region.
+    LocalQuorum,
+    /// A majority of all N replicas.
+    Quorum,
+    /// A majority in every region.
+    EachQuorum,
+    /// Every replica.
+    All,
+    /// A majority in the local region plus one replica in another region (writes).
+    RegionSafe,
+    /// A raw count of replicas, anywhere.
+    Count(u32),
+}
+
+impl Level {
+    pub const NAMES: &'static str =
+        "one, local_quorum, quorum, each_quorum, all, region_safe, or a number of replicas";
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("unknown consistency level {given:?}: expected {}", Level::NAMES)]
+pub struct UnknownLevel {
+    pub given: String,
+}
+
+impl FromStr for Level {
+    type Err = UnknownLevel;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "one" => Ok(Level::One),
+            "local_quorum" => Ok(Level::LocalQuorum),
+            "quorum" => Ok(Level::Quorum),
+            "each_quorum" => Ok(Level::EachQuorum),
+            "all" => Ok(Level::All),
+            "region_safe" => Ok(Level::RegionSafe),
+            digits => match digits.parse::<u32>() {
+                Ok(count) if count >= 1 => Ok(Level::Count(count)),
+                _ => Err(UnknownLevel {
+                    given: text.to_string(),
+                }),
+            },
+        }
+    }
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Level::One => f.write_str("one"),
+            Level::LocalQuorum => f.write_str("local_quorum"),
+            Level::Quorum => f.write_str("quorum"),
+            Level::EachQuorum => f.write_str("each_quorum"),
+            Level::All => f.write_str("all"),
+            Level::RegionSafe => f.write_str("region_safe"),
+            Level::Count(count) => write!(f, "{count}"),
+        }
+    }
+}
+
+/// Why a level cannot be met by a replica set even if every replica answers.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum QuorumError {
+    #[error("level {level} needs {needed} replicas but the key has only {available}")]
+    TooFewReplicas {
+        level: Level,
+        needed: usize,
+        available: usize,
+    },
+    #[error(
+        "level region_safe needs replicas in a second region, but every replica is in {region}"
+    )]
+    SingleRegion { region: Region },
+}
+
+fn majority(count: usize) -> usize {
+    count / 2 + 1
+}
+
+/// The acknowledgements a request needs: a total, a minimum per region, and a minimum
+/// outside the local region.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Requirement {
+    pub total: usize,
+    pub per_region: BTreeMap<Region, usize>,
+    pub outside_local: usize,
+    pub local: Region,
+}
+
+impl Requirement {
+    /// What `level` asks of the replica set `regions` (one entry per replica).
+    pub fn new(level: Level, regions: &[Region], local: &Region) -> Result<Self, QuorumError> {
+        let mut counts: BTreeMap<Region, usize> = BTreeMap::new();
+        for region in regions {
+            *counts.entry(region.clone()).or_default() += 1;
+        }
+        let local_count = counts.get(local).copied().unwrap_or(0);
+        let n = regions.len();
+        let mut requirement = Requirement {
+            total: 0,
+            per_region: BTreeMap::new(),
+            outside_local: 0,
+            local: local.clone(),
+        };
+        match level {
+            Level::One => requirement.total = 1,
+            Level::Quorum => requirement.total = majority(n),
+            Level::All => requirement.total = n,
+            Level::Count(count) => requirement.total = count as usize,
+            Level::LocalQuorum => {
+                let needed = majority(local_count);
+                requirement.per_region.insert(local.clone(), needed);
+                requirement.total = needed;
+            }
+            Level::EachQuorum => {
+                for (region, count) in &counts {
+                    requirement
+                        .per_region
+                        .insert(region.clone(), majority(*count));
+                }
+                requirement.total = requirement.per_region.values().sum();
+            }
+            Level::RegionSafe => {
+                if counts.len() < 2 {
+                    return Err(QuorumError::SingleRegion {
+                        region: local.clone(),
+                    });
+                }
+                let needed = majority(local_count);
+                requirement.per_region.insert(local.clone(), needed);
+                requirement.outside_local = 1;
+                requirement.total = needed + 1;
+            }
+        }
+        if requirement.total > n || local_count == 0 && requirement.per_region.contains_key(local) {
+            return Err(QuorumError::TooFewReplicas {
+                level,
+                needed: requirement.total,
+                available: n,
+            });
+        }
+        Ok(requirement)
+    }
+
+    fn met_by(&self, acked: &BTreeMap<Region, usize>) -> bool {
+        let total: usize = acked.values().sum();
+        let outside: usize = acked
+            .iter()
+            .filter(|(region, _)| **region != self.local)
+            .map(|(_, count)| count)
+            .sum();
+        total >= self.total
+            && outside >= self.outside_local
+            && self
+                .per_region
+                .iter()
+                .all(|(region, needed)| acked.get(region).copied().unwrap_or(0) >= *needed)
+    }
+}
+
+/// Where a request stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Progress {
+    Pending,
+    Met,
+    /// Too many replicas failed: the requirement can no longer be met.
+    Failed {
+        needed: usize,
+        acked: usize,
+    },
+}
+
+/// Counts replies of the replicas of one request against a [`Requirement`].
+#[derive(Clone, Debug)]
+pub struct QuorumTracker {
+    requirement: Requirement,
+    regions: Vec<Region>,
+    answered: Vec<Option<bool>>,
+}
+
+impl QuorumTracker {
+    pub fn new(requirement: Requirement, regions: Vec<Region>) -> Self {
+        let answered = vec![None; regions.len()];
+        QuorumTracker {
+            requirement,
+            regions,
+            answered,
+        }
+    }
+
+    /// Records the reply of replica `index` (`ok` = it did what was asked). A second
+    /// reply of the same replica is ignored.
+    pub fn record(&mut self, index: usize, ok: bool) -> Progress {
+        assert!(index < self.answered.len(), "replica index out of range");
+        if self.answered[index].is_none() {
+            self.answered[index] = Some(ok);
+        }
+        self.progress()
+    }
+
+    /// Replicas asked.
+    pub fn replicas(&self) -> usize {
+        self.regions.len()
+    }
+
+    pub fn acked(&self) -> usize {
+        self.answered.iter().filter(|a| **a == Some(true)).count()
+    }
+
+    pub fn answered(&self) -> usize {
+        self.answered.iter().filter(|a| a.is_some()).count()
+    }
+
+    pub fn progress(&self) -> Progress {
+        let tally = |include_pending: bool| {
+            let mut counts: BTreeMap<Region, usize> = BTreeMap::new();
+            for (region, answer) in self.regions.iter().zip(&self.answered) {
+                if *answer == Some(true) || include_pending && answer.is_none() {
+                    *counts.entry(region.clone()).or_default() += 1;
+                }
+            }
+            counts
+        };
+        if self.requirement.met_by(&tally(false)) {
+            Progress::Met
+        } else if !self.requirement.met_by(&tally(true)) {
+            Progress::Failed {
+                needed: self.requirement.total,
+                acked: self.acked(),
+            }
+        } else {
+            Progress::Pending
+        }
+    }
+
+    pub fn requirement(&self) -> &Requirement {
+        &self.requirement
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn region(name: &str) -> Region {
+        Region(name.to_string())
+    }
+
+    /// Two replicas in each of three regions, the local one first.
+    fn six() -> Vec<Region> {
+        ["a", "a", "b", "b", "c", "c"]
+            .iter()
+            .map(|r| region(r))
+            .collect()
+    }
+
+    fn tracker(level: Level) -> QuorumTracker {
+        let regions = six();
+        QuorumTracker::new(
+            Requirement::new(level, &regions, &region("a")).unwrap(),
+            regions,
+        )
+    }
+
+    #[test]
+    fn levels_parse_and_print_round_trip() {
+        for text in [
+            "one",
+            "local_quorum",
+            "quorum",
+            "each_quorum",
+            "all",
+            "region_safe",
+            "3",
+        ] {
+            assert_eq!(text.parse::<Level>().unwrap().to_string(), text);
+        }
+        assert!("0".parse::<Level>().is_err());
+        let error = "most".parse::<Level>().unwrap_err().to_string();
+        assert!(
+            error.contains("\"most\"") && error.contains("region_safe"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn local_quorum_needs_the_local_majority_only() {
+        let mut t = tracker(Level::LocalQuorum);
+        assert_eq!(
+            t.record(2, true),
+            Progress::Pending,
+            "remote acks do not count"
+        );
+        assert_eq!(t.record(0, true), Progress::Pending);
+        assert_eq!(t.record(1, true), Progress::Met);
+    }
+
+    #[test]
+    fn region_safe_needs_a_remote_ack() {
+        let mut t = tracker(Level::RegionSafe);
+        t.record(0, true);
+        assert_eq!(t.record(1, true), Progress::Pending);
+        assert_eq!(t.record(4, true), Progress::Met);
+    }
+
+    #[test]
+    fn each_quorum_fails_fast_when_a_region_is_gone() {
+        let mut t = tracker(Level::EachQuorum);
+        t.record(0, true);
+        t.record(1, true);
+        assert_eq!(
+            t.record(4, false),
+            Progress::Failed {
+                needed: 6,
+                acked: 2
+            }
+        );
+    }
+
+    #[test]
+    fn impossible_levels_are_refused_up_front() {
+        let regions = six();
+        assert_eq!(
+            Requirement::new(Level::Count(7), &regions, &region("a")),
+            Err(QuorumError::TooFewReplicas {
+                level: Level::Count(7),
+                needed: 7,
+                available: 6
+            })
+        );
+        let single = vec![region("a"), region("a")];
+        assert!(matches!(
+            Requirement::new(Level::RegionSafe, &single, &region("a")),
+            Err(QuorumError::SingleRegion { .. })
+        ));
+        assert!(Requirement::new(Level::LocalQuorum, &single, &region("z")).is_err());
+    }
+
+    fn level_strategy() -> impl Strategy<Value = Level> {
+        prop_oneof![
+            Just(Level::One),
+            Just(Level::LocalQuorum),
+            Just(Level::Quorum),
+            Just(Level::EachQuorum),
+            Just(Level::All),
+            Just(Level::RegionSafe),
+            (1u32..=6).prop_map(Level::Count),
+        ]
+    }
+
+    proptest! {
+        /// Met and Failed are final and consistent: once every replica has answered the
+        /// outcome is decided, Met never turns into Failed, and all-ok always meets.
+        #[test]
+        fn outcome_is_monotonic(level in level_strategy(), order in Just((0..6usize).collect::<Vec<_>>()).prop_shuffle(), oks in proptest::collection::vec(any::<bool>(), 6)) {
+            let mut t = tracker(level);
+            let mut seen_met = false;
+            let mut seen_failed = false;
+            for index in order {
+                match t.record(index, oks[index]) {
+                    Progress::Met => { prop_assert!(!seen_failed); seen_met = true; }
+                    Progress::Failed { .. } => { prop_assert!(!seen_met); seen_failed = true; }
+                    Progress::Pending => { prop_assert!(!seen_met && !seen_failed); }
+                }
+            }
+            prop_assert!(seen_met || seen_failed);
+            if oks.iter().all(|ok| *ok) { prop_assert!(seen_met); }
+        }
+    }
+}

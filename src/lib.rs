@@ -1,0 +1,22 @@
+//! cartwheel: a leaderless, Dynamo-style, multi-region session store.
+//!
+//! See ARCHITECTURE.md for the map. Core modules (`ring`, `clock`, `membership`,
+//! `coordinator::quorum`) are deterministic and do no I/O; the shell (`node`, `transport`,
+//! `storage`, `api`, `cluster`, `sim`) carries out what they decide.
+
+pub mod api;
+pub mod clock;
+pub mod cluster;
+pub mod config;
+pub mod coordinator;
+pub mod ids;
+pub mod limits;
+pub mod membership;
+pub mod node;
+pub mod object;
+pub mod replica;
+pub mod ring;
+pub mod sim;
+pub mod storage;
+pub mod transport;
+pub mod wire;

@@ -1,0 +1,129 @@
+//! Every named bound of cartwheel, in one place, units last.
+//!
+//! Each limit says what happens when it is reached. Nothing here changes at run time;
+//! flags that tune a bound are validated against these maxima in `config`.
+
+// ---- keys, values, objects -------------------------------------------------------
+
+/// Largest key a client may use. Over it: 413 `key_too_large`, nothing written.
+pub const KEY_BYTES_MAX: usize = 1024;
+/// Largest value a client may store. Over it: 413 `value_too_large`, nothing written.
+pub const VALUE_BYTES_MAX: usize = 1024 * 1024;
+/// Default sibling cap per object: past it the oldest siblings (by HLC, then dot) are
+/// dropped, their dots staying covered by the version vector.
+pub const SIBLINGS_MAX: usize = 8;
+/// Largest sibling cap a caller may ask for and most siblings a decoded object may hold;
+/// larger caps are treated as this one.
+pub const SIBLINGS_CAP_MAX: usize = 64;
+/// Most actors (replica nodes) one version vector may name; a merge or write that would
+/// exceed it is refused with `VersionError::TooManyActors`, and decoding rejects more.
+pub const VV_ACTORS_MAX: usize = 64;
+/// Largest encoded causal context a client may send back (header bytes).
+pub const CONTEXT_BYTES_MAX: usize = 4096;
+
+// ---- ring --------------------------------------------------------------------------
+
+/// Default number of fixed partitions Q.
+pub const PARTITIONS_DEFAULT: u32 = 1024;
+/// Largest Q accepted from a flag or a topology file; `Ring::new` rejects more.
+pub const PARTITIONS_MAX: u32 = 65_536;
+/// Largest number of ring members; `Ring::new` rejects more (member indices are `u16`).
+pub const RING_MEMBERS_MAX: usize = 1024;
+/// Largest rendezvous order table (partitions × members, 2 bytes each, so 32 MiB);
+/// `Ring::new` rejects more.
+pub const RING_ORDER_ENTRIES_MAX: usize = 1 << 24;
+/// Replicas per region when neither the topology nor a flag says.
+pub const REPLICAS_PER_REGION_DEFAULT: u32 = 2;
+/// Largest region a topology file may describe.
+pub const NODES_PER_REGION_MAX: u32 = 1000;
+/// Largest round trip accepted in a latency matrix.
+pub const RTT_MS_MAX: f64 = 10_000.0;
+
+// ---- storage -----------------------------------------------------------------------
+
+/// Attempts of one read-modify-write against sled before giving up with `StorageError::Contention`.
+pub const UPDATE_RETRIES_MAX: u32 = 64;
+
+/// Entries one `scan_partition` call returns at most; a larger `limit` is clamped (callers page on).
+pub const SCAN_ENTRIES_MAX: usize = 4096;
+
+/// Largest group-commit gathering delay accepted by `--durability group:<ms>`.
+pub const GROUP_COMMIT_DELAY_MS_MAX: u64 = 1000;
+
+/// Bytes of sled page cache when the operator sets none.
+pub const STORAGE_CACHE_BYTES_DEFAULT: u64 = 256 * 1024 * 1024;
+
+/// How long `CommitGate::shutdown` waits for the flusher's last flush before giving up.
+pub const COMMIT_SHUTDOWN_DEADLINE_MS: u64 = 5000;
+
+/// How long `SledStorage::open` waits for the store's file lock (sled releases it from a
+/// background thread shortly after a close) before failing with `StorageError::Locked`.
+pub const STORE_LOCK_WAIT_MS_MAX: u64 = 1000;
+
+/// Pause between two attempts to take the store's file lock while opening.
+pub const STORE_LOCK_RETRY_INTERVAL_MS: u64 = 10;
+
+// ---- transport ---------------------------------------------------------------------
+
+/// Largest frame accepted or produced, counting the version byte and payload (not the
+/// 4-byte length prefix); a larger declared length is rejected before any allocation.
+pub const FRAME_BYTES_MAX: usize = 8 * 1024 * 1024;
+
+/// Concurrent bidirectional streams (so in-flight handler tasks) a peer may open on one
+/// connection; further requests wait in the peer's `open_bi` (back-pressure).
+pub const STREAMS_PER_CONNECTION_MAX: u32 = 256;
+
+/// Accepted inbound connections served at once; further ones are refused and counted.
+pub const CONNECTIONS_MAX: usize = 1024;
+
+/// Entries in a transport's address book; `set_peer` for a new node beyond it fails.
+pub const PEERS_MAX: usize = 1024;
+
+/// Interval of QUIC keep-alive pings on an idle connection, so NATs and the idle timer
+/// do not drop a peer connection between requests.
+pub const KEEP_ALIVE_INTERVAL_MS: u64 = 5_000;
+
+/// Silence after which a QUIC connection is considered dead (must exceed the keep-alive).
+pub const IDLE_TIMEOUT_MS: u32 = 30_000;
+
+/// How long `shutdown` waits for connections to close gracefully before giving up.
+pub const SHUTDOWN_GRACE_MS: u64 = 1_000;
+
+/// Validity of certificates issued for the cluster CA and its nodes.
+pub const CERTIFICATE_VALIDITY_YEARS: i32 = 20;
+
+// ---- coordinator -------------------------------------------------------------------
+
+/// Default time a coordinator waits for a quorum.
+pub const REQUEST_TIMEOUT_MS_DEFAULT: u64 = 2_000;
+/// Largest `--request-timeout-ms`.
+pub const REQUEST_TIMEOUT_MS_MAX: u64 = 60_000;
+/// Replicas a write tries, in preference order, to coordinate its new version before
+/// giving up with `unavailable`.
+pub const MINT_ATTEMPTS_MAX: usize = 3;
+/// Default for how far (ms) a remote HLC timestamp may run ahead of local wall time
+/// before `HybridClock::observe` rejects it with `ClockError::Drift`.
+pub const HLC_DRIFT_MS_MAX: u64 = 10_000;
+/// Client requests a node serves at once; more wait up to the request timeout, then get
+/// 503 `overloaded`.
+pub const CLIENT_REQUESTS_IN_FLIGHT_MAX: usize = 4096;
+/// Read-repair writes in flight per node; further repairs are skipped (anti-entropy
+/// catches them) rather than queued.
+pub const READ_REPAIRS_IN_FLIGHT_MAX: usize = 256;
+
+// ---- membership (static address exchange) --------------------------------------------
+
+/// Members a node keeps addresses for; entries beyond it are ignored.
+pub const MEMBERS_MAX: usize = 4096;
+/// How often a node exchanges its address book with a seed or a peer.
+pub const ADDRESS_GOSSIP_INTERVAL_MS: u64 = 500;
+
+// ---- local clusters and sims -----------------------------------------------------------
+
+/// How long `cluster up` waits for every node to be ready.
+pub const CLUSTER_READY_TIMEOUT_S: u64 = 60;
+/// How long a node may take to exit after SIGTERM before it is killed.
+pub const NODE_EXIT_TIMEOUT_S: u64 = 10;
+/// Acknowledged writes a sim keeps for its final check; beyond it the sim stops
+/// recording and says so (the check would no longer be complete).
+pub const SIM_RECORDED_WRITES_MAX: usize = 2_000_000;

@@ -1,0 +1,121 @@
+//! The replica side of a request: read, mint a new version, or merge a version into the
+//! local store, each one atomic per key, then wait until the write is durable.
+//!
+//! It owns the local node's actor in the version vectors: only this module mints dots,
+//! so two versions minted here can never share one.
+
+use crate::clock::{Actor, Hlc, VersionError, VersionVector};
+use crate::ids::NodeId;
+use crate::limits;
+use crate::object::{decode_object, encode_object, Blob, DecodeError, Object, ObjectKey};
+use crate::storage::{
+    CommitError, CommitGate, Storage, StorageError, StorageExt, StoreKey, UpdateError,
+};
+use std::sync::Arc;
+
+/// Why a replica could not serve a request.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaError {
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    #[error("stored object is unreadable: {0}")]
+    Corrupt(#[from] DecodeError),
+    #[error("version refused: {0}")]
+    Version(#[from] VersionError),
+    #[error("write not durable: {0}")]
+    Commit(#[from] CommitError),
+}
+
+/// This node's copy of the data.
+pub struct Replica {
+    actor: Actor,
+    partitions: u32,
+    storage: Arc<dyn Storage>,
+    gate: CommitGate,
+}
+
+impl Replica {
+    pub fn new(
+        node: &NodeId,
+        partitions: u32,
+        storage: Arc<dyn Storage>,
+        gate: CommitGate,
+    ) -> Self {
+        Replica {
+            actor: Actor::of_node(node),
+            partitions,
+            storage,
+            gate,
+        }
+    }
+
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    fn store_key(&self, key: &ObjectKey) -> StoreKey {
+        StoreKey {
+            partition: key.partition(self.partitions),
+            key: key.storage_bytes(),
+        }
+    }
+
+    pub fn get(&self, key: &ObjectKey) -> Result<Option<Object>, ReplicaError> {
+        match self.storage.get(&self.store_key(key))? {
+            Some(bytes) => Ok(Some(decode_object(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Applies `change` to the stored object of `key` atomically and waits until durable.
+    async fn update(
+        &self,
+        key: &ObjectKey,
+        change: impl Fn(&mut Object) -> Result<(), VersionError>,
+    ) -> Result<Object, ReplicaError> {
+        let store_key = self.store_key(key);
+        let mut updated = None;
+        self.storage
+            .update_with(
+                &store_key,
+                |current| -> Result<Option<Vec<u8>>, ReplicaError> {
+                    let mut object = match current {
+                        Some(bytes) => decode_object(bytes)?,
+                        None => Object::new(),
+                    };
+                    change(&mut object)?;
+                    let bytes = encode_object(&object);
+                    updated = Some(object);
+                    Ok(Some(bytes))
+                },
+            )
+            .map_err(|error| match error {
+                UpdateError::Storage(error) => ReplicaError::Storage(error),
+                UpdateError::Aborted(error) => error,
+            })?;
+        self.gate.durable().await?;
+        Ok(updated.expect("a successful update ran the closure"))
+    }
+
+    /// A new version coordinated by this replica: supersedes what `context` has seen.
+    pub async fn mint(
+        &self,
+        key: &ObjectKey,
+        context: &VersionVector,
+        value: Option<Blob>,
+        at: Hlc,
+    ) -> Result<Object, ReplicaError> {
+        self.update(key, |object| {
+            object
+                .mint(self.actor, context, value.clone(), at, limits::SIBLINGS_MAX)
+                .map(|_| ())
+        })
+        .await
+    }
+
+    /// Merges a version from another replica (replication, read repair).
+    pub async fn merge(&self, key: &ObjectKey, incoming: &Object) -> Result<Object, ReplicaError> {
+        self.update(key, |object| object.merge(incoming, limits::SIBLINGS_MAX))
+            .await
+    }
+}

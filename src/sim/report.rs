@@ -1,0 +1,148 @@
+//! Latency histograms per region and operation, the printed table and the JSON summary.
+
+use hdrhistogram::Histogram;
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+
+/// Highest latency a histogram records (60 s, in microseconds); longer ones are clamped.
+pub const LATENCY_US_MAX: u64 = 60_000_000;
+
+/// Outcomes of one (region, operation) pair.
+#[derive(Clone)]
+pub struct OpStats {
+    pub latency_us: Histogram<u64>,
+    pub errors: u64,
+}
+
+impl Default for OpStats {
+    fn default() -> Self {
+        OpStats {
+            latency_us: Histogram::new_with_bounds(1, LATENCY_US_MAX, 3)
+                .expect("valid histogram bounds"),
+            errors: 0,
+        }
+    }
+}
+
+impl OpStats {
+    pub fn record_ok(&mut self, micros: u64) {
+        self.latency_us
+            .saturating_record(micros.clamp(1, LATENCY_US_MAX));
+    }
+
+    pub fn merge(&mut self, other: &OpStats) {
+        self.latency_us
+            .add(&other.latency_us)
+            .expect("histograms share bounds");
+        self.errors += other.errors;
+    }
+
+    fn ms(&self, quantile: f64) -> f64 {
+        if self.latency_us.is_empty() {
+            return 0.0;
+        }
+        self.latency_us.value_at_quantile(quantile) as f64 / 1000.0
+    }
+
+    fn max_ms(&self) -> f64 {
+        self.latency_us.max() as f64 / 1000.0
+    }
+}
+
+/// Stats keyed by (region, operation).
+pub type Table = BTreeMap<(String, String), OpStats>;
+
+/// What the final check found.
+#[derive(Clone, Debug, Default)]
+pub struct Verdict {
+    pub keys_checked: u64,
+    pub lost_acked_writes: u64,
+    pub unreadable_keys: u64,
+    pub examples: Vec<String>,
+}
+
+/// The printed table: one row per region and operation.
+pub fn render(table: &Table) -> String {
+    let mut text = format!(
+        "{:<10} {:<8} {:>9} {:>7} {:>9} {:>9} {:>9}\n",
+        "region", "op", "count", "errors", "p50 ms", "p99 ms", "max ms"
+    );
+    for ((region, op), stats) in table {
+        text.push_str(&format!(
+            "{:<10} {:<8} {:>9} {:>7} {:>9.2} {:>9.2} {:>9.2}\n",
+            region,
+            op,
+            stats.latency_us.len(),
+            stats.errors,
+            stats.ms(0.5),
+            stats.ms(0.99),
+            stats.max_ms()
+        ));
+    }
+    text
+}
+
+/// The JSON summary written by `--json`.
+pub fn summary(
+    scenario: &str,
+    seed: u64,
+    duration_s: f64,
+    table: &Table,
+    verdict: &Verdict,
+) -> Value {
+    let acked: u64 = table.values().map(|stats| stats.latency_us.len()).sum();
+    let failed: u64 = table.values().map(|stats| stats.errors).sum();
+    let mut latency = Map::new();
+    for ((region, op), stats) in table {
+        let region_entry = latency.entry(region.clone()).or_insert_with(|| json!({}));
+        region_entry[op] = json!({
+            "count": stats.latency_us.len(),
+            "errors": stats.errors,
+            "p50": stats.ms(0.5),
+            "p99": stats.ms(0.99),
+            "max": stats.max_ms(),
+        });
+    }
+    json!({
+        "scenario": scenario,
+        "seed": seed,
+        "duration_s": duration_s,
+        "ops": { "acked": acked, "failed": failed, "per_s": acked as f64 / duration_s.max(0.001) },
+        "invariants": {
+            "lost_acked_writes": verdict.lost_acked_writes,
+            "unreadable_keys": verdict.unreadable_keys,
+            "keys_checked": verdict.keys_checked,
+        },
+        "latency_ms": latency,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_holds_the_documented_fields() {
+        let mut table = Table::new();
+        let mut stats = OpStats::default();
+        for micros in [1000, 2000, 3000, 50_000] {
+            stats.record_ok(micros);
+        }
+        stats.errors = 2;
+        table.insert(("us-east".into(), "read".into()), stats);
+        let verdict = Verdict {
+            keys_checked: 4,
+            lost_acked_writes: 1,
+            ..Default::default()
+        };
+        let value = summary("steady", 7, 2.0, &table, &verdict);
+        assert_eq!(value["ops"]["acked"], 4);
+        assert_eq!(value["ops"]["failed"], 2);
+        assert_eq!(value["invariants"]["lost_acked_writes"], 1);
+        let p99 = value["latency_ms"]["us-east"]["read"]["p99"]
+            .as_f64()
+            .unwrap();
+        assert!((49.0..51.0).contains(&p99), "{p99}");
+        assert!(render(&table).contains("us-east"));
+    }
+}

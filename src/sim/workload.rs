@@ -1,0 +1,268 @@
+//! Simulated clients: closed-loop readers and writers in every region, each talking to
+//! its own region's nodes over the HTTP API, recording every acknowledged write; and the
+//! final check that reads each of them back.
+
+use super::report::{OpStats, Table, Verdict};
+use crate::api::{SiblingsBody, CONTEXT_HEADER};
+use crate::coordinator::quorum::Level;
+use base64::Engine;
+use futures::StreamExt;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// Values written after the last acknowledged one whose outcome is unknown (timeouts);
+/// a client keeps at most this many per key, newest first.
+pub const UNCERTAIN_WRITES_PER_KEY_MAX: usize = 64;
+/// Final-check reads in flight at once.
+pub const VERIFY_CONCURRENCY_MAX: usize = 32;
+/// Attempts of one final-check read before the key counts as unreadable.
+pub const VERIFY_ATTEMPTS_MAX: u32 = 3;
+
+/// One simulated client.
+#[derive(Clone, Debug)]
+pub struct ClientSpec {
+    pub region: String,
+    pub index: u32,
+    pub nodes: Vec<SocketAddr>,
+    pub keys: u32,
+    pub read_fraction: f64,
+    pub value_bytes: usize,
+    pub read: Option<Level>,
+    pub write: Option<Level>,
+    pub seed: u64,
+}
+
+/// What a client knows about one of its keys.
+#[derive(Clone, Debug, Default)]
+pub struct KeyState {
+    context: Option<String>,
+    last_acked: Option<Vec<u8>>,
+    uncertain: Vec<Vec<u8>>,
+}
+
+/// A finished client: its latencies and the writes to check.
+pub struct ClientResult {
+    pub region: String,
+    pub nodes: Vec<SocketAddr>,
+    pub table: Table,
+    pub keys: BTreeMap<String, KeyState>,
+}
+
+fn value_for(key: &str, sequence: u64, size: usize) -> Vec<u8> {
+    let mut value = format!("{key}#{sequence}#").into_bytes();
+    value.resize(size.max(value.len()), b'.');
+    value
+}
+
+fn level_query(name: &str, level: Option<Level>) -> String {
+    level
+        .map(|level| format!("?{name}={level}"))
+        .unwrap_or_default()
+}
+
+/// Runs one client until `stop` turns true.
+pub async fn run_client(
+    spec: ClientSpec,
+    http: reqwest::Client,
+    mut stop: watch::Receiver<bool>,
+    ops: Arc<AtomicU64>,
+) -> ClientResult {
+    let mut rng = StdRng::seed_from_u64(spec.seed);
+    let mut keys: BTreeMap<String, KeyState> = BTreeMap::new();
+    let mut table = Table::new();
+    let mut sequence = 0u64;
+    while !*stop.borrow() {
+        let key = format!(
+            "{}-c{}-k{}",
+            spec.region,
+            spec.index,
+            rng.gen_range(0..spec.keys)
+        );
+        let node = spec.nodes[rng.gen_range(0..spec.nodes.len())];
+        let is_read = rng.gen_bool(spec.read_fraction);
+        let state = keys.entry(key.clone()).or_default();
+        let started = Instant::now();
+        let ok = if is_read {
+            let url = format!(
+                "http://{node}/v1/kv/{key}{}",
+                level_query("consistency", spec.read)
+            );
+            match http.get(url).send().await {
+                Ok(response) => matches!(response.status().as_u16(), 200 | 300 | 404),
+                Err(_) => false,
+            }
+        } else {
+            sequence += 1;
+            let value = value_for(&key, sequence, spec.value_bytes);
+            let url = format!(
+                "http://{node}/v1/kv/{key}{}",
+                level_query("consistency", spec.write)
+            );
+            let mut request = http.put(url).body(value.clone());
+            if let Some(context) = &state.context {
+                request = request.header(CONTEXT_HEADER, context);
+            }
+            let acked = match request.send().await {
+                Ok(response) if response.status().as_u16() == 204 => {
+                    state.context = response
+                        .headers()
+                        .get(CONTEXT_HEADER)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string);
+                    true
+                }
+                _ => false,
+            };
+            if acked {
+                state.last_acked = Some(value);
+                state.uncertain.clear();
+            } else {
+                if state.uncertain.len() == UNCERTAIN_WRITES_PER_KEY_MAX {
+                    state.uncertain.remove(0);
+                }
+                state.uncertain.push(value);
+            }
+            acked
+        };
+        let stats = table
+            .entry((
+                spec.region.clone(),
+                if is_read { "read" } else { "write" }.to_string(),
+            ))
+            .or_default();
+        if ok {
+            stats.record_ok(started.elapsed().as_micros() as u64);
+        } else {
+            stats.errors += 1;
+        }
+        ops.fetch_add(1, Ordering::Relaxed);
+        if stop.has_changed().unwrap_or(true) && *stop.borrow_and_update() {
+            break;
+        }
+    }
+    ClientResult {
+        region: spec.region,
+        nodes: spec.nodes,
+        table,
+        keys,
+    }
+}
+
+/// Reads a key's live values at `quorum`; `None` when no node answered.
+async fn read_values(
+    http: &reqwest::Client,
+    nodes: &[SocketAddr],
+    key: &str,
+    attempt: u32,
+) -> Option<Vec<Vec<u8>>> {
+    let node = nodes[attempt as usize % nodes.len()];
+    let response = http
+        .get(format!("http://{node}/v1/kv/{key}?consistency=quorum"))
+        .send()
+        .await
+        .ok()?;
+    match response.status().as_u16() {
+        200 => Some(vec![response.bytes().await.ok()?.to_vec()]),
+        300 => {
+            let body: SiblingsBody = response.json().await.ok()?;
+            body.siblings
+                .iter()
+                .map(|text| base64::engine::general_purpose::STANDARD.decode(text).ok())
+                .collect()
+        }
+        404 => Some(Vec::new()),
+        _ => None,
+    }
+}
+
+/// Reads every key with an acknowledged write back and counts the writes that are gone:
+/// a key is lost when neither its last acknowledged value nor any later write of unknown
+/// outcome is among its values.
+pub async fn verify(http: &reqwest::Client, results: &[ClientResult]) -> Verdict {
+    let checks = results.iter().flat_map(|result| {
+        result.keys.iter().filter_map(move |(key, state)| {
+            state.last_acked.as_ref().map(|acked| {
+                (
+                    result.nodes.clone(),
+                    key.clone(),
+                    acked.clone(),
+                    state.uncertain.clone(),
+                )
+            })
+        })
+    });
+    let outcomes: Vec<(String, Option<bool>)> = futures::stream::iter(checks)
+        .map(|(nodes, key, acked, uncertain)| async move {
+            for attempt in 0..VERIFY_ATTEMPTS_MAX {
+                if let Some(values) = read_values(http, &nodes, &key, attempt).await {
+                    let present = values
+                        .iter()
+                        .any(|value| *value == acked || uncertain.contains(value));
+                    return (key, Some(present));
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            (key, None)
+        })
+        .buffer_unordered(VERIFY_CONCURRENCY_MAX)
+        .collect()
+        .await;
+    let mut verdict = Verdict::default();
+    for (key, outcome) in outcomes {
+        verdict.keys_checked += 1;
+        match outcome {
+            Some(true) => {}
+            Some(false) => {
+                verdict.lost_acked_writes += 1;
+                if verdict.examples.len() < 10 {
+                    verdict
+                        .examples
+                        .push(format!("{key}: last acknowledged value missing"));
+                }
+            }
+            None => {
+                verdict.unreadable_keys += 1;
+                if verdict.examples.len() < 10 {
+                    verdict
+                        .examples
+                        .push(format!("{key}: no node answered the check"));
+                }
+            }
+        }
+    }
+    verdict
+}
+
+/// Merges the clients' tables into one.
+pub fn merge_tables(results: &[ClientResult]) -> Table {
+    let mut table = Table::new();
+    for result in results {
+        for (key, stats) in &result.table {
+            table
+                .entry(key.clone())
+                .or_insert_with(OpStats::default)
+                .merge(stats);
+        }
+    }
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_unique_per_write_and_sized() {
+        let a = value_for("k", 1, 64);
+        let b = value_for("k", 2, 64);
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 64);
+        assert!(value_for("a-long-key-name", 1, 4).starts_with(b"a-long-key-name#1#"));
+    }
+}

@@ -1,0 +1,162 @@
+//! The in-memory twin of the sled store, for deterministic simulations and tests.
+//!
+//! It keeps the same physical key layout as sled so ordering and scans agree exactly, and
+//! it can forget every write since the last flush (`lose_unflushed_writes`) so a
+//! simulation can model a power loss. It never touches the disk or a clock.
+
+use super::{
+    check_partition, partition_prefix, physical_key, Entry, Storage, StorageError, StoreKey,
+    UpdateFn,
+};
+use crate::ids::PartitionId;
+use crate::limits::SCAN_ENTRIES_MAX;
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+use std::sync::{Mutex, MutexGuard};
+
+/// A `Storage` held in a `BTreeMap` behind one mutex.
+pub struct MemoryStorage {
+    partitions: u32,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Physical key (partition prefix + key) to value.
+    entries: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// For each key written since the last flush, its value at that flush: enough to
+    /// roll back to the durable state. Bounded by the number of keys.
+    undo: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Key and value bytes held, reported as the size "on disk".
+    bytes: u64,
+}
+
+impl State {
+    fn put(&mut self, physical: Vec<u8>, value: Vec<u8>) {
+        let added = (physical.len() + value.len()) as u64;
+        let previous = self.entries.insert(physical.clone(), value);
+        self.remember(physical.clone(), previous.clone());
+        self.bytes += added;
+        if let Some(previous) = previous {
+            self.bytes -= (physical.len() + previous.len()) as u64;
+        }
+    }
+
+    fn remove(&mut self, physical: &[u8]) {
+        if let Some(previous) = self.entries.remove(physical) {
+            self.bytes -= (physical.len() + previous.len()) as u64;
+            self.remember(physical.to_vec(), Some(previous));
+        }
+    }
+
+    /// Keeps only the first value since the last flush: that is the durable one.
+    fn remember(&mut self, physical: Vec<u8>, previous: Option<Vec<u8>>) {
+        self.undo.entry(physical).or_insert(previous);
+    }
+}
+
+impl MemoryStorage {
+    /// An empty store with `partitions` partitions (Q).
+    pub fn new(partitions: u32) -> Result<MemoryStorage, StorageError> {
+        if partitions == 0 {
+            return Err(StorageError::ZeroPartitions);
+        }
+        Ok(MemoryStorage {
+            partitions,
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    pub fn partitions(&self) -> u32 {
+        self.partitions
+    }
+
+    /// Discards every write since the last `flush`, as a power loss would on disk.
+    pub fn lose_unflushed_writes(&self) {
+        let mut state = self.lock();
+        let undo = std::mem::take(&mut state.undo);
+        for (physical, durable) in undo {
+            state.remove(&physical);
+            if let Some(value) = durable {
+                state.put(physical, value);
+            }
+        }
+        // The writes above restore the durable state; they are not new writes.
+        state.undo.clear();
+    }
+
+    /// The map is only changed after an update function returns, so a panic inside one
+    /// leaves it consistent and the poison can be ignored.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Storage for MemoryStorage {
+    fn get(&self, key: &StoreKey) -> Result<Option<Vec<u8>>, StorageError> {
+        check_partition(key.partition, self.partitions)?;
+        Ok(self.lock().entries.get(&physical_key(key)).cloned())
+    }
+
+    fn update(
+        &self,
+        key: &StoreKey,
+        f: &mut UpdateFn<'_>,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        check_partition(key.partition, self.partitions)?;
+        let physical = physical_key(key);
+        let mut state = self.lock();
+        let current = state.entries.get(&physical);
+        match f(current.map(Vec::as_slice)).map_err(StorageError::Aborted)? {
+            None => Ok(current.cloned()),
+            Some(next) => {
+                state.put(physical, next.clone());
+                Ok(Some(next))
+            }
+        }
+    }
+
+    fn delete(&self, key: &StoreKey) -> Result<(), StorageError> {
+        check_partition(key.partition, self.partitions)?;
+        self.lock().remove(&physical_key(key));
+        Ok(())
+    }
+
+    fn scan_partition(
+        &self,
+        partition: PartitionId,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StorageError> {
+        check_partition(partition, self.partitions)?;
+        let prefix = partition_prefix(partition);
+        let start = match after {
+            Some(after) => Bound::Excluded(physical_key(&StoreKey::new(partition, after))),
+            None => Bound::Included(prefix.to_vec()),
+        };
+        let state = self.lock();
+        let page = state
+            .entries
+            .range((start, Bound::Unbounded))
+            .take_while(|(physical, _)| physical.starts_with(&prefix))
+            .take(limit.min(SCAN_ENTRIES_MAX))
+            .map(|(physical, value)| (physical[prefix.len()..].to_vec(), value.clone()))
+            .collect();
+        Ok(page)
+    }
+
+    fn flush(&self) -> Result<(), StorageError> {
+        self.lock().undo.clear();
+        Ok(())
+    }
+
+    fn len(&self) -> Result<u64, StorageError> {
+        Ok(self.lock().entries.len() as u64)
+    }
+
+    fn size_on_disk(&self) -> Result<u64, StorageError> {
+        Ok(self.lock().bytes)
+    }
+}

@@ -1,0 +1,280 @@
+//! The sled-backed store: one `data` tree holding every replica under its physical key,
+//! and a `meta` tree holding the format version and the partition count Q.
+//!
+//! It owns opening (with the format and Q checks), the compare-and-swap loop behind
+//! `update`, and flushing. It must never decode stored values, and must never open a
+//! store whose format or partition count it does not understand: refusing is the only
+//! safe answer, since guessing would scatter keys into the wrong partitions.
+
+use super::{
+    check_partition, partition_prefix, physical_key, Durability, Entry, Storage, StorageError,
+    StorageOptions, StoreKey, UpdateFn, FORMAT_VERSION,
+};
+use crate::ids::PartitionId;
+use crate::limits::{
+    SCAN_ENTRIES_MAX, STORE_LOCK_RETRY_INTERVAL_MS, STORE_LOCK_WAIT_MS_MAX, UPDATE_RETRIES_MAX,
+};
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const DATA_TREE: &[u8] = b"data";
+const META_TREE: &[u8] = b"meta";
+const META_FORMAT_VERSION: &[u8] = b"format_version";
+const META_PARTITIONS: &[u8] = b"partitions";
+
+/// A `Storage` on a sled database in one directory.
+pub struct SledStorage {
+    db: sled::Db,
+    data: sled::Tree,
+    partitions: u32,
+    durability: Durability,
+    path: PathBuf,
+}
+
+impl SledStorage {
+    /// Opens the store at `path`, creating it (with `FORMAT_VERSION` and
+    /// `options.partitions`) when the directory holds none. Refuses a store of another
+    /// format version or another partition count.
+    pub fn open(path: &Path, options: StorageOptions) -> Result<SledStorage, StorageError> {
+        if options.partitions == 0 {
+            return Err(StorageError::ZeroPartitions);
+        }
+        let config = sled::Config::new()
+            .path(path)
+            .cache_capacity(options.cache_bytes);
+        let db = open_waiting_for_lock(&config, path)?;
+        let meta = db
+            .open_tree(META_TREE)
+            .map_err(sled_error("opening the metadata tree"))?;
+        let data = db
+            .open_tree(DATA_TREE)
+            .map_err(sled_error("opening the data tree"))?;
+        check_or_create_metadata(&meta, &data, options.partitions)?;
+        Ok(SledStorage {
+            db,
+            data,
+            partitions: options.partitions,
+            durability: options.durability,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn partitions(&self) -> u32 {
+        self.partitions
+    }
+
+    /// The durability policy this store was opened with (to build its `CommitGate`).
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Flushes and closes the store, reporting a failure of the last flush (dropping the
+    /// store also flushes, but cannot report).
+    pub fn close(self) -> Result<(), StorageError> {
+        self.flush()
+    }
+
+    #[cfg(test)]
+    pub(super) fn meta_tree_for_tests(&self) -> sled::Tree {
+        self.db.open_tree(META_TREE).expect("the meta tree opens")
+    }
+}
+
+/// Opens sled, waiting a bounded time for its file lock: sled 0.34 releases the lock from
+/// its flusher thread after `Db` is dropped, so a close followed at once by an open (a
+/// restart in tests or after a crash of the owning task) can find it still held.
+fn open_waiting_for_lock(config: &sled::Config, path: &Path) -> Result<sled::Db, StorageError> {
+    let started = Instant::now();
+    let deadline = Duration::from_millis(STORE_LOCK_WAIT_MS_MAX);
+    loop {
+        match config.open() {
+            Ok(db) => return Ok(db),
+            Err(error) if is_lock_held(&error) => {
+                if started.elapsed() >= deadline {
+                    return Err(StorageError::Locked {
+                        path: path.to_path_buf(),
+                        waited_ms: STORE_LOCK_WAIT_MS_MAX,
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(STORE_LOCK_RETRY_INTERVAL_MS));
+            }
+            Err(error) => {
+                return Err(sled_error(format!(
+                    "opening the store at {}",
+                    path.display()
+                ))(error))
+            }
+        }
+    }
+}
+
+/// sled 0.34 reports a held lock only as an `Other` I/O error with this message.
+fn is_lock_held(error: &sled::Error) -> bool {
+    matches!(error, sled::Error::Io(io) if io.to_string().starts_with("could not acquire lock"))
+}
+
+/// On a fresh store writes the metadata; on an existing one checks it.
+fn check_or_create_metadata(
+    meta: &sled::Tree,
+    data: &sled::Tree,
+    partitions: u32,
+) -> Result<(), StorageError> {
+    let version = meta
+        .get(META_FORMAT_VERSION)
+        .map_err(sled_error("reading the format version"))?;
+    let Some(version) = version else {
+        if !data.is_empty() {
+            return Err(StorageError::Corrupt {
+                what: "metadata",
+                detail: "the store holds data but no format version".to_string(),
+            });
+        }
+        // The version is written last and marks the metadata complete: a crash before it
+        // leaves an empty store that the next open creates again.
+        meta.insert(META_PARTITIONS, &partitions.to_be_bytes())
+            .map_err(sled_error("writing the partition count"))?;
+        meta.insert(META_FORMAT_VERSION, &FORMAT_VERSION.to_be_bytes())
+            .map_err(sled_error("writing the format version"))?;
+        meta.flush().map_err(sled_error("flushing new metadata"))?;
+        return Ok(());
+    };
+    // The version is checked first: another format may keep its metadata differently.
+    let found = decode_u32(&version, "format version")?;
+    if found != FORMAT_VERSION {
+        return Err(StorageError::FormatVersion {
+            found,
+            supported: FORMAT_VERSION,
+        });
+    }
+    let stored = meta
+        .get(META_PARTITIONS)
+        .map_err(sled_error("reading the partition count"))?
+        .ok_or_else(|| StorageError::Corrupt {
+            what: "partition count",
+            detail: "missing from the metadata".to_string(),
+        })?;
+    let found = decode_u32(&stored, "partition count")?;
+    if found != partitions {
+        return Err(StorageError::PartitionCount {
+            found,
+            expected: partitions,
+        });
+    }
+    Ok(())
+}
+
+fn decode_u32(bytes: &[u8], what: &'static str) -> Result<u32, StorageError> {
+    let array: [u8; 4] = bytes.try_into().map_err(|_| StorageError::Corrupt {
+        what,
+        detail: format!("expected 4 bytes, found {}", bytes.len()),
+    })?;
+    Ok(u32::from_be_bytes(array))
+}
+
+/// Wraps a sled error with what we were doing; sled's own corruption report becomes
+/// `Corrupt` so callers can tell a damaged store from a failing disk.
+fn sled_error(context: impl Into<String>) -> impl FnOnce(sled::Error) -> StorageError {
+    let context = context.into();
+    move |source| match source {
+        sled::Error::Corruption { .. } => StorageError::Corrupt {
+            what: "sled data",
+            detail: format!("{source} while {context}"),
+        },
+        source => StorageError::Io { context, source },
+    }
+}
+
+impl Storage for SledStorage {
+    fn get(&self, key: &StoreKey) -> Result<Option<Vec<u8>>, StorageError> {
+        check_partition(key.partition, self.partitions)?;
+        let value = self
+            .data
+            .get(physical_key(key))
+            .map_err(sled_error("reading a key"))?;
+        Ok(value.map(|value| value.to_vec()))
+    }
+
+    fn update(
+        &self,
+        key: &StoreKey,
+        f: &mut UpdateFn<'_>,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        check_partition(key.partition, self.partitions)?;
+        let physical = physical_key(key);
+        for _ in 0..UPDATE_RETRIES_MAX {
+            let current = self
+                .data
+                .get(&physical)
+                .map_err(sled_error("reading a key to update"))?;
+            let Some(next) = f(current.as_deref()).map_err(StorageError::Aborted)? else {
+                return Ok(current.map(|value| value.to_vec()));
+            };
+            let swapped = self
+                .data
+                .compare_and_swap(&physical, current, Some(next.as_slice()))
+                .map_err(sled_error("writing an updated key"))?;
+            if swapped.is_ok() {
+                return Ok(Some(next));
+            }
+            // Another writer changed the key since our read: run `f` again on its value.
+        }
+        Err(StorageError::Contention {
+            attempts: UPDATE_RETRIES_MAX,
+        })
+    }
+
+    fn delete(&self, key: &StoreKey) -> Result<(), StorageError> {
+        check_partition(key.partition, self.partitions)?;
+        self.data
+            .remove(physical_key(key))
+            .map_err(sled_error("deleting a key"))?;
+        Ok(())
+    }
+
+    fn scan_partition(
+        &self,
+        partition: PartitionId,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StorageError> {
+        check_partition(partition, self.partitions)?;
+        let prefix = partition_prefix(partition);
+        let start = match after {
+            Some(after) => Bound::Excluded(physical_key(&StoreKey::new(partition, after))),
+            None => Bound::Included(prefix.to_vec()),
+        };
+        let mut page = Vec::new();
+        for entry in self.data.range::<Vec<u8>, _>((start, Bound::Unbounded)) {
+            if page.len() >= limit.min(SCAN_ENTRIES_MAX) {
+                break;
+            }
+            let (physical, value) = entry.map_err(sled_error("scanning a partition"))?;
+            if !physical.starts_with(&prefix) {
+                break;
+            }
+            page.push((physical[prefix.len()..].to_vec(), value.to_vec()));
+        }
+        Ok(page)
+    }
+
+    fn flush(&self) -> Result<(), StorageError> {
+        // Flushing any tree writes sled's whole log, so this covers data and metadata.
+        self.db.flush().map_err(sled_error("flushing the store"))?;
+        Ok(())
+    }
+
+    fn len(&self) -> Result<u64, StorageError> {
+        Ok(self.data.len() as u64)
+    }
+
+    fn size_on_disk(&self) -> Result<u64, StorageError> {
+        self.db
+            .size_on_disk()
+            .map_err(sled_error("measuring the store's size"))
+    }
+}

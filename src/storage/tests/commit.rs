@@ -1,0 +1,213 @@
+//! CommitGate in both modes: it waits for a flush that covers the caller's writes,
+//! coalesces concurrent callers in group mode, reports flush failures, and shuts down.
+
+use super::super::*;
+use crate::ids::PartitionId;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A memory store that counts flushes and can be told to fail them.
+struct Counting {
+    inner: MemoryStorage,
+    flushes: AtomicUsize,
+    fail: AtomicBool,
+}
+
+impl Counting {
+    fn new() -> Arc<Counting> {
+        Arc::new(Counting {
+            inner: MemoryStorage::new(1).expect("memory store"),
+            flushes: AtomicUsize::new(0),
+            fail: AtomicBool::new(false),
+        })
+    }
+    fn flushes(&self) -> usize {
+        self.flushes.load(Ordering::SeqCst)
+    }
+}
+
+impl Storage for Counting {
+    fn get(&self, key: &StoreKey) -> Result<Option<Vec<u8>>, StorageError> {
+        self.inner.get(key)
+    }
+    fn update(
+        &self,
+        key: &StoreKey,
+        f: &mut UpdateFn<'_>,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        self.inner.update(key, f)
+    }
+    fn delete(&self, key: &StoreKey) -> Result<(), StorageError> {
+        self.inner.delete(key)
+    }
+    fn scan_partition(
+        &self,
+        partition: PartitionId,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StorageError> {
+        self.inner.scan_partition(partition, after, limit)
+    }
+    fn flush(&self) -> Result<(), StorageError> {
+        self.flushes.fetch_add(1, Ordering::SeqCst);
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(StorageError::Corrupt {
+                what: "test",
+                detail: "injected flush failure".to_string(),
+            });
+        }
+        self.inner.flush()
+    }
+    fn len(&self) -> Result<u64, StorageError> {
+        self.inner.len()
+    }
+    fn size_on_disk(&self) -> Result<u64, StorageError> {
+        self.inner.size_on_disk()
+    }
+}
+
+fn write(storage: &dyn Storage, key: &[u8]) -> StoreKey {
+    let key = StoreKey::new(PartitionId(0), key.to_vec());
+    storage
+        .update(&key, &mut |_| Ok(Some(b"v".to_vec())))
+        .expect("write");
+    key
+}
+
+fn assert_send<T: Send>(value: T) -> T {
+    value
+}
+
+const MODES: [Durability; 2] = [
+    Durability::FlushEachWrite,
+    Durability::GroupCommit { max_delay_ms: 1 },
+];
+
+#[tokio::test]
+async fn a_write_survives_a_power_loss_once_durable_returns() {
+    for durability in MODES {
+        let storage = Counting::new();
+        let gate = CommitGate::new(storage.clone(), durability);
+        let key = write(storage.as_ref(), b"acknowledged");
+        assert_send(gate.durable()).await.expect("durable");
+        storage.inner.lose_unflushed_writes();
+        assert_eq!(
+            storage.get(&key).expect("get"),
+            Some(b"v".to_vec()),
+            "{durability}"
+        );
+        assert!(storage.flushes() >= 1, "{durability}");
+        gate.shutdown().await.expect("shutdown");
+    }
+}
+
+#[tokio::test]
+async fn flush_each_write_flushes_once_per_caller() {
+    let storage = Counting::new();
+    let gate = CommitGate::new(storage.clone(), Durability::FlushEachWrite);
+    for index in 0..5u8 {
+        write(storage.as_ref(), &[index]);
+        gate.durable().await.expect("durable");
+    }
+    assert_eq!(storage.flushes(), 5);
+}
+
+#[tokio::test]
+async fn group_commit_coalesces_concurrent_callers() {
+    const CALLERS: usize = 64;
+    let storage = Counting::new();
+    let gate = Arc::new(CommitGate::new(
+        storage.clone(),
+        Durability::GroupCommit { max_delay_ms: 50 },
+    ));
+    let mut waiters = Vec::new();
+    for index in 0..CALLERS {
+        let (gate, storage) = (gate.clone(), storage.clone());
+        waiters.push(tokio::spawn(async move {
+            write(storage.as_ref(), &(index as u32).to_be_bytes());
+            gate.durable().await
+        }));
+    }
+    for waiter in waiters {
+        waiter.await.expect("task").expect("durable");
+    }
+    let flushes = storage.flushes();
+    assert!(
+        flushes >= 1 && flushes * 4 <= CALLERS,
+        "{flushes} flushes for {CALLERS} callers"
+    );
+    storage.inner.lose_unflushed_writes();
+    assert_eq!(storage.len().expect("len"), CALLERS as u64);
+}
+
+#[tokio::test]
+async fn flush_failures_reach_the_waiting_callers() {
+    for durability in MODES {
+        let storage = Counting::new();
+        let gate = CommitGate::new(storage.clone(), durability);
+        storage.fail.store(true, Ordering::SeqCst);
+        let error = gate.durable().await.expect_err("flush failed");
+        match error {
+            CommitError::Flush(cause) => assert!(
+                matches!(*cause, StorageError::Corrupt { what: "test", .. }),
+                "{cause:?}"
+            ),
+            other => panic!("unexpected error {other:?} ({durability})"),
+        }
+        // The gate keeps working once the disk recovers.
+        storage.fail.store(false, Ordering::SeqCst);
+        gate.durable().await.expect("durable after recovery");
+    }
+}
+
+#[tokio::test]
+async fn shutdown_covers_waiting_callers_then_refuses_new_ones() {
+    let storage = Counting::new();
+    // A long gathering delay that only shutdown can cut short.
+    let gate = CommitGate::new(
+        storage.clone(),
+        Durability::GroupCommit {
+            max_delay_ms: 10_000,
+        },
+    );
+    let started = Instant::now();
+    // `join!` polls in order: `durable` takes its ticket before shutdown begins.
+    let (waited, shut) = tokio::join!(gate.durable(), async {
+        tokio::task::yield_now().await;
+        gate.shutdown().await
+    });
+    shut.expect("shutdown");
+    waited.expect("the waiting caller is covered");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "shutdown cut the delay short"
+    );
+    assert_eq!(storage.flushes(), 1);
+    assert!(matches!(gate.durable().await, Err(CommitError::Closed)));
+    gate.shutdown().await.expect("second shutdown is harmless");
+
+    let each = CommitGate::new(storage.clone(), Durability::FlushEachWrite);
+    each.shutdown().await.expect("shutdown");
+    assert!(matches!(each.durable().await, Err(CommitError::Closed)));
+}
+
+#[tokio::test]
+async fn dropping_the_gate_ends_the_flusher() {
+    let storage = Counting::new();
+    let gate = CommitGate::new(storage.clone(), Durability::default());
+    gate.durable().await.expect("durable");
+    // The flusher holds a clone of the storage until it ends.
+    assert!(Arc::strong_count(&storage) > 2);
+    drop(gate);
+    let mut rounds = 0;
+    while Arc::strong_count(&storage) > 1 && rounds < 10_000 {
+        tokio::task::yield_now().await;
+        rounds += 1;
+    }
+    assert_eq!(
+        Arc::strong_count(&storage),
+        1,
+        "flusher still running after {rounds} rounds"
+    );
+}

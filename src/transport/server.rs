@@ -1,0 +1,214 @@
+//! The serving side: accept connections (at most CONNECTIONS_MAX at once), then for each
+//! bidirectional stream read one request frame, check the sender's claimed id against
+//! the connection's certificate, run the handler and write one response frame.
+//!
+//! A bad stream never harms its connection or others: it is reset, counted and logged
+//! at debug. Tasks form a tree of `JoinSet`s, so aborting the accept loop aborts every
+//! connection and every in-flight handler.
+
+use super::client::lock;
+use super::frame::{self, Envelope, ReadFrameError};
+use super::stats::{Counter, Counters};
+use super::tls::{IdentityVerifier, TlsError};
+use super::{ErasedHandler, Message, PeerInfo, Refusal};
+use crate::ids::NodeId;
+use rustls::pki_types::CertificateDer;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+
+/// What the accept loop and its tasks share.
+pub(crate) struct ServerContext<Req, Resp> {
+    pub endpoint: quinn::Endpoint,
+    pub handler: Arc<dyn ErasedHandler<Req, Resp>>,
+    pub counters: Arc<Counters>,
+    pub identity: IdentityVerifier,
+    /// Also bounds how long a peer may take to send its request frame.
+    pub request_timeout: Duration,
+    pub connections: Arc<Semaphore>,
+}
+
+/// Runs until the endpoint closes (or the task is aborted).
+pub(crate) async fn accept_loop<Req: Message, Resp: Message>(
+    context: Arc<ServerContext<Req, Resp>>,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            incoming = context.endpoint.accept() => {
+                let Some(incoming) = incoming else { break };
+                match context.connections.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        connections.spawn(serve_connection(context.clone(), incoming, permit));
+                    }
+                    Err(_) => {
+                        context.counters.bump(Counter::ConnectionsOverloaded);
+                        tracing::debug!(remote = %incoming.remote_address(), "connection limit reached; refusing");
+                        incoming.refuse();
+                    }
+                }
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+/// The authenticated peer of one connection.
+struct ConnectionPeer {
+    addr: SocketAddr,
+    certificate: CertificateDer<'static>,
+    /// The node id this connection proved; one connection speaks for one node.
+    verified: Mutex<Option<NodeId>>,
+}
+
+impl ConnectionPeer {
+    fn check_identity(
+        &self,
+        identity: &IdentityVerifier,
+        claimed: &NodeId,
+    ) -> Result<(), TlsError> {
+        let mut verified = lock(&self.verified);
+        match verified.as_ref() {
+            Some(node) if node == claimed => Ok(()),
+            Some(node) => Err(TlsError::Untrusted {
+                node: claimed.clone(),
+                reason: format!("connection already authenticated as {node}"),
+            }),
+            None => {
+                identity.verify(&self.certificate, claimed)?;
+                *verified = Some(claimed.clone());
+                Ok(())
+            }
+        }
+    }
+}
+
+async fn serve_connection<Req: Message, Resp: Message>(
+    context: Arc<ServerContext<Req, Resp>>,
+    incoming: quinn::Incoming,
+    _permit: OwnedSemaphorePermit,
+) {
+    let remote = incoming.remote_address();
+    let connection = match incoming.await {
+        Ok(connection) => connection,
+        Err(error) => {
+            context.counters.bump(Counter::ConnectionsRefused);
+            tracing::debug!(%remote, %error, "inbound handshake failed");
+            return;
+        }
+    };
+    let Some(certificate) = peer_certificate(&connection) else {
+        // Unreachable with a verifier that requires client certificates; refuse anyway.
+        context.counters.bump(Counter::ConnectionsRefused);
+        connection.close(quinn::VarInt::from_u32(0), b"client certificate required");
+        return;
+    };
+    context.counters.bump(Counter::ConnectionsAccepted);
+    let peer = Arc::new(ConnectionPeer {
+        addr: remote,
+        certificate,
+        verified: Mutex::new(None),
+    });
+    // Bounded by the STREAMS_PER_CONNECTION_MAX streams quinn lets the peer open.
+    let mut streams = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = connection.accept_bi() => match accepted {
+                Ok((send, recv)) => {
+                    streams.spawn(serve_stream(context.clone(), peer.clone(), send, recv));
+                }
+                Err(error) => {
+                    tracing::debug!(%remote, %error, "connection ended");
+                    break;
+                }
+            },
+            Some(_) = streams.join_next(), if !streams.is_empty() => {}
+        }
+    }
+}
+
+fn peer_certificate(connection: &quinn::Connection) -> Option<CertificateDer<'static>> {
+    let identity = connection.peer_identity()?;
+    let chain = identity.downcast::<Vec<CertificateDer<'static>>>().ok()?;
+    chain.into_iter().next()
+}
+
+async fn serve_stream<Req: Message, Resp: Message>(
+    context: Arc<ServerContext<Req, Resp>>,
+    peer: Arc<ConnectionPeer>,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+) {
+    let read = tokio::time::timeout(
+        context.request_timeout,
+        frame::read_frame::<Envelope<Req>>(&mut recv),
+    )
+    .await;
+    let envelope = match read {
+        Ok(Ok(envelope)) => envelope,
+        Ok(Err(ReadFrameError::Frame(error))) => {
+            reject(&context, &mut send, &mut recv, Refusal::FrameRejected);
+            tracing::debug!(remote = %peer.addr, %error, "rejected request frame");
+            return;
+        }
+        Ok(Err(ReadFrameError::Stream(error))) => {
+            tracing::debug!(remote = %peer.addr, %error, "stream failed before its request arrived");
+            return;
+        }
+        Err(_elapsed) => {
+            reject(&context, &mut send, &mut recv, Refusal::FrameRejected);
+            tracing::debug!(remote = %peer.addr, "request frame not received within the timeout");
+            return;
+        }
+    };
+    if let Err(error) = peer.check_identity(&context.identity, &envelope.from) {
+        context.counters.bump(Counter::ImpersonationsRejected);
+        let _ = send.reset(Refusal::IdentityRejected.code());
+        let _ = recv.stop(Refusal::IdentityRejected.code());
+        tracing::debug!(remote = %peer.addr, %error, "sender id does not match its certificate");
+        return;
+    }
+    context.counters.bump(Counter::RequestsReceived);
+    let from = PeerInfo {
+        node: envelope.from,
+        region: envelope.from_region,
+        addr: peer.addr,
+    };
+    // A requester that gave up (timeout) stops the stream; stop working for it too.
+    let requester_gone = send.stopped();
+    let response = tokio::select! {
+        response = context.handler.handle_boxed(from, envelope.body) => response,
+        _ = requester_gone => {
+            tracing::debug!(remote = %peer.addr, "requester abandoned the request");
+            return;
+        }
+    };
+    let frame = match frame::encode(&response) {
+        Ok(frame) => frame,
+        Err(error) => {
+            tracing::warn!(remote = %peer.addr, %error, "cannot encode response");
+            let _ = send.reset(Refusal::ResponseUnencodable.code());
+            return;
+        }
+    };
+    if let Err(error) = send.write_all(&frame).await {
+        tracing::debug!(remote = %peer.addr, %error, "cannot write response");
+        return;
+    }
+    let _ = send.finish();
+}
+
+/// Counts a bad request frame, then resets both halves of its stream (counting first so
+/// that a requester seeing the reset also sees the count).
+fn reject<Req, Resp>(
+    context: &ServerContext<Req, Resp>,
+    send: &mut quinn::SendStream,
+    recv: &mut quinn::RecvStream,
+    refusal: Refusal,
+) {
+    context.counters.bump(Counter::FramesRejected);
+    let _ = send.reset(refusal.code());
+    let _ = recv.stop(refusal.code());
+}

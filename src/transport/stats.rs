@@ -1,0 +1,131 @@
+//! Transport counters: lock-free increments, a snapshot for readers, and a change signal
+//! so tests and supervisors can wait for a count without polling.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::Notify;
+
+/// A snapshot of a transport's counters since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TransportStats {
+    /// Requests this node started (to peers or to itself).
+    pub requests_sent: u64,
+    /// Requests that returned an error (of any kind, timeouts included).
+    pub requests_failed: u64,
+    /// Requests that hit the request timeout.
+    pub requests_timed_out: u64,
+    /// Requests handed to the handler (from peers or from this node itself).
+    pub requests_received: u64,
+    /// Frames refused as garbage, oversized, truncated or undecodable (either direction).
+    pub frames_rejected: u64,
+    /// Requests whose sender id did not match the certificate of their connection.
+    pub impersonations_rejected: u64,
+    /// Outbound connections established.
+    pub connections_opened: u64,
+    /// Outbound connection attempts that failed (unreachable, certificate refused, ...).
+    pub connect_failures: u64,
+    /// Inbound connections that completed the mutual TLS handshake.
+    pub connections_accepted: u64,
+    /// Inbound connections that failed the handshake (wrong CA, ALPN, no certificate).
+    pub connections_refused: u64,
+    /// Inbound connections turned away because CONNECTIONS_MAX were being served.
+    pub connections_overloaded: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Counter {
+    RequestsSent,
+    RequestsFailed,
+    RequestsTimedOut,
+    RequestsReceived,
+    FramesRejected,
+    ImpersonationsRejected,
+    ConnectionsOpened,
+    ConnectFailures,
+    ConnectionsAccepted,
+    ConnectionsRefused,
+    ConnectionsOverloaded,
+}
+
+const COUNTERS: usize = 11;
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    values: [AtomicU64; COUNTERS],
+    changed: Notify,
+}
+
+impl Counters {
+    pub(crate) fn bump(&self, counter: Counter) {
+        self.values[counter as usize].fetch_add(1, Ordering::Relaxed);
+        self.changed.notify_waiters();
+    }
+
+    pub(crate) fn snapshot(&self) -> TransportStats {
+        let get = |counter: Counter| self.values[counter as usize].load(Ordering::Relaxed);
+        TransportStats {
+            requests_sent: get(Counter::RequestsSent),
+            requests_failed: get(Counter::RequestsFailed),
+            requests_timed_out: get(Counter::RequestsTimedOut),
+            requests_received: get(Counter::RequestsReceived),
+            frames_rejected: get(Counter::FramesRejected),
+            impersonations_rejected: get(Counter::ImpersonationsRejected),
+            connections_opened: get(Counter::ConnectionsOpened),
+            connect_failures: get(Counter::ConnectFailures),
+            connections_accepted: get(Counter::ConnectionsAccepted),
+            connections_refused: get(Counter::ConnectionsRefused),
+            connections_overloaded: get(Counter::ConnectionsOverloaded),
+        }
+    }
+
+    /// Resolves once `condition` holds for the counters; callers bound it with a timeout.
+    pub(crate) async fn wait_until(&self, condition: impl Fn(&TransportStats) -> bool) {
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            // Registered before checking, so a bump between check and await is not lost.
+            notified.as_mut().enable();
+            if condition(&self.snapshot()) {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[test]
+    fn snapshot_reports_each_counter_separately() {
+        let counters = Counters::default();
+        counters.bump(Counter::FramesRejected);
+        counters.bump(Counter::FramesRejected);
+        counters.bump(Counter::ConnectionsOverloaded);
+        let stats = counters.snapshot();
+        assert_eq!(stats.frames_rejected, 2);
+        assert_eq!(stats.connections_overloaded, 1);
+        assert_eq!(stats.requests_sent, 0);
+    }
+
+    #[tokio::test]
+    async fn wait_until_wakes_on_a_later_bump() {
+        let counters = Arc::new(Counters::default());
+        let waiter = {
+            let counters = counters.clone();
+            tokio::spawn(async move {
+                counters
+                    .wait_until(|stats| stats.connections_refused >= 1)
+                    .await
+            })
+        };
+        tokio::task::yield_now().await;
+        counters.bump(Counter::ConnectionsRefused);
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("waiter should wake")
+            .unwrap();
+    }
+}
