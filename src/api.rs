@@ -215,7 +215,7 @@ async fn admit(state: &ApiState) -> Result<tokio::sync::SemaphorePermit<'_>, Api
 }
 
 fn with_context(mut response: Response, object: &Object) -> Response {
-    if let Ok(value) = HeaderValue::from_str(&encode_context(&object.context())) {
+    if let Ok(value) = HeaderValue::from_str(&encode_context(object.context())) {
         response.headers_mut().insert(CONTEXT_HEADER, value);
     }
     response
@@ -274,7 +274,7 @@ async fn kv_get(
                 .collect();
             let body = SiblingsBody {
                 siblings,
-                context: encode_context(&object.context()),
+                context: encode_context(object.context()),
             };
             (StatusCode::MULTIPLE_CHOICES, Json(body)).into_response()
         }
@@ -366,6 +366,7 @@ pub struct Status {
     pub failures: u64,
     pub read_repairs: u64,
     pub frames_rejected: u64,
+    pub connections_refused: u64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -397,6 +398,7 @@ async fn status(State(state): State<ApiState>) -> Json<Status> {
         (members, book.known().len(), book.expected().len())
     };
     let stats = &inner.coordinator.stats;
+    let transport = inner.transport.stats();
     Json(Status {
         node: inner.me.node.to_string(),
         region: inner.me.region.to_string(),
@@ -421,7 +423,8 @@ async fn status(State(state): State<ApiState>) -> Json<Status> {
         writes: stats.writes.load(Ordering::Relaxed),
         failures: stats.failures.load(Ordering::Relaxed),
         read_repairs: stats.read_repairs.load(Ordering::Relaxed),
-        frames_rejected: inner.transport.stats().frames_rejected,
+        frames_rejected: transport.frames_rejected,
+        connections_refused: transport.connections_refused,
     })
 }
 

@@ -258,8 +258,8 @@ async fn status(dir: Option<PathBuf>, node: Option<SocketAddr>, json: bool) -> R
         return Ok(());
     }
     println!(
-        "{:<14} {:<10} {:<8} {:>6} {:>10} {:>8} {:>8} {:>8}  {}",
-        "node", "region", "state", "epoch", "partitions", "keys", "reads", "writes", "http"
+        "{:<14} {:<10} {:<8} {:>6} {:>10} {:>8} {:>8} {:>8}  http",
+        "node", "region", "state", "epoch", "partitions", "keys", "reads", "writes"
     );
     for status in &statuses {
         match status {

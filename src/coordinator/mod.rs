@@ -34,14 +34,16 @@ pub trait Dispatch: Send + Sync + 'static {
 /// Why a client request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CoordinatorError {
-    #[error("{level} not reached: {acked} of {replicas} replicas acknowledged, {needed} needed")]
+    #[error(
+        "consistency {level} not reached: {acked} of {replicas} replicas answered, {needed} needed"
+    )]
     QuorumNotReached {
         level: Level,
         needed: usize,
         acked: usize,
         replicas: usize,
     },
-    #[error("{level} timed out after {after_ms} ms: {answered} of {replicas} replicas answered, {acked} acknowledged, {needed} needed")]
+    #[error("consistency {level} timed out after {after_ms} ms: {answered} of {replicas} replicas answered, {acked} acknowledged, {needed} needed")]
     Timeout {
         level: Level,
         needed: usize,

@@ -2,7 +2,7 @@
 //! its own region's nodes over the HTTP API, recording every acknowledged write; and the
 //! final check that reads each of them back.
 
-use super::report::{OpStats, Table, Verdict};
+use super::report::{Table, Verdict};
 use crate::api::{SiblingsBody, CONTEXT_HEADER};
 use crate::coordinator::quorum::Level;
 use base64::Engine;
@@ -246,7 +246,7 @@ pub fn merge_tables(results: &[ClientResult]) -> Table {
         for (key, stats) in &result.table {
             table
                 .entry(key.clone())
-                .or_insert_with(OpStats::default)
+                .or_default()
                 .merge(stats);
         }
     }

@@ -1,0 +1,179 @@
+//! The HTTP API against a real node: every bad input gets a 4xx JSON error and writes
+//! nothing.
+
+mod common;
+
+use cartwheel::config::TuningFlags;
+use common::{single_region, InProcessCluster};
+use serde_json::Value;
+
+async fn error_of(response: reqwest::Response) -> (u16, String) {
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.expect("errors are JSON");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    (status, body["code"].as_str().unwrap().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_requests_get_json_errors_and_write_nothing() {
+    let cluster = InProcessCluster::start(&single_region(1, 1), TuningFlags::default()).await;
+    let http = reqwest::Client::new();
+    let url = |path: &str| cluster.url(0, path);
+
+    let long_key = "k".repeat(1025);
+    let cases: Vec<(reqwest::RequestBuilder, u16, &str)> = vec![
+        (
+            http.put(url(&format!("/v1/kv/{long_key}"))).body("v"),
+            413,
+            "key_too_large",
+        ),
+        (
+            http.put(url("/v1/kv/big")).body(vec![0u8; 1024 * 1024 + 1]),
+            413,
+            "value_too_large",
+        ),
+        (
+            http.put(url("/v1/kv/k1?consistency=most")).body("v"),
+            400,
+            "unknown_consistency",
+        ),
+        (http.put(url("/v1/kv/k1?w=0")).body("v"), 400, "bad_request"),
+        (
+            http.put(url("/v1/kv/k1?w=2")).body("v"),
+            400,
+            "unsatisfiable_level",
+        ),
+        (http.put(url("/v1/kv/k1?r=1")).body("v"), 400, "bad_request"),
+        (
+            http.put(url("/v1/kv/k1?consistency=one&w=1")).body("v"),
+            400,
+            "bad_request",
+        ),
+        (
+            http.put(url("/v1/kv/k1?colour=red")).body("v"),
+            400,
+            "bad_request",
+        ),
+        (
+            http.put(url("/v1/kv/k1"))
+                .header("x-cartwheel-context", "%%%")
+                .body("v"),
+            400,
+            "bad_context",
+        ),
+        (
+            http.put(url("/v1/kv/k1"))
+                .header("x-cartwheel-context", "AQID")
+                .body("v"),
+            400,
+            "bad_context",
+        ),
+        (
+            http.put(url("/v1/kv/k1"))
+                .header("x-cartwheel-context", "A".repeat(5000))
+                .body("v"),
+            400,
+            "bad_context",
+        ),
+        (
+            http.delete(url("/v1/kv/k1?consistency=nope")),
+            400,
+            "unknown_consistency",
+        ),
+        (
+            http.get(url("/v1/kv/k1?consistency=region_safe")),
+            400,
+            "unknown_consistency",
+        ),
+        (http.get(url("/v1/kv/k1?w=1")), 400, "bad_request"),
+        (http.get(url("/v1/nothing")), 404, "no_route"),
+    ];
+    for (request, status, code) in cases {
+        let response = request.send().await.unwrap();
+        let got = error_of(response).await;
+        assert_eq!(got, (status, code.to_string()));
+    }
+    for key in ["k1", "big"] {
+        let read = http
+            .get(url(&format!("/v1/kv/{key}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            error_of(read).await,
+            (404, "not_found".to_string()),
+            "{key} was written"
+        );
+    }
+    let status: Value = http
+        .get(url("/v1/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["keys"], 0, "nothing reached storage: {status}");
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn put_get_delete_round_trip_with_levels() {
+    let cluster = InProcessCluster::start(&single_region(3, 3), TuningFlags::default()).await;
+    let http = reqwest::Client::new();
+    let put = http
+        .put(cluster.url(0, "/v1/kv/session%2F1?consistency=all"))
+        .body(vec![0u8, 255, 7])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 204);
+    let context = put.headers()["x-cartwheel-context"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let read = http
+        .get(cluster.url(1, "/v1/kv/session%2F1?r=3"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 200);
+    assert_eq!(read.bytes().await.unwrap().as_ref(), &[0u8, 255, 7]);
+    let delete = http
+        .delete(cluster.url(2, "/v1/kv/session%2F1?w=3"))
+        .header("x-cartwheel-context", &context)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delete.status(), 204);
+    for index in 0..3 {
+        let read = http
+            .get(cluster.url(index, "/v1/kv/session%2F1?consistency=one"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            read.status(),
+            404,
+            "node {index} still serves a deleted key"
+        );
+    }
+    let status: Value = http
+        .get(cluster.url(0, "/v1/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["replicas_total"], 3);
+    assert_eq!(status["members_known"], 3);
+    assert_eq!(
+        status["partitions_held"], 64,
+        "every node holds every partition when N = nodes"
+    );
+    cluster.shutdown().await;
+}
