@@ -489,7 +489,11 @@ fn adding_a_node_moves_at_most_one_point_one_over_n_plus_one_at_large_q() {
     for n in [3usize, 5, 9, 16, 30] {
         let members = nodes(&format!("strict-{n}"), "r0", n);
         let shape = config(q, &[("r0", k as u32)]);
-        let moved = join(&members, member(&format!("strict-joiner-{n}"), "r0", 1), &shape);
+        let moved = join(
+            &members,
+            member(&format!("strict-joiner-{n}"), "r0", 1),
+            &shape,
+        );
         let ratio = moved as f64 / (q as usize * k) as f64 * (n + 1) as f64;
         println!("Q={q}, n={n}: moved {ratio:.3} x 1/(n+1)");
         assert!(ratio <= 1.1, "n={n}: moved {ratio:.3} x 1/(n+1)");

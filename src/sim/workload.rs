@@ -244,10 +244,7 @@ pub fn merge_tables(results: &[ClientResult]) -> Table {
     let mut table = Table::new();
     for result in results {
         for (key, stats) in &result.table {
-            table
-                .entry(key.clone())
-                .or_default()
-                .merge(stats);
+            table.entry(key.clone()).or_default().merge(stats);
         }
     }
     table

@@ -109,6 +109,7 @@ pub fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) {
 pub struct InProcessCluster {
     pub dir: tempfile::TempDir,
     pub nodes: Vec<RunningNode>,
+    settings: Settings,
 }
 
 impl InProcessCluster {
@@ -124,32 +125,88 @@ impl InProcessCluster {
             .nodes()
             .map(|(node, _)| node.clone())
             .collect();
-        let mut nodes: Vec<RunningNode> = Vec::new();
+        let mut cluster = InProcessCluster {
+            dir,
+            nodes: Vec::new(),
+            settings,
+        };
         for id in ids {
-            let seeds = nodes
-                .first()
-                .map(|first| {
-                    vec![node::Seed {
-                        node: first.id.clone(),
-                        addr: first.quic_addr,
-                    }]
-                })
-                .unwrap_or_default();
-            let options = NodeOptions {
-                id: id.clone(),
-                settings: settings.clone(),
-                tls: transport::issue_node_certificate(&tls_dir, &id).unwrap(),
-                data: DataDir::Memory,
-                cache_bytes: 16 << 20,
-                http_bind: "127.0.0.1:0".parse().unwrap(),
-                quic_bind: "127.0.0.1:0".parse().unwrap(),
-                seeds,
-            };
-            nodes.push(node::start(options).await.expect("node starts"));
+            let node = cluster.start_node(&id).await;
+            cluster.nodes.push(node);
         }
-        let cluster = InProcessCluster { dir, nodes };
         cluster.wait_connected().await;
         cluster
+    }
+
+    async fn start_node(&self, id: &NodeId) -> RunningNode {
+        let tls_dir = self.dir.path().join("tls");
+        let tls = match transport::NodeTls::load(&tls_dir, id) {
+            Ok(tls) => tls,
+            Err(_) => {
+                let tls = transport::issue_node_certificate(&tls_dir, id).unwrap();
+                tls.write_files(&tls_dir, id).unwrap();
+                tls
+            }
+        };
+        let seeds = self
+            .nodes
+            .iter()
+            .filter(|node| node.id != *id)
+            .take(1)
+            .map(|first| node::Seed {
+                node: first.id.clone(),
+                addr: first.quic_addr,
+            })
+            .collect();
+        let options = NodeOptions {
+            id: id.clone(),
+            settings: self.settings.clone(),
+            tls,
+            data: DataDir::Memory,
+            cache_bytes: 16 << 20,
+            http_bind: "127.0.0.1:0".parse().unwrap(),
+            quic_bind: "127.0.0.1:0".parse().unwrap(),
+            seeds,
+        };
+        node::start(options).await.expect("node starts")
+    }
+
+    /// Stops node `index` and starts it again, empty (its store is in memory), on new
+    /// ports; waits until every node knows its new address.
+    pub async fn restart_empty(&mut self, index: usize) {
+        let id = self.nodes[index].id.clone();
+        let old = self.nodes.remove(index);
+        old.shutdown().await;
+        let fresh = self.start_node(&id).await;
+        self.nodes.insert(index, fresh);
+        self.wait_connected_to(index).await;
+    }
+
+    async fn wait_connected_to(&self, index: usize) {
+        let client = reqwest::Client::new();
+        let target = self.nodes[index].http_addr.to_string();
+        for node in &self.nodes {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+            loop {
+                let status = cartwheel::cluster::fetch_status(&client, node.http_addr).await;
+                if matches!(&status, Ok(s) if s.members.iter().any(|m| m.http.as_deref() == Some(target.as_str())))
+                {
+                    break;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{} never learned the new address",
+                    node.id
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+
+    pub async fn status(&self, index: usize) -> cartwheel::api::Status {
+        cartwheel::cluster::fetch_status(&reqwest::Client::new(), self.nodes[index].http_addr)
+            .await
+            .expect("status")
     }
 
     async fn wait_connected(&self) {
