@@ -8,6 +8,7 @@
 use crate::coordinator::quorum::{Level, Requirement};
 use crate::ids::{NodeId, Region};
 use crate::limits;
+use crate::membership::swim::SwimConfig;
 use crate::storage::Durability;
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -379,6 +380,27 @@ pub struct TuningFlags {
     /// How long a coordinator waits for replicas before answering with a timeout.
     #[arg(long, value_name = "MS")]
     pub request_timeout_ms: Option<u64>,
+    /// Serve the fault-injection admin endpoint on every node (chaos runs only).
+    #[arg(long)]
+    pub chaos: bool,
+    /// SWIM: how often each node probes one member (default 1000).
+    #[arg(long, value_name = "MS")]
+    pub probe_interval_ms: Option<u64>,
+    /// SWIM: how long a probe of a member in the same region waits for its ack (default 300).
+    #[arg(long, value_name = "MS")]
+    pub probe_timeout_ms: Option<u64>,
+    /// SWIM: the same for a member in another region (default 700).
+    #[arg(long, value_name = "MS")]
+    pub remote_probe_timeout_ms: Option<u64>,
+    /// SWIM: members asked to probe a silent member indirectly (default 3).
+    #[arg(long, value_name = "K")]
+    pub indirect_probes: Option<usize>,
+    /// SWIM: suspicion timeout multiplier for the same region (default 4).
+    #[arg(long, value_name = "FACTOR")]
+    pub suspicion_multiplier: Option<u32>,
+    /// SWIM: suspicion timeout multiplier for members in other regions (default 6).
+    #[arg(long, value_name = "FACTOR")]
+    pub remote_suspicion_multiplier: Option<u32>,
 }
 
 impl TuningFlags {
@@ -417,6 +439,8 @@ pub struct Settings {
     pub write: Level,
     pub durability: Durability,
     pub request_timeout: Duration,
+    /// Failure detector and gossip settings.
+    pub swim: SwimConfig,
     /// Non-fatal findings to print at start (e.g. R + W <= N).
     pub warnings: Vec<String>,
 }
@@ -476,9 +500,35 @@ impl Settings {
             write,
             durability: flags.durability.unwrap_or_default(),
             request_timeout: Duration::from_millis(request_timeout_ms),
+            swim: swim_config(flags)?,
             warnings,
         })
     }
+}
+
+fn swim_config(flags: &TuningFlags) -> Result<SwimConfig, ConfigError> {
+    let defaults = SwimConfig::default();
+    let config = SwimConfig {
+        probe_interval_ms: flags
+            .probe_interval_ms
+            .unwrap_or(defaults.probe_interval_ms),
+        probe_timeout_ms: flags.probe_timeout_ms.unwrap_or(defaults.probe_timeout_ms),
+        remote_probe_timeout_ms: flags
+            .remote_probe_timeout_ms
+            .unwrap_or(defaults.remote_probe_timeout_ms),
+        indirect_probes: flags.indirect_probes.unwrap_or(defaults.indirect_probes),
+        suspicion_multiplier: flags
+            .suspicion_multiplier
+            .unwrap_or(defaults.suspicion_multiplier),
+        remote_suspicion_multiplier: flags
+            .remote_suspicion_multiplier
+            .unwrap_or(defaults.remote_suspicion_multiplier),
+        ..defaults
+    };
+    config
+        .validate()
+        .map_err(|error| invalid("membership flags", error.to_string()))?;
+    Ok(config)
 }
 
 /// A level must be satisfiable by the replica set of every key from every region.

@@ -9,6 +9,7 @@ pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod coordinator;
+pub mod handoff;
 pub mod ids;
 pub mod limits;
 pub mod membership;

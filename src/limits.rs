@@ -111,17 +111,76 @@ pub const CLIENT_REQUESTS_IN_FLIGHT_MAX: usize = 4096;
 /// catches them) rather than queued.
 pub const READ_REPAIRS_IN_FLIGHT_MAX: usize = 256;
 
-// ---- membership (static address exchange) --------------------------------------------
+// ---- SWIM membership -------------------------------------------------------------------
 
-/// Members a node keeps addresses for; entries beyond it are ignored.
+/// Largest member table (self included); members learned beyond it are ignored and counted in `members_over_limit`.
 pub const MEMBERS_MAX: usize = 4096;
-/// How often a node exchanges its address book with a seed or a peer.
-pub const ADDRESS_GOSSIP_INTERVAL_MS: u64 = 500;
+/// Largest number of outstanding extra probes and of relayed (indirect) probes each; further ones are skipped or refused and counted.
+pub const PENDING_PROBES_MAX: usize = 64;
+/// Default number of member updates piggybacked on one SWIM message (`SwimConfig::updates_per_message_max`).
+pub const UPDATES_PER_MESSAGE_DEFAULT: usize = 16;
+/// Hard cap of member updates in one received SWIM message; more is malformed (ignored and counted); the config may not exceed it.
+pub const UPDATES_PER_MESSAGE_MAX: usize = 64;
+/// Largest Lifeguard local health multiplier; timeouts stretch by at most (LOCAL_HEALTH_MAX + 1).
+pub const LOCAL_HEALTH_MAX: u32 = 8;
+/// Largest number of indirect probes (k) a config may ask for.
+pub const INDIRECT_PROBES_MAX: usize = 16;
+/// Largest gossip fanout a config may ask for.
+pub const GOSSIP_FANOUT_MAX: usize = 16;
+/// Largest suspicion multiplier (local or remote) a config may ask for.
+pub const SUSPICION_MULTIPLIER_MAX: u32 = 64;
+/// Largest retransmit multiplier (λ) a config may ask for.
+pub const RETRANSMIT_MULTIPLIER_MAX: u32 = 32;
+/// Shortest probe interval a config may ask for.
+pub const PROBE_INTERVAL_MIN_MS: u64 = 10;
+/// Longest probe interval a config may ask for.
+pub const PROBE_INTERVAL_MAX_MS: u64 = 60_000;
+/// Most seeds one `join` call contacts; further seeds are ignored.
+pub const SEEDS_MAX: usize = 16;
+/// Distinct suspecting nodes remembered per suspicion (more cannot shorten the timeout further).
+pub const SUSPECTERS_MAX: usize = INDIRECT_PROBES_MAX + 1;
+/// A gap between two calls into `Swim` longer than this means this node was stalled: its deadlines shift by the gap.
+pub const STALL_GAP_MS: u64 = 200;
+/// Messages the simulation holds for one paused node; further ones are dropped and counted.
+pub const SIM_PAUSED_MESSAGES_MAX: usize = 100_000;
+/// Messages in flight in the simulation; further ones are dropped and counted.
+pub const SIM_IN_FLIGHT_MESSAGES_MAX: usize = 1_000_000;
+
+// ---- membership and ownership transfer ----------------------------------------------
+
+/// How often the SWIM driver ticks the state machine (timeouts are deadlines, so this
+/// only bounds their precision).
+pub const GOSSIP_TICK_MS: u64 = 50;
+/// Membership messages in flight from one node; more are dropped (SWIM tolerates loss).
+pub const GOSSIP_SENDS_IN_FLIGHT_MAX: usize = 512;
+/// How long a stopping node waits for its "stopping" announcement to leave.
+pub const STOP_ANNOUNCE_MS: u64 = 100;
+/// How long a node that left keeps gossiping before its process exits.
+pub const LEFT_LINGER_MS: u64 = 2_000;
+/// Objects per page of a partition transfer.
+pub const FETCH_ENTRIES_MAX: usize = 256;
+/// Bytes per page of a partition transfer (a page ends at the first object past it).
+pub const FETCH_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// Pages one partition transfer may take before it is abandoned and retried.
+pub const FETCH_PAGES_MAX: usize = 1_000_000;
+/// Partitions a node fetches at once.
+pub const TRANSFERS_IN_FLIGHT_MAX: usize = 4;
+/// Pause between two rounds of the transfer worker.
+pub const TRANSFER_ROUND_MS: u64 = 200;
+/// How long a node keeps a partition it no longer owns before dropping its data.
+pub const DROP_GRACE_MS: u64 = 30_000;
+/// Keys of unowned partitions deleted per transfer round.
+pub const DROP_KEYS_PER_ROUND_MAX: usize = 4096;
+/// Writes forwarded to new owners during a ring change, in flight at once; more are
+/// left to anti-entropy.
+pub const FORWARDS_IN_FLIGHT_MAX: usize = 1024;
 
 // ---- local clusters and sims -----------------------------------------------------------
 
 /// How long `cluster up` waits for every node to be ready.
 pub const CLUSTER_READY_TIMEOUT_S: u64 = 60;
+/// How long `cluster leave` waits for a node to hand over its partitions and exit.
+pub const LEAVE_TIMEOUT_S: u64 = 600;
 /// How long a node may take to exit after SIGTERM before it is killed.
 pub const NODE_EXIT_TIMEOUT_S: u64 = 10;
 /// Acknowledged writes a sim keeps for its final check; beyond it the sim stops

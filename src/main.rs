@@ -3,7 +3,8 @@
 use anyhow::{bail, Context, Result};
 use cartwheel::cluster::{self, ClusterFile, Lifetime, LocalCluster, ReadyFile};
 use cartwheel::config::{Settings, Topology, TuningFlags};
-use cartwheel::ids::NodeId;
+use cartwheel::ids::{NodeId, Region};
+use cartwheel::node::gossip::Exit;
 use cartwheel::node::{self, DataDir, NodeOptions, Seed};
 use cartwheel::sim::{self, SimOptions};
 use cartwheel::{limits, transport};
@@ -54,6 +55,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Measure the failure detector on a local cluster (figures quoted in the README).
+    Measure {
+        #[command(subcommand)]
+        what: Measurement,
+    },
     /// Start a cluster, run a scenario's workload, check that nothing acknowledged was lost.
     Sim {
         #[arg(long, default_value = DEFAULT_TOPOLOGY)]
@@ -82,9 +88,13 @@ enum Command {
 
 #[derive(clap::Args)]
 struct NodeArgs {
-    /// This node's id, as named by the topology (e.g. us-east-1).
+    /// This node's id, as named by the topology (e.g. us-east-1), or a new one for a
+    /// node that joins a running cluster (then --region is needed).
     #[arg(long)]
     id: String,
+    /// Region of a node the topology does not name.
+    #[arg(long)]
+    region: Option<String>,
     /// Cluster directory holding tls/ (made by `cartwheel init`); data goes to DIR/data/ID.
     #[arg(long)]
     dir: PathBuf,
@@ -116,6 +126,31 @@ struct NodeArgs {
 }
 
 #[derive(Subcommand)]
+enum Measurement {
+    /// Kill nodes one at a time; time until every other node marks the killed one dead.
+    Detection {
+        #[arg(long, default_value = DEFAULT_TOPOLOGY)]
+        topology: PathBuf,
+        #[arg(long, default_value_t = 10)]
+        trials: usize,
+        #[command(flatten)]
+        tuning: TuningFlags,
+    },
+    /// Drop a share of every node's messages for a while; count live nodes declared dead.
+    FalseAlarms {
+        #[arg(long, default_value = DEFAULT_TOPOLOGY)]
+        topology: PathBuf,
+        #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+        duration: Duration,
+        /// Share of messages lost (requests and responses each).
+        #[arg(long, default_value_t = 0.05)]
+        drop: f64,
+        #[command(flatten)]
+        tuning: TuningFlags,
+    },
+}
+
+#[derive(Subcommand)]
 enum ClusterCommand {
     /// Start every node of a topology as a background process and wait until all are ready.
     Up {
@@ -131,6 +166,26 @@ enum ClusterCommand {
     Down {
         #[arg(long)]
         dir: PathBuf,
+    },
+    /// Start a new node in REGION that joins the running cluster and takes its share of
+    /// partitions.
+    Add {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        region: String,
+    },
+    /// Make NODE hand every partition to its new owner, then exit.
+    Leave {
+        #[arg(long)]
+        dir: PathBuf,
+        node: String,
+    },
+    /// Take NODE, which is gone for good, out of the ring; the others rebuild its data.
+    Remove {
+        #[arg(long)]
+        dir: PathBuf,
+        node: String,
     },
 }
 
@@ -162,18 +217,25 @@ fn init(dir: &Path, topology: &Path) -> Result<()> {
 async fn run_node(args: NodeArgs) -> Result<()> {
     let id = NodeId::new(&args.id).map_err(|error| anyhow::anyhow!("--id: {error}"))?;
     let settings = settings(&args.topology, &args.tuning)?;
-    if settings.topology.region_of(&id).is_none() {
+    let region = args
+        .region
+        .as_deref()
+        .map(Region::new)
+        .transpose()
+        .map_err(|error| anyhow::anyhow!("--region: {error}"))?;
+    if settings.topology.region_of(&id).is_none() && region.is_none() {
         let known: Vec<String> = settings
             .topology
             .nodes()
             .map(|(node, _)| node.to_string())
             .collect();
         bail!(
-            "--id: node {id} is not in {} (its nodes are {})",
+            "--id: node {id} is not in {} (its nodes are {}); a new node needs --region",
             args.topology.display(),
             known.join(", ")
         );
     }
+    let admin_secret = cluster::load_admin_secret(&args.dir).ok();
     let tls_dir = args.dir.join("tls");
     let tls = transport::NodeTls::load(&tls_dir, &id).with_context(|| {
         format!(
@@ -193,6 +255,9 @@ async fn run_node(args: NodeArgs) -> Result<()> {
     };
     let options = NodeOptions {
         id: id.clone(),
+        region,
+        chaos: args.tuning.chaos,
+        admin_secret,
         settings,
         tls,
         data,
@@ -201,7 +266,7 @@ async fn run_node(args: NodeArgs) -> Result<()> {
         quic_bind: args.quic,
         seeds: args.seeds,
     };
-    let running = node::start(options).await?;
+    let mut running = node::start(options).await?;
     if let Some(path) = &args.ready_file {
         let ready = ReadyFile {
             id: running.id.clone(),
@@ -217,13 +282,23 @@ async fn run_node(args: NodeArgs) -> Result<()> {
         running.id, running.region, running.http_addr, running.quic_addr
     );
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
-    }
-    tracing::info!("stopping");
+    let exit = tokio::select! {
+        _ = tokio::signal::ctrl_c() => Exit::Running,
+        _ = terminate.recv() => Exit::Running,
+        exit = running.exited() => exit,
+    };
+    tracing::info!(?exit, "stopping");
     running.shutdown().await;
-    Ok(())
+    match exit {
+        Exit::DuplicateId { address } => {
+            bail!("node id {id} is already used by a live member at {address}; pick another id")
+        }
+        Exit::Left => {
+            println!("node {id} left the cluster");
+            Ok(())
+        }
+        Exit::Running => Ok(()),
+    }
 }
 
 async fn status(dir: Option<PathBuf>, node: Option<SocketAddr>, json: bool) -> Result<()> {
@@ -240,43 +315,55 @@ async fn status(dir: Option<PathBuf>, node: Option<SocketAddr>, json: bool) -> R
         .timeout(cartwheel::api::STATUS_TIMEOUT)
         .build()?;
     let mut statuses = Vec::new();
+    let mut unreachable = Vec::new();
     for address in &addresses {
         match cluster::fetch_status(&client, *address).await {
-            Ok(status) => statuses.push(Ok(status)),
-            Err(error) => statuses.push(Err(format!("{address}: {error}"))),
+            Ok(status) => statuses.push(status),
+            Err(error) => unreachable.push(format!("{address}: {error}")),
         }
     }
     if json {
-        let values: Vec<serde_json::Value> = statuses
-            .iter()
-            .map(|status| match status {
-                Ok(status) => serde_json::to_value(status).unwrap_or_default(),
-                Err(error) => serde_json::json!({ "error": error }),
-            })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&values)?);
+        let value = serde_json::json!({ "nodes": statuses, "unreachable": unreachable });
+        println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
     }
+    let Some(first) = statuses.first() else {
+        bail!("no node answered: {}", unreachable.join("; "))
+    };
     println!(
-        "{:<14} {:<10} {:<8} {:>6} {:>10} {:>8} {:>8} {:>8}  http",
-        "node", "region", "state", "epoch", "partitions", "keys", "reads", "writes"
-    );
-    for status in &statuses {
-        match status {
-            Ok(s) => println!(
-                "{:<14} {:<10} {:<8} {:>6} {:>10} {:>8} {:>8} {:>8}  {}",
-                s.node,
-                s.region,
-                "up",
-                s.ring_epoch,
-                s.partitions_held,
-                s.keys,
-                s.reads,
-                s.writes,
-                s.http
-            ),
-            Err(error) => println!("unreachable: {error}"),
+        "members as seen by {} (ring epoch {}{}):",
+        first.node,
+        first.ring_epoch,
+        if first.ring_change_pending {
+            ", change pending"
+        } else {
+            ""
         }
+    );
+    println!(
+        "{:<14} {:<10} {:<8} {:<8} {:>6} {:>6} {:>10} {:>9} {:>8}",
+        "node", "region", "state", "status", "incarn", "epoch", "partitions", "transfers", "keys"
+    );
+    for member in &first.members {
+        let own = statuses.iter().find(|status| status.node == member.node);
+        let field = |f: &dyn Fn(&cartwheel::api::Status) -> String| {
+            own.map(f).unwrap_or_else(|| "-".to_string())
+        };
+        println!(
+            "{:<14} {:<10} {:<8} {:<8} {:>6} {:>6} {:>10} {:>9} {:>8}",
+            member.node,
+            member.region,
+            member.state,
+            member.status,
+            member.incarnation,
+            field(&|s| s.ring_epoch.to_string()),
+            member.partitions_owned,
+            field(&|s| s.transfers_in_flight.to_string()),
+            field(&|s| s.keys.to_string())
+        );
+    }
+    for line in unreachable {
+        println!("unreachable: {line}");
     }
     Ok(())
 }
@@ -334,7 +421,54 @@ fn main() -> Result<()> {
                 println!("cluster down: stopped {stopped} nodes");
                 Ok(())
             }
+            Command::Cluster { command: ClusterCommand::Add { dir, region } } => {
+                let region = Region::new(&region).map_err(|error| anyhow::anyhow!("--region: {error}"))?;
+                let entry = cluster::add(&std::env::current_exe()?, &dir, &region).await?;
+                println!("added {} ({}): http {} quic {} pid {}; it fetches its partitions in the background (see `cartwheel status --dir {}`)", entry.id, entry.region, entry.http, entry.quic, entry.pid, dir.display());
+                Ok(())
+            }
+            Command::Cluster { command: ClusterCommand::Leave { dir, node } } => {
+                let mut last = String::new();
+                cluster::leave(&dir, &node, |line| {
+                    if line != last {
+                        eprintln!("{line}");
+                        last = line.to_string();
+                    }
+                })
+                .await?;
+                println!("{node} handed over its partitions and left");
+                Ok(())
+            }
+            Command::Cluster { command: ClusterCommand::Remove { dir, node } } => {
+                cluster::remove(&dir, &node).await?;
+                println!("{node} removed; its partitions are rebuilt from the other replicas");
+                Ok(())
+            }
             Command::Status { dir, node, json } => status(dir, node, json).await,
+            Command::Measure { what: Measurement::Detection { topology, trials, tuning } } => {
+                let times = sim::measure::detection(&topology, &tuning, trials).await?;
+                let (median, max) = sim::measure::median_and_max(&times);
+                println!("detection over {} trials: median {:.2} s, max {:.2} s", times.len(), median.as_secs_f64(), max.as_secs_f64());
+                Ok(())
+            }
+            Command::Measure { what: Measurement::FalseAlarms { topology, duration, drop, tuning } } => {
+                let report = sim::measure::false_alarms(&topology, &tuning, duration, drop).await?;
+                println!(
+                    "false alarms over {:.0} s at {:.0} % loss: {} live nodes declared dead ({} dead sightings in {} polls); {} suspicions raised, {} refuted; {} messages lost on purpose",
+                    duration.as_secs_f64(),
+                    drop * 100.0,
+                    report.deaths_declared,
+                    report.dead_sightings,
+                    report.polls,
+                    report.suspicions_raised,
+                    report.refutations,
+                    report.faults_injected
+                );
+                if report.deaths_declared > 0 || report.dead_sightings > 0 {
+                    std::process::exit(1);
+                }
+                Ok(())
+            }
             Command::Sim {
                 topology,
                 scenario,

@@ -5,12 +5,13 @@
 //! so two versions minted here can never share one.
 
 use crate::clock::{Actor, Hlc, VersionError, VersionVector};
-use crate::ids::NodeId;
+use crate::ids::{NodeId, PartitionId};
 use crate::limits;
 use crate::object::{decode_object, encode_object, Blob, DecodeError, Object, ObjectKey};
 use crate::storage::{
     CommitError, CommitGate, Storage, StorageError, StorageExt, StoreKey, UpdateError,
 };
+use crate::wire::PartitionEntry;
 use std::sync::Arc;
 
 /// Why a replica could not serve a request.
@@ -73,11 +74,21 @@ impl Replica {
         key: &ObjectKey,
         change: impl Fn(&mut Object) -> Result<(), VersionError>,
     ) -> Result<Object, ReplicaError> {
-        let store_key = self.store_key(key);
+        let object = self.apply(&self.store_key(key), change)?;
+        self.gate.durable().await?;
+        Ok(object)
+    }
+
+    /// Applies `change` atomically without waiting for durability.
+    fn apply(
+        &self,
+        store_key: &StoreKey,
+        change: impl Fn(&mut Object) -> Result<(), VersionError>,
+    ) -> Result<Object, ReplicaError> {
         let mut updated = None;
         self.storage
             .update_with(
-                &store_key,
+                store_key,
                 |current| -> Result<Option<Vec<u8>>, ReplicaError> {
                     let mut object = match current {
                         Some(bytes) => decode_object(bytes)?,
@@ -93,7 +104,6 @@ impl Replica {
                 UpdateError::Storage(error) => ReplicaError::Storage(error),
                 UpdateError::Aborted(error) => error,
             })?;
-        self.gate.durable().await?;
         Ok(updated.expect("a successful update ran the closure"))
     }
 
@@ -111,6 +121,26 @@ impl Replica {
                 .map(|_| ())
         })
         .await
+    }
+
+    /// Merges a page of a partition fetched from another owner, then waits once until
+    /// all of it is durable.
+    pub async fn merge_entries(
+        &self,
+        partition: PartitionId,
+        entries: Vec<PartitionEntry>,
+    ) -> Result<(), ReplicaError> {
+        for entry in entries {
+            let store_key = StoreKey {
+                partition,
+                key: entry.key,
+            };
+            self.apply(&store_key, |object| {
+                object.merge(&entry.object, limits::SIBLINGS_MAX)
+            })?;
+        }
+        self.gate.durable().await?;
+        Ok(())
     }
 
     /// Merges a version from another replica (replication, read repair).

@@ -4,19 +4,10 @@
 //! `transport`); adding a variant at the end is compatible, changing one is not.
 
 use crate::clock::{Hlc, VersionVector};
-use crate::ids::{NodeId, Region};
+use crate::ids::PartitionId;
+use crate::membership::swim::SwimMessage;
 use crate::object::{Blob, Object, ObjectKey};
 use serde::{Deserialize, Serialize};
-use std::net::SocketAddr;
-
-/// Where a member can be reached.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MemberAddress {
-    pub node: NodeId,
-    pub region: Region,
-    pub quic: SocketAddr,
-    pub http: SocketAddr,
-}
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum PeerRequest {
@@ -31,15 +22,35 @@ pub enum PeerRequest {
     },
     /// Merge a version into this replica (replication and read repair).
     Merge { key: ObjectKey, object: Object },
-    /// Exchange address books.
-    Members { known: Vec<MemberAddress> },
+    /// A membership message (one-way: the reply is `Done`).
+    Swim(SwimMessage),
+    /// A page of a partition's objects, in key order, after `after` (ownership transfer).
+    FetchPartition {
+        partition: PartitionId,
+        #[serde(with = "serde_bytes")]
+        after: Vec<u8>,
+        limit: u32,
+    },
+}
+
+/// One stored object of a partition: its storage key (class tag + key) and object.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PartitionEntry {
+    #[serde(with = "serde_bytes")]
+    pub key: Vec<u8>,
+    pub object: Object,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum PeerResponse {
     Object(Option<Object>),
     Stored(Object),
-    Members(Vec<MemberAddress>),
+    Done,
+    /// A page of a partition; `more` says whether to ask again after the last key.
+    Entries {
+        entries: Vec<PartitionEntry>,
+        more: bool,
+    },
     Error(PeerError),
 }
 
@@ -52,4 +63,8 @@ pub enum PeerError {
     BadRequest(String),
     #[error("replica overloaded")]
     Overloaded,
+    #[error("partition {0} is not held by this node")]
+    NotOwner(PartitionId),
+    #[error("a live member already uses this node id, at {0}")]
+    DuplicateId(String),
 }

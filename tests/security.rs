@@ -15,7 +15,7 @@ struct Silent;
 
 impl Handler<PeerRequest, PeerResponse> for Silent {
     async fn handle(&self, _from: PeerInfo, _request: PeerRequest) -> PeerResponse {
-        PeerResponse::Members(Vec::new())
+        PeerResponse::Done
     }
 }
 

@@ -11,8 +11,8 @@ pub mod quorum;
 use crate::clock::{Causality, HybridClock, VersionVector};
 use crate::ids::{NodeId, Region};
 use crate::limits;
+use crate::membership::ownership::RingView;
 use crate::object::{Blob, Object, ObjectKey};
-use crate::ring::Ring;
 use crate::wire::{PeerRequest, PeerResponse};
 use futures::future::BoxFuture;
 use quorum::{Level, Progress, QuorumError, QuorumTracker, Requirement};
@@ -21,6 +21,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::time::Instant;
+
+/// What the coordinator needs to know of the cluster: the rings in force and which
+/// nodes the failure detector holds dead (skipped: a dead replica costs no timeout).
+pub trait ClusterView: Send + Sync + 'static {
+    fn view(&self) -> Arc<RingView>;
+    fn is_dead(&self, node: &NodeId) -> bool;
+}
 
 /// Sends one request to one node (itself included) and returns its reply.
 pub trait Dispatch: Send + Sync + 'static {
@@ -69,7 +76,7 @@ pub struct CoordinatorStats {
 pub struct Coordinator {
     region: Region,
     node: NodeId,
-    ring: Arc<Ring>,
+    cluster: Arc<dyn ClusterView>,
     dispatch: Arc<dyn Dispatch>,
     clock: Mutex<HybridClock>,
     timeout: Duration,
@@ -94,14 +101,14 @@ impl Coordinator {
     pub fn new(
         node: NodeId,
         region: Region,
-        ring: Arc<Ring>,
+        cluster: Arc<dyn ClusterView>,
         dispatch: Arc<dyn Dispatch>,
         timeout: Duration,
     ) -> Self {
         Coordinator {
             region,
             node,
-            ring,
+            cluster,
             dispatch,
             clock: Mutex::new(HybridClock::new(limits::HLC_DRIFT_MS_MAX)),
             timeout,
@@ -110,32 +117,37 @@ impl Coordinator {
         }
     }
 
-    pub fn ring(&self) -> &Arc<Ring> {
-        &self.ring
-    }
-
-    /// The replicas of a key, local region first, and what `level` needs of them.
+    /// The replicas of a key and what `level` needs of them: the current owners, local
+    /// region first (they vote), then the owners a pending ring change adds (they get
+    /// every request but do not vote). Dead voters count as failed at once.
     fn plan(
         &self,
         key: &ObjectKey,
         level: Level,
     ) -> Result<(Vec<NodeId>, QuorumTracker), CoordinatorError> {
-        let partition = key.partition(self.ring.partition_count());
-        let list = self.ring.preference_list(partition, &self.region);
-        let regions: Vec<Region> = list
-            .replicas
+        let view = self.cluster.view();
+        let partition = key.partition(view.current.partition_count());
+        let (voting, extra) = view.replicas_for(partition, &self.region);
+        let regions: Vec<Region> = voting
             .iter()
             .map(|replica| replica.region.clone())
             .collect();
-        let nodes = list
-            .replicas
+        let requirement = Requirement::new(level, &regions, &self.region)?;
+        let mut tracker = QuorumTracker::new(requirement, regions);
+        for (index, replica) in voting.iter().enumerate() {
+            if self.cluster.is_dead(&replica.node) {
+                tracker.record(index, false);
+            }
+        }
+        let nodes = voting
             .into_iter()
+            .chain(extra)
             .map(|replica| replica.node)
             .collect();
-        let requirement = Requirement::new(level, &regions, &self.region)?;
-        Ok((nodes, QuorumTracker::new(requirement, regions)))
+        Ok((nodes, tracker))
     }
 
+    /// Sends `request` to every node not skipped (by index) and not dead.
     fn send_all(
         &self,
         nodes: &[NodeId],
@@ -144,7 +156,7 @@ impl Coordinator {
     ) -> mpsc::Receiver<Reply> {
         let (sender, receiver) = mpsc::channel(nodes.len().max(1));
         for (index, node) in nodes.iter().enumerate() {
-            if Some(index) == skip {
+            if Some(index) == skip || self.cluster.is_dead(node) {
                 continue;
             }
             let future = self.dispatch.send(node, request.clone());
@@ -197,7 +209,7 @@ impl Coordinator {
         let mut replies = self.send_all(&nodes, None, &PeerRequest::Get { key: key.clone() });
         let deadline = started + self.timeout;
         let mut seen: Vec<Option<Option<Object>>> = vec![None; nodes.len()];
-        let mut progress = Progress::Pending;
+        let mut progress = tracker.progress();
         while progress == Progress::Pending {
             let Ok(Some(reply)) = tokio::time::timeout_at(deadline, replies.recv()).await else {
                 break;
@@ -206,7 +218,9 @@ impl Coordinator {
                 Ok(PeerResponse::Object(object)) => Some(object),
                 _ => None,
             };
-            progress = tracker.record(reply.index, object.is_some());
+            if reply.index < tracker.replicas() {
+                progress = tracker.record(reply.index, object.is_some());
+            }
             seen[reply.index] = object;
         }
         if progress != Progress::Met {
@@ -310,7 +324,9 @@ impl Coordinator {
                 break;
             };
             let ok = matches!(reply.response, Ok(PeerResponse::Stored(_)));
-            progress = tracker.record(reply.index, ok);
+            if reply.index < tracker.replicas() {
+                progress = tracker.record(reply.index, ok);
+            }
         }
         if progress != Progress::Met {
             self.stats.failures.fetch_add(1, Ordering::Relaxed);
@@ -328,8 +344,11 @@ impl Coordinator {
         request: PeerRequest,
         deadline: Instant,
     ) -> Option<(usize, Object)> {
-        let mut order: Vec<usize> = (0..nodes.len()).collect();
-        if let Some(me) = nodes.iter().position(|node| *node == self.node) {
+        let voters = tracker.replicas();
+        let mut order: Vec<usize> = (0..voters)
+            .filter(|index| !self.cluster.is_dead(&nodes[*index]))
+            .collect();
+        if let Some(me) = nodes[..voters].iter().position(|node| *node == self.node) {
             order.retain(|index| *index != me);
             order.insert(0, me);
         }

@@ -3,6 +3,8 @@
 //! prints a report. Exits non-zero when an invariant fails; stops every process it
 //! started, also on Ctrl-C.
 
+pub mod faults;
+pub mod measure;
 pub mod report;
 pub mod scenario;
 pub mod workload;
@@ -10,9 +12,10 @@ pub mod workload;
 use crate::cluster::{Lifetime, LocalCluster};
 use crate::config::{Settings, TuningFlags};
 use anyhow::{Context, Result};
+use faults::Routes;
 use indicatif::{ProgressBar, ProgressStyle};
 use report::{render, summary};
-use scenario::Scenario;
+use scenario::{FaultAction, Scenario};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -69,7 +72,7 @@ pub async fn run(options: SimOptions) -> Result<bool> {
     .await?;
     println!("sim: cluster ready");
     let outcome = tokio::select! {
-        outcome = drive(&cluster, &settings, &scenario, duration, seed) => Some(outcome),
+        outcome = drive(&mut cluster, &settings, &scenario, duration, seed) => Some(outcome),
         _ = tokio::signal::ctrl_c() => None,
     };
     cluster.stop().await;
@@ -80,55 +83,152 @@ pub async fn run(options: SimOptions) -> Result<bool> {
         eprintln!("sim: interrupted; every node was stopped");
         std::process::exit(130);
     };
-    let (table, verdict) = outcome?;
+    let Outcome {
+        table,
+        verdict,
+        fault_log,
+        moved,
+    } = outcome?;
+    for line in &fault_log {
+        println!("fault {line}");
+    }
     println!("\n{}", render(&table));
     println!(
-        "invariants: lost_acked_writes = {}, unreadable_keys = {} (of {} keys checked)",
-        verdict.lost_acked_writes, verdict.unreadable_keys, verdict.keys_checked
+        "invariants: lost_acked_writes = {}, unreadable_keys = {}, acked_reads_not_found = {} (of {} keys checked)",
+        verdict.lost_acked_writes, verdict.unreadable_keys, verdict.acked_reads_not_found, verdict.keys_checked
     );
+    if let Some(moved) = &moved {
+        println!(
+            "ownership: {} ring changes moved {} partition replicas ({:.4} of all {}); placement's expected minimum for these changes is {} ({:.2} x)",
+            moved.changes, moved.moved, moved.fraction, moved.total, moved.expected, moved.moved as f64 / moved.expected.max(1) as f64
+        );
+    }
     for example in &verdict.examples {
         println!("  {example}");
     }
     if let Some(path) = &options.json {
-        let value = summary(
+        let mut value = summary(
             &scenario.name,
             seed,
             duration.as_secs_f64(),
             &table,
             &verdict,
         );
+        if let Some(moved) = &moved {
+            value["ownership"] = serde_json::json!({ "ring_changes": moved.changes, "partition_replicas_moved": moved.moved, "fraction": moved.fraction, "expected_minimum": moved.expected });
+        }
         std::fs::write(path, serde_json::to_vec_pretty(&value)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    Ok(verdict.lost_acked_writes == 0 && verdict.unreadable_keys == 0)
+    Ok(verdict.holds())
+}
+
+/// What a run produced.
+struct Outcome {
+    table: report::Table,
+    verdict: report::Verdict,
+    fault_log: Vec<String>,
+    moved: Option<Moved>,
+}
+
+/// Partition replicas that changed owner during the run.
+struct Moved {
+    moved: u64,
+    total: u64,
+    fraction: f64,
+    /// What placement moves at least, on average, for the same changes.
+    expected: u64,
+    changes: usize,
+}
+
+/// Sums what the nodes fetched, when the schedule changed the ring, next to what
+/// rendezvous placement moves at least on average: a join into a region of n nodes
+/// moves k/(n+1) of that region's Q·k partition replicas to the new node, a leave the
+/// leaver's k/n share.
+async fn ownership_moves(
+    cluster: &LocalCluster,
+    http: &reqwest::Client,
+    scenario: &Scenario,
+    settings: &Settings,
+) -> Option<Moved> {
+    let mut nodes: std::collections::BTreeMap<String, f64> = settings
+        .topology
+        .regions
+        .iter()
+        .map(|spec| (spec.name.to_string(), spec.nodes.len() as f64))
+        .collect();
+    let replicas = settings.topology.replicas_per_region();
+    let q = f64::from(settings.topology.partitions);
+    let mut expected = 0.0;
+    let mut changes = 0;
+    for step in &scenario.faults {
+        let (region, joins) = match &step.action {
+            FaultAction::Join { region } => (region.clone(), true),
+            FaultAction::Leave { node } => (
+                settings
+                    .topology
+                    .region_of(&crate::ids::NodeId(node.clone()))
+                    .map(|r| r.to_string())
+                    .unwrap_or_default(),
+                false,
+            ),
+            _ => continue,
+        };
+        let k = replicas
+            .get(&crate::ids::Region(region.clone()))
+            .copied()
+            .unwrap_or(0) as f64;
+        let n = nodes.entry(region).or_insert(0.0);
+        if joins {
+            expected += q * k / (*n + 1.0);
+            *n += 1.0;
+        } else {
+            expected += q * k / n.max(1.0);
+            *n -= 1.0;
+        }
+        changes += 1;
+    }
+    if changes == 0 {
+        return None;
+    }
+    let mut moved = 0;
+    let mut total = 0;
+    for node in &cluster.nodes {
+        if let Ok(status) = crate::cluster::fetch_status(http, node.http).await {
+            moved += status.partitions_fetched;
+            total = u64::from(status.partitions) * u64::from(status.replicas_total);
+        }
+    }
+    Some(Moved {
+        moved,
+        total,
+        fraction: moved as f64 / total.max(1) as f64,
+        expected: expected as u64,
+        changes,
+    })
 }
 
 async fn drive(
-    cluster: &LocalCluster,
+    cluster: &mut LocalCluster,
     settings: &Settings,
     scenario: &Scenario,
     duration: Duration,
     seed: u64,
-) -> Result<(report::Table, report::Verdict)> {
+) -> Result<Outcome> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .pool_max_idle_per_host(64)
         .build()?;
     let (stop, stopped) = watch::channel(false);
     let ops = Arc::new(AtomicU64::new(0));
+    let routes = Routes::of(cluster);
     let mut clients = Vec::new();
     for spec in &settings.topology.regions {
-        let nodes: Vec<_> = cluster
-            .nodes
-            .iter()
-            .filter(|node| node.region == spec.name)
-            .map(|node| node.http)
-            .collect();
         for index in 0..scenario.workload.clients_per_region {
             let client = ClientSpec {
                 region: spec.name.to_string(),
                 index,
-                nodes: nodes.clone(),
+                routes: routes.clone(),
                 keys: scenario.workload.keys_per_client,
                 read_fraction: scenario.workload.read_fraction,
                 value_bytes: scenario.workload.value_bytes,
@@ -148,26 +248,39 @@ async fn drive(
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} s  {msg}").expect("valid template"),
     );
-    let started = tokio::time::Instant::now();
-    while started.elapsed() < duration {
-        tokio::time::sleep(
-            Duration::from_millis(250).min(duration.saturating_sub(started.elapsed())),
-        )
-        .await;
-        bar.set_position(started.elapsed().as_secs());
-        bar.set_message(format!("{} ops", ops.load(Ordering::Relaxed)));
-    }
+    let started = std::time::Instant::now();
+    let progress = async {
+        while started.elapsed() < duration {
+            tokio::time::sleep(
+                Duration::from_millis(250).min(duration.saturating_sub(started.elapsed())),
+            )
+            .await;
+            bar.set_position(started.elapsed().as_secs());
+            bar.set_message(format!("{} ops", ops.load(Ordering::Relaxed)));
+        }
+    };
+    let (_, fault_log) = tokio::join!(
+        progress,
+        faults::run(cluster, &scenario.faults, &routes, started)
+    );
     let _ = stop.send(true);
     bar.finish_and_clear();
     let mut results = Vec::new();
     for client in clients {
         results.push(client.await.context("a workload client failed")?);
     }
+    let fault_log = fault_log?;
     println!(
         "sim: workload done ({} ops); checking every acknowledged write",
         ops.load(Ordering::Relaxed)
     );
     let table = merge_tables(&results);
-    let verdict = verify(&http, &results).await;
-    Ok((table, verdict))
+    let verdict = verify(&http, &results, &routes).await;
+    let moved = ownership_moves(cluster, &http, scenario, settings).await;
+    Ok(Outcome {
+        table,
+        verdict,
+        fault_log,
+        moved,
+    })
 }

@@ -58,7 +58,15 @@ pub struct Verdict {
     pub keys_checked: u64,
     pub lost_acked_writes: u64,
     pub unreadable_keys: u64,
+    /// Reads during the run that found nothing for a key with an acknowledged write.
+    pub acked_reads_not_found: u64,
     pub examples: Vec<String>,
+}
+
+impl Verdict {
+    pub fn holds(&self) -> bool {
+        self.lost_acked_writes == 0 && self.unreadable_keys == 0 && self.acked_reads_not_found == 0
+    }
 }
 
 /// The printed table: one row per region and operation.
@@ -111,6 +119,7 @@ pub fn summary(
         "invariants": {
             "lost_acked_writes": verdict.lost_acked_writes,
             "unreadable_keys": verdict.unreadable_keys,
+            "acked_reads_not_found": verdict.acked_reads_not_found,
             "keys_checked": verdict.keys_checked,
         },
         "latency_ms": latency,

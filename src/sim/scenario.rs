@@ -11,7 +11,45 @@ struct RawScenario {
     name: String,
     duration_s: f64,
     workload: RawWorkload,
+    #[serde(default)]
+    faults: Vec<RawFault>,
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFault {
+    at_s: f64,
+    action: String,
+    node: Option<String>,
+    region: Option<String>,
+    for_s: Option<f64>,
+}
+
+/// One step of a fault schedule.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FaultStep {
+    /// Seconds after the workload starts.
+    pub at_s: f64,
+    pub action: FaultAction,
+}
+
+/// What a step does.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FaultAction {
+    /// A new node joins `region`.
+    Join { region: String },
+    /// `node` leaves gracefully (hands over its partitions, then exits).
+    Leave { node: String },
+    /// SIGKILL `node`.
+    Kill { node: String },
+    /// Start a killed `node` again with its data.
+    Restart { node: String },
+    /// SIGSTOP `node` for `for_s` seconds, then SIGCONT.
+    Pause { node: String, for_s: f64 },
+}
+
+/// Most steps in one schedule.
+pub const FAULT_STEPS_MAX: usize = 1000;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -30,6 +68,8 @@ pub struct Scenario {
     pub name: String,
     pub duration_s: f64,
     pub workload: Workload,
+    /// In time order.
+    pub faults: Vec<FaultStep>,
 }
 
 #[derive(Clone, Debug)]
@@ -48,6 +88,44 @@ pub const CLIENTS_PER_REGION_MAX: u32 = 256;
 pub const KEYS_PER_CLIENT_MAX: u32 = 100_000;
 /// Longest scenario.
 pub const DURATION_S_MAX: f64 = 86_400.0;
+
+fn fault_action(index: usize, raw: &RawFault) -> Result<FaultAction> {
+    let need = |field: &str, value: &Option<String>| {
+        value
+            .clone()
+            .with_context(|| format!("faults[{index}]: action {} needs {field}", raw.action))
+    };
+    let action = match raw.action.as_str() {
+        "join" => FaultAction::Join {
+            region: need("region", &raw.region)?,
+        },
+        "leave" => FaultAction::Leave {
+            node: need("node", &raw.node)?,
+        },
+        "kill" => FaultAction::Kill {
+            node: need("node", &raw.node)?,
+        },
+        "restart" => FaultAction::Restart {
+            node: need("node", &raw.node)?,
+        },
+        "pause" => {
+            let for_s = raw
+                .for_s
+                .with_context(|| format!("faults[{index}]: action pause needs for_s"))?;
+            if !(for_s > 0.0 && for_s <= DURATION_S_MAX) {
+                bail!("faults[{index}].for_s: must be above 0, got {for_s}");
+            }
+            FaultAction::Pause {
+                node: need("node", &raw.node)?,
+                for_s,
+            }
+        }
+        other => bail!(
+            "faults[{index}].action: unknown action {other:?} (join, leave, kill, restart, pause)"
+        ),
+    };
+    Ok(action)
+}
 
 impl Scenario {
     pub fn load(path: &Path) -> Result<Scenario> {
@@ -93,9 +171,28 @@ impl Scenario {
                 })
                 .transpose()
         };
+        if raw.faults.len() > FAULT_STEPS_MAX {
+            bail!("faults: at most {FAULT_STEPS_MAX} steps");
+        }
+        let mut faults = Vec::new();
+        for (index, step) in raw.faults.iter().enumerate() {
+            if !(0.0..=raw.duration_s).contains(&step.at_s) {
+                bail!(
+                    "faults[{index}].at_s: must be between 0 and duration_s ({}), got {}",
+                    raw.duration_s,
+                    step.at_s
+                );
+            }
+            faults.push(FaultStep {
+                at_s: step.at_s,
+                action: fault_action(index, step)?,
+            });
+        }
+        faults.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
         Ok(Scenario {
             name: raw.name.clone(),
             duration_s: raw.duration_s,
+            faults,
             workload: Workload {
                 clients_per_region: workload.clients_per_region,
                 read_fraction: workload.read_fraction,
@@ -117,6 +214,25 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim/steady.toml");
         let scenario = Scenario::load(&path).unwrap();
         assert_eq!(scenario.name, "steady");
+    }
+
+    #[test]
+    fn fault_schedules_parse_in_time_order_and_refuse_bad_steps() {
+        let base = "name = \"x\"\nduration_s = 10\n[workload]\nclients_per_region = 1\nread_fraction = 0.5\nkeys_per_client = 1\nvalue_bytes = 64\n";
+        let text = format!("{base}[[faults]]\nat_s = 5\naction = \"leave\"\nnode = \"a-1\"\n[[faults]]\nat_s = 2\naction = \"join\"\nregion = \"a\"\n");
+        let scenario = Scenario::parse(&text).unwrap();
+        assert_eq!(
+            scenario.faults[0].action,
+            FaultAction::Join { region: "a".into() }
+        );
+        assert_eq!(
+            scenario.faults[1].action,
+            FaultAction::Leave { node: "a-1".into() }
+        );
+        let late = format!("{base}[[faults]]\nat_s = 50\naction = \"kill\"\nnode = \"a-1\"\n");
+        assert!(format!("{:#}", Scenario::parse(&late).unwrap_err()).contains("faults[0].at_s"));
+        let unknown = format!("{base}[[faults]]\nat_s = 1\naction = \"explode\"\n");
+        assert!(Scenario::parse(&unknown).is_err());
     }
 
     #[test]

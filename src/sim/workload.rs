@@ -2,6 +2,7 @@
 //! its own region's nodes over the HTTP API, recording every acknowledged write; and the
 //! final check that reads each of them back.
 
+use super::faults::Routes;
 use super::report::{Table, Verdict};
 use crate::api::{SiblingsBody, CONTEXT_HEADER};
 use crate::coordinator::quorum::Level;
@@ -29,7 +30,7 @@ pub const VERIFY_ATTEMPTS_MAX: u32 = 3;
 pub struct ClientSpec {
     pub region: String,
     pub index: u32,
-    pub nodes: Vec<SocketAddr>,
+    pub routes: Routes,
     pub keys: u32,
     pub read_fraction: f64,
     pub value_bytes: usize,
@@ -49,9 +50,10 @@ pub struct KeyState {
 /// A finished client: its latencies and the writes to check.
 pub struct ClientResult {
     pub region: String,
-    pub nodes: Vec<SocketAddr>,
     pub table: Table,
     pub keys: BTreeMap<String, KeyState>,
+    /// Reads that found nothing for a key with an acknowledged write.
+    pub acked_reads_not_found: u64,
 }
 
 fn value_for(key: &str, sequence: u64, size: usize) -> Vec<u8> {
@@ -77,6 +79,7 @@ pub async fn run_client(
     let mut keys: BTreeMap<String, KeyState> = BTreeMap::new();
     let mut table = Table::new();
     let mut sequence = 0u64;
+    let mut acked_reads_not_found = 0;
     while !*stop.borrow() {
         let key = format!(
             "{}-c{}-k{}",
@@ -84,7 +87,11 @@ pub async fn run_client(
             spec.index,
             rng.gen_range(0..spec.keys)
         );
-        let node = spec.nodes[rng.gen_range(0..spec.nodes.len())];
+        let Some(node) = spec.routes.pick(&spec.region, rng.gen()) else {
+            // Every node of the region is out (a fault): wait for one to come back.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
         let is_read = rng.gen_bool(spec.read_fraction);
         let state = keys.entry(key.clone()).or_default();
         let started = Instant::now();
@@ -94,7 +101,13 @@ pub async fn run_client(
                 level_query("consistency", spec.read)
             );
             match http.get(url).send().await {
-                Ok(response) => matches!(response.status().as_u16(), 200 | 300 | 404),
+                Ok(response) => {
+                    let code = response.status().as_u16();
+                    if code == 404 && state.last_acked.is_some() {
+                        acked_reads_not_found += 1;
+                    }
+                    matches!(code, 200 | 300 | 404)
+                }
                 Err(_) => false,
             }
         } else {
@@ -148,9 +161,9 @@ pub async fn run_client(
     }
     ClientResult {
         region: spec.region,
-        nodes: spec.nodes,
         table,
         keys,
+        acked_reads_not_found,
     }
 }
 
@@ -184,12 +197,13 @@ async fn read_values(
 /// Reads every key with an acknowledged write back and counts the writes that are gone:
 /// a key is lost when neither its last acknowledged value nor any later write of unknown
 /// outcome is among its values.
-pub async fn verify(http: &reqwest::Client, results: &[ClientResult]) -> Verdict {
+pub async fn verify(http: &reqwest::Client, results: &[ClientResult], routes: &Routes) -> Verdict {
     let checks = results.iter().flat_map(|result| {
+        let nodes = routes.all(&result.region);
         result.keys.iter().filter_map(move |(key, state)| {
             state.last_acked.as_ref().map(|acked| {
                 (
-                    result.nodes.clone(),
+                    nodes.clone(),
                     key.clone(),
                     acked.clone(),
                     state.uncertain.clone(),
@@ -213,7 +227,13 @@ pub async fn verify(http: &reqwest::Client, results: &[ClientResult]) -> Verdict
         .buffer_unordered(VERIFY_CONCURRENCY_MAX)
         .collect()
         .await;
-    let mut verdict = Verdict::default();
+    let mut verdict = Verdict {
+        acked_reads_not_found: results
+            .iter()
+            .map(|result| result.acked_reads_not_found)
+            .sum(),
+        ..Verdict::default()
+    };
     for (key, outcome) in outcomes {
         verdict.keys_checked += 1;
         match outcome {

@@ -5,6 +5,7 @@
 //! held while connecting); a connection found closed is replaced on the next request,
 //! and a request is never retried here (the caller decides, knowing idempotence).
 
+use super::faults::{Fate, FaultPlan, FaultPlanError};
 use super::frame::{self, EnvelopeRef, ReadFrameError};
 use super::server::{self, ServerContext};
 use super::stats::{Counter, Counters, TransportStats};
@@ -49,6 +50,8 @@ struct Inner<Req, Resp> {
     counters: Arc<Counters>,
     closed: AtomicBool,
     accept_loop: Mutex<Option<JoinHandle<()>>>,
+    /// Injected faults (`--chaos` only); `None` on the normal path.
+    faults: Mutex<Option<Arc<FaultPlan>>>,
 }
 
 /// An address-book entry and its cached connection.
@@ -121,6 +124,7 @@ impl<Req: Message, Resp: Message> Transport<Req, Resp> {
                 counters,
                 closed: AtomicBool::new(false),
                 accept_loop: Mutex::new(Some(accept_loop)),
+                faults: Mutex::new(None),
             }),
         })
     }
@@ -160,6 +164,25 @@ impl<Req: Message, Resp: Message> Transport<Req, Resp> {
     /// Forgets a peer; its connection closes once in-flight requests release it.
     pub fn remove_peer(&self, node: &NodeId) {
         lock(&self.inner.peers).remove(node);
+    }
+
+    /// Replaces the injected faults; an empty plan turns them off.
+    pub fn set_faults(&self, plan: FaultPlan) -> Result<(), FaultPlanError> {
+        plan.validate()?;
+        *lock(&self.inner.faults) = if plan.is_empty() {
+            None
+        } else {
+            Some(Arc::new(plan))
+        };
+        Ok(())
+    }
+
+    /// The injected faults in force.
+    pub fn faults(&self) -> FaultPlan {
+        lock(&self.inner.faults)
+            .as_deref()
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Counters since start.
@@ -249,10 +272,27 @@ impl<Req: Message, Resp: Message> Inner<Req, Resp> {
                 .one_way_delay(&slot.region, &self.region, &mut rng)?;
             (outbound, inbound)
         };
-        sleep_unless_zero(outbound).await;
+        let plan = lock(&self.faults).clone();
+        let fate = match &plan {
+            Some(plan) => plan.fate(to, &slot.region, &mut rand::thread_rng()),
+            None => Fate::default(),
+        };
+        sleep_unless_zero(outbound + fate.extra_delay).await;
+        if fate.request_lost {
+            self.counters.bump(Counter::FaultsInjected);
+            return std::future::pending().await;
+        }
         let connection = self.connection(&slot).await?;
+        if fate.duplicated {
+            self.counters.bump(Counter::FaultsInjected);
+            let _ = self.exchange(&connection, to, &frame).await;
+        }
         let response = self.exchange(&connection, to, &frame).await?;
-        sleep_unless_zero(inbound).await;
+        if fate.response_lost {
+            self.counters.bump(Counter::FaultsInjected);
+            return std::future::pending().await;
+        }
+        sleep_unless_zero(inbound + fate.extra_delay).await;
         Ok(response)
     }
 

@@ -13,6 +13,7 @@
 //! and waits for the response within the configured timeout.
 
 mod client;
+pub mod faults;
 pub mod frame;
 mod server;
 mod stats;
@@ -23,6 +24,7 @@ pub mod wan;
 mod tests;
 
 pub use client::Transport;
+pub use faults::{FaultPlan, FaultPlanError};
 pub use frame::{decode_frame, encode, FrameError, WIRE_VERSION};
 pub use stats::TransportStats;
 pub use tls::{create_cluster_ca, issue_node_certificate, NodeTls, TlsError};

@@ -29,6 +29,8 @@ pub struct TransportStats {
     pub connections_refused: u64,
     /// Inbound connections turned away because CONNECTIONS_MAX were being served.
     pub connections_overloaded: u64,
+    /// Messages lost, duplicated on purpose by an injected fault plan (`--chaos`).
+    pub faults_injected: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -44,9 +46,10 @@ pub(crate) enum Counter {
     ConnectionsAccepted,
     ConnectionsRefused,
     ConnectionsOverloaded,
+    FaultsInjected,
 }
 
-const COUNTERS: usize = 11;
+const COUNTERS: usize = 12;
 
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
@@ -74,6 +77,7 @@ impl Counters {
             connections_accepted: get(Counter::ConnectionsAccepted),
             connections_refused: get(Counter::ConnectionsRefused),
             connections_overloaded: get(Counter::ConnectionsOverloaded),
+            faults_injected: get(Counter::FaultsInjected),
         }
     }
 

@@ -76,6 +76,54 @@ impl ProcessCluster {
         });
     }
 
+    /// Runs `cartwheel cluster <args> --dir <dir>`.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(binary())
+            .arg("cluster")
+            .args(args)
+            .arg("--dir")
+            .arg(self.dir.path())
+            .output()
+            .expect("run cartwheel")
+    }
+
+    /// Reloads the node list from cluster.json (after add, leave, remove).
+    pub fn reload(&mut self) {
+        self.nodes = ClusterFile::load(self.dir.path())
+            .expect("cluster.json")
+            .nodes;
+    }
+
+    pub async fn status(&self, id: &str) -> cartwheel::api::Status {
+        cartwheel::cluster::fetch_status(&reqwest::Client::new(), self.node(id).http)
+            .await
+            .expect("status")
+    }
+
+    /// Polls `id`'s status until `condition` holds; panics after `limit`.
+    pub async fn wait_status(
+        &self,
+        id: &str,
+        limit: Duration,
+        condition: impl Fn(&cartwheel::api::Status) -> bool,
+    ) -> cartwheel::api::Status {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if let Ok(status) =
+                cartwheel::cluster::fetch_status(&reqwest::Client::new(), self.node(id).http).await
+            {
+                if condition(&status) {
+                    return status;
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{id}: condition not met within {limit:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub fn down(&self) -> std::process::Output {
         Command::new(binary())
             .args(["cluster", "down", "--dir"])
@@ -160,6 +208,9 @@ impl InProcessCluster {
             .collect();
         let options = NodeOptions {
             id: id.clone(),
+            region: None,
+            chaos: false,
+            admin_secret: None,
             settings: self.settings.clone(),
             tls,
             data: DataDir::Memory,
@@ -189,7 +240,7 @@ impl InProcessCluster {
             let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
             loop {
                 let status = cartwheel::cluster::fetch_status(&client, node.http_addr).await;
-                if matches!(&status, Ok(s) if s.members.iter().any(|m| m.http.as_deref() == Some(target.as_str())))
+                if matches!(&status, Ok(s) if s.members.iter().any(|m| m.http == target && m.state == "alive"))
                 {
                     break;
                 }
@@ -215,7 +266,8 @@ impl InProcessCluster {
             let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
             loop {
                 let status = cartwheel::cluster::fetch_status(&client, node.http_addr).await;
-                if matches!(&status, Ok(s) if s.members_known == s.members_expected) {
+                if matches!(&status, Ok(s) if s.members.len() == self.nodes.len() && s.members.iter().all(|m| m.state == "alive"))
+                {
                     break;
                 }
                 assert!(

@@ -1,0 +1,166 @@
+//! `/v1/admin/*`: operator actions that change the cluster (leave, remove) and, on a
+//! node started with `--chaos`, fault injection. Every call needs the cluster's admin
+//! secret as `Authorization: Bearer <secret>`.
+
+use super::{ApiError, ApiState};
+use crate::coordinator::ClusterView;
+use crate::ids::NodeId;
+use crate::membership::ownership::{Owner, RingView};
+use crate::membership::swim::Status;
+use crate::node::state::now_ms;
+use crate::ring::RingConfig;
+use crate::transport::FaultPlan;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use serde_json::{json, Value};
+
+fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(secret) = &state.parts().admin_secret else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "admin_disabled",
+            "this node has no admin secret; admin endpoints are off",
+        ));
+    };
+    let given = headers
+        .get("authorization")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .unwrap_or("");
+    // Comparing digests keeps the comparison time independent of where they differ.
+    if blake3::hash(given.as_bytes()) != blake3::hash(secret.as_bytes()) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_admin_secret",
+            "missing or wrong admin secret",
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses taking `node` out of the ring when that would leave a region with fewer
+/// nodes than its replicas (other nodes already leaving count as gone).
+fn check_change(state: &ApiState, node: &NodeId) -> Result<(), ApiError> {
+    let parts = state.parts();
+    let mut owners: Vec<Owner> = parts.state.owners();
+    owners.retain(|owner| owner.node != *node && owner.status != Status::Leaving);
+    let topology = &parts.settings.topology;
+    let config = RingConfig {
+        partitions: topology.partitions,
+        replicas_per_region: topology.replicas_per_region(),
+    };
+    RingView::new(&owners, &config, 0)
+        .map(|_| ())
+        .map_err(|error| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "refused",
+                format!("refused: without {node} the ring cannot place every replica: {error}"),
+            )
+        })
+}
+
+/// `POST /v1/admin/leave`: this node hands its partitions to their new owners, then
+/// exits.
+pub(super) async fn leave(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers)?;
+    let parts = state.parts();
+    check_change(&state, &parts.me.node)?;
+    let outputs = parts
+        .state
+        .with_swim(|swim| swim.set_status(Status::Leaving, now_ms()))
+        .map_err(|error| ApiError::new(StatusCode::CONFLICT, "refused", error.to_string()))?;
+    parts.gossip.send_all(outputs);
+    Ok(Json(
+        json!({ "node": parts.me.node.to_string(), "status": "leaving" }),
+    ))
+}
+
+/// `POST /v1/admin/remove/{node}`: the node is gone for good; its partitions' new
+/// owners rebuild them from the other replicas.
+pub(super) async fn remove(
+    State(state): State<ApiState>,
+    Path(node): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers)?;
+    let node = NodeId::new(&node)
+        .map_err(|error| ApiError::bad_request("bad_request", error.to_string()))?;
+    let parts = state.parts();
+    if parts.state.member(&node).is_none()
+        && !parts
+            .state
+            .view()
+            .current
+            .members()
+            .iter()
+            .any(|m| m.id == node)
+    {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_node",
+            format!("{node} is not a member"),
+        ));
+    }
+    check_change(&state, &node)?;
+    let outputs = parts
+        .state
+        .with_swim(|swim| swim.remove(&node, now_ms()))
+        .map_err(|error| ApiError::new(StatusCode::CONFLICT, "refused", error.to_string()))?;
+    parts.gossip.send_all(outputs);
+    Ok(Json(
+        json!({ "node": node.to_string(), "status": "removed" }),
+    ))
+}
+
+/// `PUT /v1/admin/faults` (`--chaos` only): replaces this node's injected faults.
+pub(super) async fn set_faults(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<FaultPlan>, ApiError> {
+    authorize(&state, &headers)?;
+    if !state.parts().chaos {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_route",
+            "fault injection needs a node started with --chaos",
+        ));
+    }
+    let plan: FaultPlan = serde_json::from_slice(&body).map_err(|error| {
+        ApiError::bad_request("bad_request", format!("not a fault plan: {error}"))
+    })?;
+    state
+        .parts()
+        .transport
+        .set_faults(plan.clone())
+        .map_err(|error| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad_fault_plan",
+                error.to_string(),
+            )
+        })?;
+    Ok(Json(plan))
+}
+
+/// `GET /v1/admin/faults` (`--chaos` only).
+pub(super) async fn faults(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<FaultPlan>, ApiError> {
+    authorize(&state, &headers)?;
+    if !state.parts().chaos {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_route",
+            "fault injection needs a node started with --chaos",
+        ));
+    }
+    Ok(Json(state.parts().transport.faults()))
+}

@@ -1,0 +1,225 @@
+//! `/v1/kv/{key}`: opaque values with siblings and causal contexts.
+
+use super::{admit, ApiError, ApiState, CONTEXT_HEADER};
+use crate::clock::VersionVector;
+use crate::coordinator::quorum::Level;
+use crate::limits;
+use crate::object::{decode_context, encode_context, live_values, Blob, Object, ObjectKey};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+
+/// Query parameters of `/v1/kv/{key}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KvParams {
+    consistency: Option<String>,
+    r: Option<String>,
+    w: Option<String>,
+}
+
+fn level_of(
+    params: &KvParams,
+    count: &Option<String>,
+    default: Level,
+    name: &str,
+) -> Result<Level, ApiError> {
+    let level = match (&params.consistency, count) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "bad_request",
+                format!("give either consistency or {name}, not both"),
+            ))
+        }
+        (Some(text), None) => text
+            .parse::<Level>()
+            .map_err(|error| ApiError::bad_request("unknown_consistency", error.to_string()))?,
+        (None, Some(text)) => match text.parse::<u32>() {
+            Ok(count) if count >= 1 => Level::Count(count),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "bad_request",
+                    format!("{name} must be a positive number of replicas, got {text:?}"),
+                ))
+            }
+        },
+        (None, None) => default,
+    };
+    Ok(level)
+}
+
+fn key_of(key: &str) -> Result<ObjectKey, ApiError> {
+    if key.is_empty() {
+        return Err(ApiError::bad_request("bad_request", "the key is empty"));
+    }
+    if key.len() > limits::KEY_BYTES_MAX {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "key_too_large",
+            format!(
+                "key is {} bytes, the limit is {}",
+                key.len(),
+                limits::KEY_BYTES_MAX
+            ),
+        ));
+    }
+    Ok(ObjectKey::kv(key.as_bytes()))
+}
+
+fn context_of(headers: &HeaderMap) -> Result<VersionVector, ApiError> {
+    match headers.get(CONTEXT_HEADER) {
+        None => Ok(VersionVector::new()),
+        Some(value) => {
+            let text = value.to_str().map_err(|_| {
+                ApiError::bad_request("bad_context", "the causal context header is not ASCII")
+            })?;
+            decode_context(text).map_err(|error| {
+                ApiError::bad_request(
+                    "bad_context",
+                    format!("the causal context header is invalid: {error}"),
+                )
+            })
+        }
+    }
+}
+
+fn params_of(
+    params: Result<Query<KvParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<KvParams, ApiError> {
+    params
+        .map(|Query(params)| params)
+        .map_err(|rejection| ApiError::bad_request("bad_request", rejection.body_text()))
+}
+
+fn with_context(mut response: Response, object: &Object) -> Response {
+    if let Ok(value) = HeaderValue::from_str(&encode_context(object.context())) {
+        response.headers_mut().insert(CONTEXT_HEADER, value);
+    }
+    response
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct SiblingsBody {
+    /// Each live value, base64 (standard alphabet).
+    pub siblings: Vec<String>,
+    pub context: String,
+}
+
+pub(super) async fn kv_get(
+    State(state): State<ApiState>,
+    Path(key): Path<String>,
+    params: Result<Query<KvParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let params = params_of(params)?;
+    if params.w.is_some() {
+        return Err(ApiError::bad_request(
+            "bad_request",
+            "w applies to writes; use r on reads",
+        ));
+    }
+    let level = level_of(&params, &params.r, state.parts().settings.read, "r")?;
+    if level == Level::RegionSafe {
+        return Err(ApiError::bad_request(
+            "unknown_consistency",
+            "region_safe is a write level",
+        ));
+    }
+    let key = key_of(&key)?;
+    let _permit = admit(&state).await?;
+    let object = state.parts().coordinator.get(&key, level).await?;
+    let Some(object) = object else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such key",
+        ));
+    };
+    let values = live_values(&object);
+    let response = match values.as_slice() {
+        [] => {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "the key was deleted").into_response()
+        }
+        [value] => (
+            [(header::CONTENT_TYPE, "application/octet-stream")],
+            Body::from(value.0.clone()),
+        )
+            .into_response(),
+        many => {
+            let siblings = many
+                .iter()
+                .map(|value| base64::engine::general_purpose::STANDARD.encode(&value.0))
+                .collect();
+            let body = SiblingsBody {
+                siblings,
+                context: encode_context(object.context()),
+            };
+            (StatusCode::MULTIPLE_CHOICES, Json(body)).into_response()
+        }
+    };
+    Ok(with_context(response, &object))
+}
+
+async fn kv_write(
+    state: ApiState,
+    key: String,
+    params: KvParams,
+    headers: HeaderMap,
+    value: Option<Blob>,
+) -> Result<Response, ApiError> {
+    if params.r.is_some() {
+        return Err(ApiError::bad_request(
+            "bad_request",
+            "r applies to reads; use w on writes",
+        ));
+    }
+    let level = level_of(&params, &params.w, state.parts().settings.write, "w")?;
+    let key = key_of(&key)?;
+    let context = context_of(&headers)?;
+    let _permit = admit(&state).await?;
+    let object = state
+        .parts()
+        .coordinator
+        .put(&key, value, context, level)
+        .await?;
+    Ok(with_context(
+        StatusCode::NO_CONTENT.into_response(),
+        &object,
+    ))
+}
+
+pub(super) async fn kv_put(
+    State(state): State<ApiState>,
+    Path(key): Path<String>,
+    params: Result<Query<KvParams>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let params = params_of(params)?;
+    let value: Bytes = axum::body::to_bytes(body, limits::VALUE_BYTES_MAX)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "value_too_large",
+                format!(
+                    "the value is over the limit of {} bytes (or the body could not be read)",
+                    limits::VALUE_BYTES_MAX
+                ),
+            )
+        })?;
+    kv_write(state, key, params, headers, Some(Blob(value.to_vec()))).await
+}
+
+pub(super) async fn kv_delete(
+    State(state): State<ApiState>,
+    Path(key): Path<String>,
+    params: Result<Query<KvParams>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let params = params_of(params)?;
+    kv_write(state, key, params, headers, None).await
+}

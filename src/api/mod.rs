@@ -1,0 +1,170 @@
+//! The HTTP/JSON API of a node: `/v1/kv/{key}` for applications, `/v1/status` and
+//! `/v1/admin/*` for operators.
+//!
+//! It turns HTTP into coordinator and membership calls and their results into HTTP: it
+//! checks every input (sizes, levels, contexts, secrets) before anything is written,
+//! and every error leaves as JSON `{code, message}` with a stable code. It decides
+//! nothing about replication.
+
+mod admin;
+mod kv;
+mod status;
+
+pub use kv::SiblingsBody;
+pub use status::{MemberStatus, Status};
+
+use crate::config::Settings;
+use crate::coordinator::{Coordinator, CoordinatorError};
+use crate::handoff::transfer::TransferStats;
+use crate::limits;
+use crate::membership::swim::MemberInfo;
+use crate::node::gossip::Gossip;
+use crate::node::state::ClusterState;
+use crate::storage::Storage;
+use crate::transport::Transport;
+use crate::wire::{PeerRequest, PeerResponse};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// The header carrying the causal context between reads and writes.
+pub const CONTEXT_HEADER: &str = "x-cartwheel-context";
+
+/// What the API is built from.
+pub struct ApiParts {
+    pub me: MemberInfo,
+    pub settings: Settings,
+    pub coordinator: Arc<Coordinator>,
+    pub state: Arc<ClusterState>,
+    pub gossip: Arc<Gossip>,
+    pub storage: Arc<dyn Storage>,
+    pub transport: Transport<PeerRequest, PeerResponse>,
+    pub transfers: Arc<TransferStats>,
+    /// Serve the fault-injection endpoint.
+    pub chaos: bool,
+    /// Secret admin requests must carry; `None` disables the admin endpoints.
+    pub admin_secret: Option<String>,
+}
+
+/// Everything a request handler reaches.
+#[derive(Clone)]
+pub struct ApiState(Arc<Inner>);
+
+struct Inner {
+    parts: ApiParts,
+    in_flight: Semaphore,
+}
+
+impl ApiState {
+    pub fn new(parts: ApiParts) -> Self {
+        ApiState(Arc::new(Inner {
+            parts,
+            in_flight: Semaphore::new(limits::CLIENT_REQUESTS_IN_FLIGHT_MAX),
+        }))
+    }
+
+    fn parts(&self) -> &ApiParts {
+        &self.0.parts
+    }
+}
+
+/// An error as the client sees it.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub code: String,
+    pub message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+    fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(ErrorBody {
+                code: self.code.to_string(),
+                message: self.message,
+            }),
+        )
+            .into_response()
+    }
+}
+
+impl From<CoordinatorError> for ApiError {
+    fn from(error: CoordinatorError) -> Self {
+        let (status, code) = match &error {
+            CoordinatorError::QuorumNotReached { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "quorum_not_reached")
+            }
+            CoordinatorError::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
+            CoordinatorError::Level(_) => (StatusCode::BAD_REQUEST, "unsatisfiable_level"),
+        };
+        ApiError::new(status, code, error.to_string())
+    }
+}
+
+/// Waits for a slot among the requests in flight, up to the request timeout.
+pub(super) async fn admit(state: &ApiState) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
+    let wait = state.parts().settings.request_timeout;
+    match tokio::time::timeout(wait, state.0.in_flight.acquire()).await {
+        Ok(Ok(permit)) => Ok(permit),
+        _ => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "too many requests in flight on this node; retry later",
+        )),
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no_route",
+        "no such endpoint; see the README for the API",
+    )
+}
+
+/// The node's HTTP routes.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route(
+            "/v1/kv/{key}",
+            get(kv::kv_get).put(kv::kv_put).delete(kv::kv_delete),
+        )
+        .route("/v1/status", get(status::status))
+        .route("/v1/admin/leave", post(admin::leave))
+        .route("/v1/admin/remove/{node}", post(admin::remove))
+        .route(
+            "/v1/admin/faults",
+            get(admin::faults).put(admin::set_faults),
+        )
+        .fallback(not_found)
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+/// How long clients may wait for a node to answer its status (used by tools).
+pub const STATUS_TIMEOUT: Duration = Duration::from_secs(2);

@@ -1,0 +1,146 @@
+//! `GET /v1/status`: what an operator needs to see of one node and its view of the
+//! cluster.
+
+use super::ApiState;
+use crate::coordinator::ClusterView;
+use crate::node::state::{liveness_name, status_name};
+use axum::extract::State;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::Ordering;
+
+/// One node's status.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Status {
+    pub node: String,
+    pub region: String,
+    pub version: String,
+    pub http: String,
+    pub quic: String,
+    pub pid: u32,
+    /// Every member this node knows, as it sees them.
+    pub members: Vec<MemberStatus>,
+    pub ring_epoch: u64,
+    /// A ring change is pending (a node joins or leaves).
+    pub ring_change_pending: bool,
+    pub partitions: u32,
+    /// Partitions this node owns in the current ring.
+    pub partitions_owned: usize,
+    /// Partitions whose data this node holds.
+    pub partitions_held: usize,
+    pub transfers_in_flight: u64,
+    pub partitions_fetched: u64,
+    pub objects_fetched: u64,
+    pub replicas_per_region: u32,
+    pub replicas_total: u32,
+    pub read: String,
+    pub write: String,
+    pub durability: String,
+    pub keys: u64,
+    pub disk_bytes: u64,
+    pub reads: u64,
+    pub writes: u64,
+    pub failures: u64,
+    pub read_repairs: u64,
+    pub frames_rejected: u64,
+    pub connections_refused: u64,
+    pub faults_injected: u64,
+    pub swim: SwimCounters,
+}
+
+/// A member as one node sees it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MemberStatus {
+    pub node: String,
+    pub region: String,
+    /// alive, suspect or dead.
+    pub state: String,
+    /// joining, member, leaving, left or removed.
+    pub status: String,
+    pub incarnation: u64,
+    pub http: String,
+    pub quic: String,
+    pub partitions_owned: usize,
+}
+
+/// Failure-detector counters.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct SwimCounters {
+    pub probes_sent: u64,
+    pub suspicions_raised: u64,
+    pub deaths_declared: u64,
+    pub refutations: u64,
+    pub stale_updates_ignored: u64,
+    pub forged_updates_ignored: u64,
+    pub malformed_ignored: u64,
+    pub foreign_region_updates: u64,
+    pub local_health: u32,
+}
+
+pub(super) async fn status(State(state): State<ApiState>) -> Json<Status> {
+    let parts = state.parts();
+    let view = parts.state.view();
+    let me = &parts.me;
+    let members = parts
+        .state
+        .members()
+        .into_iter()
+        .map(|member| MemberStatus {
+            node: member.info.node.to_string(),
+            region: member.info.region.to_string(),
+            state: liveness_name(member.liveness).to_string(),
+            status: status_name(member.status).to_string(),
+            incarnation: member.incarnation,
+            http: member.info.http.to_string(),
+            quic: member.info.quic.to_string(),
+            partitions_owned: view.current.partitions_of(&member.info.node).len(),
+        })
+        .collect();
+    let (swim_stats, local_health) = parts
+        .state
+        .with_swim(|swim| (swim.stats(), swim.local_health()));
+    let stats = &parts.coordinator.stats;
+    let transport = parts.transport.stats();
+    Json(Status {
+        node: me.node.to_string(),
+        region: me.region.to_string(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        http: me.http.to_string(),
+        quic: me.quic.to_string(),
+        pid: std::process::id(),
+        members,
+        ring_epoch: view.epoch,
+        ring_change_pending: view.target.is_some(),
+        partitions: view.current.partition_count(),
+        partitions_owned: view.current.partitions_of(&me.node).len(),
+        partitions_held: parts.state.held().len(),
+        transfers_in_flight: parts.state.transfers_in_flight.load(Ordering::Relaxed),
+        partitions_fetched: parts.transfers.partitions_fetched.load(Ordering::Relaxed),
+        objects_fetched: parts.transfers.objects_fetched.load(Ordering::Relaxed),
+        replicas_per_region: view.current.replicas_per_region(&me.region),
+        replicas_total: view.current.n() as u32,
+        read: parts.settings.read.to_string(),
+        write: parts.settings.write.to_string(),
+        durability: parts.settings.durability.to_string(),
+        keys: parts.storage.len().unwrap_or(0),
+        disk_bytes: parts.storage.size_on_disk().unwrap_or(0),
+        reads: stats.reads.load(Ordering::Relaxed),
+        writes: stats.writes.load(Ordering::Relaxed),
+        failures: stats.failures.load(Ordering::Relaxed),
+        read_repairs: stats.read_repairs.load(Ordering::Relaxed),
+        frames_rejected: transport.frames_rejected,
+        connections_refused: transport.connections_refused,
+        faults_injected: transport.faults_injected,
+        swim: SwimCounters {
+            probes_sent: swim_stats.probes_sent,
+            suspicions_raised: swim_stats.suspicions_raised,
+            deaths_declared: swim_stats.deaths_declared,
+            refutations: swim_stats.refutations,
+            stale_updates_ignored: swim_stats.stale_updates_ignored,
+            forged_updates_ignored: swim_stats.forged_updates_ignored,
+            malformed_ignored: swim_stats.malformed_ignored,
+            foreign_region_updates: swim_stats.unknown_region_ignored,
+            local_health,
+        },
+    })
+}

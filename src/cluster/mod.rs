@@ -1,0 +1,567 @@
+//! Local clusters: one OS process per node of a topology, on 127.0.0.1, with free ports.
+//!
+//! `cluster up` creates the cluster's certificates and admin secret, starts the seeds
+//! (the first node of each region) one after another and then the rest, waits until
+//! every node sees every other alive, and writes `cluster.json`. The other operations
+//! (`add`, `leave`, `remove`, `down`) read and update that file. The simulation uses the
+//! same launcher with the processes tied to its own life.
+
+mod ops;
+
+pub use ops::{add, down, leave, remove};
+
+use crate::api::{Status, STATUS_TIMEOUT};
+use crate::config::{Settings, TuningFlags};
+use crate::ids::{NodeId, Region};
+use crate::limits;
+use crate::transport;
+use anyhow::{bail, Context, Result};
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// One node of a running local cluster, as written to `cluster.json`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct NodeEntry {
+    pub id: NodeId,
+    pub region: Region,
+    pub http: SocketAddr,
+    pub quic: SocketAddr,
+    pub pid: u32,
+}
+
+/// `cluster.json`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ClusterFile {
+    pub topology: PathBuf,
+    /// Tuning flags every node of the cluster was started with.
+    #[serde(default)]
+    pub args: Vec<String>,
+    pub nodes: Vec<NodeEntry>,
+}
+
+impl ClusterFile {
+    pub fn path(dir: &Path) -> PathBuf {
+        dir.join("cluster.json")
+    }
+
+    pub fn load(dir: &Path) -> Result<ClusterFile> {
+        let path = ClusterFile::path(dir);
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "no running cluster in {}: cannot read {}",
+                dir.display(),
+                path.display()
+            )
+        })?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a cluster file", path.display()))
+    }
+
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        write_atomically(&ClusterFile::path(dir), &serde_json::to_vec_pretty(self)?)
+    }
+
+    pub fn node(&self, id: &str) -> Result<&NodeEntry> {
+        self.nodes
+            .iter()
+            .find(|node| node.id.as_str() == id)
+            .with_context(|| {
+                let known: Vec<&str> = self.nodes.iter().map(|node| node.id.as_str()).collect();
+                format!(
+                    "no node {id} in this cluster (its nodes are {})",
+                    known.join(", ")
+                )
+            })
+    }
+}
+
+/// What a node writes once it listens: the launcher learns its ports from it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReadyFile {
+    pub id: NodeId,
+    pub region: Region,
+    pub http: SocketAddr,
+    pub quic: SocketAddr,
+    pub pid: u32,
+}
+
+/// Writes through a temporary file and a rename, so a reader never sees half a file.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let temporary = path.with_extension("tmp");
+    std::fs::write(&temporary, bytes)
+        .with_context(|| format!("cannot write {}", temporary.display()))?;
+    std::fs::rename(&temporary, path).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// How started processes relate to the launcher.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lifetime {
+    /// They outlive the launcher (`cluster up`); `cluster down` stops them.
+    Detached,
+    /// They die with the launcher, even if it is killed (`sim`).
+    Attached,
+}
+
+/// The admin secret of a cluster directory.
+pub fn admin_secret_path(dir: &Path) -> PathBuf {
+    dir.join("tls").join("admin.secret")
+}
+
+pub fn load_admin_secret(dir: &Path) -> Result<String> {
+    let path = admin_secret_path(dir);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read the admin secret {}", path.display()))?;
+    Ok(text.trim().to_string())
+}
+
+/// Creates the cluster CA, the admin secret and a certificate per topology node,
+/// unless present.
+pub fn ensure_certificates(dir: &Path, settings: &Settings) -> Result<PathBuf> {
+    let tls = dir.join("tls");
+    std::fs::create_dir_all(&tls).with_context(|| format!("cannot create {}", tls.display()))?;
+    if !tls.join("ca.pem").exists() {
+        transport::create_cluster_ca(&tls)?;
+    }
+    let secret = admin_secret_path(dir);
+    if !secret.exists() {
+        let bytes: [u8; 32] = rand::random();
+        std::fs::write(
+            &secret,
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes),
+        )
+        .with_context(|| format!("cannot write {}", secret.display()))?;
+        std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    }
+    for (node, _) in settings.topology.nodes() {
+        ensure_node_certificate(&tls, node)?;
+    }
+    Ok(tls)
+}
+
+/// Issues a node certificate under the cluster CA unless one exists.
+pub fn ensure_node_certificate(tls: &Path, node: &NodeId) -> Result<()> {
+    if !tls.join(transport::tls::node_cert_file(node)).exists() {
+        transport::issue_node_certificate(tls, node)?.write_files(tls, node)?;
+    }
+    Ok(())
+}
+
+/// Starts node processes of one cluster directory.
+#[derive(Clone, Debug)]
+pub struct Launcher {
+    pub exe: PathBuf,
+    pub dir: PathBuf,
+    pub topology: PathBuf,
+    pub args: Vec<String>,
+    pub lifetime: Lifetime,
+}
+
+impl Launcher {
+    pub fn new(
+        exe: &Path,
+        dir: &Path,
+        topology: &Path,
+        args: Vec<String>,
+        lifetime: Lifetime,
+    ) -> Result<Launcher> {
+        for sub in ["logs", "ready", "data"] {
+            std::fs::create_dir_all(dir.join(sub))
+                .with_context(|| format!("cannot create {}", dir.join(sub).display()))?;
+        }
+        let topology = std::fs::canonicalize(topology)
+            .with_context(|| format!("cannot find {}", topology.display()))?;
+        Ok(Launcher {
+            exe: exe.to_path_buf(),
+            dir: dir.to_path_buf(),
+            topology,
+            args,
+            lifetime,
+        })
+    }
+
+    /// Starts one node process; `region` is needed for nodes the topology does not name.
+    pub fn spawn(&self, node: &NodeId, region: Option<&Region>, seeds: &[String]) -> Result<Child> {
+        let ready = self.dir.join("ready").join(format!("{node}.json"));
+        let _ = std::fs::remove_file(&ready);
+        let log_path = self.dir.join("logs").join(format!("{node}.log"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .with_context(|| format!("cannot open {}", log_path.display()))?;
+        let mut command = Command::new(&self.exe);
+        command
+            .arg("node")
+            .arg("--id")
+            .arg(node.as_str())
+            .arg("--dir")
+            .arg(&self.dir)
+            .arg("--topology")
+            .arg(&self.topology)
+            .arg("--ready-file")
+            .arg(&ready)
+            .args(&self.args);
+        if let Some(region) = region {
+            command.arg("--region").arg(region.as_str());
+        }
+        if !seeds.is_empty() {
+            command.arg("--seeds").arg(seeds.join(","));
+        }
+        command
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        let lifetime = self.lifetime;
+        // SAFETY: both calls are async-signal-safe and touch only the child's own state.
+        unsafe {
+            command.pre_exec(move || {
+                match lifetime {
+                    Lifetime::Detached => {
+                        libc::setsid();
+                    }
+                    Lifetime::Attached => {
+                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    }
+                }
+                Ok(())
+            });
+        }
+        command
+            .spawn()
+            .with_context(|| format!("cannot start {}", self.exe.display()))
+    }
+
+    /// Waits for a node's ready file; fails early if its process exits.
+    pub async fn wait_ready(
+        &self,
+        node: &NodeId,
+        child: &mut Child,
+        deadline: Instant,
+    ) -> Result<NodeEntry> {
+        let path = self.dir.join("ready").join(format!("{node}.json"));
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                let ready: ReadyFile = serde_json::from_str(&text)
+                    .with_context(|| format!("{} is not a ready file", path.display()))?;
+                return Ok(NodeEntry {
+                    id: ready.id,
+                    region: ready.region,
+                    http: ready.http,
+                    quic: ready.quic,
+                    pid: ready.pid,
+                });
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                bail!(
+                    "node {node} exited with {status} before it was ready; its log:\n{}",
+                    log_tail(&self.dir, node)
+                );
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "node {node} was not ready in time; its log:\n{}",
+                    log_tail(&self.dir, node)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Seeds for a new process: the first listed node of each region.
+pub fn seeds_of(nodes: &[NodeEntry]) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut seeds = Vec::new();
+    for node in nodes {
+        if !seen.contains(&node.region) {
+            seen.push(node.region.clone());
+            seeds.push(format!("{}@{}", node.id, node.quic));
+        }
+    }
+    seeds
+}
+
+/// Processes started by this launcher.
+pub struct LocalCluster {
+    pub launcher: Launcher,
+    pub nodes: Vec<NodeEntry>,
+    children: Vec<(NodeId, Child)>,
+}
+
+impl LocalCluster {
+    /// Starts every node of the topology as a process and waits until all are ready.
+    pub async fn start(
+        exe: &Path,
+        topology_path: &Path,
+        dir: &Path,
+        settings: &Settings,
+        flags: &TuningFlags,
+        lifetime: Lifetime,
+    ) -> Result<LocalCluster> {
+        if let Ok(existing) = ClusterFile::load(dir) {
+            if existing.nodes.iter().any(|node| process_is_node(node.pid)) {
+                bail!("a cluster is already running in {} (stop it with `cartwheel cluster down --dir {}`)", dir.display(), dir.display());
+            }
+        }
+        let launcher = Launcher::new(exe, dir, topology_path, flags.to_args(), lifetime)?;
+        ensure_certificates(dir, settings)?;
+        let mut cluster = LocalCluster {
+            launcher,
+            nodes: Vec::new(),
+            children: Vec::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(limits::CLUSTER_READY_TIMEOUT_S);
+        let result = cluster.start_all(settings, deadline).await;
+        if let Err(error) = result {
+            cluster.stop().await;
+            return Err(error);
+        }
+        cluster.save()?;
+        Ok(cluster)
+    }
+
+    async fn start_all(&mut self, settings: &Settings, deadline: Instant) -> Result<()> {
+        let seeds: Vec<NodeId> = settings
+            .topology
+            .regions
+            .iter()
+            .map(|spec| spec.nodes[0].clone())
+            .collect();
+        for seed in &seeds {
+            let entry = self.start_node(seed, None, deadline).await?;
+            self.nodes.push(entry);
+        }
+        let rest: Vec<NodeId> = settings
+            .topology
+            .nodes()
+            .map(|(node, _)| node.clone())
+            .filter(|node| !seeds.contains(node))
+            .collect();
+        let mut pending = Vec::new();
+        for node in &rest {
+            let child = self.launcher.spawn(node, None, &seeds_of(&self.nodes))?;
+            pending.push((node.clone(), child));
+        }
+        for (node, mut child) in pending {
+            let entry = self.launcher.wait_ready(&node, &mut child, deadline).await;
+            self.children.push((node, child));
+            self.nodes.push(entry?);
+        }
+        let ids: Vec<NodeId> = self.nodes.iter().map(|node| node.id.clone()).collect();
+        wait_members_alive(&self.nodes, &ids, deadline).await
+    }
+
+    /// Starts one node (new or restarted) and waits for its ready file.
+    async fn start_node(
+        &mut self,
+        node: &NodeId,
+        region: Option<&Region>,
+        deadline: Instant,
+    ) -> Result<NodeEntry> {
+        let mut child = self.launcher.spawn(node, region, &seeds_of(&self.nodes))?;
+        let entry = self.launcher.wait_ready(node, &mut child, deadline).await;
+        self.children.retain(|(id, _)| id != node);
+        self.children.push((node.clone(), child));
+        entry
+    }
+
+    pub fn save(&self) -> Result<()> {
+        ClusterFile {
+            topology: self.launcher.topology.clone(),
+            args: self.launcher.args.clone(),
+            nodes: self.nodes.clone(),
+        }
+        .save(&self.launcher.dir)
+    }
+
+    /// Kills one node at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self, node: &NodeId) -> Result<()> {
+        let (_, child) = self
+            .children
+            .iter_mut()
+            .find(|(id, _)| id == node)
+            .with_context(|| format!("no node {node} in this cluster"))?;
+        child.kill()?;
+        child.wait()?;
+        Ok(())
+    }
+
+    /// Sends SIGSTOP (`pause`) or SIGCONT to one node.
+    pub fn pause(&self, node: &NodeId, pause: bool) -> Result<()> {
+        let entry = self
+            .nodes
+            .iter()
+            .find(|entry| entry.id == *node)
+            .with_context(|| format!("no node {node}"))?;
+        signal(entry.pid, if pause { libc::SIGSTOP } else { libc::SIGCONT });
+        Ok(())
+    }
+
+    /// Starts a stopped node again with the same id and data.
+    pub async fn restart(&mut self, node: &NodeId) -> Result<NodeEntry> {
+        let region = self
+            .nodes
+            .iter()
+            .find(|entry| entry.id == *node)
+            .map(|entry| entry.region.clone());
+        let deadline = Instant::now() + Duration::from_secs(limits::CLUSTER_READY_TIMEOUT_S);
+        let others: Vec<NodeEntry> = self
+            .nodes
+            .iter()
+            .filter(|entry| entry.id != *node)
+            .cloned()
+            .collect();
+        let mut child = self
+            .launcher
+            .spawn(node, region.as_ref(), &seeds_of(&others))?;
+        let entry = self.launcher.wait_ready(node, &mut child, deadline).await?;
+        self.children.retain(|(id, _)| id != node);
+        self.children.push((node.clone(), child));
+        self.nodes.retain(|existing| existing.id != *node);
+        self.nodes.push(entry.clone());
+        self.save()?;
+        Ok(entry)
+    }
+
+    /// Adds a new node to `region` and waits until every node sees it alive.
+    pub async fn add(&mut self, region: &Region) -> Result<NodeEntry> {
+        let node = next_node_id(&self.nodes, region)?;
+        ensure_node_certificate(&self.launcher.dir.join("tls"), &node)?;
+        let deadline = Instant::now() + Duration::from_secs(limits::CLUSTER_READY_TIMEOUT_S);
+        let entry = self.start_node(&node, Some(region), deadline).await?;
+        self.nodes.push(entry.clone());
+        self.save()?;
+        wait_members_alive(&self.nodes, std::slice::from_ref(&node), deadline).await?;
+        Ok(entry)
+    }
+
+    /// Whether a node's process has exited (a node that left exits by itself).
+    pub fn has_exited(&mut self, node: &NodeId) -> bool {
+        match self.children.iter_mut().find(|(id, _)| id == node) {
+            Some((_, child)) => !matches!(child.try_wait(), Ok(None)),
+            None => true,
+        }
+    }
+
+    /// Forgets a node that left or was removed.
+    pub fn forget(&mut self, node: &NodeId) -> Result<()> {
+        self.nodes.retain(|entry| entry.id != *node);
+        self.save()
+    }
+
+    /// Stops every node: SIGTERM, then SIGKILL after the exit timeout.
+    pub async fn stop(&mut self) {
+        for (_, child) in &self.children {
+            signal(child.id(), libc::SIGCONT);
+            signal(child.id(), libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(limits::NODE_EXIT_TIMEOUT_S);
+        for (_, child) in &mut self.children {
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.children.clear();
+    }
+
+    /// Leaves the processes running (for `cluster up`).
+    pub fn detach(mut self) -> Vec<NodeEntry> {
+        self.children.clear();
+        std::mem::take(&mut self.nodes)
+    }
+}
+
+/// The next free node id in a region: `<region>-<highest number + 1>`.
+pub fn next_node_id(nodes: &[NodeEntry], region: &Region) -> Result<NodeId> {
+    let prefix = format!("{region}-");
+    let highest = nodes
+        .iter()
+        .filter_map(|node| node.id.as_str().strip_prefix(&prefix)?.parse::<u32>().ok())
+        .max()
+        .unwrap_or(0);
+    NodeId::new(&format!("{region}-{}", highest + 1)).map_err(|error| anyhow::anyhow!("{error}"))
+}
+
+/// Polls every node's status until each sees every node of `ids` alive (and, for a
+/// joiner, no longer joining).
+pub async fn wait_members_alive(
+    nodes: &[NodeEntry],
+    ids: &[NodeId],
+    deadline: Instant,
+) -> Result<()> {
+    let client = reqwest::Client::builder().timeout(STATUS_TIMEOUT).build()?;
+    for entry in nodes {
+        loop {
+            let status = fetch_status(&client, entry.http).await;
+            let seen = status.as_ref().map(|status| {
+                ids.iter()
+                    .filter(|id| {
+                        status
+                            .members
+                            .iter()
+                            .any(|m| m.node == id.as_str() && m.state == "alive")
+                    })
+                    .count()
+            });
+            if matches!(seen, Ok(count) if count == ids.len()) {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "node {} did not see every member alive in time (saw {:?} of {})",
+                    entry.id,
+                    seen.ok(),
+                    ids.len()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    Ok(())
+}
+
+pub fn log_tail(dir: &Path, node: &NodeId) -> String {
+    let text =
+        std::fs::read_to_string(dir.join("logs").join(format!("{node}.log"))).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+pub fn signal(pid: u32, signal: i32) {
+    // SAFETY: kill(2) with a pid we started; a stale pid only makes it fail.
+    unsafe {
+        libc::kill(pid as i32, signal);
+    }
+}
+
+/// The pid is alive and is a cartwheel node (guards against a recycled pid).
+pub fn process_is_node(pid: u32) -> bool {
+    match std::fs::read(format!("/proc/{pid}/cmdline")) {
+        Ok(cmdline) => {
+            let args: Vec<&[u8]> = cmdline.split(|byte| *byte == 0).collect();
+            let is_zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|stat| stat.contains(") Z "))
+                .unwrap_or(true);
+            !is_zombie
+                && args.iter().any(|arg| arg.ends_with(b"cartwheel"))
+                && args.iter().any(|arg| *arg == b"node")
+        }
+        Err(_) => false,
+    }
+}
+
+/// Reads one node's `/v1/status`.
+pub async fn fetch_status(client: &reqwest::Client, http: SocketAddr) -> Result<Status> {
+    let response = client
+        .get(format!("http://{http}/v1/status"))
+        .send()
+        .await?;
+    Ok(response.error_for_status()?.json().await?)
+}

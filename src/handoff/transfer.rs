@@ -1,0 +1,217 @@
+//! Ownership transfer: a node fetches every partition it owns (now, or in the pending
+//! ring) but does not hold yet, page by page from a current owner, merging each object;
+//! then it announces it is ready for the pending generation.
+//!
+//! Sources are current owners that hold the partition, preferring a leaving node (it has
+//! everything it acknowledged), then the local region. A failed source is skipped; a
+//! partition with no source left is retried on the next round.
+
+use crate::coordinator::ClusterView;
+use crate::ids::{NodeId, PartitionId};
+use crate::limits;
+use crate::membership::swim::Status;
+use crate::node::gossip::Gossip;
+use crate::node::state::{now_ms, ClusterState};
+use crate::replica::Replica;
+use crate::transport::Transport;
+use crate::wire::{PeerRequest, PeerResponse};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Why one transfer failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    #[error("no live owner of {0} to fetch it from")]
+    NoSource(PartitionId),
+    #[error("fetching {partition} from {source_node} failed: {reason}")]
+    Fetch {
+        partition: PartitionId,
+        source_node: NodeId,
+        reason: String,
+    },
+}
+
+/// Counters of the transfer worker.
+#[derive(Debug, Default)]
+pub struct TransferStats {
+    pub partitions_fetched: std::sync::atomic::AtomicU64,
+    pub objects_fetched: std::sync::atomic::AtomicU64,
+    pub failures: std::sync::atomic::AtomicU64,
+}
+
+pub struct TransferWorker {
+    pub state: Arc<ClusterState>,
+    pub transport: Transport<PeerRequest, PeerResponse>,
+    pub replica: Arc<Replica>,
+    pub gossip: Arc<Gossip>,
+    pub stats: Arc<TransferStats>,
+}
+
+impl TransferWorker {
+    /// Current owners of `partition` to fetch from, best first.
+    fn sources(&self, partition: PartitionId) -> Vec<NodeId> {
+        let view = self.state.view();
+        let members = self.state.members();
+        let leaving = |node: &NodeId| {
+            members
+                .iter()
+                .any(|m| m.info.node == *node && m.status == Status::Leaving)
+        };
+        let mut sources: Vec<(bool, bool, NodeId)> = view
+            .current
+            .replicas(partition)
+            .into_iter()
+            .filter(|(node, _)| *node != self.state.me && !self.state.is_dead(node))
+            .map(|(node, region)| (!leaving(&node), region != self.state.region, node))
+            .collect();
+        sources.sort();
+        sources.into_iter().map(|(_, _, node)| node).collect()
+    }
+
+    async fn fetch_from(
+        &self,
+        partition: PartitionId,
+        source: &NodeId,
+    ) -> Result<(), TransferError> {
+        let failed = |reason: String| TransferError::Fetch {
+            partition,
+            source_node: source.clone(),
+            reason,
+        };
+        let mut after = Vec::new();
+        for _page in 0..limits::FETCH_PAGES_MAX {
+            let request = PeerRequest::FetchPartition {
+                partition,
+                after: after.clone(),
+                limit: limits::FETCH_ENTRIES_MAX as u32,
+            };
+            let (entries, more) = match self.transport.request(source, &request).await {
+                Ok(PeerResponse::Entries { entries, more }) => (entries, more),
+                Ok(PeerResponse::Error(error)) => return Err(failed(error.to_string())),
+                Ok(_) => return Err(failed("unexpected response".into())),
+                Err(error) => return Err(failed(error.to_string())),
+            };
+            if let Some(last) = entries.last() {
+                after = last.key.clone();
+            }
+            self.stats
+                .objects_fetched
+                .fetch_add(entries.len() as u64, Ordering::Relaxed);
+            self.replica
+                .merge_entries(partition, entries)
+                .await
+                .map_err(|error| failed(error.to_string()))?;
+            if !more {
+                return Ok(());
+            }
+        }
+        Err(failed(format!(
+            "more than {} pages",
+            limits::FETCH_PAGES_MAX
+        )))
+    }
+
+    async fn fetch(&self, partition: PartitionId) -> Result<(), TransferError> {
+        let mut last_error = TransferError::NoSource(partition);
+        for source in self.sources(partition) {
+            match self.fetch_from(partition, &source).await {
+                Ok(()) => {
+                    self.state.mark_held(partition);
+                    self.stats
+                        .partitions_fetched
+                        .fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                Err(error) => last_error = error,
+            }
+        }
+        Err(last_error)
+    }
+
+    /// One round: fetch what is missing (a few partitions at a time), then announce
+    /// readiness for the pending generation once nothing is missing.
+    async fn round(&self) {
+        let missing = self.state.missing_partitions();
+        if missing.is_empty() {
+            let view = self.state.view();
+            let me = self.state.member(&self.state.me);
+            if view.target.is_some() && me.is_some_and(|me| me.ready_for != view.generation) {
+                let outputs = self
+                    .state
+                    .with_swim(|swim| swim.set_ready_for(view.generation, now_ms()));
+                self.gossip.send_all(outputs);
+            }
+            return;
+        }
+        for chunk in missing.chunks(limits::TRANSFERS_IN_FLIGHT_MAX) {
+            self.state
+                .transfers_in_flight
+                .store(chunk.len() as u64, Ordering::Relaxed);
+            let results = futures::future::join_all(chunk.iter().map(|p| self.fetch(*p))).await;
+            for error in results.into_iter().filter_map(Result::err) {
+                self.stats.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%error, "transfer failed; will retry");
+            }
+        }
+        self.state.transfers_in_flight.store(0, Ordering::Relaxed);
+    }
+
+    /// Drops the data of partitions this node held but no longer owns, once they have
+    /// been out of its hands for DROP_GRACE_MS (requests routed by a stale ring still
+    /// find them meanwhile). Deletes at most DROP_KEYS_PER_ROUND_MAX keys per round.
+    fn drop_round(&self, unowned_since: &mut BTreeMap<PartitionId, u64>) {
+        let view = self.state.view();
+        let mut owned: BTreeSet<PartitionId> = view
+            .current
+            .partitions_of(&self.state.me)
+            .into_iter()
+            .collect();
+        if let Some(target) = &view.target {
+            owned.extend(target.partitions_of(&self.state.me));
+        }
+        let now = now_ms();
+        let held = self.state.held();
+        unowned_since.retain(|partition, _| held.contains(partition) && !owned.contains(partition));
+        let mut budget = limits::DROP_KEYS_PER_ROUND_MAX;
+        for partition in held.iter().filter(|p| !owned.contains(p)) {
+            let since = *unowned_since.entry(*partition).or_insert(now);
+            if now.saturating_sub(since) < limits::DROP_GRACE_MS || budget == 0 {
+                continue;
+            }
+            let storage = self.replica.storage();
+            match storage.scan_partition(*partition, None, budget) {
+                Ok(page) if page.is_empty() => {
+                    self.state.unmark_held(*partition);
+                    tracing::info!(%partition, "dropped a partition this node no longer owns");
+                }
+                Ok(page) => {
+                    budget -= page.len();
+                    for (key, _) in page {
+                        if let Err(error) = storage.delete(&crate::storage::StoreKey {
+                            partition: *partition,
+                            key,
+                        }) {
+                            tracing::warn!(%error, "cannot drop a key of an unowned partition");
+                        }
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "cannot scan an unowned partition"),
+            }
+        }
+    }
+
+    pub async fn run(self, mut stopped: watch::Receiver<bool>) {
+        let mut unowned_since = BTreeMap::new();
+        loop {
+            self.round().await;
+            self.drop_round(&mut unowned_since);
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(limits::TRANSFER_ROUND_MS)) => {}
+                _ = stopped.wait_for(|stop| *stop) => return,
+            }
+        }
+    }
+}

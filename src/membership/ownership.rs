@@ -1,0 +1,280 @@
+//! Who owns which partition while the member list changes.
+//!
+//! The ring is a pure function of the member list. During a change there are two:
+//! `current` (members and leaving members: the owners that hold the data) and `target`
+//! (members and joining members: the owners once the change commits). Writes go to both;
+//! reads and quorums count the current owners. A node that gains partitions in the
+//! target fetches them and then announces `ready_for = generation`; the change commits
+//! when every gaining node is ready (the joiner becomes a member, the leaver leaves).
+//! Pure: no I/O, no clock.
+
+use super::swim::Status;
+use crate::ids::{NodeId, PartitionId, Region};
+use crate::ring::{Ring, RingConfig, RingError, RingMember};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// One member as ownership sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Owner {
+    pub node: NodeId,
+    pub region: Region,
+    pub weight: u32,
+    pub status: Status,
+    /// The target generation this node has fetched all its gained partitions for.
+    pub ready_for: u64,
+    /// The failure detector holds it dead.
+    pub dead: bool,
+}
+
+/// The rings in force.
+#[derive(Clone, Debug)]
+pub struct RingView {
+    pub current: Arc<Ring>,
+    /// The ring after the pending change, when one is pending.
+    pub target: Option<Arc<Ring>>,
+    /// Identifies the target member set; 0 when nothing is pending.
+    pub generation: u64,
+    /// Ring epoch: how many ownership changes the member list records.
+    pub epoch: u64,
+}
+
+fn in_current(status: Status) -> bool {
+    matches!(status, Status::Member | Status::Leaving)
+}
+
+fn in_target(status: Status) -> bool {
+    matches!(status, Status::Member | Status::Joining)
+}
+
+fn ring_of(
+    owners: &[Owner],
+    keep: impl Fn(Status) -> bool,
+    config: &RingConfig,
+    epoch: u64,
+) -> Result<Ring, RingError> {
+    let members = owners
+        .iter()
+        .filter(|owner| keep(owner.status))
+        .map(|owner| RingMember {
+            id: owner.node.clone(),
+            region: owner.region.clone(),
+            weight: owner.weight,
+        })
+        .collect();
+    Ring::new(members, config.clone(), epoch)
+}
+
+/// The generation of a target ring: a digest of its member set.
+pub fn generation_of(owners: &[Owner]) -> u64 {
+    let mut hasher = blake3::Hasher::new();
+    let mut ids: Vec<&NodeId> = owners
+        .iter()
+        .filter(|owner| in_target(owner.status))
+        .map(|owner| &owner.node)
+        .collect();
+    ids.sort();
+    for id in ids {
+        hasher.update(id.as_str().as_bytes());
+        hasher.update(&[0]);
+    }
+    let digest = hasher.finalize();
+    // Never 0: 0 means "nothing pending".
+    u64::from_le_bytes(digest.as_bytes()[..8].try_into().expect("8 bytes")).max(1)
+}
+
+impl RingView {
+    /// The rings of a member list. `epoch` is passed in by the caller (it counts the
+    /// status changes it has seen).
+    pub fn new(owners: &[Owner], config: &RingConfig, epoch: u64) -> Result<RingView, RingError> {
+        let current = Arc::new(ring_of(owners, in_current, config, epoch)?);
+        let pending = owners
+            .iter()
+            .any(|owner| matches!(owner.status, Status::Joining | Status::Leaving));
+        let (target, generation) = if pending {
+            (
+                Some(Arc::new(ring_of(owners, in_target, config, epoch + 1)?)),
+                generation_of(owners),
+            )
+        } else {
+            (None, 0)
+        };
+        Ok(RingView {
+            current,
+            target,
+            generation,
+            epoch,
+        })
+    }
+
+    /// Partitions `node` owns in the target but not in the current ring: what it must
+    /// fetch before the change can commit.
+    pub fn gained_by(&self, node: &NodeId) -> Vec<PartitionId> {
+        let Some(target) = &self.target else {
+            return Vec::new();
+        };
+        let now: BTreeSet<PartitionId> = self.current.partitions_of(node).into_iter().collect();
+        target
+            .partitions_of(node)
+            .into_iter()
+            .filter(|p| !now.contains(p))
+            .collect()
+    }
+
+    /// Nodes that gain at least one partition in the pending change.
+    pub fn gaining_nodes(&self) -> BTreeSet<NodeId> {
+        let Some(target) = &self.target else {
+            return BTreeSet::new();
+        };
+        target
+            .members()
+            .iter()
+            .map(|member| member.id.clone())
+            .filter(|node| !self.gained_by(node).is_empty())
+            .collect()
+    }
+
+    /// The pending change may commit: every gaining node has fetched its partitions.
+    pub fn ready_to_commit(&self, owners: &[Owner]) -> bool {
+        if self.target.is_none() {
+            return false;
+        }
+        let ready: BTreeMap<&NodeId, u64> = owners
+            .iter()
+            .map(|owner| (&owner.node, owner.ready_for))
+            .collect();
+        self.gaining_nodes()
+            .iter()
+            .all(|node| ready.get(node) == Some(&self.generation))
+    }
+
+    /// Replicas of partition `p` a request must reach: the current owners (which count
+    /// for quorums) and the extra target owners (which only receive writes and reads).
+    pub fn replicas_for(
+        &self,
+        p: PartitionId,
+        local: &Region,
+    ) -> (Vec<crate::ring::Replica>, Vec<crate::ring::Replica>) {
+        let voting = self.current.preference_list(p, local).replicas;
+        let extra = match &self.target {
+            Some(target) => target
+                .preference_list(p, local)
+                .replicas
+                .into_iter()
+                .filter(|replica| !voting.iter().any(|v| v.node == replica.node))
+                .collect(),
+            None => Vec::new(),
+        };
+        (voting, extra)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owner(node: &str, region: &str, status: Status) -> Owner {
+        Owner {
+            node: NodeId(node.into()),
+            region: Region(region.into()),
+            weight: 1,
+            status,
+            ready_for: 0,
+            dead: false,
+        }
+    }
+
+    fn config() -> RingConfig {
+        RingConfig {
+            partitions: 64,
+            replicas_per_region: [(Region("a".into()), 2)].into(),
+        }
+    }
+
+    fn three() -> Vec<Owner> {
+        (1..=3)
+            .map(|i| owner(&format!("a-{i}"), "a", Status::Member))
+            .collect()
+    }
+
+    #[test]
+    fn a_stable_member_list_has_no_target() {
+        let view = RingView::new(&three(), &config(), 1).unwrap();
+        assert!(view.target.is_none());
+        assert_eq!(view.generation, 0);
+        assert!(view.gaining_nodes().is_empty());
+        assert!(!view.ready_to_commit(&three()));
+    }
+
+    #[test]
+    fn a_joiner_gains_partitions_and_commits_when_ready() {
+        let mut owners = three();
+        owners.push(owner("a-4", "a", Status::Joining));
+        let view = RingView::new(&owners, &config(), 1).unwrap();
+        let joiner = NodeId("a-4".into());
+        assert!(
+            view.current.partitions_of(&joiner).is_empty(),
+            "not an owner before it is ready"
+        );
+        let gained = view.gained_by(&joiner);
+        assert!(!gained.is_empty());
+        assert_eq!(
+            view.gaining_nodes(),
+            [joiner.clone()].into(),
+            "rendezvous moves partitions only to the joiner"
+        );
+        let (voting, extra) = view.replicas_for(gained[0], &Region("a".into()));
+        assert_eq!(voting.len(), 2);
+        assert_eq!(
+            extra.iter().map(|r| r.node.clone()).collect::<Vec<_>>(),
+            vec![joiner.clone()]
+        );
+        assert!(!view.ready_to_commit(&owners));
+        owners[3].ready_for = view.generation;
+        assert!(view.ready_to_commit(&owners));
+    }
+
+    #[test]
+    fn a_leaver_keeps_its_partitions_until_the_gaining_nodes_are_ready() {
+        let mut owners = three();
+        owners.push(owner("a-4", "a", Status::Member));
+        owners[0].status = Status::Leaving;
+        let view = RingView::new(&owners, &config(), 2).unwrap();
+        let leaver = NodeId("a-1".into());
+        assert!(!view.current.partitions_of(&leaver).is_empty());
+        assert!(view
+            .target
+            .as_ref()
+            .unwrap()
+            .partitions_of(&leaver)
+            .is_empty());
+        let gaining = view.gaining_nodes();
+        assert!(!gaining.is_empty() && !gaining.contains(&leaver));
+        for owner in owners.iter_mut().filter(|o| gaining.contains(&o.node)) {
+            owner.ready_for = view.generation;
+        }
+        assert!(view.ready_to_commit(&owners));
+    }
+
+    #[test]
+    fn leaving_below_the_replica_count_is_refused_by_the_ring() {
+        let mut owners = three();
+        owners.truncate(2);
+        owners[0].status = Status::Leaving;
+        assert!(matches!(
+            RingView::new(&owners, &config(), 1),
+            Err(RingError::RegionTooSmall { .. })
+        ));
+    }
+
+    #[test]
+    fn generations_differ_by_target_member_set_only() {
+        let mut owners = three();
+        owners.push(owner("a-4", "a", Status::Joining));
+        let first = generation_of(&owners);
+        owners[3].ready_for = 9;
+        assert_eq!(generation_of(&owners), first);
+        owners.push(owner("a-5", "a", Status::Joining));
+        assert_ne!(generation_of(&owners), first);
+    }
+}

@@ -1,0 +1,249 @@
+//! The async driver of the SWIM state machine: ticks it, carries its messages over the
+//! transport (one-way: the reply is ignored), keeps the transport's address book in step
+//! with the member list, and commits this node's own ownership changes (a joiner becomes
+//! a member, a leaver leaves) once every node gaining partitions is ready.
+
+use super::state::{now_ms, ClusterState};
+use crate::coordinator::ClusterView;
+use crate::ids::NodeId;
+use crate::limits;
+use crate::membership::swim::{Liveness, Output, Status, SwimMessage};
+use crate::transport::Transport;
+use crate::wire::{PeerError, PeerRequest, PeerResponse};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+use tokio::sync::{watch, Semaphore};
+
+/// Why a node must stop on its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Exit {
+    Running,
+    /// It left the ring gracefully.
+    Left,
+    /// Another live member already uses this node's id.
+    DuplicateId {
+        address: String,
+    },
+}
+
+pub struct Gossip {
+    state: Arc<ClusterState>,
+    transport: OnceLock<Transport<PeerRequest, PeerResponse>>,
+    sends: Arc<Semaphore>,
+    synced_version: Mutex<u64>,
+    exit: watch::Sender<Exit>,
+    /// Messages not sent because GOSSIP_SENDS_IN_FLIGHT_MAX were in flight.
+    pub sends_dropped: AtomicU64,
+}
+
+impl Gossip {
+    pub fn new(state: Arc<ClusterState>) -> Arc<Gossip> {
+        Arc::new(Gossip {
+            state,
+            transport: OnceLock::new(),
+            sends: Arc::new(Semaphore::new(limits::GOSSIP_SENDS_IN_FLIGHT_MAX)),
+            synced_version: Mutex::new(u64::MAX),
+            exit: watch::channel(Exit::Running).0,
+            sends_dropped: AtomicU64::new(0),
+        })
+    }
+
+    pub fn attach(&self, transport: Transport<PeerRequest, PeerResponse>) {
+        let _ = self.transport.set(transport);
+    }
+
+    pub fn transport(&self) -> Option<Transport<PeerRequest, PeerResponse>> {
+        self.transport.get().cloned()
+    }
+
+    pub fn exit_signal(&self) -> watch::Receiver<Exit> {
+        self.exit.subscribe()
+    }
+
+    /// Feeds a message from a peer to the state machine.
+    pub fn receive(&self, from: &NodeId, message: SwimMessage) {
+        let message = self.admit_restart(message);
+        let outputs = self
+            .state
+            .with_swim(|swim| swim.receive(from, message, now_ms()));
+        // Addresses first: a reply to a restarted node must go to its new address.
+        self.sync_peers();
+        self.send_all(outputs);
+    }
+
+    /// Refuses a join under the id of a member that is alive at another address (a
+    /// second process with the same id); a restarted node is first marked dead (or
+    /// said so itself when it stopped), so it is let in.
+    pub fn refuse_duplicate(&self, message: &SwimMessage) -> Option<String> {
+        let SwimMessage::Join { member } = message else {
+            return None;
+        };
+        let known = self.state.member(&member.info.node)?;
+        let live = known.liveness == Liveness::Alive
+            && matches!(
+                known.status,
+                Status::Joining | Status::Member | Status::Leaving
+            );
+        (live && known.info.quic != member.info.quic && known.info.node != self.state.me)
+            .then(|| known.info.quic.to_string())
+    }
+
+    /// A join from a member known dead or suspect is that node restarted: its state
+    /// must win over the old one (new address), so it enters one incarnation above.
+    fn admit_restart(&self, message: SwimMessage) -> SwimMessage {
+        let SwimMessage::Join { mut member } = message else {
+            return message;
+        };
+        if let Some(known) = self.state.member(&member.info.node) {
+            if known.liveness != Liveness::Alive && member.incarnation <= known.incarnation {
+                member.incarnation = known.incarnation + 1;
+            }
+        }
+        SwimMessage::Join { member }
+    }
+
+    /// Tells every member directly that this node is stopping (marks itself dead), so
+    /// a restart right after is let in and no one waits for the failure detector.
+    pub fn announce_stop(&self) {
+        let Some(mut me) = self.state.member(&self.state.me) else {
+            return;
+        };
+        me.liveness = Liveness::Dead;
+        let outputs = self
+            .state
+            .members()
+            .into_iter()
+            .filter(|member| member.info.node != self.state.me && member.liveness != Liveness::Dead)
+            .map(|member| Output::Send {
+                to: member.info.node,
+                message: SwimMessage::Gossip {
+                    updates: vec![me.clone()],
+                },
+            })
+            .collect();
+        self.send_all(outputs);
+    }
+
+    /// Sends each message in its own task; drops it when too many are in flight (SWIM
+    /// tolerates loss, and a stuck peer must not pile up tasks).
+    pub fn send_all(&self, outputs: Vec<Output>) {
+        let Some(transport) = self.transport.get() else {
+            return;
+        };
+        for output in outputs {
+            let Output::Send { to, message } = output;
+            let Ok(permit) = self.sends.clone().try_acquire_owned() else {
+                self.sends_dropped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            let transport = transport.clone();
+            let exit = self.exit.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                let response = transport.request(&to, &PeerRequest::Swim(message)).await;
+                // A seed refuses a join under an id a live member already uses.
+                if let Ok(PeerResponse::Error(PeerError::DuplicateId(address))) = response {
+                    let _ = exit.send(Exit::DuplicateId { address });
+                }
+            });
+        }
+    }
+
+    /// Points the transport at every member's current address.
+    fn sync_peers(&self) {
+        let Some(transport) = self.transport.get() else {
+            return;
+        };
+        let members = self.state.members();
+        let version: u64 = members
+            .iter()
+            .map(|m| m.incarnation + m.status_version)
+            .sum::<u64>()
+            ^ members.len() as u64;
+        let mut synced = self.synced_version.lock().expect("synced lock");
+        if *synced == version {
+            return;
+        }
+        for member in &members {
+            if member.info.node == self.state.me {
+                continue;
+            }
+            if matches!(member.status, Status::Left | Status::Removed) {
+                transport.remove_peer(&member.info.node);
+            } else if let Err(error) = transport.set_peer(
+                member.info.node.clone(),
+                member.info.region.clone(),
+                member.info.quic,
+            ) {
+                tracing::warn!(%error, "cannot add a peer");
+            }
+        }
+        *synced = version;
+    }
+
+    /// Commits this node's pending ownership change when every gaining node is ready.
+    fn commit(&self) {
+        let Some(me) = self.state.member(&self.state.me) else {
+            return;
+        };
+        let view = self.state.view();
+        let next = match me.status {
+            Status::Joining if view.ready_to_commit(&self.state.owners()) => Status::Member,
+            Status::Leaving if view.ready_to_commit(&self.state.owners()) => Status::Left,
+            _ => return,
+        };
+        match self.state.with_swim(|swim| swim.set_status(next, now_ms())) {
+            Ok(outputs) => {
+                tracing::info!(status = ?next, "ownership change committed");
+                self.send_all(outputs);
+                if next == Status::Left {
+                    self.announce_departure();
+                }
+            }
+            Err(error) => tracing::warn!(%error, "cannot commit the ownership change"),
+        }
+    }
+
+    /// Tells every member directly that this node has left (gossip alone might not get
+    /// out before the process exits), keeps gossiping for a while, then signals exit.
+    fn announce_departure(&self) {
+        let Some(me) = self.state.member(&self.state.me) else {
+            return;
+        };
+        let outputs = self
+            .state
+            .members()
+            .into_iter()
+            .filter(|member| member.info.node != self.state.me && member.liveness != Liveness::Dead)
+            .map(|member| Output::Send {
+                to: member.info.node,
+                message: SwimMessage::Gossip {
+                    updates: vec![me.clone()],
+                },
+            })
+            .collect();
+        self.send_all(outputs);
+        let exit = self.exit.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(limits::LEFT_LINGER_MS)).await;
+            let _ = exit.send(Exit::Left);
+        });
+    }
+
+    /// Ticks the state machine until `stopped`.
+    pub async fn run(self: Arc<Self>, mut stopped: watch::Receiver<bool>) {
+        let mut interval = tokio::time::interval(Duration::from_millis(limits::GOSSIP_TICK_MS));
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {}
+                _ = stopped.wait_for(|stop| *stop) => return,
+            }
+            let outputs = self.state.with_swim(|swim| swim.tick(now_ms()));
+            self.sync_peers();
+            self.send_all(outputs);
+            self.commit();
+        }
+    }
+}

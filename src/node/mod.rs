@@ -1,0 +1,376 @@
+//! One cartwheel node: storage, transport, membership, coordinator, ownership transfer
+//! and the HTTP API, started together and stopped together.
+//!
+//! This is the async shell: it owns every task and socket of the node and decides no
+//! protocol question itself; it hands requests to `replica`, `coordinator`,
+//! `membership` and `handoff` and carries out what they return.
+
+pub mod gossip;
+pub mod service;
+pub mod state;
+
+use crate::api::{self, ApiState};
+use crate::config::Settings;
+use crate::coordinator::{Coordinator, Dispatch};
+use crate::handoff::transfer::{TransferStats, TransferWorker};
+use crate::ids::{NodeId, Region};
+use crate::limits;
+use crate::membership::swim::{MemberInfo, Status, Swim};
+use crate::replica::Replica;
+use crate::storage::{CommitGate, MemoryStorage, SledStorage, Storage, StorageOptions};
+use crate::transport::{Handler, NodeTls, PeerInfo, Transport, TransportConfig, WanModel};
+use crate::wire::{PeerRequest, PeerResponse};
+use futures::future::BoxFuture;
+use gossip::{Exit, Gossip};
+use service::PeerService;
+use state::{now_ms, ClusterState};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("node {0} is not in the topology; a new node must name its region (--region)")]
+    UnknownNode(NodeId),
+    #[error("region {region} is not in the topology (its regions are {known})")]
+    UnknownRegion { region: Region, known: String },
+    #[error("ring: {0}")]
+    Ring(#[from] crate::ring::RingError),
+    #[error("storage: {0}")]
+    Storage(#[from] crate::storage::StorageError),
+    #[error("transport: {0}")]
+    Transport(#[from] crate::transport::TransportError),
+    #[error("cannot bind the HTTP API to {addr}: {source}")]
+    HttpBind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A seed: a member to join the cluster through.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Seed {
+    pub node: NodeId,
+    pub addr: SocketAddr,
+}
+
+impl std::str::FromStr for Seed {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (node, addr) = text
+            .split_once('@')
+            .ok_or_else(|| format!("seed {text:?} must look like NODE@HOST:PORT"))?;
+        let node = NodeId::new(node).map_err(|error| format!("seed {text:?}: {error}"))?;
+        let addr = addr
+            .parse()
+            .map_err(|error| format!("seed {text:?}: bad address: {error}"))?;
+        Ok(Seed { node, addr })
+    }
+}
+
+/// Where the node keeps its data.
+#[derive(Clone, Debug)]
+pub enum DataDir {
+    Disk(PathBuf),
+    /// In memory, gone when the node stops (tests).
+    Memory,
+}
+
+/// Everything a node needs to start.
+pub struct NodeOptions {
+    pub id: NodeId,
+    /// Needed for a node the topology does not name (a node added later).
+    pub region: Option<Region>,
+    pub settings: Settings,
+    pub tls: NodeTls,
+    pub data: DataDir,
+    pub cache_bytes: u64,
+    pub http_bind: SocketAddr,
+    pub quic_bind: SocketAddr,
+    pub seeds: Vec<Seed>,
+    /// Serve the fault-injection admin endpoint.
+    pub chaos: bool,
+    /// Secret that admin requests must carry; `None` disables the admin endpoints.
+    pub admin_secret: Option<String>,
+}
+
+/// Local requests skip the network; remote ones go through the transport.
+struct NodeDispatch {
+    me: NodeId,
+    service: Arc<PeerService>,
+    transport: Transport<PeerRequest, PeerResponse>,
+}
+
+impl Dispatch for NodeDispatch {
+    fn send(
+        &self,
+        to: &NodeId,
+        request: PeerRequest,
+    ) -> BoxFuture<'static, Result<PeerResponse, String>> {
+        if *to == self.me {
+            let service = self.service.clone();
+            return Box::pin(async move { Ok(service.serve(None, request).await) });
+        }
+        let transport = self.transport.clone();
+        let to = to.clone();
+        Box::pin(async move {
+            match transport.request(&to, &request).await {
+                Ok(PeerResponse::Error(error)) => Err(error.to_string()),
+                Ok(response) => Ok(response),
+                Err(error) => Err(error.to_string()),
+            }
+        })
+    }
+}
+
+/// A started node. Dropping it does not stop it: call [`RunningNode::shutdown`].
+pub struct RunningNode {
+    pub id: NodeId,
+    pub region: Region,
+    pub http_addr: SocketAddr,
+    pub quic_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    exit: watch::Receiver<Exit>,
+    tasks: JoinSet<()>,
+    transport: Transport<PeerRequest, PeerResponse>,
+    storage: Arc<dyn Storage>,
+    gossip: Arc<Gossip>,
+}
+
+impl RunningNode {
+    /// Resolves when the node must stop on its own (it left, or its id is taken).
+    pub async fn exited(&mut self) -> Exit {
+        let _ = self.exit.wait_for(|exit| *exit != Exit::Running).await;
+        self.exit.borrow().clone()
+    }
+
+    /// Stops every task and flushes storage; first tells the members it is stopping.
+    pub async fn shutdown(mut self) {
+        self.gossip.announce_stop();
+        // Let the announcement leave before the transport closes.
+        tokio::time::sleep(Duration::from_millis(limits::STOP_ANNOUNCE_MS)).await;
+        let _ = self.stop.send(true);
+        self.transport.shutdown().await;
+        let deadline = Duration::from_secs(limits::NODE_EXIT_TIMEOUT_S);
+        let _ = tokio::time::timeout(deadline, async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await;
+        self.tasks.abort_all();
+        if let Err(error) = self.storage.flush() {
+            tracing::error!(%error, "final flush failed");
+        }
+    }
+}
+
+fn wan_model(settings: &Settings) -> WanModel {
+    let latency = &settings.topology.latency;
+    WanModel {
+        rtt_ms: latency.rtt_ms.clone(),
+        intra_region_rtt_ms: latency.intra_region_rtt_ms,
+        jitter_ms: latency.jitter_ms,
+    }
+}
+
+fn open_storage(options: &NodeOptions) -> Result<Arc<dyn Storage>, NodeError> {
+    let partitions = options.settings.topology.partitions;
+    Ok(match &options.data {
+        DataDir::Memory => Arc::new(MemoryStorage::new(partitions)?),
+        DataDir::Disk(path) => Arc::new(SledStorage::open(
+            path,
+            StorageOptions {
+                partitions,
+                cache_bytes: options.cache_bytes,
+                durability: options.settings.durability,
+            },
+        )?),
+    })
+}
+
+/// The node's region: from the topology, or from `--region` for an added node.
+fn region_of(options: &NodeOptions) -> Result<Region, NodeError> {
+    let topology = &options.settings.topology;
+    if let Some(region) = topology.region_of(&options.id) {
+        return Ok(region.clone());
+    }
+    let region = options
+        .region
+        .clone()
+        .ok_or_else(|| NodeError::UnknownNode(options.id.clone()))?;
+    if !topology.regions.iter().any(|spec| spec.name == region) {
+        let known = topology
+            .regions
+            .iter()
+            .map(|spec| spec.name.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(NodeError::UnknownRegion { region, known });
+    }
+    Ok(region)
+}
+
+/// Starts a node: opens storage, binds QUIC and HTTP, joins through the seeds.
+pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
+    let settings = &options.settings;
+    let region = region_of(&options)?;
+    let storage = open_storage(&options)?;
+    let gate = CommitGate::new(storage.clone(), settings.durability);
+    let replica = Arc::new(Replica::new(
+        &options.id,
+        settings.topology.partitions,
+        storage.clone(),
+        gate,
+    ));
+    let http_listener = tokio::net::TcpListener::bind(options.http_bind)
+        .await
+        .map_err(|source| NodeError::HttpBind {
+            addr: options.http_bind,
+            source,
+        })?;
+    let http_addr = http_listener
+        .local_addr()
+        .map_err(|source| NodeError::HttpBind {
+            addr: options.http_bind,
+            source,
+        })?;
+    let transport_config = TransportConfig {
+        node: options.id.clone(),
+        region: region.clone(),
+        bind: options.quic_bind,
+        tls: options.tls.clone(),
+        wan: wan_model(settings),
+        request_timeout: settings.request_timeout,
+    };
+    // The transport needs its handler at start and the handler needs the membership
+    // state, which needs the bound QUIC address: bind through a late-bound handler.
+    let late = Arc::new(LateHandler(std::sync::OnceLock::new()));
+    let transport = Transport::start(transport_config, late.clone()).await?;
+    let quic_addr = transport.local_addr();
+    let me = MemberInfo {
+        node: options.id.clone(),
+        region: region.clone(),
+        quic: quic_addr,
+        http: http_addr,
+        weight: 1,
+    };
+    let initial = settings.topology.region_of(&options.id).is_some();
+    let status = if initial {
+        Status::Member
+    } else {
+        Status::Joining
+    };
+    let mut swim = Swim::new(
+        me.clone(),
+        status,
+        settings.swim.clone(),
+        rand::random(),
+        now_ms(),
+    );
+    let regions: std::collections::BTreeSet<Region> = settings
+        .topology
+        .regions
+        .iter()
+        .map(|spec| spec.name.clone())
+        .collect();
+    swim.set_allowed_regions(Some(regions));
+    let state = Arc::new(ClusterState::new(me.clone(), swim, settings)?);
+    let gossip = Gossip::new(state.clone());
+    gossip.attach(transport.clone());
+    let service = Arc::new(PeerService {
+        replica: replica.clone(),
+        state: state.clone(),
+        gossip: gossip.clone(),
+        forwards: Arc::new(tokio::sync::Semaphore::new(limits::FORWARDS_IN_FLIGHT_MAX)),
+    });
+    let _ = late.0.set(service.clone());
+    let mut seeds = Vec::new();
+    for seed in options.seeds.iter().filter(|seed| seed.node != options.id) {
+        let seed_region = settings
+            .topology
+            .region_of(&seed.node)
+            .cloned()
+            .unwrap_or_else(|| region.clone());
+        transport.set_peer(seed.node.clone(), seed_region, seed.addr)?;
+        seeds.push(seed.node.clone());
+    }
+    let outputs = state.with_swim(|swim| swim.join(&seeds, now_ms()));
+    gossip.send_all(outputs);
+    let dispatch = Arc::new(NodeDispatch {
+        me: options.id.clone(),
+        service: service.clone(),
+        transport: transport.clone(),
+    });
+    let coordinator = Arc::new(Coordinator::new(
+        options.id.clone(),
+        region.clone(),
+        state.clone(),
+        dispatch,
+        settings.request_timeout,
+    ));
+    let (stop, stopped) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    tasks.spawn(gossip.clone().run(stopped.clone()));
+    let transfer_stats = Arc::new(TransferStats::default());
+    let worker = TransferWorker {
+        state: state.clone(),
+        transport: transport.clone(),
+        replica: replica.clone(),
+        gossip: gossip.clone(),
+        stats: transfer_stats.clone(),
+    };
+    tasks.spawn(worker.run(stopped.clone()));
+    let api_state = ApiState::new(api::ApiParts {
+        me,
+        settings: options.settings.clone(),
+        coordinator,
+        state: state.clone(),
+        gossip: gossip.clone(),
+        storage: storage.clone(),
+        transport: transport.clone(),
+        transfers: transfer_stats,
+        chaos: options.chaos,
+        admin_secret: options.admin_secret.clone(),
+    });
+    let mut http_stopped = stopped.clone();
+    tasks.spawn(async move {
+        let shutdown = async move {
+            let _ = http_stopped.wait_for(|stop| *stop).await;
+        };
+        if let Err(error) = axum::serve(http_listener, api::router(api_state))
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::error!(%error, "HTTP server failed");
+        }
+    });
+    tracing::info!(node = %options.id, %region, %http_addr, %quic_addr, ?status, "node started");
+    Ok(RunningNode {
+        id: options.id,
+        region,
+        http_addr,
+        quic_addr,
+        stop,
+        exit: gossip.exit_signal(),
+        tasks,
+        transport,
+        storage,
+        gossip,
+    })
+}
+
+/// Hands requests to the peer service once it exists (requests before that are
+/// answered as overloaded).
+struct LateHandler(std::sync::OnceLock<Arc<PeerService>>);
+
+impl Handler<PeerRequest, PeerResponse> for LateHandler {
+    async fn handle(&self, from: PeerInfo, request: PeerRequest) -> PeerResponse {
+        match self.0.get() {
+            Some(service) => service.serve(Some(&from), request).await,
+            None => PeerResponse::Error(crate::wire::PeerError::Overloaded),
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Answers other nodes' requests (and this node's own coordinator): replica reads and
+//! writes, membership messages, and pages of partitions for ownership transfer.
+
+use super::gossip::Gossip;
+use super::state::ClusterState;
+use crate::coordinator::ClusterView;
+use crate::limits;
+use crate::object::{decode_object, Object, ObjectKey};
+use crate::replica::{Replica, ReplicaError};
+use crate::transport::PeerInfo;
+use crate::wire::{PartitionEntry, PeerError, PeerRequest, PeerResponse};
+use std::sync::Arc;
+
+pub struct PeerService {
+    pub replica: Arc<Replica>,
+    pub state: Arc<ClusterState>,
+    pub gossip: Arc<Gossip>,
+    /// Bounds write forwards to new owners in flight (FORWARDS_IN_FLIGHT_MAX).
+    pub forwards: Arc<tokio::sync::Semaphore>,
+}
+
+fn storage_error(error: ReplicaError) -> PeerResponse {
+    PeerResponse::Error(PeerError::Storage(error.to_string()))
+}
+
+impl PeerService {
+    pub async fn serve(&self, from: Option<&PeerInfo>, request: PeerRequest) -> PeerResponse {
+        match request {
+            PeerRequest::Get { key } => match self.replica.get(&key) {
+                Ok(object) => PeerResponse::Object(object),
+                Err(error) => storage_error(error),
+            },
+            PeerRequest::Mint {
+                key,
+                context,
+                value,
+                timestamp,
+            } => match self.replica.mint(&key, &context, value, timestamp).await {
+                Ok(object) => self.stored(key, object),
+                Err(error) => storage_error(error),
+            },
+            PeerRequest::Merge { key, object } => match self.replica.merge(&key, &object).await {
+                Ok(object) => self.stored(key, object),
+                Err(error) => storage_error(error),
+            },
+            PeerRequest::Swim(message) => {
+                if let Some(address) = self.gossip.refuse_duplicate(&message) {
+                    return PeerResponse::Error(PeerError::DuplicateId(address));
+                }
+                if let Some(from) = from {
+                    self.gossip.receive(&from.node, message);
+                }
+                PeerResponse::Done
+            }
+            PeerRequest::FetchPartition {
+                partition,
+                after,
+                limit,
+            } => self.fetch(partition, after, limit),
+        }
+    }
+
+    /// A write this replica stored is forwarded to the owners the pending ring adds for
+    /// its partition, so a coordinator that has not yet heard of the change cannot leave
+    /// them behind. Best effort: skipped when too many forwards are in flight.
+    fn stored(&self, key: ObjectKey, object: Object) -> PeerResponse {
+        let view = self.state.view();
+        if view.target.is_some() {
+            let partition = key.partition(view.current.partition_count());
+            let (_, extra) = view.replicas_for(partition, &self.state.region);
+            for replica in extra
+                .into_iter()
+                .filter(|replica| replica.node != self.state.me)
+            {
+                let Ok(permit) = self.forwards.clone().try_acquire_owned() else {
+                    break;
+                };
+                let request = PeerRequest::Merge {
+                    key: key.clone(),
+                    object: object.clone(),
+                };
+                let transport = self.gossip.transport();
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    if let Some(transport) = transport {
+                        let _ = transport.request(&replica.node, &request).await;
+                    }
+                });
+            }
+        }
+        PeerResponse::Stored(object)
+    }
+
+    /// One page of a partition this node holds, bounded in entries and bytes.
+    fn fetch(
+        &self,
+        partition: crate::ids::PartitionId,
+        after: Vec<u8>,
+        limit: u32,
+    ) -> PeerResponse {
+        if !self.state.held().contains(&partition) {
+            return PeerResponse::Error(PeerError::NotOwner(partition));
+        }
+        let limit = (limit as usize).clamp(1, limits::FETCH_ENTRIES_MAX);
+        let after = if after.is_empty() {
+            None
+        } else {
+            Some(after.as_slice())
+        };
+        let page = match self
+            .replica
+            .storage()
+            .scan_partition(partition, after, limit)
+        {
+            Ok(page) => page,
+            Err(error) => return PeerResponse::Error(PeerError::Storage(error.to_string())),
+        };
+        let full = page.len() == limit;
+        let mut entries = Vec::with_capacity(page.len());
+        let mut bytes = 0usize;
+        for (key, value) in page {
+            bytes += key.len() + value.len();
+            match decode_object(&value) {
+                Ok(object) => entries.push(PartitionEntry { key, object }),
+                Err(error) => tracing::warn!(%error, "skipping an unreadable object in a transfer"),
+            }
+            if bytes >= limits::FETCH_BYTES_MAX {
+                return PeerResponse::Entries {
+                    entries,
+                    more: true,
+                };
+            }
+        }
+        PeerResponse::Entries {
+            entries,
+            more: full,
+        }
+    }
+}

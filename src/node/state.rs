@@ -1,0 +1,283 @@
+//! The node's view of the cluster: the SWIM state machine behind a lock, and the ring
+//! view derived from it, rebuilt whenever the member list changes.
+//!
+//! Readers (the coordinator, the transfer worker, the API) take cheap snapshots; only
+//! the gossip driver and the peer service feed the state machine.
+
+use crate::config::Settings;
+use crate::coordinator::ClusterView;
+use crate::ids::{NodeId, PartitionId, Region};
+use crate::membership::ownership::{Owner, RingView};
+use crate::membership::swim::{Liveness, MemberInfo, MemberState, Output, Status, Swim};
+use crate::ring::RingConfig;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Milliseconds on the wall clock, plus the node's injected skew (`--chaos`).
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Shared membership and ownership state of one node.
+pub struct ClusterState {
+    pub me: NodeId,
+    pub region: Region,
+    swim: Mutex<Swim>,
+    view: RwLock<Arc<RingView>>,
+    seen_version: Mutex<u64>,
+    ring_config: RingConfig,
+    /// Members named by the topology file: owners from the start, even before gossip
+    /// has told us their addresses.
+    initial: BTreeMap<NodeId, Region>,
+    /// Partitions whose data this node holds (fetched, or owned since bootstrap).
+    held: Mutex<BTreeSet<PartitionId>>,
+    /// Partition transfers running now.
+    pub transfers_in_flight: std::sync::atomic::AtomicU64,
+}
+
+impl ClusterState {
+    pub fn new(
+        me: MemberInfo,
+        swim: Swim,
+        settings: &Settings,
+    ) -> Result<ClusterState, crate::ring::RingError> {
+        let initial: BTreeMap<NodeId, Region> = settings
+            .topology
+            .nodes()
+            .map(|(node, region)| (node.clone(), region.clone()))
+            .collect();
+        let ring_config = RingConfig {
+            partitions: settings.topology.partitions,
+            replicas_per_region: settings.topology.replicas_per_region(),
+        };
+        let owners = owners_of(&initial, swim.members());
+        let view = view_of(owners, &ring_config, epoch_of(&initial, swim.members()))?;
+        // A member of the initial topology owns its partitions from the start; a joiner
+        // holds nothing until it has fetched.
+        let held: BTreeSet<PartitionId> = if initial.contains_key(&me.node) {
+            view.current.partitions_of(&me.node).into_iter().collect()
+        } else {
+            BTreeSet::new()
+        };
+        let version = swim.version();
+        Ok(ClusterState {
+            me: me.node,
+            region: me.region,
+            swim: Mutex::new(swim),
+            view: RwLock::new(Arc::new(view)),
+            seen_version: Mutex::new(version),
+            ring_config,
+            initial,
+            held: Mutex::new(held),
+            transfers_in_flight: Default::default(),
+        })
+    }
+
+    /// Runs `f` on the state machine, then rebuilds the ring view if members changed.
+    pub fn with_swim<T>(&self, f: impl FnOnce(&mut Swim) -> T) -> T {
+        let result = {
+            let mut swim = self.swim.lock().expect("swim lock");
+            f(&mut swim)
+        };
+        self.refresh();
+        result
+    }
+
+    /// A snapshot of every member's state.
+    pub fn members(&self) -> Vec<MemberState> {
+        self.swim
+            .lock()
+            .expect("swim lock")
+            .members()
+            .cloned()
+            .collect()
+    }
+
+    pub fn member(&self, node: &NodeId) -> Option<MemberState> {
+        self.swim.lock().expect("swim lock").member(node).cloned()
+    }
+
+    fn refresh(&self) {
+        let (version, owners, epoch) = {
+            let swim = self.swim.lock().expect("swim lock");
+            let version = swim.version();
+            if *self.seen_version.lock().expect("version lock") == version {
+                return;
+            }
+            (
+                version,
+                owners_of(&self.initial, swim.members()),
+                epoch_of(&self.initial, swim.members()),
+            )
+        };
+        match view_of(owners, &self.ring_config, epoch) {
+            Ok(view) => {
+                *self.view.write().expect("view lock") = Arc::new(view);
+                *self.seen_version.lock().expect("version lock") = version;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "member list gives no valid ring; keeping the previous one")
+            }
+        }
+    }
+
+    pub fn owners(&self) -> Vec<Owner> {
+        owners_of(
+            &self.initial,
+            self.swim.lock().expect("swim lock").members(),
+        )
+    }
+
+    pub fn held(&self) -> BTreeSet<PartitionId> {
+        self.held.lock().expect("held lock").clone()
+    }
+
+    pub fn mark_held(&self, partition: PartitionId) {
+        self.held.lock().expect("held lock").insert(partition);
+    }
+
+    pub fn unmark_held(&self, partition: PartitionId) {
+        self.held.lock().expect("held lock").remove(&partition);
+    }
+
+    /// Partitions this node owns (now or in the pending change) without holding them.
+    pub fn missing_partitions(&self) -> Vec<PartitionId> {
+        let view = self.view();
+        let held = self.held.lock().expect("held lock");
+        let mut wanted: BTreeSet<PartitionId> =
+            view.current.partitions_of(&self.me).into_iter().collect();
+        if let Some(target) = &view.target {
+            wanted.extend(target.partitions_of(&self.me));
+        }
+        wanted.into_iter().filter(|p| !held.contains(p)).collect()
+    }
+
+    /// Sends each output through `send`.
+    pub fn dispatch(
+        outputs: Vec<Output>,
+        mut send: impl FnMut(NodeId, crate::membership::swim::SwimMessage),
+    ) {
+        for output in outputs {
+            match output {
+                Output::Send { to, message } => send(to, message),
+            }
+        }
+    }
+}
+
+impl ClusterView for ClusterState {
+    fn view(&self) -> Arc<RingView> {
+        self.view.read().expect("view lock").clone()
+    }
+
+    fn is_dead(&self, node: &NodeId) -> bool {
+        *node != self.me && self.swim.lock().expect("swim lock").is_dead(node)
+    }
+}
+
+/// The ring view of a member list. A leaving member that the failure detector holds
+/// dead once every gaining node is ready has left, even if its last word was lost.
+fn view_of(
+    mut owners: Vec<Owner>,
+    config: &RingConfig,
+    epoch: u64,
+) -> Result<RingView, crate::ring::RingError> {
+    let view = RingView::new(&owners, config, epoch)?;
+    let gone: Vec<NodeId> = owners
+        .iter()
+        .filter(|owner| owner.status == Status::Leaving && owner.dead)
+        .map(|owner| owner.node.clone())
+        .collect();
+    if gone.is_empty() || !view.ready_to_commit(&owners) {
+        return Ok(view);
+    }
+    owners.retain(|owner| !gone.contains(&owner.node));
+    RingView::new(&owners, config, epoch + gone.len() as u64)
+}
+
+/// Initial topology members are members unless gossip says otherwise; gossip adds the
+/// rest with their own status.
+fn owners_of<'a>(
+    initial: &BTreeMap<NodeId, Region>,
+    members: impl Iterator<Item = &'a MemberState>,
+) -> Vec<Owner> {
+    let mut owners: BTreeMap<NodeId, Owner> = initial
+        .iter()
+        .map(|(node, region)| {
+            (
+                node.clone(),
+                Owner {
+                    node: node.clone(),
+                    region: region.clone(),
+                    weight: 1,
+                    status: Status::Member,
+                    ready_for: 0,
+                    dead: false,
+                },
+            )
+        })
+        .collect();
+    for member in members {
+        let status = match (initial.contains_key(&member.info.node), member.status) {
+            // A topology member that gossip still calls joining is an owner already.
+            (true, Status::Joining) => Status::Member,
+            (_, status) => status,
+        };
+        owners.insert(
+            member.info.node.clone(),
+            Owner {
+                node: member.info.node.clone(),
+                region: member.info.region.clone(),
+                weight: member.info.weight.max(1),
+                status,
+                ready_for: member.ready_for,
+                dead: member.liveness == Liveness::Dead,
+            },
+        );
+    }
+    owners
+        .into_values()
+        .filter(|owner| !matches!(owner.status, Status::Left | Status::Removed))
+        .collect()
+}
+
+/// The ring epoch: one more than the committed ring changes the member list records
+/// (a joiner that became a member, a member that left or was removed).
+fn epoch_of<'a>(
+    initial: &BTreeMap<NodeId, Region>,
+    members: impl Iterator<Item = &'a MemberState>,
+) -> u64 {
+    let changes: u64 = members
+        .map(|member| {
+            let joined =
+                !initial.contains_key(&member.info.node) && member.status != Status::Joining;
+            let departed = matches!(member.status, Status::Left | Status::Removed);
+            u64::from(joined) + u64::from(departed)
+        })
+        .sum();
+    1 + changes
+}
+
+/// Liveness in words for status output.
+pub fn liveness_name(liveness: Liveness) -> &'static str {
+    match liveness {
+        Liveness::Alive => "alive",
+        Liveness::Suspect => "suspect",
+        Liveness::Dead => "dead",
+    }
+}
+
+/// Status in words for status output.
+pub fn status_name(status: Status) -> &'static str {
+    match status {
+        Status::Joining => "joining",
+        Status::Member => "member",
+        Status::Leaving => "leaving",
+        Status::Left => "left",
+        Status::Removed => "removed",
+    }
+}

@@ -1,0 +1,161 @@
+//! Carries out a scenario's fault schedule against the local cluster while the
+//! workload runs, and keeps the clients' routing table in step (a load balancer would
+//! stop sending to a node that left, was killed or paused).
+
+use super::scenario::{FaultAction, FaultStep};
+use crate::cluster::{load_admin_secret, LocalCluster};
+use crate::ids::{NodeId, Region};
+use crate::limits;
+use anyhow::{bail, Context, Result};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// The nodes of each region clients may use, with their HTTP addresses.
+type RouteTable = BTreeMap<String, Vec<(NodeId, SocketAddr)>>;
+
+/// HTTP addresses of the nodes clients may use, per region.
+#[derive(Clone, Debug, Default)]
+pub struct Routes(Arc<RwLock<RouteTable>>);
+
+impl Routes {
+    pub fn of(cluster: &LocalCluster) -> Routes {
+        let routes = Routes::default();
+        for node in &cluster.nodes {
+            routes.add(&node.region, node.id.clone(), node.http);
+        }
+        routes
+    }
+
+    pub fn add(&self, region: &Region, node: NodeId, http: SocketAddr) {
+        let mut map = self.0.write().expect("routes lock");
+        let list = map.entry(region.to_string()).or_default();
+        list.retain(|(id, _)| *id != node);
+        list.push((node, http));
+    }
+
+    pub fn remove(&self, node: &NodeId) {
+        for list in self.0.write().expect("routes lock").values_mut() {
+            list.retain(|(id, _)| id != node);
+        }
+    }
+
+    /// The `choice`-th node (modulo) of a region, if it has any.
+    pub fn pick(&self, region: &str, choice: usize) -> Option<SocketAddr> {
+        let map = self.0.read().expect("routes lock");
+        let list = map.get(region)?;
+        (!list.is_empty()).then(|| list[choice % list.len()].1)
+    }
+
+    pub fn all(&self, region: &str) -> Vec<SocketAddr> {
+        self.0
+            .read()
+            .expect("routes lock")
+            .get(region)
+            .map(|list| list.iter().map(|(_, http)| *http).collect())
+            .unwrap_or_default()
+    }
+}
+
+fn node_id(text: &str) -> Result<NodeId> {
+    NodeId::new(text).map_err(|error| anyhow::anyhow!("{error}"))
+}
+
+/// Runs every step at its time; returns a line per step for the report.
+pub async fn run(
+    cluster: &mut LocalCluster,
+    steps: &[FaultStep],
+    routes: &Routes,
+    started: Instant,
+) -> Result<Vec<String>> {
+    let mut log = Vec::new();
+    for step in steps {
+        let at = started + Duration::from_secs_f64(step.at_s);
+        tokio::time::sleep_until(at.into()).await;
+        let line = apply(cluster, &step.action, routes)
+            .await
+            .with_context(|| format!("fault at {} s: {:?}", step.at_s, step.action))?;
+        log.push(format!(
+            "{:>6.1} s  {line}",
+            started.elapsed().as_secs_f64()
+        ));
+    }
+    Ok(log)
+}
+
+async fn apply(
+    cluster: &mut LocalCluster,
+    action: &FaultAction,
+    routes: &Routes,
+) -> Result<String> {
+    match action {
+        FaultAction::Join { region } => {
+            let region = Region::new(region).map_err(|error| anyhow::anyhow!("{error}"))?;
+            let entry = cluster.add(&region).await?;
+            routes.add(&entry.region, entry.id.clone(), entry.http);
+            Ok(format!("{} joined {}", entry.id, entry.region))
+        }
+        FaultAction::Leave { node } => {
+            let node = node_id(node)?;
+            let entry = cluster
+                .nodes
+                .iter()
+                .find(|entry| entry.id == node)
+                .cloned()
+                .with_context(|| format!("no node {node}"))?;
+            routes.remove(&node);
+            let secret = load_admin_secret(&cluster.launcher.dir)?;
+            let response = reqwest::Client::new()
+                .post(format!("http://{}/v1/admin/leave", entry.http))
+                .bearer_auth(secret)
+                .send()
+                .await?;
+            if !response.status().is_success() {
+                bail!(
+                    "{node} refused to leave: {}",
+                    response.text().await.unwrap_or_default()
+                );
+            }
+            let began = Instant::now();
+            while !cluster.has_exited(&node) {
+                if began.elapsed() > Duration::from_secs(limits::LEAVE_TIMEOUT_S) {
+                    bail!("{node} did not finish leaving in time");
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            cluster.forget(&node)?;
+            Ok(format!(
+                "{node} left after {:.1} s of handover",
+                began.elapsed().as_secs_f64()
+            ))
+        }
+        FaultAction::Kill { node } => {
+            let node = node_id(node)?;
+            routes.remove(&node);
+            cluster.kill(&node)?;
+            Ok(format!("{node} killed"))
+        }
+        FaultAction::Restart { node } => {
+            let node = node_id(node)?;
+            let entry = cluster.restart(&node).await?;
+            routes.add(&entry.region, entry.id.clone(), entry.http);
+            Ok(format!("{node} restarted"))
+        }
+        FaultAction::Pause { node, for_s } => {
+            let node = node_id(node)?;
+            let entry = cluster
+                .nodes
+                .iter()
+                .find(|entry| entry.id == node)
+                .cloned()
+                .with_context(|| format!("no node {node}"))?;
+            routes.remove(&node);
+            cluster.pause(&node, true)?;
+            tokio::time::sleep(Duration::from_secs_f64(*for_s)).await;
+            cluster.pause(&node, false)?;
+            routes.add(&entry.region, entry.id.clone(), entry.http);
+            Ok(format!("{node} paused for {for_s} s"))
+        }
+    }
+}
