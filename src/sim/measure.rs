@@ -78,7 +78,12 @@ pub async fn detection(
     }
     .await;
     cluster.stop().await;
-    let _ = std::fs::remove_dir_all(&dir);
+    match &result {
+        Ok(()) => {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        Err(_) => eprintln!("measure: logs kept in {}", dir.display()),
+    }
     result.map(|()| times)
 }
 

@@ -74,14 +74,23 @@ pub(crate) fn liveness_key(state: &MemberState) -> (u64, u8) {
     (state.incarnation, liveness_rank(state.liveness))
 }
 
-type StatusKey<'a> = (bool, u64, u8, u64, &'a str, SocketAddr, SocketAddr, u32);
+type StatusKey = (bool, u64, u8, u64);
 
-pub(crate) fn status_key(state: &MemberState) -> StatusKey<'_> {
+/// Precedence of status claims. Addresses are not part of it: they follow the
+/// incarnation (see `merge_state`).
+pub(crate) fn status_key(state: &MemberState) -> StatusKey {
     (
         is_terminal(state.status),
         state.status_version,
         status_rank(state.status),
         state.ready_for,
+    )
+}
+
+/// Tie-break between two claims of equal incarnation and status but other addresses,
+/// so every member settles on the same one whatever the order it hears them in.
+fn info_key(state: &MemberState) -> (&str, SocketAddr, SocketAddr, u32) {
+    (
         state.info.region.as_str(),
         state.info.quic,
         state.info.http,
@@ -102,6 +111,15 @@ pub(crate) struct MergeOutcome {
 pub(crate) fn merge_state(current: &mut MemberState, incoming: &MemberState) -> MergeOutcome {
     let liveness_won = liveness_key(incoming) > liveness_key(current);
     let status_won = status_key(incoming).cmp(&status_key(current)) == Ordering::Greater;
+    // Only a member raises its own incarnation (refuting, or restarted on a new
+    // address), so a higher incarnation carries its current addresses.
+    let info_won = incoming.info != current.info
+        && (incoming.incarnation, info_key(incoming)) > (current.incarnation, info_key(current));
+    let stale =
+        !liveness_won && !status_won && !info_won && incoming.incarnation < current.incarnation;
+    if info_won {
+        current.info = incoming.info.clone();
+    }
     if liveness_won {
         current.incarnation = incoming.incarnation;
         current.liveness = incoming.liveness;
@@ -110,12 +128,11 @@ pub(crate) fn merge_state(current: &mut MemberState, incoming: &MemberState) -> 
         current.status = incoming.status;
         current.status_version = incoming.status_version;
         current.ready_for = incoming.ready_for;
-        current.info = incoming.info.clone();
     }
     MergeOutcome {
-        liveness_won,
+        liveness_won: liveness_won || info_won,
         status_won,
-        stale: !liveness_won && !status_won && incoming.incarnation < current.incarnation,
+        stale,
     }
 }
 
