@@ -380,6 +380,15 @@ pub struct TuningFlags {
     /// How long a coordinator waits for replicas before answering with a timeout.
     #[arg(long, value_name = "MS")]
     pub request_timeout_ms: Option<u64>,
+    /// Strict quorums: never write to fallbacks when a replica is down (no hints).
+    #[arg(long)]
+    pub strict_quorum: bool,
+    /// Hints older than this are dropped (anti-entropy repairs instead), e.g. 3h.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub hint_window: Option<Duration>,
+    /// Hinted writes a node replays per second at most.
+    #[arg(long, value_name = "KEYS")]
+    pub hint_replay_rate: Option<u64>,
     /// Serve the fault-injection admin endpoint on every node (chaos runs only).
     #[arg(long)]
     pub chaos: bool,
@@ -413,20 +422,61 @@ impl TuningFlags {
                 args.push(value);
             }
         };
+        let text = |value: Option<&dyn ToString>| value.map(|v| v.to_string());
         push(
             "replicas-per-region",
-            self.replicas_per_region.map(|v| v.to_string()),
+            text(self.replicas_per_region.as_ref().map(|v| v as _)),
         );
-        push("partitions", self.partitions.map(|v| v.to_string()));
-        push("read", self.read.map(|v| v.to_string()));
-        push("write", self.write.map(|v| v.to_string()));
-        push("r", self.r.map(|v| v.to_string()));
-        push("w", self.w.map(|v| v.to_string()));
-        push("durability", self.durability.map(|v| v.to_string()));
+        push("partitions", text(self.partitions.as_ref().map(|v| v as _)));
+        push("read", text(self.read.as_ref().map(|v| v as _)));
+        push("write", text(self.write.as_ref().map(|v| v as _)));
+        push("r", text(self.r.as_ref().map(|v| v as _)));
+        push("w", text(self.w.as_ref().map(|v| v as _)));
+        push("durability", text(self.durability.as_ref().map(|v| v as _)));
         push(
             "request-timeout-ms",
-            self.request_timeout_ms.map(|v| v.to_string()),
+            text(self.request_timeout_ms.as_ref().map(|v| v as _)),
         );
+        push(
+            "probe-interval-ms",
+            text(self.probe_interval_ms.as_ref().map(|v| v as _)),
+        );
+        push(
+            "probe-timeout-ms",
+            text(self.probe_timeout_ms.as_ref().map(|v| v as _)),
+        );
+        push(
+            "remote-probe-timeout-ms",
+            text(self.remote_probe_timeout_ms.as_ref().map(|v| v as _)),
+        );
+        push(
+            "indirect-probes",
+            text(self.indirect_probes.as_ref().map(|v| v as _)),
+        );
+        push(
+            "suspicion-multiplier",
+            text(self.suspicion_multiplier.as_ref().map(|v| v as _)),
+        );
+        push(
+            "remote-suspicion-multiplier",
+            text(self.remote_suspicion_multiplier.as_ref().map(|v| v as _)),
+        );
+        push(
+            "hint-window",
+            self.hint_window.map(|v| format!("{}ms", v.as_millis())),
+        );
+        push(
+            "hint-replay-rate",
+            text(self.hint_replay_rate.as_ref().map(|v| v as _)),
+        );
+        for (flag, on) in [
+            ("--strict-quorum", self.strict_quorum),
+            ("--chaos", self.chaos),
+        ] {
+            if on {
+                args.push(flag.to_string());
+            }
+        }
         args
     }
 }
@@ -441,6 +491,10 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// Failure detector and gossip settings.
     pub swim: SwimConfig,
+    /// Write hints to fallbacks for replicas that are down.
+    pub sloppy: bool,
+    pub hint_window: Duration,
+    pub hint_replay_rate: u64,
     /// Non-fatal findings to print at start (e.g. R + W <= N).
     pub warnings: Vec<String>,
 }
@@ -501,6 +555,20 @@ impl Settings {
             durability: flags.durability.unwrap_or_default(),
             request_timeout: Duration::from_millis(request_timeout_ms),
             swim: swim_config(flags)?,
+            sloppy: !flags.strict_quorum,
+            hint_window: flags
+                .hint_window
+                .unwrap_or(Duration::from_millis(limits::HINT_WINDOW_MS_DEFAULT)),
+            hint_replay_rate: match flags.hint_replay_rate {
+                Some(0) => {
+                    return Err(invalid(
+                        "--hint-replay-rate",
+                        "must be at least 1 key per second",
+                    ))
+                }
+                Some(rate) => rate,
+                None => limits::HINT_REPLAY_RATE_DEFAULT,
+            },
             warnings,
         })
     }
@@ -701,5 +769,30 @@ nodes = 2
             flags.to_args(),
             ["--replicas-per-region", "2", "--read", "quorum", "--w", "2"]
         );
+    }
+
+    #[test]
+    fn every_flag_survives_a_child_command_line() {
+        #[derive(clap::Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            flags: TuningFlags,
+        }
+        let flags = TuningFlags {
+            durability: Some("flush".parse().unwrap()),
+            probe_interval_ms: Some(500),
+            suspicion_multiplier: Some(5),
+            hint_window: Some(Duration::from_secs(60)),
+            hint_replay_rate: Some(10),
+            strict_quorum: true,
+            chaos: true,
+            ..Default::default()
+        };
+        let args = std::iter::once("x".to_string()).chain(flags.to_args());
+        let parsed = <Wrapper as clap::Parser>::parse_from(args).flags;
+        assert_eq!(parsed.to_args(), flags.to_args());
+        assert!(parsed.chaos && parsed.strict_quorum);
+        assert_eq!(parsed.hint_window, Some(Duration::from_secs(60)));
+        assert_eq!(parsed.probe_interval_ms, Some(500));
     }
 }

@@ -146,6 +146,20 @@ pub const SIM_PAUSED_MESSAGES_MAX: usize = 100_000;
 /// Messages in flight in the simulation; further ones are dropped and counted.
 pub const SIM_IN_FLIGHT_MESSAGES_MAX: usize = 1_000_000;
 
+// ---- hinted handoff ------------------------------------------------------------------
+
+/// Hints one node holds for one owner; past it the oldest is dropped (anti-entropy
+/// repairs what it held).
+pub const HINTS_PER_NODE_MAX: u64 = 1_000_000;
+/// Hints replayed in one message.
+pub const HANDOFF_BATCH_MAX: usize = 256;
+/// Pause between two rounds of hint replay.
+pub const HINT_REPLAY_INTERVAL_MS: u64 = 100;
+/// Default `--hint-replay-rate`, keys per second per node.
+pub const HINT_REPLAY_RATE_DEFAULT: u64 = 20_000;
+/// Default `--hint-window`: hints older than this are dropped.
+pub const HINT_WINDOW_MS_DEFAULT: u64 = 3 * 3600 * 1000;
+
 // ---- membership and ownership transfer ----------------------------------------------
 
 /// How often the SWIM driver ticks the state machine (timeouts are deadlines, so this

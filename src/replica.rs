@@ -143,6 +143,25 @@ impl Replica {
         Ok(())
     }
 
+    /// Merges hinted writes replayed by a fallback, then waits once until durable.
+    pub async fn merge_objects(
+        &self,
+        entries: Vec<crate::wire::HandoffEntry>,
+    ) -> Result<(), ReplicaError> {
+        for entry in entries {
+            self.apply(&self.store_key(&entry.key), |object| {
+                object.merge(&entry.object, limits::SIBLINGS_MAX)
+            })?;
+        }
+        self.gate.durable().await?;
+        Ok(())
+    }
+
+    /// Waits until every write completed so far (side records too) is durable.
+    pub async fn durable(&self) -> Result<(), ReplicaError> {
+        Ok(self.gate.durable().await?)
+    }
+
     /// Merges a version from another replica (replication, read repair).
     pub async fn merge(&self, key: &ObjectKey, incoming: &Object) -> Result<Object, ReplicaError> {
         self.update(key, |object| object.merge(incoming, limits::SIBLINGS_MAX))

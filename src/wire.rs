@@ -24,6 +24,14 @@ pub enum PeerRequest {
     Merge { key: ObjectKey, object: Object },
     /// A membership message (one-way: the reply is `Done`).
     Swim(SwimMessage),
+    /// Hold `object` for `owner`, a replica that is down (hinted handoff).
+    Hint {
+        owner: crate::ids::NodeId,
+        key: ObjectKey,
+        object: Object,
+    },
+    /// Hints replayed to their owner: merge them all.
+    Handoff { entries: Vec<HandoffEntry> },
     /// A page of a partition's objects, in key order, after `after` (ownership transfer).
     FetchPartition {
         partition: PartitionId,
@@ -31,6 +39,13 @@ pub enum PeerRequest {
         after: Vec<u8>,
         limit: u32,
     },
+}
+
+/// One hinted write on its way to its owner.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HandoffEntry {
+    pub key: ObjectKey,
+    pub object: Object,
 }
 
 /// One stored object of a partition: its storage key (class tag + key) and object.

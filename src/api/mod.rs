@@ -45,6 +45,7 @@ pub struct ApiParts {
     pub storage: Arc<dyn Storage>,
     pub transport: Transport<PeerRequest, PeerResponse>,
     pub transfers: Arc<TransferStats>,
+    pub hints: Arc<crate::handoff::hints::Hints>,
     /// Serve the fault-injection endpoint.
     pub chaos: bool,
     /// Secret admin requests must carry; `None` disables the admin endpoints.

@@ -46,6 +46,17 @@ pub struct Status {
     pub connections_refused: u64,
     pub faults_injected: u64,
     pub swim: SwimCounters,
+    pub hints: HintCounters,
+}
+
+/// Hinted handoff counters.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct HintCounters {
+    /// Hints held for each node that was down.
+    pub pending: std::collections::BTreeMap<String, u64>,
+    pub stored: u64,
+    pub replayed: u64,
+    pub dropped: u64,
 }
 
 /// A member as one node sees it.
@@ -131,6 +142,17 @@ pub(super) async fn status(State(state): State<ApiState>) -> Json<Status> {
         frames_rejected: transport.frames_rejected,
         connections_refused: transport.connections_refused,
         faults_injected: transport.faults_injected,
+        hints: HintCounters {
+            pending: parts
+                .hints
+                .pending()
+                .into_iter()
+                .map(|(node, count)| (node.to_string(), count))
+                .collect(),
+            stored: parts.hints.stats.stored.load(Ordering::Relaxed),
+            replayed: parts.hints.stats.replayed.load(Ordering::Relaxed),
+            dropped: parts.hints.stats.dropped.load(Ordering::Relaxed),
+        },
         swim: SwimCounters {
             probes_sent: swim_stats.probes_sent,
             suspicions_raised: swim_stats.suspicions_raised,

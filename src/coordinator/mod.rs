@@ -80,6 +80,8 @@ pub struct Coordinator {
     dispatch: Arc<dyn Dispatch>,
     clock: Mutex<HybridClock>,
     timeout: Duration,
+    /// Writes for dead replicas go to fallbacks as hints (sloppy quorum).
+    sloppy: bool,
     repairs: Arc<Semaphore>,
     pub stats: Arc<CoordinatorStats>,
 }
@@ -104,6 +106,7 @@ impl Coordinator {
         cluster: Arc<dyn ClusterView>,
         dispatch: Arc<dyn Dispatch>,
         timeout: Duration,
+        sloppy: bool,
     ) -> Self {
         Coordinator {
             region,
@@ -112,6 +115,7 @@ impl Coordinator {
             dispatch,
             clock: Mutex::new(HybridClock::new(limits::HLC_DRIFT_MS_MAX)),
             timeout,
+            sloppy,
             repairs: Arc::new(Semaphore::new(limits::READ_REPAIRS_IN_FLIGHT_MAX)),
             stats: Arc::default(),
         }
@@ -125,6 +129,19 @@ impl Coordinator {
         key: &ObjectKey,
         level: Level,
     ) -> Result<(Vec<NodeId>, QuorumTracker), CoordinatorError> {
+        let (nodes, mut tracker, dead) = self.plan_with_dead(key, level)?;
+        for index in dead {
+            tracker.record(index, false);
+        }
+        Ok((nodes, tracker))
+    }
+
+    /// Like `plan`, but leaves dead voters pending and names them (for hints).
+    fn plan_with_dead(
+        &self,
+        key: &ObjectKey,
+        level: Level,
+    ) -> Result<(Vec<NodeId>, QuorumTracker, Vec<usize>), CoordinatorError> {
         let view = self.cluster.view();
         let partition = key.partition(view.current.partition_count());
         let (voting, extra) = view.replicas_for(partition, &self.region);
@@ -133,18 +150,55 @@ impl Coordinator {
             .map(|replica| replica.region.clone())
             .collect();
         let requirement = Requirement::new(level, &regions, &self.region)?;
-        let mut tracker = QuorumTracker::new(requirement, regions);
-        for (index, replica) in voting.iter().enumerate() {
-            if self.cluster.is_dead(&replica.node) {
-                tracker.record(index, false);
-            }
-        }
+        let tracker = QuorumTracker::new(requirement, regions);
+        let dead = (0..voting.len())
+            .filter(|index| self.cluster.is_dead(&voting[*index].node))
+            .collect();
         let nodes = voting
             .into_iter()
             .chain(extra)
             .map(|replica| replica.node)
             .collect();
-        Ok((nodes, tracker))
+        Ok((nodes, tracker, dead))
+    }
+
+    /// A live fallback for each dead voter (sloppy quorum): the next node in rendezvous
+    /// order, from the dead voter's region if one is alive there, else from any region
+    /// (so during a region outage its hints spread over the surviving regions).
+    fn fallbacks_for(
+        &self,
+        key: &ObjectKey,
+        nodes: &[NodeId],
+        dead: &[usize],
+    ) -> Vec<(usize, NodeId)> {
+        let view = self.cluster.view();
+        let partition = key.partition(view.current.partition_count());
+        let list = view.current.preference_list(partition, &self.region);
+        let regions: Vec<Region> = list
+            .replicas
+            .iter()
+            .map(|replica| replica.region.clone())
+            .collect();
+        let mut used: Vec<NodeId> = Vec::new();
+        let mut chosen = Vec::new();
+        for index in dead {
+            let usable = |candidate: &&crate::ring::Replica| {
+                !nodes.contains(&candidate.node)
+                    && !used.contains(&candidate.node)
+                    && !self.cluster.is_dead(&candidate.node)
+            };
+            let same_region = list
+                .fallbacks
+                .iter()
+                .filter(usable)
+                .find(|candidate| Some(&candidate.region) == regions.get(*index));
+            let pick = same_region.or_else(|| list.fallbacks.iter().find(usable));
+            if let Some(fallback) = pick {
+                used.push(fallback.node.clone());
+                chosen.push((*index, fallback.node.clone()));
+            }
+        }
+        chosen
     }
 
     /// Sends `request` to every node not skipped (by index) and not dead.
@@ -156,18 +210,28 @@ impl Coordinator {
     ) -> mpsc::Receiver<Reply> {
         let (sender, receiver) = mpsc::channel(nodes.len().max(1));
         for (index, node) in nodes.iter().enumerate() {
-            if Some(index) == skip || self.cluster.is_dead(node) {
-                continue;
+            if Some(index) != skip && !self.cluster.is_dead(node) {
+                self.spawn_send(&sender, index, node, request.clone());
             }
-            let future = self.dispatch.send(node, request.clone());
-            let sender = sender.clone();
-            tokio::spawn(async move {
-                let response = future.await;
-                // The receiver may be gone when the request finished early: a late reply.
-                let _ = sender.send(Reply { index, response }).await;
-            });
         }
         receiver
+    }
+
+    /// Sends one request in its own task; its reply goes to `sender` as replica `index`.
+    fn spawn_send(
+        &self,
+        sender: &mpsc::Sender<Reply>,
+        index: usize,
+        node: &NodeId,
+        request: PeerRequest,
+    ) {
+        let future = self.dispatch.send(node, request);
+        let sender = sender.clone();
+        tokio::spawn(async move {
+            let response = future.await;
+            // The receiver may be gone when the request finished early: a late reply.
+            let _ = sender.send(Reply { index, response }).await;
+        });
     }
 
     fn error_for(
@@ -291,7 +355,18 @@ impl Coordinator {
         self.stats.writes.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         let deadline = started + self.timeout;
-        let (nodes, mut tracker) = self.plan(key, level)?;
+        let (nodes, mut tracker, dead) = self.plan_with_dead(key, level)?;
+        let fallbacks = if self.sloppy {
+            self.fallbacks_for(key, &nodes, &dead)
+        } else {
+            Vec::new()
+        };
+        for index in dead
+            .iter()
+            .filter(|index| !fallbacks.iter().any(|(hinted, _)| hinted == *index))
+        {
+            tracker.record(*index, false);
+        }
         let timestamp = self
             .clock
             .lock()
@@ -311,19 +386,33 @@ impl Coordinator {
             }
         };
         let mut progress = tracker.record(minter, true);
-        let mut replies = self.send_all(
-            &nodes,
-            Some(minter),
-            &PeerRequest::Merge {
+        let merge = PeerRequest::Merge {
+            key: key.clone(),
+            object: object.clone(),
+        };
+        let (sender, mut replies) = mpsc::channel(nodes.len() + fallbacks.len());
+        for (index, node) in nodes.iter().enumerate() {
+            if index != minter && !self.cluster.is_dead(node) {
+                self.spawn_send(&sender, index, node, merge.clone());
+            }
+        }
+        for (index, fallback) in &fallbacks {
+            let hint = PeerRequest::Hint {
+                owner: nodes[*index].clone(),
                 key: key.clone(),
                 object: object.clone(),
-            },
-        );
+            };
+            self.spawn_send(&sender, *index, fallback, hint);
+        }
+        drop(sender);
         while progress == Progress::Pending {
             let Ok(Some(reply)) = tokio::time::timeout_at(deadline, replies.recv()).await else {
                 break;
             };
-            let ok = matches!(reply.response, Ok(PeerResponse::Stored(_)));
+            let ok = matches!(
+                reply.response,
+                Ok(PeerResponse::Stored(_) | PeerResponse::Done)
+            );
             if reply.index < tracker.replicas() {
                 progress = tracker.record(reply.index, ok);
             }

@@ -1,4 +1,5 @@
-//! Moving data between nodes outside the request path: ownership transfer when the
-//! member list changes (hinted handoff joins it in a later step).
+//! Moving data between nodes outside the request path: hinted handoff for replicas
+//! that were down, and ownership transfer when the member list changes.
 
+pub mod hints;
 pub mod transfer;

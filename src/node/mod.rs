@@ -12,6 +12,7 @@ pub mod state;
 use crate::api::{self, ApiState};
 use crate::config::Settings;
 use crate::coordinator::{Coordinator, Dispatch};
+use crate::handoff::hints::{HintWorker, Hints};
 use crate::handoff::transfer::{TransferStats, TransferWorker};
 use crate::ids::{NodeId, Region};
 use crate::limits;
@@ -280,8 +281,10 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
     let state = Arc::new(ClusterState::new(me.clone(), swim, settings)?);
     let gossip = Gossip::new(state.clone());
     gossip.attach(transport.clone());
+    let hints = Arc::new(Hints::open(storage.clone())?);
     let service = Arc::new(PeerService {
         replica: replica.clone(),
+        hints: hints.clone(),
         state: state.clone(),
         gossip: gossip.clone(),
         forwards: Arc::new(tokio::sync::Semaphore::new(limits::FORWARDS_IN_FLIGHT_MAX)),
@@ -310,6 +313,7 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
         state.clone(),
         dispatch,
         settings.request_timeout,
+        settings.sloppy,
     ));
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -323,6 +327,14 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
         stats: transfer_stats.clone(),
     };
     tasks.spawn(worker.run(stopped.clone()));
+    let hint_worker = HintWorker {
+        hints: hints.clone(),
+        state: state.clone(),
+        transport: transport.clone(),
+        rate_per_s: settings.hint_replay_rate,
+        window_ms: settings.hint_window.as_millis() as u64,
+    };
+    tasks.spawn(hint_worker.run(stopped.clone()));
     let api_state = ApiState::new(api::ApiParts {
         me,
         settings: options.settings.clone(),
@@ -332,6 +344,7 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
         storage: storage.clone(),
         transport: transport.clone(),
         transfers: transfer_stats,
+        hints,
         chaos: options.chaos,
         admin_secret: options.admin_secret.clone(),
     });

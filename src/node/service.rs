@@ -4,6 +4,7 @@
 use super::gossip::Gossip;
 use super::state::ClusterState;
 use crate::coordinator::ClusterView;
+use crate::handoff::hints::Hints;
 use crate::limits;
 use crate::object::{decode_object, Object, ObjectKey};
 use crate::replica::{Replica, ReplicaError};
@@ -13,6 +14,7 @@ use std::sync::Arc;
 
 pub struct PeerService {
     pub replica: Arc<Replica>,
+    pub hints: Arc<Hints>,
     pub state: Arc<ClusterState>,
     pub gossip: Arc<Gossip>,
     /// Bounds write forwards to new owners in flight (FORWARDS_IN_FLIGHT_MAX).
@@ -57,6 +59,28 @@ impl PeerService {
                 after,
                 limit,
             } => self.fetch(partition, after, limit),
+            PeerRequest::Hint { owner, key, object } => {
+                if let Err(error) = self.hints.store(&owner, key, object) {
+                    return PeerResponse::Error(PeerError::Storage(error.to_string()));
+                }
+                match self.replica.durable().await {
+                    Ok(()) => PeerResponse::Done,
+                    Err(error) => storage_error(error),
+                }
+            }
+            PeerRequest::Handoff { entries } => {
+                if entries.len() > limits::HANDOFF_BATCH_MAX {
+                    return PeerResponse::Error(PeerError::BadRequest(format!(
+                        "{} hints in one batch, the limit is {}",
+                        entries.len(),
+                        limits::HANDOFF_BATCH_MAX
+                    )));
+                }
+                match self.replica.merge_objects(entries).await {
+                    Ok(()) => PeerResponse::Done,
+                    Err(error) => storage_error(error),
+                }
+            }
         }
     }
 

@@ -5,8 +5,8 @@
 //! simulation can model a power loss. It never touches the disk or a clock.
 
 use super::{
-    check_partition, partition_prefix, physical_key, Entry, Storage, StorageError, StoreKey,
-    UpdateFn,
+    check_partition, partition_prefix, physical_key, AuxSpace, Entry, Storage, StorageError,
+    StoreKey, UpdateFn,
 };
 use crate::ids::PartitionId;
 use crate::limits::SCAN_ENTRIES_MAX;
@@ -29,6 +29,8 @@ struct State {
     undo: HashMap<Vec<u8>, Option<Vec<u8>>>,
     /// Key and value bytes held, reported as the size "on disk".
     bytes: u64,
+    /// Side keyspaces (not rolled back by `lose_unflushed_writes`).
+    aux: BTreeMap<(AuxSpace, Vec<u8>), Vec<u8>>,
 }
 
 impl State {
@@ -145,6 +147,39 @@ impl Storage for MemoryStorage {
             .map(|(physical, value)| (physical[prefix.len()..].to_vec(), value.clone()))
             .collect();
         Ok(page)
+    }
+
+    fn aux_put(&self, space: AuxSpace, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
+        self.lock()
+            .aux
+            .insert((space, key.to_vec()), value.to_vec());
+        Ok(())
+    }
+
+    fn aux_delete(&self, space: AuxSpace, key: &[u8]) -> Result<(), StorageError> {
+        self.lock().aux.remove(&(space, key.to_vec()));
+        Ok(())
+    }
+
+    fn aux_scan(
+        &self,
+        space: AuxSpace,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let state = self.lock();
+        let start = match after {
+            Some(after) => std::ops::Bound::Excluded((space, after.to_vec())),
+            None => std::ops::Bound::Included((space, prefix.to_vec())),
+        };
+        Ok(state
+            .aux
+            .range((start, std::ops::Bound::Unbounded))
+            .take_while(|((entry_space, key), _)| *entry_space == space && key.starts_with(prefix))
+            .take(limit.min(SCAN_ENTRIES_MAX))
+            .map(|((_, key), value)| (key.clone(), value.clone()))
+            .collect())
     }
 
     fn flush(&self) -> Result<(), StorageError> {

@@ -93,6 +93,37 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Bytes the store occupies on disk (the memory twin reports bytes held).
     fn size_on_disk(&self) -> Result<u64, StorageError>;
+
+    /// Writes `value` under `key` in a side keyspace outside the partitions (durable
+    /// to-do lists such as hints), durable with the next flush.
+    fn aux_put(&self, space: AuxSpace, key: &[u8], value: &[u8]) -> Result<(), StorageError>;
+
+    fn aux_delete(&self, space: AuxSpace, key: &[u8]) -> Result<(), StorageError>;
+
+    /// Entries of `space` whose key starts with `prefix`, in key order, after `after`
+    /// (exclusive), at most `limit` (clamped to SCAN_ENTRIES_MAX).
+    fn aux_scan(
+        &self,
+        space: AuxSpace,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StorageError>;
+}
+
+/// The side keyspaces of a store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AuxSpace {
+    /// Writes held for a replica that was down (hinted handoff).
+    Hints,
+}
+
+impl AuxSpace {
+    pub(crate) fn tree_name(self) -> &'static str {
+        match self {
+            AuxSpace::Hints => "hints",
+        }
+    }
 }
 
 /// Typed read-modify-write for any `Storage`, including `dyn Storage`: the closure may

@@ -7,8 +7,8 @@
 //! safe answer, since guessing would scatter keys into the wrong partitions.
 
 use super::{
-    check_partition, partition_prefix, physical_key, Durability, Entry, Storage, StorageError,
-    StorageOptions, StoreKey, UpdateFn, FORMAT_VERSION,
+    check_partition, partition_prefix, physical_key, AuxSpace, Durability, Entry, Storage,
+    StorageError, StorageOptions, StoreKey, UpdateFn, FORMAT_VERSION,
 };
 use crate::ids::PartitionId;
 use crate::limits::{
@@ -27,6 +27,7 @@ const META_PARTITIONS: &[u8] = b"partitions";
 pub struct SledStorage {
     db: sled::Db,
     data: sled::Tree,
+    hints: sled::Tree,
     partitions: u32,
     durability: Durability,
     path: PathBuf,
@@ -51,9 +52,13 @@ impl SledStorage {
             .open_tree(DATA_TREE)
             .map_err(sled_error("opening the data tree"))?;
         check_or_create_metadata(&meta, &data, options.partitions)?;
+        let hints = db
+            .open_tree(AuxSpace::Hints.tree_name())
+            .map_err(sled_error("opening the hints tree"))?;
         Ok(SledStorage {
             db,
             data,
+            hints,
             partitions: options.partitions,
             durability: options.durability,
             path: path.to_path_buf(),
@@ -276,5 +281,55 @@ impl Storage for SledStorage {
         self.db
             .size_on_disk()
             .map_err(sled_error("measuring the store's size"))
+    }
+
+    fn aux_put(&self, space: AuxSpace, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
+        self.aux(space)
+            .insert(key, value)
+            .map_err(sled_error("writing a side record"))?;
+        Ok(())
+    }
+
+    fn aux_delete(&self, space: AuxSpace, key: &[u8]) -> Result<(), StorageError> {
+        self.aux(space)
+            .remove(key)
+            .map_err(sled_error("deleting a side record"))?;
+        Ok(())
+    }
+
+    fn aux_scan(
+        &self,
+        space: AuxSpace,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let start = match after {
+            Some(after) => Bound::Excluded(after.to_vec()),
+            None => Bound::Included(prefix.to_vec()),
+        };
+        let mut page = Vec::new();
+        for entry in self
+            .aux(space)
+            .range::<Vec<u8>, _>((start, Bound::Unbounded))
+        {
+            if page.len() >= limit.min(SCAN_ENTRIES_MAX) {
+                break;
+            }
+            let (key, value) = entry.map_err(sled_error("scanning side records"))?;
+            if !key.starts_with(prefix) {
+                break;
+            }
+            page.push((key.to_vec(), value.to_vec()));
+        }
+        Ok(page)
+    }
+}
+
+impl SledStorage {
+    fn aux(&self, space: AuxSpace) -> &sled::Tree {
+        match space {
+            AuxSpace::Hints => &self.hints,
+        }
     }
 }

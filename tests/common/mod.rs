@@ -222,6 +222,22 @@ impl InProcessCluster {
         node::start(options).await.expect("node starts")
     }
 
+    /// Stops node `index` (it tells the others it is stopping).
+    pub async fn stop(&mut self, index: usize) -> NodeId {
+        let node = self.nodes.remove(index);
+        let id = node.id.clone();
+        node.shutdown().await;
+        id
+    }
+
+    /// Starts a stopped node again, empty, at position `index`, and waits until every
+    /// node sees it alive at its new address.
+    pub async fn start_again(&mut self, index: usize, id: &NodeId) {
+        let fresh = self.start_node(id).await;
+        self.nodes.insert(index, fresh);
+        self.wait_connected_to(index).await;
+    }
+
     /// Stops node `index` and starts it again, empty (its store is in memory), on new
     /// ports; waits until every node knows its new address.
     pub async fn restart_empty(&mut self, index: usize) {

@@ -65,6 +65,21 @@ impl Storage for Counting {
     fn size_on_disk(&self) -> Result<u64, StorageError> {
         self.inner.size_on_disk()
     }
+    fn aux_put(&self, space: AuxSpace, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
+        self.inner.aux_put(space, key, value)
+    }
+    fn aux_delete(&self, space: AuxSpace, key: &[u8]) -> Result<(), StorageError> {
+        self.inner.aux_delete(space, key)
+    }
+    fn aux_scan(
+        &self,
+        space: AuxSpace,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StorageError> {
+        self.inner.aux_scan(space, prefix, after, limit)
+    }
 }
 
 fn write(storage: &dyn Storage, key: &[u8]) -> StoreKey {
