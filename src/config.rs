@@ -389,6 +389,9 @@ pub struct TuningFlags {
     /// Hinted writes a node replays per second at most.
     #[arg(long, value_name = "KEYS")]
     pub hint_replay_rate: Option<u64>,
+    /// Bytes per second a node spends on anti-entropy at most (0 turns it off).
+    #[arg(long, value_name = "BYTES")]
+    pub anti_entropy_rate: Option<u64>,
     /// Serve the fault-injection admin endpoint on every node (chaos runs only).
     #[arg(long)]
     pub chaos: bool,
@@ -469,6 +472,10 @@ impl TuningFlags {
             "hint-replay-rate",
             text(self.hint_replay_rate.as_ref().map(|v| v as _)),
         );
+        push(
+            "anti-entropy-rate",
+            text(self.anti_entropy_rate.as_ref().map(|v| v as _)),
+        );
         for (flag, on) in [
             ("--strict-quorum", self.strict_quorum),
             ("--chaos", self.chaos),
@@ -495,6 +502,7 @@ pub struct Settings {
     pub sloppy: bool,
     pub hint_window: Duration,
     pub hint_replay_rate: u64,
+    pub anti_entropy_rate: u64,
     /// Non-fatal findings to print at start (e.g. R + W <= N).
     pub warnings: Vec<String>,
 }
@@ -556,6 +564,9 @@ impl Settings {
             request_timeout: Duration::from_millis(request_timeout_ms),
             swim: swim_config(flags)?,
             sloppy: !flags.strict_quorum,
+            anti_entropy_rate: flags
+                .anti_entropy_rate
+                .unwrap_or(limits::ANTI_ENTROPY_BYTES_PER_S_DEFAULT),
             hint_window: flags
                 .hint_window
                 .unwrap_or(Duration::from_millis(limits::HINT_WINDOW_MS_DEFAULT)),

@@ -4,6 +4,7 @@
 //! `coordinator::quorum`) are deterministic and do no I/O; the shell (`node`, `transport`,
 //! `storage`, `api`, `cluster`, `sim`) carries out what they decide.
 
+pub mod antientropy;
 pub mod api;
 pub mod clock;
 pub mod cluster;

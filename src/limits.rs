@@ -146,6 +146,58 @@ pub const SIM_PAUSED_MESSAGES_MAX: usize = 100_000;
 /// Messages in flight in the simulation; further ones are dropped and counted.
 pub const SIM_IN_FLIGHT_MESSAGES_MAX: usize = 1_000_000;
 
+// ---- Merkle anti-entropy ------------------------------------------------------------
+
+// ---- anti-entropy: Merkle trees ------------------------------------------------------
+
+/// Shallowest Merkle tree a partition may use (2 leaves); `PartitionTree::new` rejects less.
+pub const TREE_DEPTH_MIN: u8 = 1;
+/// Deepest Merkle tree a partition may use (65,536 leaves, 4 MiB of nodes per partition);
+/// `PartitionTree::new` rejects more.
+pub const TREE_DEPTH_MAX: u8 = 16;
+/// Tree depth when the configuration names none: 1,024 leaves, 64 KiB of nodes per
+/// partition (64 MiB for a node holding all 1,024 partitions).
+pub const TREE_DEPTH_DEFAULT: u8 = 10;
+
+// ---- anti-entropy: tree exchange -----------------------------------------------------
+
+/// Most tree levels one exchange message descends (2^8 = 256 children per differing node).
+pub const STEP_BITS_MAX: u8 = 8;
+/// Levels one exchange message descends by default (32 children per differing node, so a
+/// depth-10 tree is walked in two round trips).
+pub const STEP_BITS_DEFAULT: u8 = 5;
+/// Node hashes in one `TreeLevel` or `Descendants` message; a request whose answer could
+/// exceed it is refused with `ExchangeError::TooLarge`, the initiator splits its work.
+pub const HASHES_PER_MESSAGE_MAX: usize = 4096;
+/// Partition roots in one `Roots` message; `roots_requests` splits longer lists.
+pub const ROOTS_PER_MESSAGE_MAX: usize = 4096;
+/// Leaves named by one `LeafRequest` or answered in one `LeafEntries` message; the rest
+/// are listed as unsent and asked for again.
+pub const LEAVES_PER_MESSAGE_MAX: usize = 4096;
+/// Key-digest entries in one `LeafEntries` message; a longer leaf is paged by key.
+pub const LEAF_ENTRIES_PER_MESSAGE_MAX: usize = 4096;
+/// Key plus digest bytes in one `LeafEntries` message; a longer leaf is paged by key.
+pub const LEAF_ENTRY_BYTES_PER_MESSAGE_MAX: usize = 1024 * 1024;
+/// Longest key an exchange carries: one class byte plus a client key of `KEY_BYTES_MAX`
+/// (1,024); longer keys are refused with `ExchangeError::KeyTooLarge`.
+pub const ENTRY_KEY_BYTES_MAX: usize = KEY_BYTES_MAX + 1;
+/// Keys one exchange reports (pull and push together); past it the exchange ends early
+/// with `Diff::complete == false` and the next round repairs the rest.
+pub const DIFF_KEYS_MAX: usize = 16_384;
+/// Requests one exchange may send before it fails with `ExchangeError::TooManyRequests`
+/// (guards against a peer that never lets the walk finish).
+pub const EXCHANGE_REQUESTS_MAX: usize = 65_536;
+
+/// Depth of a node's per-partition trees: 256 leaves, 16 KiB per partition (a node
+/// holding 700 partitions keeps 11 MiB of trees).
+pub const NODE_TREE_DEPTH: u8 = 8;
+/// Pause between two anti-entropy rounds (each compares this node with one peer).
+pub const ANTI_ENTROPY_ROUND_MS: u64 = 1_000;
+/// Default `--anti-entropy-rate`: bytes per second one node spends on anti-entropy.
+pub const ANTI_ENTROPY_BYTES_PER_S_DEFAULT: u64 = 8 * 1024 * 1024;
+/// Keys fetched or pushed per repair message.
+pub const REPAIR_KEYS_PER_MESSAGE_MAX: usize = 256;
+
 // ---- hinted handoff ------------------------------------------------------------------
 
 /// Hints one node holds for one owner; past it the oldest is dropped (anti-entropy

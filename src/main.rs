@@ -125,6 +125,7 @@ struct NodeArgs {
     tuning: TuningFlags,
 }
 
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Measurement {
     /// Kill nodes one at a time; time until every other node marks the killed one dead.
@@ -150,6 +151,8 @@ enum Measurement {
     },
 }
 
+// Parsed once per process; boxing the flags would only complicate clap's flatten.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum ClusterCommand {
     /// Start every node of a topology as a background process and wait until all are ready.

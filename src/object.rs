@@ -55,6 +55,19 @@ impl ObjectKey {
         bytes
     }
 
+    /// The key stored under `bytes` (class tag + key), if the tag is known.
+    pub fn from_storage_bytes(bytes: &[u8]) -> Option<ObjectKey> {
+        let (tag, key) = bytes.split_first()?;
+        let class = match tag {
+            0 => Class::Kv,
+            _ => return None,
+        };
+        Some(ObjectKey {
+            class,
+            key: key.to_vec(),
+        })
+    }
+
     pub fn partition(&self, partitions: u32) -> PartitionId {
         ring::partition_for_hash(self.hash(), partitions)
     }

@@ -7,6 +7,7 @@
 use crate::clock::{Actor, Hlc, VersionError, VersionVector};
 use crate::ids::{NodeId, PartitionId};
 use crate::limits;
+use crate::node::trees::Trees;
 use crate::object::{decode_object, encode_object, Blob, DecodeError, Object, ObjectKey};
 use crate::storage::{
     CommitError, CommitGate, Storage, StorageError, StorageExt, StoreKey, UpdateError,
@@ -30,6 +31,7 @@ pub enum ReplicaError {
 /// This node's copy of the data.
 pub struct Replica {
     actor: Actor,
+    trees: Arc<Trees>,
     partitions: u32,
     storage: Arc<dyn Storage>,
     gate: CommitGate,
@@ -41,9 +43,11 @@ impl Replica {
         partitions: u32,
         storage: Arc<dyn Storage>,
         gate: CommitGate,
+        trees: Arc<Trees>,
     ) -> Self {
         Replica {
             actor: Actor::of_node(node),
+            trees,
             partitions,
             storage,
             gate,
@@ -86,6 +90,7 @@ impl Replica {
         change: impl Fn(&mut Object) -> Result<(), VersionError>,
     ) -> Result<Object, ReplicaError> {
         let mut updated = None;
+        let mut before = None;
         self.storage
             .update_with(
                 store_key,
@@ -94,6 +99,7 @@ impl Replica {
                         Some(bytes) => decode_object(bytes)?,
                         None => Object::new(),
                     };
+                    before = current.map(|_| object.digest());
                     change(&mut object)?;
                     let bytes = encode_object(&object);
                     updated = Some(object);
@@ -104,7 +110,40 @@ impl Replica {
                 UpdateError::Storage(error) => ReplicaError::Storage(error),
                 UpdateError::Aborted(error) => error,
             })?;
-        Ok(updated.expect("a successful update ran the closure"))
+        let object: Object = updated.expect("a successful update ran the closure");
+        self.trees.update(
+            store_key.partition,
+            &store_key.key,
+            before,
+            Some(object.digest()),
+        );
+        Ok(object)
+    }
+
+    /// The Merkle trees of this replica's partitions.
+    pub fn trees(&self) -> &Arc<Trees> {
+        &self.trees
+    }
+
+    /// The stored objects of `keys` in `partition` (absent keys are skipped).
+    pub fn objects(
+        &self,
+        partition: PartitionId,
+        keys: &[Vec<u8>],
+    ) -> Result<Vec<PartitionEntry>, ReplicaError> {
+        let mut entries = Vec::new();
+        for key in keys {
+            if let Some(bytes) = self.storage.get(&StoreKey {
+                partition,
+                key: key.clone(),
+            })? {
+                entries.push(PartitionEntry {
+                    key: key.clone(),
+                    object: decode_object(&bytes)?,
+                });
+            }
+        }
+        Ok(entries)
     }
 
     /// A new version coordinated by this replica: supersedes what `context` has seen.

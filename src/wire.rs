@@ -32,6 +32,13 @@ pub enum PeerRequest {
     },
     /// Hints replayed to their owner: merge them all.
     Handoff { entries: Vec<HandoffEntry> },
+    /// A Merkle anti-entropy message (roots, tree levels, leaf entries).
+    AntiEntropy(crate::antientropy::Message),
+    /// The objects of some keys of a partition (anti-entropy repair).
+    FetchKeys {
+        partition: PartitionId,
+        keys: Vec<serde_bytes::ByteBuf>,
+    },
     /// A page of a partition's objects, in key order, after `after` (ownership transfer).
     FetchPartition {
         partition: PartitionId,
@@ -61,6 +68,7 @@ pub enum PeerResponse {
     Object(Option<Object>),
     Stored(Object),
     Done,
+    AntiEntropy(crate::antientropy::Message),
     /// A page of a partition; `more` says whether to ask again after the last key.
     Entries {
         entries: Vec<PartitionEntry>,

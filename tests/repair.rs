@@ -8,7 +8,12 @@ use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_read_repairs_a_replica_that_lost_its_data() {
-    let mut cluster = InProcessCluster::start(&single_region(3, 3), TuningFlags::default()).await;
+    // Anti-entropy off, so only the read can repair.
+    let flags = TuningFlags {
+        anti_entropy_rate: Some(0),
+        ..Default::default()
+    };
+    let mut cluster = InProcessCluster::start(&single_region(3, 3), flags).await;
     let http = reqwest::Client::new();
     let put = http
         .put(cluster.url(0, "/v1/kv/basket?consistency=all"))
@@ -42,5 +47,122 @@ async fn a_read_repairs_a_replica_that_lost_its_data() {
         cluster.status(0).await.read_repairs >= 1,
         "the coordinator counted its repair"
     );
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn anti_entropy_rebuilds_a_wiped_replica_without_any_read() {
+    let mut cluster = InProcessCluster::start(&single_region(3, 3), TuningFlags::default()).await;
+    let http = reqwest::Client::new();
+    for i in 0..100 {
+        let put = http
+            .put(cluster.url(0, &format!("/v1/kv/k{i}?consistency=all")))
+            .body(format!("v{i}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(put.status(), 204);
+    }
+    cluster.restart_empty(2).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while cluster.status(2).await.keys != 100 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "anti-entropy did not rebuild the wiped replica"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = cluster.status(2).await;
+    let moved: u64 = status.anti_entropy.keys_pulled
+        + cluster.status(0).await.anti_entropy.keys_pushed
+        + cluster.status(1).await.anti_entropy.keys_pushed;
+    assert!(
+        moved >= 100,
+        "the keys came through anti-entropy: {:?}",
+        status.anti_entropy
+    );
+    assert_eq!(status.reads, 0, "no read was involved");
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_deleted_while_a_replica_was_away_past_the_hint_window_stays_deleted() {
+    let flags = TuningFlags {
+        hint_window: Some(Duration::from_millis(1)),
+        ..Default::default()
+    };
+    let mut cluster = InProcessCluster::start(&single_region(4, 3), flags).await;
+    let http = reqwest::Client::new();
+    let put = http
+        .put(cluster.url(0, "/v1/kv/gone?consistency=all"))
+        .body("old")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 204);
+    let context = put.headers()["x-cartwheel-context"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    // Stop a replica of the key that is not the coordinator.
+    let replicas: Vec<String> = (1..4).map(|i| format!("local-{}", i + 1)).collect();
+    let mut away = None;
+    for (index, id) in replicas.iter().enumerate() {
+        let status = cluster.status(index + 1).await;
+        if status.keys == 1 {
+            away = Some((index + 1, id.clone()));
+            break;
+        }
+    }
+    let (index, _) = away.expect("a replica besides the coordinator");
+    let id = cluster.stop(index).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !cluster
+        .status(0)
+        .await
+        .members
+        .iter()
+        .any(|m| m.node == id.as_str() && m.state == "dead")
+    {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let delete = http
+        .delete(cluster.url(0, "/v1/kv/gone?w=2"))
+        .header("x-cartwheel-context", &context)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delete.status(), 204);
+    cluster.start_again(index, &id).await;
+    // The hint (if any) is past the window and dropped; anti-entropy must carry the delete.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let read = http
+            .get(cluster.url(index, "/v1/kv/gone?consistency=one"))
+            .send()
+            .await
+            .unwrap();
+        let statuses = futures::future::join_all((0..4).map(|i| cluster.status(i))).await;
+        let in_sync = statuses
+            .iter()
+            .all(|s| s.anti_entropy.partitions_out_of_sync == 0);
+        if read.status() == 404 && in_sync {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the old value came back or replicas never converged"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for i in 0..4 {
+        let read = http
+            .get(cluster.url(i, "/v1/kv/gone?consistency=all"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(read.status(), 404, "node {i} resurrected a deleted key");
+    }
     cluster.shutdown().await;
 }

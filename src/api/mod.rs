@@ -46,6 +46,8 @@ pub struct ApiParts {
     pub transport: Transport<PeerRequest, PeerResponse>,
     pub transfers: Arc<TransferStats>,
     pub hints: Arc<crate::handoff::hints::Hints>,
+    pub repair: Arc<crate::node::repair::RepairStats>,
+    pub service: Arc<crate::node::service::PeerService>,
     /// Serve the fault-injection endpoint.
     pub chaos: bool,
     /// Secret admin requests must carry; `None` disables the admin endpoints.
@@ -156,6 +158,7 @@ pub fn router(state: ApiState) -> Router {
             get(kv::kv_get).put(kv::kv_put).delete(kv::kv_delete),
         )
         .route("/v1/status", get(status::status))
+        .route("/v1/roots", get(status::roots))
         .route("/v1/admin/leave", post(admin::leave))
         .route("/v1/admin/remove/{node}", post(admin::remove))
         .route(

@@ -47,6 +47,22 @@ pub struct Status {
     pub faults_injected: u64,
     pub swim: SwimCounters,
     pub hints: HintCounters,
+    pub anti_entropy: RepairCounters,
+}
+
+/// Anti-entropy counters.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct RepairCounters {
+    pub rounds: u64,
+    /// Partitions found different from some peer and not yet seen equal since.
+    pub partitions_out_of_sync: usize,
+    pub oldest_divergence_s: f64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub keys_pulled: u64,
+    pub keys_pushed: u64,
+    /// Repair messages refused: a partition not held here, over a limit, malformed.
+    pub refused: u64,
 }
 
 /// Hinted handoff counters.
@@ -142,6 +158,16 @@ pub(super) async fn status(State(state): State<ApiState>) -> Json<Status> {
         frames_rejected: transport.frames_rejected,
         connections_refused: transport.connections_refused,
         faults_injected: transport.faults_injected,
+        anti_entropy: RepairCounters {
+            rounds: parts.repair.rounds.load(Ordering::Relaxed),
+            partitions_out_of_sync: parts.repair.out_of_sync(),
+            oldest_divergence_s: parts.repair.oldest_divergence_ms() as f64 / 1000.0,
+            bytes_sent: parts.repair.bytes_sent.load(Ordering::Relaxed),
+            bytes_received: parts.repair.bytes_received.load(Ordering::Relaxed),
+            keys_pulled: parts.repair.keys_pulled.load(Ordering::Relaxed),
+            keys_pushed: parts.repair.keys_pushed.load(Ordering::Relaxed),
+            refused: parts.service.refused.load(Ordering::Relaxed),
+        },
         hints: HintCounters {
             pending: parts
                 .hints
@@ -165,4 +191,30 @@ pub(super) async fn status(State(state): State<ApiState>) -> Json<Status> {
             local_health,
         },
     })
+}
+
+/// `GET /v1/roots`: the Merkle root of every partition this node owns, hex, so tools can
+/// check that all replicas converged.
+pub(super) async fn roots(
+    State(state): State<ApiState>,
+) -> Json<std::collections::BTreeMap<u32, String>> {
+    let parts = state.parts();
+    let view = parts.state.view();
+    let trees = parts.service.replica.trees();
+    Json(
+        view.current
+            .partitions_of(&parts.me.node)
+            .into_iter()
+            .map(|partition| {
+                (
+                    partition.0,
+                    trees
+                        .root(partition)
+                        .iter()
+                        .map(|byte| format!("{byte:02x}"))
+                        .collect(),
+                )
+            })
+            .collect(),
+    )
 }

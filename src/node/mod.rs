@@ -6,8 +6,10 @@
 //! `membership` and `handoff` and carries out what they return.
 
 pub mod gossip;
+pub mod repair;
 pub mod service;
 pub mod state;
+pub mod trees;
 
 use crate::api::{self, ApiState};
 use crate::config::Settings;
@@ -23,6 +25,7 @@ use crate::transport::{Handler, NodeTls, PeerInfo, Transport, TransportConfig, W
 use crate::wire::{PeerRequest, PeerResponse};
 use futures::future::BoxFuture;
 use gossip::{Exit, Gossip};
+use repair::{RepairStats, RepairWorker};
 use service::PeerService;
 use state::{now_ms, ClusterState};
 use std::net::SocketAddr;
@@ -31,6 +34,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use trees::Trees;
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -220,11 +224,14 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
     let region = region_of(&options)?;
     let storage = open_storage(&options)?;
     let gate = CommitGate::new(storage.clone(), settings.durability);
+    let trees = Arc::new(Trees::new(limits::NODE_TREE_DEPTH));
+    trees.rebuild(storage.as_ref(), settings.topology.partitions)?;
     let replica = Arc::new(Replica::new(
         &options.id,
         settings.topology.partitions,
         storage.clone(),
         gate,
+        trees,
     ));
     let http_listener = tokio::net::TcpListener::bind(options.http_bind)
         .await
@@ -288,8 +295,9 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
         state: state.clone(),
         gossip: gossip.clone(),
         forwards: Arc::new(tokio::sync::Semaphore::new(limits::FORWARDS_IN_FLIGHT_MAX)),
+        refused: Default::default(),
     });
-    let _ = late.0.set(service.clone());
+    let _ = late.0.set(Arc::downgrade(&service));
     let mut seeds = Vec::new();
     for seed in options.seeds.iter().filter(|seed| seed.node != options.id) {
         let seed_region = settings
@@ -335,6 +343,15 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
         window_ms: settings.hint_window.as_millis() as u64,
     };
     tasks.spawn(hint_worker.run(stopped.clone()));
+    let repair_stats = Arc::new(RepairStats::default());
+    let repair = RepairWorker {
+        state: state.clone(),
+        transport: transport.clone(),
+        replica: replica.clone(),
+        stats: repair_stats.clone(),
+        rate_bytes_per_s: settings.anti_entropy_rate,
+    };
+    tasks.spawn(repair.run(stopped.clone()));
     let api_state = ApiState::new(api::ApiParts {
         me,
         settings: options.settings.clone(),
@@ -345,6 +362,8 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
         transport: transport.clone(),
         transfers: transfer_stats,
         hints,
+        repair: repair_stats,
+        service: service.clone(),
         chaos: options.chaos,
         admin_secret: options.admin_secret.clone(),
     });
@@ -377,11 +396,13 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
 
 /// Hands requests to the peer service once it exists (requests before that are
 /// answered as overloaded).
-struct LateHandler(std::sync::OnceLock<Arc<PeerService>>);
+/// Holds the service weakly: the service reaches the transport (through gossip), so a
+/// strong link back would keep both, and the store, alive after shutdown.
+struct LateHandler(std::sync::OnceLock<std::sync::Weak<PeerService>>);
 
 impl Handler<PeerRequest, PeerResponse> for LateHandler {
     async fn handle(&self, from: PeerInfo, request: PeerRequest) -> PeerResponse {
-        match self.0.get() {
+        match self.0.get().and_then(std::sync::Weak::upgrade) {
             Some(service) => service.serve(Some(&from), request).await,
             None => PeerResponse::Error(crate::wire::PeerError::Overloaded),
         }

@@ -19,6 +19,8 @@ pub struct PeerService {
     pub gossip: Arc<Gossip>,
     /// Bounds write forwards to new owners in flight (FORWARDS_IN_FLIGHT_MAX).
     pub forwards: Arc<tokio::sync::Semaphore>,
+    /// Repair and anti-entropy messages refused (not held, over a limit, malformed).
+    pub refused: std::sync::atomic::AtomicU64,
 }
 
 fn storage_error(error: ReplicaError) -> PeerResponse {
@@ -59,6 +61,30 @@ impl PeerService {
                 after,
                 limit,
             } => self.fetch(partition, after, limit),
+            PeerRequest::AntiEntropy(message) => self.anti_entropy(message),
+            PeerRequest::FetchKeys { partition, keys } => {
+                if keys.len() > limits::REPAIR_KEYS_PER_MESSAGE_MAX
+                    || !self.state.held().contains(&partition)
+                {
+                    self.refused
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    return PeerResponse::Error(PeerError::BadRequest(format!(
+                        "{} keys of {partition}: over the limit or not held here",
+                        keys.len()
+                    )));
+                }
+                let keys: Vec<Vec<u8>> = keys
+                    .into_iter()
+                    .map(serde_bytes::ByteBuf::into_vec)
+                    .collect();
+                match self.replica.objects(partition, &keys) {
+                    Ok(entries) => PeerResponse::Entries {
+                        entries,
+                        more: false,
+                    },
+                    Err(error) => storage_error(error),
+                }
+            }
             PeerRequest::Hint { owner, key, object } => {
                 if let Err(error) = self.hints.store(&owner, key, object) {
                     return PeerResponse::Error(PeerError::Storage(error.to_string()));
@@ -113,6 +139,40 @@ impl PeerService {
             }
         }
         PeerResponse::Stored(object)
+    }
+
+    /// Answers a peer's anti-entropy message about partitions this node holds; a
+    /// message about another partition, or malformed, is refused and counted.
+    fn anti_entropy(&self, message: crate::antientropy::Message) -> PeerResponse {
+        let held = self.state.held();
+        let trees = self.replica.trees();
+        let answer = match &message {
+            crate::antientropy::Message::Roots { .. } => {
+                crate::antientropy::respond_roots(&message, |p| {
+                    held.contains(&p).then(|| trees.root(p))
+                })
+                .map_err(|error| error.to_string())
+            }
+            _ => match message.partition() {
+                Some(partition) if held.contains(&partition) => {
+                    let tree = trees.snapshot(partition);
+                    let storage = self.replica.storage().clone();
+                    crate::antientropy::respond(&message, &tree, |leaf| {
+                        trees.leaf_entries(storage.as_ref(), partition, leaf)
+                    })
+                    .map_err(|error| format!("{error:?}"))
+                }
+                _ => Err("a partition this node does not hold".to_string()),
+            },
+        };
+        match answer {
+            Ok(answer) => PeerResponse::AntiEntropy(answer),
+            Err(reason) => {
+                self.refused
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                PeerResponse::Error(PeerError::BadRequest(format!("anti-entropy: {reason}")))
+            }
+        }
     }
 
     /// One page of a partition this node holds, bounded in entries and bytes.

@@ -213,7 +213,7 @@ impl InProcessCluster {
             admin_secret: None,
             settings: self.settings.clone(),
             tls,
-            data: DataDir::Memory,
+            data: DataDir::Disk(self.dir.path().join("data").join(id.as_str())),
             cache_bytes: 16 << 20,
             http_bind: "127.0.0.1:0".parse().unwrap(),
             quic_bind: "127.0.0.1:0".parse().unwrap(),
@@ -230,20 +230,22 @@ impl InProcessCluster {
         id
     }
 
-    /// Starts a stopped node again, empty, at position `index`, and waits until every
-    /// node sees it alive at its new address.
+    /// Starts a stopped node again with its data at position `index`, and waits until
+    /// every node sees it alive at its new address.
     pub async fn start_again(&mut self, index: usize, id: &NodeId) {
         let fresh = self.start_node(id).await;
         self.nodes.insert(index, fresh);
         self.wait_connected_to(index).await;
     }
 
-    /// Stops node `index` and starts it again, empty (its store is in memory), on new
-    /// ports; waits until every node knows its new address.
+    /// Stops node `index`, wipes its data directory and starts it again on new ports;
+    /// waits until every node knows its new address.
     pub async fn restart_empty(&mut self, index: usize) {
         let id = self.nodes[index].id.clone();
         let old = self.nodes.remove(index);
         old.shutdown().await;
+        std::fs::remove_dir_all(self.dir.path().join("data").join(id.as_str()))
+            .expect("wipe the data directory");
         let fresh = self.start_node(&id).await;
         self.nodes.insert(index, fresh);
         self.wait_connected_to(index).await;

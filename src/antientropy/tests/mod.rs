@@ -1,0 +1,4 @@
+mod cost;
+mod exchange;
+mod model;
+mod tree;

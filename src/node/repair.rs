@@ -1,0 +1,319 @@
+//! The anti-entropy driver: each round compares this node's partitions with one peer
+//! that shares them (roots first, then only the differing branches), pulls the objects
+//! the peer has newer, pushes the ones it lacks, and merges both sides by version.
+//! Rounds go round-robin over the peers, a peer that came back alive first, under a
+//! bandwidth budget.
+
+use super::state::{now_ms, ClusterState};
+use crate::antientropy::{compare_roots, roots_requests, Exchange, Hash, Message, Step};
+use crate::coordinator::ClusterView;
+use crate::ids::{NodeId, PartitionId};
+use crate::limits;
+use crate::membership::swim::Liveness;
+use crate::object::ObjectKey;
+use crate::replica::Replica;
+use crate::transport::Transport;
+use crate::wire::{HandoffEntry, PeerRequest, PeerResponse};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Counters shown in `/v1/status`.
+#[derive(Debug, Default)]
+pub struct RepairStats {
+    pub rounds: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    pub bytes_received: AtomicU64,
+    pub keys_pulled: AtomicU64,
+    pub keys_pushed: AtomicU64,
+    /// (peer, partition) pairs found different and not yet seen equal, with when first seen.
+    pub divergent: Mutex<BTreeMap<(NodeId, PartitionId), u64>>,
+}
+
+impl RepairStats {
+    pub fn out_of_sync(&self) -> usize {
+        let divergent = self.divergent.lock().expect("divergent lock");
+        divergent
+            .keys()
+            .map(|(_, partition)| *partition)
+            .collect::<BTreeSet<_>>()
+            .len()
+    }
+
+    pub fn oldest_divergence_ms(&self) -> u64 {
+        let divergent = self.divergent.lock().expect("divergent lock");
+        divergent
+            .values()
+            .min()
+            .map(|since| now_ms().saturating_sub(*since))
+            .unwrap_or(0)
+    }
+}
+
+pub struct RepairWorker {
+    pub state: Arc<ClusterState>,
+    pub transport: Transport<PeerRequest, PeerResponse>,
+    pub replica: Arc<Replica>,
+    pub stats: Arc<RepairStats>,
+    /// Bytes per second (`--anti-entropy-rate`).
+    pub rate_bytes_per_s: u64,
+}
+
+/// Why one comparison stopped.
+#[derive(Debug, thiserror::Error)]
+enum RepairError {
+    #[error("{0}")]
+    Transport(String),
+    #[error("unexpected answer from the peer")]
+    Unexpected,
+    #[error("exchange: {0}")]
+    Exchange(String),
+}
+
+impl RepairWorker {
+    async fn ask(&self, peer: &NodeId, request: PeerRequest) -> Result<PeerResponse, RepairError> {
+        self.transport
+            .request(peer, &request)
+            .await
+            .map_err(|error| RepairError::Transport(error.to_string()))
+    }
+
+    /// One anti-entropy message to the peer and its answer, counting bytes.
+    async fn exchange_message(
+        &self,
+        peer: &NodeId,
+        message: Message,
+    ) -> Result<Message, RepairError> {
+        self.stats
+            .bytes_sent
+            .fetch_add(message.encoded_len() as u64, Ordering::Relaxed);
+        match self.ask(peer, PeerRequest::AntiEntropy(message)).await? {
+            PeerResponse::AntiEntropy(answer) => {
+                self.stats
+                    .bytes_received
+                    .fetch_add(answer.encoded_len() as u64, Ordering::Relaxed);
+                Ok(answer)
+            }
+            _ => Err(RepairError::Unexpected),
+        }
+    }
+
+    /// Partitions both this node (holding them) and `peer` own in the current ring.
+    fn shared(&self, peer: &NodeId) -> Vec<(PartitionId, Hash)> {
+        let view = self.state.view();
+        let held = self.state.held();
+        let theirs: BTreeSet<PartitionId> = view.current.partitions_of(peer).into_iter().collect();
+        view.current
+            .partitions_of(&self.state.me)
+            .into_iter()
+            .filter(|p| held.contains(p) && theirs.contains(p))
+            .map(|p| (p, self.replica.trees().root(p)))
+            .collect()
+    }
+
+    /// Compares everything shared with `peer` and repairs what differs; returns bytes used.
+    async fn compare(&self, peer: &NodeId) -> Result<u64, RepairError> {
+        let before = self.stats.bytes_sent.load(Ordering::Relaxed)
+            + self.stats.bytes_received.load(Ordering::Relaxed);
+        let mut differing = Vec::new();
+        let mut equal = Vec::new();
+        for request in roots_requests(self.shared(peer)) {
+            let asked: Vec<PartitionId> = match &request {
+                Message::Roots { partitions } => partitions.iter().map(|(p, _)| *p).collect(),
+                _ => Vec::new(),
+            };
+            let answer = self.exchange_message(peer, request.clone()).await?;
+            let outcome = compare_roots(&request, answer)
+                .map_err(|error| RepairError::Exchange(error.to_string()))?;
+            equal.extend(
+                asked
+                    .into_iter()
+                    .filter(|p| !outcome.differing.contains(p) && !outcome.not_held.contains(p)),
+            );
+            differing.extend(outcome.differing);
+        }
+        {
+            let mut divergent = self.stats.divergent.lock().expect("divergent lock");
+            for partition in &equal {
+                divergent.remove(&(peer.clone(), *partition));
+            }
+            for partition in &differing {
+                divergent
+                    .entry((peer.clone(), *partition))
+                    .or_insert_with(now_ms);
+            }
+        }
+        for partition in differing {
+            self.repair_partition(peer, partition).await?;
+        }
+        let after = self.stats.bytes_sent.load(Ordering::Relaxed)
+            + self.stats.bytes_received.load(Ordering::Relaxed);
+        Ok(after - before)
+    }
+
+    async fn repair_partition(
+        &self,
+        peer: &NodeId,
+        partition: PartitionId,
+    ) -> Result<(), RepairError> {
+        let tree = self.replica.trees().snapshot(partition);
+        let storage = self.replica.storage().clone();
+        let trees = self.replica.trees().clone();
+        let (mut exchange, mut message) = Exchange::start(partition, &tree);
+        for _ in 0..limits::EXCHANGE_REQUESTS_MAX {
+            let answer = self.exchange_message(peer, message).await?;
+            let step = exchange
+                .on_message(answer, &tree, |leaf| {
+                    trees.leaf_entries(storage.as_ref(), partition, leaf)
+                })
+                .map_err(|error| RepairError::Exchange(format!("{error:?}")))?;
+            match step {
+                Step::Send(next) => message = next,
+                Step::InSync => return Ok(()),
+                Step::Done(diff) => {
+                    self.pull(peer, partition, diff.keys_to_pull).await?;
+                    return self.push(peer, partition, diff.keys_to_push).await;
+                }
+            }
+        }
+        Err(RepairError::Exchange("too many requests".into()))
+    }
+
+    async fn pull(
+        &self,
+        peer: &NodeId,
+        partition: PartitionId,
+        keys: Vec<Vec<u8>>,
+    ) -> Result<(), RepairError> {
+        for chunk in keys.chunks(limits::REPAIR_KEYS_PER_MESSAGE_MAX) {
+            let request = PeerRequest::FetchKeys {
+                partition,
+                keys: chunk
+                    .iter()
+                    .cloned()
+                    .map(serde_bytes::ByteBuf::from)
+                    .collect(),
+            };
+            let PeerResponse::Entries { entries, .. } = self.ask(peer, request).await? else {
+                return Err(RepairError::Unexpected);
+            };
+            let bytes: usize = entries
+                .iter()
+                .map(|entry| entry.key.len() + crate::object::encode_object(&entry.object).len())
+                .sum();
+            self.stats
+                .bytes_received
+                .fetch_add(bytes as u64, Ordering::Relaxed);
+            self.stats
+                .keys_pulled
+                .fetch_add(entries.len() as u64, Ordering::Relaxed);
+            self.replica
+                .merge_entries(partition, entries)
+                .await
+                .map_err(|error| RepairError::Transport(error.to_string()))?;
+        }
+        Ok(())
+    }
+
+    async fn push(
+        &self,
+        peer: &NodeId,
+        partition: PartitionId,
+        keys: Vec<Vec<u8>>,
+    ) -> Result<(), RepairError> {
+        for chunk in keys.chunks(limits::REPAIR_KEYS_PER_MESSAGE_MAX) {
+            let objects = self
+                .replica
+                .objects(partition, chunk)
+                .map_err(|error| RepairError::Transport(error.to_string()))?;
+            let entries: Vec<HandoffEntry> = objects
+                .into_iter()
+                .filter_map(|entry| {
+                    ObjectKey::from_storage_bytes(&entry.key).map(|key| HandoffEntry {
+                        key,
+                        object: entry.object,
+                    })
+                })
+                .collect();
+            let bytes: usize = entries
+                .iter()
+                .map(|entry| {
+                    entry.key.key.len() + crate::object::encode_object(&entry.object).len()
+                })
+                .sum();
+            self.stats
+                .bytes_sent
+                .fetch_add(bytes as u64, Ordering::Relaxed);
+            self.stats
+                .keys_pushed
+                .fetch_add(entries.len() as u64, Ordering::Relaxed);
+            if !matches!(
+                self.ask(peer, PeerRequest::Handoff { entries }).await?,
+                PeerResponse::Done
+            ) {
+                return Err(RepairError::Unexpected);
+            }
+        }
+        Ok(())
+    }
+
+    /// Live peers that share partitions with this node, ordered for the next rounds.
+    fn peers(&self) -> Vec<NodeId> {
+        let view = self.state.view();
+        let members = self.state.members();
+        view.current
+            .members()
+            .iter()
+            .map(|member| member.id.clone())
+            .filter(|node| {
+                *node != self.state.me
+                    && members
+                        .iter()
+                        .any(|m| m.info.node == *node && m.liveness == Liveness::Alive)
+            })
+            .collect()
+    }
+
+    pub async fn run(self, mut stopped: watch::Receiver<bool>) {
+        if self.rate_bytes_per_s == 0 {
+            tracing::warn!("anti-entropy is off (--anti-entropy-rate 0)");
+            return;
+        }
+        let mut next = 0usize;
+        let mut was_alive: BTreeSet<NodeId> = BTreeSet::new();
+        let mut budget = 0.0f64;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(limits::ANTI_ENTROPY_ROUND_MS)) => {}
+                _ = stopped.wait_for(|stop| *stop) => return,
+            }
+            budget = (budget
+                + self.rate_bytes_per_s as f64 * limits::ANTI_ENTROPY_ROUND_MS as f64 / 1000.0)
+                .min(self.rate_bytes_per_s as f64);
+            if budget <= 0.0 {
+                continue;
+            }
+            let peers = self.peers();
+            if peers.is_empty() {
+                continue;
+            }
+            // A peer that just came back is compared at once.
+            let returned = peers
+                .iter()
+                .find(|peer| !was_alive.contains(*peer))
+                .cloned();
+            was_alive = peers.iter().cloned().collect();
+            let peer = returned.unwrap_or_else(|| {
+                next = (next + 1) % peers.len();
+                peers[next].clone()
+            });
+            match self.compare(&peer).await {
+                Ok(bytes) => budget -= bytes as f64,
+                Err(error) => tracing::debug!(%peer, %error, "anti-entropy round failed"),
+            }
+            self.stats.rounds.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
