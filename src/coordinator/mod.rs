@@ -170,7 +170,7 @@ impl Coordinator {
         key: &ObjectKey,
         nodes: &[NodeId],
         dead: &[usize],
-    ) -> Vec<(usize, NodeId)> {
+    ) -> Vec<(usize, NodeId, Region)> {
         let view = self.cluster.view();
         let partition = key.partition(view.current.partition_count());
         let list = view.current.preference_list(partition, &self.region);
@@ -195,7 +195,7 @@ impl Coordinator {
             let pick = same_region.or_else(|| list.fallbacks.iter().find(usable));
             if let Some(fallback) = pick {
                 used.push(fallback.node.clone());
-                chosen.push((*index, fallback.node.clone()));
+                chosen.push((*index, fallback.node.clone(), fallback.region.clone()));
             }
         }
         chosen
@@ -363,7 +363,7 @@ impl Coordinator {
         };
         for index in dead
             .iter()
-            .filter(|index| !fallbacks.iter().any(|(hinted, _)| hinted == *index))
+            .filter(|index| !fallbacks.iter().any(|(hinted, _, _)| hinted == *index))
         {
             tracker.record(*index, false);
         }
@@ -396,7 +396,7 @@ impl Coordinator {
                 self.spawn_send(&sender, index, node, merge.clone());
             }
         }
-        for (index, fallback) in &fallbacks {
+        for (index, fallback, _) in &fallbacks {
             let hint = PeerRequest::Hint {
                 owner: nodes[*index].clone(),
                 key: key.clone(),
@@ -413,8 +413,16 @@ impl Coordinator {
                 reply.response,
                 Ok(PeerResponse::Stored(_) | PeerResponse::Done)
             );
+            let hinted_in = fallbacks
+                .iter()
+                .find(|(index, _, _)| *index == reply.index)
+                .map(|(_, _, region)| region.clone());
             if reply.index < tracker.replicas() {
-                progress = tracker.record(reply.index, ok);
+                progress = match hinted_in {
+                    // A hint counts in the region of the node that holds it.
+                    Some(region) => tracker.record_in_region(reply.index, ok, region),
+                    None => tracker.record(reply.index, ok),
+                };
             }
         }
         if progress != Progress::Met {

@@ -213,6 +213,16 @@ impl QuorumTracker {
         self.progress()
     }
 
+    /// Records an acknowledgement for replica `index` that was made by a node in
+    /// another region (a fallback holding a hint): it counts where the copy really is.
+    pub fn record_in_region(&mut self, index: usize, ok: bool, region: Region) -> Progress {
+        assert!(index < self.answered.len(), "replica index out of range");
+        if self.answered[index].is_none() && ok {
+            self.regions[index] = region;
+        }
+        self.record(index, ok)
+    }
+
     /// Replicas asked.
     pub fn replicas(&self) -> usize {
         self.regions.len()
@@ -316,6 +326,16 @@ mod tests {
         let mut t = tracker(Level::RegionSafe);
         t.record(0, true);
         assert_eq!(t.record(1, true), Progress::Pending);
+        assert_eq!(t.record(4, true), Progress::Met);
+    }
+
+    #[test]
+    fn a_hint_counts_in_the_region_that_holds_it() {
+        let mut t = tracker(Level::RegionSafe);
+        t.record(0, true);
+        t.record(1, true);
+        // The remote replica 2 is down; its hint sits on a node of the local region.
+        assert_eq!(t.record_in_region(2, true, region("a")), Progress::Pending);
         assert_eq!(t.record(4, true), Progress::Met);
     }
 

@@ -9,6 +9,7 @@ use crate::limits;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -62,24 +63,35 @@ fn node_id(text: &str) -> Result<NodeId> {
     NodeId::new(text).map_err(|error| anyhow::anyhow!("{error}"))
 }
 
-/// Runs every step at its time; returns a line per step for the report.
+/// What the schedule did, for the report.
+#[derive(Debug, Default)]
+pub struct FaultLog {
+    pub lines: Vec<String>,
+    /// When the last step finished: convergence is timed from here.
+    pub healed_at: Option<Instant>,
+}
+
+/// Runs every step at its time. `faulted` is true while a region is down, so clients
+/// can report latency during the outage apart.
 pub async fn run(
     cluster: &mut LocalCluster,
     steps: &[FaultStep],
     routes: &Routes,
     started: Instant,
-) -> Result<Vec<String>> {
-    let mut log = Vec::new();
+    faulted: &AtomicBool,
+) -> Result<FaultLog> {
+    let mut log = FaultLog::default();
     for step in steps {
         let at = started + Duration::from_secs_f64(step.at_s);
         tokio::time::sleep_until(at.into()).await;
-        let line = apply(cluster, &step.action, routes)
+        let line = apply(cluster, &step.action, routes, faulted)
             .await
             .with_context(|| format!("fault at {} s: {:?}", step.at_s, step.action))?;
-        log.push(format!(
+        log.lines.push(format!(
             "{:>6.1} s  {line}",
             started.elapsed().as_secs_f64()
         ));
+        log.healed_at = Some(Instant::now());
     }
     Ok(log)
 }
@@ -88,8 +100,46 @@ async fn apply(
     cluster: &mut LocalCluster,
     action: &FaultAction,
     routes: &Routes,
+    faulted: &AtomicBool,
 ) -> Result<String> {
     match action {
+        FaultAction::KillRegion { region } => {
+            let victims: Vec<NodeId> = cluster
+                .nodes
+                .iter()
+                .filter(|node| node.region.as_str() == region)
+                .map(|node| node.id.clone())
+                .collect();
+            if victims.is_empty() {
+                bail!("no node in region {region}");
+            }
+            faulted.store(true, Ordering::Relaxed);
+            for node in &victims {
+                routes.remove(node);
+                cluster.kill(node)?;
+            }
+            Ok(format!(
+                "region {region} down ({} nodes killed)",
+                victims.len()
+            ))
+        }
+        FaultAction::RestartRegion { region } => {
+            let victims: Vec<NodeId> = cluster
+                .nodes
+                .iter()
+                .filter(|node| node.region.as_str() == region)
+                .map(|node| node.id.clone())
+                .collect();
+            for node in &victims {
+                let entry = cluster.restart(node).await?;
+                routes.add(&entry.region, entry.id.clone(), entry.http);
+            }
+            faulted.store(false, Ordering::Relaxed);
+            Ok(format!(
+                "region {region} back ({} nodes restarted)",
+                victims.len()
+            ))
+        }
         FaultAction::Join { region } => {
             let region = Region::new(region).map_err(|error| anyhow::anyhow!("{error}"))?;
             let entry = cluster.add(&region).await?;

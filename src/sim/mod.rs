@@ -3,6 +3,7 @@
 //! prints a report. Exits non-zero when an invariant fails; stops every process it
 //! started, also on Ctrl-C.
 
+pub mod converge;
 pub mod faults;
 pub mod measure;
 pub mod report;
@@ -88,6 +89,7 @@ pub async fn run(options: SimOptions) -> Result<bool> {
         verdict,
         fault_log,
         moved,
+        convergence,
     } = outcome?;
     for line in &fault_log {
         println!("fault {line}");
@@ -97,6 +99,16 @@ pub async fn run(options: SimOptions) -> Result<bool> {
         "invariants: lost_acked_writes = {}, unreadable_keys = {}, acked_reads_not_found = {} (of {} keys checked)",
         verdict.lost_acked_writes, verdict.unreadable_keys, verdict.acked_reads_not_found, verdict.keys_checked
     );
+    match convergence {
+        Some(took) => println!(
+            "converged: every replica of every partition agrees, {:.1} s after the last fault",
+            took.as_secs_f64()
+        ),
+        None => println!(
+            "NOT converged within {} s after the last fault",
+            converge::CONVERGENCE_TIMEOUT_S
+        ),
+    }
     if let Some(moved) = &moved {
         println!(
             "ownership: {} ring changes moved {} partition replicas ({:.4} of all {}); placement's expected minimum for these changes is {} ({:.2} x)",
@@ -114,17 +126,21 @@ pub async fn run(options: SimOptions) -> Result<bool> {
             &table,
             &verdict,
         );
+        value["invariants"]["converged"] = serde_json::json!(convergence.is_some());
+        value["convergence_s"] = serde_json::json!(convergence.map(|took| took.as_secs_f64()));
         if let Some(moved) = &moved {
             value["ownership"] = serde_json::json!({ "ring_changes": moved.changes, "partition_replicas_moved": moved.moved, "fraction": moved.fraction, "expected_minimum": moved.expected });
         }
         std::fs::write(path, serde_json::to_vec_pretty(&value)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    Ok(verdict.holds())
+    Ok(verdict.holds() && convergence.is_some())
 }
 
 /// What a run produced.
 struct Outcome {
+    /// Time from the last fault until every replica agreed, if they did.
+    convergence: Option<Duration>,
     table: report::Table,
     verdict: report::Verdict,
     fault_log: Vec<String>,
@@ -222,6 +238,7 @@ async fn drive(
     let (stop, stopped) = watch::channel(false);
     let ops = Arc::new(AtomicU64::new(0));
     let routes = Routes::of(cluster);
+    let faulted = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut clients = Vec::new();
     for spec in &settings.topology.regions {
         for index in 0..scenario.workload.clients_per_region {
@@ -229,6 +246,7 @@ async fn drive(
                 region: spec.name.to_string(),
                 index,
                 routes: routes.clone(),
+                faulted: faulted.clone(),
                 keys: scenario.workload.keys_per_client,
                 read_fraction: scenario.workload.read_fraction,
                 value_bytes: scenario.workload.value_bytes,
@@ -261,7 +279,7 @@ async fn drive(
     };
     let (_, fault_log) = tokio::join!(
         progress,
-        faults::run(cluster, &scenario.faults, &routes, started)
+        faults::run(cluster, &scenario.faults, &routes, started, &faulted)
     );
     let _ = stop.send(true);
     bar.finish_and_clear();
@@ -270,6 +288,9 @@ async fn drive(
         results.push(client.await.context("a workload client failed")?);
     }
     let fault_log = fault_log?;
+    // The heal: every replica must end with the same data. Timed from the last fault.
+    let healed_at = fault_log.healed_at.unwrap_or_else(std::time::Instant::now);
+    let convergence = converge::wait_converged(&http, &cluster.nodes, healed_at).await;
     println!(
         "sim: workload done ({} ops); checking every acknowledged write",
         ops.load(Ordering::Relaxed)
@@ -280,7 +301,8 @@ async fn drive(
     Ok(Outcome {
         table,
         verdict,
-        fault_log,
+        fault_log: fault_log.lines,
         moved,
+        convergence,
     })
 }

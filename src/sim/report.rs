@@ -98,8 +98,15 @@ pub fn summary(
     table: &Table,
     verdict: &Verdict,
 ) -> Value {
-    let acked: u64 = table.values().map(|stats| stats.latency_us.len()).sum();
-    let failed: u64 = table.values().map(|stats| stats.errors).sum();
+    // Operations during a fault are also listed apart; count each once.
+    let once = || {
+        table
+            .iter()
+            .filter(|((_, op), _)| !op.ends_with("_during_fault"))
+            .map(|(_, stats)| stats)
+    };
+    let acked: u64 = once().map(|stats| stats.latency_us.len()).sum();
+    let failed: u64 = once().map(|stats| stats.errors).sum();
     let mut latency = Map::new();
     for ((region, op), stats) in table {
         let region_entry = latency.entry(region.clone()).or_insert_with(|| json!({}));

@@ -46,6 +46,10 @@ pub enum FaultAction {
     Restart { node: String },
     /// SIGSTOP `node` for `for_s` seconds, then SIGCONT.
     Pause { node: String, for_s: f64 },
+    /// SIGKILL every node of `region` (a region outage).
+    KillRegion { region: String },
+    /// Start every killed node of `region` again with its data.
+    RestartRegion { region: String },
 }
 
 /// Most steps in one schedule.
@@ -120,9 +124,9 @@ fn fault_action(index: usize, raw: &RawFault) -> Result<FaultAction> {
                 for_s,
             }
         }
-        other => bail!(
-            "faults[{index}].action: unknown action {other:?} (join, leave, kill, restart, pause)"
-        ),
+        "kill-region" => FaultAction::KillRegion { region: need("region", &raw.region)? },
+        "restart-region" => FaultAction::RestartRegion { region: need("region", &raw.region)? },
+        other => bail!("faults[{index}].action: unknown action {other:?} (join, leave, kill, restart, pause, kill-region, restart-region)"),
     };
     Ok(action)
 }
@@ -135,8 +139,8 @@ impl Scenario {
     }
 
     pub fn parse(text: &str) -> Result<Scenario> {
-        let raw: RawScenario =
-            toml::from_str(text).map_err(|error| anyhow::anyhow!("{}", error.message()))?;
+        let raw: RawScenario = toml::from_str(text)
+            .map_err(|error| anyhow::anyhow!("{}", error.to_string().trim()))?;
         let workload = &raw.workload;
         if !(raw.duration_s > 0.0 && raw.duration_s <= DURATION_S_MAX) {
             bail!(
@@ -211,9 +215,18 @@ mod tests {
 
     #[test]
     fn shipped_scenarios_parse() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim/steady.toml");
-        let scenario = Scenario::load(&path).unwrap();
-        assert_eq!(scenario.name, "steady");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim");
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|ext| ext == "toml") {
+                let scenario = Scenario::load(&path)
+                    .unwrap_or_else(|error| panic!("{}: {error:?}", path.display()));
+                assert_eq!(
+                    Some(scenario.name.as_str()),
+                    path.file_stem().and_then(|s| s.to_str())
+                );
+            }
+        }
     }
 
     #[test]

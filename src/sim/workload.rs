@@ -31,6 +31,8 @@ pub struct ClientSpec {
     pub region: String,
     pub index: u32,
     pub routes: Routes,
+    /// True while a fault window (a region outage) is open.
+    pub faulted: Arc<std::sync::atomic::AtomicBool>,
     pub keys: u32,
     pub read_fraction: f64,
     pub value_bytes: usize,
@@ -143,16 +145,20 @@ pub async fn run_client(
             }
             acked
         };
-        let stats = table
-            .entry((
-                spec.region.clone(),
-                if is_read { "read" } else { "write" }.to_string(),
-            ))
-            .or_default();
-        if ok {
-            stats.record_ok(started.elapsed().as_micros() as u64);
-        } else {
-            stats.errors += 1;
+        let op = if is_read { "read" } else { "write" };
+        let micros = started.elapsed().as_micros() as u64;
+        let mut names = vec![op.to_string()];
+        if spec.faulted.load(Ordering::Relaxed) {
+            // Also counted apart: latency while a region is down.
+            names.push(format!("{op}_during_fault"));
+        }
+        for name in names {
+            let stats = table.entry((spec.region.clone(), name)).or_default();
+            if ok {
+                stats.record_ok(micros);
+            } else {
+                stats.errors += 1;
+            }
         }
         ops.fetch_add(1, Ordering::Relaxed);
         if stop.has_changed().unwrap_or(true) && *stop.borrow_and_update() {
