@@ -137,6 +137,26 @@ enum Measurement {
         #[command(flatten)]
         tuning: TuningFlags,
     },
+    /// Kill a node, write keys while it is down, restart it: time until hints have given
+    /// it every key it replicates.
+    Handoff {
+        #[arg(long, default_value = DEFAULT_TOPOLOGY)]
+        topology: PathBuf,
+        #[arg(long, default_value_t = 20_000)]
+        keys: u64,
+        #[command(flatten)]
+        tuning: TuningFlags,
+    },
+    /// Write keys, kill a node and wipe its data, restart it: time until anti-entropy
+    /// has rebuilt it, and the bytes that took.
+    Rebuild {
+        #[arg(long, default_value = DEFAULT_TOPOLOGY)]
+        topology: PathBuf,
+        #[arg(long, default_value_t = 20_000)]
+        keys: u64,
+        #[command(flatten)]
+        tuning: TuningFlags,
+    },
     /// Drop a share of every node's messages for a while; count live nodes declared dead.
     FalseAlarms {
         #[arg(long, default_value = DEFAULT_TOPOLOGY)]
@@ -448,6 +468,22 @@ fn main() -> Result<()> {
                 Ok(())
             }
             Command::Status { dir, node, json } => status(dir, node, json).await,
+            Command::Measure { what: Measurement::Handoff { topology, keys, tuning } } => {
+                let r = sim::measure::repair(&topology, &tuning, keys, false).await?;
+                println!(
+                    "handoff: {} keys written while a node was down ({} of them its own); after its restart it held them all in {:.2} s: {:.0} keys/s replayed",
+                    r.keys_written, r.keys_expected, r.seconds, r.keys_per_s
+                );
+                Ok(())
+            }
+            Command::Measure { what: Measurement::Rebuild { topology, keys, tuning } } => {
+                let r = sim::measure::repair(&topology, &tuning, keys, true).await?;
+                println!(
+                    "rebuild: a wiped node got back its {} keys in {:.2} s ({:.0} keys/s); anti-entropy moved {} bytes for about {} bytes of data ({:.2} x)",
+                    r.keys_expected, r.seconds, r.keys_per_s, r.repair_bytes, r.data_bytes, r.repair_bytes as f64 / r.data_bytes.max(1) as f64
+                );
+                Ok(())
+            }
             Command::Measure { what: Measurement::Detection { topology, trials, tuning } } => {
                 let times = sim::measure::detection(&topology, &tuning, trials).await?;
                 let (median, max) = sim::measure::median_and_max(&times);

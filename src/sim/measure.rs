@@ -196,3 +196,199 @@ mod tests {
         assert_eq!(median_and_max(&[]), (Duration::ZERO, Duration::ZERO));
     }
 }
+
+/// Keys written at once by the handoff and rebuild measurements.
+pub const WRITES_IN_FLIGHT_MAX: usize = 32;
+
+/// What a repair measurement saw.
+#[derive(Debug, Default)]
+pub struct RepairReport {
+    pub keys_written: u64,
+    /// Keys the restarted node is a replica of.
+    pub keys_expected: u64,
+    pub seconds: f64,
+    pub keys_per_s: f64,
+    /// Anti-entropy bytes sent and received by every node while repairing.
+    pub repair_bytes: u64,
+    /// Key and object bytes the restarted node holds at the end.
+    pub data_bytes: u64,
+}
+
+/// Writes `keys` keys of 256 bytes through the nodes other than `skip`.
+async fn write_keys(
+    client: &reqwest::Client,
+    cluster: &LocalCluster,
+    skip: &NodeId,
+    keys: u64,
+    prefix: &str,
+) -> Result<u64> {
+    use futures::StreamExt;
+    let targets: Vec<_> = cluster
+        .nodes
+        .iter()
+        .filter(|node| node.id != *skip)
+        .map(|node| node.http)
+        .collect();
+    let acked = futures::stream::iter(0..keys)
+        .map(|i| {
+            let url = format!(
+                "http://{}/v1/kv/{prefix}-{i}",
+                targets[i as usize % targets.len()]
+            );
+            let client = client.clone();
+            async move {
+                client
+                    .put(url)
+                    .body(vec![b'x'; 256])
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16() == 204)
+                    .unwrap_or(false)
+            }
+        })
+        .buffer_unordered(WRITES_IN_FLIGHT_MAX)
+        .filter(|ok| std::future::ready(*ok))
+        .count()
+        .await;
+    Ok(acked as u64)
+}
+
+/// Keys `node` is a replica of, by the ring of the topology's members.
+fn keys_owned(settings: &Settings, node: &NodeId, keys: u64, prefix: &str) -> Result<u64> {
+    use crate::ring::{Ring, RingConfig, RingMember};
+    let topology = &settings.topology;
+    let members = topology
+        .nodes()
+        .map(|(id, region)| RingMember {
+            id: id.clone(),
+            region: region.clone(),
+            weight: 1,
+        })
+        .collect();
+    let ring = Ring::new(
+        members,
+        RingConfig {
+            partitions: topology.partitions,
+            replicas_per_region: topology.replicas_per_region(),
+        },
+        1,
+    )?;
+    Ok((0..keys)
+        .filter(|i| {
+            let key = crate::object::ObjectKey::kv(format!("{prefix}-{i}").as_bytes());
+            ring.replicas(key.partition(topology.partitions))
+                .iter()
+                .any(|(id, _)| id == node)
+        })
+        .count() as u64)
+}
+
+async fn wait_dead_everywhere(
+    client: &reqwest::Client,
+    cluster: &LocalCluster,
+    victim: &NodeId,
+) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(DETECTION_TIMEOUT_S);
+    for observer in cluster.nodes.iter().filter(|node| node.id != *victim) {
+        loop {
+            let dead = fetch_status(client, observer.http)
+                .await
+                .map(|s| {
+                    s.members
+                        .iter()
+                        .any(|m| m.node == victim.as_str() && m.state == "dead")
+                })
+                .unwrap_or(false);
+            if dead {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("{victim} was not marked dead by {}", observer.id);
+            }
+            tokio::time::sleep(Duration::from_millis(POLL_INTERVAL_MS)).await;
+        }
+    }
+    Ok(())
+}
+
+async fn repair_bytes(client: &reqwest::Client, cluster: &LocalCluster) -> u64 {
+    let mut total = 0;
+    for node in &cluster.nodes {
+        if let Ok(status) = fetch_status(client, node.http).await {
+            total += status.anti_entropy.bytes_sent + status.anti_entropy.bytes_received;
+        }
+    }
+    total
+}
+
+/// Kills a node (or, with `wipe`, also deletes its data), writes `keys` keys while it
+/// is down (`wipe` writes them before), restarts it and times until it holds every key
+/// it is a replica of: hint replay, or anti-entropy for a wiped node.
+pub async fn repair(
+    topology: &Path,
+    flags: &TuningFlags,
+    keys: u64,
+    wipe: bool,
+) -> Result<RepairReport> {
+    let settings = Settings::new(Topology::load(topology)?, flags)?;
+    let (mut cluster, dir) = start(topology, flags, false).await?;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let victim = NodeId("us-east-2".into());
+    let victim = cluster
+        .nodes
+        .iter()
+        .find(|node| node.id == victim)
+        .map(|node| node.id.clone())
+        .unwrap_or_else(|| cluster.nodes[cluster.nodes.len() - 1].id.clone());
+    let prefix = if wipe { "rebuild" } else { "hinted" };
+    let result: Result<RepairReport> = async {
+        let mut report = RepairReport {
+            keys_expected: keys_owned(&settings, &victim, keys, prefix)?,
+            ..Default::default()
+        };
+        if wipe {
+            report.keys_written = write_keys(&client, &cluster, &victim, keys, prefix).await?;
+        }
+        cluster.kill(&victim)?;
+        wait_dead_everywhere(&client, &cluster, &victim).await?;
+        if wipe {
+            std::fs::remove_dir_all(dir.join("data").join(victim.as_str()))
+                .context("wipe the data directory")?;
+        } else {
+            report.keys_written = write_keys(&client, &cluster, &victim, keys, prefix).await?;
+        }
+        let bytes_before = repair_bytes(&client, &cluster).await;
+        let entry = cluster.restart(&victim).await?;
+        let started = Instant::now();
+        loop {
+            let status = fetch_status(&client, entry.http).await.ok();
+            if status
+                .as_ref()
+                .is_some_and(|s| s.keys >= report.keys_expected)
+            {
+                report.data_bytes = status.map(|s| s.keys * (256 + 64)).unwrap_or(0);
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(600) {
+                bail!(
+                    "{victim} holds {:?} of {} keys after 600 s",
+                    status.map(|s| s.keys),
+                    report.keys_expected
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(POLL_INTERVAL_MS)).await;
+        }
+        report.seconds = started.elapsed().as_secs_f64();
+        report.keys_per_s = report.keys_expected as f64 / report.seconds.max(0.001);
+        report.repair_bytes = repair_bytes(&client, &cluster)
+            .await
+            .saturating_sub(bytes_before);
+        Ok(report)
+    }
+    .await;
+    cluster.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
