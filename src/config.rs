@@ -389,6 +389,9 @@ pub struct TuningFlags {
     /// Hinted writes a node replays per second at most.
     #[arg(long, value_name = "KEYS")]
     pub hint_replay_rate: Option<u64>,
+    /// A tombstone is collected this long after every replica was seen holding it, e.g. 1h.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub tombstone_grace: Option<Duration>,
     /// Bytes per second a node spends on anti-entropy at most (0 turns it off).
     #[arg(long, value_name = "BYTES")]
     pub anti_entropy_rate: Option<u64>,
@@ -473,6 +476,10 @@ impl TuningFlags {
             text(self.hint_replay_rate.as_ref().map(|v| v as _)),
         );
         push(
+            "tombstone-grace",
+            self.tombstone_grace.map(|v| format!("{}ms", v.as_millis())),
+        );
+        push(
             "anti-entropy-rate",
             text(self.anti_entropy_rate.as_ref().map(|v| v as _)),
         );
@@ -503,6 +510,7 @@ pub struct Settings {
     pub hint_window: Duration,
     pub hint_replay_rate: u64,
     pub anti_entropy_rate: u64,
+    pub tombstone_grace: Duration,
     /// Non-fatal findings to print at start (e.g. R + W <= N).
     pub warnings: Vec<String>,
 }
@@ -564,6 +572,9 @@ impl Settings {
             request_timeout: Duration::from_millis(request_timeout_ms),
             swim: swim_config(flags)?,
             sloppy: !flags.strict_quorum,
+            tombstone_grace: flags
+                .tombstone_grace
+                .unwrap_or(Duration::from_millis(limits::TOMBSTONE_GRACE_MS_DEFAULT)),
             anti_entropy_rate: flags
                 .anti_entropy_rate
                 .unwrap_or(limits::ANTI_ENTROPY_BYTES_PER_S_DEFAULT),

@@ -195,6 +195,12 @@ pub const NODE_TREE_DEPTH: u8 = 8;
 pub const ANTI_ENTROPY_ROUND_MS: u64 = 1_000;
 /// Default `--anti-entropy-rate`: bytes per second one node spends on anti-entropy.
 pub const ANTI_ENTROPY_BYTES_PER_S_DEFAULT: u64 = 8 * 1024 * 1024;
+/// Anti-entropy rounds between two tombstone collection passes.
+pub const TOMBSTONE_GC_EVERY_ROUNDS: u64 = 5;
+/// Keys one tombstone collection pass reads at most.
+pub const TOMBSTONE_SCAN_KEYS_MAX: usize = 100_000;
+/// Default `--tombstone-grace`.
+pub const TOMBSTONE_GRACE_MS_DEFAULT: u64 = 3600 * 1000;
 /// Keys fetched or pushed per repair message.
 pub const REPAIR_KEYS_PER_MESSAGE_MAX: usize = 256;
 

@@ -120,6 +120,24 @@ impl Replica {
         Ok(object)
     }
 
+    /// Physically removes a tombstone if it is still exactly `bytes` (a newer write in
+    /// between keeps it); says whether it did.
+    pub fn collect_tombstone(
+        &self,
+        partition: PartitionId,
+        key: Vec<u8>,
+        bytes: &[u8],
+        digest: [u8; 32],
+    ) -> Result<bool, ReplicaError> {
+        let store_key = StoreKey { partition, key };
+        let removed = self.storage.delete_if(&store_key, bytes)?;
+        if removed {
+            self.trees
+                .update(partition, &store_key.key, Some(digest), None);
+        }
+        Ok(removed)
+    }
+
     /// The Merkle trees of this replica's partitions.
     pub fn trees(&self) -> &Arc<Trees> {
         &self.trees

@@ -166,3 +166,64 @@ async fn a_key_deleted_while_a_replica_was_away_past_the_hint_window_stays_delet
     }
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tombstones_are_collected_only_after_every_replica_was_seen_holding_them() {
+    let flags = TuningFlags {
+        tombstone_grace: Some(Duration::from_millis(1)),
+        ..Default::default()
+    };
+    let cluster = InProcessCluster::start(&single_region(3, 3), flags).await;
+    let http = reqwest::Client::new();
+    let put = http
+        .put(cluster.url(0, "/v1/kv/temp?consistency=all"))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    let context = put.headers()["x-cartwheel-context"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let delete = http
+        .delete(cluster.url(1, "/v1/kv/temp?consistency=all"))
+        .header("x-cartwheel-context", &context)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delete.status(), 204);
+    for index in 0..3 {
+        assert_eq!(
+            cluster.status(index).await.keys,
+            1,
+            "the tombstone is stored first"
+        );
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let statuses = futures::future::join_all((0..3).map(|i| cluster.status(i))).await;
+        if statuses.iter().all(|s| s.keys == 0) {
+            assert!(
+                statuses
+                    .iter()
+                    .map(|s| s.anti_entropy.tombstones_collected)
+                    .sum::<u64>()
+                    >= 3
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "tombstones were never collected: {:?}",
+            statuses.iter().map(|s| s.keys).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let read = http
+        .get(cluster.url(2, "/v1/kv/temp?consistency=all"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 404);
+    cluster.shutdown().await;
+}

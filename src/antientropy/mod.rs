@@ -22,6 +22,7 @@
 pub mod exchange;
 pub mod message;
 pub mod responder;
+pub mod tombstones;
 pub mod tree;
 mod validate;
 

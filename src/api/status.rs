@@ -63,6 +63,7 @@ pub struct RepairCounters {
     pub keys_pushed: u64,
     /// Repair messages refused: a partition not held here, over a limit, malformed.
     pub refused: u64,
+    pub tombstones_collected: u64,
 }
 
 /// Hinted handoff counters.
@@ -167,6 +168,7 @@ pub(super) async fn status(State(state): State<ApiState>) -> Json<Status> {
             keys_pulled: parts.repair.keys_pulled.load(Ordering::Relaxed),
             keys_pushed: parts.repair.keys_pushed.load(Ordering::Relaxed),
             refused: parts.service.refused.load(Ordering::Relaxed),
+            tombstones_collected: parts.repair.tombstones_collected.load(Ordering::Relaxed),
         },
         hints: HintCounters {
             pending: parts

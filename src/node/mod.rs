@@ -345,6 +345,7 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
     tasks.spawn(hint_worker.run(stopped.clone()));
     let repair_stats = Arc::new(RepairStats::default());
     let repair = RepairWorker {
+        tombstone_grace_ms: settings.tombstone_grace.as_millis() as u64,
         state: state.clone(),
         transport: transport.clone(),
         replica: replica.clone(),

@@ -30,6 +30,9 @@ pub struct RepairStats {
     pub keys_pushed: AtomicU64,
     /// (peer, partition) pairs found different and not yet seen equal, with when first seen.
     pub divergent: Mutex<BTreeMap<(NodeId, PartitionId), u64>>,
+    /// When each (peer, partition) was last found in sync.
+    pub synced: Mutex<BTreeMap<(NodeId, PartitionId), u64>>,
+    pub tombstones_collected: AtomicU64,
 }
 
 impl RepairStats {
@@ -53,6 +56,8 @@ impl RepairStats {
 }
 
 pub struct RepairWorker {
+    /// A tombstone is collected this long after every replica was seen in sync past it.
+    pub tombstone_grace_ms: u64,
     pub state: Arc<ClusterState>,
     pub transport: Transport<PeerRequest, PeerResponse>,
     pub replica: Arc<Replica>,
@@ -136,8 +141,11 @@ impl RepairWorker {
         }
         {
             let mut divergent = self.stats.divergent.lock().expect("divergent lock");
+            let mut synced = self.stats.synced.lock().expect("synced lock");
+            let now = now_ms();
             for partition in &equal {
                 divergent.remove(&(peer.clone(), *partition));
+                synced.insert((peer.clone(), *partition), now);
             }
             for partition in &differing {
                 divergent
@@ -259,6 +267,89 @@ impl RepairWorker {
         Ok(())
     }
 
+    /// When each other replica of `partition` was last seen in sync with this node.
+    fn synced_times(&self, partition: PartitionId) -> Vec<Option<u64>> {
+        let view = self.state.view();
+        let synced = self.stats.synced.lock().expect("synced lock");
+        view.current
+            .replicas(partition)
+            .into_iter()
+            .filter(|(node, _)| *node != self.state.me)
+            .map(|(node, _)| synced.get(&(node, partition)).copied())
+            .collect()
+    }
+
+    /// A tombstone this node would collect anyway: repair neither pulls nor pushes it,
+    /// so a replica that collected it does not get it back.
+    fn past_grace(&self, object: &crate::object::Object, synced: &[Option<u64>]) -> bool {
+        let deleted = !object.is_empty()
+            && object
+                .siblings()
+                .iter()
+                .all(|sibling| sibling.value.is_none());
+        let deleted_ms = object
+            .siblings()
+            .iter()
+            .map(|sibling| sibling.timestamp.wall_ms)
+            .max()
+            .unwrap_or(0);
+        deleted
+            && crate::antientropy::tombstones::collectable(
+                deleted_ms,
+                synced,
+                now_ms(),
+                self.tombstone_grace_ms,
+            )
+    }
+
+    /// Collects the tombstones that every other replica of their partition was seen
+    /// holding (in sync after the delete) longer than the grace ago. Scans at most
+    /// TOMBSTONE_SCAN_KEYS_MAX keys per pass.
+    fn collect_tombstones(&self) {
+        let view = self.state.view();
+        let held = self.state.held();
+        let mut budget = limits::TOMBSTONE_SCAN_KEYS_MAX;
+        for partition in view
+            .current
+            .partitions_of(&self.state.me)
+            .into_iter()
+            .filter(|p| held.contains(p))
+        {
+            let synced = self.synced_times(partition);
+            if synced.iter().any(Option::is_none) {
+                continue;
+            }
+            let mut after: Option<Vec<u8>> = None;
+            while budget > 0 {
+                let Ok(page) = self.replica.storage().scan_partition(
+                    partition,
+                    after.as_deref(),
+                    budget.min(limits::SCAN_ENTRIES_MAX),
+                ) else {
+                    break;
+                };
+                let Some((last, _)) = page.last() else { break };
+                after = Some(last.clone());
+                budget = budget.saturating_sub(page.len());
+                for (key, bytes) in page {
+                    let Ok(object) = crate::object::decode_object(&bytes) else {
+                        continue;
+                    };
+                    if self.past_grace(&object, &synced) {
+                        if let Ok(true) =
+                            self.replica
+                                .collect_tombstone(partition, key, &bytes, object.digest())
+                        {
+                            self.stats
+                                .tombstones_collected
+                                .fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Live peers that share partitions with this node, ordered for the next rounds.
     fn peers(&self) -> Vec<NodeId> {
         let view = self.state.view();
@@ -313,7 +404,10 @@ impl RepairWorker {
                 Ok(bytes) => budget -= bytes as f64,
                 Err(error) => tracing::debug!(%peer, %error, "anti-entropy round failed"),
             }
-            self.stats.rounds.fetch_add(1, Ordering::Relaxed);
+            let rounds = self.stats.rounds.fetch_add(1, Ordering::Relaxed) + 1;
+            if rounds.is_multiple_of(limits::TOMBSTONE_GC_EVERY_ROUNDS) {
+                self.collect_tombstones();
+            }
         }
     }
 }

@@ -126,6 +126,17 @@ impl Storage for MemoryStorage {
         Ok(())
     }
 
+    fn delete_if(&self, key: &StoreKey, expected: &[u8]) -> Result<bool, StorageError> {
+        check_partition(key.partition, self.partitions)?;
+        let physical = physical_key(key);
+        let mut state = self.lock();
+        if state.entries.get(&physical).map(Vec::as_slice) != Some(expected) {
+            return Ok(false);
+        }
+        state.remove(&physical);
+        Ok(true)
+    }
+
     fn scan_partition(
         &self,
         partition: PartitionId,

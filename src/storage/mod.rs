@@ -70,6 +70,9 @@ pub trait Storage: Send + Sync + 'static {
     /// Physical removal of one key (used by tombstone collection). Absent keys are fine.
     fn delete(&self, key: &StoreKey) -> Result<(), StorageError>;
 
+    /// Removes `key` only if its value is still `expected` (atomic); says whether it did.
+    fn delete_if(&self, key: &StoreKey, expected: &[u8]) -> Result<bool, StorageError>;
+
     /// Entries of one partition in key order, starting after `after` (exclusive), at most
     /// `min(limit, SCAN_ENTRIES_MAX)` of them. Keys are returned without the partition
     /// prefix. A page shorter than asked means the partition has no more entries.

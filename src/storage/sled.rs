@@ -241,6 +241,15 @@ impl Storage for SledStorage {
         Ok(())
     }
 
+    fn delete_if(&self, key: &StoreKey, expected: &[u8]) -> Result<bool, StorageError> {
+        check_partition(key.partition, self.partitions)?;
+        let swapped = self
+            .data
+            .compare_and_swap(physical_key(key), Some(expected), None as Option<&[u8]>)
+            .map_err(sled_error("deleting a key if unchanged"))?;
+        Ok(swapped.is_ok())
+    }
+
     fn scan_partition(
         &self,
         partition: PartitionId,

@@ -41,6 +41,9 @@ impl Storage for Counting {
     fn delete(&self, key: &StoreKey) -> Result<(), StorageError> {
         self.inner.delete(key)
     }
+    fn delete_if(&self, key: &StoreKey, expected: &[u8]) -> Result<bool, StorageError> {
+        self.inner.delete_if(key, expected)
+    }
     fn scan_partition(
         &self,
         partition: PartitionId,

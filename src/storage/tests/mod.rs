@@ -363,3 +363,24 @@ fn a_store_held_open_is_refused_as_locked() {
         .expect("refused");
     assert!(matches!(error, StorageError::Locked { .. }), "{error:?}");
 }
+
+#[test]
+fn delete_if_removes_only_an_unchanged_value() {
+    let dir = tempfile::tempdir().unwrap();
+    for storage in [
+        Box::new(MemoryStorage::new(4).unwrap()) as Box<dyn Storage>,
+        Box::new(SledStorage::open(dir.path(), StorageOptions::new(4)).unwrap()),
+    ] {
+        let key = StoreKey::new(PartitionId(1), b"k".to_vec());
+        storage
+            .update(&key, &mut |_| Ok(Some(b"v1".to_vec())))
+            .unwrap();
+        assert!(
+            !storage.delete_if(&key, b"v0").unwrap(),
+            "a changed value stays"
+        );
+        assert_eq!(storage.get(&key).unwrap(), Some(b"v1".to_vec()));
+        assert!(storage.delete_if(&key, b"v1").unwrap());
+        assert_eq!(storage.get(&key).unwrap(), None);
+    }
+}
