@@ -5,7 +5,6 @@ mod common;
 
 use cartwheel::config::{Topology, TuningFlags};
 use cartwheel::object::ObjectKey;
-use cartwheel::ring::{Ring, RingConfig, RingMember};
 use common::{single_region, InProcessCluster};
 use std::time::Duration;
 
@@ -21,23 +20,7 @@ fn keys_owned_by(topology: &str, node: &str) -> u64 {
 /// Whether `node` is a replica of `key` in `topology`.
 fn keys_owned_by_key(topology: &str, key: &str, node: &str) -> bool {
     let topology = Topology::parse(topology).unwrap();
-    let members = topology
-        .nodes()
-        .map(|(id, region)| RingMember {
-            id: id.clone(),
-            region: region.clone(),
-            weight: 1,
-        })
-        .collect();
-    let ring = Ring::new(
-        members,
-        RingConfig {
-            partitions: topology.partitions,
-            replicas_per_region: topology.replicas_per_region(),
-        },
-        1,
-    )
-    .unwrap();
+    let ring = topology.initial_ring().unwrap();
     ring.replicas(ObjectKey::kv(key.as_bytes()).partition(topology.partitions))
         .iter()
         .any(|(id, _)| id.as_str() == node)

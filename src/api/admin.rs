@@ -118,13 +118,9 @@ pub(super) async fn remove(
     ))
 }
 
-/// `PUT /v1/admin/faults` (`--chaos` only): replaces this node's injected faults.
-pub(super) async fn set_faults(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Json<FaultPlan>, ApiError> {
-    authorize(&state, &headers)?;
+/// Fault injection exists only on a node started with `--chaos`, and needs the secret.
+fn authorize_chaos(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
+    authorize(state, headers)?;
     if !state.parts().chaos {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -132,6 +128,16 @@ pub(super) async fn set_faults(
             "fault injection needs a node started with --chaos",
         ));
     }
+    Ok(())
+}
+
+/// `PUT /v1/admin/faults` (`--chaos` only): replaces this node's injected faults.
+pub(super) async fn set_faults(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<FaultPlan>, ApiError> {
+    authorize_chaos(&state, &headers)?;
     let plan: FaultPlan = serde_json::from_slice(&body).map_err(|error| {
         ApiError::bad_request("bad_request", format!("not a fault plan: {error}"))
     })?;
@@ -154,13 +160,6 @@ pub(super) async fn faults(
     State(state): State<ApiState>,
     headers: HeaderMap,
 ) -> Result<Json<FaultPlan>, ApiError> {
-    authorize(&state, &headers)?;
-    if !state.parts().chaos {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "no_route",
-            "fault injection needs a node started with --chaos",
-        ));
-    }
+    authorize_chaos(&state, &headers)?;
     Ok(Json(state.parts().transport.faults()))
 }

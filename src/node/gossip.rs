@@ -106,10 +106,15 @@ impl Gossip {
     /// Tells every member directly that this node is stopping (marks itself dead), so
     /// a restart right after is let in and no one waits for the failure detector.
     pub fn announce_stop(&self) {
-        let Some(mut me) = self.state.member(&self.state.me) else {
-            return;
-        };
-        me.liveness = Liveness::Dead;
+        if let Some(mut me) = self.state.member(&self.state.me) {
+            me.liveness = Liveness::Dead;
+            self.tell_everyone(me);
+        }
+    }
+
+    /// Sends `me` straight to every member not held dead (gossip alone might not get
+    /// out before the process exits).
+    fn tell_everyone(&self, me: crate::membership::swim::MemberState) {
         let outputs = self
             .state
             .members()
@@ -205,25 +210,13 @@ impl Gossip {
         }
     }
 
-    /// Tells every member directly that this node has left (gossip alone might not get
-    /// out before the process exits), keeps gossiping for a while, then signals exit.
+    /// Tells every member directly that this node has left, keeps gossiping for a
+    /// while, then signals exit.
     fn announce_departure(&self) {
         let Some(me) = self.state.member(&self.state.me) else {
             return;
         };
-        let outputs = self
-            .state
-            .members()
-            .into_iter()
-            .filter(|member| member.info.node != self.state.me && member.liveness != Liveness::Dead)
-            .map(|member| Output::Send {
-                to: member.info.node,
-                message: SwimMessage::Gossip {
-                    updates: vec![me.clone()],
-                },
-            })
-            .collect();
-        self.send_all(outputs);
+        self.tell_everyone(me);
         let exit = self.exit.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(limits::LEFT_LINGER_MS)).await;

@@ -59,6 +59,15 @@ impl Routes {
     }
 }
 
+fn nodes_in(cluster: &LocalCluster, region: &str) -> Vec<NodeId> {
+    cluster
+        .nodes
+        .iter()
+        .filter(|node| node.region.as_str() == region)
+        .map(|node| node.id.clone())
+        .collect()
+}
+
 fn node_id(text: &str) -> Result<NodeId> {
     NodeId::new(text).map_err(|error| anyhow::anyhow!("{error}"))
 }
@@ -104,12 +113,7 @@ async fn apply(
 ) -> Result<String> {
     match action {
         FaultAction::KillRegion { region } => {
-            let victims: Vec<NodeId> = cluster
-                .nodes
-                .iter()
-                .filter(|node| node.region.as_str() == region)
-                .map(|node| node.id.clone())
-                .collect();
+            let victims = nodes_in(cluster, region);
             if victims.is_empty() {
                 bail!("no node in region {region}");
             }
@@ -124,12 +128,7 @@ async fn apply(
             ))
         }
         FaultAction::RestartRegion { region } => {
-            let victims: Vec<NodeId> = cluster
-                .nodes
-                .iter()
-                .filter(|node| node.region.as_str() == region)
-                .map(|node| node.id.clone())
-                .collect();
+            let victims = nodes_in(cluster, region);
             for node in &victims {
                 let entry = cluster.restart(node).await?;
                 routes.add(&entry.region, entry.id.clone(), entry.http);

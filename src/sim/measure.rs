@@ -255,24 +255,8 @@ async fn write_keys(
 
 /// Keys `node` is a replica of, by the ring of the topology's members.
 fn keys_owned(settings: &Settings, node: &NodeId, keys: u64, prefix: &str) -> Result<u64> {
-    use crate::ring::{Ring, RingConfig, RingMember};
     let topology = &settings.topology;
-    let members = topology
-        .nodes()
-        .map(|(id, region)| RingMember {
-            id: id.clone(),
-            region: region.clone(),
-            weight: 1,
-        })
-        .collect();
-    let ring = Ring::new(
-        members,
-        RingConfig {
-            partitions: topology.partitions,
-            replicas_per_region: topology.replicas_per_region(),
-        },
-        1,
-    )?;
+    let ring = topology.initial_ring()?;
     Ok((0..keys)
         .filter(|i| {
             let key = crate::object::ObjectKey::kv(format!("{prefix}-{i}").as_bytes());

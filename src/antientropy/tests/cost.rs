@@ -7,8 +7,7 @@
 //! is an ignored test; run it in release:
 //!
 //! ```text
-//! cd /work/scratch/merkle && CARGO_TARGET_DIR=/work/main/target \
-//!   cargo test --release --lib repair_cost_at_a_million_keys -- --ignored --nocapture
+//! cargo test --release --lib repair_cost_at_a_million_keys -- --ignored --nocapture
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
