@@ -138,6 +138,33 @@ impl Replica {
         Ok(removed)
     }
 
+    /// Collects `key` if it is a tombstone whose digest is `digest` (as another replica
+    /// collected it); anything else, e.g. a newer write, stays.
+    pub fn collect_tombstone_if(
+        &self,
+        partition: PartitionId,
+        key: Vec<u8>,
+        digest: [u8; 32],
+    ) -> Result<bool, ReplicaError> {
+        let Some(bytes) = self.storage.get(&StoreKey {
+            partition,
+            key: key.clone(),
+        })?
+        else {
+            return Ok(false);
+        };
+        let object = decode_object(&bytes)?;
+        let tombstone = !object.is_empty()
+            && object
+                .siblings()
+                .iter()
+                .all(|sibling| sibling.value.is_none());
+        if !tombstone || object.digest() != digest {
+            return Ok(false);
+        }
+        self.collect_tombstone(partition, key, &bytes, digest)
+    }
+
     /// The Merkle trees of this replica's partitions.
     pub fn trees(&self) -> &Arc<Trees> {
         &self.trees

@@ -34,6 +34,12 @@ pub enum PeerRequest {
     Handoff { entries: Vec<HandoffEntry> },
     /// A Merkle anti-entropy message (roots, tree levels, leaf entries).
     AntiEntropy(crate::antientropy::Message),
+    /// Tombstones another replica collected after seeing every replica hold them:
+    /// delete each one still stored with exactly this digest.
+    CollectTombstones {
+        partition: PartitionId,
+        entries: Vec<(serde_bytes::ByteBuf, [u8; 32])>,
+    },
     /// The objects of some keys of a partition (anti-entropy repair).
     FetchKeys {
         partition: PartitionId,

@@ -305,7 +305,7 @@ impl RepairWorker {
     /// Collects the tombstones that every other replica of their partition was seen
     /// holding (in sync after the delete) longer than the grace ago. Scans at most
     /// TOMBSTONE_SCAN_KEYS_MAX keys per pass.
-    fn collect_tombstones(&self) {
+    async fn collect_tombstones(&self) {
         let view = self.state.view();
         let held = self.state.held();
         let mut budget = limits::TOMBSTONE_SCAN_KEYS_MAX;
@@ -319,6 +319,7 @@ impl RepairWorker {
             if synced.iter().any(Option::is_none) {
                 continue;
             }
+            let mut collected: Vec<(serde_bytes::ByteBuf, [u8; 32])> = Vec::new();
             let mut after: Option<Vec<u8>> = None;
             while budget > 0 {
                 let Ok(page) = self.replica.storage().scan_partition(
@@ -335,15 +336,39 @@ impl RepairWorker {
                     let Ok(object) = crate::object::decode_object(&bytes) else {
                         continue;
                     };
-                    if self.past_grace(&object, &synced) {
-                        if let Ok(true) =
-                            self.replica
-                                .collect_tombstone(partition, key, &bytes, object.digest())
-                        {
-                            self.stats
-                                .tombstones_collected
-                                .fetch_add(1, Ordering::Relaxed);
-                        }
+                    if self.past_grace(&object, &synced)
+                        && matches!(
+                            self.replica.collect_tombstone(
+                                partition,
+                                key.clone(),
+                                &bytes,
+                                object.digest()
+                            ),
+                            Ok(true)
+                        )
+                    {
+                        self.stats
+                            .tombstones_collected
+                            .fetch_add(1, Ordering::Relaxed);
+                        collected.push((serde_bytes::ByteBuf::from(key), object.digest()));
+                    }
+                }
+            }
+            // Every other replica was seen holding these same tombstones: tell them to
+            // collect them too, so no replica hands them back to another.
+            for chunk in collected.chunks(limits::REPAIR_KEYS_PER_MESSAGE_MAX) {
+                for (peer, _) in view
+                    .current
+                    .replicas(partition)
+                    .into_iter()
+                    .filter(|(node, _)| *node != self.state.me)
+                {
+                    let request = PeerRequest::CollectTombstones {
+                        partition,
+                        entries: chunk.to_vec(),
+                    };
+                    if let Err(error) = self.ask(&peer, request).await {
+                        tracing::debug!(%peer, %error, "could not pass on collected tombstones");
                     }
                 }
             }
@@ -406,7 +431,7 @@ impl RepairWorker {
             }
             let rounds = self.stats.rounds.fetch_add(1, Ordering::Relaxed) + 1;
             if rounds.is_multiple_of(limits::TOMBSTONE_GC_EVERY_ROUNDS) {
-                self.collect_tombstones();
+                self.collect_tombstones().await;
             }
         }
     }

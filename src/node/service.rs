@@ -62,6 +62,27 @@ impl PeerService {
                 limit,
             } => self.fetch(partition, after, limit),
             PeerRequest::AntiEntropy(message) => self.anti_entropy(message),
+            PeerRequest::CollectTombstones { partition, entries } => {
+                if entries.len() > limits::REPAIR_KEYS_PER_MESSAGE_MAX
+                    || !self.state.held().contains(&partition)
+                {
+                    self.refused
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    return PeerResponse::Error(PeerError::BadRequest(format!(
+                        "{} tombstones of {partition}: over the limit or not held here",
+                        entries.len()
+                    )));
+                }
+                for (key, digest) in entries {
+                    if let Err(error) =
+                        self.replica
+                            .collect_tombstone_if(partition, key.into_vec(), digest)
+                    {
+                        return storage_error(error);
+                    }
+                }
+                PeerResponse::Done
+            }
             PeerRequest::FetchKeys { partition, keys } => {
                 if keys.len() > limits::REPAIR_KEYS_PER_MESSAGE_MAX
                     || !self.state.held().contains(&partition)
