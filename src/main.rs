@@ -385,6 +385,32 @@ async fn status(dir: Option<PathBuf>, node: Option<SocketAddr>, json: bool) -> R
             field(&|s| s.keys.to_string())
         );
     }
+    println!("\nrepair, per node:");
+    println!(
+        "{:<14} {:>13} {:>9} {:>8} {:>12} {:>13} {:>12} {:>12}",
+        "node",
+        "hints pending",
+        "replayed",
+        "dropped",
+        "out of sync",
+        "oldest div s",
+        "ae bytes out",
+        "ae bytes in"
+    );
+    for s in &statuses {
+        let pending: u64 = s.hints.pending.values().sum();
+        println!(
+            "{:<14} {:>13} {:>9} {:>8} {:>12} {:>13.1} {:>12} {:>12}",
+            s.node,
+            pending,
+            s.hints.replayed,
+            s.hints.dropped,
+            s.anti_entropy.partitions_out_of_sync,
+            s.anti_entropy.oldest_divergence_s,
+            s.anti_entropy.bytes_sent,
+            s.anti_entropy.bytes_received
+        );
+    }
     for line in unreachable {
         println!("unreachable: {line}");
     }

@@ -32,17 +32,32 @@ pub async fn divergent_partitions(http: &reqwest::Client, nodes: &[NodeEntry]) -
     )
 }
 
-/// Waits until no partition's replicas disagree; the time it took from `since`, or
-/// `None` when the timeout passed first.
+/// Waits, once the workload has stopped, until no partition's replicas disagree; the
+/// time from `since` (the end of the last fault), or `None` when the timeout passed
+/// first. Under a running workload replicas differ for the moment a write travels, so
+/// the check waits for the workload to end: the figure includes whatever part of the
+/// run came after the last fault.
 pub async fn wait_converged(
     http: &reqwest::Client,
     nodes: &[NodeEntry],
     since: Instant,
 ) -> Option<Duration> {
     let deadline = Instant::now() + Duration::from_secs(CONVERGENCE_TIMEOUT_S);
+    let mut last_said = None;
     loop {
-        if divergent_partitions(http, nodes).await == Some(0) {
+        let divergent = divergent_partitions(http, nodes).await;
+        if divergent == Some(0) {
             return Some(since.elapsed());
+        }
+        if divergent != last_said {
+            let count = divergent
+                .map(|d| d.to_string())
+                .unwrap_or_else(|| "? (a node did not answer)".into());
+            println!(
+                "sim: {:>5.1} s after the last fault, partitions whose replicas differ: {count}",
+                since.elapsed().as_secs_f64()
+            );
+            last_said = divergent;
         }
         if Instant::now() > deadline {
             return None;
