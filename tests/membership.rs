@@ -188,6 +188,7 @@ async fn refusals_leave_of_the_last_replicas_and_a_duplicate_id() {
             .arg(cluster.dir.path())
             .arg("--topology")
             .arg(&topology)
+            .kill_on_drop(true)
             .output(),
     )
     .await
