@@ -142,6 +142,15 @@ pub fn decode_context(text: &str) -> Result<VersionVector, DecodeError> {
     rmp_serde::from_slice(body).map_err(|error| DecodeError::Malformed(error.to_string()))
 }
 
+/// Whether every version of an object is a delete.
+pub fn is_tombstone(object: &Object) -> bool {
+    !object.is_empty()
+        && object
+            .siblings()
+            .iter()
+            .all(|sibling| sibling.value.is_none())
+}
+
 /// The live (not deleted) values of an object, in sibling order.
 pub fn live_values(object: &Object) -> Vec<&Blob> {
     object

@@ -154,11 +154,7 @@ impl Replica {
             return Ok(false);
         };
         let object = decode_object(&bytes)?;
-        let tombstone = !object.is_empty()
-            && object
-                .siblings()
-                .iter()
-                .all(|sibling| sibling.value.is_none());
+        let tombstone = crate::object::is_tombstone(&object);
         if !tombstone || object.digest() != digest {
             return Ok(false);
         }

@@ -282,11 +282,7 @@ impl RepairWorker {
     /// A tombstone this node would collect anyway: repair neither pulls nor pushes it,
     /// so a replica that collected it does not get it back.
     fn past_grace(&self, object: &crate::object::Object, synced: &[Option<u64>]) -> bool {
-        let deleted = !object.is_empty()
-            && object
-                .siblings()
-                .iter()
-                .all(|sibling| sibling.value.is_none());
+        let deleted = crate::object::is_tombstone(object);
         let deleted_ms = object
             .siblings()
             .iter()
