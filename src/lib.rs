@@ -10,6 +10,7 @@ pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod coordinator;
+pub mod crdt;
 pub mod handoff;
 pub mod ids;
 pub mod limits;

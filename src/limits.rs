@@ -258,3 +258,15 @@ pub const NODE_EXIT_TIMEOUT_S: u64 = 10;
 /// Acknowledged writes a sim keeps for its final check; beyond it the sim stops
 /// recording and says so (the check would no longer be complete).
 pub const SIM_RECORDED_WRITES_MAX: usize = 2_000_000;
+
+// ---- session CRDTs -----------------------------------------------------------------
+
+/// Live prefs keys per user; `LwwMap::set` of a new key beyond it fails with
+/// `CrdtError::TooMany` and changes nothing (concurrent merges may exceed it).
+pub const PREFS_MAX: usize = 100;
+/// History entries kept per user (newest by HLC); older ones are dropped on merge.
+pub const HISTORY_MAX: usize = 50;
+/// Cart lines per user; adding a new sku beyond it fails with `CrdtError::TooMany`.
+pub const CART_LINES_MAX: usize = 500;
+/// Largest quantity of one cart line; outside 1..=it fails with `CrdtError::Quantity`.
+pub const QUANTITY_MAX: u32 = 9999;

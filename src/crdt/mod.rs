@@ -1,0 +1,40 @@
+//! State-based CRDTs with deltas for the session service's `user` class: an observed-remove
+//! set (devices), a last-writer-wins map (prefs), a bounded newest-K history, an
+//! observed-remove cart of quantity registers, and the `Session` document combining them.
+//!
+//! Everything here is pure and deterministic: timestamps (`Hlc`) and actors come in as
+//! arguments; there is no I/O, no clock read and no randomness. Every operation returns a
+//! delta, itself a small state of the same type, so a partial update (one sku, one pref)
+//! travels alone and is applied by an ordinary merge. Merges never panic on decoded input;
+//! operations that would cross a bound in `limits` are refused with a `CrdtError` and leave
+//! the state unchanged. Removals leave no per-element tombstone: removed dots are covered by
+//! the causal context only.
+
+mod cart;
+mod context;
+mod history;
+mod kernel;
+mod lww;
+mod orset;
+mod session;
+
+#[cfg(test)]
+mod tests;
+
+pub use cart::{Cart, CartRegister};
+pub use context::CausalContext;
+pub use history::{History, HistoryEntry};
+pub use lww::{LwwEntry, LwwMap};
+pub use orset::OrSet;
+pub use session::{Session, SessionDelta};
+
+/// Why a CRDT operation was refused; the state is unchanged in every case.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CrdtError {
+    #[error("too many {what}: at most {max}")]
+    TooMany { what: &'static str, max: usize },
+    #[error("quantity {quantity} outside 1..={max}")]
+    Quantity { quantity: u64, max: u32 },
+    #[error("dot counter of an actor is exhausted")]
+    CounterExhausted,
+}
