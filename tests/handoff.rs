@@ -33,20 +33,7 @@ async fn writes_for_a_down_replica_are_hinted_and_replayed_when_it_returns() {
     let http = reqwest::Client::new();
     let down = cluster.stop(1).await;
     for index in 0..3 {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while !cluster
-            .status(index)
-            .await
-            .members
-            .iter()
-            .any(|m| m.node == down.as_str() && m.state == "dead")
-        {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the stop was not noticed"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        cluster.wait_dead(index, down.as_str()).await;
     }
     for i in 0..KEYS {
         let put = http
@@ -112,17 +99,7 @@ async fn strict_quorum_refuses_instead_of_hinting() {
     let mut cluster = InProcessCluster::start(&single_region(4, 3), flags).await;
     cluster.stop(2).await;
     let http = reqwest::Client::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !cluster
-        .status(0)
-        .await
-        .members
-        .iter()
-        .any(|m| m.node == "local-3" && m.state == "dead")
-    {
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    cluster.wait_dead(0, "local-3").await;
     // A key local-3 replicates: with it down, W = 3 cannot be met without a fallback.
     let key = (0..1000)
         .map(|i| format!("k{i}"))

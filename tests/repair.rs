@@ -116,17 +116,7 @@ async fn a_key_deleted_while_a_replica_was_away_past_the_hint_window_stays_delet
     }
     let (index, _) = away.expect("a replica besides the coordinator");
     let id = cluster.stop(index).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !cluster
-        .status(0)
-        .await
-        .members
-        .iter()
-        .any(|m| m.node == id.as_str() && m.state == "dead")
-    {
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    cluster.wait_dead(0, id.as_str()).await;
     let delete = http
         .delete(cluster.url(0, "/v1/kv/gone?w=2"))
         .header("x-cartwheel-context", &context)

@@ -392,23 +392,23 @@ impl LocalCluster {
     }
 
     /// Sends SIGSTOP (`pause`) or SIGCONT to one node.
-    pub fn pause(&self, node: &NodeId, pause: bool) -> Result<()> {
-        let entry = self
-            .nodes
+    /// The running entry of `node`.
+    pub fn entry(&self, node: &NodeId) -> Result<&NodeEntry> {
+        self.nodes
             .iter()
             .find(|entry| entry.id == *node)
-            .with_context(|| format!("no node {node}"))?;
+            .with_context(|| format!("no node {node}"))
+    }
+
+    pub fn pause(&self, node: &NodeId, pause: bool) -> Result<()> {
+        let entry = self.entry(node)?;
         signal(entry.pid, if pause { libc::SIGSTOP } else { libc::SIGCONT });
         Ok(())
     }
 
     /// Starts a stopped node again with the same id and data.
     pub async fn restart(&mut self, node: &NodeId) -> Result<NodeEntry> {
-        let region = self
-            .nodes
-            .iter()
-            .find(|entry| entry.id == *node)
-            .map(|entry| entry.region.clone());
+        let region = self.entry(node).ok().map(|entry| entry.region.clone());
         let deadline = Instant::now() + Duration::from_secs(limits::CLUSTER_READY_TIMEOUT_S);
         let others: Vec<NodeEntry> = self
             .nodes

@@ -207,10 +207,11 @@ impl RepairWorker {
             let PeerResponse::Entries { entries, .. } = self.ask(peer, request).await? else {
                 return Err(RepairError::Unexpected);
             };
-            let bytes: usize = entries
-                .iter()
-                .map(|entry| entry.key.len() + crate::object::encode_object(&entry.object).len())
-                .sum();
+            let bytes = entries_bytes(
+                entries
+                    .iter()
+                    .map(|entry| (entry.key.as_slice(), &entry.object)),
+            );
             self.stats
                 .bytes_received
                 .fetch_add(bytes as u64, Ordering::Relaxed);
@@ -245,12 +246,11 @@ impl RepairWorker {
                     })
                 })
                 .collect();
-            let bytes: usize = entries
-                .iter()
-                .map(|entry| {
-                    entry.key.key.len() + crate::object::encode_object(&entry.object).len()
-                })
-                .sum();
+            let bytes = entries_bytes(
+                entries
+                    .iter()
+                    .map(|entry| (entry.key.key.as_slice(), &entry.object)),
+            );
             self.stats
                 .bytes_sent
                 .fetch_add(bytes as u64, Ordering::Relaxed);
@@ -431,4 +431,13 @@ impl RepairWorker {
             }
         }
     }
+}
+
+/// Key and encoded object bytes of repaired entries, as counted in the statistics.
+fn entries_bytes<'a>(
+    entries: impl Iterator<Item = (&'a [u8], &'a crate::object::Object)>,
+) -> usize {
+    entries
+        .map(|(key, object)| key.len() + crate::object::encode_object(object).len())
+        .sum()
 }

@@ -147,12 +147,7 @@ async fn apply(
         }
         FaultAction::Leave { node } => {
             let node = node_id(node)?;
-            let entry = cluster
-                .nodes
-                .iter()
-                .find(|entry| entry.id == node)
-                .cloned()
-                .with_context(|| format!("no node {node}"))?;
+            let entry = cluster.entry(&node)?.clone();
             routes.remove(&node);
             let secret = load_admin_secret(&cluster.launcher.dir)?;
             let response = reqwest::Client::new()
@@ -193,12 +188,7 @@ async fn apply(
         }
         FaultAction::Pause { node, for_s } => {
             let node = node_id(node)?;
-            let entry = cluster
-                .nodes
-                .iter()
-                .find(|entry| entry.id == node)
-                .cloned()
-                .with_context(|| format!("no node {node}"))?;
+            let entry = cluster.entry(&node)?.clone();
             routes.remove(&node);
             cluster.pause(&node, true)?;
             tokio::time::sleep(Duration::from_secs_f64(*for_s)).await;

@@ -272,6 +272,24 @@ impl InProcessCluster {
         }
     }
 
+    /// Waits (at most 10 s) until node `index` holds `node` dead.
+    pub async fn wait_dead(&self, index: usize, node: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !self
+            .status(index)
+            .await
+            .members
+            .iter()
+            .any(|m| m.node == node && m.state == "dead")
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "node {index} did not notice {node} stopped"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub async fn status(&self, index: usize) -> cartwheel::api::Status {
         cartwheel::cluster::fetch_status(&reqwest::Client::new(), self.nodes[index].http_addr)
             .await

@@ -169,15 +169,7 @@ impl Swim {
                     return Some(node);
                 }
             }
-            let me = self.me.clone();
-            self.probe_order = self
-                .members
-                .values()
-                .filter(|state| state.info.node != me && is_live(state))
-                .map(|state| state.info.node.clone())
-                .collect();
-            self.probe_order.shuffle(&mut self.rng);
-            self.probe_cursor = 0;
+            self.reshuffle_probe_order();
         }
         None
     }

@@ -397,6 +397,11 @@ impl Swim {
         self.members = table.clone();
         self.members.insert(self.me.clone(), mine);
         self.version += 1;
+        self.reshuffle_probe_order();
+    }
+
+    /// A fresh shuffled round-robin over the live members other than this node.
+    pub(crate) fn reshuffle_probe_order(&mut self) {
         let me = self.me.clone();
         self.probe_order = self
             .members
