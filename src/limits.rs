@@ -270,3 +270,19 @@ pub const HISTORY_MAX: usize = 50;
 pub const CART_LINES_MAX: usize = 500;
 /// Largest quantity of one cart line; outside 1..=it fails with `CrdtError::Quantity`.
 pub const QUANTITY_MAX: u32 = 9999;
+/// Expired records the sweeper deletes per second by default (`--sweep-rate`).
+pub const SWEEP_RATE_DEFAULT: u64 = 100;
+/// Expired records one sweep pass collects before deleting them; the rest wait for the
+/// next pass.
+pub const SWEEP_BATCH_MAX: usize = 1000;
+/// Background refreshes (sliding expiry writes) in flight per node; beyond it a refresh
+/// is skipped (the next use of the token retries it).
+pub const REFRESHES_IN_FLIGHT_MAX: usize = 64;
+/// Bytes of a session API request body.
+pub const SESSION_BODY_BYTES_MAX: usize = 16 * 1024;
+/// Characters of a user id, a device name, a sku, a pref name or a history item.
+pub const SESSION_NAME_CHARS_MAX: usize = 128;
+/// Characters of a pref value.
+pub const PREF_VALUE_CHARS_MAX: usize = 1024;
+/// Bytes of one user's session document as stored; a change past it is refused (413).
+pub const SESSION_DOC_BYTES_MAX: usize = 64 * 1024;

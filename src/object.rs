@@ -5,7 +5,8 @@
 //! later release can read what an earlier one wrote. Decoders return errors on bad input,
 //! never panic.
 
-use crate::clock::{VersionVector, Versioned};
+use crate::clock::{VersionError, VersionVector, Versioned};
+use crate::crdt::{CrdtError, Doc};
 use crate::ids::PartitionId;
 use crate::limits;
 use crate::ring;
@@ -17,12 +18,32 @@ use serde::{Deserialize, Serialize};
 pub enum Class {
     /// Opaque application values with siblings (`/v1/kv`).
     Kv,
+    /// Token records, keyed by the keyed hash of the token.
+    Auth,
+    /// A user's session document (cart, prefs, history, devices), keyed by user id.
+    User,
 }
 
 impl Class {
+    pub const ALL: [Class; 3] = [Class::Kv, Class::Auth, Class::User];
+
     pub fn tag(self) -> u8 {
         match self {
             Class::Kv => 0,
+            Class::Auth => 1,
+            Class::User => 2,
+        }
+    }
+
+    pub fn from_tag(tag: u8) -> Option<Class> {
+        Class::ALL.into_iter().find(|class| class.tag() == tag)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Class::Kv => "kv",
+            Class::Auth => "auth",
+            Class::User => "user",
         }
     }
 }
@@ -37,8 +58,12 @@ pub struct ObjectKey {
 
 impl ObjectKey {
     pub fn kv(key: &[u8]) -> Self {
+        ObjectKey::new(Class::Kv, key)
+    }
+
+    pub fn new(class: Class, key: &[u8]) -> Self {
         ObjectKey {
-            class: Class::Kv,
+            class,
             key: key.to_vec(),
         }
     }
@@ -58,10 +83,7 @@ impl ObjectKey {
     /// The key stored under `bytes` (class tag + key), if the tag is known.
     pub fn from_storage_bytes(bytes: &[u8]) -> Option<ObjectKey> {
         let (tag, key) = bytes.split_first()?;
-        let class = match tag {
-            0 => Class::Kv,
-            _ => return None,
-        };
+        let class = Class::from_tag(*tag)?;
         Some(ObjectKey {
             class,
             key: key.to_vec(),
@@ -77,11 +99,88 @@ impl ObjectKey {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Blob(#[serde(with = "serde_bytes")] pub Vec<u8>);
 
-/// The versioned object of one key.
-pub type Object = Versioned<Option<Blob>>;
+/// The versioned object of one `kv` key: siblings under a dotted version vector.
+pub type KvObject = Versioned<Option<Blob>>;
 
-/// Version of the disk format written by [`encode_object`].
-pub const OBJECT_FORMAT_VERSION: u8 = 1;
+/// What a replica stores under one key: opaque values with siblings (`kv`), or a
+/// document of the session service merged by its lattice (`auth`, `user`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Object {
+    Kv(KvObject),
+    Doc(Doc),
+}
+
+/// Why two objects could not be merged.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MergeError {
+    #[error(transparent)]
+    Version(#[from] VersionError),
+    #[error(transparent)]
+    Doc(#[from] CrdtError),
+    #[error("a kv object and a document cannot merge")]
+    Mismatch,
+}
+
+impl Object {
+    /// A kv object nothing was written to.
+    pub fn empty_kv() -> Object {
+        Object::Kv(KvObject::new())
+    }
+
+    /// Joins `other` into `self` (siblings capped at `siblings_max` for kv objects).
+    pub fn merge(&mut self, other: &Object, siblings_max: usize) -> Result<(), MergeError> {
+        match (self, other) {
+            (Object::Kv(mine), Object::Kv(theirs)) => Ok(mine.merge(theirs, siblings_max)?),
+            (Object::Doc(mine), Object::Doc(theirs)) => Ok(mine.merge(theirs)?),
+            _ => Err(MergeError::Mismatch),
+        }
+    }
+
+    /// A hash of the whole object; equal objects have equal digests.
+    pub fn digest(&self) -> [u8; 32] {
+        match self {
+            Object::Kv(object) => object.digest(),
+            Object::Doc(doc) => {
+                let mut hasher = blake3::Hasher::new();
+                hasher.update(b"cartwheel.doc.v1");
+                rmp_serde::encode::write(&mut hasher, doc).expect("hashing cannot fail");
+                *hasher.finalize().as_bytes()
+            }
+        }
+    }
+
+    /// When the newest delete in this object was made (0 if none): what tombstone
+    /// collection waits past.
+    pub fn deleted_ms(&self) -> u64 {
+        match self {
+            Object::Kv(object) => object
+                .siblings()
+                .iter()
+                .map(|sibling| sibling.timestamp.wall_ms)
+                .max()
+                .unwrap_or(0),
+            Object::Doc(doc) => doc.deleted_ms(),
+        }
+    }
+
+    pub fn as_kv(&self) -> Option<&KvObject> {
+        match self {
+            Object::Kv(object) => Some(object),
+            Object::Doc(_) => None,
+        }
+    }
+
+    pub fn as_doc(&self) -> Option<&Doc> {
+        match self {
+            Object::Doc(doc) => Some(doc),
+            Object::Kv(_) => None,
+        }
+    }
+}
+
+/// Version of the disk format written by [`encode_object`]; version 1 held a bare
+/// `KvObject` and is still read.
+pub const OBJECT_FORMAT_VERSION: u8 = 2;
 /// Version of the causal context format handed to clients.
 pub const CONTEXT_FORMAT_VERSION: u8 = 1;
 
@@ -106,13 +205,15 @@ pub fn encode_object(object: &Object) -> Vec<u8> {
 
 pub fn decode_object(bytes: &[u8]) -> Result<Object, DecodeError> {
     let (version, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
-    if *version != OBJECT_FORMAT_VERSION {
-        return Err(DecodeError::Version {
-            found: *version,
+    let malformed = |error: rmp_serde::decode::Error| DecodeError::Malformed(error.to_string());
+    match *version {
+        1 => Ok(Object::Kv(rmp_serde::from_slice(body).map_err(malformed)?)),
+        OBJECT_FORMAT_VERSION => rmp_serde::from_slice(body).map_err(malformed),
+        found => Err(DecodeError::Version {
+            found,
             supported: OBJECT_FORMAT_VERSION,
-        });
+        }),
     }
-    rmp_serde::from_slice(body).map_err(|error| DecodeError::Malformed(error.to_string()))
 }
 
 /// The causal context as an opaque header value (base64url, no padding).
@@ -142,17 +243,22 @@ pub fn decode_context(text: &str) -> Result<VersionVector, DecodeError> {
     rmp_serde::from_slice(body).map_err(|error| DecodeError::Malformed(error.to_string()))
 }
 
-/// Whether every version of an object is a delete.
+/// Whether an object is only what a delete or an expiry left behind.
 pub fn is_tombstone(object: &Object) -> bool {
-    !object.is_empty()
-        && object
-            .siblings()
-            .iter()
-            .all(|sibling| sibling.value.is_none())
+    match object {
+        Object::Kv(object) => {
+            !object.is_empty()
+                && object
+                    .siblings()
+                    .iter()
+                    .all(|sibling| sibling.value.is_none())
+        }
+        Object::Doc(doc) => doc.is_tombstone(),
+    }
 }
 
 /// The live (not deleted) values of an object, in sibling order.
-pub fn live_values(object: &Object) -> Vec<&Blob> {
+pub fn live_values(object: &KvObject) -> Vec<&Blob> {
     object
         .siblings()
         .iter()
@@ -168,7 +274,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn sample() -> Object {
-        let mut object = Object::new();
+        let mut object = KvObject::new();
         let actor = Actor::of_node(&NodeId("a-1".into()));
         let at = Hlc {
             wall_ms: 5,
@@ -183,14 +289,20 @@ mod tests {
                 limits::SIBLINGS_MAX,
             )
             .unwrap();
-        object
+        Object::Kv(object)
     }
 
     #[test]
     fn objects_and_contexts_round_trip() {
         let object = sample();
         assert_eq!(decode_object(&encode_object(&object)).unwrap(), object);
-        let context = object.context();
+        let Object::Kv(kv) = &object else {
+            unreachable!()
+        };
+        let mut version_1 = vec![1];
+        rmp_serde::encode::write(&mut version_1, kv).unwrap();
+        assert_eq!(decode_object(&version_1).unwrap(), object);
+        let context = kv.context();
         assert_eq!(decode_context(&encode_context(context)).unwrap(), *context);
     }
 
@@ -202,7 +314,7 @@ mod tests {
             decode_object(&bytes),
             Err(DecodeError::Version {
                 found: 9,
-                supported: 1
+                supported: 2
             })
         );
         assert_eq!(decode_object(&[]), Err(DecodeError::Empty));

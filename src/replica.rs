@@ -4,11 +4,14 @@
 //! It owns the local node's actor in the version vectors: only this module mints dots,
 //! so two versions minted here can never share one.
 
-use crate::clock::{Actor, Hlc, VersionError, VersionVector};
+use crate::clock::{Actor, Hlc, VersionVector};
+use crate::crdt::{CrdtError, Doc, DocOp};
 use crate::ids::{NodeId, PartitionId};
 use crate::limits;
 use crate::node::trees::Trees;
-use crate::object::{decode_object, encode_object, Blob, DecodeError, Object, ObjectKey};
+use crate::object::{
+    decode_object, encode_object, Blob, DecodeError, KvObject, MergeError, Object, ObjectKey,
+};
 use crate::storage::{
     CommitError, CommitGate, Storage, StorageError, StorageExt, StoreKey, UpdateError,
 };
@@ -23,7 +26,7 @@ pub enum ReplicaError {
     #[error("stored object is unreadable: {0}")]
     Corrupt(#[from] DecodeError),
     #[error("version refused: {0}")]
-    Version(#[from] VersionError),
+    Merge(#[from] MergeError),
     #[error("write not durable: {0}")]
     Commit(#[from] CommitError),
 }
@@ -76,18 +79,19 @@ impl Replica {
     async fn update(
         &self,
         key: &ObjectKey,
-        change: impl Fn(&mut Object) -> Result<(), VersionError>,
+        change: impl FnMut(Option<Object>) -> Result<Object, MergeError>,
     ) -> Result<Object, ReplicaError> {
         let object = self.apply(&self.store_key(key), change)?;
         self.gate.durable().await?;
         Ok(object)
     }
 
-    /// Applies `change` atomically without waiting for durability.
+    /// Applies `change` atomically without waiting for durability. `change` gets the
+    /// stored object (`None` if there is none) and returns the one to store.
     fn apply(
         &self,
         store_key: &StoreKey,
-        change: impl Fn(&mut Object) -> Result<(), VersionError>,
+        mut change: impl FnMut(Option<Object>) -> Result<Object, MergeError>,
     ) -> Result<Object, ReplicaError> {
         let mut updated = None;
         let mut before = None;
@@ -95,12 +99,9 @@ impl Replica {
             .update_with(
                 store_key,
                 |current| -> Result<Option<Vec<u8>>, ReplicaError> {
-                    let mut object = match current {
-                        Some(bytes) => decode_object(bytes)?,
-                        None => Object::new(),
-                    };
-                    before = current.map(|_| object.digest());
-                    change(&mut object)?;
+                    let object = current.map(decode_object).transpose()?;
+                    before = object.as_ref().map(Object::digest);
+                    let object = change(object)?;
                     let bytes = encode_object(&object);
                     updated = Some(object);
                     Ok(Some(bytes))
@@ -196,11 +197,40 @@ impl Replica {
         at: Hlc,
     ) -> Result<Object, ReplicaError> {
         self.update(key, |object| {
-            object
-                .mint(self.actor, context, value.clone(), at, limits::SIBLINGS_MAX)
-                .map(|_| ())
+            let mut kv = match object {
+                None => KvObject::new(),
+                Some(Object::Kv(kv)) => kv,
+                Some(Object::Doc(_)) => return Err(MergeError::Mismatch),
+            };
+            kv.mint(self.actor, context, value.clone(), at, limits::SIBLINGS_MAX)?;
+            Ok(Object::Kv(kv))
         })
         .await
+    }
+
+    /// Applies an operation to the document of `key` as this replica at `at` (whose wall
+    /// time decides expiry), and returns the stored document and the delta for the
+    /// other replicas. A refused operation changes nothing.
+    pub async fn apply_op(
+        &self,
+        key: &ObjectKey,
+        op: &DocOp,
+        at: Hlc,
+    ) -> Result<(Object, Object), ReplicaError> {
+        let mut delta = None;
+        let stored = self
+            .update(key, |object| {
+                let mut doc = match object {
+                    Some(Object::Doc(doc)) => doc,
+                    None => Doc::empty_for(op).ok_or(CrdtError::Mismatch)?,
+                    Some(Object::Kv(_)) => return Err(MergeError::Mismatch),
+                };
+                delta = Some(doc.apply(op, self.actor, at, at.wall_ms)?);
+                Ok(Object::Doc(doc))
+            })
+            .await?;
+        let delta = delta.expect("a successful update ran the closure");
+        Ok((stored, Object::Doc(delta)))
     }
 
     /// Merges a page of a partition fetched from another owner, then waits once until
@@ -215,9 +245,7 @@ impl Replica {
                 partition,
                 key: entry.key,
             };
-            self.apply(&store_key, |object| {
-                object.merge(&entry.object, limits::SIBLINGS_MAX)
-            })?;
+            self.apply(&store_key, |object| merged(object, &entry.object))?;
         }
         self.gate.durable().await?;
         Ok(())
@@ -230,7 +258,7 @@ impl Replica {
     ) -> Result<(), ReplicaError> {
         for entry in entries {
             self.apply(&self.store_key(&entry.key), |object| {
-                object.merge(&entry.object, limits::SIBLINGS_MAX)
+                merged(object, &entry.object)
             })?;
         }
         self.gate.durable().await?;
@@ -244,7 +272,22 @@ impl Replica {
 
     /// Merges a version from another replica (replication, read repair).
     pub async fn merge(&self, key: &ObjectKey, incoming: &Object) -> Result<Object, ReplicaError> {
-        self.update(key, |object| object.merge(incoming, limits::SIBLINGS_MAX))
-            .await
+        self.update(key, |object| merged(object, incoming)).await
+    }
+}
+
+/// `stored` joined with `incoming` (just `incoming` when nothing was stored).
+fn merged(stored: Option<Object>, incoming: &Object) -> Result<Object, MergeError> {
+    match stored {
+        Some(mut object) => {
+            object.merge(incoming, limits::SIBLINGS_MAX)?;
+            Ok(object)
+        }
+        None => {
+            let mut object = incoming.clone();
+            // Normalizes what arrived (e.g. trims siblings past this node's cap).
+            object.merge(incoming, limits::SIBLINGS_MAX)?;
+            Ok(object)
+        }
     }
 }

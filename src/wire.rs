@@ -52,6 +52,13 @@ pub enum PeerRequest {
         after: Vec<u8>,
         limit: u32,
     },
+    /// Apply an operation to a document (`auth`, `user`) as this replica at `at`; the
+    /// answer is `Applied` with the delta the coordinator sends to the other replicas.
+    Apply {
+        key: ObjectKey,
+        op: crate::crdt::DocOp,
+        at: Hlc,
+    },
 }
 
 /// One hinted write on its way to its owner.
@@ -81,6 +88,11 @@ pub enum PeerResponse {
         more: bool,
     },
     Error(PeerError),
+    /// The document after an `Apply`, and the delta that carries the change.
+    Applied {
+        stored: Object,
+        delta: Object,
+    },
 }
 
 /// A replica's refusal, with a code the coordinator branches on.
@@ -96,4 +108,34 @@ pub enum PeerError {
     NotOwner(PartitionId),
     #[error("a live member already uses this node id, at {0}")]
     DuplicateId(String),
+    /// The operation breaks a rule of its document (a limit, a quantity); nothing changed.
+    #[error("refused: {message}")]
+    Refused { refusal: Refusal, message: String },
+}
+
+/// Why an operation on a document was refused, as clients are told.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Refusal {
+    /// The document would grow past its size limit.
+    TooLarge,
+    /// A count or value limit (cart lines, prefs, quantity).
+    Limit,
+    /// The document was refreshed after the deadline an expiry named.
+    StillLive,
+    /// The key holds another kind of record.
+    Mismatch,
+}
+
+impl Refusal {
+    pub fn of(error: &crate::crdt::CrdtError) -> Refusal {
+        use crate::crdt::CrdtError;
+        match error {
+            CrdtError::TooLarge { .. } => Refusal::TooLarge,
+            CrdtError::StillLive => Refusal::StillLive,
+            CrdtError::Mismatch => Refusal::Mismatch,
+            CrdtError::TooMany { .. }
+            | CrdtError::Quantity { .. }
+            | CrdtError::CounterExhausted => Refusal::Limit,
+        }
+    }
 }

@@ -4,7 +4,9 @@ use super::{admit, ApiError, ApiState, CONTEXT_HEADER};
 use crate::clock::VersionVector;
 use crate::coordinator::quorum::Level;
 use crate::limits;
-use crate::object::{decode_context, encode_context, live_values, Blob, Object, ObjectKey};
+use crate::object::{
+    decode_context, encode_context, live_values, Blob, KvObject, Object, ObjectKey,
+};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -95,7 +97,19 @@ fn params_of(
         .map_err(|rejection| ApiError::bad_request("bad_request", rejection.body_text()))
 }
 
-fn with_context(mut response: Response, object: &Object) -> Response {
+/// The kv object a kv key holds (a document there would be a bug of ours).
+fn kv_object(object: Object) -> Result<KvObject, ApiError> {
+    match object {
+        Object::Kv(object) => Ok(object),
+        Object::Doc(_) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "a kv key holds a session document",
+        )),
+    }
+}
+
+fn with_context(mut response: Response, object: &KvObject) -> Response {
     if let Ok(value) = HeaderValue::from_str(&encode_context(object.context())) {
         response.headers_mut().insert(CONTEXT_HEADER, value);
     }
@@ -138,6 +152,7 @@ pub(super) async fn kv_get(
             "no such key",
         ));
     };
+    let object = kv_object(object)?;
     let values = live_values(&object);
     let response = match values.as_slice() {
         [] => {
@@ -187,7 +202,7 @@ async fn kv_write(
         .await?;
     Ok(with_context(
         StatusCode::NO_CONTENT.into_response(),
-        &object,
+        &kv_object(object)?,
     ))
 }
 

@@ -22,7 +22,7 @@ use crate::node::gossip::Gossip;
 use crate::node::state::ClusterState;
 use crate::storage::Storage;
 use crate::transport::Transport;
-use crate::wire::{PeerRequest, PeerResponse};
+use crate::wire::{PeerRequest, PeerResponse, Refusal};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -124,6 +124,11 @@ impl From<CoordinatorError> for ApiError {
             }
             CoordinatorError::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
             CoordinatorError::Level(_) => (StatusCode::BAD_REQUEST, "unsatisfiable_level"),
+            CoordinatorError::Refused { refusal, .. } => match refusal {
+                Refusal::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "session_too_large"),
+                Refusal::Limit => (StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded"),
+                Refusal::StillLive | Refusal::Mismatch => (StatusCode::CONFLICT, "conflict"),
+            },
         };
         ApiError::new(status, code, error.to_string())
     }

@@ -69,6 +69,8 @@ pub struct TuningFlags {
     /// SWIM: suspicion timeout multiplier for members in other regions (default 6).
     #[arg(long, value_name = "FACTOR")]
     pub remote_suspicion_multiplier: Option<u32>,
+    #[command(flatten)]
+    pub session: super::SessionFlags,
 }
 
 impl TuningFlags {
@@ -144,6 +146,7 @@ impl TuningFlags {
                 args.push(flag.to_string());
             }
         }
+        args.extend(self.session.to_args());
         args
     }
 }

@@ -16,7 +16,9 @@ use std::path::Path;
 use std::time::Duration;
 
 mod flags;
+mod session;
 pub use flags::TuningFlags;
+pub use session::{ClassPolicy, SessionFlags, SessionSettings};
 
 /// What is wrong with a topology file or a flag.
 #[derive(Debug, thiserror::Error)]
@@ -388,6 +390,7 @@ pub struct Settings {
     pub hint_replay_rate: u64,
     pub anti_entropy_rate: u64,
     pub tombstone_grace: Duration,
+    pub session: SessionSettings,
     /// Non-fatal findings to print at start (e.g. R + W <= N).
     pub warnings: Vec<String>,
 }
@@ -441,7 +444,14 @@ impl Settings {
                 ),
             ));
         }
+        let session = SessionSettings::new(
+            &topology,
+            &flags.session,
+            !flags.strict_quorum,
+            &mut warnings,
+        )?;
         Ok(Settings {
+            session,
             topology,
             read,
             write,

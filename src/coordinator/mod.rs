@@ -8,17 +8,18 @@
 
 pub mod quorum;
 
-use crate::clock::{Causality, HybridClock, VersionVector};
+use crate::clock::{Hlc, HybridClock, VersionVector};
+use crate::crdt::DocOp;
 use crate::ids::{NodeId, Region};
 use crate::limits;
 use crate::membership::ownership::RingView;
 use crate::object::{Blob, Object, ObjectKey};
-use crate::wire::{PeerRequest, PeerResponse};
+use crate::wire::{PeerError, PeerRequest, PeerResponse, Refusal};
 use futures::future::BoxFuture;
 use quorum::{Level, Progress, QuorumError, QuorumTracker, Requirement};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::time::Instant;
 
@@ -61,6 +62,24 @@ pub enum CoordinatorError {
     },
     #[error("level cannot be met for this key: {0}")]
     Level(#[from] QuorumError),
+    #[error("{message}")]
+    Refused { refusal: Refusal, message: String },
+}
+
+/// How a class's requests use the replicas.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// Writes for dead replicas go to fallbacks as hints (sloppy quorum); off, a dead
+    /// replica is a failed acknowledgement (strict quorum).
+    pub sloppy: bool,
+    /// Reads repair the replicas that answered with less before returning.
+    pub sync_repair: bool,
+}
+
+/// The wall clock a node reads, in milliseconds since the Unix epoch. Injectable so
+/// tests and chaos runs can move a node's time.
+pub trait WallClock: Send + Sync + 'static {
+    fn now_ms(&self) -> u64;
 }
 
 /// Counters shown in `/v1/status`.
@@ -79,6 +98,7 @@ pub struct Coordinator {
     cluster: Arc<dyn ClusterView>,
     dispatch: Arc<dyn Dispatch>,
     clock: Mutex<HybridClock>,
+    wall: Arc<dyn WallClock>,
     timeout: Duration,
     /// Writes for dead replicas go to fallbacks as hints (sloppy quorum).
     sloppy: bool,
@@ -92,19 +112,13 @@ struct Reply {
     response: Result<PeerResponse, String>,
 }
 
-fn wall_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 impl Coordinator {
     pub fn new(
         node: NodeId,
         region: Region,
         cluster: Arc<dyn ClusterView>,
         dispatch: Arc<dyn Dispatch>,
+        wall: Arc<dyn WallClock>,
         timeout: Duration,
         sloppy: bool,
     ) -> Self {
@@ -114,6 +128,7 @@ impl Coordinator {
             cluster,
             dispatch,
             clock: Mutex::new(HybridClock::new(limits::HLC_DRIFT_MS_MAX)),
+            wall,
             timeout,
             sloppy,
             repairs: Arc::new(Semaphore::new(limits::READ_REPAIRS_IN_FLIGHT_MAX)),
@@ -267,6 +282,22 @@ impl Coordinator {
         key: &ObjectKey,
         level: Level,
     ) -> Result<Option<Object>, CoordinatorError> {
+        let policy = Policy {
+            sloppy: self.sloppy,
+            sync_repair: false,
+        };
+        self.get_with(key, level, policy).await
+    }
+
+    /// `get` under a class's policy: with `sync_repair`, the replicas that answered
+    /// with less are repaired before the read returns (late ones still in the
+    /// background).
+    pub async fn get_with(
+        &self,
+        key: &ObjectKey,
+        level: Level,
+        policy: Policy,
+    ) -> Result<Option<Object>, CoordinatorError> {
         self.stats.reads.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         let (nodes, mut tracker) = self.plan(key, level)?;
@@ -292,8 +323,45 @@ impl Coordinator {
             return Err(self.error_for(&tracker, level, progress, started));
         }
         let merged = merge_all(seen.iter().flatten());
+        if let (true, Some(merged)) = (policy.sync_repair, &merged) {
+            self.repair_answered(key, &nodes, &mut seen, merged, deadline)
+                .await;
+        }
         self.spawn_read_repair(key.clone(), nodes, seen, replies, deadline);
         Ok(merged)
+    }
+
+    /// Writes `merged` to every replica that answered with less and waits for them
+    /// (until `deadline`); those it reached count as holding `merged` from then on.
+    async fn repair_answered(
+        &self,
+        key: &ObjectKey,
+        nodes: &[NodeId],
+        seen: &mut [Option<Option<Object>>],
+        merged: &Object,
+        deadline: Instant,
+    ) {
+        let stale: Vec<usize> = (0..seen.len())
+            .filter(|index| match &seen[*index] {
+                Some(Some(object)) => object != merged,
+                Some(None) => true,
+                None => false,
+            })
+            .collect();
+        let sends = stale.iter().map(|index| {
+            self.stats.read_repairs.fetch_add(1, Ordering::Relaxed);
+            let request = PeerRequest::Merge {
+                key: key.clone(),
+                object: merged.clone(),
+            };
+            tokio::time::timeout_at(deadline, self.dispatch.send(&nodes[*index], request))
+        });
+        let results = futures::future::join_all(sends).await;
+        for (index, result) in stale.into_iter().zip(results) {
+            if matches!(result, Ok(Ok(PeerResponse::Stored(_)))) {
+                seen[index] = Some(Some(merged.clone()));
+            }
+        }
     }
 
     /// Waits (in the background, until the deadline) for the remaining replies, then
@@ -327,7 +395,7 @@ impl Coordinator {
             };
             for (index, answer) in seen.iter().enumerate() {
                 let stale = match answer {
-                    Some(Some(object)) => object.compare(&merged) != Causality::Equal,
+                    Some(Some(object)) => *object != merged,
                     Some(None) => true,
                     None => false,
                 };
@@ -352,11 +420,52 @@ impl Coordinator {
         context: VersionVector,
         level: Level,
     ) -> Result<Object, CoordinatorError> {
+        let policy = Policy {
+            sloppy: self.sloppy,
+            sync_repair: false,
+        };
+        self.write(key, level, policy, |timestamp| PeerRequest::Mint {
+            key: key.clone(),
+            context,
+            value,
+            timestamp,
+        })
+        .await
+    }
+
+    /// Applies `op` to the document of `key` at `level` under `policy`: one replica
+    /// applies it and the delta it returns goes to the others. Returns the document as
+    /// that replica stored it.
+    pub async fn apply(
+        &self,
+        key: &ObjectKey,
+        op: DocOp,
+        level: Level,
+        policy: Policy,
+    ) -> Result<Object, CoordinatorError> {
+        self.write(key, level, policy, |at| PeerRequest::Apply {
+            key: key.clone(),
+            op,
+            at,
+        })
+        .await
+    }
+
+    /// The write path shared by `put` and `apply`: one replica makes the new version
+    /// (`first`, given this node's HLC time), then it travels to the other replicas and,
+    /// for dead ones under a sloppy policy, to fallbacks as hints.
+    async fn write(
+        &self,
+        key: &ObjectKey,
+        level: Level,
+        policy: Policy,
+        first: impl FnOnce(Hlc) -> PeerRequest,
+    ) -> Result<Object, CoordinatorError> {
         self.stats.writes.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         let deadline = started + self.timeout;
         let (nodes, mut tracker, dead) = self.plan_with_dead(key, level)?;
-        let fallbacks = if self.sloppy {
+        let fallbacks = if policy.sloppy {
             self.fallbacks_for(key, &nodes, &dead)
         } else {
             Vec::new()
@@ -367,22 +476,17 @@ impl Coordinator {
         {
             tracker.record(*index, false);
         }
-        let timestamp = self
-            .clock
-            .lock()
-            .expect("clock lock poisoned")
-            .now(wall_ms());
-        let mint = PeerRequest::Mint {
-            key: key.clone(),
-            context,
-            value,
-            timestamp,
-        };
-        let (minter, object) = match self.mint(&nodes, &mut tracker, mint, deadline).await {
-            Some(minted) => minted,
-            None => {
+        let timestamp = self.now();
+        let (minter, stored, object) = match self
+            .mint(&nodes, &mut tracker, first(timestamp), deadline)
+            .await
+        {
+            Ok(minted) => minted,
+            Err(refused) => {
                 self.stats.failures.fetch_add(1, Ordering::Relaxed);
-                return Err(self.error_for(&tracker, level, tracker.progress(), started));
+                return Err(refused.unwrap_or_else(|| {
+                    self.error_for(&tracker, level, tracker.progress(), started)
+                }));
             }
         };
         let mut progress = tracker.record(minter, true);
@@ -429,18 +533,28 @@ impl Coordinator {
             self.stats.failures.fetch_add(1, Ordering::Relaxed);
             return Err(self.error_for(&tracker, level, progress, started));
         }
-        Ok(object)
+        Ok(stored)
+    }
+
+    /// This node's HLC time now.
+    pub fn now(&self) -> Hlc {
+        self.clock
+            .lock()
+            .expect("clock lock poisoned")
+            .now(self.wall.now_ms())
     }
 
     /// Asks one replica after another (this node first if it is one, then in preference
-    /// order) to mint the new version; a replica that fails counts as a failed ack.
+    /// order) to make the new version; a replica that fails counts as a failed ack.
+    /// Returns who made it, what it stored and what to send the others; or, when no
+    /// replica did, the refusal a replica gave (`None`: the level cannot be met).
     async fn mint(
         &self,
         nodes: &[NodeId],
         tracker: &mut QuorumTracker,
         request: PeerRequest,
         deadline: Instant,
-    ) -> Option<(usize, Object)> {
+    ) -> Result<(usize, Object, Object), Option<CoordinatorError>> {
         let voters = tracker.replicas();
         let mut order: Vec<usize> = (0..voters)
             .filter(|index| !self.cluster.is_dead(&nodes[*index]))
@@ -456,16 +570,22 @@ impl Coordinator {
             )
             .await;
             match reply {
-                Ok(Ok(PeerResponse::Stored(object))) => return Some((index, object)),
+                Ok(Ok(PeerResponse::Stored(object))) => return Ok((index, object.clone(), object)),
+                Ok(Ok(PeerResponse::Applied { stored, delta })) => {
+                    return Ok((index, stored, delta))
+                }
+                Ok(Ok(PeerResponse::Error(PeerError::Refused { refusal, message }))) => {
+                    return Err(Some(CoordinatorError::Refused { refusal, message }))
+                }
                 Ok(_) => {
                     if matches!(tracker.record(index, false), Progress::Failed { .. }) {
-                        return None;
+                        return Err(None);
                     }
                 }
-                Err(_) => return None,
+                Err(_) => return Err(None),
             }
         }
-        None
+        Err(None)
     }
 }
 

@@ -115,13 +115,18 @@ impl Cart {
     pub fn apply_delta(&mut self, delta: &Cart) {
         self.merge(delta);
     }
+
+    /// Drops the registers written at or before `floor`.
+    pub fn prune(&mut self, floor: Hlc) {
+        self.kernel.retain(|register| register.at > floor);
+    }
 }
 
 fn check_quantity(quantity: u64) -> Result<u32, CrdtError> {
     match u32::try_from(quantity) {
         Ok(checked) if (1..=QUANTITY_MAX).contains(&checked) => Ok(checked),
         _ => Err(CrdtError::Quantity {
-            quantity,
+            quantity: i64::try_from(quantity).unwrap_or(i64::MAX),
             max: QUANTITY_MAX,
         }),
     }

@@ -82,4 +82,9 @@ impl History {
     pub fn merge_delta(&mut self, delta: &History) {
         self.merge(delta);
     }
+
+    /// Drops the entries made at or before `floor`.
+    pub fn prune(&mut self, floor: Hlc) {
+        self.entries.retain(|entry| entry.at > floor);
+    }
 }

@@ -55,6 +55,15 @@ impl<K: Ord + Clone, V: Clone> DotKernel<K, V> {
         delta
     }
 
+    /// Keeps only the values `keep` accepts; dropped dots stay in the context, so a
+    /// dropped value is removed, not forgotten.
+    pub(crate) fn retain(&mut self, keep: impl Fn(&V) -> bool) {
+        for dots in self.entries.values_mut() {
+            dots.retain(|_, value| keep(value));
+        }
+        self.entries.retain(|_, dots| !dots.is_empty());
+    }
+
     pub(crate) fn merge(&mut self, other: &Self) {
         for (key, dots) in self.entries.iter_mut() {
             let theirs = other.entries.get(key);

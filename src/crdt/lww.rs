@@ -90,6 +90,11 @@ impl<K: Ord + Clone, V: Ord + Clone> LwwMap<K, V> {
             .filter_map(|(key, entry)| entry.value.as_ref().map(|value| (key, value)))
     }
 
+    /// Whether the map holds no entry at all, removals included.
+    pub fn is_clear(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     pub fn len_live(&self) -> usize {
         self.entries.values().filter(|e| e.value.is_some()).count()
     }
@@ -109,6 +114,11 @@ impl<K: Ord + Clone, V: Ord + Clone> LwwMap<K, V> {
 
     pub fn merge_delta(&mut self, delta: &Self) {
         self.merge(delta);
+    }
+
+    /// Drops every entry written at or before `floor` (an expiry: nothing older survives).
+    pub fn prune(&mut self, floor: Hlc) {
+        self.entries.retain(|_, entry| entry.at > floor);
     }
 
     /// Drops removal entries older than `before`. Callers must only pass a horizon that

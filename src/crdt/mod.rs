@@ -12,21 +12,27 @@
 
 mod cart;
 mod context;
+mod doc;
 mod history;
 mod kernel;
 mod lww;
 mod orset;
 mod session;
+mod token;
+mod user;
 
 #[cfg(test)]
 mod tests;
 
 pub use cart::{Cart, CartRegister};
 pub use context::CausalContext;
+pub use doc::{Doc, DocOp};
 pub use history::{History, HistoryEntry};
 pub use lww::{LwwEntry, LwwMap};
 pub use orset::OrSet;
 pub use session::{Session, SessionDelta};
+pub use token::{verdict, Rotation, TokenDoc, TokenIdentity, TokenOp, TokenRecord, Verdict};
+pub use user::{check_quantity, floor_for, DocLimits, UserChange, UserDoc, UserOp};
 
 /// Why a CRDT operation was refused; the state is unchanged in every case.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -34,7 +40,13 @@ pub enum CrdtError {
     #[error("too many {what}: at most {max}")]
     TooMany { what: &'static str, max: usize },
     #[error("quantity {quantity} outside 1..={max}")]
-    Quantity { quantity: u64, max: u32 },
+    Quantity { quantity: i64, max: u32 },
+    #[error("the document would be {bytes} bytes, the limit is {max}")]
+    TooLarge { bytes: usize, max: usize },
+    #[error("the stored record is of another class")]
+    Mismatch,
+    #[error("the document was refreshed after the deadline being expired")]
+    StillLive,
     #[error("dot counter of an actor is exhausted")]
     CounterExhausted,
 }

@@ -4,9 +4,10 @@ use serde::{Deserialize, Serialize};
 
 use super::kernel::DotKernel;
 use super::CrdtError;
-use crate::clock::Actor;
+use crate::clock::{Actor, Hlc};
 
-/// An add-wins set: a remove takes away only the adds it has observed.
+/// An add-wins set: a remove takes away only the adds it has observed. Each add keeps
+/// its timestamp so an expiry floor can drop what was added before it.
 /// Deltas are `OrSet`s themselves; apply one with `merge_delta` (or `merge`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(bound(
@@ -14,7 +15,7 @@ use crate::clock::Actor;
     deserialize = "T: Ord + Deserialize<'de>"
 ))]
 pub struct OrSet<T: Ord> {
-    kernel: DotKernel<T, ()>,
+    kernel: DotKernel<T, Hlc>,
 }
 
 impl<T: Ord> Default for OrSet<T> {
@@ -31,9 +32,9 @@ impl<T: Ord + Clone> OrSet<T> {
     }
 
     /// Adds `element` under a fresh dot of `actor`, superseding its observed dots.
-    pub fn add(&mut self, element: T, actor: Actor) -> Result<OrSet<T>, CrdtError> {
+    pub fn add(&mut self, element: T, at: Hlc, actor: Actor) -> Result<OrSet<T>, CrdtError> {
         let delta = OrSet {
-            kernel: self.kernel.write_delta(element, (), actor)?,
+            kernel: self.kernel.write_delta(element, at, actor)?,
         };
         self.merge(&delta);
         Ok(delta)
@@ -71,5 +72,10 @@ impl<T: Ord + Clone> OrSet<T> {
 
     pub fn merge_delta(&mut self, delta: &OrSet<T>) {
         self.merge(delta);
+    }
+
+    /// Drops the adds made at or before `floor` (their dots stay seen).
+    pub fn prune(&mut self, floor: Hlc) {
+        self.kernel.retain(|at| *at > floor);
     }
 }

@@ -46,6 +46,23 @@ impl Session {
         self.devices.merge(&other.devices);
     }
 
+    /// Drops everything written at or before `floor` (what an expiry ended).
+    pub fn prune(&mut self, floor: crate::clock::Hlc) {
+        self.cart.prune(floor);
+        self.prefs.prune(floor);
+        self.history.prune(floor);
+        self.devices.prune(floor);
+    }
+
+    /// Whether no field holds a value (contexts may remain).
+    pub fn is_empty(&self) -> bool {
+        self.cart.is_empty()
+            && self.prefs.len_live() == 0
+            && self.prefs.is_clear()
+            && self.history.is_empty()
+            && self.devices.is_empty()
+    }
+
     pub fn apply_delta(&mut self, delta: &SessionDelta) {
         match delta {
             SessionDelta::Cart(cart) => self.cart.apply_delta(cart),

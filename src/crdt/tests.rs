@@ -47,8 +47,8 @@ impl Replicated for OrSet<String> {
     fn apply(&mut self, delta: &Self) {
         self.merge_delta(delta)
     }
-    fn write(&mut self, key: u8, _: u32, _: Hlc, actor: Actor) -> Option<Self> {
-        self.add(sku(key), actor).ok()
+    fn write(&mut self, key: u8, _: u32, at: Hlc, actor: Actor) -> Option<Self> {
+        self.add(sku(key), at, actor).ok()
     }
     fn erase(&mut self, key: u8, _: Hlc, _: Actor) -> Option<Self> {
         Some(self.remove(&sku(key)))
@@ -305,7 +305,7 @@ proptest! {
         let mut model = std::collections::BTreeSet::new();
         for (add, key) in ops {
             if add {
-                set.add(key, actor(0)).unwrap();
+                set.add(key, at(1), actor(0)).unwrap();
                 model.insert(key);
             } else {
                 set.remove(&key);
@@ -319,10 +319,10 @@ proptest! {
 #[test]
 fn orset_add_wins_over_a_concurrent_remove() {
     let mut left = OrSet::new();
-    left.add("phone".to_string(), actor(0)).unwrap();
+    left.add("phone".to_string(), at(1), actor(0)).unwrap();
     let mut right = left.clone();
     let removal = left.remove(&"phone".to_string());
-    let re_add = right.add("phone".to_string(), actor(1)).unwrap();
+    let re_add = right.add("phone".to_string(), at(2), actor(1)).unwrap();
     assert!(!left.contains(&"phone".to_string()));
     left.merge_delta(&re_add);
     right.merge_delta(&removal);
@@ -341,7 +341,7 @@ fn orset_keeps_no_tombstones() {
     let mut other = OrSet::new();
     for round in 0..500u32 {
         let element = format!("token-{}", round % 7);
-        let added = set.add(element.clone(), actor(0)).unwrap();
+        let added = set.add(element.clone(), at(1), actor(0)).unwrap();
         let removed = set.remove(&element);
         other.merge_delta(&removed);
         other.merge_delta(&added);
@@ -401,7 +401,7 @@ fn cart_limits_refuse_and_change_nothing() {
     assert_eq!(
         cart.add(sku(1), 2, at(2), actor(0)),
         Err(CrdtError::Quantity {
-            quantity: u64::from(QUANTITY_MAX) + 1,
+            quantity: i64::from(QUANTITY_MAX) + 1,
             max: QUANTITY_MAX
         })
     );
@@ -548,7 +548,7 @@ fn session_deltas_travel_alone_and_round_trip() {
                 .unwrap(),
         ),
         SessionDelta::History(origin.history.add("viewed".into(), at(1), actor(0))),
-        SessionDelta::Devices(origin.devices.add("ab12".into(), actor(0)).unwrap()),
+        SessionDelta::Devices(origin.devices.add("ab12".into(), at(1), actor(0)).unwrap()),
     ];
     for delta in &deltas {
         let wire = rmp_serde::to_vec(delta).unwrap();

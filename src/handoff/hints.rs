@@ -324,10 +324,16 @@ mod tests {
         let b = NodeId("b-1".into());
         for i in 0..3 {
             hints
-                .store(&a, ObjectKey::kv(format!("k{i}").as_bytes()), Object::new())
+                .store(
+                    &a,
+                    ObjectKey::kv(format!("k{i}").as_bytes()),
+                    Object::empty_kv(),
+                )
                 .unwrap();
         }
-        hints.store(&b, ObjectKey::kv(b"x"), Object::new()).unwrap();
+        hints
+            .store(&b, ObjectKey::kv(b"x"), Object::empty_kv())
+            .unwrap();
         assert_eq!(hints.pending(), [(a.clone(), 3), (b.clone(), 1)].into());
         let reopened = Hints::open(storage).unwrap();
         assert_eq!(reopened.pending(), [(a.clone(), 3), (b, 1)].into());
@@ -347,7 +353,9 @@ mod tests {
     fn expired_hints_are_dropped_not_replayed() {
         let hints = hints();
         let a = NodeId("a-1".into());
-        hints.store(&a, ObjectKey::kv(b"k"), Object::new()).unwrap();
+        hints
+            .store(&a, ObjectKey::kv(b"k"), Object::empty_kv())
+            .unwrap();
         assert_eq!(
             hints.batch(&a, 10, 1000, now_ms()).unwrap().len(),
             1,
@@ -371,10 +379,10 @@ mod tests {
             .unwrap()
             .insert(a.clone(), limits::HINTS_PER_NODE_MAX);
         hints
-            .store(&a, ObjectKey::kv(b"old"), Object::new())
+            .store(&a, ObjectKey::kv(b"old"), Object::empty_kv())
             .unwrap();
         hints
-            .store(&a, ObjectKey::kv(b"new"), Object::new())
+            .store(&a, ObjectKey::kv(b"new"), Object::empty_kv())
             .unwrap();
         let batch = hints.batch(&a, 10, u64::MAX, now_ms()).unwrap();
         assert_eq!(batch.len(), 1);

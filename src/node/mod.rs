@@ -5,6 +5,7 @@
 //! protocol question itself; it hands requests to `replica`, `coordinator`,
 //! `membership` and `handoff` and carries out what they return.
 
+pub mod clock;
 pub mod gossip;
 pub mod repair;
 pub mod service;
@@ -315,11 +316,13 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
         service: service.clone(),
         transport: transport.clone(),
     });
+    let clock = Arc::new(clock::NodeClock::default());
     let coordinator = Arc::new(Coordinator::new(
         options.id.clone(),
         region.clone(),
         state.clone(),
         dispatch,
+        clock.clone(),
         settings.request_timeout,
         settings.sloppy,
     ));
@@ -345,6 +348,7 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
     tasks.spawn(hint_worker.run(stopped.clone()));
     let repair_stats = Arc::new(RepairStats::default());
     let repair = RepairWorker {
+        clock: clock.clone(),
         tombstone_grace_ms: settings.tombstone_grace.as_millis() as u64,
         state: state.clone(),
         transport: transport.clone(),

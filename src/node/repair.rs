@@ -6,7 +6,7 @@
 
 use super::state::{now_ms, ClusterState};
 use crate::antientropy::{compare_roots, roots_requests, Exchange, Hash, Message, Step};
-use crate::coordinator::ClusterView;
+use crate::coordinator::{ClusterView, WallClock};
 use crate::ids::{NodeId, PartitionId};
 use crate::limits;
 use crate::membership::swim::Liveness;
@@ -58,6 +58,8 @@ impl RepairStats {
 pub struct RepairWorker {
     /// A tombstone is collected this long after every replica was seen in sync past it.
     pub tombstone_grace_ms: u64,
+    /// The data clock deletes are stamped with.
+    pub clock: Arc<super::clock::NodeClock>,
     pub state: Arc<ClusterState>,
     pub transport: Transport<PeerRequest, PeerResponse>,
     pub replica: Arc<Replica>,
@@ -142,7 +144,7 @@ impl RepairWorker {
         {
             let mut divergent = self.stats.divergent.lock().expect("divergent lock");
             let mut synced = self.stats.synced.lock().expect("synced lock");
-            let now = now_ms();
+            let now = self.clock.now_ms();
             for partition in &equal {
                 divergent.remove(&(peer.clone(), *partition));
                 synced.insert((peer.clone(), *partition), now);
@@ -150,7 +152,7 @@ impl RepairWorker {
             for partition in &differing {
                 divergent
                     .entry((peer.clone(), *partition))
-                    .or_insert_with(now_ms);
+                    .or_insert_with(|| self.clock.now_ms());
             }
         }
         for partition in differing {
@@ -283,17 +285,12 @@ impl RepairWorker {
     /// so a replica that collected it does not get it back.
     fn past_grace(&self, object: &crate::object::Object, synced: &[Option<u64>]) -> bool {
         let deleted = crate::object::is_tombstone(object);
-        let deleted_ms = object
-            .siblings()
-            .iter()
-            .map(|sibling| sibling.timestamp.wall_ms)
-            .max()
-            .unwrap_or(0);
+        let deleted_ms = object.deleted_ms();
         deleted
             && crate::antientropy::tombstones::collectable(
                 deleted_ms,
                 synced,
-                now_ms(),
+                self.clock.now_ms(),
                 self.tombstone_grace_ms,
             )
     }

@@ -6,10 +6,10 @@ use super::state::ClusterState;
 use crate::coordinator::ClusterView;
 use crate::handoff::hints::Hints;
 use crate::limits;
-use crate::object::{decode_object, Object, ObjectKey};
+use crate::object::{decode_object, MergeError, Object, ObjectKey};
 use crate::replica::{Replica, ReplicaError};
 use crate::transport::PeerInfo;
-use crate::wire::{PartitionEntry, PeerError, PeerRequest, PeerResponse};
+use crate::wire::{PartitionEntry, PeerError, PeerRequest, PeerResponse, Refusal};
 use std::sync::Arc;
 
 pub struct PeerService {
@@ -24,7 +24,13 @@ pub struct PeerService {
 }
 
 fn storage_error(error: ReplicaError) -> PeerResponse {
-    PeerResponse::Error(PeerError::Storage(error.to_string()))
+    match &error {
+        ReplicaError::Merge(MergeError::Doc(refused)) => PeerResponse::Error(PeerError::Refused {
+            refusal: Refusal::of(refused),
+            message: refused.to_string(),
+        }),
+        _ => PeerResponse::Error(PeerError::Storage(error.to_string())),
+    }
 }
 
 impl PeerService {
@@ -43,6 +49,15 @@ impl PeerService {
                 Ok(object) => self.stored(key, object),
                 Err(error) => storage_error(error),
             },
+            PeerRequest::Apply { key, op, at } => {
+                match self.replica.apply_op(&key, &op, at).await {
+                    Ok((stored, delta)) => {
+                        self.forward_to_pending(&key, &stored);
+                        PeerResponse::Applied { stored, delta }
+                    }
+                    Err(error) => storage_error(error),
+                }
+            }
             PeerRequest::Merge { key, object } => match self.replica.merge(&key, &object).await {
                 Ok(object) => self.stored(key, object),
                 Err(error) => storage_error(error),
@@ -135,6 +150,11 @@ impl PeerService {
     /// its partition, so a coordinator that has not yet heard of the change cannot leave
     /// them behind. Best effort: skipped when too many forwards are in flight.
     fn stored(&self, key: ObjectKey, object: Object) -> PeerResponse {
+        self.forward_to_pending(&key, &object);
+        PeerResponse::Stored(object)
+    }
+
+    fn forward_to_pending(&self, key: &ObjectKey, object: &Object) {
         let view = self.state.view();
         if view.target.is_some() {
             let partition = key.partition(view.current.partition_count());
@@ -159,7 +179,6 @@ impl PeerService {
                 });
             }
         }
-        PeerResponse::Stored(object)
     }
 
     /// Answers a peer's anti-entropy message about partitions this node holds; a

@@ -1,0 +1,303 @@
+//! Flags and validated settings of the session service: the policy of each class
+//! (`auth`, `user`), expiry, rotation, the sweeper and the document limits.
+
+use super::{check_level, invalid, ConfigError, Topology};
+use crate::coordinator::quorum::Level;
+use crate::coordinator::Policy;
+use crate::crdt::DocLimits;
+use crate::limits;
+use std::time::Duration;
+
+const DAY_S: u64 = 86_400;
+
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct SessionFlags {
+    /// Write level of token records (default each_quorum: a revoke is seen everywhere).
+    #[arg(long, value_name = "LEVEL")]
+    pub auth_write: Option<Level>,
+    /// Read level of token validations (default local_quorum).
+    #[arg(long, value_name = "LEVEL")]
+    pub auth_read: Option<Level>,
+    /// Write level of session data (default region_safe; quorum in one region).
+    #[arg(long, value_name = "LEVEL")]
+    pub user_write: Option<Level>,
+    /// Read level of session data (default local_quorum).
+    #[arg(long, value_name = "LEVEL")]
+    pub user_read: Option<Level>,
+    /// A session unused this long expires, e.g. 30d (default).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub session_idle: Option<Duration>,
+    /// A session expires this long after login whatever its use, e.g. 90d (default).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub session_lifetime: Option<Duration>,
+    /// The idle deadline is slid forward at most once per this interval (default 1h).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub session_refresh: Option<Duration>,
+    /// A rotated token keeps working this long (default 0s).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub rotation_grace: Option<Duration>,
+    /// Expired records the sweeper deletes per second at most (default 100; 0 stops it).
+    #[arg(long, value_name = "RECORDS")]
+    pub sweep_rate: Option<u64>,
+    /// How often the sweeper looks for expired records (default 60s).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub sweep_interval: Option<Duration>,
+    /// Cart lines per user (at most 500, the default).
+    #[arg(long, value_name = "COUNT")]
+    pub cart_lines_max: Option<usize>,
+    /// Prefs per user (at most 100, the default).
+    #[arg(long, value_name = "COUNT")]
+    pub prefs_max: Option<usize>,
+    /// History entries served per user, newest first (at most 50, the default).
+    #[arg(long, value_name = "COUNT")]
+    pub history_max: Option<usize>,
+    /// Bytes of one session document (at most 65536, the default).
+    #[arg(long, value_name = "BYTES")]
+    pub session_bytes_max: Option<usize>,
+}
+
+impl SessionFlags {
+    pub fn to_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        let mut push = |name: &str, value: Option<String>| {
+            if let Some(value) = value {
+                args.push(format!("--{name}"));
+                args.push(value);
+            }
+        };
+        let duration = |value: Option<Duration>| value.map(|v| format!("{}ms", v.as_millis()));
+        push("auth-write", self.auth_write.map(|v| v.to_string()));
+        push("auth-read", self.auth_read.map(|v| v.to_string()));
+        push("user-write", self.user_write.map(|v| v.to_string()));
+        push("user-read", self.user_read.map(|v| v.to_string()));
+        push("session-idle", duration(self.session_idle));
+        push("session-lifetime", duration(self.session_lifetime));
+        push("session-refresh", duration(self.session_refresh));
+        push("rotation-grace", duration(self.rotation_grace));
+        push("sweep-rate", self.sweep_rate.map(|v| v.to_string()));
+        push("sweep-interval", duration(self.sweep_interval));
+        push("cart-lines-max", self.cart_lines_max.map(|v| v.to_string()));
+        push("prefs-max", self.prefs_max.map(|v| v.to_string()));
+        push("history-max", self.history_max.map(|v| v.to_string()));
+        push(
+            "session-bytes-max",
+            self.session_bytes_max.map(|v| v.to_string()),
+        );
+        args
+    }
+}
+
+/// The levels and replica use of one class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClassPolicy {
+    pub read: Level,
+    pub write: Level,
+    pub policy: Policy,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionSettings {
+    pub auth: ClassPolicy,
+    pub user: ClassPolicy,
+    pub idle: Duration,
+    pub lifetime: Duration,
+    pub refresh: Duration,
+    pub rotation_grace: Duration,
+    pub sweep_rate: u64,
+    pub sweep_interval: Duration,
+    pub limits: DocLimits,
+    pub history_max: usize,
+}
+
+/// Whether every read at `read` meets every acknowledged write at `write` in every
+/// region (the auth guarantee).
+fn reads_see_writes(read: Level, write: Level) -> bool {
+    matches!(write, Level::All)
+        || matches!(read, Level::All)
+        || (write == Level::EachQuorum && matches!(read, Level::LocalQuorum | Level::EachQuorum))
+        || (matches!(write, Level::Quorum | Level::EachQuorum) && read == Level::Quorum)
+}
+
+fn bounded(value: Option<usize>, max: usize, field: &str) -> Result<usize, ConfigError> {
+    match value {
+        None => Ok(max),
+        Some(0) => Err(invalid(field, "must be at least 1")),
+        Some(value) if value > max => Err(invalid(field, format!("must be at most {max}"))),
+        Some(value) => Ok(value),
+    }
+}
+
+impl SessionSettings {
+    /// Validates the flags against the topology; non-fatal findings go to `warnings`.
+    pub fn new(
+        topology: &Topology,
+        flags: &SessionFlags,
+        sloppy: bool,
+        warnings: &mut Vec<String>,
+    ) -> Result<SessionSettings, ConfigError> {
+        let multi_region = topology.regions.len() > 1;
+        let user_write_default = if multi_region {
+            Level::RegionSafe
+        } else {
+            Level::Quorum
+        };
+        let levels = [
+            ("--auth-read", flags.auth_read, Level::LocalQuorum),
+            ("--auth-write", flags.auth_write, Level::EachQuorum),
+            ("--user-read", flags.user_read, Level::LocalQuorum),
+            ("--user-write", flags.user_write, user_write_default),
+        ];
+        let mut chosen = Vec::new();
+        for (field, level, default) in levels {
+            let level = level.unwrap_or(default);
+            check_level(topology, level, field)?;
+            if field.ends_with("read") && level == Level::RegionSafe {
+                return Err(invalid(field, "region_safe is a write level"));
+            }
+            chosen.push(level);
+        }
+        let (auth_read, auth_write, user_read, user_write) =
+            (chosen[0], chosen[1], chosen[2], chosen[3]);
+        if !reads_see_writes(auth_read, auth_write) {
+            warnings.push(format!(
+                "--auth-read {auth_read} with --auth-write {auth_write}: a validation may miss a \
+                 revoke or rotation acknowledged in another region until repair reaches it"
+            ));
+        }
+        let day = |days: u64| Duration::from_secs(days * DAY_S);
+        let idle = flags.session_idle.unwrap_or(day(30));
+        let lifetime = flags.session_lifetime.unwrap_or(day(90));
+        if idle.is_zero() || lifetime.is_zero() {
+            return Err(invalid("--session-idle", "durations must be above 0"));
+        }
+        if idle > lifetime {
+            return Err(invalid(
+                "--session-idle",
+                "the idle timeout cannot exceed --session-lifetime",
+            ));
+        }
+        let refresh = flags.session_refresh.unwrap_or(Duration::from_secs(3600));
+        if refresh >= idle {
+            return Err(invalid(
+                "--session-refresh",
+                "must be shorter than --session-idle",
+            ));
+        }
+        let sweep_interval = flags.sweep_interval.unwrap_or(Duration::from_secs(60));
+        if sweep_interval.is_zero() {
+            return Err(invalid("--sweep-interval", "must be above 0"));
+        }
+        Ok(SessionSettings {
+            auth: ClassPolicy {
+                read: auth_read,
+                write: auth_write,
+                policy: Policy {
+                    sloppy: false,
+                    sync_repair: true,
+                },
+            },
+            user: ClassPolicy {
+                read: user_read,
+                write: user_write,
+                policy: Policy {
+                    sloppy,
+                    sync_repair: false,
+                },
+            },
+            idle,
+            lifetime,
+            refresh,
+            rotation_grace: flags.rotation_grace.unwrap_or(Duration::ZERO),
+            sweep_rate: flags.sweep_rate.unwrap_or(limits::SWEEP_RATE_DEFAULT),
+            sweep_interval,
+            limits: DocLimits {
+                cart_lines_max: bounded(
+                    flags.cart_lines_max,
+                    limits::CART_LINES_MAX,
+                    "--cart-lines-max",
+                )?,
+                prefs_max: bounded(flags.prefs_max, limits::PREFS_MAX, "--prefs-max")?,
+                doc_bytes_max: bounded(
+                    flags.session_bytes_max,
+                    limits::SESSION_DOC_BYTES_MAX,
+                    "--session-bytes-max",
+                )?,
+            },
+            history_max: bounded(flags.history_max, limits::HISTORY_MAX, "--history-max")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topology(regions: usize) -> Topology {
+        let mut text = String::from("[cluster]\nreplicas_per_region = 2\n");
+        for region in 0..regions {
+            text.push_str(&format!("[[regions]]\nname = \"r{region}\"\nnodes = 3\n"));
+        }
+        text.push_str("[latency.rtt_ms]\n");
+        for from in 0..regions {
+            for to in from + 1..regions {
+                text.push_str(&format!("\"r{from}/r{to}\" = 20\n"));
+            }
+        }
+        Topology::parse(&text).expect("test topology")
+    }
+
+    #[test]
+    fn defaults_follow_the_design() {
+        let mut warnings = Vec::new();
+        let settings =
+            SessionSettings::new(&topology(3), &SessionFlags::default(), true, &mut warnings)
+                .unwrap();
+        assert_eq!(settings.auth.write, Level::EachQuorum);
+        assert_eq!(settings.auth.read, Level::LocalQuorum);
+        assert!(!settings.auth.policy.sloppy && settings.auth.policy.sync_repair);
+        assert_eq!(settings.user.write, Level::RegionSafe);
+        assert!(settings.user.policy.sloppy);
+        assert_eq!(settings.idle, Duration::from_secs(30 * DAY_S));
+        assert_eq!(settings.lifetime, Duration::from_secs(90 * DAY_S));
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let single =
+            SessionSettings::new(&topology(1), &SessionFlags::default(), true, &mut warnings)
+                .unwrap();
+        assert_eq!(single.user.write, Level::Quorum);
+    }
+
+    #[test]
+    fn weak_auth_levels_warn_and_bad_values_are_refused() {
+        let mut warnings = Vec::new();
+        let flags = SessionFlags {
+            auth_write: Some(Level::LocalQuorum),
+            ..SessionFlags::default()
+        };
+        SessionSettings::new(&topology(3), &flags, true, &mut warnings).unwrap();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        let refused = [
+            SessionFlags {
+                auth_read: Some(Level::RegionSafe),
+                ..SessionFlags::default()
+            },
+            SessionFlags {
+                cart_lines_max: Some(501),
+                ..SessionFlags::default()
+            },
+            SessionFlags {
+                session_idle: Some(Duration::from_secs(100 * DAY_S)),
+                ..SessionFlags::default()
+            },
+            SessionFlags {
+                user_write: Some(Level::Count(7)),
+                ..SessionFlags::default()
+            },
+        ];
+        for flags in refused {
+            assert!(
+                SessionSettings::new(&topology(3), &flags, true, &mut warnings).is_err(),
+                "{flags:?}"
+            );
+        }
+    }
+}
