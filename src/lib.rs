@@ -19,6 +19,7 @@ pub mod node;
 pub mod object;
 pub mod replica;
 pub mod ring;
+pub mod session;
 pub mod sim;
 pub mod storage;
 pub mod transport;

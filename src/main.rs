@@ -259,6 +259,13 @@ async fn run_node(args: NodeArgs) -> Result<()> {
         );
     }
     let admin_secret = cluster::load_admin_secret(&args.dir).ok();
+    let session_secret = cluster::load_session_secret(&args.dir).ok();
+    if session_secret.is_none() {
+        eprintln!(
+            "warning: no session secret in {} (run `cartwheel init`); the session API is off",
+            args.dir.join("tls").display()
+        );
+    }
     let tls_dir = args.dir.join("tls");
     let tls = transport::NodeTls::load(&tls_dir, &id).with_context(|| {
         format!(
@@ -281,6 +288,7 @@ async fn run_node(args: NodeArgs) -> Result<()> {
         region,
         chaos: args.tuning.chaos,
         admin_secret,
+        session_secret,
         settings,
         tls,
         data,

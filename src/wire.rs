@@ -90,8 +90,8 @@ pub enum PeerResponse {
     Error(PeerError),
     /// The document after an `Apply`, and the delta that carries the change.
     Applied {
-        stored: Object,
-        delta: Object,
+        stored: Box<Object>,
+        delta: Box<Object>,
     },
 }
 

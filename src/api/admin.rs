@@ -163,3 +163,28 @@ pub(super) async fn faults(
     authorize_chaos(&state, &headers)?;
     Ok(Json(state.parts().transport.faults()))
 }
+
+#[derive(serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ClockOffset {
+    /// Milliseconds added to this node's data clock (negative: behind).
+    offset_ms: i64,
+}
+
+/// `PUT /v1/admin/clock` (`--chaos` only): skews this node's data clock (HLC, expiry,
+/// tombstone grace) by `offset_ms`; the failure detector keeps the real clock.
+pub(super) async fn set_clock(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<ClockOffset>, ApiError> {
+    authorize_chaos(&state, &headers)?;
+    let offset: ClockOffset = serde_json::from_slice(&body).map_err(|error| {
+        ApiError::bad_request(
+            "bad_request",
+            format!("expected {{\"offset_ms\": N}}: {error}"),
+        )
+    })?;
+    state.parts().clock.set_offset_ms(offset.offset_ms);
+    Ok(Json(offset))
+}

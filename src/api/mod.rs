@@ -8,6 +8,7 @@
 
 mod admin;
 mod kv;
+mod session;
 mod status;
 
 pub use kv::SiblingsBody;
@@ -25,7 +26,7 @@ use crate::transport::Transport;
 use crate::wire::{PeerRequest, PeerResponse, Refusal};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -52,6 +53,10 @@ pub struct ApiParts {
     pub chaos: bool,
     /// Secret admin requests must carry; `None` disables the admin endpoints.
     pub admin_secret: Option<String>,
+    /// The session service; `None` (no session secret) answers its routes with 503.
+    pub sessions: Option<Arc<crate::session::SessionService>>,
+    /// The node's data clock (chaos runs may move it).
+    pub clock: Arc<crate::node::clock::NodeClock>,
 }
 
 /// Everything a request handler reaches.
@@ -170,6 +175,17 @@ pub fn router(state: ApiState) -> Router {
             "/v1/admin/faults",
             get(admin::faults).put(admin::set_faults),
         )
+        .route("/v1/admin/clock", put(admin::set_clock))
+        .route("/v1/sessions", post(session::login))
+        .route("/v1/session", get(session::read).delete(session::logout))
+        .route("/v1/session/all", delete(session::logout_all))
+        .route("/v1/session/cart", post(session::cart))
+        .route(
+            "/v1/session/prefs/{name}",
+            put(session::set_pref).delete(session::remove_pref),
+        )
+        .route("/v1/session/history", post(session::history))
+        .route("/v1/session/rotate", post(session::rotate))
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)

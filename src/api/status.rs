@@ -48,6 +48,24 @@ pub struct Status {
     pub swim: SwimCounters,
     pub hints: HintCounters,
     pub anti_entropy: RepairCounters,
+    #[serde(default)]
+    pub sessions: SessionCounters,
+}
+
+/// Session service counters (all zero when the service is off).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct SessionCounters {
+    pub logins: u64,
+    pub validations: u64,
+    pub rejections: u64,
+    /// Replica reads made by validations; every rejection costs the same number.
+    pub validation_reads: u64,
+    pub reuse_detected: u64,
+    pub refreshes: u64,
+    pub refreshes_skipped: u64,
+    pub swept: u64,
+    /// Milliseconds this node's data clock is moved (chaos runs only).
+    pub clock_offset_ms: i64,
 }
 
 /// Anti-entropy counters.
@@ -170,6 +188,7 @@ pub(super) async fn status(State(state): State<ApiState>) -> Json<Status> {
             refused: parts.service.refused.load(Ordering::Relaxed),
             tombstones_collected: parts.repair.tombstones_collected.load(Ordering::Relaxed),
         },
+        sessions: session_counters(parts),
         hints: HintCounters {
             pending: parts
                 .hints
@@ -193,6 +212,29 @@ pub(super) async fn status(State(state): State<ApiState>) -> Json<Status> {
             local_health,
         },
     })
+}
+
+fn session_counters(parts: &super::ApiParts) -> SessionCounters {
+    let clock_offset_ms = parts.clock.offset_ms();
+    let Some(sessions) = &parts.sessions else {
+        return SessionCounters {
+            clock_offset_ms,
+            ..SessionCounters::default()
+        };
+    };
+    let stats = &sessions.stats;
+    let load = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
+    SessionCounters {
+        logins: load(&stats.logins),
+        validations: load(&stats.validations),
+        rejections: load(&stats.rejections),
+        validation_reads: load(&stats.validation_reads),
+        reuse_detected: load(&stats.reuse_detected),
+        refreshes: load(&stats.refreshes),
+        refreshes_skipped: load(&stats.refreshes_skipped),
+        swept: load(&stats.swept),
+        clock_offset_ms,
+    }
 }
 
 /// `GET /v1/roots`: the Merkle root of every partition this node owns, hex, so tools can

@@ -119,7 +119,23 @@ pub fn load_admin_secret(dir: &Path) -> Result<String> {
     Ok(text.trim().to_string())
 }
 
-/// Creates the cluster CA, the admin secret and a certificate per topology node,
+/// The cluster's session secret: the key session tokens are hashed under.
+pub fn session_secret_path(dir: &Path) -> PathBuf {
+    dir.join("tls").join("session.secret")
+}
+
+pub fn load_session_secret(dir: &Path) -> Result<[u8; 32]> {
+    let path = session_secret_path(dir);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read the session secret {}", path.display()))?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text.trim())
+        .with_context(|| format!("{} is not base64url", path.display()))?;
+    <[u8; 32]>::try_from(bytes.as_slice())
+        .map_err(|_| anyhow::anyhow!("{} must hold 32 bytes", path.display()))
+}
+
+/// Creates the cluster CA, the admin and session secrets and a certificate per topology node,
 /// unless present.
 pub fn ensure_certificates(dir: &Path, settings: &Settings) -> Result<PathBuf> {
     let tls = dir.join("tls");
@@ -127,15 +143,16 @@ pub fn ensure_certificates(dir: &Path, settings: &Settings) -> Result<PathBuf> {
     if !tls.join("ca.pem").exists() {
         transport::create_cluster_ca(&tls)?;
     }
-    let secret = admin_secret_path(dir);
-    if !secret.exists() {
-        let bytes: [u8; 32] = rand::random();
-        std::fs::write(
-            &secret,
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes),
-        )
-        .with_context(|| format!("cannot write {}", secret.display()))?;
-        std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    for secret in [admin_secret_path(dir), session_secret_path(dir)] {
+        if !secret.exists() {
+            let bytes: [u8; 32] = rand::random();
+            std::fs::write(
+                &secret,
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes),
+            )
+            .with_context(|| format!("cannot write {}", secret.display()))?;
+            std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        }
     }
     for (node, _) in settings.topology.nodes() {
         ensure_node_certificate(&tls, node)?;

@@ -572,7 +572,7 @@ impl Coordinator {
             match reply {
                 Ok(Ok(PeerResponse::Stored(object))) => return Ok((index, object.clone(), object)),
                 Ok(Ok(PeerResponse::Applied { stored, delta })) => {
-                    return Ok((index, stored, delta))
+                    return Ok((index, *stored, *delta))
                 }
                 Ok(Ok(PeerResponse::Error(PeerError::Refused { refusal, message }))) => {
                     return Err(Some(CoordinatorError::Refused { refusal, message }))

@@ -23,6 +23,8 @@ mod user;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_docs;
 
 pub use cart::{Cart, CartRegister};
 pub use context::CausalContext;

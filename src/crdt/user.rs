@@ -144,6 +144,11 @@ impl UserDoc {
             next.merge(&delta);
         }
         next.deadline_ms = delta.deadline_ms;
+        // Like any HLC, the stamp must exceed every timestamp seen, the floor included: a
+        // write at or below it (made in the expiry's own millisecond, or by a replica whose
+        // clock lags the one that ended the last incarnation) would be kept here but pruned
+        // by every merge, so acknowledged yet lost everywhere else.
+        let at = at.max(next.floor.successor());
         check_limits(&next.session, &op.change, &op.limits)?;
         let session = &mut next.session;
         let change = &mut delta.session;

@@ -21,6 +21,8 @@ use crate::ids::{NodeId, Region};
 use crate::limits;
 use crate::membership::swim::{MemberInfo, Status, Swim};
 use crate::replica::Replica;
+use crate::session::tokens::TokenKeys;
+use crate::session::{SessionService, Sweeper};
 use crate::storage::{CommitGate, MemoryStorage, SledStorage, Storage, StorageOptions};
 use crate::transport::{Handler, NodeTls, PeerInfo, Transport, TransportConfig, WanModel};
 use crate::wire::{PeerRequest, PeerResponse};
@@ -102,6 +104,8 @@ pub struct NodeOptions {
     pub chaos: bool,
     /// Secret that admin requests must carry; `None` disables the admin endpoints.
     pub admin_secret: Option<String>,
+    /// The key session tokens are hashed under; `None` turns the session API off.
+    pub session_secret: Option<[u8; 32]>,
 }
 
 /// Local requests skip the network; remote ones go through the transport.
@@ -145,6 +149,8 @@ pub struct RunningNode {
     transport: Transport<PeerRequest, PeerResponse>,
     storage: Arc<dyn Storage>,
     gossip: Arc<Gossip>,
+    /// The node's data clock; tests move it to pass days in no time.
+    pub clock: Arc<clock::NodeClock>,
 }
 
 impl RunningNode {
@@ -357,6 +363,26 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
         rate_bytes_per_s: settings.anti_entropy_rate,
     };
     tasks.spawn(repair.run(stopped.clone()));
+    let sessions = options.session_secret.map(|secret| {
+        Arc::new(SessionService::new(
+            coordinator.clone(),
+            settings.session.clone(),
+            TokenKeys::new(&secret),
+            clock.clone(),
+        ))
+    });
+    if let Some(sessions) = &sessions {
+        let sweeper = Sweeper {
+            me: options.id.clone(),
+            cluster: state.clone(),
+            storage: storage.clone(),
+            coordinator: coordinator.clone(),
+            clock: clock.clone(),
+            settings: settings.session.clone(),
+            stats: sessions.stats.clone(),
+        };
+        tasks.spawn(sweeper.run(stopped.clone()));
+    }
     let api_state = ApiState::new(api::ApiParts {
         me,
         settings: options.settings.clone(),
@@ -371,6 +397,8 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
         service: service.clone(),
         chaos: options.chaos,
         admin_secret: options.admin_secret.clone(),
+        sessions,
+        clock: clock.clone(),
     });
     let mut http_stopped = stopped.clone();
     tasks.spawn(async move {
@@ -396,6 +424,7 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
         transport,
         storage,
         gossip,
+        clock,
     })
 }
 

@@ -53,7 +53,10 @@ impl PeerService {
                 match self.replica.apply_op(&key, &op, at).await {
                     Ok((stored, delta)) => {
                         self.forward_to_pending(&key, &stored);
-                        PeerResponse::Applied { stored, delta }
+                        PeerResponse::Applied {
+                            stored: Box::new(stored),
+                            delta: Box::new(delta),
+                        }
                     }
                     Err(error) => storage_error(error),
                 }

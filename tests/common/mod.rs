@@ -211,6 +211,7 @@ impl InProcessCluster {
             region: None,
             chaos: false,
             admin_secret: None,
+            session_secret: Some([3; 32]),
             settings: self.settings.clone(),
             tls,
             data: DataDir::Disk(self.dir.path().join("data").join(id.as_str())),

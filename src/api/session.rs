@@ -1,0 +1,406 @@
+//! `/v1/sessions` and `/v1/session/*`: the session service over HTTP (see
+//! `openapi.yaml`). Every input is checked before anything is written: the token first
+//! (401 with a code per kind of rejection), then the CSRF token of mutating calls (403),
+//! then the body (400 malformed, 413 too large, 422 outside a limit).
+
+use super::{admit, ApiError, ApiState};
+use crate::crdt::{check_quantity, UserChange, UserDoc};
+use crate::limits;
+use crate::session::{Authenticated, Login, SessionError, SessionService};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The header carrying a session's CSRF token on mutating calls.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+impl From<SessionError> for ApiError {
+    fn from(error: SessionError) -> Self {
+        match error {
+            SessionError::Token(rejection) => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                rejection.code(),
+                "the session token was not accepted",
+            ),
+            SessionError::CsrfMissing => {
+                ApiError::new(StatusCode::FORBIDDEN, "csrf_missing", error.to_string())
+            }
+            SessionError::CsrfInvalid => {
+                ApiError::new(StatusCode::FORBIDDEN, "csrf_invalid", error.to_string())
+            }
+            SessionError::Coordinator(error) => error.into(),
+            SessionError::Corrupt => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                error.to_string(),
+            ),
+        }
+    }
+}
+
+fn sessions(state: &ApiState) -> Result<Arc<SessionService>, ApiError> {
+    state.parts().sessions.clone().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "sessions_disabled",
+            "this node has no session secret (run `cartwheel init`)",
+        )
+    })
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get("authorization")?;
+    // A header that is present but not `Bearer <token>` is a malformed token.
+    Some(
+        value
+            .to_str()
+            .ok()
+            .and_then(|text| text.strip_prefix("Bearer "))
+            .unwrap_or(""),
+    )
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|value| value.to_str().ok())
+}
+
+/// The token's session, and for a mutating call its CSRF token checked.
+async fn authenticated(
+    service: &SessionService,
+    headers: &HeaderMap,
+    mutating: bool,
+) -> Result<Authenticated, ApiError> {
+    let auth = service.authenticate(bearer(headers)).await?;
+    if mutating {
+        service.check_csrf(&auth, header(headers, CSRF_HEADER))?;
+    }
+    Ok(auth)
+}
+
+fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    if body.len() > limits::SESSION_BODY_BYTES_MAX {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!(
+                "the body is {} bytes, the limit is {}",
+                body.len(),
+                limits::SESSION_BODY_BYTES_MAX
+            ),
+        ));
+    }
+    serde_json::from_slice(body)
+        .map_err(|error| ApiError::bad_request("bad_json", format!("malformed JSON body: {error}")))
+}
+
+/// Checks a client-supplied name (user id, device, sku, pref name, history item).
+fn name(field: &str, text: &str, max_chars: usize) -> Result<String, ApiError> {
+    if text.is_empty() {
+        return Err(ApiError::bad_request(
+            "bad_name",
+            format!("{field} must not be empty"),
+        ));
+    }
+    if text.chars().count() > max_chars {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "name_too_long",
+            format!("{field} is longer than {max_chars} characters"),
+        ));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "bad_name",
+            format!("{field} must not contain control characters"),
+        ));
+    }
+    Ok(text.to_string())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginBody {
+    user_id: String,
+    device: String,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct LoginAnswer {
+    pub token: String,
+    pub csrf_token: String,
+    /// Milliseconds since the Unix epoch.
+    pub expires_at: u64,
+    pub idle_expires_at: u64,
+}
+
+impl From<Login> for LoginAnswer {
+    fn from(login: Login) -> Self {
+        LoginAnswer {
+            token: login.token,
+            csrf_token: login.csrf_token,
+            expires_at: login.expires_at_ms,
+            idle_expires_at: login.idle_expires_at_ms,
+        }
+    }
+}
+
+/// `POST /v1/sessions`
+pub(super) async fn login(
+    State(state): State<ApiState>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let service = sessions(&state)?;
+    let body: LoginBody = parse(&body)?;
+    let user = name("user_id", &body.user_id, limits::SESSION_NAME_CHARS_MAX)?;
+    let device = name("device", &body.device, limits::SESSION_NAME_CHARS_MAX)?;
+    let _permit = admit(&state).await?;
+    let login = service.login(&user, &device).await?;
+    Ok((StatusCode::CREATED, Json(LoginAnswer::from(login))).into_response())
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct CartLine {
+    pub sku: String,
+    pub qty: u32,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct HistoryItem {
+    pub item: String,
+    pub at_ms: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct TokenInfo {
+    pub device: String,
+    pub created_at: u64,
+    pub last_seen_at: u64,
+    pub expires_at: u64,
+    pub idle_expires_at: u64,
+}
+
+/// A user's session as `GET /v1/session` returns it.
+#[derive(Serialize, Deserialize)]
+pub struct SessionBody {
+    pub user_id: String,
+    pub cart: Vec<CartLine>,
+    pub prefs: BTreeMap<String, String>,
+    /// Newest first.
+    pub history: Vec<HistoryItem>,
+    /// Hex hashes of the user's logged-in tokens (never the tokens).
+    pub devices: Vec<String>,
+    pub token: TokenInfo,
+}
+
+fn session_body(service: &SessionService, auth: &Authenticated, doc: &UserDoc) -> SessionBody {
+    let session = &doc.session;
+    SessionBody {
+        user_id: auth.identity.user.clone(),
+        cart: session
+            .cart
+            .lines()
+            .into_iter()
+            .map(|(sku, qty)| CartLine { sku, qty })
+            .collect(),
+        prefs: session
+            .prefs
+            .iter()
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect(),
+        history: session
+            .history
+            .entries()
+            .take(service.settings().history_max)
+            .map(|entry| HistoryItem {
+                item: entry.item.clone(),
+                at_ms: entry.at.wall_ms,
+            })
+            .collect(),
+        devices: session.devices.elements().cloned().collect(),
+        token: TokenInfo {
+            device: auth.identity.device.clone(),
+            created_at: auth.identity.created_ms,
+            last_seen_at: auth.record.last_seen_ms,
+            expires_at: auth.identity.absolute_ms,
+            idle_expires_at: auth.record.deadline_ms(),
+        },
+    }
+}
+
+/// `GET /v1/session`
+pub(super) async fn read(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<SessionBody>, ApiError> {
+    let service = sessions(&state)?;
+    let _permit = admit(&state).await?;
+    let auth = authenticated(&service, &headers, false).await?;
+    let doc = service.document(&auth).await?;
+    Ok(Json(session_body(&service, &auth, &doc)))
+}
+
+/// Applies one change for an authenticated, CSRF-checked caller and answers with the
+/// session as the replica that applied it stored it.
+async fn change(
+    state: &ApiState,
+    headers: &HeaderMap,
+    change: impl FnOnce() -> Result<UserChange, ApiError>,
+) -> Result<Json<SessionBody>, ApiError> {
+    let service = sessions(state)?;
+    let _permit = admit(state).await?;
+    let auth = authenticated(&service, headers, true).await?;
+    let change = change()?;
+    let doc = service.change(&auth, change).await?;
+    Ok(Json(session_body(&service, &auth, &doc)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CartBody {
+    op: String,
+    sku: String,
+    qty: Option<i64>,
+}
+
+fn quantity(qty: Option<i64>, allow_zero: bool) -> Result<u32, ApiError> {
+    let qty = qty.ok_or_else(|| ApiError::bad_request("bad_request", "qty is required"))?;
+    check_quantity(qty, allow_zero).map_err(|error| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad_quantity",
+            error.to_string(),
+        )
+    })
+}
+
+/// `POST /v1/session/cart`
+pub(super) async fn cart(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<SessionBody>, ApiError> {
+    change(&state, &headers, || {
+        let body: CartBody = parse(&body)?;
+        let sku = name("sku", &body.sku, limits::SESSION_NAME_CHARS_MAX)?;
+        match body.op.as_str() {
+            "add" => Ok(UserChange::CartAdd {
+                sku,
+                quantity: quantity(body.qty, false)?,
+            }),
+            "set" => Ok(UserChange::CartSet {
+                sku,
+                quantity: quantity(body.qty, true)?,
+            }),
+            "remove" => Ok(UserChange::CartRemove { sku }),
+            other => Err(ApiError::bad_request(
+                "bad_op",
+                format!("op {other:?}: use add, set or remove"),
+            )),
+        }
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrefBody {
+    value: String,
+}
+
+/// `PUT /v1/session/prefs/{name}`
+pub(super) async fn set_pref(
+    State(state): State<ApiState>,
+    Path(pref): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<SessionBody>, ApiError> {
+    change(&state, &headers, || {
+        let body: PrefBody = parse(&body)?;
+        Ok(UserChange::PrefSet {
+            name: name("pref name", &pref, limits::SESSION_NAME_CHARS_MAX)?,
+            value: name("pref value", &body.value, limits::PREF_VALUE_CHARS_MAX)?,
+        })
+    })
+    .await
+}
+
+/// `DELETE /v1/session/prefs/{name}`
+pub(super) async fn remove_pref(
+    State(state): State<ApiState>,
+    Path(pref): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<SessionBody>, ApiError> {
+    change(&state, &headers, || {
+        Ok(UserChange::PrefRemove {
+            name: name("pref name", &pref, limits::SESSION_NAME_CHARS_MAX)?,
+        })
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryBody {
+    item: String,
+}
+
+/// `POST /v1/session/history`
+pub(super) async fn history(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<SessionBody>, ApiError> {
+    change(&state, &headers, || {
+        let body: HistoryBody = parse(&body)?;
+        Ok(UserChange::HistoryAdd {
+            item: name("item", &body.item, limits::SESSION_NAME_CHARS_MAX)?,
+        })
+    })
+    .await
+}
+
+/// `POST /v1/session/rotate`
+pub(super) async fn rotate(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<LoginAnswer>, ApiError> {
+    let service = sessions(&state)?;
+    let _permit = admit(&state).await?;
+    let auth = authenticated(&service, &headers, true).await?;
+    Ok(Json(service.rotate(&auth).await?.into()))
+}
+
+/// `DELETE /v1/session`
+pub(super) async fn logout(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let service = sessions(&state)?;
+    let _permit = admit(&state).await?;
+    let auth = authenticated(&service, &headers, true).await?;
+    service.logout(&auth).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct LogoutAllAnswer {
+    pub revoked: usize,
+}
+
+/// `DELETE /v1/session/all`
+pub(super) async fn logout_all(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Json<LogoutAllAnswer>, ApiError> {
+    let service = sessions(&state)?;
+    let _permit = admit(&state).await?;
+    let auth = authenticated(&service, &headers, true).await?;
+    let revoked = service.logout_all(&auth).await?;
+    Ok(Json(LogoutAllAnswer { revoked }))
+}

@@ -1,0 +1,301 @@
+//! Merge laws and convergence under random ops, expiries and delivery.
+
+use super::*;
+
+// ---- random runs ----------------------------------------------------------------------
+
+/// One step of a random run. Wall times are drawn per step, so the replicas' clocks
+/// disagree (skew) and writes, refreshes and expiries interleave in every order.
+#[derive(Clone, Debug)]
+enum Step {
+    User {
+        replica: usize,
+        change: UserChange,
+        now_ms: u64,
+        logical: u32,
+        ttl_ms: u64,
+        limits: DocLimits,
+    },
+    Token {
+        replica: usize,
+        op: TokenOp,
+    },
+    /// The sweeper: expires the replica's document at the deadline it holds, once past.
+    Sweep {
+        replica: usize,
+        now_ms: u64,
+    },
+    /// An expiry naming any deadline (refused with `StillLive` when the replica holds a
+    /// later one).
+    Expire {
+        replica: usize,
+        deadline_ms: u64,
+        now_ms: u64,
+    },
+    Sync {
+        from: usize,
+        to: usize,
+    },
+}
+
+const WALL_MS_END: u64 = 24;
+
+fn user_change() -> impl Strategy<Value = UserChange> {
+    // Few keys, so concurrent writes to one key are common.
+    prop_oneof![
+        Just(UserChange::Touch),
+        // QUANTITY_MAX makes a second add overflow (refused).
+        (0u8..4, prop_oneof![1u32..4, Just(QUANTITY_MAX)])
+            .prop_map(|(key, quantity)| cart_add(key, quantity)),
+        (0u8..4, 0u32..4).prop_map(|(key, quantity)| cart_set(key, quantity)),
+        (0u8..4).prop_map(|key| UserChange::CartRemove { sku: sku(key) }),
+        (0u8..4, 0u8..3)
+            .prop_map(|(key, value)| pref_set(&format!("p{key}"), &format!("v{value}"))),
+        (0u8..4).prop_map(|key| UserChange::PrefRemove {
+            name: format!("p{key}")
+        }),
+        (0u8..6).prop_map(|key| UserChange::HistoryAdd {
+            item: format!("item-{key}")
+        }),
+        (0u8..4).prop_map(|key| UserChange::DeviceAdd {
+            token: format!("dev-{key}")
+        }),
+        (0u8..4).prop_map(|key| UserChange::DeviceRemove {
+            token: format!("dev-{key}")
+        }),
+    ]
+}
+
+fn doc_limits() -> impl Strategy<Value = DocLimits> {
+    prop_oneof![
+        3 => Just(DocLimits::default()),
+        1 => Just(DocLimits { cart_lines_max: 2, prefs_max: 2, doc_bytes_max: SESSION_DOC_BYTES_MAX }),
+        1 => Just(DocLimits { doc_bytes_max: 120, ..DocLimits::default() }),
+    ]
+}
+
+fn sync_or_expiry() -> impl Strategy<Value = Step> {
+    let replica = 0..REPLICAS;
+    prop_oneof![
+        3 => (replica.clone(), replica.clone()).prop_map(|(from, to)| Step::Sync { from, to }),
+        1 => (replica.clone(), 0..WALL_MS_END).prop_map(|(replica, now_ms)| Step::Sweep { replica, now_ms }),
+        1 => (replica, 0..WALL_MS_END, 0..WALL_MS_END).prop_map(|(replica, deadline_ms, now_ms)| {
+            Step::Expire { replica, deadline_ms, now_ms }
+        }),
+    ]
+}
+
+fn user_step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        5 => (0..REPLICAS, user_change(), 0..WALL_MS_END, 0u32..3, 0u64..8, doc_limits()).prop_map(
+            |(replica, change, now_ms, logical, ttl_ms, limits)| Step::User {
+                replica, change, now_ms, logical, ttl_ms, limits
+            }
+        ),
+        3 => sync_or_expiry(),
+    ]
+}
+
+fn token_op() -> impl Strategy<Value = TokenOp> {
+    prop_oneof![
+        // Conflicting creates (two users, two absolute deadlines) must still converge.
+        (0u8..2, 8u64..WALL_MS_END, 0u64..WALL_MS_END).prop_map(
+            |(user, absolute_ms, idle_deadline_ms)| {
+                TokenOp::Create(TokenRecord {
+                    identity: Some(identity(&format!("user-{user}"), absolute_ms)),
+                    idle_deadline_ms,
+                    ..TokenRecord::default()
+                })
+            }
+        ),
+        (0..WALL_MS_END, 0u64..8).prop_map(|(at_ms, ttl_ms)| TokenOp::Seen {
+            at_ms,
+            idle_deadline_ms: at_ms + ttl_ms
+        }),
+        (0..WALL_MS_END).prop_map(|at_ms| TokenOp::Revoke { at_ms }),
+        (0..WALL_MS_END, 0u8..3).prop_map(|(at_ms, to)| TokenOp::Rotate(Rotation {
+            at_ms,
+            to: [to; 32]
+        })),
+    ]
+}
+
+fn token_step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        5 => (0..REPLICAS, token_op()).prop_map(|(replica, op)| Step::Token { replica, op }),
+        3 => sync_or_expiry(),
+    ]
+}
+
+/// The op a step applies at its replica, with the replica's timestamp and wall time;
+/// `None` for a sync or a sweep with nothing to sweep.
+fn step_op(step: &Step, doc: &Doc) -> Option<(usize, DocOp, Hlc, u64)> {
+    match step {
+        Step::User {
+            replica,
+            change,
+            now_ms,
+            logical,
+            ttl_ms,
+            limits,
+        } => {
+            let op = DocOp::User(UserOp {
+                deadline_ms: now_ms + ttl_ms,
+                change: change.clone(),
+                limits: *limits,
+            });
+            Some((*replica, op, Hlc::new(*now_ms, *logical), *now_ms))
+        }
+        Step::Token { replica, op } => Some((*replica, DocOp::Token(op.clone()), at(0), 0)),
+        Step::Sweep { replica, now_ms } => {
+            let deadline_ms = doc.deadline_ms();
+            (deadline_ms > 0 && deadline_ms <= *now_ms && !doc.is_tombstone()).then(|| {
+                let op = DocOp::Expire { deadline_ms };
+                (*replica, op, at(*now_ms), *now_ms)
+            })
+        }
+        Step::Expire {
+            replica,
+            deadline_ms,
+            now_ms,
+        } => {
+            let op = DocOp::Expire {
+                deadline_ms: *deadline_ms,
+            };
+            Some((*replica, op, at(*now_ms), *now_ms))
+        }
+        Step::Sync { .. } => None,
+    }
+}
+
+/// A merged document must already be in normal form: merging it with itself changes
+/// nothing, and a user document holds nothing written at or before its floor.
+fn check_normal(doc: &Doc) -> Result<(), TestCaseError> {
+    prop_assert_eq!(&merged(doc, doc), doc, "not idempotent");
+    if let Doc::User(user) = doc {
+        let mut pruned = user.session.clone();
+        pruned.prune(user.floor);
+        prop_assert_eq!(&pruned, &user.session, "content at or below the floor");
+    }
+    Ok(())
+}
+
+/// Runs `steps` on REPLICAS replicas starting from `initial`; returns the replicas and
+/// every delta produced. Checks on the way that a refused op changes nothing.
+fn run(initial: &Doc, steps: &[Step]) -> Result<(Vec<Doc>, Vec<Doc>), TestCaseError> {
+    let mut replicas = vec![initial.clone(); REPLICAS];
+    let mut deltas = Vec::new();
+    for step in steps {
+        if let Step::Sync { from, to } = *step {
+            let source = replicas[from].clone();
+            replicas[to].merge(&source).expect("one kind");
+            continue;
+        }
+        let replica = match step {
+            Step::User { replica, .. }
+            | Step::Token { replica, .. }
+            | Step::Sweep { replica, .. }
+            | Step::Expire { replica, .. } => *replica,
+            Step::Sync { .. } => unreachable!("handled above"),
+        };
+        let Some((replica, op, stamp, now_ms)) = step_op(step, &replicas[replica]) else {
+            continue;
+        };
+        let doc = &mut replicas[replica];
+        let before = doc.clone();
+        match doc.apply(&op, actor(replica), stamp, now_ms) {
+            Ok(delta) => {
+                prop_assert_eq!(&merged(&before, &delta), &*doc, "state != before ⊔ delta");
+                deltas.push(delta);
+            }
+            Err(error) => {
+                prop_assert!(error != CrdtError::Mismatch, "generator mixed kinds");
+                prop_assert_eq!(&*doc, &before, "a refused op changed the document");
+            }
+        }
+        check_normal(doc)?;
+    }
+    Ok((replicas, deltas))
+}
+
+fn check_laws(initial: &Doc, steps: &[Step]) -> Result<(), TestCaseError> {
+    let (replicas, deltas) = run(initial, steps)?;
+    let (a, b, c) = (&replicas[0], &replicas[1], &replicas[2]);
+    prop_assert_eq!(merged(a, b), merged(b, a), "commutative");
+    prop_assert_eq!(
+        merged(&merged(a, b), c),
+        merged(a, &merged(b, c)),
+        "associative"
+    );
+    for doc in replicas.iter().chain(&deltas) {
+        check_normal(doc)?;
+    }
+    // Deltas are states too: the laws hold between a replica and any delta.
+    for delta in deltas.iter().take(8) {
+        prop_assert_eq!(
+            merged(a, delta),
+            merged(delta, a),
+            "commutative with a delta"
+        );
+        prop_assert_eq!(
+            merged(&merged(a, delta), b),
+            merged(a, &merged(delta, b)),
+            "associative with a delta"
+        );
+    }
+    Ok(())
+}
+
+/// Every delta, delivered in a random order with duplicates to every replica and to a
+/// fresh one, yields the same state: the join of all replicas.
+fn check_convergence(initial: &Doc, steps: &[Step], seed: u64) -> Result<(), TestCaseError> {
+    let (replicas, deltas) = run(initial, steps)?;
+    let everything = replicas
+        .iter()
+        .fold(initial.clone(), |joined, replica| merged(&joined, replica));
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut targets = replicas;
+    targets.push(initial.clone());
+    for target in &mut targets {
+        let mut delivery: Vec<&Doc> = deltas.iter().collect();
+        for _ in 0..deltas.len() / 2 {
+            delivery.push(&deltas[rng.gen_range(0..deltas.len())]);
+        }
+        delivery.shuffle(&mut rng);
+        for delta in delivery {
+            target.merge(delta).expect("one kind");
+        }
+        prop_assert_eq!(&*target, &everything);
+    }
+    Ok(())
+}
+
+pub(super) fn empty_user() -> Doc {
+    Doc::User(UserDoc::default())
+}
+
+pub(super) fn empty_token() -> Doc {
+    Doc::Token(TokenDoc::Live(TokenRecord::default()))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn user_doc_laws_and_convergence(
+        steps in proptest::collection::vec(user_step(), 0..48),
+        seed: u64,
+    ) {
+        check_laws(&empty_user(), &steps)?;
+        check_convergence(&empty_user(), &steps, seed)?;
+    }
+
+    #[test]
+    fn token_doc_laws_and_convergence(
+        steps in proptest::collection::vec(token_step(), 0..40),
+        seed: u64,
+    ) {
+        check_laws(&empty_token(), &steps)?;
+        check_convergence(&empty_token(), &steps, seed)?;
+    }
+}

@@ -1,0 +1,359 @@
+//! The session API against real nodes: every endpoint, every error (401 per kind of
+//! token, 403 for CSRF, 400/413/422 for bodies) with nothing written, and rotation,
+//! logout and logout-everywhere.
+
+mod common;
+
+use cartwheel::config::{SessionFlags, TuningFlags};
+use common::{single_region, InProcessCluster};
+use serde_json::{json, Value};
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+struct Session {
+    token: String,
+    csrf: String,
+}
+
+impl Client {
+    fn new(cluster: &InProcessCluster, index: usize) -> Client {
+        Client {
+            http: reqwest::Client::new(),
+            base: cluster.url(index, ""),
+        }
+    }
+
+    async fn login(&self, user: &str, device: &str) -> Session {
+        let response = self
+            .http
+            .post(format!("{}/v1/sessions", self.base))
+            .json(&json!({"user_id": user, "device": device}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        let body: Value = response.json().await.unwrap();
+        assert!(body["expires_at"].as_u64().unwrap() > body["idle_expires_at"].as_u64().unwrap());
+        Session {
+            token: body["token"].as_str().unwrap().to_string(),
+            csrf: body["csrf_token"].as_str().unwrap().to_string(),
+        }
+    }
+
+    async fn get(&self, session: &Session) -> (u16, Value) {
+        let response = self
+            .http
+            .get(format!("{}/v1/session", self.base))
+            .bearer_auth(&session.token)
+            .send()
+            .await
+            .unwrap();
+        (
+            response.status().as_u16(),
+            response.json().await.unwrap_or(Value::Null),
+        )
+    }
+
+    /// Sends a mutating request with the session's token and CSRF token.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        session: &Session,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&session.token)
+            .header("x-csrf-token", &session.csrf);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        (
+            response.status().as_u16(),
+            response.json().await.unwrap_or(Value::Null),
+        )
+    }
+
+    async fn cart(&self, session: &Session, op: &str, sku: &str, qty: i64) -> (u16, Value) {
+        let body = json!({"op": op, "sku": sku, "qty": qty});
+        self.send(
+            reqwest::Method::POST,
+            "/v1/session/cart",
+            session,
+            Some(body),
+        )
+        .await
+    }
+}
+
+fn code(body: &Value) -> &str {
+    body["code"].as_str().unwrap_or("")
+}
+
+fn cart_of(body: &Value) -> Vec<(String, u64)> {
+    body["cart"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|line| {
+            (
+                line["sku"].as_str().unwrap().to_string(),
+                line["qty"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_endpoint_works_and_rotation_and_logout_end_tokens() {
+    let cluster = InProcessCluster::start(&single_region(3, 3), TuningFlags::default()).await;
+    let client = Client::new(&cluster, 0);
+    let other = Client::new(&cluster, 2);
+    let phone = client.login("alice", "phone").await;
+
+    let (status, body) = other.get(&phone).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["user_id"], "alice");
+    assert_eq!(body["token"]["device"], "phone");
+    assert_eq!(body["devices"].as_array().unwrap().len(), 1);
+
+    assert_eq!(client.cart(&phone, "add", "sku-1", 2).await.0, 200);
+    assert_eq!(client.cart(&phone, "add", "sku-1", 1).await.0, 200);
+    let (_, body) = client.cart(&phone, "add", "sku-2", 1).await;
+    assert_eq!(
+        cart_of(&body),
+        vec![("sku-1".into(), 3), ("sku-2".into(), 1)]
+    );
+    let (_, body) = client.cart(&phone, "set", "sku-1", 7).await;
+    assert_eq!(cart_of(&body)[0], ("sku-1".into(), 7));
+    let (_, body) = client.cart(&phone, "set", "sku-1", 0).await;
+    assert_eq!(cart_of(&body), vec![("sku-2".into(), 1)]);
+    let (_, body) = client.cart(&phone, "remove", "sku-2", 0).await;
+    assert!(cart_of(&body).is_empty());
+
+    let put = reqwest::Method::PUT;
+    let (status, body) = client
+        .send(
+            put.clone(),
+            "/v1/session/prefs/lang",
+            &phone,
+            Some(json!({"value": "fr"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["prefs"]["lang"], "fr");
+    let (_, body) = client
+        .send(
+            reqwest::Method::DELETE,
+            "/v1/session/prefs/lang",
+            &phone,
+            None,
+        )
+        .await;
+    assert!(body["prefs"].as_object().unwrap().is_empty());
+    for item in ["p-1", "p-2"] {
+        let history = json!({"item": item});
+        let (status, _) = client
+            .send(
+                reqwest::Method::POST,
+                "/v1/session/history",
+                &phone,
+                Some(history),
+            )
+            .await;
+        assert_eq!(status, 200);
+    }
+    let (_, body) = other.get(&phone).await;
+    assert_eq!(body["history"][0]["item"], "p-2", "newest first: {body}");
+
+    // Rotation: the new token works, the old one is reported as reused.
+    let (status, rotated) = client
+        .send(reqwest::Method::POST, "/v1/session/rotate", &phone, None)
+        .await;
+    assert_eq!(status, 200);
+    let rotated = Session {
+        token: rotated["token"].as_str().unwrap().to_string(),
+        csrf: rotated["csrf_token"].as_str().unwrap().to_string(),
+    };
+    assert_eq!(other.get(&rotated).await.0, 200);
+    let (status, body) = other.get(&phone).await;
+    assert_eq!((status, code(&body)), (401, "token_reused"));
+
+    // Logout of one device; then logout everywhere ends the others.
+    let laptop = client.login("alice", "laptop").await;
+    let tablet = client.login("alice", "tablet").await;
+    let (status, _) = client
+        .send(reqwest::Method::DELETE, "/v1/session", &laptop, None)
+        .await;
+    assert_eq!(status, 204);
+    let (status, body) = other.get(&laptop).await;
+    assert_eq!((status, code(&body)), (401, "token_revoked"));
+    let (status, body) = client
+        .send(reqwest::Method::DELETE, "/v1/session/all", &tablet, None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["revoked"], 2, "tablet and the rotated phone token");
+    for session in [&rotated, &tablet] {
+        let (status, body) = other.get(session).await;
+        assert_eq!((status, code(&body)), (401, "token_revoked"));
+    }
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_tokens_csrf_and_bodies_are_refused_and_change_nothing() {
+    let flags = TuningFlags {
+        session: SessionFlags {
+            cart_lines_max: Some(2),
+            session_bytes_max: Some(900),
+            ..SessionFlags::default()
+        },
+        ..TuningFlags::default()
+    };
+    let cluster = InProcessCluster::start(&single_region(1, 1), flags).await;
+    let client = Client::new(&cluster, 0);
+    let session = client.login("bob", "phone").await;
+    assert_eq!(client.cart(&session, "add", "kept", 1).await.0, 200);
+    let (_, before) = client.get(&session).await;
+
+    // Tokens: each kind of rejection has its code and costs the same replica reads.
+    let url = format!("{}/v1/session", client.base);
+    let unknown = "A".repeat(43);
+    let cases: Vec<(Option<String>, &str)> = vec![
+        (None, "token_missing"),
+        (Some("Basic abc".into()), "token_malformed"),
+        (Some("Bearer short".into()), "token_malformed"),
+        (Some(format!("Bearer {unknown}")), "token_unknown"),
+    ];
+    let reads = |status: cartwheel::api::Status| status.sessions.validation_reads;
+    for (header, expected) in cases {
+        let before_reads = reads(cluster.status(0).await);
+        let mut request = client.http.get(&url);
+        if let Some(header) = header {
+            request = request.header("authorization", header);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 401);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(code(&body), expected);
+        assert_eq!(
+            reads(cluster.status(0).await) - before_reads,
+            2,
+            "{expected}"
+        );
+    }
+
+    // CSRF: missing or wrong → 403.
+    let cart_url = format!("{}/v1/session/cart", client.base);
+    let add = json!({"op": "add", "sku": "x", "qty": 1});
+    let response = client
+        .http
+        .post(&cart_url)
+        .bearer_auth(&session.token)
+        .json(&add)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    assert_eq!(code(&response.json().await.unwrap()), "csrf_missing");
+    let wrong = Session {
+        token: session.token.clone(),
+        csrf: "B".repeat(43),
+    };
+    let (status, body) = client.cart(&wrong, "add", "x", 1).await;
+    assert_eq!((status, code(&body)), (403, "csrf_invalid"));
+
+    // Bodies.
+    let post = reqwest::Method::POST;
+    let long = "s".repeat(129);
+    let bodies: Vec<(Value, u16, &str)> = vec![
+        (
+            json!({"op": "add", "sku": "x", "qty": -1}),
+            422,
+            "bad_quantity",
+        ),
+        (
+            json!({"op": "add", "sku": "x", "qty": 1_000_000_000_000i64}),
+            422,
+            "bad_quantity",
+        ),
+        (
+            json!({"op": "add", "sku": "x", "qty": 0}),
+            422,
+            "bad_quantity",
+        ),
+        (
+            json!({"op": "add", "sku": long, "qty": 1}),
+            422,
+            "name_too_long",
+        ),
+        (json!({"op": "fling", "sku": "x", "qty": 1}), 400, "bad_op"),
+        (json!({"op": "add", "sku": "", "qty": 1}), 400, "bad_name"),
+        (
+            json!({"op": "add", "sku": "x", "qty": 1, "extra": 1}),
+            400,
+            "bad_json",
+        ),
+        (
+            json!({"op": "add", "sku": "x", "qty": 1.5}),
+            400,
+            "bad_json",
+        ),
+        (
+            json!({"op": "add", "sku": "y".repeat(17_000), "qty": 1}),
+            413,
+            "body_too_large",
+        ),
+    ];
+    for (body, status, expected) in bodies {
+        let (got, answer) = client
+            .send(post.clone(), "/v1/session/cart", &session, Some(body))
+            .await;
+        assert_eq!((got, code(&answer)), (status, expected), "{answer}");
+    }
+    let response = client
+        .http
+        .post(&cart_url)
+        .bearer_auth(&session.token)
+        .header("x-csrf-token", &session.csrf)
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+
+    // Limits of the document: a third cart line, then a document past its bytes.
+    assert_eq!(client.cart(&session, "add", "second", 1).await.0, 200);
+    let (status, body) = client.cart(&session, "add", "third", 1).await;
+    assert_eq!((status, code(&body)), (422, "limit_exceeded"));
+    let (_, at_limit) = client.get(&session).await;
+    let mut refused = None;
+    for index in 0..20 {
+        let item = json!({"item": format!("{index:0>100}")});
+        let (status, body) = client
+            .send(post.clone(), "/v1/session/history", &session, Some(item))
+            .await;
+        if status != 200 {
+            refused = Some((status, code(&body).to_string()));
+            break;
+        }
+    }
+    assert_eq!(refused, Some((413, "session_too_large".to_string())));
+    let (_, after) = client.get(&session).await;
+    assert_eq!(cart_of(&after), cart_of(&at_limit));
+    assert_ne!(
+        cart_of(&before),
+        cart_of(&after),
+        "the second line was added"
+    );
+    assert!(cart_of(&after)
+        .iter()
+        .all(|(sku, _)| sku != "third" && sku != "x"));
+    cluster.shutdown().await;
+}
