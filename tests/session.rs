@@ -357,3 +357,165 @@ async fn bad_tokens_csrf_and_bodies_are_refused_and_change_nothing() {
         .all(|(sku, _)| sku != "third" && sku != "x"));
     cluster.shutdown().await;
 }
+
+const THREE_REGIONS: &str = r#"
+[cluster]
+replicas_per_region = 1
+partitions = 64
+[[regions]]
+name = "east"
+nodes = 1
+[[regions]]
+name = "west"
+nodes = 1
+[[regions]]
+name = "europe"
+nodes = 1
+[latency.rtt_ms]
+"east/west" = 30
+"east/europe" = 40
+"west/europe" = 60
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn devices_in_two_regions_share_one_cart_and_a_revoke_is_felt_everywhere() {
+    let cluster = InProcessCluster::start(THREE_REGIONS, TuningFlags::default()).await;
+    let east = Client::new(&cluster, 0);
+    let west = Client::new(&cluster, 1);
+    let europe = Client::new(&cluster, 2);
+    let phone = east.login("carol", "phone").await;
+    // Created in one region, valid at once in every other.
+    assert_eq!(europe.get(&phone).await.0, 200);
+    let laptop = west.login("carol", "laptop").await;
+    assert_eq!(east.get(&laptop).await.0, 200);
+
+    // Concurrent adds of different items from the two devices: both stay.
+    let (first, second) = tokio::join!(
+        east.cart(&phone, "add", "boots", 1),
+        west.cart(&laptop, "add", "scarf", 2)
+    );
+    assert_eq!((first.0, second.0), (200, 200));
+    // A remove concurrent with an add of the same sku: the add wins.
+    east.cart(&phone, "add", "hat", 1).await;
+    let (removed, added) = tokio::join!(
+        east.cart(&phone, "remove", "hat", 0),
+        west.cart(&laptop, "add", "hat", 1)
+    );
+    assert_eq!((removed.0, added.0), (200, 200));
+    let expected = ["boots", "hat", "scarf"];
+    for client in [&east, &west, &europe] {
+        let mut found = Vec::new();
+        for _ in 0..50 {
+            let (_, body) = client.get(&phone).await;
+            found = cart_of(&body)
+                .into_iter()
+                .map(|(sku, _)| sku)
+                .collect::<Vec<_>>();
+            if found == expected {
+                break;
+            }
+            // Bounded poll: the region_safe writes reach the third region in the background.
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(found, expected);
+    }
+
+    // Revoke in one region, validate in another at once: refused.
+    let (status, _) = west
+        .send(reqwest::Method::DELETE, "/v1/session", &laptop, None)
+        .await;
+    assert_eq!(status, 204);
+    for client in [&east, &europe] {
+        let (status, body) = client.get(&laptop).await;
+        assert_eq!((status, code(&body)), (401, "token_revoked"));
+    }
+    assert_eq!(europe.get(&phone).await.0, 200, "the other device stays in");
+    cluster.shutdown().await;
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+fn move_clocks(cluster: &InProcessCluster, offset_ms: i64) {
+    for node in &cluster.nodes {
+        node.clock.set_offset_ms(offset_ms);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_sessions_expire_active_ones_end_at_the_absolute_deadline_and_are_swept() {
+    let flags = TuningFlags {
+        tombstone_grace: Some(std::time::Duration::from_millis(1)),
+        session: SessionFlags {
+            sweep_interval: Some(std::time::Duration::from_millis(200)),
+            sweep_rate: Some(1000),
+            ..SessionFlags::default()
+        },
+        ..TuningFlags::default()
+    };
+    let cluster = InProcessCluster::start(&single_region(3, 3), flags).await;
+    let client = Client::new(&cluster, 0);
+    let idle = client.login("dora", "phone").await;
+    client.cart(&idle, "add", "lamp", 1).await;
+    let active = client.login("erin", "phone").await;
+
+    // Erin uses her session every day; Dora never again.
+    let mut last_seen = 0;
+    for day in 1..=89 {
+        move_clocks(&cluster, day * DAY_MS);
+        let (status, body) = client.get(&active).await;
+        assert_eq!(status, 200, "day {day}: {body}");
+        // The refresh is written in the background: wait (bounded) until it landed.
+        let mut seen = body["token"]["last_seen_at"].as_u64().unwrap();
+        for _ in 0..100 {
+            if seen > last_seen {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            seen = client.get(&active).await.1["token"]["last_seen_at"]
+                .as_u64()
+                .unwrap();
+        }
+        assert!(
+            seen > last_seen,
+            "day {day}: the idle deadline was not slid"
+        );
+        last_seen = seen;
+        if day == 31 {
+            let (status, body) = client.get(&idle).await;
+            assert_eq!(
+                (status, code(&body)),
+                (401, "token_expired"),
+                "idle 31 days"
+            );
+        }
+    }
+    move_clocks(&cluster, 91 * DAY_MS);
+    let (status, body) = client.get(&active).await;
+    assert_eq!(
+        (status, code(&body)),
+        (401, "token_expired"),
+        "past 90 days"
+    );
+
+    // The sweeper deletes the expired records; tombstone collection then empties the disks.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(90);
+    loop {
+        let statuses = futures::future::join_all((0..3).map(|i| cluster.status(i))).await;
+        if statuses.iter().all(|status| status.keys == 0) {
+            // Both token records; the user documents may have been ended first by the
+            // device removal that follows each token's sweep.
+            assert!(statuses.iter().map(|s| s.sessions.swept).sum::<u64>() >= 2);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "expired sessions stayed on disk: {:?}",
+            statuses.iter().map(|s| s.keys).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // Once collected the record is gone: the token is unknown, still never served.
+    let (status, body) = client.get(&idle).await;
+    assert_eq!((status, code(&body)), (401, "token_unknown"));
+    cluster.shutdown().await;
+}

@@ -141,6 +141,8 @@ impl UserDoc {
         };
         if next.deadline_ms > 0 && !next.is_live(now_ms) {
             delta.floor = delta.floor.max(floor_for(next.deadline_ms));
+            // Ending the incarnation is a delete: collection waits past it.
+            delta.swept_ms = now_ms;
             next.merge(&delta);
         }
         next.deadline_ms = delta.deadline_ms;
