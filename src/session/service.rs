@@ -184,12 +184,18 @@ impl SessionService {
             rotated: None,
         };
         let op = DocOp::Token(TokenOp::Create(record));
-        self.apply(&auth_key(&token.hash), op, &self.settings.auth)
-            .await?;
+        let key = auth_key(&token.hash);
         let change = UserChange::DeviceAdd {
             token: hex(&token.hash),
         };
-        self.user_op(user, idle_deadline_ms, change).await?;
+        // Both at once: a device entry whose record failed is harmless (it names no
+        // valid token), and the login waits for one round of each class, not two.
+        let (created, added) = tokio::join!(
+            self.apply(&key, op, &self.settings.auth),
+            self.user_op(user, idle_deadline_ms, change)
+        );
+        created?;
+        added?;
         let login = Login {
             token: token.text,
             csrf_token: csrf.text,
@@ -283,7 +289,7 @@ impl SessionService {
 
     /// Slides the idle deadline of a token used now, at most once per refresh interval,
     /// in the background: a read does not wait for a write.
-    fn maybe_refresh(self: &SessionService, auth: &Authenticated) {
+    fn maybe_refresh(&self, auth: &Authenticated) {
         let now = self.now_ms();
         if now.saturating_sub(auth.record.last_seen_ms) < ms(self.settings.refresh) {
             return;
@@ -371,12 +377,16 @@ impl SessionService {
             to: new_hash,
         };
         let op = DocOp::Token(TokenOp::Rotate(rotation));
-        self.apply(&auth_key(&auth.hash), op, &self.settings.auth)
-            .await?;
+        let key = auth_key(&auth.hash);
         let old = UserChange::DeviceRemove {
             token: hex(&auth.hash),
         };
-        self.user_op(&identity.user, 0, old).await?;
+        let (rotated, removed) = tokio::join!(
+            self.apply(&key, op, &self.settings.auth),
+            self.user_op(&identity.user, 0, old)
+        );
+        rotated?;
+        removed?;
         Ok(login)
     }
 
@@ -384,9 +394,14 @@ impl SessionService {
         let op = DocOp::Token(TokenOp::Revoke {
             at_ms: self.now_ms(),
         });
-        self.apply(&auth_key(hash), op, &self.settings.auth).await?;
+        let key = auth_key(hash);
         let change = UserChange::DeviceRemove { token: hex(hash) };
-        self.user_op(user, 0, change).await?;
+        let (revoked, removed) = tokio::join!(
+            self.apply(&key, op, &self.settings.auth),
+            self.user_op(user, 0, change)
+        );
+        revoked?;
+        removed?;
         Ok(())
     }
 
