@@ -119,6 +119,17 @@ pub fn load_admin_secret(dir: &Path) -> Result<String> {
     Ok(text.trim().to_string())
 }
 
+/// Deletes the data directory of `node` under the cluster directory `dir`.
+pub fn wipe_data(dir: &Path, node: &NodeId) -> Result<()> {
+    let data = dir.join("data").join(node.as_str());
+    match std::fs::remove_dir_all(&data) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+            Err(error).with_context(|| format!("cannot delete {}", data.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The cluster's session secret: the key session tokens are hashed under.
 pub fn session_secret_path(dir: &Path) -> PathBuf {
     dir.join("tls").join("session.secret")
@@ -408,7 +419,12 @@ impl LocalCluster {
         Ok(())
     }
 
-    /// Sends SIGSTOP (`pause`) or SIGCONT to one node.
+    /// Deletes a stopped node's data directory, as a lost disk would; it comes back
+    /// empty on its next start and fetches its partitions again.
+    pub fn wipe(&self, node: &NodeId) -> Result<()> {
+        wipe_data(&self.launcher.dir, node)
+    }
+
     /// The running entry of `node`.
     pub fn entry(&self, node: &NodeId) -> Result<&NodeEntry> {
         self.nodes
@@ -417,6 +433,7 @@ impl LocalCluster {
             .with_context(|| format!("no node {node}"))
     }
 
+    /// Sends SIGSTOP (`pause`) or SIGCONT to one node.
     pub fn pause(&self, node: &NodeId, pause: bool) -> Result<()> {
         let entry = self.entry(node)?;
         signal(entry.pid, if pause { libc::SIGSTOP } else { libc::SIGCONT });

@@ -338,8 +338,7 @@ pub async fn repair(
         cluster.kill(&victim)?;
         wait_dead_everywhere(&client, &cluster, &victim).await?;
         if wipe {
-            std::fs::remove_dir_all(dir.join("data").join(victim.as_str()))
-                .context("wipe the data directory")?;
+            cluster.wipe(&victim)?;
         } else {
             report.keys_written = write_keys(&client, &cluster, &victim, keys, prefix).await?;
         }
