@@ -8,6 +8,7 @@ pub mod faults;
 pub mod measure;
 pub mod report;
 pub mod scenario;
+pub mod timeline;
 pub mod workload;
 
 use crate::cluster::{Lifetime, LocalCluster};
