@@ -4,10 +4,12 @@
 //! started, also on Ctrl-C.
 
 pub mod converge;
+pub mod dst;
 pub mod faults;
 pub mod measure;
 pub mod report;
 pub mod scenario;
+pub mod sessions;
 pub mod timeline;
 pub mod workload;
 
@@ -17,7 +19,7 @@ use anyhow::{Context, Result};
 use faults::Routes;
 use indicatif::{ProgressBar, ProgressStyle};
 use report::{render, summary};
-use scenario::{FaultAction, Scenario};
+use scenario::{FaultAction, Scenario, WorkloadKind};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -91,15 +93,19 @@ pub async fn run(options: SimOptions) -> Result<bool> {
         fault_log,
         moved,
         convergence,
+        sessions: session_verdict,
     } = outcome?;
     for line in &fault_log {
         println!("fault {line}");
     }
     println!("\n{}", render(&table));
-    println!(
-        "invariants: lost_acked_writes = {}, unreadable_keys = {}, acked_reads_not_found = {} (of {} keys checked)",
-        verdict.lost_acked_writes, verdict.unreadable_keys, verdict.acked_reads_not_found, verdict.keys_checked
-    );
+    match &session_verdict {
+        Some(session_verdict) => sessions::print(session_verdict),
+        None => println!(
+            "invariants: lost_acked_writes = {}, unreadable_keys = {}, acked_reads_not_found = {} (of {} keys checked)",
+            verdict.lost_acked_writes, verdict.unreadable_keys, verdict.acked_reads_not_found, verdict.keys_checked
+        ),
+    }
     match convergence {
         Some(took) => println!(
             "converged: every replica of every partition agrees, {:.1} s after the last fault",
@@ -129,13 +135,17 @@ pub async fn run(options: SimOptions) -> Result<bool> {
         );
         value["invariants"]["converged"] = serde_json::json!(convergence.is_some());
         value["convergence_s"] = serde_json::json!(convergence.map(|took| took.as_secs_f64()));
+        if let Some(session_verdict) = &session_verdict {
+            sessions::add_to_summary(&mut value, session_verdict);
+        }
         if let Some(moved) = &moved {
             value["ownership"] = serde_json::json!({ "ring_changes": moved.changes, "partition_replicas_moved": moved.moved, "fraction": moved.fraction, "expected_minimum": moved.expected });
         }
         std::fs::write(path, serde_json::to_vec_pretty(&value)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    Ok(verdict.holds() && convergence.is_some())
+    let sessions_hold = session_verdict.as_ref().is_none_or(|v| v.holds());
+    Ok(verdict.holds() && sessions_hold && convergence.is_some())
 }
 
 /// What a run produced.
@@ -146,6 +156,8 @@ struct Outcome {
     verdict: report::Verdict,
     fault_log: Vec<String>,
     moved: Option<Moved>,
+    /// What the session checks found, for a session workload.
+    sessions: Option<sessions::SessionVerdict>,
 }
 
 /// Partition replicas that changed owner during the run.
@@ -225,6 +237,45 @@ async fn ownership_moves(
     })
 }
 
+/// The topology's region names, in its order.
+fn region_names(settings: &Settings) -> Vec<String> {
+    let regions = settings.topology.regions.iter();
+    regions.map(|spec| spec.name.to_string()).collect()
+}
+
+/// Starts the kv workload's clients in every region.
+fn spawn_kv_clients(
+    settings: &Settings,
+    scenario: &Scenario,
+    shared: &sessions::Shared,
+    seed: u64,
+) -> Vec<tokio::task::JoinHandle<workload::ClientResult>> {
+    let mut clients = Vec::new();
+    for spec in &settings.topology.regions {
+        for index in 0..scenario.workload.clients_per_region {
+            let client = ClientSpec {
+                region: spec.name.to_string(),
+                index,
+                routes: shared.routes.clone(),
+                faulted: shared.faulted.clone(),
+                keys: scenario.workload.keys_per_client,
+                read_fraction: scenario.workload.read_fraction,
+                value_bytes: scenario.workload.value_bytes,
+                read: scenario.workload.read,
+                write: scenario.workload.write,
+                seed: seed ^ (clients.len() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            };
+            clients.push(tokio::spawn(run_client(
+                client,
+                shared.http.clone(),
+                shared.stop.clone(),
+                shared.ops.clone(),
+            )));
+        }
+    }
+    clients
+}
+
 async fn drive(
     cluster: &mut LocalCluster,
     settings: &Settings,
@@ -240,29 +291,25 @@ async fn drive(
     let ops = Arc::new(AtomicU64::new(0));
     let routes = Routes::of(cluster);
     let faulted = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut clients = Vec::new();
-    for spec in &settings.topology.regions {
-        for index in 0..scenario.workload.clients_per_region {
-            let client = ClientSpec {
-                region: spec.name.to_string(),
-                index,
-                routes: routes.clone(),
-                faulted: faulted.clone(),
-                keys: scenario.workload.keys_per_client,
-                read_fraction: scenario.workload.read_fraction,
-                value_bytes: scenario.workload.value_bytes,
-                read: scenario.workload.read,
-                write: scenario.workload.write,
-                seed: seed ^ (clients.len() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-            };
-            clients.push(tokio::spawn(run_client(
-                client,
-                http.clone(),
-                stopped.clone(),
-                ops.clone(),
-            )));
+    let shared = sessions::Shared {
+        http: http.clone(),
+        routes: routes.clone(),
+        faulted: faulted.clone(),
+        stop: stopped.clone(),
+        ops: ops.clone(),
+        epoch: std::time::Instant::now(),
+        regions: Arc::new(region_names(settings)),
+    };
+    let (clients, session_clients) = match &scenario.workload.kind {
+        WorkloadKind::Kv => (
+            spawn_kv_clients(settings, scenario, &shared, seed),
+            Vec::new(),
+        ),
+        WorkloadKind::Sessions(mix) => {
+            let per_region = scenario.workload.clients_per_region;
+            (Vec::new(), sessions::spawn(per_region, mix, &shared, seed))
         }
-    }
+    };
     let bar = ProgressBar::new(duration.as_secs().max(1));
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} s  {msg}").expect("valid template"),
@@ -288,6 +335,7 @@ async fn drive(
     for client in clients {
         results.push(client.await.context("a workload client failed")?);
     }
+    let session_results = sessions::join(session_clients).await?;
     let fault_log = fault_log?;
     // The heal: every replica must end with the same data. Timed from the last fault.
     let healed_at = fault_log.healed_at.unwrap_or_else(std::time::Instant::now);
@@ -296,8 +344,9 @@ async fn drive(
         "sim: workload done ({} ops); checking every acknowledged write",
         ops.load(Ordering::Relaxed)
     );
-    let table = merge_tables(&results);
+    let mut table = merge_tables(&results);
     let verdict = verify(&http, &results, &routes).await;
+    let session_verdict = sessions::check(&shared, &session_results, &mut table).await;
     let moved = ownership_moves(cluster, &http, scenario, settings).await;
     Ok(Outcome {
         table,
@@ -305,5 +354,6 @@ async fn drive(
         fault_log: fault_log.lines,
         moved,
         convergence,
+        sessions: session_verdict,
     })
 }

@@ -52,6 +52,15 @@ impl OpStats {
 /// Stats keyed by (region, operation).
 pub type Table = BTreeMap<(String, String), OpStats>;
 
+/// Rows that sum other rows (writes per data class of the session workload): listed,
+/// but not counted again in `ops`.
+pub const CLASS_ROWS: [&str; 2] = ["auth_write", "user_write"];
+
+/// Whether a row repeats operations that another row already counts.
+fn is_repeat(op: &str) -> bool {
+    op.ends_with("_during_fault") || CLASS_ROWS.contains(&op)
+}
+
 /// What the final check found.
 #[derive(Clone, Debug, Default)]
 pub struct Verdict {
@@ -71,13 +80,19 @@ impl Verdict {
 
 /// The printed table: one row per region and operation.
 pub fn render(table: &Table) -> String {
+    let width = table
+        .keys()
+        .map(|(_, op)| op.len())
+        .max()
+        .unwrap_or(0)
+        .max(8);
     let mut text = format!(
-        "{:<10} {:<8} {:>9} {:>7} {:>9} {:>9} {:>9}\n",
+        "{:<10} {:<width$} {:>9} {:>7} {:>9} {:>9} {:>9}\n",
         "region", "op", "count", "errors", "p50 ms", "p99 ms", "max ms"
     );
     for ((region, op), stats) in table {
         text.push_str(&format!(
-            "{:<10} {:<8} {:>9} {:>7} {:>9.2} {:>9.2} {:>9.2}\n",
+            "{:<10} {:<width$} {:>9} {:>7} {:>9.2} {:>9.2} {:>9.2}\n",
             region,
             op,
             stats.latency_us.len(),
@@ -98,11 +113,12 @@ pub fn summary(
     table: &Table,
     verdict: &Verdict,
 ) -> Value {
-    // Operations during a fault are also listed apart; count each once.
+    // Operations during a fault, and writes per class, are also listed apart; count
+    // each once.
     let once = || {
         table
             .iter()
-            .filter(|((_, op), _)| !op.ends_with("_during_fault"))
+            .filter(|((_, op), _)| !is_repeat(op))
             .map(|(_, stats)| stats)
     };
     let acked: u64 = once().map(|stats| stats.latency_us.len()).sum();
@@ -160,5 +176,11 @@ mod tests {
             .unwrap();
         assert!((49.0..51.0).contains(&p99), "{p99}");
         assert!(render(&table).contains("us-east"));
+        let mut class = OpStats::default();
+        class.record_ok(1000);
+        table.insert(("us-east".into(), "user_write".into()), class);
+        let value = summary("steady", 7, 2.0, &table, &verdict);
+        assert_eq!(value["ops"]["acked"], 4, "class rows are not counted twice");
+        assert!(value["latency_ms"]["us-east"]["user_write"]["p99"].is_number());
     }
 }

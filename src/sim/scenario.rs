@@ -1,5 +1,8 @@
 //! Scenario files (`sim/*.toml`): the workload a simulation runs and for how long.
+//! `[workload] kind` picks the kv workload (the default) or the session workload,
+//! whose knobs live in a `[sessions]` table (see `sim::sessions`).
 
+use super::sessions::{RawSessions, SessionMix};
 use crate::coordinator::quorum::Level;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
@@ -13,6 +16,7 @@ struct RawScenario {
     workload: RawWorkload,
     #[serde(default)]
     faults: Vec<RawFault>,
+    sessions: Option<RawSessions>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -58,10 +62,12 @@ pub const FAULT_STEPS_MAX: usize = 1000;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawWorkload {
+    /// `kv` (default) or `sessions`.
+    kind: Option<String>,
     clients_per_region: u32,
-    read_fraction: f64,
-    keys_per_client: u32,
-    value_bytes: usize,
+    read_fraction: Option<f64>,
+    keys_per_client: Option<u32>,
+    value_bytes: Option<usize>,
     read: Option<String>,
     write: Option<String>,
 }
@@ -76,9 +82,20 @@ pub struct Scenario {
     pub faults: Vec<FaultStep>,
 }
 
+/// What the clients run.
+#[derive(Clone, Debug)]
+pub enum WorkloadKind {
+    /// Reads and writes of opaque values (`Workload`'s kv fields).
+    Kv,
+    /// Logins, session reads and changes, rotations and logouts.
+    Sessions(SessionMix),
+}
+
 #[derive(Clone, Debug)]
 pub struct Workload {
+    pub kind: WorkloadKind,
     pub clients_per_region: u32,
+    /// The kv fields below are only used by `WorkloadKind::Kv`.
     pub read_fraction: f64,
     pub keys_per_client: u32,
     pub value_bytes: usize,
@@ -131,6 +148,46 @@ fn fault_action(index: usize, raw: &RawFault) -> Result<FaultAction> {
     Ok(action)
 }
 
+/// The workload kind, checking that each kind gets only its own fields; for the session
+/// workload the kv fields, which it does not use, are filled with inert values.
+fn workload_kind(raw: &mut RawScenario) -> Result<WorkloadKind> {
+    let workload = &mut raw.workload;
+    match workload.kind.as_deref().unwrap_or("kv") {
+        "kv" => {
+            if raw.sessions.is_some() {
+                bail!("sessions: only for workload.kind = \"sessions\"");
+            }
+            let missing = [
+                ("read_fraction", workload.read_fraction.is_none()),
+                ("keys_per_client", workload.keys_per_client.is_none()),
+                ("value_bytes", workload.value_bytes.is_none()),
+            ];
+            if let Some((field, _)) = missing.iter().find(|(_, absent)| *absent) {
+                bail!("workload.{field}: required by the kv workload");
+            }
+            Ok(WorkloadKind::Kv)
+        }
+        "sessions" => {
+            let kv_fields = [
+                ("read_fraction", workload.read_fraction.is_some()),
+                ("keys_per_client", workload.keys_per_client.is_some()),
+                ("value_bytes", workload.value_bytes.is_some()),
+                ("read", workload.read.is_some()),
+                ("write", workload.write.is_some()),
+            ];
+            if let Some((field, _)) = kv_fields.iter().find(|(_, present)| *present) {
+                bail!("workload.{field}: only for the kv workload (the session service picks levels per class)");
+            }
+            workload.read_fraction = Some(0.0);
+            workload.keys_per_client = Some(1);
+            workload.value_bytes = Some(16);
+            let mix = SessionMix::from_raw(&raw.sessions.take().unwrap_or_default())?;
+            Ok(WorkloadKind::Sessions(mix))
+        }
+        other => bail!("workload.kind: unknown kind {other:?} (kv, sessions)"),
+    }
+}
+
 impl Scenario {
     pub fn load(path: &Path) -> Result<Scenario> {
         let text = std::fs::read_to_string(path)
@@ -139,8 +196,9 @@ impl Scenario {
     }
 
     pub fn parse(text: &str) -> Result<Scenario> {
-        let raw: RawScenario = toml::from_str(text)
+        let mut raw: RawScenario = toml::from_str(text)
             .map_err(|error| anyhow::anyhow!("{}", error.to_string().trim()))?;
+        let kind = workload_kind(&mut raw)?;
         let workload = &raw.workload;
         if !(raw.duration_s > 0.0 && raw.duration_s <= DURATION_S_MAX) {
             bail!(
@@ -152,16 +210,16 @@ impl Scenario {
         {
             bail!("workload.clients_per_region: must be between 1 and {CLIENTS_PER_REGION_MAX}");
         }
-        if !(0.0..=1.0).contains(&workload.read_fraction) {
-            bail!(
-                "workload.read_fraction: must be between 0 and 1, got {}",
-                workload.read_fraction
-            );
+        let read_fraction = workload.read_fraction.unwrap_or_default();
+        let keys_per_client = workload.keys_per_client.unwrap_or_default();
+        let value_bytes = workload.value_bytes.unwrap_or_default();
+        if !(0.0..=1.0).contains(&read_fraction) {
+            bail!("workload.read_fraction: must be between 0 and 1, got {read_fraction}");
         }
-        if workload.keys_per_client == 0 || workload.keys_per_client > KEYS_PER_CLIENT_MAX {
+        if keys_per_client == 0 || keys_per_client > KEYS_PER_CLIENT_MAX {
             bail!("workload.keys_per_client: must be between 1 and {KEYS_PER_CLIENT_MAX}");
         }
-        if workload.value_bytes < 16 || workload.value_bytes > crate::limits::VALUE_BYTES_MAX {
+        if !(16..=crate::limits::VALUE_BYTES_MAX).contains(&value_bytes) {
             bail!(
                 "workload.value_bytes: must be between 16 and {}",
                 crate::limits::VALUE_BYTES_MAX
@@ -198,10 +256,11 @@ impl Scenario {
             duration_s: raw.duration_s,
             faults,
             workload: Workload {
+                kind,
                 clients_per_region: workload.clients_per_region,
-                read_fraction: workload.read_fraction,
-                keys_per_client: workload.keys_per_client,
-                value_bytes: workload.value_bytes,
+                read_fraction,
+                keys_per_client,
+                value_bytes,
                 read: level("read", &workload.read)?,
                 write: level("write", &workload.write)?,
             },
@@ -264,5 +323,23 @@ mod tests {
         );
         let text = text.replace("write = \"most\"", "colour = 1");
         assert!(format!("{:#}", Scenario::parse(&text).unwrap_err()).contains("colour"));
+    }
+
+    #[test]
+    fn the_session_workload_takes_its_own_fields_only() {
+        let base = "name = \"x\"\nduration_s = 10\n[workload]\nkind = \"sessions\"\nclients_per_region = 2\n";
+        let scenario =
+            Scenario::parse(&format!("{base}[sessions]\nusers_per_client = 3\n")).unwrap();
+        match scenario.workload.kind {
+            WorkloadKind::Sessions(mix) => assert_eq!(mix.users_per_client, 3),
+            WorkloadKind::Kv => panic!("a session workload parsed as kv"),
+        }
+        assert!(Scenario::parse(base).is_ok());
+        let mixed = format!("{base}read_fraction = 0.5\n");
+        assert!(format!("{:#}", Scenario::parse(&mixed).unwrap_err()).contains("read_fraction"));
+        let kv = "name = \"x\"\nduration_s = 10\n[workload]\nclients_per_region = 1\nread_fraction = 0.5\nkeys_per_client = 1\n";
+        assert!(format!("{:#}", Scenario::parse(kv).unwrap_err()).contains("value_bytes"));
+        let kv = format!("{kv}value_bytes = 64\n[sessions]\n");
+        assert!(format!("{:#}", Scenario::parse(&kv).unwrap_err()).contains("sessions"));
     }
 }

@@ -1,0 +1,285 @@
+//! What a delivered message does: replicas serve mint, replicate, repair and read
+//! (storing before they answer), coordinators advance their state machines, clients
+//! record outcomes for the checker and start their next request.
+
+use super::client::Waiting;
+use super::coordinator::ClientRequest;
+use super::network::{Address, Event, OpId, Outcome, Payload};
+use super::world::World;
+use super::{DstViolation, ViolationKind};
+use crate::object::Blob;
+use rand::Rng;
+
+impl World {
+    pub(super) fn deliver(
+        &mut self,
+        from: Address,
+        to: Address,
+        payload: Payload,
+    ) -> Result<(), DstViolation> {
+        let name = payload.name();
+        let detail = payload.detail();
+        match to {
+            Address::Client(client) => {
+                self.trace
+                    .record(format!("{} {from:?}>c{client} {name} {detail}", self.now));
+                match payload {
+                    Payload::ClientReply { op, outcome } => self.client_reply(client, op, outcome),
+                    _ => Ok(()),
+                }
+            }
+            Address::Node(node) => {
+                let up = self.nodes[node].up;
+                self.trace.record(format!(
+                    "{} {from:?}>n{node} {name} up={up} {detail}",
+                    self.now
+                ));
+                if !up {
+                    self.net.lost += 1;
+                    return Ok(());
+                }
+                self.at_node(node, from, payload)
+            }
+        }
+    }
+
+    fn at_node(
+        &mut self,
+        node: usize,
+        from: Address,
+        payload: Payload,
+    ) -> Result<(), DstViolation> {
+        let sender = match from {
+            Address::Node(sender) => sender,
+            Address::Client(_) => usize::MAX,
+        };
+        let effects = match payload {
+            Payload::ClientGet { op, key } => {
+                let client = client_of(from);
+                let plan = self.plan(node, &key);
+                let request = ClientRequest { op, client, key };
+                let level = self.config.read_level;
+                let coordinator = &mut self.nodes[node].coordinator;
+                coordinator.get(request, plan, level, self.now)
+            }
+            Payload::ClientPut {
+                op,
+                key,
+                value,
+                context,
+            } => {
+                let client = client_of(from);
+                let plan = self.plan(node, &key);
+                let request = ClientRequest { op, client, key };
+                let level = self.config.write_level;
+                let wall_ms = self.now + self.nodes[node].skew_ms;
+                let coordinator = &mut self.nodes[node].coordinator;
+                coordinator.put(request, plan, level, value, context, self.now, wall_ms)
+            }
+            Payload::Minted { req, minted } => {
+                self.nodes[node].coordinator.on_minted(req, sender, minted)
+            }
+            Payload::Stored { req } => self.nodes[node].coordinator.on_stored(req, sender),
+            Payload::ReadReply { req, object } => self.nodes[node]
+                .coordinator
+                .on_read_reply(req, sender, object),
+            replica_request => return self.at_replica(node, from, replica_request),
+        };
+        self.apply(node, effects)
+    }
+
+    /// The replica side: store first, then answer (an answer means durable).
+    fn at_replica(
+        &mut self,
+        node: usize,
+        from: Address,
+        payload: Payload,
+    ) -> Result<(), DstViolation> {
+        let partitions = self.ring.partition_count();
+        let answer = match payload {
+            Payload::Mint {
+                req,
+                key,
+                context,
+                value,
+                at,
+            } => {
+                let partition = key.partition(partitions);
+                let store = &mut self.nodes[node].store;
+                let minted = store
+                    .mint(partition, &key, &context, value, at)
+                    .map_err(|error| self.internal(format!("mint refused: {error}")))?;
+                let (dot, _) = &minted;
+                self.checker
+                    .minted(&key.storage_bytes(), *dot, &context)
+                    .map_err(|detail| self.internal(detail))?;
+                Payload::Minted {
+                    req,
+                    minted: Some(minted),
+                }
+            }
+            Payload::Replicate { req, key, object } => {
+                let partition = key.partition(partitions);
+                self.nodes[node]
+                    .store
+                    .merge(partition, &key, &object)
+                    .map_err(|error| self.internal(format!("replication refused: {error}")))?;
+                Payload::Stored { req }
+            }
+            Payload::Repair { key, object } => {
+                let partition = key.partition(partitions);
+                self.nodes[node]
+                    .store
+                    .merge(partition, &key, &object)
+                    .map_err(|error| self.internal(format!("read repair refused: {error}")))?;
+                return Ok(());
+            }
+            Payload::Read { req, key } => {
+                let partition = key.partition(partitions);
+                let object = self.nodes[node].store.get(partition, &key).cloned();
+                Payload::ReadReply { req, object }
+            }
+            _ => return Ok(()),
+        };
+        self.net
+            .send(self.now, &mut self.rng, Address::Node(node), from, answer);
+        Ok(())
+    }
+
+    fn internal(&self, detail: String) -> DstViolation {
+        self.violation(ViolationKind::Internal, detail)
+    }
+
+    /// A client starts its next request, unless the workload is over.
+    pub(super) fn client_wake(&mut self, client: usize) -> Result<(), DstViolation> {
+        if self.workload_over || self.checker.full() || self.clients[client].waiting.is_some() {
+            return Ok(());
+        }
+        let key = self.keys[self.rng.gen_range(0..self.keys.len())].clone();
+        let node = self.rng.gen_range(0..self.nodes.len());
+        self.next_op += 1;
+        let op: OpId = self.next_op;
+        let is_put = self.rng.gen_bool(0.5);
+        let payload = if is_put {
+            let state = &mut self.clients[client];
+            state.puts += 1;
+            let value = Blob(format!("c{client}-{}", state.puts).into_bytes());
+            let context = state.context(&key);
+            Payload::ClientPut {
+                op,
+                key: key.clone(),
+                value,
+                context,
+            }
+        } else {
+            Payload::ClientGet {
+                op,
+                key: key.clone(),
+            }
+        };
+        self.trace.record(format!(
+            "{} c{client} op{op} {} {} via n{node}",
+            self.now,
+            payload.name(),
+            String::from_utf8_lossy(&key.key)
+        ));
+        self.clients[client].waiting = Some(Waiting {
+            op,
+            key,
+            is_put,
+            started: self.event,
+        });
+        let from = Address::Client(client);
+        self.net
+            .send(self.now, &mut self.rng, from, Address::Node(node), payload);
+        let at = self.now + 2 * self.config.request_timeout_ms + 50;
+        self.net.schedule(at, Event::ClientTimeout { client, op });
+        Ok(())
+    }
+
+    fn next_request(&mut self, client: usize) {
+        let at = self.now + self.rng.gen_range(2..=40);
+        self.net.schedule(at, Event::ClientWake { client });
+    }
+
+    pub(super) fn client_timeout(&mut self, client: usize, op: OpId) -> Result<(), DstViolation> {
+        let state = &mut self.clients[client];
+        if state
+            .waiting
+            .as_ref()
+            .is_some_and(|waiting| waiting.op == op)
+        {
+            let waiting = state.waiting.take().expect("checked above");
+            if waiting.is_put {
+                self.report.puts_failed += 1;
+            } else {
+                self.report.gets_failed += 1;
+            }
+            self.trace
+                .record(format!("{} c{client} op{op} timed out", self.now));
+            self.next_request(client);
+        }
+        Ok(())
+    }
+
+    fn client_reply(
+        &mut self,
+        client: usize,
+        op: OpId,
+        outcome: Outcome,
+    ) -> Result<(), DstViolation> {
+        let state = &mut self.clients[client];
+        if state
+            .waiting
+            .as_ref()
+            .is_none_or(|waiting| waiting.op != op)
+        {
+            return Ok(());
+        }
+        let waiting = state.waiting.take().expect("checked above");
+        let key_bytes = waiting.key.storage_bytes();
+        match outcome {
+            Outcome::Put { dot, stored } => {
+                self.report.puts_acked += 1;
+                self.checker.acked(&key_bytes, dot, self.event);
+                if let Some(kv) = stored.as_kv() {
+                    self.clients[client].remember(&waiting.key, kv.context().clone());
+                }
+                self.trace
+                    .record(format!("{} c{client} op{op} acked {dot}", self.now));
+            }
+            Outcome::Get { merged } => {
+                self.report.gets_ok += 1;
+                self.checker
+                    .check_read(&key_bytes, waiting.started, merged.as_ref())
+                    .map_err(|detail| self.violation(ViolationKind::LostWrite, detail))?;
+                let context = merged
+                    .as_ref()
+                    .and_then(|object| object.as_kv())
+                    .map(|kv| kv.context().clone())
+                    .unwrap_or_default();
+                self.clients[client].remember(&waiting.key, context);
+                self.trace
+                    .record(format!("{} c{client} op{op} read ok", self.now));
+            }
+            Outcome::Failed { why } => {
+                if waiting.is_put {
+                    self.report.puts_failed += 1;
+                } else {
+                    self.report.gets_failed += 1;
+                }
+                self.trace
+                    .record(format!("{} c{client} op{op} failed: {why}", self.now));
+            }
+        }
+        self.next_request(client);
+        Ok(())
+    }
+}
+
+fn client_of(from: Address) -> usize {
+    match from {
+        Address::Client(client) => client,
+        Address::Node(_) => usize::MAX,
+    }
+}

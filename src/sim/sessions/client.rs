@@ -1,0 +1,531 @@
+//! One closed-loop session client: drives its users over the session HTTP API of its
+//! own region's nodes, and records every request (kind, region, node, start, end,
+//! outcome, token presented), every token it received and every cart add. It decides
+//! nothing about correctness; `history` and `verify` do.
+
+use super::history::{
+    CartAdd, Code, OpKind, OpRecord, Outcome, Removal, Retire, RetireKind, TokenEntry,
+};
+use super::{Choice, SessionMix};
+use crate::sim::faults::Routes;
+use crate::sim::report::Table;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// Requests one client records; when full the client stops early and says so (a check
+/// over part of a history would not be complete).
+pub const OPS_PER_CLIENT_MAX: usize = 200_000;
+/// Tokens one client records; when full rotations and logouts become reads, and a
+/// client that needs a new login stops early.
+pub const TOKENS_PER_CLIENT_MAX: usize = 20_000;
+/// Cart adds one client records; when full cart adds become reads.
+pub const CART_ADDS_PER_CLIENT_MAX: usize = 100_000;
+/// Recently retired tokens a client keeps to present again; the oldest is dropped.
+pub const RETIRED_POOL_MAX: usize = 64;
+/// Distinct pref names a client sets.
+pub const PREF_NAMES: u32 = 8;
+/// Pause when every node of the client's region is out of the routes.
+pub const NO_ROUTE_PAUSE_MS: u64 = 50;
+
+/// What every client of a run shares (the kv clients take their parts of it too).
+#[derive(Clone)]
+pub struct Shared {
+    pub http: reqwest::Client,
+    pub routes: Routes,
+    /// True while a fault window (a region outage) is open.
+    pub faulted: Arc<AtomicBool>,
+    pub stop: watch::Receiver<bool>,
+    /// Requests made by every client, for the progress bar.
+    pub ops: Arc<AtomicU64>,
+    /// Times are microseconds since this instant.
+    pub epoch: Instant,
+    /// Region names in the topology's order; records keep an index.
+    pub regions: Arc<Vec<String>>,
+}
+
+/// One client.
+#[derive(Clone, Debug)]
+pub struct SessionClientSpec {
+    /// Index of its region in `Shared::regions`.
+    pub region: u8,
+    /// Its index within the region; client i of every region drives the same users.
+    pub index: u32,
+    pub mix: SessionMix,
+    pub seed: u64,
+}
+
+/// A finished client.
+pub struct SessionClientResult {
+    pub region: u8,
+    pub index: u32,
+    /// User ids, in the order `TokenEntry::user` and `CartAdd::user` index.
+    pub users: Vec<String>,
+    pub table: Table,
+    pub ops: Vec<OpRecord>,
+    pub tokens: Vec<TokenEntry>,
+    pub adds: Vec<CartAdd>,
+    /// The client stopped early because a record list was full.
+    pub truncated: bool,
+}
+
+/// One user as the client sees it.
+#[derive(Default)]
+struct Slot {
+    token: Option<u32>,
+    /// Acknowledged adds (indices into `adds`) not asked to be removed.
+    live_adds: Vec<u32>,
+    devices: u32,
+}
+
+/// A finished request.
+struct Done {
+    outcome: Outcome,
+    body: Option<Value>,
+    start_us: u64,
+    end_us: u64,
+}
+
+#[derive(serde::Deserialize)]
+struct ErrorBody {
+    code: String,
+}
+
+struct Client {
+    spec: SessionClientSpec,
+    shared: Shared,
+    rng: StdRng,
+    slots: Vec<Slot>,
+    /// Tokens whose rotation or logout was acknowledged, newest last.
+    retired: VecDeque<u32>,
+    result: SessionClientResult,
+    skus: u64,
+}
+
+/// Runs one client until the run stops.
+pub async fn run_client(spec: SessionClientSpec, shared: Shared) -> SessionClientResult {
+    let mut client = Client::new(spec, shared);
+    let region = client.region_name(client.spec.region).to_string();
+    while !*client.shared.stop.borrow() && !client.result.truncated {
+        let Some(node) = client.shared.routes.pick(&region, client.rng.gen()) else {
+            tokio::time::sleep(Duration::from_millis(NO_ROUTE_PAUSE_MS)).await;
+            continue;
+        };
+        let user = client.rng.gen_range(0..client.slots.len());
+        client.step(user, node).await;
+    }
+    client.result
+}
+
+impl Client {
+    fn new(spec: SessionClientSpec, shared: Shared) -> Client {
+        let users_per_client = spec.mix.users_per_client;
+        let users = (0..users_per_client)
+            .map(|user| format!("u{}", spec.index * users_per_client + user))
+            .collect::<Vec<_>>();
+        Client {
+            rng: StdRng::seed_from_u64(spec.seed),
+            slots: users.iter().map(|_| Slot::default()).collect(),
+            retired: VecDeque::new(),
+            result: SessionClientResult {
+                region: spec.region,
+                index: spec.index,
+                users,
+                table: Table::new(),
+                ops: Vec::new(),
+                tokens: Vec::new(),
+                adds: Vec::new(),
+                truncated: false,
+            },
+            skus: 0,
+            spec,
+            shared,
+        }
+    }
+
+    fn region_name(&self, region: u8) -> &str {
+        &self.shared.regions[region as usize]
+    }
+
+    fn now_us(&self) -> u64 {
+        self.shared.epoch.elapsed().as_micros() as u64
+    }
+
+    async fn step(&mut self, user: usize, node: SocketAddr) {
+        let Some(token) = self.slots[user].token else {
+            return self.login(user, node).await;
+        };
+        let weights = self.spec.mix.weights;
+        let choice = weights.pick(self.rng.gen_range(0..weights.total()));
+        let tokens_full = self.result.tokens.len() >= TOKENS_PER_CLIENT_MAX;
+        match choice {
+            Choice::CartAdd | Choice::CartRemove => {
+                // Keep every cart between empty and the client's line limit.
+                let live = self.slots[user].live_adds.len();
+                let add = live == 0
+                    || (live < self.spec.mix.cart_lines_per_user && choice == Choice::CartAdd);
+                if add {
+                    self.cart_add(user, token, node).await
+                } else {
+                    self.cart_remove(user, token, node).await
+                }
+            }
+            Choice::PrefSet => {
+                let name = format!("pref{}", self.rng.gen_range(0..PREF_NAMES));
+                let value = json!({ "value": format!("v{}", self.rng.gen::<u32>()) });
+                let path = format!("/v1/session/prefs/{name}");
+                self.user_write(
+                    user,
+                    token,
+                    node,
+                    OpKind::PrefSet,
+                    Method::PUT,
+                    &path,
+                    value,
+                )
+                .await;
+            }
+            Choice::HistoryAdd => {
+                let item = json!({ "item": format!("item-{}", self.rng.gen::<u32>()) });
+                let path = "/v1/session/history";
+                self.user_write(
+                    user,
+                    token,
+                    node,
+                    OpKind::HistoryAdd,
+                    Method::POST,
+                    path,
+                    item,
+                )
+                .await;
+            }
+            Choice::Rotate if !tokens_full => {
+                self.retire(user, token, node, RetireKind::Rotate).await
+            }
+            Choice::Logout if !tokens_full => {
+                self.retire(user, token, node, RetireKind::Logout).await
+            }
+            Choice::Replay if !self.retired.is_empty() => self.replay().await,
+            _ => self.read(user, token, node).await,
+        }
+    }
+
+    /// Sends one request, presenting token `token` (and its CSRF token if `csrf`).
+    async fn send(
+        &self,
+        method: Method,
+        node: SocketAddr,
+        path: &str,
+        token: Option<u32>,
+        csrf: bool,
+        body: Option<Value>,
+    ) -> Done {
+        let mut request = self
+            .shared
+            .http
+            .request(method, format!("http://{node}{path}"));
+        if let Some(entry) = token.map(|t| &self.result.tokens[t as usize]) {
+            request = request.bearer_auth(&entry.token);
+            if csrf {
+                request = request.header("x-csrf-token", &entry.csrf);
+            }
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let start_us = self.now_us();
+        let (outcome, body) = match request.send().await {
+            Err(_) => (Outcome::Uncertain(None), None),
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let bytes = response.bytes().await.ok();
+                let json = bytes.and_then(|b| serde_json::from_slice::<Value>(&b).ok());
+                let outcome = match status {
+                    200..=299 => Outcome::Ok(status),
+                    400..=499 => Outcome::Refused {
+                        status,
+                        code: json
+                            .clone()
+                            .and_then(|v| serde_json::from_value::<ErrorBody>(v).ok())
+                            .map(|e| Code::parse(&e.code))
+                            .unwrap_or(Code::Other),
+                    },
+                    _ => Outcome::Uncertain(Some(status)),
+                };
+                (outcome, json)
+            }
+        };
+        Done {
+            outcome,
+            body,
+            start_us,
+            end_us: self.now_us(),
+        }
+    }
+
+    /// Records a finished request in the history and the latency table.
+    fn record(
+        &mut self,
+        kind: OpKind,
+        region: u8,
+        node: SocketAddr,
+        token: Option<u32>,
+        done: &Done,
+    ) {
+        let expected = match kind {
+            OpKind::RetiredRead => done.outcome.is_unauthorized(),
+            OpKind::RemoteRead => done.outcome == Outcome::Ok(200),
+            _ => done.outcome.is_ok(),
+        };
+        let faulted = self.shared.faulted.load(Ordering::Relaxed);
+        let region_name = self.region_name(region).to_string();
+        for row in [Some(kind.name()), kind.class_row()].into_iter().flatten() {
+            let mut names = vec![row.to_string()];
+            if faulted {
+                names.push(format!("{row}_during_fault"));
+            }
+            for name in names {
+                let stats = self
+                    .result
+                    .table
+                    .entry((region_name.clone(), name))
+                    .or_default();
+                if expected {
+                    stats.record_ok(done.end_us.saturating_sub(done.start_us));
+                } else {
+                    stats.errors += 1;
+                }
+            }
+        }
+        if self.result.ops.len() >= OPS_PER_CLIENT_MAX {
+            self.result.truncated = true;
+        } else {
+            self.result.ops.push(OpRecord {
+                kind,
+                region,
+                node,
+                start_us: done.start_us,
+                end_us: done.end_us,
+                outcome: done.outcome,
+                token,
+            });
+        }
+        self.shared.ops.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Keeps the token of a login or rotation answer; `None` if there is none.
+    fn accept_token(&mut self, user: usize, done: &Done) -> Option<u32> {
+        let body = done.body.as_ref().filter(|_| done.outcome.is_ok())?;
+        let (token, csrf) = (body["token"].as_str()?, body["csrf_token"].as_str()?);
+        if self.result.tokens.len() >= TOKENS_PER_CLIENT_MAX {
+            self.result.truncated = true;
+            return None;
+        }
+        self.result.tokens.push(TokenEntry {
+            user: user as u16,
+            token: token.to_string(),
+            csrf: csrf.to_string(),
+            created_ack_us: done.end_us,
+            retire: None,
+        });
+        Some(self.result.tokens.len() as u32 - 1)
+    }
+
+    /// A refusal of the current token ends its use: the next step logs in again.
+    fn after_use(&mut self, user: usize, done: &Done) {
+        if done.outcome.is_unauthorized() {
+            self.slots[user].token = None;
+        }
+    }
+
+    async fn login(&mut self, user: usize, node: SocketAddr) {
+        self.slots[user].devices += 1;
+        let device = format!(
+            "{}-c{}-d{}",
+            self.region_name(self.spec.region),
+            self.spec.index,
+            self.slots[user].devices
+        );
+        let body = json!({ "user_id": self.result.users[user], "device": device });
+        let done = self
+            .send(Method::POST, node, "/v1/sessions", None, false, Some(body))
+            .await;
+        self.record(OpKind::Login, self.spec.region, node, None, &done);
+        let token = self.accept_token(user, &done);
+        self.slots[user].token = token;
+        if let Some(token) = token {
+            if self.rng.gen_bool(self.spec.mix.cross_region_sample) {
+                self.probe_regions(token, OpKind::RemoteRead).await;
+            }
+        }
+    }
+
+    async fn read(&mut self, user: usize, token: u32, node: SocketAddr) {
+        let done = self
+            .send(Method::GET, node, "/v1/session", Some(token), false, None)
+            .await;
+        self.record(OpKind::Read, self.spec.region, node, Some(token), &done);
+        self.after_use(user, &done);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn user_write(
+        &mut self,
+        user: usize,
+        token: u32,
+        node: SocketAddr,
+        kind: OpKind,
+        method: Method,
+        path: &str,
+        body: Value,
+    ) -> Outcome {
+        let done = self
+            .send(method, node, path, Some(token), true, Some(body))
+            .await;
+        self.record(kind, self.spec.region, node, Some(token), &done);
+        self.after_use(user, &done);
+        done.outcome
+    }
+
+    async fn cart_add(&mut self, user: usize, token: u32, node: SocketAddr) {
+        if self.result.adds.len() >= CART_ADDS_PER_CLIENT_MAX {
+            return self.read(user, token, node).await;
+        }
+        self.skus += 1;
+        let sku = format!(
+            "{}-c{}-s{}",
+            self.region_name(self.spec.region),
+            self.spec.index,
+            self.skus
+        );
+        let body = json!({ "op": "add", "sku": sku, "qty": 1 });
+        let outcome = self
+            .user_write(
+                user,
+                token,
+                node,
+                OpKind::CartAdd,
+                Method::POST,
+                "/v1/session/cart",
+                body,
+            )
+            .await;
+        self.result.adds.push(CartAdd {
+            user: user as u16,
+            sku,
+            acked: outcome.is_ok(),
+            removal: Removal::None,
+        });
+        if outcome.is_ok() {
+            let index = self.result.adds.len() as u32 - 1;
+            self.slots[user].live_adds.push(index);
+        }
+    }
+
+    async fn cart_remove(&mut self, user: usize, token: u32, node: SocketAddr) {
+        let live = &mut self.slots[user].live_adds;
+        if live.is_empty() {
+            return;
+        }
+        let add = live.swap_remove(self.rng.gen_range(0..live.len()));
+        let sku = self.result.adds[add as usize].sku.clone();
+        let body = json!({ "op": "remove", "sku": sku });
+        let outcome = self
+            .user_write(
+                user,
+                token,
+                node,
+                OpKind::CartRemove,
+                Method::POST,
+                "/v1/session/cart",
+                body,
+            )
+            .await;
+        let removal = match outcome {
+            Outcome::Refused { .. } => {
+                self.slots[user].live_adds.push(add);
+                Removal::Refused
+            }
+            Outcome::Ok(_) | Outcome::Uncertain(_) => Removal::Attempted,
+        };
+        self.result.adds[add as usize].removal = removal;
+    }
+
+    /// Rotates or logs out the current token; on success the old one joins the pool of
+    /// tokens presented again, and (sampled) is tried at once in every region.
+    async fn retire(&mut self, user: usize, token: u32, node: SocketAddr, kind: RetireKind) {
+        let (method, path, op) = match kind {
+            RetireKind::Rotate => (Method::POST, "/v1/session/rotate", OpKind::Rotate),
+            RetireKind::Logout => (Method::DELETE, "/v1/session", OpKind::Logout),
+        };
+        let done = self.send(method, node, path, Some(token), true, None).await;
+        self.record(op, self.spec.region, node, Some(token), &done);
+        self.slots[user].token = None;
+        if let Outcome::Refused { .. } = done.outcome {
+            // Definitely not applied; a 401 here is a live token refused.
+            return;
+        }
+        let acked = done.outcome.is_ok();
+        self.result.tokens[token as usize].retire = Some(Retire {
+            kind,
+            started_us: done.start_us,
+            acked_us: acked.then_some(done.end_us),
+        });
+        if !acked {
+            return;
+        }
+        if kind == RetireKind::Rotate {
+            self.slots[user].token = self.accept_token(user, &done);
+        }
+        if self.retired.len() == RETIRED_POOL_MAX {
+            self.retired.pop_front();
+        }
+        self.retired.push_back(token);
+        if self.rng.gen_bool(self.spec.mix.cross_region_sample) {
+            self.probe_regions(token, OpKind::RetiredRead).await;
+        }
+    }
+
+    /// Presents a retired token in a random region.
+    async fn replay(&mut self) {
+        let token = self.retired[self.rng.gen_range(0..self.retired.len())];
+        let region = self.rng.gen_range(0..self.shared.regions.len()) as u8;
+        let name = self.region_name(region).to_string();
+        let Some(node) = self.shared.routes.pick(&name, self.rng.gen()) else {
+            return;
+        };
+        let done = self
+            .send(Method::GET, node, "/v1/session", Some(token), false, None)
+            .await;
+        self.record(OpKind::RetiredRead, region, node, Some(token), &done);
+    }
+
+    /// Validates `token` at once in other regions: every other region for a fresh
+    /// token (`RemoteRead`), every region for a retired one (`RetiredRead`).
+    async fn probe_regions(&mut self, token: u32, kind: OpKind) {
+        let mut targets = Vec::new();
+        for region in 0..self.shared.regions.len() as u8 {
+            if kind == OpKind::RemoteRead && region == self.spec.region {
+                continue;
+            }
+            let name = self.region_name(region).to_string();
+            if let Some(node) = self.shared.routes.pick(&name, self.rng.gen()) {
+                targets.push((region, node));
+            }
+        }
+        let probes = targets.iter().map(|(_, node)| {
+            self.send(Method::GET, *node, "/v1/session", Some(token), false, None)
+        });
+        let dones = futures::future::join_all(probes).await;
+        for ((region, node), done) in targets.into_iter().zip(dones) {
+            self.record(kind, region, node, Some(token), &done);
+        }
+    }
+}
