@@ -177,3 +177,23 @@ async fn put_get_delete_round_trip_with_levels() {
     );
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_write_that_leaves_siblings_hands_back_no_context_covering_them() {
+    let cluster = InProcessCluster::start(&single_region(1, 1), TuningFlags::default()).await;
+    let http = reqwest::Client::new();
+    let url = cluster.url(0, "/v1/kv/shared");
+    let first = http.put(&url).body("mine").send().await.unwrap();
+    assert!(first.headers().contains_key("x-cartwheel-context"));
+    // A second writer that never read the key: its value becomes a sibling, and its
+    // answer must not carry a context that would let it overwrite "mine" unseen.
+    let second = http.put(&url).body("theirs").send().await.unwrap();
+    assert_eq!(second.status(), 204);
+    assert!(!second.headers().contains_key("x-cartwheel-context"));
+    assert_eq!(second.headers()["x-cartwheel-siblings"], "2");
+    let read = http.get(&url).send().await.unwrap();
+    assert_eq!(read.status(), 300);
+    let body: Value = read.json().await.unwrap();
+    assert_eq!(body["siblings"].as_array().unwrap().len(), 2);
+    cluster.shutdown().await;
+}

@@ -109,6 +109,9 @@ fn kv_object(object: Object) -> Result<KvObject, ApiError> {
     }
 }
 
+/// On a write that left concurrent siblings: how many (and no context header).
+pub const SIBLINGS_HEADER: &str = "x-cartwheel-siblings";
+
 fn with_context(mut response: Response, object: &KvObject) -> Response {
     if let Ok(value) = HeaderValue::from_str(&encode_context(object.context())) {
         response.headers_mut().insert(CONTEXT_HEADER, value);
@@ -200,9 +203,20 @@ async fn kv_write(
         .coordinator
         .put(&key, value, context, level)
         .await?;
+    let object = kv_object(object)?;
+    // The stored object's context covers every sibling in it. Handing it back when the
+    // write left concurrent siblings would let this client's next write supersede
+    // values it never saw; it reads them (GET) to get a context that covers them.
+    if object.siblings().len() > 1 {
+        let mut response = StatusCode::NO_CONTENT.into_response();
+        if let Ok(count) = HeaderValue::from_str(&object.siblings().len().to_string()) {
+            response.headers_mut().insert(SIBLINGS_HEADER, count);
+        }
+        return Ok(response);
+    }
     Ok(with_context(
         StatusCode::NO_CONTENT.into_response(),
-        &kv_object(object)?,
+        &object,
     ))
 }
 
