@@ -72,6 +72,10 @@ enum Command {
         /// Write a JSON summary here.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Write an SVG timeline here: ops/s, error rate and p99 per region over time,
+        /// fault windows shaded.
+        #[arg(long)]
+        svg: Option<PathBuf>,
         /// Cluster directory (default: a new temporary one, removed afterwards).
         #[arg(long)]
         dir: Option<PathBuf>,
@@ -547,6 +551,7 @@ fn main() -> Result<()> {
                 scenario,
                 duration,
                 json,
+                svg,
                 dir,
                 keep,
                 seed,
@@ -557,6 +562,7 @@ fn main() -> Result<()> {
                     scenario,
                     duration,
                     json,
+                    svg,
                     dir,
                     keep,
                     seed,

@@ -419,6 +419,26 @@ impl LocalCluster {
         Ok(())
     }
 
+    /// Stops one node cleanly (SIGTERM: it tells the others it is going), killing it if
+    /// it has not exited within `NODE_EXIT_TIMEOUT_S`.
+    pub async fn terminate(&mut self, node: &NodeId) -> Result<()> {
+        let pid = self.entry(node)?.pid;
+        signal(pid, libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(limits::NODE_EXIT_TIMEOUT_S);
+        while Instant::now() < deadline {
+            let (_, child) = self
+                .children
+                .iter_mut()
+                .find(|(id, _)| id == node)
+                .with_context(|| format!("no node {node} in this cluster"))?;
+            if child.try_wait()?.is_some() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.kill(node)
+    }
+
     /// Deletes a stopped node's data directory, as a lost disk would; it comes back
     /// empty on its next start and fetches its partitions again.
     pub fn wipe(&self, node: &NodeId) -> Result<()> {

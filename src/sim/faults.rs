@@ -76,6 +76,9 @@ fn node_id(text: &str) -> Result<NodeId> {
 #[derive(Debug, Default)]
 pub struct FaultLog {
     pub lines: Vec<String>,
+    /// (start s, end s, label) of each fault, for the timeline: a kill lasts until the
+    /// restart of the same node or region, a timed fault for its duration.
+    pub windows: Vec<(f64, f64, String)>,
     /// When the last step finished: convergence is timed from here.
     pub healed_at: Option<Instant>,
 }
@@ -90,19 +93,62 @@ pub async fn run(
     faulted: &AtomicBool,
 ) -> Result<FaultLog> {
     let mut log = FaultLog::default();
+    let mut open: BTreeMap<String, f64> = BTreeMap::new();
     for step in steps {
         let at = started + Duration::from_secs_f64(step.at_s);
         tokio::time::sleep_until(at.into()).await;
+        let begun = started.elapsed().as_secs_f64();
         let line = apply(cluster, &step.action, routes, faulted)
             .await
             .with_context(|| format!("fault at {} s: {:?}", step.at_s, step.action))?;
-        log.lines.push(format!(
-            "{:>6.1} s  {line}",
-            started.elapsed().as_secs_f64()
-        ));
+        let ended = started.elapsed().as_secs_f64();
+        log.lines.push(format!("{ended:>6.1} s  {line}"));
+        match window_key(&step.action) {
+            Some((key, true)) => {
+                open.insert(key, begun);
+            }
+            Some((key, false)) => {
+                if let Some(start) = open.remove(&key) {
+                    log.windows.push((start, ended, format!("{key} down")));
+                }
+            }
+            None => log.windows.push((begun, ended, label(&step.action))),
+        }
         log.healed_at = Some(Instant::now());
     }
+    let now = started.elapsed().as_secs_f64();
+    for (key, start) in open {
+        log.windows.push((start, now, format!("{key} down")));
+    }
     Ok(log)
+}
+
+/// For faults that last until a later step ends them: the node or region, and whether
+/// this step begins (true) or ends the fault.
+fn window_key(action: &FaultAction) -> Option<(String, bool)> {
+    match action {
+        FaultAction::Kill { node } | FaultAction::Wipe { node } => Some((node.clone(), true)),
+        FaultAction::Restart { node } => Some((node.clone(), false)),
+        FaultAction::KillRegion { region } => Some((region.clone(), true)),
+        FaultAction::RestartRegion { region } => Some((region.clone(), false)),
+        _ => None,
+    }
+}
+
+fn label(action: &FaultAction) -> String {
+    match action {
+        FaultAction::Join { region } => format!("join {region}"),
+        FaultAction::Leave { node } => format!("{node} leaves"),
+        FaultAction::Pause { node, .. } => format!("{node} paused"),
+        FaultAction::Partition { target, .. } => match target {
+            super::scenario::NetworkTarget::Region(name)
+            | super::scenario::NetworkTarget::Node(name) => format!("{name} cut off"),
+        },
+        FaultAction::Lossy { .. } => "lossy network".to_string(),
+        FaultAction::ClockSkew { node, .. } => format!("{node} clock skewed"),
+        FaultAction::RollingRestart { .. } => "rolling restart".to_string(),
+        other => format!("{other:?}"),
+    }
 }
 
 async fn apply(
@@ -185,6 +231,42 @@ async fn apply(
             let entry = cluster.restart(&node).await?;
             routes.add(&entry.region, entry.id.clone(), entry.http);
             Ok(format!("{node} restarted"))
+        }
+        FaultAction::Partition {
+            target,
+            one_way,
+            for_s,
+        } => super::inject::partition(cluster, target, *one_way, *for_s).await,
+        FaultAction::Lossy {
+            drop,
+            duplicate,
+            delay_ms,
+            jitter_ms,
+            for_s,
+        } => {
+            let plan = crate::transport::FaultPlan {
+                drop_rate: *drop,
+                duplicate_rate: *duplicate,
+                extra_delay_ms: *delay_ms,
+                extra_jitter_ms: *jitter_ms,
+                ..Default::default()
+            };
+            super::inject::lossy(cluster, plan, *for_s).await
+        }
+        FaultAction::ClockSkew {
+            node,
+            offset_ms,
+            for_s,
+        } => super::inject::clock_skew(cluster, &node_id(node)?, *offset_ms, *for_s).await,
+        FaultAction::Wipe { node } => {
+            let node = node_id(node)?;
+            routes.remove(&node);
+            cluster.kill(&node)?;
+            cluster.wipe(&node)?;
+            Ok(format!("{node} killed and its data directory deleted"))
+        }
+        FaultAction::RollingRestart { gap_s } => {
+            super::inject::rolling_restart(cluster, routes, *gap_s).await
         }
         FaultAction::Pause { node, for_s } => {
             let node = node_id(node)?;

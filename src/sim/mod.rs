@@ -6,6 +6,7 @@
 pub mod converge;
 pub mod dst;
 pub mod faults;
+pub mod inject;
 pub mod measure;
 pub mod report;
 pub mod scenario;
@@ -33,6 +34,7 @@ pub struct SimOptions {
     pub scenario: PathBuf,
     pub duration: Option<Duration>,
     pub json: Option<PathBuf>,
+    pub svg: Option<PathBuf>,
     pub dir: Option<PathBuf>,
     pub keep: bool,
     pub seed: Option<u64>,
@@ -41,12 +43,13 @@ pub struct SimOptions {
 
 /// Runs a simulation; `Ok(true)` when every invariant held.
 pub async fn run(options: SimOptions) -> Result<bool> {
+    let scenario = Scenario::load(&options.scenario)?;
+    let flags = node_flags(&options, &scenario)?;
     let topology = crate::config::Topology::load(&options.topology)?;
-    let settings = Settings::new(topology, &options.flags)?;
+    let settings = Settings::new(topology, &flags)?;
     for warning in &settings.warnings {
         eprintln!("warning: {warning}");
     }
-    let scenario = Scenario::load(&options.scenario)?;
     let duration = options
         .duration
         .unwrap_or(Duration::from_secs_f64(scenario.duration_s));
@@ -70,7 +73,7 @@ pub async fn run(options: SimOptions) -> Result<bool> {
         &options.topology,
         &dir,
         &settings,
-        &options.flags,
+        &flags,
         Lifetime::Attached,
     )
     .await?;
@@ -94,7 +97,16 @@ pub async fn run(options: SimOptions) -> Result<bool> {
         moved,
         convergence,
         sessions: session_verdict,
+        mut timeline,
     } = outcome?;
+    if let Some(path) = &options.svg {
+        timeline.converged_s = timeline
+            .heal_s
+            .zip(convergence)
+            .map(|(heal, took)| heal + took.as_secs_f64());
+        std::fs::write(path, timeline::render(&timeline))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
     for line in &fault_log {
         println!("fault {line}");
     }
@@ -111,6 +123,9 @@ pub async fn run(options: SimOptions) -> Result<bool> {
             "converged: every replica of every partition agrees, {:.1} s after the last fault",
             took.as_secs_f64()
         ),
+        None if !scenario.expect.judges("converged") => {
+            println!("convergence not judged in this scenario")
+        }
         None => println!(
             "NOT converged within {} s after the last fault",
             converge::CONVERGENCE_TIMEOUT_S
@@ -125,27 +140,57 @@ pub async fn run(options: SimOptions) -> Result<bool> {
     for example in &verdict.examples {
         println!("  {example}");
     }
+    let mut value = summary(
+        &scenario.name,
+        seed,
+        duration.as_secs_f64(),
+        &table,
+        &verdict,
+    );
+    value["invariants"]["converged"] = serde_json::json!(convergence.is_some());
+    value["convergence_s"] = serde_json::json!(convergence.map(|took| took.as_secs_f64()));
+    if let Some(session_verdict) = &session_verdict {
+        sessions::add_to_summary(&mut value, session_verdict);
+    }
+    if let Some(moved) = &moved {
+        value["ownership"] = serde_json::json!({ "ring_changes": moved.changes, "partition_replicas_moved": moved.moved, "fraction": moved.fraction, "expected_minimum": moved.expected });
+    }
+    let misses = scenario.expect.misses(&value["invariants"]);
+    value["expected"] = serde_json::json!({ "met": misses.is_empty(), "misses": misses });
+    if misses.is_empty() && scenario.expect.expects_violation() {
+        println!("expected outcome met: the checker caught the violation this unsafe setting allows");
+    }
+    for miss in &misses {
+        println!("UNEXPECTED: {miss}");
+    }
     if let Some(path) = &options.json {
-        let mut value = summary(
-            &scenario.name,
-            seed,
-            duration.as_secs_f64(),
-            &table,
-            &verdict,
-        );
-        value["invariants"]["converged"] = serde_json::json!(convergence.is_some());
-        value["convergence_s"] = serde_json::json!(convergence.map(|took| took.as_secs_f64()));
-        if let Some(session_verdict) = &session_verdict {
-            sessions::add_to_summary(&mut value, session_verdict);
-        }
-        if let Some(moved) = &moved {
-            value["ownership"] = serde_json::json!({ "ring_changes": moved.changes, "partition_replicas_moved": moved.moved, "fraction": moved.fraction, "expected_minimum": moved.expected });
-        }
         std::fs::write(path, serde_json::to_vec_pretty(&value)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    let sessions_hold = session_verdict.as_ref().is_none_or(|v| v.holds());
-    Ok(verdict.holds() && sessions_hold && convergence.is_some())
+    Ok(misses.is_empty())
+}
+
+/// The node flags of a run: the scenario's own, or the command line's (not both), with
+/// `--chaos` added when the schedule injects faults through the nodes.
+fn node_flags(options: &SimOptions, scenario: &Scenario) -> Result<TuningFlags> {
+    let mut flags = match &scenario.flags {
+        Some(own) => {
+            let given = options.flags.to_args();
+            if !given.is_empty() {
+                anyhow::bail!(
+                    "scenario {} sets its own node flags; drop {} from the command line",
+                    scenario.name,
+                    given.join(" ")
+                );
+            }
+            own.clone()
+        }
+        None => options.flags.clone(),
+    };
+    if scenario.faults.iter().any(|step| step.action.needs_chaos()) {
+        flags.chaos = true;
+    }
+    Ok(flags)
 }
 
 /// What a run produced.
@@ -158,6 +203,8 @@ struct Outcome {
     moved: Option<Moved>,
     /// What the session checks found, for a session workload.
     sessions: Option<sessions::SessionVerdict>,
+    /// The run over time (kv workload), for `--svg`.
+    timeline: timeline::Timeline,
 }
 
 /// Partition replicas that changed owner during the run.
@@ -263,6 +310,8 @@ fn spawn_kv_clients(
                 value_bytes: scenario.workload.value_bytes,
                 read: scenario.workload.read,
                 write: scenario.workload.write,
+                delete_fraction: scenario.workload.delete_fraction,
+                epoch: shared.epoch,
                 seed: seed ^ (clients.len() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
             };
             clients.push(tokio::spawn(run_client(
@@ -314,7 +363,8 @@ async fn drive(
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} s  {msg}").expect("valid template"),
     );
-    let started = std::time::Instant::now();
+    // Fault times and the timeline share the clients' time zero.
+    let started = shared.epoch;
     let progress = async {
         while started.elapsed() < duration {
             tokio::time::sleep(
@@ -337,13 +387,19 @@ async fn drive(
     }
     let session_results = sessions::join(session_clients).await?;
     let fault_log = fault_log?;
+    let lines = fault_log.lines.clone();
     // The heal: every replica must end with the same data. Timed from the last fault.
     let healed_at = fault_log.healed_at.unwrap_or_else(std::time::Instant::now);
-    let convergence = converge::wait_converged(&http, &cluster.nodes, healed_at).await;
+    let convergence = if scenario.expect.judges("converged") {
+        converge::wait_converged(&http, &cluster.nodes, healed_at).await
+    } else {
+        None
+    };
     println!(
         "sim: workload done ({} ops); checking every acknowledged write",
         ops.load(Ordering::Relaxed)
     );
+    let timeline = timeline_of(scenario, settings, &results, &fault_log, shared.epoch);
     let mut table = merge_tables(&results);
     let verdict = verify(&http, &results, &routes).await;
     let session_verdict = sessions::check(&shared, &session_results, &mut table).await;
@@ -351,9 +407,49 @@ async fn drive(
     Ok(Outcome {
         table,
         verdict,
-        fault_log: fault_log.lines,
+        fault_log: lines,
         moved,
         convergence,
         sessions: session_verdict,
+        timeline,
     })
+}
+
+/// The run's operations per region and second, with the fault windows.
+fn timeline_of(
+    scenario: &Scenario,
+    settings: &Settings,
+    results: &[workload::ClientResult],
+    fault_log: &faults::FaultLog,
+    epoch: std::time::Instant,
+) -> timeline::Timeline {
+    let samples: Vec<timeline::Sample> = results
+        .iter()
+        .flat_map(|result| {
+            result.samples.iter().map(|sample| timeline::Sample {
+                region: result.region.clone(),
+                start_s: sample.start_s,
+                latency_ms: sample.latency_ms,
+                ok: sample.ok,
+            })
+        })
+        .collect();
+    let faults = fault_log
+        .windows
+        .iter()
+        .map(|(start_s, end_s, label)| timeline::FaultWindow {
+            start_s: *start_s,
+            end_s: *end_s,
+            label: label.clone(),
+        })
+        .collect();
+    timeline::Timeline {
+        title: format!("{}: throughput, errors and p99 per region", scenario.name),
+        series: timeline::bucket(&samples, 1.0, &region_names(settings)),
+        faults,
+        heal_s: fault_log
+            .healed_at
+            .map(|at| at.saturating_duration_since(epoch).as_secs_f64()),
+        converged_s: None,
+    }
 }

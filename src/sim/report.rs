@@ -69,6 +69,8 @@ pub struct Verdict {
     pub unreadable_keys: u64,
     /// Reads during the run that found nothing for a key with an acknowledged write.
     pub acked_reads_not_found: u64,
+    /// Keys whose last acknowledged operation was a delete, read back with a value.
+    pub resurrected_deletes: u64,
     pub examples: Vec<String>,
 }
 
@@ -143,6 +145,7 @@ pub fn summary(
             "lost_acked_writes": verdict.lost_acked_writes,
             "unreadable_keys": verdict.unreadable_keys,
             "acked_reads_not_found": verdict.acked_reads_not_found,
+            "resurrected_deletes": verdict.resurrected_deletes,
             "keys_checked": verdict.keys_checked,
         },
         "latency_ms": latency,

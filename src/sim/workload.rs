@@ -38,15 +38,63 @@ pub struct ClientSpec {
     pub value_bytes: usize,
     pub read: Option<Level>,
     pub write: Option<Level>,
+    /// Share of writes that are deletes (sent with the key's context).
+    pub delete_fraction: f64,
+    /// Time zero of the run, for the timeline's samples.
+    pub epoch: Instant,
     pub seed: u64,
 }
 
-/// What a client knows about one of its keys.
+/// Operations a client keeps for the timeline; past it the timeline thins out.
+pub const TIMELINE_SAMPLES_PER_CLIENT_MAX: usize = 200_000;
+
+/// One finished operation, for the timeline: start (s since the run began), latency
+/// (ms), success.
+#[derive(Clone, Copy, Debug)]
+pub struct Sample {
+    pub start_s: f64,
+    pub latency_ms: f64,
+    pub ok: bool,
+}
+
+/// What a client knows about one of its keys. A delete is recorded as an empty value
+/// (written values are never empty).
 #[derive(Clone, Debug, Default)]
 pub struct KeyState {
     context: Option<String>,
     last_acked: Option<Vec<u8>>,
     uncertain: Vec<Vec<u8>>,
+}
+
+/// What the final read of a key found, against what the client was told.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyCheck {
+    Fine,
+    /// The last acknowledged value is gone (and no later write of unknown outcome shows).
+    Lost,
+    /// The last acknowledged operation deleted the key, yet a value it did not write
+    /// after the delete is there.
+    Resurrected,
+}
+
+/// Judges the values read at the end for a key whose last acknowledged operation wrote
+/// `acked` (empty: deleted), with later operations of unknown outcome `uncertain`.
+pub fn check_key(values: &[Vec<u8>], acked: &[u8], uncertain: &[Vec<u8>]) -> KeyCheck {
+    let later_delete = uncertain.iter().any(Vec::is_empty);
+    let known = |value: &Vec<u8>| uncertain.contains(value);
+    if acked.is_empty() {
+        return if values.iter().all(known) {
+            KeyCheck::Fine
+        } else {
+            KeyCheck::Resurrected
+        };
+    }
+    let present = values.iter().any(|value| *value == acked || known(value));
+    if present || (values.is_empty() && later_delete) {
+        KeyCheck::Fine
+    } else {
+        KeyCheck::Lost
+    }
 }
 
 /// A finished client: its latencies and the writes to check.
@@ -56,6 +104,7 @@ pub struct ClientResult {
     pub keys: BTreeMap<String, KeyState>,
     /// Reads that found nothing for a key with an acknowledged write.
     pub acked_reads_not_found: u64,
+    pub samples: Vec<Sample>,
 }
 
 fn value_for(key: &str, sequence: u64, size: usize) -> Vec<u8> {
@@ -82,6 +131,7 @@ pub async fn run_client(
     let mut table = Table::new();
     let mut sequence = 0u64;
     let mut acked_reads_not_found = 0;
+    let mut samples = Vec::new();
     while !*stop.borrow() {
         let key = format!(
             "{}-c{}-k{}",
@@ -105,7 +155,8 @@ pub async fn run_client(
             match http.get(url).send().await {
                 Ok(response) => {
                     let code = response.status().as_u16();
-                    if code == 404 && state.last_acked.is_some() {
+                    let written = state.last_acked.as_ref().is_some_and(|v| !v.is_empty());
+                    if code == 404 && written {
                         acked_reads_not_found += 1;
                     }
                     matches!(code, 200 | 300 | 404)
@@ -114,12 +165,22 @@ pub async fn run_client(
             }
         } else {
             sequence += 1;
-            let value = value_for(&key, sequence, spec.value_bytes);
+            // A delete needs the context of the value it removes (else it is a sibling).
+            let delete = state.context.is_some() && rng.gen_bool(spec.delete_fraction);
+            let value = if delete {
+                Vec::new()
+            } else {
+                value_for(&key, sequence, spec.value_bytes)
+            };
             let url = format!(
                 "http://{node}/v1/kv/{key}{}",
                 level_query("consistency", spec.write)
             );
-            let mut request = http.put(url).body(value.clone());
+            let mut request = if delete {
+                http.delete(url)
+            } else {
+                http.put(url).body(value.clone())
+            };
             if let Some(context) = &state.context {
                 request = request.header(CONTEXT_HEADER, context);
             }
@@ -147,6 +208,13 @@ pub async fn run_client(
         };
         let op = if is_read { "read" } else { "write" };
         let micros = started.elapsed().as_micros() as u64;
+        if samples.len() < TIMELINE_SAMPLES_PER_CLIENT_MAX {
+            samples.push(Sample {
+                start_s: started.duration_since(spec.epoch).as_secs_f64(),
+                latency_ms: micros as f64 / 1000.0,
+                ok,
+            });
+        }
         let mut names = vec![op.to_string()];
         if spec.faulted.load(Ordering::Relaxed) {
             // Also counted apart: latency while a region is down.
@@ -170,6 +238,7 @@ pub async fn run_client(
         table,
         keys,
         acked_reads_not_found,
+        samples,
     }
 }
 
@@ -217,14 +286,11 @@ pub async fn verify(http: &reqwest::Client, results: &[ClientResult], routes: &R
             })
         })
     });
-    let outcomes: Vec<(String, Option<bool>)> = futures::stream::iter(checks)
+    let outcomes: Vec<(String, Option<KeyCheck>)> = futures::stream::iter(checks)
         .map(|(nodes, key, acked, uncertain)| async move {
             for attempt in 0..VERIFY_ATTEMPTS_MAX {
                 if let Some(values) = read_values(http, &nodes, &key, attempt).await {
-                    let present = values
-                        .iter()
-                        .any(|value| *value == acked || uncertain.contains(value));
-                    return (key, Some(present));
+                    return (key, Some(check_key(&values, &acked, &uncertain)));
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -243,13 +309,21 @@ pub async fn verify(http: &reqwest::Client, results: &[ClientResult], routes: &R
     for (key, outcome) in outcomes {
         verdict.keys_checked += 1;
         match outcome {
-            Some(true) => {}
-            Some(false) => {
+            Some(KeyCheck::Fine) => {}
+            Some(KeyCheck::Lost) => {
                 verdict.lost_acked_writes += 1;
                 if verdict.examples.len() < 10 {
                     verdict
                         .examples
                         .push(format!("{key}: last acknowledged value missing"));
+                }
+            }
+            Some(KeyCheck::Resurrected) => {
+                verdict.resurrected_deletes += 1;
+                if verdict.examples.len() < 10 {
+                    verdict
+                        .examples
+                        .push(format!("{key}: deleted, yet a value came back"));
                 }
             }
             None => {
@@ -287,5 +361,19 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a.len(), 64);
         assert!(value_for("a-long-key-name", 1, 4).starts_with(b"a-long-key-name#1#"));
+    }
+
+    #[test]
+    fn the_final_check_tells_lost_writes_and_resurrected_deletes_apart() {
+        let (old, new) = (b"k#1#".to_vec(), b"k#2#".to_vec());
+        assert_eq!(check_key(&[old.clone()], &old, &[]), KeyCheck::Fine);
+        assert_eq!(check_key(&[], &old, &[]), KeyCheck::Lost);
+        assert_eq!(check_key(&[new.clone()], &old, &[new.clone()]), KeyCheck::Fine);
+        // A later delete of unknown outcome may have removed it.
+        assert_eq!(check_key(&[], &old, &[Vec::new()]), KeyCheck::Fine);
+        // Deleted: nothing may come back but a later write of unknown outcome.
+        assert_eq!(check_key(&[], &[], &[]), KeyCheck::Fine);
+        assert_eq!(check_key(&[old.clone()], &[], &[]), KeyCheck::Resurrected);
+        assert_eq!(check_key(&[new.clone()], &[], &[new]), KeyCheck::Fine);
     }
 }

@@ -8,6 +8,22 @@ use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use std::path::Path;
 
+mod expect;
+mod steps;
+
+pub use expect::{Expect, Expectations};
+use crate::config::TuningFlags;
+use clap::Parser;
+
+/// A scenario's `flags`, parsed with the same rules as the command line.
+#[derive(Parser)]
+struct ScenarioFlags {
+    #[command(flatten)]
+    flags: TuningFlags,
+}
+use steps::{fault_action, RawFault};
+pub use steps::{FaultAction, FaultStep, NetworkTarget, FAULT_STEPS_MAX};
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawScenario {
@@ -17,47 +33,13 @@ struct RawScenario {
     #[serde(default)]
     faults: Vec<RawFault>,
     sessions: Option<RawSessions>,
+    /// Node flags this scenario runs with (e.g. `["--w", "1", "--strict-quorum"]`).
+    #[serde(default)]
+    flags: Vec<String>,
+    /// What the checker must find: invariant name = "zero" | "some" | "any" | true | false.
+    #[serde(default)]
+    expect: std::collections::BTreeMap<String, toml::Value>,
 }
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawFault {
-    at_s: f64,
-    action: String,
-    node: Option<String>,
-    region: Option<String>,
-    for_s: Option<f64>,
-}
-
-/// One step of a fault schedule.
-#[derive(Clone, Debug, PartialEq)]
-pub struct FaultStep {
-    /// Seconds after the workload starts.
-    pub at_s: f64,
-    pub action: FaultAction,
-}
-
-/// What a step does.
-#[derive(Clone, Debug, PartialEq)]
-pub enum FaultAction {
-    /// A new node joins `region`.
-    Join { region: String },
-    /// `node` leaves gracefully (hands over its partitions, then exits).
-    Leave { node: String },
-    /// SIGKILL `node`.
-    Kill { node: String },
-    /// Start a killed `node` again with its data.
-    Restart { node: String },
-    /// SIGSTOP `node` for `for_s` seconds, then SIGCONT.
-    Pause { node: String, for_s: f64 },
-    /// SIGKILL every node of `region` (a region outage).
-    KillRegion { region: String },
-    /// Start every killed node of `region` again with its data.
-    RestartRegion { region: String },
-}
-
-/// Most steps in one schedule.
-pub const FAULT_STEPS_MAX: usize = 1000;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -70,6 +52,8 @@ struct RawWorkload {
     value_bytes: Option<usize>,
     read: Option<String>,
     write: Option<String>,
+    /// Share of kv writes that are deletes (default 0).
+    delete_fraction: Option<f64>,
 }
 
 /// A validated scenario.
@@ -80,6 +64,9 @@ pub struct Scenario {
     pub workload: Workload,
     /// In time order.
     pub faults: Vec<FaultStep>,
+    /// Node flags of this scenario (`flags = [...]`), parsed like the command line's.
+    pub flags: Option<TuningFlags>,
+    pub expect: Expectations,
 }
 
 /// What the clients run.
@@ -101,6 +88,7 @@ pub struct Workload {
     pub value_bytes: usize,
     pub read: Option<Level>,
     pub write: Option<Level>,
+    pub delete_fraction: f64,
 }
 
 /// Most clients per region a scenario may ask for.
@@ -109,44 +97,6 @@ pub const CLIENTS_PER_REGION_MAX: u32 = 256;
 pub const KEYS_PER_CLIENT_MAX: u32 = 100_000;
 /// Longest scenario.
 pub const DURATION_S_MAX: f64 = 86_400.0;
-
-fn fault_action(index: usize, raw: &RawFault) -> Result<FaultAction> {
-    let need = |field: &str, value: &Option<String>| {
-        value
-            .clone()
-            .with_context(|| format!("faults[{index}]: action {} needs {field}", raw.action))
-    };
-    let action = match raw.action.as_str() {
-        "join" => FaultAction::Join {
-            region: need("region", &raw.region)?,
-        },
-        "leave" => FaultAction::Leave {
-            node: need("node", &raw.node)?,
-        },
-        "kill" => FaultAction::Kill {
-            node: need("node", &raw.node)?,
-        },
-        "restart" => FaultAction::Restart {
-            node: need("node", &raw.node)?,
-        },
-        "pause" => {
-            let for_s = raw
-                .for_s
-                .with_context(|| format!("faults[{index}]: action pause needs for_s"))?;
-            if !(for_s > 0.0 && for_s <= DURATION_S_MAX) {
-                bail!("faults[{index}].for_s: must be above 0, got {for_s}");
-            }
-            FaultAction::Pause {
-                node: need("node", &raw.node)?,
-                for_s,
-            }
-        }
-        "kill-region" => FaultAction::KillRegion { region: need("region", &raw.region)? },
-        "restart-region" => FaultAction::RestartRegion { region: need("region", &raw.region)? },
-        other => bail!("faults[{index}].action: unknown action {other:?} (join, leave, kill, restart, pause, kill-region, restart-region)"),
-    };
-    Ok(action)
-}
 
 /// The workload kind, checking that each kind gets only its own fields; for the session
 /// workload the kv fields, which it does not use, are filled with inert values.
@@ -213,6 +163,10 @@ impl Scenario {
         let read_fraction = workload.read_fraction.unwrap_or_default();
         let keys_per_client = workload.keys_per_client.unwrap_or_default();
         let value_bytes = workload.value_bytes.unwrap_or_default();
+        let delete_fraction = workload.delete_fraction.unwrap_or(0.0);
+        if !(0.0..=1.0).contains(&delete_fraction) {
+            bail!("workload.delete_fraction: must be between 0 and 1, got {delete_fraction}");
+        }
         if !(0.0..=1.0).contains(&read_fraction) {
             bail!("workload.read_fraction: must be between 0 and 1, got {read_fraction}");
         }
@@ -251,7 +205,17 @@ impl Scenario {
             });
         }
         faults.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
+        let flags = if raw.flags.is_empty() {
+            None
+        } else {
+            let args = std::iter::once("cartwheel").chain(raw.flags.iter().map(String::as_str));
+            let parsed = ScenarioFlags::try_parse_from(args)
+                .map_err(|error| anyhow::anyhow!("flags: {}", error.to_string().trim()))?;
+            Some(parsed.flags)
+        };
         Ok(Scenario {
+            flags,
+            expect: Expectations::parse(&raw.expect)?,
             name: raw.name.clone(),
             duration_s: raw.duration_s,
             faults,
@@ -263,6 +227,7 @@ impl Scenario {
                 value_bytes,
                 read: level("read", &workload.read)?,
                 write: level("write", &workload.write)?,
+                delete_fraction,
             },
         })
     }
