@@ -76,6 +76,10 @@ enum Command {
         /// fault windows shaded.
         #[arg(long)]
         svg: Option<PathBuf>,
+        /// Write every operation (start, end, region, node, request, outcome) here as
+        /// JSON lines.
+        #[arg(long)]
+        history: Option<PathBuf>,
         /// Cluster directory (default: a new temporary one, removed afterwards).
         #[arg(long)]
         dir: Option<PathBuf>,
@@ -552,6 +556,7 @@ fn main() -> Result<()> {
                 duration,
                 json,
                 svg,
+                history,
                 dir,
                 keep,
                 seed,
@@ -563,6 +568,7 @@ fn main() -> Result<()> {
                     duration,
                     json,
                     svg,
+                    history,
                     dir,
                     keep,
                     seed,

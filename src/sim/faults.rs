@@ -94,15 +94,25 @@ pub async fn run(
 ) -> Result<FaultLog> {
     let mut log = FaultLog::default();
     let mut open: BTreeMap<String, f64> = BTreeMap::new();
+    let mut healings = Vec::new();
     for step in steps {
         let at = started + Duration::from_secs_f64(step.at_s);
         tokio::time::sleep_until(at.into()).await;
         let begun = started.elapsed().as_secs_f64();
-        let line = apply(cluster, &step.action, routes, faulted)
+        let (line, healing) = apply(cluster, &step.action, routes, faulted)
             .await
             .with_context(|| format!("fault at {} s: {:?}", step.at_s, step.action))?;
-        let ended = started.elapsed().as_secs_f64();
-        log.lines.push(format!("{ended:>6.1} s  {line}"));
+        let mut ended = started.elapsed().as_secs_f64();
+        if let Some(healing) = healing {
+            healings.push(healing);
+            ended = begun + step.action.duration_s().unwrap_or(0.0);
+        }
+        let shown = if step.action.duration_s().is_some() {
+            begun
+        } else {
+            ended
+        };
+        log.lines.push(format!("{shown:>6.1} s  {line}"));
         match window_key(&step.action) {
             Some((key, true)) => {
                 open.insert(key, begun);
@@ -114,6 +124,11 @@ pub async fn run(
             }
             None => log.windows.push((begun, ended, label(&step.action))),
         }
+        log.healed_at = Some(Instant::now());
+    }
+    // The schedule ends when its last timed fault has healed.
+    for healing in healings {
+        let _ = healing.await;
         log.healed_at = Some(Instant::now());
     }
     let now = started.elapsed().as_secs_f64();
@@ -152,6 +167,56 @@ fn label(action: &FaultAction) -> String {
 }
 
 async fn apply(
+    cluster: &mut LocalCluster,
+    action: &FaultAction,
+    routes: &Routes,
+    faulted: &AtomicBool,
+) -> Result<(String, Option<super::inject::Healing>)> {
+    if let Some(timed) = timed(cluster, action).await? {
+        return Ok((timed.0, Some(timed.1)));
+    }
+    let line = untimed(cluster, action, routes, faulted).await?;
+    Ok((line, None))
+}
+
+/// Starts a fault that heals by itself after its duration.
+async fn timed(
+    cluster: &LocalCluster,
+    action: &FaultAction,
+) -> Result<Option<(String, super::inject::Healing)>> {
+    let started = match action {
+        FaultAction::Partition {
+            target,
+            one_way,
+            for_s,
+        } => super::inject::partition(cluster, target, *one_way, *for_s).await?,
+        FaultAction::Lossy {
+            drop,
+            duplicate,
+            delay_ms,
+            jitter_ms,
+            for_s,
+        } => {
+            let plan = crate::transport::FaultPlan {
+                drop_rate: *drop,
+                duplicate_rate: *duplicate,
+                extra_delay_ms: *delay_ms,
+                extra_jitter_ms: *jitter_ms,
+                ..Default::default()
+            };
+            super::inject::lossy(cluster, plan, *for_s).await?
+        }
+        FaultAction::ClockSkew {
+            node,
+            offset_ms,
+            for_s,
+        } => super::inject::clock_skew(cluster, &node_id(node)?, *offset_ms, *for_s).await?,
+        _ => return Ok(None),
+    };
+    Ok(Some(started))
+}
+
+async fn untimed(
     cluster: &mut LocalCluster,
     action: &FaultAction,
     routes: &Routes,
@@ -232,32 +297,9 @@ async fn apply(
             routes.add(&entry.region, entry.id.clone(), entry.http);
             Ok(format!("{node} restarted"))
         }
-        FaultAction::Partition {
-            target,
-            one_way,
-            for_s,
-        } => super::inject::partition(cluster, target, *one_way, *for_s).await,
-        FaultAction::Lossy {
-            drop,
-            duplicate,
-            delay_ms,
-            jitter_ms,
-            for_s,
-        } => {
-            let plan = crate::transport::FaultPlan {
-                drop_rate: *drop,
-                duplicate_rate: *duplicate,
-                extra_delay_ms: *delay_ms,
-                extra_jitter_ms: *jitter_ms,
-                ..Default::default()
-            };
-            super::inject::lossy(cluster, plan, *for_s).await
-        }
-        FaultAction::ClockSkew {
-            node,
-            offset_ms,
-            for_s,
-        } => super::inject::clock_skew(cluster, &node_id(node)?, *offset_ms, *for_s).await,
+        FaultAction::Partition { .. }
+        | FaultAction::Lossy { .. }
+        | FaultAction::ClockSkew { .. } => unreachable!("timed faults are started by `timed`"),
         FaultAction::Wipe { node } => {
             let node = node_id(node)?;
             routes.remove(&node);

@@ -1,6 +1,7 @@
 //! Faults injected through the nodes' admin endpoints (nodes started with `--chaos`):
-//! partitions, lossy links and clock skew, each applied for a while and then healed;
-//! and the process-level rolling restart.
+//! partitions, lossy links and clock skew, each applied at once and healed by a task
+//! after its duration (later steps of the schedule run meanwhile); and the
+//! process-level rolling restart.
 
 use super::faults::Routes;
 use super::scenario::NetworkTarget;
@@ -40,19 +41,47 @@ async fn set_plans(cluster: &LocalCluster, plans: Vec<(SocketAddr, FaultPlan)>) 
     let secret = load_admin_secret(&cluster.launcher.dir)?;
     let http = reqwest::Client::new();
     for (node, plan) in plans {
-        put(&http, node, "/v1/admin/faults", &secret, &serde_json::to_value(plan)?).await?;
+        put(
+            &http,
+            node,
+            "/v1/admin/faults",
+            &secret,
+            &serde_json::to_value(plan)?,
+        )
+        .await?;
     }
     Ok(())
 }
 
-/// Clears every node's injected network faults.
-pub async fn heal_network(cluster: &LocalCluster) -> Result<()> {
-    let plans = cluster
-        .nodes
-        .iter()
-        .map(|node| (node.http, FaultPlan::default()))
-        .collect();
-    set_plans(cluster, plans).await
+/// A timed fault's end: the task that undoes it.
+pub type Healing = tokio::task::JoinHandle<()>;
+
+/// After `for_s`, sends `body` to `path` on every node of `nodes`. A node that is gone
+/// by then (killed by a later step) is skipped.
+fn heal_later(
+    cluster: &LocalCluster,
+    nodes: Vec<SocketAddr>,
+    path: &'static str,
+    body: serde_json::Value,
+    for_s: f64,
+) -> Result<Healing> {
+    let secret = load_admin_secret(&cluster.launcher.dir)?;
+    Ok(tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs_f64(for_s)).await;
+        let http = reqwest::Client::new();
+        for node in nodes {
+            if let Err(error) = put(&http, node, path, &secret, &body).await {
+                eprintln!("sim: heal skipped a node: {error:#}");
+            }
+        }
+    }))
+}
+
+/// Heals every node's network faults after `for_s`.
+fn heal_network_later(cluster: &LocalCluster, for_s: f64) -> Result<Healing> {
+    let nodes = cluster.nodes.iter().map(|node| node.http).collect();
+    let clear = serde_json::to_value(FaultPlan::default())?;
+    heal_later(cluster, nodes, "/v1/admin/faults", clear, for_s)
 }
 
 /// Cuts `target` off from every other node for `for_s`, then heals. One way: only the
@@ -62,7 +91,7 @@ pub async fn partition(
     target: &NetworkTarget,
     one_way: bool,
     for_s: f64,
-) -> Result<String> {
+) -> Result<(String, Healing)> {
     let inside: BTreeSet<NodeId> = cluster
         .nodes
         .iter()
@@ -92,10 +121,13 @@ pub async fn partition(
         plans.push((node.http, plan));
     }
     set_plans(cluster, plans).await?;
-    tokio::time::sleep(Duration::from_secs_f64(for_s)).await;
-    heal_network(cluster).await?;
-    let how = if one_way { "one way (outbound)" } else { "both ways" };
-    Ok(format!("{target:?} partitioned {how} for {for_s} s, healed"))
+    let how = if one_way {
+        "one way (outbound)"
+    } else {
+        "both ways"
+    };
+    let line = format!("{target:?} partitioned {how} for {for_s} s");
+    Ok((line, heal_network_later(cluster, for_s)?))
 }
 
 fn all_but(cluster: &LocalCluster, inside: &BTreeSet<NodeId>) -> BTreeSet<NodeId> {
@@ -108,15 +140,22 @@ fn all_but(cluster: &LocalCluster, inside: &BTreeSet<NodeId>) -> BTreeSet<NodeId
 }
 
 /// Drops, duplicates and delays messages between every node for `for_s`, then heals.
-pub async fn lossy(cluster: &LocalCluster, plan: FaultPlan, for_s: f64) -> Result<String> {
-    let plans = cluster.nodes.iter().map(|node| (node.http, plan.clone())).collect();
+pub async fn lossy(
+    cluster: &LocalCluster,
+    plan: FaultPlan,
+    for_s: f64,
+) -> Result<(String, Healing)> {
+    let plans = cluster
+        .nodes
+        .iter()
+        .map(|node| (node.http, plan.clone()))
+        .collect();
     set_plans(cluster, plans).await?;
-    tokio::time::sleep(Duration::from_secs_f64(for_s)).await;
-    heal_network(cluster).await?;
-    Ok(format!(
-        "lossy network for {for_s} s (drop {}, duplicate {}, delay {} ms + jitter {} ms), healed",
+    let line = format!(
+        "lossy network for {for_s} s (drop {}, duplicate {}, delay {} ms + jitter {} ms)",
         plan.drop_rate, plan.duplicate_rate, plan.extra_delay_ms, plan.extra_jitter_ms
-    ))
+    );
+    Ok((line, heal_network_later(cluster, for_s)?))
 }
 
 /// Moves one node's data clock by `offset_ms` for `for_s`, then back.
@@ -125,19 +164,32 @@ pub async fn clock_skew(
     node: &NodeId,
     offset_ms: i64,
     for_s: f64,
-) -> Result<String> {
+) -> Result<(String, Healing)> {
     let entry = cluster.entry(node)?;
     let secret = load_admin_secret(&cluster.launcher.dir)?;
     let http = reqwest::Client::new();
     let set = |offset: i64| serde_json::json!({ "offset_ms": offset });
-    put(&http, entry.http, "/v1/admin/clock", &secret, &set(offset_ms)).await?;
-    tokio::time::sleep(Duration::from_secs_f64(for_s)).await;
-    put(&http, entry.http, "/v1/admin/clock", &secret, &set(0)).await?;
-    Ok(format!("{node} clock moved {offset_ms} ms for {for_s} s"))
+    put(
+        &http,
+        entry.http,
+        "/v1/admin/clock",
+        &secret,
+        &set(offset_ms),
+    )
+    .await?;
+    let healing = heal_later(cluster, vec![entry.http], "/v1/admin/clock", set(0), for_s)?;
+    Ok((
+        format!("{node} clock moved {offset_ms} ms for {for_s} s"),
+        healing,
+    ))
 }
 
 /// Stops (SIGTERM, so it announces itself gone) and restarts every node in turn.
-pub async fn rolling_restart(cluster: &mut LocalCluster, routes: &Routes, gap_s: f64) -> Result<String> {
+pub async fn rolling_restart(
+    cluster: &mut LocalCluster,
+    routes: &Routes,
+    gap_s: f64,
+) -> Result<String> {
     let nodes: Vec<NodeId> = cluster.nodes.iter().map(|node| node.id.clone()).collect();
     for node in &nodes {
         routes.remove(node);
@@ -146,5 +198,8 @@ pub async fn rolling_restart(cluster: &mut LocalCluster, routes: &Routes, gap_s:
         routes.add(&entry.region, entry.id.clone(), entry.http);
         tokio::time::sleep(Duration::from_secs_f64(gap_s)).await;
     }
-    Ok(format!("{} nodes restarted one by one, {gap_s} s apart", nodes.len()))
+    Ok(format!(
+        "{} nodes restarted one by one, {gap_s} s apart",
+        nodes.len()
+    ))
 }

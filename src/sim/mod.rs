@@ -35,6 +35,8 @@ pub struct SimOptions {
     pub duration: Option<Duration>,
     pub json: Option<PathBuf>,
     pub svg: Option<PathBuf>,
+    /// Write every operation of the kv workload here, one JSON object per line.
+    pub history: Option<PathBuf>,
     pub dir: Option<PathBuf>,
     pub keep: bool,
     pub seed: Option<u64>,
@@ -79,7 +81,7 @@ pub async fn run(options: SimOptions) -> Result<bool> {
     .await?;
     println!("sim: cluster ready");
     let outcome = tokio::select! {
-        outcome = drive(&mut cluster, &settings, &scenario, duration, seed) => Some(outcome),
+        outcome = drive(&mut cluster, &settings, &scenario, duration, seed, options.history.as_deref()) => Some(outcome),
         _ = tokio::signal::ctrl_c() => None,
     };
     cluster.stop().await;
@@ -99,6 +101,7 @@ pub async fn run(options: SimOptions) -> Result<bool> {
         sessions: session_verdict,
         mut timeline,
     } = outcome?;
+    let availability = timeline::availability(&timeline);
     if let Some(path) = &options.svg {
         timeline.converged_s = timeline
             .heal_s
@@ -158,11 +161,18 @@ pub async fn run(options: SimOptions) -> Result<bool> {
     let misses = scenario.expect.misses(&value["invariants"]);
     value["expected"] = serde_json::json!({ "met": misses.is_empty(), "misses": misses });
     if misses.is_empty() && scenario.expect.expects_violation() {
-        println!("expected outcome met: the checker caught the violation this unsafe setting allows");
+        println!(
+            "expected outcome met: the checker caught the violation this unsafe setting allows"
+        );
     }
     for miss in &misses {
         println!("UNEXPECTED: {miss}");
     }
+    value["availability_during_faults"] = serde_json::json!(availability);
+    println!(
+        "{}",
+        report::row(&value, scenario.expect.expects_violation(), &misses)
+    );
     if let Some(path) = &options.json {
         std::fs::write(path, serde_json::to_vec_pretty(&value)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
@@ -331,6 +341,7 @@ async fn drive(
     scenario: &Scenario,
     duration: Duration,
     seed: u64,
+    history: Option<&std::path::Path>,
 ) -> Result<Outcome> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -400,6 +411,9 @@ async fn drive(
         ops.load(Ordering::Relaxed)
     );
     let timeline = timeline_of(scenario, settings, &results, &fault_log, shared.epoch);
+    if let Some(path) = history {
+        write_history(path, &results)?;
+    }
     let mut table = merge_tables(&results);
     let verdict = verify(&http, &results, &routes).await;
     let session_verdict = sessions::check(&shared, &session_results, &mut table).await;
@@ -413,6 +427,31 @@ async fn drive(
         sessions: session_verdict,
         timeline,
     })
+}
+
+/// Writes the recorded operations as JSON lines: start and end (s since the run
+/// began), client region, node, request, key and outcome.
+fn write_history(path: &std::path::Path, results: &[workload::ClientResult]) -> Result<()> {
+    use std::io::Write;
+    let file =
+        std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    for result in results {
+        for sample in &result.samples {
+            let line = serde_json::json!({
+                "start_s": sample.start_s,
+                "end_s": sample.start_s + sample.latency_ms / 1000.0,
+                "region": result.region,
+                "node": sample.node.to_string(),
+                "op": sample.op,
+                "key": sample.key,
+                "ok": sample.ok,
+            });
+            writeln!(out, "{line}")?;
+        }
+    }
+    out.flush()?;
+    Ok(())
 }
 
 /// The run's operations per region and second, with the fault windows.

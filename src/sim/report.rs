@@ -80,6 +80,60 @@ impl Verdict {
     }
 }
 
+/// One line for `sim/chaos.sh`'s table (it starts with `row:`): the scenario, its
+/// verdict, and the figures the table shows.
+pub fn row(summary: &Value, expects_violation: bool, misses: &[String]) -> String {
+    let invariants = &summary["invariants"];
+    let verdict = match (misses.is_empty(), expects_violation) {
+        (true, true) => "pass (caught)",
+        (true, false) => "pass",
+        (false, _) => "FAIL",
+    };
+    let number = |value: &Value| value.as_u64().unwrap_or(0);
+    let converged = match summary["convergence_s"].as_f64() {
+        Some(seconds) => format!("{seconds:.1} s"),
+        None => "-".to_string(),
+    };
+    let availability = summary["availability_during_faults"]
+        .as_object()
+        .map(|regions| {
+            regions
+                .iter()
+                .map(|(region, share)| {
+                    format!("{region} {:.0}%", share.as_f64().unwrap_or(0.0) * 100.0)
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    let worst_p99 = |op: &str| {
+        summary["latency_ms"]
+            .as_object()
+            .map(|regions| {
+                regions
+                    .values()
+                    .filter_map(|ops| ops[op]["p99"].as_f64())
+                    .fold(0.0_f64, f64::max)
+            })
+            .unwrap_or(0.0)
+    };
+    format!(
+        "row: | {} | {verdict} | {} | {} | {} | {} | {converged} | {} | {:.0} / {:.0} |",
+        summary["scenario"].as_str().unwrap_or("?"),
+        number(&summary["ops"]["acked"]),
+        number(&invariants["lost_acked_writes"]),
+        number(&invariants["resurrected_deletes"]),
+        number(&summary["ops"]["failed"]),
+        if availability.is_empty() {
+            "-".to_string()
+        } else {
+            availability
+        },
+        worst_p99("read"),
+        worst_p99("write"),
+    )
+}
+
 /// The printed table: one row per region and operation.
 pub fn render(table: &Table) -> String {
     let width = table

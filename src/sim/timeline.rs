@@ -361,6 +361,31 @@ impl Svg {
     }
 }
 
+/// Share of operations that succeeded in each region while any fault window was open
+/// (regions with no operation then are left out).
+pub fn availability(timeline: &Timeline) -> std::collections::BTreeMap<String, f64> {
+    let inside = |t: f64| {
+        timeline
+            .faults
+            .iter()
+            .any(|window| t >= window.start_s && t < window.end_s.max(window.start_s + 1.0))
+    };
+    let mut shares = std::collections::BTreeMap::new();
+    for series in &timeline.series {
+        let (mut ok, mut all) = (0.0, 0.0);
+        for point in series.points.iter().filter(|point| inside(point.t_s)) {
+            if point.ops_per_s.is_finite() && point.error_rate.is_finite() {
+                all += point.ops_per_s;
+                ok += point.ops_per_s * (1.0 - point.error_rate);
+            }
+        }
+        if all > 0.0 {
+            shares.insert(series.region.clone(), ok / all);
+        }
+    }
+    shares
+}
+
 /// Renders the timeline as a standalone SVG document.
 pub fn render(timeline: &Timeline) -> String {
     let layout = Layout::of(timeline);

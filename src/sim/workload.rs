@@ -48,12 +48,16 @@ pub struct ClientSpec {
 /// Operations a client keeps for the timeline; past it the timeline thins out.
 pub const TIMELINE_SAMPLES_PER_CLIENT_MAX: usize = 200_000;
 
-/// One finished operation, for the timeline: start (s since the run began), latency
-/// (ms), success.
-#[derive(Clone, Copy, Debug)]
+/// One finished operation of the recorded history: start (s since the run began),
+/// latency (ms, so end = start + latency), the node asked, the request and its outcome.
+#[derive(Clone, Debug)]
 pub struct Sample {
     pub start_s: f64,
     pub latency_ms: f64,
+    pub node: SocketAddr,
+    /// `read`, `write` or `delete`.
+    pub op: &'static str,
+    pub key: String,
     pub ok: bool,
 }
 
@@ -145,6 +149,7 @@ pub async fn run_client(
             continue;
         };
         let is_read = rng.gen_bool(spec.read_fraction);
+        let mut request_kind = if is_read { "read" } else { "write" };
         let state = keys.entry(key.clone()).or_default();
         let started = Instant::now();
         let ok = if is_read {
@@ -167,6 +172,9 @@ pub async fn run_client(
             sequence += 1;
             // A delete needs the context of the value it removes (else it is a sibling).
             let delete = state.context.is_some() && rng.gen_bool(spec.delete_fraction);
+            if delete {
+                request_kind = "delete";
+            }
             let value = if delete {
                 Vec::new()
             } else {
@@ -212,6 +220,9 @@ pub async fn run_client(
             samples.push(Sample {
                 start_s: started.duration_since(spec.epoch).as_secs_f64(),
                 latency_ms: micros as f64 / 1000.0,
+                node,
+                op: request_kind,
+                key: key.clone(),
                 ok,
             });
         }
@@ -366,14 +377,26 @@ mod tests {
     #[test]
     fn the_final_check_tells_lost_writes_and_resurrected_deletes_apart() {
         let (old, new) = (b"k#1#".to_vec(), b"k#2#".to_vec());
-        assert_eq!(check_key(&[old.clone()], &old, &[]), KeyCheck::Fine);
+        assert_eq!(
+            check_key(std::slice::from_ref(&old), &old, &[]),
+            KeyCheck::Fine
+        );
         assert_eq!(check_key(&[], &old, &[]), KeyCheck::Lost);
-        assert_eq!(check_key(&[new.clone()], &old, &[new.clone()]), KeyCheck::Fine);
+        assert_eq!(
+            check_key(std::slice::from_ref(&new), &old, std::slice::from_ref(&new)),
+            KeyCheck::Fine
+        );
         // A later delete of unknown outcome may have removed it.
         assert_eq!(check_key(&[], &old, &[Vec::new()]), KeyCheck::Fine);
         // Deleted: nothing may come back but a later write of unknown outcome.
         assert_eq!(check_key(&[], &[], &[]), KeyCheck::Fine);
-        assert_eq!(check_key(&[old.clone()], &[], &[]), KeyCheck::Resurrected);
-        assert_eq!(check_key(&[new.clone()], &[], &[new]), KeyCheck::Fine);
+        assert_eq!(
+            check_key(std::slice::from_ref(&old), &[], &[]),
+            KeyCheck::Resurrected
+        );
+        assert_eq!(
+            check_key(std::slice::from_ref(&new), &[], std::slice::from_ref(&new)),
+            KeyCheck::Fine
+        );
     }
 }

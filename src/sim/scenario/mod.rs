@@ -11,9 +11,9 @@ use std::path::Path;
 mod expect;
 mod steps;
 
-pub use expect::{Expect, Expectations};
 use crate::config::TuningFlags;
 use clap::Parser;
+pub use expect::{Expect, Expectations};
 
 /// A scenario's `flags`, parsed with the same rules as the command line.
 #[derive(Parser)]

@@ -84,11 +84,23 @@ pub enum FaultAction {
 }
 
 impl FaultAction {
+    /// How long a timed fault lasts (it heals by itself), if it is one.
+    pub fn duration_s(&self) -> Option<f64> {
+        match self {
+            FaultAction::Partition { for_s, .. }
+            | FaultAction::Lossy { for_s, .. }
+            | FaultAction::ClockSkew { for_s, .. } => Some(*for_s),
+            _ => None,
+        }
+    }
+
     /// Whether the nodes must serve the fault-injection endpoints for this step.
     pub fn needs_chaos(&self) -> bool {
         matches!(
             self,
-            FaultAction::Partition { .. } | FaultAction::Lossy { .. } | FaultAction::ClockSkew { .. }
+            FaultAction::Partition { .. }
+                | FaultAction::Lossy { .. }
+                | FaultAction::ClockSkew { .. }
         )
     }
 }
@@ -118,7 +130,10 @@ fn network_target(index: usize, raw: &RawFault) -> Result<NetworkTarget> {
     match (&raw.node, &raw.region) {
         (Some(node), None) => Ok(NetworkTarget::Node(node.clone())),
         (None, Some(region)) => Ok(NetworkTarget::Region(region.clone())),
-        _ => bail!("faults[{index}]: action {} needs node or region (one of them)", raw.action),
+        _ => bail!(
+            "faults[{index}]: action {} needs node or region (one of them)",
+            raw.action
+        ),
     }
 }
 
