@@ -2,10 +2,11 @@
 //! budget), piggyback selection, Gossip rounds while updates are pending, and periodic
 //! push-pull Sync. No I/O, no clock.
 
-use super::state::is_live;
-use super::{MemberState, Output, Swim, SwimMessage};
+use super::state::{is_live, is_terminal};
+use super::{Liveness, MemberState, Output, Swim, SwimMessage};
 use crate::ids::NodeId;
 use crate::limits::MEMBERS_MAX;
+use rand::seq::SliceRandom;
 use std::collections::BTreeMap;
 
 #[derive(Clone, Debug)]
@@ -165,10 +166,27 @@ impl Swim {
             return;
         }
         self.next_sync_ms = now.saturating_add(self.config.sync_interval_ms.max(1));
-        let Some(target) = self.random_members(1, |_| true).pop() else {
-            return;
-        };
-        self.send_sync(&target, true, out);
+        if let Some(target) = self.random_members(1, |_| true).pop() {
+            self.send_sync(&target, true, out);
+        }
+        // A member held dead but not gone (neither left nor removed) may be alive behind
+        // a partition that has healed; nobody probes the dead, so without this the two
+        // sides would never hear of each other again. One sync per interval to one of
+        // them (Serf's reconnect): it learns it is held dead and refutes, and its reply
+        // tells us what it holds of us, so we refute too.
+        let dead: Vec<NodeId> = self
+            .members
+            .values()
+            .filter(|state| {
+                state.info.node != self.me
+                    && state.liveness == Liveness::Dead
+                    && !is_terminal(state.status)
+            })
+            .map(|state| state.info.node.clone())
+            .collect();
+        if let Some(target) = dead.choose(&mut self.rng).cloned() {
+            self.send_sync(&target, true, out);
+        }
     }
 
     #[cfg(test)]

@@ -442,3 +442,56 @@ fn detection_distribution() {
     );
     assert!(samples[100] <= 3_000);
 }
+
+#[test]
+fn both_sides_of_a_healed_partition_find_each_other_again() {
+    let mut sim = wan_cluster(47, 0.0);
+    sim.run_until(3_000);
+    let ids = sim.live_ids();
+    let (cut, rest): (Vec<NodeId>, Vec<NodeId>) = ids
+        .iter()
+        .cloned()
+        .partition(|id| [node(0), node(1), node(2)].contains(id));
+    let blocked = LinkFaults {
+        drop_probability: 1.0,
+        ..LinkFaults::default()
+    };
+    for a in &cut {
+        for b in &rest {
+            sim.set_link(a, b, blocked.clone());
+            sim.set_link(b, a, blocked.clone());
+        }
+    }
+    // Long enough for each side to hold the other dead.
+    let deadline = sim.now_ms() + 30_000;
+    let dead = sim.run_until_true(deadline, |sim| {
+        rest.iter().all(|observer| {
+            sim.node(observer)
+                .is_some_and(|swim| cut.iter().all(|id| swim.is_dead(id)))
+        }) && cut.iter().all(|observer| {
+            sim.node(observer)
+                .is_some_and(|swim| rest.iter().all(|id| swim.is_dead(id)))
+        })
+    });
+    assert!(dead.is_some(), "each side holds the other dead");
+    // Stay apart a while longer: what each side gossips about the other dies out.
+    sim.run_for(30_000);
+    for a in &cut {
+        for b in &rest {
+            sim.clear_link(a, b);
+            sim.clear_link(b, a);
+        }
+    }
+    // Nobody probes the dead: only the reconnect syncs bring the sides together.
+    let deadline = sim.now_ms() + 60_000;
+    let back = sim.time_until_all(deadline, |swim| {
+        ids.iter().all(|id| {
+            swim.member(id)
+                .is_some_and(|state| state.liveness == Liveness::Alive)
+        })
+    });
+    assert!(
+        back.is_some(),
+        "after the heal every node sees every other alive"
+    );
+}
