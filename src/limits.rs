@@ -225,8 +225,9 @@ pub const HINT_WINDOW_MS_DEFAULT: u64 = 3 * 3600 * 1000;
 pub const GOSSIP_TICK_MS: u64 = 50;
 /// Membership messages in flight from one node; more are dropped (SWIM tolerates loss).
 pub const GOSSIP_SENDS_IN_FLIGHT_MAX: usize = 512;
-/// How long a stopping node waits for its "stopping" announcement to leave.
-pub const STOP_ANNOUNCE_MS: u64 = 100;
+/// How long a stopping node waits at most for every member to acknowledge its
+/// "stopping" announcement (then it stops anyway; the failure detector covers the rest).
+pub const STOP_ANNOUNCE_MS: u64 = 2_000;
 /// How long a node that left keeps gossiping before its process exits.
 pub const LEFT_LINGER_MS: u64 = 2_000;
 /// Objects per page of a partition transfer.

@@ -268,3 +268,22 @@ async fn a_short_pause_is_never_declared_dead() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_node_restarted_in_turn_right_after_a_clean_stop_is_let_back_in() {
+    let mut cluster =
+        common::InProcessCluster::start(&common::single_region(3, 2), Default::default()).await;
+    for index in 0..3 {
+        let id = cluster.stop(index).await;
+        cluster.start_again(index, &id).await;
+        for (position, node) in cluster.nodes.iter_mut().enumerate() {
+            let exited =
+                tokio::time::timeout(std::time::Duration::from_millis(300), node.exited()).await;
+            assert!(
+                exited.is_err(),
+                "round {index}: node {position} stopped: {exited:?}"
+            );
+        }
+    }
+    cluster.shutdown().await;
+}

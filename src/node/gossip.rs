@@ -35,6 +35,9 @@ pub struct Gossip {
     exit: watch::Sender<Exit>,
     /// Messages not sent because GOSSIP_SENDS_IN_FLIGHT_MAX were in flight.
     pub sends_dropped: AtomicU64,
+    /// Set once this node announced it is stopping: from then on it neither hears nor
+    /// sends membership messages, so it cannot refute its own announced death.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 impl Gossip {
@@ -46,6 +49,7 @@ impl Gossip {
             synced_version: Mutex::new(u64::MAX),
             exit: watch::channel(Exit::Running).0,
             sends_dropped: AtomicU64::new(0),
+            stopping: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -63,6 +67,9 @@ impl Gossip {
 
     /// Feeds a message from a peer to the state machine.
     pub fn receive(&self, from: &NodeId, message: SwimMessage) {
+        if self.stopping.load(Ordering::Relaxed) {
+            return;
+        }
         let message = self.admit_restart(message);
         let outputs = self
             .state
@@ -105,11 +112,31 @@ impl Gossip {
 
     /// Tells every member directly that this node is stopping (marks itself dead), so
     /// a restart right after is let in and no one waits for the failure detector.
-    pub fn announce_stop(&self) {
-        if let Some(mut me) = self.state.member(&self.state.me) {
-            me.liveness = Liveness::Dead;
-            self.tell_everyone(me);
-        }
+    /// Waits until each member acknowledged it, or `STOP_ANNOUNCE_MS` passed: a
+    /// restart that reaches a member before the announcement would be refused as a
+    /// duplicate of the still-live old process.
+    pub async fn announce_stop(&self) {
+        let Some(mut me) = self.state.member(&self.state.me) else {
+            return;
+        };
+        let Some(transport) = self.transport.get() else {
+            return;
+        };
+        me.liveness = Liveness::Dead;
+        self.stopping.store(true, Ordering::Relaxed);
+        let message = PeerRequest::Swim(SwimMessage::Gossip { updates: vec![me] });
+        let sends = self
+            .state
+            .members()
+            .into_iter()
+            .filter(|member| member.info.node != self.state.me && member.liveness != Liveness::Dead)
+            .map(|member| {
+                let transport = transport.clone();
+                let message = message.clone();
+                async move { transport.request(&member.info.node, &message).await }
+            });
+        let wait = std::time::Duration::from_millis(limits::STOP_ANNOUNCE_MS);
+        let _ = tokio::time::timeout(wait, futures::future::join_all(sends)).await;
     }
 
     /// Sends `me` straight to every member not held dead (gossip alone might not get
@@ -136,6 +163,9 @@ impl Gossip {
         let Some(transport) = self.transport.get() else {
             return;
         };
+        if self.stopping.load(Ordering::Relaxed) {
+            return;
+        }
         for output in outputs {
             let Output::Send { to, message } = output;
             let Ok(permit) = self.sends.clone().try_acquire_owned() else {

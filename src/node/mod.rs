@@ -162,9 +162,7 @@ impl RunningNode {
 
     /// Stops every task and flushes storage; first tells the members it is stopping.
     pub async fn shutdown(mut self) {
-        self.gossip.announce_stop();
-        // Let the announcement leave before the transport closes.
-        tokio::time::sleep(Duration::from_millis(limits::STOP_ANNOUNCE_MS)).await;
+        self.gossip.announce_stop().await;
         let _ = self.stop.send(true);
         self.transport.shutdown().await;
         let deadline = Duration::from_secs(limits::NODE_EXIT_TIMEOUT_S);

@@ -49,6 +49,12 @@ impl Routes {
         (!list.is_empty()).then(|| list[choice % list.len()].1)
     }
 
+    /// Every usable node of every region.
+    pub fn everywhere(&self) -> Vec<SocketAddr> {
+        let table = self.0.read().expect("routes lock");
+        table.values().flatten().map(|(_, http)| *http).collect()
+    }
+
     pub fn all(&self, region: &str) -> Vec<SocketAddr> {
         self.0
             .read()
