@@ -458,8 +458,8 @@ fn both_sides_of_a_healed_partition_find_each_other_again() {
     };
     for a in &cut {
         for b in &rest {
-            sim.set_link(a, b, blocked.clone());
-            sim.set_link(b, a, blocked.clone());
+            sim.set_link(a, b, blocked);
+            sim.set_link(b, a, blocked);
         }
     }
     // Long enough for each side to hold the other dead.
