@@ -73,16 +73,19 @@ pub struct TuningFlags {
     pub session: super::SessionFlags,
 }
 
+/// Appends `--name value` to `args` when there is a value.
+pub(super) fn push_flag(args: &mut Vec<String>, name: &str, value: Option<String>) {
+    if let Some(value) = value {
+        args.push(format!("--{name}"));
+        args.push(value);
+    }
+}
+
 impl TuningFlags {
     /// The flags as command-line arguments, to pass the same tuning to child processes.
     pub fn to_args(&self) -> Vec<String> {
         let mut args = Vec::new();
-        let mut push = |name: &str, value: Option<String>| {
-            if let Some(value) = value {
-                args.push(format!("--{name}"));
-                args.push(value);
-            }
-        };
+        let mut push = |name: &str, value: Option<String>| push_flag(&mut args, name, value);
         let text = |value: Option<&dyn ToString>| value.map(|v| v.to_string());
         push(
             "replicas-per-region",

@@ -59,12 +59,8 @@ pub struct SessionFlags {
 impl SessionFlags {
     pub fn to_args(&self) -> Vec<String> {
         let mut args = Vec::new();
-        let mut push = |name: &str, value: Option<String>| {
-            if let Some(value) = value {
-                args.push(format!("--{name}"));
-                args.push(value);
-            }
-        };
+        let mut push =
+            |name: &str, value: Option<String>| super::flags::push_flag(&mut args, name, value);
         let duration = |value: Option<Duration>| value.map(|v| format!("{}ms", v.as_millis()));
         push("auth-write", self.auth_write.map(|v| v.to_string()));
         push("auth-read", self.auth_read.map(|v| v.to_string()));
