@@ -55,6 +55,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Load a running cluster (or a Redis server) and report throughput and latency.
+    Bench(BenchArgs),
     /// Measure the failure detector on a local cluster (figures quoted in the README).
     Measure {
         #[command(subcommand)]
@@ -92,6 +94,123 @@ enum Command {
         #[command(flatten)]
         tuning: TuningFlags,
     },
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// `cartwheel` (the cluster in --dir) or `redis://127.0.0.1:PORT`.
+    #[arg(long, default_value = "cartwheel")]
+    target: cartwheel::bench::target::TargetSpec,
+    /// Cluster directory of a cartwheel target.
+    #[arg(long, default_value = ".cartwheel")]
+    dir: PathBuf,
+    /// Workload: kv (plain get/put; the session workloads come with the session bench).
+    #[arg(long, default_value = "kv", value_parser = ["kv"])]
+    workload: String,
+    /// Share of reads (the rest are writes).
+    #[arg(long, default_value_t = 0.5)]
+    read_ratio: f64,
+    /// Keys, all written once before timing.
+    #[arg(long, default_value_t = 10_000)]
+    keys: u64,
+    #[arg(long, default_value_t = 2048)]
+    value_bytes: usize,
+    /// Closed loop: concurrent clients; open loop: most requests in flight.
+    #[arg(long, default_value_t = 50)]
+    clients: usize,
+    /// Open loop at this many requests per second (default: closed loop).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// `uniform` or `zipf:THETA`.
+    #[arg(long, default_value = "uniform")]
+    distribution: cartwheel::bench::KeyDistribution,
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Cartwheel read / write quorums as replica counts (default: the cluster's).
+    #[arg(long = "r")]
+    r: Option<u32>,
+    #[arg(long = "w")]
+    w: Option<u32>,
+    /// Redis: send `WAIT N 0` after each write and count it done when N replicas have it.
+    #[arg(long)]
+    redis_wait: Option<u32>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Write the JSON summary here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+async fn bench(args: BenchArgs) -> Result<()> {
+    use cartwheel::bench::{self, target};
+    let config = bench::BenchConfig {
+        read_ratio: args.read_ratio,
+        keys: args.keys,
+        value_bytes: args.value_bytes,
+        clients: args.clients,
+        rate: args.rate,
+        warmup: args.warmup,
+        duration: args.duration,
+        distribution: args.distribution,
+        seed: args.seed.unwrap_or_else(rand::random),
+    };
+    config.check()?;
+    let levels = target::Levels {
+        read: args.r,
+        write: args.w,
+    };
+    let target =
+        target::Target::connect(&args.target, Some(&args.dir), args.redis_wait, args.clients)
+            .await?
+            .with_levels(levels);
+    let target = std::sync::Arc::new(target);
+    eprintln!("bench: loading {} keys", config.keys);
+    bench::load(&target, &config).await?;
+    let total = config.warmup + config.duration;
+    let bar = indicatif::ProgressBar::new(total.as_secs().max(1));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} s {msg}")
+            .expect("valid template"),
+    );
+    let ticker = {
+        let bar = bar.clone();
+        let warmup = config.warmup;
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            loop {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                let elapsed = started.elapsed();
+                bar.set_position(elapsed.as_secs());
+                bar.set_message(if elapsed < warmup {
+                    "warm-up"
+                } else {
+                    "measuring"
+                });
+            }
+        })
+    };
+    let recorder = bench::run(target, &config).await?;
+    ticker.abort();
+    bar.finish_and_clear();
+    let mut summary = recorder.summary(config.duration);
+    summary["target"] = serde_json::json!(match &args.target {
+        target::TargetSpec::Cartwheel { .. } => format!("cartwheel {}", args.dir.display()),
+        target::TargetSpec::Redis { url } => url.clone(),
+    });
+    summary["mode"] = serde_json::json!(if config.rate.is_some() {
+        "open"
+    } else {
+        "closed"
+    });
+    summary["seed"] = serde_json::json!(config.seed);
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&summary)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
 }
 
 #[derive(clap::Args)]
@@ -510,6 +629,7 @@ fn main() -> Result<()> {
                 Ok(())
             }
             Command::Status { dir, node, json } => status(dir, node, json).await,
+            Command::Bench(args) => bench(args).await,
             Command::Measure { what: Measurement::Handoff { topology, keys, tuning } } => {
                 let r = sim::measure::repair(&topology, &tuning, keys, false).await?;
                 println!(

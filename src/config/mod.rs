@@ -558,7 +558,7 @@ nodes = 2
 
     #[test]
     fn the_shipped_topologies_are_valid() {
-        for name in ["default.toml", "local.toml"] {
+        for name in ["default.toml", "local.toml", "bench.toml"] {
             let path = Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("regions")
                 .join(name);
