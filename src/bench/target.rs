@@ -2,11 +2,31 @@
 //! over every node), or a Redis server over RESP (GET / SET, optionally each write
 //! followed by `WAIT n`). Each target answers one get or put at a time per call.
 
+use crate::api::CONTEXT_HEADER;
 use crate::cluster::ClusterFile;
 use anyhow::{bail, Context, Result};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+/// Keys whose context a cartwheel target remembers; writes to others go without one.
+pub const CONTEXTS_MAX: usize = 1_000_000;
+
+fn remember(contexts: &Mutex<HashMap<String, String>>, key: &str, response: &reqwest::Response) {
+    let Some(context) = response
+        .headers()
+        .get(CONTEXT_HEADER)
+        .and_then(|value| value.to_str().ok())
+    else {
+        return;
+    };
+    let mut contexts = contexts.lock().expect("contexts lock");
+    if contexts.len() < CONTEXTS_MAX || contexts.contains_key(key) {
+        contexts.insert(key.to_string(), context.to_string());
+    }
+}
 use std::time::Duration;
 
 /// Where `--target` points.
@@ -54,6 +74,9 @@ pub enum Target {
         nodes: Vec<SocketAddr>,
         next: AtomicUsize,
         query: String,
+        /// The causal context last seen per key, sent with the next write like a real
+        /// client does (a blind write would add a sibling). At most `CONTEXTS_MAX`.
+        contexts: Mutex<HashMap<String, String>>,
     },
     Redis {
         connection: redis::aio::MultiplexedConnection,
@@ -93,6 +116,7 @@ impl Target {
                     nodes,
                     next: AtomicUsize::new(0),
                     query: String::new(),
+                    contexts: Mutex::new(HashMap::new()),
                 })
             }
             TargetSpec::Redis { url } => {
@@ -147,10 +171,12 @@ impl Target {
                 nodes,
                 next,
                 query,
+                contexts,
             } => {
                 let url = Self::url(nodes, next, key, query, "r=");
-                let status = http.get(url).send().await?.status().as_u16();
-                match status {
+                let response = http.get(url).send().await?;
+                remember(contexts, key, &response);
+                match response.status().as_u16() {
                     200 | 300 | 404 => Ok(()),
                     other => bail!("GET answered {other}"),
                 }
@@ -173,15 +199,17 @@ impl Target {
                 nodes,
                 next,
                 query,
+                contexts,
             } => {
                 let url = Self::url(nodes, next, key, query, "w=");
-                let status = http
-                    .put(url)
-                    .body(value.to_vec())
-                    .send()
-                    .await?
-                    .status()
-                    .as_u16();
+                let known = contexts.lock().expect("contexts lock").get(key).cloned();
+                let mut request = http.put(url).body(value.to_vec());
+                if let Some(context) = known {
+                    request = request.header(CONTEXT_HEADER, context);
+                }
+                let response = request.send().await?;
+                remember(contexts, key, &response);
+                let status = response.status().as_u16();
                 if status != 204 {
                     bail!("PUT answered {status}");
                 }
