@@ -74,12 +74,6 @@ pub struct Verdict {
     pub examples: Vec<String>,
 }
 
-impl Verdict {
-    pub fn holds(&self) -> bool {
-        self.lost_acked_writes == 0 && self.unreadable_keys == 0 && self.acked_reads_not_found == 0
-    }
-}
-
 /// One line for `sim/chaos.sh`'s table (it starts with `row:`): the scenario, its
 /// verdict, and the figures the table shows.
 pub fn row(summary: &Value, expects_violation: bool, misses: &[String]) -> String {

@@ -53,14 +53,6 @@ pub struct SessionVerdict {
 }
 
 impl SessionVerdict {
-    pub fn holds(&self) -> bool {
-        self.revoked_token_accepted == 0
-            && self.cart_adds_missing == 0
-            && self.cross_region_validation_failures == 0
-            && self.valid_token_rejected == 0
-            && self.carts_unreadable == 0
-    }
-
     fn example(&mut self, text: String) {
         if self.examples.len() < EXAMPLES_MAX {
             self.examples.push(text);
