@@ -73,7 +73,7 @@ pub enum Target {
         http: reqwest::Client,
         nodes: Vec<SocketAddr>,
         next: AtomicUsize,
-        query: String,
+        levels: Levels,
         /// The causal context last seen per key, sent with the next write like a real
         /// client does (a blind write would add a sibling). At most `CONTEXTS_MAX`.
         contexts: Mutex<HashMap<String, String>>,
@@ -115,7 +115,7 @@ impl Target {
                     http,
                     nodes,
                     next: AtomicUsize::new(0),
-                    query: String::new(),
+                    levels: Levels::default(),
                     contexts: Mutex::new(HashMap::new()),
                 })
             }
@@ -134,32 +134,24 @@ impl Target {
     }
 
     /// Sets the read and write levels of a cartwheel target.
-    pub fn with_levels(mut self, levels: Levels) -> Target {
-        if let Target::Cartwheel { query, .. } = &mut self {
-            *query = match (levels.read, levels.write) {
-                (Some(r), Some(w)) => format!("r={r}&w={w}"),
-                (Some(r), None) => format!("r={r}"),
-                (None, Some(w)) => format!("w={w}"),
-                (None, None) => String::new(),
-            };
+    pub fn with_levels(mut self, new: Levels) -> Target {
+        if let Target::Cartwheel { levels, .. } = &mut self {
+            *levels = new;
         }
         self
     }
 
+    /// The URL of `key` on the next node in turn, with `param=count` when a level is set.
     fn url(
         nodes: &[SocketAddr],
         next: &AtomicUsize,
         key: &str,
-        query: &str,
         param: &str,
+        count: Option<u32>,
     ) -> String {
         let node = nodes[next.fetch_add(1, Ordering::Relaxed) % nodes.len()];
-        let wanted: Vec<&str> = query
-            .split('&')
-            .filter(|part| part.starts_with(param))
-            .collect();
-        match wanted.first() {
-            Some(level) => format!("http://{node}/v1/kv/{key}?{level}"),
+        match count {
+            Some(count) => format!("http://{node}/v1/kv/{key}?{param}={count}"),
             None => format!("http://{node}/v1/kv/{key}"),
         }
     }
@@ -170,10 +162,10 @@ impl Target {
                 http,
                 nodes,
                 next,
-                query,
+                levels,
                 contexts,
             } => {
-                let url = Self::url(nodes, next, key, query, "r=");
+                let url = Self::url(nodes, next, key, "r", levels.read);
                 let response = http.get(url).send().await?;
                 remember(contexts, key, &response);
                 match response.status().as_u16() {
@@ -198,10 +190,10 @@ impl Target {
                 http,
                 nodes,
                 next,
-                query,
+                levels,
                 contexts,
             } => {
-                let url = Self::url(nodes, next, key, query, "w=");
+                let url = Self::url(nodes, next, key, "w", levels.write);
                 let known = contexts.lock().expect("contexts lock").get(key).cloned();
                 let mut request = http.put(url).body(value.to_vec());
                 if let Some(context) = known {
@@ -269,12 +261,12 @@ mod tests {
             "127.0.0.1:2".parse().unwrap(),
         ];
         let next = AtomicUsize::new(0);
-        let first = Target::url(&nodes, &next, "k", "r=2&w=2", "r=");
-        let second = Target::url(&nodes, &next, "k", "r=2&w=2", "w=");
+        let first = Target::url(&nodes, &next, "k", "r", Some(2));
+        let second = Target::url(&nodes, &next, "k", "w", Some(2));
         assert_eq!(first, "http://127.0.0.1:1/v1/kv/k?r=2");
         assert_eq!(second, "http://127.0.0.1:2/v1/kv/k?w=2");
         assert_eq!(
-            Target::url(&nodes, &next, "k", "", "r="),
+            Target::url(&nodes, &next, "k", "r", None),
             "http://127.0.0.1:1/v1/kv/k"
         );
     }
