@@ -110,6 +110,11 @@ pub const CLIENT_REQUESTS_IN_FLIGHT_MAX: usize = 4096;
 /// Read-repair writes in flight per node; further repairs are skipped (anti-entropy
 /// catches them) rather than queued.
 pub const READ_REPAIRS_IN_FLIGHT_MAX: usize = 256;
+/// A read asks only the replicas its level needs (nearest first); when they have not
+/// all answered after this long, it asks the others too. Long enough not to fire on a
+/// busy local network, short enough that a replica gone before the failure detector
+/// notices costs a read this much and not the request timeout.
+pub const READ_SPECULATE_MS: u64 = 50;
 
 // ---- SWIM membership -------------------------------------------------------------------
 
@@ -287,3 +292,8 @@ pub const SESSION_NAME_CHARS_MAX: usize = 128;
 pub const PREF_VALUE_CHARS_MAX: usize = 1024;
 /// Bytes of one user's session document as stored; a change past it is refused (413).
 pub const SESSION_DOC_BYTES_MAX: usize = 64 * 1024;
+
+// ---- Processes -------------------------------------------------------------------------
+
+/// Most worker threads a node may be asked to run (`--threads`).
+pub const NODE_THREADS_MAX: i64 = 256;

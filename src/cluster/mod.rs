@@ -179,6 +179,20 @@ pub fn ensure_node_certificate(tls: &Path, node: &NodeId) -> Result<()> {
     Ok(())
 }
 
+/// `flags` for `nodes` node processes on this machine: unless the user chose
+/// `--threads`, each node gets its share of the cores (at least one), so the nodes'
+/// schedulers do not fight over them (one worker per node on two cores carried 17 %
+/// more operations than two; README, "Performance").
+pub fn sharing_cores(flags: &TuningFlags, nodes: usize) -> TuningFlags {
+    let mut flags = flags.clone();
+    if flags.threads.is_none() {
+        let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
+        let share = (cores / nodes.max(1)).clamp(1, limits::NODE_THREADS_MAX as usize);
+        flags.threads = u16::try_from(share).ok();
+    }
+    flags
+}
+
 /// Starts node processes of one cluster directory.
 #[derive(Clone, Debug)]
 pub struct Launcher {
@@ -336,6 +350,13 @@ impl LocalCluster {
                 bail!("a cluster is already running in {} (stop it with `cartwheel cluster down --dir {}`)", dir.display(), dir.display());
             }
         }
+        let node_count: usize = settings
+            .topology
+            .regions
+            .iter()
+            .map(|region| region.nodes.len())
+            .sum();
+        let flags = sharing_cores(flags, node_count);
         let launcher = Launcher::new(exe, dir, topology_path, flags.to_args(), lifetime)?;
         ensure_certificates(dir, settings)?;
         let mut cluster = LocalCluster {

@@ -30,6 +30,10 @@ pub struct TuningFlags {
     /// commit, at most <ms> of delay). Default group:2.
     #[arg(long, value_name = "POLICY")]
     pub durability: Option<Durability>,
+    /// Worker threads of each node (default: one per core; `cluster up` and `sim`,
+    /// which start every node on this machine, share the cores among them).
+    #[arg(long, value_name = "COUNT", value_parser = clap::value_parser!(u16).range(1..=crate::limits::NODE_THREADS_MAX))]
+    pub threads: Option<u16>,
     /// How long a coordinator waits for replicas before answering with a timeout.
     #[arg(long, value_name = "MS")]
     pub request_timeout_ms: Option<u64>,
@@ -97,6 +101,7 @@ impl TuningFlags {
         push("r", text(self.r.as_ref().map(|v| v as _)));
         push("w", text(self.w.as_ref().map(|v| v as _)));
         push("durability", text(self.durability.as_ref().map(|v| v as _)));
+        push("threads", text(self.threads.as_ref().map(|v| v as _)));
         push(
             "request-timeout-ms",
             text(self.request_timeout_ms.as_ref().map(|v| v as _)),

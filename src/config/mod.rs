@@ -689,6 +689,7 @@ nodes = 2
         }
         let flags = TuningFlags {
             durability: Some("flush".parse().unwrap()),
+            threads: Some(3),
             probe_interval_ms: Some(500),
             suspicion_multiplier: Some(5),
             hint_window: Some(Duration::from_secs(60)),
@@ -703,5 +704,6 @@ nodes = 2
         assert!(parsed.chaos && parsed.strict_quorum);
         assert_eq!(parsed.hint_window, Some(Duration::from_secs(60)));
         assert_eq!(parsed.probe_interval_ms, Some(500));
+        assert_eq!(parsed.threads, Some(3));
     }
 }

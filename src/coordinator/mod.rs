@@ -1,10 +1,13 @@
 //! One client request → the replicas of its key, until its consistency level is met.
 //!
-//! The contract of the quorum helper (`fan_out`): every replica of the key is asked at
-//! once, local region first; the call returns as soon as the level is met or can no
-//! longer be met, or when the request timeout passes, saying how many replicas
-//! answered. Requests already sent are not cancelled: late replies still land on the
-//! replicas (writes), and feed read repair (reads). The pure rules live in `quorum`.
+//! Writes go to every replica of the key (one makes the new version, then the others
+//! merge it). Reads ask only the replicas their level needs, nearest first (this node,
+//! then the local region); one more for each that fails, and all of them once
+//! `READ_SPECULATE_MS` passes without an answer. Either returns as soon as the level is
+//! met or can no longer be met, or when the request timeout passes, saying how many
+//! replicas answered. Requests already sent are not cancelled: late replies still land
+//! on the replicas (writes), and feed read repair (reads). Replicas a read did not ask
+//! are brought up to date by anti-entropy. The pure rules live in `quorum`.
 
 pub mod quorum;
 
@@ -104,6 +107,16 @@ pub struct Coordinator {
     sloppy: bool,
     repairs: Arc<Semaphore>,
     pub stats: Arc<CoordinatorStats>,
+}
+
+/// One read's requests: replicas are asked nearest first, only as many as the level
+/// needs; more when one fails or the speculation delay passes.
+struct ReadFanout {
+    nodes: Vec<NodeId>,
+    order: Vec<usize>,
+    asked: Vec<bool>,
+    request: PeerRequest,
+    sender: mpsc::Sender<Reply>,
 }
 
 /// A replica's reply to one fanned-out request.
@@ -216,20 +229,36 @@ impl Coordinator {
         chosen
     }
 
-    /// Sends `request` to every node not skipped (by index) and not dead.
-    fn send_all(
-        &self,
-        nodes: &[NodeId],
-        skip: Option<usize>,
-        request: &PeerRequest,
-    ) -> mpsc::Receiver<Reply> {
-        let (sender, receiver) = mpsc::channel(nodes.len().max(1));
-        for (index, node) in nodes.iter().enumerate() {
-            if Some(index) != skip && !self.cluster.is_dead(node) {
-                self.spawn_send(&sender, index, node, request.clone());
+    /// The live voters of a key, nearest first: this node if it is one, then the others
+    /// in preference order (which lists the local region first).
+    fn nearest_first(&self, nodes: &[NodeId], voters: usize) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..voters)
+            .filter(|index| !self.cluster.is_dead(&nodes[*index]))
+            .collect();
+        if let Some(me) = nodes[..voters].iter().position(|node| *node == self.node) {
+            order.retain(|index| *index != me);
+            order.insert(0, me);
+        }
+        order
+    }
+
+    /// Asks replicas in `order` (marking them in `asked`) until those asked and not yet
+    /// failed could meet the level; with `all`, asks every one left.
+    fn ask(&self, read: &mut ReadFanout, tracker: &QuorumTracker, all: bool) {
+        for index in read.order.clone() {
+            if !all && tracker.could_meet_with(&read.asked) {
+                break;
+            }
+            if !read.asked[index] {
+                read.asked[index] = true;
+                self.spawn_send(
+                    &read.sender,
+                    index,
+                    &read.nodes[index],
+                    read.request.clone(),
+                );
             }
         }
-        receiver
     }
 
     /// Sends one request in its own task; its reply goes to `sender` as replica `index`.
@@ -301,13 +330,32 @@ impl Coordinator {
         self.stats.reads.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         let (nodes, mut tracker) = self.plan(key, level)?;
-        let mut replies = self.send_all(&nodes, None, &PeerRequest::Get { key: key.clone() });
+        let (sender, mut replies) = mpsc::channel(nodes.len().max(1));
+        let mut read = ReadFanout {
+            order: self.nearest_first(&nodes, tracker.replicas()),
+            asked: vec![false; nodes.len()],
+            request: PeerRequest::Get { key: key.clone() },
+            nodes,
+            sender,
+        };
+        self.ask(&mut read, &tracker, false);
         let deadline = started + self.timeout;
-        let mut seen: Vec<Option<Option<Object>>> = vec![None; nodes.len()];
+        // A replica that is slow (or gone before the failure detector noticed) should
+        // cost one speculation delay, not the request timeout.
+        let speculate = (started + Duration::from_millis(limits::READ_SPECULATE_MS)).min(deadline);
+        let mut speculated = false;
+        let mut seen: Vec<Option<Option<Object>>> = vec![None; read.nodes.len()];
         let mut progress = tracker.progress();
         while progress == Progress::Pending {
-            let Ok(Some(reply)) = tokio::time::timeout_at(deadline, replies.recv()).await else {
-                break;
+            let wake = if speculated { deadline } else { speculate };
+            let reply = match tokio::time::timeout_at(wake, replies.recv()).await {
+                Ok(Some(reply)) => reply,
+                Err(_) if !speculated => {
+                    speculated = true;
+                    self.ask(&mut read, &tracker, true);
+                    continue;
+                }
+                _ => break,
             };
             let object = match reply.response {
                 Ok(PeerResponse::Object(object)) => Some(object),
@@ -315,9 +363,15 @@ impl Coordinator {
             };
             if reply.index < tracker.replicas() {
                 progress = tracker.record(reply.index, object.is_some());
+                if object.is_none() && progress == Progress::Pending {
+                    self.ask(&mut read, &tracker, false);
+                }
             }
             seen[reply.index] = object;
         }
+        let ReadFanout { nodes, sender, .. } = read;
+        // Late replies end when every request sent has answered (or the deadline).
+        drop(sender);
         if progress != Progress::Met {
             self.stats.failures.fetch_add(1, Ordering::Relaxed);
             return Err(self.error_for(&tracker, level, progress, started));
@@ -381,11 +435,7 @@ impl Coordinator {
         let stats = self.stats.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            while seen.iter().any(Option::is_none) {
-                let Ok(Some(reply)) = tokio::time::timeout_at(deadline, replies.recv()).await
-                else {
-                    break;
-                };
+            while let Ok(Some(reply)) = tokio::time::timeout_at(deadline, replies.recv()).await {
                 if let Ok(PeerResponse::Object(object)) = reply.response {
                     seen[reply.index] = Some(object);
                 }
@@ -555,14 +605,7 @@ impl Coordinator {
         request: PeerRequest,
         deadline: Instant,
     ) -> Result<(usize, Object, Object), Option<CoordinatorError>> {
-        let voters = tracker.replicas();
-        let mut order: Vec<usize> = (0..voters)
-            .filter(|index| !self.cluster.is_dead(&nodes[*index]))
-            .collect();
-        if let Some(me) = nodes[..voters].iter().position(|node| *node == self.node) {
-            order.retain(|index| *index != me);
-            order.insert(0, me);
-        }
+        let order = self.nearest_first(nodes, tracker.replicas());
         for index in order.into_iter().take(limits::MINT_ATTEMPTS_MAX) {
             let reply = tokio::time::timeout_at(
                 deadline,
@@ -604,3 +647,6 @@ fn merge_all<'a>(objects: impl Iterator<Item = &'a Option<Object>>) -> Option<Ob
     }
     merged
 }
+
+#[cfg(test)]
+mod tests;

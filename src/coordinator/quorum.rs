@@ -261,6 +261,19 @@ impl QuorumTracker {
     pub fn requirement(&self) -> &Requirement {
         &self.requirement
     }
+
+    /// Whether the requirement would be met if every replica marked in `asked` that has
+    /// not failed acknowledged: a read that asks only these need not ask more yet.
+    pub fn could_meet_with(&self, asked: &[bool]) -> bool {
+        let mut counts: BTreeMap<Region, usize> = BTreeMap::new();
+        for (index, region) in self.regions.iter().enumerate() {
+            let hopeful = self.answered[index] != Some(false);
+            if asked.get(index).copied().unwrap_or(false) && hopeful {
+                *counts.entry(region.clone()).or_default() += 1;
+            }
+        }
+        self.requirement.met_by(&counts)
+    }
 }
 
 #[cfg(test)]
@@ -278,6 +291,28 @@ mod tests {
             .iter()
             .map(|r| region(r))
             .collect()
+    }
+
+    #[test]
+    fn could_meet_with_counts_asked_replicas_that_have_not_failed() {
+        let mut local = tracker(Level::LocalQuorum);
+        assert!(!local.could_meet_with(&[true, false, false, false, false, false]));
+        assert!(local.could_meet_with(&[true, true, false, false, false, false]));
+        // Replicas elsewhere do not help a local quorum.
+        assert!(!local.could_meet_with(&[true, false, true, true, true, true]));
+        local.record(1, false);
+        assert!(!local.could_meet_with(&[true, true, false, false, false, false]));
+        // A quorum of six is four, anywhere.
+        let mut quorum = tracker(Level::Quorum);
+        assert!(!quorum.could_meet_with(&[true, true, true, false, false, false]));
+        assert!(quorum.could_meet_with(&[true, false, true, false, true, true]));
+        quorum.record(2, true);
+        quorum.record(0, false);
+        assert!(!quorum.could_meet_with(&[true, false, true, false, true, true]));
+        assert!(quorum.could_meet_with(&[true, true, true, false, true, true]));
+        let region_safe = tracker(Level::RegionSafe);
+        assert!(!region_safe.could_meet_with(&[true, true, false, false, false, false]));
+        assert!(region_safe.could_meet_with(&[true, true, false, false, true, false]));
     }
 
     fn tracker(level: Level) -> QuorumTracker {

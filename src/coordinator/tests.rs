@@ -1,0 +1,161 @@
+//! The read fan-out against a fake cluster: which replicas a read asks, and when it
+//! asks more. Time is paused, so the speculation delay passes without waiting.
+
+use super::*;
+use crate::membership::ownership::Owner;
+use crate::membership::swim::Status;
+use crate::ring::RingConfig;
+
+/// What the fake replicas do with a `Get`.
+#[derive(Clone, Copy, PartialEq)]
+enum Behaviour {
+    Answer,
+    Fail,
+    /// The first remote replica asked never answers; the others do.
+    FirstRemoteSilent,
+}
+
+struct Fake {
+    view: Arc<RingView>,
+    behaviour: Behaviour,
+    asked: Mutex<Vec<NodeId>>,
+}
+
+impl ClusterView for Fake {
+    fn view(&self) -> Arc<RingView> {
+        self.view.clone()
+    }
+    fn is_dead(&self, _node: &NodeId) -> bool {
+        false
+    }
+}
+
+impl Dispatch for Fake {
+    fn send(
+        &self,
+        to: &NodeId,
+        _request: PeerRequest,
+    ) -> BoxFuture<'static, Result<PeerResponse, String>> {
+        let mut asked = self.asked.lock().unwrap();
+        asked.push(to.clone());
+        let remote = to.as_str() != "a-1";
+        let first_remote =
+            remote && asked.iter().filter(|node| node.as_str() != "a-1").count() == 1;
+        let behaviour = self.behaviour;
+        Box::pin(async move {
+            match behaviour {
+                Behaviour::Fail if remote => Err("refused".to_string()),
+                Behaviour::FirstRemoteSilent if first_remote => std::future::pending().await,
+                _ => Ok(PeerResponse::Object(None)),
+            }
+        })
+    }
+}
+
+struct Epoch;
+
+impl WallClock for Epoch {
+    fn now_ms(&self) -> u64 {
+        1_700_000_000_000
+    }
+}
+
+/// Three replicas in one region; the coordinator is a-1, one of them.
+fn coordinator(behaviour: Behaviour) -> (Coordinator, Arc<Fake>) {
+    let owners: Vec<Owner> = (1..=3)
+        .map(|i| Owner {
+            node: NodeId(format!("a-{i}")),
+            region: Region("a".into()),
+            weight: 1,
+            status: Status::Member,
+            ready_for: 0,
+            dead: false,
+        })
+        .collect();
+    let config = RingConfig {
+        partitions: 16,
+        replicas_per_region: [(Region("a".into()), 3)].into(),
+    };
+    let fake = Arc::new(Fake {
+        view: Arc::new(RingView::new(&owners, &config, 1).unwrap()),
+        behaviour,
+        asked: Mutex::new(Vec::new()),
+    });
+    let coordinator = Coordinator::new(
+        NodeId("a-1".into()),
+        Region("a".into()),
+        fake.clone(),
+        fake.clone(),
+        Arc::new(Epoch),
+        Duration::from_secs(10),
+        true,
+    );
+    (coordinator, fake)
+}
+
+fn asked(fake: &Fake) -> Vec<String> {
+    fake.asked
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|node| node.as_str().to_string())
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_read_asks_only_the_replicas_its_level_needs_itself_first() {
+    let (coordinator, fake) = coordinator(Behaviour::Answer);
+    let found = coordinator
+        .get(&ObjectKey::kv(b"k"), Level::Count(2))
+        .await
+        .unwrap();
+    assert!(found.is_none());
+    let asked = asked(&fake);
+    assert_eq!(asked.len(), 2, "asked {asked:?}");
+    assert_eq!(asked[0], "a-1");
+    // `all` still asks every replica.
+    coordinator
+        .get(&ObjectKey::kv(b"k"), Level::All)
+        .await
+        .unwrap();
+    assert_eq!(fake.asked.lock().unwrap().len(), 5);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_replica_makes_the_read_ask_the_next_one_at_once() {
+    let (coordinator, fake) = coordinator(Behaviour::Fail);
+    let started = Instant::now();
+    let error = coordinator
+        .get(&ObjectKey::kv(b"k"), Level::Count(2))
+        .await
+        .unwrap_err();
+    // Both remote replicas fail: the level cannot be met, and that is known at once.
+    assert!(
+        matches!(error, CoordinatorError::QuorumNotReached { acked: 1, .. }),
+        "{error}"
+    );
+    assert_eq!(asked(&fake).len(), 3);
+    assert!(started.elapsed() < Duration::from_millis(limits::READ_SPECULATE_MS));
+    let found = coordinator
+        .get(&ObjectKey::kv(b"k"), Level::One)
+        .await
+        .unwrap();
+    assert!(found.is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_replica_costs_one_speculation_delay_not_the_timeout() {
+    let (coordinator, fake) = coordinator(Behaviour::FirstRemoteSilent);
+    let started = Instant::now();
+    coordinator
+        .get(&ObjectKey::kv(b"k"), Level::Count(2))
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(limits::READ_SPECULATE_MS),
+        "{took:?}"
+    );
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    assert_eq!(asked(&fake).len(), 3);
+}
