@@ -78,6 +78,13 @@ pub const CONNECTIONS_MAX: usize = 1024;
 
 /// Entries in a transport's address book; `set_peer` for a new node beyond it fails.
 pub const PEERS_MAX: usize = 1024;
+/// Most requests one batch to a peer carries.
+pub const BATCH_REQUESTS_MAX: usize = 64;
+/// Batches of one kind in flight to one peer; requests queued behind them travel
+/// together in the next one (this is what makes batches under load).
+pub const BATCHES_IN_FLIGHT_PER_PEER: usize = 4;
+/// Requests of one kind waiting for one peer; a sender waits for room (backpressure).
+pub const BATCH_QUEUE_PER_PEER: usize = 1024;
 
 /// Interval of QUIC keep-alive pings on an idle connection, so NATs and the idle timer
 /// do not drop a peer connection between requests.

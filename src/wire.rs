@@ -59,6 +59,10 @@ pub enum PeerRequest {
         op: crate::crdt::DocOp,
         at: Hlc,
     },
+    /// Several `Get`s, or several `Merge`s, queued for this node while earlier ones were
+    /// in flight; served concurrently, answered by a `Batch` in the same order. At most
+    /// `BATCH_REQUESTS_MAX`, never nested.
+    Batch(Vec<PeerRequest>),
 }
 
 /// One hinted write on its way to its owner.
@@ -93,6 +97,8 @@ pub enum PeerResponse {
         stored: Box<Object>,
         delta: Box<Object>,
     },
+    /// The answers to a `Batch`, in its order.
+    Batch(Vec<PeerResponse>),
 }
 
 /// A replica's refusal, with a code the coordinator branches on.

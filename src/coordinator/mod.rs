@@ -412,7 +412,7 @@ impl Coordinator {
         });
         let results = futures::future::join_all(sends).await;
         for (index, result) in stale.into_iter().zip(results) {
-            if matches!(result, Ok(Ok(PeerResponse::Stored(_)))) {
+            if matches!(result, Ok(Ok(PeerResponse::Stored(_) | PeerResponse::Done))) {
                 seen[index] = Some(Some(merged.clone()));
             }
         }

@@ -5,6 +5,7 @@
 //! protocol question itself; it hands requests to `replica`, `coordinator`,
 //! `membership` and `handoff` and carries out what they return.
 
+pub mod batch;
 pub mod clock;
 pub mod gossip;
 pub mod repair;
@@ -112,7 +113,7 @@ pub struct NodeOptions {
 struct NodeDispatch {
     me: NodeId,
     service: Arc<PeerService>,
-    transport: Transport<PeerRequest, PeerResponse>,
+    batcher: Arc<batch::Batcher>,
 }
 
 impl Dispatch for NodeDispatch {
@@ -125,15 +126,9 @@ impl Dispatch for NodeDispatch {
             let service = self.service.clone();
             return Box::pin(async move { Ok(service.serve(None, request).await) });
         }
-        let transport = self.transport.clone();
+        let batcher = self.batcher.clone();
         let to = to.clone();
-        Box::pin(async move {
-            match transport.request(&to, &request).await {
-                Ok(PeerResponse::Error(error)) => Err(error.to_string()),
-                Ok(response) => Ok(response),
-                Err(error) => Err(error.to_string()),
-            }
-        })
+        Box::pin(async move { batcher.send(&to, request).await })
     }
 }
 
@@ -318,7 +313,7 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
     let dispatch = Arc::new(NodeDispatch {
         me: options.id.clone(),
         service: service.clone(),
-        transport: transport.clone(),
+        batcher: Arc::new(batch::Batcher::new(transport.clone())),
     });
     let clock = Arc::new(clock::NodeClock::default());
     let coordinator = Arc::new(Coordinator::new(

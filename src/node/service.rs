@@ -36,10 +36,8 @@ fn storage_error(error: ReplicaError) -> PeerResponse {
 impl PeerService {
     pub async fn serve(&self, from: Option<&PeerInfo>, request: PeerRequest) -> PeerResponse {
         match request {
-            PeerRequest::Get { key } => match self.replica.get(&key) {
-                Ok(object) => PeerResponse::Object(object),
-                Err(error) => storage_error(error),
-            },
+            PeerRequest::Get { .. } | PeerRequest::Merge { .. } => self.serve_item(request).await,
+            PeerRequest::Batch(requests) => self.serve_batch(requests).await,
             PeerRequest::Mint {
                 key,
                 context,
@@ -61,10 +59,6 @@ impl PeerService {
                     Err(error) => storage_error(error),
                 }
             }
-            PeerRequest::Merge { key, object } => match self.replica.merge(&key, &object).await {
-                Ok(object) => self.stored(key, object),
-                Err(error) => storage_error(error),
-            },
             PeerRequest::Swim(message) => {
                 if let Some(address) = self.gossip.refuse_duplicate(&message) {
                     return PeerResponse::Error(PeerError::DuplicateId(address));
@@ -147,6 +141,47 @@ impl PeerService {
                 }
             }
         }
+    }
+
+    /// A request that may travel in a batch. A merge is answered `Done`: the sender
+    /// has the object already, so it does not travel back.
+    async fn serve_item(&self, request: PeerRequest) -> PeerResponse {
+        match request {
+            PeerRequest::Get { key } => match self.replica.get(&key) {
+                Ok(object) => PeerResponse::Object(object),
+                Err(error) => storage_error(error),
+            },
+            PeerRequest::Merge { key, object } => match self.replica.merge(&key, &object).await {
+                Ok(object) => {
+                    self.forward_to_pending(&key, &object);
+                    PeerResponse::Done
+                }
+                Err(error) => storage_error(error),
+            },
+            _ => PeerResponse::Error(PeerError::BadRequest(
+                "only reads and merges travel in batches".to_string(),
+            )),
+        }
+    }
+
+    /// Serves a batch's requests concurrently (the writes share their durability
+    /// wait) and answers in order; a batch over the limit or with another kind of
+    /// request inside is refused whole.
+    async fn serve_batch(&self, requests: Vec<PeerRequest>) -> PeerResponse {
+        let allowed = |request: &PeerRequest| {
+            matches!(request, PeerRequest::Get { .. } | PeerRequest::Merge { .. })
+        };
+        if requests.len() > limits::BATCH_REQUESTS_MAX || !requests.iter().all(allowed) {
+            self.refused
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return PeerResponse::Error(PeerError::BadRequest(format!(
+                "a batch of {} requests: over the limit of {} or not all reads and merges",
+                requests.len(),
+                limits::BATCH_REQUESTS_MAX
+            )));
+        }
+        let answers = requests.into_iter().map(|request| self.serve_item(request));
+        PeerResponse::Batch(futures::future::join_all(answers).await)
     }
 
     /// A write this replica stored is forwarded to the owners the pending ring adds for

@@ -1,0 +1,310 @@
+//! Batches replica reads and replica writes to one peer under load. A request goes out
+//! at once while fewer than `BATCHES_IN_FLIGHT_PER_PEER` batches of its kind are in
+//! flight to that peer; otherwise it waits in a bounded queue, and everything queued
+//! leaves together in the next `PeerRequest::Batch`: one frame, one stream, one task on
+//! each side and one durability wait for many writes. Nothing waits for company, so a
+//! lone request pays no delay.
+//!
+//! Only `Get` and `Merge` are batched, each kind on its own (a read never waits behind a
+//! write's flush). A batch whose frame would be too large goes out request by request.
+
+use crate::ids::NodeId;
+use crate::limits::{BATCHES_IN_FLIGHT_PER_PEER, BATCH_QUEUE_PER_PEER, BATCH_REQUESTS_MAX};
+use crate::transport::{Transport, TransportError};
+use crate::wire::{PeerRequest, PeerResponse};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+type Answer = Result<PeerResponse, String>;
+type Queued = (PeerRequest, oneshot::Sender<Answer>);
+
+/// What a request is, for batching.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Read,
+    Write,
+}
+
+impl Kind {
+    /// The batch a request may join, if any.
+    pub fn of(request: &PeerRequest) -> Option<Kind> {
+        match request {
+            PeerRequest::Get { .. } => Some(Kind::Read),
+            PeerRequest::Merge { .. } => Some(Kind::Write),
+            _ => None,
+        }
+    }
+}
+
+/// One node's outgoing batch queues, one per (peer, kind); at most `PEERS_MAX` peers.
+pub struct Batcher {
+    transport: Transport<PeerRequest, PeerResponse>,
+    queues: Mutex<HashMap<(NodeId, Kind), mpsc::Sender<Queued>>>,
+}
+
+impl Batcher {
+    pub fn new(transport: Transport<PeerRequest, PeerResponse>) -> Batcher {
+        Batcher {
+            transport,
+            queues: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Sends `request` to `to`, batched with others of its kind when it has to wait.
+    pub async fn send(&self, to: &NodeId, request: PeerRequest) -> Answer {
+        let Some(kind) = Kind::of(&request) else {
+            return single(&self.transport, to, &request).await;
+        };
+        let queue = self.queue(to, kind);
+        let (answer, answered) = oneshot::channel();
+        if queue.send((request, answer)).await.is_err() {
+            return Err(format!("the queue to {to} is closed"));
+        }
+        answered
+            .await
+            .unwrap_or_else(|_| Err(format!("the batch to {to} was dropped")))
+    }
+
+    fn queue(&self, to: &NodeId, kind: Kind) -> mpsc::Sender<Queued> {
+        let mut queues = lock(&self.queues);
+        if let Some(queue) = queues.get(&(to.clone(), kind)) {
+            if !queue.is_closed() {
+                return queue.clone();
+            }
+        }
+        if queues.len() >= 2 * crate::limits::PEERS_MAX {
+            // Peers come and go; drop the queues of ones no request has used lately
+            // rather than growing (their drains end, in-flight batches still answer).
+            queues.clear();
+        }
+        let (sender, receiver) = mpsc::channel(BATCH_QUEUE_PER_PEER);
+        queues.insert((to.clone(), kind), sender.clone());
+        tokio::spawn(drain(self.transport.clone(), to.clone(), receiver));
+        sender
+    }
+}
+
+/// Takes what is queued for one peer, as batches, while at most
+/// `BATCHES_IN_FLIGHT_PER_PEER` are in flight; ends when the queue is dropped.
+async fn drain(
+    transport: Transport<PeerRequest, PeerResponse>,
+    to: NodeId,
+    mut queue: mpsc::Receiver<Queued>,
+) {
+    let in_flight = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT_PER_PEER));
+    while let Some(first) = queue.recv().await {
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            return;
+        };
+        let mut batch = vec![first];
+        while batch.len() < BATCH_REQUESTS_MAX {
+            match queue.try_recv() {
+                Ok(queued) => batch.push(queued),
+                Err(_) => break,
+            }
+        }
+        let transport = transport.clone();
+        let to = to.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            send_batch(&transport, &to, batch).await;
+        });
+    }
+}
+
+async fn send_batch(
+    transport: &Transport<PeerRequest, PeerResponse>,
+    to: &NodeId,
+    batch: Vec<Queued>,
+) {
+    let (requests, answers): (Vec<PeerRequest>, Vec<oneshot::Sender<Answer>>) =
+        batch.into_iter().unzip();
+    if requests.len() == 1 {
+        let answer = single(transport, to, &requests[0]).await;
+        for sender in answers {
+            let _ = sender.send(answer.clone());
+        }
+        return;
+    }
+    let count = requests.len();
+    let request = PeerRequest::Batch(requests);
+    match transport.request(to, &request).await {
+        Ok(PeerResponse::Batch(responses)) if responses.len() == count => {
+            for (sender, response) in answers.into_iter().zip(responses) {
+                let _ = sender.send(answer_of(Ok(response)));
+            }
+        }
+        Err(TransportError::Frame(error)) => {
+            // Too large together (or refused as a frame): each on its own.
+            tracing::debug!(peer = %to, %error, "batch sent request by request");
+            let PeerRequest::Batch(requests) = request else {
+                unreachable!("built as a batch above")
+            };
+            for (request, sender) in requests.iter().zip(answers) {
+                let _ = sender.send(single(transport, to, request).await);
+            }
+        }
+        other => {
+            let error = match other {
+                Ok(PeerResponse::Error(error)) => error.to_string(),
+                Ok(_) => format!("{to} answered a batch of {count} with something else"),
+                Err(error) => error.to_string(),
+            };
+            for sender in answers {
+                let _ = sender.send(Err(error.clone()));
+            }
+        }
+    }
+}
+
+async fn single(
+    transport: &Transport<PeerRequest, PeerResponse>,
+    to: &NodeId,
+    request: &PeerRequest,
+) -> Answer {
+    answer_of(
+        transport
+            .request(to, request)
+            .await
+            .map_err(|error| error.to_string()),
+    )
+}
+
+fn answer_of(response: Result<PeerResponse, String>) -> Answer {
+    match response {
+        Ok(PeerResponse::Error(error)) => Err(error.to_string()),
+        other => other,
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::Region;
+    use crate::object::ObjectKey;
+    use crate::transport::{
+        create_cluster_ca, issue_node_certificate, Handler, PeerInfo, TransportConfig, WanModel,
+    };
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+    use tokio::sync::watch;
+
+    /// Answers reads with "not found" once the gate opens; counts frames and requests.
+    struct Gated {
+        open: watch::Receiver<bool>,
+        frames: AtomicUsize,
+        requests: AtomicUsize,
+        largest: AtomicUsize,
+    }
+
+    impl Handler<PeerRequest, PeerResponse> for Gated {
+        async fn handle(&self, _from: PeerInfo, request: PeerRequest) -> PeerResponse {
+            let count = match &request {
+                PeerRequest::Batch(requests) => requests.len(),
+                _ => 1,
+            };
+            self.frames.fetch_add(1, Ordering::SeqCst);
+            self.requests.fetch_add(count, Ordering::SeqCst);
+            self.largest.fetch_max(count, Ordering::SeqCst);
+            let mut open = self.open.clone();
+            let _ = open.wait_for(|open| *open).await;
+            match request {
+                PeerRequest::Batch(requests) => PeerResponse::Batch(
+                    requests
+                        .iter()
+                        .map(|_| PeerResponse::Object(None))
+                        .collect(),
+                ),
+                _ => PeerResponse::Object(None),
+            }
+        }
+    }
+
+    async fn transport(
+        ca: &std::path::Path,
+        name: &str,
+        handler: Arc<Gated>,
+    ) -> Transport<PeerRequest, PeerResponse> {
+        let node = NodeId::new(name).unwrap();
+        let config = TransportConfig {
+            node: node.clone(),
+            region: Region::new("local").unwrap(),
+            bind: "127.0.0.1:0".parse().unwrap(),
+            tls: issue_node_certificate(ca, &node).unwrap(),
+            wan: WanModel::disabled(),
+            request_timeout: Duration::from_secs(10),
+        };
+        Transport::start(config, handler).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn requests_queued_behind_full_flights_travel_together_and_all_get_answers() {
+        tokio::time::timeout(Duration::from_secs(20), async {
+            let ca = tempfile::tempdir().unwrap();
+            create_cluster_ca(ca.path()).unwrap();
+            let (gate, open) = watch::channel(false);
+            let handler = |open| {
+                Arc::new(Gated {
+                    open,
+                    frames: AtomicUsize::new(0),
+                    requests: AtomicUsize::new(0),
+                    largest: AtomicUsize::new(0),
+                })
+            };
+            let server_handler = handler(open.clone());
+            let client = transport(ca.path(), "client", handler(open)).await;
+            let server = transport(ca.path(), "server", server_handler.clone()).await;
+            let server_id = NodeId::new("server").unwrap();
+            client
+                .set_peer(
+                    server_id.clone(),
+                    Region::new("local").unwrap(),
+                    server.local_addr(),
+                )
+                .unwrap();
+            let batcher = Arc::new(Batcher::new(client.clone()));
+            let total = 200;
+            let mut requests = tokio::task::JoinSet::new();
+            for index in 0..total {
+                let batcher = batcher.clone();
+                let to = server_id.clone();
+                requests.spawn(async move {
+                    let key = ObjectKey::kv(format!("key-{index}").as_bytes());
+                    batcher.send(&to, PeerRequest::Get { key }).await
+                });
+            }
+            // The first flights hold the server; everything else queues behind them.
+            while server_handler.frames.load(Ordering::SeqCst) < BATCHES_IN_FLIGHT_PER_PEER {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            gate.send(true).unwrap();
+            while let Some(answer) = requests.join_next().await {
+                assert!(matches!(answer.unwrap(), Ok(PeerResponse::Object(None))));
+            }
+            let frames = server_handler.frames.load(Ordering::SeqCst);
+            assert_eq!(server_handler.requests.load(Ordering::SeqCst), total);
+            assert!(frames < total / 2, "{frames} frames for {total} requests");
+            let largest = server_handler.largest.load(Ordering::SeqCst);
+            assert!(
+                largest > 1 && largest <= BATCH_REQUESTS_MAX,
+                "largest batch {largest}"
+            );
+            // A write is not a read: the kinds never share a batch.
+            assert_eq!(
+                Kind::of(&PeerRequest::Get {
+                    key: ObjectKey::kv(b"k")
+                }),
+                Some(Kind::Read)
+            );
+            client.shutdown().await;
+            server.shutdown().await;
+        })
+        .await
+        .expect("test exceeded its time bound");
+    }
+}
