@@ -98,19 +98,22 @@ enum Command {
 
 #[derive(clap::Args)]
 struct BenchArgs {
-    /// `cartwheel` (the cluster in --dir) or `redis://127.0.0.1:PORT`.
+    /// `cartwheel` (the cluster in --dir), `redis://127.0.0.1:PORT` or
+    /// `etcd://127.0.0.1:PORT[,127.0.0.1:PORT...]`.
     #[arg(long, default_value = "cartwheel")]
     target: cartwheel::bench::target::TargetSpec,
     /// Cluster directory of a cartwheel target.
     #[arg(long, default_value = ".cartwheel")]
     dir: PathBuf,
-    /// Workload: kv (plain get/put; the session workloads come with the session bench).
-    #[arg(long, default_value = "kv", value_parser = ["kv"])]
-    workload: String,
-    /// Share of reads (the rest are writes).
+    /// Workload: kv (get/put, --read-ratio), session-read (90 % session reads, 10 % cart
+    /// adds), cart-write (50 % / 50 %) or login-storm (login, validate, logout).
+    #[arg(long, default_value = "kv")]
+    workload: cartwheel::bench::Workload,
+    /// Share of reads of the kv workload (the rest are writes).
     #[arg(long, default_value_t = 0.5)]
     read_ratio: f64,
-    /// Keys, all written once before timing.
+    /// Keys, all written once before timing (session-read, cart-write: sessions, all
+    /// logged in before timing; login-storm: users).
     #[arg(long, default_value_t = 10_000)]
     keys: u64,
     #[arg(long, default_value_t = 2048)]
@@ -146,6 +149,7 @@ struct BenchArgs {
 async fn bench(args: BenchArgs) -> Result<()> {
     use cartwheel::bench::{self, target};
     let config = bench::BenchConfig {
+        workload: args.workload,
         read_ratio: args.read_ratio,
         keys: args.keys,
         value_bytes: args.value_bytes,
@@ -166,8 +170,8 @@ async fn bench(args: BenchArgs) -> Result<()> {
             .await?
             .with_levels(levels);
     let target = std::sync::Arc::new(target);
-    eprintln!("bench: loading {} keys", config.keys);
-    bench::load(&target, &config).await?;
+    eprintln!("bench: {}: loading {} keys", config.workload, config.keys);
+    let loaded = bench::load(&target, &config).await?;
     let total = config.warmup + config.duration;
     let bar = indicatif::ProgressBar::new(total.as_secs().max(1));
     bar.set_style(
@@ -191,14 +195,11 @@ async fn bench(args: BenchArgs) -> Result<()> {
             }
         })
     };
-    let recorder = bench::run(target, &config).await?;
+    let recorder = bench::run(target, &config, loaded).await?;
     ticker.abort();
     bar.finish_and_clear();
     let mut summary = recorder.summary(config.duration);
-    summary["target"] = serde_json::json!(match &args.target {
-        target::TargetSpec::Cartwheel { .. } => format!("cartwheel {}", args.dir.display()),
-        target::TargetSpec::Redis { url } => url.clone(),
-    });
+    summary["target"] = serde_json::json!(args.target.describe(&args.dir));
     summary["mode"] = serde_json::json!(if config.rate.is_some() {
         "open"
     } else {

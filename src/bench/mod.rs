@@ -1,14 +1,18 @@
-//! `cartwheel bench`: a load generator with HDR histograms, against a cartwheel cluster
-//! or a Redis server, with the same workload and the same measurement for both.
+//! `cartwheel bench`: a load generator with HDR histograms, against a cartwheel cluster,
+//! a Redis server or an etcd cluster, with the same workload and the same measurement
+//! for each.
 //!
 //! Closed loop: `clients` tasks each send one request after the other. Open loop: one
-//! request every 1/`rate` seconds whatever the answers, each timed from when it was
-//! due, so a stall shows up in the latency instead of slowing the sender down (no
-//! coordinated omission); at most `clients` requests are in flight, and a request that
-//! waits for a slot is still timed from its due time. Keys are loaded before timing so
-//! reads hit; a warm-up runs before the histograms start.
+//! step every 1/`rate` seconds whatever the answers, each timed from when it was due,
+//! so a stall shows up in the latency instead of slowing the sender down (no
+//! coordinated omission); at most `clients` steps are in flight, and a step that waits
+//! for a slot is still timed from its due time. Keys are loaded (or sessions logged
+//! in) before timing so reads hit; a warm-up runs before the histograms start. Every
+//! operation has its own histogram (`workload::Op`); a login-storm step is three
+//! operations (login, validate, logout), the later two timed from their own start.
 
 pub mod target;
+pub mod workload;
 
 use anyhow::{bail, Result};
 use hdrhistogram::Histogram;
@@ -17,13 +21,20 @@ use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Zipf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use target::Target;
+use target::{Session, Target};
 use tokio::time::Instant;
+pub use workload::{Op, Step, Workload};
 
 /// Largest latency the histograms hold (one minute, in microseconds).
 pub const LATENCY_US_MAX: u64 = 60_000_000;
 /// Most keys a bench may use.
 pub const BENCH_KEYS_MAX: u64 = 100_000_000;
+/// Most sessions a session workload logs in before timing (one per key); each held
+/// token takes about 150 bytes of the bench's memory.
+pub const BENCH_SESSIONS_MAX: u64 = 1_000_000;
+/// Largest session payload (`--value-bytes` of a session workload): half of a cartwheel
+/// session document's limit, leaving room for the cart the run adds.
+pub const SESSION_PAYLOAD_BYTES_MAX: usize = crate::limits::SESSION_DOC_BYTES_MAX / 2;
 /// Most clients (closed loop) or requests in flight (open loop).
 pub const BENCH_CLIENTS_MAX: usize = 4096;
 
@@ -54,6 +65,8 @@ impl std::str::FromStr for KeyDistribution {
 /// What to run.
 #[derive(Clone, Debug)]
 pub struct BenchConfig {
+    pub workload: Workload,
+    /// Share of reads of the `kv` workload (the session workloads have fixed mixes).
     pub read_ratio: f64,
     pub keys: u64,
     pub value_bytes: usize,
@@ -73,6 +86,18 @@ impl BenchConfig {
         }
         if self.keys == 0 || self.keys > BENCH_KEYS_MAX {
             bail!("--keys: must be between 1 and {BENCH_KEYS_MAX}");
+        }
+        if self.workload.needs_sessions() && self.keys > BENCH_SESSIONS_MAX {
+            bail!(
+                "--keys: {} makes one session per key, at most {BENCH_SESSIONS_MAX}",
+                self.workload
+            );
+        }
+        if self.workload != Workload::Kv && self.value_bytes > SESSION_PAYLOAD_BYTES_MAX {
+            bail!(
+                "--value-bytes: the session payload of {} is at most {SESSION_PAYLOAD_BYTES_MAX}",
+                self.workload
+            );
         }
         if self.clients == 0 || self.clients > BENCH_CLIENTS_MAX {
             bail!("--clients: must be between 1 and {BENCH_CLIENTS_MAX}");
@@ -134,45 +159,49 @@ impl OpHistogram {
     }
 }
 
-/// Histograms of a run: reads, writes, and both together.
+/// Histograms of a run: one per operation of its workload, and all together.
 pub struct Recorder {
-    pub read: OpHistogram,
-    pub write: OpHistogram,
+    workload: Workload,
+    ops: Vec<OpHistogram>,
     pub all: OpHistogram,
 }
 
 impl Recorder {
-    fn new() -> Recorder {
+    fn new(workload: Workload) -> Recorder {
         Recorder {
-            read: OpHistogram::new(),
-            write: OpHistogram::new(),
+            workload,
+            ops: Op::ALL.iter().map(|_| OpHistogram::new()).collect(),
             all: OpHistogram::new(),
         }
     }
 
-    fn record(&mut self, read: bool, micros: u64, ok: bool) {
-        let op = if read {
-            &mut self.read
-        } else {
-            &mut self.write
-        };
-        op.record(micros, ok);
+    fn record(&mut self, op: Op, micros: u64, ok: bool) {
+        self.ops[op.index()].record(micros, ok);
         self.all.record(micros, ok);
     }
 
-    /// The JSON summary: throughput, errors and latency overall and per operation.
+    /// The histogram of one operation.
+    pub fn op(&self, op: Op) -> &OpHistogram {
+        &self.ops[op.index()]
+    }
+
+    /// The JSON summary: throughput (operations per second, every operation counted),
+    /// errors and latency overall and per operation of the workload.
     pub fn summary(&self, measured: Duration) -> serde_json::Value {
         let done = self.all.latency_us.len();
+        let mut latency = serde_json::json!({
+            "p50": self.all.ms(0.5),
+            "p99": self.all.ms(0.99),
+            "p999": self.all.ms(0.999),
+        });
+        for op in self.workload.ops() {
+            latency[op.name()] = self.op(*op).json();
+        }
         serde_json::json!({
+            "workload": self.workload.name(),
             "throughput_ops_s": done as f64 / measured.as_secs_f64().max(1e-9),
             "errors": self.all.errors,
-            "latency_ms": {
-                "p50": self.all.ms(0.5),
-                "p99": self.all.ms(0.99),
-                "p999": self.all.ms(0.999),
-                "read": self.read.json(),
-                "write": self.write.json(),
-            },
+            "latency_ms": latency,
         })
     }
 }
@@ -213,54 +242,164 @@ impl KeyPicker {
     }
 }
 
-/// Writes every key once, `clients` at a time, before timing starts.
-pub async fn load(target: &Arc<Target>, config: &BenchConfig) -> Result<()> {
-    use futures::StreamExt;
-    let body = value(config.value_bytes);
-    let failures: usize = futures::stream::iter(0..config.keys)
-        .map(|index| {
-            let target = target.clone();
-            let body = body.clone();
-            async move { target.put(&key_name(index), &body).await.is_err() as usize }
-        })
-        .buffer_unordered(config.clients)
-        .fold(0, |sum, failed| async move { sum + failed })
-        .await;
-    if failures > 0 {
-        bail!("loading the keys failed for {failures} of {}", config.keys);
-    }
-    Ok(())
+/// What `load` made before timing: the sessions of a session workload, by key index.
+pub struct Loaded {
+    sessions: Vec<Session>,
 }
 
-/// One request: a read or a write of a picked key; returns (read?, µs, ok).
-async fn one(
-    target: &Target,
-    read: bool,
-    key: u64,
-    body: &[u8],
-    due: Instant,
-) -> (bool, u64, bool) {
-    let name = key_name(key);
-    let ok = if read {
-        target.get(&name).await.is_ok()
-    } else {
-        target.put(&name, body).await.is_ok()
+impl Loaded {
+    pub fn sessions(&self) -> usize {
+        self.sessions.len()
+    }
+}
+
+/// Before timing: writes every key once (kv), or logs one session in per key with a
+/// payload of `value_bytes` (session-read, cart-write); `clients` at a time.
+pub async fn load(target: &Arc<Target>, config: &BenchConfig) -> Result<Loaded> {
+    use futures::StreamExt;
+    let body = value(config.value_bytes);
+    let mut loaded = Loaded {
+        sessions: Vec::new(),
     };
-    (read, due.elapsed().as_micros() as u64, ok)
+    match config.workload {
+        Workload::Kv => {
+            let failures: usize = futures::stream::iter(0..config.keys)
+                .map(|index| {
+                    let target = target.clone();
+                    let body = body.clone();
+                    async move { target.put(&key_name(index), &body).await.is_err() as usize }
+                })
+                .buffer_unordered(config.clients)
+                .fold(0, |sum, failed| async move { sum + failed })
+                .await;
+            if failures > 0 {
+                bail!("loading the keys failed for {failures} of {}", config.keys);
+            }
+        }
+        Workload::SessionRead | Workload::CartWrite => {
+            // In key order (`buffered`), so key i is session i.
+            let mut made = futures::stream::iter(0..config.keys)
+                .map(|index| {
+                    let target = target.clone();
+                    let body = body.clone();
+                    async move {
+                        target
+                            .create_session(&workload::user_name(index), &body)
+                            .await
+                    }
+                })
+                .buffered(config.clients);
+            while let Some(session) = made.next().await {
+                match session {
+                    Ok(session) => loaded.sessions.push(session),
+                    Err(error) => bail!(
+                        "logging session {} of {} in failed: {error:#}",
+                        loaded.sessions.len(),
+                        config.keys
+                    ),
+                }
+            }
+        }
+        Workload::LoginStorm => {}
+    }
+    Ok(loaded)
+}
+
+/// A timed operation: which, how long in µs, whether it succeeded.
+type Timed = (Op, u64, bool);
+
+/// What a step needs besides the target: the sessions and the value written.
+struct StepContext {
+    target: Arc<Target>,
+    sessions: Vec<Session>,
+    body: Vec<u8>,
+}
+
+impl StepContext {
+    fn session(&self, key: u64) -> Result<&Session> {
+        usize::try_from(key)
+            .ok()
+            .and_then(|index| self.sessions.get(index))
+            .ok_or_else(|| anyhow::anyhow!("no session for key {key}"))
+    }
+
+    /// Runs one step on key `key`, the first operation timed from `due`; returns the
+    /// timed operations (at most three).
+    async fn execute(&self, step: Step, key: u64, due: Instant) -> [Option<Timed>; 3] {
+        let target = &self.target;
+        let since = |start: Instant| start.elapsed().as_micros() as u64;
+        let single = |op: Op, ok: bool| [Some((op, since(due), ok)), None, None];
+        match step {
+            Step::Read => single(Op::Read, target.get(&key_name(key)).await.is_ok()),
+            Step::Write => single(
+                Op::Write,
+                target.put(&key_name(key), &self.body).await.is_ok(),
+            ),
+            Step::SessionRead => {
+                let ok = match self.session(key) {
+                    Ok(session) => target.session_read(session).await.is_ok(),
+                    Err(_) => false,
+                };
+                single(Op::Read, ok)
+            }
+            Step::CartAdd { sku } => {
+                let ok = match self.session(key) {
+                    Ok(session) => target
+                        .cart_add(session, &workload::sku_name(sku))
+                        .await
+                        .is_ok(),
+                    Err(_) => false,
+                };
+                single(Op::CartAdd, ok)
+            }
+            Step::LoginStorm => {
+                let login = target.login(&workload::user_name(key), &self.body).await;
+                let login_timed = Some((Op::Login, since(due), login.is_ok()));
+                let Ok(session) = login else {
+                    return [login_timed, None, None];
+                };
+                let start = Instant::now();
+                let valid = target.validate(&session).await.is_ok();
+                let validate_timed = Some((Op::Validate, since(start), valid));
+                let start = Instant::now();
+                let out = target.logout(&session).await.is_ok();
+                [
+                    login_timed,
+                    validate_timed,
+                    Some((Op::Logout, since(start), out)),
+                ]
+            }
+        }
+    }
 }
 
 /// Runs warm-up then the measured period; returns the histograms of the measured part.
-pub async fn run(target: Arc<Target>, config: &BenchConfig) -> Result<Recorder> {
+pub async fn run(target: Arc<Target>, config: &BenchConfig, loaded: Loaded) -> Result<Recorder> {
     config.check()?;
+    if config.workload.needs_sessions() && loaded.sessions.len() as u64 != config.keys {
+        bail!(
+            "{} needs {} sessions, {} were logged in",
+            config.workload,
+            config.keys,
+            loaded.sessions.len()
+        );
+    }
     let picker = Arc::new(KeyPicker::new(config)?);
-    let recorder = Arc::new(Mutex::new(Recorder::new()));
+    let recorder = Arc::new(Mutex::new(Recorder::new(config.workload)));
+    let context = Arc::new(StepContext {
+        target,
+        sessions: loaded.sessions,
+        body: value(config.value_bytes),
+    });
     let start = Instant::now();
     let measure_from = start + config.warmup;
     let end = measure_from + config.duration;
+    let window = (measure_from, end);
     match config.rate {
-        None => closed_loop(&target, config, &picker, &recorder, measure_from, end).await,
-        Some(rate) => open_loop(&target, config, &picker, &recorder, measure_from, end, rate).await,
+        None => closed_loop(&context, config, &picker, &recorder, window).await,
+        Some(rate) => open_loop(&context, config, &picker, &recorder, window, rate).await,
     }
+    drop(context);
     let recorder = Arc::try_unwrap(recorder)
         .map_err(|_| anyhow::anyhow!("a bench task outlived the run"))?
         .into_inner()
@@ -268,32 +407,34 @@ pub async fn run(target: Arc<Target>, config: &BenchConfig) -> Result<Recorder> 
     Ok(recorder)
 }
 
+fn record_all(recorder: &Mutex<Recorder>, timed: [Option<Timed>; 3]) {
+    let mut recorder = recorder.lock().expect("recorder lock");
+    for (op, micros, ok) in timed.into_iter().flatten() {
+        recorder.record(op, micros, ok);
+    }
+}
+
 async fn closed_loop(
-    target: &Arc<Target>,
+    context: &Arc<StepContext>,
     config: &BenchConfig,
     picker: &Arc<KeyPicker>,
     recorder: &Arc<Mutex<Recorder>>,
-    measure_from: Instant,
-    end: Instant,
+    (measure_from, end): (Instant, Instant),
 ) {
     let mut tasks = tokio::task::JoinSet::new();
     for client in 0..config.clients {
-        let (target, picker, recorder) = (target.clone(), picker.clone(), recorder.clone());
+        let (context, picker, recorder) = (context.clone(), picker.clone(), recorder.clone());
         let mut rng =
             StdRng::seed_from_u64(config.seed ^ (client as u64).wrapping_mul(0x9E37_79B9));
-        let body = value(config.value_bytes);
-        let read_ratio = config.read_ratio;
+        let (workload, read_ratio) = (config.workload, config.read_ratio);
         tasks.spawn(async move {
             while Instant::now() < end {
-                let read = rng.gen_bool(read_ratio);
+                let step = workload.pick(&mut rng, read_ratio);
                 let key = picker.pick(&mut rng);
                 let due = Instant::now();
-                let (read, micros, ok) = one(&target, read, key, &body, due).await;
+                let timed = context.execute(step, key, due).await;
                 if due >= measure_from && Instant::now() <= end {
-                    recorder
-                        .lock()
-                        .expect("recorder lock")
-                        .record(read, micros, ok);
+                    record_all(&recorder, timed);
                 }
             }
         });
@@ -302,37 +443,32 @@ async fn closed_loop(
 }
 
 async fn open_loop(
-    target: &Arc<Target>,
+    context: &Arc<StepContext>,
     config: &BenchConfig,
     picker: &Arc<KeyPicker>,
     recorder: &Arc<Mutex<Recorder>>,
-    measure_from: Instant,
-    end: Instant,
+    (measure_from, end): (Instant, Instant),
     rate: f64,
 ) {
     let slots = Arc::new(tokio::sync::Semaphore::new(config.clients));
     let mut rng = StdRng::seed_from_u64(config.seed);
-    let body = Arc::new(value(config.value_bytes));
     let interval = Duration::from_secs_f64(1.0 / rate);
     let mut tasks = tokio::task::JoinSet::new();
     let mut due = Instant::now();
     while due < end {
         tokio::time::sleep_until(due).await;
-        let read = rng.gen_bool(config.read_ratio);
+        let step = config.workload.pick(&mut rng, config.read_ratio);
         let key = picker.pick(&mut rng);
-        // Waiting for a slot counts against the request: it is timed from `due`.
+        // Waiting for a slot counts against the step: it is timed from `due`.
         let Ok(permit) = slots.clone().acquire_owned().await else {
             break;
         };
-        let (target, recorder, body) = (target.clone(), recorder.clone(), body.clone());
+        let (context, recorder) = (context.clone(), recorder.clone());
         tasks.spawn(async move {
             let _permit = permit;
-            let (read, micros, ok) = one(&target, read, key, &body, due).await;
+            let timed = context.execute(step, key, due).await;
             if due >= measure_from {
-                recorder
-                    .lock()
-                    .expect("recorder lock")
-                    .record(read, micros, ok);
+                record_all(&recorder, timed);
             }
         });
         while tasks.try_join_next().is_some() {}
@@ -352,6 +488,7 @@ mod tests {
         assert!("zipf:-1".parse::<KeyDistribution>().is_err());
         assert!("gauss".parse::<KeyDistribution>().is_err());
         let config = BenchConfig {
+            workload: Workload::Kv,
             read_ratio: 0.5,
             keys: 1000,
             value_bytes: 8,
@@ -373,6 +510,7 @@ mod tests {
     #[test]
     fn bad_configs_are_refused() {
         let good = BenchConfig {
+            workload: Workload::Kv,
             read_ratio: 0.5,
             keys: 10,
             value_bytes: 8,
@@ -405,19 +543,43 @@ mod tests {
                 value_bytes: 0,
                 ..good.clone()
             },
+            BenchConfig {
+                workload: Workload::SessionRead,
+                keys: BENCH_SESSIONS_MAX + 1,
+                ..good.clone()
+            },
+            BenchConfig {
+                workload: Workload::LoginStorm,
+                value_bytes: SESSION_PAYLOAD_BYTES_MAX + 1,
+                ..good.clone()
+            },
         ] {
             assert!(bad.check().is_err(), "{bad:?}");
         }
+        // The session limits bind only the session workloads.
+        let many_keys = BenchConfig {
+            keys: BENCH_SESSIONS_MAX + 1,
+            value_bytes: SESSION_PAYLOAD_BYTES_MAX + 1,
+            ..good.clone()
+        };
+        assert!(many_keys.check().is_ok());
+        let sessions = BenchConfig {
+            workload: Workload::CartWrite,
+            keys: BENCH_SESSIONS_MAX,
+            value_bytes: SESSION_PAYLOAD_BYTES_MAX,
+            ..good
+        };
+        assert!(sessions.check().is_ok());
     }
 
     #[test]
     fn the_summary_has_the_documented_fields() {
-        let mut recorder = Recorder::new();
+        let mut recorder = Recorder::new(Workload::Kv);
         for micros in [1_000, 2_000, 3_000] {
-            recorder.record(true, micros, true);
+            recorder.record(Op::Read, micros, true);
         }
-        recorder.record(false, 10_000, true);
-        recorder.record(false, 0, false);
+        recorder.record(Op::Write, 10_000, true);
+        recorder.record(Op::Write, 0, false);
         let summary = recorder.summary(Duration::from_secs(2));
         assert_eq!(summary["throughput_ops_s"], 2.0);
         assert_eq!(summary["errors"], 1);
@@ -425,5 +587,28 @@ mod tests {
         assert_eq!(summary["latency_ms"]["read"]["count"], 3);
         assert_eq!(summary["latency_ms"]["write"]["errors"], 1);
         assert!(summary["latency_ms"]["read"]["p999"].is_number());
+        assert_eq!(summary["workload"], "kv");
+        assert!(summary["latency_ms"].get("login").is_none());
+    }
+
+    #[test]
+    fn a_login_storm_summary_has_one_row_per_operation() {
+        let mut recorder = Recorder::new(Workload::LoginStorm);
+        recorder.record(Op::Login, 4_000, true);
+        recorder.record(Op::Validate, 1_000, true);
+        recorder.record(Op::Logout, 2_000, false);
+        let summary = recorder.summary(Duration::from_secs(1));
+        assert_eq!(summary["workload"], "login-storm");
+        assert_eq!(summary["throughput_ops_s"], 2.0);
+        assert_eq!(summary["errors"], 1);
+        let latency = &summary["latency_ms"];
+        assert_eq!(latency["login"]["count"], 1);
+        assert!(latency["login"]["p50"].as_f64().unwrap() >= 3.9);
+        assert_eq!(latency["validate"]["count"], 1);
+        assert_eq!(latency["logout"]["errors"], 1);
+        assert!(latency.get("read").is_none() && latency.get("write").is_none());
+        let cart = Recorder::new(Workload::CartWrite).summary(Duration::from_secs(1));
+        assert_eq!(cart["latency_ms"]["cart_add"]["count"], 0);
+        assert_eq!(cart["latency_ms"]["read"]["count"], 0);
     }
 }
