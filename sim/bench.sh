@@ -31,7 +31,7 @@
 #   --systems a,b     of redis, redis-wait, etcd, cartwheel (default: all four)
 #   --out DIR         results dir (default: a new temp dir, kept)
 #   --redis-aof always|everysec     Redis with appendonly yes + that appendfsync
-#   --cartwheel-durability X        passed to `cluster up --durability` (flush, group:MS)
+#   --cartwheel-durability X        passed to `cluster up --durability` (flush, group:MS, none)
 #
 # Missing redis-server / etcd are installed from Debian's packages (apt-get, as root);
 # a system that cannot be installed is skipped with a message. CARTWHEEL=path picks the

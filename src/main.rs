@@ -246,9 +246,6 @@ struct NodeArgs {
     /// Write a JSON file with this node's addresses once it listens.
     #[arg(long)]
     ready_file: Option<PathBuf>,
-    /// Storage cache in MiB.
-    #[arg(long, default_value_t = limits::STORAGE_CACHE_BYTES_DEFAULT / (1024 * 1024))]
-    cache_mb: u64,
     #[command(flatten)]
     tuning: TuningFlags,
 }
@@ -420,7 +417,10 @@ async fn run_node(args: NodeArgs) -> Result<()> {
         settings,
         tls,
         data,
-        cache_bytes: args.cache_mb * 1024 * 1024,
+        cache_bytes: args
+            .tuning
+            .cache_mb
+            .map_or(limits::STORAGE_CACHE_BYTES_DEFAULT, |mb| mb * 1024 * 1024),
         http_bind: args.http,
         quic_bind: args.quic,
         seeds: args.seeds,

@@ -30,6 +30,10 @@ pub struct TuningFlags {
     /// commit, at most <ms> of delay). Default group:2.
     #[arg(long, value_name = "POLICY")]
     pub durability: Option<Durability>,
+    /// Storage cache of each node in MiB (default 256): what bounds a node's memory,
+    /// whatever the data size.
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+    pub cache_mb: Option<u64>,
     /// Worker threads of each node (default: one per core; `cluster up` and `sim`,
     /// which start every node on this machine, share the cores among them).
     #[arg(long, value_name = "COUNT", value_parser = clap::value_parser!(u16).range(1..=crate::limits::NODE_THREADS_MAX))]
@@ -102,6 +106,7 @@ impl TuningFlags {
         push("w", text(self.w.as_ref().map(|v| v as _)));
         push("durability", text(self.durability.as_ref().map(|v| v as _)));
         push("threads", text(self.threads.as_ref().map(|v| v as _)));
+        push("cache-mb", text(self.cache_mb.as_ref().map(|v| v as _)));
         push(
             "request-timeout-ms",
             text(self.request_timeout_ms.as_ref().map(|v| v as _)),

@@ -432,6 +432,9 @@ impl Settings {
                 warnings.push(format!("R + W = {r} + {w} <= N = {n}: reads may miss acknowledged writes until repair reaches them"));
             }
         }
+        if flags.durability == Some(Durability::Memory) {
+            warnings.push("--durability none: writes are acknowledged before they reach the disk; W replicas losing power together lose the last ~500 ms of acknowledged writes".to_string());
+        }
         let request_timeout_ms = flags
             .request_timeout_ms
             .unwrap_or(limits::REQUEST_TIMEOUT_MS_DEFAULT);

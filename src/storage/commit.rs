@@ -78,7 +78,13 @@ struct Group {
 }
 
 enum Policy {
-    EachWrite { closed: AtomicBool },
+    EachWrite {
+        closed: AtomicBool,
+    },
+    /// `--durability none`: nothing to wait for.
+    Memory {
+        closed: AtomicBool,
+    },
     Group(Group),
 }
 
@@ -97,6 +103,9 @@ impl CommitGate {
             Durability::FlushEachWrite => Policy::EachWrite {
                 closed: AtomicBool::new(false),
             },
+            Durability::Memory => Policy::Memory {
+                closed: AtomicBool::new(false),
+            },
             Durability::GroupCommit { max_delay_ms } => {
                 Policy::Group(start_group(storage.clone(), max_delay_ms))
             }
@@ -113,6 +122,10 @@ impl CommitGate {
                 }
                 flush_blocking(self.storage.clone()).await
             }
+            Policy::Memory { closed } => match closed.load(Ordering::SeqCst) {
+                true => Err(CommitError::Closed),
+                false => Ok(()),
+            },
             Policy::Group(group) => group.durable().await,
         }
     }
@@ -122,7 +135,7 @@ impl CommitGate {
     /// `Closed`. Calling it again is harmless.
     pub async fn shutdown(&self) -> Result<(), CommitError> {
         match &self.policy {
-            Policy::EachWrite { closed } => {
+            Policy::EachWrite { closed } | Policy::Memory { closed } => {
                 closed.store(true, Ordering::SeqCst);
                 Ok(())
             }

@@ -20,6 +20,10 @@ pub enum Durability {
     /// Flag `group:<ms>`: one flusher per store gathers waiting callers for at most
     /// `max_delay_ms` and covers them all with one flush.
     GroupCommit { max_delay_ms: u64 },
+    /// Flag `none`: acknowledged once in the store's memory; the store's own
+    /// background flush (every 500 ms) writes it out. What Redis without an
+    /// append-only file promises: W replicas losing power at once lose recent writes.
+    Memory,
 }
 
 impl Default for Durability {
@@ -34,6 +38,7 @@ impl fmt::Display for Durability {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Durability::FlushEachWrite => f.write_str("flush"),
+            Durability::Memory => f.write_str("none"),
             Durability::GroupCommit { max_delay_ms } => write!(f, "group:{max_delay_ms}"),
         }
     }
@@ -42,7 +47,9 @@ impl fmt::Display for Durability {
 /// Why a durability flag was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DurabilityParseError {
-    #[error("unknown durability {input:?}: expected `flush` or `group:<ms>` (e.g. `group:2`)")]
+    #[error(
+        "unknown durability {input:?}: expected `flush`, `group:<ms>` (e.g. `group:2`) or `none`"
+    )]
     Unknown { input: String },
     #[error(
         "durability {input:?}: the delay after `group:` must be a whole number of milliseconds"
@@ -58,6 +65,9 @@ impl FromStr for Durability {
     fn from_str(input: &str) -> Result<Self, Self::Err> {
         if input == "flush" {
             return Ok(Durability::FlushEachWrite);
+        }
+        if input == "none" {
+            return Ok(Durability::Memory);
         }
         let Some(delay) = input.strip_prefix("group:") else {
             return Err(DurabilityParseError::Unknown {
@@ -104,11 +114,13 @@ mod tests {
             Durability::GroupCommit { max_delay_ms: 2 }
         );
         assert_eq!(Durability::default().to_string(), "group:2");
+        assert_eq!("none".parse(), Ok(Durability::Memory));
+        assert_eq!(Durability::Memory.to_string(), "none");
     }
 
     #[test]
     fn refuses_bad_flags_with_the_reason() {
-        for input in ["", "Flush", "group", "fsync", "flush:1"] {
+        for input in ["", "Flush", "group", "fsync", "flush:1", "None", "none:1"] {
             assert_eq!(
                 input.parse::<Durability>(),
                 Err(DurabilityParseError::Unknown {

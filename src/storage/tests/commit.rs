@@ -132,6 +132,19 @@ async fn flush_each_write_flushes_once_per_caller() {
 }
 
 #[tokio::test]
+async fn memory_durability_never_flushes_and_refuses_after_shutdown() {
+    let storage = Counting::new();
+    let gate = CommitGate::new(storage.clone(), Durability::Memory);
+    for index in 0..5u8 {
+        write(storage.as_ref(), &[index]);
+        gate.durable().await.expect("durable");
+    }
+    assert_eq!(storage.flushes(), 0);
+    gate.shutdown().await.expect("shutdown");
+    assert!(matches!(gate.durable().await, Err(CommitError::Closed)));
+}
+
+#[tokio::test]
 async fn group_commit_coalesces_concurrent_callers() {
     const CALLERS: usize = 64;
     let storage = Counting::new();
