@@ -1,0 +1,253 @@
+//! The cartwheel target: its HTTP API, each request to the next node in turn. Kv writes
+//! carry the key's last causal context like a real client; session calls carry the
+//! bearer token and, when they change something, the CSRF token. Every answer's body is
+//! read in full, so a read costs what a real client's read costs and the connection
+//! goes back to the pool.
+
+use super::{Levels, Session};
+use crate::api::CONTEXT_HEADER;
+use crate::cluster::ClusterFile;
+use crate::limits::PREF_VALUE_CHARS_MAX;
+use anyhow::{bail, Context, Result};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Keys whose context a cartwheel target remembers; writes to others go without one.
+pub const CONTEXTS_MAX: usize = 1_000_000;
+/// How long one bench request may take before it counts as an error.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The device name of every bench login.
+const DEVICE: &str = "bench";
+/// The header of a session's CSRF token (`api::session` keeps its constant private).
+const CSRF_HEADER: &str = "x-csrf-token";
+
+pub struct CartwheelTarget {
+    http: reqwest::Client,
+    nodes: Vec<SocketAddr>,
+    next: AtomicUsize,
+    pub(super) levels: Levels,
+    /// The causal context last seen per key, sent with the next write like a real
+    /// client does (a blind write would add a sibling). At most `CONTEXTS_MAX`.
+    contexts: Mutex<HashMap<String, String>>,
+}
+
+#[derive(serde::Deserialize)]
+struct LoginAnswer {
+    token: String,
+    csrf_token: String,
+}
+
+fn remember(contexts: &Mutex<HashMap<String, String>>, key: &str, response: &reqwest::Response) {
+    let Some(context) = response
+        .headers()
+        .get(CONTEXT_HEADER)
+        .and_then(|value| value.to_str().ok())
+    else {
+        return;
+    };
+    let mut contexts = contexts.lock().expect("contexts lock");
+    if contexts.len() < CONTEXTS_MAX || contexts.contains_key(key) {
+        contexts.insert(key.to_string(), context.to_string());
+    }
+}
+
+/// Reads the whole answer; an error unless its status is `expected`.
+async fn expect(response: reqwest::Response, what: &str, expected: &[u16]) -> Result<()> {
+    let status = response.status().as_u16();
+    let body = response.bytes().await?;
+    if !expected.contains(&status) {
+        let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+        bail!("{what} answered {status}: {text}");
+    }
+    Ok(())
+}
+
+impl CartwheelTarget {
+    pub fn connect(dir: &Path, clients: usize) -> Result<CartwheelTarget> {
+        let file = ClusterFile::load(dir)
+            .with_context(|| format!("no running cluster in {}", dir.display()))?;
+        let nodes: Vec<SocketAddr> = file.nodes.iter().map(|node| node.http).collect();
+        if nodes.is_empty() {
+            bail!("the cluster in {} has no node", dir.display());
+        }
+        let http = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .pool_max_idle_per_host(clients.max(1))
+            .build()?;
+        Ok(CartwheelTarget {
+            http,
+            nodes,
+            next: AtomicUsize::new(0),
+            levels: Levels::default(),
+            contexts: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn node(&self) -> SocketAddr {
+        self.nodes[self.next.fetch_add(1, Ordering::Relaxed) % self.nodes.len()]
+    }
+
+    /// The URL of `key` on the next node in turn, with `param=count` when a level is set.
+    fn kv_url(&self, key: &str, param: &str, count: Option<u32>) -> String {
+        let node = self.node();
+        match count {
+            Some(count) => format!("http://{node}/v1/kv/{key}?{param}={count}"),
+            None => format!("http://{node}/v1/kv/{key}"),
+        }
+    }
+
+    fn session_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.node())
+    }
+
+    pub async fn get(&self, key: &str) -> Result<()> {
+        let url = self.kv_url(key, "r", self.levels.read);
+        let response = self.http.get(url).send().await?;
+        remember(&self.contexts, key, &response);
+        expect(response, "GET", &[200, 300, 404]).await
+    }
+
+    /// Writes `value`, superseding the key's last version like a client that read it
+    /// first: a key whose context this process has not seen yet is read before its
+    /// first write (a blind write would keep an earlier run's value as a sibling, and
+    /// runs against one cluster would write ever larger objects).
+    pub async fn put(&self, key: &str, value: &[u8]) -> Result<()> {
+        let url = self.kv_url(key, "w", self.levels.write);
+        let known = || {
+            self.contexts
+                .lock()
+                .expect("contexts lock")
+                .get(key)
+                .cloned()
+        };
+        let known = match known() {
+            Some(context) => Some(context),
+            None => {
+                self.get(key).await?;
+                known()
+            }
+        };
+        let mut request = self.http.put(url).body(value.to_vec());
+        if let Some(context) = known {
+            request = request.header(CONTEXT_HEADER, context);
+        }
+        let response = request.send().await?;
+        remember(&self.contexts, key, &response);
+        expect(response, "PUT", &[204]).await
+    }
+
+    /// A login, then prefs `pad-0`, `pad-1`, ... holding `payload` between them, so the
+    /// session document is about as large as the other systems' session values.
+    pub async fn create_session(&self, user: &str, payload: &[u8]) -> Result<Session> {
+        let session = self.login(user, payload).await?;
+        for (index, chunk) in payload.chunks(PREF_VALUE_CHARS_MAX).enumerate() {
+            let value = String::from_utf8_lossy(chunk);
+            let response = self
+                .http
+                .put(self.session_url(&format!("/v1/session/prefs/pad-{index}")))
+                .bearer_auth(&session.token)
+                .header(CSRF_HEADER, &session.csrf)
+                .json(&serde_json::json!({ "value": value }))
+                .send()
+                .await?;
+            expect(response, "PUT /v1/session/prefs", &[200]).await?;
+        }
+        Ok(session)
+    }
+
+    pub async fn session_read(&self, session: &Session) -> Result<()> {
+        let response = self
+            .http
+            .get(self.session_url("/v1/session"))
+            .bearer_auth(&session.token)
+            .send()
+            .await?;
+        expect(response, "GET /v1/session", &[200]).await
+    }
+
+    pub async fn cart_add(&self, session: &Session, sku: &str) -> Result<()> {
+        let response = self
+            .http
+            .post(self.session_url("/v1/session/cart"))
+            .bearer_auth(&session.token)
+            .header(CSRF_HEADER, &session.csrf)
+            .json(&serde_json::json!({ "op": "add", "sku": sku, "qty": 1 }))
+            .send()
+            .await?;
+        expect(response, "POST /v1/session/cart", &[200]).await
+    }
+
+    /// `POST /v1/sessions`; cartwheel's login carries no payload (the other systems
+    /// store `--value-bytes` under the new token).
+    pub async fn login(&self, user: &str, _payload: &[u8]) -> Result<Session> {
+        let response = self
+            .http
+            .post(self.session_url("/v1/sessions"))
+            .json(&serde_json::json!({ "user_id": user, "device": DEVICE }))
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        if status != 201 {
+            let body = response.bytes().await.unwrap_or_default();
+            let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+            bail!("POST /v1/sessions answered {status}: {text}");
+        }
+        let answer: LoginAnswer = response.json().await?;
+        Ok(Session {
+            token: answer.token,
+            csrf: answer.csrf_token,
+        })
+    }
+
+    pub async fn validate(&self, session: &Session) -> Result<()> {
+        self.session_read(session).await
+    }
+
+    pub async fn logout(&self, session: &Session) -> Result<()> {
+        let response = self
+            .http
+            .delete(self.session_url("/v1/session"))
+            .bearer_auth(&session.token)
+            .header(CSRF_HEADER, &session.csrf)
+            .send()
+            .await?;
+        expect(response, "DELETE /v1/session", &[204]).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(nodes: &[&str]) -> CartwheelTarget {
+        CartwheelTarget {
+            http: reqwest::Client::new(),
+            nodes: nodes.iter().map(|node| node.parse().unwrap()).collect(),
+            next: AtomicUsize::new(0),
+            levels: Levels::default(),
+            contexts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    #[test]
+    fn urls_rotate_over_nodes_and_carry_only_their_level() {
+        let target = target(&["127.0.0.1:1", "127.0.0.1:2"]);
+        assert_eq!(
+            target.kv_url("k", "r", Some(2)),
+            "http://127.0.0.1:1/v1/kv/k?r=2"
+        );
+        assert_eq!(
+            target.kv_url("k", "w", Some(2)),
+            "http://127.0.0.1:2/v1/kv/k?w=2"
+        );
+        assert_eq!(target.kv_url("k", "r", None), "http://127.0.0.1:1/v1/kv/k");
+        assert_eq!(
+            target.session_url("/v1/session"),
+            "http://127.0.0.1:2/v1/session"
+        );
+    }
+}

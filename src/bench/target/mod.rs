@@ -1,0 +1,286 @@
+//! What `cartwheel bench` loads: a cartwheel cluster over its HTTP API (requests spread
+//! over every node), a Redis server over RESP, or an etcd cluster over gRPC. Each target
+//! answers one operation per call, kv or session, mapped to what that system offers:
+//!
+//! | operation | cartwheel | Redis | etcd |
+//! | --- | --- | --- | --- |
+//! | get / put | `GET` / `PUT /v1/kv/K` | `GET` / `SET` | Range / Put |
+//! | session made before timing | login + prefs padding to `--value-bytes` | `HSET sess:T data V` | Put `sess/T/data` |
+//! | session read | `GET /v1/session` | `HGETALL sess:T` | Range of prefix `sess/T/` |
+//! | cart add | `POST /v1/session/cart` | `HSET sess:T cart:SKU 1` | Put `sess/T/cart/SKU` |
+//! | login / validate / logout | `POST /v1/sessions` / `GET` / `DELETE /v1/session` | `SET tok:T V` / `GET` / `DEL` | Put `tok/T` / Range / DeleteRange |
+//!
+//! Redis writes are each followed by `WAIT n 0` when asked. Only loopback addresses are
+//! ever reached: a spec naming another address is refused.
+
+mod cartwheel;
+mod etcd_cluster;
+mod redis_server;
+
+use anyhow::Result;
+use cartwheel::CartwheelTarget;
+use etcd_cluster::EtcdTarget;
+use redis_server::RedisTarget;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Most etcd endpoints one `--target etcd://...` may list.
+pub const ETCD_ENDPOINTS_MAX: usize = 16;
+
+/// Where `--target` points.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TargetSpec {
+    /// A running cartwheel cluster: its directory (`cluster up --dir`).
+    Cartwheel { dir: PathBuf },
+    /// `redis://127.0.0.1:PORT`.
+    Redis { url: String },
+    /// `etcd://127.0.0.1:PORT[,127.0.0.1:PORT...]`: the client endpoints of one cluster.
+    Etcd { endpoints: Vec<SocketAddr> },
+}
+
+/// A loopback socket address, or why `text` is not one.
+fn loopback(spec: &str, text: &str, expected: &str) -> Result<SocketAddr, String> {
+    let address: SocketAddr = text
+        .trim_end_matches('/')
+        .parse()
+        .map_err(|_| format!("{spec}: expected {expected}"))?;
+    if !address.ip().is_loopback() {
+        return Err(format!(
+            "{spec}: benchmarks only talk to loopback addresses ({address} is not one)"
+        ));
+    }
+    Ok(address)
+}
+
+impl std::str::FromStr for TargetSpec {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text == "cartwheel" {
+            return Ok(TargetSpec::Cartwheel {
+                dir: PathBuf::from(".cartwheel"),
+            });
+        }
+        if let Some(rest) = text.strip_prefix("redis://") {
+            let address = loopback(text, rest, "redis://127.0.0.1:PORT")?;
+            return Ok(TargetSpec::Redis {
+                url: format!("redis://{address}/"),
+            });
+        }
+        if let Some(rest) = text.strip_prefix("etcd://") {
+            let expected = "etcd://127.0.0.1:PORT[,127.0.0.1:PORT...]";
+            let endpoints = rest
+                .split(',')
+                .map(|part| loopback(text, part.trim(), expected))
+                .collect::<Result<Vec<_>, _>>()?;
+            if endpoints.len() > ETCD_ENDPOINTS_MAX {
+                return Err(format!(
+                    "{text}: at most {ETCD_ENDPOINTS_MAX} endpoints, got {}",
+                    endpoints.len()
+                ));
+            }
+            return Ok(TargetSpec::Etcd { endpoints });
+        }
+        Err(format!(
+            "{text}: expected cartwheel (with --dir), redis://127.0.0.1:PORT or \
+             etcd://127.0.0.1:PORT[,127.0.0.1:PORT...]"
+        ))
+    }
+}
+
+impl TargetSpec {
+    /// How the JSON summary names the target.
+    pub fn describe(&self, dir: &Path) -> String {
+        match self {
+            TargetSpec::Cartwheel { .. } => format!("cartwheel {}", dir.display()),
+            TargetSpec::Redis { url } => url.clone(),
+            TargetSpec::Etcd { endpoints } => {
+                let list: Vec<String> = endpoints.iter().map(|a| a.to_string()).collect();
+                format!("etcd://{}", list.join(","))
+            }
+        }
+    }
+}
+
+/// A session as a bench client holds it: the token, and the CSRF token a cartwheel
+/// mutation needs (empty for the other systems).
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub token: String,
+    pub csrf: String,
+}
+
+/// A connected target.
+pub enum Target {
+    Cartwheel(CartwheelTarget),
+    Redis(RedisTarget),
+    /// Boxed: the gRPC client is several times larger than the other variants.
+    Etcd(Box<EtcdTarget>),
+}
+
+/// The levels a cartwheel bench asks for (`?r=` / `?w=`), if any.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Levels {
+    pub read: Option<u32>,
+    pub write: Option<u32>,
+}
+
+/// 128 random bits as hex: the token a Redis or etcd login makes.
+fn new_token() -> String {
+    let bits: u128 = rand::random();
+    format!("{bits:032x}")
+}
+
+macro_rules! each {
+    ($target:expr, $inner:ident => $call:expr) => {
+        match $target {
+            Target::Cartwheel($inner) => $call,
+            Target::Redis($inner) => $call,
+            Target::Etcd($inner) => $call,
+        }
+    };
+}
+
+impl Target {
+    pub async fn connect(
+        spec: &TargetSpec,
+        dir: Option<&PathBuf>,
+        wait_replicas: Option<u32>,
+        clients: usize,
+    ) -> Result<Target> {
+        Ok(match spec {
+            TargetSpec::Cartwheel { dir: default } => {
+                Target::Cartwheel(CartwheelTarget::connect(dir.unwrap_or(default), clients)?)
+            }
+            TargetSpec::Redis { url } => {
+                Target::Redis(RedisTarget::connect(url, wait_replicas).await?)
+            }
+            TargetSpec::Etcd { endpoints } => {
+                Target::Etcd(Box::new(EtcdTarget::connect(endpoints).await?))
+            }
+        })
+    }
+
+    /// Sets the read and write levels of a cartwheel target (kv requests only).
+    pub fn with_levels(mut self, new: Levels) -> Target {
+        if let Target::Cartwheel(target) = &mut self {
+            target.levels = new;
+        }
+        self
+    }
+
+    pub async fn get(&self, key: &str) -> Result<()> {
+        each!(self, target => target.get(key).await)
+    }
+
+    pub async fn put(&self, key: &str, value: &[u8]) -> Result<()> {
+        each!(self, target => target.put(key, value).await)
+    }
+
+    /// Logs `user` in before timing and gives the session a payload of `payload` bytes.
+    pub async fn create_session(&self, user: &str, payload: &[u8]) -> Result<Session> {
+        each!(self, target => target.create_session(user, payload).await)
+    }
+
+    pub async fn session_read(&self, session: &Session) -> Result<()> {
+        each!(self, target => target.session_read(session).await)
+    }
+
+    pub async fn cart_add(&self, session: &Session, sku: &str) -> Result<()> {
+        each!(self, target => target.cart_add(session, sku).await)
+    }
+
+    /// A new token for `user` (Redis and etcd store `payload` under it).
+    pub async fn login(&self, user: &str, payload: &[u8]) -> Result<Session> {
+        each!(self, target => target.login(user, payload).await)
+    }
+
+    /// Reads the token a login just made; an unknown token is an error.
+    pub async fn validate(&self, session: &Session) -> Result<()> {
+        each!(self, target => target.validate(session).await)
+    }
+
+    pub async fn logout(&self, session: &Session) -> Result<()> {
+        each!(self, target => target.logout(session).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_parse_and_refuse_what_is_not_loopback() {
+        assert_eq!(
+            "redis://127.0.0.1:6379".parse::<TargetSpec>(),
+            Ok(TargetSpec::Redis {
+                url: "redis://127.0.0.1:6379/".into()
+            })
+        );
+        assert!("redis://10.0.0.1:6379".parse::<TargetSpec>().is_err());
+        assert!("redis://localhost".parse::<TargetSpec>().is_err());
+        assert!("postgres://x".parse::<TargetSpec>().is_err());
+        assert!(matches!(
+            "cartwheel".parse::<TargetSpec>(),
+            Ok(TargetSpec::Cartwheel { .. })
+        ));
+    }
+
+    #[test]
+    fn etcd_specs_list_loopback_endpoints() {
+        let one: SocketAddr = "127.0.0.1:2379".parse().unwrap();
+        let two: SocketAddr = "127.0.0.1:22379".parse().unwrap();
+        assert_eq!(
+            "etcd://127.0.0.1:2379".parse::<TargetSpec>(),
+            Ok(TargetSpec::Etcd {
+                endpoints: vec![one]
+            })
+        );
+        let both = "etcd://127.0.0.1:2379, 127.0.0.1:22379/".parse::<TargetSpec>();
+        assert_eq!(
+            both,
+            Ok(TargetSpec::Etcd {
+                endpoints: vec![one, two]
+            })
+        );
+        assert_eq!(
+            both.unwrap().describe(Path::new("ignored")),
+            "etcd://127.0.0.1:2379,127.0.0.1:22379"
+        );
+        assert!("etcd://[::1]:2379".parse::<TargetSpec>().is_ok());
+    }
+
+    #[test]
+    fn bad_etcd_specs_say_what_is_wrong() {
+        for (spec, says) in [
+            ("etcd://", "expected etcd://127.0.0.1:PORT"),
+            ("etcd://127.0.0.1", "expected etcd://127.0.0.1:PORT"),
+            ("etcd://localhost:2379", "expected etcd://127.0.0.1:PORT"),
+            ("etcd://127.0.0.1:2379,", "expected etcd://127.0.0.1:PORT"),
+            ("etcd://127.0.0.1:99999", "expected etcd://127.0.0.1:PORT"),
+            ("etcd://10.0.0.5:2379", "only talk to loopback"),
+            (
+                "etcd://127.0.0.1:2379,192.168.1.2:2379",
+                "192.168.1.2:2379 is not one",
+            ),
+            ("etcd:/127.0.0.1:2379", "expected cartwheel"),
+        ] {
+            let error = spec.parse::<TargetSpec>().unwrap_err();
+            assert!(error.contains(says), "{spec}: {error}");
+            assert!(error.starts_with(spec), "{spec}: {error}");
+        }
+        let many = format!(
+            "etcd://{}",
+            vec!["127.0.0.1:2379"; ETCD_ENDPOINTS_MAX + 1].join(",")
+        );
+        let error = many.parse::<TargetSpec>().unwrap_err();
+        assert!(error.contains("at most 16 endpoints"), "{error}");
+    }
+
+    #[test]
+    fn tokens_are_fresh_and_fixed_width() {
+        let (first, second) = (new_token(), new_token());
+        assert_eq!(first.len(), 32);
+        assert_ne!(first, second);
+    }
+}
