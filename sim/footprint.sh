@@ -24,10 +24,9 @@ while [ $# -gt 0 ]; do
     *) echo "footprint.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
-if [ -z "${CARTWHEEL:-}" ]; then
-  cargo build --release --quiet || exit 1
-  CARTWHEEL=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/cartwheel
-fi
+# shellcheck source=sim/lib.sh
+. sim/lib.sh
+cartwheel_binary footprint.sh
 work=$(mktemp -d)
 dir=$work/cluster
 redis_pid=""
