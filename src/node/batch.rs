@@ -10,10 +10,10 @@
 
 use crate::ids::NodeId;
 use crate::limits::{BATCHES_IN_FLIGHT_PER_PEER, BATCH_QUEUE_PER_PEER, BATCH_REQUESTS_MAX};
-use crate::transport::{Transport, TransportError};
+use crate::transport::{lock, Transport, TransportError};
 use crate::wire::{PeerRequest, PeerResponse};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 type Answer = Result<PeerResponse, String>;
@@ -176,10 +176,6 @@ fn answer_of(response: Result<PeerResponse, String>) -> Answer {
         Ok(PeerResponse::Error(error)) => Err(error.to_string()),
         other => other,
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]

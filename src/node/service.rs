@@ -168,10 +168,8 @@ impl PeerService {
     /// wait) and answers in order; a batch over the limit or with another kind of
     /// request inside is refused whole.
     async fn serve_batch(&self, requests: Vec<PeerRequest>) -> PeerResponse {
-        let allowed = |request: &PeerRequest| {
-            matches!(request, PeerRequest::Get { .. } | PeerRequest::Merge { .. })
-        };
-        if requests.len() > limits::BATCH_REQUESTS_MAX || !requests.iter().all(allowed) {
+        let batchable = |request: &PeerRequest| super::batch::Kind::of(request).is_some();
+        if requests.len() > limits::BATCH_REQUESTS_MAX || !requests.iter().all(batchable) {
             self.refused
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return PeerResponse::Error(PeerError::BadRequest(format!(

@@ -23,6 +23,7 @@ pub mod wan;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use client::lock;
 pub use client::Transport;
 pub use faults::{FaultPlan, FaultPlanError};
 pub use frame::{decode_frame, encode, FrameError, WIRE_VERSION};
