@@ -136,6 +136,10 @@ struct BenchArgs {
     r: Option<u32>,
     #[arg(long = "w")]
     w: Option<u32>,
+    /// Cartwheel kv requests: `token` sends each key to one of its replicas (from the
+    /// ring map a node serves), `spread` to every node in turn.
+    #[arg(long, value_enum, default_value = "token")]
+    routing: cartwheel::bench::target::Routing,
     /// Redis: send `WAIT N 0` after each write and count it done when N replicas have it.
     #[arg(long)]
     redis_wait: Option<u32>,
@@ -166,8 +170,14 @@ async fn bench(args: BenchArgs) -> Result<()> {
         write: args.w,
     };
     let target =
-        target::Target::connect(&args.target, Some(&args.dir), args.redis_wait, args.clients)
-            .await?
+        target::Target::connect(
+            &args.target,
+            Some(&args.dir),
+            args.redis_wait,
+            args.clients,
+            args.routing,
+        )
+        .await?
             .with_levels(levels);
     let target = std::sync::Arc::new(target);
     eprintln!("bench: {}: loading {} keys", config.workload, config.keys);

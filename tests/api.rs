@@ -197,3 +197,75 @@ async fn a_write_that_leaves_siblings_hands_back_no_context_covering_them() {
     assert_eq!(body["siblings"].as_array().unwrap().len(), 2);
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_ring_map_names_the_nodes_that_hold_each_key() {
+    let cluster = InProcessCluster::start(&single_region(4, 2), TuningFlags::default()).await;
+    let http = reqwest::Client::new();
+    let ring: cartwheel::api::RingMap = http
+        .get(cluster.url(0, "/v1/ring"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ring.partitions, 64);
+    assert_eq!(ring.nodes.len(), 4);
+    assert_eq!(ring.replicas.len(), 64);
+    assert!(ring.replicas.iter().all(|replicas| replicas.len() == 2));
+    let roots = |index: usize| {
+        let http = http.clone();
+        let url = cluster.url(index, "/v1/roots");
+        async move {
+            let roots: std::collections::BTreeMap<u32, String> =
+                http.get(url).send().await.unwrap().json().await.unwrap();
+            roots
+        }
+    };
+    let mut before = Vec::new();
+    for index in 0..4 {
+        before.push(roots(index).await);
+    }
+    let keys: Vec<String> = (0..6).map(|index| format!("routed-{index}")).collect();
+    for key in &keys {
+        let put = http
+            .put(cluster.url(0, &format!("/v1/kv/{key}?w=2")))
+            .body("v")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(put.status(), 204);
+    }
+    let mut after = Vec::new();
+    for index in 0..4 {
+        after.push(roots(index).await);
+    }
+    for key in &keys {
+        let holders: Vec<String> = ring
+            .kv_replicas(key.as_bytes())
+            .iter()
+            .map(|node| node.http.clone())
+            .collect();
+        assert_eq!(holders.len(), 2, "{key}: {holders:?}");
+        let partition = cartwheel::object::ObjectKey::kv(key.as_bytes())
+            .partition(64)
+            .0;
+        for index in 0..4 {
+            let http_addr = cluster.url(index, "").trim_start_matches("http://").to_string();
+            let listed = holders.contains(&http_addr);
+            assert_eq!(
+                after[index].contains_key(&partition),
+                listed,
+                "node {index} owns partition {partition} of {key} iff the map lists it"
+            );
+            if listed {
+                assert_ne!(
+                    before[index][&partition], after[index][&partition],
+                    "node {index}, listed for {key}, did not store it"
+                );
+            }
+        }
+    }
+    cluster.shutdown().await;
+}

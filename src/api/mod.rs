@@ -1,5 +1,5 @@
-//! The HTTP/JSON API of a node: `/v1/kv/{key}` for applications, `/v1/status` and
-//! `/v1/admin/*` for operators.
+//! The HTTP/JSON API of a node: `/v1/kv/{key}` for applications, `/v1/status`, `/v1/ring` and
+//! `/v1/admin/*` for operators and token-aware clients.
 //!
 //! It turns HTTP into coordinator and membership calls and their results into HTTP: it
 //! checks every input (sizes, levels, contexts, secrets) before anything is written,
@@ -8,10 +8,12 @@
 
 mod admin;
 mod kv;
+mod ring;
 mod session;
 mod status;
 
 pub use kv::SiblingsBody;
+pub use ring::{RingMap, RingNode};
 pub use status::{MemberStatus, Status};
 
 use crate::config::Settings;
@@ -169,6 +171,7 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/v1/status", get(status::status))
         .route("/v1/roots", get(status::roots))
+        .route("/v1/ring", get(ring::ring))
         .route("/v1/admin/leave", post(admin::leave))
         .route("/v1/admin/remove/{node}", post(admin::remove))
         .route(

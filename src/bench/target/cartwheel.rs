@@ -1,11 +1,13 @@
-//! The cartwheel target: its HTTP API, each request to the next node in turn. Kv writes
+//! The cartwheel target: its HTTP API. With token-aware routing (the default) each kv
+//! request goes to one of its key's live replicas in turn, from the ring map a node
+//! serves at `/v1/ring`; otherwise, and for session calls, to the next node. Kv writes
 //! carry the key's last causal context like a real client; session calls carry the
 //! bearer token and, when they change something, the CSRF token. Every answer's body is
 //! read in full, so a read costs what a real client's read costs and the connection
 //! goes back to the pool.
 
-use super::{Levels, Session};
-use crate::api::CONTEXT_HEADER;
+use super::{Levels, Routing, Session};
+use crate::api::{RingMap, CONTEXT_HEADER};
 use crate::cluster::ClusterFile;
 use crate::limits::PREF_VALUE_CHARS_MAX;
 use anyhow::{bail, Context, Result};
@@ -29,6 +31,8 @@ pub struct CartwheelTarget {
     http: reqwest::Client,
     nodes: Vec<SocketAddr>,
     next: AtomicUsize,
+    /// The ring map for token-aware kv requests (`None`: spread over all nodes).
+    ring: Option<RingMap>,
     pub(super) levels: Levels,
     /// The causal context last seen per key, sent with the next write like a real
     /// client does (a blind write would add a sibling). At most `CONTEXTS_MAX`.
@@ -66,8 +70,27 @@ async fn expect(response: reqwest::Response, what: &str, expected: &[u16]) -> Re
     Ok(())
 }
 
+/// The ring map of the first node (in the cluster file's order) that serves one.
+async fn fetch_ring(http: &reqwest::Client, nodes: &[SocketAddr]) -> Result<RingMap> {
+    let mut last_error = None;
+    for node in nodes {
+        let answer = async {
+            let response = http.get(format!("http://{node}/v1/ring")).send().await?;
+            let response = response.error_for_status()?;
+            anyhow::Ok(response.json::<RingMap>().await?)
+        };
+        match answer.await {
+            Ok(ring) => return Ok(ring),
+            Err(error) => last_error = Some(error.context(format!("GET /v1/ring at {node}"))),
+        }
+    }
+    Err(last_error
+        .unwrap_or_else(|| anyhow::anyhow!("no node"))
+        .context("token-aware routing needs the ring map (--routing spread does not)"))
+}
+
 impl CartwheelTarget {
-    pub fn connect(dir: &Path, clients: usize) -> Result<CartwheelTarget> {
+    pub async fn connect(dir: &Path, clients: usize, routing: Routing) -> Result<CartwheelTarget> {
         let file = ClusterFile::load(dir)
             .with_context(|| format!("no running cluster in {}", dir.display()))?;
         let nodes: Vec<SocketAddr> = file.nodes.iter().map(|node| node.http).collect();
@@ -78,10 +101,15 @@ impl CartwheelTarget {
             .timeout(REQUEST_TIMEOUT)
             .pool_max_idle_per_host(clients.max(1))
             .build()?;
+        let ring = match routing {
+            Routing::Spread => None,
+            Routing::Token => Some(fetch_ring(&http, &nodes).await?),
+        };
         Ok(CartwheelTarget {
             http,
             nodes,
             next: AtomicUsize::new(0),
+            ring,
             levels: Levels::default(),
             contexts: Mutex::new(HashMap::new()),
         })
@@ -91,9 +119,23 @@ impl CartwheelTarget {
         self.nodes[self.next.fetch_add(1, Ordering::Relaxed) % self.nodes.len()]
     }
 
-    /// The URL of `key` on the next node in turn, with `param=count` when a level is set.
+    /// The next of `key`'s live replicas in turn, or the next node when the target
+    /// spreads requests or knows no live replica of the key.
+    fn kv_node(&self, key: &str) -> String {
+        let turn = self.next.fetch_add(1, Ordering::Relaxed);
+        if let Some(ring) = &self.ring {
+            let replicas = ring.kv_replicas(key.as_bytes());
+            if !replicas.is_empty() {
+                return replicas[turn % replicas.len()].http.clone();
+            }
+        }
+        self.nodes[turn % self.nodes.len()].to_string()
+    }
+
+    /// The URL of `key` at the node `kv_node` picks, with `param=count` when a level
+    /// is set.
     fn kv_url(&self, key: &str, param: &str, count: Option<u32>) -> String {
-        let node = self.node();
+        let node = self.kv_node(key);
         match count {
             Some(count) => format!("http://{node}/v1/kv/{key}?{param}={count}"),
             None => format!("http://{node}/v1/kv/{key}"),
@@ -228,9 +270,52 @@ mod tests {
             http: reqwest::Client::new(),
             nodes: nodes.iter().map(|node| node.parse().unwrap()).collect(),
             next: AtomicUsize::new(0),
+            ring: None,
             levels: Levels::default(),
             contexts: Mutex::new(HashMap::new()),
         }
+    }
+
+    #[test]
+    fn token_aware_kv_requests_go_to_the_keys_live_replicas_in_turn() {
+        use crate::api::RingNode;
+        let mut target = target(&["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"]);
+        let node = |port: u16, state: &str| RingNode {
+            node: format!("n{port}"),
+            region: "r".into(),
+            http: format!("127.0.0.1:{port}"),
+            state: state.into(),
+        };
+        // Partition 0 on nodes 1 and 2, partition 1 on node 3 and (dead) node 2.
+        target.ring = Some(RingMap {
+            epoch: 1,
+            change_pending: false,
+            partitions: 2,
+            region: "r".into(),
+            nodes: vec![node(1, "alive"), node(2, "alive"), node(3, "alive")],
+            replicas: vec![vec![0, 1], vec![2, 1]],
+        });
+        let (on_first, on_second): (Vec<String>, Vec<String>) = (0..40)
+            .map(|index| format!("key-{index}"))
+            .partition(|key| crate::object::ObjectKey::kv(key.as_bytes()).partition(2).0 == 0);
+        assert!(!on_first.is_empty() && !on_second.is_empty());
+        let first: Vec<String> = (0..4).map(|_| target.kv_node(&on_first[0])).collect();
+        assert!(first.iter().all(|node| node != "127.0.0.1:3"), "{first:?}");
+        assert!(first.contains(&"127.0.0.1:1".to_string()), "{first:?}");
+        assert!(first.contains(&"127.0.0.1:2".to_string()), "{first:?}");
+        if let Some(ring) = target.ring.as_mut() {
+            ring.nodes[1].state = "dead".into();
+        }
+        for _ in 0..4 {
+            assert_eq!(target.kv_node(&on_second[0]), "127.0.0.1:3");
+        }
+        // A map the client cannot use (no partitions) falls back to spreading.
+        if let Some(ring) = target.ring.as_mut() {
+            ring.partitions = 0;
+        }
+        let spread: std::collections::BTreeSet<String> =
+            (0..3).map(|_| target.kv_node(&on_second[0])).collect();
+        assert_eq!(spread.len(), 3, "{spread:?}");
     }
 
     #[test]

@@ -118,6 +118,17 @@ pub enum Target {
     Etcd(Box<EtcdTarget>),
 }
 
+/// Where a cartwheel bench sends kv requests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Routing {
+    /// To one of the key's replicas, from the ring map (`GET /v1/ring`), as a
+    /// token-aware driver does: the node that takes the request is a replica.
+    #[default]
+    Token,
+    /// To every node in turn, as a client that knows nothing of placement.
+    Spread,
+}
+
 /// The levels a cartwheel bench asks for (`?r=` / `?w=`), if any.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Levels {
@@ -147,11 +158,12 @@ impl Target {
         dir: Option<&PathBuf>,
         wait_replicas: Option<u32>,
         clients: usize,
+        routing: Routing,
     ) -> Result<Target> {
         Ok(match spec {
-            TargetSpec::Cartwheel { dir: default } => {
-                Target::Cartwheel(CartwheelTarget::connect(dir.unwrap_or(default), clients)?)
-            }
+            TargetSpec::Cartwheel { dir: default } => Target::Cartwheel(
+                CartwheelTarget::connect(dir.unwrap_or(default), clients, routing).await?,
+            ),
             TargetSpec::Redis { url } => {
                 Target::Redis(RedisTarget::connect(url, wait_replicas).await?)
             }

@@ -1,0 +1,139 @@
+//! `GET /v1/ring`: which nodes replicate each partition, and where they answer HTTP, so
+//! a token-aware client (as Cassandra's drivers are) sends each key straight to one of
+//! its replicas. The node a client reaches then mints and reads locally instead of
+//! forwarding every replica message: three remote round trips per write become two.
+
+use super::ApiState;
+use crate::coordinator::ClusterView;
+use crate::node::state::liveness_name;
+use crate::object::ObjectKey;
+use axum::extract::State;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+/// The placement of every partition as one node sees it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RingMap {
+    pub epoch: u64,
+    /// A ring change is pending: the replicas listed are the current ring's, and the
+    /// placement will move; a client should fetch the map again.
+    pub change_pending: bool,
+    pub partitions: u32,
+    /// The answering node's region; each partition lists its replicas there first.
+    pub region: String,
+    pub nodes: Vec<RingNode>,
+    /// Per partition, its voting replicas as indexes into `nodes`.
+    pub replicas: Vec<Vec<u16>>,
+}
+
+/// A member as the ring map lists it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RingNode {
+    pub node: String,
+    pub region: String,
+    pub http: String,
+    /// alive, suspect or dead, as the answering node sees it.
+    pub state: String,
+}
+
+impl RingMap {
+    /// The replicas of kv key `key` that are alive, local region first; empty when the
+    /// map is not one a server made (a partition count that does not match its table).
+    pub fn kv_replicas(&self, key: &[u8]) -> Vec<&RingNode> {
+        if self.replicas.len() != self.partitions as usize || self.partitions == 0 {
+            return Vec::new();
+        }
+        let partition = ObjectKey::kv(key).partition(self.partitions);
+        self.replicas[partition.0 as usize]
+            .iter()
+            .filter_map(|index| self.nodes.get(usize::from(*index)))
+            .filter(|node| node.state == "alive")
+            .collect()
+    }
+}
+
+pub(super) async fn ring(State(state): State<ApiState>) -> Json<RingMap> {
+    let parts = state.parts();
+    let view = parts.state.view();
+    let members = parts.state.members();
+    let nodes: Vec<RingNode> = members
+        .iter()
+        .map(|member| RingNode {
+            node: member.info.node.to_string(),
+            region: member.info.region.to_string(),
+            http: member.info.http.to_string(),
+            state: liveness_name(member.liveness).to_string(),
+        })
+        .collect();
+    let index_of = |node: &crate::ids::NodeId| {
+        members
+            .iter()
+            .position(|member| member.info.node == *node)
+            .and_then(|index| u16::try_from(index).ok())
+    };
+    let partitions = view.current.partition_count();
+    let replicas = (0..partitions)
+        .map(|partition| {
+            view.current
+                .preference_list(crate::ids::PartitionId(partition), &parts.me.region)
+                .replicas
+                .iter()
+                .filter_map(|replica| index_of(&replica.node))
+                .collect()
+        })
+        .collect();
+    Json(RingMap {
+        epoch: view.epoch,
+        change_pending: view.target.is_some(),
+        partitions,
+        region: parts.me.region.to_string(),
+        nodes,
+        replicas,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(partitions: u32) -> RingMap {
+        let node = |name: &str, state: &str| RingNode {
+            node: name.into(),
+            region: "r".into(),
+            http: format!("127.0.0.1:{}", name.len()),
+            state: state.into(),
+        };
+        RingMap {
+            epoch: 1,
+            change_pending: false,
+            partitions,
+            region: "r".into(),
+            nodes: vec![node("a", "alive"), node("bb", "dead"), node("ccc", "alive")],
+            replicas: (0..partitions)
+                .map(|p| if p % 2 == 0 { vec![0, 1] } else { vec![2, 1] })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_key_maps_to_its_partitions_live_replicas() {
+        let map = map(8);
+        for key in ["a", "b", "session/1", "k-000042"] {
+            let partition = ObjectKey::kv(key.as_bytes()).partition(8).0;
+            let expected = if partition % 2 == 0 { "a" } else { "ccc" };
+            let replicas = map.kv_replicas(key.as_bytes());
+            assert_eq!(replicas.len(), 1, "the dead replica is left out");
+            assert_eq!(replicas[0].node, expected, "key {key}");
+        }
+    }
+
+    #[test]
+    fn a_map_whose_table_does_not_match_its_partition_count_routes_nothing() {
+        let mut map = map(8);
+        map.partitions = 16;
+        assert!(map.kv_replicas(b"a").is_empty());
+        map.partitions = 0;
+        map.replicas.clear();
+        assert!(map.kv_replicas(b"a").is_empty());
+    }
+}
