@@ -169,16 +169,15 @@ async fn bench(args: BenchArgs) -> Result<()> {
         read: args.r,
         write: args.w,
     };
-    let target =
-        target::Target::connect(
-            &args.target,
-            Some(&args.dir),
-            args.redis_wait,
-            args.clients,
-            args.routing,
-        )
-        .await?
-            .with_levels(levels);
+    let target = target::Target::connect(
+        &args.target,
+        Some(&args.dir),
+        args.redis_wait,
+        args.clients,
+        args.routing,
+    )
+    .await?
+    .with_levels(levels);
     let target = std::sync::Arc::new(target);
     eprintln!("bench: {}: loading {} keys", config.workload, config.keys);
     let loaded = bench::load(&target, &config).await?;

@@ -252,7 +252,10 @@ async fn the_ring_map_names_the_nodes_that_hold_each_key() {
             .partition(64)
             .0;
         for index in 0..4 {
-            let http_addr = cluster.url(index, "").trim_start_matches("http://").to_string();
+            let http_addr = cluster
+                .url(index, "")
+                .trim_start_matches("http://")
+                .to_string();
             let listed = holders.contains(&http_addr);
             assert_eq!(
                 after[index].contains_key(&partition),

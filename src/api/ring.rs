@@ -110,7 +110,13 @@ mod tests {
             region: "r".into(),
             nodes: vec![node("a", "alive"), node("bb", "dead"), node("ccc", "alive")],
             replicas: (0..partitions)
-                .map(|p| if p % 2 == 0 { vec![0, 1] } else { vec![2, 1] })
+                .map(|p| {
+                    if p.is_multiple_of(2) {
+                        vec![0, 1]
+                    } else {
+                        vec![2, 1]
+                    }
+                })
                 .collect(),
         }
     }
@@ -120,7 +126,11 @@ mod tests {
         let map = map(8);
         for key in ["a", "b", "session/1", "k-000042"] {
             let partition = ObjectKey::kv(key.as_bytes()).partition(8).0;
-            let expected = if partition % 2 == 0 { "a" } else { "ccc" };
+            let expected = if partition.is_multiple_of(2) {
+                "a"
+            } else {
+                "ccc"
+            };
             let replicas = map.kv_replicas(key.as_bytes());
             assert_eq!(replicas.len(), 1, "the dead replica is left out");
             assert_eq!(replicas[0].node, expected, "key {key}");

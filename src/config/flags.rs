@@ -26,8 +26,9 @@ pub struct TuningFlags {
     /// Default write quorum as a raw replica count (same as --write COUNT).
     #[arg(long = "w", value_name = "COUNT")]
     pub w: Option<u32>,
-    /// When a write is durable: `flush` (fsync every write) or `group:<ms>` (group
-    /// commit, at most <ms> of delay). Default group:2.
+    /// When a write is durable: `flush` (fsync every write), `group:<ms>` (group
+    /// commit: under load a flush waits until <ms> after the previous one, an idle
+    /// store flushes at once) or `none` (memory only). Default group:2.
     #[arg(long, value_name = "POLICY")]
     pub durability: Option<Durability>,
     /// Storage cache of each node in MiB (default 256): what bounds a node's memory,

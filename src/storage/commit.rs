@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 /// Name of the flusher task in logs.
 const FLUSHER_NAME: &str = "group-commit";
@@ -229,6 +230,7 @@ impl Flusher {
     async fn run(mut self) {
         tracing::debug!(worker = FLUSHER_NAME, "started");
         let mut covered: u64 = 0;
+        let mut last_flush_ended: Option<Instant> = None;
         loop {
             let pending = self.tickets.requested.load(Ordering::SeqCst) > covered;
             if !pending {
@@ -238,11 +240,15 @@ impl Flusher {
                 self.idle().await;
                 continue;
             }
-            if !self.stopping && !self.delay.is_zero() {
-                self.gather().await;
+            // Gather only within `delay` of the previous flush: under load writes keep
+            // coming and wait for company; a write to an idle store is flushed at once
+            // instead of waiting out a window nobody else will join.
+            if let Some(ended) = last_flush_ended.filter(|_| !self.stopping) {
+                self.gather_until(ended + self.delay).await;
             }
             covered = self.tickets.requested.load(Ordering::SeqCst);
             let outcome = flush_blocking(self.storage.clone()).await;
+            last_flush_ended = Some(Instant::now());
             self.publish(covered, outcome);
         }
         tracing::debug!(worker = FLUSHER_NAME, "stopped");
@@ -256,10 +262,14 @@ impl Flusher {
         }
     }
 
-    /// Lets more callers join the coming flush, unless shutdown cuts the wait short.
-    async fn gather(&mut self) {
+    /// Lets more callers join the coming flush until `until`, unless shutdown cuts the
+    /// wait short.
+    async fn gather_until(&mut self, until: Instant) {
+        if until <= Instant::now() {
+            return;
+        }
         tokio::select! {
-            _ = tokio::time::sleep(self.delay) => {}
+            _ = tokio::time::sleep_until(until) => {}
             _ = self.shutdown.changed() => self.stopping = true,
         }
     }

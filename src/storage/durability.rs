@@ -17,8 +17,10 @@ pub const GROUP_COMMIT_DELAY_MS_DEFAULT: u64 = 2;
 pub enum Durability {
     /// Flag `flush`: every caller's wait runs its own flush.
     FlushEachWrite,
-    /// Flag `group:<ms>`: one flusher per store gathers waiting callers for at most
-    /// `max_delay_ms` and covers them all with one flush.
+    /// Flag `group:<ms>`: one flusher per store covers every waiting caller with one
+    /// flush. Within `max_delay_ms` of its previous flush (under load) it first waits
+    /// out the rest of that window for company; a write to an idle store is flushed
+    /// at once.
     GroupCommit { max_delay_ms: u64 },
     /// Flag `none`: acknowledged once in the store's memory; the store's own
     /// background flush (every 500 ms) writes it out. What Redis without an

@@ -172,6 +172,43 @@ async fn group_commit_coalesces_concurrent_callers() {
     assert_eq!(storage.len().expect("len"), CALLERS as u64);
 }
 
+#[tokio::test(start_paused = true)]
+async fn group_commit_gathers_only_under_load() {
+    const DELAY: Duration = Duration::from_millis(50);
+    let storage = Counting::new();
+    let gate = CommitGate::new(
+        storage.clone(),
+        Durability::GroupCommit { max_delay_ms: 50 },
+    );
+    async fn timed(gate: &CommitGate) -> Duration {
+        let started = tokio::time::Instant::now();
+        gate.durable().await.expect("durable");
+        started.elapsed()
+    }
+    // Paused time moves only when every task waits on a timer: a flush that does not
+    // gather takes no time at all.
+    assert_eq!(
+        timed(&gate).await,
+        Duration::ZERO,
+        "a lone write waits for nobody"
+    );
+    assert_eq!(storage.flushes(), 1);
+    let next = timed(&gate).await;
+    assert!(
+        next >= DELAY * 9 / 10 && next <= DELAY,
+        "a write right after a flush gathers: {next:?}"
+    );
+    assert_eq!(storage.flushes(), 2);
+    tokio::time::advance(DELAY * 2).await;
+    assert_eq!(
+        timed(&gate).await,
+        Duration::ZERO,
+        "idle again: flushed at once"
+    );
+    assert_eq!(storage.flushes(), 3);
+    gate.shutdown().await.expect("shutdown");
+}
+
 #[tokio::test]
 async fn flush_failures_reach_the_waiting_callers() {
     for durability in MODES {
@@ -202,6 +239,9 @@ async fn shutdown_covers_waiting_callers_then_refuses_new_ones() {
             max_delay_ms: 10_000,
         },
     );
+    // A first write to the idle store is flushed at once; the next one, right after,
+    // waits for company.
+    gate.durable().await.expect("durable");
     let started = Instant::now();
     // `join!` polls in order: `durable` takes its ticket before shutdown begins.
     let (waited, shut) = tokio::join!(gate.durable(), async {
@@ -214,7 +254,7 @@ async fn shutdown_covers_waiting_callers_then_refuses_new_ones() {
         started.elapsed() < Duration::from_secs(5),
         "shutdown cut the delay short"
     );
-    assert_eq!(storage.flushes(), 1);
+    assert_eq!(storage.flushes(), 2);
     assert!(matches!(gate.durable().await, Err(CommitError::Closed)));
     gate.shutdown().await.expect("second shutdown is harmless");
 
