@@ -15,7 +15,8 @@
 #   redis-wait  as redis on each process, plus a copy in one replica's memory (WAIT 1)
 #   etcd        its WAL fsynced per commit batch (group commit) on a majority (2 of 3)
 #   cartwheel   --durability group:2 by default: a write waits for an fsync shared by the
-#               writes of the same 2 ms (group commit) on W = 2 of 3 replicas;
+#               writes of the same 2 ms under load (group commit; at light load flushes
+#               run back to back) on W = 2 of 3 replicas;
 #               --cartwheel-durability flush fsyncs every write; group:MS another window
 #
 # For each workload, every system runs in turn (alternating), ROUNDS times; each run
@@ -55,7 +56,7 @@ CARTWHEEL_DURABILITY=""
 START_WAIT_S=60
 RUN_SLACK_S=600
 
-usage() { sed -n '2,39p' "$0"; }
+usage() { sed -n '2,40p' "$0"; }
 need_value() {
   if [ $# -lt 2 ] || [ -z "$2" ]; then
     echo "bench.sh: $1 needs a value (see --help)" >&2

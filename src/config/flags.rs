@@ -27,8 +27,8 @@ pub struct TuningFlags {
     #[arg(long = "w", value_name = "COUNT")]
     pub w: Option<u32>,
     /// When a write is durable: `flush` (fsync every write), `group:<ms>` (group
-    /// commit: under load a flush waits until <ms> after the previous one, an idle
-    /// store flushes at once) or `none` (memory only). Default group:2.
+    /// commit: under load a flush waits until <ms> after the previous one, otherwise
+    /// flushes run back to back) or `none` (memory only). Default group:2.
     #[arg(long, value_name = "POLICY")]
     pub durability: Option<Durability>,
     /// Storage cache of each node in MiB (default 256): what bounds a node's memory,

@@ -12,7 +12,7 @@
 //! After the flush it publishes that reading as `flushed` (or as `failed`, with the error).
 
 use super::{Durability, Storage, StorageError};
-use crate::limits::COMMIT_SHUTDOWN_DEADLINE_MS;
+use crate::limits::{COMMIT_SHUTDOWN_DEADLINE_MS, GROUP_COMMIT_GATHER_MIN_WRITES};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -230,7 +230,8 @@ impl Flusher {
     async fn run(mut self) {
         tracing::debug!(worker = FLUSHER_NAME, "started");
         let mut covered: u64 = 0;
-        let mut last_flush_ended: Option<Instant> = None;
+        // When the previous flush ended, if it covered enough writes to call it load.
+        let mut loaded_flush_ended: Option<Instant> = None;
         loop {
             let pending = self.tickets.requested.load(Ordering::SeqCst) > covered;
             if !pending {
@@ -240,15 +241,19 @@ impl Flusher {
                 self.idle().await;
                 continue;
             }
-            // Gather only within `delay` of the previous flush: under load writes keep
-            // coming and wait for company; a write to an idle store is flushed at once
-            // instead of waiting out a window nobody else will join.
-            if let Some(ended) = last_flush_ended.filter(|_| !self.stopping) {
+            // Gather only under load: within `delay` of a previous flush that covered
+            // at least GROUP_COMMIT_GATHER_MIN_WRITES. Otherwise flushes run back to
+            // back (the writes arriving during one share the next) and a write to an
+            // idle store is flushed at once, instead of waiting out a window that buys
+            // nothing when the machine has CPU to spare.
+            if let Some(ended) = loaded_flush_ended.filter(|_| !self.stopping) {
                 self.gather_until(ended + self.delay).await;
             }
+            let previous = covered;
             covered = self.tickets.requested.load(Ordering::SeqCst);
             let outcome = flush_blocking(self.storage.clone()).await;
-            last_flush_ended = Some(Instant::now());
+            loaded_flush_ended =
+                (covered - previous >= GROUP_COMMIT_GATHER_MIN_WRITES).then(Instant::now);
             self.publish(covered, outcome);
         }
         tracing::debug!(worker = FLUSHER_NAME, "stopped");

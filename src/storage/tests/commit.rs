@@ -175,37 +175,57 @@ async fn group_commit_coalesces_concurrent_callers() {
 #[tokio::test(start_paused = true)]
 async fn group_commit_gathers_only_under_load() {
     const DELAY: Duration = Duration::from_millis(50);
+    const BURST: usize = crate::limits::GROUP_COMMIT_GATHER_MIN_WRITES as usize;
     let storage = Counting::new();
     let gate = CommitGate::new(
         storage.clone(),
         Durability::GroupCommit { max_delay_ms: 50 },
     );
+    // Paused time moves only when every task waits on a timer: a flush that does not
+    // gather takes no time at all.
     async fn timed(gate: &CommitGate) -> Duration {
         let started = tokio::time::Instant::now();
         gate.durable().await.expect("durable");
         started.elapsed()
     }
-    // Paused time moves only when every task waits on a timer: a flush that does not
-    // gather takes no time at all.
+    async fn burst(gate: &CommitGate) -> Duration {
+        let started = tokio::time::Instant::now();
+        // Polled together: every caller takes its ticket before the flusher looks.
+        for outcome in futures::future::join_all((0..BURST).map(|_| gate.durable())).await {
+            outcome.expect("durable");
+        }
+        started.elapsed()
+    }
     assert_eq!(
         timed(&gate).await,
         Duration::ZERO,
         "a lone write waits for nobody"
     );
-    assert_eq!(storage.flushes(), 1);
-    let next = timed(&gate).await;
-    assert!(
-        next >= DELAY * 9 / 10 && next <= DELAY,
-        "a write right after a flush gathers: {next:?}"
-    );
-    assert_eq!(storage.flushes(), 2);
-    tokio::time::advance(DELAY * 2).await;
     assert_eq!(
         timed(&gate).await,
         Duration::ZERO,
-        "idle again: flushed at once"
+        "light load: back to back"
+    );
+    assert_eq!(storage.flushes(), 2);
+    assert_eq!(
+        burst(&gate).await,
+        Duration::ZERO,
+        "a burst shares one flush"
     );
     assert_eq!(storage.flushes(), 3);
+    let next = timed(&gate).await;
+    assert!(
+        next >= DELAY * 9 / 10 && next <= DELAY,
+        "a write right after a loaded flush gathers: {next:?}"
+    );
+    assert_eq!(
+        burst(&gate).await,
+        Duration::ZERO,
+        "after a light flush: at once"
+    );
+    tokio::time::advance(DELAY * 2).await;
+    assert_eq!(timed(&gate).await, Duration::ZERO, "the window has passed");
+    assert_eq!(storage.flushes(), 6);
     gate.shutdown().await.expect("shutdown");
 }
 
@@ -239,9 +259,11 @@ async fn shutdown_covers_waiting_callers_then_refuses_new_ones() {
             max_delay_ms: 10_000,
         },
     );
-    // A first write to the idle store is flushed at once; the next one, right after,
-    // waits for company.
-    gate.durable().await.expect("durable");
+    // A burst makes the store loaded: the next write waits for company.
+    let burst = (0..crate::limits::GROUP_COMMIT_GATHER_MIN_WRITES).map(|_| gate.durable());
+    for outcome in futures::future::join_all(burst).await {
+        outcome.expect("durable");
+    }
     let started = Instant::now();
     // `join!` polls in order: `durable` takes its ticket before shutdown begins.
     let (waited, shut) = tokio::join!(gate.durable(), async {
