@@ -50,10 +50,10 @@ pub const SCAN_ENTRIES_MAX: usize = 4096;
 /// Largest group-commit gathering delay accepted by `--durability group:<ms>`.
 pub const GROUP_COMMIT_DELAY_MS_MAX: u64 = 1000;
 
-/// Group commit gathers (waits for company) only after a flush that covered at least
-/// this many writes: below it, flushing back to back already keeps up, and waiting
-/// would only add latency.
-pub const GROUP_COMMIT_GATHER_MIN_WRITES: u64 = 8;
+/// Group commit gathers (waits for company) only when writes arrive fast enough that
+/// its window would gather at least this many: below it, flushing back to back costs
+/// little and waiting would only add latency.
+pub const GROUP_COMMIT_GATHER_MIN_WRITES: u64 = 4;
 
 /// Bytes of sled page cache when the operator sets none.
 pub const STORAGE_CACHE_BYTES_DEFAULT: u64 = 256 * 1024 * 1024;

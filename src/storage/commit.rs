@@ -230,7 +230,10 @@ impl Flusher {
     async fn run(mut self) {
         tracing::debug!(worker = FLUSHER_NAME, "started");
         let mut covered: u64 = 0;
-        // When the previous flush ended, if it covered enough writes to call it load.
+        // When the previous flush started, the arrival rate seen over recent flushes,
+        // and when the previous flush ended if that rate called it load.
+        let mut last_start: Option<Instant> = None;
+        let mut arrivals = Arrivals::default();
         let mut loaded_flush_ended: Option<Instant> = None;
         loop {
             let pending = self.tickets.requested.load(Ordering::SeqCst) > covered;
@@ -241,19 +244,23 @@ impl Flusher {
                 self.idle().await;
                 continue;
             }
-            // Gather only under load: within `delay` of a previous flush that covered
-            // at least GROUP_COMMIT_GATHER_MIN_WRITES. Otherwise flushes run back to
-            // back (the writes arriving during one share the next) and a write to an
-            // idle store is flushed at once, instead of waiting out a window that buys
-            // nothing when the machine has CPU to spare.
+            // Gather only under load: within `delay` of a previous flush, when writes
+            // arrive fast enough that a whole window would gather at least
+            // GROUP_COMMIT_GATHER_MIN_WRITES. Otherwise flushes run back to back (the
+            // writes arriving during one share the next) and a write to an idle store
+            // is flushed at once, instead of waiting out a window that buys little.
             if let Some(ended) = loaded_flush_ended.filter(|_| !self.stopping) {
                 self.gather_until(ended + self.delay).await;
             }
             let previous = covered;
             covered = self.tickets.requested.load(Ordering::SeqCst);
+            let started = Instant::now();
+            if let Some(last) = last_start {
+                arrivals.record(covered - previous, started - last);
+            }
+            last_start = Some(started);
             let outcome = flush_blocking(self.storage.clone()).await;
-            loaded_flush_ended =
-                (covered - previous >= GROUP_COMMIT_GATHER_MIN_WRITES).then(Instant::now);
+            loaded_flush_ended = arrivals.would_fill(self.delay).then(Instant::now);
             self.publish(covered, outcome);
         }
         tracing::debug!(worker = FLUSHER_NAME, "stopped");
@@ -288,6 +295,39 @@ impl Flusher {
                 progress.error = Some(error);
             }
         });
+    }
+}
+
+/// The rate at which writes reach the flusher: moving averages of the writes each
+/// flush covered and of the time between flush starts. Their ratio, unlike an average
+/// of per-flush ratios, is not inflated by short intervals between back-to-back flushes.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Arrivals {
+    writes: f64,
+    nanos: f64,
+}
+
+impl Arrivals {
+    /// Weight of the newest flush in the moving averages.
+    const WEIGHT: f64 = 0.125;
+
+    pub(super) fn record(&mut self, writes: u64, interval: Duration) {
+        let (writes, nanos) = (writes as f64, interval.as_nanos() as f64);
+        if self.nanos == 0.0 && self.writes == 0.0 {
+            (self.writes, self.nanos) = (writes, nanos);
+        } else {
+            self.writes += Self::WEIGHT * (writes - self.writes);
+            self.nanos += Self::WEIGHT * (nanos - self.nanos);
+        }
+    }
+
+    /// Whether writes arrive fast enough that a window of `delay` would gather
+    /// `GROUP_COMMIT_GATHER_MIN_WRITES`.
+    pub(super) fn would_fill(&self, delay: Duration) -> bool {
+        if delay.is_zero() || self.writes == 0.0 {
+            return false;
+        }
+        self.writes * delay.as_nanos() as f64 >= GROUP_COMMIT_GATHER_MIN_WRITES as f64 * self.nanos
     }
 }
 

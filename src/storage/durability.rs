@@ -18,9 +18,9 @@ pub enum Durability {
     /// Flag `flush`: every caller's wait runs its own flush.
     FlushEachWrite,
     /// Flag `group:<ms>`: one flusher per store covers every waiting caller with one
-    /// flush. Under load (its previous flush covered at least
-    /// `GROUP_COMMIT_GATHER_MIN_WRITES`) it first waits until `max_delay_ms` after that
-    /// flush for company; otherwise it flushes at once, back to back.
+    /// flush. Under load (writes arrive fast enough that a window of `max_delay_ms`
+    /// gathers `GROUP_COMMIT_GATHER_MIN_WRITES`) it first waits until `max_delay_ms`
+    /// after the previous flush for company; otherwise it flushes at once, back to back.
     GroupCommit { max_delay_ms: u64 },
     /// Flag `none`: acknowledged once in the store's memory; the store's own
     /// background flush (every 500 ms) writes it out. What Redis without an

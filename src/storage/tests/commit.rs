@@ -175,25 +175,16 @@ async fn group_commit_coalesces_concurrent_callers() {
 #[tokio::test(start_paused = true)]
 async fn group_commit_gathers_only_under_load() {
     const DELAY: Duration = Duration::from_millis(50);
-    const BURST: usize = crate::limits::GROUP_COMMIT_GATHER_MIN_WRITES as usize;
     let storage = Counting::new();
     let gate = CommitGate::new(
         storage.clone(),
         Durability::GroupCommit { max_delay_ms: 50 },
     );
-    // Paused time moves only when every task waits on a timer: a flush that does not
-    // gather takes no time at all.
+    // Paused time moves only when every task waits on a timer (or is advanced): a
+    // flush that does not gather takes no time at all.
     async fn timed(gate: &CommitGate) -> Duration {
         let started = tokio::time::Instant::now();
         gate.durable().await.expect("durable");
-        started.elapsed()
-    }
-    async fn burst(gate: &CommitGate) -> Duration {
-        let started = tokio::time::Instant::now();
-        // Polled together: every caller takes its ticket before the flusher looks.
-        for outcome in futures::future::join_all((0..BURST).map(|_| gate.durable())).await {
-            outcome.expect("durable");
-        }
         started.elapsed()
     }
     assert_eq!(
@@ -201,14 +192,17 @@ async fn group_commit_gathers_only_under_load() {
         Duration::ZERO,
         "a lone write waits for nobody"
     );
+    tokio::time::advance(Duration::from_millis(20)).await;
     assert_eq!(
         timed(&gate).await,
         Duration::ZERO,
-        "light load: back to back"
+        "one write per 20 ms: no wait"
     );
-    assert_eq!(storage.flushes(), 2);
+    tokio::time::advance(Duration::from_millis(1)).await;
+    let started = tokio::time::Instant::now();
+    burst(&gate, 64).await;
     assert_eq!(
-        burst(&gate).await,
+        started.elapsed(),
         Duration::ZERO,
         "a burst shares one flush"
     );
@@ -216,17 +210,20 @@ async fn group_commit_gathers_only_under_load() {
     let next = timed(&gate).await;
     assert!(
         next >= DELAY * 9 / 10 && next <= DELAY,
-        "a write right after a loaded flush gathers: {next:?}"
-    );
-    assert_eq!(
-        burst(&gate).await,
-        Duration::ZERO,
-        "after a light flush: at once"
+        "under load a write waits for company: {next:?}"
     );
     tokio::time::advance(DELAY * 2).await;
     assert_eq!(timed(&gate).await, Duration::ZERO, "the window has passed");
-    assert_eq!(storage.flushes(), 6);
+    assert_eq!(storage.flushes(), 5);
     gate.shutdown().await.expect("shutdown");
+}
+
+/// `callers` waits polled together: every caller takes its ticket before the flusher
+/// looks, so one flush covers them all.
+async fn burst(gate: &CommitGate, callers: usize) {
+    for outcome in futures::future::join_all((0..callers).map(|_| gate.durable())).await {
+        outcome.expect("durable");
+    }
 }
 
 #[tokio::test]
@@ -259,11 +256,9 @@ async fn shutdown_covers_waiting_callers_then_refuses_new_ones() {
             max_delay_ms: 10_000,
         },
     );
-    // A burst makes the store loaded: the next write waits for company.
-    let burst = (0..crate::limits::GROUP_COMMIT_GATHER_MIN_WRITES).map(|_| gate.durable());
-    for outcome in futures::future::join_all(burst).await {
-        outcome.expect("durable");
-    }
+    // Two bursts right after each other make the store loaded: the next write waits.
+    burst(&gate, 64).await;
+    burst(&gate, 64).await;
     let started = Instant::now();
     // `join!` polls in order: `durable` takes its ticket before shutdown begins.
     let (waited, shut) = tokio::join!(gate.durable(), async {
@@ -276,7 +271,7 @@ async fn shutdown_covers_waiting_callers_then_refuses_new_ones() {
         started.elapsed() < Duration::from_secs(5),
         "shutdown cut the delay short"
     );
-    assert_eq!(storage.flushes(), 2);
+    assert_eq!(storage.flushes(), 3);
     assert!(matches!(gate.durable().await, Err(CommitError::Closed)));
     gate.shutdown().await.expect("second shutdown is harmless");
 
@@ -303,4 +298,41 @@ async fn dropping_the_gate_ends_the_flusher() {
         1,
         "flusher still running after {rounds} rounds"
     );
+}
+
+#[test]
+fn a_window_counts_as_filling_from_the_arrival_rate() {
+    use super::super::commit::Arrivals;
+    const MIN: u64 = crate::limits::GROUP_COMMIT_GATHER_MIN_WRITES;
+    let ms = Duration::from_millis;
+    let steady = |writes: u64, interval: Duration| {
+        let mut arrivals = Arrivals::default();
+        for _ in 0..50 {
+            arrivals.record(writes, interval);
+        }
+        arrivals
+    };
+    assert!(!Arrivals::default().would_fill(ms(2)), "nothing seen yet");
+    // MIN writes every 2 ms fill a 2 ms window; the same writes every 4 ms do not.
+    assert!(steady(MIN, ms(2)).would_fill(ms(2)));
+    assert!(!steady(MIN, ms(4)).would_fill(ms(2)));
+    assert!(steady(MIN, ms(4)).would_fill(ms(4)));
+    // Back-to-back flushes of one write each 0.3 ms apart, then an idle 5 ms: the
+    // rate is one write per (0.3 + 0.3 + 5) / 3 ms, under MIN per 2 ms.
+    let mut bursty = Arrivals::default();
+    for _ in 0..50 {
+        bursty.record(1, Duration::from_micros(300));
+        bursty.record(1, Duration::from_micros(300));
+        bursty.record(1, ms(5));
+    }
+    assert!(!bursty.would_fill(ms(2)), "{bursty:?}");
+    // A rate that rises is followed.
+    let mut rising = steady(1, ms(10));
+    assert!(!rising.would_fill(ms(2)));
+    for _ in 0..50 {
+        rising.record(MIN * 4, ms(2));
+    }
+    assert!(rising.would_fill(ms(2)));
+    // Without a window (group:0) nothing ever waits.
+    assert!(!steady(1_000, ms(1)).would_fill(Duration::ZERO));
 }
