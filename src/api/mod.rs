@@ -8,12 +8,12 @@
 
 mod admin;
 mod kv;
-mod ring;
+mod routing;
 mod session;
 mod status;
 
 pub use kv::SiblingsBody;
-pub use ring::{RingMap, RingNode};
+pub use routing::{RingMap, RingNode};
 pub use status::{MemberStatus, Status};
 
 use crate::config::Settings;
@@ -171,7 +171,7 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/v1/status", get(status::status))
         .route("/v1/roots", get(status::roots))
-        .route("/v1/ring", get(ring::ring))
+        .route("/v1/ring", get(routing::ring))
         .route("/v1/admin/leave", post(admin::leave))
         .route("/v1/admin/remove/{node}", post(admin::remove))
         .route(
