@@ -65,12 +65,11 @@ pub(super) async fn ring(State(state): State<ApiState>) -> Json<RingMap> {
             state: liveness_name(member.liveness).to_string(),
         })
         .collect();
-    let index_of = |node: &crate::ids::NodeId| {
-        members
-            .iter()
-            .position(|member| member.info.node == *node)
-            .and_then(|index| u16::try_from(index).ok())
-    };
+    let indexes: std::collections::HashMap<&crate::ids::NodeId, u16> = members
+        .iter()
+        .enumerate()
+        .filter_map(|(index, member)| Some((&member.info.node, u16::try_from(index).ok()?)))
+        .collect();
     let partitions = view.current.partition_count();
     let replicas = (0..partitions)
         .map(|partition| {
@@ -78,7 +77,7 @@ pub(super) async fn ring(State(state): State<ApiState>) -> Json<RingMap> {
                 .preference_list(crate::ids::PartitionId(partition), &parts.me.region)
                 .replicas
                 .iter()
-                .filter_map(|replica| index_of(&replica.node))
+                .filter_map(|replica| indexes.get(&replica.node).copied())
                 .collect()
         })
         .collect();
