@@ -161,14 +161,7 @@ async fn put_get_delete_round_trip_with_levels() {
             "node {index} still serves a deleted key"
         );
     }
-    let status: Value = http
-        .get(cluster.url(0, "/v1/status"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status: Value = cluster.get_json(0, "/v1/status").await;
     assert_eq!(status["replicas_total"], 3);
     assert_eq!(status["members"].as_array().unwrap().len(), 3);
     assert_eq!(
@@ -202,26 +195,13 @@ async fn a_write_that_leaves_siblings_hands_back_no_context_covering_them() {
 async fn the_ring_map_names_the_nodes_that_hold_each_key() {
     let cluster = InProcessCluster::start(&single_region(4, 2), TuningFlags::default()).await;
     let http = reqwest::Client::new();
-    let ring: cartwheel::api::RingMap = http
-        .get(cluster.url(0, "/v1/ring"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ring: cartwheel::api::RingMap = cluster.get_json(0, "/v1/ring").await;
     assert_eq!(ring.partitions, 64);
     assert_eq!(ring.nodes.len(), 4);
     assert_eq!(ring.replicas.len(), 64);
     assert!(ring.replicas.iter().all(|replicas| replicas.len() == 2));
     let roots = |index: usize| {
-        let http = http.clone();
-        let url = cluster.url(index, "/v1/roots");
-        async move {
-            let roots: std::collections::BTreeMap<u32, String> =
-                http.get(url).send().await.unwrap().json().await.unwrap();
-            roots
-        }
+        cluster.get_json::<std::collections::BTreeMap<u32, String>>(index, "/v1/roots")
     };
     let mut before = Vec::new();
     for index in 0..4 {

@@ -634,9 +634,16 @@ pub fn process_is_node(pid: u32) -> bool {
 
 /// Reads one node's `/v1/status`.
 pub async fn fetch_status(client: &reqwest::Client, http: SocketAddr) -> Result<Status> {
-    let response = client
-        .get(format!("http://{http}/v1/status"))
-        .send()
-        .await?;
+    fetch_json(client, http, "/v1/status").await
+}
+
+/// `GET path` on the node whose HTTP address is `http`, its JSON answer parsed; an
+/// error status is an error.
+pub async fn fetch_json<T: serde::de::DeserializeOwned>(
+    client: &reqwest::Client,
+    http: SocketAddr,
+    path: &str,
+) -> Result<T> {
+    let response = client.get(format!("http://{http}{path}")).send().await?;
     Ok(response.error_for_status()?.json().await?)
 }

@@ -291,6 +291,13 @@ impl InProcessCluster {
         }
     }
 
+    /// `GET path` on node `index`, its JSON answer parsed.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, index: usize, path: &str) -> T {
+        cartwheel::cluster::fetch_json(&reqwest::Client::new(), self.nodes[index].http_addr, path)
+            .await
+            .unwrap_or_else(|error| panic!("GET {path} at node {index}: {error:#}"))
+    }
+
     pub async fn status(&self, index: usize) -> cartwheel::api::Status {
         cartwheel::cluster::fetch_status(&reqwest::Client::new(), self.nodes[index].http_addr)
             .await

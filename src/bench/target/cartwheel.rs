@@ -74,12 +74,7 @@ async fn expect(response: reqwest::Response, what: &str, expected: &[u16]) -> Re
 async fn fetch_ring(http: &reqwest::Client, nodes: &[SocketAddr]) -> Result<RingMap> {
     let mut last_error = None;
     for node in nodes {
-        let answer = async {
-            let response = http.get(format!("http://{node}/v1/ring")).send().await?;
-            let response = response.error_for_status()?;
-            anyhow::Ok(response.json::<RingMap>().await?)
-        };
-        match answer.await {
+        match crate::cluster::fetch_json::<RingMap>(http, *node, "/v1/ring").await {
             Ok(ring) => return Ok(ring),
             Err(error) => last_error = Some(error.context(format!("GET /v1/ring at {node}"))),
         }
