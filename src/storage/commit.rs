@@ -277,9 +277,6 @@ impl Flusher {
     /// Lets more callers join the coming flush until `until`, unless shutdown cuts the
     /// wait short.
     async fn gather_until(&mut self, until: Instant) {
-        if until <= Instant::now() {
-            return;
-        }
         tokio::select! {
             _ = tokio::time::sleep_until(until) => {}
             _ = self.shutdown.changed() => self.stopping = true,
