@@ -16,6 +16,11 @@ fn every_chaos_scenario_meets_its_expected_outcome() {
     let table = String::from_utf8_lossy(&output.stdout);
     println!("{table}");
     eprintln!("{}", String::from_utf8_lossy(&output.stderr));
+    if !output.status.success() {
+        // The table names this directory for the summaries and node logs: keep it.
+        let kept = out.keep();
+        eprintln!("kept {} for the failed run", kept.display());
+    }
     assert!(
         output.status.success(),
         "a scenario missed its expected outcome:\n{table}"
