@@ -82,7 +82,8 @@ enum Command {
         /// JSON lines.
         #[arg(long)]
         history: Option<PathBuf>,
-        /// Cluster directory (default: a new temporary one, removed afterwards).
+        /// Cluster directory (default: a new temporary one, removed after a run that
+        /// passed and kept after one that did not).
         #[arg(long)]
         dir: Option<PathBuf>,
         /// Keep the temporary cluster directory (logs, data).

@@ -85,13 +85,22 @@ pub async fn run(options: SimOptions) -> Result<bool> {
         _ = tokio::signal::ctrl_c() => None,
     };
     cluster.stop().await;
-    if !options.keep && options.dir.is_none() {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
+    // A temporary directory goes once the run passed; a failed run keeps it, so the node
+    // logs and stores behind the failure can be read.
+    let temporary = !options.keep && options.dir.is_none();
     let Some(outcome) = outcome else {
+        if temporary {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
         eprintln!("sim: interrupted; every node was stopped");
         std::process::exit(130);
     };
+    if outcome.is_err() && temporary {
+        eprintln!(
+            "sim: kept {} (node logs and data) for the failed run",
+            dir.display()
+        );
+    }
     let Outcome {
         table,
         verdict,
@@ -173,6 +182,16 @@ pub async fn run(options: SimOptions) -> Result<bool> {
         "{}",
         report::row(&value, scenario.expect.expects_violation(), &misses)
     );
+    if temporary {
+        if misses.is_empty() {
+            let _ = std::fs::remove_dir_all(&dir);
+        } else {
+            println!(
+                "sim: kept {} (node logs and data) for the failed run",
+                dir.display()
+            );
+        }
+    }
     if let Some(path) = &options.json {
         std::fs::write(path, serde_json::to_vec_pretty(&value)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
