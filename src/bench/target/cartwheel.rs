@@ -4,13 +4,17 @@
 //! carry the key's last causal context like a real client; session calls carry the
 //! bearer token and, when they change something, the CSRF token. Every answer's body is
 //! read in full, so a read costs what a real client's read costs and the connection
-//! goes back to the pool.
+//! is reused (`http`: kept-alive connections per node).
 
+use super::http::{Answer, Connections};
 use super::{Levels, Routing, Session};
 use crate::api::{RingMap, CONTEXT_HEADER};
 use crate::cluster::ClusterFile;
 use crate::limits::PREF_VALUE_CHARS_MAX;
 use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use hyper::header::{HeaderName, AUTHORIZATION};
+use hyper::Method;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -28,7 +32,7 @@ const DEVICE: &str = "bench";
 const CSRF_HEADER: &str = "x-csrf-token";
 
 pub struct CartwheelTarget {
-    http: reqwest::Client,
+    http: Connections,
     nodes: Vec<SocketAddr>,
     next: AtomicUsize,
     /// The ring map for token-aware kv requests (`None`: spread over all nodes).
@@ -45,12 +49,8 @@ struct LoginAnswer {
     csrf_token: String,
 }
 
-fn remember(contexts: &Mutex<HashMap<String, String>>, key: &str, response: &reqwest::Response) {
-    let Some(context) = response
-        .headers()
-        .get(CONTEXT_HEADER)
-        .and_then(|value| value.to_str().ok())
-    else {
+fn remember(contexts: &Mutex<HashMap<String, String>>, key: &str, answer: &Answer) {
+    let Some(context) = answer.header(CONTEXT_HEADER) else {
         return;
     };
     let mut contexts = contexts.lock().expect("contexts lock");
@@ -59,15 +59,25 @@ fn remember(contexts: &Mutex<HashMap<String, String>>, key: &str, response: &req
     }
 }
 
-/// Reads the whole answer; an error unless its status is `expected`.
-async fn expect(response: reqwest::Response, what: &str, expected: &[u16]) -> Result<()> {
-    let status = response.status().as_u16();
-    let body = response.bytes().await?;
-    if !expected.contains(&status) {
-        let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
-        bail!("{what} answered {status}: {text}");
+/// An error unless the answer's status is one of `expected`.
+fn expect(answer: &Answer, what: &str, expected: &[u16]) -> Result<()> {
+    if !expected.contains(&answer.status) {
+        let body = &answer.body[..answer.body.len().min(200)];
+        bail!(
+            "{what} answered {}: {}",
+            answer.status,
+            String::from_utf8_lossy(body)
+        );
     }
     Ok(())
+}
+
+fn csrf_header() -> HeaderName {
+    HeaderName::from_static(CSRF_HEADER)
+}
+
+fn bearer(session: &Session) -> String {
+    format!("Bearer {}", session.token)
 }
 
 /// The ring map of the first node (in the cluster file's order) that serves one.
@@ -92,14 +102,16 @@ impl CartwheelTarget {
         if nodes.is_empty() {
             bail!("the cluster in {} has no node", dir.display());
         }
-        let http = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .pool_max_idle_per_host(clients.max(1))
-            .build()?;
         let ring = match routing {
             Routing::Spread => None,
-            Routing::Token => Some(fetch_ring(&http, &nodes).await?),
+            Routing::Token => {
+                let http = reqwest::Client::builder()
+                    .timeout(REQUEST_TIMEOUT)
+                    .build()?;
+                Some(fetch_ring(&http, &nodes).await?)
+            }
         };
+        let http = Connections::new(clients, REQUEST_TIMEOUT);
         Ok(CartwheelTarget {
             http,
             nodes,
@@ -116,36 +128,35 @@ impl CartwheelTarget {
 
     /// The next of `key`'s live replicas in turn, or the next node when the target
     /// spreads requests or knows no live replica of the key.
-    fn kv_node(&self, key: &str) -> String {
+    fn kv_node(&self, key: &str) -> SocketAddr {
         let turn = self.next.fetch_add(1, Ordering::Relaxed);
         if let Some(ring) = &self.ring {
             let replicas = ring.kv_replicas(key.as_bytes());
             if !replicas.is_empty() {
-                return replicas[turn % replicas.len()].http.clone();
+                if let Ok(node) = replicas[turn % replicas.len()].http.parse() {
+                    return node;
+                }
             }
         }
-        self.nodes[turn % self.nodes.len()].to_string()
+        self.nodes[turn % self.nodes.len()]
     }
 
-    /// The URL of `key` at the node `kv_node` picks, with `param=count` when a level
-    /// is set.
-    fn kv_url(&self, key: &str, param: &str, count: Option<u32>) -> String {
-        let node = self.kv_node(key);
+    /// The path of `key`, with `param=count` when a level is set.
+    fn kv_path(key: &str, param: &str, count: Option<u32>) -> String {
         match count {
-            Some(count) => format!("http://{node}/v1/kv/{key}?{param}={count}"),
-            None => format!("http://{node}/v1/kv/{key}"),
+            Some(count) => format!("/v1/kv/{key}?{param}={count}"),
+            None => format!("/v1/kv/{key}"),
         }
-    }
-
-    fn session_url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.node())
     }
 
     pub async fn get(&self, key: &str) -> Result<()> {
-        let url = self.kv_url(key, "r", self.levels.read);
-        let response = self.http.get(url).send().await?;
-        remember(&self.contexts, key, &response);
-        expect(response, "GET", &[200, 300, 404]).await
+        let path = Self::kv_path(key, "r", self.levels.read);
+        let answer = self
+            .http
+            .send(self.kv_node(key), Method::GET, &path, &[], Bytes::new())
+            .await?;
+        remember(&self.contexts, key, &answer);
+        expect(&answer, "GET", &[200, 300, 404])
     }
 
     /// Writes `value`, superseding the key's last version like a client that read it
@@ -153,7 +164,8 @@ impl CartwheelTarget {
     /// first write (a blind write would keep an earlier run's value as a sibling, and
     /// runs against one cluster would write ever larger objects).
     pub async fn put(&self, key: &str, value: &[u8]) -> Result<()> {
-        let url = self.kv_url(key, "w", self.levels.write);
+        let node = self.kv_node(key);
+        let path = Self::kv_path(key, "w", self.levels.write);
         let known = || {
             self.contexts
                 .lock()
@@ -168,13 +180,25 @@ impl CartwheelTarget {
                 known()
             }
         };
-        let mut request = self.http.put(url).body(value.to_vec());
-        if let Some(context) = known {
-            request = request.header(CONTEXT_HEADER, context);
-        }
-        let response = request.send().await?;
-        remember(&self.contexts, key, &response);
-        expect(response, "PUT", &[204]).await
+        let context = known.unwrap_or_default();
+        let headers = [(HeaderName::from_static(CONTEXT_HEADER), context.as_str())];
+        let headers = if context.is_empty() {
+            &[][..]
+        } else {
+            &headers[..]
+        };
+        let answer = self
+            .http
+            .send(
+                node,
+                Method::PUT,
+                &path,
+                headers,
+                Bytes::copy_from_slice(value),
+            )
+            .await?;
+        remember(&self.contexts, key, &answer);
+        expect(&answer, "PUT", &[204])
     }
 
     /// A login, then prefs `pad-0`, `pad-1`, ... holding `payload` between them, so the
@@ -183,57 +207,71 @@ impl CartwheelTarget {
         let session = self.login(user, payload).await?;
         for (index, chunk) in payload.chunks(PREF_VALUE_CHARS_MAX).enumerate() {
             let value = String::from_utf8_lossy(chunk);
-            let response = self
+            let answer = self
                 .http
-                .put(self.session_url(&format!("/v1/session/prefs/pad-{index}")))
-                .bearer_auth(&session.token)
-                .header(CSRF_HEADER, &session.csrf)
-                .json(&serde_json::json!({ "value": value }))
-                .send()
+                .send_json(
+                    self.node(),
+                    Method::PUT,
+                    &format!("/v1/session/prefs/pad-{index}"),
+                    &[
+                        (AUTHORIZATION, &bearer(&session)),
+                        (csrf_header(), &session.csrf),
+                    ],
+                    &serde_json::json!({ "value": value }),
+                )
                 .await?;
-            expect(response, "PUT /v1/session/prefs", &[200]).await?;
+            expect(&answer, "PUT /v1/session/prefs", &[200])?;
         }
         Ok(session)
     }
 
     pub async fn session_read(&self, session: &Session) -> Result<()> {
-        let response = self
+        let answer = self
             .http
-            .get(self.session_url("/v1/session"))
-            .bearer_auth(&session.token)
-            .send()
+            .send(
+                self.node(),
+                Method::GET,
+                "/v1/session",
+                &[(AUTHORIZATION, &bearer(session))],
+                Bytes::new(),
+            )
             .await?;
-        expect(response, "GET /v1/session", &[200]).await
+        expect(&answer, "GET /v1/session", &[200])
     }
 
     pub async fn cart_add(&self, session: &Session, sku: &str) -> Result<()> {
-        let response = self
+        let answer = self
             .http
-            .post(self.session_url("/v1/session/cart"))
-            .bearer_auth(&session.token)
-            .header(CSRF_HEADER, &session.csrf)
-            .json(&serde_json::json!({ "op": "add", "sku": sku, "qty": 1 }))
-            .send()
+            .send_json(
+                self.node(),
+                Method::POST,
+                "/v1/session/cart",
+                &[
+                    (AUTHORIZATION, &bearer(session)),
+                    (csrf_header(), &session.csrf),
+                ],
+                &serde_json::json!({ "op": "add", "sku": sku, "qty": 1 }),
+            )
             .await?;
-        expect(response, "POST /v1/session/cart", &[200]).await
+        expect(&answer, "POST /v1/session/cart", &[200])
     }
 
     /// `POST /v1/sessions`; cartwheel's login carries no payload (the other systems
     /// store `--value-bytes` under the new token).
     pub async fn login(&self, user: &str, _payload: &[u8]) -> Result<Session> {
-        let response = self
+        let answer = self
             .http
-            .post(self.session_url("/v1/sessions"))
-            .json(&serde_json::json!({ "user_id": user, "device": DEVICE }))
-            .send()
+            .send_json(
+                self.node(),
+                Method::POST,
+                "/v1/sessions",
+                &[],
+                &serde_json::json!({ "user_id": user, "device": DEVICE }),
+            )
             .await?;
-        let status = response.status().as_u16();
-        if status != 201 {
-            let body = response.bytes().await.unwrap_or_default();
-            let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
-            bail!("POST /v1/sessions answered {status}: {text}");
-        }
-        let answer: LoginAnswer = response.json().await?;
+        expect(&answer, "POST /v1/sessions", &[201])?;
+        let answer: LoginAnswer =
+            serde_json::from_slice(&answer.body).context("POST /v1/sessions answer")?;
         Ok(Session {
             token: answer.token,
             csrf: answer.csrf_token,
@@ -245,14 +283,20 @@ impl CartwheelTarget {
     }
 
     pub async fn logout(&self, session: &Session) -> Result<()> {
-        let response = self
+        let answer = self
             .http
-            .delete(self.session_url("/v1/session"))
-            .bearer_auth(&session.token)
-            .header(CSRF_HEADER, &session.csrf)
-            .send()
+            .send(
+                self.node(),
+                Method::DELETE,
+                "/v1/session",
+                &[
+                    (AUTHORIZATION, &bearer(session)),
+                    (csrf_header(), &session.csrf),
+                ],
+                Bytes::new(),
+            )
             .await?;
-        expect(response, "DELETE /v1/session", &[204]).await
+        expect(&answer, "DELETE /v1/session", &[204])
     }
 }
 
@@ -262,7 +306,7 @@ mod tests {
 
     fn target(nodes: &[&str]) -> CartwheelTarget {
         CartwheelTarget {
-            http: reqwest::Client::new(),
+            http: Connections::new(1, REQUEST_TIMEOUT),
             nodes: nodes.iter().map(|node| node.parse().unwrap()).collect(),
             next: AtomicUsize::new(0),
             ring: None,
@@ -294,7 +338,9 @@ mod tests {
             .map(|index| format!("key-{index}"))
             .partition(|key| crate::object::ObjectKey::kv(key.as_bytes()).partition(2).0 == 0);
         assert!(!on_first.is_empty() && !on_second.is_empty());
-        let first: Vec<String> = (0..4).map(|_| target.kv_node(&on_first[0])).collect();
+        let first: Vec<String> = (0..4)
+            .map(|_| target.kv_node(&on_first[0]).to_string())
+            .collect();
         assert!(first.iter().all(|node| node != "127.0.0.1:3"), "{first:?}");
         assert!(first.contains(&"127.0.0.1:1".to_string()), "{first:?}");
         assert!(first.contains(&"127.0.0.1:2".to_string()), "{first:?}");
@@ -302,32 +348,28 @@ mod tests {
             ring.nodes[1].state = "dead".into();
         }
         for _ in 0..4 {
-            assert_eq!(target.kv_node(&on_second[0]), "127.0.0.1:3");
+            assert_eq!(target.kv_node(&on_second[0]).to_string(), "127.0.0.1:3");
         }
         // A map the client cannot use (no partitions) falls back to spreading.
         if let Some(ring) = target.ring.as_mut() {
             ring.partitions = 0;
         }
-        let spread: std::collections::BTreeSet<String> =
+        let spread: std::collections::BTreeSet<SocketAddr> =
             (0..3).map(|_| target.kv_node(&on_second[0])).collect();
         assert_eq!(spread.len(), 3, "{spread:?}");
     }
 
     #[test]
-    fn urls_rotate_over_nodes_and_carry_only_their_level() {
+    fn spread_requests_rotate_over_nodes_and_paths_carry_only_their_level() {
         let target = target(&["127.0.0.1:1", "127.0.0.1:2"]);
+        let turns: Vec<String> = (0..4).map(|_| target.kv_node("k").to_string()).collect();
         assert_eq!(
-            target.kv_url("k", "r", Some(2)),
-            "http://127.0.0.1:1/v1/kv/k?r=2"
+            turns,
+            ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:1", "127.0.0.1:2"]
         );
-        assert_eq!(
-            target.kv_url("k", "w", Some(2)),
-            "http://127.0.0.1:2/v1/kv/k?w=2"
-        );
-        assert_eq!(target.kv_url("k", "r", None), "http://127.0.0.1:1/v1/kv/k");
-        assert_eq!(
-            target.session_url("/v1/session"),
-            "http://127.0.0.1:2/v1/session"
-        );
+        assert_eq!(target.node().to_string(), "127.0.0.1:1");
+        assert_eq!(CartwheelTarget::kv_path("k", "r", Some(2)), "/v1/kv/k?r=2");
+        assert_eq!(CartwheelTarget::kv_path("k", "w", Some(2)), "/v1/kv/k?w=2");
+        assert_eq!(CartwheelTarget::kv_path("k", "r", None), "/v1/kv/k");
     }
 }

@@ -1,0 +1,248 @@
+//! The bench's HTTP/1.1 client for cartwheel nodes: hyper's connection API over kept-alive
+//! TCP connections, a few idle ones kept per node. It does what a session store's client
+//! library does per request (pick a connection, write the request, read the whole answer)
+//! and nothing else: no URL parsing, redirect or proxy logic, no per-request pool
+//! bookkeeping beyond a pop and a push. reqwest did all of that and cost the bench about
+//! 50 µs of CPU per request on the same machine as the nodes it measures.
+
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE, HOST};
+use hyper::{HeaderMap, Method, Request};
+use hyper_util::rt::TokioIo;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// A whole answer: status, headers and body.
+pub struct Answer {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Answer {
+    /// A header's value as text, if present and readable.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+}
+
+/// Connections to the nodes, reused; at most `idle_per_node` idle ones kept per node
+/// (a request finding none idle opens another, so concurrency is never capped here).
+pub struct Connections {
+    idle: Mutex<HashMap<SocketAddr, Vec<SendRequest<Full<Bytes>>>>>,
+    idle_per_node: usize,
+    timeout: Duration,
+}
+
+impl Connections {
+    pub fn new(idle_per_node: usize, timeout: Duration) -> Connections {
+        Connections {
+            idle: Mutex::new(HashMap::new()),
+            idle_per_node: idle_per_node.max(1),
+            timeout,
+        }
+    }
+
+    /// Sends one request and reads its whole answer, within the timeout.
+    pub async fn send(
+        &self,
+        node: SocketAddr,
+        method: Method,
+        path_and_query: &str,
+        headers: &[(HeaderName, &str)],
+        body: Bytes,
+    ) -> Result<Answer> {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path_and_query)
+            .header(HOST, node.to_string());
+        for (name, value) in headers {
+            request = request.header(name, HeaderValue::from_str(value)?);
+        }
+        let request = request.body(Full::new(body))?;
+        match tokio::time::timeout(self.timeout, self.exchange(node, request)).await {
+            Ok(answer) => answer,
+            Err(_) => bail!(
+                "{node} did not answer within {} ms",
+                self.timeout.as_millis()
+            ),
+        }
+    }
+
+    /// `send` with a JSON body.
+    pub async fn send_json(
+        &self,
+        node: SocketAddr,
+        method: Method,
+        path: &str,
+        headers: &[(HeaderName, &str)],
+        body: &serde_json::Value,
+    ) -> Result<Answer> {
+        let mut with_type = headers.to_vec();
+        with_type.push((CONTENT_TYPE, "application/json"));
+        let body = Bytes::from(serde_json::to_vec(body)?);
+        self.send(node, method, path, &with_type, body).await
+    }
+
+    async fn exchange(&self, node: SocketAddr, request: Request<Full<Bytes>>) -> Result<Answer> {
+        let mut sender = self.checkout(node).await?;
+        let response = sender
+            .send_request(request)
+            .await
+            .with_context(|| format!("request to {node}"))?;
+        let (parts, body) = response.into_parts();
+        let body = body
+            .collect()
+            .await
+            .with_context(|| format!("answer from {node}"))?
+            .to_bytes();
+        self.checkin(node, sender);
+        Ok(Answer {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+        })
+    }
+
+    /// An idle connection to `node` that is still open, or a new one.
+    async fn checkout(&self, node: SocketAddr) -> Result<SendRequest<Full<Bytes>>> {
+        loop {
+            let idle = self
+                .idle
+                .lock()
+                .expect("connections lock")
+                .get_mut(&node)
+                .and_then(Vec::pop);
+            match idle {
+                Some(mut sender) => {
+                    if sender.is_closed() {
+                        continue;
+                    }
+                    if sender.ready().await.is_ok() {
+                        return Ok(sender);
+                    }
+                }
+                None => return connect(node).await,
+            }
+        }
+    }
+
+    fn checkin(&self, node: SocketAddr, sender: SendRequest<Full<Bytes>>) {
+        let mut idle = self.idle.lock().expect("connections lock");
+        let senders = idle.entry(node).or_default();
+        if senders.len() < self.idle_per_node {
+            senders.push(sender);
+        }
+    }
+}
+
+async fn connect(node: SocketAddr) -> Result<SendRequest<Full<Bytes>>> {
+    let stream = tokio::net::TcpStream::connect(node)
+        .await
+        .with_context(|| format!("cannot connect to {node}"))?;
+    stream.set_nodelay(true)?;
+    let (sender, connection) = http1::handshake(TokioIo::new(stream))
+        .await
+        .with_context(|| format!("HTTP handshake with {node}"))?;
+    tokio::spawn(async move {
+        // Ends when the node closes the connection or the sender is dropped.
+        let _ = connection.await;
+    });
+    Ok(sender)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+
+    #[tokio::test]
+    async fn connections_are_reused_and_answers_read_whole() {
+        let opened = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let app = axum::Router::new().route(
+            "/echo",
+            get(|headers: HeaderMap| async move {
+                let value = headers
+                    .get("x-test")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
+                ([("x-answer", value)], "a".repeat(5000))
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let node = listener.local_addr().unwrap();
+        let counted = opened.clone();
+        let server =
+            tokio::spawn(
+                async move { axum::serve(CountingListener(listener, counted), app).await },
+            );
+        let connections = Connections::new(4, Duration::from_secs(5));
+        for round in 0..5 {
+            let value = format!("v{round}");
+            let answer = connections
+                .send(
+                    node,
+                    Method::GET,
+                    "/echo",
+                    &[(HeaderName::from_static("x-test"), &value)],
+                    Bytes::new(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(answer.status, 200);
+            assert_eq!(answer.header("x-answer"), Some(value.as_str()));
+            assert_eq!(answer.body.len(), 5000);
+        }
+        assert_eq!(opened.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let missing = connections
+            .send(node, Method::GET, "/nothing", &[], Bytes::new())
+            .await
+            .unwrap();
+        assert_eq!(missing.status, 404);
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn a_node_that_does_not_listen_is_an_error() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let node = listener.local_addr().unwrap();
+        drop(listener);
+        let connections = Connections::new(1, Duration::from_secs(5));
+        let error = connections
+            .send(node, Method::GET, "/", &[], Bytes::new())
+            .await
+            .err()
+            .expect("nothing listens");
+        assert!(error.to_string().contains("cannot connect"), "{error}");
+    }
+
+    /// A listener that counts the connections it accepts.
+    struct CountingListener(
+        tokio::net::TcpListener,
+        std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    );
+
+    impl axum::serve::Listener for CountingListener {
+        type Io = tokio::net::TcpStream;
+        type Addr = SocketAddr;
+
+        async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+            loop {
+                if let Ok(accepted) = self.0.accept().await {
+                    self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    return accepted;
+                }
+            }
+        }
+
+        fn local_addr(&self) -> std::io::Result<Self::Addr> {
+            self.0.local_addr()
+        }
+    }
+}

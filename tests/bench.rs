@@ -1,0 +1,99 @@
+//! `cartwheel bench` against a real cluster: every workload runs without an error, and
+//! what it writes is really in the cluster afterwards.
+
+mod common;
+
+use common::{binary, single_region, ProcessCluster};
+use std::process::Command;
+
+/// Runs `cartwheel bench` against the cluster and returns its JSON summary.
+fn bench(cluster: &ProcessCluster, args: &[&str]) -> serde_json::Value {
+    let json = cluster.dir.path().join("bench.json");
+    let output = Command::new(binary())
+        .arg("bench")
+        .arg("--dir")
+        .arg(cluster.dir.path())
+        .args(["--clients", "4", "--warmup", "0s", "--duration", "1s"])
+        .args(args)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("run cartwheel bench");
+    assert!(
+        output.status.success(),
+        "bench {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&std::fs::read(&json).expect("bench summary")).expect("JSON summary")
+}
+
+fn assert_clean_run(summary: &serde_json::Value, ops: &[&str]) {
+    assert_eq!(summary["errors"], 0, "{summary:#}");
+    assert!(
+        summary["throughput_ops_s"].as_f64().unwrap_or(0.0) > 0.0,
+        "{summary:#}"
+    );
+    let latency = &summary["latency_ms"];
+    let (p50, p999) = (latency["p50"].as_f64(), latency["p999"].as_f64());
+    assert!(p50.is_some() && p50 <= p999, "{summary:#}");
+    for op in ops {
+        assert!(
+            latency[op]["count"].as_u64().unwrap_or(0) > 0,
+            "no {op} in {summary:#}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_workload_runs_clean_against_a_cluster_and_its_writes_are_stored() {
+    let cluster = ProcessCluster::up(&single_region(3, 3), &[]);
+    for routing in ["token", "spread"] {
+        let summary = bench(
+            &cluster,
+            &[
+                "--keys",
+                "200",
+                "--value-bytes",
+                "100",
+                "--r",
+                "2",
+                "--w",
+                "2",
+                "--routing",
+                routing,
+                "--seed",
+                "7",
+            ],
+        );
+        assert_clean_run(&summary, &["read", "write"]);
+    }
+    // The bench loaded its keys before timing: each is readable at every node.
+    let http = reqwest::Client::new();
+    for node in ["local-1", "local-2", "local-3"] {
+        let read = http
+            .get(cluster.url(node, "/v1/kv/bench-0?r=1"))
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(read.status(), 200, "{node}");
+        assert_eq!(read.bytes().await.expect("body").len(), 100, "{node}");
+    }
+    for (workload, ops) in [
+        ("session-read", &["read", "cart_add"][..]),
+        ("cart-write", &["read", "cart_add"][..]),
+        ("login-storm", &["login", "validate", "logout"][..]),
+    ] {
+        let summary = bench(
+            &cluster,
+            &[
+                "--workload",
+                workload,
+                "--keys",
+                "20",
+                "--value-bytes",
+                "300",
+            ],
+        );
+        assert_clean_run(&summary, ops);
+    }
+}
