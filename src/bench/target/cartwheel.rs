@@ -1,6 +1,7 @@
 //! The cartwheel target: its HTTP API. With token-aware routing (the default) each kv
 //! request goes to one of its key's live replicas in turn, from the ring map a node
-//! serves at `/v1/ring`; otherwise, and for session calls, to the next node. Kv writes
+//! serves at `/v1/ring` (fetched again every `RING_REFRESH`, so requests follow joins,
+//! leaves and failures); otherwise, and for session calls, to the next node. Kv writes
 //! carry the key's last causal context like a real client; session calls carry the
 //! bearer token and, when they change something, the CSRF token. Every answer's body is
 //! read in full, so a read costs what a real client's read costs and the connection
@@ -19,13 +20,16 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
+use tokio::task::JoinHandle;
 
 /// Keys whose context a cartwheel target remembers; writes to others go without one.
 pub const CONTEXTS_MAX: usize = 1_000_000;
 /// How long one bench request may take before it counts as an error.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a token-aware target fetches the ring map again.
+pub const RING_REFRESH: Duration = Duration::from_secs(1);
 /// The device name of every bench login.
 const DEVICE: &str = "bench";
 /// The header of a session's CSRF token (`api::session` keeps its constant private).
@@ -35,8 +39,10 @@ pub struct CartwheelTarget {
     http: Connections,
     nodes: Vec<SocketAddr>,
     next: AtomicUsize,
-    /// The ring map for token-aware kv requests (`None`: spread over all nodes).
-    ring: Option<RingMap>,
+    /// The ring map for token-aware kv requests (`None`: spread over all nodes), and
+    /// the task that keeps it fresh.
+    ring: SharedRing,
+    refresher: Option<JoinHandle<()>>,
     pub(super) levels: Levels,
     /// The causal context last seen per key, sent with the next write like a real
     /// client does (a blind write would add a sibling). At most `CONTEXTS_MAX`.
@@ -80,6 +86,30 @@ fn bearer(session: &Session) -> String {
     format!("Bearer {}", session.token)
 }
 
+/// The ring map in use; replaced whole, so a request reads one consistent map.
+type SharedRing = Arc<RwLock<Option<Arc<RingMap>>>>;
+
+/// Fetches the ring map every `period` and puts it in `ring`; a failed fetch keeps the
+/// map in use (the nodes it lists as dead get no kv requests meanwhile).
+fn spawn_refresher(
+    ring: SharedRing,
+    http: reqwest::Client,
+    nodes: Vec<SocketAddr>,
+    period: Duration,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            if let Ok(map) = fetch_ring(&http, &nodes).await {
+                *ring.write().expect("ring lock") = Some(Arc::new(map));
+            }
+        }
+    })
+}
+
 /// The ring map of the first node (in the cluster file's order) that serves one.
 async fn fetch_ring(http: &reqwest::Client, nodes: &[SocketAddr]) -> Result<RingMap> {
     let mut last_error = None;
@@ -102,13 +132,21 @@ impl CartwheelTarget {
         if nodes.is_empty() {
             bail!("the cluster in {} has no node", dir.display());
         }
-        let ring = match routing {
+        let ring = SharedRing::default();
+        let refresher = match routing {
             Routing::Spread => None,
             Routing::Token => {
                 let http = reqwest::Client::builder()
                     .timeout(REQUEST_TIMEOUT)
                     .build()?;
-                Some(fetch_ring(&http, &nodes).await?)
+                let map = fetch_ring(&http, &nodes).await?;
+                *ring.write().expect("ring lock") = Some(Arc::new(map));
+                Some(spawn_refresher(
+                    ring.clone(),
+                    http,
+                    nodes.clone(),
+                    RING_REFRESH,
+                ))
             }
         };
         let http = Connections::new(clients, REQUEST_TIMEOUT);
@@ -117,6 +155,7 @@ impl CartwheelTarget {
             nodes,
             next: AtomicUsize::new(0),
             ring,
+            refresher,
             levels: Levels::default(),
             contexts: Mutex::new(HashMap::new()),
         })
@@ -130,7 +169,8 @@ impl CartwheelTarget {
     /// spreads requests or knows no live replica of the key.
     fn kv_node(&self, key: &str) -> SocketAddr {
         let turn = self.next.fetch_add(1, Ordering::Relaxed);
-        if let Some(ring) = &self.ring {
+        let ring = self.ring.read().expect("ring lock").clone();
+        if let Some(ring) = ring {
             let replicas = ring.kv_replicas(key.as_bytes());
             if !replicas.is_empty() {
                 if let Ok(node) = replicas[turn % replicas.len()].http.parse() {
@@ -300,6 +340,14 @@ impl CartwheelTarget {
     }
 }
 
+impl Drop for CartwheelTarget {
+    fn drop(&mut self) {
+        if let Some(refresher) = self.refresher.take() {
+            refresher.abort();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,7 +357,8 @@ mod tests {
             http: Connections::new(1, REQUEST_TIMEOUT),
             nodes: nodes.iter().map(|node| node.parse().unwrap()).collect(),
             next: AtomicUsize::new(0),
-            ring: None,
+            ring: SharedRing::default(),
+            refresher: None,
             levels: Levels::default(),
             contexts: Mutex::new(HashMap::new()),
         }
@@ -318,7 +367,8 @@ mod tests {
     #[test]
     fn token_aware_kv_requests_go_to_the_keys_live_replicas_in_turn() {
         use crate::api::RingNode;
-        let mut target = target(&["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"]);
+        let target = target(&["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"]);
+        let set = |map: &RingMap| *target.ring.write().unwrap() = Some(Arc::new(map.clone()));
         let node = |port: u16, state: &str| RingNode {
             node: format!("n{port}"),
             region: "r".into(),
@@ -326,14 +376,15 @@ mod tests {
             state: state.into(),
         };
         // Partition 0 on nodes 1 and 2, partition 1 on node 3 and (dead) node 2.
-        target.ring = Some(RingMap {
+        let mut map = RingMap {
             epoch: 1,
             change_pending: false,
             partitions: 2,
             region: "r".into(),
             nodes: vec![node(1, "alive"), node(2, "alive"), node(3, "alive")],
             replicas: vec![vec![0, 1], vec![2, 1]],
-        });
+        };
+        set(&map);
         let (on_first, on_second): (Vec<String>, Vec<String>) = (0..40)
             .map(|index| format!("key-{index}"))
             .partition(|key| crate::object::ObjectKey::kv(key.as_bytes()).partition(2).0 == 0);
@@ -344,16 +395,14 @@ mod tests {
         assert!(first.iter().all(|node| node != "127.0.0.1:3"), "{first:?}");
         assert!(first.contains(&"127.0.0.1:1".to_string()), "{first:?}");
         assert!(first.contains(&"127.0.0.1:2".to_string()), "{first:?}");
-        if let Some(ring) = target.ring.as_mut() {
-            ring.nodes[1].state = "dead".into();
-        }
+        map.nodes[1].state = "dead".into();
+        set(&map);
         for _ in 0..4 {
             assert_eq!(target.kv_node(&on_second[0]).to_string(), "127.0.0.1:3");
         }
         // A map the client cannot use (no partitions) falls back to spreading.
-        if let Some(ring) = target.ring.as_mut() {
-            ring.partitions = 0;
-        }
+        map.partitions = 0;
+        set(&map);
         let spread: std::collections::BTreeSet<SocketAddr> =
             (0..3).map(|_| target.kv_node(&on_second[0])).collect();
         assert_eq!(spread.len(), 3, "{spread:?}");
@@ -371,5 +420,52 @@ mod tests {
         assert_eq!(CartwheelTarget::kv_path("k", "r", Some(2)), "/v1/kv/k?r=2");
         assert_eq!(CartwheelTarget::kv_path("k", "w", Some(2)), "/v1/kv/k?w=2");
         assert_eq!(CartwheelTarget::kv_path("k", "r", None), "/v1/kv/k");
+    }
+
+    #[tokio::test]
+    async fn the_ring_map_is_fetched_again_and_replaces_the_one_in_use() {
+        let served = Arc::new(Mutex::new(RingMap {
+            epoch: 1,
+            change_pending: false,
+            partitions: 1,
+            region: "r".into(),
+            nodes: Vec::new(),
+            replicas: vec![Vec::new()],
+        }));
+        let state = served.clone();
+        let app = axum::Router::new().route(
+            "/v1/ring",
+            axum::routing::get(move || {
+                let map = state.lock().unwrap().clone();
+                async move { axum::Json(map) }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let node = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let ring = SharedRing::default();
+        let refresher = spawn_refresher(
+            ring.clone(),
+            reqwest::Client::new(),
+            vec![node],
+            Duration::from_millis(10),
+        );
+        let epoch = |ring: &SharedRing| ring.read().unwrap().as_ref().map(|map| map.epoch);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while epoch(&ring) != Some(1) {
+            assert!(tokio::time::Instant::now() < deadline, "never fetched");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        served.lock().unwrap().epoch = 2;
+        while epoch(&ring) != Some(2) {
+            assert!(tokio::time::Instant::now() < deadline, "never refetched");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // A node that stops answering leaves the last map in use.
+        server.abort();
+        let _ = server.await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(epoch(&ring), Some(2));
+        refresher.abort();
     }
 }
