@@ -14,7 +14,7 @@ use crate::cluster::ClusterFile;
 use crate::limits::PREF_VALUE_CHARS_MAX;
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
-use hyper::header::{HeaderName, AUTHORIZATION};
+use hyper::header::{HeaderName, AUTHORIZATION, CONTENT_TYPE};
 use hyper::Method;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -76,14 +76,6 @@ fn expect(answer: &Answer, what: &str, expected: &[u16]) -> Result<()> {
         );
     }
     Ok(())
-}
-
-fn csrf_header() -> HeaderName {
-    HeaderName::from_static(CSRF_HEADER)
-}
-
-fn bearer(session: &Session) -> String {
-    format!("Bearer {}", session.token)
 }
 
 /// The ring map in use; replaced whole, so a request reads one consistent map.
@@ -247,53 +239,55 @@ impl CartwheelTarget {
         let session = self.login(user, payload).await?;
         for (index, chunk) in payload.chunks(PREF_VALUE_CHARS_MAX).enumerate() {
             let value = String::from_utf8_lossy(chunk);
-            let answer = self
-                .http
-                .send_json(
-                    self.node(),
-                    Method::PUT,
-                    &format!("/v1/session/prefs/pad-{index}"),
-                    &[
-                        (AUTHORIZATION, &bearer(&session)),
-                        (csrf_header(), &session.csrf),
-                    ],
-                    &serde_json::json!({ "value": value }),
-                )
+            let path = format!("/v1/session/prefs/pad-{index}");
+            let body = serde_json::json!({ "value": value });
+            self.session_call(Method::PUT, &path, &session, Some(body), 200)
                 .await?;
-            expect(&answer, "PUT /v1/session/prefs", &[200])?;
         }
         Ok(session)
     }
 
-    pub async fn session_read(&self, session: &Session) -> Result<()> {
+    /// A session call at the next node with the bearer token and, unless it is a read,
+    /// the CSRF token; an error unless it answers `expected`.
+    async fn session_call(
+        &self,
+        method: Method,
+        path: &str,
+        session: &Session,
+        body: Option<serde_json::Value>,
+        expected: u16,
+    ) -> Result<()> {
+        let bearer = format!("Bearer {}", session.token);
+        let mut headers = vec![(AUTHORIZATION, bearer.as_str())];
+        if method != Method::GET {
+            headers.push((HeaderName::from_static(CSRF_HEADER), session.csrf.as_str()));
+        }
+        let body = match body {
+            Some(body) => {
+                headers.push((CONTENT_TYPE, "application/json"));
+                Bytes::from(serde_json::to_vec(&body)?)
+            }
+            None => Bytes::new(),
+        };
         let answer = self
             .http
-            .send(
-                self.node(),
-                Method::GET,
-                "/v1/session",
-                &[(AUTHORIZATION, &bearer(session))],
-                Bytes::new(),
-            )
+            .send(self.node(), method.clone(), path, &headers, body)
             .await?;
-        expect(&answer, "GET /v1/session", &[200])
+        if answer.status == expected {
+            return Ok(());
+        }
+        expect(&answer, &format!("{method} {path}"), &[expected])
+    }
+
+    pub async fn session_read(&self, session: &Session) -> Result<()> {
+        self.session_call(Method::GET, "/v1/session", session, None, 200)
+            .await
     }
 
     pub async fn cart_add(&self, session: &Session, sku: &str) -> Result<()> {
-        let answer = self
-            .http
-            .send_json(
-                self.node(),
-                Method::POST,
-                "/v1/session/cart",
-                &[
-                    (AUTHORIZATION, &bearer(session)),
-                    (csrf_header(), &session.csrf),
-                ],
-                &serde_json::json!({ "op": "add", "sku": sku, "qty": 1 }),
-            )
-            .await?;
-        expect(&answer, "POST /v1/session/cart", &[200])
+        let body = serde_json::json!({ "op": "add", "sku": sku, "qty": 1 });
+        self.session_call(Method::POST, "/v1/session/cart", session, Some(body), 200)
+            .await
     }
 
     /// `POST /v1/sessions`; cartwheel's login carries no payload (the other systems
@@ -323,20 +317,8 @@ impl CartwheelTarget {
     }
 
     pub async fn logout(&self, session: &Session) -> Result<()> {
-        let answer = self
-            .http
-            .send(
-                self.node(),
-                Method::DELETE,
-                "/v1/session",
-                &[
-                    (AUTHORIZATION, &bearer(session)),
-                    (csrf_header(), &session.csrf),
-                ],
-                Bytes::new(),
-            )
-            .await?;
-        expect(&answer, "DELETE /v1/session", &[204])
+        self.session_call(Method::DELETE, "/v1/session", session, None, 204)
+            .await
     }
 }
 
