@@ -67,7 +67,8 @@ async fn every_workload_runs_clean_against_a_cluster_and_its_writes_are_stored()
         );
         assert_clean_run(&summary, &["read", "write"]);
     }
-    // The bench loaded its keys before timing: each is readable at every node.
+    // The bench loaded its keys before timing: each is readable at every node (as one
+    // value, or as siblings when two bench clients wrote it concurrently).
     let http = reqwest::Client::new();
     for node in ["local-1", "local-2", "local-3"] {
         let read = http
@@ -75,8 +76,24 @@ async fn every_workload_runs_clean_against_a_cluster_and_its_writes_are_stored()
             .send()
             .await
             .expect("GET");
-        assert_eq!(read.status(), 200, "{node}");
-        assert_eq!(read.bytes().await.expect("body").len(), 100, "{node}");
+        let status = read.status().as_u16();
+        let body = read.bytes().await.expect("body");
+        match status {
+            200 => assert_eq!(body.len(), 100, "{node}"),
+            300 => {
+                use base64::Engine;
+                let body: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+                let siblings = body["siblings"].as_array().expect("siblings");
+                assert!(siblings.len() >= 2, "{node}: {body}");
+                for sibling in siblings {
+                    let value = base64::engine::general_purpose::STANDARD
+                        .decode(sibling.as_str().expect("base64 text"))
+                        .expect("base64");
+                    assert_eq!(value.len(), 100, "{node}");
+                }
+            }
+            _ => panic!("{node}: bench-0 answered {status}"),
+        }
     }
     for (workload, ops) in [
         ("session-read", &["read", "cart_add"][..]),
@@ -96,4 +113,37 @@ async fn every_workload_runs_clean_against_a_cluster_and_its_writes_are_stored()
         );
         assert_clean_run(&summary, ops);
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn token_aware_requests_go_around_a_dead_node() {
+    let cluster = ProcessCluster::up(&single_region(3, 3), &[]);
+    cluster.kill("local-3");
+    for id in ["local-1", "local-2"] {
+        cluster
+            .wait_status(id, std::time::Duration::from_secs(30), |s| {
+                s.members
+                    .iter()
+                    .any(|m| m.node == "local-3" && m.state == "dead")
+            })
+            .await;
+    }
+    // Two of three replicas answer R = 2 and W = 2; a request sent to the dead node
+    // would fail to connect and count as an error.
+    let summary = bench(
+        &cluster,
+        &[
+            "--keys",
+            "100",
+            "--value-bytes",
+            "100",
+            "--r",
+            "2",
+            "--w",
+            "2",
+            "--routing",
+            "token",
+        ],
+    );
+    assert_clean_run(&summary, &["read", "write"]);
 }
