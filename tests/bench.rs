@@ -6,6 +6,20 @@ mod common;
 use common::{binary, single_region, ProcessCluster};
 use std::process::Command;
 
+/// The kv workload of these tests: 200 keys of 100 bytes at R = 2, W = 2.
+const KV: &[&str] = &[
+    "--keys",
+    "200",
+    "--value-bytes",
+    "100",
+    "--r",
+    "2",
+    "--w",
+    "2",
+    "--seed",
+    "7",
+];
+
 /// Runs `cartwheel bench` against the cluster and returns its JSON summary.
 fn bench(cluster: &ProcessCluster, args: &[&str]) -> serde_json::Value {
     let json = cluster.dir.path().join("bench.json");
@@ -48,23 +62,7 @@ fn assert_clean_run(summary: &serde_json::Value, ops: &[&str]) {
 async fn every_workload_runs_clean_against_a_cluster_and_its_writes_are_stored() {
     let cluster = ProcessCluster::up(&single_region(3, 3), &[]);
     for routing in ["token", "spread"] {
-        let summary = bench(
-            &cluster,
-            &[
-                "--keys",
-                "200",
-                "--value-bytes",
-                "100",
-                "--r",
-                "2",
-                "--w",
-                "2",
-                "--routing",
-                routing,
-                "--seed",
-                "7",
-            ],
-        );
+        let summary = bench(&cluster, &[KV, &["--routing", routing]].concat());
         assert_clean_run(&summary, &["read", "write"]);
     }
     // The bench loaded its keys before timing: each is readable at every node (as one
@@ -130,20 +128,6 @@ async fn token_aware_requests_go_around_a_dead_node() {
     }
     // Two of three replicas answer R = 2 and W = 2; a request sent to the dead node
     // would fail to connect and count as an error.
-    let summary = bench(
-        &cluster,
-        &[
-            "--keys",
-            "100",
-            "--value-bytes",
-            "100",
-            "--r",
-            "2",
-            "--w",
-            "2",
-            "--routing",
-            "token",
-        ],
-    );
+    let summary = bench(&cluster, &[KV, &["--routing", "token"]].concat());
     assert_clean_run(&summary, &["read", "write"]);
 }
