@@ -88,18 +88,23 @@ pub async fn run(options: SimOptions) -> Result<bool> {
     // A temporary directory goes once the run passed; a failed run keeps it, so the node
     // logs and stores behind the failure can be read.
     let temporary = !options.keep && options.dir.is_none();
-    let Some(outcome) = outcome else {
-        if temporary {
+    let clean_up = |failed: bool| match (temporary, failed) {
+        (false, _) => {}
+        (true, false) => {
             let _ = std::fs::remove_dir_all(&dir);
         }
+        (true, true) => println!(
+            "sim: kept {} (node logs and data) for the failed run",
+            dir.display()
+        ),
+    };
+    let Some(outcome) = outcome else {
+        clean_up(false);
         eprintln!("sim: interrupted; every node was stopped");
         std::process::exit(130);
     };
-    if outcome.is_err() && temporary {
-        eprintln!(
-            "sim: kept {} (node logs and data) for the failed run",
-            dir.display()
-        );
+    if outcome.is_err() {
+        clean_up(true);
     }
     let Outcome {
         table,
@@ -182,16 +187,7 @@ pub async fn run(options: SimOptions) -> Result<bool> {
         "{}",
         report::row(&value, scenario.expect.expects_violation(), &misses)
     );
-    if temporary {
-        if misses.is_empty() {
-            let _ = std::fs::remove_dir_all(&dir);
-        } else {
-            println!(
-                "sim: kept {} (node logs and data) for the failed run",
-                dir.display()
-            );
-        }
-    }
+    clean_up(!misses.is_empty());
     if let Some(path) = &options.json {
         std::fs::write(path, serde_json::to_vec_pretty(&value)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
