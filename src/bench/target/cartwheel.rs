@@ -14,7 +14,7 @@ use crate::cluster::ClusterFile;
 use crate::limits::PREF_VALUE_CHARS_MAX;
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
-use hyper::header::{HeaderName, AUTHORIZATION, CONTENT_TYPE};
+use hyper::header::{HeaderName, AUTHORIZATION};
 use hyper::Method;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -241,7 +241,7 @@ impl CartwheelTarget {
             let value = String::from_utf8_lossy(chunk);
             let path = format!("/v1/session/prefs/pad-{index}");
             let body = serde_json::json!({ "value": value });
-            self.session_call(Method::PUT, &path, &session, Some(body), 200)
+            self.session_call(Method::PUT, &path, &session, Some(&body), 200)
                 .await?;
         }
         Ok(session)
@@ -254,7 +254,7 @@ impl CartwheelTarget {
         method: Method,
         path: &str,
         session: &Session,
-        body: Option<serde_json::Value>,
+        body: Option<&serde_json::Value>,
         expected: u16,
     ) -> Result<()> {
         let bearer = format!("Bearer {}", session.token);
@@ -262,17 +262,11 @@ impl CartwheelTarget {
         if method != Method::GET {
             headers.push((HeaderName::from_static(CSRF_HEADER), session.csrf.as_str()));
         }
-        let body = match body {
-            Some(body) => {
-                headers.push((CONTENT_TYPE, "application/json"));
-                Bytes::from(serde_json::to_vec(&body)?)
-            }
-            None => Bytes::new(),
+        let (http, node, verb) = (&self.http, self.node(), method.clone());
+        let answer = match body {
+            Some(body) => http.send_json(node, verb, path, &headers, body).await?,
+            None => http.send(node, verb, path, &headers, Bytes::new()).await?,
         };
-        let answer = self
-            .http
-            .send(self.node(), method.clone(), path, &headers, body)
-            .await?;
         if answer.status == expected {
             return Ok(());
         }
@@ -286,7 +280,7 @@ impl CartwheelTarget {
 
     pub async fn cart_add(&self, session: &Session, sku: &str) -> Result<()> {
         let body = serde_json::json!({ "op": "add", "sku": sku, "qty": 1 });
-        self.session_call(Method::POST, "/v1/session/cart", session, Some(body), 200)
+        self.session_call(Method::POST, "/v1/session/cart", session, Some(&body), 200)
             .await
     }
 
