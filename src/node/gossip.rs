@@ -7,7 +7,7 @@ use super::state::{now_ms, ClusterState};
 use crate::coordinator::ClusterView;
 use crate::ids::NodeId;
 use crate::limits;
-use crate::membership::swim::{Liveness, Output, Status, SwimMessage};
+use crate::membership::swim::{Liveness, MemberState, Output, Status, SwimMessage};
 use crate::transport::Transport;
 use crate::wire::{PeerError, PeerRequest, PeerResponse};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -191,11 +191,7 @@ impl Gossip {
             return;
         };
         let members = self.state.members();
-        let version: u64 = members
-            .iter()
-            .map(|m| m.incarnation + m.status_version)
-            .sum::<u64>()
-            ^ members.len() as u64;
+        let version = peers_version(&members);
         let mut synced = self.synced_version.lock().expect("synced lock");
         if *synced == version {
             return;
@@ -268,5 +264,63 @@ impl Gossip {
             self.send_all(outputs);
             self.commit();
         }
+    }
+}
+
+/// A fingerprint of what decides the transport's peers: who, where, in which state.
+/// (A sum of incarnations here once matched an older list: a node restarted with a
+/// wiped store, seeing its own incarnation rise as a new member arrived, never dialled
+/// that member.)
+fn peers_version(members: &[MemberState]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for member in members {
+        member.info.node.hash(&mut hasher);
+        member.info.quic.hash(&mut hasher);
+        member.incarnation.hash(&mut hasher);
+        member.status_version.hash(&mut hasher);
+    }
+    hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::Region;
+    use crate::membership::swim::MemberInfo;
+
+    fn member(name: &str, port: u16, incarnation: u64) -> MemberState {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        MemberState {
+            info: MemberInfo {
+                node: NodeId(name.into()),
+                region: Region("a".into()),
+                quic: addr,
+                http: addr,
+                weight: 1,
+            },
+            incarnation,
+            liveness: Liveness::Alive,
+            status: Status::Member,
+            status_version: 0,
+            ready_for: 0,
+        }
+    }
+
+    #[test]
+    fn a_new_member_changes_the_peers_version_whatever_the_incarnations() {
+        // Two members at incarnation 0, then this node one above with a third member:
+        // the old fingerprint (sum of incarnations XOR count) gave 2 for both.
+        let before = [member("a-1", 1, 0), member("a-2", 2, 0)];
+        let after = [
+            member("a-1", 1, 1),
+            member("a-2", 2, 0),
+            member("a-3", 3, 0),
+        ];
+        assert_ne!(peers_version(&before), peers_version(&after));
+        // A member at a new address is a change too.
+        let moved = [member("a-1", 1, 0), member("a-2", 4, 0)];
+        assert_ne!(peers_version(&before), peers_version(&moved));
+        assert_eq!(peers_version(&before), peers_version(&before.clone()));
     }
 }
