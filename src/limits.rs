@@ -15,8 +15,9 @@ pub const SIBLINGS_MAX: usize = 8;
 /// Largest sibling cap a caller may ask for and most siblings a decoded object may hold;
 /// larger caps are treated as this one.
 pub const SIBLINGS_CAP_MAX: usize = 64;
-/// Most actors (replica nodes) one version vector may name; a merge or write that would
-/// exceed it is refused with `VersionError::TooManyActors`, and decoding rejects more.
+/// Most actors (replica node incarnations) one version vector may name; a merge or
+/// write that would exceed it is refused with `VersionError::TooManyActors`, and
+/// decoding rejects more.
 pub const VV_ACTORS_MAX: usize = 64;
 /// Largest encoded causal context a client may send back (header bytes).
 pub const CONTEXT_BYTES_MAX: usize = 4096;

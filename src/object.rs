@@ -279,7 +279,7 @@ mod tests {
 
     fn sample() -> Object {
         let mut object = KvObject::new();
-        let actor = Actor::of_node(&NodeId("a-1".into()));
+        let actor = Actor::of_incarnation(&NodeId("a-1".into()), 0);
         let at = Hlc {
             wall_ms: 5,
             logical: 0,

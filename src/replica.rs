@@ -6,7 +6,7 @@
 
 use crate::clock::{Actor, Hlc, VersionVector};
 use crate::crdt::{CrdtError, Doc, DocOp};
-use crate::ids::{NodeId, PartitionId};
+use crate::ids::PartitionId;
 use crate::limits;
 use crate::node::trees::Trees;
 use crate::object::{
@@ -41,15 +41,16 @@ pub struct Replica {
 }
 
 impl Replica {
+    /// A replica minting under `actor` (the node's incarnation, `node::incarnation`).
     pub fn new(
-        node: &NodeId,
+        actor: Actor,
         partitions: u32,
         storage: Arc<dyn Storage>,
         gate: CommitGate,
         trees: Arc<Trees>,
     ) -> Self {
         Replica {
-            actor: Actor::of_node(node),
+            actor,
             trees,
             partitions,
             storage,
@@ -189,6 +190,7 @@ impl Replica {
     }
 
     /// A new version coordinated by this replica: supersedes what `context` has seen.
+    /// Returns once it is durable.
     pub async fn mint(
         &self,
         key: &ObjectKey,
@@ -196,7 +198,23 @@ impl Replica {
         value: Option<Blob>,
         at: Hlc,
     ) -> Result<Object, ReplicaError> {
-        self.update(key, |object| {
+        let object = self.mint_stored(key, context, value, at)?;
+        self.gate.durable().await?;
+        Ok(object)
+    }
+
+    /// `mint` without waiting for durability: the version is stored and readable, but
+    /// a crash before the next flush (`durable`) loses it. Sending it on before then is
+    /// safe only because this node mints under a new actor after a crash
+    /// (`node::incarnation`), so the dot cannot be handed out again.
+    pub fn mint_stored(
+        &self,
+        key: &ObjectKey,
+        context: &VersionVector,
+        value: Option<Blob>,
+        at: Hlc,
+    ) -> Result<Object, ReplicaError> {
+        self.apply(&self.store_key(key), |object| {
             let mut kv = match object {
                 None => KvObject::new(),
                 Some(Object::Kv(kv)) => kv,
@@ -205,30 +223,39 @@ impl Replica {
             kv.mint(self.actor, context, value.clone(), at, limits::SIBLINGS_MAX)?;
             Ok(Object::Kv(kv))
         })
-        .await
     }
 
     /// Applies an operation to the document of `key` as this replica at `at` (whose wall
     /// time decides expiry), and returns the stored document and the delta for the
-    /// other replicas. A refused operation changes nothing.
+    /// other replicas, once durable. A refused operation changes nothing.
     pub async fn apply_op(
         &self,
         key: &ObjectKey,
         op: &DocOp,
         at: Hlc,
     ) -> Result<(Object, Object), ReplicaError> {
+        let applied = self.apply_op_stored(key, op, at)?;
+        self.gate.durable().await?;
+        Ok(applied)
+    }
+
+    /// `apply_op` without waiting for durability, as `mint_stored`.
+    pub fn apply_op_stored(
+        &self,
+        key: &ObjectKey,
+        op: &DocOp,
+        at: Hlc,
+    ) -> Result<(Object, Object), ReplicaError> {
         let mut delta = None;
-        let stored = self
-            .update(key, |object| {
-                let mut doc = match object {
-                    Some(Object::Doc(doc)) => doc,
-                    None => Doc::empty_for(op).ok_or(CrdtError::Mismatch)?,
-                    Some(Object::Kv(_)) => return Err(MergeError::Mismatch),
-                };
-                delta = Some(doc.apply(op, self.actor, at, at.wall_ms)?);
-                Ok(Object::Doc(doc))
-            })
-            .await?;
+        let stored = self.apply(&self.store_key(key), |object| {
+            let mut doc = match object {
+                Some(Object::Doc(doc)) => doc,
+                None => Doc::empty_for(op).ok_or(CrdtError::Mismatch)?,
+                Some(Object::Kv(_)) => return Err(MergeError::Mismatch),
+            };
+            delta = Some(doc.apply(op, self.actor, at, at.wall_ms)?);
+            Ok(Object::Doc(doc))
+        })?;
         let delta = delta.expect("a successful update ran the closure");
         Ok((stored, Object::Doc(delta)))
     }

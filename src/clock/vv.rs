@@ -1,8 +1,9 @@
 //! Actors, dots and version vectors: the causal partial order between object versions.
 //!
-//! Actors are replica nodes, never clients, so a vector names at most the nodes that
-//! ever coordinated a write to one key (its replicas across regions and past owners).
-//! That is far below `VV_ACTORS_MAX`; exceeding it means a bug or a hostile peer, and
+//! Actors are replica nodes (one per incarnation: a node takes a new one after a
+//! crash), never clients, so a vector names at most the nodes that ever coordinated a
+//! write to one key (its replicas across regions and past owners), plus one for each
+//! crash of such a node that wrote the key again. That is far below `VV_ACTORS_MAX`; exceeding it means a bug or a hostile peer, and
 //! since a vector can arrive from the network a merge that would exceed it returns
 //! `VersionError::TooManyActors` and leaves the vector untouched instead of asserting.
 
@@ -12,16 +13,23 @@ use serde::{Deserialize, Serialize, Serializer};
 use std::cmp::Ordering;
 use std::fmt;
 
-/// A replica node as it appears in version vectors: a 64-bit hash of its node id.
+/// A replica node as it appears in version vectors: a 64-bit hash of its node id and
+/// its incarnation (`node::incarnation`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Actor(pub u64);
 
 impl Actor {
-    /// The first 8 bytes (little-endian) of blake3 of the node id.
-    pub fn of_node(node: &NodeId) -> Actor {
-        let hash = blake3::hash(node.as_str().as_bytes());
+    /// The actor of one incarnation of a node: the first 8 bytes (little-endian) of
+    /// blake3 of the node id, a zero byte (ids never hold one) and the incarnation
+    /// (little-endian). A node takes a new incarnation whenever it may have sent a dot
+    /// its store lost, so a restarted node never mints a dot again under an old actor.
+    pub fn of_incarnation(node: &NodeId, incarnation: u64) -> Actor {
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(node.as_str().as_bytes());
+        hasher.update(&[0]);
+        hasher.update(&incarnation.to_le_bytes());
         let mut first = [0u8; 8];
-        first.copy_from_slice(&hash.as_bytes()[..8]);
+        first.copy_from_slice(&hasher.finalize().as_bytes()[..8]);
         Actor(u64::from_le_bytes(first))
     }
 }

@@ -1,7 +1,9 @@
 //! One client request → the replicas of its key, until its consistency level is met.
 //!
 //! Writes go to every replica of the key (one makes the new version, then the others
-//! merge it). Reads ask only the replicas their level needs, nearest first (this node,
+//! merge it; when this node made it, they get it while this node's flush still runs,
+//! and this node's copy counts once flushed: `node::incarnation` says why that cannot
+//! hand out a dot twice). Reads ask only the replicas their level needs, nearest first (this node,
 //! then the local region); one more for each that fails, and all of them once
 //! `READ_SPECULATE_MS` passes without an answer. Either returns as soon as the level is
 //! met or can no longer be met, or when the request timeout passes, saying how many
@@ -33,6 +35,9 @@ pub trait ClusterView: Send + Sync + 'static {
     fn is_dead(&self, node: &NodeId) -> bool;
 }
 
+/// The wait until a version a node minted for itself is durable (`Dispatch::mint_here`).
+pub type Durable = BoxFuture<'static, Result<(), String>>;
+
 /// Sends one request to one node (itself included) and returns its reply.
 pub trait Dispatch: Send + Sync + 'static {
     fn send(
@@ -40,6 +45,14 @@ pub trait Dispatch: Send + Sync + 'static {
         to: &NodeId,
         request: PeerRequest,
     ) -> BoxFuture<'static, Result<PeerResponse, String>>;
+
+    /// A `Mint` or `Apply` addressed to this node itself: makes the version and answers
+    /// at once, before it is durable, with the wait for that, so the version travels to
+    /// the other replicas while this node flushes. `None` for any other node: `send`,
+    /// whose answer means durable.
+    fn mint_here(&self, _to: &NodeId, _request: &PeerRequest) -> Option<(PeerResponse, Durable)> {
+        None
+    }
 }
 
 /// Why a client request failed.
@@ -527,7 +540,12 @@ impl Coordinator {
             tracker.record(*index, false);
         }
         let timestamp = self.now();
-        let (minter, stored, object) = match self
+        let Minted {
+            minter,
+            stored,
+            object,
+            durable,
+        } = match self
             .mint(&nodes, &mut tracker, first(timestamp), deadline)
             .await
         {
@@ -539,7 +557,13 @@ impl Coordinator {
                 }));
             }
         };
-        let mut progress = tracker.record(minter, true);
+        // A version minted here counts once this node's flush covers it; the others
+        // get it meanwhile. Minted elsewhere, the answer already meant durable.
+        let mut flushing = durable.map(|wait| (minter, wait));
+        let mut progress = match flushing {
+            Some(_) => tracker.progress(),
+            None => tracker.record(minter, true),
+        };
         let merge = PeerRequest::Merge {
             key: key.clone(),
             object: object.clone(),
@@ -560,7 +584,9 @@ impl Coordinator {
         }
         drop(sender);
         while progress == Progress::Pending {
-            let Ok(Some(reply)) = tokio::time::timeout_at(deadline, replies.recv()).await else {
+            let Ok(Some(reply)) =
+                tokio::time::timeout_at(deadline, next_answer(&mut replies, &mut flushing)).await
+            else {
                 break;
             };
             let ok = matches!(
@@ -604,18 +630,26 @@ impl Coordinator {
         tracker: &mut QuorumTracker,
         request: PeerRequest,
         deadline: Instant,
-    ) -> Result<(usize, Object, Object), Option<CoordinatorError>> {
+    ) -> Result<Minted, Option<CoordinatorError>> {
         let order = self.nearest_first(nodes, tracker.replicas());
         for index in order.into_iter().take(limits::MINT_ATTEMPTS_MAX) {
-            let reply = tokio::time::timeout_at(
-                deadline,
-                self.dispatch.send(&nodes[index], request.clone()),
-            )
-            .await;
+            let (reply, durable) = match self.dispatch.mint_here(&nodes[index], &request) {
+                Some((reply, durable)) => (Ok(Ok(reply)), Some(durable)),
+                None => {
+                    let sent = self.dispatch.send(&nodes[index], request.clone());
+                    (tokio::time::timeout_at(deadline, sent).await, None)
+                }
+            };
+            let minted = |stored, object| Minted {
+                minter: index,
+                stored,
+                object,
+                durable,
+            };
             match reply {
-                Ok(Ok(PeerResponse::Stored(object))) => return Ok((index, object.clone(), object)),
+                Ok(Ok(PeerResponse::Stored(object))) => return Ok(minted(object.clone(), object)),
                 Ok(Ok(PeerResponse::Applied { stored, delta })) => {
-                    return Ok((index, *stored, *delta))
+                    return Ok(minted(*stored, *delta))
                 }
                 Ok(Ok(PeerResponse::Error(PeerError::Refused { refusal, message }))) => {
                     return Err(Some(CoordinatorError::Refused { refusal, message }))
@@ -630,6 +664,37 @@ impl Coordinator {
         }
         Err(None)
     }
+}
+
+/// A new version: who made it, what it stored, what goes to the other replicas, and,
+/// when this node made it, the wait until it is durable here.
+struct Minted {
+    minter: usize,
+    stored: Object,
+    object: Object,
+    durable: Option<Durable>,
+}
+
+/// The next answer to a write: a replica's reply or, while it runs, this node's own
+/// flush of the version it minted (as a reply from the minter). `None` once neither
+/// can come.
+async fn next_answer(
+    replies: &mut mpsc::Receiver<Reply>,
+    flushing: &mut Option<(usize, Durable)>,
+) -> Option<Reply> {
+    let Some((minter, wait)) = flushing.as_mut() else {
+        return replies.recv().await;
+    };
+    let minter = *minter;
+    let flushed = tokio::select! {
+        outcome = wait => outcome,
+        Some(reply) = replies.recv() => return Some(reply),
+    };
+    *flushing = None;
+    Some(Reply {
+        index: minter,
+        response: flushed.map(|()| PeerResponse::Done),
+    })
 }
 
 /// The merge of every object given, or `None` if there was none.

@@ -94,12 +94,7 @@ fn coordinator(behaviour: Behaviour) -> (Coordinator, Arc<Fake>) {
 }
 
 fn asked(fake: &Fake) -> Vec<String> {
-    fake.asked
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|node| node.as_str().to_string())
-        .collect()
+    asked_nodes(&fake.asked)
 }
 
 #[tokio::test(start_paused = true)]
@@ -158,4 +153,137 @@ async fn a_silent_replica_costs_one_speculation_delay_not_the_timeout() {
     );
     assert!(took < Duration::from_secs(1), "{took:?}");
     assert_eq!(asked(&fake).len(), 3);
+}
+
+/// A cluster where this node (a-1) mints for itself and its own flush ends only when
+/// the test says, with how; the other replicas store merges at once.
+struct Flushing {
+    view: Arc<RingView>,
+    merges: Mutex<Vec<NodeId>>,
+    flushed: tokio::sync::watch::Sender<Option<Result<(), String>>>,
+}
+
+impl ClusterView for Flushing {
+    fn view(&self) -> Arc<RingView> {
+        self.view.clone()
+    }
+    fn is_dead(&self, _node: &NodeId) -> bool {
+        false
+    }
+}
+
+impl Dispatch for Flushing {
+    fn send(
+        &self,
+        to: &NodeId,
+        request: PeerRequest,
+    ) -> BoxFuture<'static, Result<PeerResponse, String>> {
+        assert!(
+            matches!(request, PeerRequest::Merge { .. }),
+            "only merges go out"
+        );
+        self.merges.lock().unwrap().push(to.clone());
+        Box::pin(async { Ok(PeerResponse::Done) })
+    }
+
+    fn mint_here(&self, to: &NodeId, request: &PeerRequest) -> Option<(PeerResponse, Durable)> {
+        assert_eq!(to.as_str(), "a-1", "this node mints for itself");
+        assert!(matches!(request, PeerRequest::Mint { .. }));
+        let mut flushed = self.flushed.subscribe();
+        let durable: Durable = Box::pin(async move {
+            match flushed.wait_for(Option::is_some).await {
+                Ok(outcome) => outcome.clone().expect("waited for an outcome"),
+                Err(_) => Err("flusher gone".to_string()),
+            }
+        });
+        let stored = Object::Kv(crate::object::KvObject::new());
+        Some((PeerResponse::Stored(stored), durable))
+    }
+}
+
+fn flushing_coordinator() -> (Coordinator, Arc<Flushing>) {
+    let (plain, _) = coordinator(Behaviour::Answer);
+    let cluster = Arc::new(Flushing {
+        view: plain.cluster.view(),
+        merges: Mutex::new(Vec::new()),
+        flushed: tokio::sync::watch::channel(None).0,
+    });
+    let coordinator = Coordinator::new(
+        NodeId("a-1".into()),
+        Region("a".into()),
+        cluster.clone(),
+        cluster.clone(),
+        Arc::new(Epoch),
+        Duration::from_secs(10),
+        true,
+    );
+    (coordinator, cluster)
+}
+
+fn put(
+    coordinator: Arc<Coordinator>,
+    level: Level,
+) -> tokio::task::JoinHandle<Result<Object, CoordinatorError>> {
+    tokio::spawn(async move {
+        coordinator
+            .put(
+                &ObjectKey::kv(b"k"),
+                Some(Blob(b"v".to_vec())),
+                VersionVector::new(),
+                level,
+            )
+            .await
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_version_minted_here_travels_while_this_node_flushes_and_counts_once_durable() {
+    let (coordinator, cluster) = flushing_coordinator();
+    let write = put(Arc::new(coordinator), Level::All);
+    // Virtual time passes only once every task is idle: the write has sent its merges,
+    // had both answers and waits on this node's flush.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut merged = asked_nodes(&cluster.merges);
+    merged.sort();
+    assert_eq!(merged, ["a-2", "a-3"]);
+    assert!(
+        !write.is_finished(),
+        "`all` needs this node's copy durable too"
+    );
+    cluster.flushed.send_replace(Some(Ok(())));
+    write.await.unwrap().expect("every copy durable");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_flush_here_is_a_failed_acknowledgement() {
+    let (coordinator, cluster) = flushing_coordinator();
+    let write = put(Arc::new(coordinator), Level::All);
+    cluster
+        .flushed
+        .send_replace(Some(Err("disk full".to_string())));
+    let error = write.await.unwrap().unwrap_err();
+    assert!(
+        matches!(error, CoordinatorError::QuorumNotReached { needed: 3, .. }),
+        "{error}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_durable_copies_elsewhere_meet_a_quorum_while_this_node_still_flushes() {
+    let (coordinator, cluster) = flushing_coordinator();
+    // The flush here never ends; the other two replicas are enough for two copies.
+    put(Arc::new(coordinator), Level::Count(2))
+        .await
+        .unwrap()
+        .expect("two durable copies");
+    assert_eq!(asked_nodes(&cluster.merges).len(), 2);
+}
+
+fn asked_nodes(nodes: &Mutex<Vec<NodeId>>) -> Vec<String> {
+    nodes
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|node| node.as_str().to_string())
+        .collect()
 }

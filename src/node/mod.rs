@@ -8,6 +8,7 @@
 pub mod batch;
 pub mod clock;
 pub mod gossip;
+pub mod incarnation;
 pub mod repair;
 pub mod service;
 pub mod state;
@@ -15,7 +16,7 @@ pub mod trees;
 
 use crate::api::{self, ApiState};
 use crate::config::Settings;
-use crate::coordinator::{Coordinator, Dispatch};
+use crate::coordinator::{Coordinator, Dispatch, Durable};
 use crate::handoff::hints::{HintWorker, Hints};
 use crate::handoff::transfer::{TransferStats, TransferWorker};
 use crate::ids::{NodeId, Region};
@@ -130,6 +131,17 @@ impl Dispatch for NodeDispatch {
         let to = to.clone();
         Box::pin(async move { batcher.send(&to, request).await })
     }
+
+    fn mint_here(&self, to: &NodeId, request: &PeerRequest) -> Option<(PeerResponse, Durable)> {
+        if *to != self.me {
+            return None;
+        }
+        let stored = self.service.mint_stored(request.clone());
+        let replica = self.service.replica.clone();
+        let durable: Durable =
+            Box::pin(async move { replica.durable().await.map_err(|error| error.to_string()) });
+        Some((stored, durable))
+    }
 }
 
 /// A started node. Dropping it does not stop it: call [`RunningNode::shutdown`].
@@ -143,6 +155,7 @@ pub struct RunningNode {
     tasks: JoinSet<()>,
     transport: Transport<PeerRequest, PeerResponse>,
     storage: Arc<dyn Storage>,
+    incarnation: incarnation::Incarnation,
     gossip: Arc<Gossip>,
     /// The node's data clock; tests move it to pass days in no time.
     pub clock: Arc<clock::NodeClock>,
@@ -166,8 +179,14 @@ impl RunningNode {
         })
         .await;
         self.tasks.abort_all();
-        if let Err(error) = self.storage.flush() {
-            tracing::error!(%error, "final flush failed");
+        // Everything this node minted is on disk only once the final flush succeeded;
+        // only then may the next start mint under the same actor.
+        let stopped = self
+            .storage
+            .flush()
+            .and_then(|()| incarnation::end_cleanly(self.storage.as_ref(), self.incarnation));
+        if let Err(error) = stopped {
+            tracing::error!(%error, "final flush failed: the next start takes a new incarnation");
         }
     }
 }
@@ -223,11 +242,18 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
     let settings = &options.settings;
     let region = region_of(&options)?;
     let storage = open_storage(&options)?;
+    let incarnation = incarnation::begin(storage.as_ref())?;
+    tracing::info!(
+        node = %options.id,
+        incarnation = incarnation.number,
+        new = incarnation.fresh,
+        "incarnation"
+    );
     let gate = CommitGate::new(storage.clone(), settings.durability);
     let trees = Arc::new(Trees::new(limits::NODE_TREE_DEPTH));
     trees.rebuild(storage.as_ref(), settings.topology.partitions)?;
     let replica = Arc::new(Replica::new(
-        &options.id,
+        incarnation.actor(&options.id),
         settings.topology.partitions,
         storage.clone(),
         gate,
@@ -423,6 +449,7 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
         tasks,
         transport,
         storage,
+        incarnation,
         gossip,
         clock,
     })

@@ -38,24 +38,13 @@ impl PeerService {
         match request {
             PeerRequest::Get { .. } | PeerRequest::Merge { .. } => self.serve_item(request).await,
             PeerRequest::Batch(requests) => self.serve_batch(requests).await,
-            PeerRequest::Mint {
-                key,
-                context,
-                value,
-                timestamp,
-            } => match self.replica.mint(&key, &context, value, timestamp).await {
-                Ok(object) => self.stored(key, object),
-                Err(error) => storage_error(error),
-            },
-            PeerRequest::Apply { key, op, at } => {
-                match self.replica.apply_op(&key, &op, at).await {
-                    Ok((stored, delta)) => {
-                        self.forward_to_pending(&key, &stored);
-                        PeerResponse::Applied {
-                            stored: Box::new(stored),
-                            delta: Box::new(delta),
-                        }
-                    }
+            request @ (PeerRequest::Mint { .. } | PeerRequest::Apply { .. }) => {
+                let stored = self.mint_stored(request);
+                if matches!(stored, PeerResponse::Error(_)) {
+                    return stored;
+                }
+                match self.replica.durable().await {
+                    Ok(()) => stored,
                     Err(error) => storage_error(error),
                 }
             }
@@ -180,6 +169,36 @@ impl PeerService {
         }
         let answers = requests.into_iter().map(|request| self.serve_item(request));
         PeerResponse::Batch(futures::future::join_all(answers).await)
+    }
+
+    /// Makes and stores the version a `Mint` or `Apply` asks for, without waiting for
+    /// it to be durable (`Replica::durable`); any other request is refused.
+    pub fn mint_stored(&self, request: PeerRequest) -> PeerResponse {
+        match request {
+            PeerRequest::Mint {
+                key,
+                context,
+                value,
+                timestamp,
+            } => match self.replica.mint_stored(&key, &context, value, timestamp) {
+                Ok(object) => self.stored(key, object),
+                Err(error) => storage_error(error),
+            },
+            PeerRequest::Apply { key, op, at } => match self.replica.apply_op_stored(&key, &op, at)
+            {
+                Ok((stored, delta)) => {
+                    self.forward_to_pending(&key, &stored);
+                    PeerResponse::Applied {
+                        stored: Box::new(stored),
+                        delta: Box::new(delta),
+                    }
+                }
+                Err(error) => storage_error(error),
+            },
+            _ => PeerResponse::Error(PeerError::BadRequest(
+                "only Mint and Apply make a new version".to_string(),
+            )),
+        }
     }
 
     /// A write this replica stored is forwarded to the owners the pending ring adds for

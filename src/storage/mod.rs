@@ -119,12 +119,15 @@ pub trait Storage: Send + Sync + 'static {
 pub enum AuxSpace {
     /// Writes held for a replica that was down (hinted handoff).
     Hints,
+    /// The node's own records (its incarnation).
+    Node,
 }
 
 impl AuxSpace {
     pub(crate) fn tree_name(self) -> &'static str {
         match self {
             AuxSpace::Hints => "hints",
+            AuxSpace::Node => "node",
         }
     }
 }

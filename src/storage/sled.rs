@@ -28,6 +28,7 @@ pub struct SledStorage {
     db: sled::Db,
     data: sled::Tree,
     hints: sled::Tree,
+    node: sled::Tree,
     partitions: u32,
     durability: Durability,
     path: PathBuf,
@@ -55,10 +56,14 @@ impl SledStorage {
         let hints = db
             .open_tree(AuxSpace::Hints.tree_name())
             .map_err(sled_error("opening the hints tree"))?;
+        let node = db
+            .open_tree(AuxSpace::Node.tree_name())
+            .map_err(sled_error("opening the node tree"))?;
         Ok(SledStorage {
             db,
             data,
             hints,
+            node,
             partitions: options.partitions,
             durability: options.durability,
             path: path.to_path_buf(),
@@ -339,6 +344,7 @@ impl SledStorage {
     fn aux(&self, space: AuxSpace) -> &sled::Tree {
         match space {
             AuxSpace::Hints => &self.hints,
+            AuxSpace::Node => &self.node,
         }
     }
 }

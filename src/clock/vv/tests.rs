@@ -12,13 +12,22 @@ fn vv(entries: &[(u64, u64)]) -> VersionVector {
 }
 
 #[test]
-fn actor_of_node_is_the_first_eight_bytes_of_blake3() {
+fn incarnations_of_one_node_are_distinct_actors() {
     let node = NodeId::new("us-east-1").unwrap();
-    let hash = blake3::hash(b"us-east-1");
+    let mut input = b"us-east-1\0".to_vec();
+    input.extend_from_slice(&7u64.to_le_bytes());
+    let hash = blake3::hash(&input);
     let expected = u64::from_le_bytes(hash.as_bytes()[..8].try_into().unwrap());
-    assert_eq!(Actor::of_node(&node), Actor(expected));
+    assert_eq!(Actor::of_incarnation(&node, 7), Actor(expected));
+    let actors: std::collections::HashSet<Actor> = (0..100)
+        .map(|incarnation| Actor::of_incarnation(&node, incarnation))
+        .collect();
+    assert_eq!(actors.len(), 100);
     let other = NodeId::new("us-east-2").unwrap();
-    assert_ne!(Actor::of_node(&node), Actor::of_node(&other));
+    assert_ne!(
+        Actor::of_incarnation(&node, 7),
+        Actor::of_incarnation(&other, 7)
+    );
 }
 
 #[test]
