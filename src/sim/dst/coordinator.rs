@@ -248,6 +248,7 @@ impl Coordinator {
         req: ReqId,
         from: usize,
         minted: Option<(Dot, Object)>,
+        durable: bool,
     ) -> Vec<Effect> {
         let mut effects = Vec::new();
         let Some(pending) = self.pending.get_mut(&req) else {
@@ -264,7 +265,11 @@ impl Coordinator {
             self.retry_mint(req, &mut effects);
             return effects;
         };
-        let mut progress = pending.tracker.record(index, true);
+        // Not yet durable at the minter: it counts when its flush ends (`on_stored`).
+        let mut progress = match durable {
+            true => pending.tracker.record(index, true),
+            false => pending.tracker.progress(),
+        };
         for (other, node) in pending.plan.replicas.iter().enumerate() {
             if other == index {
                 continue;

@@ -76,8 +76,16 @@ impl World {
                 let coordinator = &mut self.nodes[node].coordinator;
                 coordinator.put(request, plan, level, value, context, self.now, wall_ms)
             }
-            Payload::Minted { req, minted } => {
-                self.nodes[node].coordinator.on_minted(req, sender, minted)
+            Payload::Minted {
+                req,
+                minted,
+                durable,
+            } => self.nodes[node]
+                .coordinator
+                .on_minted(req, sender, minted, durable),
+            Payload::Flushed { req } => {
+                self.nodes[node].store.flush();
+                self.nodes[node].coordinator.on_stored(req, node)
             }
             Payload::Stored { req } => self.nodes[node].coordinator.on_stored(req, sender),
             Payload::ReadReply { req, object } => self.nodes[node]
@@ -113,9 +121,27 @@ impl World {
                 self.checker
                     .minted(&key.storage_bytes(), *dot, &context)
                     .map_err(|detail| self.internal(detail))?;
+                // For its own coordinator the node answers before its flush ends.
+                let durable = from != Address::Node(node);
+                if durable {
+                    self.nodes[node].store.flush();
+                } else {
+                    let at = self.now + self.rng.gen_range(1..=self.config.flush_ms_max.max(1));
+                    let flushed = Payload::Flushed { req };
+                    let to = Address::Node(node);
+                    self.net.schedule(
+                        at,
+                        Event::Deliver {
+                            from: to,
+                            to,
+                            payload: Box::new(flushed),
+                        },
+                    );
+                }
                 Payload::Minted {
                     req,
                     minted: Some(minted),
+                    durable,
                 }
             }
             Payload::Replicate { req, key, object } => {

@@ -82,9 +82,16 @@ pub struct DstConfig {
     pub request_timeout_ms: u64,
     /// Inject loss, duplication, reordering, partitions and crashes.
     pub faults: bool,
+    /// Longest a node's flush of a version it minted for itself takes, in virtual ms
+    /// (a crash within it loses the version at that node).
+    pub flush_ms_max: u64,
     /// Test-only: the coordinator counts a replica's acknowledgement when it sends the
     /// replication request, before the replica stored anything. Must be caught.
     pub planted_bug: bool,
+    /// Test-only: a node restarted after a crash mints under its old actor instead of
+    /// a new incarnation's, so it can hand out a dot again that its store lost but
+    /// other replicas hold. Must be caught.
+    pub planted_old_actor: bool,
 }
 
 impl Default for DstConfig {
@@ -97,7 +104,9 @@ impl Default for DstConfig {
             write_level: Level::Quorum,
             request_timeout_ms: 300,
             faults: true,
+            flush_ms_max: 5,
             planted_bug: false,
+            planted_old_actor: false,
         }
     }
 }

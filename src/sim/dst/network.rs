@@ -81,10 +81,18 @@ pub(super) enum Payload {
         req: ReqId,
         key: ObjectKey,
     },
-    /// Replica → coordinator: the version minted, or `None` when minting failed.
+    /// Replica → coordinator: the version minted, or `None` when minting failed;
+    /// `durable` unless the replica is the coordinator's own node, which sends the
+    /// version on before its flush ends (then `Flushed` follows).
     Minted {
         req: ReqId,
         minted: Option<(Dot, Object)>,
+        durable: bool,
+    },
+    /// A node to itself: its flush ended, so the version it minted for `req` is
+    /// durable and counts as its acknowledgement.
+    Flushed {
+        req: ReqId,
     },
     /// Replica → coordinator: the replicated version is stored (durable).
     Stored {
@@ -126,6 +134,7 @@ impl Payload {
             Payload::Repair { .. } => "repair",
             Payload::Read { .. } => "read",
             Payload::Minted { .. } => "minted",
+            Payload::Flushed { .. } => "flushed",
             Payload::Stored { .. } => "stored",
             Payload::ReadReply { .. } => "read-reply",
         }

@@ -2,9 +2,13 @@
 //! with the same operations and merge rules as `crate::replica::Replica` (mint a new
 //! version as this node's actor, merge an incoming version, read).
 //!
-//! Every operation is atomic and durable when it returns: the store survives a crash,
-//! as if each write were flushed before the replica answered (durability `always`).
-//! It never sends anything; the world carries the answers.
+//! Every operation is atomic. A merge is durable when it returns (the real replica
+//! waits for a flush, which covers every write before it, so a merge flushes the whole
+//! store here). A mint is stored but durable only at the next flush: the world
+//! flushes at once for a mint another node asked for (its answer means durable) and a
+//! little later for one the node's own coordinator asked for, which meanwhile sends the
+//! version on (`crate::coordinator`'s overlap). A crash loses what was not flushed
+//! (`lose_unflushed`). It never sends anything; the world carries the answers.
 
 use crate::clock::{Actor, Dot, Hlc, VersionVector};
 use crate::ids::PartitionId;
@@ -19,6 +23,9 @@ pub(super) type PartitionStore = BTreeMap<Vec<u8>, Object>;
 pub(super) struct ReplicaStore {
     pub actor: Actor,
     pub partitions: BTreeMap<PartitionId, PartitionStore>,
+    /// For each key written since the last flush, its object at that flush (`None`:
+    /// absent): what a crash restores. Bounded by the number of keys.
+    unflushed: BTreeMap<(PartitionId, Vec<u8>), Option<Object>>,
     /// For the checker, not node state: (storage key, dot) of siblings the sibling cap
     /// dropped since the world last drained this list.
     pub dropped: Vec<(Vec<u8>, Dot)>,
@@ -29,8 +36,32 @@ impl ReplicaStore {
         ReplicaStore {
             actor,
             partitions: BTreeMap::new(),
+            unflushed: BTreeMap::new(),
             dropped: Vec::new(),
         }
+    }
+
+    /// Makes every write so far durable.
+    pub fn flush(&mut self) {
+        self.unflushed.clear();
+    }
+
+    /// A crash: every write since the last flush is gone.
+    pub fn lose_unflushed(&mut self) {
+        for ((partition, key), durable) in std::mem::take(&mut self.unflushed) {
+            let store = self.partitions.entry(partition).or_default();
+            match durable {
+                Some(object) => store.insert(key, object),
+                None => store.remove(&key),
+            };
+        }
+    }
+
+    /// Stores `object` under `key`, remembering what the last flush left there.
+    fn put(&mut self, partition: PartitionId, key: Vec<u8>, object: Object) {
+        let store = self.partitions.entry(partition).or_default();
+        let previous = store.insert(key.clone(), object);
+        self.unflushed.entry((partition, key)).or_insert(previous);
     }
 
     pub fn get(&self, partition: PartitionId, key: &ObjectKey) -> Option<&Object> {
@@ -51,9 +82,12 @@ impl ReplicaStore {
         value: Blob,
         at: Hlc,
     ) -> Result<(Dot, Object), MergeError> {
-        let store = self.partitions.entry(partition).or_default();
         let bytes = key.storage_bytes();
-        let mut kv = match store.get(&bytes) {
+        let stored = self
+            .partitions
+            .get(&partition)
+            .and_then(|store| store.get(&bytes));
+        let mut kv = match stored {
             None => KvObject::new(),
             Some(Object::Kv(kv)) => kv.clone(),
             Some(Object::Doc(_)) => return Err(MergeError::Mismatch),
@@ -71,7 +105,7 @@ impl ReplicaStore {
         let lost = dropped_dots(&Object::Kv(uncapped), &stored);
         self.dropped
             .extend(lost.into_iter().map(|dot| (bytes.clone(), dot)));
-        store.insert(bytes, stored.clone());
+        self.put(partition, bytes, stored.clone());
         Ok((dot, stored))
     }
 
@@ -83,8 +117,11 @@ impl ReplicaStore {
         key: &[u8],
         incoming: &Object,
     ) -> Result<Object, MergeError> {
-        let store = self.partitions.entry(partition).or_default();
-        let mut object = match store.get(key) {
+        let stored = self
+            .partitions
+            .get(&partition)
+            .and_then(|store| store.get(key));
+        let mut object = match stored {
             Some(stored) => stored.clone(),
             None => incoming.clone(),
         };
@@ -92,7 +129,8 @@ impl ReplicaStore {
         let lost = merge_counting_drops(&mut object, incoming)?;
         self.dropped
             .extend(lost.into_iter().map(|dot| (key.to_vec(), dot)));
-        store.insert(key.to_vec(), object.clone());
+        self.put(partition, key.to_vec(), object.clone());
+        self.flush();
         Ok(object)
     }
 

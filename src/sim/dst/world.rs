@@ -29,6 +29,8 @@ pub(super) struct Node {
     pub store: ReplicaStore,
     pub coordinator: Coordinator,
     pub up: bool,
+    /// Starts after a crash so far: the incarnation its actor derives from.
+    pub incarnation: u64,
     /// How far this node's wall clock is ahead of virtual time, in ms.
     pub skew_ms: u64,
 }
@@ -160,7 +162,7 @@ impl World {
                 let id = NodeId(id.clone());
                 let region = Region(region.clone());
                 Node {
-                    store: ReplicaStore::new(Actor::of_node(&id)),
+                    store: ReplicaStore::new(Actor::of_incarnation(&id, 0)),
                     coordinator: Coordinator::new(
                         index,
                         region.clone(),
@@ -170,6 +172,7 @@ impl World {
                     id,
                     region,
                     up: true,
+                    incarnation: 0,
                     skew_ms: rng.gen_range(0..=20),
                 }
             })
@@ -351,13 +354,20 @@ impl World {
         self.report.crashes += 1;
         self.nodes[node].up = false;
         self.nodes[node].coordinator.crash();
+        self.nodes[node].store.lose_unflushed();
     }
 
     fn restart(&mut self, node: usize) {
         if !self.nodes[node].up {
             self.trace
                 .record(format!("{} restart {}", self.now, self.nodes[node].id));
-            self.nodes[node].up = true;
+            let restarted = &mut self.nodes[node];
+            restarted.up = true;
+            // Not stopped cleanly: a new incarnation, as `node::incarnation` decides.
+            if !self.config.planted_old_actor {
+                restarted.incarnation += 1;
+                restarted.store.actor = Actor::of_incarnation(&restarted.id, restarted.incarnation);
+            }
         }
     }
 
