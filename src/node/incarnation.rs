@@ -4,26 +4,38 @@
 //! own flush of it is still running (the two waits overlap). A crash in between leaves
 //! the other replicas holding a dot this store lost, and minting the next version of
 //! that key from the store would hand out the same dot again for another value. So a
-//! node that did not stop cleanly (and a store that is new, e.g. a wiped disk under a
-//! known node id) takes a new random incarnation, hence a new actor, before it serves;
-//! a clean stop, after its final flush, marks the incarnation reusable.
+//! node that may have done that (and a store that is new, e.g. a wiped disk under a
+//! known node id) takes a new random incarnation, hence a new actor, before it serves.
 //!
-//! One record in `AuxSpace::Node`: the incarnation (8 bytes, little-endian) and a
-//! clean-stop byte.
+//! Every new actor stays in the version vectors of the keys it writes, so the rule is
+//! kept narrow: an incarnation sends early only once its record durably says it may
+//! (`EarlySend`; until then a version travels after its flush, as from a remote
+//! minter), and only a crash after that point costs a new actor. A clean stop (after
+//! its final flush) and a crash before the first early send keep the incarnation.
+//!
+//! One record in `AuxSpace::Node`: the incarnation (8 bytes, little-endian) and a state
+//! byte.
 
 use crate::clock::Actor;
 use crate::ids::NodeId;
 use crate::storage::{AuxSpace, Storage, StorageError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 const RECORD_KEY: &[u8] = b"incarnation";
+/// Every version this incarnation sent was durable here first.
 const RUNNING: u8 = 0;
+/// Stopped after a successful final flush.
 const STOPPED_CLEANLY: u8 = 1;
+/// This incarnation may have sent versions before they were durable here.
+const SENDS_EARLY: u8 = 2;
 
 /// The incarnation this start uses and whether it is new.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Incarnation {
     pub number: u64,
-    /// A new incarnation: the last stop was not clean, or the store is new.
+    /// A new incarnation: the last life may have sent a version its store lost, or
+    /// the store is new.
     pub fresh: bool,
 }
 
@@ -33,11 +45,12 @@ impl Incarnation {
     }
 }
 
-/// Decides this start's incarnation (the stored one after a clean stop, else a new
-/// random one), records it as running and flushes, all before the node mints anything.
+/// Decides this start's incarnation (the stored one unless it may have sent a version
+/// its store lost, else a new random one), records it as running and flushes, all
+/// before the node mints anything.
 pub fn begin(storage: &dyn Storage) -> Result<Incarnation, StorageError> {
     let incarnation = match read(storage)? {
-        Some((number, STOPPED_CLEANLY)) => Incarnation {
+        Some((number, STOPPED_CLEANLY | RUNNING)) => Incarnation {
             number,
             fresh: false,
         },
@@ -56,6 +69,53 @@ pub fn begin(storage: &dyn Storage) -> Result<Incarnation, StorageError> {
 pub fn end_cleanly(storage: &dyn Storage, incarnation: Incarnation) -> Result<(), StorageError> {
     write(storage, incarnation.number, STOPPED_CLEANLY)?;
     storage.flush()
+}
+
+/// Whether versions minted here may travel before they are durable here. The first
+/// time it is asked, it records durably (in the background) that this incarnation
+/// sends early, and says no until that record is on disk.
+pub struct EarlySend {
+    storage: Arc<dyn Storage>,
+    incarnation: Incarnation,
+    /// The record says `SENDS_EARLY` and is durable.
+    armed: AtomicBool,
+    /// A task is writing that record.
+    arming: AtomicBool,
+}
+
+impl EarlySend {
+    pub fn new(storage: Arc<dyn Storage>, incarnation: Incarnation) -> Arc<EarlySend> {
+        Arc::new(EarlySend {
+            storage,
+            incarnation,
+            armed: AtomicBool::new(false),
+            arming: AtomicBool::new(false),
+        })
+    }
+
+    /// `true` once early sends are safe; otherwise starts making them so (one task at
+    /// a time; after a failure a later call tries again). Call inside a tokio runtime.
+    pub fn ready(self: &Arc<Self>) -> bool {
+        if self.armed.load(Ordering::Acquire) {
+            return true;
+        }
+        if !self.arming.swap(true, Ordering::AcqRel) {
+            let early = self.clone();
+            tokio::task::spawn_blocking(move || {
+                let storage = early.storage.as_ref();
+                let recorded = write(storage, early.incarnation.number, SENDS_EARLY)
+                    .and_then(|()| storage.flush());
+                match recorded {
+                    Ok(()) => early.armed.store(true, Ordering::Release),
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot record early sends: versions wait for their flush");
+                        early.arming.store(false, Ordering::Release);
+                    }
+                }
+            });
+        }
+        false
+    }
 }
 
 /// The stored incarnation and its state byte; a record of another shape counts as none
@@ -84,6 +144,7 @@ fn write(storage: &dyn Storage, number: u64, state: u8) -> Result<(), StorageErr
 mod tests {
     use super::*;
     use crate::storage::{Durability, SledStorage, StorageOptions};
+    use std::time::{Duration, Instant};
 
     fn open(path: &std::path::Path) -> SledStorage {
         SledStorage::open(
@@ -97,36 +158,59 @@ mod tests {
         .expect("open store")
     }
 
-    #[test]
-    fn a_clean_stop_keeps_the_incarnation_and_a_crash_changes_it() {
+    /// Starts on the store at `path` and arms early sends, as a node serving writes
+    /// does; returns with the store closed.
+    async fn start_sending_early(path: &std::path::Path) -> Incarnation {
+        let store: Arc<dyn Storage> = Arc::new(open(path));
+        let incarnation = begin(store.as_ref()).unwrap();
+        let early = EarlySend::new(store, incarnation);
+        assert!(!early.ready(), "not before the record is durable");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !early.ready() {
+            assert!(Instant::now() < deadline, "early sends never armed");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        incarnation
+    }
+
+    #[tokio::test]
+    async fn a_crash_after_sending_early_changes_the_incarnation_one_before_does_not() {
         let dir = tempfile::tempdir().unwrap();
         let node = NodeId::new("a-1").unwrap();
-        let first = begin(&open(dir.path())).unwrap();
+        let first = start_sending_early(dir.path()).await;
         assert!(first.fresh, "a new store takes a new incarnation");
 
-        // Stopped without `end_cleanly` (a crash): the next start takes another.
+        // Stopped without `end_cleanly` (a crash) after early sends: another one.
         let after_crash = begin(&open(dir.path())).unwrap();
         assert!(after_crash.fresh);
         assert_ne!(after_crash.number, first.number);
         assert_ne!(after_crash.actor(&node), first.actor(&node));
 
-        let store = open(dir.path());
-        let running = begin(&store).unwrap();
-        end_cleanly(&store, running).unwrap();
-        drop(store);
-        let after_clean_stop = begin(&open(dir.path())).unwrap();
-        assert_eq!(
-            after_clean_stop,
-            Incarnation {
-                number: running.number,
-                fresh: false
-            }
-        );
+        // A crash before any early send keeps it: every version sent was durable.
+        let before_any = begin(&open(dir.path())).unwrap();
+        let kept = Incarnation {
+            number: after_crash.number,
+            fresh: false,
+        };
+        assert_eq!(before_any, kept);
+    }
+
+    #[tokio::test]
+    async fn a_clean_stop_keeps_the_incarnation() {
+        let dir = tempfile::tempdir().unwrap();
+        let running = start_sending_early(dir.path()).await;
+        end_cleanly(&open(dir.path()), running).unwrap();
+        let after_clean_stop = start_sending_early(dir.path()).await;
+        let kept = Incarnation {
+            number: running.number,
+            fresh: false,
+        };
+        assert_eq!(after_clean_stop, kept);
 
         // The clean mark is used up by the start that read it: a crash now counts.
-        let after_second_crash = begin(&open(dir.path())).unwrap();
-        assert!(after_second_crash.fresh);
-        assert_ne!(after_second_crash.number, running.number);
+        let after_crash = begin(&open(dir.path())).unwrap();
+        assert!(after_crash.fresh);
+        assert_ne!(after_crash.number, running.number);
     }
 
     #[test]
@@ -134,7 +218,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
         store
-            .aux_put(AuxSpace::Node, RECORD_KEY, &[STOPPED_CLEANLY; 3])
+            .aux_put(AuxSpace::Node, RECORD_KEY, &[RUNNING; 3])
             .unwrap();
         assert!(begin(&store).unwrap().fresh);
     }

@@ -115,6 +115,7 @@ struct NodeDispatch {
     me: NodeId,
     service: Arc<PeerService>,
     batcher: Arc<batch::Batcher>,
+    early: Arc<incarnation::EarlySend>,
 }
 
 impl Dispatch for NodeDispatch {
@@ -133,7 +134,7 @@ impl Dispatch for NodeDispatch {
     }
 
     fn mint_here(&self, to: &NodeId, request: &PeerRequest) -> Option<(PeerResponse, Durable)> {
-        if *to != self.me {
+        if *to != self.me || !self.early.ready() {
             return None;
         }
         let stored = self.service.mint_stored(request.clone());
@@ -340,6 +341,7 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
         me: options.id.clone(),
         service: service.clone(),
         batcher: Arc::new(batch::Batcher::new(transport.clone())),
+        early: incarnation::EarlySend::new(storage.clone(), incarnation),
     });
     let clock = Arc::new(clock::NodeClock::default());
     let coordinator = Arc::new(Coordinator::new(
