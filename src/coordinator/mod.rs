@@ -564,45 +564,15 @@ impl Coordinator {
             Some(_) => tracker.progress(),
             None => tracker.record(minter, true),
         };
-        let merge = PeerRequest::Merge {
-            key: key.clone(),
-            object: object.clone(),
-        };
-        let (sender, mut replies) = mpsc::channel(nodes.len() + fallbacks.len());
-        for (index, node) in nodes.iter().enumerate() {
-            if index != minter && !self.cluster.is_dead(node) {
-                self.spawn_send(&sender, index, node, merge.clone());
-            }
-        }
-        for (index, fallback, _) in &fallbacks {
-            let hint = PeerRequest::Hint {
-                owner: nodes[*index].clone(),
-                key: key.clone(),
-                object: object.clone(),
-            };
-            self.spawn_send(&sender, *index, fallback, hint);
-        }
-        drop(sender);
+        let mut replies = self.replicate(key, &object, &nodes, minter, &fallbacks);
         while progress == Progress::Pending {
             let Ok(Some(reply)) =
                 tokio::time::timeout_at(deadline, next_answer(&mut replies, &mut flushing)).await
             else {
                 break;
             };
-            let ok = matches!(
-                reply.response,
-                Ok(PeerResponse::Stored(_) | PeerResponse::Done)
-            );
-            let hinted_in = fallbacks
-                .iter()
-                .find(|(index, _, _)| *index == reply.index)
-                .map(|(_, _, region)| region.clone());
-            if reply.index < tracker.replicas() {
-                progress = match hinted_in {
-                    // A hint counts in the region of the node that holds it.
-                    Some(region) => tracker.record_in_region(reply.index, ok, region),
-                    None => tracker.record(reply.index, ok),
-                };
+            if let Some(counted) = count_reply(&mut tracker, &fallbacks, &reply) {
+                progress = counted;
             }
         }
         if progress != Progress::Met {
@@ -610,6 +580,37 @@ impl Coordinator {
             return Err(self.error_for(&tracker, level, progress, started));
         }
         Ok(stored)
+    }
+
+    /// Sends the new version to every live replica but the minter, and as hints to the
+    /// fallbacks of dead ones; their replies arrive on the returned channel.
+    fn replicate(
+        &self,
+        key: &ObjectKey,
+        object: &Object,
+        nodes: &[NodeId],
+        minter: usize,
+        fallbacks: &[(usize, NodeId, Region)],
+    ) -> mpsc::Receiver<Reply> {
+        let merge = PeerRequest::Merge {
+            key: key.clone(),
+            object: object.clone(),
+        };
+        let (sender, replies) = mpsc::channel(nodes.len() + fallbacks.len());
+        for (index, node) in nodes.iter().enumerate() {
+            if index != minter && !self.cluster.is_dead(node) {
+                self.spawn_send(&sender, index, node, merge.clone());
+            }
+        }
+        for (index, fallback, _) in fallbacks {
+            let hint = PeerRequest::Hint {
+                owner: nodes[*index].clone(),
+                key: key.clone(),
+                object: object.clone(),
+            };
+            self.spawn_send(&sender, *index, fallback, hint);
+        }
+        replies
     }
 
     /// This node's HLC time now.
@@ -673,6 +674,30 @@ struct Minted {
     stored: Object,
     object: Object,
     durable: Option<Durable>,
+}
+
+/// Counts a write's reply toward its level (a hint in the region of the node that
+/// holds it); `None` for a reply from no replica of the plan.
+fn count_reply(
+    tracker: &mut QuorumTracker,
+    fallbacks: &[(usize, NodeId, Region)],
+    reply: &Reply,
+) -> Option<Progress> {
+    if reply.index >= tracker.replicas() {
+        return None;
+    }
+    let ok = matches!(
+        reply.response,
+        Ok(PeerResponse::Stored(_) | PeerResponse::Done)
+    );
+    let hinted_in = fallbacks
+        .iter()
+        .find(|(index, _, _)| *index == reply.index)
+        .map(|(_, _, region)| region.clone());
+    Some(match hinted_in {
+        Some(region) => tracker.record_in_region(reply.index, ok, region),
+        None => tracker.record(reply.index, ok),
+    })
 }
 
 /// The next answer to a write: a replica's reply or, while it runs, this node's own
