@@ -3,6 +3,7 @@
 
 use super::gossip::Gossip;
 use super::state::ClusterState;
+use crate::clock::VersionError;
 use crate::coordinator::ClusterView;
 use crate::handoff::hints::Hints;
 use crate::limits;
@@ -23,14 +24,21 @@ pub struct PeerService {
     pub refused: std::sync::atomic::AtomicU64,
 }
 
+/// A replica's failure as its answer. A refused operation, and a version vector that
+/// would name too many actors (every replica would refuse it alike: a limit of the
+/// key, not a fault of this node), are refusals the client sees as such.
 fn storage_error(error: ReplicaError) -> PeerResponse {
-    match &error {
-        ReplicaError::Merge(MergeError::Doc(refused)) => PeerResponse::Error(PeerError::Refused {
-            refusal: Refusal::of(refused),
-            message: refused.to_string(),
-        }),
-        _ => PeerResponse::Error(PeerError::Storage(error.to_string())),
-    }
+    let refusal = match &error {
+        ReplicaError::Merge(MergeError::Doc(refused)) => Refusal::of(refused),
+        ReplicaError::Merge(MergeError::Version(VersionError::TooManyActors { .. })) => {
+            Refusal::Limit
+        }
+        _ => return PeerResponse::Error(PeerError::Storage(error.to_string())),
+    };
+    PeerResponse::Error(PeerError::Refused {
+        refusal,
+        message: error.to_string(),
+    })
 }
 
 impl PeerService {
@@ -314,5 +322,38 @@ impl PeerService {
             entries,
             more: full,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crdt::CrdtError;
+
+    #[test]
+    fn a_key_at_its_actor_limit_is_a_refusal_not_a_failed_replica() {
+        let too_many = ReplicaError::Merge(MergeError::Version(VersionError::TooManyActors {
+            count: limits::VV_ACTORS_MAX + 1,
+            max: limits::VV_ACTORS_MAX,
+        }));
+        let PeerResponse::Error(PeerError::Refused { refusal, message }) = storage_error(too_many)
+        else {
+            panic!("not a refusal");
+        };
+        assert_eq!(refusal, Refusal::Limit);
+        assert!(message.contains("actors"), "{message}");
+        let refused = ReplicaError::Merge(MergeError::Doc(CrdtError::StillLive));
+        assert!(matches!(
+            storage_error(refused),
+            PeerResponse::Error(PeerError::Refused {
+                refusal: Refusal::StillLive,
+                ..
+            })
+        ));
+        let corrupt = ReplicaError::Merge(MergeError::Mismatch);
+        assert!(matches!(
+            storage_error(corrupt),
+            PeerResponse::Error(PeerError::Storage(_))
+        ));
     }
 }
