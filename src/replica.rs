@@ -1,5 +1,6 @@
 //! The replica side of a request: read, mint a new version, or merge a version into the
-//! local store, each one atomic per key, then wait until the write is durable.
+//! local store, each one atomic per key. A merge returns once durable; a mint leaves
+//! that wait (`durable`) to its caller, so the version can travel meanwhile.
 //!
 //! It owns the local node's actor in the version vectors: only this module mints dots,
 //! so two versions minted here can never share one.
@@ -189,24 +190,10 @@ impl Replica {
         Ok(entries)
     }
 
-    /// A new version coordinated by this replica: supersedes what `context` has seen.
-    /// Returns once it is durable.
-    pub async fn mint(
-        &self,
-        key: &ObjectKey,
-        context: &VersionVector,
-        value: Option<Blob>,
-        at: Hlc,
-    ) -> Result<Object, ReplicaError> {
-        let object = self.mint_stored(key, context, value, at)?;
-        self.gate.durable().await?;
-        Ok(object)
-    }
-
-    /// `mint` without waiting for durability: the version is stored and readable, but
-    /// a crash before the next flush (`durable`) loses it. Sending it on before then is
-    /// safe only because this node mints under a new actor after a crash
-    /// (`node::incarnation`), so the dot cannot be handed out again.
+    /// A new version coordinated by this replica, superseding what `context` has seen.
+    /// It is stored and readable, but a crash before the next flush (`durable`) loses
+    /// it. Sending it on before then is safe only because this node mints under a new
+    /// actor after such a crash (`node::incarnation`), so the dot cannot come again.
     pub fn mint_stored(
         &self,
         key: &ObjectKey,
@@ -227,19 +214,8 @@ impl Replica {
 
     /// Applies an operation to the document of `key` as this replica at `at` (whose wall
     /// time decides expiry), and returns the stored document and the delta for the
-    /// other replicas, once durable. A refused operation changes nothing.
-    pub async fn apply_op(
-        &self,
-        key: &ObjectKey,
-        op: &DocOp,
-        at: Hlc,
-    ) -> Result<(Object, Object), ReplicaError> {
-        let applied = self.apply_op_stored(key, op, at)?;
-        self.gate.durable().await?;
-        Ok(applied)
-    }
-
-    /// `apply_op` without waiting for durability, as `mint_stored`.
+    /// other replicas; durable only at the next flush, as `mint_stored`. A refused
+    /// operation changes nothing.
     pub fn apply_op_stored(
         &self,
         key: &ObjectKey,

@@ -63,16 +63,8 @@ async fn concurrent_writes_become_siblings_until_a_write_with_their_context() {
         .send()
         .await
         .unwrap();
-    assert_eq!(read.status(), 300);
     let context = read.headers()[CONTEXT].to_str().unwrap().to_string();
-    let body: serde_json::Value = read.json().await.unwrap();
-    let mut siblings: Vec<String> = body["siblings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s.as_str().unwrap().to_string())
-        .collect();
-    siblings.sort();
+    let (body, siblings) = common::siblings(read).await;
     assert_eq!(
         siblings,
         ["bGFwdG9w", "cGhvbmU="],

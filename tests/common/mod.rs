@@ -334,3 +334,17 @@ impl InProcessCluster {
         }
     }
 }
+
+/// The body of a `300 Multiple Choices` read, and its siblings (base64) sorted.
+pub async fn siblings(read: reqwest::Response) -> (serde_json::Value, Vec<String>) {
+    assert_eq!(read.status(), 300, "siblings expected");
+    let body: serde_json::Value = read.json().await.expect("JSON body");
+    let mut siblings: Vec<String> = body["siblings"]
+        .as_array()
+        .expect("a list of siblings")
+        .iter()
+        .map(|sibling| sibling.as_str().expect("base64 text").to_string())
+        .collect();
+    siblings.sort();
+    (body, siblings)
+}
