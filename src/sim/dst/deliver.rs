@@ -87,6 +87,13 @@ impl World {
                 self.nodes[node].store.flush();
                 self.nodes[node].coordinator.on_stored(req, node)
             }
+            Payload::Armed { life } => {
+                let armed = &mut self.nodes[node];
+                if armed.arming && armed.lives == life {
+                    armed.sends_early = true;
+                }
+                return Ok(());
+            }
             Payload::Stored { req } => self.nodes[node].coordinator.on_stored(req, sender),
             Payload::ReadReply { req, object } => self.nodes[node]
                 .coordinator
@@ -121,22 +128,19 @@ impl World {
                 self.checker
                     .minted(&key.storage_bytes(), *dot, &context)
                     .map_err(|detail| self.internal(detail))?;
-                // For its own coordinator the node answers before its flush ends.
-                let durable = from != Address::Node(node);
+                // For its own coordinator the node answers before its flush ends, once
+                // its record says it may; the first such mint starts writing it.
+                let local = from == Address::Node(node);
+                let durable = !(local && self.nodes[node].sends_early);
+                if local && !self.nodes[node].sends_early && !self.nodes[node].arming {
+                    self.nodes[node].arming = true;
+                    let life = self.nodes[node].lives;
+                    self.send_to_itself_later(node, Payload::Armed { life });
+                }
                 if durable {
                     self.nodes[node].store.flush();
                 } else {
-                    let at = self.now + self.rng.gen_range(1..=self.config.flush_ms_max.max(1));
-                    let flushed = Payload::Flushed { req };
-                    let to = Address::Node(node);
-                    self.net.schedule(
-                        at,
-                        Event::Deliver {
-                            from: to,
-                            to,
-                            payload: Box::new(flushed),
-                        },
-                    );
+                    self.send_to_itself_later(node, Payload::Flushed { req });
                 }
                 Payload::Minted {
                     req,
@@ -170,6 +174,22 @@ impl World {
         self.net
             .send(self.now, &mut self.rng, Address::Node(node), from, answer);
         Ok(())
+    }
+
+    /// Delivers `payload` from `node` to itself within `flush_ms_max`: the end of a
+    /// flush of its own.
+    fn send_to_itself_later(&mut self, node: usize, payload: Payload) {
+        let at = self.now + self.rng.gen_range(1..=self.config.flush_ms_max.max(1));
+        let to = Address::Node(node);
+        let payload = Box::new(payload);
+        self.net.schedule(
+            at,
+            Event::Deliver {
+                from: to,
+                to,
+                payload,
+            },
+        );
     }
 
     fn internal(&self, detail: String) -> DstViolation {

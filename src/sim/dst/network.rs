@@ -94,6 +94,10 @@ pub(super) enum Payload {
     Flushed {
         req: ReqId,
     },
+    /// A node to itself: the record that life `life` sends early is durable.
+    Armed {
+        life: u64,
+    },
     /// Replica → coordinator: the replicated version is stored (durable).
     Stored {
         req: ReqId,
@@ -135,6 +139,7 @@ impl Payload {
             Payload::Read { .. } => "read",
             Payload::Minted { .. } => "minted",
             Payload::Flushed { .. } => "flushed",
+            Payload::Armed { .. } => "armed",
             Payload::Stored { .. } => "stored",
             Payload::ReadReply { .. } => "read-reply",
         }

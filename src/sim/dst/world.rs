@@ -29,8 +29,18 @@ pub(super) struct Node {
     pub store: ReplicaStore,
     pub coordinator: Coordinator,
     pub up: bool,
-    /// Starts after a crash so far: the incarnation its actor derives from.
+    /// The incarnation its actor derives from: a new one after a crash that followed
+    /// early sends, as `node::incarnation` decides.
     pub incarnation: u64,
+    /// Crashes so far: tells a late `Armed` of an earlier life from this life's.
+    pub lives: u64,
+    /// This life's record that it sends early is durable: its versions minted for its
+    /// own coordinator travel before its flush ends (`node::incarnation::EarlySend`).
+    pub sends_early: bool,
+    /// That record is being written.
+    pub arming: bool,
+    /// The last life sent early before it crashed: the restart takes a new incarnation.
+    pub crashed_after_early: bool,
     /// How far this node's wall clock is ahead of virtual time, in ms.
     pub skew_ms: u64,
 }
@@ -173,6 +183,10 @@ impl World {
                     region,
                     up: true,
                     incarnation: 0,
+                    lives: 0,
+                    sends_early: false,
+                    arming: false,
+                    crashed_after_early: false,
                     skew_ms: rng.gen_range(0..=20),
                 }
             })
@@ -352,9 +366,14 @@ impl World {
         self.trace
             .record(format!("{} crash {}", self.now, self.nodes[node].id));
         self.report.crashes += 1;
-        self.nodes[node].up = false;
-        self.nodes[node].coordinator.crash();
-        self.nodes[node].store.lose_unflushed();
+        let crashed = &mut self.nodes[node];
+        crashed.up = false;
+        crashed.coordinator.crash();
+        crashed.store.lose_unflushed();
+        crashed.lives += 1;
+        crashed.crashed_after_early |= crashed.sends_early;
+        crashed.sends_early = false;
+        crashed.arming = false;
     }
 
     fn restart(&mut self, node: usize) {
@@ -363,10 +382,11 @@ impl World {
                 .record(format!("{} restart {}", self.now, self.nodes[node].id));
             let restarted = &mut self.nodes[node];
             restarted.up = true;
-            // Not stopped cleanly: a new incarnation, as `node::incarnation` decides.
-            if !self.config.planted_old_actor {
+            // A crash after early sends: a new incarnation, as `node::incarnation` does.
+            if restarted.crashed_after_early && !self.config.planted_old_actor {
                 restarted.incarnation += 1;
                 restarted.store.actor = Actor::of_incarnation(&restarted.id, restarted.incarnation);
+                restarted.crashed_after_early = false;
             }
         }
     }
