@@ -59,6 +59,11 @@ impl Replica {
         }
     }
 
+    /// The actor this replica mints under.
+    pub fn actor(&self) -> Actor {
+        self.actor
+    }
+
     pub fn storage(&self) -> &Arc<dyn Storage> {
         &self.storage
     }

@@ -67,7 +67,14 @@ async fn a_wiped_replica_mints_new_dots_so_its_next_write_does_not_hide_an_old_o
             .send()
     };
     assert_eq!(put("phone").await.unwrap().status(), 204);
+    let before = cluster.status(0).await.actor;
+    assert_eq!(before.len(), 16, "an actor in hex: {before:?}");
     cluster.restart_empty(0).await;
+    assert_ne!(
+        cluster.status(0).await.actor,
+        before,
+        "a new store, a new actor"
+    );
     // Minted on the wiped node without having seen "phone": the two are concurrent.
     // Until the restarted node sees the others alive, `all` fails at once: retry.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -98,6 +105,41 @@ async fn a_wiped_replica_mints_new_dots_so_its_next_write_does_not_hide_an_old_o
             "base64 of laptop and phone at node {index}"
         );
     }
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_clean_restart_after_early_sends_keeps_the_actor() {
+    let mut cluster = InProcessCluster::start(&single_region(3, 3), TuningFlags::default()).await;
+    let http = reqwest::Client::new();
+    // The first write a node mints for itself starts arming its early sends.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    for i in 0.. {
+        let put = http
+            .put(cluster.url(1, &format!("/v1/kv/arm-{i}")))
+            .body("v")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(put.status(), 204);
+        if cluster.status(1).await.early_sends {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "early sends never armed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let actor = cluster.status(1).await.actor;
+    let id = cluster.stop(1).await;
+    cluster.start_again(1, &id).await;
+    let status = cluster.status(1).await;
+    assert_eq!(status.actor, actor, "a clean stop keeps the incarnation");
+    assert!(
+        !status.early_sends,
+        "a new life arms again before sending early"
+    );
     cluster.shutdown().await;
 }
 

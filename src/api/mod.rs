@@ -51,6 +51,8 @@ pub struct ApiParts {
     pub hints: Arc<crate::handoff::hints::Hints>,
     pub repair: Arc<crate::node::repair::RepairStats>,
     pub service: Arc<crate::node::service::PeerService>,
+    /// Whether versions minted here travel before this node's flush ends.
+    pub early: Arc<crate::node::incarnation::EarlySend>,
     /// Serve the fault-injection endpoint.
     pub chaos: bool,
     /// Secret admin requests must carry; `None` disables the admin endpoints.

@@ -36,6 +36,14 @@ pub struct Status {
     pub read: String,
     pub write: String,
     pub durability: String,
+    /// The actor this node mints under (hex): the same across clean restarts, new
+    /// after a crash that followed early sends or on a new store (`node::incarnation`).
+    #[serde(default)]
+    pub actor: String,
+    /// Versions minted here for this node's own requests travel before its flush ends
+    /// (armed by the first such write of an incarnation).
+    #[serde(default)]
+    pub early_sends: bool,
     pub keys: u64,
     pub disk_bytes: u64,
     pub reads: u64,
@@ -168,6 +176,8 @@ pub(super) async fn status(State(state): State<ApiState>) -> Json<Status> {
         read: parts.settings.read.to_string(),
         write: parts.settings.write.to_string(),
         durability: parts.settings.durability.to_string(),
+        actor: parts.service.replica.actor().to_string(),
+        early_sends: parts.early.armed(),
         keys: parts.storage.len().unwrap_or(0),
         disk_bytes: parts.storage.size_on_disk().unwrap_or(0),
         reads: stats.reads.load(Ordering::Relaxed),

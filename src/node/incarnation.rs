@@ -93,6 +93,11 @@ impl EarlySend {
         })
     }
 
+    /// Early sends are armed (without starting to arm them).
+    pub fn armed(&self) -> bool {
+        self.armed.load(Ordering::Acquire)
+    }
+
     /// `true` once early sends are safe; otherwise starts making them so (one task at
     /// a time; after a failure a later call tries again). Call inside a tokio runtime.
     pub fn ready(self: &Arc<Self>) -> bool {

@@ -337,11 +337,12 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
     }
     let outputs = state.with_swim(|swim| swim.join(&seeds, now_ms()));
     gossip.send_all(outputs);
+    let early = incarnation::EarlySend::new(storage.clone(), incarnation);
     let dispatch = Arc::new(NodeDispatch {
         me: options.id.clone(),
         service: service.clone(),
         batcher: Arc::new(batch::Batcher::new(transport.clone())),
-        early: incarnation::EarlySend::new(storage.clone(), incarnation),
+        early: early.clone(),
     });
     let clock = Arc::new(clock::NodeClock::default());
     let coordinator = Arc::new(Coordinator::new(
@@ -416,6 +417,7 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
         hints,
         repair: repair_stats,
         service: service.clone(),
+        early,
         chaos: options.chaos,
         admin_secret: options.admin_secret.clone(),
         sessions,
