@@ -3,7 +3,8 @@
 //! Actors are replica nodes (one per incarnation: a node takes a new one after a
 //! crash), never clients, so a vector names at most the nodes that ever coordinated a
 //! write to one key (its replicas across regions and past owners), plus one for each
-//! crash of such a node that wrote the key again. That is far below `VV_ACTORS_MAX`; exceeding it means a bug or a hostile peer, and
+//! crash of such a node that wrote the key again. That is far below `VV_ACTORS_MAX`;
+//! exceeding it means a bug, a hostile peer or a replica that crashed very often, and
 //! since a vector can arrive from the network a merge that would exceed it returns
 //! `VersionError::TooManyActors` and leaves the vector untouched instead of asserting.
 

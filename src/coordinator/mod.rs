@@ -3,8 +3,8 @@
 //! Writes go to every replica of the key (one makes the new version, then the others
 //! merge it; when this node made it, they get it while this node's flush still runs,
 //! and this node's copy counts once flushed: `node::incarnation` says why that cannot
-//! hand out a dot twice). Reads ask only the replicas their level needs, nearest first (this node,
-//! then the local region); one more for each that fails, and all of them once
+//! hand out a dot twice). Reads ask only the replicas their level needs, nearest first
+//! (this node, then the local region); one more for each that fails, and all of them once
 //! `READ_SPECULATE_MS` passes without an answer. Either returns as soon as the level is
 //! met or can no longer be met, or when the request timeout passes, saying how many
 //! replicas answered. Requests already sent are not cancelled: late replies still land

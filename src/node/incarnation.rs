@@ -13,8 +13,9 @@
 //! minter), and only a crash after that point costs a new actor. A clean stop (after
 //! its final flush) and a crash before the first early send keep the incarnation.
 //!
-//! One record in `AuxSpace::Node`: the incarnation (8 bytes, little-endian) and a state
-//! byte.
+//! One record in `AuxSpace::Node`: a format byte, the incarnation (8 bytes,
+//! little-endian) and a state byte. A record of another format or shape counts as none,
+//! which only costs a new incarnation.
 
 use crate::clock::Actor;
 use crate::ids::NodeId;
@@ -23,6 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 const RECORD_KEY: &[u8] = b"incarnation";
+const RECORD_FORMAT: u8 = 1;
 /// Every version this incarnation sent was durable here first.
 const RUNNING: u8 = 0;
 /// Stopped after a successful final flush.
@@ -130,17 +132,17 @@ fn read(storage: &dyn Storage) -> Result<Option<(u64, u8)>, StorageError> {
     Ok(found
         .into_iter()
         .find(|(key, _)| key == RECORD_KEY)
-        .and_then(|(_, value)| {
-            let (number, state) = value.split_first_chunk::<8>()?;
-            match state {
-                [state] => Some((u64::from_le_bytes(*number), *state)),
-                _ => None,
+        .and_then(|(_, value)| match value.as_slice() {
+            [RECORD_FORMAT, number @ .., state] => {
+                Some((u64::from_le_bytes(number.try_into().ok()?), *state))
             }
+            _ => None,
         }))
 }
 
 fn write(storage: &dyn Storage, number: u64, state: u8) -> Result<(), StorageError> {
-    let mut value = number.to_le_bytes().to_vec();
+    let mut value = vec![RECORD_FORMAT];
+    value.extend_from_slice(&number.to_le_bytes());
     value.push(state);
     storage.aux_put(AuxSpace::Node, RECORD_KEY, &value)
 }
@@ -219,12 +221,20 @@ mod tests {
     }
 
     #[test]
-    fn a_damaged_record_counts_as_none() {
+    fn a_damaged_record_or_another_format_counts_as_none() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
-        store
-            .aux_put(AuxSpace::Node, RECORD_KEY, &[RUNNING; 3])
-            .unwrap();
-        assert!(begin(&store).unwrap().fresh);
+        let kept = begin(&store).unwrap();
+        end_cleanly(&store, kept).unwrap();
+        let mut other_format = vec![RECORD_FORMAT + 1];
+        other_format.extend_from_slice(&kept.number.to_le_bytes());
+        other_format.push(STOPPED_CLEANLY);
+        for record in [vec![RUNNING; 3], other_format] {
+            store.aux_put(AuxSpace::Node, RECORD_KEY, &record).unwrap();
+            let started = begin(&store).unwrap();
+            assert!(started.fresh, "{record:?}");
+            assert_ne!(started.number, kept.number);
+            end_cleanly(&store, started).unwrap();
+        }
     }
 }

@@ -28,17 +28,16 @@ pub struct PeerService {
 /// would name too many actors (every replica would refuse it alike: a limit of the
 /// key, not a fault of this node), are refusals the client sees as such.
 fn storage_error(error: ReplicaError) -> PeerResponse {
-    let refusal = match &error {
-        ReplicaError::Merge(MergeError::Doc(refused)) => Refusal::of(refused),
-        ReplicaError::Merge(MergeError::Version(VersionError::TooManyActors { .. })) => {
-            Refusal::Limit
+    let (refusal, message) = match &error {
+        ReplicaError::Merge(MergeError::Doc(refused)) => {
+            (Refusal::of(refused), refused.to_string())
+        }
+        ReplicaError::Merge(MergeError::Version(too_many @ VersionError::TooManyActors { .. })) => {
+            (Refusal::Limit, too_many.to_string())
         }
         _ => return PeerResponse::Error(PeerError::Storage(error.to_string())),
     };
-    PeerResponse::Error(PeerError::Refused {
-        refusal,
-        message: error.to_string(),
-    })
+    PeerResponse::Error(PeerError::Refused { refusal, message })
 }
 
 impl PeerService {
@@ -343,13 +342,16 @@ mod tests {
         assert_eq!(refusal, Refusal::Limit);
         assert!(message.contains("actors"), "{message}");
         let refused = ReplicaError::Merge(MergeError::Doc(CrdtError::StillLive));
-        assert!(matches!(
-            storage_error(refused),
-            PeerResponse::Error(PeerError::Refused {
-                refusal: Refusal::StillLive,
-                ..
-            })
-        ));
+        let PeerResponse::Error(PeerError::Refused { refusal, message }) = storage_error(refused)
+        else {
+            panic!("not a refusal");
+        };
+        assert_eq!(refusal, Refusal::StillLive);
+        assert_eq!(
+            message,
+            CrdtError::StillLive.to_string(),
+            "the refusal's own words"
+        );
         let corrupt = ReplicaError::Merge(MergeError::Mismatch);
         assert!(matches!(
             storage_error(corrupt),

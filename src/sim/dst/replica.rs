@@ -7,8 +7,9 @@
 //! store here). A mint is stored but durable only at the next flush: the world
 //! flushes at once for a mint another node asked for (its answer means durable), and a
 //! little later for one the node's own coordinator asked for once that node sends
-//! early, which meanwhile sends the version on (`crate::coordinator`'s overlap). A crash loses what was not flushed
-//! (`lose_unflushed`). It never sends anything; the world carries the answers.
+//! early, which meanwhile sends the version on (`crate::coordinator`'s overlap). A
+//! crash loses what was not flushed (`lose_unflushed`). It never sends anything; the
+//! world carries the answers.
 
 use crate::clock::{Actor, Dot, Hlc, VersionVector};
 use crate::ids::PartitionId;
