@@ -7,13 +7,18 @@ use cartwheel::config::TuningFlags;
 use common::{single_region, InProcessCluster};
 use std::time::Duration;
 
+/// Default flags with anti-entropy off.
+fn without_anti_entropy() -> TuningFlags {
+    TuningFlags {
+        anti_entropy_rate: Some(0),
+        ..Default::default()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_read_repairs_a_replica_that_lost_its_data() {
     // Anti-entropy off, so only the read can repair.
-    let flags = TuningFlags {
-        anti_entropy_rate: Some(0),
-        ..Default::default()
-    };
+    let flags = without_anti_entropy();
     let mut cluster = InProcessCluster::start(&single_region(3, 3), flags).await;
     let http = reqwest::Client::new();
     let put = http
@@ -55,10 +60,7 @@ async fn a_read_repairs_a_replica_that_lost_its_data() {
 async fn a_wiped_replica_mints_new_dots_so_its_next_write_does_not_hide_an_old_one() {
     // Anti-entropy off: the wiped node does not get its old version back before it
     // mints, which is the case where it would hand out the same dot again.
-    let flags = TuningFlags {
-        anti_entropy_rate: Some(0),
-        ..Default::default()
-    };
+    let flags = without_anti_entropy();
     let mut cluster = InProcessCluster::start(&single_region(3, 3), flags).await;
     let http = reqwest::Client::new();
     let put = |value: &'static str| {

@@ -39,8 +39,6 @@ pub(super) struct Node {
     pub sends_early: bool,
     /// That record is being written.
     pub arming: bool,
-    /// The last life sent early before it crashed: the restart takes a new incarnation.
-    pub crashed_after_early: bool,
     /// How far this node's wall clock is ahead of virtual time, in ms.
     pub skew_ms: u64,
 }
@@ -186,7 +184,6 @@ impl World {
                     lives: 0,
                     sends_early: false,
                     arming: false,
-                    crashed_after_early: false,
                     skew_ms: rng.gen_range(0..=20),
                 }
             })
@@ -371,7 +368,12 @@ impl World {
         crashed.coordinator.crash();
         crashed.store.lose_unflushed();
         crashed.lives += 1;
-        crashed.crashed_after_early |= crashed.sends_early;
+        // A crash after early sends: the next start takes a new incarnation, as
+        // `node::incarnation` does (a down node mints nothing, so it is chosen now).
+        if crashed.sends_early && !self.config.planted_old_actor {
+            crashed.incarnation += 1;
+            crashed.store.actor = Actor::of_incarnation(&crashed.id, crashed.incarnation);
+        }
         crashed.sends_early = false;
         crashed.arming = false;
     }
@@ -380,14 +382,7 @@ impl World {
         if !self.nodes[node].up {
             self.trace
                 .record(format!("{} restart {}", self.now, self.nodes[node].id));
-            let restarted = &mut self.nodes[node];
-            restarted.up = true;
-            // A crash after early sends: a new incarnation, as `node::incarnation` does.
-            if restarted.crashed_after_early && !self.config.planted_old_actor {
-                restarted.incarnation += 1;
-                restarted.store.actor = Actor::of_incarnation(&restarted.id, restarted.incarnation);
-                restarted.crashed_after_early = false;
-            }
+            self.nodes[node].up = true;
         }
     }
 
