@@ -213,7 +213,10 @@ pub const NODE_TREE_DEPTH: u8 = 8;
 pub const ANTI_ENTROPY_ROUND_MS: u64 = 1_000;
 /// Default `--anti-entropy-rate`: bytes per second one node spends on anti-entropy.
 pub const ANTI_ENTROPY_BYTES_PER_S_DEFAULT: u64 = 8 * 1024 * 1024;
-/// Anti-entropy rounds between two tombstone collection passes.
+/// Anti-entropy rounds between two tombstone collection passes at least; more when a
+/// quarter of the grace is longer (a pass reads and decodes up to
+/// TOMBSTONE_SCAN_KEYS_MAX objects, so with the default hour's grace it runs every 15
+/// minutes, not every 5 seconds).
 pub const TOMBSTONE_GC_EVERY_ROUNDS: u64 = 5;
 /// Keys one tombstone collection pass reads at most.
 pub const TOMBSTONE_SCAN_KEYS_MAX: usize = 100_000;

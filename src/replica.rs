@@ -101,15 +101,19 @@ impl Replica {
         mut change: impl FnMut(Option<Object>) -> Result<Object, MergeError>,
     ) -> Result<Object, ReplicaError> {
         let mut updated = None;
-        let mut before = None;
+        let (mut before, mut after) = (None, None);
         self.storage
             .update_with(
                 store_key,
                 |current| -> Result<Option<Vec<u8>>, ReplicaError> {
                     let object = current.map(decode_object).transpose()?;
-                    before = object.as_ref().map(Object::digest);
+                    before = object
+                        .as_ref()
+                        .zip(current)
+                        .map(|(o, b)| o.digest_stored(b));
                     let object = change(object)?;
                     let bytes = encode_object(&object);
+                    after = Some(object.digest_stored(&bytes));
                     updated = Some(object);
                     Ok(Some(bytes))
                 },
@@ -119,12 +123,8 @@ impl Replica {
                 UpdateError::Aborted(error) => error,
             })?;
         let object: Object = updated.expect("a successful update ran the closure");
-        self.trees.update(
-            store_key.partition,
-            &store_key.key,
-            before,
-            Some(object.digest()),
-        );
+        self.trees
+            .update(store_key.partition, &store_key.key, before, after);
         Ok(object)
     }
 
@@ -163,7 +163,7 @@ impl Replica {
         };
         let object = decode_object(&bytes)?;
         let tombstone = crate::object::is_tombstone(&object);
-        if !tombstone || object.digest() != digest {
+        if !tombstone || object.digest_stored(&bytes) != digest {
             return Ok(false);
         }
         self.collect_tombstone(partition, key, &bytes, digest)

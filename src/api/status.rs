@@ -133,6 +133,16 @@ pub struct SwimCounters {
 
 pub(super) async fn status(State(state): State<ApiState>) -> Json<Status> {
     let parts = state.parts();
+    // Counting keys walks the whole store: not on an async worker serving requests.
+    let storage = parts.storage.clone();
+    let (keys, disk_bytes) = tokio::task::spawn_blocking(move || {
+        (
+            storage.len().unwrap_or(0),
+            storage.size_on_disk().unwrap_or(0),
+        )
+    })
+    .await
+    .unwrap_or((0, 0));
     let view = parts.state.view();
     let me = &parts.me;
     let members = parts
@@ -178,8 +188,8 @@ pub(super) async fn status(State(state): State<ApiState>) -> Json<Status> {
         durability: parts.settings.durability.to_string(),
         actor: parts.service.replica.actor().to_string(),
         early_sends: parts.early.armed(),
-        keys: parts.storage.len().unwrap_or(0),
-        disk_bytes: parts.storage.size_on_disk().unwrap_or(0),
+        keys,
+        disk_bytes,
         reads: stats.reads.load(Ordering::Relaxed),
         writes: stats.writes.load(Ordering::Relaxed),
         failures: stats.failures.load(Ordering::Relaxed),

@@ -168,17 +168,23 @@ impl RepairWorker {
         peer: &NodeId,
         partition: PartitionId,
     ) -> Result<(), RepairError> {
-        let tree = self.replica.trees().snapshot(partition);
-        let storage = self.replica.storage().clone();
-        let trees = self.replica.trees().clone();
+        let mut tree = self.replica.trees().snapshot(partition);
         let (mut exchange, mut message) = Exchange::start(partition, &tree);
         for _ in 0..limits::EXCHANGE_REQUESTS_MAX {
             let answer = self.exchange_message(peer, message).await?;
-            let step = exchange
-                .on_message(answer, &tree, |leaf| {
+            // Our leaves' entries come from a scan of the partition: on the blocking pool.
+            let storage = self.replica.storage().clone();
+            let trees = self.replica.trees().clone();
+            let (step, moved_exchange, moved_tree) = tokio::task::spawn_blocking(move || {
+                let step = exchange.on_message(answer, &tree, |leaf| {
                     trees.leaf_entries(storage.as_ref(), partition, leaf)
-                })
-                .map_err(|error| RepairError::Exchange(format!("{error:?}")))?;
+                });
+                (step, exchange, tree)
+            })
+            .await
+            .map_err(|error| RepairError::Exchange(error.to_string()))?;
+            (exchange, tree) = (moved_exchange, moved_tree);
+            let step = step.map_err(|error| RepairError::Exchange(format!("{error:?}")))?;
             match step {
                 Step::Send(next) => message = next,
                 Step::InSync => return Ok(()),
@@ -281,23 +287,11 @@ impl RepairWorker {
             .collect()
     }
 
-    /// A tombstone this node would collect anyway: repair neither pulls nor pushes it,
-    /// so a replica that collected it does not get it back.
-    fn past_grace(&self, object: &crate::object::Object, synced: &[Option<u64>]) -> bool {
-        let deleted = crate::object::is_tombstone(object);
-        let deleted_ms = object.deleted_ms();
-        deleted
-            && crate::antientropy::tombstones::collectable(
-                deleted_ms,
-                synced,
-                self.clock.now_ms(),
-                self.tombstone_grace_ms,
-            )
-    }
-
     /// Collects the tombstones that every other replica of their partition was seen
     /// holding (in sync after the delete) longer than the grace ago. Scans at most
-    /// TOMBSTONE_SCAN_KEYS_MAX keys per pass.
+    /// TOMBSTONE_SCAN_KEYS_MAX keys per pass, a page at a time on the blocking pool:
+    /// reading and decoding every object of a page on an async worker stalled every
+    /// request that worker served (tens of milliseconds per 10,000 keys).
     async fn collect_tombstones(&self) {
         let view = self.state.view();
         let held = self.state.held();
@@ -308,43 +302,34 @@ impl RepairWorker {
             .into_iter()
             .filter(|p| held.contains(p))
         {
-            let synced = self.synced_times(partition);
+            let synced = Arc::new(self.synced_times(partition));
             if synced.iter().any(Option::is_none) {
                 continue;
             }
             let mut collected: Vec<(serde_bytes::ByteBuf, [u8; 32])> = Vec::new();
             let mut after: Option<Vec<u8>> = None;
             while budget > 0 {
-                let Ok(page) = self.replica.storage().scan_partition(
+                let pass = TombstonePage {
+                    replica: self.replica.clone(),
                     partition,
-                    after.as_deref(),
-                    budget.min(limits::SCAN_ENTRIES_MAX),
-                ) else {
+                    after: after.take(),
+                    limit: budget.min(limits::SCAN_ENTRIES_MAX),
+                    synced: synced.clone(),
+                    now_ms: self.clock.now_ms(),
+                    grace_ms: self.tombstone_grace_ms,
+                };
+                let Ok(Some(page)) = tokio::task::spawn_blocking(move || pass.collect()).await
+                else {
                     break;
                 };
-                let Some((last, _)) = page.last() else { break };
-                after = Some(last.clone());
-                budget = budget.saturating_sub(page.len());
-                for (key, bytes) in page {
-                    let Ok(object) = crate::object::decode_object(&bytes) else {
-                        continue;
-                    };
-                    if self.past_grace(&object, &synced)
-                        && matches!(
-                            self.replica.collect_tombstone(
-                                partition,
-                                key.clone(),
-                                &bytes,
-                                object.digest()
-                            ),
-                            Ok(true)
-                        )
-                    {
-                        self.stats
-                            .tombstones_collected
-                            .fetch_add(1, Ordering::Relaxed);
-                        collected.push((serde_bytes::ByteBuf::from(key), object.digest()));
-                    }
+                budget = budget.saturating_sub(page.scanned);
+                self.stats
+                    .tombstones_collected
+                    .fetch_add(page.collected.len() as u64, Ordering::Relaxed);
+                collected.extend(page.collected);
+                after = page.last;
+                if after.is_none() {
+                    break;
                 }
             }
             // Every other replica was seen holding these same tombstones: tell them to
@@ -423,7 +408,7 @@ impl RepairWorker {
                 Err(error) => tracing::debug!(%peer, %error, "anti-entropy round failed"),
             }
             let rounds = self.stats.rounds.fetch_add(1, Ordering::Relaxed) + 1;
-            if rounds.is_multiple_of(limits::TOMBSTONE_GC_EVERY_ROUNDS) {
+            if rounds.is_multiple_of(gc_every_rounds(self.tombstone_grace_ms)) {
                 self.collect_tombstones().await;
             }
         }
@@ -437,4 +422,90 @@ fn entries_bytes<'a>(
     entries
         .map(|(key, object)| key.len() + crate::object::encode_object(object).len())
         .sum()
+}
+
+/// Anti-entropy rounds between two tombstone collection passes: a quarter of the grace,
+/// at least TOMBSTONE_GC_EVERY_ROUNDS. Collecting a tombstone later only keeps it longer.
+fn gc_every_rounds(grace_ms: u64) -> u64 {
+    (grace_ms / 4 / limits::ANTI_ENTROPY_ROUND_MS).max(limits::TOMBSTONE_GC_EVERY_ROUNDS)
+}
+
+/// One page of a tombstone collection pass, run on the blocking pool.
+struct TombstonePage {
+    replica: Arc<Replica>,
+    partition: PartitionId,
+    after: Option<Vec<u8>>,
+    limit: usize,
+    /// When each other replica of the partition was last seen in sync.
+    synced: Arc<Vec<Option<u64>>>,
+    now_ms: u64,
+    grace_ms: u64,
+}
+
+/// What one page scanned and collected.
+struct CollectedPage {
+    scanned: usize,
+    /// The last key scanned; `None` when the partition has no more.
+    last: Option<Vec<u8>>,
+    collected: Vec<(serde_bytes::ByteBuf, [u8; 32])>,
+}
+
+impl TombstonePage {
+    /// Scans the page and collects its tombstones; `None` when the store failed.
+    fn collect(self) -> Option<CollectedPage> {
+        let page = self
+            .replica
+            .storage()
+            .scan_partition(self.partition, self.after.as_deref(), self.limit)
+            .ok()?;
+        let scanned = page.len();
+        let last = (scanned >= self.limit)
+            .then(|| page.last().map(|(key, _)| key.clone()))
+            .flatten();
+        let mut collected = Vec::new();
+        for (key, bytes) in page {
+            let Ok(object) = crate::object::decode_object(&bytes) else {
+                continue;
+            };
+            // Repair neither pulls nor pushes such a tombstone, so a replica that
+            // collected it does not get it back.
+            let past_grace = crate::object::is_tombstone(&object)
+                && crate::antientropy::tombstones::collectable(
+                    object.deleted_ms(),
+                    &self.synced,
+                    self.now_ms,
+                    self.grace_ms,
+                );
+            if !past_grace {
+                continue;
+            }
+            let digest = object.digest_stored(&bytes);
+            if let Ok(true) =
+                self.replica
+                    .collect_tombstone(self.partition, key.clone(), &bytes, digest)
+            {
+                collected.push((serde_bytes::ByteBuf::from(key), digest));
+            }
+        }
+        Some(CollectedPage {
+            scanned,
+            last,
+            collected,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tombstone_passes_come_every_quarter_grace_and_never_more_often_than_the_floor() {
+        let floor = limits::TOMBSTONE_GC_EVERY_ROUNDS;
+        // The default hour: every 15 minutes of one-second rounds.
+        assert_eq!(gc_every_rounds(limits::TOMBSTONE_GRACE_MS_DEFAULT), 900);
+        assert_eq!(gc_every_rounds(0), floor);
+        assert_eq!(gc_every_rounds(2_000), floor);
+        assert_eq!(gc_every_rounds(u64::MAX), u64::MAX / 4 / 1_000);
+    }
 }

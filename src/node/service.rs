@@ -69,7 +69,7 @@ impl PeerService {
                 after,
                 limit,
             } => self.fetch(partition, after, limit),
-            PeerRequest::AntiEntropy(message) => self.anti_entropy(message),
+            PeerRequest::AntiEntropy(message) => self.anti_entropy(message).await,
             PeerRequest::CollectTombstones { partition, entries } => {
                 if entries.len() > limits::REPAIR_KEYS_PER_MESSAGE_MAX
                     || !self.state.held().contains(&partition)
@@ -245,9 +245,11 @@ impl PeerService {
 
     /// Answers a peer's anti-entropy message about partitions this node holds; a
     /// message about another partition, or malformed, is refused and counted.
-    fn anti_entropy(&self, message: crate::antientropy::Message) -> PeerResponse {
+    /// Answers on the blocking pool when leaves are asked for: reading a leaf's
+    /// entries scans its partition in the store.
+    async fn anti_entropy(&self, message: crate::antientropy::Message) -> PeerResponse {
         let held = self.state.held();
-        let trees = self.replica.trees();
+        let trees = self.replica.trees().clone();
         let answer = match &message {
             crate::antientropy::Message::Roots { .. } => {
                 crate::antientropy::respond_roots(&message, |p| {
@@ -257,12 +259,16 @@ impl PeerService {
             }
             _ => match message.partition() {
                 Some(partition) if held.contains(&partition) => {
-                    let tree = trees.snapshot(partition);
                     let storage = self.replica.storage().clone();
-                    crate::antientropy::respond(&message, &tree, |leaf| {
-                        trees.leaf_entries(storage.as_ref(), partition, leaf)
+                    tokio::task::spawn_blocking(move || {
+                        let tree = trees.snapshot(partition);
+                        crate::antientropy::respond(&message, &tree, |leaf| {
+                            trees.leaf_entries(storage.as_ref(), partition, leaf)
+                        })
+                        .map_err(|error| format!("{error:?}"))
                     })
-                    .map_err(|error| format!("{error:?}"))
+                    .await
+                    .unwrap_or_else(|error| Err(error.to_string()))
                 }
                 _ => Err("a partition this node does not hold".to_string()),
             },

@@ -89,23 +89,32 @@ impl Trees {
         partition: PartitionId,
         leaf: u32,
     ) -> Result<Vec<Entry>, StorageError> {
-        let mut entries = all_entries(storage, partition)?;
-        entries.retain(|(key, _)| leaf_index(key, self.depth) == leaf);
-        Ok(entries)
+        let depth = self.depth;
+        entries_where(storage, partition, |key| leaf_index(key, depth) == leaf)
     }
 }
 
 /// Every key of a partition with the digest of its object.
 fn all_entries(storage: &dyn Storage, partition: PartitionId) -> Result<Vec<Entry>, StorageError> {
+    entries_where(storage, partition, |_| true)
+}
+
+/// The keys of a partition that `wanted` picks, with the digests of their objects; only
+/// those objects are decoded.
+fn entries_where(
+    storage: &dyn Storage,
+    partition: PartitionId,
+    wanted: impl Fn(&[u8]) -> bool,
+) -> Result<Vec<Entry>, StorageError> {
     let mut entries = Vec::new();
     let mut after: Option<Vec<u8>> = None;
     loop {
         let page = storage.scan_partition(partition, after.as_deref(), limits::SCAN_ENTRIES_MAX)?;
         let Some((last, _)) = page.last() else { break };
         after = Some(last.clone());
-        for (key, bytes) in page {
+        for (key, bytes) in page.into_iter().filter(|(key, _)| wanted(key)) {
             if let Ok(object) = decode_object(&bytes) {
-                entries.push((key, object.digest()));
+                entries.push((key, object.digest_stored(&bytes)));
             }
         }
     }

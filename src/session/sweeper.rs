@@ -35,16 +35,23 @@ impl Sweeper {
             return;
         }
         let pause = Duration::from_secs_f64(1.0 / self.settings.sweep_rate as f64);
+        let this = Arc::new(self);
         loop {
             tokio::select! {
-                _ = tokio::time::sleep(self.settings.sweep_interval) => {}
+                _ = tokio::time::sleep(this.settings.sweep_interval) => {}
                 _ = stop.wait_for(|stop| *stop) => return,
             }
-            for (key, deadline_ms) in self.expired() {
+            // The scan reads and decodes every document of the swept partitions: on an
+            // async worker it would stall every request that worker serves.
+            let finder = this.clone();
+            let expired = tokio::task::spawn_blocking(move || finder.expired())
+                .await
+                .unwrap_or_default();
+            for (key, deadline_ms) in expired {
                 if *stop.borrow() {
                     return;
                 }
-                self.sweep(&key, deadline_ms).await;
+                this.sweep(&key, deadline_ms).await;
                 tokio::time::sleep(pause).await;
             }
         }

@@ -169,9 +169,17 @@ fn step_op(step: &Step, doc: &Doc) -> Option<(usize, DocOp, Hlc, u64)> {
 }
 
 /// A merged document must already be in normal form: merging it with itself changes
-/// nothing, and a user document holds nothing written at or before its floor.
+/// nothing, and a user document holds nothing written at or before its floor. Its
+/// digest from its stored bytes (what replicas compute) is its digest.
 fn check_normal(doc: &Doc) -> Result<(), TestCaseError> {
     prop_assert_eq!(&merged(doc, doc), doc, "not idempotent");
+    let object = crate::object::Object::Doc(doc.clone());
+    let stored = crate::object::encode_object(&object);
+    prop_assert_eq!(
+        object.digest_stored(&stored),
+        object.digest(),
+        "stored digest"
+    );
     if let Doc::User(user) = doc {
         let mut pruned = user.session.clone();
         pruned.prune(user.floor);
