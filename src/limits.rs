@@ -297,6 +297,9 @@ pub const SWEEP_RATE_DEFAULT: u64 = 100;
 /// Expired records one sweep pass collects before deleting them; the rest wait for the
 /// next pass.
 pub const SWEEP_BATCH_MAX: usize = 1000;
+/// Keys one sweep pass reads at most; the next pass goes on from there, so a store of
+/// millions of documents costs each `--sweep-interval` a bounded scan.
+pub const SWEEP_SCAN_KEYS_MAX: usize = 100_000;
 /// Background refreshes (sliding expiry writes) in flight per node; beyond it a refresh
 /// is skipped (the next use of the token retries it).
 pub const REFRESHES_IN_FLIGHT_MAX: usize = 64;

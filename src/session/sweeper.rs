@@ -36,6 +36,7 @@ impl Sweeper {
         }
         let pause = Duration::from_secs_f64(1.0 / self.settings.sweep_rate as f64);
         let this = Arc::new(self);
+        let mut cursor = SweepCursor::default();
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(this.settings.sweep_interval) => {}
@@ -44,9 +45,16 @@ impl Sweeper {
             // The scan reads and decodes every document of the swept partitions: on an
             // async worker it would stall every request that worker serves.
             let finder = this.clone();
-            let expired = tokio::task::spawn_blocking(move || finder.expired())
-                .await
-                .unwrap_or_default();
+            let Ok((expired, moved)) = tokio::task::spawn_blocking(move || {
+                let expired = finder.expired(&mut cursor);
+                (expired, cursor)
+            })
+            .await
+            else {
+                tracing::warn!("the expiry sweep's scan failed; the sweeper stops");
+                return;
+            };
+            cursor = moved;
             for (key, deadline_ms) in expired {
                 if *stop.borrow() {
                     return;
@@ -74,46 +82,16 @@ impl Sweeper {
             .collect()
     }
 
-    /// Up to `SWEEP_BATCH_MAX` expired, not yet deleted documents in this node's store.
-    pub fn expired(&self) -> Vec<(ObjectKey, u64)> {
-        let now = self.clock.now_ms();
-        let mut found = Vec::new();
-        for partition in self.partitions() {
-            let mut after: Option<Vec<u8>> = None;
-            loop {
-                let Ok(page) = self.storage.scan_partition(
-                    partition,
-                    after.as_deref(),
-                    limits::SCAN_ENTRIES_MAX,
-                ) else {
-                    break;
-                };
-                let full = page.len() >= limits::SCAN_ENTRIES_MAX;
-                for entry in &page {
-                    let Some(key) = ObjectKey::from_storage_bytes(&entry.0) else {
-                        continue;
-                    };
-                    if key.class == Class::Kv {
-                        continue;
-                    }
-                    let Ok(Object::Doc(doc)) = decode_object(&entry.1) else {
-                        continue;
-                    };
-                    let deadline = doc.deadline_ms();
-                    if !doc.is_tombstone() && deadline <= now {
-                        found.push((key, deadline));
-                        if found.len() >= limits::SWEEP_BATCH_MAX {
-                            return found;
-                        }
-                    }
-                }
-                after = page.last().map(|entry| entry.0.clone());
-                if !full {
-                    break;
-                }
-            }
-        }
-        found
+    /// Up to `SWEEP_BATCH_MAX` expired, not yet deleted documents in this node's store,
+    /// reading at most `SWEEP_SCAN_KEYS_MAX` keys from `cursor` on.
+    pub fn expired(&self, cursor: &mut SweepCursor) -> Vec<(ObjectKey, u64)> {
+        scan_expired(
+            self.storage.as_ref(),
+            &self.partitions(),
+            cursor,
+            limits::SWEEP_SCAN_KEYS_MAX,
+            self.clock.now_ms(),
+        )
     }
 
     /// Deletes one expired document if every replica agrees it expired.
@@ -163,5 +141,191 @@ impl Sweeper {
                     .await;
             }
         }
+    }
+}
+
+/// Where the next sweep pass starts reading: a partition and the last key read in it.
+/// Passes go round the swept partitions, so a large store is covered over several.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SweepCursor {
+    partition: u32,
+    after: Option<Vec<u8>>,
+}
+
+/// The expired, not yet deleted documents of `partitions` (ascending) from `cursor` on:
+/// at most `SWEEP_BATCH_MAX` of them, reading at most `budget` keys. Leaves `cursor`
+/// after the last key read, or at the start once the last partition is done.
+pub fn scan_expired(
+    storage: &dyn Storage,
+    partitions: &[PartitionId],
+    cursor: &mut SweepCursor,
+    budget: usize,
+    now_ms: u64,
+) -> Vec<(ObjectKey, u64)> {
+    let mut found = Vec::new();
+    let mut left = budget;
+    for &partition in partitions.iter().filter(|p| p.0 >= cursor.partition) {
+        let mut after = if partition.0 == cursor.partition {
+            cursor.after.take()
+        } else {
+            None
+        };
+        loop {
+            let limit = left.min(limits::SCAN_ENTRIES_MAX);
+            if limit == 0 {
+                *cursor = SweepCursor {
+                    partition: partition.0,
+                    after,
+                };
+                return found;
+            }
+            let Ok(page) = storage.scan_partition(partition, after.as_deref(), limit) else {
+                break;
+            };
+            left -= page.len().min(left);
+            let full = page.len() >= limit;
+            for (stored_key, bytes) in page {
+                let expired = expired_deadline(&stored_key, &bytes, now_ms);
+                after = Some(stored_key);
+                let Some((key, deadline)) = expired else {
+                    continue;
+                };
+                found.push((key, deadline));
+                if found.len() >= limits::SWEEP_BATCH_MAX {
+                    *cursor = SweepCursor {
+                        partition: partition.0,
+                        after,
+                    };
+                    return found;
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+    }
+    *cursor = SweepCursor::default();
+    found
+}
+
+/// The key and deadline of a stored session document that expired by `now_ms` and is
+/// not deleted yet.
+fn expired_deadline(stored_key: &[u8], bytes: &[u8], now_ms: u64) -> Option<(ObjectKey, u64)> {
+    let key = ObjectKey::from_storage_bytes(stored_key)?;
+    if key.class == Class::Kv {
+        return None;
+    }
+    let Ok(Object::Doc(doc)) = decode_object(bytes) else {
+        return None;
+    };
+    let deadline = doc.deadline_ms();
+    (!doc.is_tombstone() && deadline <= now_ms).then_some((key, deadline))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crdt::UserDoc;
+    use crate::object::encode_object;
+    use crate::storage::{MemoryStorage, StoreKey};
+    use std::collections::BTreeSet;
+
+    const PARTITIONS: u32 = 4;
+
+    fn put(storage: &MemoryStorage, key: &ObjectKey, object: &Object) {
+        let store_key = StoreKey {
+            partition: key.partition(PARTITIONS),
+            key: key.storage_bytes(),
+        };
+        let bytes = encode_object(object);
+        storage
+            .update(&store_key, &mut |_| Ok(Some(bytes.clone())))
+            .expect("memory store");
+    }
+
+    fn user(deadline_ms: u64) -> Object {
+        Object::Doc(Doc::User(UserDoc {
+            deadline_ms,
+            ..UserDoc::default()
+        }))
+    }
+
+    /// A store of `expired` user documents past their deadline (10 ms), live ones and kv
+    /// keys, and the keys of the expired ones.
+    fn store(expired: usize) -> (MemoryStorage, BTreeSet<Vec<u8>>) {
+        let storage = MemoryStorage::new(PARTITIONS).expect("memory store");
+        let mut wanted = BTreeSet::new();
+        for i in 0..expired {
+            let key = ObjectKey::new(Class::User, format!("gone-{i}").as_bytes());
+            put(&storage, &key, &user(10));
+            wanted.insert(key.storage_bytes());
+        }
+        for i in 0..20 {
+            let live = ObjectKey::new(Class::User, format!("live-{i}").as_bytes());
+            put(&storage, &live, &user(1_000_000));
+            let kv = ObjectKey::new(Class::Kv, format!("kv-{i}").as_bytes());
+            put(&storage, &kv, &Object::empty_kv());
+        }
+        (storage, wanted)
+    }
+
+    fn all_partitions() -> Vec<PartitionId> {
+        (0..PARTITIONS).map(PartitionId).collect()
+    }
+
+    #[test]
+    fn a_pass_with_room_finds_every_expired_document_and_starts_over() {
+        let (storage, wanted) = store(30);
+        let mut cursor = SweepCursor::default();
+        let found = scan_expired(&storage, &all_partitions(), &mut cursor, 1_000, 100);
+        let keys: BTreeSet<Vec<u8>> = found.iter().map(|(k, _)| k.storage_bytes()).collect();
+        assert_eq!(keys, wanted);
+        assert!(found.iter().all(|(_, deadline)| *deadline == 10));
+        assert_eq!(cursor, SweepCursor::default());
+    }
+
+    #[test]
+    fn small_passes_cover_the_store_once_per_round_without_repeats() {
+        let (storage, wanted) = store(30);
+        let total_keys = 30 + 40;
+        let mut cursor = SweepCursor::default();
+        let mut found = Vec::new();
+        let mut passes = 0;
+        loop {
+            found.extend(scan_expired(
+                &storage,
+                &all_partitions(),
+                &mut cursor,
+                7,
+                100,
+            ));
+            passes += 1;
+            assert!(passes <= total_keys, "the cursor never came round");
+            if cursor == SweepCursor::default() {
+                break;
+            }
+        }
+        assert!(passes >= total_keys / 7, "a pass read more than its budget");
+        let keys: Vec<Vec<u8>> = found.iter().map(|(k, _)| k.storage_bytes()).collect();
+        assert_eq!(keys.len(), wanted.len(), "a document was found twice");
+        assert_eq!(keys.into_iter().collect::<BTreeSet<_>>(), wanted);
+    }
+
+    #[test]
+    fn a_full_batch_resumes_after_the_last_document_it_took() {
+        let many = limits::SWEEP_BATCH_MAX + 5;
+        let (storage, wanted) = store(many);
+        let mut cursor = SweepCursor::default();
+        let first = scan_expired(&storage, &all_partitions(), &mut cursor, usize::MAX, 100);
+        assert_eq!(first.len(), limits::SWEEP_BATCH_MAX);
+        assert_ne!(cursor, SweepCursor::default());
+        let second = scan_expired(&storage, &all_partitions(), &mut cursor, usize::MAX, 100);
+        assert_eq!(second.len(), 5);
+        let keys: BTreeSet<Vec<u8>> = first
+            .iter()
+            .chain(&second)
+            .map(|(k, _)| k.storage_bytes())
+            .collect();
+        assert_eq!(keys, wanted);
     }
 }
