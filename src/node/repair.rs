@@ -168,22 +168,25 @@ impl RepairWorker {
         peer: &NodeId,
         partition: PartitionId,
     ) -> Result<(), RepairError> {
-        let mut tree = self.replica.trees().snapshot(partition);
+        let tree = Arc::new(self.replica.trees().snapshot(partition));
         let (mut exchange, mut message) = Exchange::start(partition, &tree);
         for _ in 0..limits::EXCHANGE_REQUESTS_MAX {
             let answer = self.exchange_message(peer, message).await?;
             // Our leaves' entries come from a scan of the partition: on the blocking pool.
-            let storage = self.replica.storage().clone();
-            let trees = self.replica.trees().clone();
-            let (step, moved_exchange, moved_tree) = tokio::task::spawn_blocking(move || {
+            let (storage, trees, tree) = (
+                self.replica.storage().clone(),
+                self.replica.trees().clone(),
+                tree.clone(),
+            );
+            let step;
+            (step, exchange) = tokio::task::spawn_blocking(move || {
                 let step = exchange.on_message(answer, &tree, |leaf| {
                     trees.leaf_entries(storage.as_ref(), partition, leaf)
                 });
-                (step, exchange, tree)
+                (step, exchange)
             })
             .await
             .map_err(|error| RepairError::Exchange(error.to_string()))?;
-            (exchange, tree) = (moved_exchange, moved_tree);
             let step = step.map_err(|error| RepairError::Exchange(format!("{error:?}")))?;
             match step {
                 Step::Send(next) => message = next,

@@ -42,19 +42,16 @@ impl Sweeper {
                 _ = tokio::time::sleep(this.settings.sweep_interval) => {}
                 _ = stop.wait_for(|stop| *stop) => return,
             }
-            // The scan reads and decodes every document of the swept partitions: on an
+            // The scan reads and decodes up to SWEEP_SCAN_KEYS_MAX documents: on an
             // async worker it would stall every request that worker serves.
             let finder = this.clone();
-            let Ok((expired, moved)) = tokio::task::spawn_blocking(move || {
+            let expired;
+            (expired, cursor) = tokio::task::spawn_blocking(move || {
                 let expired = finder.expired(&mut cursor);
                 (expired, cursor)
             })
             .await
-            else {
-                tracing::warn!("the expiry sweep's scan failed; the sweeper stops");
-                return;
-            };
-            cursor = moved;
+            .unwrap_or_default();
             for (key, deadline_ms) in expired {
                 if *stop.borrow() {
                     return;
