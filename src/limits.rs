@@ -120,6 +120,17 @@ pub const HLC_DRIFT_MS_MAX: u64 = 10_000;
 /// Client requests a node serves at once; more wait up to the request timeout, then get
 /// 503 `overloaded`.
 pub const CLIENT_REQUESTS_IN_FLIGHT_MAX: usize = 4096;
+/// Pipelined API connections (`/v1/pipeline`) a node keeps open at once; an upgrade
+/// beyond it is answered 503 `overloaded` and the client stays on HTTP/1.1.
+pub const PIPELINE_CONNECTIONS_MAX: usize = 1024;
+/// Requests one pipelined connection has read and not yet answered; the node reads no
+/// further frame from it until one is answered (back-pressure on the client).
+pub const PIPELINE_IN_FLIGHT_MAX: usize = 1024;
+/// Largest request frame on a pipelined connection: a value at its limit plus room for
+/// the method, path and headers. A longer frame is answered `bad_frame` and closes it.
+pub const PIPELINE_REQUEST_BYTES_MAX: usize = VALUE_BYTES_MAX + 64 * 1024;
+/// Largest answer frame: every sibling of a key at the value limit, base64, plus room.
+pub const PIPELINE_ANSWER_BYTES_MAX: usize = 16 * 1024 * 1024;
 /// Read-repair writes in flight per node; further repairs are skipped (anti-entropy
 /// catches them) rather than queued.
 pub const READ_REPAIRS_IN_FLIGHT_MAX: usize = 256;

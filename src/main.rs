@@ -141,6 +141,11 @@ struct BenchArgs {
     /// ring map a node serves), `spread` to every node in turn.
     #[arg(long, value_enum, default_value = "token")]
     routing: cartwheel::bench::target::Routing,
+    /// Cartwheel requests: `pipeline` carries every client's requests on one connection
+    /// per node (`/v1/pipeline`), as the Redis client does; `http` uses one HTTP/1.1
+    /// request at a time per connection, a connection per client.
+    #[arg(long, value_enum, default_value = "pipeline")]
+    protocol: cartwheel::bench::target::Protocol,
     /// Redis: send `WAIT N 0` after each write and count it done when N replicas have it.
     #[arg(long)]
     redis_wait: Option<u32>,
@@ -175,7 +180,10 @@ async fn bench(args: BenchArgs) -> Result<()> {
         Some(&args.dir),
         args.redis_wait,
         args.clients,
-        args.routing,
+        target::CartwheelClient {
+            routing: args.routing,
+            protocol: args.protocol,
+        },
     )
     .await?
     .with_levels(levels);

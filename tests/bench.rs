@@ -1,5 +1,6 @@
-//! `cartwheel bench` against a real cluster: every workload runs without an error, and
-//! what it writes is really in the cluster afterwards.
+//! `cartwheel bench` against a real cluster: every workload runs without an error (over
+//! the pipelined API and over HTTP/1.1), and what it writes is really in the cluster
+//! afterwards.
 
 mod common;
 
@@ -61,8 +62,13 @@ fn assert_clean_run(summary: &serde_json::Value, ops: &[&str]) {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_workload_runs_clean_against_a_cluster_and_its_writes_are_stored() {
     let cluster = ProcessCluster::up(&single_region(3, 3), &[]);
-    for routing in ["token", "spread"] {
-        let summary = bench(&cluster, &[KV, &["--routing", routing]].concat());
+    for (routing, protocol) in [
+        ("token", "pipeline"),
+        ("spread", "pipeline"),
+        ("token", "http"),
+    ] {
+        let how = ["--routing", routing, "--protocol", protocol];
+        let summary = bench(&cluster, &[KV, &how].concat());
         assert_clean_run(&summary, &["read", "write"]);
     }
     // The bench loaded its keys before timing: each is readable at every node (as one

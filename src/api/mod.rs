@@ -1,5 +1,6 @@
-//! The HTTP/JSON API of a node: `/v1/kv/{key}` for applications, `/v1/status`, `/v1/ring` and
-//! `/v1/admin/*` for operators and token-aware clients.
+//! The HTTP/JSON API of a node: `/v1/kv/{key}` and `/v1/session*` for applications,
+//! `/v1/status`, `/v1/ring` and `/v1/admin/*` for operators and token-aware clients, and
+//! `/v1/pipeline`, the same API pipelined over one upgraded connection.
 //!
 //! It turns HTTP into coordinator and membership calls and their results into HTTP: it
 //! checks every input (sizes, levels, contexts, secrets) before anything is written,
@@ -8,11 +9,18 @@
 
 mod admin;
 mod kv;
+mod pipeline;
 mod routing;
 mod session;
 mod status;
 
 pub use kv::SiblingsBody;
+pub use pipeline::{
+    codec as pipeline_codec, encode as encode_pipeline_frame, PipelineAnswer, PipelineRequest,
+    PIPELINE_PATH, PIPELINE_PROTOCOL,
+};
+#[cfg(test)]
+pub(crate) use pipeline::serve as serve_pipeline;
 pub use routing::{RingMap, RingNode};
 pub use status::{MemberStatus, Status};
 
@@ -61,6 +69,8 @@ pub struct ApiParts {
     pub sessions: Option<Arc<crate::session::SessionService>>,
     /// The node's data clock (chaos runs may move it).
     pub clock: Arc<crate::node::clock::NodeClock>,
+    /// Turns true when the node stops; pipelined connections close then.
+    pub stopped: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Everything a request handler reaches.
@@ -70,6 +80,8 @@ pub struct ApiState(Arc<Inner>);
 struct Inner {
     parts: ApiParts,
     in_flight: Semaphore,
+    /// Pipelined connections open (`PIPELINE_CONNECTIONS_MAX`).
+    pipelines: Arc<Semaphore>,
 }
 
 impl ApiState {
@@ -77,6 +89,7 @@ impl ApiState {
         ApiState(Arc::new(Inner {
             parts,
             in_flight: Semaphore::new(limits::CLIENT_REQUESTS_IN_FLIGHT_MAX),
+            pipelines: Arc::new(Semaphore::new(limits::PIPELINE_CONNECTIONS_MAX)),
         }))
     }
 
@@ -171,6 +184,7 @@ pub fn router(state: ApiState) -> Router {
             "/v1/kv/{key}",
             get(kv::kv_get).put(kv::kv_put).delete(kv::kv_delete),
         )
+        .route(pipeline::PIPELINE_PATH, get(pipeline::upgrade))
         .route("/v1/status", get(status::status))
         .route("/v1/roots", get(status::roots))
         .route("/v1/ring", get(routing::ring))

@@ -422,6 +422,7 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
         admin_secret: options.admin_secret.clone(),
         sessions,
         clock: clock.clone(),
+        stopped: stopped.clone(),
     });
     let mut http_stopped = stopped.clone();
     tasks.spawn(async move {

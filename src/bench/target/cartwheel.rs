@@ -5,10 +5,11 @@
 //! carry the key's last causal context like a real client; session calls carry the
 //! bearer token and, when they change something, the CSRF token. Every answer's body is
 //! read in full, so a read costs what a real client's read costs and the connection
-//! is reused (`http`: kept-alive connections per node).
+//! is reused (`http`: kept-alive connections per node, or one pipelined connection per
+//! node with `--protocol pipeline`, the default).
 
 use super::http::{Answer, Connections};
-use super::{Levels, Routing, Session};
+use super::{CartwheelClient, Levels, Protocol, Routing, Session};
 use crate::api::{RingMap, CONTEXT_HEADER};
 use crate::cluster::ClusterFile;
 use crate::limits::PREF_VALUE_CHARS_MAX;
@@ -117,7 +118,11 @@ async fn fetch_ring(http: &reqwest::Client, nodes: &[SocketAddr]) -> Result<Ring
 }
 
 impl CartwheelTarget {
-    pub async fn connect(dir: &Path, clients: usize, routing: Routing) -> Result<CartwheelTarget> {
+    pub async fn connect(
+        dir: &Path,
+        clients: usize,
+        client: CartwheelClient,
+    ) -> Result<CartwheelTarget> {
         let file = ClusterFile::load(dir)
             .with_context(|| format!("no running cluster in {}", dir.display()))?;
         let nodes: Vec<SocketAddr> = file.nodes.iter().map(|node| node.http).collect();
@@ -125,7 +130,7 @@ impl CartwheelTarget {
             bail!("the cluster in {} has no node", dir.display());
         }
         let ring = SharedRing::default();
-        let refresher = match routing {
+        let refresher = match client.routing {
             Routing::Spread => None,
             Routing::Token => {
                 let http = reqwest::Client::builder()
@@ -141,7 +146,10 @@ impl CartwheelTarget {
                 ))
             }
         };
-        let http = Connections::new(clients, REQUEST_TIMEOUT);
+        let http = match client.protocol {
+            Protocol::Http => Connections::new(clients, REQUEST_TIMEOUT),
+            Protocol::Pipeline => Connections::pipelined(REQUEST_TIMEOUT),
+        };
         Ok(CartwheelTarget {
             http,
             nodes,

@@ -36,6 +36,8 @@ impl Answer {
 /// (a request finding none idle opens another, so concurrency is never capped here).
 /// The map has one entry per node the bench has talked to.
 pub struct Connections {
+    /// With `--protocol pipeline`: one pipelined connection per node instead.
+    pipelines: Option<super::pipeline::Pipelines>,
     idle: Mutex<HashMap<SocketAddr, Vec<SendRequest<Full<Bytes>>>>>,
     idle_per_node: usize,
     timeout: Duration,
@@ -44,9 +46,18 @@ pub struct Connections {
 impl Connections {
     pub fn new(idle_per_node: usize, timeout: Duration) -> Connections {
         Connections {
+            pipelines: None,
             idle: Mutex::new(HashMap::new()),
             idle_per_node: idle_per_node.max(1),
             timeout,
+        }
+    }
+
+    /// Requests pipelined over one connection per node (`/v1/pipeline`).
+    pub fn pipelined(timeout: Duration) -> Connections {
+        Connections {
+            pipelines: Some(super::pipeline::Pipelines::new(timeout)),
+            ..Connections::new(1, timeout)
         }
     }
 
@@ -59,6 +70,11 @@ impl Connections {
         headers: &[(HeaderName, &str)],
         body: Bytes,
     ) -> Result<Answer> {
+        if let Some(pipelines) = &self.pipelines {
+            return pipelines
+                .send(node, method, path_and_query, headers, body)
+                .await;
+        }
         let mut request = Request::builder()
             .method(method)
             .uri(path_and_query)

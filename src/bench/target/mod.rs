@@ -16,6 +16,7 @@
 mod cartwheel;
 mod etcd_cluster;
 mod http;
+mod pipeline;
 mod redis_server;
 
 use anyhow::Result;
@@ -130,6 +131,25 @@ pub enum Routing {
     Spread,
 }
 
+/// How a cartwheel bench carries its requests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Protocol {
+    /// HTTP/1.1, one request at a time per kept-alive connection (as many connections
+    /// as clients).
+    Http,
+    /// One connection per node upgraded to `/v1/pipeline`, every client's requests on
+    /// it at once, as the Redis client multiplexes its connection.
+    #[default]
+    Pipeline,
+}
+
+/// How a cartwheel bench reaches the nodes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CartwheelClient {
+    pub routing: Routing,
+    pub protocol: Protocol,
+}
+
 /// The levels a cartwheel bench asks for (`?r=` / `?w=`), if any.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Levels {
@@ -159,11 +179,11 @@ impl Target {
         dir: Option<&PathBuf>,
         wait_replicas: Option<u32>,
         clients: usize,
-        routing: Routing,
+        client: CartwheelClient,
     ) -> Result<Target> {
         Ok(match spec {
             TargetSpec::Cartwheel { dir: default } => Target::Cartwheel(Box::new(
-                CartwheelTarget::connect(dir.unwrap_or(default), clients, routing).await?,
+                CartwheelTarget::connect(dir.unwrap_or(default), clients, client).await?,
             )),
             TargetSpec::Redis { url } => {
                 Target::Redis(RedisTarget::connect(url, wait_replicas).await?)

@@ -1,0 +1,518 @@
+//! `/v1/pipeline`: the same API over one connection that carries many requests at once.
+//!
+//! A client upgrades an HTTP/1.1 connection (`Connection: upgrade`, `Upgrade:
+//! cartwheel-pipeline/1`, answered 101) and from then on both sides send frames: a
+//! four-byte big-endian length, then a MessagePack map. A request names its `id`,
+//! `method`, `path` (with its query), `headers` and `body`; the node answers each with
+//! the same `id`, the `status`, `headers` and `body` the HTTP API gives, in the order
+//! they finish, not the order they came. Every request goes through the HTTP router
+//! itself, so checks, limits, errors and codes are the HTTP API's, with no parsing of
+//! HTTP, no TCP exchange and no task wake-up per request: answers ready together leave
+//! in one write, and a client's requests arrive together in one read. Redis's clients
+//! multiplex a connection the same way.
+//!
+//! Bounded: at most `PIPELINE_CONNECTIONS_MAX` such connections per node and
+//! `PIPELINE_IN_FLIGHT_MAX` requests in flight on each (the node stops reading the
+//! connection until one is answered). A frame that is too long or not a request is
+//! answered `bad_frame` with id 0 and the node closes the connection, as it cannot tell
+//! where the next frame starts or which request it was; it never panics on one.
+
+use super::{ApiError, ApiState};
+use crate::limits;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::header::{CONNECTION, CONTENT_LENGTH, UPGRADE};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use hyper_util::rt::TokioIo;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
+use tower::ServiceExt;
+
+/// The path a client upgrades.
+pub const PIPELINE_PATH: &str = "/v1/pipeline";
+/// The protocol (and its version) a client names in `Upgrade`.
+pub const PIPELINE_PROTOCOL: &str = "cartwheel-pipeline/1";
+
+/// One request frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PipelineRequest {
+    /// Chosen by the client, echoed in the answer; 0 is what a `bad_frame` answer
+    /// carries, so clients start at 1.
+    pub id: u64,
+    pub method: String,
+    /// The path and query, as in an HTTP request line (`/v1/kv/k?w=2`).
+    pub path: String,
+    #[serde(default)]
+    pub headers: Vec<(String, String)>,
+    #[serde(default, with = "serde_bytes")]
+    pub body: Vec<u8>,
+}
+
+/// One answer frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PipelineAnswer {
+    pub id: u64,
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    #[serde(with = "serde_bytes")]
+    pub body: Vec<u8>,
+}
+
+/// The framing of both directions: a `u32` big-endian length, at most `max_bytes`.
+pub fn codec(max_bytes: usize) -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder()
+        .length_field_type::<u32>()
+        .max_frame_length(max_bytes)
+        .new_codec()
+}
+
+/// A frame's bytes (MessagePack, field names included).
+pub fn encode<T: Serialize>(frame: &T) -> Bytes {
+    // Both frame types are plain structs of strings, numbers and bytes: encoding them
+    // cannot fail.
+    Bytes::from(rmp_serde::to_vec_named(frame).expect("a pipeline frame encodes"))
+}
+
+/// `GET /v1/pipeline` with the upgrade headers: 101, then the connection is served as
+/// a pipeline until the client closes it or the node stops.
+pub(super) async fn upgrade(State(state): State<ApiState>, mut request: Request) -> Response {
+    let names_protocol = request
+        .headers()
+        .get(UPGRADE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.eq_ignore_ascii_case(PIPELINE_PROTOCOL));
+    if !names_protocol {
+        return ApiError::bad_request(
+            "upgrade_required",
+            format!("send `Connection: upgrade` and `Upgrade: {PIPELINE_PROTOCOL}`"),
+        )
+        .into_response();
+    }
+    // Absent on a request that came over a pipeline (or HTTP/2): nothing to upgrade.
+    if request
+        .extensions()
+        .get::<hyper::upgrade::OnUpgrade>()
+        .is_none()
+    {
+        return ApiError::bad_request(
+            "upgrade_required",
+            "only an HTTP/1.1 connection can become a pipeline",
+        )
+        .into_response();
+    }
+    let Ok(permit) = state.0.pipelines.clone().try_acquire_owned() else {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "too many pipelined connections on this node; use HTTP or retry later",
+        )
+        .into_response();
+    };
+    let on_upgrade = hyper::upgrade::on(&mut request);
+    let router = super::router(state.clone());
+    let stopped = state.parts().stopped.clone();
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => serve(router, TokioIo::new(upgraded), stopped).await,
+            Err(error) => tracing::debug!(%error, "pipeline upgrade failed"),
+        }
+        drop(permit);
+    });
+    (
+        StatusCode::SWITCHING_PROTOCOLS,
+        [
+            (CONNECTION, HeaderValue::from_static("upgrade")),
+            (UPGRADE, HeaderValue::from_static(PIPELINE_PROTOCOL)),
+        ],
+    )
+        .into_response()
+}
+
+/// Serves one pipelined connection: reads request frames, answers each through `router`
+/// on its own task, and writes the answers as they finish. Ends when the client closes
+/// the connection, sends a bad frame, or `stopped` turns true; answers in flight are
+/// still written.
+pub async fn serve<Io>(router: Router, io: Io, mut stopped: watch::Receiver<bool>)
+where
+    Io: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (read, write) = tokio::io::split(io);
+    let mut frames = FramedRead::new(read, codec(limits::PIPELINE_REQUEST_BYTES_MAX));
+    let (answers, outgoing) = mpsc::channel::<Bytes>(limits::PIPELINE_IN_FLIGHT_MAX);
+    let writer = tokio::spawn(write_answers(
+        FramedWrite::new(write, codec(limits::PIPELINE_ANSWER_BYTES_MAX)),
+        outgoing,
+    ));
+    let in_flight = Arc::new(Semaphore::new(limits::PIPELINE_IN_FLIGHT_MAX));
+    loop {
+        let frame = tokio::select! {
+            _ = stopped.wait_for(|stop| *stop) => break,
+            frame = frames.next() => frame,
+        };
+        let request = match frame {
+            None => break,
+            Some(Ok(frame)) => rmp_serde::from_slice::<PipelineRequest>(&frame)
+                .map_err(|error| format!("the frame is not a pipeline request: {error}")),
+            Some(Err(error)) => Err(format!("the frame could not be read: {error}")),
+        };
+        let request = match request {
+            Ok(request) => request,
+            Err(message) => {
+                let error = ApiError::bad_request("bad_frame", message);
+                let _ = answers
+                    .send(encode(&answer_of(0, error.into_response()).await))
+                    .await;
+                break;
+            }
+        };
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            break;
+        };
+        let (router, answers) = (router.clone(), answers.clone());
+        tokio::spawn(async move {
+            let answer = answer(router, request).await;
+            // A closed writer means the client is gone; the answer has nowhere to go.
+            let _ = answers.send(encode(&answer)).await;
+            drop(permit);
+        });
+    }
+    drop(answers);
+    let _ = writer.await;
+}
+
+/// Writes answers as they come; those ready together go out in one write.
+async fn write_answers<W: AsyncWrite + Unpin>(
+    mut sink: FramedWrite<W, LengthDelimitedCodec>,
+    mut outgoing: mpsc::Receiver<Bytes>,
+) {
+    while let Some(frame) = outgoing.recv().await {
+        if sink.feed(frame).await.is_err() {
+            return;
+        }
+        while let Ok(frame) = outgoing.try_recv() {
+            if sink.feed(frame).await.is_err() {
+                return;
+            }
+        }
+        if SinkExt::<Bytes>::flush(&mut sink).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// One request through the router, as HTTP would have served it.
+async fn answer(router: Router, request: PipelineRequest) -> PipelineAnswer {
+    let id = request.id;
+    let response = match http_request(request) {
+        Ok(request) => match router.oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        },
+        Err(error) => error.into_response(),
+    };
+    answer_of(id, response).await
+}
+
+/// The HTTP request a frame describes; a bad method, path or header is a 400.
+fn http_request(request: PipelineRequest) -> Result<Request, ApiError> {
+    let bad = |message: String| ApiError::bad_request("bad_request", message);
+    let method = Method::from_bytes(request.method.as_bytes())
+        .map_err(|_| bad(format!("{:?} is not an HTTP method", request.method)))?;
+    if !request.path.starts_with('/') {
+        return Err(bad(format!(
+            "the path must start with '/', got {:?}",
+            request.path
+        )));
+    }
+    let mut builder = Request::builder().method(method).uri(request.path.as_str());
+    for (name, value) in &request.headers {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| bad(format!("{name:?} is not a header name")))?;
+        let value = HeaderValue::from_str(value)
+            .map_err(|_| bad(format!("the value of {name} is not a header value")))?;
+        builder = builder.header(name, value);
+    }
+    builder
+        .body(Body::from(request.body))
+        .map_err(|error| bad(format!("the request is invalid: {error}")))
+}
+
+/// The frame of a response: its status, headers (but the length, which the frame
+/// carries) and whole body.
+async fn answer_of(id: u64, response: Response) -> PipelineAnswer {
+    let (parts, body) = response.into_parts();
+    // Room for the frame's other fields within the answer limit.
+    let body_max = limits::PIPELINE_ANSWER_BYTES_MAX - 64 * 1024;
+    let Ok(body) = axum::body::to_bytes(body, body_max).await else {
+        let error = ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "answer_too_large",
+            "the answer is over the pipeline's frame limit; use HTTP for it",
+        );
+        return PipelineAnswer {
+            id,
+            status: error.status.as_u16(),
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: serde_json::to_vec(&super::ErrorBody {
+                code: error.code.to_string(),
+                message: error.message,
+            })
+            .unwrap_or_default(),
+        };
+    };
+    let headers = parts
+        .headers
+        .iter()
+        .filter(|(name, _)| *name != CONTENT_LENGTH)
+        .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_string())))
+        .collect();
+    PipelineAnswer {
+        id,
+        status: parts.status.as_u16(),
+        headers,
+        body: body.to_vec(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::{get, put};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Echoes `/echo/{word}`; `/slow` answers only once `release` is notified.
+    fn echo_router(release: Arc<tokio::sync::Notify>) -> Router {
+        Router::new()
+            .route(
+                "/echo/{word}",
+                put(
+                    |axum::extract::Path(word): axum::extract::Path<String>,
+                     headers: axum::http::HeaderMap,
+                     body: Bytes| async move {
+                        let tag = headers
+                            .get("x-tag")
+                            .and_then(|value| value.to_str().ok())
+                            .unwrap_or("")
+                            .to_string();
+                        let mut answer = word.into_bytes();
+                        answer.extend_from_slice(&body);
+                        (StatusCode::CREATED, [("x-tag", tag)], answer)
+                    },
+                ),
+            )
+            .route(
+                "/slow",
+                get(|| async move {
+                    release.notified().await;
+                    "slow"
+                }),
+            )
+    }
+
+    fn request(id: u64, method: &str, path: &str, body: &[u8]) -> PipelineRequest {
+        PipelineRequest {
+            id,
+            method: method.into(),
+            path: path.into(),
+            headers: vec![("x-tag".into(), format!("t{id}"))],
+            body: body.to_vec(),
+        }
+    }
+
+    /// A connection to `serve` over an in-memory duplex, framed on the client's side.
+    struct Client {
+        sink: FramedWrite<tokio::io::WriteHalf<tokio::io::DuplexStream>, LengthDelimitedCodec>,
+        frames: FramedRead<tokio::io::ReadHalf<tokio::io::DuplexStream>, LengthDelimitedCodec>,
+        stop: watch::Sender<bool>,
+        served: tokio::task::JoinHandle<()>,
+        release: Arc<tokio::sync::Notify>,
+    }
+
+    /// A connection to `serve` over an in-memory duplex, framed on the client's side.
+    fn connect() -> Client {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let (stop, stopped) = watch::channel(false);
+        let release = Arc::new(tokio::sync::Notify::new());
+        let served = tokio::spawn(serve(echo_router(release.clone()), server, stopped));
+        let (read, write) = tokio::io::split(client);
+        Client {
+            sink: FramedWrite::new(write, codec(limits::PIPELINE_REQUEST_BYTES_MAX)),
+            frames: FramedRead::new(read, codec(limits::PIPELINE_ANSWER_BYTES_MAX)),
+            stop,
+            served,
+            release,
+        }
+    }
+
+    async fn next_answer(
+        frames: &mut FramedRead<tokio::io::ReadHalf<tokio::io::DuplexStream>, LengthDelimitedCodec>,
+    ) -> PipelineAnswer {
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(5), frames.next())
+            .await
+            .expect("an answer within 5 s")
+            .expect("the connection is open")
+            .expect("a whole frame");
+        rmp_serde::from_slice(&frame).expect("an answer frame")
+    }
+
+    #[tokio::test]
+    async fn answers_carry_their_ids_and_are_not_held_behind_a_slow_request() {
+        let Client {
+            mut sink,
+            mut frames,
+            release,
+            stop: _stop,
+            ..
+        } = connect();
+        sink.feed(encode(&request(1, "GET", "/slow", b"")))
+            .await
+            .unwrap();
+        for id in 2..=11 {
+            let word = format!("w{id}");
+            let path = format!("/echo/{word}");
+            sink.feed(encode(&request(id, "PUT", &path, b"-body")))
+                .await
+                .unwrap();
+        }
+        SinkExt::<Bytes>::flush(&mut sink).await.unwrap();
+        // The ten later requests are answered while the first is still in flight.
+        let mut seen = Vec::new();
+        for _ in 0..10 {
+            let answer = next_answer(&mut frames).await;
+            assert_eq!(answer.status, 201);
+            assert_eq!(answer.body, format!("w{}-body", answer.id).into_bytes());
+            let tag = format!("t{}", answer.id);
+            assert!(answer.headers.contains(&("x-tag".into(), tag)));
+            assert!(!answer
+                .headers
+                .iter()
+                .any(|(name, _)| name == "content-length"));
+            seen.push(answer.id);
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, (2..=11).collect::<Vec<_>>());
+        release.notify_one();
+        let slow = next_answer(&mut frames).await;
+        assert_eq!((slow.id, slow.body.as_slice()), (1, &b"slow"[..]));
+    }
+
+    #[tokio::test]
+    async fn a_bad_request_inside_a_good_frame_is_answered_and_the_connection_stays() {
+        let Client {
+            mut sink,
+            mut frames,
+            stop: _stop,
+            ..
+        } = connect();
+        let mut bad_header = request(1, "GET", "/echo/x", b"");
+        bad_header.headers.push(("bad header".into(), "v".into()));
+        for (id, bad) in [
+            (1, bad_header),
+            (2, request(2, "G ET", "/echo/x", b"")),
+            (3, request(3, "GET", "no-slash", b"")),
+        ] {
+            sink.send(encode(&bad)).await.unwrap();
+            let answer = next_answer(&mut frames).await;
+            assert_eq!((answer.id, answer.status), (id, 400), "{answer:?}");
+            let body: super::super::ErrorBody = serde_json::from_slice(&answer.body).unwrap();
+            assert_eq!(body.code, "bad_request");
+        }
+        let missing = request(4, "GET", "/nowhere", b"");
+        sink.send(encode(&missing)).await.unwrap();
+        assert_eq!(next_answer(&mut frames).await.status, 404);
+        sink.send(encode(&request(5, "PUT", "/echo/ok", b"")))
+            .await
+            .unwrap();
+        let answer = next_answer(&mut frames).await;
+        assert_eq!((answer.id, answer.status), (5, 201));
+    }
+
+    #[tokio::test]
+    async fn garbage_and_oversized_frames_are_answered_bad_frame_and_close() {
+        for garbage in [
+            Bytes::from_static(b"\xc1\xc1 not msgpack"),
+            encode(&serde_json::json!({"id": 1})),
+        ] {
+            let Client {
+                mut sink,
+                mut frames,
+                served,
+                stop: _stop,
+                ..
+            } = connect();
+            sink.send(garbage).await.unwrap();
+            let answer = next_answer(&mut frames).await;
+            assert_eq!((answer.id, answer.status), (0, 400));
+            let body: super::super::ErrorBody = serde_json::from_slice(&answer.body).unwrap();
+            assert_eq!(body.code, "bad_frame");
+            tokio::time::timeout(std::time::Duration::from_secs(5), served)
+                .await
+                .expect("the connection is closed")
+                .unwrap();
+        }
+        // A length prefix over the limit: the node does not wait for (or buffer) it.
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let (_stop, stopped) = watch::channel(false);
+        let router = echo_router(Arc::new(tokio::sync::Notify::new()));
+        let served = tokio::spawn(serve(router, server, stopped));
+        let (mut read, mut write) = tokio::io::split(client);
+        let length = (limits::PIPELINE_REQUEST_BYTES_MAX as u32) + 1;
+        write.write_all(&length.to_be_bytes()).await.unwrap();
+        write.write_all(b"abc").await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            read.read_to_end(&mut answer),
+        )
+        .await
+        .expect("closed within 5 s")
+        .unwrap();
+        let answer: PipelineAnswer = rmp_serde::from_slice(&answer[4..]).unwrap();
+        assert_eq!((answer.id, answer.status), (0, 400));
+        served.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_stopping_node_closes_the_connection_after_answering_what_it_read() {
+        let Client {
+            mut sink,
+            mut frames,
+            stop,
+            served,
+            release,
+        } = connect();
+        sink.send(encode(&request(7, "GET", "/slow", b"")))
+            .await
+            .unwrap();
+        // The echo answer of a later request proves the node has read both frames.
+        sink.send(encode(&request(8, "PUT", "/echo/x", b"")))
+            .await
+            .unwrap();
+        assert_eq!(next_answer(&mut frames).await.id, 8);
+        stop.send(true).unwrap();
+        release.notify_one();
+        assert_eq!(next_answer(&mut frames).await.id, 7);
+        tokio::time::timeout(std::time::Duration::from_secs(5), served)
+            .await
+            .expect("the connection is closed")
+            .unwrap();
+        assert!(frames.next().await.is_none());
+    }
+
+    #[test]
+    fn frames_round_trip_and_accept_a_request_without_headers_or_body() {
+        let full = request(9, "PUT", "/v1/kv/k?w=2", b"\x00\xff");
+        let back: PipelineRequest = rmp_serde::from_slice(&encode(&full)).unwrap();
+        assert_eq!(back, full);
+        let minimal = encode(&serde_json::json!({"id": 3, "method": "GET", "path": "/v1/ring"}));
+        let minimal: PipelineRequest = rmp_serde::from_slice(&minimal).unwrap();
+        assert!(minimal.headers.is_empty() && minimal.body.is_empty());
+    }
+}
