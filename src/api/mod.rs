@@ -15,12 +15,12 @@ mod session;
 mod status;
 
 pub use kv::SiblingsBody;
+#[cfg(test)]
+pub(crate) use pipeline::serve as serve_pipeline;
 pub use pipeline::{
     codec as pipeline_codec, encode as encode_pipeline_frame, PipelineAnswer, PipelineRequest,
     PIPELINE_PATH, PIPELINE_PROTOCOL,
 };
-#[cfg(test)]
-pub(crate) use pipeline::serve as serve_pipeline;
 pub use routing::{RingMap, RingNode};
 pub use status::{MemberStatus, Status};
 

@@ -298,9 +298,7 @@ mod tests {
 
     async fn echo(pipelines: &Pipelines, node: SocketAddr, body: &str) -> Result<Answer> {
         let body = Bytes::copy_from_slice(body.as_bytes());
-        pipelines
-            .send(node, Method::PUT, "/echo", &[], body)
-            .await
+        pipelines.send(node, Method::PUT, "/echo", &[], body).await
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -344,7 +342,10 @@ mod tests {
         let node = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });
         let pipelines = Pipelines::new(Duration::from_secs(10));
-        let error = echo(&pipelines, node, "x").await.err().expect("no pipeline");
+        let error = echo(&pipelines, node, "x")
+            .await
+            .err()
+            .expect("no pipeline");
         assert!(
             format!("{error:#}").contains("refused the pipeline upgrade (404"),
             "{error:#}"
