@@ -359,6 +359,7 @@ impl Coordinator {
         let mut speculated = false;
         let mut seen: Vec<Option<Option<Object>>> = vec![None; read.nodes.len()];
         let mut progress = tracker.progress();
+        let mut received = 0;
         while progress == Progress::Pending {
             let wake = if speculated { deadline } else { speculate };
             let reply = match tokio::time::timeout_at(wake, replies.recv()).await {
@@ -370,6 +371,7 @@ impl Coordinator {
                 }
                 _ => break,
             };
+            received += 1;
             let object = match reply.response {
                 Ok(PeerResponse::Object(object)) => Some(object),
                 _ => None,
@@ -382,6 +384,7 @@ impl Coordinator {
             }
             seen[reply.index] = object;
         }
+        let outstanding = read.asked.iter().filter(|asked| **asked).count() - received;
         let ReadFanout { nodes, sender, .. } = read;
         // Late replies end when every request sent has answered (or the deadline).
         drop(sender);
@@ -394,7 +397,15 @@ impl Coordinator {
             self.repair_answered(key, &nodes, &mut seen, merged, deadline)
                 .await;
         }
-        self.spawn_read_repair(key.clone(), nodes, seen, replies, deadline);
+        // The usual read: every replica asked has answered with the same object, so
+        // there is nothing to wait for or repair (and no task to start).
+        let settled = match &merged {
+            Some(merged) => !seen.iter().any(|answer| is_stale(answer, merged)),
+            None => true,
+        };
+        if outstanding > 0 || !settled {
+            self.spawn_read_repair(key.clone(), nodes, seen, replies, deadline);
+        }
         Ok(merged)
     }
 
@@ -409,11 +420,7 @@ impl Coordinator {
         deadline: Instant,
     ) {
         let stale: Vec<usize> = (0..seen.len())
-            .filter(|index| match &seen[*index] {
-                Some(Some(object)) => object != merged,
-                Some(None) => true,
-                None => false,
-            })
+            .filter(|index| is_stale(&seen[*index], merged))
             .collect();
         let sends = stale.iter().map(|index| {
             self.stats.read_repairs.fetch_add(1, Ordering::Relaxed);
@@ -457,12 +464,7 @@ impl Coordinator {
                 return;
             };
             for (index, answer) in seen.iter().enumerate() {
-                let stale = match answer {
-                    Some(Some(object)) => *object != merged,
-                    Some(None) => true,
-                    None => false,
-                };
-                if stale {
+                if is_stale(answer, &merged) {
                     stats.read_repairs.fetch_add(1, Ordering::Relaxed);
                     let request = PeerRequest::Merge {
                         key: key.clone(),
@@ -723,6 +725,16 @@ async fn next_answer(
 }
 
 /// The merge of every object given, or `None` if there was none.
+/// Whether a replica's answer (`None`: it has not answered) held less than `merged`:
+/// nothing, or an object other than the merge.
+fn is_stale(answer: &Option<Option<Object>>, merged: &Object) -> bool {
+    match answer {
+        Some(Some(object)) => object != merged,
+        Some(None) => true,
+        None => false,
+    }
+}
+
 fn merge_all<'a>(objects: impl Iterator<Item = &'a Option<Object>>) -> Option<Object> {
     let mut merged: Option<Object> = None;
     for object in objects.flatten() {

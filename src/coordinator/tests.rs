@@ -13,6 +13,10 @@ enum Behaviour {
     Fail,
     /// The first remote replica asked never answers; the others do.
     FirstRemoteSilent,
+    /// Every replica holds the same object.
+    AllHold,
+    /// a-1 and a-2 hold the object, a-3 nothing.
+    ThirdBehind,
 }
 
 struct Fake {
@@ -34,18 +38,25 @@ impl Dispatch for Fake {
     fn send(
         &self,
         to: &NodeId,
-        _request: PeerRequest,
+        request: PeerRequest,
     ) -> BoxFuture<'static, Result<PeerResponse, String>> {
         let mut asked = self.asked.lock().unwrap();
+        if let PeerRequest::Merge { .. } = request {
+            asked.push(NodeId(format!("merge:{to}")));
+            return Box::pin(async { Ok(PeerResponse::Done) });
+        }
         asked.push(to.clone());
         let remote = to.as_str() != "a-1";
         let first_remote =
             remote && asked.iter().filter(|node| node.as_str() != "a-1").count() == 1;
         let behaviour = self.behaviour;
+        let holds_nothing = to.as_str() == "a-3";
         Box::pin(async move {
             match behaviour {
                 Behaviour::Fail if remote => Err("refused".to_string()),
                 Behaviour::FirstRemoteSilent if first_remote => std::future::pending().await,
+                Behaviour::AllHold => Ok(PeerResponse::Object(Some(held()))),
+                Behaviour::ThirdBehind if !holds_nothing => Ok(PeerResponse::Object(Some(held()))),
                 _ => Ok(PeerResponse::Object(None)),
             }
         })
@@ -114,6 +125,58 @@ async fn a_read_asks_only_the_replicas_its_level_needs_itself_first() {
         .await
         .unwrap();
     assert_eq!(fake.asked.lock().unwrap().len(), 5);
+}
+
+/// The object the fake replicas hold: one value written by a-1.
+fn held() -> Object {
+    let mut object = crate::object::KvObject::new();
+    let actor = crate::clock::Actor::of_incarnation(&NodeId("a-1".into()), 0);
+    let at = crate::clock::Hlc {
+        wall_ms: 5,
+        logical: 0,
+    };
+    object
+        .mint(
+            actor,
+            &VersionVector::new(),
+            Some(Blob(b"v".to_vec())),
+            at,
+            limits::VV_ACTORS_MAX,
+        )
+        .expect("a first write mints");
+    Object::Kv(object)
+}
+
+/// Lets the coordinator's background tasks run (time is paused; bounded).
+async fn settle() {
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_read_repairs_only_a_replica_that_answered_less() {
+    let (agreeing, fake) = coordinator(Behaviour::AllHold);
+    let found = agreeing
+        .get(&ObjectKey::kv(b"k"), Level::All)
+        .await
+        .unwrap();
+    assert_eq!(found, Some(held()));
+    settle().await;
+    assert!(
+        !asked(&fake).iter().any(|node| node.starts_with("merge:")),
+        "replicas that agree are not repaired: {:?}",
+        asked(&fake)
+    );
+    let (behind, fake) = coordinator(Behaviour::ThirdBehind);
+    let found = behind.get(&ObjectKey::kv(b"k"), Level::All).await.unwrap();
+    assert_eq!(found, Some(held()));
+    settle().await;
+    let merges: Vec<String> = asked(&fake)
+        .into_iter()
+        .filter(|node| node.starts_with("merge:"))
+        .collect();
+    assert_eq!(merges, ["merge:a-3"]);
 }
 
 #[tokio::test(start_paused = true)]
