@@ -304,30 +304,34 @@ pub fn live_values(object: &KvObject) -> Vec<&Blob> {
         .collect()
 }
 
+/// A kv object holding `value`, written once by node a-1 (for tests).
+#[cfg(test)]
+pub(crate) fn sample_kv(value: &[u8]) -> Object {
+    let mut object = KvObject::new();
+    let actor = crate::clock::Actor::of_incarnation(&crate::ids::NodeId("a-1".into()), 0);
+    let at = crate::clock::Hlc {
+        wall_ms: 5,
+        logical: 0,
+    };
+    object
+        .mint(
+            actor,
+            &VersionVector::new(),
+            Some(Blob(value.to_vec())),
+            at,
+            limits::SIBLINGS_MAX,
+        )
+        .expect("a first write mints");
+    Object::Kv(object)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::{Actor, Hlc};
-    use crate::ids::NodeId;
     use proptest::prelude::*;
 
     fn sample() -> Object {
-        let mut object = KvObject::new();
-        let actor = Actor::of_incarnation(&NodeId("a-1".into()), 0);
-        let at = Hlc {
-            wall_ms: 5,
-            logical: 0,
-        };
-        object
-            .mint(
-                actor,
-                &VersionVector::new(),
-                Some(Blob(b"x".to_vec())),
-                at,
-                limits::SIBLINGS_MAX,
-            )
-            .unwrap();
-        Object::Kv(object)
+        sample_kv(b"x")
     }
 
     #[test]

@@ -129,22 +129,7 @@ async fn a_read_asks_only_the_replicas_its_level_needs_itself_first() {
 
 /// The object the fake replicas hold: one value written by a-1.
 fn held() -> Object {
-    let mut object = crate::object::KvObject::new();
-    let actor = crate::clock::Actor::of_incarnation(&NodeId("a-1".into()), 0);
-    let at = crate::clock::Hlc {
-        wall_ms: 5,
-        logical: 0,
-    };
-    object
-        .mint(
-            actor,
-            &VersionVector::new(),
-            Some(Blob(b"v".to_vec())),
-            at,
-            limits::VV_ACTORS_MAX,
-        )
-        .expect("a first write mints");
-    Object::Kv(object)
+    crate::object::sample_kv(b"v")
 }
 
 /// Lets the coordinator's background tasks run (time is paused; bounded).
