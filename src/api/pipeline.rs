@@ -250,22 +250,23 @@ async fn answer_of(id: u64, response: Response) -> PipelineAnswer {
     let (parts, body) = response.into_parts();
     // Room for the frame's other fields within the answer limit.
     let body_max = limits::PIPELINE_ANSWER_BYTES_MAX - 64 * 1024;
-    let Ok(body) = axum::body::to_bytes(body, body_max).await else {
-        let error = ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "answer_too_large",
-            "the answer is over the pipeline's frame limit; use HTTP for it",
-        );
-        return PipelineAnswer {
-            id,
-            status: error.status.as_u16(),
-            headers: vec![("content-type".into(), "application/json".into())],
-            body: serde_json::to_vec(&super::ErrorBody {
-                code: error.code.to_string(),
-                message: error.message,
-            })
-            .unwrap_or_default(),
-        };
+    let (parts, body) = match axum::body::to_bytes(body, body_max).await {
+        Ok(body) => (parts, body),
+        Err(_) => {
+            let error = ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "answer_too_large",
+                "the answer is over the pipeline's frame limit; use HTTP for it",
+            );
+            let (parts, body) = error.into_response().into_parts();
+            // An error body is a short JSON object: it fits.
+            (
+                parts,
+                axum::body::to_bytes(body, body_max)
+                    .await
+                    .unwrap_or_default(),
+            )
+        }
     };
     let headers = parts
         .headers

@@ -72,7 +72,8 @@ impl Pipelines {
                     .iter()
                     .map(|(name, value)| (name.to_string(), value.to_string()))
                     .collect(),
-                body: body.to_vec(),
+                // The bench's own buffer, not a copy (it holds the only reference).
+                body: Vec::from(body),
             };
             pipeline.exchange(request).await
         };
