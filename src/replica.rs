@@ -82,6 +82,15 @@ impl Replica {
         }
     }
 
+    /// The digest of the stored object of `key` (`Object::digest`), `None` if none: what
+    /// a quorum read compares instead of sending the object.
+    pub fn digest(&self, key: &ObjectKey) -> Result<Option<[u8; 32]>, ReplicaError> {
+        match self.storage.get(&self.store_key(key))? {
+            Some(bytes) => Ok(Some(decode_object(&bytes)?.digest_stored(&bytes))),
+            None => Ok(None),
+        }
+    }
+
     /// Applies `change` to the stored object of `key` atomically and waits until durable.
     async fn update(
         &self,

@@ -59,10 +59,13 @@ pub enum PeerRequest {
         op: crate::crdt::DocOp,
         at: Hlc,
     },
-    /// Several `Get`s, or several `Merge`s, queued for this node while earlier ones were
+    /// Several `Get`s and `Digest`s, or several `Merge`s, queued for this node while earlier ones were
     /// in flight; served concurrently, answered by a `Batch` in the same order. At most
     /// `BATCH_REQUESTS_MAX`, never nested.
     Batch(Vec<PeerRequest>),
+    /// The digest of the local replica of a key (`Object::digest`): a quorum read
+    /// gets one replica's object and only this from the others.
+    Digest { key: ObjectKey },
 }
 
 /// One hinted write on its way to its owner.
@@ -99,6 +102,8 @@ pub enum PeerResponse {
     },
     /// The answers to a `Batch`, in its order.
     Batch(Vec<PeerResponse>),
+    /// The answer to a `Digest`: `None` if the replica holds nothing for the key.
+    Digest(Option<[u8; 32]>),
 }
 
 /// A replica's refusal, with a code the coordinator branches on.

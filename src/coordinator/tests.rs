@@ -17,12 +17,19 @@ enum Behaviour {
     AllHold,
     /// a-1 and a-2 hold the object, a-3 nothing.
     ThirdBehind,
+    /// The first remote replica asked holds nothing and answers only after twice the
+    /// speculation delay; the others hold the object.
+    FirstRemoteLateAndBehind,
 }
 
 struct Fake {
     view: Arc<RingView>,
     behaviour: Behaviour,
     asked: Mutex<Vec<NodeId>>,
+    /// The replicas asked for a digest (also in `asked`).
+    digests_asked: Mutex<Vec<NodeId>>,
+    /// The first remote replica asked.
+    first_remote: Mutex<Option<NodeId>>,
 }
 
 impl ClusterView for Fake {
@@ -46,19 +53,38 @@ impl Dispatch for Fake {
             return Box::pin(async { Ok(PeerResponse::Done) });
         }
         asked.push(to.clone());
+        let digest = matches!(request, PeerRequest::Digest { .. });
+        if digest {
+            self.digests_asked.lock().unwrap().push(to.clone());
+        }
         let remote = to.as_str() != "a-1";
-        let first_remote =
-            remote && asked.iter().filter(|node| node.as_str() != "a-1").count() == 1;
+        let first_remote = remote
+            && self
+                .first_remote
+                .lock()
+                .unwrap()
+                .get_or_insert_with(|| to.clone())
+                == to;
         let behaviour = self.behaviour;
         let holds_nothing = to.as_str() == "a-3";
         Box::pin(async move {
-            match behaviour {
-                Behaviour::Fail if remote => Err("refused".to_string()),
+            let stored = match behaviour {
+                Behaviour::Fail if remote => return Err("refused".to_string()),
                 Behaviour::FirstRemoteSilent if first_remote => std::future::pending().await,
-                Behaviour::AllHold => Ok(PeerResponse::Object(Some(held()))),
-                Behaviour::ThirdBehind if !holds_nothing => Ok(PeerResponse::Object(Some(held()))),
-                _ => Ok(PeerResponse::Object(None)),
-            }
+                Behaviour::AllHold => Some(held()),
+                Behaviour::ThirdBehind if !holds_nothing => Some(held()),
+                Behaviour::FirstRemoteLateAndBehind if first_remote => {
+                    let late = Duration::from_millis(2 * limits::READ_SPECULATE_MS);
+                    tokio::time::sleep(late).await;
+                    None
+                }
+                Behaviour::FirstRemoteLateAndBehind => Some(held()),
+                _ => None,
+            };
+            Ok(match digest {
+                true => PeerResponse::Digest(stored.as_ref().map(Object::digest)),
+                false => PeerResponse::Object(stored),
+            })
         })
     }
 }
@@ -91,6 +117,8 @@ fn coordinator(behaviour: Behaviour) -> (Coordinator, Arc<Fake>) {
         view: Arc::new(RingView::new(&owners, &config, 1).unwrap()),
         behaviour,
         asked: Mutex::new(Vec::new()),
+        digests_asked: Mutex::new(Vec::new()),
+        first_remote: Mutex::new(None),
     });
     let coordinator = Coordinator::new(
         NodeId("a-1".into()),
@@ -137,6 +165,71 @@ async fn settle() {
     for _ in 0..100 {
         tokio::task::yield_now().await;
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn replicas_that_agree_send_one_object_and_digests() {
+    let (coordinator, fake) = coordinator(Behaviour::AllHold);
+    let found = coordinator
+        .get(&ObjectKey::kv(b"k"), Level::All)
+        .await
+        .unwrap();
+    assert_eq!(found, Some(held()));
+    // This node sends the object; the others only its digest, once.
+    let asked = asked(&fake);
+    assert_eq!(asked.len(), 3, "{asked:?}");
+    assert_eq!(asked[0], "a-1");
+    let mut digests = asked_nodes(&fake.digests_asked);
+    digests.sort();
+    assert_eq!(digests, ["a-2", "a-3"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_digest_that_differs_makes_the_read_ask_every_replica_for_its_object() {
+    // a-3 holds nothing: its digest differs from a-1's object, so the objects are read.
+    let (coordinator, fake) = coordinator(Behaviour::ThirdBehind);
+    let found = coordinator
+        .get(&ObjectKey::kv(b"k"), Level::All)
+        .await
+        .unwrap();
+    assert_eq!(found, Some(held()));
+    let reads: Vec<String> = asked(&fake)
+        .into_iter()
+        .filter(|node| !node.starts_with("merge:"))
+        .collect();
+    assert_eq!(
+        reads.len(),
+        6,
+        "a digest round, then an object round: {reads:?}"
+    );
+    assert_eq!(asked_nodes(&fake.digests_asked).len(), 2);
+    settle().await;
+    assert!(asked(&fake).contains(&"merge:a-3".to_string()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_late_digest_that_differs_gets_its_replica_read_and_repaired() {
+    let (coordinator, fake) = coordinator(Behaviour::FirstRemoteLateAndBehind);
+    let found = coordinator
+        .get(&ObjectKey::kv(b"k"), Level::Count(2))
+        .await
+        .unwrap();
+    // The late replica's digest had not come: the speculative one met the level.
+    assert_eq!(found, Some(held()));
+    let late = fake
+        .first_remote
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("a remote was asked");
+    assert_eq!(asked(&fake).len(), 3);
+    // Its digest differs when it comes: its object is read, then it gets the merge.
+    tokio::time::sleep(Duration::from_millis(4 * limits::READ_SPECULATE_MS)).await;
+    settle().await;
+    let asked = asked(&fake);
+    assert_eq!(asked.len(), 5, "{asked:?}");
+    assert_eq!(asked[3], late.as_str());
+    assert_eq!(asked[4], format!("merge:{late}"));
 }
 
 #[tokio::test(start_paused = true)]

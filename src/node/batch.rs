@@ -5,7 +5,7 @@
 //! each side and one durability wait for many writes. Nothing waits for company, so a
 //! lone request pays no delay.
 //!
-//! Only `Get` and `Merge` are batched, each kind on its own (a read never waits behind a
+//! Only reads (`Get`, `Digest`) and `Merge`s are batched, each kind on its own (a read never waits behind a
 //! write's flush). A batch whose frame would be too large goes out request by request.
 
 use crate::ids::NodeId;
@@ -30,7 +30,7 @@ impl Kind {
     /// The batch a request may join, if any.
     pub fn of(request: &PeerRequest) -> Option<Kind> {
         match request {
-            PeerRequest::Get { .. } => Some(Kind::Read),
+            PeerRequest::Get { .. } | PeerRequest::Digest { .. } => Some(Kind::Read),
             PeerRequest::Merge { .. } => Some(Kind::Write),
             _ => None,
         }

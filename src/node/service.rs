@@ -43,7 +43,9 @@ fn storage_error(error: ReplicaError) -> PeerResponse {
 impl PeerService {
     pub async fn serve(&self, from: Option<&PeerInfo>, request: PeerRequest) -> PeerResponse {
         match request {
-            PeerRequest::Get { .. } | PeerRequest::Merge { .. } => self.serve_item(request).await,
+            PeerRequest::Get { .. } | PeerRequest::Digest { .. } | PeerRequest::Merge { .. } => {
+                self.serve_item(request).await
+            }
             PeerRequest::Batch(requests) => self.serve_batch(requests).await,
             request @ (PeerRequest::Mint { .. } | PeerRequest::Apply { .. }) => {
                 let stored = self.mint_stored(request);
@@ -145,6 +147,10 @@ impl PeerService {
         match request {
             PeerRequest::Get { key } => match self.replica.get(&key) {
                 Ok(object) => PeerResponse::Object(object),
+                Err(error) => storage_error(error),
+            },
+            PeerRequest::Digest { key } => match self.replica.digest(&key) {
+                Ok(digest) => PeerResponse::Digest(digest),
                 Err(error) => storage_error(error),
             },
             PeerRequest::Merge { key, object } => match self.replica.merge(&key, &object).await {
