@@ -7,13 +7,14 @@
 //! (this node, then the local region); one more for each that fails, and all of them once
 //! `READ_SPECULATE_MS` passes without an answer. The nearest sends its object, the
 //! others its digest; a digest that differs makes the read ask again for the objects
-//! (which it merges and repairs), as Cassandra's digest reads do. Either returns as soon as the level is
-//! met or can no longer be met, or when the request timeout passes, saying how many
-//! replicas answered. Requests already sent are not cancelled: late replies still land
+//! (which it merges and repairs), as Cassandra's digest reads do (`read`). Either
+//! returns as soon as the level is met or can no longer be met, or when the request
+//! timeout passes, saying how many replicas answered. Requests already sent are not cancelled: late replies still land
 //! on the replicas (writes), and feed read repair (reads). Replicas a read did not ask
 //! are brought up to date by anti-entropy. The pure rules live in `quorum`.
 
 pub mod quorum;
+mod read;
 
 use crate::clock::{Hlc, HybridClock, VersionVector};
 use crate::crdt::DocOp;
@@ -122,39 +123,6 @@ pub struct Coordinator {
     sloppy: bool,
     repairs: Arc<Semaphore>,
     pub stats: Arc<CoordinatorStats>,
-}
-
-/// One read's requests: replicas are asked nearest first, only as many as the level
-/// needs; more when one fails or the speculation delay passes.
-struct ReadFanout {
-    nodes: Vec<NodeId>,
-    order: Vec<usize>,
-    asked: Vec<bool>,
-    /// The request for the first replica asked (a digest read's `Get`), and which
-    /// replica that was.
-    data: Option<PeerRequest>,
-    data_at: Option<usize>,
-    /// The request for every other replica.
-    request: PeerRequest,
-    sender: mpsc::Sender<Reply>,
-}
-
-/// How a digest read ended.
-enum DigestRead {
-    /// Every digest matched the object the data replica sent (`None`: nothing stored).
-    Agreed(Option<Object>),
-    /// A digest differed, or no object came: the read is done again in full.
-    Disagreed,
-    /// The level cannot be met, or the request timed out.
-    Failed(CoordinatorError),
-}
-
-/// The replies a read did not wait for, for its repair.
-struct LateReplies {
-    replies: mpsc::Receiver<Reply>,
-    /// A digest read's: the digest of its object; a late digest that differs is read.
-    expected: Option<Option<[u8; 32]>>,
-    deadline: Instant,
 }
 
 /// A replica's reply to one fanned-out request.
@@ -280,27 +248,6 @@ impl Coordinator {
         order
     }
 
-    /// Asks replicas in `order` (marking them in `asked`) until those asked and not yet
-    /// failed could meet the level; with `all`, asks every one left.
-    fn ask(&self, read: &mut ReadFanout, tracker: &QuorumTracker, all: bool) {
-        for index in read.order.clone() {
-            if !all && tracker.could_meet_with(&read.asked) {
-                break;
-            }
-            if !read.asked[index] {
-                read.asked[index] = true;
-                let request = match read.data.take() {
-                    Some(data) => {
-                        read.data_at = Some(index);
-                        data
-                    }
-                    None => read.request.clone(),
-                };
-                self.spawn_send(&read.sender, index, &read.nodes[index], request);
-            }
-        }
-    }
-
     /// Sends one request in its own task; its reply goes to `sender` as replica `index`.
     fn spawn_send(
         &self,
@@ -342,310 +289,6 @@ impl Coordinator {
                 after_ms: started.elapsed().as_millis() as u64,
             },
         }
-    }
-
-    /// Reads a key at `level`: the merge of the replies that met it. Stale replicas,
-    /// also among late replies, are repaired in the background.
-    pub async fn get(
-        &self,
-        key: &ObjectKey,
-        level: Level,
-    ) -> Result<Option<Object>, CoordinatorError> {
-        let policy = Policy {
-            sloppy: self.sloppy,
-            sync_repair: false,
-        };
-        self.get_with(key, level, policy).await
-    }
-
-    /// `get` under a class's policy: with `sync_repair`, the replicas that answered
-    /// with less are repaired before the read returns (late ones still in the
-    /// background).
-    ///
-    /// One replica (the nearest asked) sends its object, the others only its digest;
-    /// when every digest matches, that object is the answer. When one differs (the
-    /// replicas disagree) or no object came, the read runs again asking every replica
-    /// for its object, and repairs (`full_read`).
-    pub async fn get_with(
-        &self,
-        key: &ObjectKey,
-        level: Level,
-        policy: Policy,
-    ) -> Result<Option<Object>, CoordinatorError> {
-        self.stats.reads.fetch_add(1, Ordering::Relaxed);
-        let read = match self.digest_read(key, level).await {
-            DigestRead::Agreed(object) => return Ok(object),
-            DigestRead::Failed(error) => Err(error),
-            DigestRead::Disagreed => self.full_read(key, level, policy).await,
-        };
-        if read.is_err() {
-            self.stats.failures.fetch_add(1, Ordering::Relaxed);
-        }
-        read
-    }
-
-    /// Asks the replicas `level` needs, nearest first, the first for its object and the
-    /// others for its digest.
-    async fn digest_read(&self, key: &ObjectKey, level: Level) -> DigestRead {
-        let started = Instant::now();
-        let (nodes, mut tracker) = match self.plan(key, level) {
-            Ok(plan) => plan,
-            Err(error) => return DigestRead::Failed(error),
-        };
-        let (sender, mut replies) = mpsc::channel(nodes.len().max(1));
-        let mut read = ReadFanout {
-            order: self.nearest_first(&nodes, tracker.replicas()),
-            asked: vec![false; nodes.len()],
-            data: Some(PeerRequest::Get { key: key.clone() }),
-            data_at: None,
-            request: PeerRequest::Digest { key: key.clone() },
-            nodes,
-            sender,
-        };
-        self.ask(&mut read, &tracker, false);
-        let deadline = started + self.timeout;
-        let speculate = (started + Duration::from_millis(limits::READ_SPECULATE_MS)).min(deadline);
-        let mut speculated = false;
-        // The object the data replica answered (`Some(None)`: it holds nothing).
-        let mut data: Option<Option<Object>> = None;
-        let mut data_failed = false;
-        let mut digests: Vec<Option<Option<[u8; 32]>>> = vec![None; read.nodes.len()];
-        let mut progress = tracker.progress();
-        let mut received = 0;
-        loop {
-            let awaiting_data = data.is_none() && !data_failed && read.data_at.is_some();
-            match progress {
-                Progress::Pending => {}
-                Progress::Met if awaiting_data => {}
-                _ => break,
-            }
-            let wake = if speculated { deadline } else { speculate };
-            let reply = match tokio::time::timeout_at(wake, replies.recv()).await {
-                Ok(Some(reply)) => reply,
-                // A level met by digests while the object is late: read in full.
-                Err(_) if !speculated && progress == Progress::Pending => {
-                    speculated = true;
-                    self.ask(&mut read, &tracker, true);
-                    continue;
-                }
-                _ => break,
-            };
-            received += 1;
-            let is_data = read.data_at == Some(reply.index);
-            let answered = match reply.response {
-                Ok(PeerResponse::Object(object)) if is_data => {
-                    data = Some(object);
-                    true
-                }
-                Ok(PeerResponse::Digest(digest)) if !is_data => {
-                    digests[reply.index] = Some(digest);
-                    true
-                }
-                _ => {
-                    data_failed |= is_data;
-                    false
-                }
-            };
-            if reply.index < tracker.replicas() {
-                progress = tracker.record(reply.index, answered);
-                if !answered && progress == Progress::Pending {
-                    self.ask(&mut read, &tracker, false);
-                }
-            }
-        }
-        if progress != Progress::Met {
-            return DigestRead::Failed(self.error_for(&tracker, level, progress, started));
-        }
-        let (Some(data), Some(data_at)) = (data, read.data_at) else {
-            if Instant::now() >= deadline {
-                let timed_out = Progress::Pending;
-                return DigestRead::Failed(self.error_for(&tracker, level, timed_out, started));
-            }
-            return DigestRead::Disagreed;
-        };
-        let expected = data.as_ref().map(Object::digest);
-        if digests.iter().flatten().any(|digest| *digest != expected) {
-            return DigestRead::Disagreed;
-        }
-        let outstanding = read.asked.iter().filter(|asked| **asked).count() - received;
-        if outstanding > 0 {
-            let ReadFanout { nodes, sender, .. } = read;
-            drop(sender);
-            let mut seen = vec![None; nodes.len()];
-            seen[data_at] = Some(data.clone());
-            let late = LateReplies {
-                replies,
-                expected: Some(expected),
-                deadline,
-            };
-            self.spawn_read_repair(key.clone(), nodes, seen, late);
-        }
-        DigestRead::Agreed(data)
-    }
-
-    /// Asks the replicas `level` needs for their objects, merges them, and repairs the
-    /// ones that answered with less.
-    async fn full_read(
-        &self,
-        key: &ObjectKey,
-        level: Level,
-        policy: Policy,
-    ) -> Result<Option<Object>, CoordinatorError> {
-        let started = Instant::now();
-        let (nodes, mut tracker) = self.plan(key, level)?;
-        let (sender, mut replies) = mpsc::channel(nodes.len().max(1));
-        let mut read = ReadFanout {
-            order: self.nearest_first(&nodes, tracker.replicas()),
-            asked: vec![false; nodes.len()],
-            data: None,
-            data_at: None,
-            request: PeerRequest::Get { key: key.clone() },
-            nodes,
-            sender,
-        };
-        self.ask(&mut read, &tracker, false);
-        let deadline = started + self.timeout;
-        // A replica that is slow (or gone before the failure detector noticed) should
-        // cost one speculation delay, not the request timeout.
-        let speculate = (started + Duration::from_millis(limits::READ_SPECULATE_MS)).min(deadline);
-        let mut speculated = false;
-        let mut seen: Vec<Option<Option<Object>>> = vec![None; read.nodes.len()];
-        let mut progress = tracker.progress();
-        let mut received = 0;
-        while progress == Progress::Pending {
-            let wake = if speculated { deadline } else { speculate };
-            let reply = match tokio::time::timeout_at(wake, replies.recv()).await {
-                Ok(Some(reply)) => reply,
-                Err(_) if !speculated => {
-                    speculated = true;
-                    self.ask(&mut read, &tracker, true);
-                    continue;
-                }
-                _ => break,
-            };
-            received += 1;
-            let object = match reply.response {
-                Ok(PeerResponse::Object(object)) => Some(object),
-                _ => None,
-            };
-            if reply.index < tracker.replicas() {
-                progress = tracker.record(reply.index, object.is_some());
-                if object.is_none() && progress == Progress::Pending {
-                    self.ask(&mut read, &tracker, false);
-                }
-            }
-            seen[reply.index] = object;
-        }
-        let outstanding = read.asked.iter().filter(|asked| **asked).count() - received;
-        let ReadFanout { nodes, sender, .. } = read;
-        // Late replies end when every request sent has answered (or the deadline).
-        drop(sender);
-        if progress != Progress::Met {
-            return Err(self.error_for(&tracker, level, progress, started));
-        }
-        let merged = merge_all(seen.iter().flatten());
-        if let (true, Some(merged)) = (policy.sync_repair, &merged) {
-            self.repair_answered(key, &nodes, &mut seen, merged, deadline)
-                .await;
-        }
-        // The usual read: every replica asked has answered with the same object, so
-        // there is nothing to wait for or repair (and no task to start).
-        let settled = match &merged {
-            Some(merged) => !seen.iter().any(|answer| is_stale(answer, merged)),
-            None => true,
-        };
-        if outstanding > 0 || !settled {
-            let late = LateReplies {
-                replies,
-                expected: None,
-                deadline,
-            };
-            self.spawn_read_repair(key.clone(), nodes, seen, late);
-        }
-        Ok(merged)
-    }
-
-    /// Writes `merged` to every replica that answered with less and waits for them
-    /// (until `deadline`); those it reached count as holding `merged` from then on.
-    async fn repair_answered(
-        &self,
-        key: &ObjectKey,
-        nodes: &[NodeId],
-        seen: &mut [Option<Option<Object>>],
-        merged: &Object,
-        deadline: Instant,
-    ) {
-        let stale: Vec<usize> = (0..seen.len())
-            .filter(|index| is_stale(&seen[*index], merged))
-            .collect();
-        let sends = stale.iter().map(|index| {
-            self.stats.read_repairs.fetch_add(1, Ordering::Relaxed);
-            let request = PeerRequest::Merge {
-                key: key.clone(),
-                object: merged.clone(),
-            };
-            tokio::time::timeout_at(deadline, self.dispatch.send(&nodes[*index], request))
-        });
-        let results = futures::future::join_all(sends).await;
-        for (index, result) in stale.into_iter().zip(results) {
-            if matches!(result, Ok(Ok(PeerResponse::Stored(_) | PeerResponse::Done))) {
-                seen[index] = Some(Some(merged.clone()));
-            }
-        }
-    }
-
-    /// Waits (in the background, until the deadline) for the remaining replies, then
-    /// writes the merged object to every replica that answered with less. A late
-    /// digest that differs from the read's object costs a read of that replica's object.
-    fn spawn_read_repair(
-        &self,
-        key: ObjectKey,
-        nodes: Vec<NodeId>,
-        mut seen: Vec<Option<Option<Object>>>,
-        late: LateReplies,
-    ) {
-        let Ok(permit) = self.repairs.clone().try_acquire_owned() else {
-            return;
-        };
-        let dispatch = self.dispatch.clone();
-        let stats = self.stats.clone();
-        let LateReplies {
-            mut replies,
-            expected,
-            deadline,
-        } = late;
-        tokio::spawn(async move {
-            let _permit = permit;
-            while let Ok(Some(reply)) = tokio::time::timeout_at(deadline, replies.recv()).await {
-                match reply.response {
-                    Ok(PeerResponse::Object(object)) => seen[reply.index] = Some(object),
-                    Ok(PeerResponse::Digest(digest)) if Some(digest) != expected => {
-                        let get = PeerRequest::Get { key: key.clone() };
-                        let fetched = tokio::time::timeout_at(
-                            deadline,
-                            dispatch.send(&nodes[reply.index], get),
-                        );
-                        if let Ok(Ok(PeerResponse::Object(object))) = fetched.await {
-                            seen[reply.index] = Some(object);
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            let Some(merged) = merge_all(seen.iter().flatten()) else {
-                return;
-            };
-            for (index, answer) in seen.iter().enumerate() {
-                if is_stale(answer, &merged) {
-                    stats.read_repairs.fetch_add(1, Ordering::Relaxed);
-                    let request = PeerRequest::Merge {
-                        key: key.clone(),
-                        object: merged.clone(),
-                    };
-                    let _ = dispatch.send(&nodes[index], request).await;
-                }
-            }
-        });
     }
 
     /// Writes `value` (`None` deletes) superseding what `context` has seen, at `level`.
@@ -894,32 +537,6 @@ async fn next_answer(
         index: minter,
         response: flushed.map(|()| PeerResponse::Done),
     })
-}
-
-/// The merge of every object given, or `None` if there was none.
-/// Whether a replica's answer (`None`: it has not answered) held less than `merged`:
-/// nothing, or an object other than the merge.
-fn is_stale(answer: &Option<Option<Object>>, merged: &Object) -> bool {
-    match answer {
-        Some(Some(object)) => object != merged,
-        Some(None) => true,
-        None => false,
-    }
-}
-
-fn merge_all<'a>(objects: impl Iterator<Item = &'a Option<Object>>) -> Option<Object> {
-    let mut merged: Option<Object> = None;
-    for object in objects.flatten() {
-        match merged.as_mut() {
-            Some(into) => {
-                if let Err(error) = into.merge(object, limits::SIBLINGS_MAX) {
-                    tracing::warn!(%error, "a replica's version could not be merged");
-                }
-            }
-            None => merged = Some(object.clone()),
-        }
-    }
-    merged
 }
 
 #[cfg(test)]
