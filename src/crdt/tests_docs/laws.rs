@@ -274,6 +274,17 @@ fn check_convergence(initial: &Doc, steps: &[Step], seed: u64) -> Result<(), Tes
             target.merge(delta).expect("one kind");
         }
         prop_assert_eq!(&*target, &everything);
+        // A quorum read compares a replica's digest of its stored bytes with the digest
+        // of the object another replica decoded: equal states must give equal digests.
+        let stored = crate::object::encode_object(&crate::object::Object::Doc(target.clone()));
+        let decoded = crate::object::decode_object(&stored).expect("stored bytes decode");
+        let expected = crate::object::Object::Doc(everything.clone()).digest();
+        prop_assert_eq!(decoded.digest(), expected, "digest of the decoded state");
+        prop_assert_eq!(
+            decoded.digest_stored(&stored),
+            expected,
+            "digest of the bytes"
+        );
     }
     Ok(())
 }
