@@ -9,9 +9,10 @@
 //! others its digest; a digest that differs makes the read ask again for the objects
 //! (which it merges and repairs), as Cassandra's digest reads do (`read`). Either
 //! returns as soon as the level is met or can no longer be met, or when the request
-//! timeout passes, saying how many replicas answered. Requests already sent are not cancelled: late replies still land
-//! on the replicas (writes), and feed read repair (reads). Replicas a read did not ask
-//! are brought up to date by anti-entropy. The pure rules live in `quorum`.
+//! timeout passes, saying how many replicas answered. Requests already sent are not
+//! cancelled: late replies still land on the replicas (writes), and feed read repair
+//! (reads). Replicas a read did not ask are brought up to date by anti-entropy. The
+//! pure rules live in `quorum`.
 
 pub mod quorum;
 mod read;

@@ -174,7 +174,7 @@ impl Requirement {
 }
 
 /// Where a request stands.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Progress {
     Pending,
     Met,

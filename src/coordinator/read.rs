@@ -12,9 +12,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-/// One read's requests: replicas are asked nearest first, only as many as the level
+/// One round of a read: replicas are asked nearest first, only as many as the level
 /// needs; more when one fails or the speculation delay passes.
-struct ReadFanout {
+struct ReadRound {
     nodes: Vec<NodeId>,
     order: Vec<usize>,
     asked: Vec<bool>,
@@ -25,6 +25,32 @@ struct ReadFanout {
     /// The request for every other replica.
     request: PeerRequest,
     sender: mpsc::Sender<Reply>,
+    replies: mpsc::Receiver<Reply>,
+    tracker: QuorumTracker,
+    progress: Progress,
+    received: usize,
+    started: Instant,
+    deadline: Instant,
+    /// When every replica left is asked, unless the level is met by then.
+    speculate: Option<Instant>,
+}
+
+impl ReadRound {
+    /// Requests sent whose replies have not come.
+    fn outstanding(&self) -> usize {
+        self.asked.iter().filter(|asked| **asked).count() - self.received
+    }
+
+    /// What a repair needs once the read answered: the nodes, and the replies still due
+    /// (they end when every request sent has answered, or at the deadline).
+    fn into_late(self, expected: Option<Option<[u8; 32]>>) -> (Vec<NodeId>, LateReplies) {
+        let late = LateReplies {
+            replies: self.replies,
+            expected,
+            deadline: self.deadline,
+        };
+        (self.nodes, late)
+    }
 }
 
 /// How a digest read ended.
@@ -46,11 +72,79 @@ struct LateReplies {
 }
 
 impl Coordinator {
+    /// Starts a round of a read of `key` at `level`: `data` (if any) goes to the first
+    /// replica asked, `request` to the others.
+    fn start_read(
+        &self,
+        key: &ObjectKey,
+        level: Level,
+        data: Option<PeerRequest>,
+        request: PeerRequest,
+    ) -> Result<ReadRound, CoordinatorError> {
+        let started = Instant::now();
+        let (nodes, tracker) = self.plan(key, level)?;
+        let (sender, replies) = mpsc::channel(nodes.len().max(1));
+        let deadline = started + self.timeout;
+        // A replica that is slow (or gone before the failure detector noticed) should
+        // cost one speculation delay, not the request timeout.
+        let speculate = (started + Duration::from_millis(limits::READ_SPECULATE_MS)).min(deadline);
+        let mut round = ReadRound {
+            order: self.nearest_first(&nodes, tracker.replicas()),
+            asked: vec![false; nodes.len()],
+            data,
+            data_at: None,
+            request,
+            nodes,
+            sender,
+            replies,
+            progress: tracker.progress(),
+            tracker,
+            received: 0,
+            started,
+            deadline,
+            speculate: Some(speculate),
+        };
+        self.ask(&mut round, false);
+        Ok(round)
+    }
+
+    /// The next reply of a round; when the speculation delay passes with the level
+    /// still pending, every replica left is asked first. `None` at the deadline, or
+    /// when the delay passes with the level met (a digest read still waiting for its
+    /// object).
+    async fn next_reply(&self, round: &mut ReadRound) -> Option<Reply> {
+        loop {
+            let wake = round.speculate.unwrap_or(round.deadline);
+            match tokio::time::timeout_at(wake, round.replies.recv()).await {
+                Ok(Some(reply)) => {
+                    round.received += 1;
+                    return Some(reply);
+                }
+                Err(_) if round.speculate.is_some() && round.progress == Progress::Pending => {
+                    round.speculate = None;
+                    self.ask(round, true);
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// Counts replica `index`'s answer (`answered`: it sent what it was asked) toward
+    /// the level, and asks another replica when one failed.
+    fn record(&self, round: &mut ReadRound, index: usize, answered: bool) {
+        if index < round.tracker.replicas() {
+            round.progress = round.tracker.record(index, answered);
+            if !answered && round.progress == Progress::Pending {
+                self.ask(round, false);
+            }
+        }
+    }
+
     /// Asks replicas in `order` (marking them in `asked`) until those asked and not yet
     /// failed could meet the level; with `all`, asks every one left.
-    fn ask(&self, read: &mut ReadFanout, tracker: &QuorumTracker, all: bool) {
+    fn ask(&self, read: &mut ReadRound, all: bool) {
         for index in read.order.clone() {
-            if !all && tracker.could_meet_with(&read.asked) {
+            if !all && read.tracker.could_meet_with(&read.asked) {
                 break;
             }
             if !read.asked[index] {
@@ -110,51 +204,27 @@ impl Coordinator {
     /// Asks the replicas `level` needs, nearest first, the first for its object and the
     /// others for its digest.
     async fn digest_read(&self, key: &ObjectKey, level: Level) -> DigestRead {
-        let started = Instant::now();
-        let (nodes, mut tracker) = match self.plan(key, level) {
-            Ok(plan) => plan,
+        let data = Some(PeerRequest::Get { key: key.clone() });
+        let digest = PeerRequest::Digest { key: key.clone() };
+        let mut round = match self.start_read(key, level, data, digest) {
+            Ok(round) => round,
             Err(error) => return DigestRead::Failed(error),
         };
-        let (sender, mut replies) = mpsc::channel(nodes.len().max(1));
-        let mut read = ReadFanout {
-            order: self.nearest_first(&nodes, tracker.replicas()),
-            asked: vec![false; nodes.len()],
-            data: Some(PeerRequest::Get { key: key.clone() }),
-            data_at: None,
-            request: PeerRequest::Digest { key: key.clone() },
-            nodes,
-            sender,
-        };
-        self.ask(&mut read, &tracker, false);
-        let deadline = started + self.timeout;
-        let speculate = (started + Duration::from_millis(limits::READ_SPECULATE_MS)).min(deadline);
-        let mut speculated = false;
         // The object the data replica answered (`Some(None)`: it holds nothing).
         let mut data: Option<Option<Object>> = None;
         let mut data_failed = false;
-        let mut digests: Vec<Option<Option<[u8; 32]>>> = vec![None; read.nodes.len()];
-        let mut progress = tracker.progress();
-        let mut received = 0;
+        let mut digests: Vec<Option<Option<[u8; 32]>>> = vec![None; round.nodes.len()];
         loop {
-            let awaiting_data = data.is_none() && !data_failed && read.data_at.is_some();
-            match progress {
+            let awaiting_data = data.is_none() && !data_failed && round.data_at.is_some();
+            match round.progress {
                 Progress::Pending => {}
                 Progress::Met if awaiting_data => {}
                 _ => break,
             }
-            let wake = if speculated { deadline } else { speculate };
-            let reply = match tokio::time::timeout_at(wake, replies.recv()).await {
-                Ok(Some(reply)) => reply,
-                // A level met by digests while the object is late: read in full.
-                Err(_) if !speculated && progress == Progress::Pending => {
-                    speculated = true;
-                    self.ask(&mut read, &tracker, true);
-                    continue;
-                }
-                _ => break,
+            let Some(reply) = self.next_reply(&mut round).await else {
+                break;
             };
-            received += 1;
-            let is_data = read.data_at == Some(reply.index);
+            let is_data = round.data_at == Some(reply.index);
             let answered = match reply.response {
                 Ok(PeerResponse::Object(object)) if is_data => {
                     data = Some(object);
@@ -169,38 +239,33 @@ impl Coordinator {
                     false
                 }
             };
-            if reply.index < tracker.replicas() {
-                progress = tracker.record(reply.index, answered);
-                if !answered && progress == Progress::Pending {
-                    self.ask(&mut read, &tracker, false);
-                }
-            }
+            self.record(&mut round, reply.index, answered);
         }
+        let (progress, started) = (round.progress, round.started);
         if progress != Progress::Met {
-            return DigestRead::Failed(self.error_for(&tracker, level, progress, started));
+            return DigestRead::Failed(self.error_for(&round.tracker, level, progress, started));
         }
-        let (Some(data), Some(data_at)) = (data, read.data_at) else {
-            if Instant::now() >= deadline {
+        let (Some(data), Some(data_at)) = (data, round.data_at) else {
+            if Instant::now() >= round.deadline {
                 let timed_out = Progress::Pending;
-                return DigestRead::Failed(self.error_for(&tracker, level, timed_out, started));
+                return DigestRead::Failed(self.error_for(
+                    &round.tracker,
+                    level,
+                    timed_out,
+                    started,
+                ));
             }
+            // A level met by digests while the object is late or failed: read in full.
             return DigestRead::Disagreed;
         };
         let expected = data.as_ref().map(Object::digest);
         if digests.iter().flatten().any(|digest| *digest != expected) {
             return DigestRead::Disagreed;
         }
-        let outstanding = read.asked.iter().filter(|asked| **asked).count() - received;
-        if outstanding > 0 {
-            let ReadFanout { nodes, sender, .. } = read;
-            drop(sender);
+        if round.outstanding() > 0 {
+            let (nodes, late) = round.into_late(Some(expected));
             let mut seen = vec![None; nodes.len()];
             seen[data_at] = Some(data.clone());
-            let late = LateReplies {
-                replies,
-                expected: Some(expected),
-                deadline,
-            };
             self.spawn_read_repair(key.clone(), nodes, seen, late);
         }
         DigestRead::Agreed(data)
@@ -214,61 +279,27 @@ impl Coordinator {
         level: Level,
         policy: Policy,
     ) -> Result<Option<Object>, CoordinatorError> {
-        let started = Instant::now();
-        let (nodes, mut tracker) = self.plan(key, level)?;
-        let (sender, mut replies) = mpsc::channel(nodes.len().max(1));
-        let mut read = ReadFanout {
-            order: self.nearest_first(&nodes, tracker.replicas()),
-            asked: vec![false; nodes.len()],
-            data: None,
-            data_at: None,
-            request: PeerRequest::Get { key: key.clone() },
-            nodes,
-            sender,
-        };
-        self.ask(&mut read, &tracker, false);
-        let deadline = started + self.timeout;
-        // A replica that is slow (or gone before the failure detector noticed) should
-        // cost one speculation delay, not the request timeout.
-        let speculate = (started + Duration::from_millis(limits::READ_SPECULATE_MS)).min(deadline);
-        let mut speculated = false;
-        let mut seen: Vec<Option<Option<Object>>> = vec![None; read.nodes.len()];
-        let mut progress = tracker.progress();
-        let mut received = 0;
-        while progress == Progress::Pending {
-            let wake = if speculated { deadline } else { speculate };
-            let reply = match tokio::time::timeout_at(wake, replies.recv()).await {
-                Ok(Some(reply)) => reply,
-                Err(_) if !speculated => {
-                    speculated = true;
-                    self.ask(&mut read, &tracker, true);
-                    continue;
-                }
-                _ => break,
+        let get = PeerRequest::Get { key: key.clone() };
+        let mut round = self.start_read(key, level, None, get)?;
+        let mut seen: Vec<Option<Option<Object>>> = vec![None; round.nodes.len()];
+        while round.progress == Progress::Pending {
+            let Some(reply) = self.next_reply(&mut round).await else {
+                break;
             };
-            received += 1;
             let object = match reply.response {
                 Ok(PeerResponse::Object(object)) => Some(object),
                 _ => None,
             };
-            if reply.index < tracker.replicas() {
-                progress = tracker.record(reply.index, object.is_some());
-                if object.is_none() && progress == Progress::Pending {
-                    self.ask(&mut read, &tracker, false);
-                }
-            }
+            self.record(&mut round, reply.index, object.is_some());
             seen[reply.index] = object;
         }
-        let outstanding = read.asked.iter().filter(|asked| **asked).count() - received;
-        let ReadFanout { nodes, sender, .. } = read;
-        // Late replies end when every request sent has answered (or the deadline).
-        drop(sender);
-        if progress != Progress::Met {
-            return Err(self.error_for(&tracker, level, progress, started));
+        if round.progress != Progress::Met {
+            let (progress, started) = (round.progress, round.started);
+            return Err(self.error_for(&round.tracker, level, progress, started));
         }
         let merged = merge_all(seen.iter().flatten());
         if let (true, Some(merged)) = (policy.sync_repair, &merged) {
-            self.repair_answered(key, &nodes, &mut seen, merged, deadline)
+            self.repair_answered(key, &round.nodes, &mut seen, merged, round.deadline)
                 .await;
         }
         // The usual read: every replica asked has answered with the same object, so
@@ -277,12 +308,8 @@ impl Coordinator {
             Some(merged) => !seen.iter().any(|answer| is_stale(answer, merged)),
             None => true,
         };
-        if outstanding > 0 || !settled {
-            let late = LateReplies {
-                replies,
-                expected: None,
-                deadline,
-            };
+        if round.outstanding() > 0 || !settled {
+            let (nodes, late) = round.into_late(None);
             self.spawn_read_repair(key.clone(), nodes, seen, late);
         }
         Ok(merged)
