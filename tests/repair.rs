@@ -49,9 +49,14 @@ async fn a_read_repairs_a_replica_that_lost_its_data() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let status = cluster.status(0).await;
     assert!(
-        cluster.status(0).await.read_repairs >= 1,
+        status.read_repairs >= 1,
         "the coordinator counted its repair"
+    );
+    assert!(
+        status.digest_mismatches >= 1,
+        "the empty replica's digest differed, so the objects were read"
     );
     cluster.shutdown().await;
 }

@@ -50,6 +50,9 @@ pub struct Status {
     pub writes: u64,
     pub failures: u64,
     pub read_repairs: u64,
+    /// Reads asked again for every object because a replica's digest differed.
+    #[serde(default)]
+    pub digest_mismatches: u64,
     pub frames_rejected: u64,
     pub connections_refused: u64,
     pub faults_injected: u64,
@@ -194,6 +197,7 @@ pub(super) async fn status(State(state): State<ApiState>) -> Json<Status> {
         writes: stats.writes.load(Ordering::Relaxed),
         failures: stats.failures.load(Ordering::Relaxed),
         read_repairs: stats.read_repairs.load(Ordering::Relaxed),
+        digest_mismatches: stats.digest_mismatches.load(Ordering::Relaxed),
         frames_rejected: transport.frames_rejected,
         connections_refused: transport.connections_refused,
         faults_injected: transport.faults_injected,

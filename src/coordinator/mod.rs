@@ -109,6 +109,10 @@ pub struct CoordinatorStats {
     pub writes: AtomicU64,
     pub failures: AtomicU64,
     pub read_repairs: AtomicU64,
+    /// Reads whose digests differed from the object they got, so asked again for every
+    /// replica's object: replicas that disagreed (a write still replicating, or a
+    /// replica behind).
+    pub digest_mismatches: AtomicU64,
 }
 
 /// Coordinates client requests on one node.

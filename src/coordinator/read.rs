@@ -57,8 +57,11 @@ impl ReadRound {
 enum DigestRead {
     /// Every digest matched the object the data replica sent (`None`: nothing stored).
     Agreed(Option<Object>),
-    /// A digest differed, or no object came: the read is done again in full.
+    /// A digest differed: the read is done again in full.
     Disagreed,
+    /// The level was met but the object did not come (its replica failed, or is late
+    /// past the speculation delay): the read is done again in full.
+    NoObject,
     /// The level cannot be met, or the request timed out.
     Failed(CoordinatorError),
 }
@@ -193,7 +196,11 @@ impl Coordinator {
         let read = match self.digest_read(key, level).await {
             DigestRead::Agreed(object) => return Ok(object),
             DigestRead::Failed(error) => Err(error),
-            DigestRead::Disagreed => self.full_read(key, level, policy).await,
+            DigestRead::Disagreed => {
+                self.stats.digest_mismatches.fetch_add(1, Ordering::Relaxed);
+                self.full_read(key, level, policy).await
+            }
+            DigestRead::NoObject => self.full_read(key, level, policy).await,
         };
         if read.is_err() {
             self.stats.failures.fetch_add(1, Ordering::Relaxed);
@@ -256,7 +263,7 @@ impl Coordinator {
                 ));
             }
             // A level met by digests while the object is late or failed: read in full.
-            return DigestRead::Disagreed;
+            return DigestRead::NoObject;
         };
         let expected = data.as_ref().map(Object::digest);
         if digests.iter().flatten().any(|digest| *digest != expected) {

@@ -182,6 +182,10 @@ async fn replicas_that_agree_send_one_object_and_digests() {
     let mut digests = asked_nodes(&fake.digests_asked);
     digests.sort();
     assert_eq!(digests, ["a-2", "a-3"]);
+    assert_eq!(
+        coordinator.stats.digest_mismatches.load(Ordering::Relaxed),
+        0
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -203,6 +207,10 @@ async fn a_digest_that_differs_makes_the_read_ask_every_replica_for_its_object()
         "a digest round, then an object round: {reads:?}"
     );
     assert_eq!(asked_nodes(&fake.digests_asked).len(), 2);
+    assert_eq!(
+        coordinator.stats.digest_mismatches.load(Ordering::Relaxed),
+        1
+    );
     settle().await;
     assert!(asked(&fake).contains(&"merge:a-3".to_string()));
 }
