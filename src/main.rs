@@ -576,10 +576,14 @@ async fn status(dir: Option<PathBuf>, node: Option<SocketAddr>, json: bool) -> R
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// A node's runtime: `threads` workers, or one per core.
+/// A node's runtime: `threads` workers, or one per core. One worker is tokio's
+/// current-thread scheduler: the thread that waits for I/O also runs the tasks.
 fn node_runtime(threads: Option<u16>) -> Result<tokio::runtime::Runtime> {
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(threads) = threads {
+    let mut builder = match threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    if let Some(threads) = threads.filter(|threads| *threads > 1) {
         builder.worker_threads(usize::from(threads));
     }
     Ok(builder.enable_all().build()?)

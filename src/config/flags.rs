@@ -36,7 +36,8 @@ pub struct TuningFlags {
     #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
     pub cache_mb: Option<u64>,
     /// Worker threads of each node (default: one per core; `cluster up` and `sim`,
-    /// which start every node on this machine, share the cores among them).
+    /// which start every node on this machine, share the cores among them). With 1,
+    /// the node runs on tokio's current-thread scheduler.
     #[arg(long, value_name = "COUNT", value_parser = clap::value_parser!(u16).range(1..=crate::limits::NODE_THREADS_MAX))]
     pub threads: Option<u16>,
     /// How long a coordinator waits for replicas before answering with a timeout.
