@@ -43,10 +43,9 @@ impl ReadRound {
 
     /// What a repair needs once the read answered: the nodes, and the replies still due
     /// (they end when every request sent has answered, or at the deadline).
-    fn into_late(self, expected: Option<Option<[u8; 32]>>) -> (Vec<NodeId>, LateReplies) {
+    fn into_late(self) -> (Vec<NodeId>, LateReplies) {
         let late = LateReplies {
             replies: self.replies,
-            expected,
             deadline: self.deadline,
         };
         (self.nodes, late)
@@ -69,8 +68,6 @@ enum DigestRead {
 /// The replies a read did not wait for, for its repair.
 struct LateReplies {
     replies: mpsc::Receiver<Reply>,
-    /// A digest read's: the digest of its object; a late digest that differs is read.
-    expected: Option<Option<[u8; 32]>>,
     deadline: Instant,
 }
 
@@ -270,7 +267,7 @@ impl Coordinator {
             return DigestRead::Disagreed;
         }
         if round.outstanding() > 0 {
-            let (nodes, late) = round.into_late(Some(expected));
+            let (nodes, late) = round.into_late();
             let mut seen = vec![None; nodes.len()];
             seen[data_at] = Some(data.clone());
             self.spawn_read_repair(key.clone(), nodes, seen, late);
@@ -316,7 +313,7 @@ impl Coordinator {
             None => true,
         };
         if round.outstanding() > 0 || !settled {
-            let (nodes, late) = round.into_late(None);
+            let (nodes, late) = round.into_late();
             self.spawn_read_repair(key.clone(), nodes, seen, late);
         }
         Ok(merged)
@@ -353,7 +350,8 @@ impl Coordinator {
 
     /// Waits (in the background, until the deadline) for the remaining replies, then
     /// writes the merged object to every replica that answered with less. A late
-    /// digest that differs from the read's object costs a read of that replica's object.
+    /// digest that differs from the merge of the objects it has costs a read of that
+    /// replica's object.
     fn spawn_read_repair(
         &self,
         key: ObjectKey,
@@ -368,7 +366,6 @@ impl Coordinator {
         let stats = self.stats.clone();
         let LateReplies {
             mut replies,
-            expected,
             deadline,
         } = late;
         tokio::spawn(async move {
@@ -376,7 +373,13 @@ impl Coordinator {
             while let Ok(Some(reply)) = tokio::time::timeout_at(deadline, replies.recv()).await {
                 match reply.response {
                     Ok(PeerResponse::Object(object)) => seen[reply.index] = Some(object),
-                    Ok(PeerResponse::Digest(digest)) if Some(digest) != expected => {
+                    // A late digest that differs from what the read has: read that object.
+                    Ok(PeerResponse::Digest(digest))
+                        if digest
+                            != merge_all(seen.iter().flatten())
+                                .as_ref()
+                                .map(Object::digest) =>
+                    {
                         let get = PeerRequest::Get { key: key.clone() };
                         let fetched = tokio::time::timeout_at(
                             deadline,
