@@ -132,6 +132,14 @@ fn coordinator(behaviour: Behaviour) -> (Coordinator, Arc<Fake>) {
     (coordinator, fake)
 }
 
+/// Reads key `k` at `level` through `coordinator`.
+async fn read_k(
+    coordinator: &Coordinator,
+    level: Level,
+) -> Result<Option<Object>, CoordinatorError> {
+    coordinator.get(&ObjectKey::kv(b"k"), level).await
+}
+
 fn asked(fake: &Fake) -> Vec<String> {
     asked_nodes(&fake.asked)
 }
@@ -139,19 +147,13 @@ fn asked(fake: &Fake) -> Vec<String> {
 #[tokio::test(start_paused = true)]
 async fn a_read_asks_only_the_replicas_its_level_needs_itself_first() {
     let (coordinator, fake) = coordinator(Behaviour::Answer);
-    let found = coordinator
-        .get(&ObjectKey::kv(b"k"), Level::Count(2))
-        .await
-        .unwrap();
+    let found = read_k(&coordinator, Level::Count(2)).await.unwrap();
     assert!(found.is_none());
     let asked = asked(&fake);
     assert_eq!(asked.len(), 2, "asked {asked:?}");
     assert_eq!(asked[0], "a-1");
     // `all` still asks every replica.
-    coordinator
-        .get(&ObjectKey::kv(b"k"), Level::All)
-        .await
-        .unwrap();
+    read_k(&coordinator, Level::All).await.unwrap();
     assert_eq!(fake.asked.lock().unwrap().len(), 5);
 }
 
@@ -170,10 +172,7 @@ async fn settle() {
 #[tokio::test(start_paused = true)]
 async fn replicas_that_agree_send_one_object_and_digests() {
     let (coordinator, fake) = coordinator(Behaviour::AllHold);
-    let found = coordinator
-        .get(&ObjectKey::kv(b"k"), Level::All)
-        .await
-        .unwrap();
+    let found = read_k(&coordinator, Level::All).await.unwrap();
     assert_eq!(found, Some(held()));
     // This node sends the object; the others only its digest, once.
     let asked = asked(&fake);
@@ -192,10 +191,7 @@ async fn replicas_that_agree_send_one_object_and_digests() {
 async fn a_digest_that_differs_makes_the_read_ask_every_replica_for_its_object() {
     // a-3 holds nothing: its digest differs from a-1's object, so the objects are read.
     let (coordinator, fake) = coordinator(Behaviour::ThirdBehind);
-    let found = coordinator
-        .get(&ObjectKey::kv(b"k"), Level::All)
-        .await
-        .unwrap();
+    let found = read_k(&coordinator, Level::All).await.unwrap();
     assert_eq!(found, Some(held()));
     let reads: Vec<String> = asked(&fake)
         .into_iter()
@@ -218,10 +214,7 @@ async fn a_digest_that_differs_makes_the_read_ask_every_replica_for_its_object()
 #[tokio::test(start_paused = true)]
 async fn a_late_digest_that_differs_gets_its_replica_read_and_repaired() {
     let (coordinator, fake) = coordinator(Behaviour::FirstRemoteLateAndBehind);
-    let found = coordinator
-        .get(&ObjectKey::kv(b"k"), Level::Count(2))
-        .await
-        .unwrap();
+    let found = read_k(&coordinator, Level::Count(2)).await.unwrap();
     // The late replica's digest had not come: the speculative one met the level.
     assert_eq!(found, Some(held()));
     let late = fake
@@ -243,10 +236,7 @@ async fn a_late_digest_that_differs_gets_its_replica_read_and_repaired() {
 #[tokio::test(start_paused = true)]
 async fn a_read_repairs_only_a_replica_that_answered_less() {
     let (agreeing, fake) = coordinator(Behaviour::AllHold);
-    let found = agreeing
-        .get(&ObjectKey::kv(b"k"), Level::All)
-        .await
-        .unwrap();
+    let found = read_k(&agreeing, Level::All).await.unwrap();
     assert_eq!(found, Some(held()));
     settle().await;
     assert!(
@@ -255,7 +245,7 @@ async fn a_read_repairs_only_a_replica_that_answered_less() {
         asked(&fake)
     );
     let (behind, fake) = coordinator(Behaviour::ThirdBehind);
-    let found = behind.get(&ObjectKey::kv(b"k"), Level::All).await.unwrap();
+    let found = read_k(&behind, Level::All).await.unwrap();
     assert_eq!(found, Some(held()));
     settle().await;
     let merges: Vec<String> = asked(&fake)
@@ -269,10 +259,7 @@ async fn a_read_repairs_only_a_replica_that_answered_less() {
 async fn a_failed_replica_makes_the_read_ask_the_next_one_at_once() {
     let (coordinator, fake) = coordinator(Behaviour::Fail);
     let started = Instant::now();
-    let error = coordinator
-        .get(&ObjectKey::kv(b"k"), Level::Count(2))
-        .await
-        .unwrap_err();
+    let error = read_k(&coordinator, Level::Count(2)).await.unwrap_err();
     // Both remote replicas fail: the level cannot be met, and that is known at once.
     assert!(
         matches!(error, CoordinatorError::QuorumNotReached { acked: 1, .. }),
@@ -280,10 +267,7 @@ async fn a_failed_replica_makes_the_read_ask_the_next_one_at_once() {
     );
     assert_eq!(asked(&fake).len(), 3);
     assert!(started.elapsed() < Duration::from_millis(limits::READ_SPECULATE_MS));
-    let found = coordinator
-        .get(&ObjectKey::kv(b"k"), Level::One)
-        .await
-        .unwrap();
+    let found = read_k(&coordinator, Level::One).await.unwrap();
     assert!(found.is_none());
 }
 
@@ -291,10 +275,7 @@ async fn a_failed_replica_makes_the_read_ask_the_next_one_at_once() {
 async fn a_silent_replica_costs_one_speculation_delay_not_the_timeout() {
     let (coordinator, fake) = coordinator(Behaviour::FirstRemoteSilent);
     let started = Instant::now();
-    coordinator
-        .get(&ObjectKey::kv(b"k"), Level::Count(2))
-        .await
-        .unwrap();
+    read_k(&coordinator, Level::Count(2)).await.unwrap();
     let took = started.elapsed();
     assert!(
         took >= Duration::from_millis(limits::READ_SPECULATE_MS),
