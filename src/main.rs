@@ -581,11 +581,13 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn node_runtime(threads: Option<u16>) -> Result<tokio::runtime::Runtime> {
     let mut builder = match threads {
         Some(1) => tokio::runtime::Builder::new_current_thread(),
-        _ => tokio::runtime::Builder::new_multi_thread(),
+        Some(threads) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(usize::from(threads));
+            builder
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
     };
-    if let Some(threads) = threads.filter(|threads| *threads > 1) {
-        builder.worker_threads(usize::from(threads));
-    }
     Ok(builder.enable_all().build()?)
 }
 
