@@ -57,6 +57,13 @@ pub trait Dispatch: Send + Sync + 'static {
     fn mint_here(&self, _to: &NodeId, _request: &PeerRequest) -> Option<(PeerResponse, Durable)> {
         None
     }
+
+    /// A read (`Get` or `Digest`) addressed to this node itself, answered in place: a
+    /// lookup in the local store costs less than the task and the channel a `send`
+    /// takes. `None` for any other node or request: `send`.
+    fn read_here(&self, _to: &NodeId, _request: &PeerRequest) -> Option<PeerResponse> {
+        None
+    }
 }
 
 /// Why a client request failed.

@@ -142,7 +142,10 @@ impl Coordinator {
 
     /// Asks replicas in `order` (marking them in `asked`) until those asked and not yet
     /// failed could meet the level; with `all`, asks every one left.
+    /// A replica on this node is read in place, after the requests to the others are
+    /// on their way.
     fn ask(&self, read: &mut ReadRound, all: bool) {
+        let mut here = None;
         for index in read.order.clone() {
             if !all && read.tracker.could_meet_with(&read.asked) {
                 break;
@@ -156,8 +159,28 @@ impl Coordinator {
                     }
                     None => read.request.clone(),
                 };
-                self.spawn_send(&read.sender, index, &read.nodes[index], request);
+                if read.nodes[index] == self.node {
+                    here = Some((index, request));
+                } else {
+                    self.spawn_send(&read.sender, index, &read.nodes[index], request);
+                }
             }
+        }
+        let Some((index, request)) = here else {
+            return;
+        };
+        match self.dispatch.read_here(&self.node, &request) {
+            // The channel holds a reply per replica and each is asked once: room.
+            Some(response) => {
+                let reply = Reply {
+                    index,
+                    response: Ok(response),
+                };
+                if let Err(error) = read.sender.try_send(reply) {
+                    tracing::error!(%error, "a read's own reply found no room");
+                }
+            }
+            None => self.spawn_send(&read.sender, index, &self.node, request),
         }
     }
 

@@ -30,6 +30,9 @@ struct Fake {
     digests_asked: Mutex<Vec<NodeId>>,
     /// The first remote replica asked.
     first_remote: Mutex<Option<NodeId>>,
+    /// Reads of a-1 (this node) are answered in place (`Dispatch::read_here`), and
+    /// listed here instead of in `asked`.
+    in_place: Option<Mutex<Vec<NodeId>>>,
 }
 
 impl ClusterView for Fake {
@@ -42,6 +45,22 @@ impl ClusterView for Fake {
 }
 
 impl Dispatch for Fake {
+    fn read_here(&self, to: &NodeId, request: &PeerRequest) -> Option<PeerResponse> {
+        let in_place = self.in_place.as_ref()?;
+        assert_eq!(
+            to.as_str(),
+            "a-1",
+            "only this node's reads are answered in place"
+        );
+        in_place.lock().unwrap().push(to.clone());
+        // a-1 holds the object unless every replica holds nothing.
+        let stored = (self.behaviour != Behaviour::Answer).then(held);
+        Some(match request {
+            PeerRequest::Digest { .. } => PeerResponse::Digest(stored.as_ref().map(Object::digest)),
+            _ => PeerResponse::Object(stored),
+        })
+    }
+
     fn send(
         &self,
         to: &NodeId,
@@ -99,6 +118,11 @@ impl WallClock for Epoch {
 
 /// Three replicas in one region; the coordinator is a-1, one of them.
 fn coordinator(behaviour: Behaviour) -> (Coordinator, Arc<Fake>) {
+    coordinator_with(behaviour, false)
+}
+
+/// `coordinator`, reading a-1 in place when `in_place`.
+fn coordinator_with(behaviour: Behaviour, in_place: bool) -> (Coordinator, Arc<Fake>) {
     let owners: Vec<Owner> = (1..=3)
         .map(|i| Owner {
             node: NodeId(format!("a-{i}")),
@@ -119,6 +143,7 @@ fn coordinator(behaviour: Behaviour) -> (Coordinator, Arc<Fake>) {
         asked: Mutex::new(Vec::new()),
         digests_asked: Mutex::new(Vec::new()),
         first_remote: Mutex::new(None),
+        in_place: in_place.then(|| Mutex::new(Vec::new())),
     });
     let coordinator = Coordinator::new(
         NodeId("a-1".into()),
@@ -145,13 +170,14 @@ fn asked(fake: &Fake) -> Vec<String> {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_read_asks_only_the_replicas_its_level_needs_itself_first() {
+async fn a_read_asks_only_the_replicas_its_level_needs_itself_included() {
     let (coordinator, fake) = coordinator(Behaviour::Answer);
     let found = read_k(&coordinator, Level::Count(2)).await.unwrap();
     assert!(found.is_none());
     let asked = asked(&fake);
     assert_eq!(asked.len(), 2, "asked {asked:?}");
-    assert_eq!(asked[0], "a-1");
+    // This node is one of them, asked after the remote one is on its way.
+    assert_eq!(asked[1], "a-1");
     // `all` still asks every replica.
     read_k(&coordinator, Level::All).await.unwrap();
     assert_eq!(fake.asked.lock().unwrap().len(), 5);
@@ -177,7 +203,7 @@ async fn replicas_that_agree_send_one_object_and_digests() {
     // This node sends the object; the others only its digest, once.
     let asked = asked(&fake);
     assert_eq!(asked.len(), 3, "{asked:?}");
-    assert_eq!(asked[0], "a-1");
+    assert_eq!(asked[2], "a-1");
     let mut digests = asked_nodes(&fake.digests_asked);
     digests.sort();
     assert_eq!(digests, ["a-2", "a-3"]);
@@ -231,6 +257,30 @@ async fn a_late_digest_that_differs_gets_its_replica_read_and_repaired() {
     assert_eq!(asked.len(), 5, "{asked:?}");
     assert_eq!(asked[3], late.as_str());
     assert_eq!(asked[4], format!("merge:{late}"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn this_nodes_replica_is_read_in_place_and_the_others_over_the_network() {
+    let (coordinator, fake) = coordinator_with(Behaviour::AllHold, true);
+    let found = read_k(&coordinator, Level::All).await.unwrap();
+    assert_eq!(found, Some(held()));
+    assert_eq!(asked_nodes(fake.in_place.as_ref().unwrap()), ["a-1"]);
+    let mut sent = asked(&fake);
+    sent.sort();
+    assert_eq!(sent, ["a-2", "a-3"], "only the remote digests are sent");
+    // A digest that differs: the full read reads a-1 in place again and repairs a-3.
+    let (coordinator, fake) = coordinator_with(Behaviour::ThirdBehind, true);
+    let found = read_k(&coordinator, Level::All).await.unwrap();
+    assert_eq!(found, Some(held()));
+    assert_eq!(asked_nodes(fake.in_place.as_ref().unwrap()), ["a-1", "a-1"]);
+    settle().await;
+    let sent = asked(&fake);
+    assert_eq!(
+        sent.len(),
+        5,
+        "two digests, two objects, one repair: {sent:?}"
+    );
+    assert!(sent.contains(&"merge:a-3".to_string()));
 }
 
 #[tokio::test(start_paused = true)]

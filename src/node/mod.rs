@@ -133,6 +133,13 @@ impl Dispatch for NodeDispatch {
         Box::pin(async move { batcher.send(&to, request).await })
     }
 
+    fn read_here(&self, to: &NodeId, request: &PeerRequest) -> Option<PeerResponse> {
+        if *to != self.me {
+            return None;
+        }
+        self.service.read(request)
+    }
+
     fn mint_here(&self, to: &NodeId, request: &PeerRequest) -> Option<(PeerResponse, Durable)> {
         if *to != self.me || !self.early.ready() {
             return None;

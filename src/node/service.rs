@@ -141,18 +141,30 @@ impl PeerService {
         }
     }
 
-    /// A request that may travel in a batch. A merge is answered `Done`: the sender
-    /// has the object already, so it does not travel back.
-    async fn serve_item(&self, request: PeerRequest) -> PeerResponse {
-        match request {
-            PeerRequest::Get { key } => match self.replica.get(&key) {
+    /// Answers a `Get` or a `Digest` from the store, at once; `None` for any other
+    /// request.
+    pub fn read(&self, request: &PeerRequest) -> Option<PeerResponse> {
+        let response = match request {
+            PeerRequest::Get { key } => match self.replica.get(key) {
                 Ok(object) => PeerResponse::Object(object),
                 Err(error) => storage_error(error),
             },
-            PeerRequest::Digest { key } => match self.replica.digest(&key) {
+            PeerRequest::Digest { key } => match self.replica.digest(key) {
                 Ok(digest) => PeerResponse::Digest(digest),
                 Err(error) => storage_error(error),
             },
+            _ => return None,
+        };
+        Some(response)
+    }
+
+    /// A request that may travel in a batch. A merge is answered `Done`: the sender
+    /// has the object already, so it does not travel back.
+    async fn serve_item(&self, request: PeerRequest) -> PeerResponse {
+        if let Some(response) = self.read(&request) {
+            return response;
+        }
+        match request {
             PeerRequest::Merge { key, object } => match self.replica.merge(&key, &object).await {
                 Ok(object) => {
                     self.forward_to_pending(&key, &object);
