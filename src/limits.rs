@@ -140,6 +140,11 @@ pub const READ_REPAIRS_IN_FLIGHT_MAX: usize = 256;
 /// notices costs a read this much and not the request timeout.
 pub const READ_SPECULATE_MS: u64 = 50;
 
+/// How long a peer that refused a digest request (a node of a build before digest
+/// reads, during a rolling upgrade) is asked for objects instead, before digests are
+/// tried again.
+pub const DIGESTLESS_RETRY_MS: u64 = 60_000;
+
 // ---- SWIM membership -------------------------------------------------------------------
 
 /// Largest member table (self included); members learned beyond it are ignored and counted in `members_over_limit`.

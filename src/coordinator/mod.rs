@@ -64,6 +64,12 @@ pub trait Dispatch: Send + Sync + 'static {
     fn read_here(&self, _to: &NodeId, _request: &PeerRequest) -> Option<PeerResponse> {
         None
     }
+
+    /// Whether `to` may be asked for a digest; a node that does not understand one (of
+    /// a build before digest reads) is asked for its object instead.
+    fn digests(&self, _to: &NodeId) -> bool {
+        true
+    }
 }
 
 /// Why a client request failed.

@@ -61,6 +61,9 @@ enum DigestRead {
     /// The level was met but the object did not come (its replica failed, or is late
     /// past the speculation delay): the read is done again in full.
     NoObject,
+    /// A replica refused the digest request (it does not know it) and the level was
+    /// not met without it: the read is done again in full.
+    DigestRefused,
     /// The level cannot be met, or the request timed out.
     Failed(CoordinatorError),
 }
@@ -157,7 +160,14 @@ impl Coordinator {
                         read.data_at = Some(index);
                         data
                     }
-                    None => read.request.clone(),
+                    None => match &read.request {
+                        PeerRequest::Digest { key }
+                            if !self.dispatch.digests(&read.nodes[index]) =>
+                        {
+                            PeerRequest::Get { key: key.clone() }
+                        }
+                        request => request.clone(),
+                    },
                 };
                 if read.nodes[index] == self.node {
                     here = Some((index, request));
@@ -220,7 +230,9 @@ impl Coordinator {
                 self.stats.digest_mismatches.fetch_add(1, Ordering::Relaxed);
                 self.full_read(key, level, policy).await
             }
-            DigestRead::NoObject => self.full_read(key, level, policy).await,
+            DigestRead::NoObject | DigestRead::DigestRefused => {
+                self.full_read(key, level, policy).await
+            }
         };
         if read.is_err() {
             self.stats.failures.fetch_add(1, Ordering::Relaxed);
@@ -229,7 +241,7 @@ impl Coordinator {
     }
 
     /// Asks the replicas `level` needs, nearest first, the first for its object and the
-    /// others for its digest.
+    /// others for its digest (their object, from a replica that knows no digests).
     async fn digest_read(&self, key: &ObjectKey, level: Level) -> DigestRead {
         let data = Some(PeerRequest::Get { key: key.clone() });
         let digest = PeerRequest::Digest { key: key.clone() };
@@ -241,6 +253,7 @@ impl Coordinator {
         let mut data: Option<Option<Object>> = None;
         let mut data_failed = false;
         let mut digests: Vec<Option<Option<[u8; 32]>>> = vec![None; round.nodes.len()];
+        let mut digest_refused = false;
         loop {
             let awaiting_data = data.is_none() && !data_failed && round.data_at.is_some();
             match round.progress {
@@ -261,8 +274,13 @@ impl Coordinator {
                     digests[reply.index] = Some(digest);
                     true
                 }
+                Ok(PeerResponse::Object(object)) => {
+                    digests[reply.index] = Some(object.as_ref().map(Object::digest));
+                    true
+                }
                 _ => {
                     data_failed |= is_data;
+                    digest_refused |= !is_data && !self.dispatch.digests(&round.nodes[reply.index]);
                     false
                 }
             };
@@ -270,6 +288,9 @@ impl Coordinator {
         }
         let (progress, started) = (round.progress, round.started);
         if progress != Progress::Met {
+            if digest_refused && Instant::now() < round.deadline {
+                return DigestRead::DigestRefused;
+            }
             return DigestRead::Failed(self.error_for(&round.tracker, level, progress, started));
         }
         let (Some(data), Some(data_at)) = (data, round.data_at) else {

@@ -20,6 +20,9 @@ enum Behaviour {
     /// The first remote replica asked holds nothing and answers only after twice the
     /// speculation delay; the others hold the object.
     FirstRemoteLateAndBehind,
+    /// Every replica holds the object; the remote ones are of a build before digest
+    /// reads: they refuse a digest request, and are not asked for one after that.
+    NoDigests,
 }
 
 struct Fake {
@@ -33,6 +36,8 @@ struct Fake {
     /// Reads of a-1 (this node) are answered in place (`Dispatch::read_here`), and
     /// listed here instead of in `asked`.
     in_place: Option<Mutex<Vec<NodeId>>>,
+    /// The replicas that refused a digest request (`Behaviour::NoDigests`).
+    digestless: Mutex<Vec<NodeId>>,
 }
 
 impl ClusterView for Fake {
@@ -45,6 +50,10 @@ impl ClusterView for Fake {
 }
 
 impl Dispatch for Fake {
+    fn digests(&self, to: &NodeId) -> bool {
+        !self.digestless.lock().unwrap().contains(to)
+    }
+
     fn read_here(&self, to: &NodeId, request: &PeerRequest) -> Option<PeerResponse> {
         let in_place = self.in_place.as_ref()?;
         assert_eq!(
@@ -85,12 +94,16 @@ impl Dispatch for Fake {
                 .get_or_insert_with(|| to.clone())
                 == to;
         let behaviour = self.behaviour;
+        if digest && remote && behaviour == Behaviour::NoDigests {
+            self.digestless.lock().unwrap().push(to.clone());
+            return Box::pin(async { Err("it rejected the request frame".to_string()) });
+        }
         let holds_nothing = to.as_str() == "a-3";
         Box::pin(async move {
             let stored = match behaviour {
                 Behaviour::Fail if remote => return Err("refused".to_string()),
                 Behaviour::FirstRemoteSilent if first_remote => std::future::pending().await,
-                Behaviour::AllHold => Some(held()),
+                Behaviour::AllHold | Behaviour::NoDigests => Some(held()),
                 Behaviour::ThirdBehind if !holds_nothing => Some(held()),
                 Behaviour::FirstRemoteLateAndBehind if first_remote => {
                     let late = Duration::from_millis(2 * limits::READ_SPECULATE_MS);
@@ -144,6 +157,7 @@ fn coordinator_with(behaviour: Behaviour, in_place: bool) -> (Coordinator, Arc<F
         digests_asked: Mutex::new(Vec::new()),
         first_remote: Mutex::new(None),
         in_place: in_place.then(|| Mutex::new(Vec::new())),
+        digestless: Mutex::new(Vec::new()),
     });
     let coordinator = Coordinator::new(
         NodeId("a-1".into()),
@@ -281,6 +295,29 @@ async fn this_nodes_replica_is_read_in_place_and_the_others_over_the_network() {
         "two digests, two objects, one repair: {sent:?}"
     );
     assert!(sent.contains(&"merge:a-3".to_string()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn replicas_that_refuse_digests_are_read_in_full_then_asked_for_objects() {
+    let (coordinator, fake) = coordinator(Behaviour::NoDigests);
+    // Both remotes refuse the digest: the read is done again with objects only.
+    let found = read_k(&coordinator, Level::Count(2)).await.unwrap();
+    assert_eq!(found, Some(held()));
+    let mut refused = asked_nodes(&fake.digestless);
+    refused.sort();
+    assert_eq!(refused, ["a-2", "a-3"]);
+    let digests_before = fake.digests_asked.lock().unwrap().len();
+    let sent_before = fake.asked.lock().unwrap().len();
+    // From then on they are asked for their objects, which agree: one round, no digest.
+    let found = read_k(&coordinator, Level::Count(2)).await.unwrap();
+    assert_eq!(found, Some(held()));
+    assert_eq!(fake.digests_asked.lock().unwrap().len(), digests_before);
+    assert_eq!(fake.asked.lock().unwrap().len(), sent_before + 2);
+    assert_eq!(
+        coordinator.stats.digest_mismatches.load(Ordering::Relaxed),
+        0
+    );
+    assert_eq!(coordinator.stats.failures.load(Ordering::Relaxed), 0);
 }
 
 #[tokio::test(start_paused = true)]

@@ -7,13 +7,21 @@
 //!
 //! Only reads (`Get`, `Digest`) and `Merge`s are batched, each kind on its own (a read never waits behind a
 //! write's flush). A batch whose frame would be too large goes out request by request.
+//!
+//! A peer that refuses the frame of a `Digest` (a node of a build before digest reads,
+//! in a rolling upgrade) is not asked for digests for `DIGESTLESS_RETRY_MS`
+//! ([`Batcher::digests`]): reads ask it for objects instead.
 
 use crate::ids::NodeId;
-use crate::limits::{BATCHES_IN_FLIGHT_PER_PEER, BATCH_QUEUE_PER_PEER, BATCH_REQUESTS_MAX};
-use crate::transport::{lock, Transport, TransportError};
+use crate::limits::{
+    BATCHES_IN_FLIGHT_PER_PEER, BATCH_QUEUE_PER_PEER, BATCH_REQUESTS_MAX, DIGESTLESS_RETRY_MS,
+    PEERS_MAX,
+};
+use crate::transport::{lock, Refusal, Transport, TransportError};
 use crate::wire::{PeerRequest, PeerResponse};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 type Answer = Result<PeerResponse, String>;
@@ -37,10 +45,50 @@ impl Kind {
     }
 }
 
+/// The peers that refused a digest request, and until when they are not asked for one.
+#[derive(Default)]
+struct Digestless(Mutex<HashMap<NodeId, Instant>>);
+
+impl Digestless {
+    /// Notes `to` as not understanding digests when it refused the frame of `requests`
+    /// and a `Digest` was among them.
+    fn note(&self, to: &NodeId, requests: &[PeerRequest], error: &TransportError) {
+        let refused = matches!(
+            error,
+            TransportError::Refused {
+                reason: Refusal::FrameRejected,
+                ..
+            }
+        );
+        let asked_digest = requests
+            .iter()
+            .any(|request| matches!(request, PeerRequest::Digest { .. }));
+        if !(refused && asked_digest) {
+            return;
+        }
+        tracing::info!(peer = %to, "peer refused a digest request; asking it for objects");
+        let mut peers = lock(&self.0);
+        let now = Instant::now();
+        if peers.len() >= PEERS_MAX {
+            peers.retain(|_, until| *until > now);
+        }
+        if peers.len() < PEERS_MAX {
+            peers.insert(to.clone(), now + Duration::from_millis(DIGESTLESS_RETRY_MS));
+        }
+    }
+
+    fn allows(&self, to: &NodeId) -> bool {
+        lock(&self.0)
+            .get(to)
+            .is_none_or(|until| *until <= Instant::now())
+    }
+}
+
 /// One node's outgoing batch queues, one per (peer, kind); at most `PEERS_MAX` peers.
 pub struct Batcher {
     transport: Transport<PeerRequest, PeerResponse>,
     queues: Mutex<HashMap<(NodeId, Kind), mpsc::Sender<Queued>>>,
+    digestless: Arc<Digestless>,
 }
 
 impl Batcher {
@@ -48,13 +96,19 @@ impl Batcher {
         Batcher {
             transport,
             queues: Mutex::new(HashMap::new()),
+            digestless: Arc::default(),
         }
+    }
+
+    /// Whether `to` may be asked for a digest: false for a while after it refused one.
+    pub fn digests(&self, to: &NodeId) -> bool {
+        self.digestless.allows(to)
     }
 
     /// Sends `request` to `to`, batched with others of its kind when it has to wait.
     pub async fn send(&self, to: &NodeId, request: PeerRequest) -> Answer {
         let Some(kind) = Kind::of(&request) else {
-            return single(&self.transport, to, &request).await;
+            return single(&self.transport, &self.digestless, to, &request).await;
         };
         let queue = self.queue(to, kind);
         let (answer, answered) = oneshot::channel();
@@ -80,7 +134,13 @@ impl Batcher {
         }
         let (sender, receiver) = mpsc::channel(BATCH_QUEUE_PER_PEER);
         queues.insert((to.clone(), kind), sender.clone());
-        tokio::spawn(drain(self.transport.clone(), to.clone(), receiver));
+        let digestless = self.digestless.clone();
+        tokio::spawn(drain(
+            self.transport.clone(),
+            digestless,
+            to.clone(),
+            receiver,
+        ));
         sender
     }
 }
@@ -89,6 +149,7 @@ impl Batcher {
 /// `BATCHES_IN_FLIGHT_PER_PEER` are in flight; ends when the queue is dropped.
 async fn drain(
     transport: Transport<PeerRequest, PeerResponse>,
+    digestless: Arc<Digestless>,
     to: NodeId,
     mut queue: mpsc::Receiver<Queued>,
 ) {
@@ -105,23 +166,25 @@ async fn drain(
             }
         }
         let transport = transport.clone();
+        let digestless = digestless.clone();
         let to = to.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            send_batch(&transport, &to, batch).await;
+            send_batch(&transport, &digestless, &to, batch).await;
         });
     }
 }
 
 async fn send_batch(
     transport: &Transport<PeerRequest, PeerResponse>,
+    digestless: &Digestless,
     to: &NodeId,
     batch: Vec<Queued>,
 ) {
     let (requests, answers): (Vec<PeerRequest>, Vec<oneshot::Sender<Answer>>) =
         batch.into_iter().unzip();
     if requests.len() == 1 {
-        let answer = single(transport, to, &requests[0]).await;
+        let answer = single(transport, digestless, to, &requests[0]).await;
         for sender in answers {
             let _ = sender.send(answer.clone());
         }
@@ -142,14 +205,19 @@ async fn send_batch(
                 unreachable!("built as a batch above")
             };
             for (request, sender) in requests.iter().zip(answers) {
-                let _ = sender.send(single(transport, to, request).await);
+                let _ = sender.send(single(transport, digestless, to, request).await);
             }
         }
         other => {
             let error = match other {
                 Ok(PeerResponse::Error(error)) => error.to_string(),
                 Ok(_) => format!("{to} answered a batch of {count} with something else"),
-                Err(error) => error.to_string(),
+                Err(error) => {
+                    if let PeerRequest::Batch(requests) = &request {
+                        digestless.note(to, requests, &error);
+                    }
+                    error.to_string()
+                }
             };
             for sender in answers {
                 let _ = sender.send(Err(error.clone()));
@@ -160,15 +228,14 @@ async fn send_batch(
 
 async fn single(
     transport: &Transport<PeerRequest, PeerResponse>,
+    digestless: &Digestless,
     to: &NodeId,
     request: &PeerRequest,
 ) -> Answer {
-    answer_of(
-        transport
-            .request(to, request)
-            .await
-            .map_err(|error| error.to_string()),
-    )
+    answer_of(transport.request(to, request).await.map_err(|error| {
+        digestless.note(to, std::slice::from_ref(request), &error);
+        error.to_string()
+    }))
 }
 
 fn answer_of(response: Result<PeerResponse, String>) -> Answer {
@@ -236,6 +303,102 @@ mod tests {
             request_timeout: Duration::from_secs(10),
         };
         Transport::start(config, handler).await.unwrap()
+    }
+
+    /// The peer requests of a build before digest reads: `PeerRequest` without its last
+    /// variant (the others as placeholders: only `Get` and `Batch` are sent here).
+    #[derive(serde::Serialize, serde::Deserialize)]
+    enum OldRequest {
+        Get { key: ObjectKey },
+        Mint(()),
+        Merge(()),
+        Swim(()),
+        Hint(()),
+        Handoff(()),
+        AntiEntropy(()),
+        CollectTombstones(()),
+        FetchKeys(()),
+        FetchPartition(()),
+        Apply(()),
+        Batch(Vec<OldRequest>),
+    }
+
+    /// A node of that build: it holds nothing.
+    struct OldNode;
+
+    impl Handler<OldRequest, PeerResponse> for OldNode {
+        async fn handle(&self, _from: PeerInfo, request: OldRequest) -> PeerResponse {
+            match request {
+                OldRequest::Batch(requests) => PeerResponse::Batch(
+                    requests
+                        .iter()
+                        .map(|_| PeerResponse::Object(None))
+                        .collect(),
+                ),
+                _ => PeerResponse::Object(None),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_refuses_digests_is_asked_for_objects_for_a_while() {
+        tokio::time::timeout(Duration::from_secs(20), async {
+            let ca = tempfile::tempdir().unwrap();
+            create_cluster_ca(ca.path()).unwrap();
+            let (_gate, open) = watch::channel(true);
+            let gated = Arc::new(Gated {
+                open,
+                frames: AtomicUsize::new(0),
+                requests: AtomicUsize::new(0),
+                largest: AtomicUsize::new(0),
+            });
+            let client = transport(ca.path(), "client", gated).await;
+            let old_id = NodeId::new("old").unwrap();
+            let config = TransportConfig {
+                node: old_id.clone(),
+                region: Region::new("local").unwrap(),
+                bind: "127.0.0.1:0".parse().unwrap(),
+                tls: issue_node_certificate(ca.path(), &old_id).unwrap(),
+                wan: WanModel::disabled(),
+                request_timeout: Duration::from_secs(10),
+            };
+            let old = Transport::start(config, Arc::new(OldNode)).await.unwrap();
+            client
+                .set_peer(
+                    old_id.clone(),
+                    Region::new("local").unwrap(),
+                    old.local_addr(),
+                )
+                .unwrap();
+            let batcher = Batcher::new(client.clone());
+            let key = ObjectKey::kv(b"k");
+            assert!(batcher.digests(&old_id));
+            // It answers a `Get`; nothing is noted.
+            let get = batcher
+                .send(&old_id, PeerRequest::Get { key: key.clone() })
+                .await;
+            assert!(matches!(get, Ok(PeerResponse::Object(None))), "{get:?}");
+            assert!(batcher.digests(&old_id));
+            let digest = batcher
+                .send(&old_id, PeerRequest::Digest { key: key.clone() })
+                .await;
+            assert!(
+                digest.is_err(),
+                "an old node cannot read a digest request: {digest:?}"
+            );
+            assert!(
+                !batcher.digests(&old_id),
+                "it is no longer asked for digests"
+            );
+            // Another peer is not affected, and the old one still answers objects.
+            assert!(batcher.digests(&NodeId::new("other").unwrap()));
+            let get = batcher.send(&old_id, PeerRequest::Get { key }).await;
+            assert!(matches!(get, Ok(PeerResponse::Object(None))), "{get:?}");
+            client.shutdown().await;
+            old.shutdown().await;
+        })
+        .await
+        .expect("test exceeded its time bound");
     }
 
     #[tokio::test]

@@ -133,6 +133,10 @@ impl Dispatch for NodeDispatch {
         Box::pin(async move { batcher.send(&to, request).await })
     }
 
+    fn digests(&self, to: &NodeId) -> bool {
+        self.batcher.digests(to)
+    }
+
     fn read_here(&self, to: &NodeId, request: &PeerRequest) -> Option<PeerResponse> {
         if *to != self.me {
             return None;
