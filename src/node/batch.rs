@@ -276,15 +276,18 @@ mod tests {
             self.largest.fetch_max(count, Ordering::SeqCst);
             let mut open = self.open.clone();
             let _ = open.wait_for(|open| *open).await;
-            match request {
-                PeerRequest::Batch(requests) => PeerResponse::Batch(
-                    requests
-                        .iter()
-                        .map(|_| PeerResponse::Object(None))
-                        .collect(),
-                ),
-                _ => PeerResponse::Object(None),
-            }
+            holding_nothing(match request {
+                PeerRequest::Batch(_) => Some(count),
+                _ => None,
+            })
+        }
+    }
+
+    /// The answer of a node holding nothing to a read, or to a batch of `n` reads.
+    fn holding_nothing(batch: Option<usize>) -> PeerResponse {
+        match batch {
+            Some(n) => PeerResponse::Batch(vec![PeerResponse::Object(None); n]),
+            None => PeerResponse::Object(None),
         }
     }
 
@@ -329,13 +332,8 @@ mod tests {
     impl Handler<OldRequest, PeerResponse> for OldNode {
         async fn handle(&self, _from: PeerInfo, request: OldRequest) -> PeerResponse {
             match request {
-                OldRequest::Batch(requests) => PeerResponse::Batch(
-                    requests
-                        .iter()
-                        .map(|_| PeerResponse::Object(None))
-                        .collect(),
-                ),
-                _ => PeerResponse::Object(None),
+                OldRequest::Batch(requests) => holding_nothing(Some(requests.len())),
+                _ => holding_nothing(None),
             }
         }
     }
