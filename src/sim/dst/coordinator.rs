@@ -3,9 +3,15 @@
 //! `QuorumTracker`. It follows `crate::coordinator`: a write is minted on one replica
 //! (this node first when it is one, then in preference order, at most
 //! `limits::MINT_ATTEMPTS_MAX` tries), then merged into the others and acknowledged
-//! once the write level is met; a read asks every replica, answers with the merge of
-//! the replies that met the read level, then waits for the late replies until the
-//! request's deadline and repairs every replica that answered with less.
+//! once the write level is met. A read asks one replica (this node when it is one) for
+//! its object and every other for its digest; when the level is met and every digest
+//! matches the object, the object is the answer. When a digest differs, or the level is
+//! met before the object came, the read asks every replica for its object and answers
+//! with the merge of the replies that met the level. Then it waits for the late replies
+//! until the request's deadline (a late digest that differs gets its replica's object
+//! read) and repairs every replica that answered with less. (The real coordinator
+//! waits its speculation delay for a missing object first, and asks only as many
+//! replicas as the level needs: timing, not a different answer.)
 //!
 //! It never reads a clock (the world passes virtual and wall time) and keeps at most
 //! `DST_COORDINATED_PER_NODE_MAX` requests; all of them vanish when the node crashes.
@@ -64,9 +70,30 @@ enum Stage {
         stored: Object,
     },
     Reading {
+        /// The objects replicas answered (`Some(None)`: holds nothing).
         seen: Vec<Option<Option<Object>>>,
+        /// While the read compares digests; `None` once it asks for every object.
+        digests: Option<Digests>,
         answered: bool,
     },
+}
+
+/// The digest round of a read.
+struct Digests {
+    /// The replica asked for its object.
+    data_at: usize,
+    /// The digests the others answered (`Some(None)`: holds nothing).
+    digests: Vec<Option<Option<[u8; 32]>>>,
+}
+
+impl Digests {
+    /// The digest every replica must answer for the object to be the answer, once the
+    /// object came.
+    fn expected(&self, seen: &[Option<Option<Object>>]) -> Option<Option<[u8; 32]>> {
+        seen[self.data_at]
+            .as_ref()
+            .map(|object| object.as_ref().map(Object::digest))
+    }
 }
 
 struct Pending {
@@ -87,6 +114,9 @@ pub(super) struct Coordinator {
     timeout_ms: u64,
     planted_bug: bool,
     pub read_repairs: u64,
+    /// Reads whose digest round ended without an answer (a digest differed, or the
+    /// level was met before the object came), so asked every replica for its object.
+    pub reads_in_full: u64,
     /// For the checker, not node state: (storage key, dot) of siblings the sibling cap
     /// dropped while merging replies, since the world last drained this list.
     pub dropped: Vec<(Vec<u8>, Dot)>,
@@ -104,6 +134,7 @@ impl Coordinator {
             timeout_ms,
             planted_bug,
             read_repairs: 0,
+            reads_in_full: 0,
             dropped: Vec::new(),
         }
     }
@@ -219,15 +250,25 @@ impl Coordinator {
         else {
             return effects;
         };
-        for node in &plan.replicas {
-            let read = Payload::Read {
-                req,
-                key: request.key.clone(),
+        let data_at = plan
+            .replicas
+            .iter()
+            .position(|node| *node == self.node)
+            .unwrap_or(0);
+        for (index, node) in plan.replicas.iter().enumerate() {
+            let key = request.key.clone();
+            let read = match index == data_at {
+                true => Payload::Read { req, key },
+                false => Payload::ReadDigest { req, key },
             };
             effects.push(Effect::send(Address::Node(*node), read));
         }
         let stage = Stage::Reading {
             seen: vec![None; plan.replicas.len()],
+            digests: Some(Digests {
+                data_at,
+                digests: vec![None; plan.replicas.len()],
+            }),
             answered: false,
         };
         self.pending.insert(
@@ -362,7 +403,7 @@ impl Coordinator {
         let Some(pending) = self.pending.get_mut(&req) else {
             return effects;
         };
-        let Stage::Reading { seen, answered } = &mut pending.stage else {
+        let Stage::Reading { seen, answered, .. } = &mut pending.stage else {
             return effects;
         };
         let Some(index) = pending.plan.replicas.iter().position(|node| *node == from) else {
@@ -371,10 +412,90 @@ impl Coordinator {
         if seen[index].is_none() {
             seen[index] = Some(object);
         }
-        if !*answered && pending.tracker.record(index, true) == Progress::Met {
-            *answered = true;
-            match merge_all(seen.iter().flatten()) {
-                Ok((merged, lost)) => {
+        if !*answered {
+            pending.tracker.record(index, true);
+        }
+        self.advance_read(req, &mut effects);
+        effects
+    }
+
+    /// A replica's answer to `ReadDigest`.
+    pub fn on_digest_reply(
+        &mut self,
+        req: ReqId,
+        from: usize,
+        digest: Option<[u8; 32]>,
+    ) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        let Some(pending) = self.pending.get_mut(&req) else {
+            return effects;
+        };
+        let Stage::Reading {
+            seen,
+            digests: Some(round),
+            answered,
+        } = &mut pending.stage
+        else {
+            // The read asks for objects now: a digest of the round before is no answer.
+            return effects;
+        };
+        let Some(index) = pending.plan.replicas.iter().position(|node| *node == from) else {
+            return effects;
+        };
+        if round.digests[index].is_some() {
+            return effects;
+        }
+        round.digests[index] = Some(digest);
+        if !*answered {
+            pending.tracker.record(index, true);
+        } else if round.expected(seen) != Some(digest) {
+            // Late and different: read that replica's object, for the repair.
+            let read = Payload::Read {
+                req,
+                key: pending.request.key.clone(),
+            };
+            effects.push(Effect::send(Address::Node(from), read));
+        }
+        self.advance_read(req, &mut effects);
+        effects
+    }
+
+    /// After a reply: answers the client once the level is met (the object when every
+    /// digest matches it; otherwise asks every replica for its object first), and
+    /// repairs once every replica has answered.
+    fn advance_read(&mut self, req: ReqId, effects: &mut Vec<Effect>) {
+        let Some(pending) = self.pending.get_mut(&req) else {
+            return;
+        };
+        let Stage::Reading {
+            seen,
+            digests,
+            answered,
+        } = &mut pending.stage
+        else {
+            return;
+        };
+        if !*answered && pending.tracker.progress() == Progress::Met {
+            let answer = match digests {
+                None => Some(merge_all(seen.iter().flatten())),
+                Some(round) => match round.expected(seen) {
+                    Some(expected)
+                        if round
+                            .digests
+                            .iter()
+                            .flatten()
+                            .all(|digest| *digest == expected) =>
+                    {
+                        let data = seen[round.data_at].clone().flatten();
+                        Some(Ok((data, Vec::new())))
+                    }
+                    // A digest differs, or the object has not come: read every object.
+                    _ => None,
+                },
+            };
+            match answer {
+                Some(Ok((merged, lost))) => {
+                    *answered = true;
                     let key = pending.request.key.storage_bytes();
                     self.dropped
                         .extend(lost.into_iter().map(|dot| (key.clone(), dot)));
@@ -384,13 +505,34 @@ impl Coordinator {
                     };
                     effects.push(Effect::send(Address::Client(pending.request.client), reply));
                 }
-                Err(error) => effects.push(Effect::Internal(error)),
+                Some(Err(error)) => effects.push(Effect::Internal(error)),
+                None => {
+                    self.reads_in_full += 1;
+                    *digests = None;
+                    *seen = vec![None; seen.len()];
+                    let requirement = pending.tracker.requirement().clone();
+                    pending.tracker = QuorumTracker::new(requirement, pending.plan.regions.clone());
+                    for node in &pending.plan.replicas {
+                        let read = Payload::Read {
+                            req,
+                            key: pending.request.key.clone(),
+                        };
+                        effects.push(Effect::send(Address::Node(*node), read));
+                    }
+                    return;
+                }
             }
         }
-        if *answered && seen.iter().all(Option::is_some) {
-            self.repair(req, &mut effects);
+        // Every replica has answered: with its object, or with a digest that matched.
+        let settled = |index: usize| {
+            seen[index].is_some()
+                || digests.as_ref().is_some_and(|round| {
+                    round.digests[index].is_some() && round.digests[index] == round.expected(seen)
+                })
+        };
+        if *answered && (0..seen.len()).all(settled) {
+            self.repair(req, effects);
         }
-        effects
     }
 
     /// The request's deadline passed.

@@ -7,7 +7,7 @@ use super::coordinator::ClientRequest;
 use super::network::{Address, Event, OpId, Outcome, Payload};
 use super::world::World;
 use super::{DstViolation, ViolationKind};
-use crate::object::Blob;
+use crate::object::{Blob, Object};
 use rand::Rng;
 
 impl World {
@@ -98,6 +98,9 @@ impl World {
             Payload::ReadReply { req, object } => self.nodes[node]
                 .coordinator
                 .on_read_reply(req, sender, object),
+            Payload::DigestReply { req, digest } => self.nodes[node]
+                .coordinator
+                .on_digest_reply(req, sender, digest),
             replica_request => return self.at_replica(node, from, replica_request),
         };
         self.apply(node, effects)
@@ -168,6 +171,12 @@ impl World {
                 let partition = key.partition(partitions);
                 let object = self.nodes[node].store.get(partition, &key).cloned();
                 Payload::ReadReply { req, object }
+            }
+            Payload::ReadDigest { req, key } => {
+                let partition = key.partition(partitions);
+                let store = &self.nodes[node].store;
+                let digest = store.get(partition, &key).map(Object::digest);
+                Payload::DigestReply { req, digest }
             }
             _ => return Ok(()),
         };

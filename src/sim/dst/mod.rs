@@ -130,6 +130,8 @@ pub struct DstReport {
     /// Acknowledged writes a completed read was checked against.
     pub reads_checked: u64,
     pub read_repairs: u64,
+    /// Reads whose digests did not settle them, so read every replica's object.
+    pub reads_in_full: u64,
     /// Keys the anti-entropy exchange repaired (during the run and after the heal).
     pub keys_synced: u64,
     pub crashes: u64,

@@ -81,6 +81,11 @@ pub(super) enum Payload {
         req: ReqId,
         key: ObjectKey,
     },
+    /// Coordinator → replica: the digest of your object (`Object::digest`).
+    ReadDigest {
+        req: ReqId,
+        key: ObjectKey,
+    },
     /// Replica → coordinator: the version minted, or `None` when minting failed;
     /// `durable` unless the replica is the coordinator's own node, which sends the
     /// version on before its flush ends (then `Flushed` follows).
@@ -105,6 +110,10 @@ pub(super) enum Payload {
     ReadReply {
         req: ReqId,
         object: Option<Object>,
+    },
+    DigestReply {
+        req: ReqId,
+        digest: Option<[u8; 32]>,
     },
 }
 
@@ -137,11 +146,13 @@ impl Payload {
             Payload::Replicate { .. } => "replicate",
             Payload::Repair { .. } => "repair",
             Payload::Read { .. } => "read",
+            Payload::ReadDigest { .. } => "read-digest",
             Payload::Minted { .. } => "minted",
             Payload::Flushed { .. } => "flushed",
             Payload::Armed { .. } => "armed",
             Payload::Stored { .. } => "stored",
             Payload::ReadReply { .. } => "read-reply",
+            Payload::DigestReply { .. } => "digest-reply",
         }
     }
 }

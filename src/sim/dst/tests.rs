@@ -21,11 +21,14 @@ fn many_seeds_hold_the_invariants() {
     let started = std::time::Instant::now();
     let mut events = 0;
     let mut acked = 0;
+    let (mut reads, mut in_full) = (0, 0);
     for seed in seeds() {
         match run(&config, seed) {
             Ok(report) => {
                 events += report.events;
                 acked += report.puts_acked;
+                reads += report.gets_ok;
+                in_full += report.reads_in_full;
             }
             Err(violation) => panic!(
                 "seed {seed}: {violation}\nlast events:\n{}\nreplay: SIM_SEED={seed} cargo test --lib dst",
@@ -34,9 +37,15 @@ fn many_seeds_hold_the_invariants() {
         }
     }
     println!(
-        "{} seeds, {events} events, {acked} acknowledged writes, in {:?}",
+        "{} seeds, {events} events, {acked} acknowledged writes, {reads} reads ({in_full} \
+         read in full after their digests), in {:?}",
         seeds().len(),
         started.elapsed()
+    );
+    // Both read paths ran: answered from digests, and read again for every object.
+    assert!(
+        in_full > 0 && in_full < reads,
+        "{in_full} of {reads} reads in full"
     );
 }
 

@@ -276,6 +276,11 @@ impl World {
             .iter()
             .map(|node| node.coordinator.read_repairs)
             .sum();
+        self.report.reads_in_full = self
+            .nodes
+            .iter()
+            .map(|node| node.coordinator.reads_in_full)
+            .sum();
         Ok(self.report.clone())
     }
 
