@@ -283,6 +283,16 @@ mod tests {
         }
     }
 
+    /// A `Gated` handler with nothing counted yet.
+    fn gated(open: watch::Receiver<bool>) -> Arc<Gated> {
+        Arc::new(Gated {
+            open,
+            frames: AtomicUsize::new(0),
+            requests: AtomicUsize::new(0),
+            largest: AtomicUsize::new(0),
+        })
+    }
+
     /// The answer of a node holding nothing to a read, or to a batch of `n` reads.
     fn holding_nothing(batch: Option<usize>) -> PeerResponse {
         match batch {
@@ -344,13 +354,7 @@ mod tests {
             let ca = tempfile::tempdir().unwrap();
             create_cluster_ca(ca.path()).unwrap();
             let (_gate, open) = watch::channel(true);
-            let gated = Arc::new(Gated {
-                open,
-                frames: AtomicUsize::new(0),
-                requests: AtomicUsize::new(0),
-                largest: AtomicUsize::new(0),
-            });
-            let client = transport(ca.path(), "client", gated).await;
+            let client = transport(ca.path(), "client", gated(open)).await;
             let old_id = NodeId::new("old").unwrap();
             let config = TransportConfig {
                 node: old_id.clone(),
@@ -405,16 +409,8 @@ mod tests {
             let ca = tempfile::tempdir().unwrap();
             create_cluster_ca(ca.path()).unwrap();
             let (gate, open) = watch::channel(false);
-            let handler = |open| {
-                Arc::new(Gated {
-                    open,
-                    frames: AtomicUsize::new(0),
-                    requests: AtomicUsize::new(0),
-                    largest: AtomicUsize::new(0),
-                })
-            };
-            let server_handler = handler(open.clone());
-            let client = transport(ca.path(), "client", handler(open)).await;
+            let server_handler = gated(open.clone());
+            let client = transport(ca.path(), "client", gated(open)).await;
             let server = transport(ca.path(), "server", server_handler.clone()).await;
             let server_id = NodeId::new("server").unwrap();
             client
