@@ -59,9 +59,9 @@ pub enum PeerRequest {
         op: crate::crdt::DocOp,
         at: Hlc,
     },
-    /// Several `Get`s and `Digest`s, or several `Merge`s, queued for this node while earlier ones were
-    /// in flight; served concurrently, answered by a `Batch` in the same order. At most
-    /// `BATCH_REQUESTS_MAX`, never nested.
+    /// Several `Get`s and `Digest`s, or several `Merge`s, queued for this node while
+    /// earlier ones were in flight; served concurrently, answered by a `Batch` in the
+    /// same order. At most `BATCH_REQUESTS_MAX`, never nested.
     Batch(Vec<PeerRequest>),
     /// The digest of the local replica of a key (`Object::digest`): a quorum read
     /// gets one replica's object and only this from the others.

@@ -58,12 +58,11 @@ enum DigestRead {
     Agreed(Option<Object>),
     /// A digest differed: the read is done again in full.
     Disagreed,
-    /// The level was met but the object did not come (its replica failed, or is late
-    /// past the speculation delay): the read is done again in full.
-    NoObject,
-    /// A replica refused the digest request (it does not know it) and the level was
-    /// not met without it: the read is done again in full.
-    DigestRefused,
+    /// The digests cannot settle the read: the level was met but the object did not
+    /// come (its replica failed, or is late past the speculation delay), or a replica
+    /// refused the digest request (a build before digests) and the level was not met
+    /// without it. The read is done again in full.
+    Incomplete,
     /// The level cannot be met, or the request timed out.
     Failed(CoordinatorError),
 }
@@ -230,9 +229,7 @@ impl Coordinator {
                 self.stats.digest_mismatches.fetch_add(1, Ordering::Relaxed);
                 self.full_read(key, level, policy).await
             }
-            DigestRead::NoObject | DigestRead::DigestRefused => {
-                self.full_read(key, level, policy).await
-            }
+            DigestRead::Incomplete => self.full_read(key, level, policy).await,
         };
         if read.is_err() {
             self.stats.failures.fetch_add(1, Ordering::Relaxed);
@@ -289,7 +286,7 @@ impl Coordinator {
         let (progress, started) = (round.progress, round.started);
         if progress != Progress::Met {
             if digest_refused && Instant::now() < round.deadline {
-                return DigestRead::DigestRefused;
+                return DigestRead::Incomplete;
             }
             return DigestRead::Failed(self.error_for(&round.tracker, level, progress, started));
         }
@@ -304,7 +301,7 @@ impl Coordinator {
                 ));
             }
             // A level met by digests while the object is late or failed: read in full.
-            return DigestRead::NoObject;
+            return DigestRead::Incomplete;
         };
         let expected = data.as_ref().map(Object::digest);
         if digests.iter().flatten().any(|digest| *digest != expected) {

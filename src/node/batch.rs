@@ -5,8 +5,9 @@
 //! each side and one durability wait for many writes. Nothing waits for company, so a
 //! lone request pays no delay.
 //!
-//! Only reads (`Get`, `Digest`) and `Merge`s are batched, each kind on its own (a read never waits behind a
-//! write's flush). A batch whose frame would be too large goes out request by request.
+//! Only reads (`Get`, `Digest`) and `Merge`s are batched, each kind on its own (a read
+//! never waits behind a write's flush). A batch whose frame would be too large goes out
+//! request by request.
 //!
 //! A peer that refuses the frame of a `Digest` (a node of a build before digest reads,
 //! in a rolling upgrade) is not asked for digests for `DIGESTLESS_RETRY_MS`

@@ -527,7 +527,7 @@ impl Coordinator {
         let settled = |index: usize| {
             seen[index].is_some()
                 || digests.as_ref().is_some_and(|round| {
-                    round.digests[index].is_some() && round.digests[index] == round.expected(seen)
+                    round.digests[index].is_some_and(|digest| round.expected(seen) == Some(digest))
                 })
         };
         if *answered && (0..seen.len()).all(settled) {
