@@ -332,3 +332,9 @@ pub const SESSION_DOC_BYTES_MAX: usize = 64 * 1024;
 
 /// Most worker threads a node may be asked to run (`--threads`).
 pub const NODE_THREADS_MAX: i64 = 256;
+
+// ---- contexts-quic ----
+
+/// Bytes of the tag that authenticates a causal context (keyed blake3, truncated). A
+/// context whose tag does not match is refused with `400 bad_context`.
+pub const CONTEXT_TAG_BYTES: usize = 16;

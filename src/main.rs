@@ -405,7 +405,8 @@ async fn run_node(args: NodeArgs) -> Result<()> {
     let session_secret = cluster::load_session_secret(&args.dir).ok();
     if session_secret.is_none() {
         eprintln!(
-            "warning: no session secret in {} (run `cartwheel init`); the session API is off",
+            "warning: no session secret in {} (run `cartwheel init`); the session API is off, \
+             and kv answers carry no causal context (writes sending one are refused)",
             args.dir.join("tls").display()
         );
     }

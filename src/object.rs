@@ -1,16 +1,14 @@
 //! What a replica stores per key: a versioned object (dotted version vector plus
 //! siblings), and the byte formats it travels and rests in.
 //!
-//! The disk format and the client-visible causal context carry a version byte so that a
-//! later release can read what an earlier one wrote. Decoders return errors on bad input,
-//! never panic.
+//! The disk format carries a version byte so that a later release can read what an
+//! earlier one wrote (the client-visible causal context is `api::context`'s). Decoders
+//! return errors on bad input, never panic.
 
-use crate::clock::{VersionError, VersionVector, Versioned};
+use crate::clock::{VersionError, Versioned};
 use crate::crdt::{CrdtError, Doc};
 use crate::ids::PartitionId;
-use crate::limits;
 use crate::ring;
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 /// The data class of a key; classes have their own policies and never share keys.
@@ -195,8 +193,6 @@ impl Object {
 /// Version of the disk format written by [`encode_object`]; version 1 held a bare
 /// `KvObject` and is still read.
 pub const OBJECT_FORMAT_VERSION: u8 = 2;
-/// Version of the causal context format handed to clients.
-pub const CONTEXT_FORMAT_VERSION: u8 = 1;
 
 /// Why stored or received bytes could not be read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -207,8 +203,6 @@ pub enum DecodeError {
     Version { found: u8, supported: u8 },
     #[error("undecodable record: {0}")]
     Malformed(String),
-    #[error("causal context is {got} bytes, the limit is {max}")]
-    TooLarge { got: usize, max: usize },
 }
 
 /// A document's digest from its MessagePack encoding.
@@ -254,33 +248,6 @@ pub fn decode_object(bytes: &[u8]) -> Result<Object, DecodeError> {
     }
 }
 
-/// The causal context as an opaque header value (base64url, no padding).
-pub fn encode_context(context: &VersionVector) -> String {
-    let mut bytes = vec![CONTEXT_FORMAT_VERSION];
-    rmp_serde::encode::write(&mut bytes, context).expect("encoding to a Vec cannot fail");
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-pub fn decode_context(text: &str) -> Result<VersionVector, DecodeError> {
-    if text.len() > limits::CONTEXT_BYTES_MAX {
-        return Err(DecodeError::TooLarge {
-            got: text.len(),
-            max: limits::CONTEXT_BYTES_MAX,
-        });
-    }
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(text.trim())
-        .map_err(|error| DecodeError::Malformed(error.to_string()))?;
-    let (version, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
-    if *version != CONTEXT_FORMAT_VERSION {
-        return Err(DecodeError::Version {
-            found: *version,
-            supported: CONTEXT_FORMAT_VERSION,
-        });
-    }
-    rmp_serde::from_slice(body).map_err(|error| DecodeError::Malformed(error.to_string()))
-}
-
 /// Whether an object is only what a delete or an expiry left behind.
 pub fn is_tombstone(object: &Object) -> bool {
     match object {
@@ -316,10 +283,10 @@ pub(crate) fn sample_kv(value: &[u8]) -> Object {
     object
         .mint(
             actor,
-            &VersionVector::new(),
+            &crate::clock::VersionVector::new(),
             Some(Blob(value.to_vec())),
             at,
-            limits::SIBLINGS_MAX,
+            crate::limits::SIBLINGS_MAX,
         )
         .expect("a first write mints");
     Object::Kv(object)
@@ -359,7 +326,7 @@ mod tests {
     }
 
     #[test]
-    fn objects_and_contexts_round_trip() {
+    fn objects_round_trip() {
         let object = sample();
         assert_eq!(decode_object(&encode_object(&object)).unwrap(), object);
         let Object::Kv(kv) = &object else {
@@ -368,8 +335,6 @@ mod tests {
         let mut version_1 = vec![1];
         rmp_serde::encode::write(&mut version_1, kv).unwrap();
         assert_eq!(decode_object(&version_1).unwrap(), object);
-        let context = kv.context();
-        assert_eq!(decode_context(&encode_context(context)).unwrap(), *context);
     }
 
     #[test]
@@ -384,22 +349,12 @@ mod tests {
             })
         );
         assert_eq!(decode_object(&[]), Err(DecodeError::Empty));
-        assert!(matches!(
-            decode_context("!!"),
-            Err(DecodeError::Malformed(_))
-        ));
-        assert!(matches!(
-            decode_context(&"A".repeat(5000)),
-            Err(DecodeError::TooLarge { .. })
-        ));
     }
 
     proptest! {
         #[test]
         fn decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
             let _ = decode_object(&bytes);
-            let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes);
-            let _ = decode_context(&text);
         }
     }
 }

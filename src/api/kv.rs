@@ -1,12 +1,10 @@
 //! `/v1/kv/{key}`: opaque values with siblings and causal contexts.
 
-use super::{admit, ApiError, ApiState, CONTEXT_HEADER};
+use super::{admit, ApiError, ApiState, ContextError, CONTEXT_HEADER};
 use crate::clock::VersionVector;
 use crate::coordinator::quorum::Level;
 use crate::limits;
-use crate::object::{
-    decode_context, encode_context, live_values, Blob, KvObject, Object, ObjectKey,
-};
+use crate::object::{live_values, Blob, KvObject, Object, ObjectKey};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -72,21 +70,31 @@ fn key_of(key: &str) -> Result<ObjectKey, ApiError> {
     Ok(ObjectKey::kv(key.as_bytes()))
 }
 
-fn context_of(headers: &HeaderMap) -> Result<VersionVector, ApiError> {
-    match headers.get(CONTEXT_HEADER) {
-        None => Ok(VersionVector::new()),
-        Some(value) => {
-            let text = value.to_str().map_err(|_| {
-                ApiError::bad_request("bad_context", "the causal context header is not ASCII")
-            })?;
-            decode_context(text).map_err(|error| {
-                ApiError::bad_request(
-                    "bad_context",
-                    format!("the causal context header is invalid: {error}"),
-                )
-            })
-        }
-    }
+/// The causal context a write carries: empty without the header; refused (nothing is
+/// written) unless this cluster handed it out for this key.
+fn context_of(
+    state: &ApiState,
+    key: &ObjectKey,
+    headers: &HeaderMap,
+) -> Result<VersionVector, ApiError> {
+    let Some(value) = headers.get(CONTEXT_HEADER) else {
+        return Ok(VersionVector::new());
+    };
+    let refused = |message: String| ApiError::bad_request("bad_context", message);
+    let text = value
+        .to_str()
+        .map_err(|_| refused("the causal context header is not ASCII".to_string()))?;
+    let keys = state.parts().contexts.as_ref();
+    let keys = keys.ok_or_else(|| refused(ContextError::Disabled.to_string()))?;
+    keys.decode(key, text)
+        .map_err(|error| refused(error.to_string()))
+}
+
+/// The context of `object` as this cluster hands it out for `key` (`None` on a node
+/// without session secret, which hands out none).
+fn context_text(state: &ApiState, key: &ObjectKey, object: &KvObject) -> Option<String> {
+    let keys = state.parts().contexts.as_ref()?;
+    Some(keys.encode(key, object.context()))
 }
 
 fn params_of(
@@ -112,8 +120,14 @@ fn kv_object(object: Object) -> Result<KvObject, ApiError> {
 /// On a write that left concurrent siblings: how many (and no context header).
 pub const SIBLINGS_HEADER: &str = "x-cartwheel-siblings";
 
-fn with_context(mut response: Response, object: &KvObject) -> Response {
-    if let Ok(value) = HeaderValue::from_str(&encode_context(object.context())) {
+fn with_context(
+    state: &ApiState,
+    key: &ObjectKey,
+    mut response: Response,
+    object: &KvObject,
+) -> Response {
+    let context = context_text(state, key, object);
+    if let Some(value) = context.and_then(|text| HeaderValue::from_str(&text).ok()) {
         response.headers_mut().insert(CONTEXT_HEADER, value);
     }
     response
@@ -123,6 +137,7 @@ fn with_context(mut response: Response, object: &KvObject) -> Response {
 pub struct SiblingsBody {
     /// Each live value, base64 (standard alphabet).
     pub siblings: Vec<String>,
+    /// Empty on a node without session secret (it hands out no context).
     pub context: String,
 }
 
@@ -173,12 +188,12 @@ pub(super) async fn kv_get(
                 .collect();
             let body = SiblingsBody {
                 siblings,
-                context: encode_context(object.context()),
+                context: context_text(&state, &key, &object).unwrap_or_default(),
             };
             (StatusCode::MULTIPLE_CHOICES, Json(body)).into_response()
         }
     };
-    Ok(with_context(response, &object))
+    Ok(with_context(&state, &key, response, &object))
 }
 
 async fn kv_write(
@@ -196,7 +211,7 @@ async fn kv_write(
     }
     let level = level_of(&params, &params.w, state.parts().settings.write, "w")?;
     let key = key_of(&key)?;
-    let context = context_of(&headers)?;
+    let context = context_of(&state, &key, &headers)?;
     let _permit = admit(&state).await?;
     let object = state
         .parts()
@@ -215,6 +230,8 @@ async fn kv_write(
         return Ok(response);
     }
     Ok(with_context(
+        &state,
+        &key,
         StatusCode::NO_CONTENT.into_response(),
         &object,
     ))

@@ -8,12 +8,14 @@
 //! nothing about replication.
 
 mod admin;
+pub mod context;
 mod kv;
 mod pipeline;
 mod routing;
 mod session;
 mod status;
 
+pub use context::{ContextError, ContextKeys};
 pub use kv::SiblingsBody;
 #[cfg(test)]
 pub(crate) use pipeline::serve as serve_pipeline;
@@ -65,6 +67,9 @@ pub struct ApiParts {
     pub chaos: bool,
     /// Secret admin requests must carry; `None` disables the admin endpoints.
     pub admin_secret: Option<String>,
+    /// Signs and checks causal contexts; `None` (no session secret) hands out no context
+    /// and refuses any a client sends with `400 bad_context`.
+    pub contexts: Option<context::ContextKeys>,
     /// The session service; `None` (no session secret) answers its routes with 503.
     pub sessions: Option<Arc<crate::session::SessionService>>,
     /// The node's data clock (chaos runs may move it).

@@ -431,6 +431,10 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
         early,
         chaos: options.chaos,
         admin_secret: options.admin_secret.clone(),
+        // Today's single session secret is key id 0; a rotation lists newer ids first.
+        contexts: options
+            .session_secret
+            .and_then(|secret| api::ContextKeys::new(&[(0, secret)])),
         sessions,
         clock: clock.clone(),
         stopped: stopped.clone(),
