@@ -338,3 +338,17 @@ pub const NODE_THREADS_MAX: i64 = 256;
 /// Bytes of the tag that authenticates a causal context (keyed blake3, truncated). A
 /// context whose tag does not match is refused with `400 bad_context`.
 pub const CONTEXT_TAG_BYTES: usize = 16;
+
+/// Time a peer has to complete the QUIC (mutual TLS) handshake of an inbound
+/// connection. Past it the half-open connection is dropped and counted
+/// (`handshakes_timed_out`); it never held a connection slot.
+pub const HANDSHAKE_TIMEOUT_MS: u64 = 3_000;
+/// Inbound QUIC handshakes in progress at once (hard bound). A connection attempt
+/// beyond it is refused at once (`CONNECTION_REFUSED`, counted `handshakes_refused`),
+/// so half-open handshakes cannot pile up; slots free as handshakes end or time out.
+pub const HANDSHAKES_IN_PROGRESS_MAX: usize = 256;
+/// Handshakes in progress above which a connection attempt from an address not yet
+/// validated is answered with a QUIC Retry (stateless address validation, counted
+/// `handshakes_retried`): a spoofed source address never gets a handshake started,
+/// a real peer answers the Retry and continues. Below it no round trip is added.
+pub const HANDSHAKES_BEFORE_RETRY: usize = 32;

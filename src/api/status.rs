@@ -55,6 +55,15 @@ pub struct Status {
     pub digest_mismatches: u64,
     pub frames_rejected: u64,
     pub connections_refused: u64,
+    /// Peer (QUIC) handshakes dropped for not completing within HANDSHAKE_TIMEOUT_MS.
+    #[serde(default)]
+    pub handshakes_timed_out: u64,
+    /// Peer connection attempts sent a QUIC Retry (many handshakes in progress).
+    #[serde(default)]
+    pub handshakes_retried: u64,
+    /// Peer connection attempts refused at HANDSHAKES_IN_PROGRESS_MAX.
+    #[serde(default)]
+    pub handshakes_refused: u64,
     pub faults_injected: u64,
     pub swim: SwimCounters,
     pub hints: HintCounters,
@@ -200,6 +209,9 @@ pub(super) async fn status(State(state): State<ApiState>) -> Json<Status> {
         digest_mismatches: stats.digest_mismatches.load(Ordering::Relaxed),
         frames_rejected: transport.frames_rejected,
         connections_refused: transport.connections_refused,
+        handshakes_timed_out: transport.handshakes_timed_out,
+        handshakes_retried: transport.handshakes_retried,
+        handshakes_refused: transport.handshakes_refused,
         faults_injected: transport.faults_injected,
         anti_entropy: RepairCounters {
             rounds: parts.repair.rounds.load(Ordering::Relaxed),

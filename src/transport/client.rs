@@ -7,7 +7,7 @@
 
 use super::faults::{Fate, FaultPlan, FaultPlanError};
 use super::frame::{self, EnvelopeRef, ReadFrameError};
-use super::server::{self, ServerContext};
+use super::server::{self, ServerContext, ServerLimits};
 use super::stats::{Counter, Counters, TransportStats};
 use super::tls::{self, IdentityVerifier};
 use super::{
@@ -15,7 +15,7 @@ use super::{
 };
 use crate::ids::{validate_name, NodeId, Region};
 use crate::limits::{
-    CONNECTIONS_MAX, IDLE_TIMEOUT_MS, KEEP_ALIVE_INTERVAL_MS, PEERS_MAX, SHUTDOWN_GRACE_MS,
+    IDLE_TIMEOUT_MS, KEEP_ALIVE_INTERVAL_MS, PEERS_MAX, SHUTDOWN_GRACE_MS,
     STREAMS_PER_CONNECTION_MAX,
 };
 use std::collections::HashMap;
@@ -79,6 +79,15 @@ impl<Req: Message, Resp: Message> Transport<Req, Resp> {
         config: TransportConfig,
         handler: Arc<H>,
     ) -> Result<Self, TransportError> {
+        Self::start_with(config, handler, ServerLimits::default()).await
+    }
+
+    /// `start` with other accept-side bounds (tests use small ones).
+    pub(crate) async fn start_with<H: Handler<Req, Resp>>(
+        config: TransportConfig,
+        handler: Arc<H>,
+        limits: ServerLimits,
+    ) -> Result<Self, TransportError> {
         validate_name(config.node.as_str()).map_err(tls::TlsError::from)?;
         // A certificate for another node would make every peer refuse us; say so now.
         config.tls.verify_for(&config.node)?;
@@ -107,7 +116,9 @@ impl<Req: Message, Resp: Message> Transport<Req, Resp> {
             counters: counters.clone(),
             identity: IdentityVerifier::new(&config.tls)?,
             request_timeout: config.request_timeout,
-            connections: Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX)),
+            limits,
+            connections: Arc::new(tokio::sync::Semaphore::new(limits.connections_max)),
+            handshakes: Arc::new(tokio::sync::Semaphore::new(limits.handshakes_max)),
         });
         let accept_loop = tokio::spawn(server::accept_loop(server));
         tracing::debug!(node = %config.node, %local_addr, "transport started");

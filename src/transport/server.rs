@@ -2,6 +2,12 @@
 //! bidirectional stream read one request frame, check the sender's claimed id against
 //! the connection's certificate, run the handler and write one response frame.
 //!
+//! A handshake holds only a handshake slot (at most HANDSHAKES_IN_PROGRESS_MAX, each for
+//! at most HANDSHAKE_TIMEOUT_MS); a connection slot is taken once it has succeeded, so
+//! peers that start handshakes and never finish cannot lock real peers out. Above
+//! HANDSHAKES_BEFORE_RETRY handshakes in progress, attempts from unvalidated addresses
+//! get a stateless QUIC Retry first.
+//!
 //! A bad stream never harms its connection or others: it is reset, counted and logged
 //! at debug. Tasks form a tree of `JoinSet`s, so aborting the accept loop aborts every
 //! connection and every in-flight handler.
@@ -12,6 +18,7 @@ use super::stats::{Counter, Counters};
 use super::tls::{IdentityVerifier, TlsError};
 use super::{ErasedHandler, Message, PeerInfo, Refusal};
 use crate::ids::NodeId;
+use crate::limits;
 use rustls::pki_types::CertificateDer;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -27,7 +34,31 @@ pub(crate) struct ServerContext<Req, Resp> {
     pub identity: IdentityVerifier,
     /// Also bounds how long a peer may take to send its request frame.
     pub request_timeout: Duration,
+    pub limits: ServerLimits,
+    /// Connection slots (`limits.connections_max`), taken after the handshake.
     pub connections: Arc<Semaphore>,
+    /// Handshake slots (`limits.handshakes_max`), held while a handshake is in progress.
+    pub handshakes: Arc<Semaphore>,
+}
+
+/// The bounds of the accept side (from `limits`; tests use smaller ones).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ServerLimits {
+    pub connections_max: usize,
+    pub handshakes_max: usize,
+    pub handshakes_before_retry: usize,
+    pub handshake_timeout: Duration,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            connections_max: limits::CONNECTIONS_MAX,
+            handshakes_max: limits::HANDSHAKES_IN_PROGRESS_MAX,
+            handshakes_before_retry: limits::HANDSHAKES_BEFORE_RETRY,
+            handshake_timeout: Duration::from_millis(limits::HANDSHAKE_TIMEOUT_MS),
+        }
+    }
 }
 
 /// Runs until the endpoint closes (or the task is aborted).
@@ -39,20 +70,47 @@ pub(crate) async fn accept_loop<Req: Message, Resp: Message>(
         tokio::select! {
             incoming = context.endpoint.accept() => {
                 let Some(incoming) = incoming else { break };
-                match context.connections.clone().try_acquire_owned() {
-                    Ok(permit) => {
-                        connections.spawn(serve_connection(context.clone(), incoming, permit));
-                    }
-                    Err(_) => {
-                        context.counters.bump(Counter::ConnectionsOverloaded);
-                        tracing::debug!(remote = %incoming.remote_address(), "connection limit reached; refusing");
-                        incoming.refuse();
-                    }
+                if let Some(handshake) = admit_handshake(&context, &incoming) {
+                    connections.spawn(serve_connection(context.clone(), incoming, handshake));
+                } else {
+                    decline(&context, incoming);
                 }
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
+}
+
+/// A handshake slot for `incoming`, or `None` when it must be declined (retried or
+/// refused).
+fn admit_handshake<Req, Resp>(
+    context: &ServerContext<Req, Resp>,
+    incoming: &quinn::Incoming,
+) -> Option<OwnedSemaphorePermit> {
+    let in_progress = context.limits.handshakes_max - context.handshakes.available_permits();
+    let unvalidated = !incoming.remote_address_validated() && incoming.may_retry();
+    if in_progress >= context.limits.handshakes_before_retry && unvalidated {
+        return None;
+    }
+    context.handshakes.clone().try_acquire_owned().ok()
+}
+
+/// Answers an attempt `admit_handshake` turned down: a Retry while the address is not
+/// validated and handshake slots remain, a refusal otherwise. Neither keeps state.
+fn decline<Req, Resp>(context: &ServerContext<Req, Resp>, incoming: quinn::Incoming) {
+    let remote = incoming.remote_address();
+    let full = context.handshakes.available_permits() == 0;
+    if !full && !incoming.remote_address_validated() && incoming.may_retry() {
+        context.counters.bump(Counter::HandshakesRetried);
+        tracing::debug!(%remote, "many handshakes in progress; validating the address");
+        if let Err(error) = incoming.retry() {
+            error.into_incoming().refuse();
+        }
+        return;
+    }
+    context.counters.bump(Counter::HandshakesRefused);
+    tracing::debug!(%remote, "handshake limit reached; refusing");
+    incoming.refuse();
 }
 
 /// The authenticated peer of one connection.
@@ -88,16 +146,18 @@ impl ConnectionPeer {
 async fn serve_connection<Req: Message, Resp: Message>(
     context: Arc<ServerContext<Req, Resp>>,
     incoming: quinn::Incoming,
-    _permit: OwnedSemaphorePermit,
+    handshake: OwnedSemaphorePermit,
 ) {
     let remote = incoming.remote_address();
-    let connection = match incoming.await {
-        Ok(connection) => connection,
-        Err(error) => {
-            context.counters.bump(Counter::ConnectionsRefused);
-            tracing::debug!(%remote, %error, "inbound handshake failed");
-            return;
-        }
+    let Some(connection) = complete_handshake(&context, incoming).await else {
+        return;
+    };
+    drop(handshake);
+    let Ok(_slot) = context.connections.clone().try_acquire_owned() else {
+        context.counters.bump(Counter::ConnectionsOverloaded);
+        tracing::debug!(%remote, "connection limit reached; refusing");
+        connection.close(quinn::VarInt::from_u32(0), b"connection limit reached");
+        return;
     };
     let Some(certificate) = peer_certificate(&connection) else {
         // Unreachable with a verifier that requires client certificates; refuse anyway.
@@ -111,6 +171,38 @@ async fn serve_connection<Req: Message, Resp: Message>(
         certificate,
         verified: Mutex::new(None),
     });
+    serve_streams(context, peer, connection).await;
+}
+
+/// The handshake of `incoming`, within the handshake timeout. Dropping an unfinished
+/// handshake closes its connection.
+async fn complete_handshake<Req, Resp>(
+    context: &ServerContext<Req, Resp>,
+    incoming: quinn::Incoming,
+) -> Option<quinn::Connection> {
+    let remote = incoming.remote_address();
+    context.counters.bump(Counter::HandshakesStarted);
+    match tokio::time::timeout(context.limits.handshake_timeout, incoming).await {
+        Ok(Ok(connection)) => Some(connection),
+        Ok(Err(error)) => {
+            context.counters.bump(Counter::ConnectionsRefused);
+            tracing::debug!(%remote, %error, "inbound handshake failed");
+            None
+        }
+        Err(_elapsed) => {
+            context.counters.bump(Counter::HandshakesTimedOut);
+            tracing::debug!(%remote, "inbound handshake did not complete in time");
+            None
+        }
+    }
+}
+
+async fn serve_streams<Req: Message, Resp: Message>(
+    context: Arc<ServerContext<Req, Resp>>,
+    peer: Arc<ConnectionPeer>,
+    connection: quinn::Connection,
+) {
+    let remote = peer.addr;
     // Bounded by the STREAMS_PER_CONNECTION_MAX streams quinn lets the peer open.
     let mut streams = JoinSet::new();
     loop {

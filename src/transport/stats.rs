@@ -31,6 +31,17 @@ pub struct TransportStats {
     pub connections_overloaded: u64,
     /// Messages lost, duplicated on purpose by an injected fault plan (`--chaos`).
     pub faults_injected: u64,
+    /// Inbound handshakes started (each held a handshake slot, not a connection slot).
+    pub handshakes_started: u64,
+    /// Inbound handshakes dropped because they did not complete within
+    /// HANDSHAKE_TIMEOUT_MS.
+    pub handshakes_timed_out: u64,
+    /// Connection attempts answered with a QUIC Retry (address validation) because more
+    /// than HANDSHAKES_BEFORE_RETRY handshakes were in progress.
+    pub handshakes_retried: u64,
+    /// Connection attempts refused because HANDSHAKES_IN_PROGRESS_MAX handshakes were in
+    /// progress.
+    pub handshakes_refused: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -47,9 +58,13 @@ pub(crate) enum Counter {
     ConnectionsRefused,
     ConnectionsOverloaded,
     FaultsInjected,
+    HandshakesStarted,
+    HandshakesTimedOut,
+    HandshakesRetried,
+    HandshakesRefused,
 }
 
-const COUNTERS: usize = 12;
+const COUNTERS: usize = 16;
 
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
@@ -78,6 +93,10 @@ impl Counters {
             connections_refused: get(Counter::ConnectionsRefused),
             connections_overloaded: get(Counter::ConnectionsOverloaded),
             faults_injected: get(Counter::FaultsInjected),
+            handshakes_started: get(Counter::HandshakesStarted),
+            handshakes_timed_out: get(Counter::HandshakesTimedOut),
+            handshakes_retried: get(Counter::HandshakesRetried),
+            handshakes_refused: get(Counter::HandshakesRefused),
         }
     }
 
@@ -108,10 +127,13 @@ mod tests {
         counters.bump(Counter::FramesRejected);
         counters.bump(Counter::FramesRejected);
         counters.bump(Counter::ConnectionsOverloaded);
+        counters.bump(Counter::HandshakesRefused);
         let stats = counters.snapshot();
         assert_eq!(stats.frames_rejected, 2);
         assert_eq!(stats.connections_overloaded, 1);
+        assert_eq!(stats.handshakes_refused, 1);
         assert_eq!(stats.requests_sent, 0);
+        assert_eq!(stats.handshakes_retried, 0);
     }
 
     #[tokio::test]

@@ -10,6 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
+mod handshakes;
+
 /// Upper bound on any single test; failures show up as a timeout, never a hang.
 const TEST_BOUND: Duration = Duration::from_secs(20);
 
@@ -88,6 +90,18 @@ async fn start_node(
     wan: WanModel,
     request_timeout: Duration,
 ) -> TestNode {
+    let limits = server::ServerLimits::default();
+    start_node_with(ca_dir, name, region_name, wan, request_timeout, limits).await
+}
+
+async fn start_node_with(
+    ca_dir: &Path,
+    name: &str,
+    region_name: &str,
+    wan: WanModel,
+    request_timeout: Duration,
+    limits: server::ServerLimits,
+) -> TestNode {
     let node = node_id(name);
     let config = TransportConfig {
         node: node.clone(),
@@ -102,7 +116,9 @@ async fn start_node(
         node: node.clone(),
         hangs_cancelled: hangs_cancelled.clone(),
     });
-    let transport = Transport::start(config, handler).await.unwrap();
+    let transport = Transport::start_with(config, handler, limits)
+        .await
+        .unwrap();
     TestNode {
         transport,
         node,
