@@ -8,7 +8,8 @@ mod common;
 use base64::Engine;
 use cartwheel::api::ContextKeys;
 use cartwheel::clock::{Actor, VersionVector};
-use cartwheel::config::TuningFlags;
+use cartwheel::config::{Settings, Topology, TuningFlags};
+use cartwheel::node::{self, DataDir, NodeOptions};
 use cartwheel::object::ObjectKey;
 use common::{single_region, InProcessCluster};
 use serde_json::Value;
@@ -124,4 +125,44 @@ async fn forged_contexts_are_refused_and_the_key_stays_writable() {
         204
     );
     cluster.shutdown().await;
+}
+
+/// A node without session secret hands out no context and refuses any it is sent, so
+/// nothing unauthenticated is ever merged into a key; blind writes still work.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_without_session_secret_hands_out_and_accepts_no_context() {
+    let dir = tempfile::tempdir().unwrap();
+    let topology = Topology::parse(&single_region(1, 1)).unwrap();
+    let settings = Settings::new(topology, &TuningFlags::default()).unwrap();
+    let id = settings.topology.nodes().next().unwrap().0.clone();
+    let tls_dir = dir.path().join("tls");
+    std::fs::create_dir_all(&tls_dir).unwrap();
+    cartwheel::transport::create_cluster_ca(&tls_dir).unwrap();
+    let running = node::start(NodeOptions {
+        id: id.clone(),
+        region: None,
+        chaos: false,
+        admin_secret: None,
+        session_secret: None,
+        settings,
+        tls: cartwheel::transport::issue_node_certificate(&tls_dir, &id).unwrap(),
+        data: DataDir::Memory,
+        cache_bytes: 16 << 20,
+        http_bind: "127.0.0.1:0".parse().unwrap(),
+        quic_bind: "127.0.0.1:0".parse().unwrap(),
+        seeds: Vec::new(),
+    })
+    .await
+    .expect("node starts");
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/v1/kv/cart", running.http_addr);
+    assert_eq!(put(&http, url.clone(), None, "v1").await.0, 204);
+    let response = http.get(&url).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("x-cartwheel-context").is_none());
+    let signed = cluster_keys().encode(&ObjectKey::kv(b"cart"), &VersionVector::new());
+    let answer = put(&http, url.clone(), Some(&signed), "v2").await;
+    assert_eq!(answer, (400, "bad_context".to_string()));
+    assert_eq!(put(&http, url.clone(), None, "v2").await.0, 204);
+    running.shutdown().await;
 }
