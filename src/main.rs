@@ -62,6 +62,28 @@ enum Command {
         #[command(subcommand)]
         what: Measurement,
     },
+    /// Attack a running local cluster as a hostile client or peer would; one row per
+    /// attack with what was measured (exits 1 if any attack got through).
+    Abuse {
+        /// Cluster directory written by `cluster up` (its tls/ must hold the CA key: the
+        /// forged-gossip attack plays a peer with a stolen node certificate).
+        #[arg(long)]
+        dir: PathBuf,
+        /// The short form the test suite runs: fewer connections, smaller uploads,
+        /// shorter floods; p99 ratios reported, not judged.
+        #[arg(long)]
+        short: bool,
+        /// Only these attacks, comma separated (uploads, slowloris, pipeline-no-read,
+        /// token-flood, rotation-race, revoke-all-race, forged-context, forged-gossip).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+        /// Longest a slow or never-reading connection may stay open before its row fails.
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        slow_deadline: Duration,
+        /// Write the rows as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Start a cluster, run a scenario's workload, check that nothing acknowledged was lost.
     Sim {
         #[arg(long, default_value = DEFAULT_TOPOLOGY)]
@@ -712,6 +734,32 @@ fn main() -> Result<()> {
                     std::process::exit(1);
                 }
                 Ok(())
+            }
+            Command::Abuse {
+                dir,
+                short,
+                only,
+                slow_deadline,
+                json,
+            } => {
+                let options = sim::abuse::AbuseOptions {
+                    dir,
+                    short,
+                    only,
+                    slow_deadline,
+                };
+                let rows = sim::abuse::run(&options).await?;
+                println!("{}", sim::abuse::render(&rows));
+                if let Some(path) = json {
+                    std::fs::write(&path, serde_json::to_vec_pretty(&rows)?)
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                }
+                if rows.iter().all(|row| row.pass) {
+                    Ok(())
+                } else {
+                    eprintln!("abuse: an attack got through");
+                    std::process::exit(1);
+                }
             }
             Command::Sim {
                 topology,

@@ -3,6 +3,7 @@
 //! prints a report. Exits non-zero when an invariant fails; stops every process it
 //! started, also on Ctrl-C.
 
+pub mod abuse;
 pub mod converge;
 pub mod dst;
 pub mod faults;

@@ -1,0 +1,118 @@
+//! A flood of made-up tokens: well-formed tokens (the length and alphabet of genuine
+//! ones) that this cluster never issued, sent as fast as the flood's clients can, from
+//! eight loopback addresses. Each must be refused without any cross-region read (the
+//! nodes' `/v1/status` counts those reads), while the legitimate client keeps its p99.
+
+use super::probe::{client_from, login};
+use super::raw::attacker_address;
+use super::{Row, Target};
+use anyhow::{Context, Result};
+use base64::Engine;
+use rand::RngCore;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// The `/v1/status` counter (under `sessions`) of validation reads sent to other regions.
+pub const REMOTE_READS_FIELD: &str = "remote_validation_reads";
+
+pub async fn run(target: &Target) -> Result<Row> {
+    let (clients, duration) = if target.short {
+        (16, Duration::from_secs(4))
+    } else {
+        (64, Duration::from_secs(20))
+    };
+    let genuine = login(
+        &client_from(std::net::Ipv4Addr::LOCALHOST)?,
+        target.nodes[0].http,
+        "abuse-flood",
+        "genuine",
+    )
+    .await?;
+    let token_bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(&genuine.token)
+        .context("a genuine token is not base64url")?
+        .len();
+    let before = remote_reads(target).await?;
+    let deadline = Instant::now() + duration;
+    let floods = (0..clients).map(|index| flood(target, index, token_bytes, deadline));
+    let (counts, during) = tokio::join!(
+        futures::future::join_all(floods),
+        target.probe.run(super::probe_duration(target.short))
+    );
+    let after = remote_reads(target).await?;
+    let mut statuses: BTreeMap<u16, u64> = BTreeMap::new();
+    for count in counts {
+        for (status, n) in count {
+            *statuses.entry(status).or_default() += n;
+        }
+    }
+    let sent: u64 = statuses.values().sum();
+    let accepted: u64 = statuses
+        .iter()
+        .filter(|(status, _)| (200..300).contains(*status))
+        .map(|(_, n)| n)
+        .sum();
+    let remote = after.saturating_sub(before);
+    let (legit_ok, legit) = target.p99_verdict(&during);
+    let pass = sent > 0 && accepted == 0 && remote == 0 && legit_ok;
+    let measured = format!(
+        "{sent} made-up tokens in {:.0} s ({:.0}/s; answers {}): {accepted} accepted, {remote} \
+         cross-region validation reads ({:.3} per rejected token); {legit}",
+        duration.as_secs_f64(),
+        sent as f64 / duration.as_secs_f64(),
+        statuses
+            .iter()
+            .map(|(status, n)| format!("{status}: {n}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        remote as f64 / sent.max(1) as f64,
+    );
+    Ok(Row::new("token-flood", pass, measured))
+}
+
+/// Sends made-up tokens until `deadline`; counts the answers by status (0: no answer).
+async fn flood(
+    target: &Target,
+    index: usize,
+    token_bytes: usize,
+    deadline: Instant,
+) -> BTreeMap<u16, u64> {
+    let mut counts = BTreeMap::new();
+    let Ok(client) = client_from(attacker_address(index)) else {
+        return counts;
+    };
+    let mut raw = vec![0u8; token_bytes];
+    let mut turn = index;
+    while Instant::now() < deadline {
+        rand::thread_rng().fill_bytes(&mut raw);
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&raw);
+        let node = target.nodes[turn % target.nodes.len()].http;
+        turn += 1;
+        let status = super::probe::validate(&client, node, &token).await;
+        *counts.entry(status).or_default() += 1;
+    }
+    counts
+}
+
+/// The sum over every node of its cross-region validation reads.
+async fn remote_reads(target: &Target) -> Result<u64> {
+    let client = reqwest::Client::new();
+    let mut total = 0;
+    for node in &target.nodes {
+        let status: serde_json::Value = client
+            .get(format!("http://{}/v1/status", node.http))
+            .send()
+            .await?
+            .json()
+            .await?;
+        total += status["sessions"][REMOTE_READS_FIELD]
+            .as_u64()
+            .with_context(|| {
+                format!(
+                    "{}'s /v1/status has no sessions.{REMOTE_READS_FIELD}",
+                    node.id
+                )
+            })?;
+    }
+    Ok(total)
+}
