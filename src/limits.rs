@@ -332,3 +332,9 @@ pub const SESSION_DOC_BYTES_MAX: usize = 64 * 1024;
 
 /// Most worker threads a node may be asked to run (`--threads`).
 pub const NODE_THREADS_MAX: i64 = 256;
+
+// ---- sizes-tools: object sizes, secrets, bundles, decoders ----------------------------
+
+/// Largest topology file a node or a tool reads; a longer one is refused with
+/// `ConfigError::Read` before it is parsed.
+pub const TOPOLOGY_BYTES_MAX: usize = 1024 * 1024;
