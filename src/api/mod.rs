@@ -150,6 +150,7 @@ impl From<CoordinatorError> for ApiError {
                 Refusal::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "session_too_large"),
                 Refusal::Limit => (StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded"),
                 Refusal::StillLive | Refusal::Mismatch => (StatusCode::CONFLICT, "conflict"),
+                Refusal::ObjectTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "object_too_large"),
             },
         };
         ApiError::new(status, code, error.to_string())
