@@ -364,3 +364,14 @@ pub const SIBLINGS_BYTES_MAX: usize = OBJECT_BYTES_MAX - OBJECT_VV_BYTES_MAX;
 // A session document is refused past its own limit long before an object's.
 const _: () = assert!(SESSION_DOC_BYTES_MAX * 8 < OBJECT_BYTES_MAX);
 const _: () = assert!(VALUE_BYTES_MAX + SIBLING_OVERHEAD_BYTES < SIBLINGS_BYTES_MAX);
+
+/// Fewest random bytes an admin or session secret may hold; a node refuses to start
+/// with a shorter (or empty) secret file, naming it.
+pub const SECRET_BYTES_MIN: usize = 32;
+/// Largest secret file a node reads (a session key file holds at most
+/// `SESSION_KEYS_MAX` lines); a longer one is refused at start.
+pub const SECRET_FILE_BYTES_MAX: usize = 64 * 1024;
+/// Session keys one cluster keeps (the newest issues tokens, all validate them);
+/// `cartwheel init --rotate-session-secret` refuses to add one more until the oldest
+/// line is removed.
+pub const SESSION_KEYS_MAX: usize = 16;

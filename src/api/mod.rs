@@ -14,6 +14,7 @@ mod routing;
 mod session;
 mod status;
 
+pub use admin::AdminKey;
 pub use kv::SiblingsBody;
 #[cfg(test)]
 pub(crate) use pipeline::serve as serve_pipeline;
@@ -63,8 +64,9 @@ pub struct ApiParts {
     pub early: Arc<crate::node::incarnation::EarlySend>,
     /// Serve the fault-injection endpoint.
     pub chaos: bool,
-    /// Secret admin requests must carry; `None` disables the admin endpoints.
-    pub admin_secret: Option<String>,
+    /// What admin requests' bearer token is checked against; `None` disables the
+    /// admin endpoints.
+    pub admin_key: Option<AdminKey>,
     /// The session service; `None` (no session secret) answers its routes with 503.
     pub sessions: Option<Arc<crate::session::SessionService>>,
     /// The node's data clock (chaos runs may move it).

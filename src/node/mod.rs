@@ -127,8 +127,9 @@ pub struct NodeOptions {
     pub seeds: Vec<Seed>,
     /// Serve the fault-injection admin endpoint.
     pub chaos: bool,
-    /// Secret that admin requests must carry; `None` disables the admin endpoints.
-    pub admin_secret: Option<String>,
+    /// What admin requests' bearer token is checked against (a hash of the admin
+    /// secret); `None` disables the admin endpoints.
+    pub admin_key: Option<crate::api::AdminKey>,
     /// The key session tokens are hashed under; `None` turns the session API off.
     pub session_secret: Option<[u8; 32]>,
 }
@@ -454,7 +455,7 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
         service: service.clone(),
         early,
         chaos: options.chaos,
-        admin_secret: options.admin_secret.clone(),
+        admin_key: options.admin_key.clone(),
         sessions,
         clock: clock.clone(),
         stopped: stopped.clone(),
