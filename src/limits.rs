@@ -269,7 +269,8 @@ pub const STOP_ANNOUNCE_MS: u64 = 2_000;
 pub const LEFT_LINGER_MS: u64 = 2_000;
 /// Objects per page of a partition transfer.
 pub const FETCH_ENTRIES_MAX: usize = 256;
-/// Bytes per page of a partition transfer (a page ends at the first object past it).
+/// Bytes per page of a partition transfer: a page ends before the first object that
+/// would pass it, carrying at least one object (`handoff::page`).
 pub const FETCH_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// Pages one partition transfer may take before it is abandoned and retried.
 pub const FETCH_PAGES_MAX: usize = 1_000_000;
@@ -352,3 +353,45 @@ pub const HANDSHAKES_IN_PROGRESS_MAX: usize = 256;
 /// `handshakes_retried`): a spoofed source address never gets a handshake started,
 /// a real peer answers the Retry and continues. Below it no round trip is added.
 pub const HANDSHAKES_BEFORE_RETRY: usize = 32;
+
+// ---- sizes-tools: object sizes, secrets, bundles, decoders ----------------------------
+
+/// Largest topology file a node or a tool reads; a longer one is refused with
+/// `ConfigError::Read` before it is parsed.
+pub const TOPOLOGY_BYTES_MAX: usize = 1024 * 1024;
+
+/// Bytes a frame keeps free around the largest object: the envelope (sender id and
+/// region), the message's variant, a key of `KEY_BYTES_MAX` and the entry's framing.
+pub const OBJECT_ENVELOPE_BYTES: usize = 64 * 1024;
+/// Largest stored object as encoded (a kv object with its siblings, or a document): a
+/// write that would make it larger is refused at the minting replica with 413
+/// `object_too_large`, nothing written. So any message carrying one object (a merge, a
+/// hint, a read's answer, a transfer page of one entry) fits in a frame.
+pub const OBJECT_BYTES_MAX: usize = FRAME_BYTES_MAX - OBJECT_ENVELOPE_BYTES;
+/// What one kv sibling counts for beyond its value's bytes against `SIBLINGS_BYTES_MAX`:
+/// an upper bound of its dot, timestamp and framing as encoded (about 40 bytes).
+pub const SIBLING_OVERHEAD_BYTES: usize = 64;
+/// Room an object keeps for its version vector: `VV_ACTORS_MAX` entries of at most 32
+/// encoded bytes each, plus the object's own header.
+pub const OBJECT_VV_BYTES_MAX: usize = VV_ACTORS_MAX * 32 + 1024;
+/// Bytes of a kv object's siblings, each its value plus `SIBLING_OVERHEAD_BYTES`. A
+/// write past it is refused (413 `object_too_large`, nothing written). A merge of
+/// siblings written concurrently on other replicas keeps the newest ones that fit and
+/// drops the older, their dots staying covered by the version vector, as the sibling
+/// count cap does; so no replica ever holds a kv object over `OBJECT_BYTES_MAX`.
+pub const SIBLINGS_BYTES_MAX: usize = OBJECT_BYTES_MAX - OBJECT_VV_BYTES_MAX;
+
+// A session document is refused past its own limit long before an object's.
+const _: () = assert!(SESSION_DOC_BYTES_MAX * 8 < OBJECT_BYTES_MAX);
+const _: () = assert!(VALUE_BYTES_MAX + SIBLING_OVERHEAD_BYTES < SIBLINGS_BYTES_MAX);
+
+/// Fewest random bytes an admin or session secret may hold; a node refuses to start
+/// with a shorter (or empty) secret file, naming it.
+pub const SECRET_BYTES_MIN: usize = 32;
+/// Largest secret file a node reads (a session key file holds at most
+/// `SESSION_KEYS_MAX` lines); a longer one is refused at start.
+pub const SECRET_FILE_BYTES_MAX: usize = 64 * 1024;
+/// Session keys one cluster keeps (the newest issues tokens, all validate them);
+/// `cartwheel init --rotate-session-secret` refuses to add one more until the oldest
+/// line is removed.
+pub const SESSION_KEYS_MAX: usize = 16;

@@ -28,13 +28,23 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create a cluster's certificate authority and one certificate per topology node.
+    /// Create a cluster's certificate authority, secrets and one certificate per
+    /// topology node; or write node bundles from them; or add a session key.
     Init {
-        /// Cluster directory (certificates go to DIR/tls).
+        /// Cluster directory (certificates and secrets go to DIR/tls).
         #[arg(long)]
         dir: PathBuf,
         #[arg(long, default_value = DEFAULT_TOPOLOGY)]
         topology: PathBuf,
+        /// Also write one bundle per topology node to OUT/<node>: what that node needs
+        /// to run (`cartwheel node --dir OUT/<node>`), without the CA's private key or
+        /// the admin secret (only its hash).
+        #[arg(long, value_name = "OUT")]
+        bundles: Option<PathBuf>,
+        /// Add a new session key in front of DIR's existing ones (it issues tokens
+        /// after each node's next start; the older keys still validate theirs).
+        #[arg(long, conflicts_with = "bundles")]
+        rotate_session_secret: bool,
     },
     /// Run one node in the foreground.
     Node(NodeArgs),
@@ -385,8 +395,27 @@ fn settings(topology: &Path, tuning: &TuningFlags) -> Result<Settings> {
     Ok(settings)
 }
 
-fn init(dir: &Path, topology: &Path) -> Result<()> {
+fn init(dir: &Path, topology: &Path, bundles: Option<&Path>, rotate: bool) -> Result<()> {
+    if rotate {
+        let id = cluster::rotate_session_secret(dir)?;
+        println!(
+            "added session key {id} to {}; restart each node (or copy the file into its bundle first) to issue tokens under it",
+            cluster::session_secret_path(dir).display()
+        );
+        return Ok(());
+    }
     let settings = settings(topology, &TuningFlags::default())?;
+    if let Some(out) = bundles {
+        let tls = cluster::ensure_certificates(dir, &settings)?;
+        let written = cluster::bundle::write_bundles(dir, topology, &settings, out)?;
+        println!(
+            "wrote {} node bundles to {} (from the CA in {}; the bundles hold no CA key and no admin secret)",
+            written.len(),
+            out.display(),
+            tls.display()
+        );
+        return Ok(());
+    }
     if dir.join("tls").join("ca.pem").exists() {
         bail!(
             "{} already holds a cluster CA; refusing to overwrite it",
@@ -423,8 +452,12 @@ async fn run_node(args: NodeArgs) -> Result<()> {
             known.join(", ")
         );
     }
-    let admin_secret = cluster::load_admin_secret(&args.dir).ok();
-    let session_secret = cluster::load_session_secret(&args.dir).ok();
+    // A secret file that is present but empty, short or malformed stops the node here
+    // with the file's name; only a missing file turns its feature off.
+    let admin_key = cluster::load_admin_key(&args.dir)?;
+    let session_secrets = cluster::secrets::load_session_secrets_if_any(&args.dir)?;
+    // The newest key issues tokens; wiring every key in (rotation) is `TokenKeys`'.
+    let session_secret = session_secrets.as_ref().map(|keys| keys[0].1);
     if session_secret.is_none() {
         eprintln!(
             "warning: no session secret in {} (run `cartwheel init`); the session API is off, \
@@ -453,7 +486,7 @@ async fn run_node(args: NodeArgs) -> Result<()> {
         id: id.clone(),
         region,
         chaos: args.tuning.chaos,
-        admin_secret,
+        admin_key,
         session_secret,
         settings,
         tls,
@@ -628,7 +661,12 @@ fn main() -> Result<()> {
     };
     runtime.block_on(async move {
         match cli.command {
-            Command::Init { dir, topology } => init(&dir, &topology),
+            Command::Init {
+                dir,
+                topology,
+                bundles,
+                rotate_session_secret,
+            } => init(&dir, &topology, bundles.as_deref(), rotate_session_secret),
             Command::Node(args) => run_node(args).await,
             Command::Cluster {
                 command:

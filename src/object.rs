@@ -5,9 +5,10 @@
 //! earlier one wrote (the client-visible causal context is `api::context`'s). Decoders
 //! return errors on bad input, never panic.
 
-use crate::clock::{VersionError, Versioned};
+use crate::clock::{Sibling, VersionError, Versioned};
 use crate::crdt::{CrdtError, Doc};
 use crate::ids::PartitionId;
+use crate::limits;
 use crate::ring;
 use serde::{Deserialize, Serialize};
 
@@ -117,6 +118,36 @@ pub enum MergeError {
     Doc(#[from] CrdtError),
     #[error("a kv object and a document cannot merge")]
     Mismatch,
+    /// A write would make the stored object larger than an object may be; nothing
+    /// was written.
+    #[error("the object would hold {bytes} bytes, more than the {max} an object may hold")]
+    TooLarge { bytes: usize, max: usize },
+}
+
+/// What a kv sibling counts for against `SIBLINGS_BYTES_MAX`: its value (nothing for a
+/// delete) plus a bound on its dot, timestamp and framing.
+pub fn sibling_bytes(sibling: &Sibling<Option<Blob>>) -> usize {
+    sibling.value.as_ref().map_or(0, |blob| blob.0.len()) + limits::SIBLING_OVERHEAD_BYTES
+}
+
+/// The bytes of a kv object's siblings as `SIBLINGS_BYTES_MAX` counts them.
+pub fn kv_bytes(object: &KvObject) -> usize {
+    object.siblings().iter().map(sibling_bytes).sum()
+}
+
+/// Joins `other` into `into` under both sibling caps: at most `siblings_max` siblings
+/// of at most `SIBLINGS_BYTES_MAX` bytes, the newest kept.
+pub fn merge_kv(
+    into: &mut KvObject,
+    other: &KvObject,
+    siblings_max: usize,
+) -> Result<(), VersionError> {
+    into.merge_bounded(
+        other,
+        siblings_max,
+        limits::SIBLINGS_BYTES_MAX,
+        sibling_bytes,
+    )
 }
 
 impl Object {
@@ -125,10 +156,11 @@ impl Object {
         Object::Kv(KvObject::new())
     }
 
-    /// Joins `other` into `self` (siblings capped at `siblings_max` for kv objects).
+    /// Joins `other` into `self` (for kv objects: siblings capped at `siblings_max` and
+    /// at `SIBLINGS_BYTES_MAX` bytes, the newest kept).
     pub fn merge(&mut self, other: &Object, siblings_max: usize) -> Result<(), MergeError> {
         match (self, other) {
-            (Object::Kv(mine), Object::Kv(theirs)) => Ok(mine.merge(theirs, siblings_max)?),
+            (Object::Kv(mine), Object::Kv(theirs)) => Ok(merge_kv(mine, theirs, siblings_max)?),
             (Object::Doc(mine), Object::Doc(theirs)) => Ok(mine.merge(theirs)?),
             _ => Err(MergeError::Mismatch),
         }
@@ -295,6 +327,7 @@ pub(crate) fn sample_kv(value: &[u8]) -> Object {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::VersionVector;
     use proptest::prelude::*;
 
     fn sample() -> Object {
@@ -349,6 +382,147 @@ mod tests {
             })
         );
         assert_eq!(decode_object(&[]), Err(DecodeError::Empty));
+    }
+
+    /// The largest kv object a replica may hold: a version vector naming every actor it
+    /// may, and blind writes of the largest value until the next one would not fit.
+    fn largest_kv() -> KvObject {
+        let mut object = KvObject::new();
+        for actor in 0..limits::VV_ACTORS_MAX as u64 {
+            let context = object.context().clone();
+            let at = crate::clock::Hlc::new(u64::MAX / 2 + actor, u32::MAX);
+            object
+                .mint(crate::clock::Actor(u64::MAX - actor), &context, None, at, 1)
+                .unwrap();
+        }
+        let value = Blob(vec![7; limits::VALUE_BYTES_MAX]);
+        let mut actor = 0u64;
+        while kv_bytes(&object) + sibling_bytes_of(&value) <= limits::SIBLINGS_BYTES_MAX {
+            let at = crate::clock::Hlc::new(u64::MAX, u32::MAX);
+            let writer = crate::clock::Actor(u64::MAX - actor % limits::VV_ACTORS_MAX as u64);
+            object
+                .mint(
+                    writer,
+                    &VersionVector::new(),
+                    Some(value.clone()),
+                    at,
+                    limits::SIBLINGS_CAP_MAX,
+                )
+                .unwrap();
+            actor += 1;
+        }
+        // Fill what is left with one smaller value, so the object is at its limit.
+        let rest = limits::SIBLINGS_BYTES_MAX - kv_bytes(&object) - limits::SIBLING_OVERHEAD_BYTES;
+        let at = crate::clock::Hlc::new(u64::MAX, u32::MAX);
+        object
+            .mint(
+                crate::clock::Actor(u64::MAX),
+                &VersionVector::new(),
+                Some(Blob(vec![9; rest])),
+                at,
+                limits::SIBLINGS_CAP_MAX,
+            )
+            .unwrap();
+        assert_eq!(kv_bytes(&object), limits::SIBLINGS_BYTES_MAX);
+        object
+    }
+
+    fn sibling_bytes_of(value: &Blob) -> usize {
+        value.0.len() + limits::SIBLING_OVERHEAD_BYTES
+    }
+
+    #[test]
+    fn an_object_at_its_byte_limit_travels_in_one_frame() {
+        use crate::transport::frame::{encode, EnvelopeRef};
+        use crate::wire::{PartitionEntry, PeerRequest, PeerResponse};
+        let object = Object::Kv(largest_kv());
+        assert!(encode_object(&object).len() <= limits::OBJECT_BYTES_MAX);
+        let key = ObjectKey::kv(&vec![b'k'; limits::KEY_BYTES_MAX]);
+        let from = crate::ids::NodeId::new(&"n".repeat(63)).unwrap();
+        let region = crate::ids::Region::new(&"r".repeat(63)).unwrap();
+        let requests = [
+            PeerRequest::Merge {
+                key: key.clone(),
+                object: object.clone(),
+            },
+            PeerRequest::Hint {
+                owner: from.clone(),
+                key: key.clone(),
+                object: object.clone(),
+            },
+        ];
+        for body in &requests {
+            let frame = encode(&EnvelopeRef {
+                from: &from,
+                from_region: &region,
+                body,
+            });
+            assert!(frame.is_ok(), "{:?}", frame.err());
+        }
+        let answers = [
+            PeerResponse::Object(Some(object.clone())),
+            PeerResponse::Stored(object.clone()),
+            PeerResponse::Entries {
+                entries: vec![PartitionEntry {
+                    key: key.storage_bytes(),
+                    object: object.clone(),
+                }],
+                more: true,
+            },
+        ];
+        for answer in &answers {
+            assert!(encode(answer).is_ok());
+        }
+    }
+
+    #[test]
+    fn a_kv_merge_keeps_the_newest_siblings_within_the_byte_limit() {
+        // Two replicas each took blind writes that fit alone; together they would not.
+        let half = limits::SIBLINGS_BYTES_MAX / 2 - limits::SIBLING_OVERHEAD_BYTES;
+        let write = |node: &str, wall_ms: u64, byte: u8| {
+            let mut object = KvObject::new();
+            let actor = crate::clock::Actor::of_incarnation(&crate::ids::NodeId(node.into()), 0);
+            let at = crate::clock::Hlc::new(wall_ms, 0);
+            object
+                .mint(
+                    actor,
+                    &VersionVector::new(),
+                    Some(Blob(vec![byte; half])),
+                    at,
+                    limits::SIBLINGS_MAX,
+                )
+                .unwrap();
+            object
+        };
+        let (older, newer, newest) = (
+            write("a-1", 1, b'o'),
+            write("a-2", 2, b'n'),
+            write("a-3", 3, b'x'),
+        );
+        let mut left = older.clone();
+        merge_kv(&mut left, &newer, limits::SIBLINGS_MAX).unwrap();
+        assert_eq!(left.len(), 2, "two halves fit");
+        merge_kv(&mut left, &newest, limits::SIBLINGS_MAX).unwrap();
+        let mut right = newest.clone();
+        merge_kv(&mut right, &older, limits::SIBLINGS_MAX).unwrap();
+        merge_kv(&mut right, &newer, limits::SIBLINGS_MAX).unwrap();
+        assert_eq!(left, right, "the same two whatever the order");
+        assert!(kv_bytes(&left) <= limits::SIBLINGS_BYTES_MAX);
+        let kept: Vec<u8> = live_values(&left).iter().map(|blob| blob.0[0]).collect();
+        assert_eq!(kept, vec![b'n', b'x']);
+        // The dropped write stays covered: merging it again changes nothing.
+        let before = left.clone();
+        merge_kv(&mut left, &older, limits::SIBLINGS_MAX).unwrap();
+        assert_eq!(left, before);
+        // Through `Object::merge`, as replicas merge.
+        let mut object = Object::Kv(older);
+        object
+            .merge(&Object::Kv(newer), limits::SIBLINGS_MAX)
+            .unwrap();
+        object
+            .merge(&Object::Kv(newest), limits::SIBLINGS_MAX)
+            .unwrap();
+        assert_eq!(object, Object::Kv(before));
     }
 
     proptest! {

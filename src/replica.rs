@@ -11,7 +11,8 @@ use crate::ids::PartitionId;
 use crate::limits;
 use crate::node::trees::Trees;
 use crate::object::{
-    decode_object, encode_object, Blob, DecodeError, KvObject, MergeError, Object, ObjectKey,
+    decode_object, encode_object, kv_bytes, Blob, DecodeError, KvObject, MergeError, Object,
+    ObjectKey,
 };
 use crate::storage::{
     CommitError, CommitGate, Storage, StorageError, StorageExt, StoreKey, UpdateError,
@@ -97,16 +98,19 @@ impl Replica {
         key: &ObjectKey,
         change: impl FnMut(Option<Object>) -> Result<Object, MergeError>,
     ) -> Result<Object, ReplicaError> {
-        let object = self.apply(&self.store_key(key), change)?;
+        let object = self.apply(&self.store_key(key), usize::MAX, change)?;
         self.gate.durable().await?;
         Ok(object)
     }
 
     /// Applies `change` atomically without waiting for durability. `change` gets the
-    /// stored object (`None` if there is none) and returns the one to store.
+    /// stored object (`None` if there is none) and returns the one to store; one that
+    /// encodes to more than `bytes_max` is refused (`MergeError::TooLarge`), nothing
+    /// written.
     fn apply(
         &self,
         store_key: &StoreKey,
+        bytes_max: usize,
         mut change: impl FnMut(Option<Object>) -> Result<Object, MergeError>,
     ) -> Result<Object, ReplicaError> {
         let mut updated = None;
@@ -122,6 +126,12 @@ impl Replica {
                         .map(|(o, b)| o.digest_stored(b));
                     let object = change(object)?;
                     let bytes = encode_object(&object);
+                    if bytes.len() > bytes_max {
+                        return Err(ReplicaError::Merge(MergeError::TooLarge {
+                            bytes: bytes.len(),
+                            max: bytes_max,
+                        }));
+                    }
                     after = Some(object.digest_stored(&bytes));
                     updated = Some(object);
                     Ok(Some(bytes))
@@ -215,13 +225,22 @@ impl Replica {
         value: Option<Blob>,
         at: Hlc,
     ) -> Result<Object, ReplicaError> {
-        self.apply(&self.store_key(key), |object| {
+        self.apply(&self.store_key(key), limits::OBJECT_BYTES_MAX, |object| {
             let mut kv = match object {
                 None => KvObject::new(),
                 Some(Object::Kv(kv)) => kv,
                 Some(Object::Doc(_)) => return Err(MergeError::Mismatch),
             };
             kv.mint(self.actor, context, value.clone(), at, limits::SIBLINGS_MAX)?;
+            // Counted as a merge counts, so no replica's merge ever trims what was
+            // accepted here unless concurrent writes elsewhere add to it.
+            let bytes = kv_bytes(&kv);
+            if bytes > limits::SIBLINGS_BYTES_MAX {
+                return Err(MergeError::TooLarge {
+                    bytes,
+                    max: limits::SIBLINGS_BYTES_MAX,
+                });
+            }
             Ok(Object::Kv(kv))
         })
     }
@@ -237,7 +256,7 @@ impl Replica {
         at: Hlc,
     ) -> Result<(Object, Object), ReplicaError> {
         let mut delta = None;
-        let stored = self.apply(&self.store_key(key), |object| {
+        let stored = self.apply(&self.store_key(key), limits::OBJECT_BYTES_MAX, |object| {
             let mut doc = match object {
                 Some(Object::Doc(doc)) => doc,
                 None => Doc::empty_for(op).ok_or(CrdtError::Mismatch)?,
@@ -262,7 +281,9 @@ impl Replica {
                 partition,
                 key: entry.key,
             };
-            self.apply(&store_key, |object| merged(object, &entry.object))?;
+            self.apply(&store_key, usize::MAX, |object| {
+                merged(object, &entry.object)
+            })?;
         }
         self.gate.durable().await?;
         Ok(())
@@ -274,7 +295,7 @@ impl Replica {
         entries: Vec<crate::wire::HandoffEntry>,
     ) -> Result<(), ReplicaError> {
         for entry in entries {
-            self.apply(&self.store_key(&entry.key), |object| {
+            self.apply(&self.store_key(&entry.key), usize::MAX, |object| {
                 merged(object, &entry.object)
             })?;
         }

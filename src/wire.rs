@@ -135,6 +135,8 @@ pub enum Refusal {
     StillLive,
     /// The key holds another kind of record.
     Mismatch,
+    /// The write would make the stored object larger than `OBJECT_BYTES_MAX`.
+    ObjectTooLarge,
 }
 
 impl Refusal {

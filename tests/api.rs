@@ -252,3 +252,49 @@ async fn the_ring_map_names_the_nodes_that_hold_each_key() {
     }
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn siblings_cannot_grow_an_object_past_its_byte_limit() {
+    use cartwheel::limits::{SIBLINGS_BYTES_MAX, SIBLING_OVERHEAD_BYTES, VALUE_BYTES_MAX};
+    let cluster = InProcessCluster::start(&single_region(1, 1), TuningFlags::default()).await;
+    let http = reqwest::Client::new();
+    let url = cluster.url(0, "/v1/kv/crowded");
+    // Blind writes of the largest value each add a sibling; the ones that fit are taken.
+    let fitting = SIBLINGS_BYTES_MAX / (VALUE_BYTES_MAX + SIBLING_OVERHEAD_BYTES);
+    assert!((2..cartwheel::limits::SIBLINGS_MAX).contains(&fitting));
+    for index in 0..fitting {
+        let value = vec![b'a' + index as u8; VALUE_BYTES_MAX];
+        let written = http.put(&url).body(value).send().await.unwrap();
+        assert_eq!(written.status(), 204, "write {index}");
+    }
+    let refused = http
+        .put(&url)
+        .body(vec![b'z'; VALUE_BYTES_MAX])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(refused).await, (413, "object_too_large".into()));
+    // Nothing was written: the same siblings are there, and none is the refused value.
+    let read = http.get(&url).send().await.unwrap();
+    let context = read.headers()["x-cartwheel-context"].clone();
+    let (_, siblings) = common::siblings(read).await;
+    assert_eq!(siblings.len(), fitting);
+    let refused_value = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        vec![b'z'; VALUE_BYTES_MAX],
+    );
+    assert!(!siblings.contains(&refused_value));
+    // A write that has seen them all replaces them: the key still takes writes.
+    let resolved = http
+        .put(&url)
+        .header("x-cartwheel-context", context)
+        .body(vec![b'r'; VALUE_BYTES_MAX])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resolved.status(), 204);
+    let read = http.get(&url).send().await.unwrap();
+    assert_eq!(read.status(), 200);
+    assert_eq!(read.bytes().await.unwrap().len(), VALUE_BYTES_MAX);
+    cluster.shutdown().await;
+}

@@ -142,7 +142,7 @@ async fn a_node_without_session_secret_hands_out_and_accepts_no_context() {
         id: id.clone(),
         region: None,
         chaos: false,
-        admin_secret: None,
+        admin_key: None,
         session_secret: None,
         settings,
         tls: cartwheel::transport::issue_node_certificate(&tls_dir, &id).unwrap(),

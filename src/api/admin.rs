@@ -16,8 +16,48 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde_json::{json, Value};
 
+/// What a node checks the operator's bearer token against: a keyed hash of the admin
+/// secret, not the secret. A node bundle carries only this, so a stolen bundle cannot
+/// make admin requests to other nodes. `Debug` prints nothing of it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminKey(blake3::Hash);
+
+impl AdminKey {
+    const CONTEXT: &'static str = "cartwheel 2026 admin secret v1";
+
+    /// The key of the admin secret `secret` (its text, as the operator sends it).
+    pub fn from_secret(secret: &str) -> AdminKey {
+        AdminKey(blake3::Hash::from(blake3::derive_key(
+            Self::CONTEXT,
+            secret.as_bytes(),
+        )))
+    }
+
+    /// A key stored as hex (`admin.hash`), `None` if it is not 64 hex digits.
+    pub fn from_hex(text: &str) -> Option<AdminKey> {
+        blake3::Hash::from_hex(text).ok().map(AdminKey)
+    }
+
+    /// The key as hex, for `admin.hash`.
+    pub fn to_hex(&self) -> String {
+        self.0.to_hex().to_string()
+    }
+
+    /// Whether `given` is the admin secret; the comparison takes the same time
+    /// wherever the hashes differ (`blake3::Hash` compares in constant time).
+    pub fn verify(&self, given: &str) -> bool {
+        AdminKey::from_secret(given).0 == self.0
+    }
+}
+
+impl std::fmt::Debug for AdminKey {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("AdminKey(..)")
+    }
+}
+
 fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(secret) = &state.parts().admin_secret else {
+    let Some(key) = &state.parts().admin_key else {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "admin_disabled",
@@ -29,8 +69,7 @@ fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
         .unwrap_or("");
-    // Comparing digests keeps the comparison time independent of where they differ.
-    if blake3::hash(given.as_bytes()) != blake3::hash(secret.as_bytes()) {
+    if !key.verify(given) {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "bad_admin_secret",

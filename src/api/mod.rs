@@ -15,6 +15,7 @@ mod routing;
 mod session;
 mod status;
 
+pub use admin::AdminKey;
 pub use context::{ContextError, ContextKeys};
 pub use kv::SiblingsBody;
 #[cfg(test)]
@@ -65,11 +66,12 @@ pub struct ApiParts {
     pub early: Arc<crate::node::incarnation::EarlySend>,
     /// Serve the fault-injection endpoint.
     pub chaos: bool,
-    /// Secret admin requests must carry; `None` disables the admin endpoints.
-    pub admin_secret: Option<String>,
     /// Signs and checks causal contexts; `None` (no session secret) hands out no context
     /// and refuses any a client sends with `400 bad_context`.
     pub contexts: Option<context::ContextKeys>,
+    /// What admin requests' bearer token is checked against; `None` disables the
+    /// admin endpoints.
+    pub admin_key: Option<AdminKey>,
     /// The session service; `None` (no session secret) answers its routes with 503.
     pub sessions: Option<Arc<crate::session::SessionService>>,
     /// The node's data clock (chaos runs may move it).
@@ -155,6 +157,7 @@ impl From<CoordinatorError> for ApiError {
                 Refusal::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "session_too_large"),
                 Refusal::Limit => (StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded"),
                 Refusal::StillLive | Refusal::Mismatch => (StatusCode::CONFLICT, "conflict"),
+                Refusal::ObjectTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "object_too_large"),
             },
         };
         ApiError::new(status, code, error.to_string())

@@ -10,8 +10,10 @@
 //! Siblings are bounded: past the cap the oldest ones by (HLC timestamp, dot) are
 //! dropped, like Riak's sibling limit but compacting instead of refusing the write. The
 //! dropped dots stay covered by the version vector, so no merge can bring them back.
-//! Compaction is a pure function of the sibling set, so merge stays commutative and
-//! idempotent at any size, and is also associative while no merge exceeds the cap.
+//! A merge may also bound the siblings' bytes (`merge_bounded`): the newest siblings
+//! whose weights fit the budget are kept, the rest dropped the same way. Compaction is
+//! a pure function of the sibling set, so merge stays commutative and idempotent at
+//! any size, and is also associative while no merge exceeds a cap.
 
 use super::hlc::Hlc;
 use super::vv::{Causality, Dot, VersionError, VersionVector};
@@ -201,29 +203,46 @@ impl<V> Versioned<V> {
             },
         );
         self.vv = vv;
-        self.compact(cap);
+        self.compact(cap, usize::MAX, |_| 0);
         self.debug_check_invariants();
         Ok(dot)
     }
 
-    /// Drops the oldest siblings by (timestamp, dot) until at most `cap` remain. A cap of
-    /// 0 counts as 1 and one above `SIBLINGS_CAP_MAX` as that maximum.
-    fn compact(&mut self, cap: usize) {
+    /// Keeps the newest siblings by (timestamp, dot) while at most `cap` of them weigh
+    /// at most `bytes_max` together (each `weight(sibling)`), and drops the others; the
+    /// newest one always stays. A cap of 0 counts as 1 and one above `SIBLINGS_CAP_MAX`
+    /// as that maximum.
+    fn compact(&mut self, cap: usize, bytes_max: usize, weight: impl Fn(&Sibling<V>) -> usize) {
         let cap = cap.clamp(1, SIBLINGS_CAP_MAX);
-        if self.siblings.len() <= cap {
+        let total = self.siblings.iter().fold(0usize, |total, sibling| {
+            total.saturating_add(weight(sibling))
+        });
+        if self.siblings.len() <= cap && total <= bytes_max {
             return;
         }
-        let mut ages: Vec<(Hlc, Dot)> = self
+        let mut ages: Vec<(Hlc, Dot, usize)> = self
             .siblings
             .iter()
-            .map(|sibling| (sibling.timestamp, sibling.dot))
+            .map(|sibling| (sibling.timestamp, sibling.dot, weight(sibling)))
             .collect();
         ages.sort_unstable_by(|a, b| b.cmp(a));
-        // Dots are unique, so exactly `cap` siblings are at least as new as this one.
-        let oldest_kept = ages[cap - 1];
+        // The newest ones, up to the first that does not fit: a prefix by age, so what
+        // is kept is always newer than what is dropped.
+        let mut kept = 0;
+        let mut bytes = 0usize;
+        for &(_, _, weight) in &ages {
+            if kept == cap || (kept > 0 && bytes.saturating_add(weight) > bytes_max) {
+                break;
+            }
+            kept += 1;
+            bytes = bytes.saturating_add(weight);
+        }
+        // Dots are unique, so exactly `kept` siblings are at least as new as this one.
+        let (timestamp, dot, _) = ages[kept - 1];
+        let oldest_kept = (timestamp, dot);
         self.siblings
             .retain(|sibling| (sibling.timestamp, sibling.dot) >= oldest_kept);
-        debug_assert_eq!(self.siblings.len(), cap);
+        debug_assert_eq!(self.siblings.len(), kept);
     }
 
     fn debug_check_invariants(&self) {
@@ -247,6 +266,20 @@ impl<V: Clone> Versioned<V> {
     /// holds the same dot or has not seen it; the vectors take their pointwise maximum;
     /// then the sibling cap applies. On error (too many actors) the object is unchanged.
     pub fn merge(&mut self, other: &Versioned<V>, cap: usize) -> Result<(), VersionError> {
+        self.merge_bounded(other, cap, usize::MAX, |_| 0)
+    }
+
+    /// `merge`, then also a byte budget: the newest siblings whose `weight`s add up to
+    /// at most `bytes_max` stay (the newest always does), the older ones are dropped,
+    /// their dots still covered by the vector. Concurrent writes minted on different
+    /// replicas can then never add up to an object too large to send.
+    pub fn merge_bounded(
+        &mut self,
+        other: &Versioned<V>,
+        cap: usize,
+        bytes_max: usize,
+        weight: impl Fn(&Sibling<V>) -> usize,
+    ) -> Result<(), VersionError> {
         let mut vv = self.vv.clone();
         vv.merge(&other.vv)?;
         let mine = std::mem::take(&mut self.siblings);
@@ -266,7 +299,7 @@ impl<V: Clone> Versioned<V> {
         merged.extend(theirs.filter(|next| !self.vv.covers(&next.dot)).cloned());
         self.siblings = merged;
         self.vv = vv;
-        self.compact(cap);
+        self.compact(cap, bytes_max, weight);
         self.debug_check_invariants();
         debug_assert!(
             self.vv.descends(&other.vv),

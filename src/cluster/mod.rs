@@ -6,9 +6,15 @@
 //! (`add`, `leave`, `remove`, `down`) read and update that file. The simulation uses the
 //! same launcher with the processes tied to its own life.
 
+pub mod bundle;
 mod ops;
+pub mod secrets;
 
 pub use ops::{add, down, leave, remove};
+pub use secrets::{
+    admin_secret_path, ensure_secrets, load_admin_key, load_admin_secret, load_session_secret,
+    load_session_secrets, rotate_session_secret, session_secret_path,
+};
 
 use crate::api::{Status, STATUS_TIMEOUT};
 use crate::config::{Settings, TuningFlags};
@@ -16,7 +22,6 @@ use crate::ids::{NodeId, Region};
 use crate::limits;
 use crate::transport;
 use anyhow::{bail, Context, Result};
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
@@ -107,18 +112,6 @@ pub enum Lifetime {
     Attached,
 }
 
-/// The admin secret of a cluster directory.
-pub fn admin_secret_path(dir: &Path) -> PathBuf {
-    dir.join("tls").join("admin.secret")
-}
-
-pub fn load_admin_secret(dir: &Path) -> Result<String> {
-    let path = admin_secret_path(dir);
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read the admin secret {}", path.display()))?;
-    Ok(text.trim().to_string())
-}
-
 /// Deletes the data directory of `node` under the cluster directory `dir`.
 pub fn wipe_data(dir: &Path, node: &NodeId) -> Result<()> {
     let data = dir.join("data").join(node.as_str());
@@ -130,22 +123,6 @@ pub fn wipe_data(dir: &Path, node: &NodeId) -> Result<()> {
     }
 }
 
-/// The cluster's session secret: the key session tokens are hashed under.
-pub fn session_secret_path(dir: &Path) -> PathBuf {
-    dir.join("tls").join("session.secret")
-}
-
-pub fn load_session_secret(dir: &Path) -> Result<[u8; 32]> {
-    let path = session_secret_path(dir);
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read the session secret {}", path.display()))?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(text.trim())
-        .with_context(|| format!("{} is not base64url", path.display()))?;
-    <[u8; 32]>::try_from(bytes.as_slice())
-        .map_err(|_| anyhow::anyhow!("{} must hold 32 bytes", path.display()))
-}
-
 /// Creates the cluster CA, the admin and session secrets and a certificate per topology node,
 /// unless present.
 pub fn ensure_certificates(dir: &Path, settings: &Settings) -> Result<PathBuf> {
@@ -154,17 +131,7 @@ pub fn ensure_certificates(dir: &Path, settings: &Settings) -> Result<PathBuf> {
     if !tls.join("ca.pem").exists() {
         transport::create_cluster_ca(&tls)?;
     }
-    for secret in [admin_secret_path(dir), session_secret_path(dir)] {
-        if !secret.exists() {
-            let bytes: [u8; 32] = rand::random();
-            std::fs::write(
-                &secret,
-                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes),
-            )
-            .with_context(|| format!("cannot write {}", secret.display()))?;
-            std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-        }
-    }
+    ensure_secrets(dir)?;
     for (node, _) in settings.topology.nodes() {
         ensure_node_certificate(&tls, node)?;
     }

@@ -119,7 +119,7 @@ pub struct Topology {
 impl Topology {
     /// Reads and validates a topology file.
     pub fn load(path: &Path) -> Result<Topology, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = read_bounded(path).map_err(|source| ConfigError::Read {
             path: path.display().to_string(),
             source,
         })?;
@@ -253,6 +253,27 @@ fn check_replicas(
     Ok(())
 }
 
+/// A topology file's text, refusing a file longer than `TOPOLOGY_BYTES_MAX` (read no
+/// further than that) or one that is not UTF-8.
+fn read_bounded(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    file.take(limits::TOPOLOGY_BYTES_MAX as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() > limits::TOPOLOGY_BYTES_MAX {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "longer than {} bytes, the most a topology file may hold",
+                limits::TOPOLOGY_BYTES_MAX
+            ),
+        ));
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+}
+
 fn validate_regions(raw: &RawTopology) -> Result<Vec<RegionSpec>, ConfigError> {
     if raw.regions.is_empty() {
         return Err(invalid(
@@ -266,6 +287,7 @@ fn validate_regions(raw: &RawTopology) -> Result<Vec<RegionSpec>, ConfigError> {
         .unwrap_or(limits::REPLICAS_PER_REGION_DEFAULT);
     let mut seen = BTreeSet::new();
     let mut regions = Vec::new();
+    let mut nodes_total = 0usize;
     for (index, region) in raw.regions.iter().enumerate() {
         let field = format!("regions[{index}]");
         let name = Region::new(&region.name)
@@ -283,6 +305,18 @@ fn validate_regions(raw: &RawTopology) -> Result<Vec<RegionSpec>, ConfigError> {
                     "region {name} must have between 1 and {} nodes, got {}",
                     limits::NODES_PER_REGION_MAX,
                     region.nodes
+                ),
+            ));
+        }
+        // Checked before the node ids are made: a short file naming many large regions
+        // must not make a node build millions of ids it could never place on a ring.
+        nodes_total += region.nodes as usize;
+        if nodes_total > limits::RING_MEMBERS_MAX {
+            return Err(invalid(
+                format!("{field}.nodes"),
+                format!(
+                    "the topology names more than {} nodes in all, the most a ring holds",
+                    limits::RING_MEMBERS_MAX
                 ),
             ));
         }
@@ -533,6 +567,8 @@ pub fn check_level(topology: &Topology, level: Level, field: &str) -> Result<(),
     Ok(())
 }
 
+#[cfg(test)]
+mod decode_tests;
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,4 +2,5 @@
 //! that were down, and ownership transfer when the member list changes.
 
 pub mod hints;
+pub mod page;
 pub mod transfer;

@@ -6,8 +6,9 @@
 //! lone request pays no delay.
 //!
 //! Only reads (`Get`, `Digest`) and `Merge`s are batched, each kind on its own (a read
-//! never waits behind a write's flush). A batch whose frame would be too large goes out
-//! request by request.
+//! never waits behind a write's flush). A batch whose frame would be too large, or
+//! whose answer the peer refuses as too large for a frame (`Refusal::ResponseTooLarge`),
+//! goes out again request by request: one large object never fails the others.
 //!
 //! A peer that refuses the frame of a `Digest` (a node of a build before digest reads,
 //! in a rolling upgrade) is not asked for digests for `DIGESTLESS_RETRY_MS`
@@ -199,8 +200,14 @@ async fn send_batch(
                 let _ = sender.send(answer_of(Ok(response)));
             }
         }
-        Err(TransportError::Frame(error)) => {
-            // Too large together (or refused as a frame): each on its own.
+        Err(
+            error @ (TransportError::Frame(_)
+            | TransportError::Refused {
+                reason: Refusal::ResponseTooLarge,
+                ..
+            }),
+        ) => {
+            // Too large together, asked or answered: each on its own.
             tracing::debug!(peer = %to, %error, "batch sent request by request");
             let PeerRequest::Batch(requests) = request else {
                 unreachable!("built as a batch above")
@@ -302,10 +309,10 @@ mod tests {
         }
     }
 
-    async fn transport(
+    async fn transport<H: Handler<PeerRequest, PeerResponse>>(
         ca: &std::path::Path,
         name: &str,
-        handler: Arc<Gated>,
+        handler: Arc<H>,
     ) -> Transport<PeerRequest, PeerResponse> {
         let node = NodeId::new(name).unwrap();
         let config = TransportConfig {
@@ -460,5 +467,139 @@ mod tests {
         })
         .await
         .expect("test exceeded its time bound");
+    }
+
+    /// Answers every read, once the gate opens, with an object holding a value of
+    /// `value_bytes`: one fits in a frame, two do not. Counts what arrives at once.
+    struct Bulky {
+        open: watch::Receiver<bool>,
+        value_bytes: usize,
+        frames: AtomicUsize,
+        requests: AtomicUsize,
+        batches: AtomicUsize,
+    }
+
+    impl Handler<PeerRequest, PeerResponse> for Bulky {
+        async fn handle(&self, _from: PeerInfo, request: PeerRequest) -> PeerResponse {
+            self.frames.fetch_add(1, Ordering::SeqCst);
+            match &request {
+                PeerRequest::Batch(requests) => {
+                    self.batches.fetch_add(1, Ordering::SeqCst);
+                    self.requests.fetch_add(requests.len(), Ordering::SeqCst);
+                }
+                _ => {
+                    self.requests.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            let mut open = self.open.clone();
+            let _ = open.wait_for(|open| *open).await;
+            let object =
+                || PeerResponse::Object(Some(crate::object::sample_kv(&vec![5; self.value_bytes])));
+            match request {
+                PeerRequest::Batch(requests) => {
+                    PeerResponse::Batch(requests.iter().map(|_| object()).collect())
+                }
+                _ => object(),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_whose_answer_is_too_large_is_retried_request_by_request() {
+        tokio::time::timeout(Duration::from_secs(60), async {
+            let ca = tempfile::tempdir().unwrap();
+            create_cluster_ca(ca.path()).unwrap();
+            let (gate, open) = watch::channel(true);
+            let bulky = Arc::new(Bulky {
+                open: open.clone(),
+                value_bytes: crate::limits::FRAME_BYTES_MAX / 2,
+                frames: AtomicUsize::new(0),
+                requests: AtomicUsize::new(0),
+                batches: AtomicUsize::new(0),
+            });
+            let client = transport(ca.path(), "client", gated(open)).await;
+            let server = transport(ca.path(), "server", bulky.clone()).await;
+            let server_id = NodeId::new("server").unwrap();
+            let local = Region::new("local").unwrap();
+            client
+                .set_peer(server_id.clone(), local, server.local_addr())
+                .unwrap();
+            // The answering side reports the oversized answer as such.
+            let get = |index: usize| PeerRequest::Get {
+                key: ObjectKey::kv(format!("key-{index}").as_bytes()),
+            };
+            let direct = client
+                .request(&server_id, &PeerRequest::Batch((0..2).map(get).collect()))
+                .await;
+            assert!(
+                matches!(
+                    direct,
+                    Err(TransportError::Refused {
+                        reason: Refusal::ResponseTooLarge,
+                        ..
+                    })
+                ),
+                "{direct:?}"
+            );
+            // Through the batcher, with the server holding every request until all
+            // have left the client: whatever batches form are too large to answer,
+            // and each of their reads is asked again alone.
+            gate.send(false).unwrap();
+            let (frames, requests, batches) = (
+                bulky.frames.load(Ordering::SeqCst),
+                bulky.requests.load(Ordering::SeqCst),
+                bulky.batches.load(Ordering::SeqCst),
+            );
+            let batcher = Arc::new(Batcher::new(client.clone()));
+            let total = BATCHES_IN_FLIGHT_PER_PEER + 3;
+            let mut answers = tokio::task::JoinSet::new();
+            for index in 0..total {
+                let batcher = batcher.clone();
+                let to = server_id.clone();
+                answers.spawn(async move { batcher.send(&to, get(index)).await });
+            }
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let arrived = bulky.requests.load(Ordering::SeqCst) - requests;
+                let flights = bulky.frames.load(Ordering::SeqCst) - frames;
+                let queued = batcher_queue_len(&batcher, &server_id);
+                // Every flight taken and the rest queued (one held by the drain), or all
+                // arrived: nothing is still on its way into the batcher.
+                let settled = (flights >= BATCHES_IN_FLIGHT_PER_PEER
+                    && arrived + queued + 1 >= total)
+                    || arrived == total;
+                if settled || Instant::now() > deadline {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            gate.send(true).unwrap();
+            while let Some(answer) = answers.join_next().await {
+                let answer = answer.unwrap();
+                let Ok(PeerResponse::Object(Some(object))) = &answer else {
+                    panic!("every read gets its object: {answer:?}");
+                };
+                let values = crate::object::live_values(object.as_kv().unwrap())
+                    .iter()
+                    .map(|blob| blob.0.len())
+                    .collect::<Vec<_>>();
+                assert_eq!(values, vec![crate::limits::FRAME_BYTES_MAX / 2]);
+            }
+            assert!(
+                bulky.batches.load(Ordering::SeqCst) > batches,
+                "some reads were sent as a batch first"
+            );
+            client.shutdown().await;
+            server.shutdown().await;
+        })
+        .await
+        .expect("test exceeded its time bound");
+    }
+
+    /// Requests waiting in the batcher's read queue to `to`.
+    fn batcher_queue_len(batcher: &Batcher, to: &NodeId) -> usize {
+        lock(&batcher.queues)
+            .get(&(to.clone(), Kind::Read))
+            .map_or(0, |queue| BATCH_QUEUE_PER_PEER - queue.capacity())
     }
 }

@@ -59,6 +59,29 @@ pub enum NodeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    /// `--chaos` serves fault injection (clock skew, dropped messages) to anyone with
+    /// the admin secret; it is for a test cluster on one machine, never a reachable one.
+    #[error(
+        "--chaos is refused: the {what} address {addr} is not loopback \
+         (127.0.0.0/8 or ::1); fault injection is for local test clusters only"
+    )]
+    ChaosNotLoopback {
+        what: &'static str,
+        addr: SocketAddr,
+    },
+}
+
+/// Refuses `--chaos` unless both addresses the node binds are loopback ones.
+fn check_chaos(chaos: bool, http: SocketAddr, quic: SocketAddr) -> Result<(), NodeError> {
+    if !chaos {
+        return Ok(());
+    }
+    for (what, addr) in [("HTTP", http), ("QUIC", quic)] {
+        if !addr.ip().is_loopback() {
+            return Err(NodeError::ChaosNotLoopback { what, addr });
+        }
+    }
+    Ok(())
 }
 
 /// A seed: a member to join the cluster through.
@@ -104,8 +127,9 @@ pub struct NodeOptions {
     pub seeds: Vec<Seed>,
     /// Serve the fault-injection admin endpoint.
     pub chaos: bool,
-    /// Secret that admin requests must carry; `None` disables the admin endpoints.
-    pub admin_secret: Option<String>,
+    /// What admin requests' bearer token is checked against (a hash of the admin
+    /// secret); `None` disables the admin endpoints.
+    pub admin_key: Option<crate::api::AdminKey>,
     /// The key session tokens are hashed under; `None` turns the session API off.
     pub session_secret: Option<[u8; 32]>,
 }
@@ -251,6 +275,7 @@ fn region_of(options: &NodeOptions) -> Result<Region, NodeError> {
 
 /// Starts a node: opens storage, binds QUIC and HTTP, joins through the seeds.
 pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
+    check_chaos(options.chaos, options.http_bind, options.quic_bind)?;
     let settings = &options.settings;
     let region = region_of(&options)?;
     let storage = open_storage(&options)?;
@@ -430,7 +455,7 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
         service: service.clone(),
         early,
         chaos: options.chaos,
-        admin_secret: options.admin_secret.clone(),
+        admin_key: options.admin_key.clone(),
         // Today's single session secret is key id 0; a rotation lists newer ids first.
         contexts: options
             .session_secret
@@ -486,6 +511,41 @@ impl Handler<PeerRequest, PeerResponse> for LateHandler {
         match self.0.get().and_then(std::sync::Weak::upgrade) {
             Some(service) => service.serve(Some(&from), request).await,
             None => PeerResponse::Error(crate::wire::PeerError::Overloaded),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chaos_runs_only_on_loopback_addresses() {
+        let at = |text: &str| text.parse::<SocketAddr>().unwrap();
+        for (http, quic) in [("127.0.0.1:0", "127.0.0.1:0"), ("127.3.2.1:80", "[::1]:0")] {
+            assert!(
+                check_chaos(true, at(http), at(quic)).is_ok(),
+                "{http} {quic}"
+            );
+        }
+        for (http, quic, refused) in [
+            ("0.0.0.0:0", "127.0.0.1:0", "0.0.0.0:0"),
+            ("127.0.0.1:0", "[::]:0", "[::]:0"),
+            ("10.0.0.5:8080", "127.0.0.1:0", "10.0.0.5:8080"),
+            (
+                "127.0.0.1:0",
+                "[::ffff:127.0.0.1]:0",
+                "[::ffff:127.0.0.1]:0",
+            ),
+        ] {
+            let error = check_chaos(true, at(http), at(quic)).unwrap_err();
+            assert!(
+                matches!(&error, NodeError::ChaosNotLoopback { addr, .. } if *addr == at(refused)),
+                "{http} {quic}: {error}"
+            );
+            assert!(error.to_string().contains("--chaos"), "{error}");
+            // Without --chaos any address is fine.
+            assert!(check_chaos(false, at(http), at(quic)).is_ok());
         }
     }
 }

@@ -7,10 +7,10 @@ use crate::clock::VersionError;
 use crate::coordinator::ClusterView;
 use crate::handoff::hints::Hints;
 use crate::limits;
-use crate::object::{decode_object, MergeError, Object, ObjectKey};
+use crate::object::{MergeError, Object, ObjectKey};
 use crate::replica::{Replica, ReplicaError};
 use crate::transport::PeerInfo;
-use crate::wire::{PartitionEntry, PeerError, PeerRequest, PeerResponse, Refusal};
+use crate::wire::{PeerError, PeerRequest, PeerResponse, Refusal};
 use std::sync::Arc;
 
 pub struct PeerService {
@@ -34,6 +34,9 @@ fn storage_error(error: ReplicaError) -> PeerResponse {
         }
         ReplicaError::Merge(MergeError::Version(too_many @ VersionError::TooManyActors { .. })) => {
             (Refusal::Limit, too_many.to_string())
+        }
+        ReplicaError::Merge(too_large @ MergeError::TooLarge { .. }) => {
+            (Refusal::ObjectTooLarge, too_large.to_string())
         }
         _ => return PeerResponse::Error(PeerError::Storage(error.to_string())),
     };
@@ -326,25 +329,8 @@ impl PeerService {
             Err(error) => return PeerResponse::Error(PeerError::Storage(error.to_string())),
         };
         let full = page.len() == limit;
-        let mut entries = Vec::with_capacity(page.len());
-        let mut bytes = 0usize;
-        for (key, value) in page {
-            bytes += key.len() + value.len();
-            match decode_object(&value) {
-                Ok(object) => entries.push(PartitionEntry { key, object }),
-                Err(error) => tracing::warn!(%error, "skipping an unreadable object in a transfer"),
-            }
-            if bytes >= limits::FETCH_BYTES_MAX {
-                return PeerResponse::Entries {
-                    entries,
-                    more: true,
-                };
-            }
-        }
-        PeerResponse::Entries {
-            entries,
-            more: full,
-        }
+        let (entries, more) = crate::handoff::page::page(page, full, limits::FETCH_BYTES_MAX);
+        PeerResponse::Entries { entries, more }
     }
 }
 
@@ -376,6 +362,15 @@ mod tests {
             CrdtError::StillLive.to_string(),
             "the refusal's own words"
         );
+        let too_large = ReplicaError::Merge(MergeError::TooLarge {
+            bytes: limits::OBJECT_BYTES_MAX + 1,
+            max: limits::OBJECT_BYTES_MAX,
+        });
+        let PeerResponse::Error(PeerError::Refused { refusal, .. }) = storage_error(too_large)
+        else {
+            panic!("not a refusal");
+        };
+        assert_eq!(refusal, Refusal::ObjectTooLarge);
         let corrupt = ReplicaError::Merge(MergeError::Mismatch);
         assert!(matches!(
             storage_error(corrupt),

@@ -315,6 +315,62 @@ mod tests {
         }
 
         #[test]
+        fn arbitrary_bytes_as_peer_messages_are_typed_errors(
+            version in any::<u8>(),
+            declared in any::<u32>(),
+            payload in proptest::collection::vec(any::<u8>(), 0..512),
+        ) {
+            // The real wire types, with any version byte and any length prefix (true
+            // or not): every outcome is a value or a `FrameError`, never a panic.
+            use crate::wire::{PeerRequest, PeerResponse};
+            let mut bytes = declared.to_be_bytes().to_vec();
+            bytes.push(version);
+            bytes.extend_from_slice(&payload);
+            let request = decode_frame::<Envelope<PeerRequest>>(&bytes);
+            let response = decode_frame::<PeerResponse>(&bytes);
+            if declared as usize != payload.len() + 1 {
+                prop_assert!(request.is_err() && response.is_err());
+            }
+            if version != WIRE_VERSION && declared as usize == payload.len() + 1 {
+                let bad_version = matches!(request, Err(FrameError::BadVersion { .. }));
+                prop_assert!(bad_version, "{:?}", request);
+            }
+            let mut true_length = ((payload.len() + 1) as u32).to_be_bytes().to_vec();
+            true_length.push(WIRE_VERSION);
+            true_length.extend_from_slice(&payload);
+            let _ = decode_frame::<Envelope<PeerRequest>>(&true_length);
+            let _ = decode_frame::<PeerResponse>(&true_length);
+        }
+
+        #[test]
+        fn corrupted_peer_frames_are_typed_errors(
+            flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+        ) {
+            // A genuine request frame with some bytes overwritten, so the decoder gets
+            // deep into a real message before it meets the damage.
+            use crate::object::{Blob, ObjectKey};
+            use crate::wire::PeerRequest;
+            let from = crate::ids::NodeId::new("a-1").unwrap();
+            let region = crate::ids::Region::new("us-east").unwrap();
+            let body = PeerRequest::Batch(vec![
+                PeerRequest::Get { key: ObjectKey::kv(b"cart") },
+                PeerRequest::Mint {
+                    key: ObjectKey::kv(b"user"),
+                    context: crate::clock::VersionVector::new(),
+                    value: Some(Blob(vec![1, 2, 3])),
+                    timestamp: crate::clock::Hlc::new(5, 1),
+                },
+            ]);
+            let mut frame = encode(&EnvelopeRef { from: &from, from_region: &region, body: &body })
+                .unwrap();
+            for (at, byte) in flips {
+                let index = at.index(frame.len());
+                frame[index] = byte;
+            }
+            let _ = decode_frame::<Envelope<PeerRequest>>(&frame);
+        }
+
+        #[test]
         fn every_truncation_of_a_valid_frame_is_an_error(
             message in sample_strategy(),
             cut in any::<prop::sample::Index>(),

@@ -87,6 +87,9 @@ pub enum Refusal {
     FrameRejected,
     IdentityRejected,
     ResponseUnencodable,
+    /// The answer would be larger than a frame (`FRAME_BYTES_MAX`): asking for less
+    /// at once (one request of a batch at a time) may get it.
+    ResponseTooLarge,
     Other(u64),
 }
 
@@ -94,12 +97,14 @@ impl Refusal {
     const FRAME_REJECTED: u32 = 1;
     const IDENTITY_REJECTED: u32 = 2;
     const RESPONSE_UNENCODABLE: u32 = 3;
+    const RESPONSE_TOO_LARGE: u32 = 4;
 
     pub(crate) fn code(self) -> quinn::VarInt {
         match self {
             Refusal::FrameRejected => quinn::VarInt::from_u32(Self::FRAME_REJECTED),
             Refusal::IdentityRejected => quinn::VarInt::from_u32(Self::IDENTITY_REJECTED),
             Refusal::ResponseUnencodable => quinn::VarInt::from_u32(Self::RESPONSE_UNENCODABLE),
+            Refusal::ResponseTooLarge => quinn::VarInt::from_u32(Self::RESPONSE_TOO_LARGE),
             Refusal::Other(code) => quinn::VarInt::from_u64(code).unwrap_or(quinn::VarInt::MAX),
         }
     }
@@ -109,6 +114,7 @@ impl Refusal {
             code if code == u64::from(Self::FRAME_REJECTED) => Refusal::FrameRejected,
             code if code == u64::from(Self::IDENTITY_REJECTED) => Refusal::IdentityRejected,
             code if code == u64::from(Self::RESPONSE_UNENCODABLE) => Refusal::ResponseUnencodable,
+            code if code == u64::from(Self::RESPONSE_TOO_LARGE) => Refusal::ResponseTooLarge,
             code => Refusal::Other(code),
         }
     }
@@ -122,6 +128,9 @@ impl std::fmt::Display for Refusal {
                 formatter.write_str("the sender id does not match the sender's certificate")
             }
             Refusal::ResponseUnencodable => formatter.write_str("it could not encode its response"),
+            Refusal::ResponseTooLarge => {
+                formatter.write_str("its response would be larger than a frame")
+            }
             Refusal::Other(code) => write!(formatter, "it reset the stream with code {code}"),
         }
     }

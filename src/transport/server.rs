@@ -280,8 +280,14 @@ async fn serve_stream<Req: Message, Resp: Message>(
     let frame = match frame::encode(&response) {
         Ok(frame) => frame,
         Err(error) => {
-            tracing::warn!(remote = %peer.addr, %error, "cannot encode response");
-            let _ = send.reset(Refusal::ResponseUnencodable.code());
+            // Too large is the requester's to fix (it asked for too much at once), so
+            // it gets its own code; anything else is this node's fault.
+            let refusal = match error {
+                frame::FrameError::Oversized { .. } => Refusal::ResponseTooLarge,
+                _ => Refusal::ResponseUnencodable,
+            };
+            tracing::warn!(remote = %peer.addr, %error, "cannot send the response");
+            let _ = send.reset(refusal.code());
             return;
         }
     };

@@ -210,7 +210,7 @@ impl InProcessCluster {
             id: id.clone(),
             region: None,
             chaos: false,
-            admin_secret: None,
+            admin_key: None,
             session_secret: Some([3; 32]),
             settings: self.settings.clone(),
             tls,

@@ -456,3 +456,84 @@ proptest! {
         }
     }
 }
+
+/// What a test sibling weighs against a byte budget: 10 to 70 units by value.
+fn test_weight(sibling: &Sibling<u32>) -> usize {
+    10 * (sibling.value as usize % 7 + 1)
+}
+
+fn merged_within(
+    left: &Versioned<u32>,
+    right: &Versioned<u32>,
+    bytes_max: usize,
+) -> Versioned<u32> {
+    let mut result = left.clone();
+    result
+        .merge_bounded(right, SIBLINGS_CAP_MAX, bytes_max, test_weight)
+        .expect("test objects stay within the actor limit");
+    result
+}
+
+#[test]
+fn a_byte_budget_keeps_the_newest_siblings_and_covers_the_dropped_dots() {
+    // Weights 20 (value 1), 40 (value 3), 60 (value 5); newest last.
+    let left = written_once(A, 1, at(1));
+    let right = written_once(B, 3, at(2));
+    let newest = written_once(C, 5, at(3));
+    let all = merged_within(&merged_within(&left, &right, 1000), &newest, 1000);
+    assert_eq!(sorted_values(&all), vec![1, 3, 5]);
+    // 100 units: the newest (60) and the next (40) fit, the oldest does not.
+    let trimmed = merged_within(&merged_within(&left, &right, 100), &newest, 100);
+    assert_eq!(sorted_values(&trimmed), vec![3, 5]);
+    assert!(trimmed.context().covers(&Dot {
+        actor: A,
+        counter: 1
+    }));
+    // The dropped value cannot come back from a replica that still holds it.
+    assert_eq!(merged_within(&trimmed, &left, 100), trimmed);
+    // A budget below the newest sibling alone still keeps it.
+    let lone = merged_within(&all, &all, 1);
+    assert_eq!(sorted_values(&lone), vec![5]);
+}
+
+/// An object holding `value`, blindly written once by `actor` at `timestamp`.
+fn written_once(actor: Actor, value: u32, timestamp: Hlc) -> Versioned<u32> {
+    let mut object = Versioned::new();
+    object
+        .mint(actor, &VersionVector::new(), value, timestamp, SIBLINGS_MAX)
+        .unwrap();
+    object
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn beyond_the_byte_budget_merge_stays_commutative_idempotent_and_keeps_the_newest(
+        (replica_count, steps) in history(),
+        bytes_max in 1usize..=200,
+        picks in (any::<Index>(), any::<Index>()),
+    ) {
+        let run = run(replica_count, &steps, SIBLINGS_CAP_MAX);
+        let (a, b) = (pick(&run, &picks.0), pick(&run, &picks.1));
+        let (a, b) = (merged_within(a, a, bytes_max), merged_within(b, b, bytes_max));
+        let ab = merged_within(&a, &b, bytes_max);
+        prop_assert_eq!(&ab, &merged_within(&b, &a, bytes_max));
+        prop_assert_eq!(&merged_within(&a, &a, bytes_max), &a);
+        prop_assert_eq!(&merged_within(&ab, &b, bytes_max), &ab);
+        prop_assert!(ab.context().descends(a.context()) && ab.context().descends(b.context()));
+        let weight: usize = ab.siblings().iter().map(test_weight).sum();
+        prop_assert!(weight <= bytes_max || ab.len() == 1, "{} units in {} siblings", weight, ab.len());
+        // What the budget dropped is older than everything it kept.
+        let unbounded = merged(&a, &b, SIBLINGS_CAP_MAX);
+        let kept_oldest = ab.siblings().iter().map(|s| (s.timestamp, s.dot)).min();
+        for sibling in unbounded.siblings() {
+            if !ab.siblings().contains(sibling) {
+                prop_assert!(Some((sibling.timestamp, sibling.dot)) < kept_oldest);
+                prop_assert!(ab.context().covers(&sibling.dot));
+            }
+        }
+        // A budget nothing reaches changes nothing.
+        prop_assert_eq!(merged_within(&a, &b, usize::MAX), merged(&a, &b, SIBLINGS_CAP_MAX));
+    }
+}

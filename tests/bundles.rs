@@ -1,0 +1,179 @@
+//! Node bundles and node start checks, through the real binary: `cartwheel init
+//! --bundles` writes what one node needs, a node runs from it and checks the operator's
+//! token with the hash it holds; bad secret files and `--chaos` on a reachable address
+//! stop a node at start with a clear error.
+
+mod common;
+
+use common::{binary, single_region};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+/// A cluster directory and bundles for a one-node topology, made by `cartwheel init`.
+struct Bundled {
+    root: tempfile::TempDir,
+}
+
+impl Bundled {
+    fn new() -> Bundled {
+        let root = tempfile::tempdir().unwrap();
+        let topology = root.path().join("topology.toml");
+        std::fs::write(&topology, single_region(1, 1)).unwrap();
+        let init = Command::new(binary())
+            .args(["init", "--dir"])
+            .arg(root.path().join("cluster"))
+            .arg("--topology")
+            .arg(&topology)
+            .arg("--bundles")
+            .arg(root.path().join("bundles"))
+            .output()
+            .unwrap();
+        assert!(
+            init.status.success(),
+            "{}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+        Bundled { root }
+    }
+
+    fn bundle(&self) -> PathBuf {
+        self.root.path().join("bundles").join("local-1")
+    }
+
+    fn node(&self, extra: &[&str]) -> Command {
+        let bundle = self.bundle();
+        let mut command = Command::new(binary());
+        command
+            .args(["node", "--id", "local-1", "--memory", "--dir"])
+            .arg(&bundle)
+            .arg("--topology")
+            .arg(bundle.join("topology.toml"))
+            .args(extra);
+        command
+    }
+}
+
+/// Runs a node that must refuse to start; its output.
+fn refused(mut command: Command) -> Output {
+    let output = command.output().unwrap();
+    assert!(!output.status.success(), "the node started");
+    output
+}
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_ready(path: &Path, child: &mut Child) -> cartwheel::cluster::ReadyFile {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            if let Ok(ready) = serde_json::from_str(&text) {
+                return ready;
+            }
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the node exited");
+        assert!(Instant::now() < deadline, "the node was not ready in time");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_runs_from_its_bundle_and_checks_the_operator_by_hash() {
+    let bundled = Bundled::new();
+    let tls = bundled.bundle().join("tls");
+    assert!(!tls.join("ca.key").exists() && !tls.join("admin.secret").exists());
+    let ready_file = bundled.root.path().join("ready.json");
+    let mut child = bundled
+        .node(&["--ready-file", ready_file.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ready = wait_ready(&ready_file, &mut child);
+    let _running = Running(child);
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("http://{}{path}", ready.http);
+    let put = http.put(url("/v1/kv/k")).body("v").send().await.unwrap();
+    assert_eq!(put.status(), 204);
+    let read = http.get(url("/v1/kv/k")).send().await.unwrap();
+    assert_eq!(read.bytes().await.unwrap().as_ref(), b"v");
+    // The operator's secret stays in the cluster directory; the node knows its hash.
+    let secret =
+        cartwheel::cluster::load_admin_secret(&bundled.root.path().join("cluster")).unwrap();
+    let remove = |token: String| {
+        http.post(url("/v1/admin/remove/nobody-9"))
+            .bearer_auth(token)
+            .send()
+    };
+    assert_eq!(remove(secret.clone()).await.unwrap().status(), 404);
+    assert_eq!(remove(format!("{secret}x")).await.unwrap().status(), 401);
+    let hash = std::fs::read_to_string(tls.join("admin.hash")).unwrap();
+    assert_eq!(
+        remove(hash).await.unwrap().status(),
+        401,
+        "the hash is not the token"
+    );
+}
+
+#[test]
+fn a_node_refuses_empty_or_short_secret_files_naming_them() {
+    let bundled = Bundled::new();
+    let session = bundled.bundle().join("tls").join("session.secret");
+    let admin = bundled.bundle().join("tls").join("admin.hash");
+    std::fs::write(&session, "").unwrap();
+    let output = refused(bundled.node(&[]));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("session.secret"), "{stderr}");
+    std::fs::write(&session, "c2hvcnQ\n").unwrap();
+    let output = refused(bundled.node(&[]));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("session.secret") && stderr.contains("32"),
+        "{stderr}"
+    );
+    std::fs::remove_file(&session).unwrap();
+    std::fs::write(&admin, "").unwrap();
+    let output = refused(bundled.node(&[]));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("admin.hash"), "{stderr}");
+}
+
+#[test]
+fn chaos_is_refused_on_an_address_other_than_loopback() {
+    let bundled = Bundled::new();
+    for (flag, address) in [("--http", "0.0.0.0:0"), ("--quic", "0.0.0.0:0")] {
+        let output = refused(bundled.node(&["--chaos", flag, address]));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("--chaos") && stderr.contains(address),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn init_rotates_the_session_key_keeping_the_old_ones() {
+    let bundled = Bundled::new();
+    let dir = bundled.root.path().join("cluster");
+    let before = cartwheel::cluster::load_session_secrets(&dir).unwrap();
+    let rotate = Command::new(binary())
+        .args(["init", "--rotate-session-secret", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        rotate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rotate.stderr)
+    );
+    let after = cartwheel::cluster::load_session_secrets(&dir).unwrap();
+    assert_eq!(after.len(), 2);
+    assert_eq!(after[1..], before[..]);
+}
