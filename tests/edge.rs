@@ -355,3 +355,50 @@ async fn a_pipelined_client_that_never_reads_is_cut_off_and_others_are_served() 
     );
     cluster.shutdown().await;
 }
+
+/// A process's peak resident memory in KiB (`VmHWM`).
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc status")
+}
+
+#[tokio::test]
+async fn a_node_process_keeps_its_memory_under_many_huge_uploads_and_takes_the_edge_flags() {
+    // `cluster up` passes the edge flags on to its node processes.
+    let idle_ms = "1000";
+    let flags = ["--http-idle-timeout-ms", idle_ms, "--cache-mb", "16"];
+    let cluster = common::ProcessCluster::up(&single_region(1, 1), &flags);
+    let node = &cluster.nodes[0];
+    let before_kib = peak_rss_kib(node.pid);
+    // 16 uploads of 64 MiB at once (1 GiB offered): each refused at its limit.
+    let uploads: Vec<_> = (0..16)
+        .map(|index| {
+            let path = if index % 2 == 0 {
+                "/v1/kv/big"
+            } else {
+                "/v1/sessions"
+            };
+            tokio::spawn(stream_far_over_the_limit(node.http, path))
+        })
+        .collect();
+    for upload in uploads {
+        let (answer, _sent) = upload.await.unwrap();
+        assert_eq!(answer.status, 413);
+    }
+    let after_kib = peak_rss_kib(node.pid);
+    let growth_mib = after_kib.saturating_sub(before_kib) / 1024;
+    println!("peak RSS {before_kib} KiB before, {after_kib} KiB after 1 GiB of refused uploads");
+    assert!(growth_mib < 64, "peak RSS grew by {growth_mib} MiB");
+    // The idle timeout given to `cluster up` is the node's.
+    let mut stream = TcpStream::connect(node.http).await.unwrap();
+    stream.write_all(get("/v1/ring").as_bytes()).await.unwrap();
+    assert_eq!(read_answer(&mut stream).await.status, 200);
+    let answered = Instant::now();
+    assert!(closed_within(&mut stream, Duration::from_secs(5)).await);
+    assert!(answered.elapsed() >= Duration::from_millis(900));
+    cluster.down();
+}
