@@ -11,19 +11,22 @@ mod admin;
 mod bounds;
 mod kv;
 mod pipeline;
+mod pipeline_budget;
 mod routing;
 pub mod server;
 mod session;
 mod status;
 
 pub use kv::SiblingsBody;
+#[cfg(test)]
+pub(crate) use pipeline::serve as serve_pipeline;
 pub use pipeline::{
     codec as pipeline_codec, decode_request as decode_pipeline_request,
     encode as encode_pipeline_frame, FrameError, PipelineAnswer, PipelineRequest, PIPELINE_PATH,
     PIPELINE_PROTOCOL,
 };
 #[cfg(test)]
-pub(crate) use pipeline::{serve as serve_pipeline, PipelineBounds};
+pub(crate) use pipeline_budget::PipelineBounds;
 pub use routing::{RingMap, RingNode};
 pub use status::{MemberStatus, Status};
 
@@ -86,7 +89,7 @@ struct Inner {
     /// Pipelined connections open (`PIPELINE_CONNECTIONS_MAX`).
     pipelines: Arc<Semaphore>,
     /// Byte budgets every pipelined connection of this node draws from.
-    pipeline_bytes: pipeline::NodeBudgets,
+    pipeline_bytes: pipeline_budget::NodeBudgets,
     /// What the HTTP edge counted.
     edge: Arc<server::EdgeStats>,
 }
@@ -97,7 +100,7 @@ impl ApiState {
             parts,
             in_flight: Semaphore::new(limits::CLIENT_REQUESTS_IN_FLIGHT_MAX),
             pipelines: Arc::new(Semaphore::new(limits::PIPELINE_CONNECTIONS_MAX)),
-            pipeline_bytes: pipeline::NodeBudgets::new(),
+            pipeline_bytes: pipeline_budget::NodeBudgets::new(),
             edge: Arc::new(server::EdgeStats::default()),
         }))
     }

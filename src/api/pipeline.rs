@@ -17,6 +17,7 @@
 //! answered `bad_frame` with id 0 and the node closes the connection, as it cannot tell
 //! where the next frame starts or which request it was; it never panics on one.
 
+use super::pipeline_budget::{take, Parked, PipelineBounds};
 use super::{ApiError, ApiState};
 use crate::limits;
 use axum::body::Body;
@@ -33,7 +34,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 use tower::ServiceExt;
 
@@ -164,87 +165,6 @@ pub fn decode_request(frame: &[u8]) -> Result<PipelineRequest, FrameError> {
     Ok(rmp_serde::from_slice(frame)?)
 }
 
-/// The byte budgets all pipelined connections of a node draw from.
-#[derive(Clone)]
-pub(crate) struct NodeBudgets {
-    requests: Arc<Semaphore>,
-    answers: Arc<Semaphore>,
-}
-
-impl NodeBudgets {
-    pub(crate) fn new() -> Self {
-        NodeBudgets {
-            requests: Arc::new(Semaphore::new(limits::PIPELINE_NODE_REQUEST_BYTES_MAX)),
-            answers: Arc::new(Semaphore::new(limits::PIPELINE_NODE_ANSWER_BYTES_MAX)),
-        }
-    }
-}
-
-// A connection's budget must hold one frame at its limit, or that frame waits forever.
-const _: () =
-    assert!(limits::PIPELINE_CONNECTION_REQUEST_BYTES_MAX >= limits::PIPELINE_REQUEST_BYTES_MAX);
-const _: () =
-    assert!(limits::PIPELINE_CONNECTION_ANSWER_BYTES_MAX >= limits::PIPELINE_ANSWER_BYTES_MAX);
-const _: () = assert!(
-    limits::PIPELINE_NODE_REQUEST_BYTES_MAX >= limits::PIPELINE_CONNECTION_REQUEST_BYTES_MAX
-);
-const _: () =
-    assert!(limits::PIPELINE_NODE_ANSWER_BYTES_MAX >= limits::PIPELINE_CONNECTION_ANSWER_BYTES_MAX);
-
-/// What bounds one pipelined connection besides its frame limits.
-pub(crate) struct PipelineBounds {
-    pub(crate) node: NodeBudgets,
-    /// A write of answers that makes no progress this long cuts the client off.
-    pub(crate) write_timeout: std::time::Duration,
-    /// A connection with nothing in flight and no frame arriving this long is closed.
-    pub(crate) idle_timeout: std::time::Duration,
-    /// The client's address, handed to every request as `ConnectInfo`.
-    pub(crate) peer: Option<SocketAddr>,
-    pub(crate) stats: Arc<super::server::EdgeStats>,
-}
-
-impl PipelineBounds {
-    /// Bounds of a connection served on its own (tests, the bench's echo target).
-    #[cfg(test)]
-    pub(crate) fn standalone() -> Self {
-        PipelineBounds {
-            node: NodeBudgets::new(),
-            write_timeout: std::time::Duration::from_millis(limits::HTTP_WRITE_TIMEOUT_MS_DEFAULT),
-            idle_timeout: std::time::Duration::from_millis(limits::HTTP_IDLE_TIMEOUT_MS_DEFAULT),
-            peer: None,
-            stats: Default::default(),
-        }
-    }
-}
-
-/// Bytes taken from a connection's budget and the node's, given back on drop.
-struct Taken {
-    _connection: OwnedSemaphorePermit,
-    _node: OwnedSemaphorePermit,
-}
-
-/// Takes `bytes` from `connection` and then `node` (never more than either holds).
-async fn take(
-    connection: &Arc<Semaphore>,
-    node: &Arc<Semaphore>,
-    bytes: usize,
-    most: usize,
-) -> Option<Taken> {
-    let bytes = u32::try_from(bytes.clamp(1, most)).ok()?;
-    let mine = connection.clone().acquire_many_owned(bytes).await.ok()?;
-    let all = node.clone().acquire_many_owned(bytes).await.ok()?;
-    Some(Taken {
-        _connection: mine,
-        _node: all,
-    })
-}
-
-/// An answer waiting to be written, with the bytes it holds.
-struct Parked {
-    frame: Bytes,
-    _bytes: Taken,
-}
-
 /// Serves one pipelined connection: reads request frames, answers each through `router`
 /// on its own task, and writes the answers as they finish. Ends when the client closes
 /// the connection, sends a bad frame, stays idle, stops reading (cut off after the
@@ -274,11 +194,17 @@ pub(crate) async fn serve<Io>(
     ));
     let answer_bytes = Arc::new(Semaphore::new(limits::PIPELINE_CONNECTION_ANSWER_BYTES_MAX));
     loop {
-        let idle = in_flight.available_permits() == limits::PIPELINE_IN_FLIGHT_MAX;
         let frame = tokio::select! {
             _ = stopped.wait_for(|stop| *stop) => break,
             _ = writer_gone.changed() => break,
-            _ = tokio::time::sleep(bounds.idle_timeout), if idle => break,
+            // No frame for the idle timeout: closed if nothing is in flight either
+            // (a half-sent frame included); otherwise looked at again after as long.
+            _ = tokio::time::sleep(bounds.idle_timeout) => {
+                if in_flight.available_permits() == limits::PIPELINE_IN_FLIGHT_MAX {
+                    break;
+                }
+                continue;
+            }
             frame = frames.next() => frame,
         };
         let request = match frame {
@@ -740,6 +666,32 @@ mod tests {
             assert!(tokio::time::Instant::now() < deadline, "bytes still held");
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
+    }
+
+    #[tokio::test]
+    async fn a_connection_with_nothing_in_flight_is_closed_after_the_idle_timeout() {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let (_stop, stopped) = watch::channel(false);
+        let bounds = PipelineBounds {
+            idle_timeout: std::time::Duration::from_millis(200),
+            ..PipelineBounds::standalone()
+        };
+        let router = echo_router(Arc::new(tokio::sync::Notify::new()));
+        let served = tokio::spawn(serve(router, server, stopped, bounds));
+        let (read, write) = tokio::io::split(client);
+        let mut sink = FramedWrite::new(write, codec(limits::PIPELINE_REQUEST_BYTES_MAX));
+        let mut frames = FramedRead::new(read, codec(limits::PIPELINE_ANSWER_BYTES_MAX));
+        sink.send(encode(&request(1, "PUT", "/echo/x", b"")))
+            .await
+            .unwrap();
+        assert_eq!(next_answer(&mut frames).await.id, 1);
+        // Then silence, with half a frame sent: the node closes the connection.
+        sink.get_mut().write_all(&[0, 0]).await.unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), served)
+            .await
+            .expect("the idle connection is closed")
+            .unwrap();
+        assert!(frames.next().await.is_none());
     }
 
     proptest::proptest! {
