@@ -617,6 +617,14 @@ mod tests {
     }
 
     #[test]
+    fn a_pipelined_request_carries_the_client_address_of_its_connection() {
+        let peer: SocketAddr = "127.0.0.2:4242".parse().unwrap();
+        let built = http_request(request(1, "GET", "/echo/x", b""), Some(peer)).unwrap();
+        let carried = built.extensions().get::<ConnectInfo<SocketAddr>>();
+        assert_eq!(carried.map(|ConnectInfo(address)| *address), Some(peer));
+    }
+
+    #[test]
     fn frames_round_trip_and_accept_a_request_without_headers_or_body() {
         let full = request(9, "PUT", "/v1/kv/k?w=2", b"\x00\xff");
         let back: PipelineRequest = rmp_serde::from_slice(&encode(&full)).unwrap();

@@ -143,10 +143,20 @@ impl Drop for Slot {
 
 /// Accepts and serves client connections until `stopped` turns true, then lets open
 /// connections finish their requests (graceful shutdown) and returns.
-pub async fn serve(listener: TcpListener, state: ApiState, mut stopped: watch::Receiver<bool>) {
+pub async fn serve(listener: TcpListener, state: ApiState, stopped: watch::Receiver<bool>) {
     let settings = state.parts().settings.http.clone();
     let stats = state.0.edge.clone();
-    let router = super::router(state);
+    serve_router(listener, super::router(state), settings, stats, stopped).await;
+}
+
+/// [`serve`] for any router.
+async fn serve_router(
+    listener: TcpListener,
+    router: Router,
+    settings: HttpSettings,
+    stats: Arc<EdgeStats>,
+    mut stopped: watch::Receiver<bool>,
+) {
     let caps = Caps::new(&settings);
     let refusals = Arc::new(Semaphore::new(limits::HTTP_REFUSALS_IN_FLIGHT_MAX));
     let mut connections = JoinSet::new();
@@ -564,6 +574,40 @@ mod tests {
             connections_max: 3,
             ..HttpSettings::default()
         }
+    }
+
+    #[tokio::test]
+    async fn every_request_carries_the_client_address_and_the_server_stops_on_its_signal() {
+        let router = Router::new().route(
+            "/peer",
+            axum::routing::get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move {
+                peer.to_string()
+            }),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let node = listener.local_addr().unwrap();
+        let (stop, stopped) = watch::channel(false);
+        let stats = Arc::new(EdgeStats::default());
+        let served = tokio::spawn(serve_router(listener, router, settings(), stats, stopped));
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        let mut stream = socket.connect(node).await.unwrap();
+        let local = stream.local_addr().unwrap();
+        let request = "GET /peer HTTP/1.1\r\nhost: node\r\nconnection: close\r\n\r\n";
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        let read = stream.read_to_string(&mut answer);
+        tokio::time::timeout(Duration::from_secs(5), read)
+            .await
+            .expect("an answer within 5 s")
+            .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with(&local.to_string()), "{answer}");
+        stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), served)
+            .await
+            .expect("the server stops")
+            .unwrap();
     }
 
     #[test]
