@@ -395,3 +395,65 @@ pub const SECRET_FILE_BYTES_MAX: usize = 64 * 1024;
 /// `cartwheel init --rotate-session-secret` refuses to add one more until the oldest
 /// line is removed.
 pub const SESSION_KEYS_MAX: usize = 16;
+
+// ---- HTTP and pipeline edge ----
+
+/// Bytes of a request body on a route that takes none (GET, DELETE, the pipeline
+/// upgrade). More is answered 413 `body_too_large` and the connection is closed.
+pub const HTTP_EMPTY_BODY_BYTES_MAX: usize = 4 * 1024;
+/// Bytes of an admin request body (fault plans, clock offsets). More is answered 413
+/// `body_too_large` and the connection is closed.
+pub const HTTP_ADMIN_BODY_BYTES_MAX: usize = 64 * 1024;
+/// Default time (ms) a client has to send a request head once its first byte arrived
+/// (`--http-header-timeout-ms`); then the connection is closed without an answer.
+pub const HTTP_HEADER_TIMEOUT_MS_DEFAULT: u64 = 10_000;
+/// Default time (ms) a client has to send a whole request body (`--http-body-timeout-ms`);
+/// then it is answered 408 `body_timeout` and the connection is closed.
+pub const HTTP_BODY_TIMEOUT_MS_DEFAULT: u64 = 10_000;
+/// Default time (ms) a connection may sit with no request open and no byte moving
+/// (`--http-idle-timeout-ms`): longer than the 60 s idle timeout of common load
+/// balancers, so they close first. Then the node closes it; pipelined connections with
+/// nothing in flight too.
+pub const HTTP_IDLE_TIMEOUT_MS_DEFAULT: u64 = 75_000;
+/// Default time (ms) from a complete request head to the end of its answer's handler
+/// (`--http-request-deadline-ms`); then it is answered 503 `timeout`. Above the
+/// coordinator's own request timeout plus the wait for admission.
+pub const HTTP_REQUEST_DEADLINE_MS_DEFAULT: u64 = 30_000;
+/// Default time (ms) a write to a client may make no progress (`--http-write-timeout-ms`):
+/// a client that stops reading is cut off then and its parked answers are freed.
+pub const HTTP_WRITE_TIMEOUT_MS_DEFAULT: u64 = 10_000;
+/// Longest any of the HTTP timeouts above may be set to.
+pub const HTTP_TIMEOUT_MS_MAX: u64 = 3_600_000;
+/// Default open client connections per node (`--http-connections-max`), as Redis's
+/// `maxclients`; one more is answered 503 `overloaded` and closed.
+pub const HTTP_CONNECTIONS_MAX_DEFAULT: usize = 10_000;
+/// Default open client connections per client IP address
+/// (`--http-connections-per-address-max`); one more is answered 503 `overloaded` and
+/// closed. Leaves room for `cartwheel bench` and the sims, which connect from loopback.
+pub const HTTP_CONNECTIONS_PER_ADDRESS_MAX_DEFAULT: usize = 1024;
+/// Largest value either connection cap may be set to.
+pub const HTTP_CONNECTIONS_MAX_MAX: usize = 1_000_000;
+/// Refusals (503 `overloaded` answers to connections over a cap) being written at once;
+/// beyond it a connection over a cap is closed without an answer.
+pub const HTTP_REFUSALS_IN_FLIGHT_MAX: usize = 256;
+/// How long (ms) the node keeps reading and discarding after it closed its side of a
+/// connection, so the client reads the answer instead of a reset; then it closes.
+pub const HTTP_LINGER_MS: u64 = 1_000;
+/// Bytes the node reads and discards while lingering at most; then it closes.
+pub const HTTP_LINGER_BYTES_MAX: usize = 1024 * 1024;
+/// How long (ms) the listener waits after a failed accept (e.g. out of file
+/// descriptors) before it accepts again.
+pub const HTTP_ACCEPT_BACKOFF_MS: u64 = 50;
+/// Request frame bytes one pipelined connection holds read and not yet answered; the
+/// node reads no further frame from it until answers free some. At least one request
+/// frame at its limit.
+pub const PIPELINE_CONNECTION_REQUEST_BYTES_MAX: usize = 8 * 1024 * 1024;
+/// Request frame bytes all pipelined connections of a node hold at once; each reads no
+/// further frame until answers free some.
+pub const PIPELINE_NODE_REQUEST_BYTES_MAX: usize = 256 * 1024 * 1024;
+/// Answer frame bytes waiting to be written on one pipelined connection; further
+/// answers wait (holding their requests' bytes) until the client reads. At least one
+/// answer frame at its limit.
+pub const PIPELINE_CONNECTION_ANSWER_BYTES_MAX: usize = 32 * 1024 * 1024;
+/// Answer frame bytes waiting to be written on all pipelined connections of a node.
+pub const PIPELINE_NODE_ANSWER_BYTES_MAX: usize = 512 * 1024 * 1024;

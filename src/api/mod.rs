@@ -8,10 +8,13 @@
 //! nothing about replication.
 
 mod admin;
+mod bounds;
 pub mod context;
 mod kv;
 mod pipeline;
+mod pipeline_budget;
 mod routing;
+pub mod server;
 mod session;
 mod status;
 
@@ -21,9 +24,12 @@ pub use kv::SiblingsBody;
 #[cfg(test)]
 pub(crate) use pipeline::serve as serve_pipeline;
 pub use pipeline::{
-    codec as pipeline_codec, encode as encode_pipeline_frame, PipelineAnswer, PipelineRequest,
-    PIPELINE_PATH, PIPELINE_PROTOCOL,
+    codec as pipeline_codec, decode_request as decode_pipeline_request,
+    encode as encode_pipeline_frame, FrameError, PipelineAnswer, PipelineRequest, PIPELINE_PATH,
+    PIPELINE_PROTOCOL,
 };
+#[cfg(test)]
+pub(crate) use pipeline_budget::PipelineBounds;
 pub use routing::{RingMap, RingNode};
 pub use status::{MemberStatus, Status};
 
@@ -89,6 +95,10 @@ struct Inner {
     in_flight: Semaphore,
     /// Pipelined connections open (`PIPELINE_CONNECTIONS_MAX`).
     pipelines: Arc<Semaphore>,
+    /// Byte budgets every pipelined connection of this node draws from.
+    pipeline_bytes: pipeline_budget::NodeBudgets,
+    /// What the HTTP edge counted.
+    edge: Arc<server::EdgeStats>,
 }
 
 impl ApiState {
@@ -97,6 +107,8 @@ impl ApiState {
             parts,
             in_flight: Semaphore::new(limits::CLIENT_REQUESTS_IN_FLIGHT_MAX),
             pipelines: Arc::new(Semaphore::new(limits::PIPELINE_CONNECTIONS_MAX)),
+            pipeline_bytes: pipeline_budget::NodeBudgets::new(),
+            edge: Arc::new(server::EdgeStats::default()),
         }))
     }
 
@@ -214,7 +226,12 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/session/history", post(session::history))
         .route("/v1/session/rotate", post(session::rotate))
         .fallback(not_found)
+        // Bodies are read (within their limits) by `bounds`, before any handler.
         .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            bounds::bounded,
+        ))
         .with_state(state)
 }
 

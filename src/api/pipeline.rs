@@ -17,10 +17,11 @@
 //! answered `bad_frame` with id 0 and the node closes the connection, as it cannot tell
 //! where the next frame starts or which request it was; it never panics on one.
 
+use super::pipeline_budget::{take, Parked, PipelineBounds};
 use super::{ApiError, ApiState};
 use crate::limits;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::{CONNECTION, CONTENT_LENGTH, UPGRADE};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -29,6 +30,8 @@ use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch, Semaphore};
@@ -115,12 +118,24 @@ pub(super) async fn upgrade(State(state): State<ApiState>, mut request: Request)
         )
         .into_response();
     };
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| *peer);
+    let http = &state.parts().settings.http;
+    let bounds = PipelineBounds {
+        node: state.0.pipeline_bytes.clone(),
+        write_timeout: http.write_timeout,
+        idle_timeout: http.idle_timeout,
+        peer,
+        stats: state.0.edge.clone(),
+    };
     let on_upgrade = hyper::upgrade::on(&mut request);
     let router = super::router(state.clone());
     let stopped = state.parts().stopped.clone();
     tokio::spawn(async move {
         match on_upgrade.await {
-            Ok(upgraded) => serve(router, TokioIo::new(upgraded), stopped).await,
+            Ok(upgraded) => serve(router, TokioIo::new(upgraded), stopped, bounds).await,
             Err(error) => tracing::debug!(%error, "pipeline upgrade failed"),
         }
         drop(permit);
@@ -135,51 +150,118 @@ pub(super) async fn upgrade(State(state): State<ApiState>, mut request: Request)
         .into_response()
 }
 
+/// Why a frame is not a request.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// Too long (over `PIPELINE_REQUEST_BYTES_MAX`) or the connection failed.
+    #[error("the frame could not be read: {0}")]
+    Read(#[from] std::io::Error),
+    #[error("the frame is not a pipeline request: {0}")]
+    NotARequest(#[from] rmp_serde::decode::Error),
+}
+
+/// The request a whole frame carries.
+pub fn decode_request(frame: &[u8]) -> Result<PipelineRequest, FrameError> {
+    Ok(rmp_serde::from_slice(frame)?)
+}
+
 /// Serves one pipelined connection: reads request frames, answers each through `router`
 /// on its own task, and writes the answers as they finish. Ends when the client closes
-/// the connection, sends a bad frame, or `stopped` turns true; answers in flight are
-/// still written.
-pub async fn serve<Io>(router: Router, io: Io, mut stopped: watch::Receiver<bool>)
-where
+/// the connection, sends a bad frame, stays idle, stops reading (cut off after the
+/// write timeout, its parked answers freed), or `stopped` turns true; answers in flight
+/// are then still written to a client that reads.
+pub(crate) async fn serve<Io>(
+    router: Router,
+    io: Io,
+    mut stopped: watch::Receiver<bool>,
+    bounds: PipelineBounds,
+) where
     Io: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (read, write) = tokio::io::split(io);
     let mut frames = FramedRead::new(read, codec(limits::PIPELINE_REQUEST_BYTES_MAX));
-    let (answers, outgoing) = mpsc::channel::<Bytes>(limits::PIPELINE_IN_FLIGHT_MAX);
+    let (answers, outgoing) = mpsc::channel::<Parked>(limits::PIPELINE_IN_FLIGHT_MAX);
+    // Dropped by the writer when it ends: the reader stops then too.
+    let (cut, mut writer_gone) = watch::channel(());
     let writer = tokio::spawn(write_answers(
         FramedWrite::new(write, codec(limits::PIPELINE_ANSWER_BYTES_MAX)),
         outgoing,
+        (bounds.write_timeout, bounds.stats.clone(), cut),
     ));
     let in_flight = Arc::new(Semaphore::new(limits::PIPELINE_IN_FLIGHT_MAX));
+    let requests = Arc::new(Semaphore::new(
+        limits::PIPELINE_CONNECTION_REQUEST_BYTES_MAX,
+    ));
+    let answer_bytes = Arc::new(Semaphore::new(limits::PIPELINE_CONNECTION_ANSWER_BYTES_MAX));
     loop {
         let frame = tokio::select! {
             _ = stopped.wait_for(|stop| *stop) => break,
+            _ = writer_gone.changed() => break,
+            // No frame for the idle timeout: closed if nothing is in flight either
+            // (a half-sent frame included); otherwise looked at again after as long.
+            _ = tokio::time::sleep(bounds.idle_timeout) => {
+                if in_flight.available_permits() == limits::PIPELINE_IN_FLIGHT_MAX {
+                    break;
+                }
+                continue;
+            }
             frame = frames.next() => frame,
         };
         let request = match frame {
             None => break,
-            Some(Ok(frame)) => rmp_serde::from_slice::<PipelineRequest>(&frame)
-                .map_err(|error| format!("the frame is not a pipeline request: {error}")),
-            Some(Err(error)) => Err(format!("the frame could not be read: {error}")),
+            Some(Ok(frame)) => decode_request(&frame).map(|request| (request, frame.len())),
+            Some(Err(error)) => Err(FrameError::Read(error)),
         };
-        let request = match request {
+        let (request, length) = match request {
             Ok(request) => request,
-            Err(message) => {
-                let error = ApiError::bad_request("bad_frame", message);
-                let _ = answers
-                    .send(encode(&answer_of(0, error.into_response()).await))
-                    .await;
+            Err(error) => {
+                let error = ApiError::bad_request("bad_frame", error.to_string());
+                let frame = encode(&answer_of(0, error.into_response()).await);
+                let most = limits::PIPELINE_CONNECTION_ANSWER_BYTES_MAX;
+                let taken = take(&answer_bytes, &bounds.node.answers, frame.len(), most);
+                if let Some(taken) = taken.await {
+                    let _ = answers
+                        .send(Parked {
+                            frame,
+                            _bytes: taken,
+                        })
+                        .await;
+                }
                 break;
             }
         };
-        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+        // Back-pressure: no further frame is read until a request slot and the
+        // request's bytes are free.
+        let reserved = async {
+            let permit = in_flight.clone().acquire_owned().await.ok()?;
+            let most = limits::PIPELINE_CONNECTION_REQUEST_BYTES_MAX;
+            let taken = take(&requests, &bounds.node.requests, length, most).await?;
+            Some((permit, taken))
+        };
+        let reserved = tokio::select! {
+            _ = stopped.wait_for(|stop| *stop) => break,
+            _ = writer_gone.changed() => break,
+            reserved = reserved => reserved,
+        };
+        let Some((permit, request_bytes)) = reserved else {
             break;
         };
+        let peer = bounds.peer;
         let (router, answers) = (router.clone(), answers.clone());
+        let (answer_bytes, node_answers) = (answer_bytes.clone(), bounds.node.answers.clone());
         tokio::spawn(async move {
-            let answer = answer(router, request).await;
+            let frame = encode(&answer(router, request, peer).await);
+            drop(request_bytes);
+            let most = limits::PIPELINE_CONNECTION_ANSWER_BYTES_MAX;
             // A closed writer means the client is gone; the answer has nowhere to go.
-            let _ = answers.send(encode(&answer)).await;
+            if let Some(taken) = take(&answer_bytes, &node_answers, frame.len(), most).await {
+                let _ = answers
+                    .send(Parked {
+                        frame,
+                        _bytes: taken,
+                    })
+                    .await;
+            }
             drop(permit);
         });
     }
@@ -187,30 +269,48 @@ where
     let _ = writer.await;
 }
 
-/// Writes answers as they come; those ready together go out in one write.
+/// Writes answers as they come; those ready together go out in one write. A write that
+/// makes no progress within the write timeout ends it: the connection is cut off and
+/// the answers parked in `outgoing` are dropped with it.
 async fn write_answers<W: AsyncWrite + Unpin>(
     mut sink: FramedWrite<W, LengthDelimitedCodec>,
-    mut outgoing: mpsc::Receiver<Bytes>,
+    mut outgoing: mpsc::Receiver<Parked>,
+    (write_timeout, stats, _cut): (
+        std::time::Duration,
+        Arc<super::server::EdgeStats>,
+        watch::Sender<()>,
+    ),
 ) {
-    while let Some(frame) = outgoing.recv().await {
-        if sink.feed(frame).await.is_err() {
-            return;
-        }
-        while let Ok(frame) = outgoing.try_recv() {
-            if sink.feed(frame).await.is_err() {
+    let mut written = Vec::new();
+    while let Some(parked) = outgoing.recv().await {
+        let mut next = Some(parked);
+        let batch = async {
+            while let Some(parked) = next.take().or_else(|| outgoing.try_recv().ok()) {
+                sink.feed(parked.frame.clone()).await?;
+                written.push(parked);
+            }
+            SinkExt::<Bytes>::flush(&mut sink).await
+        };
+        match tokio::time::timeout(write_timeout, batch).await {
+            Ok(Ok(())) => written.clear(),
+            Ok(Err(_)) => return,
+            Err(_) => {
+                stats.write_timeouts.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("pipelined client stopped reading: cut off");
                 return;
             }
-        }
-        if SinkExt::<Bytes>::flush(&mut sink).await.is_err() {
-            return;
         }
     }
 }
 
 /// One request through the router, as HTTP would have served it.
-async fn answer(router: Router, request: PipelineRequest) -> PipelineAnswer {
+async fn answer(
+    router: Router,
+    request: PipelineRequest,
+    peer: Option<SocketAddr>,
+) -> PipelineAnswer {
     let id = request.id;
-    let response = match http_request(request) {
+    let response = match http_request(request, peer) {
         Ok(request) => match router.oneshot(request).await {
             Ok(response) => response,
             Err(never) => match never {},
@@ -221,7 +321,7 @@ async fn answer(router: Router, request: PipelineRequest) -> PipelineAnswer {
 }
 
 /// The HTTP request a frame describes; a bad method, path or header is a 400.
-fn http_request(request: PipelineRequest) -> Result<Request, ApiError> {
+fn http_request(request: PipelineRequest, peer: Option<SocketAddr>) -> Result<Request, ApiError> {
     let bad = |message: String| ApiError::bad_request("bad_request", message);
     let method = Method::from_bytes(request.method.as_bytes())
         .map_err(|_| bad(format!("{:?} is not an HTTP method", request.method)))?;
@@ -232,6 +332,9 @@ fn http_request(request: PipelineRequest) -> Result<Request, ApiError> {
         )));
     }
     let mut builder = Request::builder().method(method).uri(request.path.as_str());
+    if let Some(peer) = peer {
+        builder = builder.extension(ConnectInfo(peer));
+    }
     for (name, value) in &request.headers {
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| bad(format!("{name:?} is not a header name")))?;
@@ -271,7 +374,8 @@ async fn answer_of(id: u64, response: Response) -> PipelineAnswer {
     let headers = parts
         .headers
         .iter()
-        .filter(|(name, _)| *name != CONTENT_LENGTH)
+        // The frame carries the length, and the connection is the pipeline's.
+        .filter(|(name, _)| *name != CONTENT_LENGTH && *name != CONNECTION)
         .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_string())))
         .collect();
     PipelineAnswer {
@@ -341,7 +445,12 @@ mod tests {
         let (client, server) = tokio::io::duplex(64 * 1024);
         let (stop, stopped) = watch::channel(false);
         let release = Arc::new(tokio::sync::Notify::new());
-        let served = tokio::spawn(serve(echo_router(release.clone()), server, stopped));
+        let served = tokio::spawn(serve(
+            echo_router(release.clone()),
+            server,
+            stopped,
+            PipelineBounds::standalone(),
+        ));
         let (read, write) = tokio::io::split(client);
         Client {
             sink: FramedWrite::new(write, codec(limits::PIPELINE_REQUEST_BYTES_MAX)),
@@ -462,7 +571,7 @@ mod tests {
         let (client, server) = tokio::io::duplex(64 * 1024);
         let (_stop, stopped) = watch::channel(false);
         let router = echo_router(Arc::new(tokio::sync::Notify::new()));
-        let served = tokio::spawn(serve(router, server, stopped));
+        let served = tokio::spawn(serve(router, server, stopped, PipelineBounds::standalone()));
         let (mut read, mut write) = tokio::io::split(client);
         let length = (limits::PIPELINE_REQUEST_BYTES_MAX as u32) + 1;
         write.write_all(&length.to_be_bytes()).await.unwrap();
@@ -508,6 +617,14 @@ mod tests {
     }
 
     #[test]
+    fn a_pipelined_request_carries_the_client_address_of_its_connection() {
+        let peer: SocketAddr = "127.0.0.2:4242".parse().unwrap();
+        let built = http_request(request(1, "GET", "/echo/x", b""), Some(peer)).unwrap();
+        let carried = built.extensions().get::<ConnectInfo<SocketAddr>>();
+        assert_eq!(carried.map(|ConnectInfo(address)| *address), Some(peer));
+    }
+
+    #[test]
     fn frames_round_trip_and_accept_a_request_without_headers_or_body() {
         let full = request(9, "PUT", "/v1/kv/k?w=2", b"\x00\xff");
         let back: PipelineRequest = rmp_serde::from_slice(&encode(&full)).unwrap();
@@ -515,5 +632,101 @@ mod tests {
         let minimal = encode(&serde_json::json!({"id": 3, "method": "GET", "path": "/v1/ring"}));
         let minimal: PipelineRequest = rmp_serde::from_slice(&minimal).unwrap();
         assert!(minimal.headers.is_empty() && minimal.body.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_client_that_stops_reading_is_cut_off_and_its_answers_freed() {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let (_stop, stopped) = watch::channel(false);
+        let bounds = PipelineBounds {
+            write_timeout: std::time::Duration::from_millis(200),
+            ..PipelineBounds::standalone()
+        };
+        let (node, stats) = (bounds.node.clone(), bounds.stats.clone());
+        let router = echo_router(Arc::new(tokio::sync::Notify::new()));
+        let served = tokio::spawn(serve(router, server, stopped, bounds));
+        let (_read, write) = tokio::io::split(client);
+        let mut sink = FramedWrite::new(write, codec(limits::PIPELINE_REQUEST_BYTES_MAX));
+        // Each answer echoes 256 KiB; the client reads none of them.
+        let body = vec![1_u8; 256 * 1024];
+        let sending = async {
+            for id in 1..=200 {
+                if sink
+                    .send(encode(&request(id, "PUT", "/echo/x", &body)))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), sending).await;
+        tokio::time::timeout(std::time::Duration::from_secs(10), served)
+            .await
+            .expect("the silent client is cut off")
+            .unwrap();
+        assert_eq!(stats.counters().write_timeouts, 1);
+        // Every byte the connection held comes back once its answer tasks end.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while node.requests.available_permits() < limits::PIPELINE_NODE_REQUEST_BYTES_MAX
+            || node.answers.available_permits() < limits::PIPELINE_NODE_ANSWER_BYTES_MAX
+        {
+            assert!(tokio::time::Instant::now() < deadline, "bytes still held");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connection_with_nothing_in_flight_is_closed_after_the_idle_timeout() {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let (_stop, stopped) = watch::channel(false);
+        let bounds = PipelineBounds {
+            idle_timeout: std::time::Duration::from_millis(200),
+            ..PipelineBounds::standalone()
+        };
+        let router = echo_router(Arc::new(tokio::sync::Notify::new()));
+        let served = tokio::spawn(serve(router, server, stopped, bounds));
+        let (read, write) = tokio::io::split(client);
+        let mut sink = FramedWrite::new(write, codec(limits::PIPELINE_REQUEST_BYTES_MAX));
+        let mut frames = FramedRead::new(read, codec(limits::PIPELINE_ANSWER_BYTES_MAX));
+        sink.send(encode(&request(1, "PUT", "/echo/x", b"")))
+            .await
+            .unwrap();
+        assert_eq!(next_answer(&mut frames).await.id, 1);
+        // Then silence, with half a frame sent: the node closes the connection.
+        sink.get_mut().write_all(&[0, 0]).await.unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), served)
+            .await
+            .expect("the idle connection is closed")
+            .unwrap();
+        assert!(frames.next().await.is_none());
+    }
+
+    proptest::proptest! {
+        /// The decoder (length framing, then MessagePack) fed arbitrary bytes returns
+        /// frames or typed errors, never a panic; a frame it accepts re-encodes to a
+        /// frame that decodes to the same request.
+        #[test]
+        fn the_frame_decoder_never_panics_on_arbitrary_bytes(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..4096),
+            small in proptest::bool::ANY,
+        ) {
+            use tokio_util::codec::Decoder;
+            let max = if small { 64 } else { limits::PIPELINE_REQUEST_BYTES_MAX };
+            let mut codec = codec(max);
+            let mut buffer = bytes::BytesMut::from(bytes.as_slice());
+            // Each round consumes at least a four-byte prefix or ends.
+            for _ in 0..=bytes.len() {
+                match codec.decode(&mut buffer) {
+                    Ok(Some(frame)) => {
+                        if let Ok(request) = decode_request(&frame) {
+                            let again = decode_request(&encode(&request));
+                            proptest::prop_assert_eq!(again.ok(), Some(request));
+                        }
+                    }
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        }
     }
 }

@@ -70,6 +70,9 @@ pub struct Status {
     pub anti_entropy: RepairCounters,
     #[serde(default)]
     pub sessions: SessionCounters,
+    /// What the HTTP edge refused and cut off.
+    #[serde(default)]
+    pub edge: super::server::EdgeCounters,
 }
 
 /// Session service counters (all zero when the service is off).
@@ -225,6 +228,7 @@ pub(super) async fn status(State(state): State<ApiState>) -> Json<Status> {
             tombstones_collected: parts.repair.tombstones_collected.load(Ordering::Relaxed),
         },
         sessions: session_counters(parts),
+        edge: state.0.edge.counters(),
         hints: HintCounters {
             pending: parts
                 .hints

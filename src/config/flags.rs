@@ -81,6 +81,8 @@ pub struct TuningFlags {
     pub remote_suspicion_multiplier: Option<u32>,
     #[command(flatten)]
     pub session: super::SessionFlags,
+    #[command(flatten)]
+    pub http: super::HttpFlags,
 }
 
 /// Appends `--name value` to `args` when there is a value.
@@ -162,6 +164,7 @@ impl TuningFlags {
             }
         }
         args.extend(self.session.to_args());
+        args.extend(self.http.to_args());
         args
     }
 }

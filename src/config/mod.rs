@@ -16,8 +16,10 @@ use std::path::Path;
 use std::time::Duration;
 
 mod flags;
+mod http;
 mod session;
 pub use flags::TuningFlags;
+pub use http::{HttpFlags, HttpSettings};
 pub use session::{ClassPolicy, SessionFlags, SessionSettings};
 
 /// What is wrong with a topology file or a flag.
@@ -425,6 +427,8 @@ pub struct Settings {
     pub anti_entropy_rate: u64,
     pub tombstone_grace: Duration,
     pub session: SessionSettings,
+    /// The client edge's timeouts and connection caps.
+    pub http: HttpSettings,
     /// Non-fatal findings to print at start (e.g. R + W <= N).
     pub warnings: Vec<String>,
 }
@@ -487,8 +491,10 @@ impl Settings {
             !flags.strict_quorum,
             &mut warnings,
         )?;
+        let http = HttpSettings::new(&flags.http)?;
         Ok(Settings {
             session,
+            http,
             topology,
             read,
             write,

@@ -464,25 +464,11 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
         clock: clock.clone(),
         stopped: stopped.clone(),
     });
-    let mut http_stopped = stopped.clone();
-    tasks.spawn(async move {
-        let shutdown = async move {
-            let _ = http_stopped.wait_for(|stop| *stop).await;
-        };
-        // Answers go out at once rather than waiting on Nagle's algorithm for the
-        // client's acknowledgement of the previous segment.
-        let http_listener = axum::serve::ListenerExt::tap_io(http_listener, |stream| {
-            if let Err(error) = stream.set_nodelay(true) {
-                tracing::debug!(%error, "cannot set TCP_NODELAY");
-            }
-        });
-        if let Err(error) = axum::serve(http_listener, api::router(api_state))
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::error!(%error, "HTTP server failed");
-        }
-    });
+    tasks.spawn(api::server::serve(
+        http_listener,
+        api_state,
+        stopped.clone(),
+    ));
     tracing::info!(node = %options.id, %region, %http_addr, %quic_addr, ?status, "node started");
     Ok(RunningNode {
         id: options.id,

@@ -271,7 +271,9 @@ mod tests {
                     let on_upgrade = hyper::upgrade::on(&mut request);
                     let task = tokio::spawn(async move {
                         let upgraded = on_upgrade.await.expect("upgraded");
-                        crate::api::serve_pipeline(echo, TokioIo::new(upgraded), stopped).await;
+                        let bounds = crate::api::PipelineBounds::standalone();
+                        crate::api::serve_pipeline(echo, TokioIo::new(upgraded), stopped, bounds)
+                            .await;
                     });
                     kept.lock().unwrap().push(task);
                     (

@@ -1,0 +1,650 @@
+//! The node's HTTP listener: accepts client connections, caps them per node and per
+//! client address, serves each with hyper under timeouts that fire, and closes them
+//! cleanly.
+//!
+//! It owns everything about a client connection that is not a request: TCP_NODELAY;
+//! the caps (a connection beyond one is answered a short 503 `overloaded` and closed);
+//! the header timeout (hyper's, with a timer installed, as a backstop, and a precise
+//! one of ours: from the first byte of a head to its end), the idle timeout (no
+//! request open and no byte moving) and the write timeout (a write that makes no
+//! progress); the client's address in every request's extensions
+//! (`ConnectInfo<SocketAddr>`); graceful shutdown when the node stops; and a lingering
+//! close, so a client still sending a refused body reads its answer rather than a
+//! reset. It never looks into a request: bodies, limits and routes are the router's.
+
+use super::ApiState;
+use crate::config::HttpSettings;
+use crate::limits;
+use axum::extract::ConnectInfo;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tower::ServiceExt;
+
+/// What the edge counted since the node started (in `/v1/status` as `edge`).
+#[derive(Debug, Default)]
+pub struct EdgeStats {
+    pub(super) refused_node: AtomicU64,
+    pub(super) refused_address: AtomicU64,
+    pub(super) header_timeouts: AtomicU64,
+    pub(super) idle_closed: AtomicU64,
+    pub(super) write_timeouts: AtomicU64,
+}
+
+/// The edge's counters as `/v1/status` shows them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EdgeCounters {
+    /// Connections answered 503 `overloaded`: the node had `--http-connections-max` open.
+    pub connections_refused_node: u64,
+    /// The same for `--http-connections-per-address-max` from one client address.
+    pub connections_refused_address: u64,
+    /// Connections closed because a request head took longer than the header timeout.
+    pub header_timeouts: u64,
+    /// Connections closed after the idle timeout.
+    pub idle_closed: u64,
+    /// Connections (HTTP or pipelined) cut off because the client stopped reading.
+    pub write_timeouts: u64,
+}
+
+impl EdgeStats {
+    pub fn counters(&self) -> EdgeCounters {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        EdgeCounters {
+            connections_refused_node: load(&self.refused_node),
+            connections_refused_address: load(&self.refused_address),
+            header_timeouts: load(&self.header_timeouts),
+            idle_closed: load(&self.idle_closed),
+            write_timeouts: load(&self.write_timeouts),
+        }
+    }
+}
+
+/// Which cap a refused connection hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cap {
+    Node,
+    Address,
+}
+
+/// Open connections per node and per client address.
+struct Caps {
+    node: Arc<Semaphore>,
+    per_address: Mutex<HashMap<IpAddr, usize>>,
+    per_address_max: usize,
+}
+
+/// One open connection's place under both caps; given back on drop.
+struct Slot {
+    caps: Arc<Caps>,
+    address: IpAddr,
+    _node: OwnedSemaphorePermit,
+}
+
+impl Caps {
+    fn new(settings: &HttpSettings) -> Arc<Caps> {
+        Arc::new(Caps {
+            node: Arc::new(Semaphore::new(settings.connections_max)),
+            per_address: Mutex::new(HashMap::new()),
+            per_address_max: settings.connections_per_address_max,
+        })
+    }
+
+    /// A slot for one more connection from `address`. The map holds only addresses
+    /// with a connection open, so it is bounded by the node cap.
+    fn admit(self: &Arc<Self>, address: IpAddr) -> Result<Slot, Cap> {
+        let node = self
+            .node
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Cap::Node)?;
+        let mut open = self.per_address.lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(address).or_insert(0);
+        if *count >= self.per_address_max {
+            return Err(Cap::Address);
+        }
+        *count += 1;
+        Ok(Slot {
+            caps: self.clone(),
+            address,
+            _node: node,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self
+            .caps
+            .per_address
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.address) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.address);
+            }
+        }
+    }
+}
+
+/// Accepts and serves client connections until `stopped` turns true, then lets open
+/// connections finish their requests (graceful shutdown) and returns.
+pub async fn serve(listener: TcpListener, state: ApiState, stopped: watch::Receiver<bool>) {
+    let settings = state.parts().settings.http.clone();
+    let stats = state.0.edge.clone();
+    serve_router(listener, super::router(state), settings, stats, stopped).await;
+}
+
+/// [`serve`] for any router.
+async fn serve_router(
+    listener: TcpListener,
+    router: Router,
+    settings: HttpSettings,
+    stats: Arc<EdgeStats>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let caps = Caps::new(&settings);
+    let refusals = Arc::new(Semaphore::new(limits::HTTP_REFUSALS_IN_FLIGHT_MAX));
+    let mut connections = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = stopped.wait_for(|stop| *stop) => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of file descriptors, usually: wait for some to close.
+                tracing::debug!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(limits::HTTP_ACCEPT_BACKOFF_MS)).await;
+                continue;
+            }
+        };
+        // Answers go out at once rather than waiting on Nagle's algorithm for the
+        // client's acknowledgement of the previous segment.
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+        match caps.admit(peer.ip()) {
+            Ok(slot) => {
+                let connection = Connection {
+                    router: router.clone(),
+                    settings: settings.clone(),
+                    stats: stats.clone(),
+                    peer,
+                };
+                connections.spawn(connection.serve(stream, slot, stopped.clone()));
+            }
+            Err(cap) => {
+                let counter = match cap {
+                    Cap::Node => &stats.refused_node,
+                    Cap::Address => &stats.refused_address,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                // Beyond the refusals in flight the connection is closed unanswered.
+                if let Ok(permit) = refusals.clone().try_acquire_owned() {
+                    connections.spawn(async move {
+                        refuse(stream, cap).await;
+                        drop(permit);
+                    });
+                }
+            }
+        }
+    }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
+}
+
+/// Answers a connection over a cap with 503 `overloaded` and closes it.
+async fn refuse(mut stream: TcpStream, cap: Cap) {
+    let message = match cap {
+        Cap::Node => "too many open connections on this node; retry later",
+        Cap::Address => "too many open connections from your address; reuse connections",
+    };
+    let body = serde_json::json!({"code": "overloaded", "message": message}).to_string();
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let write = Duration::from_millis(limits::HTTP_LINGER_MS);
+    if let Ok(Ok(())) = tokio::time::timeout(write, stream.write_all(answer.as_bytes())).await {
+        linger(stream).await;
+    }
+}
+
+/// Closes the node's side, then reads and discards what the client still sends for a
+/// bounded time and byte count: closing a socket with unread bytes resets it, and a
+/// reset can reach the client before it read the answer.
+async fn linger(mut stream: TcpStream) {
+    let _ = stream.shutdown().await;
+    let mut scratch = [0_u8; 8192];
+    let mut drained = 0;
+    let _ = tokio::time::timeout(Duration::from_millis(limits::HTTP_LINGER_MS), async {
+        while drained < limits::HTTP_LINGER_BYTES_MAX {
+            match stream.read(&mut scratch).await {
+                Ok(0) | Err(_) => break,
+                Ok(read) => drained += read,
+            }
+        }
+    })
+    .await;
+}
+
+/// What serving one connection needs.
+struct Connection {
+    router: Router,
+    settings: HttpSettings,
+    stats: Arc<EdgeStats>,
+    peer: SocketAddr,
+}
+
+impl Connection {
+    async fn serve(self, stream: TcpStream, slot: Slot, mut stopped: watch::Receiver<bool>) {
+        let activity = Arc::new(Activity::new());
+        let (returned, mut back) = oneshot::channel();
+        let io = WatchedIo {
+            stream: Some(stream),
+            activity: activity.clone(),
+            returned: Some(returned),
+            _slot: slot,
+        };
+        let (router, peer, opened) = (self.router.clone(), self.peer, activity.clone());
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            let open = RequestOpen::new(opened.clone());
+            let router = router.clone();
+            async move {
+                let response = router.oneshot(request).await;
+                drop(open);
+                response
+            }
+        });
+        // hyper's header timer starts when it waits for a head, so it also covers the
+        // idle wait before one: set to both, it is only a backstop for ours.
+        let backstop = self.settings.header_timeout + self.settings.idle_timeout;
+        let mut builder = http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(backstop)
+            .keep_alive(true);
+        {
+            let connection = builder
+                .serve_connection(TokioIo::new(io), service)
+                .with_upgrades();
+            tokio::pin!(connection);
+            let mut stopping = false;
+            loop {
+                let deadline = activity.deadline(&self.settings);
+                tokio::select! {
+                    result = connection.as_mut() => {
+                        if let Err(error) = result {
+                            tracing::debug!(%error, peer = %self.peer, "HTTP connection ended");
+                        }
+                        break;
+                    }
+                    _ = stopped.wait_for(|stop| *stop), if !stopping => {
+                        connection.as_mut().graceful_shutdown();
+                        stopping = true;
+                    }
+                    _ = tokio::time::sleep_until(deadline) => {
+                        if let Some(expiry) = activity.expired(&self.settings, Instant::now()) {
+                            self.count(expiry);
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        // Back unless the connection was upgraded (the pipeline holds it then).
+        if let Ok(stream) = back.try_recv() {
+            linger(stream).await;
+        }
+    }
+
+    fn count(&self, expiry: Expiry) {
+        let counter = match expiry {
+            Expiry::Header => &self.stats.header_timeouts,
+            Expiry::Idle => &self.stats.idle_closed,
+            Expiry::Write => &self.stats.write_timeouts,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(?expiry, peer = %self.peer, "HTTP connection timed out");
+    }
+}
+
+/// Which timeout closed a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expiry {
+    Header,
+    Idle,
+    Write,
+}
+
+/// What a connection's watchdog needs to know: instants as ms since the connection
+/// opened, 0 for "not now".
+struct Activity {
+    opened: Instant,
+    /// Requests whose handler is running.
+    open: AtomicU64,
+    /// The last byte read or written, or the last handler ending.
+    last_ms: AtomicU64,
+    /// The first byte of a head not yet complete.
+    head_ms: AtomicU64,
+    /// A write that has not made progress since.
+    blocked_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity {
+            opened: Instant::now(),
+            open: AtomicU64::new(0),
+            last_ms: AtomicU64::new(1),
+            head_ms: AtomicU64::new(0),
+            blocked_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// Milliseconds since the connection opened, never 0 (0 means "not now").
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.opened.elapsed().as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
+
+    fn at(&self, ms: u64) -> Instant {
+        self.opened + Duration::from_millis(ms)
+    }
+
+    fn read(&self) {
+        let now = self.now_ms();
+        self.last_ms.store(now, Ordering::Relaxed);
+        if self.open.load(Ordering::Relaxed) == 0 {
+            let _ = self
+                .head_ms
+                .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+        }
+    }
+
+    fn wrote(&self) {
+        self.last_ms.store(self.now_ms(), Ordering::Relaxed);
+        self.blocked_ms.store(0, Ordering::Relaxed);
+    }
+
+    fn write_blocked(&self) {
+        let now = self.now_ms();
+        let _ = self
+            .blocked_ms
+            .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// Which timeout has run out at `now`, if any.
+    fn expired(&self, settings: &HttpSettings, now: Instant) -> Option<Expiry> {
+        let passed = |ms: u64, limit: Duration| ms != 0 && now >= self.at(ms) + limit;
+        if passed(
+            self.blocked_ms.load(Ordering::Relaxed),
+            settings.write_timeout,
+        ) {
+            return Some(Expiry::Write);
+        }
+        if self.open.load(Ordering::Relaxed) > 0 {
+            // The request deadline bounds a running handler.
+            return None;
+        }
+        if passed(
+            self.head_ms.load(Ordering::Relaxed),
+            settings.header_timeout,
+        ) {
+            return Some(Expiry::Header);
+        }
+        if passed(self.last_ms.load(Ordering::Relaxed), settings.idle_timeout) {
+            return Some(Expiry::Idle);
+        }
+        None
+    }
+
+    /// When to look again: the earliest instant a timeout could run out.
+    fn deadline(&self, settings: &HttpSettings) -> Instant {
+        let mut deadline = self.at(self.last_ms.load(Ordering::Relaxed)) + settings.idle_timeout;
+        for (ms, limit) in [
+            (
+                self.head_ms.load(Ordering::Relaxed),
+                settings.header_timeout,
+            ),
+            (
+                self.blocked_ms.load(Ordering::Relaxed),
+                settings.write_timeout,
+            ),
+        ] {
+            if ms != 0 {
+                deadline = deadline.min(self.at(ms) + limit);
+            }
+        }
+        // A later byte may have moved a deadline on: look again at least this often.
+        deadline.min(Instant::now() + settings.header_timeout.min(settings.write_timeout))
+    }
+}
+
+/// A request whose handler runs; its end counts as activity.
+struct RequestOpen(Arc<Activity>);
+
+impl RequestOpen {
+    fn new(activity: Arc<Activity>) -> Self {
+        activity.open.fetch_add(1, Ordering::Relaxed);
+        activity.head_ms.store(0, Ordering::Relaxed);
+        RequestOpen(activity)
+    }
+}
+
+impl Drop for RequestOpen {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+        self.0.last_ms.store(self.0.now_ms(), Ordering::Relaxed);
+    }
+}
+
+/// The client's socket as hyper sees it: every read and write is noted for the
+/// watchdog; when hyper is done with it the socket comes back (for a lingering close)
+/// with the connection's slot, which is given back only when the socket closes.
+struct WatchedIo {
+    stream: Option<TcpStream>,
+    activity: Arc<Activity>,
+    returned: Option<oneshot::Sender<TcpStream>>,
+    _slot: Slot,
+}
+
+impl WatchedIo {
+    fn stream(&mut self) -> std::io::Result<Pin<&mut TcpStream>> {
+        match self.stream.as_mut() {
+            Some(stream) => Ok(Pin::new(stream)),
+            None => Err(std::io::ErrorKind::NotConnected.into()),
+        }
+    }
+}
+
+impl Drop for WatchedIo {
+    fn drop(&mut self) {
+        if let (Some(stream), Some(returned)) = (self.stream.take(), self.returned.take()) {
+            // Nobody waits once the connection was upgraded: the socket just closes.
+            let _ = returned.send(stream);
+        }
+    }
+}
+
+impl AsyncRead for WatchedIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let result = match self.stream() {
+            Ok(stream) => stream.poll_read(cx, buf),
+            Err(error) => return Poll::Ready(Err(error)),
+        };
+        if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.activity.read();
+        }
+        result
+    }
+}
+
+impl AsyncWrite for WatchedIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let result = match self.stream() {
+            Ok(stream) => stream.poll_write(cx, buf),
+            Err(error) => return Poll::Ready(Err(error)),
+        };
+        match &result {
+            Poll::Ready(Ok(written)) if *written > 0 => self.activity.wrote(),
+            Poll::Pending => self.activity.write_blocked(),
+            _ => {}
+        }
+        result
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.stream() {
+            Ok(stream) => stream.poll_flush(cx),
+            Err(error) => Poll::Ready(Err(error)),
+        }
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.stream() {
+            Ok(stream) => stream.poll_shutdown(cx),
+            Err(error) => Poll::Ready(Err(error)),
+        }
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let result = match self.stream() {
+            Ok(stream) => stream.poll_write_vectored(cx, bufs),
+            Err(error) => return Poll::Ready(Err(error)),
+        };
+        match &result {
+            Poll::Ready(Ok(written)) if *written > 0 => self.activity.wrote(),
+            Poll::Pending => self.activity.write_blocked(),
+            _ => {}
+        }
+        result
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream
+            .as_ref()
+            .is_some_and(|stream| stream.is_write_vectored())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> HttpSettings {
+        HttpSettings {
+            header_timeout: Duration::from_millis(100),
+            idle_timeout: Duration::from_millis(1000),
+            write_timeout: Duration::from_millis(300),
+            connections_per_address_max: 2,
+            connections_max: 3,
+            ..HttpSettings::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn every_request_carries_the_client_address_and_the_server_stops_on_its_signal() {
+        let router = Router::new().route(
+            "/peer",
+            axum::routing::get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move {
+                peer.to_string()
+            }),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let node = listener.local_addr().unwrap();
+        let (stop, stopped) = watch::channel(false);
+        let stats = Arc::new(EdgeStats::default());
+        let served = tokio::spawn(serve_router(listener, router, settings(), stats, stopped));
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        let mut stream = socket.connect(node).await.unwrap();
+        let local = stream.local_addr().unwrap();
+        let request = "GET /peer HTTP/1.1\r\nhost: node\r\nconnection: close\r\n\r\n";
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        let read = stream.read_to_string(&mut answer);
+        tokio::time::timeout(Duration::from_secs(5), read)
+            .await
+            .expect("an answer within 5 s")
+            .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with(&local.to_string()), "{answer}");
+        stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), served)
+            .await
+            .expect("the server stops")
+            .unwrap();
+    }
+
+    #[test]
+    fn caps_count_per_address_and_per_node_and_give_slots_back() {
+        let caps = Caps::new(&settings());
+        let one: IpAddr = "127.0.0.1".parse().unwrap();
+        let two: IpAddr = "127.0.0.2".parse().unwrap();
+        let first = caps.admit(one).unwrap();
+        let _second = caps.admit(one).unwrap();
+        assert_eq!(caps.admit(one).err(), Some(Cap::Address));
+        let _third = caps.admit(two).unwrap();
+        assert_eq!(caps.admit(two).err(), Some(Cap::Node));
+        drop(first);
+        assert!(caps.admit(one).is_ok());
+        drop(_third);
+        assert!(!caps.per_address.lock().unwrap().contains_key(&two));
+    }
+
+    #[test]
+    fn the_watchdog_tells_header_idle_and_write_timeouts_apart() {
+        let settings = settings();
+        let activity = Activity::new();
+        let later = |ms: u64| activity.opened + Duration::from_millis(ms);
+        assert_eq!(activity.expired(&settings, later(500)), None);
+        assert_eq!(activity.expired(&settings, later(1200)), Some(Expiry::Idle));
+        // A head begun and not finished: the header timeout, however busy the client.
+        activity.head_ms.store(50, Ordering::Relaxed);
+        activity.last_ms.store(140, Ordering::Relaxed);
+        assert_eq!(
+            activity.expired(&settings, later(160)),
+            Some(Expiry::Header)
+        );
+        // A request in its handler: neither the header nor the idle timeout applies.
+        let open = RequestOpen::new(Arc::new(Activity::new()));
+        assert_eq!(open.0.expired(&settings, later(5000)), None);
+        open.0.write_blocked();
+        let stuck = open.0.at(open.0.blocked_ms.load(Ordering::Relaxed)) + settings.write_timeout;
+        assert_eq!(open.0.expired(&settings, stuck), Some(Expiry::Write));
+    }
+}
