@@ -124,8 +124,10 @@ pub const CLIENT_REQUESTS_IN_FLIGHT_MAX: usize = 4096;
 /// beyond it is answered 503 `overloaded` and the client stays on HTTP/1.1.
 pub const PIPELINE_CONNECTIONS_MAX: usize = 1024;
 /// Requests one pipelined connection has read and not yet answered; the node reads no
-/// further frame from it until one is answered (back-pressure on the client).
-pub const PIPELINE_IN_FLIGHT_MAX: usize = 1024;
+/// further frame from it until one is answered (back-pressure on the client). Each one
+/// may hold its answer (a value, up to `VALUE_BYTES_MAX`) while it is produced, so this
+/// also bounds one connection's answers in the making.
+pub const PIPELINE_IN_FLIGHT_MAX: usize = 256;
 /// Largest request frame on a pipelined connection: a value at its limit plus room for
 /// the method, path and headers. A longer frame is answered `bad_frame` and closes it.
 pub const PIPELINE_REQUEST_BYTES_MAX: usize = VALUE_BYTES_MAX + 64 * 1024;
@@ -451,9 +453,11 @@ pub const PIPELINE_CONNECTION_REQUEST_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// Request frame bytes all pipelined connections of a node hold at once; each reads no
 /// further frame until answers free some.
 pub const PIPELINE_NODE_REQUEST_BYTES_MAX: usize = 256 * 1024 * 1024;
-/// Answer frame bytes waiting to be written on one pipelined connection; further
-/// answers wait (holding their requests' bytes) until the client reads. At least one
-/// answer frame at its limit.
+/// Answer frame bytes waiting to be written on one pipelined connection. An answer that
+/// would pass it (or `PIPELINE_NODE_ANSWER_BYTES_MAX`) cuts the connection off at once
+/// and frees what it held, as Redis's client output buffer limit does: a client that
+/// does not read its answers cannot make the node hold more. At least one answer frame
+/// at its limit.
 pub const PIPELINE_CONNECTION_ANSWER_BYTES_MAX: usize = 32 * 1024 * 1024;
 /// Answer frame bytes waiting to be written on all pipelined connections of a node.
 pub const PIPELINE_NODE_ANSWER_BYTES_MAX: usize = 512 * 1024 * 1024;

@@ -17,7 +17,7 @@
 //! answered `bad_frame` with id 0 and the node closes the connection, as it cannot tell
 //! where the next frame starts or which request it was; it never panics on one.
 
-use super::pipeline_budget::{take, Parked, PipelineBounds};
+use super::pipeline_budget::{take, try_take, Parked, PipelineBounds};
 use super::{ApiError, ApiState};
 use crate::limits;
 use axum::body::Body;
@@ -183,10 +183,15 @@ pub(crate) async fn serve<Io>(
     let (answers, outgoing) = mpsc::channel::<Parked>(limits::PIPELINE_IN_FLIGHT_MAX);
     // Dropped by the writer when it ends: the reader stops then too.
     let (cut, mut writer_gone) = watch::channel(());
+    // Set by an answer that finds the output budget spent: reader and writer stop, and
+    // everything parked is freed with them.
+    let (overflow, mut overflowed) = watch::channel(false);
+    let overflow = Arc::new(overflow);
     let writer = tokio::spawn(write_answers(
         FramedWrite::new(write, codec(limits::PIPELINE_ANSWER_BYTES_MAX)),
         outgoing,
         (bounds.write_timeout, bounds.stats.clone(), cut),
+        overflowed.clone(),
     ));
     let in_flight = Arc::new(Semaphore::new(limits::PIPELINE_IN_FLIGHT_MAX));
     let requests = Arc::new(Semaphore::new(
@@ -197,6 +202,7 @@ pub(crate) async fn serve<Io>(
         let frame = tokio::select! {
             _ = stopped.wait_for(|stop| *stop) => break,
             _ = writer_gone.changed() => break,
+            _ = overflowed.wait_for(|over| *over) => break,
             // No frame for the idle timeout: closed if nothing is in flight either
             // (a half-sent frame included); otherwise looked at again after as long.
             _ = tokio::time::sleep(bounds.idle_timeout) => {
@@ -241,6 +247,7 @@ pub(crate) async fn serve<Io>(
         let reserved = tokio::select! {
             _ = stopped.wait_for(|stop| *stop) => break,
             _ = writer_gone.changed() => break,
+            _ = overflowed.wait_for(|over| *over) => break,
             reserved = reserved => reserved,
         };
         let Some((permit, request_bytes)) = reserved else {
@@ -249,18 +256,29 @@ pub(crate) async fn serve<Io>(
         let peer = bounds.peer;
         let (router, answers) = (router.clone(), answers.clone());
         let (answer_bytes, node_answers) = (answer_bytes.clone(), bounds.node.answers.clone());
+        let (overflow, stats) = (overflow.clone(), bounds.stats.clone());
         tokio::spawn(async move {
             let frame = encode(&answer(router, request, peer).await);
             drop(request_bytes);
             let most = limits::PIPELINE_CONNECTION_ANSWER_BYTES_MAX;
-            // A closed writer means the client is gone; the answer has nowhere to go.
-            if let Some(taken) = take(&answer_bytes, &node_answers, frame.len(), most).await {
-                let _ = answers
-                    .send(Parked {
-                        frame,
-                        _bytes: taken,
-                    })
-                    .await;
+            match try_take(&answer_bytes, &node_answers, frame.len(), most) {
+                // A closed writer means the client is gone; the answer has nowhere to go.
+                Some(taken) => {
+                    let _ = answers
+                        .send(Parked {
+                            frame,
+                            _bytes: taken,
+                        })
+                        .await;
+                }
+                // Over its output budget (or the node's): the client is not keeping up;
+                // waiting here would hold this frame, and every later one, in memory.
+                None => {
+                    if !overflow.send_replace(true) {
+                        stats.output_limit_cuts.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!("pipelined client over its output budget: cut off");
+                    }
+                }
             }
             drop(permit);
         });
@@ -280,9 +298,15 @@ async fn write_answers<W: AsyncWrite + Unpin>(
         Arc<super::server::EdgeStats>,
         watch::Sender<()>,
     ),
+    mut overflowed: watch::Receiver<bool>,
 ) {
     let mut written = Vec::new();
-    while let Some(parked) = outgoing.recv().await {
+    loop {
+        let parked = tokio::select! {
+            parked = outgoing.recv() => parked,
+            _ = overflowed.wait_for(|over| *over) => return,
+        };
+        let Some(parked) = parked else { return };
         let mut next = Some(parked);
         let batch = async {
             while let Some(parked) = next.take().or_else(|| outgoing.try_recv().ok()) {
@@ -291,7 +315,11 @@ async fn write_answers<W: AsyncWrite + Unpin>(
             }
             SinkExt::<Bytes>::flush(&mut sink).await
         };
-        match tokio::time::timeout(write_timeout, batch).await {
+        let outcome = tokio::select! {
+            outcome = tokio::time::timeout(write_timeout, batch) => outcome,
+            _ = overflowed.wait_for(|over| *over) => return,
+        };
+        match outcome {
             Ok(Ok(())) => written.clear(),
             Ok(Err(_)) => return,
             Err(_) => {
@@ -647,10 +675,11 @@ mod tests {
         let served = tokio::spawn(serve(router, server, stopped, bounds));
         let (_read, write) = tokio::io::split(client);
         let mut sink = FramedWrite::new(write, codec(limits::PIPELINE_REQUEST_BYTES_MAX));
-        // Each answer echoes 256 KiB; the client reads none of them.
+        // Each answer echoes 256 KiB (25 MiB in all, within the output budget); the
+        // client reads none of them.
         let body = vec![1_u8; 256 * 1024];
         let sending = async {
-            for id in 1..=200 {
+            for id in 1..=100 {
                 if sink
                     .send(encode(&request(id, "PUT", "/echo/x", &body)))
                     .await
@@ -667,6 +696,48 @@ mod tests {
             .unwrap();
         assert_eq!(stats.counters().write_timeouts, 1);
         // Every byte the connection held comes back once its answer tasks end.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while node.requests.available_permits() < limits::PIPELINE_NODE_REQUEST_BYTES_MAX
+            || node.answers.available_permits() < limits::PIPELINE_NODE_ANSWER_BYTES_MAX
+        {
+            assert!(tokio::time::Instant::now() < deadline, "bytes still held");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn answers_past_the_output_budget_cut_the_client_off_before_its_write_timeout() {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let (_stop, stopped) = watch::channel(false);
+        let bounds = PipelineBounds {
+            write_timeout: std::time::Duration::from_secs(3600),
+            ..PipelineBounds::standalone()
+        };
+        let (node, stats) = (bounds.node.clone(), bounds.stats.clone());
+        let router = echo_router(Arc::new(tokio::sync::Notify::new()));
+        let served = tokio::spawn(serve(router, server, stopped, bounds));
+        let (_read, write) = tokio::io::split(client);
+        let mut sink = FramedWrite::new(write, codec(limits::PIPELINE_REQUEST_BYTES_MAX));
+        // 200 answers of 256 KiB (50 MiB) against a 32 MiB output budget, none read.
+        let body = vec![1_u8; 256 * 1024];
+        let sending = async {
+            for id in 1..=200 {
+                let frame = encode(&request(id, "PUT", "/echo/x", &body));
+                if sink.send(frame).await.is_err() {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), sending).await;
+        tokio::time::timeout(std::time::Duration::from_secs(10), served)
+            .await
+            .expect("the client over its output budget is cut off long before its write timeout")
+            .unwrap();
+        let counters = stats.counters();
+        assert_eq!(
+            (counters.output_limit_cuts, counters.write_timeouts),
+            (1, 0)
+        );
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
         while node.requests.available_permits() < limits::PIPELINE_NODE_REQUEST_BYTES_MAX
             || node.answers.available_permits() < limits::PIPELINE_NODE_ANSWER_BYTES_MAX

@@ -87,6 +87,24 @@ pub(super) async fn take(
     })
 }
 
+/// Takes `bytes` from `connection` and then `node` at once, or nothing when either has
+/// too little left (an answer that does not fit cuts its connection off, as Redis's
+/// output buffer limit does, instead of waiting while it holds its frame).
+pub(super) fn try_take(
+    connection: &Arc<Semaphore>,
+    node: &Arc<Semaphore>,
+    bytes: usize,
+    most: usize,
+) -> Option<Taken> {
+    let bytes = u32::try_from(bytes.clamp(1, most)).ok()?;
+    let mine = connection.clone().try_acquire_many_owned(bytes).ok()?;
+    let all = node.clone().try_acquire_many_owned(bytes).ok()?;
+    Some(Taken {
+        _connection: mine,
+        _node: all,
+    })
+}
+
 /// An answer waiting to be written, with the bytes it holds.
 pub(super) struct Parked {
     pub(super) frame: Bytes,

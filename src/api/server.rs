@@ -43,6 +43,7 @@ pub struct EdgeStats {
     pub(super) header_timeouts: AtomicU64,
     pub(super) idle_closed: AtomicU64,
     pub(super) write_timeouts: AtomicU64,
+    pub(super) output_limit_cuts: AtomicU64,
 }
 
 /// The edge's counters as `/v1/status` shows them.
@@ -58,6 +59,10 @@ pub struct EdgeCounters {
     pub idle_closed: u64,
     /// Connections (HTTP or pipelined) cut off because the client stopped reading.
     pub write_timeouts: u64,
+    /// Pipelined connections cut off at once because their unwritten answers would
+    /// have passed the connection's (or the node's) output budget.
+    #[serde(default)]
+    pub output_limit_cuts: u64,
 }
 
 impl EdgeStats {
@@ -69,6 +74,7 @@ impl EdgeStats {
             header_timeouts: load(&self.header_timeouts),
             idle_closed: load(&self.idle_closed),
             write_timeouts: load(&self.write_timeouts),
+            output_limit_cuts: load(&self.output_limit_cuts),
         }
     }
 }
