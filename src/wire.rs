@@ -135,6 +135,8 @@ pub enum Refusal {
     StillLive,
     /// The key holds another kind of record.
     Mismatch,
+    /// A rotation of a token already rotated to another successor.
+    AlreadyRotated,
 }
 
 impl Refusal {
@@ -144,6 +146,7 @@ impl Refusal {
             CrdtError::TooLarge { .. } => Refusal::TooLarge,
             CrdtError::StillLive => Refusal::StillLive,
             CrdtError::Mismatch => Refusal::Mismatch,
+            CrdtError::AlreadyRotated => Refusal::AlreadyRotated,
             CrdtError::TooMany { .. }
             | CrdtError::Quantity { .. }
             | CrdtError::CounterExhausted => Refusal::Limit,

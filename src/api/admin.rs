@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde_json::{json, Value};
 
-fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(super) fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(secret) = &state.parts().admin_secret else {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,

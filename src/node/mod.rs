@@ -396,11 +396,14 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
         rate_bytes_per_s: settings.anti_entropy_rate,
     };
     tasks.spawn(repair.run(stopped.clone()));
-    let sessions = options.session_secret.map(|secret| {
+    let keys = options
+        .session_secret
+        .and_then(|secret| TokenKeys::new(&[(0, secret)]).ok());
+    let sessions = keys.map(|keys| {
         Arc::new(SessionService::new(
             coordinator.clone(),
             settings.session.clone(),
-            TokenKeys::new(&secret),
+            keys,
             clock.clone(),
         ))
     });
@@ -447,7 +450,11 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
                 tracing::debug!(%error, "cannot set TCP_NODELAY");
             }
         });
-        if let Err(error) = axum::serve(http_listener, api::router(api_state))
+        // The client's address reaches the handlers (failed validations are limited
+        // per address).
+        let app =
+            api::router(api_state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+        if let Err(error) = axum::serve(http_listener, app)
             .with_graceful_shutdown(shutdown)
             .await
         {
