@@ -20,3 +20,6 @@ pub use guard::{FailureLimiter, NegativeCache};
 pub use rotation::TOKEN_REUSED_EVENT;
 pub use service::{Authenticated, Login, Rejection, SessionError, SessionService, SessionStats};
 pub use sweeper::{horizon_ms, Sweeper};
+
+#[cfg(test)]
+mod tests;
