@@ -518,7 +518,13 @@ impl Client {
         let Some(entry) = self.result.tokens.get(token as usize) else {
             return;
         };
-        if !matches!(entry.retire, Some(Retire { kind: RetireKind::Rotate, .. })) {
+        if !matches!(
+            entry.retire,
+            Some(Retire {
+                kind: RetireKind::Rotate,
+                ..
+            })
+        ) {
             return;
         }
         let user = entry.user as usize;
