@@ -35,8 +35,9 @@ impl SessionService {
         let identity = &auth.identity;
         let token = self.keys.issue_token();
         let new_hash = token.hash;
+        let now = self.now_ms();
         let rotation = Rotation {
-            at_ms: self.now_ms(),
+            at_ms: now,
             to: new_hash,
         };
         let op = DocOp::Token(TokenOp::Rotate(rotation));
@@ -55,7 +56,7 @@ impl SessionService {
             self.create(
                 &identity.user,
                 &identity.device,
-                identity.absolute_ms,
+                (now, identity.absolute_ms),
                 Some(lineage),
                 token
             ),

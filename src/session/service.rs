@@ -225,18 +225,17 @@ impl SessionService {
         }
     }
 
-    /// Writes the record of the new `token` for `user` on `device` whose absolute
-    /// deadline is `absolute_ms` (with its parent, for a rotation) and registers it
+    /// Writes the record of the new `token` for `user` on `device`, created at `now`,
+    /// whose absolute deadline is `absolute_ms` (with its parent, for a rotation) and registers it
     /// among the user's devices.
     pub(super) async fn create(
         &self,
         user: &str,
         device: &str,
-        absolute_ms: u64,
+        (now, absolute_ms): (u64, u64),
         lineage: Option<TokenLineage>,
         token: Issued,
     ) -> Result<Login, SessionError> {
-        let now = self.now_ms();
         let csrf = self.keys.issue_csrf();
         let idle_deadline_ms = now.saturating_add(ms(self.settings.idle)).min(absolute_ms);
         let record = TokenRecord {
@@ -280,9 +279,13 @@ impl SessionService {
     /// A new session for `user` on `device`.
     pub async fn login(&self, user: &str, device: &str) -> Result<Login, SessionError> {
         self.stats.logins.fetch_add(1, Ordering::Relaxed);
-        let absolute_ms = self.now_ms().saturating_add(ms(self.settings.lifetime));
+        // One reading of the clock: the token's creation time is its absolute deadline
+        // less the lifetime, exactly.
+        let now = self.now_ms();
+        let absolute_ms = now.saturating_add(ms(self.settings.lifetime));
         let token = self.keys.issue_token();
-        self.create(user, device, absolute_ms, None, token).await
+        self.create(user, device, (now, absolute_ms), None, token)
+            .await
     }
 
     /// Checks the CSRF token a mutating request carries.
