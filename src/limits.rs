@@ -461,3 +461,42 @@ pub const PIPELINE_NODE_REQUEST_BYTES_MAX: usize = 256 * 1024 * 1024;
 pub const PIPELINE_CONNECTION_ANSWER_BYTES_MAX: usize = 32 * 1024 * 1024;
 /// Answer frame bytes waiting to be written on all pipelined connections of a node.
 pub const PIPELINE_NODE_ANSWER_BYTES_MAX: usize = 512 * 1024 * 1024;
+
+// ---- sessions (issue 19: tokens and the session service) -------------------------------
+
+/// Longest `--session-lifetime` a node accepts; beyond it the node refuses to start. A
+/// user's auth record (not-before time, audit entries) is kept this long after its last
+/// entry, so it outlives every token it can refuse.
+pub const SESSION_LIFETIME_MS_MAX: u64 = 400 * 86_400_000;
+/// Bytes of the tag a token carries (a keyed blake3 of its key id and random part):
+/// a token without the right tag is refused by arithmetic, without any read.
+pub const TOKEN_TAG_BYTES: usize = 16;
+/// Entries of the negative cache of genuine tokens found in no region; a new entry
+/// overwrites the one in its slot (48 bytes each: about 400 KiB per node).
+pub const NEGATIVE_CACHE_ENTRIES_MAX: usize = 8192;
+/// How long a token found in no region is answered `token_unknown` from the negative
+/// cache without a cross-region read; after it the next validation reads again.
+pub const NEGATIVE_CACHE_TTL_MS: u64 = 5_000;
+/// Client addresses whose failed validations are counted (a fixed table of token
+/// buckets, 40 bytes each: about 640 KiB per node). An address whose slot is held by
+/// another address still in debt is not limited (it fails open) until that slot frees.
+pub const FAILURE_LIMITER_ADDRESSES_MAX: usize = 16_384;
+/// Failed validations (401s) one client address may make at once before its requests
+/// are answered `429 too_many_failures` without being validated.
+pub const FAILED_VALIDATIONS_BURST: u32 = 200;
+/// Failed validations per second a client address earns back after its burst.
+pub const FAILED_VALIDATIONS_PER_S: u32 = 50;
+/// Revoked token families (the chains of rotations that began at one login) kept in a
+/// user's auth record, newest first. When one more is revoked the oldest is dropped and
+/// the user's not-before time is raised to its revocation, so every token it named
+/// stays refused (with the user's other tokens of that time).
+pub const REVOKED_FAMILIES_MAX: usize = 64;
+/// Audit entries kept per user (newest first); older ones are dropped on merge.
+pub const AUDIT_ENTRIES_MAX: usize = 32;
+/// Characters of the text fields of an audit entry (device, region, event); longer
+/// text is cut.
+pub const AUDIT_TEXT_CHARS_MAX: usize = 128;
+/// The sweeper erases a record only once its deadline is at least this far behind the
+/// sweeper's own clock, so a node whose clock runs fast by less than this does not
+/// erase sessions that are still valid by everyone else's clock.
+pub const SWEEP_CLOCK_MARGIN_MS: u64 = 10 * 60 * 1000;

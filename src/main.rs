@@ -456,9 +456,7 @@ async fn run_node(args: NodeArgs) -> Result<()> {
     // with the file's name; only a missing file turns its feature off.
     let admin_key = cluster::load_admin_key(&args.dir)?;
     let session_secrets = cluster::secrets::load_session_secrets_if_any(&args.dir)?;
-    // The newest key issues tokens; wiring every key in (rotation) is `TokenKeys`'.
-    let session_secret = session_secrets.as_ref().map(|keys| keys[0].1);
-    if session_secret.is_none() {
+    if session_secrets.is_none() {
         eprintln!(
             "warning: no session secret in {} (run `cartwheel init`); the session API is off, \
              and kv answers carry no causal context (writes sending one are refused)",
@@ -487,7 +485,7 @@ async fn run_node(args: NodeArgs) -> Result<()> {
         region,
         chaos: args.tuning.chaos,
         admin_key,
-        session_secret,
+        session_keys: session_secrets,
         settings,
         tls,
         data,

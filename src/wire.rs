@@ -137,6 +137,8 @@ pub enum Refusal {
     Mismatch,
     /// The write would make the stored object larger than `OBJECT_BYTES_MAX`.
     ObjectTooLarge,
+    /// A rotation of a token already rotated to another successor.
+    AlreadyRotated,
 }
 
 impl Refusal {
@@ -146,6 +148,7 @@ impl Refusal {
             CrdtError::TooLarge { .. } => Refusal::TooLarge,
             CrdtError::StillLive => Refusal::StillLive,
             CrdtError::Mismatch => Refusal::Mismatch,
+            CrdtError::AlreadyRotated => Refusal::AlreadyRotated,
             CrdtError::TooMany { .. }
             | CrdtError::Quantity { .. }
             | CrdtError::CounterExhausted => Refusal::Limit,

@@ -143,7 +143,7 @@ async fn a_node_without_session_secret_hands_out_and_accepts_no_context() {
         region: None,
         chaos: false,
         admin_key: None,
-        session_secret: None,
+        session_keys: None,
         settings,
         tls: cartwheel::transport::issue_node_certificate(&tls_dir, &id).unwrap(),
         data: DataDir::Memory,

@@ -56,7 +56,7 @@ impl std::fmt::Debug for AdminKey {
     }
 }
 
-fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(super) fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(key) = &state.parts().admin_key else {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,

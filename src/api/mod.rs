@@ -168,7 +168,9 @@ impl From<CoordinatorError> for ApiError {
             CoordinatorError::Refused { refusal, .. } => match refusal {
                 Refusal::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "session_too_large"),
                 Refusal::Limit => (StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded"),
-                Refusal::StillLive | Refusal::Mismatch => (StatusCode::CONFLICT, "conflict"),
+                Refusal::StillLive | Refusal::Mismatch | Refusal::AlreadyRotated => {
+                    (StatusCode::CONFLICT, "conflict")
+                }
                 Refusal::ObjectTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "object_too_large"),
             },
         };
@@ -215,6 +217,7 @@ pub fn router(state: ApiState) -> Router {
             get(admin::faults).put(admin::set_faults),
         )
         .route("/v1/admin/clock", put(admin::set_clock))
+        .route("/v1/admin/audit/{user}", get(session::audit))
         .route("/v1/sessions", post(session::login))
         .route("/v1/session", get(session::read).delete(session::logout))
         .route("/v1/session/all", delete(session::logout_all))

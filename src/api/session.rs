@@ -8,13 +8,14 @@ use crate::crdt::{check_quantity, UserChange, UserDoc};
 use crate::limits;
 use crate::session::{Authenticated, Login, SessionError, SessionService};
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 /// The header carrying a session's CSRF token on mutating calls.
@@ -28,6 +29,14 @@ impl From<SessionError> for ApiError {
                 rejection.code(),
                 "the session token was not accepted",
             ),
+            SessionError::TooManyFailures => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_failures",
+                error.to_string(),
+            ),
+            SessionError::RotationConflict => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", error.to_string())
+            }
             SessionError::CsrfMissing => {
                 ApiError::new(StatusCode::FORBIDDEN, "csrf_missing", error.to_string())
             }
@@ -70,13 +79,24 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|value| value.to_str().ok())
 }
 
+/// The client's address, when the server recorded it (failed validations are limited
+/// per address; without it they are not).
+fn client(extensions: &Extensions) -> Option<IpAddr> {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip())
+}
+
 /// The token's session, and for a mutating call its CSRF token checked.
 async fn authenticated(
     service: &SessionService,
     headers: &HeaderMap,
+    extensions: &Extensions,
     mutating: bool,
 ) -> Result<Authenticated, ApiError> {
-    let auth = service.authenticate(bearer(headers)).await?;
+    let auth = service
+        .authenticate(bearer(headers), client(extensions))
+        .await?;
     if mutating {
         service.check_csrf(&auth, header(headers, CSRF_HEADER))?;
     }
@@ -236,12 +256,15 @@ fn session_body(service: &SessionService, auth: &Authenticated, doc: &UserDoc) -
 /// `GET /v1/session`
 pub(super) async fn read(
     State(state): State<ApiState>,
+    extensions: Extensions,
     headers: HeaderMap,
 ) -> Result<Json<SessionBody>, ApiError> {
     let service = sessions(&state)?;
     let _permit = admit(&state).await?;
-    let auth = authenticated(&service, &headers, false).await?;
-    let doc = service.document(&auth).await?;
+    // The user's document is read together with the token's last checks.
+    let (auth, doc) = service
+        .authenticate_with_document(bearer(&headers), client(&extensions))
+        .await?;
     Ok(Json(session_body(&service, &auth, &doc)))
 }
 
@@ -250,11 +273,12 @@ pub(super) async fn read(
 async fn change(
     state: &ApiState,
     headers: &HeaderMap,
+    extensions: &Extensions,
     change: impl FnOnce() -> Result<UserChange, ApiError>,
 ) -> Result<Json<SessionBody>, ApiError> {
     let service = sessions(state)?;
     let _permit = admit(state).await?;
-    let auth = authenticated(&service, headers, true).await?;
+    let auth = authenticated(&service, headers, extensions, true).await?;
     let change = change()?;
     let doc = service.change(&auth, change).await?;
     Ok(Json(session_body(&service, &auth, &doc)))
@@ -282,10 +306,11 @@ fn quantity(qty: Option<i64>, allow_zero: bool) -> Result<u32, ApiError> {
 /// `POST /v1/session/cart`
 pub(super) async fn cart(
     State(state): State<ApiState>,
+    extensions: Extensions,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<SessionBody>, ApiError> {
-    change(&state, &headers, || {
+    change(&state, &headers, &extensions, || {
         let body: CartBody = parse(&body)?;
         let sku = name("sku", &body.sku, limits::SESSION_NAME_CHARS_MAX)?;
         match body.op.as_str() {
@@ -316,11 +341,12 @@ pub struct PrefBody {
 /// `PUT /v1/session/prefs/{name}`
 pub(super) async fn set_pref(
     State(state): State<ApiState>,
+    extensions: Extensions,
     Path(pref): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<SessionBody>, ApiError> {
-    change(&state, &headers, || {
+    change(&state, &headers, &extensions, || {
         let body: PrefBody = parse(&body)?;
         Ok(UserChange::PrefSet {
             name: name("pref name", &pref, limits::SESSION_NAME_CHARS_MAX)?,
@@ -333,10 +359,11 @@ pub(super) async fn set_pref(
 /// `DELETE /v1/session/prefs/{name}`
 pub(super) async fn remove_pref(
     State(state): State<ApiState>,
+    extensions: Extensions,
     Path(pref): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<SessionBody>, ApiError> {
-    change(&state, &headers, || {
+    change(&state, &headers, &extensions, || {
         Ok(UserChange::PrefRemove {
             name: name("pref name", &pref, limits::SESSION_NAME_CHARS_MAX)?,
         })
@@ -353,10 +380,11 @@ pub struct HistoryBody {
 /// `POST /v1/session/history`
 pub(super) async fn history(
     State(state): State<ApiState>,
+    extensions: Extensions,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<SessionBody>, ApiError> {
-    change(&state, &headers, || {
+    change(&state, &headers, &extensions, || {
         let body: HistoryBody = parse(&body)?;
         Ok(UserChange::HistoryAdd {
             item: name("item", &body.item, limits::SESSION_NAME_CHARS_MAX)?,
@@ -368,22 +396,24 @@ pub(super) async fn history(
 /// `POST /v1/session/rotate`
 pub(super) async fn rotate(
     State(state): State<ApiState>,
+    extensions: Extensions,
     headers: HeaderMap,
 ) -> Result<Json<LoginAnswer>, ApiError> {
     let service = sessions(&state)?;
     let _permit = admit(&state).await?;
-    let auth = authenticated(&service, &headers, true).await?;
+    let auth = authenticated(&service, &headers, &extensions, true).await?;
     Ok(Json(service.rotate(&auth).await?.into()))
 }
 
 /// `DELETE /v1/session`
 pub(super) async fn logout(
     State(state): State<ApiState>,
+    extensions: Extensions,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     let service = sessions(&state)?;
     let _permit = admit(&state).await?;
-    let auth = authenticated(&service, &headers, true).await?;
+    let auth = authenticated(&service, &headers, &extensions, true).await?;
     service.logout(&auth).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -396,11 +426,74 @@ pub struct LogoutAllAnswer {
 /// `DELETE /v1/session/all`
 pub(super) async fn logout_all(
     State(state): State<ApiState>,
+    extensions: Extensions,
     headers: HeaderMap,
 ) -> Result<Json<LogoutAllAnswer>, ApiError> {
     let service = sessions(&state)?;
     let _permit = admit(&state).await?;
-    let auth = authenticated(&service, &headers, true).await?;
+    let auth = authenticated(&service, &headers, &extensions, true).await?;
     let revoked = service.logout_all(&auth).await?;
     Ok(Json(LogoutAllAnswer { revoked }))
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct RevokedFamilyBody {
+    pub at_ms: u64,
+    /// Hex hash of the first token of the revoked rotation chain.
+    pub family: String,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct AuditEntryBody {
+    pub at_ms: u64,
+    pub event: String,
+    pub device: String,
+    pub region: String,
+}
+
+/// A user's auth record as `GET /v1/admin/audit/{user}` returns it.
+#[derive(Serialize, Deserialize)]
+pub struct AuditBody {
+    pub user_id: String,
+    /// Tokens created at or before it are refused (0: never logged out everywhere).
+    pub not_before_ms: u64,
+    /// Newest first.
+    pub revoked_families: Vec<RevokedFamilyBody>,
+    /// Newest first.
+    pub audit: Vec<AuditEntryBody>,
+}
+
+/// `GET /v1/admin/audit/{user}`: the user's security record, for operators.
+pub(super) async fn audit(
+    State(state): State<ApiState>,
+    Path(user): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<AuditBody>, ApiError> {
+    super::admin::authorize(&state, &headers)?;
+    let service = sessions(&state)?;
+    let user = name("user_id", &user, limits::SESSION_NAME_CHARS_MAX)?;
+    let _permit = admit(&state).await?;
+    let record = service.user_auth(&user).await?;
+    Ok(Json(AuditBody {
+        user_id: user,
+        not_before_ms: record.not_before_ms,
+        revoked_families: record
+            .revoked
+            .iter()
+            .map(|entry| RevokedFamilyBody {
+                at_ms: entry.at_ms,
+                family: crate::session::tokens::hex(&entry.family),
+            })
+            .collect(),
+        audit: record
+            .audit
+            .into_iter()
+            .map(|entry| AuditEntryBody {
+                at_ms: entry.at_ms,
+                event: entry.event,
+                device: entry.device,
+                region: entry.region,
+            })
+            .collect(),
+    }))
 }

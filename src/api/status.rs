@@ -81,9 +81,28 @@ pub struct SessionCounters {
     pub logins: u64,
     pub validations: u64,
     pub rejections: u64,
-    /// Replica reads made by validations; every rejection costs the same number.
+    /// Local replica reads made by validations (the token, its parent, the user's auth
+    /// record); a missing, malformed or made-up token costs none.
     pub validation_reads: u64,
+    /// Cross-region reads made by validations: only for a genuine token missing locally
+    /// and not in the negative cache.
+    #[serde(default)]
+    pub remote_validation_reads: u64,
+    /// Well-formed tokens this cluster never issued, refused by arithmetic.
+    #[serde(default)]
+    pub forged: u64,
+    #[serde(default)]
+    pub negative_cache_hits: u64,
+    /// Requests answered `429 too_many_failures`.
+    #[serde(default)]
+    pub rate_limited: u64,
     pub reuse_detected: u64,
+    /// Token families revoked after a reuse (each with an audit entry).
+    #[serde(default)]
+    pub families_revoked: u64,
+    /// Rotations refused with `409 conflict` (the token was already rotated).
+    #[serde(default)]
+    pub rotation_conflicts: u64,
     pub refreshes: u64,
     pub refreshes_skipped: u64,
     pub swept: u64,
@@ -269,7 +288,13 @@ fn session_counters(parts: &super::ApiParts) -> SessionCounters {
         validations: load(&stats.validations),
         rejections: load(&stats.rejections),
         validation_reads: load(&stats.validation_reads),
+        remote_validation_reads: load(&stats.remote_validation_reads),
+        forged: load(&stats.forged),
+        negative_cache_hits: load(&stats.negative_cache_hits),
+        rate_limited: load(&stats.rate_limited),
         reuse_detected: load(&stats.reuse_detected),
+        families_revoked: load(&stats.families_revoked),
+        rotation_conflicts: load(&stats.rotation_conflicts),
         refreshes: load(&stats.refreshes),
         refreshes_skipped: load(&stats.refreshes_skipped),
         swept: load(&stats.swept),

@@ -166,6 +166,12 @@ impl SessionSettings {
         if idle.is_zero() || lifetime.is_zero() {
             return Err(invalid("--session-idle", "durations must be above 0"));
         }
+        if lifetime.as_millis() > u128::from(limits::SESSION_LIFETIME_MS_MAX) {
+            return Err(invalid(
+                "--session-lifetime",
+                "at most 400 days (a user's auth record is kept that long)",
+            ));
+        }
         if idle > lifetime {
             return Err(invalid(
                 "--session-idle",

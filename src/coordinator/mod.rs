@@ -173,6 +173,11 @@ impl Coordinator {
         }
     }
 
+    /// The region this node serves from.
+    pub fn region(&self) -> &Region {
+        &self.region
+    }
+
     /// The replicas of a key and what `level` needs of them: the current owners, local
     /// region first (they vote), then the owners a pending ring change adds (they get
     /// every request but do not vote). Dead voters count as failed at once.

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::token::{TokenDoc, TokenOp};
 use super::user::{UserDoc, UserOp};
+use super::user_auth::{UserAuth, UserAuthOp};
 use super::CrdtError;
 use crate::clock::{Actor, Hlc};
 
@@ -13,6 +14,8 @@ use crate::clock::{Actor, Hlc};
 pub enum Doc {
     User(UserDoc),
     Token(TokenDoc),
+    /// A user's `auth` record: not-before time, revoked families, audit entries.
+    UserAuth(UserAuth),
 }
 
 /// An operation on a document, sent to the one replica that applies it.
@@ -20,6 +23,7 @@ pub enum Doc {
 pub enum DocOp {
     User(UserOp),
     Token(TokenOp),
+    UserAuth(UserAuthOp),
     /// The sweeper's delete of a document that expired at `deadline_ms`.
     Expire {
         deadline_ms: u64,
@@ -32,6 +36,7 @@ impl Doc {
         match (self, other) {
             (Doc::User(mine), Doc::User(theirs)) => mine.merge(theirs),
             (Doc::Token(mine), Doc::Token(theirs)) => mine.merge(theirs),
+            (Doc::UserAuth(mine), Doc::UserAuth(theirs)) => mine.merge(theirs),
             _ => return Err(CrdtError::Mismatch),
         }
         Ok(())
@@ -42,6 +47,7 @@ impl Doc {
         match self {
             Doc::User(user) => user.is_tombstone(),
             Doc::Token(token) => matches!(token, TokenDoc::Erased { .. }),
+            Doc::UserAuth(record) => record.is_tombstone(),
         }
     }
 
@@ -51,6 +57,7 @@ impl Doc {
             Doc::User(user) => user.swept_ms,
             Doc::Token(TokenDoc::Erased { at_ms }) => *at_ms,
             Doc::Token(TokenDoc::Live(_)) => 0,
+            Doc::UserAuth(record) => record.swept_ms,
         }
     }
 
@@ -60,6 +67,7 @@ impl Doc {
             Doc::User(user) => user.deadline_ms,
             Doc::Token(TokenDoc::Live(record)) => record.deadline_ms(),
             Doc::Token(TokenDoc::Erased { .. }) => 0,
+            Doc::UserAuth(record) => record.deadline_ms(),
         }
     }
 
@@ -68,6 +76,7 @@ impl Doc {
         match op {
             DocOp::User(_) => Some(Doc::User(UserDoc::default())),
             DocOp::Token(_) => Some(Doc::Token(TokenDoc::Live(Default::default()))),
+            DocOp::UserAuth(_) => Some(Doc::UserAuth(UserAuth::default())),
             DocOp::Expire { .. } => None,
         }
     }
@@ -83,7 +92,8 @@ impl Doc {
     ) -> Result<Doc, CrdtError> {
         match (self, op) {
             (Doc::User(user), DocOp::User(op)) => Ok(Doc::User(user.apply(op, actor, at, now_ms)?)),
-            (Doc::Token(token), DocOp::Token(op)) => Ok(Doc::Token(token.apply(op))),
+            (Doc::Token(token), DocOp::Token(op)) => Ok(Doc::Token(token.apply(op)?)),
+            (Doc::UserAuth(record), DocOp::UserAuth(op)) => Ok(Doc::UserAuth(record.apply(op))),
             (doc, DocOp::Expire { deadline_ms }) => {
                 if doc.deadline_ms() > *deadline_ms {
                     return Err(CrdtError::StillLive);
@@ -91,6 +101,7 @@ impl Doc {
                 let delta = match doc {
                     Doc::User(_) => Doc::User(UserDoc::expired_at(*deadline_ms, now_ms)),
                     Doc::Token(_) => Doc::Token(TokenDoc::Erased { at_ms: now_ms }),
+                    Doc::UserAuth(_) => Doc::UserAuth(UserAuth::expired_at(*deadline_ms, now_ms)),
                 };
                 doc.merge(&delta)?;
                 Ok(delta)

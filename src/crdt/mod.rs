@@ -20,6 +20,7 @@ mod orset;
 mod session;
 mod token;
 mod user;
+mod user_auth;
 
 #[cfg(test)]
 mod tests;
@@ -33,8 +34,12 @@ pub use history::{History, HistoryEntry};
 pub use lww::{LwwEntry, LwwMap};
 pub use orset::OrSet;
 pub use session::{Session, SessionDelta};
-pub use token::{verdict, Rotation, TokenDoc, TokenIdentity, TokenOp, TokenRecord, Verdict};
+pub use token::{
+    is_successor_of, verdict, Rotation, TokenDoc, TokenIdentity, TokenLineage, TokenOp,
+    TokenRecord, Verdict,
+};
 pub use user::{check_quantity, floor_for, DocLimits, UserChange, UserDoc, UserOp};
+pub use user_auth::{AuditEntry, RevokedFamily, UserAuth, UserAuthOp};
 
 /// Why a CRDT operation was refused; the state is unchanged in every case.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -51,4 +56,6 @@ pub enum CrdtError {
     StillLive,
     #[error("dot counter of an actor is exhausted")]
     CounterExhausted,
+    #[error("the token was already rotated")]
+    AlreadyRotated,
 }

@@ -3,9 +3,27 @@
 //! a revocation or a rotation once made is never undone (the earliest one wins), and an
 //! erased record (the sweeper's tombstone) absorbs everything.
 //!
-//! Validation is a pure function of the merged record and the time: `verdict`.
+//! Validation is a pure function of the merged record and the time: `verdict`, and for a
+//! token made by a rotation, of its parent's merged record: `is_successor_of`.
+//!
+//! **Rotation is single-use, also in the merged state.** A replica applies `Rotate` only
+//! to a record not rotated yet (or rotated to the same successor: a retry), else refuses
+//! it with `CrdtError::AlreadyRotated`; the service writes the successor's record naming
+//! its parent. Two rotations minted on different replicas (two coordinators, neither
+//! seeing the other) both succeed there, and their successors both exist. But the
+//! merged `rotated` field is one value (the earliest rotation by time, then by hash:
+//! a deterministic winner every replica agrees on once it holds both), and a successor
+//! is valid only while its parent's merged rotation names it. So in any merged state at
+//! most one successor of a token is valid. With `each_quorum` rotation writes and
+//! `local_quorum` validations, once both rotations are acknowledged (before which the
+//! client of the later one does not have its token) every validation reads both, so the
+//! loser is refused everywhere; the winner was the only one a client could present
+//! before. A successor refused this way is a sign of a concurrent use of one token,
+//! answered `token_revoked`.
 
 use serde::{Deserialize, Serialize};
+
+use super::CrdtError;
 
 /// What a token record was created with; never changes.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -16,6 +34,30 @@ pub struct TokenIdentity {
     pub csrf: [u8; 32],
     pub created_ms: u64,
     pub absolute_ms: u64,
+    /// Where a token made by a rotation comes from (`None` for a login); boxed, so
+    /// a login's record stays small.
+    #[serde(default)]
+    pub lineage: Option<Box<TokenLineage>>,
+}
+
+impl TokenIdentity {
+    /// The token this one replaced by a rotation.
+    pub fn parent(&self) -> Option<[u8; 32]> {
+        self.lineage.as_ref().map(|lineage| lineage.parent)
+    }
+
+    /// The first token of its rotation chain; `own` (this token's hash) for a login.
+    pub fn family(&self, own: &[u8; 32]) -> [u8; 32] {
+        self.lineage.as_ref().map_or(*own, |lineage| lineage.family)
+    }
+}
+
+/// The parent of a token made by a rotation, and the first token of its chain (its
+/// family, revoked as a whole after a reuse: `UserAuth::refuses`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TokenLineage {
+    pub parent: [u8; 32],
+    pub family: [u8; 32],
 }
 
 /// A rotation: the token was replaced by the token hashing to `to` at `at_ms`.
@@ -115,8 +157,9 @@ impl TokenDoc {
         }
     }
 
-    /// Applies `op` and returns the delta to replicate (the op as a partial record).
-    pub fn apply(&mut self, op: &TokenOp) -> TokenDoc {
+    /// Applies `op` and returns the delta to replicate (the op as a partial record). A
+    /// rotation of a record already rotated elsewhere is refused and changes nothing.
+    pub fn apply(&mut self, op: &TokenOp) -> Result<TokenDoc, CrdtError> {
         let delta = match op {
             TokenOp::Create(record) => record.clone(),
             TokenOp::Seen {
@@ -131,15 +174,40 @@ impl TokenDoc {
                 revoked_ms: Some(*at_ms),
                 ..TokenRecord::default()
             },
-            TokenOp::Rotate(rotation) => TokenRecord {
-                rotated: Some(*rotation),
-                ..TokenRecord::default()
-            },
+            TokenOp::Rotate(rotation) => {
+                let record = self.record();
+                if record
+                    .and_then(|record| record.rotated)
+                    .is_some_and(|done| done.to != rotation.to)
+                {
+                    return Err(CrdtError::AlreadyRotated);
+                }
+                // A rotated record is kept until its absolute deadline: its successor's
+                // validity is read from it, and so is a later reuse.
+                let absolute_ms = record
+                    .and_then(|record| record.identity.as_ref())
+                    .map_or(0, |identity| identity.absolute_ms);
+                TokenRecord {
+                    rotated: Some(*rotation),
+                    idle_deadline_ms: absolute_ms,
+                    ..TokenRecord::default()
+                }
+            }
         };
         let delta = TokenDoc::Live(delta);
         self.merge(&delta);
-        delta
+        Ok(delta)
     }
+}
+
+/// Whether the merged record `parent` of the token hashing to `hash`'s parent names it
+/// as its successor: false for any successor but the winning rotation's, and for a
+/// parent not found (it is kept until the successor's absolute deadline).
+pub fn is_successor_of(parent: Option<&TokenDoc>, hash: &[u8; 32]) -> bool {
+    parent
+        .and_then(TokenDoc::record)
+        .and_then(|record| record.rotated)
+        .is_some_and(|rotation| rotation.to == *hash)
 }
 
 /// Whether the merged record `doc` lets its token in at `now_ms`; a rotated token keeps

@@ -130,8 +130,10 @@ pub struct NodeOptions {
     /// What admin requests' bearer token is checked against (a hash of the admin
     /// secret); `None` disables the admin endpoints.
     pub admin_key: Option<crate::api::AdminKey>,
-    /// The key session tokens are hashed under; `None` turns the session API off.
-    pub session_secret: Option<[u8; 32]>,
+    /// The cluster's session keys, newest first, each with its id: tokens and causal
+    /// contexts are made with the newest and checked by the id they carry, so a new key
+    /// logs nobody out. `None` turns the session API off.
+    pub session_keys: Option<Vec<(u8, [u8; 32])>>,
 }
 
 /// Local requests skip the network; remote ones go through the transport.
@@ -421,11 +423,15 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
         rate_bytes_per_s: settings.anti_entropy_rate,
     };
     tasks.spawn(repair.run(stopped.clone()));
-    let sessions = options.session_secret.map(|secret| {
+    let keys = options
+        .session_keys
+        .as_deref()
+        .and_then(|keys| TokenKeys::new(keys).ok());
+    let sessions = keys.map(|keys| {
         Arc::new(SessionService::new(
             coordinator.clone(),
             settings.session.clone(),
-            TokenKeys::new(&secret),
+            keys,
             clock.clone(),
         ))
     });
@@ -456,10 +462,10 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
         early,
         chaos: options.chaos,
         admin_key: options.admin_key.clone(),
-        // Today's single session secret is key id 0; a rotation lists newer ids first.
         contexts: options
-            .session_secret
-            .and_then(|secret| api::ContextKeys::new(&[(0, secret)])),
+            .session_keys
+            .as_deref()
+            .and_then(api::ContextKeys::new),
         sessions,
         clock: clock.clone(),
         stopped: stopped.clone(),

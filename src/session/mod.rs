@@ -1,14 +1,25 @@
 //! The session service: what the shop calls. It turns logins, validations, cart and
-//! pref changes, rotations and logouts into operations on two classes of documents
-//! (`auth` token records and `user` session documents), each under its own policy, and
-//! decides what is served: never an expired, revoked or rotated-away session.
+//! pref changes, rotations and logouts into operations on three kinds of documents
+//! (`auth` token records, `auth` per-user records of not-before times, revoked token
+//! families and audit entries, and `user` session documents), each class under its own
+//! policy, and decides what is served: never an expired, revoked or rotated-away
+//! session.
 //!
-//! It owns tokens (issue, hash, validate), the sliding refresh and the expiry sweeper.
-//! It never touches storage directly: every read and write goes through the coordinator.
+//! It owns tokens (issue, tag, hash, validate), the limits on failed validations, the
+//! sliding refresh and the expiry sweeper. It never touches storage directly: every
+//! read and write goes through the coordinator.
 
+mod guard;
+mod rotation;
 mod service;
 mod sweeper;
 pub mod tokens;
+mod validate;
 
+pub use guard::{FailureLimiter, NegativeCache};
+pub use rotation::TOKEN_REUSED_EVENT;
 pub use service::{Authenticated, Login, Rejection, SessionError, SessionService, SessionStats};
-pub use sweeper::Sweeper;
+pub use sweeper::{horizon_ms, Sweeper};
+
+#[cfg(test)]
+mod tests;

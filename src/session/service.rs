@@ -1,12 +1,13 @@
-//! Logins, validation, changes, rotation and logout, over the coordinator.
+//! Logins, changes and logout, over the coordinator; validation is in `validate`,
+//! rotation and the answer to a reused token in `rotation`.
 
-use super::tokens::{from_hex, hex, TokenFormat, TokenKeys};
+use super::guard::{FailureLimiter, NegativeCache};
+use super::tokens::{from_hex, hex, Issued, TokenKeys};
 use crate::config::{ClassPolicy, SessionSettings};
-use crate::coordinator::quorum::Level;
 use crate::coordinator::{Coordinator, CoordinatorError, WallClock};
 use crate::crdt::{
-    verdict, Doc, DocOp, Rotation, TokenDoc, TokenIdentity, TokenOp, TokenRecord, UserChange,
-    UserDoc, UserOp, Verdict,
+    Doc, DocOp, TokenDoc, TokenIdentity, TokenLineage, TokenOp, TokenRecord, UserAuth, UserAuthOp,
+    UserChange, UserDoc, UserOp,
 };
 use crate::limits;
 use crate::object::{Class, Object, ObjectKey};
@@ -42,6 +43,10 @@ impl Rejection {
 pub enum SessionError {
     #[error("token rejected: {}", .0.code())]
     Token(Rejection),
+    #[error("too many failed validations from this address; retry later")]
+    TooManyFailures,
+    #[error("the token was already rotated; use the token its rotation returned")]
+    RotationConflict,
     #[error("missing X-CSRF-Token header")]
     CsrfMissing,
     #[error("X-CSRF-Token does not belong to this session")]
@@ -58,24 +63,50 @@ pub struct SessionStats {
     pub logins: AtomicU64,
     pub validations: AtomicU64,
     pub rejections: AtomicU64,
-    /// Replica reads made by validations (the same count for every kind of rejection).
+    /// Replica reads made by validations (local level: the token, its parent, the
+    /// user's auth record); none for a missing, malformed or made-up token.
     pub validation_reads: AtomicU64,
+    /// Cross-region reads made by validations: only for a genuine token missing locally
+    /// and not in the negative cache.
+    pub remote_validation_reads: AtomicU64,
+    /// Tokens refused by arithmetic (well formed, but not issued by this cluster).
+    pub forged: AtomicU64,
+    /// Genuine tokens answered `token_unknown` from the negative cache.
+    pub negative_cache_hits: AtomicU64,
+    /// Requests answered `429 too_many_failures` without a validation.
+    pub rate_limited: AtomicU64,
     pub reuse_detected: AtomicU64,
+    /// Token families revoked after a reuse.
+    pub families_revoked: AtomicU64,
+    /// Rotations refused because the token was already rotated.
+    pub rotation_conflicts: AtomicU64,
     pub refreshes: AtomicU64,
     pub refreshes_skipped: AtomicU64,
     pub swept: AtomicU64,
 }
 
 /// A token that was let in, with its merged record.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Authenticated {
+    /// The token's lookup hash (as listed among the user's devices; not the token).
     pub hash: [u8; 32],
     pub record: TokenRecord,
     pub identity: TokenIdentity,
+    /// The first token of its rotation chain.
+    pub family: [u8; 32],
+}
+
+impl std::fmt::Debug for Authenticated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticated")
+            .field("user", &self.identity.user)
+            .field("device", &self.identity.device)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a login or rotation hands to the client.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Login {
     pub token: String,
     pub csrf_token: String,
@@ -83,24 +114,53 @@ pub struct Login {
     pub idle_expires_at_ms: u64,
 }
 
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login")
+            .field("expires_at_ms", &self.expires_at_ms)
+            .field("idle_expires_at_ms", &self.idle_expires_at_ms)
+            .finish_non_exhaustive()
+    }
+}
+
 pub struct SessionService {
-    coordinator: Arc<Coordinator>,
-    settings: SessionSettings,
-    keys: TokenKeys,
-    clock: Arc<dyn WallClock>,
-    refreshes: Arc<Semaphore>,
+    pub(super) coordinator: Arc<Coordinator>,
+    pub(super) settings: SessionSettings,
+    pub(super) keys: TokenKeys,
+    pub(super) clock: Arc<dyn WallClock>,
+    pub(super) refreshes: Arc<Semaphore>,
+    pub(super) negative: NegativeCache,
+    pub(super) limiter: FailureLimiter,
+    /// The origin of the monotonic milliseconds the limiter and the negative cache
+    /// count in (the wall clock may be moved).
+    pub(super) started: std::time::Instant,
     pub stats: Arc<SessionStats>,
 }
 
-fn auth_key(hash: &[u8; 32]) -> ObjectKey {
+impl std::fmt::Debug for SessionService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionService")
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(super) fn auth_key(hash: &[u8; 32]) -> ObjectKey {
     ObjectKey::new(Class::Auth, hash)
 }
 
-fn user_key(user: &str) -> ObjectKey {
+/// The key of a user's auth record (not-before, revoked families, audit): a hash of the
+/// user id, so it has the length of a token's key and names no token.
+pub(super) fn user_auth_key(user: &str) -> ObjectKey {
+    let key = blake3::derive_key("cartwheel 2026 user auth record v1", user.as_bytes());
+    ObjectKey::new(Class::Auth, &key)
+}
+
+pub(super) fn user_key(user: &str) -> ObjectKey {
     ObjectKey::new(Class::User, user.as_bytes())
 }
 
-fn ms(duration: std::time::Duration) -> u64 {
+pub(super) fn ms(duration: std::time::Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
@@ -117,6 +177,9 @@ impl SessionService {
             keys,
             clock,
             refreshes: Arc::new(Semaphore::new(limits::REFRESHES_IN_FLIGHT_MAX)),
+            negative: NegativeCache::default(),
+            limiter: FailureLimiter::default(),
+            started: std::time::Instant::now(),
             stats: Arc::default(),
         }
     }
@@ -129,7 +192,11 @@ impl SessionService {
         self.clock.now_ms()
     }
 
-    async fn apply(
+    pub(super) fn monotonic_ms(&self) -> u64 {
+        ms(self.started.elapsed())
+    }
+
+    pub(super) async fn apply(
         &self,
         key: &ObjectKey,
         op: DocOp,
@@ -141,7 +208,7 @@ impl SessionService {
             .await?)
     }
 
-    async fn user_op(
+    pub(super) async fn user_op(
         &self,
         user: &str,
         deadline_ms: u64,
@@ -158,16 +225,17 @@ impl SessionService {
         }
     }
 
-    /// Writes a new token record for `user` on `device` whose absolute deadline is
-    /// `absolute_ms` and registers it among the user's devices.
-    async fn issue(
+    /// Writes the record of the new `token` for `user` on `device`, created at `now`,
+    /// whose absolute deadline is `absolute_ms` (with its parent, for a rotation) and registers it
+    /// among the user's devices.
+    pub(super) async fn create(
         &self,
         user: &str,
         device: &str,
-        absolute_ms: u64,
-    ) -> Result<(Login, [u8; 32]), SessionError> {
-        let now = self.now_ms();
-        let token = self.keys.issue_token();
+        (now, absolute_ms): (u64, u64),
+        lineage: Option<TokenLineage>,
+        token: Issued,
+    ) -> Result<Login, SessionError> {
         let csrf = self.keys.issue_csrf();
         let idle_deadline_ms = now.saturating_add(ms(self.settings.idle)).min(absolute_ms);
         let record = TokenRecord {
@@ -177,12 +245,16 @@ impl SessionService {
                 csrf: csrf.hash,
                 created_ms: now,
                 absolute_ms,
+                lineage: lineage.map(Box::new),
             }),
             last_seen_ms: now,
             idle_deadline_ms,
             revoked_ms: None,
             rotated: None,
         };
+        // A validation of this token on this node must not find it in the negative
+        // cache (it cannot be there: its hash is new; this keeps it so).
+        self.negative.forget(&token.hash);
         let op = DocOp::Token(TokenOp::Create(record));
         let key = auth_key(&token.hash);
         let change = UserChange::DeviceAdd {
@@ -196,135 +268,24 @@ impl SessionService {
         );
         created?;
         added?;
-        let login = Login {
+        Ok(Login {
             token: token.text,
             csrf_token: csrf.text,
             expires_at_ms: absolute_ms,
             idle_expires_at_ms: idle_deadline_ms,
-        };
-        Ok((login, token.hash))
+        })
     }
 
     /// A new session for `user` on `device`.
     pub async fn login(&self, user: &str, device: &str) -> Result<Login, SessionError> {
         self.stats.logins.fetch_add(1, Ordering::Relaxed);
-        let absolute_ms = self.now_ms().saturating_add(ms(self.settings.lifetime));
-        Ok(self.issue(user, device, absolute_ms).await?.0)
-    }
-
-    async fn read_token(
-        &self,
-        hash: &[u8; 32],
-        level: Level,
-    ) -> Result<Option<TokenDoc>, SessionError> {
-        self.stats.validation_reads.fetch_add(1, Ordering::Relaxed);
-        let object = self
-            .coordinator
-            .get_with(&auth_key(hash), level, self.settings.auth.policy)
-            .await?;
-        match object {
-            None => Ok(None),
-            Some(Object::Doc(Doc::Token(token))) => Ok(Some(token)),
-            Some(_) => Err(SessionError::Corrupt),
-        }
-    }
-
-    /// Lets a presented token in, or says why not. A token not valid at the local read
-    /// level is looked up in every region before the answer is no, so a token created
-    /// a moment ago elsewhere is found; every rejection, a missing or malformed token
-    /// included, costs the same two reads, so rejections do not differ in time by kind.
-    pub async fn authenticate(
-        &self,
-        presented: Option<&str>,
-    ) -> Result<Authenticated, SessionError> {
-        self.stats.validations.fetch_add(1, Ordering::Relaxed);
-        let (hash, format) = match self.keys.token_hash(presented) {
-            Ok(hash) => (hash, None),
-            Err((hash, why)) => (hash, Some(why)),
-        };
-        let grace = ms(self.settings.rotation_grace);
-        let mut doc = self.read_token(&hash, self.settings.auth.read).await?;
-        let mut found = verdict(doc.as_ref(), self.now_ms(), grace);
-        if found != Verdict::Valid || format.is_some() {
-            // Each region: a failure (a region unreachable) keeps the local answer.
-            if let Ok(Some(remote)) = self.read_token(&hash, Level::EachQuorum).await {
-                match doc.as_mut() {
-                    Some(local) => local.merge(&remote),
-                    None => doc = Some(remote),
-                }
-                found = verdict(doc.as_ref(), self.now_ms(), grace);
-            }
-        }
-        let rejection = match (format, found) {
-            (Some(TokenFormat::Missing), _) => Some(Rejection::Missing),
-            (Some(TokenFormat::Malformed), _) => Some(Rejection::Malformed),
-            (None, Verdict::Valid) => None,
-            (None, Verdict::Unknown) => Some(Rejection::Unknown),
-            (None, Verdict::Expired) => Some(Rejection::Expired),
-            (None, Verdict::Revoked) => Some(Rejection::Revoked),
-            (None, Verdict::Reused) => Some(Rejection::Reused),
-        };
-        if let Some(rejection) = rejection {
-            self.stats.rejections.fetch_add(1, Ordering::Relaxed);
-            if rejection == Rejection::Reused {
-                self.stats.reuse_detected.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!("a rotated session token was used again");
-            }
-            return Err(SessionError::Token(rejection));
-        }
-        let record = doc
-            .as_ref()
-            .and_then(TokenDoc::record)
-            .cloned()
-            .ok_or(SessionError::Corrupt)?;
-        let identity = record.identity.clone().ok_or(SessionError::Corrupt)?;
-        let authenticated = Authenticated {
-            hash,
-            record,
-            identity,
-        };
-        self.maybe_refresh(&authenticated);
-        Ok(authenticated)
-    }
-
-    /// Slides the idle deadline of a token used now, at most once per refresh interval,
-    /// in the background: a read does not wait for a write.
-    fn maybe_refresh(&self, auth: &Authenticated) {
+        // One reading of the clock: the token's creation time is its absolute deadline
+        // less the lifetime, exactly.
         let now = self.now_ms();
-        if now.saturating_sub(auth.record.last_seen_ms) < ms(self.settings.refresh) {
-            return;
-        }
-        let Ok(permit) = self.refreshes.clone().try_acquire_owned() else {
-            self.stats.refreshes_skipped.fetch_add(1, Ordering::Relaxed);
-            return;
-        };
-        let idle_deadline_ms = now
-            .saturating_add(ms(self.settings.idle))
-            .min(auth.identity.absolute_ms);
-        let coordinator = self.coordinator.clone();
-        let settings = self.settings.clone();
-        let stats = self.stats.clone();
-        let (hash, user) = (auth.hash, auth.identity.user.clone());
-        tokio::spawn(async move {
-            let _permit = permit;
-            let seen = DocOp::Token(TokenOp::Seen {
-                at_ms: now,
-                idle_deadline_ms,
-            });
-            let auth = &settings.auth;
-            let (token_key, doc_key) = (auth_key(&hash), user_key(&user));
-            let token = coordinator.apply(&token_key, seen, auth.write, auth.policy);
-            let touch = DocOp::User(UserOp {
-                deadline_ms: idle_deadline_ms,
-                change: UserChange::Touch,
-                limits: settings.limits,
-            });
-            let user_class = &settings.user;
-            let doc = coordinator.apply(&doc_key, touch, user_class.write, user_class.policy);
-            if let (Ok(_), Ok(_)) = tokio::join!(token, doc) {
-                stats.refreshes.fetch_add(1, Ordering::Relaxed);
-            }
-        });
+        let absolute_ms = now.saturating_add(ms(self.settings.lifetime));
+        let token = self.keys.issue_token();
+        self.create(user, device, (now, absolute_ms), None, token)
+            .await
     }
 
     /// Checks the CSRF token a mutating request carries.
@@ -355,6 +316,21 @@ impl SessionService {
         }
     }
 
+    /// The user's auth record (not-before, revoked families, audit entries) at the
+    /// `auth` read level; empty if there is none.
+    pub async fn user_auth(&self, user: &str) -> Result<UserAuth, SessionError> {
+        let auth = &self.settings.auth;
+        let object = self
+            .coordinator
+            .get_with(&user_auth_key(user), auth.read, auth.policy)
+            .await?;
+        match object {
+            None => Ok(UserAuth::default()),
+            Some(Object::Doc(Doc::UserAuth(record))) => Ok(record),
+            Some(_) => Err(SessionError::Corrupt),
+        }
+    }
+
     /// Applies a change to the user's document and returns it as stored.
     pub async fn change(
         &self,
@@ -365,32 +341,7 @@ impl SessionService {
             .await
     }
 
-    /// Replaces the token: a new token (same user, device and absolute deadline), the
-    /// old one marked rotated to it.
-    pub async fn rotate(&self, auth: &Authenticated) -> Result<Login, SessionError> {
-        let identity = &auth.identity;
-        let (login, new_hash) = self
-            .issue(&identity.user, &identity.device, identity.absolute_ms)
-            .await?;
-        let rotation = Rotation {
-            at_ms: self.now_ms(),
-            to: new_hash,
-        };
-        let op = DocOp::Token(TokenOp::Rotate(rotation));
-        let key = auth_key(&auth.hash);
-        let old = UserChange::DeviceRemove {
-            token: hex(&auth.hash),
-        };
-        let (rotated, removed) = tokio::join!(
-            self.apply(&key, op, &self.settings.auth),
-            self.user_op(&identity.user, 0, old)
-        );
-        rotated?;
-        removed?;
-        Ok(login)
-    }
-
-    async fn revoke(&self, user: &str, hash: &[u8; 32]) -> Result<(), SessionError> {
+    pub(super) async fn revoke(&self, user: &str, hash: &[u8; 32]) -> Result<(), SessionError> {
         let op = DocOp::Token(TokenOp::Revoke {
             at_ms: self.now_ms(),
         });
@@ -410,10 +361,23 @@ impl SessionService {
         self.revoke(&auth.identity.user, &auth.hash).await
     }
 
-    /// Logs every device of the user out; returns how many tokens were revoked.
+    /// Logs every device of the user out; returns how many listed tokens were revoked.
+    /// The user's not-before time, written at the `auth` write level and read by every
+    /// validation, refuses every token created until now, also one created a moment
+    /// ago in another region that the device list does not show yet.
     pub async fn logout_all(&self, auth: &Authenticated) -> Result<usize, SessionError> {
-        let doc = self.document(auth).await?;
-        let mut hashes: Vec<[u8; 32]> = doc
+        let user = &auth.identity.user;
+        let not_before = DocOp::UserAuth(UserAuthOp {
+            not_before_ms: Some(self.now_ms()),
+            ..UserAuthOp::default()
+        });
+        let key = user_auth_key(user);
+        let (written, doc) = tokio::join!(
+            self.apply(&key, not_before, &self.settings.auth),
+            self.document(auth)
+        );
+        written?;
+        let mut hashes: Vec<[u8; 32]> = doc?
             .session
             .devices
             .elements()
@@ -422,11 +386,19 @@ impl SessionService {
         if !hashes.contains(&auth.hash) {
             hashes.push(auth.hash);
         }
-        let user = &auth.identity.user;
         let revokes = hashes.iter().map(|hash| self.revoke(user, hash));
         for result in futures::future::join_all(revokes).await {
             result?;
         }
         Ok(hashes.len())
+    }
+
+    /// The token record a read returned, if it is one.
+    pub(super) fn token_of(object: Option<Object>) -> Result<Option<TokenDoc>, SessionError> {
+        match object {
+            None => Ok(None),
+            Some(Object::Doc(Doc::Token(token))) => Ok(Some(token)),
+            Some(_) => Err(SessionError::Corrupt),
+        }
     }
 }

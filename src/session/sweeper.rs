@@ -4,6 +4,10 @@
 //! document from every replica and skips it if any replica holds a later deadline (a
 //! refresh this replica has not seen yet). Expired documents are never served whether
 //! or not the sweeper has reached them; it only reclaims space.
+//!
+//! It never erases a record whose deadline is within `SWEEP_CLOCK_MARGIN_MS` of its own
+//! clock (`horizon_ms`): a node whose clock runs fast by less than that does not erase
+//! sessions still valid by the other nodes' clocks.
 
 use crate::coordinator::quorum::Level;
 use crate::coordinator::{ClusterView, Coordinator, WallClock};
@@ -87,7 +91,7 @@ impl Sweeper {
             &self.partitions(),
             cursor,
             limits::SWEEP_SCAN_KEYS_MAX,
-            self.clock.now_ms(),
+            horizon_ms(self.clock.now_ms()),
         )
     }
 
@@ -105,7 +109,7 @@ impl Sweeper {
             return;
         };
         let deadline = doc.deadline_ms().max(deadline_ms);
-        if doc.is_tombstone() || deadline > self.clock.now_ms() {
+        if doc.is_tombstone() || deadline > horizon_ms(self.clock.now_ms()) {
             return;
         }
         let expire = DocOp::Expire {
@@ -139,6 +143,12 @@ impl Sweeper {
             }
         }
     }
+}
+
+/// The latest deadline a sweeper whose clock reads `now_ms` may erase: the margin
+/// before it covers a clock running fast.
+pub fn horizon_ms(now_ms: u64) -> u64 {
+    now_ms.saturating_sub(limits::SWEEP_CLOCK_MARGIN_MS)
 }
 
 /// Where the next sweep pass starts reading: a partition and the last key read in it.
@@ -268,6 +278,32 @@ mod tests {
 
     fn all_partitions() -> Vec<PartitionId> {
         (0..PARTITIONS).map(PartitionId).collect()
+    }
+
+    #[test]
+    fn a_record_within_the_clock_margin_is_not_erased() {
+        let storage = MemoryStorage::new(PARTITIONS).expect("memory store");
+        let now_ms = 100 * 60 * 1000;
+        let recent = ObjectKey::new(Class::User, b"recent");
+        let old = ObjectKey::new(Class::User, b"old");
+        // Expired one minute ago by this node's clock: perhaps not by the others'.
+        put(&storage, &recent, &user(now_ms - 60 * 1000));
+        put(
+            &storage,
+            &old,
+            &user(now_ms - limits::SWEEP_CLOCK_MARGIN_MS - 1),
+        );
+        let mut cursor = SweepCursor::default();
+        let found = scan_expired(
+            &storage,
+            &all_partitions(),
+            &mut cursor,
+            1_000,
+            horizon_ms(now_ms),
+        );
+        let keys: Vec<ObjectKey> = found.into_iter().map(|(key, _)| key).collect();
+        assert_eq!(keys, vec![old]);
+        assert_eq!(horizon_ms(5), 0, "a clock near zero erases nothing");
     }
 
     #[test]

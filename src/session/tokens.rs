@@ -1,33 +1,69 @@
-//! Session tokens: 256 random bits from the OS CSPRNG, base64url without padding. A
-//! token is stored and looked up only as its keyed blake3 hash under a key derived from
-//! the cluster's session secret, so the store never holds a usable token; hashes are
-//! compared with `blake3::Hash`'s constant-time equality. Tokens are never logged.
+//! Session and CSRF tokens. A token is, as base64url without padding (66 characters):
+//!
+//! `key id (1 byte) ‖ 256 random bits from the OS CSPRNG ‖ tag (16 bytes)`
+//!
+//! where the tag is a keyed blake3 of `key id ‖ random` under a key derived from the
+//! session secret the id names. A token whose tag does not match, or whose key id this
+//! node does not hold, was never issued by this cluster: it is refused by arithmetic,
+//! before (and instead of) any read. A token is stored and looked up only as its keyed
+//! blake3 hash under another key derived from the same secret, so the store never holds
+//! a usable token; tags and hashes are compared in constant time. Tokens are never
+//! logged, and no `Debug` here prints a token, a hash key or a secret.
+//!
+//! Key ids let the session secret rotate without logging anyone out: `TokenKeys` issues
+//! with its newest key and validates a token by the key its id names.
 
 use base64::Engine;
 use rand::RngCore;
 
+use crate::limits::TOKEN_TAG_BYTES;
+
 /// Bytes of randomness in a token (and in a CSRF token).
 pub const TOKEN_BYTES: usize = 32;
-/// Characters of a token as text (base64url of 32 bytes, no padding).
-pub const TOKEN_CHARS: usize = 43;
+/// Bytes of a token before its text encoding: key id, random part, tag.
+pub const TOKEN_RAW_BYTES: usize = 1 + TOKEN_BYTES + TOKEN_TAG_BYTES;
+/// Characters of a token as text (base64url of 49 bytes, no padding).
+pub const TOKEN_CHARS: usize = (TOKEN_RAW_BYTES * 8).div_ceil(6);
 
-/// What was wrong with a presented token, before any lookup.
+/// What was wrong with a presented token, found without any lookup.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TokenFormat {
+    /// No token at all.
     Missing,
+    /// Not 66 base64url characters.
     Malformed,
+    /// Well formed, but this cluster never issued it: its key id is not held here or
+    /// its tag does not match.
+    Forged,
 }
 
-/// The keys derived from the cluster's session secret.
+/// Why a set of session keys cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenKeysError {
+    #[error("no session key given")]
+    Empty,
+}
+
+/// The keys derived from one session secret.
+#[derive(Clone)]
+struct KeySet {
+    id: u8,
+    tag: [u8; 32],
+    token: [u8; 32],
+    csrf_tag: [u8; 32],
+    csrf: [u8; 32],
+}
+
+/// The keys derived from the cluster's session secrets, newest first.
 #[derive(Clone)]
 pub struct TokenKeys {
-    token: [u8; 32],
-    csrf: [u8; 32],
+    sets: Vec<KeySet>,
 }
 
 impl std::fmt::Debug for TokenKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TokenKeys(..)")
+        let ids: Vec<u8> = self.sets.iter().map(|set| set.id).collect();
+        f.debug_struct("TokenKeys").field("key_ids", &ids).finish()
     }
 }
 
@@ -37,40 +73,120 @@ pub struct Issued {
     pub hash: [u8; 32],
 }
 
-impl TokenKeys {
-    pub fn new(secret: &[u8; 32]) -> Self {
-        TokenKeys {
+impl std::fmt::Debug for Issued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Issued(..)")
+    }
+}
+
+/// Which of the two kinds of token a key set works for.
+#[derive(Clone, Copy)]
+enum Kind {
+    Session,
+    Csrf,
+}
+
+impl KeySet {
+    fn new(id: u8, secret: &[u8; 32]) -> KeySet {
+        KeySet {
+            id,
+            tag: blake3::derive_key("cartwheel 2026 session token tag v2", secret),
             token: blake3::derive_key("cartwheel 2026 session token v1", secret),
+            csrf_tag: blake3::derive_key("cartwheel 2026 csrf token tag v2", secret),
             csrf: blake3::derive_key("cartwheel 2026 csrf token v1", secret),
         }
     }
 
+    fn keys(&self, kind: Kind) -> (&[u8; 32], &[u8; 32]) {
+        match kind {
+            Kind::Session => (&self.tag, &self.token),
+            Kind::Csrf => (&self.csrf_tag, &self.csrf),
+        }
+    }
+}
+
+impl TokenKeys {
+    /// Keys from the session secrets `(key id, secret)`, newest first: tokens are
+    /// issued with the first, and validated by the key their id names (the first of
+    /// that id if one repeats).
+    pub fn new(keys: &[(u8, [u8; 32])]) -> Result<Self, TokenKeysError> {
+        let mut sets: Vec<KeySet> = Vec::with_capacity(keys.len().min(256));
+        for (id, secret) in keys {
+            if !sets.iter().any(|set| set.id == *id) {
+                sets.push(KeySet::new(*id, secret));
+            }
+        }
+        if sets.is_empty() {
+            return Err(TokenKeysError::Empty);
+        }
+        Ok(TokenKeys { sets })
+    }
+
     /// A new session token.
     pub fn issue_token(&self) -> Issued {
-        issue(&self.token)
+        self.issue(Kind::Session)
     }
 
     /// A new CSRF token.
     pub fn issue_csrf(&self) -> Issued {
-        issue(&self.csrf)
+        self.issue(Kind::Csrf)
     }
 
-    /// The lookup hash of a presented token, or why it cannot be one. A malformed token
-    /// still gets a hash (of its text) so that rejecting it costs the same lookup.
-    pub fn token_hash(&self, text: Option<&str>) -> Result<[u8; 32], ([u8; 32], TokenFormat)> {
-        let Some(text) = text else {
-            return Err((keyed(&self.token, b""), TokenFormat::Missing));
-        };
-        match decode(text) {
-            Some(raw) => Ok(keyed(&self.token, &raw)),
-            None => Err((keyed(&self.token, text.as_bytes()), TokenFormat::Malformed)),
-        }
+    /// The lookup hash of a presented session token, or why it cannot be one; found by
+    /// arithmetic alone.
+    pub fn token_hash(&self, text: Option<&str>) -> Result<[u8; 32], TokenFormat> {
+        let text = text.ok_or(TokenFormat::Missing)?;
+        self.verify(text, Kind::Session)
     }
 
     /// Whether `presented` is the CSRF token whose hash is `expected` (constant time).
     pub fn csrf_matches(&self, presented: &str, expected: &[u8; 32]) -> bool {
-        let raw = decode(presented).unwrap_or_default();
-        blake3::Hash::from(keyed(&self.csrf, &raw)) == blake3::Hash::from(*expected)
+        match self.verify(presented, Kind::Csrf) {
+            Ok(hash) => blake3::Hash::from(hash) == blake3::Hash::from(*expected),
+            Err(_) => false,
+        }
+    }
+
+    fn newest(&self) -> &KeySet {
+        // `new` refuses an empty list.
+        &self.sets[0]
+    }
+
+    fn issue(&self, kind: Kind) -> Issued {
+        let set = self.newest();
+        let (tag_key, hash_key) = set.keys(kind);
+        let mut raw = [0u8; TOKEN_RAW_BYTES];
+        raw[0] = set.id;
+        rand::rngs::OsRng.fill_bytes(&mut raw[1..=TOKEN_BYTES]);
+        let body = &raw[..=TOKEN_BYTES];
+        let tag = tag_of(tag_key, body);
+        let hash = keyed(hash_key, body);
+        raw[1 + TOKEN_BYTES..].copy_from_slice(&tag[..TOKEN_TAG_BYTES]);
+        Issued {
+            text: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw),
+            hash,
+        }
+    }
+
+    /// The hash of a token whose tag is right under the key its id names.
+    fn verify(&self, text: &str, kind: Kind) -> Result<[u8; 32], TokenFormat> {
+        let raw = decode(text).ok_or(TokenFormat::Malformed)?;
+        let set = self
+            .sets
+            .iter()
+            .find(|set| set.id == raw[0])
+            .ok_or(TokenFormat::Forged)?;
+        let (tag_key, hash_key) = set.keys(kind);
+        let (body, presented) = raw.split_at(1 + TOKEN_BYTES);
+        let mut expected = tag_of(tag_key, body);
+        expected[TOKEN_TAG_BYTES..].fill(0);
+        let mut given = [0u8; 32];
+        given[..TOKEN_TAG_BYTES].copy_from_slice(presented);
+        // `blake3::Hash` compares in constant time.
+        if blake3::Hash::from(expected) != blake3::Hash::from(given) {
+            return Err(TokenFormat::Forged);
+        }
+        Ok(keyed(hash_key, body))
     }
 }
 
@@ -78,23 +194,18 @@ fn keyed(key: &[u8; 32], raw: &[u8]) -> [u8; 32] {
     *blake3::keyed_hash(key, raw).as_bytes()
 }
 
-fn issue(key: &[u8; 32]) -> Issued {
-    let mut raw = [0u8; TOKEN_BYTES];
-    rand::rngs::OsRng.fill_bytes(&mut raw);
-    Issued {
-        text: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw),
-        hash: keyed(key, &raw),
-    }
+fn tag_of(key: &[u8; 32], body: &[u8]) -> [u8; 32] {
+    keyed(key, body)
 }
 
-fn decode(text: &str) -> Option<Vec<u8>> {
+fn decode(text: &str) -> Option<[u8; TOKEN_RAW_BYTES]> {
     if text.len() != TOKEN_CHARS {
         return None;
     }
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(text)
         .ok()?;
-    (raw.len() == TOKEN_BYTES).then_some(raw)
+    raw.try_into().ok()
 }
 
 /// Lowercase hex of a hash (how devices name their tokens in a user's document).
@@ -118,46 +229,123 @@ pub fn from_hex(text: &str) -> Option<[u8; 32]> {
 mod tests {
     use super::*;
 
+    fn keys(id: u8, secret: u8) -> TokenKeys {
+        TokenKeys::new(&[(id, [secret; 32])]).expect("one key")
+    }
+
+    fn raw_of(text: &str) -> Vec<u8> {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(text)
+            .expect("base64")
+    }
+
+    fn text_of(raw: &[u8]) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+    }
+
     #[test]
     fn tokens_are_random_and_only_their_own_hash_matches() {
-        let keys = TokenKeys::new(&[7; 32]);
+        let keys = keys(0, 7);
         let first = keys.issue_token();
         let second = keys.issue_token();
         assert_ne!(first.text, second.text);
         assert_eq!(first.text.len(), TOKEN_CHARS);
+        assert_eq!(TOKEN_CHARS, 66);
         assert_eq!(keys.token_hash(Some(&first.text)), Ok(first.hash));
         assert_ne!(keys.token_hash(Some(&second.text)), Ok(first.hash));
-        // Another cluster secret gives other hashes for the same token.
-        let other = TokenKeys::new(&[8; 32]);
-        assert_ne!(other.token_hash(Some(&first.text)), Ok(first.hash));
+    }
+
+    #[test]
+    fn forged_tokens_are_refused_by_arithmetic() {
+        let keys = keys(0, 7);
+        let genuine = keys.issue_token();
+        // Another cluster's secret, same key id: its tag does not verify here.
+        let other = self::keys(0, 8).issue_token();
+        assert_eq!(keys.token_hash(Some(&other.text)), Err(TokenFormat::Forged));
+        // A key id this node does not hold.
+        let unknown_id = self::keys(9, 7).issue_token();
+        assert_eq!(
+            keys.token_hash(Some(&unknown_id.text)),
+            Err(TokenFormat::Forged)
+        );
+        // One bit changed anywhere: the random part, the tag, the key id.
+        let raw = raw_of(&genuine.text);
+        for index in [0, 1, 20, TOKEN_BYTES, TOKEN_BYTES + 1, TOKEN_RAW_BYTES - 1] {
+            let mut changed = raw.clone();
+            changed[index] ^= 1;
+            assert_eq!(
+                keys.token_hash(Some(&text_of(&changed))),
+                Err(TokenFormat::Forged),
+                "byte {index}"
+            );
+        }
+        // Made up from scratch.
+        let made_up = "A".repeat(TOKEN_CHARS);
+        assert_eq!(keys.token_hash(Some(&made_up)), Err(TokenFormat::Forged));
+    }
+
+    #[test]
+    fn a_new_key_issues_while_tokens_of_the_old_one_stay_valid() {
+        let old = keys(1, 7);
+        let before = old.issue_token();
+        let before_csrf = old.issue_csrf();
+        let rotated = TokenKeys::new(&[(2, [9; 32]), (1, [7; 32])]).expect("two keys");
+        assert_eq!(rotated.token_hash(Some(&before.text)), Ok(before.hash));
+        assert!(rotated.csrf_matches(&before_csrf.text, &before_csrf.hash));
+        let after = rotated.issue_token();
+        assert_eq!(raw_of(&after.text)[0], 2, "issued with the newest key");
+        assert_eq!(rotated.token_hash(Some(&after.text)), Ok(after.hash));
+        // A node that dropped the old key refuses its tokens, still without a read.
+        let dropped = keys(2, 9);
+        assert_eq!(
+            dropped.token_hash(Some(&before.text)),
+            Err(TokenFormat::Forged)
+        );
     }
 
     #[test]
     fn missing_and_malformed_tokens_are_named() {
-        let keys = TokenKeys::new(&[7; 32]);
+        let keys = keys(0, 7);
         for (text, expected) in [
             (None, TokenFormat::Missing),
             (Some(""), TokenFormat::Malformed),
             (Some("short"), TokenFormat::Malformed),
+            (Some(&"A".repeat(43) as &str), TokenFormat::Malformed),
             (
                 Some(&"*".repeat(TOKEN_CHARS) as &str),
                 TokenFormat::Malformed,
             ),
         ] {
-            assert_eq!(keys.token_hash(text).map_err(|(_, why)| why), Err(expected));
+            assert_eq!(keys.token_hash(text), Err(expected));
         }
+        assert_eq!(TokenKeys::new(&[]).err(), Some(TokenKeysError::Empty));
     }
 
     #[test]
     fn csrf_tokens_match_only_themselves() {
-        let keys = TokenKeys::new(&[7; 32]);
+        let keys = keys(0, 7);
         let csrf = keys.issue_csrf();
         assert!(keys.csrf_matches(&csrf.text, &csrf.hash));
         assert!(!keys.csrf_matches(&keys.issue_csrf().text, &csrf.hash));
         assert!(!keys.csrf_matches("", &csrf.hash));
-        // A session token is not a CSRF token even with the same bytes.
+        // A session token is not a CSRF token: its tag is made with another key.
         let token = keys.issue_token();
         assert!(!keys.csrf_matches(&token.text, &token.hash));
+        assert_eq!(
+            keys.token_hash(Some(&csrf.text)),
+            Err(TokenFormat::Forged),
+            "nor a CSRF token a session token"
+        );
+    }
+
+    #[test]
+    fn debug_prints_nothing_secret() {
+        let keys = keys(3, 7);
+        let issued = keys.issue_token();
+        let printed = format!("{keys:?} {issued:?}");
+        assert!(!printed.contains(&issued.text));
+        assert!(!printed.contains(&hex(&issued.hash)));
+        assert_eq!(printed, "TokenKeys { key_ids: [3] } Issued(..)");
     }
 
     #[test]

@@ -154,6 +154,9 @@ pub fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) {
 }
 
 /// In-process nodes of one topology, with certificates in a temporary directory.
+/// The admin secret of in-process nodes (`Authorization: Bearer` on `/v1/admin/*`).
+pub const ADMIN_SECRET: &str = "in-process-admin-secret-of-32-bytes!";
+
 pub struct InProcessCluster {
     pub dir: tempfile::TempDir,
     pub nodes: Vec<RunningNode>,
@@ -210,8 +213,8 @@ impl InProcessCluster {
             id: id.clone(),
             region: None,
             chaos: false,
-            admin_key: None,
-            session_secret: Some([3; 32]),
+            admin_key: Some(cartwheel::api::AdminKey::from_secret(ADMIN_SECRET)),
+            session_keys: Some(vec![(0, [3; 32])]),
             settings: self.settings.clone(),
             tls,
             data: DataDir::Disk(self.dir.path().join("data").join(id.as_str())),

@@ -20,6 +20,10 @@ enum Step {
         replica: usize,
         op: TokenOp,
     },
+    UserAuth {
+        replica: usize,
+        op: UserAuthOp,
+    },
     /// The sweeper: expires the replica's document at the deadline it holds, once past.
     Sweep {
         replica: usize,
@@ -120,6 +124,43 @@ fn token_op() -> impl Strategy<Value = TokenOp> {
     ]
 }
 
+fn user_auth_op() -> impl Strategy<Value = UserAuthOp> {
+    let family = (0..WALL_MS_END, 0u8..6).prop_map(|(at_ms, family)| RevokedFamily {
+        at_ms,
+        family: [family; 32],
+    });
+    let audit = (0..WALL_MS_END, 0u8..3).prop_map(|(at_ms, device)| AuditEntry {
+        at_ms,
+        event: "token_reused".into(),
+        device: format!("device-{device}"),
+        region: "east".into(),
+    });
+    (
+        proptest::option::of(0..WALL_MS_END),
+        proptest::option::of(family),
+        proptest::option::of(audit),
+    )
+        .prop_map(|(not_before_ms, revoke, audit)| UserAuthOp {
+            not_before_ms,
+            revoke,
+            audit,
+        })
+}
+
+fn user_auth_step() -> impl Strategy<Value = Step> {
+    let lifetime = crate::limits::SESSION_LIFETIME_MS_MAX;
+    prop_oneof![
+        5 => (0..REPLICAS, user_auth_op()).prop_map(|(replica, op)| Step::UserAuth { replica, op }),
+        2 => (0..REPLICAS, 0..REPLICAS).prop_map(|(from, to)| Step::Sync { from, to }),
+        // Sweeps: an expiry naming a deadline some elements are past.
+        1 => (0..REPLICAS, 0..WALL_MS_END).prop_map(move |(replica, at)| Step::Expire {
+            replica,
+            deadline_ms: lifetime + at,
+            now_ms: lifetime + WALL_MS_END,
+        }),
+    ]
+}
+
 fn token_step() -> impl Strategy<Value = Step> {
     prop_oneof![
         5 => (0..REPLICAS, token_op()).prop_map(|(replica, op)| Step::Token { replica, op }),
@@ -147,6 +188,7 @@ fn step_op(step: &Step, doc: &Doc) -> Option<(usize, DocOp, Hlc, u64)> {
             Some((*replica, op, Hlc::new(*now_ms, *logical), *now_ms))
         }
         Step::Token { replica, op } => Some((*replica, DocOp::Token(op.clone()), at(0), 0)),
+        Step::UserAuth { replica, op } => Some((*replica, DocOp::UserAuth(op.clone()), at(0), 0)),
         Step::Sweep { replica, now_ms } => {
             let deadline_ms = doc.deadline_ms();
             (deadline_ms > 0 && deadline_ms <= *now_ms && !doc.is_tombstone()).then(|| {
@@ -202,6 +244,7 @@ fn run(initial: &Doc, steps: &[Step]) -> Result<(Vec<Doc>, Vec<Doc>), TestCaseEr
         let replica = match step {
             Step::User { replica, .. }
             | Step::Token { replica, .. }
+            | Step::UserAuth { replica, .. }
             | Step::Sweep { replica, .. }
             | Step::Expire { replica, .. } => *replica,
             Step::Sync { .. } => unreachable!("handled above"),
@@ -293,6 +336,10 @@ pub(super) fn empty_user() -> Doc {
     Doc::User(UserDoc::default())
 }
 
+pub(super) fn empty_user_auth() -> Doc {
+    Doc::UserAuth(UserAuth::default())
+}
+
 pub(super) fn empty_token() -> Doc {
     Doc::Token(TokenDoc::Live(TokenRecord::default()))
 }
@@ -316,5 +363,63 @@ proptest! {
     ) {
         check_laws(&empty_token(), &steps)?;
         check_convergence(&empty_token(), &steps, seed)?;
+    }
+
+    #[test]
+    fn user_auth_laws_and_convergence(
+        steps in proptest::collection::vec(user_auth_step(), 0..48),
+        seed: u64,
+    ) {
+        check_laws(&empty_user_auth(), &steps)?;
+        check_convergence(&empty_user_auth(), &steps, seed)?;
+    }
+
+    /// Two rotations of one token minted on different replicas, delivered in any order:
+    /// every replica that holds both names the same successor, and a replica that
+    /// already holds one refuses the other.
+    #[test]
+    fn concurrent_rotations_leave_one_successor(
+        first_at in 0..WALL_MS_END,
+        second_at in 0..WALL_MS_END,
+        first_to in 0u8..4,
+        second_to in 4u8..8,
+        seed: u64,
+    ) {
+        let created = TokenOp::Create(token_record(100, 1_000));
+        let mut here = TokenDoc::Live(TokenRecord::default());
+        here.apply(&created).expect("create");
+        let mut there = here.clone();
+        let first = Rotation { at_ms: first_at, to: [first_to; 32] };
+        let second = Rotation { at_ms: second_at, to: [second_to; 32] };
+        let first_delta = here.apply(&TokenOp::Rotate(first)).expect("first mints here");
+        let second_delta = there.apply(&TokenOp::Rotate(second)).expect("second there");
+        // On a replica holding the first, the second is refused (and vice versa).
+        let mut holding_first = there.clone();
+        holding_first.merge(&first_delta);
+        prop_assert_eq!(
+            here.clone().apply(&TokenOp::Rotate(second)),
+            Err(CrdtError::AlreadyRotated)
+        );
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut deltas = vec![first_delta, second_delta];
+        deltas.shuffle(&mut rng);
+        let mut third = TokenDoc::Live(TokenRecord::default());
+        third.apply(&created).expect("create");
+        for delta in &deltas {
+            third.merge(delta);
+            here.merge(delta);
+            there.merge(delta);
+        }
+        for doc in [&here, &there, &third, &holding_first] {
+            let valid: Vec<u8> = [first_to, second_to]
+                .into_iter()
+                .filter(|to| crate::crdt::is_successor_of(Some(doc), &[*to; 32]))
+                .collect();
+            prop_assert_eq!(valid.len(), 1, "exactly one successor validates");
+        }
+        let winner = |doc: &TokenDoc| doc.record().and_then(|record| record.rotated);
+        prop_assert_eq!(winner(&here), winner(&there));
+        prop_assert_eq!(winner(&here), winner(&third));
+        prop_assert_eq!(winner(&here), Some(first.min(second)));
     }
 }

@@ -70,6 +70,7 @@ pub(super) fn identity(user: &str, absolute_ms: u64) -> TokenIdentity {
         csrf: [7; 32],
         created_ms: 0,
         absolute_ms,
+        lineage: None,
     }
 }
 

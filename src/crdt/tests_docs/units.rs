@@ -443,18 +443,22 @@ fn verdicts() {
     assert_eq!(verdict(Some(&anonymous), 50, GRACE_MS), Verdict::Unknown);
     // Only a refresh arrived, not the create: still unknown.
     let mut partial = TokenDoc::Live(TokenRecord::default());
-    partial.apply(&TokenOp::Seen {
-        at_ms: 40,
-        idle_deadline_ms: 140,
-    });
+    partial
+        .apply(&TokenOp::Seen {
+            at_ms: 40,
+            idle_deadline_ms: 140,
+        })
+        .expect("applies");
     assert_eq!(verdict(Some(&partial), 50, GRACE_MS), Verdict::Unknown);
 
     // Sliding refreshes never outlive the absolute deadline.
     let mut capped = TokenDoc::Live(token_record(100, 200));
-    capped.apply(&TokenOp::Seen {
-        at_ms: 90,
-        idle_deadline_ms: 900,
-    });
+    capped
+        .apply(&TokenOp::Seen {
+            at_ms: 90,
+            idle_deadline_ms: 900,
+        })
+        .expect("applies");
     assert_eq!(verdict(Some(&capped), 199, GRACE_MS), Verdict::Valid);
     assert_eq!(
         verdict(Some(&capped), 200, GRACE_MS),
@@ -467,14 +471,18 @@ fn verdicts() {
     );
 
     let mut revoked = live.clone();
-    revoked.apply(&TokenOp::Revoke { at_ms: 40 });
+    revoked
+        .apply(&TokenOp::Revoke { at_ms: 40 })
+        .expect("applies");
     assert_eq!(verdict(Some(&revoked), 50, GRACE_MS), Verdict::Revoked);
 
     let mut rotated = live;
-    rotated.apply(&TokenOp::Rotate(Rotation {
-        at_ms: 60,
-        to: [9; 32],
-    }));
+    rotated
+        .apply(&TokenOp::Rotate(Rotation {
+            at_ms: 60,
+            to: [9; 32],
+        }))
+        .expect("applies");
     assert_eq!(verdict(Some(&rotated), 60, GRACE_MS), Verdict::Valid);
     assert_eq!(
         verdict(Some(&rotated), 60 + GRACE_MS - 1, GRACE_MS),
@@ -491,16 +499,22 @@ fn verdicts() {
 #[test]
 fn a_merged_revoke_is_never_undone_by_older_states() {
     let mut here = TokenDoc::Live(TokenRecord::default());
-    let create = here.apply(&TokenOp::Create(token_record(100, 1_000)));
+    let create = here
+        .apply(&TokenOp::Create(token_record(100, 1_000)))
+        .expect("applies");
     let mut there = TokenDoc::Live(TokenRecord::default());
     there.merge(&create);
     let before_revoke = here.clone();
     // Concurrent with the revoke, a refresh later in time.
-    let seen = here.apply(&TokenOp::Seen {
-        at_ms: 70,
-        idle_deadline_ms: 170,
-    });
-    let revoke = there.apply(&TokenOp::Revoke { at_ms: 50 });
+    let seen = here
+        .apply(&TokenOp::Seen {
+            at_ms: 70,
+            idle_deadline_ms: 170,
+        })
+        .expect("applies");
+    let revoke = there
+        .apply(&TokenOp::Revoke { at_ms: 50 })
+        .expect("applies");
     here.merge(&revoke);
     assert_eq!(verdict(Some(&here), 80, GRACE_MS), Verdict::Revoked);
 

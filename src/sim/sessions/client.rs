@@ -464,6 +464,8 @@ impl Client {
         let (method, path, op) = match kind {
             RetireKind::Rotate => (Method::POST, "/v1/session/rotate", OpKind::Rotate),
             RetireKind::Logout => (Method::DELETE, "/v1/session", OpKind::Logout),
+            // Not a request: what the nodes do to a chain after a reuse.
+            RetireKind::ChainRevoked => return,
         };
         let done = self.send(method, node, path, Some(token), true, None).await;
         self.record(op, self.spec.region, node, Some(token), &done);
@@ -505,6 +507,38 @@ impl Client {
             .send(Method::GET, node, "/v1/session", Some(token), false, None)
             .await;
         self.record(OpKind::RetiredRead, region, node, Some(token), &done);
+        self.after_reuse(token, done.start_us);
+    }
+
+    /// A rotated token presented again is taken by the nodes as a theft: they revoke
+    /// its whole rotation chain, the user's current token included when it descends
+    /// from it. The client stops using that token (the next step logs in again) and its
+    /// refusals from then on are expected.
+    fn after_reuse(&mut self, token: u32, start_us: u64) {
+        let Some(entry) = self.result.tokens.get(token as usize) else {
+            return;
+        };
+        if !matches!(
+            entry.retire,
+            Some(Retire {
+                kind: RetireKind::Rotate,
+                ..
+            })
+        ) {
+            return;
+        }
+        let user = entry.user as usize;
+        let Some(live) = self.slots.get(user).and_then(|slot| slot.token) else {
+            return;
+        };
+        if let Some(live_entry) = self.result.tokens.get_mut(live as usize) {
+            live_entry.retire.get_or_insert(Retire {
+                kind: RetireKind::ChainRevoked,
+                started_us: start_us,
+                acked_us: None,
+            });
+        }
+        self.slots[user].token = None;
     }
 
     /// Validates `token` at once in other regions: every other region for a fresh
@@ -524,8 +558,12 @@ impl Client {
             self.send(Method::GET, *node, "/v1/session", Some(token), false, None)
         });
         let dones = futures::future::join_all(probes).await;
+        let first_start_us = dones.iter().map(|done| done.start_us).min();
         for ((region, node), done) in targets.into_iter().zip(dones) {
             self.record(kind, region, node, Some(token), &done);
+        }
+        if let (OpKind::RetiredRead, Some(start_us)) = (kind, first_start_us) {
+            self.after_reuse(token, start_us);
         }
     }
 }

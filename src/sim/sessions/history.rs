@@ -130,6 +130,10 @@ pub struct OpRecord {
 pub enum RetireKind {
     Rotate,
     Logout,
+    /// A rotated token of its chain was presented again: the nodes take that as a
+    /// theft and revoke the whole chain (never acknowledged to the client: its chain
+    /// may have been another one).
+    ChainRevoked,
 }
 
 /// A rotation or logout of a token.

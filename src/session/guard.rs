@@ -1,0 +1,261 @@
+//! What keeps floods of bad tokens local and cheap: a per-client-address limit on failed
+//! validations (token buckets in a fixed table) and a negative cache of genuine tokens
+//! found in no region. Both are fixed-size tables allocated once: nothing a client
+//! sends makes them grow.
+//!
+//! Neither ever refuses a token that exists: the limiter refuses an address only after
+//! it failed many validations, and the negative cache holds only full hashes of tokens
+//! that a cross-region read did not find, for a few seconds; a login on this node
+//! removes its new token's hash from it. A token created elsewhere cannot be in it: its
+//! hash is a keyed hash of 256 fresh random bits, so no earlier validation can have
+//! named it. Neither reads a clock: times come in as arguments.
+
+use std::net::IpAddr;
+use std::sync::Mutex;
+
+use crate::limits;
+
+/// Genuine tokens recently found in no region, by full hash, direct-mapped by their
+/// first bytes (keyed hashes: an attacker cannot aim at a slot).
+pub struct NegativeCache {
+    slots: Mutex<Vec<Option<Missed>>>,
+}
+
+/// A token hash found in no region, remembered until `until_ms`.
+type Missed = ([u8; 32], u64);
+
+impl Default for NegativeCache {
+    fn default() -> Self {
+        NegativeCache::with_capacity(limits::NEGATIVE_CACHE_ENTRIES_MAX)
+    }
+}
+
+impl NegativeCache {
+    pub fn with_capacity(entries: usize) -> Self {
+        NegativeCache {
+            slots: Mutex::new(vec![None; entries.max(1)]),
+        }
+    }
+
+    fn slot(hash: &[u8; 32], slots: usize) -> usize {
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&hash[..8]);
+        (u64::from_le_bytes(first) % slots as u64) as usize
+    }
+
+    /// Whether `hash` was found nowhere less than `NEGATIVE_CACHE_TTL_MS` before `now_ms`.
+    pub fn contains(&self, hash: &[u8; 32], now_ms: u64) -> bool {
+        let slots = self.slots.lock().expect("negative cache lock poisoned");
+        let index = Self::slot(hash, slots.len());
+        matches!(slots[index], Some((held, until_ms)) if held == *hash && now_ms < until_ms)
+    }
+
+    /// Remembers that `hash` was found in no region at `now_ms`.
+    pub fn insert(&self, hash: &[u8; 32], now_ms: u64) {
+        let mut slots = self.slots.lock().expect("negative cache lock poisoned");
+        let index = Self::slot(hash, slots.len());
+        slots[index] = Some((*hash, now_ms.saturating_add(limits::NEGATIVE_CACHE_TTL_MS)));
+    }
+
+    /// Forgets `hash` (a token just created here).
+    pub fn forget(&self, hash: &[u8; 32]) {
+        let mut slots = self.slots.lock().expect("negative cache lock poisoned");
+        let index = Self::slot(hash, slots.len());
+        if matches!(slots[index], Some((held, _)) if held == *hash) {
+            slots[index] = None;
+        }
+    }
+
+    /// Entries the table can hold (its size never changes).
+    pub fn capacity(&self) -> usize {
+        self.slots
+            .lock()
+            .expect("negative cache lock poisoned")
+            .len()
+    }
+}
+
+/// One client address's token bucket of failed validations.
+#[derive(Clone, Copy, Default)]
+struct Bucket {
+    /// The address (an IPv6 one by its /64 network), `None` for a free slot.
+    address: Option<[u8; 16]>,
+    /// Failures it may still make, in thousandths.
+    credit_milli: u64,
+    updated_ms: u64,
+}
+
+/// Failed validations per client address, as token buckets in a fixed table.
+pub struct FailureLimiter {
+    buckets: Mutex<Vec<Bucket>>,
+    /// Keys the slot of an address, so a client cannot choose addresses that collide.
+    key: [u8; 32],
+    burst_milli: u64,
+    per_s: u64,
+}
+
+impl Default for FailureLimiter {
+    fn default() -> Self {
+        FailureLimiter::new(
+            limits::FAILURE_LIMITER_ADDRESSES_MAX,
+            limits::FAILED_VALIDATIONS_BURST,
+            limits::FAILED_VALIDATIONS_PER_S,
+        )
+    }
+}
+
+/// An address as the limiter counts it: IPv4 whole, IPv6 by its /64 network (one
+/// client usually holds a whole /64).
+fn address_key(address: IpAddr) -> [u8; 16] {
+    match address {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        IpAddr::V6(v6) => {
+            let mut octets = v6.octets();
+            if v6.to_ipv4_mapped().is_none() {
+                octets[8..].fill(0);
+            }
+            octets
+        }
+    }
+}
+
+impl FailureLimiter {
+    pub fn new(addresses: usize, burst: u32, per_s: u32) -> Self {
+        let mut key = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
+        FailureLimiter {
+            buckets: Mutex::new(vec![Bucket::default(); addresses.max(1)]),
+            key,
+            burst_milli: u64::from(burst) * 1000,
+            per_s: u64::from(per_s),
+        }
+    }
+
+    fn slot(&self, address: &[u8; 16], slots: usize) -> usize {
+        let hash = blake3::keyed_hash(&self.key, address);
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&hash.as_bytes()[..8]);
+        (u64::from_le_bytes(first) % slots as u64) as usize
+    }
+
+    /// `bucket`'s credit at `now_ms` (refilled since its last update).
+    fn credit(&self, bucket: &Bucket, now_ms: u64) -> u64 {
+        let earned = now_ms
+            .saturating_sub(bucket.updated_ms)
+            .saturating_mul(self.per_s);
+        bucket
+            .credit_milli
+            .saturating_add(earned)
+            .min(self.burst_milli)
+    }
+
+    /// Whether `address` may have a token validated at `now_ms`.
+    pub fn allowed(&self, address: IpAddr, now_ms: u64) -> bool {
+        let key = address_key(address);
+        let buckets = self.buckets.lock().expect("limiter lock poisoned");
+        let bucket = &buckets[self.slot(&key, buckets.len())];
+        bucket.address != Some(key) || self.credit(bucket, now_ms) >= 1000
+    }
+
+    /// Charges one failed validation to `address` at `now_ms`. It takes the slot of
+    /// another address only once that one's bucket is full again (it stopped failing).
+    pub fn charge(&self, address: IpAddr, now_ms: u64) {
+        let key = address_key(address);
+        let mut buckets = self.buckets.lock().expect("limiter lock poisoned");
+        let index = self.slot(&key, buckets.len());
+        let bucket = buckets[index];
+        let credit = self.credit(&bucket, now_ms);
+        let credit = match bucket.address {
+            Some(held) if held == key => credit,
+            Some(_) if credit < self.burst_milli => return,
+            _ => self.burst_milli,
+        };
+        buckets[index] = Bucket {
+            address: Some(key),
+            credit_milli: credit.saturating_sub(1000),
+            updated_ms: now_ms,
+        };
+    }
+
+    /// Addresses the table can count (its size never changes).
+    pub fn capacity(&self) -> usize {
+        self.buckets.lock().expect("limiter lock poisoned").len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    #[test]
+    fn an_address_is_refused_after_its_burst_and_earns_credit_back() {
+        let limiter = FailureLimiter::new(64, 3, 2);
+        let client = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+        let other = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+        for _ in 0..3 {
+            assert!(limiter.allowed(client, 0));
+            limiter.charge(client, 0);
+        }
+        assert!(!limiter.allowed(client, 0), "burst spent");
+        assert!(!limiter.allowed(client, 499), "half a failure earned back");
+        assert!(
+            limiter.allowed(client, 500),
+            "one failure earned back at 2/s"
+        );
+        // Another address is not charged for it (unless it shares the slot, which a
+        // 64-slot table makes unlikely for two fixed addresses; check it does not).
+        if limiter.slot(&address_key(client), 64) != limiter.slot(&address_key(other), 64) {
+            assert!(limiter.allowed(other, 0));
+        }
+    }
+
+    #[test]
+    fn the_table_never_grows_and_a_flood_of_addresses_only_fails_open() {
+        let limiter = FailureLimiter::new(16, 1, 1);
+        for index in 0..10_000u32 {
+            let address = IpAddr::V4(Ipv4Addr::from(index));
+            limiter.charge(address, 0);
+        }
+        assert_eq!(limiter.capacity(), 16);
+        // Every slot is held by an address in debt: at most 16 addresses are refused.
+        let refused = (0..10_000u32)
+            .filter(|index| !limiter.allowed(IpAddr::V4(Ipv4Addr::from(*index)), 0))
+            .count();
+        assert!(refused <= 16 && refused > 0, "{refused}");
+    }
+
+    #[test]
+    fn ipv6_addresses_of_one_network_share_a_bucket() {
+        let limiter = FailureLimiter::new(64, 2, 1);
+        for last in 1..=2u16 {
+            limiter.charge(
+                IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, last)),
+                0,
+            );
+        }
+        let third = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 9, 9, 9, 9));
+        assert!(!limiter.allowed(third, 0));
+    }
+
+    #[test]
+    fn the_negative_cache_is_bounded_expires_and_holds_only_full_hashes() {
+        let cache = NegativeCache::with_capacity(8);
+        for index in 0..1000u32 {
+            let mut hash = [0u8; 32];
+            hash[..4].copy_from_slice(&index.to_le_bytes());
+            cache.insert(&hash, 0);
+        }
+        assert_eq!(cache.capacity(), 8);
+        let gone = [7u8; 32];
+        cache.insert(&gone, 100);
+        assert!(cache.contains(&gone, 100));
+        assert!(!cache.contains(&gone, 100 + limits::NEGATIVE_CACHE_TTL_MS));
+        // Another hash in the same slot (same first bytes) is not taken for it.
+        let mut neighbour = gone;
+        neighbour[31] ^= 1;
+        assert!(!cache.contains(&neighbour, 100));
+        cache.forget(&gone);
+        assert!(!cache.contains(&gone, 100));
+    }
+}

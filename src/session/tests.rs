@@ -1,0 +1,358 @@
+//! The session service over a coordinator whose one replica is an in-memory fake that
+//! counts every request: what a validation costs, key rotation, single-use rotation,
+//! the not-before time and the negative cache.
+
+use super::tokens::TokenKeys;
+use super::*;
+use crate::clock::Actor;
+use crate::config::{SessionFlags, SessionSettings, Topology};
+use crate::coordinator::{ClusterView, Coordinator, Dispatch, WallClock};
+use crate::crdt::Doc;
+use crate::ids::{NodeId, Region};
+use crate::membership::ownership::{Owner, RingView};
+use crate::membership::swim::Status;
+use crate::object::Object;
+use crate::ring::RingConfig;
+use crate::wire::{PeerError, PeerRequest, PeerResponse, Refusal};
+use futures::future::BoxFuture;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const SECRET: [u8; 32] = [3; 32];
+
+/// The one replica: documents by key, and how many requests it was sent.
+#[derive(Default)]
+struct Replica {
+    docs: Mutex<BTreeMap<Vec<u8>, Doc>>,
+    requests: AtomicU64,
+}
+
+struct Cluster {
+    view: Arc<RingView>,
+    replica: Arc<Replica>,
+}
+
+impl ClusterView for Cluster {
+    fn view(&self) -> Arc<RingView> {
+        self.view.clone()
+    }
+    fn is_dead(&self, _node: &NodeId) -> bool {
+        false
+    }
+}
+
+impl Replica {
+    fn answer(&self, request: PeerRequest) -> PeerResponse {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let mut docs = self.docs.lock().unwrap();
+        match request {
+            PeerRequest::Get { key } => {
+                PeerResponse::Object(docs.get(&key.storage_bytes()).cloned().map(Object::Doc))
+            }
+            PeerRequest::Digest { key } => PeerResponse::Digest(
+                docs.get(&key.storage_bytes())
+                    .map(|doc| Object::Doc(doc.clone()).digest()),
+            ),
+            PeerRequest::Apply { key, op, at } => {
+                let stored = docs.get(&key.storage_bytes()).cloned();
+                let Some(mut doc) = stored.or_else(|| Doc::empty_for(&op)) else {
+                    return PeerResponse::Done;
+                };
+                match doc.apply(&op, Actor(1), at, at.wall_ms) {
+                    Ok(delta) => {
+                        docs.insert(key.storage_bytes(), doc.clone());
+                        PeerResponse::Applied {
+                            stored: Box::new(Object::Doc(doc)),
+                            delta: Box::new(Object::Doc(delta)),
+                        }
+                    }
+                    Err(error) => PeerResponse::Error(PeerError::Refused {
+                        refusal: Refusal::of(&error),
+                        message: error.to_string(),
+                    }),
+                }
+            }
+            PeerRequest::Merge { key, object } => {
+                if let Object::Doc(theirs) = object {
+                    let entry = docs.entry(key.storage_bytes());
+                    match entry {
+                        std::collections::btree_map::Entry::Occupied(mut mine) => {
+                            let _ = mine.get_mut().merge(&theirs);
+                        }
+                        std::collections::btree_map::Entry::Vacant(slot) => {
+                            slot.insert(theirs);
+                        }
+                    }
+                }
+                PeerResponse::Done
+            }
+            _ => PeerResponse::Done,
+        }
+    }
+}
+
+struct Send(Arc<Replica>);
+
+impl Dispatch for Send {
+    fn send(
+        &self,
+        _to: &NodeId,
+        request: PeerRequest,
+    ) -> BoxFuture<'static, Result<PeerResponse, String>> {
+        let answer = self.0.answer(request);
+        Box::pin(async move { Ok(answer) })
+    }
+}
+
+struct Clock(AtomicU64);
+
+impl WallClock for Clock {
+    fn now_ms(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+struct Setup {
+    replica: Arc<Replica>,
+    clock: Arc<Clock>,
+    coordinator: Arc<Coordinator>,
+    settings: SessionSettings,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let owners = vec![Owner {
+            node: NodeId("a-1".into()),
+            region: Region("a".into()),
+            weight: 1,
+            status: Status::Member,
+            ready_for: 0,
+            dead: false,
+        }];
+        let config = RingConfig {
+            partitions: 16,
+            replicas_per_region: [(Region("a".into()), 1)].into(),
+        };
+        let replica = Arc::new(Replica::default());
+        let cluster = Arc::new(Cluster {
+            view: Arc::new(RingView::new(&owners, &config, 1).unwrap()),
+            replica: replica.clone(),
+        });
+        let clock = Arc::new(Clock(AtomicU64::new(1_700_000_000_000)));
+        let coordinator = Arc::new(Coordinator::new(
+            NodeId("a-1".into()),
+            Region("a".into()),
+            cluster.clone(),
+            Arc::new(Send(cluster.replica.clone())),
+            clock.clone(),
+            Duration::from_secs(5),
+            false,
+        ));
+        let topology = Topology::parse(
+            "[cluster]\npartitions = 16\nreplicas_per_region = 1\n[[regions]]\nname = \"a\"\nnodes = 1\n",
+        )
+        .unwrap();
+        let flags = SessionFlags {
+            rotation_grace: Some(Duration::from_secs(10)),
+            ..SessionFlags::default()
+        };
+        let settings = SessionSettings::new(&topology, &flags, false, &mut Vec::new()).unwrap();
+        Setup {
+            replica,
+            clock,
+            coordinator,
+            settings,
+        }
+    }
+
+    fn service(&self, keys: &[(u8, [u8; 32])]) -> SessionService {
+        SessionService::new(
+            self.coordinator.clone(),
+            self.settings.clone(),
+            TokenKeys::new(keys).unwrap(),
+            self.clock.clone(),
+        )
+    }
+
+    fn requests(&self) -> u64 {
+        self.replica.requests.load(Ordering::Relaxed)
+    }
+
+    fn advance(&self, ms: u64) {
+        self.clock.0.fetch_add(ms, Ordering::Relaxed);
+    }
+}
+
+fn rejection(result: Result<Authenticated, SessionError>) -> Option<&'static str> {
+    match result {
+        Err(SessionError::Token(rejection)) => Some(rejection.code()),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn made_up_tokens_cost_no_request_at_all() {
+    let setup = Setup::new();
+    let service = setup.service(&[(0, SECRET)]);
+    let other_secret = TokenKeys::new(&[(0, [4; 32])]).unwrap().issue_token();
+    let other_id = TokenKeys::new(&[(7, SECRET)]).unwrap().issue_token();
+    let before = setup.requests();
+    for made_up in [
+        other_secret.text.as_str(),
+        other_id.text.as_str(),
+        &"A".repeat(66),
+    ] {
+        let refused = service.authenticate(Some(made_up), None).await;
+        assert_eq!(rejection(refused), Some("token_unknown"));
+    }
+    for malformed in [None, Some(""), Some("short")] {
+        assert!(rejection(service.authenticate(malformed, None).await).is_some());
+    }
+    assert_eq!(setup.requests(), before, "no replica was asked");
+    assert_eq!(service.stats.validation_reads.load(Ordering::Relaxed), 0);
+    assert_eq!(service.stats.forged.load(Ordering::Relaxed), 3);
+}
+
+#[tokio::test]
+async fn a_genuine_unknown_token_is_looked_up_once_and_a_new_login_is_found() {
+    let setup = Setup::new();
+    let service = setup.service(&[(0, SECRET)]);
+    let never_stored = TokenKeys::new(&[(0, SECRET)]).unwrap().issue_token();
+    for _ in 0..5 {
+        let refused = service.authenticate(Some(&never_stored.text), None).await;
+        assert_eq!(rejection(refused), Some("token_unknown"));
+    }
+    let stats = &service.stats;
+    assert_eq!(stats.remote_validation_reads.load(Ordering::Relaxed), 1);
+    assert_eq!(stats.negative_cache_hits.load(Ordering::Relaxed), 4);
+    let login = service.login("ivy", "phone").await.unwrap();
+    assert!(service.authenticate(Some(&login.token), None).await.is_ok());
+    assert_eq!(stats.remote_validation_reads.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test]
+async fn a_new_session_key_keeps_tokens_of_the_old_one_valid() {
+    let setup = Setup::new();
+    let old = setup.service(&[(0, SECRET)]);
+    let before = old.login("jack", "phone").await.unwrap();
+    let rotated = setup.service(&[(1, [9; 32]), (0, SECRET)]);
+    let auth = rotated
+        .authenticate(Some(&before.token), None)
+        .await
+        .unwrap();
+    rotated.check_csrf(&auth, Some(&before.csrf_token)).unwrap();
+    let after = rotated.login("jack", "laptop").await.unwrap();
+    assert!(rotated.authenticate(Some(&after.token), None).await.is_ok());
+    // A node without the new key refuses its tokens by arithmetic.
+    let requests = setup.requests();
+    let refused = old.authenticate(Some(&after.token), None).await;
+    assert_eq!(rejection(refused), Some("token_unknown"));
+    assert_eq!(setup.requests(), requests);
+}
+
+#[tokio::test]
+async fn two_rotations_of_one_token_leave_one_valid_successor() {
+    let setup = Setup::new();
+    let service = setup.service(&[(0, SECRET)]);
+    let login = service.login("kim", "phone").await.unwrap();
+    let auth = service
+        .authenticate(Some(&login.token), None)
+        .await
+        .unwrap();
+    let (first, second) = tokio::join!(service.rotate(&auth), service.rotate(&auth));
+    let outcomes = [first, second];
+    let conflicts = outcomes
+        .iter()
+        .filter(|outcome| matches!(outcome, Err(SessionError::RotationConflict)))
+        .count();
+    assert_eq!(conflicts, 1, "one replica: the second is refused");
+    let mut valid = 0;
+    for successor in outcomes.iter().flatten() {
+        if service
+            .authenticate(Some(&successor.token), None)
+            .await
+            .is_ok()
+        {
+            valid += 1;
+        }
+    }
+    assert_eq!(valid, 1);
+}
+
+#[tokio::test]
+async fn reuse_revokes_the_family_and_logout_everywhere_refuses_older_tokens() {
+    let setup = Setup::new();
+    let service = setup.service(&[(0, SECRET)]);
+    let login = service.login("lee", "phone").await.unwrap();
+    let auth = service
+        .authenticate(Some(&login.token), None)
+        .await
+        .unwrap();
+    let successor = service.rotate(&auth).await.unwrap();
+    setup.advance(11_000); // past the rotation grace
+    let reused = service.authenticate(Some(&login.token), None).await;
+    assert_eq!(rejection(reused), Some("token_reused"));
+    let revoked = service.authenticate(Some(&successor.token), None).await;
+    assert_eq!(rejection(revoked), Some("token_revoked"));
+    let record = service.user_auth("lee").await.unwrap();
+    assert_eq!(record.audit.len(), 1);
+    assert_eq!(record.audit[0].device, "phone");
+    assert_eq!(record.audit[0].region, "a");
+
+    // Logout everywhere: tokens created before are refused, later ones are not.
+    let laptop = service.login("lee", "laptop").await.unwrap();
+    let tablet = service.login("lee", "tablet").await.unwrap();
+    let tablet_auth = service
+        .authenticate(Some(&tablet.token), None)
+        .await
+        .unwrap();
+    setup.advance(1);
+    service.logout_all(&tablet_auth).await.unwrap();
+    setup.advance(1);
+    let refused = service.authenticate(Some(&laptop.token), None).await;
+    assert_eq!(rejection(refused), Some("token_revoked"));
+    let after = service.login("lee", "laptop").await.unwrap();
+    assert!(service.authenticate(Some(&after.token), None).await.is_ok());
+}
+
+#[tokio::test]
+async fn an_address_over_its_failures_is_refused_without_a_read() {
+    let setup = Setup::new();
+    let service = setup.service(&[(0, SECRET)]);
+    let address: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+    let never_stored = TokenKeys::new(&[(0, SECRET)]).unwrap().issue_token();
+    // The burst, and what the time the loop takes earns back (bounded).
+    let mut failures = 0;
+    let limited = loop {
+        let requests = setup.requests();
+        let outcome = service
+            .authenticate(Some(&never_stored.text), Some(address))
+            .await;
+        if matches!(outcome, Err(SessionError::TooManyFailures)) {
+            assert_eq!(setup.requests(), requests, "refused without a read");
+            break failures;
+        }
+        assert_eq!(rejection(outcome), Some("token_unknown"));
+        failures += 1;
+        assert!(
+            failures < 4 * crate::limits::FAILED_VALIDATIONS_BURST,
+            "never limited"
+        );
+    };
+    assert!(limited >= crate::limits::FAILED_VALIDATIONS_BURST);
+    assert_eq!(service.stats.rate_limited.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn debug_of_a_login_and_a_session_prints_no_token() {
+    let login = Login {
+        token: "the-token-text".into(),
+        csrf_token: "the-csrf-text".into(),
+        expires_at_ms: 5,
+        idle_expires_at_ms: 4,
+    };
+    let printed = format!("{login:?}");
+    assert!(!printed.contains("the-token-text") && !printed.contains("the-csrf-text"));
+}

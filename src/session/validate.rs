@@ -1,0 +1,238 @@
+//! Validation: lets a presented token in, or says why not, reading as little as it can.
+//!
+//! - Missing, malformed and made-up tokens (a tag this cluster's keys do not make) are
+//!   refused by arithmetic: no read at all.
+//! - A genuine token is read at the local `auth` level. Revoked, expired or reused, it
+//!   is answered from that read. Only a genuine token found nowhere locally is looked up
+//!   in every region (a cross-region read), unless the negative cache says it was found
+//!   nowhere a moment ago.
+//! - A token found valid is then checked against its user's auth record (not-before,
+//!   revoked families) and, if a rotation made it, its parent's record (it must still
+//!   name it as its successor); both local reads at once, together with the user's
+//!   document when the route needs it, so a session read still waits for two rounds.
+//! - Each failure is charged to the client's address; an address over its limit is
+//!   answered `too_many_failures` before anything else.
+//!
+//! Rejections no longer cost the same work: a made-up token costs none, a genuine one
+//! a local read. The kind of rejection is what the answer says anyway.
+
+use super::service::{auth_key, ms, Authenticated, Rejection, SessionError};
+use super::tokens::TokenFormat;
+use super::SessionService;
+use crate::coordinator::quorum::Level;
+use crate::crdt::{is_successor_of, verdict, DocOp, TokenDoc, TokenOp, UserChange, UserDoc};
+use crate::crdt::{UserOp, Verdict};
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+
+impl SessionService {
+    /// Lets a presented token in, or says why not; `client` is the address failures
+    /// are charged to (`None`: not limited).
+    pub async fn authenticate(
+        &self,
+        presented: Option<&str>,
+        client: Option<IpAddr>,
+    ) -> Result<Authenticated, SessionError> {
+        Ok(self.admitted(presented, client, false).await?.0)
+    }
+
+    /// `authenticate`, with the user's document read together with the checks.
+    pub async fn authenticate_with_document(
+        &self,
+        presented: Option<&str>,
+        client: Option<IpAddr>,
+    ) -> Result<(Authenticated, UserDoc), SessionError> {
+        let (auth, doc) = self.admitted(presented, client, true).await?;
+        Ok((auth, doc.unwrap_or_default()))
+    }
+
+    async fn admitted(
+        &self,
+        presented: Option<&str>,
+        client: Option<IpAddr>,
+        with_document: bool,
+    ) -> Result<(Authenticated, Option<UserDoc>), SessionError> {
+        self.stats.validations.fetch_add(1, Ordering::Relaxed);
+        if let Some(address) = client {
+            if !self.limiter.allowed(address, self.monotonic_ms()) {
+                self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+                return Err(SessionError::TooManyFailures);
+            }
+        }
+        let result = self.validate(presented, with_document).await;
+        if let Err(SessionError::Token(_)) = &result {
+            self.stats.rejections.fetch_add(1, Ordering::Relaxed);
+            if let Some(address) = client {
+                self.limiter.charge(address, self.monotonic_ms());
+            }
+        }
+        result
+    }
+
+    async fn read_token(
+        &self,
+        hash: &[u8; 32],
+        level: Level,
+    ) -> Result<Option<TokenDoc>, SessionError> {
+        let object = self
+            .coordinator
+            .get_with(&auth_key(hash), level, self.settings.auth.policy)
+            .await?;
+        SessionService::token_of(object)
+    }
+
+    /// The merged record of a genuine token: the local read, and when that finds
+    /// nothing and the negative cache does not know it, the read of every region.
+    async fn find(&self, hash: &[u8; 32]) -> Result<Option<TokenDoc>, SessionError> {
+        self.stats.validation_reads.fetch_add(1, Ordering::Relaxed);
+        let mut doc = self.read_token(hash, self.settings.auth.read).await?;
+        if verdict(doc.as_ref(), 0, 0) != Verdict::Unknown {
+            return Ok(doc);
+        }
+        if self.negative.contains(hash, self.monotonic_ms()) {
+            self.stats
+                .negative_cache_hits
+                .fetch_add(1, Ordering::Relaxed);
+            return Ok(doc);
+        }
+        self.stats
+            .remote_validation_reads
+            .fetch_add(1, Ordering::Relaxed);
+        // A failure (a region unreachable) keeps the local answer.
+        if let Ok(Some(remote)) = self.read_token(hash, Level::EachQuorum).await {
+            match doc.as_mut() {
+                Some(local) => local.merge(&remote),
+                None => doc = Some(remote),
+            }
+        }
+        if verdict(doc.as_ref(), 0, 0) == Verdict::Unknown {
+            self.negative.insert(hash, self.monotonic_ms());
+        }
+        Ok(doc)
+    }
+
+    async fn validate(
+        &self,
+        presented: Option<&str>,
+        with_document: bool,
+    ) -> Result<(Authenticated, Option<UserDoc>), SessionError> {
+        let reject = |rejection| Err(SessionError::Token(rejection));
+        let hash = match self.keys.token_hash(presented) {
+            Ok(hash) => hash,
+            Err(TokenFormat::Missing) => return reject(Rejection::Missing),
+            Err(TokenFormat::Malformed) => return reject(Rejection::Malformed),
+            Err(TokenFormat::Forged) => {
+                self.stats.forged.fetch_add(1, Ordering::Relaxed);
+                return reject(Rejection::Unknown);
+            }
+        };
+        let doc = self.find(&hash).await?;
+        let grace = ms(self.settings.rotation_grace);
+        match verdict(doc.as_ref(), self.now_ms(), grace) {
+            Verdict::Valid => {}
+            Verdict::Unknown => return reject(Rejection::Unknown),
+            Verdict::Expired => return reject(Rejection::Expired),
+            Verdict::Revoked => return reject(Rejection::Revoked),
+            Verdict::Reused => {
+                self.reused(&hash, doc.as_ref()).await;
+                return reject(Rejection::Reused);
+            }
+        }
+        let record = doc
+            .as_ref()
+            .and_then(TokenDoc::record)
+            .cloned()
+            .ok_or(SessionError::Corrupt)?;
+        let identity = record.identity.clone().ok_or(SessionError::Corrupt)?;
+        let family = identity.family(&hash);
+        let auth = Authenticated {
+            hash,
+            record,
+            identity,
+            family,
+        };
+        let document = self.checked(&auth, with_document).await?;
+        self.maybe_refresh(&auth);
+        Ok((auth, document))
+    }
+
+    /// The checks that read other records, at once: the user's auth record, the parent
+    /// of a rotated-in token, and the user's document when asked for.
+    async fn checked(
+        &self,
+        auth: &Authenticated,
+        with_document: bool,
+    ) -> Result<Option<UserDoc>, SessionError> {
+        let level = self.settings.auth.read;
+        let parent = async {
+            match auth.identity.parent() {
+                Some(parent) => {
+                    self.stats.validation_reads.fetch_add(1, Ordering::Relaxed);
+                    Some(self.read_token(&parent, level).await)
+                }
+                None => None,
+            }
+        };
+        let guard = async {
+            self.stats.validation_reads.fetch_add(1, Ordering::Relaxed);
+            self.user_auth(&auth.identity.user).await
+        };
+        let document = async {
+            match with_document {
+                true => Some(self.document(auth).await),
+                false => None,
+            }
+        };
+        let (parent, guard, document) = tokio::join!(parent, guard, document);
+        if let Some(parent) = parent {
+            if !is_successor_of(parent?.as_ref(), &auth.hash) {
+                // The loser of two concurrent rotations of one token.
+                return Err(SessionError::Token(Rejection::Revoked));
+            }
+        }
+        if guard?.refuses(auth.identity.created_ms, &auth.family) {
+            return Err(SessionError::Token(Rejection::Revoked));
+        }
+        document.transpose()
+    }
+
+    /// Slides the idle deadline of a token used now, at most once per refresh interval,
+    /// in the background: a read does not wait for a write.
+    fn maybe_refresh(&self, auth: &Authenticated) {
+        let now = self.now_ms();
+        if now.saturating_sub(auth.record.last_seen_ms) < ms(self.settings.refresh) {
+            return;
+        }
+        let Ok(permit) = self.refreshes.clone().try_acquire_owned() else {
+            self.stats.refreshes_skipped.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let idle_deadline_ms = now
+            .saturating_add(ms(self.settings.idle))
+            .min(auth.identity.absolute_ms);
+        let coordinator = self.coordinator.clone();
+        let settings = self.settings.clone();
+        let stats = self.stats.clone();
+        let (hash, user) = (auth.hash, auth.identity.user.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            let seen = DocOp::Token(TokenOp::Seen {
+                at_ms: now,
+                idle_deadline_ms,
+            });
+            let auth = &settings.auth;
+            let (token_key, doc_key) = (auth_key(&hash), super::service::user_key(&user));
+            let token = coordinator.apply(&token_key, seen, auth.write, auth.policy);
+            let touch = DocOp::User(UserOp {
+                deadline_ms: idle_deadline_ms,
+                change: UserChange::Touch,
+                limits: settings.limits,
+            });
+            let user_class = &settings.user;
+            let doc = coordinator.apply(&doc_key, touch, user_class.write, user_class.policy);
+            if let (Ok(_), Ok(_)) = tokio::join!(token, doc) {
+                stats.refreshes.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
+}
