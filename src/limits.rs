@@ -332,3 +332,17 @@ pub const SESSION_DOC_BYTES_MAX: usize = 64 * 1024;
 
 /// Most worker threads a node may be asked to run (`--threads`).
 pub const NODE_THREADS_MAX: i64 = 256;
+
+// ---- membership ----------------------------------------------------------------------
+
+/// Distance from `u64::MAX` within which an incarnation or a status version claimed by a
+/// received update (or a join) is refused: the update is ignored and counted in
+/// `counters_near_maximum_ignored`, never refuted with a higher one, so no peer can push
+/// a member's counters to where they could not grow any more.
+pub const COUNTER_MARGIN: u64 = 1 << 32;
+/// Bytes of the certificate a final-status proof carries; a longer one makes the
+/// update malformed (ignored and counted). Node certificates are about 600 bytes.
+pub const PROOF_CERTIFICATE_BYTES_MAX: usize = 4096;
+/// Bytes of a final-status proof's signature (a DER ECDSA P-256 signature is at most
+/// 72 bytes); a longer one makes the update malformed (ignored and counted).
+pub const PROOF_SIGNATURE_BYTES_MAX: usize = 160;

@@ -304,6 +304,7 @@ mod tests {
             status: Status::Member,
             status_version: 0,
             ready_for: 0,
+            proof: None,
         }
     }
 
