@@ -165,16 +165,17 @@ pub fn ensure_certificates(dir: &Path, settings: &Settings) -> Result<PathBuf> {
             std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
         }
     }
-    for (node, _) in settings.topology.nodes() {
-        ensure_node_certificate(&tls, node)?;
+    for (node, region) in settings.topology.nodes() {
+        ensure_node_certificate(&tls, node, region)?;
     }
     Ok(tls)
 }
 
-/// Issues a node certificate under the cluster CA unless one exists.
-pub fn ensure_node_certificate(tls: &Path, node: &NodeId) -> Result<()> {
+/// Issues a node certificate for `node` in `region` under the cluster CA unless one
+/// exists (a node started with an older one, naming no region, is refused at start).
+pub fn ensure_node_certificate(tls: &Path, node: &NodeId, region: &Region) -> Result<()> {
     if !tls.join(transport::tls::node_cert_file(node)).exists() {
-        transport::issue_node_certificate(tls, node)?.write_files(tls, node)?;
+        transport::issue_node_certificate(tls, node, region)?.write_files(tls, node)?;
     }
     Ok(())
 }
@@ -506,7 +507,7 @@ impl LocalCluster {
     /// Adds a new node to `region` and waits until every node sees it alive.
     pub async fn add(&mut self, region: &Region) -> Result<NodeEntry> {
         let node = next_node_id(&self.nodes, region)?;
-        ensure_node_certificate(&self.launcher.dir.join("tls"), &node)?;
+        ensure_node_certificate(&self.launcher.dir.join("tls"), &node, region)?;
         let deadline = Instant::now() + Duration::from_secs(limits::CLUSTER_READY_TIMEOUT_S);
         let entry = self.start_node(&node, Some(region), deadline).await?;
         self.nodes.push(entry.clone());

@@ -29,7 +29,7 @@ pub async fn add(exe: &Path, dir: &Path, region: &Region) -> Result<NodeEntry> {
         );
     }
     let node = next_node_id(&file.nodes, region)?;
-    ensure_node_certificate(&dir.join("tls"), &node)?;
+    ensure_node_certificate(&dir.join("tls"), &node, region)?;
     let launcher = Launcher::new(
         exe,
         dir,
