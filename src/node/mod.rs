@@ -9,6 +9,7 @@ pub mod batch;
 pub mod clock;
 pub mod gossip;
 pub mod incarnation;
+pub mod proof;
 pub mod repair;
 pub mod service;
 pub mod state;
