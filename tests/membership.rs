@@ -448,3 +448,51 @@ async fn a_peer_with_a_valid_certificate_cannot_remove_others_or_exhaust_incarna
     }
     rogue.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_peer_cannot_place_itself_or_others_in_another_region() {
+    let topology = "[cluster]\npartitions = 64\nreplicas_per_region = 1\n[[regions]]\nname = \"east\"\nnodes = 1\n[[regions]]\nname = \"west\"\nnodes = 1\n[latency]\nintra_region_rtt_ms = 0.0\n[latency.rtt_ms]\n\"east/west\" = 0.0\n";
+    let cluster = ProcessCluster::up(topology, &[]);
+    let target = cluster.nodes[0].clone();
+    let before = cluster.status(target.id.as_str()).await;
+    let other = cluster.nodes[1].id.to_string();
+    // The intruder's certificate names region east.
+    let tls_dir = cluster.dir.path().join("tls");
+    let name = NodeId::new("intruder").unwrap();
+    let east = Region::new("east").unwrap();
+    let tls = transport::issue_node_certificate(&tls_dir, &name, &east).unwrap();
+    let config = TransportConfig {
+        node: name.clone(),
+        region: east.clone(),
+        bind: "127.0.0.1:0".parse().unwrap(),
+        tls,
+        wan: WanModel::disabled(),
+        request_timeout: Duration::from_secs(5),
+    };
+    let rogue: Transport<PeerRequest, PeerResponse> =
+        Transport::start(config, Arc::new(Forger)).await.unwrap();
+    rogue
+        .set_peer(target.id.clone(), target.region.clone(), target.quic)
+        .unwrap();
+    // Itself in west (a join), and the other real node moved to the target's region.
+    let mut itself = state_of(&before, &other);
+    itself.info.node = name.clone();
+    itself.info.region = Region::new("west").unwrap();
+    let mut moved = state_of(&before, &other);
+    moved.info.region = target.region.clone();
+    moved.incarnation += 5;
+    for message in [
+        SwimMessage::Join { member: itself },
+        SwimMessage::Gossip {
+            updates: vec![moved],
+        },
+    ] {
+        let answer = rogue.request(&target.id, &PeerRequest::Swim(message)).await;
+        assert!(matches!(answer, Ok(PeerResponse::Done)), "{answer:?}");
+    }
+    let after = cluster.status(target.id.as_str()).await;
+    assert_eq!(table(&after), table(&before), "nothing changed");
+    assert!(after.members.iter().all(|m| m.node != "intruder"));
+    assert_eq!(after.swim.region_changes_ignored, 2, "{:?}", after.swim);
+    rogue.shutdown().await;
+}
