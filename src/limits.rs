@@ -346,3 +346,8 @@ pub const PROOF_CERTIFICATE_BYTES_MAX: usize = 4096;
 /// Bytes of a final-status proof's signature (a DER ECDSA P-256 signature is at most
 /// 72 bytes); a longer one makes the update malformed (ignored and counted).
 pub const PROOF_SIGNATURE_BYTES_MAX: usize = 160;
+/// Final-status proofs one received membership message may make this node check (each
+/// costs one or two ECDSA verifications on the gossip path); the final statuses beyond
+/// it are dropped and counted like unproven ones, and come again in later rounds (a
+/// status already verified costs no check).
+pub const PROOF_CHECKS_PER_MESSAGE_MAX: usize = 32;

@@ -416,6 +416,26 @@ async fn a_peer_with_a_valid_certificate_cannot_remove_others_or_exhaust_incarna
             "the peer is heard: {answer:?}"
         );
     }
+    // A full table of forged final statuses costs at most PROOF_CHECKS_PER_MESSAGE_MAX
+    // checks; the rest are dropped unchecked, counted the same.
+    let forged_table: Vec<MemberState> = (0..40)
+        .map(|version| {
+            let mut removed = state_of(&before, "local-2");
+            removed.status = Status::Removed;
+            removed.status_version = version;
+            removed.proof = Some(Box::new(StatusProof {
+                certificate: Vec::new(),
+                signature: vec![0x30; 70],
+            }));
+            removed
+        })
+        .collect();
+    let sync = SwimMessage::Sync {
+        members: forged_table,
+        reply: false,
+    };
+    let answer = rogue.request(&target.id, &PeerRequest::Swim(sync)).await;
+    assert!(matches!(answer, Ok(PeerResponse::Done)), "{answer:?}");
     // The node handled each message before answering it.
     let after = cluster.status("local-1").await;
     assert_eq!(table(&after), table(&before), "nothing changed");
@@ -424,7 +444,12 @@ async fn a_peer_with_a_valid_certificate_cannot_remove_others_or_exhaust_incarna
         .members
         .iter()
         .all(|m| m.state == "alive" && m.status == "member"));
-    assert_eq!(after.swim.final_statuses_unproven, 3, "{:?}", after.swim);
+    assert_eq!(
+        after.swim.final_statuses_unproven,
+        3 + 40,
+        "{:?}",
+        after.swim
+    );
     assert_eq!(after.swim.counters_near_maximum_ignored, 2);
     for id in ["local-2", "local-3"] {
         let status = cluster.status(id).await;

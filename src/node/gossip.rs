@@ -42,7 +42,8 @@ pub struct Gossip {
     exit: watch::Sender<Exit>,
     /// Messages not sent because GOSSIP_SENDS_IN_FLIGHT_MAX were in flight.
     pub sends_dropped: AtomicU64,
-    /// Received final statuses whose proof was missing or wrong (dropped).
+    /// Received final statuses whose proof was missing or wrong, or past the checks one
+    /// message may cost (dropped).
     pub final_statuses_unproven: AtomicU64,
     /// Received claims of a sender about itself naming another region than its
     /// certificate (dropped; a join so refused is dropped whole).
@@ -137,7 +138,7 @@ impl Gossip {
         let updates = match &mut message {
             SwimMessage::Join { member } => {
                 return self
-                    .admissible(from, from_region, member)
+                    .admissible(from, from_region, member, &mut 0)
                     .then_some(message);
             }
             SwimMessage::Ping { updates, .. }
@@ -148,11 +149,21 @@ impl Gossip {
             SwimMessage::Sync { members, .. } => members,
             SwimMessage::Nack { .. } => return Some(message),
         };
-        updates.retain(|update| self.admissible(from, from_region, update));
+        let mut checks = 0;
+        updates.retain(|update| self.admissible(from, from_region, update, &mut checks));
         Some(message)
     }
 
-    fn admissible(&self, from: &NodeId, from_region: &Region, update: &MemberState) -> bool {
+    /// `checks` counts the proofs verified for this message, at most
+    /// `PROOF_CHECKS_PER_MESSAGE_MAX`: a message full of forged final statuses costs a
+    /// bounded amount of work.
+    fn admissible(
+        &self,
+        from: &NodeId,
+        from_region: &Region,
+        update: &MemberState,
+        checks: &mut usize,
+    ) -> bool {
         if update.info.node == *from && update.info.region != *from_region {
             self.regions_refused.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(%from, claimed = %update.info.region, "a peer's state names another region than its certificate");
@@ -173,6 +184,11 @@ impl Gossip {
         if known {
             return true;
         }
+        if *checks >= limits::PROOF_CHECKS_PER_MESSAGE_MAX {
+            self.final_statuses_unproven.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        *checks += 1;
         match self.proofs.verify(update) {
             Ok(()) => true,
             Err(error) => {
