@@ -141,8 +141,13 @@ pub fn issue_node_certificate(
     issue(dir, node, Some(region))
 }
 
-/// Issues a node certificate; without `region` it is one of a build before regions were
-/// bound (tests make such to check they are refused).
+/// A node certificate as builds before regions were bound made it (no region name):
+/// tests make such to check they are refused at start and replaced by `cartwheel init`.
+pub fn issue_legacy_node_certificate(dir: &Path, node: &NodeId) -> Result<NodeTls, TlsError> {
+    issue(dir, node, None)
+}
+
+/// Issues a node certificate; without `region` it names none.
 fn issue(dir: &Path, node: &NodeId, region: Option<&Region>) -> Result<NodeTls, TlsError> {
     validate_name(node.as_str())?;
     let ca_cert_path = dir.join(CA_CERT_FILE);
