@@ -176,3 +176,24 @@ fn a_final_status_without_proof_is_refused_and_others_need_none() {
         Err(ProofError::Certificate { .. })
     ));
 }
+
+/// Prints what one check costs (run with `--ignored --nocapture`; debug builds are
+/// several times slower than release).
+#[test]
+#[ignore]
+fn check_cost() {
+    let dir = cluster();
+    let check = verifier(dir.path());
+    let left = left_signed_by(dir.path(), "alpha", "us-east");
+    let member = state("alpha", "us-east", Status::Member);
+    let proof = sign_removal(&ca_key(dir.path()), &node("alpha"), &region("us-east")).unwrap();
+    let removed = crate::membership::swim::Swim::removed_state(&member, proof);
+    for (name, state) in [("left", &left), ("removed", &removed)] {
+        let rounds = 200;
+        let started = std::time::Instant::now();
+        for _ in 0..rounds {
+            check.verify(state).unwrap();
+        }
+        println!("{name}: {:?} per check", started.elapsed() / rounds);
+    }
+}
