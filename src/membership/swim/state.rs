@@ -157,11 +157,18 @@ fn proof_of(state: &MemberState) -> Option<Box<super::StatusProof>> {
     }
 }
 
-/// Refuting needs `+ 1` on both counters: a claim this close to the maximum is refused,
-/// so no peer can make us overflow or leave a member unable to refute again.
+/// The highest counter (incarnation, status version) a received update may carry.
+pub(crate) const COUNTER_LIMIT: u64 = u64::MAX - COUNTER_MARGIN;
+
+/// Refuting needs `+ 1`: a claim this close to the maximum is refused, so no peer can
+/// make us overflow or leave a member unable to refute again. A suspicion or death
+/// must stay one below the limit, so the refutation one above it is still accepted.
 pub(crate) fn near_maximum(state: &MemberState) -> bool {
-    let limit = u64::MAX - COUNTER_MARGIN;
-    state.incarnation > limit || state.status_version > limit
+    let incarnation_limit = match state.liveness {
+        super::Liveness::Alive => COUNTER_LIMIT,
+        super::Liveness::Suspect | super::Liveness::Dead => COUNTER_LIMIT - 1,
+    };
+    state.incarnation > incarnation_limit || state.status_version > COUNTER_LIMIT
 }
 
 fn check_state(state: &MemberState) -> Result<(), Malformed> {
@@ -386,7 +393,9 @@ impl Swim {
         if update.incarnation > mine.incarnation && update.liveness == Liveness::Alive {
             // Only we raise our incarnation: someone forged it (or it is from a past life).
             self.stats.forged_updates_ignored += 1;
-            refute_to = Some(update.incarnation + 1);
+            // At the limit one above would be refused by everyone: leave it unanswered
+            // (the forged state says we are alive, which is true).
+            refute_to = (update.incarnation < COUNTER_LIMIT).then(|| update.incarnation + 1);
         } else if update.incarnation >= mine.incarnation && update.liveness != Liveness::Alive {
             self.stats.refutations += 1;
             self.raise_local_health();
@@ -418,9 +427,12 @@ impl Swim {
                 state.proof = proof_of(update);
                 self.version += 1;
             } else {
-                // A non-terminal status we never set: ours stays, with a higher version.
+                // A non-terminal status we never set: ours stays, with a higher version
+                // (at the limit none is possible: the forged status stays unanswered).
                 self.stats.forged_updates_ignored += 1;
-                state.status_version = update.status_version + 1;
+                if update.status_version < COUNTER_LIMIT {
+                    state.status_version = update.status_version + 1;
+                }
                 state.proof = None;
             }
         }

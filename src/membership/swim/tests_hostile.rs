@@ -33,11 +33,42 @@ fn an_incarnation_near_the_maximum_about_us_is_refused_not_refuted() {
     assert_eq!(node.version(), version);
     assert_eq!(node.stats().counters_near_maximum_ignored, 9);
     assert_eq!(node.stats().refutations, 0);
-    // Just outside the margin a suspicion is still refuted one above.
+    // A suspicion at the limit is refused too: its refutation would be over it.
     let limit = u64::MAX - COUNTER_MARGIN;
     node.receive(&id(1), gossip(vec![state(0, limit, Liveness::Suspect)]), 20);
-    assert_eq!(node.me().incarnation, limit + 1);
+    assert_eq!(node.me().incarnation, 0);
+    assert_eq!(node.stats().counters_near_maximum_ignored, 10);
+    // One below, it is refuted one above, at the limit, and the others accept that.
+    node.receive(
+        &id(1),
+        gossip(vec![state(0, limit - 1, Liveness::Suspect)]),
+        30,
+    );
+    assert_eq!(node.me().incarnation, limit);
     assert_eq!(node.stats().refutations, 1);
+    let mut peer = swim(1);
+    peer.receive(
+        &id(2),
+        gossip(vec![state(0, limit - 1, Liveness::Suspect)]),
+        30,
+    );
+    peer.receive(&id(0), gossip(vec![node.me().clone()]), 40);
+    let seen = peer.member(&id(0)).unwrap();
+    assert_eq!((seen.incarnation, seen.liveness), (limit, Liveness::Alive));
+}
+
+#[test]
+fn a_forged_alive_at_the_limit_is_not_answered_over_it() {
+    let mut node = swim_with(2);
+    let limit = u64::MAX - COUNTER_MARGIN;
+    node.receive(&id(1), gossip(vec![state(0, limit, Liveness::Alive)]), 10);
+    assert_eq!(node.me().incarnation, 0, "no refutation past the limit");
+    node.receive(
+        &id(1),
+        gossip(vec![state(0, limit - 1, Liveness::Alive)]),
+        20,
+    );
+    assert_eq!(node.me().incarnation, limit, "below it, answered as before");
 }
 
 #[test]
