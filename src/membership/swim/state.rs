@@ -14,7 +14,10 @@
 //! Hostile counters: an update (or a join) whose incarnation or status version is within
 //! `COUNTER_MARGIN` of `u64::MAX` is ignored and counted, never refuted: refuting means
 //! going one above, and a peer must not be able to push a member's counters to where
-//! they cannot grow. A member's region never changes once known (from the topology or
+//! they cannot grow. A suspicion or death must stay one below that limit, so the
+//! refutation one above it is still accepted; a claim about ourselves at the limit
+//! itself is left unanswered (a forged Alive says what is true; a forged non-final
+//! status there stays, which signing a member's every status would close). A member's region never changes once known (from the topology or
 //! its first update): regions are bound to node certificates, so an update moving a
 //! member elsewhere is forged and ignored.
 
