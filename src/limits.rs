@@ -500,3 +500,22 @@ pub const AUDIT_TEXT_CHARS_MAX: usize = 128;
 /// sweeper's own clock, so a node whose clock runs fast by less than this does not
 /// erase sessions that are still valid by everyone else's clock.
 pub const SWEEP_CLOCK_MARGIN_MS: u64 = 10 * 60 * 1000;
+
+// ---- membership ----------------------------------------------------------------------
+
+/// Distance from `u64::MAX` within which an incarnation or a status version claimed by a
+/// received update (or a join) is refused: the update is ignored and counted in
+/// `counters_near_maximum_ignored`, never refuted with a higher one, so no peer can push
+/// a member's counters to where they could not grow any more.
+pub const COUNTER_MARGIN: u64 = 1 << 32;
+/// Bytes of the certificate a final-status proof carries; a longer one makes the
+/// update malformed (ignored and counted). Node certificates are about 600 bytes.
+pub const PROOF_CERTIFICATE_BYTES_MAX: usize = 4096;
+/// Bytes of a final-status proof's signature (a DER ECDSA P-256 signature is at most
+/// 72 bytes); a longer one makes the update malformed (ignored and counted).
+pub const PROOF_SIGNATURE_BYTES_MAX: usize = 160;
+/// Final-status proofs one received membership message may make this node check (each
+/// costs one or two ECDSA verifications on the gossip path); the final statuses beyond
+/// it are dropped and counted like unproven ones, and come again in later rounds (a
+/// status already verified costs no check).
+pub const PROOF_CHECKS_PER_MESSAGE_MAX: usize = 32;

@@ -134,7 +134,8 @@ async fn a_node_without_session_secret_hands_out_and_accepts_no_context() {
     let dir = tempfile::tempdir().unwrap();
     let topology = Topology::parse(&single_region(1, 1)).unwrap();
     let settings = Settings::new(topology, &TuningFlags::default()).unwrap();
-    let id = settings.topology.nodes().next().unwrap().0.clone();
+    let (id, region) = settings.topology.nodes().next().unwrap();
+    let (id, region) = (id.clone(), region.clone());
     let tls_dir = dir.path().join("tls");
     std::fs::create_dir_all(&tls_dir).unwrap();
     cartwheel::transport::create_cluster_ca(&tls_dir).unwrap();
@@ -145,7 +146,7 @@ async fn a_node_without_session_secret_hands_out_and_accepts_no_context() {
         admin_key: None,
         session_keys: None,
         settings,
-        tls: cartwheel::transport::issue_node_certificate(&tls_dir, &id).unwrap(),
+        tls: cartwheel::transport::issue_node_certificate(&tls_dir, &id, &region).unwrap(),
         data: DataDir::Memory,
         cache_bytes: 16 << 20,
         http_bind: "127.0.0.1:0".parse().unwrap(),

@@ -1,9 +1,18 @@
 //! Membership over real processes: join through seeds, graceful leave, removal of a
-//! dead node, failure detection, and the refusals.
+//! dead node, failure detection, the refusals, and forged claims of a peer that holds a
+//! valid certificate.
 
 mod common;
 
+use cartwheel::ids::{NodeId, Region};
+use cartwheel::membership::swim::{
+    Liveness, MemberInfo, MemberState, Status, StatusProof, SwimMessage,
+};
+use cartwheel::node::proof;
+use cartwheel::transport::{self, Handler, PeerInfo, Transport, TransportConfig, WanModel};
+use cartwheel::wire::{PeerRequest, PeerResponse};
 use common::{single_region, ProcessCluster};
+use std::sync::Arc;
 use std::time::Duration;
 
 const KEYS: usize = 150;
@@ -286,4 +295,229 @@ async fn every_node_restarted_in_turn_right_after_a_clean_stop_is_let_back_in() 
         }
     }
     cluster.shutdown().await;
+}
+
+/// A peer of the cluster (its certificate made with the cluster's own CA) that forges
+/// membership claims.
+struct Forger;
+
+impl Handler<PeerRequest, PeerResponse> for Forger {
+    async fn handle(&self, _from: PeerInfo, _request: PeerRequest) -> PeerResponse {
+        PeerResponse::Done
+    }
+}
+
+async fn forger(
+    cluster: &ProcessCluster,
+) -> (Transport<PeerRequest, PeerResponse>, transport::NodeTls) {
+    let tls_dir = cluster.dir.path().join("tls");
+    let name = NodeId::new("intruder").unwrap();
+    let region = Region::new("local").unwrap();
+    let tls = transport::issue_node_certificate(&tls_dir, &name, &region).unwrap();
+    let config = TransportConfig {
+        node: name.clone(),
+        region: region.clone(),
+        bind: "127.0.0.1:0".parse().unwrap(),
+        tls: tls.clone(),
+        wan: WanModel::disabled(),
+        request_timeout: Duration::from_secs(5),
+    };
+    let transport = Transport::start(config, Arc::new(Forger)).await.unwrap();
+    (transport, tls)
+}
+
+fn state_of(status: &cartwheel::api::Status, node: &str) -> MemberState {
+    let member = status.members.iter().find(|m| m.node == node).unwrap();
+    MemberState {
+        info: MemberInfo {
+            node: NodeId::new(node).unwrap(),
+            region: Region::new(&member.region).unwrap(),
+            quic: member.quic.parse().unwrap(),
+            http: member.http.parse().unwrap(),
+            weight: 1,
+        },
+        incarnation: member.incarnation,
+        liveness: Liveness::Alive,
+        status: Status::Member,
+        status_version: 1,
+        ready_for: 0,
+        proof: None,
+    }
+}
+
+/// Who is what, as `status` sees it: (node, alive/…, member/…, incarnation, partitions).
+fn table(status: &cartwheel::api::Status) -> Vec<(String, String, String, u64, usize)> {
+    status
+        .members
+        .iter()
+        .map(|m| {
+            (
+                m.node.clone(),
+                m.state.clone(),
+                m.status.clone(),
+                m.incarnation,
+                m.partitions_owned,
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_peer_with_a_valid_certificate_cannot_remove_others_or_exhaust_incarnations() {
+    let cluster = ProcessCluster::up(&single_region(3, 2), &[]);
+    let before = cluster.status("local-1").await;
+    let (rogue, intruder) = forger(&cluster).await;
+    let target = cluster.node("local-1");
+    rogue
+        .set_peer(target.id.clone(), target.region.clone(), target.quic)
+        .unwrap();
+
+    // Removed with no proof, Removed and Left signed with the intruder's own key, and
+    // another member at an incarnation next to the maximum.
+    let mut unsigned = state_of(&before, "local-2");
+    unsigned.status = Status::Removed;
+    let mut left = state_of(&before, "local-2");
+    left.status = Status::Left;
+    left.status_version = 2;
+    left.proof = Some(Box::new(StatusProof {
+        certificate: intruder.cert_der.to_vec(),
+        signature: Vec::new(),
+    }));
+    let signed_left = {
+        let mut as_intruder = left.clone();
+        as_intruder.info.node = NodeId::new("intruder").unwrap();
+        let proof = proof::sign_left(&intruder, &as_intruder).unwrap();
+        let mut forged = left.clone();
+        forged.proof = Some(proof);
+        forged
+    };
+    let mut near_maximum = state_of(&before, "local-3");
+    near_maximum.incarnation = u64::MAX - 1;
+    near_maximum.liveness = Liveness::Dead;
+    let mut alive_near_maximum = near_maximum.clone();
+    alive_near_maximum.liveness = Liveness::Alive;
+    for update in [
+        unsigned,
+        left,
+        signed_left,
+        near_maximum,
+        alive_near_maximum,
+    ] {
+        let answer = rogue
+            .request(
+                &target.id,
+                &PeerRequest::Swim(SwimMessage::Gossip {
+                    updates: vec![update],
+                }),
+            )
+            .await;
+        assert!(
+            matches!(answer, Ok(PeerResponse::Done)),
+            "the peer is heard: {answer:?}"
+        );
+    }
+    // A full table of forged final statuses costs at most PROOF_CHECKS_PER_MESSAGE_MAX
+    // checks; the rest are dropped unchecked, counted the same.
+    let forged_table: Vec<MemberState> = (0..40)
+        .map(|version| {
+            let mut removed = state_of(&before, "local-2");
+            removed.status = Status::Removed;
+            removed.status_version = version;
+            removed.proof = Some(Box::new(StatusProof {
+                certificate: Vec::new(),
+                signature: vec![0x30; 70],
+            }));
+            removed
+        })
+        .collect();
+    let sync = SwimMessage::Sync {
+        members: forged_table,
+        reply: false,
+    };
+    let answer = rogue.request(&target.id, &PeerRequest::Swim(sync)).await;
+    assert!(matches!(answer, Ok(PeerResponse::Done)), "{answer:?}");
+    // The node handled each message before answering it.
+    let after = cluster.status("local-1").await;
+    assert_eq!(table(&after), table(&before), "nothing changed");
+    assert_eq!(after.ring_epoch, before.ring_epoch);
+    assert!(after
+        .members
+        .iter()
+        .all(|m| m.state == "alive" && m.status == "member"));
+    assert_eq!(
+        after.swim.final_statuses_unproven,
+        3 + 40,
+        "{:?}",
+        after.swim
+    );
+    assert_eq!(after.swim.counters_near_maximum_ignored, 2);
+    for id in ["local-2", "local-3"] {
+        let status = cluster.status(id).await;
+        assert!(status
+            .members
+            .iter()
+            .all(|m| m.state == "alive" && m.status == "member" && m.incarnation < 1 << 32));
+    }
+
+    // The operator's removal, signed with the CA key, is still taken by everyone.
+    cluster.kill("local-3");
+    assert!(succeeded(&cluster.cli(&["remove", "local-3"])));
+    for id in ["local-1", "local-2"] {
+        cluster
+            .wait_status(id, Duration::from_secs(30), |s| {
+                s.members
+                    .iter()
+                    .any(|m| m.node == "local-3" && m.status == "removed")
+            })
+            .await;
+    }
+    rogue.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_peer_cannot_place_itself_or_others_in_another_region() {
+    let topology = "[cluster]\npartitions = 64\nreplicas_per_region = 1\n[[regions]]\nname = \"east\"\nnodes = 1\n[[regions]]\nname = \"west\"\nnodes = 1\n[latency]\nintra_region_rtt_ms = 0.0\n[latency.rtt_ms]\n\"east/west\" = 0.0\n";
+    let cluster = ProcessCluster::up(topology, &[]);
+    let target = cluster.nodes[0].clone();
+    let before = cluster.status(target.id.as_str()).await;
+    let other = cluster.nodes[1].id.to_string();
+    // The intruder's certificate names region east.
+    let tls_dir = cluster.dir.path().join("tls");
+    let name = NodeId::new("intruder").unwrap();
+    let east = Region::new("east").unwrap();
+    let tls = transport::issue_node_certificate(&tls_dir, &name, &east).unwrap();
+    let config = TransportConfig {
+        node: name.clone(),
+        region: east.clone(),
+        bind: "127.0.0.1:0".parse().unwrap(),
+        tls,
+        wan: WanModel::disabled(),
+        request_timeout: Duration::from_secs(5),
+    };
+    let rogue: Transport<PeerRequest, PeerResponse> =
+        Transport::start(config, Arc::new(Forger)).await.unwrap();
+    rogue
+        .set_peer(target.id.clone(), target.region.clone(), target.quic)
+        .unwrap();
+    // Itself in west (a join), and the other real node moved to the target's region.
+    let mut itself = state_of(&before, &other);
+    itself.info.node = name.clone();
+    itself.info.region = Region::new("west").unwrap();
+    let mut moved = state_of(&before, &other);
+    moved.info.region = target.region.clone();
+    moved.incarnation += 5;
+    for message in [
+        SwimMessage::Join { member: itself },
+        SwimMessage::Gossip {
+            updates: vec![moved],
+        },
+    ] {
+        let answer = rogue.request(&target.id, &PeerRequest::Swim(message)).await;
+        assert!(matches!(answer, Ok(PeerResponse::Done)), "{answer:?}");
+    }
+    let after = cluster.status(target.id.as_str()).await;
+    assert_eq!(table(&after), table(&before), "nothing changed");
+    assert!(after.members.iter().all(|m| m.node != "intruder"));
+    assert_eq!(after.swim.region_changes_ignored, 2, "{:?}", after.swim);
+    rogue.shutdown().await;
 }

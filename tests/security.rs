@@ -30,7 +30,8 @@ async fn a_peer_with_a_certificate_from_another_ca_is_refused() {
         node: name.clone(),
         region: Region("local".into()),
         bind: "127.0.0.1:0".parse().unwrap(),
-        tls: transport::issue_node_certificate(rogue_dir.path(), &name).unwrap(),
+        tls: transport::issue_node_certificate(rogue_dir.path(), &name, &Region("local".into()))
+            .unwrap(),
         wan: WanModel::disabled(),
         request_timeout: Duration::from_secs(2),
     };

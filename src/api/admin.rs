@@ -3,10 +3,9 @@
 //! secret as `Authorization: Bearer <secret>`.
 
 use super::{ApiError, ApiState};
-use crate::coordinator::ClusterView;
 use crate::ids::NodeId;
 use crate::membership::ownership::{Owner, RingView};
-use crate::membership::swim::Status;
+use crate::membership::swim::{MemberState, Status, StatusProof, Swim};
 use crate::node::state::now_ms;
 use crate::ring::RingConfig;
 use crate::transport::FaultPlan;
@@ -120,36 +119,72 @@ pub(super) async fn leave(
     ))
 }
 
+/// The body of a removal: the signature of the removal statement (`node::proof`) made
+/// with the cluster CA's private key, base64.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RemovalBody {
+    signature: String,
+}
+
+fn unproven(reason: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "removal_unproven",
+        format!("a removal must be signed with the cluster CA key (`cartwheel cluster remove` does it): {reason}"),
+    )
+}
+
+/// The removal proof in `body`, checked against the cluster CA for `current`.
+fn removal_proof(
+    state: &ApiState,
+    current: &MemberState,
+    body: &[u8],
+) -> Result<Box<StatusProof>, ApiError> {
+    use base64::Engine as _;
+    let body: RemovalBody = serde_json::from_slice(body).map_err(unproven)?;
+    let signature = base64::engine::general_purpose::STANDARD
+        .decode(body.signature.as_bytes())
+        .map_err(unproven)?;
+    let proof = Box::new(StatusProof {
+        certificate: Vec::new(),
+        signature,
+    });
+    let removed = Swim::removed_state(current, proof.clone());
+    state
+        .parts()
+        .gossip
+        .proofs()
+        .verify(&removed)
+        .map_err(unproven)?;
+    Ok(proof)
+}
+
 /// `POST /v1/admin/remove/{node}`: the node is gone for good; its partitions' new
-/// owners rebuild them from the other replicas.
+/// owners rebuild them from the other replicas. The body carries the operator's
+/// signature (cluster CA key) of the removal, which every member checks again.
 pub(super) async fn remove(
     State(state): State<ApiState>,
     Path(node): Path<String>,
     headers: HeaderMap,
+    body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     authorize(&state, &headers)?;
     let node = NodeId::new(&node)
         .map_err(|error| ApiError::bad_request("bad_request", error.to_string()))?;
     let parts = state.parts();
-    if parts.state.member(&node).is_none()
-        && !parts
-            .state
-            .view()
-            .current
-            .members()
-            .iter()
-            .any(|m| m.id == node)
-    {
+    let Some(current) = parts.state.member(&node) else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "unknown_node",
             format!("{node} is not a member"),
         ));
-    }
+    };
+    let proof = removal_proof(&state, &current, &body)?;
     check_change(&state, &node)?;
     let outputs = parts
         .state
-        .with_swim(|swim| swim.remove(&node, now_ms()))
+        .with_swim(|swim| swim.remove_proved(&node, proof, now_ms()))
         .map_err(|error| ApiError::new(StatusCode::CONFLICT, "refused", error.to_string()))?;
     parts.gossip.send_all(outputs);
     Ok(Json(

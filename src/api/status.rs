@@ -162,6 +162,12 @@ pub struct SwimCounters {
     pub forged_updates_ignored: u64,
     pub malformed_ignored: u64,
     pub foreign_region_updates: u64,
+    /// Final statuses (left, removed) received without a valid proof: ignored.
+    pub final_statuses_unproven: u64,
+    /// Incarnations or status versions within `COUNTER_MARGIN` of the maximum: ignored.
+    pub counters_near_maximum_ignored: u64,
+    /// Updates placing a member in another region than its known (certified) one.
+    pub region_changes_ignored: u64,
     pub local_health: u32,
 }
 
@@ -268,6 +274,10 @@ pub(super) async fn status(State(state): State<ApiState>) -> Json<Status> {
             forged_updates_ignored: swim_stats.forged_updates_ignored,
             malformed_ignored: swim_stats.malformed_ignored,
             foreign_region_updates: swim_stats.unknown_region_ignored,
+            final_statuses_unproven: parts.gossip.final_statuses_unproven.load(Ordering::Relaxed),
+            counters_near_maximum_ignored: swim_stats.counters_near_maximum_ignored,
+            region_changes_ignored: swim_stats.region_changes_ignored
+                + parts.gossip.regions_refused.load(Ordering::Relaxed),
             local_health,
         },
     })

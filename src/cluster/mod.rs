@@ -132,17 +132,44 @@ pub fn ensure_certificates(dir: &Path, settings: &Settings) -> Result<PathBuf> {
         transport::create_cluster_ca(&tls)?;
     }
     ensure_secrets(dir)?;
-    for (node, _) in settings.topology.nodes() {
-        ensure_node_certificate(&tls, node)?;
+    for (node, region) in settings.topology.nodes() {
+        ensure_node_certificate(&tls, node, region)?;
     }
     Ok(tls)
 }
 
-/// Issues a node certificate under the cluster CA unless one exists.
-pub fn ensure_node_certificate(tls: &Path, node: &NodeId) -> Result<()> {
-    if !tls.join(transport::tls::node_cert_file(node)).exists() {
-        transport::issue_node_certificate(tls, node)?.write_files(tls, node)?;
+/// Issues a node certificate for `node` in `region` under the cluster CA unless one
+/// exists. One of an older build, naming no region (a node refuses to start with it), is
+/// moved aside to `*.no-region` (never overwritten) and replaced; one naming another
+/// region than the topology is an error.
+pub fn ensure_node_certificate(tls: &Path, node: &NodeId, region: &Region) -> Result<()> {
+    let cert_path = tls.join(transport::tls::node_cert_file(node));
+    if cert_path.exists() {
+        let existing = transport::NodeTls::load(tls, node)?;
+        match transport::tls::certificate_region(&existing.cert_der, node)? {
+            Some(certified) if certified == *region => return Ok(()),
+            Some(certified) => bail!(
+                "the certificate of {node} ({}) names region {certified}, the topology {region}; delete it and its key to issue a new one",
+                cert_path.display()
+            ),
+            None => {
+                for file in [
+                    transport::tls::node_cert_file(node),
+                    transport::tls::node_key_file(node),
+                ] {
+                    let from = tls.join(&file);
+                    let to = tls.join(format!("{file}.no-region"));
+                    if to.exists() {
+                        bail!("{} already exists; refusing to overwrite it", to.display());
+                    }
+                    std::fs::rename(&from, &to).with_context(|| {
+                        format!("cannot move {} aside", from.display())
+                    })?;
+                }
+            }
+        }
     }
+    transport::issue_node_certificate(tls, node, region)?.write_files(tls, node)?;
     Ok(())
 }
 
@@ -473,7 +500,7 @@ impl LocalCluster {
     /// Adds a new node to `region` and waits until every node sees it alive.
     pub async fn add(&mut self, region: &Region) -> Result<NodeEntry> {
         let node = next_node_id(&self.nodes, region)?;
-        ensure_node_certificate(&self.launcher.dir.join("tls"), &node)?;
+        ensure_node_certificate(&self.launcher.dir.join("tls"), &node, region)?;
         let deadline = Instant::now() + Duration::from_secs(limits::CLUSTER_READY_TIMEOUT_S);
         let entry = self.start_node(&node, Some(region), deadline).await?;
         self.nodes.push(entry.clone());
@@ -613,4 +640,40 @@ pub async fn fetch_json<T: serde::de::DeserializeOwned>(
 ) -> Result<T> {
     let response = client.get(format!("http://{http}{path}")).send().await?;
     Ok(response.error_for_status()?.json().await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_certificate_without_region_is_moved_aside_and_reissued() {
+        let dir = tempfile::tempdir().unwrap();
+        let tls = dir.path();
+        transport::create_cluster_ca(tls).unwrap();
+        let node = NodeId::new("a-1").unwrap();
+        let region = Region::new("east").unwrap();
+        transport::tls::issue_legacy_node_certificate(tls, &node)
+            .unwrap()
+            .write_files(tls, &node)
+            .unwrap();
+        ensure_node_certificate(tls, &node, &region).unwrap();
+        let reissued = transport::NodeTls::load(tls, &node).unwrap();
+        reissued.check_region(&node, &region).unwrap();
+        let aside = tls.join(format!(
+            "{}.no-region",
+            transport::tls::node_key_file(&node)
+        ));
+        assert!(aside.exists(), "the old key is kept, not overwritten");
+        // Already right: untouched.
+        ensure_node_certificate(tls, &node, &region).unwrap();
+        let again = transport::NodeTls::load(tls, &node).unwrap();
+        assert_eq!(again.cert_der, reissued.cert_der);
+        // Another region than the topology's: an error, nothing changes.
+        let west = Region::new("west").unwrap();
+        let error = ensure_node_certificate(tls, &node, &west).unwrap_err();
+        assert!(error.to_string().contains("names region east"), "{error}");
+        let still = transport::NodeTls::load(tls, &node).unwrap();
+        assert_eq!(still.cert_der, reissued.cert_der);
+    }
 }

@@ -29,7 +29,7 @@ pub async fn add(exe: &Path, dir: &Path, region: &Region) -> Result<NodeEntry> {
         );
     }
     let node = next_node_id(&file.nodes, region)?;
-    ensure_node_certificate(&dir.join("tls"), &node)?;
+    ensure_node_certificate(&dir.join("tls"), &node, region)?;
     let launcher = Launcher::new(
         exe,
         dir,
@@ -54,12 +54,21 @@ pub async fn add(exe: &Path, dir: &Path, region: &Region) -> Result<NodeEntry> {
     Ok(entry)
 }
 
-async fn admin_post(dir: &Path, entry: &NodeEntry, path: &str) -> Result<()> {
+async fn admin_post(
+    dir: &Path,
+    entry: &NodeEntry,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> Result<()> {
     let secret = load_admin_secret(dir)?;
     let client = reqwest::Client::builder().timeout(STATUS_TIMEOUT).build()?;
-    let response = client
+    let mut request = client
         .post(format!("http://{}{path}", entry.http))
-        .bearer_auth(secret)
+        .bearer_auth(secret);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request
         .send()
         .await
         .with_context(|| format!("cannot reach {}", entry.id))?;
@@ -82,7 +91,7 @@ pub async fn leave(dir: &Path, node: &str, mut progress: impl FnMut(&str)) -> Re
     if !process_is_node(entry.pid) {
         bail!("{node} is not running; a node that is gone is taken out with `cluster remove`");
     }
-    admin_post(dir, &entry, "/v1/admin/leave").await?;
+    admin_post(dir, &entry, "/v1/admin/leave", None).await?;
     let client = reqwest::Client::builder().timeout(STATUS_TIMEOUT).build()?;
     let deadline = Instant::now() + Duration::from_secs(limits::LEAVE_TIMEOUT_S);
     while process_is_node(entry.pid) {
@@ -121,7 +130,9 @@ pub async fn remove(dir: &Path, node: &str) -> Result<()> {
     let Some(peer) = others.first() else {
         bail!("no other running node to remove {node} through")
     };
-    admin_post(dir, peer, &format!("/v1/admin/remove/{node}")).await?;
+    let signature = removal_signature(dir, &entry)?;
+    let body = serde_json::json!({ "signature": signature });
+    admin_post(dir, peer, &format!("/v1/admin/remove/{node}"), Some(body)).await?;
     let client = reqwest::Client::builder().timeout(STATUS_TIMEOUT).build()?;
     let deadline = Instant::now() + Duration::from_secs(limits::CLUSTER_READY_TIMEOUT_S);
     for other in &others {
@@ -139,6 +150,22 @@ pub async fn remove(dir: &Path, node: &str) -> Result<()> {
     }
     file.nodes.retain(|existing| existing.id != entry.id);
     file.save(dir)
+}
+
+/// The removal of `entry` signed with the cluster CA key (which only the operator's
+/// cluster directory holds; every member checks the signature), base64.
+fn removal_signature(dir: &Path, entry: &NodeEntry) -> Result<String> {
+    use base64::Engine as _;
+    let key_path = dir.join("tls").join(crate::transport::tls::CA_KEY_FILE);
+    let key = std::fs::read_to_string(&key_path).with_context(|| {
+        format!(
+            "removing a node needs the cluster CA key, {}",
+            key_path.display()
+        )
+    })?;
+    let proof = crate::node::proof::sign_removal(&key, &entry.id, &entry.region)
+        .with_context(|| format!("cannot sign with {}", key_path.display()))?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(proof.signature))
 }
 
 /// `cluster down`: stops every node of the cluster in `dir` and waits until they are gone.

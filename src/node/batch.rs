@@ -319,7 +319,7 @@ mod tests {
             node: node.clone(),
             region: Region::new("local").unwrap(),
             bind: "127.0.0.1:0".parse().unwrap(),
-            tls: issue_node_certificate(ca, &node).unwrap(),
+            tls: issue_node_certificate(ca, &node, &Region::new("local").unwrap()).unwrap(),
             wan: WanModel::disabled(),
             request_timeout: Duration::from_secs(10),
         };
@@ -368,7 +368,8 @@ mod tests {
                 node: old_id.clone(),
                 region: Region::new("local").unwrap(),
                 bind: "127.0.0.1:0".parse().unwrap(),
-                tls: issue_node_certificate(ca.path(), &old_id).unwrap(),
+                tls: issue_node_certificate(ca.path(), &old_id, &Region::new("local").unwrap())
+                    .unwrap(),
                 wan: WanModel::disabled(),
                 request_timeout: Duration::from_secs(10),
             };

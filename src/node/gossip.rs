@@ -2,12 +2,19 @@
 //! transport (one-way: the reply is ignored), keeps the transport's address book in step
 //! with the member list, and commits this node's own ownership changes (a joiner becomes
 //! a member, a leaver leaves) once every node gaining partitions is ready.
+//!
+//! It is also the gate in front of the pure state machine: every received final status
+//! (Left, Removed) must carry a valid proof (`node::proof`) and a sender's claims about
+//! itself must name the region its certificate names; anything else is dropped here,
+//! counted, and changes nothing. It signs this node's own Left.
 
+use super::proof::ProofVerifier;
 use super::state::{now_ms, ClusterState};
 use crate::coordinator::ClusterView;
-use crate::ids::NodeId;
+use crate::ids::{NodeId, Region};
 use crate::limits;
 use crate::membership::swim::{Liveness, MemberState, Output, Status, SwimMessage};
+use crate::transport::NodeTls;
 use crate::transport::Transport;
 use crate::wire::{PeerError, PeerRequest, PeerResponse};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,15 +42,28 @@ pub struct Gossip {
     exit: watch::Sender<Exit>,
     /// Messages not sent because GOSSIP_SENDS_IN_FLIGHT_MAX were in flight.
     pub sends_dropped: AtomicU64,
+    /// Received final statuses whose proof was missing or wrong, or past the checks one
+    /// message may cost (dropped).
+    pub final_statuses_unproven: AtomicU64,
+    /// Received claims of a sender about itself naming another region than its
+    /// certificate (dropped; a join so refused is dropped whole).
+    pub regions_refused: AtomicU64,
+    /// This node's certificate and key: it signs its own Left with them.
+    tls: NodeTls,
+    proofs: ProofVerifier,
     /// Set once this node announced it is stopping: from then on it neither hears nor
     /// sends membership messages, so it cannot refute its own announced death.
     stopping: std::sync::atomic::AtomicBool,
 }
 
 impl Gossip {
-    pub fn new(state: Arc<ClusterState>) -> Arc<Gossip> {
+    pub fn new(state: Arc<ClusterState>, tls: NodeTls) -> Arc<Gossip> {
         Arc::new(Gossip {
             state,
+            final_statuses_unproven: AtomicU64::new(0),
+            regions_refused: AtomicU64::new(0),
+            proofs: ProofVerifier::new(tls.ca_cert_der.clone()),
+            tls,
             transport: OnceLock::new(),
             sends: Arc::new(Semaphore::new(limits::GOSSIP_SENDS_IN_FLIGHT_MAX)),
             synced_version: Mutex::new(u64::MAX),
@@ -65,11 +85,21 @@ impl Gossip {
         self.exit.subscribe()
     }
 
-    /// Feeds a message from a peer to the state machine.
-    pub fn receive(&self, from: &NodeId, message: SwimMessage) {
+    /// Checks final statuses against the cluster CA before using them (see
+    /// `node::proof`).
+    pub fn proofs(&self) -> &ProofVerifier {
+        &self.proofs
+    }
+
+    /// Feeds a message from a peer (its id and region checked against its certificate
+    /// by the transport) to the state machine, once its claims are admitted.
+    pub fn receive(&self, from: &NodeId, from_region: &Region, message: SwimMessage) {
         if self.stopping.load(Ordering::Relaxed) {
             return;
         }
+        let Some(message) = self.admit(from, from_region, message) else {
+            return;
+        };
         let message = self.admit_restart(message);
         let outputs = self
             .state
@@ -94,6 +124,79 @@ impl Gossip {
             );
         (live && known.info.quic != member.info.quic && known.info.node != self.state.me)
             .then(|| known.info.quic.to_string())
+    }
+
+    /// Drops the updates this node must not believe: a final status without a valid
+    /// proof, a sender's state naming another region than its certificate. A join so
+    /// refused is dropped whole (`None`).
+    fn admit(
+        &self,
+        from: &NodeId,
+        from_region: &Region,
+        mut message: SwimMessage,
+    ) -> Option<SwimMessage> {
+        let updates = match &mut message {
+            SwimMessage::Join { member } => {
+                return self
+                    .admissible(from, from_region, member, &mut 0)
+                    .then_some(message);
+            }
+            SwimMessage::Ping { updates, .. }
+            | SwimMessage::Ack { updates, .. }
+            | SwimMessage::PingReq { updates, .. }
+            | SwimMessage::IndirectAck { updates, .. }
+            | SwimMessage::Gossip { updates } => updates,
+            SwimMessage::Sync { members, .. } => members,
+            SwimMessage::Nack { .. } => return Some(message),
+        };
+        let mut checks = 0;
+        updates.retain(|update| self.admissible(from, from_region, update, &mut checks));
+        Some(message)
+    }
+
+    /// `checks` counts the proofs verified for this message, at most
+    /// `PROOF_CHECKS_PER_MESSAGE_MAX`: a message full of forged final statuses costs a
+    /// bounded amount of work.
+    fn admissible(
+        &self,
+        from: &NodeId,
+        from_region: &Region,
+        update: &MemberState,
+        checks: &mut usize,
+    ) -> bool {
+        if update.info.node == *from && update.info.region != *from_region {
+            self.regions_refused.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%from, claimed = %update.info.region, "a peer's state names another region than its certificate");
+            return false;
+        }
+        if !matches!(update.status, Status::Left | Status::Removed) {
+            return true;
+        }
+        // A final status this node already holds, proof and all, was verified when it
+        // arrived first: full tables (Sync) repeat it every round.
+        let known = self.state.member(&update.info.node).is_some_and(|known| {
+            known.status == update.status
+                && known.status_version == update.status_version
+                && known.ready_for == update.ready_for
+                && known.info.region == update.info.region
+                && known.proof == update.proof
+        });
+        if known {
+            return true;
+        }
+        if *checks >= limits::PROOF_CHECKS_PER_MESSAGE_MAX {
+            self.final_statuses_unproven.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        *checks += 1;
+        match self.proofs.verify(update) {
+            Ok(()) => true,
+            Err(error) => {
+                self.final_statuses_unproven.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%from, node = %update.info.node, %error, "ignoring an unproven final status");
+                false
+            }
+        }
     }
 
     /// A join from a member known dead or suspect is that node restarted: its state
@@ -224,7 +327,20 @@ impl Gossip {
             Status::Leaving if view.ready_to_commit(&self.state.owners()) => Status::Left,
             _ => return,
         };
-        match self.state.with_swim(|swim| swim.set_status(next, now_ms())) {
+        let tls = &self.tls;
+        let prove = |state: &MemberState| match super::proof::sign_left(tls, state) {
+            Ok(proof) => Some(proof),
+            Err(error) => {
+                // Unsigned, the others ignore our Left; they still take a dead leaving
+                // member out of the ring once its partitions are handed over.
+                tracing::warn!(%error, "cannot sign this node's Left");
+                None
+            }
+        };
+        match self
+            .state
+            .with_swim(|swim| swim.set_status_proved(next, now_ms(), prove))
+        {
             Ok(outputs) => {
                 tracing::info!(status = ?next, "ownership change committed");
                 self.send_all(outputs);
@@ -304,6 +420,7 @@ mod tests {
             status: Status::Member,
             status_version: 0,
             ready_for: 0,
+            proof: None,
         }
     }
 

@@ -9,6 +9,7 @@ pub mod batch;
 pub mod clock;
 pub mod gossip;
 pub mod incarnation;
+pub mod proof;
 pub mod repair;
 pub mod service;
 pub mod state;
@@ -350,8 +351,16 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
         .map(|spec| spec.name.clone())
         .collect();
     swim.set_allowed_regions(Some(regions));
+    // The topology names its nodes' regions: gossip cannot move them elsewhere.
+    swim.pin_regions(
+        settings
+            .topology
+            .nodes()
+            .map(|(node, region)| (node.clone(), region.clone()))
+            .collect(),
+    );
     let state = Arc::new(ClusterState::new(me.clone(), swim, settings)?);
-    let gossip = Gossip::new(state.clone());
+    let gossip = Gossip::new(state.clone(), options.tls.clone());
     gossip.attach(transport.clone());
     let hints = Arc::new(Hints::open(storage.clone())?);
     let service = Arc::new(PeerService {

@@ -65,7 +65,7 @@ impl PeerService {
                     return PeerResponse::Error(PeerError::DuplicateId(address));
                 }
                 if let Some(from) = from {
-                    self.gossip.receive(&from.node, message);
+                    self.gossip.receive(&from.node, &from.region, message);
                 }
                 PeerResponse::Done
             }

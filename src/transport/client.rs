@@ -91,6 +91,7 @@ impl<Req: Message, Resp: Message> Transport<Req, Resp> {
         validate_name(config.node.as_str()).map_err(tls::TlsError::from)?;
         // A certificate for another node would make every peer refuse us; say so now.
         config.tls.verify_for(&config.node)?;
+        config.tls.check_region(&config.node, &config.region)?;
         let bind_error = |error: std::io::Error| TransportError::Bind {
             addr: config.bind,
             reason: error.to_string(),
@@ -345,6 +346,22 @@ impl<Req: Message, Resp: Message> Inner<Req, Resp> {
         let connection = connecting
             .await
             .map_err(|error| connect_error(error.to_string()))?;
+        // rustls checked the id (the server name); the region is ours to check.
+        let certificate = super::server::peer_certificate(&connection);
+        let region_check = match &certificate {
+            Some(certificate) => tls::check_region(certificate, &slot.node, &slot.region),
+            None => Err(tls::TlsError::NoRegion {
+                node: slot.node.clone(),
+            }),
+        };
+        if let Err(error) = region_check {
+            self.counters.bump(Counter::ImpersonationsRejected);
+            connection.close(
+                quinn::VarInt::from_u32(0),
+                b"certificate names another region",
+            );
+            return Err(connect_error(error.to_string()));
+        }
         self.counters.bump(Counter::ConnectionsOpened);
         *cached = Some(connection.clone());
         Ok(connection)

@@ -13,7 +13,10 @@ use serde::{Deserialize, Serialize};
 use std::io::Cursor;
 
 /// Version byte carried by every frame; bumped whenever a wire struct changes layout.
-pub const WIRE_VERSION: u8 = 1;
+/// 2: member states carry the proof of a final status (`MemberState::proof`); a node
+/// of version 1 and one of version 2 refuse each other's frames (no conversion: a
+/// version-1 member would spread final statuses nobody can check).
+pub const WIRE_VERSION: u8 = 2;
 
 /// Bytes of the length prefix.
 pub(crate) const LENGTH_PREFIX_BYTES: usize = 4;

@@ -4,7 +4,8 @@
 //!
 //! It owns sockets, certificates, framing and the address book. It is generic over the
 //! request and response types and must never know the cluster protocol; it must never
-//! trust a peer not signed by the cluster CA, never let a sender claim another node's id,
+//! trust a peer not signed by the cluster CA, never let a sender claim another node's id
+//! or region (checked against the certificate on both ends of every connection),
 //! never allocate for a frame before checking its size, and never panic on network input.
 //!
 //! Shape: [`Transport::start`] binds one quinn endpoint (server and client on the same
@@ -59,8 +60,8 @@ impl<Req: Message, Resp: Message, H: Handler<Req, Resp>> ErasedHandler<Req, Resp
     }
 }
 
-/// Who sent a request. `node` is checked against the peer's certificate before the
-/// handler runs; `region` is as the sender declared it.
+/// Who sent a request. `node` and `region` are both checked against the peer's
+/// certificate before the handler runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerInfo {
     pub node: NodeId,

@@ -1,6 +1,6 @@
 //! The serving side: accept connections (at most CONNECTIONS_MAX at once), then for each
-//! bidirectional stream read one request frame, check the sender's claimed id against
-//! the connection's certificate, run the handler and write one response frame.
+//! bidirectional stream read one request frame, check the sender's claimed id and
+//! region against the connection's certificate, run the handler and write one response frame.
 //!
 //! A handshake holds only a handshake slot (at most HANDSHAKES_IN_PROGRESS_MAX, each for
 //! at most HANDSHAKE_TIMEOUT_MS); a connection slot is taken once it has succeeded, so
@@ -17,7 +17,7 @@ use super::frame::{self, Envelope, ReadFrameError};
 use super::stats::{Counter, Counters};
 use super::tls::{IdentityVerifier, TlsError};
 use super::{ErasedHandler, Message, PeerInfo, Refusal};
-use crate::ids::NodeId;
+use crate::ids::{NodeId, Region};
 use crate::limits;
 use rustls::pki_types::CertificateDer;
 use std::net::SocketAddr;
@@ -117,8 +117,9 @@ fn decline<Req, Resp>(context: &ServerContext<Req, Resp>, incoming: quinn::Incom
 struct ConnectionPeer {
     addr: SocketAddr,
     certificate: CertificateDer<'static>,
-    /// The node id this connection proved; one connection speaks for one node.
-    verified: Mutex<Option<NodeId>>,
+    /// The node id and region this connection proved; one connection speaks for one
+    /// node in one region.
+    verified: Mutex<Option<(NodeId, Region)>>,
 }
 
 impl ConnectionPeer {
@@ -126,17 +127,18 @@ impl ConnectionPeer {
         &self,
         identity: &IdentityVerifier,
         claimed: &NodeId,
+        claimed_region: &Region,
     ) -> Result<(), TlsError> {
         let mut verified = lock(&self.verified);
         match verified.as_ref() {
-            Some(node) if node == claimed => Ok(()),
-            Some(node) => Err(TlsError::Untrusted {
+            Some((node, region)) if node == claimed && region == claimed_region => Ok(()),
+            Some((node, region)) => Err(TlsError::Untrusted {
                 node: claimed.clone(),
-                reason: format!("connection already authenticated as {node}"),
+                reason: format!("connection already authenticated as {node} in {region}"),
             }),
             None => {
-                identity.verify(&self.certificate, claimed)?;
-                *verified = Some(claimed.clone());
+                identity.verify_in(&self.certificate, claimed, claimed_region)?;
+                *verified = Some((claimed.clone(), claimed_region.clone()));
                 Ok(())
             }
         }
@@ -221,7 +223,7 @@ async fn serve_streams<Req: Message, Resp: Message>(
     }
 }
 
-fn peer_certificate(connection: &quinn::Connection) -> Option<CertificateDer<'static>> {
+pub(crate) fn peer_certificate(connection: &quinn::Connection) -> Option<CertificateDer<'static>> {
     let identity = connection.peer_identity()?;
     let chain = identity.downcast::<Vec<CertificateDer<'static>>>().ok()?;
     chain.into_iter().next()
@@ -255,11 +257,13 @@ async fn serve_stream<Req: Message, Resp: Message>(
             return;
         }
     };
-    if let Err(error) = peer.check_identity(&context.identity, &envelope.from) {
+    if let Err(error) =
+        peer.check_identity(&context.identity, &envelope.from, &envelope.from_region)
+    {
         context.counters.bump(Counter::ImpersonationsRejected);
         let _ = send.reset(Refusal::IdentityRejected.code());
         let _ = recv.stop(Refusal::IdentityRejected.code());
-        tracing::debug!(remote = %peer.addr, %error, "sender id does not match its certificate");
+        tracing::debug!(remote = %peer.addr, %error, "sender id or region does not match its certificate");
         return;
     }
     context.counters.bump(Counter::RequestsReceived);

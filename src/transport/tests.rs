@@ -107,7 +107,7 @@ async fn start_node_with(
         node: node.clone(),
         region: region(region_name),
         bind: "127.0.0.1:0".parse().unwrap(),
-        tls: issue_node_certificate(ca_dir, &node).unwrap(),
+        tls: issue_node_certificate(ca_dir, &node, &region(region_name)).unwrap(),
         wan,
         request_timeout,
     };
@@ -340,7 +340,7 @@ async fn garbage_frame_resets_its_stream_only() {
         let a = simple_node(dir.path(), "a").await;
         let b = simple_node(dir.path(), "b").await;
         let raw_node = node_id("raw");
-        let raw_tls = issue_node_certificate(dir.path(), &raw_node).unwrap();
+        let raw_tls = issue_node_certificate(dir.path(), &raw_node, &region("local")).unwrap();
         let connection = raw_connection(&raw_tls, &b).await;
 
         let junk = [0, 0, 0, 6, WIRE_VERSION, 0xc1, 0xc1, 0xde, 0xad, 0xbe];
@@ -390,7 +390,8 @@ async fn oversized_length_is_rejected_before_the_body_arrives() {
             Duration::from_secs(60),
         )
         .await;
-        let raw_tls = issue_node_certificate(dir.path(), &node_id("raw")).unwrap();
+        let raw_tls =
+            issue_node_certificate(dir.path(), &node_id("raw"), &region("local")).unwrap();
         let connection = raw_connection(&raw_tls, &b).await;
         // Declares 4 GiB, sends nothing more and keeps the stream open.
         let result = raw_exchange(&connection, &[0xff, 0xff, 0xff, 0xff], false).await;
@@ -405,7 +406,8 @@ async fn sender_cannot_claim_another_nodes_id() {
     bounded(async {
         let dir = cluster_dir();
         let b = simple_node(dir.path(), "b").await;
-        let raw_tls = issue_node_certificate(dir.path(), &node_id("raw")).unwrap();
+        let raw_tls =
+            issue_node_certificate(dir.path(), &node_id("raw"), &region("local")).unwrap();
         let connection = raw_connection(&raw_tls, &b).await;
         let forged = encode(&EnvelopeRef {
             from: &node_id("a"),
@@ -601,7 +603,7 @@ async fn start_refuses_a_certificate_for_another_node() {
         node: node_id("a"),
         region: region("local"),
         bind: "127.0.0.1:0".parse().unwrap(),
-        tls: issue_node_certificate(dir.path(), &node_id("b")).unwrap(),
+        tls: issue_node_certificate(dir.path(), &node_id("b"), &region("local")).unwrap(),
         wan: WanModel::disabled(),
         request_timeout: Duration::from_secs(1),
     };
@@ -613,5 +615,80 @@ async fn start_refuses_a_certificate_for_another_node() {
     assert!(matches!(
         result,
         Err(TransportError::Tls(TlsError::Untrusted { .. }))
+    ));
+}
+
+#[tokio::test]
+async fn sender_cannot_claim_another_region() {
+    bounded(async {
+        let dir = cluster_dir();
+        let b = simple_node(dir.path(), "b").await;
+        let raw_node = node_id("raw");
+        let raw_tls = issue_node_certificate(dir.path(), &raw_node, &region("local")).unwrap();
+        let connection = raw_connection(&raw_tls, &b).await;
+        let forged = encode(&EnvelopeRef {
+            from: &raw_node,
+            from_region: &region("elsewhere"),
+            body: &TestRequest::WhoAmI,
+        })
+        .unwrap();
+        let result = raw_exchange(&connection, &forged, true).await;
+        assert_eq!(reset_code(result), Some(Refusal::IdentityRejected));
+        let stats = b.transport.stats();
+        assert_eq!(stats.impersonations_rejected, 1);
+        assert_eq!(stats.requests_received, 0);
+        // Its own region still works, on a new connection.
+        let connection = raw_connection(&raw_tls, &b).await;
+        let honest = encode(&EnvelopeRef {
+            from: &raw_node,
+            from_region: &region("local"),
+            body: &TestRequest::WhoAmI,
+        })
+        .unwrap();
+        assert!(raw_exchange(&connection, &honest, true).await.is_ok());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_peer_is_not_dialled_under_another_region() {
+    bounded(async {
+        let dir = cluster_dir();
+        let a = simple_node(dir.path(), "a").await;
+        let b = simple_node(dir.path(), "b").await;
+        a.transport
+            .set_peer(b.node.clone(), region("elsewhere"), b.transport.local_addr())
+            .unwrap();
+        let result = a.transport.request(&b.node, &TestRequest::WhoAmI).await;
+        assert!(
+            matches!(&result, Err(TransportError::Connect { reason, .. }) if reason.contains("region")),
+            "{result:?}"
+        );
+        assert_eq!(a.transport.stats().impersonations_rejected, 1);
+        introduce(&a, &b);
+        assert!(a.transport.request(&b.node, &TestRequest::WhoAmI).await.is_ok());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn start_refuses_a_certificate_for_another_region() {
+    let dir = cluster_dir();
+    let config = TransportConfig {
+        node: node_id("a"),
+        region: region("local"),
+        bind: "127.0.0.1:0".parse().unwrap(),
+        tls: issue_node_certificate(dir.path(), &node_id("a"), &region("elsewhere")).unwrap(),
+        wan: WanModel::disabled(),
+        request_timeout: Duration::from_secs(1),
+    };
+    let handler = Arc::new(TestHandler {
+        node: node_id("a"),
+        hangs_cancelled: Arc::new(Semaphore::new(0)),
+    });
+    let result = TestTransport::start(config, handler).await;
+    assert!(matches!(
+        result,
+        Err(TransportError::Tls(TlsError::WrongRegion { .. }))
     ));
 }

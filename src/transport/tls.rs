@@ -1,18 +1,20 @@
 //! Cluster PKI and the TLS side of QUIC: a cluster CA, node certificates whose only DNS
-//! name is the node id (usable both as TLS client and server), and the rustls configs
-//! that make every connection mutually authenticated under that CA.
+//! name is the node id and whose only URI name is `cartwheel:region:<region>` (usable
+//! both as TLS client and server), and the rustls configs that make every connection
+//! mutually authenticated under that CA. A certificate thus binds a node id to its
+//! region: a peer can claim neither another node's id nor another region.
 //!
 //! It owns the on-disk layout of the CA and node files. It must never rely on a
 //! process-global rustls provider (every config names `ring` explicitly), never
 //! overwrite an existing key file, and never accept a peer not signed by the cluster CA.
 //! The cluster secret (for other purposes) lives elsewhere.
 
-use crate::ids::{validate_name, NameError, NodeId};
+use crate::ids::{validate_name, NameError, NodeId, Region};
 use crate::limits::CERTIFICATE_VALIDITY_YEARS;
 use base64::Engine as _;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
+    KeyPair, KeyUsagePurpose, SanType,
 };
 use rustls::client::danger::ServerCertVerifier;
 use rustls::client::WebPkiServerVerifier;
@@ -32,6 +34,9 @@ pub const ALPN: &[u8] = b"cartwheel/1";
 pub const CA_CERT_FILE: &str = "ca.pem";
 /// File name of the cluster CA private key.
 pub const CA_KEY_FILE: &str = "ca.key";
+
+/// Prefix of the URI name that carries a node certificate's region.
+pub const REGION_URI_PREFIX: &str = "cartwheel:region:";
 
 const CA_COMMON_NAME: &str = "cartwheel cluster CA";
 const ORGANIZATION: &str = "cartwheel";
@@ -62,6 +67,14 @@ pub enum TlsError {
     Untrusted { node: NodeId, reason: String },
     #[error("TLS configuration rejected: {0}")]
     Config(String),
+    #[error("the certificate of node {node} names no region (it was made by an older cartwheel); re-run `cartwheel init` to issue certificates that bind each node to its region")]
+    NoRegion { node: NodeId },
+    #[error("the certificate of node {node} names region {certified}, not {claimed}")]
+    WrongRegion {
+        node: NodeId,
+        certified: String,
+        claimed: Region,
+    },
 }
 
 /// A node's TLS material: the cluster CA it trusts, its certificate and private key.
@@ -118,8 +131,24 @@ pub fn create_cluster_ca(dir: &Path) -> Result<(), TlsError> {
     Ok(())
 }
 
-/// Issues a certificate for `node` signed by the CA in `dir`, returned in memory.
-pub fn issue_node_certificate(dir: &Path, node: &NodeId) -> Result<NodeTls, TlsError> {
+/// Issues a certificate for `node` in `region` signed by the CA in `dir`, returned in
+/// memory.
+pub fn issue_node_certificate(
+    dir: &Path,
+    node: &NodeId,
+    region: &Region,
+) -> Result<NodeTls, TlsError> {
+    issue(dir, node, Some(region))
+}
+
+/// A node certificate as builds before regions were bound made it (no region name):
+/// tests make such to check they are refused at start and replaced by `cartwheel init`.
+pub fn issue_legacy_node_certificate(dir: &Path, node: &NodeId) -> Result<NodeTls, TlsError> {
+    issue(dir, node, None)
+}
+
+/// Issues a node certificate; without `region` it names none.
+fn issue(dir: &Path, node: &NodeId, region: Option<&Region>) -> Result<NodeTls, TlsError> {
     validate_name(node.as_str())?;
     let ca_cert_path = dir.join(CA_CERT_FILE);
     let ca_cert_der = read_certificate(&ca_cert_path)?;
@@ -135,6 +164,13 @@ pub fn issue_node_certificate(dir: &Path, node: &NodeId) -> Result<NodeTls, TlsE
     let issuer = ca_params().self_signed(&ca_key)?;
 
     let mut params = CertificateParams::new(vec![node.as_str().to_string()])?;
+    if let Some(region) = region {
+        validate_name(region.as_str())?;
+        let region_uri = format!("{REGION_URI_PREFIX}{region}");
+        params
+            .subject_alt_names
+            .push(SanType::URI(region_uri.as_str().try_into()?));
+    }
     params.distinguished_name = distinguished_name(node.as_str());
     params.is_ca = IsCa::NoCa;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
@@ -157,6 +193,51 @@ pub fn issue_node_certificate(dir: &Path, node: &NodeId) -> Result<NodeTls, TlsE
         dir: dir.to_path_buf(),
     })?;
     Ok(tls)
+}
+
+/// The region a node certificate names (its one `cartwheel:region:` URI), `None` when
+/// it names none; more than one, or an invalid name, is an error.
+pub fn certificate_region(
+    certificate: &CertificateDer<'_>,
+    node: &NodeId,
+) -> Result<Option<Region>, TlsError> {
+    let untrusted = |reason: String| TlsError::Untrusted {
+        node: node.clone(),
+        reason,
+    };
+    let parsed = webpki::EndEntityCert::try_from(certificate)
+        .map_err(|error| untrusted(error.to_string()))?;
+    let mut regions = parsed
+        .valid_uri_names()
+        .filter_map(|uri| uri.strip_prefix(REGION_URI_PREFIX));
+    let Some(region) = regions.next() else {
+        return Ok(None);
+    };
+    if regions.next().is_some() {
+        return Err(untrusted(
+            "the certificate names more than one region".into(),
+        ));
+    }
+    Region::new(region)
+        .map(Some)
+        .map_err(|error| untrusted(format!("bad region name: {error}")))
+}
+
+/// Checks that `certificate` names exactly `region`.
+pub fn check_region(
+    certificate: &CertificateDer<'_>,
+    node: &NodeId,
+    region: &Region,
+) -> Result<(), TlsError> {
+    match certificate_region(certificate, node)? {
+        None => Err(TlsError::NoRegion { node: node.clone() }),
+        Some(certified) if certified == *region => Ok(()),
+        Some(certified) => Err(TlsError::WrongRegion {
+            node: node.clone(),
+            certified: certified.to_string(),
+            claimed: region.clone(),
+        }),
+    }
 }
 
 impl NodeTls {
@@ -227,6 +308,12 @@ impl NodeTls {
     pub fn verify_for(&self, node: &NodeId) -> Result<(), TlsError> {
         IdentityVerifier::new(self)?.verify(&self.cert_der, node)
     }
+
+    /// Checks that the certificate names `region`; a certificate from before regions
+    /// were bound names none, and is refused with advice to re-run `cartwheel init`.
+    pub fn check_region(&self, node: &NodeId, region: &Region) -> Result<(), TlsError> {
+        check_region(&self.cert_der, node, region)
+    }
 }
 
 /// Checks that a certificate presented by a peer belongs to the node id it claims.
@@ -240,6 +327,17 @@ impl IdentityVerifier {
             .build()
             .map_err(|error| TlsError::Config(error.to_string()))?;
         Ok(IdentityVerifier { verifier })
+    }
+
+    /// [`IdentityVerifier::verify`], then the certificate must name `region` too.
+    pub(crate) fn verify_in(
+        &self,
+        certificate: &CertificateDer<'_>,
+        node: &NodeId,
+        region: &Region,
+    ) -> Result<(), TlsError> {
+        self.verify(certificate, node)?;
+        check_region(certificate, node, region)
     }
 
     /// Node certificates carry server-auth usage and the node id as DNS name, so the
@@ -410,6 +508,10 @@ mod tests {
         NodeId::new(name).unwrap()
     }
 
+    fn region() -> Region {
+        Region::new("us-east").unwrap()
+    }
+
     #[test]
     fn ca_is_created_once() {
         let dir = tempfile::tempdir().unwrap();
@@ -434,7 +536,7 @@ mod tests {
         let ca_dir = tempfile::tempdir().unwrap();
         create_cluster_ca(ca_dir.path()).unwrap();
         let alpha = node("alpha-1");
-        let tls = issue_node_certificate(ca_dir.path(), &alpha).unwrap();
+        let tls = issue_node_certificate(ca_dir.path(), &alpha, &region()).unwrap();
         tls.verify_for(&alpha).unwrap();
         assert!(matches!(
             tls.verify_for(&node("beta-1")),
@@ -465,8 +567,8 @@ mod tests {
         create_cluster_ca(first.path()).unwrap();
         create_cluster_ca(second.path()).unwrap();
         let alpha = node("alpha");
-        let ours = issue_node_certificate(first.path(), &alpha).unwrap();
-        let theirs = issue_node_certificate(second.path(), &alpha).unwrap();
+        let ours = issue_node_certificate(first.path(), &alpha, &region()).unwrap();
+        let theirs = issue_node_certificate(second.path(), &alpha, &region()).unwrap();
         let verifier = IdentityVerifier::new(&ours).unwrap();
         verifier.verify(&ours.cert_der, &alpha).unwrap();
         assert!(verifier.verify(&theirs.cert_der, &alpha).is_err());
@@ -485,7 +587,7 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(
-            issue_node_certificate(first.path(), &node("alpha")),
+            issue_node_certificate(first.path(), &node("alpha"), &region()),
             Err(TlsError::CaMismatch { .. })
         ));
     }
@@ -496,7 +598,7 @@ mod tests {
         create_cluster_ca(dir.path()).unwrap();
         let bad = NodeId("Not A DNS Name".into());
         assert!(matches!(
-            issue_node_certificate(dir.path(), &bad),
+            issue_node_certificate(dir.path(), &bad, &region()),
             Err(TlsError::Name(_))
         ));
         std::fs::write(dir.path().join(node_cert_file(&node("x"))), "garbage").unwrap();
@@ -505,5 +607,46 @@ mod tests {
             NodeTls::load(dir.path(), &node("x")),
             Err(TlsError::Pem { .. })
         ));
+    }
+
+    #[test]
+    fn a_certificate_binds_its_node_to_one_region() {
+        let dir = tempfile::tempdir().unwrap();
+        create_cluster_ca(dir.path()).unwrap();
+        let alpha = node("alpha");
+        let tls = issue_node_certificate(dir.path(), &alpha, &region()).unwrap();
+        assert_eq!(
+            certificate_region(&tls.cert_der, &alpha).unwrap(),
+            Some(region())
+        );
+        tls.check_region(&alpha, &region()).unwrap();
+        let elsewhere = Region::new("eu-west").unwrap();
+        let error = tls.check_region(&alpha, &elsewhere).unwrap_err();
+        assert!(matches!(error, TlsError::WrongRegion { .. }), "{error}");
+        let verifier = IdentityVerifier::new(&tls).unwrap();
+        verifier
+            .verify_in(&tls.cert_der, &alpha, &region())
+            .unwrap();
+        assert!(verifier
+            .verify_in(&tls.cert_der, &alpha, &elsewhere)
+            .is_err());
+        assert!(verifier
+            .verify_in(&tls.cert_der, &node("beta"), &region())
+            .is_err());
+    }
+
+    #[test]
+    fn a_certificate_without_a_region_is_refused_with_advice() {
+        let dir = tempfile::tempdir().unwrap();
+        create_cluster_ca(dir.path()).unwrap();
+        let alpha = node("alpha");
+        let old = issue(dir.path(), &alpha, None).unwrap();
+        old.verify_for(&alpha).unwrap();
+        let error = old.check_region(&alpha, &region()).unwrap_err();
+        assert!(matches!(error, TlsError::NoRegion { .. }));
+        assert!(
+            error.to_string().contains("re-run `cartwheel init`"),
+            "{error}"
+        );
     }
 }

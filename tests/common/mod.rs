@@ -194,7 +194,8 @@ impl InProcessCluster {
         let tls = match transport::NodeTls::load(&tls_dir, id) {
             Ok(tls) => tls,
             Err(_) => {
-                let tls = transport::issue_node_certificate(&tls_dir, id).unwrap();
+                let region = self.settings.topology.region_of(id).expect("topology node");
+                let tls = transport::issue_node_certificate(&tls_dir, id, region).unwrap();
                 tls.write_files(&tls_dir, id).unwrap();
                 tls
             }

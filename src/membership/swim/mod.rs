@@ -45,6 +45,8 @@ mod state;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_hostile;
+#[cfg(test)]
 mod tests_probe;
 #[cfg(test)]
 mod tests_sim;
@@ -100,6 +102,26 @@ pub struct MemberState {
     pub status: Status,
     pub status_version: u64,
     pub ready_for: u64,
+    /// Evidence for a final status (Left, Removed): it travels and merges with the
+    /// status, so a relayed final status stays checkable by every member. Always `None`
+    /// for the other statuses.
+    pub proof: Option<Box<StatusProof>>,
+}
+
+/// A signed statement that a member's final status was set by whom may set it: the
+/// member itself for Left, an operator holding the cluster CA key for Removed. What is
+/// signed is derived from the state it comes with (see `node::proof`); this state
+/// machine only carries it and never checks it: the driver verifies every final status
+/// before it reaches [`Swim`], and signs the ones it makes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusProof {
+    /// DER certificate of the signer when it is a node (Left); empty when the signer is
+    /// the cluster CA (Removed), whose certificate every member has.
+    #[serde(with = "serde_bytes")]
+    pub certificate: Vec<u8>,
+    /// DER ECDSA P-256 SHA-256 signature of the statement.
+    #[serde(with = "serde_bytes")]
+    pub signature: Vec<u8>,
 }
 
 /// A SWIM message; every one travels one-way.
@@ -157,6 +179,11 @@ pub struct SwimStats {
     pub forged_updates_ignored: u64,
     pub malformed_ignored: u64,
     pub unknown_region_ignored: u64,
+    /// Updates (or joins) whose incarnation or status version lies within
+    /// `COUNTER_MARGIN` of `u64::MAX`: ignored, never refuted.
+    pub counters_near_maximum_ignored: u64,
+    /// Updates that place a member in another region than the one it is known in.
+    pub region_changes_ignored: u64,
     pub members_over_limit: u64,
     pub probe_requests_refused: u64,
     pub stalls_detected: u64,
@@ -190,6 +217,8 @@ pub struct Swim {
     rng: StdRng,
     members: BTreeMap<NodeId, MemberState>,
     allowed_regions: Option<BTreeSet<Region>>,
+    /// Regions known for members before gossip names them (the topology file's).
+    pinned_regions: BTreeMap<NodeId, Region>,
     version: u64,
     stats: SwimStats,
     local_health: u32,
@@ -238,6 +267,7 @@ impl Swim {
             status,
             status_version: 0,
             ready_for: 0,
+            proof: None,
         };
         let mut members = BTreeMap::new();
         members.insert(node.clone(), state);
@@ -248,6 +278,7 @@ impl Swim {
             rng,
             members,
             allowed_regions: None,
+            pinned_regions: BTreeMap::new(),
             version: 0,
             stats: SwimStats::default(),
             local_health: 0,
@@ -285,6 +316,14 @@ impl Swim {
     /// ignored and counted in `unknown_region_ignored`); `None` accepts every region.
     pub fn set_allowed_regions(&mut self, regions: Option<BTreeSet<Region>>) {
         self.allowed_regions = regions;
+    }
+
+    /// The regions of `regions`' nodes are known (the topology file names them): an
+    /// update placing one elsewhere is ignored and counted in `region_changes_ignored`,
+    /// as is any update moving an already known member to another region. At most
+    /// `MEMBERS_MAX` entries are kept.
+    pub fn pin_regions(&mut self, regions: BTreeMap<NodeId, Region>) {
+        self.pinned_regions = regions.into_iter().take(MEMBERS_MAX).collect();
     }
 
     /// Sends Join to each seed (at most `SEEDS_MAX`) and keeps re-sending every two
@@ -366,6 +405,18 @@ impl Swim {
     /// Changes this node's own ring status (joining→member, member→leaving,
     /// leaving→left), bumps its status version and disseminates it at once.
     pub fn set_status(&mut self, status: Status, now_ms: u64) -> Result<Vec<Output>, StatusError> {
+        self.set_status_proved(status, now_ms, |_| None)
+    }
+
+    /// [`Swim::set_status`] for a status that needs a proof (Left): `prove` gets the
+    /// state as it will be disseminated and returns the proof that goes with it (the
+    /// driver signs it; this state machine only attaches it).
+    pub fn set_status_proved(
+        &mut self,
+        status: Status,
+        now_ms: u64,
+        prove: impl FnOnce(&MemberState) -> Option<Box<StatusProof>>,
+    ) -> Result<Vec<Output>, StatusError> {
         let now = self.observe(now_ms);
         let current = self.me().status;
         let allowed = matches!(
@@ -380,7 +431,18 @@ impl Swim {
                 to: status,
             });
         }
-        Ok(self.change_own_state(now, |state| state.status = status))
+        let mut next = self.me().clone();
+        next.status = status;
+        next.status_version = next.status_version.saturating_add(1);
+        let proof = if state::is_terminal(status) {
+            prove(&next)
+        } else {
+            None
+        };
+        Ok(self.change_own_state(now, |state| {
+            state.status = status;
+            state.proof = proof;
+        }))
     }
 
     /// Announces that this node is ready for ring generation `generation` (used by ring
@@ -415,6 +477,48 @@ impl Swim {
         let mut out = Vec::new();
         self.gossip_round(now, &mut out);
         Ok(out)
+    }
+
+    /// Operator removal proved by `proof` (signed by the cluster CA; the driver checked
+    /// it): Removed at status version 0 with ready_for 0, the fields a removal statement
+    /// signs, so an operator needs to know nothing but the node and its region. A final
+    /// status beats every other whatever its version; a member already left or removed
+    /// stays as it is (no-op).
+    pub fn remove_proved(
+        &mut self,
+        node: &NodeId,
+        proof: Box<StatusProof>,
+        now_ms: u64,
+    ) -> Result<Vec<Output>, StatusError> {
+        let now = self.observe(now_ms);
+        if *node == self.me {
+            return Err(StatusError::RemoveSelf);
+        }
+        let Some(state) = self.members.get_mut(node) else {
+            return Err(StatusError::UnknownMember(node.clone()));
+        };
+        if state::is_terminal(state.status) {
+            return Ok(Vec::new());
+        }
+        *state = Self::removed_state(state, proof);
+        let state = state.clone();
+        self.version += 1;
+        self.suspicions.remove(node);
+        self.enqueue(state);
+        let mut out = Vec::new();
+        self.gossip_round(now, &mut out);
+        Ok(out)
+    }
+
+    /// `current` as an operator removal makes it: the state a removal proof signs.
+    pub fn removed_state(current: &MemberState, proof: Box<StatusProof>) -> MemberState {
+        MemberState {
+            status: Status::Removed,
+            status_version: 0,
+            ready_for: 0,
+            proof: Some(proof),
+            ..current.clone()
+        }
     }
 
     /// Every known member, self included, ordered by node id.

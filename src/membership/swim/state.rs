@@ -8,11 +8,25 @@
 //!   and a Dead member returns only with a strictly higher incarnation;
 //! - ring status by `(terminal, status_version, Joining < Member < Leaving < Left <
 //!   Removed, ready_for, info)`: Left and Removed are terminal, so nothing non-terminal
-//!   ever replaces them; the trailing fields only break ties deterministically.
+//!   ever replaces them; the trailing fields only break ties deterministically. A final
+//!   status's proof travels with it (the driver verified it before it got here).
+//!
+//! Hostile counters: an update (or a join) whose incarnation or status version is within
+//! `COUNTER_MARGIN` of `u64::MAX` is ignored and counted, never refuted: refuting means
+//! going one above, and a peer must not be able to push a member's counters to where
+//! they cannot grow. A suspicion or death must stay one below that limit, so the
+//! refutation one above it is still accepted; a claim about ourselves at the limit
+//! itself is left unanswered (a forged Alive says what is true; a forged non-final
+//! status there stays, which signing a member's every status would close). A member's region never changes once known (from the topology or
+//! its first update): regions are bound to node certificates, so an update moving a
+//! member elsewhere is forged and ignored.
 
 use super::{Liveness, MemberState, Output, Status, Swim, SwimMessage};
 use crate::ids::{validate_name, NodeId};
-use crate::limits::{MEMBERS_MAX, UPDATES_PER_MESSAGE_MAX};
+use crate::limits::{
+    COUNTER_MARGIN, MEMBERS_MAX, PROOF_CERTIFICATE_BYTES_MAX, PROOF_SIGNATURE_BYTES_MAX,
+    UPDATES_PER_MESSAGE_MAX,
+};
 use rand::seq::SliceRandom;
 use rand::Rng;
 use std::cmp::Ordering;
@@ -38,7 +52,7 @@ pub(crate) enum Malformed {
     TooManyUpdates(usize),
     TooManyMembers(usize),
     BadName,
-    CounterAtMaximum,
+    ProofTooLarge,
     JoinForSomeoneElse,
     ProbeOfSelf,
 }
@@ -128,6 +142,7 @@ pub(crate) fn merge_state(current: &mut MemberState, incoming: &MemberState) -> 
         current.status = incoming.status;
         current.status_version = incoming.status_version;
         current.ready_for = incoming.ready_for;
+        current.proof = proof_of(incoming);
     }
     MergeOutcome {
         liveness_won: liveness_won || info_won,
@@ -136,15 +151,41 @@ pub(crate) fn merge_state(current: &mut MemberState, incoming: &MemberState) -> 
     }
 }
 
+/// The proof a state's status carries: only a final status has one.
+fn proof_of(state: &MemberState) -> Option<Box<super::StatusProof>> {
+    if is_terminal(state.status) {
+        state.proof.clone()
+    } else {
+        None
+    }
+}
+
+/// The highest counter (incarnation, status version) a received update may carry.
+pub(crate) const COUNTER_LIMIT: u64 = u64::MAX - COUNTER_MARGIN;
+
+/// Refuting needs `+ 1`: a claim this close to the maximum is refused, so no peer can
+/// make us overflow or leave a member unable to refute again. A suspicion or death
+/// must stay one below the limit, so the refutation one above it is still accepted.
+pub(crate) fn near_maximum(state: &MemberState) -> bool {
+    let incarnation_limit = match state.liveness {
+        super::Liveness::Alive => COUNTER_LIMIT,
+        super::Liveness::Suspect | super::Liveness::Dead => COUNTER_LIMIT - 1,
+    };
+    state.incarnation > incarnation_limit || state.status_version > COUNTER_LIMIT
+}
+
 fn check_state(state: &MemberState) -> Result<(), Malformed> {
     if validate_name(state.info.node.as_str()).is_err()
         || validate_name(state.info.region.as_str()).is_err()
     {
         return Err(Malformed::BadName);
     }
-    // Refuting needs `+ 1` on both counters; a peer cannot make us overflow.
-    if state.incarnation == u64::MAX || state.status_version == u64::MAX {
-        return Err(Malformed::CounterAtMaximum);
+    if let Some(proof) = &state.proof {
+        if proof.certificate.len() > PROOF_CERTIFICATE_BYTES_MAX
+            || proof.signature.len() > PROOF_SIGNATURE_BYTES_MAX
+        {
+            return Err(Malformed::ProofTooLarge);
+        }
     }
     Ok(())
 }
@@ -219,6 +260,14 @@ impl Swim {
                 return;
             }
         }
+        if near_maximum(&update) {
+            self.stats.counters_near_maximum_ignored += 1;
+            return;
+        }
+        if self.moves_region(&update) {
+            self.stats.region_changes_ignored += 1;
+            return;
+        }
         let node = update.info.node.clone();
         if node == self.me {
             self.apply_about_me(&update);
@@ -267,6 +316,17 @@ impl Swim {
         if relay {
             self.enqueue(after);
         }
+    }
+
+    /// Whether `update` places its member in another region than the one it is known in.
+    fn moves_region(&self, update: &MemberState) -> bool {
+        let node = &update.info.node;
+        let known = self
+            .members
+            .get(node)
+            .map(|state| &state.info.region)
+            .or_else(|| self.pinned_regions.get(node));
+        known.is_some_and(|region| *region != update.info.region)
     }
 
     fn add_member(
@@ -336,7 +396,9 @@ impl Swim {
         if update.incarnation > mine.incarnation && update.liveness == Liveness::Alive {
             // Only we raise our incarnation: someone forged it (or it is from a past life).
             self.stats.forged_updates_ignored += 1;
-            refute_to = Some(update.incarnation + 1);
+            // At the limit one above would be refused by everyone: leave it unanswered
+            // (the forged state says we are alive, which is true).
+            refute_to = (update.incarnation < COUNTER_LIMIT).then(|| update.incarnation + 1);
         } else if update.incarnation >= mine.incarnation && update.liveness != Liveness::Alive {
             self.stats.refutations += 1;
             self.raise_local_health();
@@ -365,11 +427,16 @@ impl Swim {
                 state.status = update.status;
                 state.status_version = update.status_version;
                 state.ready_for = update.ready_for;
+                state.proof = proof_of(update);
                 self.version += 1;
             } else {
-                // A non-terminal status we never set: ours stays, with a higher version.
+                // A non-terminal status we never set: ours stays, with a higher version
+                // (at the limit none is possible: the forged status stays unanswered).
                 self.stats.forged_updates_ignored += 1;
-                state.status_version = update.status_version + 1;
+                if update.status_version < COUNTER_LIMIT {
+                    state.status_version = update.status_version + 1;
+                }
+                state.proof = None;
             }
         }
         let state = state.clone();

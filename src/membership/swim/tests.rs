@@ -20,6 +20,7 @@ pub(super) fn state(i: usize, incarnation: u64, liveness: Liveness) -> MemberSta
         status: Status::Member,
         status_version: 0,
         ready_for: 0,
+        proof: None,
     }
 }
 
@@ -353,8 +354,12 @@ fn malformed_messages_are_ignored_and_counted() {
         .collect();
     let mut bad_name = state(3, 0, Liveness::Alive);
     bad_name.info.node = NodeId("Bad Name".into());
-    let mut at_max = state(1, u64::MAX, Liveness::Dead);
-    at_max.status_version = 1;
+    let mut huge_proof = state(1, 0, Liveness::Alive);
+    huge_proof.status = Status::Removed;
+    huge_proof.proof = Some(Box::new(super::StatusProof {
+        certificate: vec![0; crate::limits::PROOF_CERTIFICATE_BYTES_MAX + 1],
+        signature: vec![0; 8],
+    }));
     let huge_sync = (0..=MEMBERS_MAX)
         .map(|i| state(i + 10, 0, Liveness::Alive))
         .collect();
@@ -368,7 +373,7 @@ fn malformed_messages_are_ignored_and_counted() {
             },
         ),
         (id(1), gossip(vec![bad_name])),
-        (id(1), gossip(vec![at_max])),
+        (id(1), gossip(vec![huge_proof])),
         (
             id(1),
             SwimMessage::Join {

@@ -60,6 +60,8 @@ pub async fn run(target: &Target) -> Result<Row> {
         status,
         status_version: u64::MAX / 2,
         ready_for: 0,
+        // The attacker cannot sign: it holds no CA key and no key of the node it names.
+        proof: None,
     };
     let updates = vec![
         claim(removed, RingStatus::Removed, 1 << 40, Liveness::Alive),

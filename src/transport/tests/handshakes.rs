@@ -55,7 +55,7 @@ async fn server_with(ca_dir: &Path, limits: ServerLimits) -> TestNode {
 }
 
 async fn half_opens(ca_dir: &Path, server: &TestNode, count: usize) -> Vec<HalfOpen> {
-    let tls = issue_node_certificate(ca_dir, &node_id("ghost")).unwrap();
+    let tls = issue_node_certificate(ca_dir, &node_id("ghost"), &region("local")).unwrap();
     let mut clients = Vec::new();
     for _ in 0..count {
         clients.push(half_open(&tls, server).await);
