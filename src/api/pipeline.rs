@@ -417,6 +417,7 @@ async fn answer_of(id: u64, response: Response) -> PipelineAnswer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::server::EdgeCounters;
     use axum::routing::{get, put};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -662,12 +663,14 @@ mod tests {
         assert!(minimal.headers.is_empty() && minimal.body.is_empty());
     }
 
-    #[tokio::test]
-    async fn a_client_that_stops_reading_is_cut_off_and_its_answers_freed() {
+    /// Sends `answers` requests whose answers echo 256 KiB each and reads none of them;
+    /// returns the edge's counters once the node has cut the client off, after checking
+    /// that every byte the connection held came back.
+    async fn never_read(write_timeout: std::time::Duration, answers: u64) -> EdgeCounters {
         let (client, server) = tokio::io::duplex(64 * 1024);
         let (_stop, stopped) = watch::channel(false);
         let bounds = PipelineBounds {
-            write_timeout: std::time::Duration::from_millis(200),
+            write_timeout,
             ..PipelineBounds::standalone()
         };
         let (node, stats) = (bounds.node.clone(), bounds.stats.clone());
@@ -675,53 +678,9 @@ mod tests {
         let served = tokio::spawn(serve(router, server, stopped, bounds));
         let (_read, write) = tokio::io::split(client);
         let mut sink = FramedWrite::new(write, codec(limits::PIPELINE_REQUEST_BYTES_MAX));
-        // Each answer echoes 256 KiB (25 MiB in all, within the output budget); the
-        // client reads none of them.
         let body = vec![1_u8; 256 * 1024];
         let sending = async {
-            for id in 1..=100 {
-                if sink
-                    .send(encode(&request(id, "PUT", "/echo/x", &body)))
-                    .await
-                    .is_err()
-                {
-                    break;
-                }
-            }
-        };
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), sending).await;
-        tokio::time::timeout(std::time::Duration::from_secs(10), served)
-            .await
-            .expect("the silent client is cut off")
-            .unwrap();
-        assert_eq!(stats.counters().write_timeouts, 1);
-        // Every byte the connection held comes back once its answer tasks end.
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-        while node.requests.available_permits() < limits::PIPELINE_NODE_REQUEST_BYTES_MAX
-            || node.answers.available_permits() < limits::PIPELINE_NODE_ANSWER_BYTES_MAX
-        {
-            assert!(tokio::time::Instant::now() < deadline, "bytes still held");
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-    }
-
-    #[tokio::test]
-    async fn answers_past_the_output_budget_cut_the_client_off_before_its_write_timeout() {
-        let (client, server) = tokio::io::duplex(64 * 1024);
-        let (_stop, stopped) = watch::channel(false);
-        let bounds = PipelineBounds {
-            write_timeout: std::time::Duration::from_secs(3600),
-            ..PipelineBounds::standalone()
-        };
-        let (node, stats) = (bounds.node.clone(), bounds.stats.clone());
-        let router = echo_router(Arc::new(tokio::sync::Notify::new()));
-        let served = tokio::spawn(serve(router, server, stopped, bounds));
-        let (_read, write) = tokio::io::split(client);
-        let mut sink = FramedWrite::new(write, codec(limits::PIPELINE_REQUEST_BYTES_MAX));
-        // 200 answers of 256 KiB (50 MiB) against a 32 MiB output budget, none read.
-        let body = vec![1_u8; 256 * 1024];
-        let sending = async {
-            for id in 1..=200 {
+            for id in 1..=answers {
                 let frame = encode(&request(id, "PUT", "/echo/x", &body));
                 if sink.send(frame).await.is_err() {
                     break;
@@ -731,13 +690,9 @@ mod tests {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(10), sending).await;
         tokio::time::timeout(std::time::Duration::from_secs(10), served)
             .await
-            .expect("the client over its output budget is cut off long before its write timeout")
+            .expect("the silent client is cut off")
             .unwrap();
-        let counters = stats.counters();
-        assert_eq!(
-            (counters.output_limit_cuts, counters.write_timeouts),
-            (1, 0)
-        );
+        // Every byte the connection held comes back once its answer tasks end.
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
         while node.requests.available_permits() < limits::PIPELINE_NODE_REQUEST_BYTES_MAX
             || node.answers.available_permits() < limits::PIPELINE_NODE_ANSWER_BYTES_MAX
@@ -745,6 +700,27 @@ mod tests {
             assert!(tokio::time::Instant::now() < deadline, "bytes still held");
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
+        stats.counters()
+    }
+
+    #[tokio::test]
+    async fn a_client_that_stops_reading_is_cut_off_and_its_answers_freed() {
+        // 25 MiB of answers, within the output budget: the write timeout cuts it off.
+        let counters = never_read(std::time::Duration::from_millis(200), 100).await;
+        assert_eq!(
+            (counters.write_timeouts, counters.output_limit_cuts),
+            (1, 0)
+        );
+    }
+
+    #[tokio::test]
+    async fn answers_past_the_output_budget_cut_the_client_off_before_its_write_timeout() {
+        // 50 MiB of answers against a 32 MiB budget, with a write timeout of an hour.
+        let counters = never_read(std::time::Duration::from_secs(3600), 200).await;
+        assert_eq!(
+            (counters.output_limit_cuts, counters.write_timeouts),
+            (1, 0)
+        );
     }
 
     #[tokio::test]

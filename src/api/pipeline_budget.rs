@@ -78,7 +78,7 @@ pub(super) async fn take(
     bytes: usize,
     most: usize,
 ) -> Option<Taken> {
-    let bytes = u32::try_from(bytes.clamp(1, most)).ok()?;
+    let bytes = permits(bytes, most)?;
     let mine = connection.clone().acquire_many_owned(bytes).await.ok()?;
     let all = node.clone().acquire_many_owned(bytes).await.ok()?;
     Some(Taken {
@@ -96,13 +96,16 @@ pub(super) fn try_take(
     bytes: usize,
     most: usize,
 ) -> Option<Taken> {
-    let bytes = u32::try_from(bytes.clamp(1, most)).ok()?;
-    let mine = connection.clone().try_acquire_many_owned(bytes).ok()?;
-    let all = node.clone().try_acquire_many_owned(bytes).ok()?;
+    let bytes = permits(bytes, most)?;
     Some(Taken {
-        _connection: mine,
-        _node: all,
+        _connection: connection.clone().try_acquire_many_owned(bytes).ok()?,
+        _node: node.clone().try_acquire_many_owned(bytes).ok()?,
     })
+}
+
+/// The permits `bytes` takes: at least one, at most `most`.
+fn permits(bytes: usize, most: usize) -> Option<u32> {
+    u32::try_from(bytes.clamp(1, most)).ok()
 }
 
 /// An answer waiting to be written, with the bytes it holds.
