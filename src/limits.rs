@@ -127,7 +127,13 @@ pub const PIPELINE_CONNECTIONS_MAX: usize = 1024;
 /// further frame from it until one is answered (back-pressure on the client). Each one
 /// may hold its answer (a value, up to `VALUE_BYTES_MAX`) while it is produced, so this
 /// also bounds one connection's answers in the making.
-pub const PIPELINE_IN_FLIGHT_MAX: usize = 256;
+pub const PIPELINE_IN_FLIGHT_MAX: usize = 64;
+/// Requests in flight over all pipelined connections of a node; a connection waits for
+/// one before it reads its next frame. A quarter of `CLIENT_REQUESTS_IN_FLIGHT_MAX`, so
+/// pipelined clients (16 connections of one abuser would otherwise do) cannot take
+/// every slot the node admits requests into, and the answers in the making stay
+/// within this many values.
+pub const PIPELINE_NODE_IN_FLIGHT_MAX: usize = CLIENT_REQUESTS_IN_FLIGHT_MAX / 4;
 /// Largest request frame on a pipelined connection: a value at its limit plus room for
 /// the method, path and headers. A longer frame is answered `bad_frame` and closes it.
 pub const PIPELINE_REQUEST_BYTES_MAX: usize = VALUE_BYTES_MAX + 64 * 1024;

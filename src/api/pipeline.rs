@@ -239,10 +239,11 @@ pub(crate) async fn serve<Io>(
         // Back-pressure: no further frame is read until a request slot and the
         // request's bytes are free.
         let reserved = async {
-            let permit = in_flight.clone().acquire_owned().await.ok()?;
+            let mine = in_flight.clone().acquire_owned().await.ok()?;
+            let all = bounds.node.in_flight.clone().acquire_owned().await.ok()?;
             let most = limits::PIPELINE_CONNECTION_REQUEST_BYTES_MAX;
             let taken = take(&requests, &bounds.node.requests, length, most).await?;
-            Some((permit, taken))
+            Some(((mine, all), taken))
         };
         let reserved = tokio::select! {
             _ = stopped.wait_for(|stop| *stop) => break,

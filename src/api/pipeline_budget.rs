@@ -17,6 +17,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 pub(crate) struct NodeBudgets {
     pub(super) requests: Arc<Semaphore>,
     pub(super) answers: Arc<Semaphore>,
+    /// Requests in flight over all pipelined connections (`PIPELINE_NODE_IN_FLIGHT_MAX`).
+    pub(super) in_flight: Arc<Semaphore>,
 }
 
 impl NodeBudgets {
@@ -24,6 +26,7 @@ impl NodeBudgets {
         NodeBudgets {
             requests: Arc::new(Semaphore::new(limits::PIPELINE_NODE_REQUEST_BYTES_MAX)),
             answers: Arc::new(Semaphore::new(limits::PIPELINE_NODE_ANSWER_BYTES_MAX)),
+            in_flight: Arc::new(Semaphore::new(limits::PIPELINE_NODE_IN_FLIGHT_MAX)),
         }
     }
 }

@@ -63,7 +63,7 @@ pub async fn run(target: &Target) -> Result<Row> {
         })
         .max()
         .unwrap_or_default();
-    let (legit_ok, legit) = target.p99_verdict(&during);
+    let (legit_ok, legit) = target.p99_verdict(&during, true);
     let measured = format!(
         "{connections} connections sending a header byte a second: {} closed by the node \
          (the longest after {:.1} s), {refused} refused at once, {still_open} still open after \

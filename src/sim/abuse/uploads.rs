@@ -92,7 +92,7 @@ pub async fn run(target: &Target) -> Result<Row> {
     let most_sent = uploads.iter().map(|upload| upload.sent).max().unwrap_or(0);
     let bound =
         concurrent as u64 * (ROUTE_LIMIT_BYTES_MAX + PER_UPLOAD_SLACK_BYTES) + FIXED_SLACK_BYTES;
-    let (legit_ok, legit) = target.p99_verdict(&during);
+    let (legit_ok, legit) = target.p99_verdict(&during, false);
     let tripped = stop.load(Ordering::Relaxed);
     let pass = accepted == 0 && closed == uploads.len() && growth <= bound && !tripped && legit_ok;
     let measured =
