@@ -14,6 +14,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const DEFAULT_TOPOLOGY: &str = "regions/default.toml";
+/// File descriptors a node needs besides its client connections: the store's files,
+/// the QUIC socket, logs.
+const OPEN_FILES_SLACK: u64 = 256;
 
 #[derive(Parser)]
 #[command(
@@ -66,7 +69,7 @@ enum Command {
         json: bool,
     },
     /// Load a running cluster (or a Redis server) and report throughput and latency.
-    Bench(BenchArgs),
+    Bench(cartwheel::bench::cli::BenchArgs),
     /// Measure the failure detector on a local cluster (figures quoted in the README).
     Measure {
         #[command(subcommand)]
@@ -127,141 +130,6 @@ enum Command {
         #[command(flatten)]
         tuning: TuningFlags,
     },
-}
-
-#[derive(clap::Args)]
-struct BenchArgs {
-    /// `cartwheel` (the cluster in --dir), `redis://127.0.0.1:PORT` or
-    /// `etcd://127.0.0.1:PORT[,127.0.0.1:PORT...]`.
-    #[arg(long, default_value = "cartwheel")]
-    target: cartwheel::bench::target::TargetSpec,
-    /// Cluster directory of a cartwheel target.
-    #[arg(long, default_value = ".cartwheel")]
-    dir: PathBuf,
-    /// Workload: kv (get/put, --read-ratio), session-read (90 % session reads, 10 % cart
-    /// adds), cart-write (50 % / 50 %) or login-storm (login, validate, logout).
-    #[arg(long, default_value = "kv")]
-    workload: cartwheel::bench::Workload,
-    /// Share of reads of the kv workload (the rest are writes).
-    #[arg(long, default_value_t = 0.5)]
-    read_ratio: f64,
-    /// Keys, all written once before timing (session-read, cart-write: sessions, all
-    /// logged in before timing; login-storm: users).
-    #[arg(long, default_value_t = 10_000)]
-    keys: u64,
-    #[arg(long, default_value_t = 2048)]
-    value_bytes: usize,
-    /// Closed loop: concurrent clients; open loop: most requests in flight.
-    #[arg(long, default_value_t = 50)]
-    clients: usize,
-    /// Open loop at this many requests per second (default: closed loop).
-    #[arg(long)]
-    rate: Option<f64>,
-    /// `uniform` or `zipf:THETA`.
-    #[arg(long, default_value = "uniform")]
-    distribution: cartwheel::bench::KeyDistribution,
-    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
-    warmup: Duration,
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-    duration: Duration,
-    /// Cartwheel read / write quorums as replica counts (default: the cluster's).
-    #[arg(long = "r")]
-    r: Option<u32>,
-    #[arg(long = "w")]
-    w: Option<u32>,
-    /// Cartwheel kv requests: `token` sends each key to one of its replicas (from the
-    /// ring map a node serves), `spread` to every node in turn.
-    #[arg(long, value_enum, default_value = "token")]
-    routing: cartwheel::bench::target::Routing,
-    /// Cartwheel requests: `pipeline` carries every client's requests on one connection
-    /// per node (`/v1/pipeline`), as the Redis client does; `http` uses one HTTP/1.1
-    /// request at a time per connection, a connection per client.
-    #[arg(long, value_enum, default_value = "pipeline")]
-    protocol: cartwheel::bench::target::Protocol,
-    /// Redis: send `WAIT N 0` after each write and count it done when N replicas have it.
-    #[arg(long)]
-    redis_wait: Option<u32>,
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Write the JSON summary here.
-    #[arg(long)]
-    json: Option<PathBuf>,
-}
-
-async fn bench(args: BenchArgs) -> Result<()> {
-    use cartwheel::bench::{self, target};
-    let config = bench::BenchConfig {
-        workload: args.workload,
-        read_ratio: args.read_ratio,
-        keys: args.keys,
-        value_bytes: args.value_bytes,
-        clients: args.clients,
-        rate: args.rate,
-        warmup: args.warmup,
-        duration: args.duration,
-        distribution: args.distribution,
-        seed: args.seed.unwrap_or_else(rand::random),
-    };
-    config.check()?;
-    let levels = target::Levels {
-        read: args.r,
-        write: args.w,
-    };
-    let target = target::Target::connect(
-        &args.target,
-        Some(&args.dir),
-        args.redis_wait,
-        args.clients,
-        target::CartwheelClient {
-            routing: args.routing,
-            protocol: args.protocol,
-        },
-    )
-    .await?
-    .with_levels(levels);
-    let target = std::sync::Arc::new(target);
-    eprintln!("bench: {}: loading {} keys", config.workload, config.keys);
-    let loaded = bench::load(&target, &config).await?;
-    let total = config.warmup + config.duration;
-    let bar = indicatif::ProgressBar::new(total.as_secs().max(1));
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} s {msg}")
-            .expect("valid template"),
-    );
-    let ticker = {
-        let bar = bar.clone();
-        let warmup = config.warmup;
-        tokio::spawn(async move {
-            let started = std::time::Instant::now();
-            loop {
-                tokio::time::sleep(Duration::from_millis(250)).await;
-                let elapsed = started.elapsed();
-                bar.set_position(elapsed.as_secs());
-                bar.set_message(if elapsed < warmup {
-                    "warm-up"
-                } else {
-                    "measuring"
-                });
-            }
-        })
-    };
-    let recorder = bench::run(target, &config, loaded).await?;
-    ticker.abort();
-    bar.finish_and_clear();
-    let mut summary = recorder.summary(config.duration);
-    summary["target"] = serde_json::json!(args.target.describe(&args.dir));
-    summary["mode"] = serde_json::json!(if config.rate.is_some() {
-        "open"
-    } else {
-        "closed"
-    });
-    summary["seed"] = serde_json::json!(config.seed);
-    println!("{}", serde_json::to_string_pretty(&summary)?);
-    if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_vec_pretty(&summary)?)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    Ok(())
 }
 
 #[derive(clap::Args)]
@@ -451,6 +319,16 @@ async fn run_node(args: NodeArgs) -> Result<()> {
             args.topology.display(),
             known.join(", ")
         );
+    }
+    // Every client connection takes a file descriptor; past the limit accepts wait.
+    let connections = settings.http.connections_max as u64;
+    match node::raise_open_files_limit() {
+        Some(open_files) if open_files < connections + OPEN_FILES_SLACK => eprintln!(
+            "warning: this process may open {open_files} files, fewer than \
+             --http-connections-max ({connections}) plus {OPEN_FILES_SLACK} for the store \
+             and sockets; connections past it wait (raise `ulimit -n`)"
+        ),
+        _ => {}
     }
     // A secret file that is present but empty, short or malformed stops the node here
     // with the file's name; only a missing file turns its feature off.
@@ -730,7 +608,7 @@ fn main() -> Result<()> {
                 Ok(())
             }
             Command::Status { dir, node, json } => status(dir, node, json).await,
-            Command::Bench(args) => bench(args).await,
+            Command::Bench(args) => cartwheel::bench::cli::run(args).await,
             Command::Measure { what: Measurement::Handoff { topology, keys, tuning } } => {
                 let r = sim::measure::repair(&topology, &tuning, keys, false).await?;
                 println!(

@@ -11,6 +11,7 @@
 //! operation has its own histogram (`workload::Op`); a login-storm step is three
 //! operations (login, validate, logout), the later two timed from their own start.
 
+pub mod cli;
 pub mod target;
 pub mod workload;
 

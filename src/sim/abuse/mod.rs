@@ -152,7 +152,8 @@ pub async fn run(options: &AbuseOptions) -> Result<Vec<Row>> {
             ClusterFile::path(&options.dir).display()
         );
     }
-    raw::raise_open_files_limit();
+    // Thousands of attacking connections need file descriptors.
+    crate::node::raise_open_files_limit();
     let probe = Probe::prepare(&cluster.nodes)
         .await
         .context("cannot set up the legitimate client (is the cluster up?)")?;

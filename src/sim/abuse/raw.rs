@@ -16,23 +16,6 @@ const RSS_SAMPLE_INTERVAL: Duration = Duration::from_millis(100);
 /// How long an attacker waits for a connection before counting it refused.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Raises this process's soft limit of open files to its hard limit (thousands of
-/// attacking connections need it); a failure leaves the limit as it was.
-pub fn raise_open_files_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit only read and write the struct passed in.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
-    }
-}
-
 /// The loopback address attacker `index` connects from: 127.0.0.2 .. 127.0.0.9 (the
 /// legitimate client uses 127.0.0.1).
 pub fn attacker_address(index: usize) -> Ipv4Addr {
