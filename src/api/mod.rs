@@ -229,8 +229,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/session/history", post(session::history))
         .route("/v1/session/rotate", post(session::rotate))
         .fallback(not_found)
-        // Bodies are read (within their limits) by `bounds`, before any handler.
-        .layer(axum::extract::DefaultBodyLimit::disable())
+        // Bodies are read (within their route's limit) by `bounds`, before any handler;
+        // the extractors' own limit is the largest of those, a second line.
+        .layer(axum::extract::DefaultBodyLimit::max(
+            limits::VALUE_BYTES_MAX,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             bounds::bounded,
