@@ -482,6 +482,16 @@ impl WatchedIo {
             None => Err(std::io::ErrorKind::NotConnected.into()),
         }
     }
+
+    /// Notes what a write did (bytes out, or blocked on the client) and hands it on.
+    fn noted_write(&self, result: Poll<std::io::Result<usize>>) -> Poll<std::io::Result<usize>> {
+        match &result {
+            Poll::Ready(Ok(written)) if *written > 0 => self.activity.wrote(),
+            Poll::Pending => self.activity.write_blocked(),
+            _ => {}
+        }
+        result
+    }
 }
 
 impl Drop for WatchedIo {
@@ -521,12 +531,7 @@ impl AsyncWrite for WatchedIo {
             Ok(stream) => stream.poll_write(cx, buf),
             Err(error) => return Poll::Ready(Err(error)),
         };
-        match &result {
-            Poll::Ready(Ok(written)) if *written > 0 => self.activity.wrote(),
-            Poll::Pending => self.activity.write_blocked(),
-            _ => {}
-        }
-        result
+        self.noted_write(result)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -552,12 +557,7 @@ impl AsyncWrite for WatchedIo {
             Ok(stream) => stream.poll_write_vectored(cx, bufs),
             Err(error) => return Poll::Ready(Err(error)),
         };
-        match &result {
-            Poll::Ready(Ok(written)) if *written > 0 => self.activity.wrote(),
-            Poll::Pending => self.activity.write_blocked(),
-            _ => {}
-        }
-        result
+        self.noted_write(result)
     }
 
     fn is_write_vectored(&self) -> bool {
