@@ -191,6 +191,33 @@ fn reset_code(result: Result<Vec<u8>, quinn::ReadToEndError>) -> Option<Refusal>
     }
 }
 
+/// A `WhoAmI` request envelope saying it comes from `from` in region `from_region`.
+fn who_am_i_from(from: &NodeId, from_region: &str) -> Vec<u8> {
+    encode(&EnvelopeRef {
+        from,
+        from_region: &region(from_region),
+        body: &TestRequest::WhoAmI,
+    })
+    .unwrap()
+}
+
+/// Starts node `a` of region `local` under `tls`, whatever node and region it names.
+async fn start_node_a_under(tls: NodeTls) -> Result<TestTransport, TransportError> {
+    let config = TransportConfig {
+        node: node_id("a"),
+        region: region("local"),
+        bind: "127.0.0.1:0".parse().unwrap(),
+        tls,
+        wan: WanModel::disabled(),
+        request_timeout: Duration::from_secs(1),
+    };
+    let handler = Arc::new(TestHandler {
+        node: node_id("a"),
+        hangs_cancelled: Arc::new(Semaphore::new(0)),
+    });
+    TestTransport::start(config, handler).await
+}
+
 #[tokio::test]
 async fn two_nodes_exchange_requests_both_directions() {
     bounded(async {
@@ -409,12 +436,7 @@ async fn sender_cannot_claim_another_nodes_id() {
         let raw_tls =
             issue_node_certificate(dir.path(), &node_id("raw"), &region("local")).unwrap();
         let connection = raw_connection(&raw_tls, &b).await;
-        let forged = encode(&EnvelopeRef {
-            from: &node_id("a"),
-            from_region: &region("local"),
-            body: &TestRequest::WhoAmI,
-        })
-        .unwrap();
+        let forged = who_am_i_from(&node_id("a"), "local");
         let result = raw_exchange(&connection, &forged, true).await;
         assert_eq!(reset_code(result), Some(Refusal::IdentityRejected));
         let stats = b.transport.stats();
@@ -599,19 +621,8 @@ async fn address_book_errors_are_typed() {
 #[tokio::test]
 async fn start_refuses_a_certificate_for_another_node() {
     let dir = cluster_dir();
-    let config = TransportConfig {
-        node: node_id("a"),
-        region: region("local"),
-        bind: "127.0.0.1:0".parse().unwrap(),
-        tls: issue_node_certificate(dir.path(), &node_id("b"), &region("local")).unwrap(),
-        wan: WanModel::disabled(),
-        request_timeout: Duration::from_secs(1),
-    };
-    let handler = Arc::new(TestHandler {
-        node: node_id("a"),
-        hangs_cancelled: Arc::new(Semaphore::new(0)),
-    });
-    let result = TestTransport::start(config, handler).await;
+    let tls = issue_node_certificate(dir.path(), &node_id("b"), &region("local")).unwrap();
+    let result = start_node_a_under(tls).await;
     assert!(matches!(
         result,
         Err(TransportError::Tls(TlsError::Untrusted { .. }))
@@ -626,12 +637,7 @@ async fn sender_cannot_claim_another_region() {
         let raw_node = node_id("raw");
         let raw_tls = issue_node_certificate(dir.path(), &raw_node, &region("local")).unwrap();
         let connection = raw_connection(&raw_tls, &b).await;
-        let forged = encode(&EnvelopeRef {
-            from: &raw_node,
-            from_region: &region("elsewhere"),
-            body: &TestRequest::WhoAmI,
-        })
-        .unwrap();
+        let forged = who_am_i_from(&raw_node, "elsewhere");
         let result = raw_exchange(&connection, &forged, true).await;
         assert_eq!(reset_code(result), Some(Refusal::IdentityRejected));
         let stats = b.transport.stats();
@@ -639,12 +645,7 @@ async fn sender_cannot_claim_another_region() {
         assert_eq!(stats.requests_received, 0);
         // Its own region still works, on a new connection.
         let connection = raw_connection(&raw_tls, &b).await;
-        let honest = encode(&EnvelopeRef {
-            from: &raw_node,
-            from_region: &region("local"),
-            body: &TestRequest::WhoAmI,
-        })
-        .unwrap();
+        let honest = who_am_i_from(&raw_node, "local");
         assert!(raw_exchange(&connection, &honest, true).await.is_ok());
     })
     .await;
@@ -674,19 +675,8 @@ async fn a_peer_is_not_dialled_under_another_region() {
 #[tokio::test]
 async fn start_refuses_a_certificate_for_another_region() {
     let dir = cluster_dir();
-    let config = TransportConfig {
-        node: node_id("a"),
-        region: region("local"),
-        bind: "127.0.0.1:0".parse().unwrap(),
-        tls: issue_node_certificate(dir.path(), &node_id("a"), &region("elsewhere")).unwrap(),
-        wan: WanModel::disabled(),
-        request_timeout: Duration::from_secs(1),
-    };
-    let handler = Arc::new(TestHandler {
-        node: node_id("a"),
-        hangs_cancelled: Arc::new(Semaphore::new(0)),
-    });
-    let result = TestTransport::start(config, handler).await;
+    let tls = issue_node_certificate(dir.path(), &node_id("a"), &region("elsewhere")).unwrap();
+    let result = start_node_a_under(tls).await;
     assert!(matches!(
         result,
         Err(TransportError::Tls(TlsError::WrongRegion { .. }))
