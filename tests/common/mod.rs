@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+pub mod sessions;
+
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_cartwheel")
 }
