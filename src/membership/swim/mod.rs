@@ -459,24 +459,14 @@ impl Swim {
     /// Removing an already removed member is a no-op.
     pub fn remove(&mut self, node: &NodeId, now_ms: u64) -> Result<Vec<Output>, StatusError> {
         let now = self.observe(now_ms);
-        if *node == self.me {
-            return Err(StatusError::RemoveSelf);
-        }
-        let Some(state) = self.members.get_mut(node) else {
-            return Err(StatusError::UnknownMember(node.clone()));
-        };
+        let state = self.removable(node)?;
         if state.status == Status::Removed {
             return Ok(Vec::new());
         }
         state.status = Status::Removed;
         state.status_version = state.status_version.saturating_add(1);
         let state = state.clone();
-        self.version += 1;
-        self.suspicions.remove(node);
-        self.enqueue(state);
-        let mut out = Vec::new();
-        self.gossip_round(now, &mut out);
-        Ok(out)
+        Ok(self.spread_removal(node, state, now))
     }
 
     /// Operator removal proved by `proof` (signed by the cluster CA; the driver checked
@@ -491,23 +481,35 @@ impl Swim {
         now_ms: u64,
     ) -> Result<Vec<Output>, StatusError> {
         let now = self.observe(now_ms);
-        if *node == self.me {
-            return Err(StatusError::RemoveSelf);
-        }
-        let Some(state) = self.members.get_mut(node) else {
-            return Err(StatusError::UnknownMember(node.clone()));
-        };
+        let state = self.removable(node)?;
         if state::is_terminal(state.status) {
             return Ok(Vec::new());
         }
         *state = Self::removed_state(state, proof);
         let state = state.clone();
+        Ok(self.spread_removal(node, state, now))
+    }
+
+    /// The state of `node` as an operator removal may change it: any known member but
+    /// this node (a node leaves, it is never removed by itself).
+    fn removable(&mut self, node: &NodeId) -> Result<&mut MemberState, StatusError> {
+        if *node == self.me {
+            return Err(StatusError::RemoveSelf);
+        }
+        self.members
+            .get_mut(node)
+            .ok_or_else(|| StatusError::UnknownMember(node.clone()))
+    }
+
+    /// Spreads `node`'s removal (`state`, already stored): it is suspected no more and
+    /// the change goes out in a gossip round at once.
+    fn spread_removal(&mut self, node: &NodeId, state: MemberState, now: u64) -> Vec<Output> {
         self.version += 1;
         self.suspicions.remove(node);
         self.enqueue(state);
         let mut out = Vec::new();
         self.gossip_round(now, &mut out);
-        Ok(out)
+        out
     }
 
     /// `current` as an operator removal makes it: the state a removal proof signs.
