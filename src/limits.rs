@@ -487,8 +487,9 @@ pub const NEGATIVE_CACHE_TTL_MS: u64 = 5_000;
 /// buckets, 40 bytes each: about 640 KiB per node). An address whose slot is held by
 /// another address still in debt is not limited (it fails open) until that slot frees.
 pub const FAILURE_LIMITER_ADDRESSES_MAX: usize = 16_384;
-/// Failed validations (401s) one client address may make at once before its requests
-/// are answered `429 too_many_failures` without being validated.
+/// Failed validations (401s) one client address may make at once; past them (until it
+/// earns some back) a genuine token of its missing locally is answered `token_unknown`
+/// without the cross-region read. Valid tokens are never refused by it.
 pub const FAILED_VALIDATIONS_BURST: u32 = 200;
 /// Failed validations per second a client address earns back after its burst.
 pub const FAILED_VALIDATIONS_PER_S: u32 = 50;

@@ -29,11 +29,6 @@ impl From<SessionError> for ApiError {
                 rejection.code(),
                 "the session token was not accepted",
             ),
-            SessionError::TooManyFailures => ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_failures",
-                error.to_string(),
-            ),
             SessionError::RotationConflict => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", error.to_string())
             }

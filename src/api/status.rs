@@ -93,7 +93,8 @@ pub struct SessionCounters {
     pub forged: u64,
     #[serde(default)]
     pub negative_cache_hits: u64,
-    /// Requests answered `429 too_many_failures`.
+    /// Genuine tokens missing locally answered `token_unknown` without the cross-region
+    /// read: their client address was over its limit of failed validations.
     #[serde(default)]
     pub rate_limited: u64,
     pub reuse_detected: u64,

@@ -43,8 +43,6 @@ impl Rejection {
 pub enum SessionError {
     #[error("token rejected: {}", .0.code())]
     Token(Rejection),
-    #[error("too many failed validations from this address; retry later")]
-    TooManyFailures,
     #[error("the token was already rotated; use the token its rotation returned")]
     RotationConflict,
     #[error("missing X-CSRF-Token header")]
@@ -73,7 +71,8 @@ pub struct SessionStats {
     pub forged: AtomicU64,
     /// Genuine tokens answered `token_unknown` from the negative cache.
     pub negative_cache_hits: AtomicU64,
-    /// Requests answered `429 too_many_failures` without a validation.
+    /// Genuine tokens missing locally answered `token_unknown` without the cross-region
+    /// read, because their client address was over its limit of failed validations.
     pub rate_limited: AtomicU64,
     pub reuse_detected: AtomicU64,
     /// Token families revoked after a reuse.

@@ -10,8 +10,11 @@
 //!   revoked families) and, if a rotation made it, its parent's record (it must still
 //!   name it as its successor); both local reads at once, together with the user's
 //!   document when the route needs it, so a session read still waits for two rounds.
-//! - Each failure is charged to the client's address; an address over its limit is
-//!   answered `too_many_failures` before anything else.
+//! - Each failure is charged to the client's address. An address over its limit keeps
+//!   every local answer (a valid token still gets in: a shop backend that forwards one
+//!   bot's flood among its users' requests must not lock its users out), but a genuine
+//!   token missing locally is then answered `token_unknown` without the cross-region
+//!   read: its floods stay local.
 //!
 //! Rejections no longer cost the same work: a made-up token costs none, a genuine one
 //! a local read. The kind of rejection is what the answer says anyway.
@@ -53,13 +56,9 @@ impl SessionService {
         with_document: bool,
     ) -> Result<(Authenticated, Option<UserDoc>), SessionError> {
         self.stats.validations.fetch_add(1, Ordering::Relaxed);
-        if let Some(address) = client {
-            if !self.limiter.allowed(address, self.monotonic_ms()) {
-                self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
-                return Err(SessionError::TooManyFailures);
-            }
-        }
-        let result = self.validate(presented, with_document).await;
+        let local_only =
+            client.is_some_and(|address| !self.limiter.allowed(address, self.monotonic_ms()));
+        let result = self.validate(presented, with_document, local_only).await;
         if let Err(SessionError::Token(_)) = &result {
             self.stats.rejections.fetch_add(1, Ordering::Relaxed);
             if let Some(address) = client {
@@ -82,8 +81,13 @@ impl SessionService {
     }
 
     /// The merged record of a genuine token: the local read, and when that finds
-    /// nothing and the negative cache does not know it, the read of every region.
-    async fn find(&self, hash: &[u8; 32]) -> Result<Option<TokenDoc>, SessionError> {
+    /// nothing, the negative cache does not know it and the client's address is not
+    /// over its failure limit (`local_only`), the read of every region.
+    async fn find(
+        &self,
+        hash: &[u8; 32],
+        local_only: bool,
+    ) -> Result<Option<TokenDoc>, SessionError> {
         self.stats.validation_reads.fetch_add(1, Ordering::Relaxed);
         let mut doc = self.read_token(hash, self.settings.auth.read).await?;
         if verdict(doc.as_ref(), 0, 0) != Verdict::Unknown {
@@ -93,6 +97,10 @@ impl SessionService {
             self.stats
                 .negative_cache_hits
                 .fetch_add(1, Ordering::Relaxed);
+            return Ok(doc);
+        }
+        if local_only {
+            self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
             return Ok(doc);
         }
         self.stats
@@ -115,6 +123,7 @@ impl SessionService {
         &self,
         presented: Option<&str>,
         with_document: bool,
+        local_only: bool,
     ) -> Result<(Authenticated, Option<UserDoc>), SessionError> {
         let reject = |rejection| Err(SessionError::Token(rejection));
         let hash = match self.keys.token_hash(presented) {
@@ -126,7 +135,7 @@ impl SessionService {
                 return reject(Rejection::Unknown);
             }
         };
-        let doc = self.find(&hash).await?;
+        let doc = self.find(&hash, local_only).await?;
         let grace = ms(self.settings.rotation_grace);
         match verdict(doc.as_ref(), self.now_ms(), grace) {
             Verdict::Valid => {}
