@@ -3,12 +3,13 @@
 //! found in no region. Both are fixed-size tables allocated once: nothing a client
 //! sends makes them grow.
 //!
-//! Neither ever refuses a token that exists: the limiter refuses an address only after
-//! it failed many validations, and the negative cache holds only full hashes of tokens
-//! that a cross-region read did not find, for a few seconds; a login on this node
-//! removes its new token's hash from it. A token created elsewhere cannot be in it: its
-//! hash is a keyed hash of 256 fresh random bits, so no earlier validation can have
-//! named it. Neither reads a clock: times come in as arguments.
+//! Neither ever refuses a valid token found locally: past its limit an address only
+//! loses the cross-region read of a genuine token missing here, and the negative cache
+//! holds only full hashes of tokens that a cross-region read did not find, for a few
+//! seconds; a login on this node removes its new token's hash from it. A token created
+//! elsewhere cannot be in it: its hash is a keyed hash of 256 fresh random bits, so no
+//! earlier validation can have named it. Neither reads a clock: times come in as
+//! arguments.
 
 use std::net::IpAddr;
 use std::sync::Mutex;
