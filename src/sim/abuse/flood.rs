@@ -12,9 +12,6 @@ use rand::RngCore;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-/// The `/v1/status` counter (under `sessions`) of validation reads sent to other regions.
-pub const REMOTE_READS_FIELD: &str = "remote_validation_reads";
-
 pub async fn run(target: &Target) -> Result<Row> {
     let (clients, duration) = if target.short {
         (16, Duration::from_secs(4))
@@ -99,20 +96,8 @@ async fn remote_reads(target: &Target) -> Result<u64> {
     let client = reqwest::Client::new();
     let mut total = 0;
     for node in &target.nodes {
-        let status: serde_json::Value = client
-            .get(format!("http://{}/v1/status", node.http))
-            .send()
-            .await?
-            .json()
-            .await?;
-        total += status["sessions"][REMOTE_READS_FIELD]
-            .as_u64()
-            .with_context(|| {
-                format!(
-                    "{}'s /v1/status has no sessions.{REMOTE_READS_FIELD}",
-                    node.id
-                )
-            })?;
+        let status = crate::cluster::fetch_status(&client, node.http).await?;
+        total += status.sessions.remote_validation_reads;
     }
     Ok(total)
 }
