@@ -298,6 +298,10 @@ pub const FORWARDS_IN_FLIGHT_MAX: usize = 1024;
 
 /// How long `cluster up` waits for every node to be ready.
 pub const CLUSTER_READY_TIMEOUT_S: u64 = 60;
+/// How long a local restart waits for every reachable node to hold the old process
+/// dead (a node refuses a join under the id of a member it holds alive); past it the
+/// node is started anyway and refuses itself with a clear error if still held alive.
+pub const RESTART_WAIT_DEAD_S: u64 = 30;
 /// How long `cluster leave` waits for a node to hand over its partitions and exit.
 pub const LEAVE_TIMEOUT_S: u64 = 600;
 /// How long a node may take to exit after SIGTERM before it is killed.

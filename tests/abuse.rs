@@ -2,26 +2,12 @@
 //! build. Every attack must be refused, memory must stay within each row's bound, and
 //! the legitimate client must keep working; the table is printed.
 
-use std::process::Command;
+mod common;
 
 #[test]
 fn every_attack_of_the_short_abuse_suite_is_held() {
-    let out = tempfile::tempdir().expect("temporary directory");
-    let output = Command::new("bash")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/sim/abuse.sh"))
-        .arg("--short")
-        .env("CARTWHEEL", env!("CARGO_BIN_EXE_cartwheel"))
-        .env("ABUSE_OUT", out.path())
-        .output()
-        .expect("bash runs sim/abuse.sh");
-    let table = String::from_utf8_lossy(&output.stdout);
-    println!("{table}");
-    eprintln!("{}", String::from_utf8_lossy(&output.stderr));
-    if !output.status.success() {
-        let kept = out.keep();
-        eprintln!("kept {} for the failed run", kept.display());
-    }
-    assert!(output.status.success(), "an attack got through:\n{table}");
+    let (passed, table) = common::run_sim_script("abuse.sh", &["--short"], "ABUSE_OUT");
+    assert!(passed, "an attack got through:\n{table}");
     let rows = table
         .lines()
         .filter(|line| line.starts_with("row: "))

@@ -309,6 +309,32 @@ impl Launcher {
     }
 }
 
+/// Waits (at most `RESTART_WAIT_DEAD_S`) until no reachable node of `others` holds
+/// `node` alive or suspect: a restart before the failure detector has marked the old
+/// process dead would be refused as a duplicate id. Nodes that do not answer (down
+/// themselves) do not hold it up.
+async fn held_dead_by(others: &[NodeEntry], node: &NodeId) {
+    let Ok(client) = reqwest::Client::builder().timeout(STATUS_TIMEOUT).build() else {
+        return;
+    };
+    let deadline = Instant::now() + Duration::from_secs(limits::RESTART_WAIT_DEAD_S);
+    while Instant::now() < deadline {
+        let mut held_alive = false;
+        for other in others {
+            if let Ok(status) = fetch_status(&client, other.http).await {
+                held_alive |= status
+                    .members
+                    .iter()
+                    .any(|member| member.node == node.as_str() && member.state != "dead");
+            }
+        }
+        if !held_alive {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Seeds for a new process: the first listed node of each region.
 pub fn seeds_of(nodes: &[NodeEntry]) -> Vec<String> {
     let mut seen = Vec::new();
@@ -485,6 +511,7 @@ impl LocalCluster {
             .filter(|entry| entry.id != *node)
             .cloned()
             .collect();
+        held_dead_by(&others, node).await;
         let mut child = self
             .launcher
             .spawn(node, region.as_ref(), &seeds_of(&others))?;

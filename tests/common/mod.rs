@@ -18,6 +18,28 @@ pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_cartwheel")
 }
 
+/// Runs `sim/<script>` with `args` against this build, its output directory given in
+/// the variable `out_variable`; prints what it printed and keeps that directory when it
+/// failed (its table names it for the logs). Whether it succeeded, and its stdout.
+pub fn run_sim_script(script: &str, args: &[&str], out_variable: &str) -> (bool, String) {
+    let out = tempfile::tempdir().expect("temporary directory");
+    let output = Command::new("bash")
+        .arg(repo_file(&format!("sim/{script}")))
+        .args(args)
+        .env("CARTWHEEL", binary())
+        .env(out_variable, out.path())
+        .output()
+        .unwrap_or_else(|error| panic!("bash cannot run sim/{script}: {error}"));
+    let table = String::from_utf8_lossy(&output.stdout).into_owned();
+    println!("{table}");
+    eprintln!("{}", String::from_utf8_lossy(&output.stderr));
+    if !output.status.success() {
+        let kept = out.keep();
+        eprintln!("kept {} for the failed run", kept.display());
+    }
+    (output.status.success(), table)
+}
+
 pub fn repo_file(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
 }
