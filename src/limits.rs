@@ -491,12 +491,21 @@ pub const NEGATIVE_CACHE_TTL_MS: u64 = 5_000;
 /// buckets, 40 bytes each: about 640 KiB per node). An address whose slot is held by
 /// another address still in debt is not limited (it fails open) until that slot frees.
 pub const FAILURE_LIMITER_ADDRESSES_MAX: usize = 16_384;
-/// Failed validations (401s) one client address may make at once; past them (until it
-/// earns some back) a genuine token of its missing locally is answered `token_unknown`
-/// without the cross-region read. Valid tokens are never refused by it.
+/// Failed validations (401s) one client address may make at once (the default of
+/// `--failed-validations-burst`); past them (until it earns some back) a genuine token
+/// of its missing locally is answered `token_unknown` without the cross-region read, and
+/// its rejections are answered after `OVER_LIMIT_REJECTION_DELAY`. Valid tokens are
+/// never refused or slowed by it.
 pub const FAILED_VALIDATIONS_BURST: u32 = 200;
-/// Failed validations per second a client address earns back after its burst.
+/// Failed validations per second a client address earns back after its burst (the
+/// default of `--failed-validations-per-s`).
 pub const FAILED_VALIDATIONS_PER_S: u32 = 50;
+/// How long a rejection of a token from a client address over its failed-validation
+/// limit waits before it is answered (with no admission permit held). A client that
+/// floods made-up tokens then waits this long for each answer, so its flood falls to
+/// about one request per connection per this delay instead of taking the node's CPU;
+/// valid tokens from that address are answered at once.
+pub const OVER_LIMIT_REJECTION_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
 /// Revoked token families (the chains of rotations that began at one login) kept in a
 /// user's auth record, newest first. When one more is revoked the oldest is dropped and
 /// the user's not-before time is raised to its revocation, so every token it named

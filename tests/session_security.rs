@@ -1,5 +1,5 @@
 //! The session API under attack, against real nodes: made-up tokens cost no read and
-//! floods of them are limited, two rotations of one token never leave two live
+//! floods of them are limited and slowed, two rotations of one token never leave two live
 //! successors, reuse of a rotated token revokes its chain and is audited, and
 //! logout-everywhere racing a login in another region refuses the older token.
 
@@ -30,8 +30,18 @@ async fn status_code(client: &Client, token: &str) -> (u16, String) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn made_up_tokens_cost_no_read_and_floods_of_them_stay_local() {
-    let cluster = InProcessCluster::start(THREE_REGIONS, TuningFlags::default()).await;
+async fn made_up_tokens_cost_no_read_and_floods_of_them_stay_local_and_slow() {
+    // A burst the first 80 rejections fit in, earned back slowly (1 a second), so the
+    // steps past it do not depend on timing.
+    let flags = TuningFlags {
+        session: SessionFlags {
+            failed_validations_burst: Some(100),
+            failed_validations_per_s: Some(1),
+            ..SessionFlags::default()
+        },
+        ..TuningFlags::default()
+    };
+    let cluster = InProcessCluster::start(THREE_REGIONS, flags).await;
     let east = Client::new(&cluster, 0);
     let before = cluster.status(0).await.sessions;
 
@@ -79,18 +89,36 @@ async fn made_up_tokens_cost_no_read_and_floods_of_them_stay_local() {
     let session = east.login("frank", "phone").await;
     assert_eq!(east.get(&session).await.0, 200);
 
-    // Past its burst of failures (1,000 made-up tokens, far over it) the address keeps
-    // its local answers, but a genuine token missing here is no longer looked up in
-    // other regions; its valid token still gets in.
-    for _ in 0..1_000 {
+    // Past its burst the address keeps its local answers, but each rejection waits
+    // before it is answered (so a flood slows to the pace of its answers) and a genuine
+    // token missing here is no longer looked up in other regions; its valid token
+    // still gets in at once.
+    let delay = cartwheel::limits::OVER_LIMIT_REJECTION_DELAY;
+    let mut delayed_at = None;
+    for index in 0..200 {
+        let started = std::time::Instant::now();
         let (status, _) = status_code(&east, &"B".repeat(66)).await;
         assert_eq!(status, 401);
+        if started.elapsed() >= delay {
+            delayed_at = Some(index);
+            break;
+        }
     }
+    let delayed_at = delayed_at.expect("no rejection was delayed past the burst");
+    assert!(delayed_at >= 15, "delayed after only {delayed_at} failures");
+    // The delay earned one failure back, but the address stays limited until it has
+    // earned its whole burst back.
     let unseen = cluster_keys().issue_token().text;
+    let started = std::time::Instant::now();
     let (status, code) = status_code(&east, &unseen).await;
     assert_eq!((status, code.as_str()), (401, "token_unknown"));
+    assert!(started.elapsed() >= delay, "{:?}", started.elapsed());
     let limited_status = cluster.status(0).await.sessions;
     assert_eq!(limited_status.rate_limited - cached.rate_limited, 1);
+    assert_eq!(
+        limited_status.delayed_rejections - cached.delayed_rejections,
+        2
+    );
     assert_eq!(
         limited_status.remote_validation_reads,
         cached.remote_validation_reads

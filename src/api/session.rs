@@ -16,7 +16,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use tokio::sync::SemaphorePermit;
 
 /// The header carrying a session's CSRF token on mutating calls.
 pub const CSRF_HEADER: &str = "x-csrf-token";
@@ -24,7 +26,7 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 impl From<SessionError> for ApiError {
     fn from(error: SessionError) -> Self {
         match error {
-            SessionError::Token(rejection) => ApiError::new(
+            SessionError::Token(rejection) | SessionError::Limited(rejection) => ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 rejection.code(),
                 "the session token was not accepted",
@@ -82,20 +84,50 @@ fn client(extensions: &Extensions) -> Option<IpAddr> {
         .map(|info| info.0.ip())
 }
 
-/// The token's session, and for a mutating call its CSRF token checked.
-async fn authenticated(
+/// Admits the request (an in-flight permit), then lets its token in and, for a mutating
+/// call, checks its CSRF token.
+async fn authenticated<'s>(
+    state: &'s ApiState,
     service: &SessionService,
     headers: &HeaderMap,
     extensions: &Extensions,
-    mutating: bool,
-) -> Result<Authenticated, ApiError> {
-    let auth = service
-        .authenticate(bearer(headers), client(extensions))
-        .await?;
-    if mutating {
-        service.check_csrf(&auth, header(headers, CSRF_HEADER))?;
+) -> Result<(SemaphorePermit<'s>, Authenticated), ApiError> {
+    let client = client(extensions);
+    let (permit, auth) = admitted(
+        state,
+        service,
+        service.authenticate(bearer(headers), client),
+    )
+    .await?;
+    service.check_csrf(&auth, header(headers, CSRF_HEADER))?;
+    Ok((permit, auth))
+}
+
+/// Admits the request, then runs `check` (a token's validation). A token refused for a
+/// client address over its failed-validation limit (`SessionError::Limited`) is
+/// answered only after `OVER_LIMIT_REJECTION_DELAY`, with the admission permit given
+/// back first: a flood of made-up tokens then waits for each answer instead of taking
+/// the node's CPU, and holds no permit a legitimate request needs. Valid tokens are
+/// never delayed.
+async fn admitted<'s, T>(
+    state: &'s ApiState,
+    service: &SessionService,
+    check: impl std::future::Future<Output = Result<T, SessionError>>,
+) -> Result<(SemaphorePermit<'s>, T), ApiError> {
+    let permit = admit(state).await?;
+    let error = match check.await {
+        Ok(value) => return Ok((permit, value)),
+        Err(error) => error,
+    };
+    drop(permit);
+    if matches!(error, SessionError::Limited(_)) {
+        service
+            .stats
+            .delayed_rejections
+            .fetch_add(1, Ordering::Relaxed);
+        tokio::time::sleep(limits::OVER_LIMIT_REJECTION_DELAY).await;
     }
-    Ok(auth)
+    Err(error.into())
 }
 
 fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
@@ -255,11 +287,14 @@ pub(super) async fn read(
     headers: HeaderMap,
 ) -> Result<Json<SessionBody>, ApiError> {
     let service = sessions(&state)?;
-    let _permit = admit(&state).await?;
+    let client = client(&extensions);
     // The user's document is read together with the token's last checks.
-    let (auth, doc) = service
-        .authenticate_with_document(bearer(&headers), client(&extensions))
-        .await?;
+    let (_permit, (auth, doc)) = admitted(
+        &state,
+        &service,
+        service.authenticate_with_document(bearer(&headers), client),
+    )
+    .await?;
     Ok(Json(session_body(&service, &auth, &doc)))
 }
 
@@ -272,8 +307,7 @@ async fn change(
     change: impl FnOnce() -> Result<UserChange, ApiError>,
 ) -> Result<Json<SessionBody>, ApiError> {
     let service = sessions(state)?;
-    let _permit = admit(state).await?;
-    let auth = authenticated(&service, headers, extensions, true).await?;
+    let (_permit, auth) = authenticated(state, &service, headers, extensions).await?;
     let change = change()?;
     let doc = service.change(&auth, change).await?;
     Ok(Json(session_body(&service, &auth, &doc)))
@@ -395,8 +429,7 @@ pub(super) async fn rotate(
     headers: HeaderMap,
 ) -> Result<Json<LoginAnswer>, ApiError> {
     let service = sessions(&state)?;
-    let _permit = admit(&state).await?;
-    let auth = authenticated(&service, &headers, &extensions, true).await?;
+    let (_permit, auth) = authenticated(&state, &service, &headers, &extensions).await?;
     Ok(Json(service.rotate(&auth).await?.into()))
 }
 
@@ -407,8 +440,7 @@ pub(super) async fn logout(
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     let service = sessions(&state)?;
-    let _permit = admit(&state).await?;
-    let auth = authenticated(&service, &headers, &extensions, true).await?;
+    let (_permit, auth) = authenticated(&state, &service, &headers, &extensions).await?;
     service.logout(&auth).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -425,8 +457,7 @@ pub(super) async fn logout_all(
     headers: HeaderMap,
 ) -> Result<Json<LogoutAllAnswer>, ApiError> {
     let service = sessions(&state)?;
-    let _permit = admit(&state).await?;
-    let auth = authenticated(&service, &headers, &extensions, true).await?;
+    let (_permit, auth) = authenticated(&state, &service, &headers, &extensions).await?;
     let revoked = service.logout_all(&auth).await?;
     Ok(Json(LogoutAllAnswer { revoked }))
 }

@@ -97,6 +97,10 @@ pub struct SessionCounters {
     /// read: their client address was over its limit of failed validations.
     #[serde(default)]
     pub rate_limited: u64,
+    /// Rejections answered only after a delay: their client address was over its limit
+    /// of failed validations.
+    #[serde(default)]
+    pub delayed_rejections: u64,
     pub reuse_detected: u64,
     /// Token families revoked after a reuse (each with an audit entry).
     #[serde(default)]
@@ -303,6 +307,7 @@ fn session_counters(parts: &super::ApiParts) -> SessionCounters {
         forged: load(&stats.forged),
         negative_cache_hits: load(&stats.negative_cache_hits),
         rate_limited: load(&stats.rate_limited),
+        delayed_rejections: load(&stats.delayed_rejections),
         reuse_detected: load(&stats.reuse_detected),
         families_revoked: load(&stats.families_revoked),
         rotation_conflicts: load(&stats.rotation_conflicts),

@@ -54,6 +54,15 @@ pub struct SessionFlags {
     /// Bytes of one session document (at most 65536, the default).
     #[arg(long, value_name = "BYTES")]
     pub session_bytes_max: Option<usize>,
+    /// Failed validations one client address may make at once (default 200); past them,
+    /// until it has not failed for as long as the burst takes to earn back, a genuine
+    /// token missing locally is not looked up in other regions and every rejection is
+    /// answered after a 1 s delay. Valid tokens are never refused or slowed.
+    #[arg(long, value_name = "COUNT")]
+    pub failed_validations_burst: Option<u32>,
+    /// Failed validations per second a client address earns back (default 50).
+    #[arg(long, value_name = "COUNT")]
+    pub failed_validations_per_s: Option<u32>,
 }
 
 impl SessionFlags {
@@ -79,6 +88,14 @@ impl SessionFlags {
             "session-bytes-max",
             self.session_bytes_max.map(|v| v.to_string()),
         );
+        push(
+            "failed-validations-burst",
+            self.failed_validations_burst.map(|v| v.to_string()),
+        );
+        push(
+            "failed-validations-per-s",
+            self.failed_validations_per_s.map(|v| v.to_string()),
+        );
         args
     }
 }
@@ -103,6 +120,10 @@ pub struct SessionSettings {
     pub sweep_interval: Duration,
     pub limits: DocLimits,
     pub history_max: usize,
+    /// The per-client-address limit of failed validations: a burst, and what an
+    /// address earns back per second.
+    pub failures_burst: u32,
+    pub failures_per_s: u32,
 }
 
 /// Whether every read at `read` meets every acknowledged write at `write` in every
@@ -120,6 +141,13 @@ fn bounded(value: Option<usize>, max: usize, field: &str) -> Result<usize, Confi
         Some(0) => Err(invalid(field, "must be at least 1")),
         Some(value) if value > max => Err(invalid(field, format!("must be at most {max}"))),
         Some(value) => Ok(value),
+    }
+}
+
+fn positive(value: Option<u32>, default: u32, field: &str) -> Result<u32, ConfigError> {
+    match value {
+        Some(0) => Err(invalid(field, "must be at least 1")),
+        value => Ok(value.unwrap_or(default)),
     }
 }
 
@@ -226,6 +254,16 @@ impl SessionSettings {
                 )?,
             },
             history_max: bounded(flags.history_max, limits::HISTORY_MAX, "--history-max")?,
+            failures_burst: positive(
+                flags.failed_validations_burst,
+                limits::FAILED_VALIDATIONS_BURST,
+                "--failed-validations-burst",
+            )?,
+            failures_per_s: positive(
+                flags.failed_validations_per_s,
+                limits::FAILED_VALIDATIONS_PER_S,
+                "--failed-validations-per-s",
+            )?,
         })
     }
 }
@@ -261,6 +299,13 @@ mod tests {
         assert!(settings.user.policy.sloppy);
         assert_eq!(settings.idle, Duration::from_secs(30 * DAY_S));
         assert_eq!(settings.lifetime, Duration::from_secs(90 * DAY_S));
+        assert_eq!(
+            (settings.failures_burst, settings.failures_per_s),
+            (
+                limits::FAILED_VALIDATIONS_BURST,
+                limits::FAILED_VALIDATIONS_PER_S
+            )
+        );
         assert!(warnings.is_empty(), "{warnings:?}");
         let single =
             SessionSettings::new(&topology(1), &SessionFlags::default(), true, &mut warnings)
@@ -292,6 +337,14 @@ mod tests {
             },
             SessionFlags {
                 user_write: Some(Level::Count(7)),
+                ..SessionFlags::default()
+            },
+            SessionFlags {
+                failed_validations_burst: Some(0),
+                ..SessionFlags::default()
+            },
+            SessionFlags {
+                failed_validations_per_s: Some(0),
                 ..SessionFlags::default()
             },
         ];

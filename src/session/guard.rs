@@ -3,8 +3,9 @@
 //! found in no region. Both are fixed-size tables allocated once: nothing a client
 //! sends makes them grow.
 //!
-//! Neither ever refuses a valid token found locally: past its limit an address only
-//! loses the cross-region read of a genuine token missing here, and the negative cache
+//! Neither ever refuses a valid token found locally: past its limit (until it has not
+//! failed for as long as its whole burst takes to earn back) an address only loses the cross-region read of a genuine token
+//! missing here and has its rejections answered late, and the negative cache
 //! holds only full hashes of tokens that a cross-region read did not find, for a few
 //! seconds; a login on this node removes its new token's hash from it. A token created
 //! elsewhere cannot be in it: its hash is a keyed hash of 256 fresh random bits, so no
@@ -84,6 +85,10 @@ struct Bucket {
     /// Failures it may still make, in thousandths.
     credit_milli: u64,
     updated_ms: u64,
+    /// It ran out of credit and has not earned its whole burst back since (each failure
+    /// meanwhile starting the earning over): a flood, slowed by the delayed answers of a
+    /// limited address, stays limited instead of earning a burst of fast answers back.
+    limited: bool,
 }
 
 /// Failed validations per client address, as token buckets in a fixed table.
@@ -93,16 +98,6 @@ pub struct FailureLimiter {
     key: [u8; 32],
     burst_milli: u64,
     per_s: u64,
-}
-
-impl Default for FailureLimiter {
-    fn default() -> Self {
-        FailureLimiter::new(
-            limits::FAILURE_LIMITER_ADDRESSES_MAX,
-            limits::FAILED_VALIDATIONS_BURST,
-            limits::FAILED_VALIDATIONS_PER_S,
-        )
-    }
 }
 
 /// An address as the limiter counts it: IPv4 whole, IPv6 by its /64 network (one
@@ -150,12 +145,21 @@ impl FailureLimiter {
             .min(self.burst_milli)
     }
 
-    /// Whether `address` may have a token validated at `now_ms`.
+    /// Whether `address` is within its limit at `now_ms`: it has credit for a failure,
+    /// and once it ran out, it has earned its whole burst back.
     pub fn allowed(&self, address: IpAddr, now_ms: u64) -> bool {
         let key = address_key(address);
-        let buckets = self.buckets.lock().expect("limiter lock poisoned");
-        let bucket = &buckets[self.slot(&key, buckets.len())];
-        bucket.address != Some(key) || self.credit(bucket, now_ms) >= 1000
+        let mut buckets = self.buckets.lock().expect("limiter lock poisoned");
+        let index = self.slot(&key, buckets.len());
+        let bucket = &mut buckets[index];
+        if bucket.address != Some(key) {
+            return true;
+        }
+        let credit = self.credit(bucket, now_ms);
+        if bucket.limited && credit >= self.burst_milli {
+            bucket.limited = false;
+        }
+        !bucket.limited && credit >= 1000
     }
 
     /// Charges one failed validation to `address` at `now_ms`. It takes the slot of
@@ -166,15 +170,23 @@ impl FailureLimiter {
         let index = self.slot(&key, buckets.len());
         let bucket = buckets[index];
         let credit = self.credit(&bucket, now_ms);
-        let credit = match bucket.address {
-            Some(held) if held == key => credit,
+        let (credit, limited) = match bucket.address {
+            Some(held) if held == key => (credit, bucket.limited && credit < self.burst_milli),
             Some(_) if credit < self.burst_milli => return,
-            _ => self.burst_milli,
+            _ => (self.burst_milli, false),
+        };
+        // A failure while limited starts the earning back over: an address stays
+        // limited until it has not failed for as long as its whole burst takes to earn.
+        let credit_milli = if limited {
+            0
+        } else {
+            credit.saturating_sub(1000)
         };
         buckets[index] = Bucket {
             address: Some(key),
-            credit_milli: credit.saturating_sub(1000),
+            credit_milli,
             updated_ms: now_ms,
+            limited: limited || credit_milli < 1000,
         };
     }
 
@@ -190,7 +202,7 @@ mod tests {
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     #[test]
-    fn an_address_is_refused_after_its_burst_and_earns_credit_back() {
+    fn an_address_is_limited_after_its_burst_until_it_earns_the_burst_back() {
         let limiter = FailureLimiter::new(64, 3, 2);
         let client = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
         let other = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
@@ -199,11 +211,23 @@ mod tests {
             limiter.charge(client, 0);
         }
         assert!(!limiter.allowed(client, 0), "burst spent");
-        assert!(!limiter.allowed(client, 499), "half a failure earned back");
         assert!(
-            limiter.allowed(client, 500),
+            !limiter.allowed(client, 500),
             "one failure earned back at 2/s"
         );
+        assert!(!limiter.allowed(client, 1499), "not yet the whole burst");
+        assert!(limiter.allowed(client, 1500), "the whole burst earned back");
+        // Within its limit again, it is limited only once it runs out again.
+        limiter.charge(client, 1500);
+        assert!(limiter.allowed(client, 1500));
+        limiter.charge(client, 1500);
+        limiter.charge(client, 1500);
+        assert!(!limiter.allowed(client, 1500));
+        // A failure while limited starts the earning over: the whole burst takes 1.5 s
+        // from it.
+        limiter.charge(client, 2500);
+        assert!(!limiter.allowed(client, 3999));
+        assert!(limiter.allowed(client, 4000));
         // Another address is not charged for it (unless it shares the slot, which a
         // 64-slot table makes unlikely for two fixed addresses; check it does not).
         if limiter.slot(&address_key(client), 64) != limiter.slot(&address_key(other), 64) {

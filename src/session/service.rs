@@ -43,6 +43,10 @@ impl Rejection {
 pub enum SessionError {
     #[error("token rejected: {}", .0.code())]
     Token(Rejection),
+    /// A token rejected for a client address that was over its limit of failed
+    /// validations when the request came (the HTTP edge answers it after a delay).
+    #[error("token rejected: {}", .0.code())]
+    Limited(Rejection),
     #[error("the token was already rotated; use the token its rotation returned")]
     RotationConflict,
     #[error("missing X-CSRF-Token header")]
@@ -74,6 +78,9 @@ pub struct SessionStats {
     /// Genuine tokens missing locally answered `token_unknown` without the cross-region
     /// read, because their client address was over its limit of failed validations.
     pub rate_limited: AtomicU64,
+    /// Rejections answered only after `OVER_LIMIT_REJECTION_DELAY`, their client address
+    /// being over its limit of failed validations.
+    pub delayed_rejections: AtomicU64,
     pub reuse_detected: AtomicU64,
     /// Token families revoked after a reuse.
     pub families_revoked: AtomicU64,
@@ -172,14 +179,18 @@ impl SessionService {
     ) -> Self {
         SessionService {
             coordinator,
-            settings,
             keys,
             clock,
             refreshes: Arc::new(Semaphore::new(limits::REFRESHES_IN_FLIGHT_MAX)),
             negative: NegativeCache::default(),
-            limiter: FailureLimiter::default(),
+            limiter: FailureLimiter::new(
+                limits::FAILURE_LIMITER_ADDRESSES_MAX,
+                settings.failures_burst,
+                settings.failures_per_s,
+            ),
             started: std::time::Instant::now(),
             stats: Arc::default(),
+            settings,
         }
     }
 

@@ -187,7 +187,9 @@ impl Setup {
 
 fn rejection(result: Result<Authenticated, SessionError>) -> Option<&'static str> {
     match result {
-        Err(SessionError::Token(rejection)) => Some(rejection.code()),
+        Err(SessionError::Token(rejection) | SessionError::Limited(rejection)) => {
+            Some(rejection.code())
+        }
         _ => None,
     }
 }

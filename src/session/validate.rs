@@ -14,7 +14,9 @@
 //!   every local answer (a valid token still gets in: a shop backend that forwards one
 //!   bot's flood among its users' requests must not lock its users out), but a genuine
 //!   token missing locally is then answered `token_unknown` without the cross-region
-//!   read: its floods stay local.
+//!   read: its floods stay local. Its rejections are `SessionError::Limited`, which the
+//!   HTTP edge answers only after a delay (`api::session`), so a flood from it slows to
+//!   the pace of its answers.
 //!
 //! Rejections no longer cost the same work: a made-up token costs none, a genuine one
 //! a local read. The kind of rejection is what the answer says anyway.
@@ -59,10 +61,13 @@ impl SessionService {
         let local_only =
             client.is_some_and(|address| !self.limiter.allowed(address, self.monotonic_ms()));
         let result = self.validate(presented, with_document, local_only).await;
-        if let Err(SessionError::Token(_)) = &result {
+        if let Err(SessionError::Token(rejection)) = result {
             self.stats.rejections.fetch_add(1, Ordering::Relaxed);
             if let Some(address) = client {
                 self.limiter.charge(address, self.monotonic_ms());
+            }
+            if local_only {
+                return Err(SessionError::Limited(rejection));
             }
         }
         result

@@ -1,7 +1,10 @@
 //! A flood of made-up tokens: well-formed tokens (the length and alphabet of genuine
-//! ones) that this cluster never issued, sent as fast as the flood's clients can, from
-//! eight loopback addresses. Each must be refused without any cross-region read (the
-//! nodes' `/v1/status` counts those reads), while the legitimate client keeps its p99.
+//! ones) that this cluster never issued, sent as fast as the flood's clients can (64
+//! closed-loop clients on their own threads, from eight loopback addresses). Each must
+//! be refused without any cross-region read (the nodes' `/v1/status` counts those
+//! reads), while the legitimate client keeps its p99. Past its failed-validation limit
+//! an address has its rejections answered after a delay, so the rate the row reports is
+//! the one the nodes let the flood have, not the one it asked for.
 
 use super::probe::{client_from, login};
 use super::raw::attacker_address;
@@ -10,6 +13,7 @@ use anyhow::{Context, Result};
 use base64::Engine;
 use rand::RngCore;
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 pub async fn run(target: &Target) -> Result<Row> {
@@ -31,11 +35,23 @@ pub async fn run(target: &Target) -> Result<Row> {
         .len();
     let before = remote_reads(target).await?;
     let deadline = Instant::now() + duration;
-    let floods = (0..clients).map(|index| flood(target, index, token_bytes, deadline));
-    let (counts, during) = tokio::join!(
-        futures::future::join_all(floods),
-        target.probe.run(super::probe_duration(target.short))
-    );
+    let nodes: Vec<SocketAddr> = target.nodes.iter().map(|node| node.http).collect();
+    // The flood runs on its own threads, as an attacker runs on its own machine: its
+    // tasks do not queue in front of the legitimate client's in one runtime.
+    let attacker = std::thread::spawn(move || -> Result<Vec<BTreeMap<u16, u64>>> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .context("cannot start the attacker's runtime")?;
+        let floods = (0..clients).map(|index| flood(&nodes, index, token_bytes, deadline));
+        Ok(runtime.block_on(futures::future::join_all(floods)))
+    });
+    let during = target.probe.run(super::probe_duration(target.short)).await;
+    let counts = tokio::task::spawn_blocking(move || attacker.join())
+        .await
+        .context("the attacker's thread was lost")?
+        .map_err(|_| anyhow::anyhow!("the attacker's thread panicked"))??;
     let after = remote_reads(target).await?;
     let mut statuses: BTreeMap<u16, u64> = BTreeMap::new();
     for count in counts {
@@ -69,7 +85,7 @@ pub async fn run(target: &Target) -> Result<Row> {
 
 /// Sends made-up tokens until `deadline`; counts the answers by status (0: no answer).
 async fn flood(
-    target: &Target,
+    nodes: &[SocketAddr],
     index: usize,
     token_bytes: usize,
     deadline: Instant,
@@ -83,7 +99,7 @@ async fn flood(
     while Instant::now() < deadline {
         rand::thread_rng().fill_bytes(&mut raw);
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&raw);
-        let node = target.nodes[turn % target.nodes.len()].http;
+        let node = nodes[turn % nodes.len()];
         turn += 1;
         let status = super::probe::validate(&client, node, &token).await;
         *counts.entry(status).or_default() += 1;

@@ -122,11 +122,15 @@ impl Probe {
         let http = client_from(Ipv4Addr::LOCALHOST)?;
         let addrs: Vec<SocketAddr> = nodes.iter().map(|node| node.http).collect();
         let first = addrs[0];
-        let put = http
-            .put(format!("http://{first}/v1/kv/{PROBE_KEY}"))
-            .body(vec![b'v'; 256])
-            .send()
-            .await?;
+        let url = format!("http://{first}/v1/kv/{PROBE_KEY}");
+        // With the context of what an earlier run left (a cluster directory used again),
+        // so the write replaces it instead of adding a sibling (a 300 on every read).
+        let earlier = http.get(&url).send().await?;
+        let mut put = http.put(&url).body(vec![b'v'; 256]);
+        if let Some(context) = earlier.headers().get(crate::api::CONTEXT_HEADER) {
+            put = put.header(crate::api::CONTEXT_HEADER, context.clone());
+        }
+        let put = put.send().await?;
         if !put.status().is_success() {
             bail!("writing the probe key answered {}", put.status());
         }
