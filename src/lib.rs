@@ -14,12 +14,16 @@ pub mod coordinator;
 pub mod crdt;
 pub mod handoff;
 pub mod ids;
+#[cfg(test)]
+mod layers;
 pub mod limits;
 pub mod membership;
 pub mod node;
 pub mod object;
+pub mod peer;
 pub mod replica;
 pub mod ring;
+pub mod runtime;
 pub mod session;
 pub mod sim;
 pub mod storage;

@@ -6,8 +6,8 @@ use super::{ApiError, ApiState};
 use crate::ids::NodeId;
 use crate::membership::ownership::{Owner, RingView};
 use crate::membership::swim::{MemberState, Status, StatusProof, Swim};
-use crate::node::state::now_ms;
 use crate::ring::RingConfig;
+use crate::runtime::state::now_ms;
 use crate::transport::FaultPlan;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -119,7 +119,7 @@ pub(super) async fn leave(
     ))
 }
 
-/// The body of a removal: the signature of the removal statement (`node::proof`) made
+/// The body of a removal: the signature of the removal statement (`runtime::proof`) made
 /// with the cluster CA's private key, base64.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -38,8 +38,8 @@ use crate::coordinator::{Coordinator, CoordinatorError};
 use crate::handoff::transfer::TransferStats;
 use crate::limits;
 use crate::membership::swim::MemberInfo;
-use crate::node::gossip::Gossip;
-use crate::node::state::ClusterState;
+use crate::runtime::gossip::Gossip;
+use crate::runtime::state::ClusterState;
 use crate::storage::Storage;
 use crate::transport::Transport;
 use crate::wire::{PeerRequest, PeerResponse, Refusal};
@@ -66,10 +66,10 @@ pub struct ApiParts {
     pub transport: Transport<PeerRequest, PeerResponse>,
     pub transfers: Arc<TransferStats>,
     pub hints: Arc<crate::handoff::hints::Hints>,
-    pub repair: Arc<crate::node::repair::RepairStats>,
-    pub service: Arc<crate::node::service::PeerService>,
+    pub repair: Arc<crate::runtime::repair::RepairStats>,
+    pub service: Arc<crate::peer::PeerService>,
     /// Whether versions minted here travel before this node's flush ends.
-    pub early: Arc<crate::node::incarnation::EarlySend>,
+    pub early: Arc<crate::runtime::incarnation::EarlySend>,
     /// Serve the fault-injection endpoint.
     pub chaos: bool,
     /// Signs and checks causal contexts; `None` (no session secret) hands out no context
@@ -81,7 +81,7 @@ pub struct ApiParts {
     /// The session service; `None` (no session secret) answers its routes with 503.
     pub sessions: Option<Arc<crate::session::SessionService>>,
     /// The node's data clock (chaos runs may move it).
-    pub clock: Arc<crate::node::clock::NodeClock>,
+    pub clock: Arc<crate::runtime::clock::NodeClock>,
     /// Turns true when the node stops; pipelined connections close then.
     pub stopped: tokio::sync::watch::Receiver<bool>,
 }

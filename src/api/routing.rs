@@ -5,8 +5,8 @@
 
 use super::ApiState;
 use crate::coordinator::ClusterView;
-use crate::node::state::liveness_name;
 use crate::object::ObjectKey;
+use crate::runtime::state::liveness_name;
 use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};

@@ -3,7 +3,7 @@
 
 use super::ApiState;
 use crate::coordinator::ClusterView;
-use crate::node::state::{liveness_name, status_name};
+use crate::runtime::state::{liveness_name, status_name};
 use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -37,7 +37,7 @@ pub struct Status {
     pub write: String,
     pub durability: String,
     /// The actor this node mints under (hex): the same across clean restarts, new
-    /// after a crash that followed early sends or on a new store (`node::incarnation`).
+    /// after a crash that followed early sends or on a new store (`runtime::incarnation`).
     #[serde(default)]
     pub actor: String,
     /// Versions minted here for this node's own requests travel before its flush ends
