@@ -9,7 +9,8 @@
 //! (`api::admit`), so neither a secret nor a slot is spent on such a request. This
 //! layer never looks inside a body: handlers parse what it hands them.
 
-use super::{ApiError, ApiState};
+use super::ApiError;
+use crate::config::HttpSettings;
 use crate::limits;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -18,6 +19,7 @@ use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use std::sync::Arc;
 
 /// The byte limit of a request's body and the code a body over it is answered with.
 pub(super) fn body_limit(method: &Method, path: &str) -> (usize, &'static str) {
@@ -55,11 +57,11 @@ fn too_large(code: &'static str, limit: usize) -> Response {
 /// Reads the body within its limit and timeout, then runs the handler within the
 /// request deadline.
 pub(super) async fn bounded(
-    State(state): State<ApiState>,
+    State(settings): State<Arc<HttpSettings>>,
     request: Request,
     next: Next,
 ) -> Response {
-    let settings = &state.parts().settings.http;
+    let settings = settings.as_ref();
     let (limit, code) = body_limit(request.method(), request.uri().path());
     let declared = request
         .headers()

@@ -1,8 +1,9 @@
 //! `/v1/kv/{key}`: opaque values with siblings and causal contexts.
 
-use super::{admit, ApiError, ApiState, ContextError, CONTEXT_HEADER};
+use super::{admit, Admission, ApiError, ContextError, ContextKeys, CONTEXT_HEADER};
 use crate::clock::VersionVector;
 use crate::coordinator::quorum::Level;
+use crate::coordinator::Coordinator;
 use crate::limits;
 use crate::object::{live_values, Blob, KvObject, Object, ObjectKey};
 use axum::body::{Body, Bytes};
@@ -12,6 +13,19 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// What the kv routes use.
+pub struct KvState {
+    pub admission: Arc<Admission>,
+    pub coordinator: Arc<Coordinator>,
+    /// Signs and checks causal contexts; `None` (no session secret) hands out no context
+    /// and refuses any a client sends with `400 bad_context`.
+    pub contexts: Option<ContextKeys>,
+    /// The levels of a read and of a write that name none.
+    pub read: Level,
+    pub write: Level,
+}
 
 /// Query parameters of `/v1/kv/{key}`.
 #[derive(Debug, Default, Deserialize)]
@@ -73,7 +87,7 @@ fn key_of(key: &str) -> Result<ObjectKey, ApiError> {
 /// The causal context a write carries: empty without the header; refused (nothing is
 /// written) unless this cluster handed it out for this key.
 fn context_of(
-    state: &ApiState,
+    state: &KvState,
     key: &ObjectKey,
     headers: &HeaderMap,
 ) -> Result<VersionVector, ApiError> {
@@ -84,7 +98,7 @@ fn context_of(
     let text = value
         .to_str()
         .map_err(|_| refused("the causal context header is not ASCII".to_string()))?;
-    let keys = state.parts().contexts.as_ref();
+    let keys = state.contexts.as_ref();
     let keys = keys.ok_or_else(|| refused(ContextError::Disabled.to_string()))?;
     keys.decode(key, text)
         .map_err(|error| refused(error.to_string()))
@@ -92,8 +106,8 @@ fn context_of(
 
 /// The context of `object` as this cluster hands it out for `key` (`None` on a node
 /// without session secret, which hands out none).
-fn context_text(state: &ApiState, key: &ObjectKey, object: &KvObject) -> Option<String> {
-    let keys = state.parts().contexts.as_ref()?;
+fn context_text(state: &KvState, key: &ObjectKey, object: &KvObject) -> Option<String> {
+    let keys = state.contexts.as_ref()?;
     Some(keys.encode(key, object.context()))
 }
 
@@ -121,7 +135,7 @@ fn kv_object(object: Object) -> Result<KvObject, ApiError> {
 pub const SIBLINGS_HEADER: &str = "x-cartwheel-siblings";
 
 fn with_context(
-    state: &ApiState,
+    state: &KvState,
     key: &ObjectKey,
     mut response: Response,
     object: &KvObject,
@@ -142,7 +156,7 @@ pub struct SiblingsBody {
 }
 
 pub(super) async fn kv_get(
-    State(state): State<ApiState>,
+    State(state): State<Arc<KvState>>,
     Path(key): Path<String>,
     params: Result<Query<KvParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
@@ -153,7 +167,7 @@ pub(super) async fn kv_get(
             "w applies to writes; use r on reads",
         ));
     }
-    let level = level_of(&params, &params.r, state.parts().settings.read, "r")?;
+    let level = level_of(&params, &params.r, state.read, "r")?;
     if level == Level::RegionSafe {
         return Err(ApiError::bad_request(
             "unknown_consistency",
@@ -161,8 +175,8 @@ pub(super) async fn kv_get(
         ));
     }
     let key = key_of(&key)?;
-    let _permit = admit(&state).await?;
-    let object = state.parts().coordinator.get(&key, level).await?;
+    let _permit = admit(&state.admission).await?;
+    let object = state.coordinator.get(&key, level).await?;
     let Some(object) = object else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -197,7 +211,7 @@ pub(super) async fn kv_get(
 }
 
 async fn kv_write(
-    state: ApiState,
+    state: Arc<KvState>,
     key: String,
     params: KvParams,
     headers: HeaderMap,
@@ -209,15 +223,11 @@ async fn kv_write(
             "r applies to reads; use w on writes",
         ));
     }
-    let level = level_of(&params, &params.w, state.parts().settings.write, "w")?;
+    let level = level_of(&params, &params.w, state.write, "w")?;
     let key = key_of(&key)?;
     let context = context_of(&state, &key, &headers)?;
-    let _permit = admit(&state).await?;
-    let object = state
-        .parts()
-        .coordinator
-        .put(&key, value, context, level)
-        .await?;
+    let _permit = admit(&state.admission).await?;
+    let object = state.coordinator.put(&key, value, context, level).await?;
     let object = kv_object(object)?;
     // The stored object's context covers every sibling in it. Handing it back when the
     // write left concurrent siblings would let this client's next write supersede
@@ -238,7 +248,7 @@ async fn kv_write(
 }
 
 pub(super) async fn kv_put(
-    State(state): State<ApiState>,
+    State(state): State<Arc<KvState>>,
     Path(key): Path<String>,
     params: Result<Query<KvParams>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
@@ -261,7 +271,7 @@ pub(super) async fn kv_put(
 }
 
 pub(super) async fn kv_delete(
-    State(state): State<ApiState>,
+    State(state): State<Arc<KvState>>,
     Path(key): Path<String>,
     params: Result<Query<KvParams>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,

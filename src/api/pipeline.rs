@@ -17,8 +17,10 @@
 //! answered `bad_frame` with id 0 and the node closes the connection, as it cannot tell
 //! where the next frame starts or which request it was; it never panics on one.
 
-use super::pipeline_budget::{take, try_take, Parked, PipelineBounds};
-use super::{ApiError, ApiState};
+use super::pipeline_budget::{take, try_take, NodeBudgets, Parked, PipelineBounds};
+use super::server::EdgeStats;
+use super::ApiError;
+use crate::config::HttpSettings;
 use crate::limits;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
@@ -83,20 +85,33 @@ pub fn encode<T: Serialize>(frame: &T) -> Bytes {
     Bytes::from(rmp_serde::to_vec_named(frame).expect("a pipeline frame encodes"))
 }
 
-/// `GET /v1/pipeline` with the upgrade headers: 101, then the connection is served as
-/// a pipeline until the client closes it or the node stops.
-pub(super) async fn upgrade(State(state): State<ApiState>, mut request: Request) -> Response {
+/// What the pipeline upgrade uses: the routes a pipelined connection is served by,
+/// the node's cap on pipelined connections and byte budgets, and the timeouts.
+pub(super) struct PipelineState {
+    /// The API's routes as served over a pipeline (the upgrade refused).
+    pub(super) router: Router,
+    /// Pipelined connections open (`PIPELINE_CONNECTIONS_MAX`).
+    pub(super) slots: Arc<Semaphore>,
+    /// Byte budgets every pipelined connection of this node draws from.
+    pub(super) budgets: NodeBudgets,
+    pub(super) http: HttpSettings,
+    /// Turns true when the node stops; pipelined connections close then.
+    pub(super) stopped: watch::Receiver<bool>,
+    pub(super) edge: Arc<EdgeStats>,
+}
+
+/// Why `request` cannot become a pipeline, if it cannot.
+fn upgrade_refusal(request: &Request) -> Option<ApiError> {
     let names_protocol = request
         .headers()
         .get(UPGRADE)
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| value.eq_ignore_ascii_case(PIPELINE_PROTOCOL));
     if !names_protocol {
-        return ApiError::bad_request(
+        return Some(ApiError::bad_request(
             "upgrade_required",
             format!("send `Connection: upgrade` and `Upgrade: {PIPELINE_PROTOCOL}`"),
-        )
-        .into_response();
+        ));
     }
     // Absent on a request that came over a pipeline (or HTTP/2): nothing to upgrade.
     if request
@@ -104,13 +119,34 @@ pub(super) async fn upgrade(State(state): State<ApiState>, mut request: Request)
         .get::<hyper::upgrade::OnUpgrade>()
         .is_none()
     {
-        return ApiError::bad_request(
+        return Some(ApiError::bad_request(
+            "upgrade_required",
+            "only an HTTP/1.1 connection can become a pipeline",
+        ));
+    }
+    None
+}
+
+/// `GET /v1/pipeline` sent over a pipeline: a pipelined connection cannot upgrade.
+pub(super) async fn refuse_upgrade(request: Request) -> ApiError {
+    upgrade_refusal(&request).unwrap_or_else(|| {
+        ApiError::bad_request(
             "upgrade_required",
             "only an HTTP/1.1 connection can become a pipeline",
         )
-        .into_response();
+    })
+}
+
+/// `GET /v1/pipeline` with the upgrade headers: 101, then the connection is served as
+/// a pipeline until the client closes it or the node stops.
+pub(super) async fn upgrade(
+    State(state): State<Arc<PipelineState>>,
+    mut request: Request,
+) -> Response {
+    if let Some(refusal) = upgrade_refusal(&request) {
+        return refusal.into_response();
     }
-    let Ok(permit) = state.0.pipelines.clone().try_acquire_owned() else {
+    let Ok(permit) = state.slots.clone().try_acquire_owned() else {
         return ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "overloaded",
@@ -122,17 +158,16 @@ pub(super) async fn upgrade(State(state): State<ApiState>, mut request: Request)
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(peer)| *peer);
-    let http = &state.parts().settings.http;
     let bounds = PipelineBounds {
-        node: state.0.pipeline_bytes.clone(),
-        write_timeout: http.write_timeout,
-        idle_timeout: http.idle_timeout,
+        node: state.budgets.clone(),
+        write_timeout: state.http.write_timeout,
+        idle_timeout: state.http.idle_timeout,
         peer,
-        stats: state.0.edge.clone(),
+        stats: state.edge.clone(),
     };
     let on_upgrade = hyper::upgrade::on(&mut request);
-    let router = super::router(state.clone());
-    let stopped = state.parts().stopped.clone();
+    let router = state.router.clone();
+    let stopped = state.stopped.clone();
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => serve(router, TokioIo::new(upgraded), stopped, bounds).await,

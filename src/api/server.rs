@@ -12,7 +12,7 @@
 //! close, so a client still sending a refused body reads its answer rather than a
 //! reset. It never looks into a request: bodies, limits and routes are the router's.
 
-use super::ApiState;
+use super::Api;
 use crate::config::HttpSettings;
 use crate::limits;
 use axum::extract::ConnectInfo;
@@ -149,10 +149,10 @@ impl Drop for Slot {
 
 /// Accepts and serves client connections until `stopped` turns true, then lets open
 /// connections finish their requests (graceful shutdown) and returns.
-pub async fn serve(listener: TcpListener, state: ApiState, stopped: watch::Receiver<bool>) {
-    let settings = state.parts().settings.http.clone();
-    let stats = state.0.edge.clone();
-    serve_router(listener, super::router(state), settings, stats, stopped).await;
+pub async fn serve(listener: TcpListener, api: Api, stopped: watch::Receiver<bool>) {
+    let settings = api.edge.http.clone();
+    let stats = api.edge.stats.clone();
+    serve_router(listener, super::router(api), settings, stats, stopped).await;
 }
 
 /// [`serve`] for any router.

@@ -3,7 +3,7 @@
 //! (401 with a code per kind of rejection), then the CSRF token of mutating calls (403),
 //! then the body (400 malformed, 413 too large, 422 outside a limit).
 
-use super::{admit, ApiError, ApiState};
+use super::{admit, AdminKey, Admission, ApiError};
 use crate::crdt::{check_quantity, UserChange, UserDoc};
 use crate::limits;
 use crate::session::{Authenticated, Login, SessionError, SessionService};
@@ -50,8 +50,18 @@ impl From<SessionError> for ApiError {
     }
 }
 
-fn sessions(state: &ApiState) -> Result<Arc<SessionService>, ApiError> {
-    state.parts().sessions.clone().ok_or_else(|| {
+/// What the session routes use (and `/v1/admin/audit/{user}`, which reads the
+/// session service for operators).
+pub struct SessionState {
+    pub admission: Arc<Admission>,
+    /// The session service; `None` (no session secret) answers its routes with 503.
+    pub sessions: Option<Arc<SessionService>>,
+    /// What the audit route's bearer token is checked against; `None` disables it.
+    pub admin_key: Option<AdminKey>,
+}
+
+fn sessions(state: &SessionState) -> Result<Arc<SessionService>, ApiError> {
+    state.sessions.clone().ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "sessions_disabled",
@@ -87,7 +97,7 @@ fn client(extensions: &Extensions) -> Option<IpAddr> {
 /// Admits the request (an in-flight permit), then lets its token in and, for a mutating
 /// call, checks its CSRF token.
 async fn authenticated<'s>(
-    state: &'s ApiState,
+    state: &'s SessionState,
     service: &SessionService,
     headers: &HeaderMap,
     extensions: &Extensions,
@@ -110,11 +120,11 @@ async fn authenticated<'s>(
 /// the node's CPU, and holds no permit a legitimate request needs. Valid tokens are
 /// never delayed.
 async fn admitted<'s, T>(
-    state: &'s ApiState,
+    state: &'s SessionState,
     service: &SessionService,
     check: impl std::future::Future<Output = Result<T, SessionError>>,
 ) -> Result<(SemaphorePermit<'s>, T), ApiError> {
-    let permit = admit(state).await?;
+    let permit = admit(&state.admission).await?;
     let error = match check.await {
         Ok(value) => return Ok((permit, value)),
         Err(error) => error,
@@ -199,14 +209,14 @@ impl From<Login> for LoginAnswer {
 
 /// `POST /v1/sessions`
 pub(super) async fn login(
-    State(state): State<ApiState>,
+    State(state): State<Arc<SessionState>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let service = sessions(&state)?;
     let body: LoginBody = parse(&body)?;
     let user = name("user_id", &body.user_id, limits::SESSION_NAME_CHARS_MAX)?;
     let device = name("device", &body.device, limits::SESSION_NAME_CHARS_MAX)?;
-    let _permit = admit(&state).await?;
+    let _permit = admit(&state.admission).await?;
     let login = service.login(&user, &device).await?;
     Ok((StatusCode::CREATED, Json(LoginAnswer::from(login))).into_response())
 }
@@ -282,7 +292,7 @@ fn session_body(service: &SessionService, auth: &Authenticated, doc: &UserDoc) -
 
 /// `GET /v1/session`
 pub(super) async fn read(
-    State(state): State<ApiState>,
+    State(state): State<Arc<SessionState>>,
     extensions: Extensions,
     headers: HeaderMap,
 ) -> Result<Json<SessionBody>, ApiError> {
@@ -301,7 +311,7 @@ pub(super) async fn read(
 /// Applies one change for an authenticated, CSRF-checked caller and answers with the
 /// session as the replica that applied it stored it.
 async fn change(
-    state: &ApiState,
+    state: &SessionState,
     headers: &HeaderMap,
     extensions: &Extensions,
     change: impl FnOnce() -> Result<UserChange, ApiError>,
@@ -334,7 +344,7 @@ fn quantity(qty: Option<i64>, allow_zero: bool) -> Result<u32, ApiError> {
 
 /// `POST /v1/session/cart`
 pub(super) async fn cart(
-    State(state): State<ApiState>,
+    State(state): State<Arc<SessionState>>,
     extensions: Extensions,
     headers: HeaderMap,
     body: Bytes,
@@ -369,7 +379,7 @@ pub struct PrefBody {
 
 /// `PUT /v1/session/prefs/{name}`
 pub(super) async fn set_pref(
-    State(state): State<ApiState>,
+    State(state): State<Arc<SessionState>>,
     extensions: Extensions,
     Path(pref): Path<String>,
     headers: HeaderMap,
@@ -387,7 +397,7 @@ pub(super) async fn set_pref(
 
 /// `DELETE /v1/session/prefs/{name}`
 pub(super) async fn remove_pref(
-    State(state): State<ApiState>,
+    State(state): State<Arc<SessionState>>,
     extensions: Extensions,
     Path(pref): Path<String>,
     headers: HeaderMap,
@@ -408,7 +418,7 @@ pub struct HistoryBody {
 
 /// `POST /v1/session/history`
 pub(super) async fn history(
-    State(state): State<ApiState>,
+    State(state): State<Arc<SessionState>>,
     extensions: Extensions,
     headers: HeaderMap,
     body: Bytes,
@@ -424,7 +434,7 @@ pub(super) async fn history(
 
 /// `POST /v1/session/rotate`
 pub(super) async fn rotate(
-    State(state): State<ApiState>,
+    State(state): State<Arc<SessionState>>,
     extensions: Extensions,
     headers: HeaderMap,
 ) -> Result<Json<LoginAnswer>, ApiError> {
@@ -435,7 +445,7 @@ pub(super) async fn rotate(
 
 /// `DELETE /v1/session`
 pub(super) async fn logout(
-    State(state): State<ApiState>,
+    State(state): State<Arc<SessionState>>,
     extensions: Extensions,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
@@ -452,7 +462,7 @@ pub struct LogoutAllAnswer {
 
 /// `DELETE /v1/session/all`
 pub(super) async fn logout_all(
-    State(state): State<ApiState>,
+    State(state): State<Arc<SessionState>>,
     extensions: Extensions,
     headers: HeaderMap,
 ) -> Result<Json<LogoutAllAnswer>, ApiError> {
@@ -491,14 +501,14 @@ pub struct AuditBody {
 
 /// `GET /v1/admin/audit/{user}`: the user's security record, for operators.
 pub(super) async fn audit(
-    State(state): State<ApiState>,
+    State(state): State<Arc<SessionState>>,
     Path(user): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<AuditBody>, ApiError> {
-    super::admin::authorize(&state, &headers)?;
+    super::admin::authorize(state.admin_key.as_ref(), &headers)?;
     let service = sessions(&state)?;
     let user = name("user_id", &user, limits::SESSION_NAME_CHARS_MAX)?;
-    let _permit = admit(&state).await?;
+    let _permit = admit(&state.admission).await?;
     let record = service.user_auth(&user).await?;
     Ok(Json(AuditBody {
         user_id: user,

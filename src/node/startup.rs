@@ -7,7 +7,7 @@
 //! it exists, through `LateHandler`).
 
 use super::{check_chaos, DataDir, LateHandler, NodeDispatch, NodeError, NodeOptions, RunningNode};
-use crate::api::{self, ApiState};
+use crate::api::{self, AdminState, Admission, Api, EdgeParts, KvState, SessionState, StatusState};
 use crate::config::Settings;
 use crate::coordinator::Coordinator;
 use crate::handoff::hints::{HintWorker, Hints};
@@ -18,6 +18,7 @@ use crate::membership::swim::{MemberInfo, Status, Swim};
 use crate::peer::PeerService;
 use crate::replica::trees::Trees;
 use crate::replica::Replica;
+use crate::ring::RingConfig;
 use crate::runtime::batch;
 use crate::runtime::clock::NodeClock;
 use crate::runtime::gossip::Gossip;
@@ -395,7 +396,8 @@ fn start_sessions(
     Some(sessions)
 }
 
-/// Serves the HTTP API on the bound listener until the node stops.
+/// Serves the HTTP API on the bound listener until the node stops; each group of
+/// routes gets only what its handlers use.
 fn spawn_api(
     options: &NodeOptions,
     core: &Core,
@@ -405,28 +407,71 @@ fn spawn_api(
     tasks: &mut JoinSet<()>,
     stopped: watch::Receiver<bool>,
 ) {
-    let api_state = ApiState::new(api::ApiParts {
+    let settings = &options.settings;
+    let admission = Admission::new(settings.request_timeout);
+    let api = Api {
+        kv: KvState {
+            admission: admission.clone(),
+            coordinator: core.coordinator.clone(),
+            contexts: options
+                .session_keys
+                .as_deref()
+                .and_then(api::ContextKeys::new),
+            read: settings.read,
+            write: settings.write,
+        },
+        sessions: SessionState {
+            admission,
+            sessions: sessions.clone(),
+            admin_key: options.admin_key.clone(),
+        },
+        admin: AdminState {
+            key: options.admin_key.clone(),
+            chaos: options.chaos,
+            me: core.me.node.clone(),
+            ring: RingConfig {
+                partitions: settings.topology.partitions,
+                replicas_per_region: settings.topology.replicas_per_region(),
+            },
+            cluster: core.state.clone(),
+            gossip: core.gossip.clone(),
+            transport: core.transport.clone(),
+            clock: core.clock.clone(),
+        },
+        status: status_state(settings, core, workers, sessions),
+        edge: EdgeParts {
+            http: settings.http.clone(),
+            stopped: stopped.clone(),
+            stats: Default::default(),
+        },
+    };
+    tasks.spawn(api::server::serve(listener, api, stopped));
+}
+
+/// What `/v1/status`, `/v1/roots` and `/v1/ring` read.
+fn status_state(
+    settings: &Settings,
+    core: &Core,
+    workers: Workers,
+    sessions: Option<Arc<SessionService>>,
+) -> StatusState {
+    StatusState {
         me: core.me.clone(),
-        settings: options.settings.clone(),
-        coordinator: core.coordinator.clone(),
-        state: core.state.clone(),
+        read: settings.read,
+        write: settings.write,
+        durability: settings.durability,
+        cluster: core.state.clone(),
         gossip: core.gossip.clone(),
         storage: core.storage.clone(),
         transport: core.transport.clone(),
+        replica: core.replica.clone(),
+        coordinator: core.coordinator.stats.clone(),
         transfers: workers.transfers,
         hints: core.hints.clone(),
         repair: workers.repair,
-        service: core.service.clone(),
+        refused: core.service.refused.clone(),
         early: core.early.clone(),
-        chaos: options.chaos,
-        admin_key: options.admin_key.clone(),
-        contexts: options
-            .session_keys
-            .as_deref()
-            .and_then(api::ContextKeys::new),
-        sessions,
+        sessions: sessions.map(|sessions| sessions.stats.clone()),
         clock: core.clock.clone(),
-        stopped: stopped.clone(),
-    });
-    tasks.spawn(api::server::serve(listener, api_state, stopped));
+    }
 }

@@ -21,7 +21,7 @@ pub struct PeerService {
     /// Bounds write forwards to new owners in flight (FORWARDS_IN_FLIGHT_MAX).
     pub forwards: Arc<tokio::sync::Semaphore>,
     /// Repair and anti-entropy messages refused (not held, over a limit, malformed).
-    pub refused: std::sync::atomic::AtomicU64,
+    pub refused: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// A replica's failure as its answer. A refused operation, and a version vector that
