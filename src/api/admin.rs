@@ -3,6 +3,7 @@
 //! secret as `Authorization: Bearer <secret>`.
 
 use super::ApiError;
+use super::ErrorCode;
 use crate::ids::NodeId;
 use crate::membership::ownership::{Owner, RingView};
 use crate::membership::swim::{MemberState, Status, StatusProof, Swim};
@@ -83,7 +84,7 @@ pub(super) fn authorize(key: Option<&AdminKey>, headers: &HeaderMap) -> Result<(
     let Some(key) = key else {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            "admin_disabled",
+            ErrorCode::AdminDisabled,
             "this node has no admin secret; admin endpoints are off",
         ));
     };
@@ -95,7 +96,7 @@ pub(super) fn authorize(key: Option<&AdminKey>, headers: &HeaderMap) -> Result<(
     if !key.verify(given) {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
-            "bad_admin_secret",
+            ErrorCode::BadAdminSecret,
             "missing or wrong admin secret",
         ));
     }
@@ -112,7 +113,7 @@ fn check_change(state: &AdminState, node: &NodeId) -> Result<(), ApiError> {
         .map_err(|error| {
             ApiError::new(
                 StatusCode::CONFLICT,
-                "refused",
+                ErrorCode::Refused,
                 format!("refused: without {node} the ring cannot place every replica: {error}"),
             )
         })
@@ -129,7 +130,9 @@ pub(super) async fn leave(
     let outputs = state
         .cluster
         .with_swim(|swim| swim.set_status(Status::Leaving, now_ms()))
-        .map_err(|error| ApiError::new(StatusCode::CONFLICT, "refused", error.to_string()))?;
+        .map_err(|error| {
+            ApiError::new(StatusCode::CONFLICT, ErrorCode::Refused, error.to_string())
+        })?;
     state.gossip.send_all(outputs);
     Ok(Json(
         json!({ "node": state.me.to_string(), "status": "leaving" }),
@@ -147,7 +150,7 @@ struct RemovalBody {
 fn unproven(reason: impl std::fmt::Display) -> ApiError {
     ApiError::new(
         StatusCode::FORBIDDEN,
-        "removal_unproven",
+        ErrorCode::RemovalUnproven,
         format!("a removal must be signed with the cluster CA key (`cartwheel cluster remove` does it): {reason}"),
     )
 }
@@ -183,11 +186,11 @@ pub(super) async fn remove(
 ) -> Result<Json<Value>, ApiError> {
     authorize(state.key.as_ref(), &headers)?;
     let node = NodeId::new(&node)
-        .map_err(|error| ApiError::bad_request("bad_request", error.to_string()))?;
+        .map_err(|error| ApiError::bad_request(ErrorCode::BadRequest, error.to_string()))?;
     let Some(current) = state.cluster.member(&node) else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            "unknown_node",
+            ErrorCode::UnknownNode,
             format!("{node} is not a member"),
         ));
     };
@@ -196,7 +199,9 @@ pub(super) async fn remove(
     let outputs = state
         .cluster
         .with_swim(|swim| swim.remove_proved(&node, proof, now_ms()))
-        .map_err(|error| ApiError::new(StatusCode::CONFLICT, "refused", error.to_string()))?;
+        .map_err(|error| {
+            ApiError::new(StatusCode::CONFLICT, ErrorCode::Refused, error.to_string())
+        })?;
     state.gossip.send_all(outputs);
     Ok(Json(
         json!({ "node": node.to_string(), "status": "removed" }),
@@ -209,7 +214,7 @@ fn authorize_chaos(state: &AdminState, headers: &HeaderMap) -> Result<(), ApiErr
     if !state.chaos {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            "no_route",
+            ErrorCode::NoRoute,
             "fault injection needs a node started with --chaos",
         ));
     }
@@ -224,12 +229,12 @@ pub(super) async fn set_faults(
 ) -> Result<Json<FaultPlan>, ApiError> {
     authorize_chaos(&state, &headers)?;
     let plan: FaultPlan = serde_json::from_slice(&body).map_err(|error| {
-        ApiError::bad_request("bad_request", format!("not a fault plan: {error}"))
+        ApiError::bad_request(ErrorCode::BadRequest, format!("not a fault plan: {error}"))
     })?;
     state.transport.set_faults(plan.clone()).map_err(|error| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "bad_fault_plan",
+            ErrorCode::BadFaultPlan,
             error.to_string(),
         )
     })?;
@@ -262,7 +267,7 @@ pub(super) async fn set_clock(
     authorize_chaos(&state, &headers)?;
     let offset: ClockOffset = serde_json::from_slice(&body).map_err(|error| {
         ApiError::bad_request(
-            "bad_request",
+            ErrorCode::BadRequest,
             format!("expected {{\"offset_ms\": N}}: {error}"),
         )
     })?;

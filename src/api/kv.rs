@@ -1,5 +1,6 @@
 //! `/v1/kv/{key}`: opaque values with siblings and causal contexts.
 
+use super::ErrorCode;
 use super::{admit, Admission, ApiError, ContextError, ContextKeys, CONTEXT_HEADER};
 use crate::clock::VersionVector;
 use crate::coordinator::quorum::Level;
@@ -45,18 +46,18 @@ fn level_of(
     let level = match (&params.consistency, count) {
         (Some(_), Some(_)) => {
             return Err(ApiError::bad_request(
-                "bad_request",
+                ErrorCode::BadRequest,
                 format!("give either consistency or {name}, not both"),
             ))
         }
-        (Some(text), None) => text
-            .parse::<Level>()
-            .map_err(|error| ApiError::bad_request("unknown_consistency", error.to_string()))?,
+        (Some(text), None) => text.parse::<Level>().map_err(|error| {
+            ApiError::bad_request(ErrorCode::UnknownConsistency, error.to_string())
+        })?,
         (None, Some(text)) => match text.parse::<u32>() {
             Ok(count) if count >= 1 => Level::Count(count),
             _ => {
                 return Err(ApiError::bad_request(
-                    "bad_request",
+                    ErrorCode::BadRequest,
                     format!("{name} must be a positive number of replicas, got {text:?}"),
                 ))
             }
@@ -68,12 +69,15 @@ fn level_of(
 
 fn key_of(key: &str) -> Result<ObjectKey, ApiError> {
     if key.is_empty() {
-        return Err(ApiError::bad_request("bad_request", "the key is empty"));
+        return Err(ApiError::bad_request(
+            ErrorCode::BadRequest,
+            "the key is empty",
+        ));
     }
     if key.len() > limits::KEY_BYTES_MAX {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "key_too_large",
+            ErrorCode::KeyTooLarge,
             format!(
                 "key is {} bytes, the limit is {}",
                 key.len(),
@@ -94,7 +98,7 @@ fn context_of(
     let Some(value) = headers.get(CONTEXT_HEADER) else {
         return Ok(VersionVector::new());
     };
-    let refused = |message: String| ApiError::bad_request("bad_context", message);
+    let refused = |message: String| ApiError::bad_request(ErrorCode::BadContext, message);
     let text = value
         .to_str()
         .map_err(|_| refused("the causal context header is not ASCII".to_string()))?;
@@ -116,7 +120,7 @@ fn params_of(
 ) -> Result<KvParams, ApiError> {
     params
         .map(|Query(params)| params)
-        .map_err(|rejection| ApiError::bad_request("bad_request", rejection.body_text()))
+        .map_err(|rejection| ApiError::bad_request(ErrorCode::BadRequest, rejection.body_text()))
 }
 
 /// The kv object a kv key holds (a document there would be a bug of ours).
@@ -125,7 +129,7 @@ fn kv_object(object: Object) -> Result<KvObject, ApiError> {
         Object::Kv(object) => Ok(object),
         Object::Doc(_) => Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            ErrorCode::Internal,
             "a kv key holds a session document",
         )),
     }
@@ -163,14 +167,14 @@ pub(super) async fn kv_get(
     let params = params_of(params)?;
     if params.w.is_some() {
         return Err(ApiError::bad_request(
-            "bad_request",
+            ErrorCode::BadRequest,
             "w applies to writes; use r on reads",
         ));
     }
     let level = level_of(&params, &params.r, state.read, "r")?;
     if level == Level::RegionSafe {
         return Err(ApiError::bad_request(
-            "unknown_consistency",
+            ErrorCode::UnknownConsistency,
             "region_safe is a write level",
         ));
     }
@@ -180,16 +184,19 @@ pub(super) async fn kv_get(
     let Some(object) = object else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            "not_found",
+            ErrorCode::NotFound,
             "no such key",
         ));
     };
     let object = kv_object(object)?;
     let values = live_values(&object);
     let response = match values.as_slice() {
-        [] => {
-            ApiError::new(StatusCode::NOT_FOUND, "not_found", "the key was deleted").into_response()
-        }
+        [] => ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            "the key was deleted",
+        )
+        .into_response(),
         [value] => (
             [(header::CONTENT_TYPE, "application/octet-stream")],
             Body::from(value.0.clone()),
@@ -219,7 +226,7 @@ async fn kv_write(
 ) -> Result<Response, ApiError> {
     if params.r.is_some() {
         return Err(ApiError::bad_request(
-            "bad_request",
+            ErrorCode::BadRequest,
             "r applies to reads; use w on writes",
         ));
     }
@@ -260,7 +267,7 @@ pub(super) async fn kv_put(
         .map_err(|_| {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "value_too_large",
+                ErrorCode::ValueTooLarge,
                 format!(
                     "the value is over the limit of {} bytes (or the body could not be read)",
                     limits::VALUE_BYTES_MAX

@@ -10,6 +10,7 @@
 mod admin;
 mod bounds;
 pub mod context;
+mod error_code;
 mod kv;
 mod pipeline;
 mod pipeline_budget;
@@ -20,6 +21,7 @@ mod status;
 
 pub use admin::AdminKey;
 pub use context::{ContextError, ContextKeys};
+pub use error_code::ErrorCode;
 pub use kv::SiblingsBody;
 #[cfg(test)]
 pub(crate) use pipeline::serve as serve_pipeline;
@@ -94,7 +96,7 @@ pub struct Api {
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
-    code: &'static str,
+    code: ErrorCode,
     message: String,
 }
 
@@ -105,14 +107,14 @@ pub struct ErrorBody {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError {
             status,
             code,
             message: message.into(),
         }
     }
-    fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::BAD_REQUEST, code, message)
     }
 }
@@ -122,7 +124,7 @@ impl IntoResponse for ApiError {
         (
             self.status,
             Json(ErrorBody {
-                code: self.code.to_string(),
+                code: self.code.as_str().to_string(),
                 message: self.message,
             }),
         )
@@ -134,17 +136,19 @@ impl From<CoordinatorError> for ApiError {
     fn from(error: CoordinatorError) -> Self {
         let (status, code) = match &error {
             CoordinatorError::QuorumNotReached { .. } => {
-                (StatusCode::SERVICE_UNAVAILABLE, "quorum_not_reached")
+                (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::QuorumNotReached)
             }
-            CoordinatorError::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
-            CoordinatorError::Level(_) => (StatusCode::BAD_REQUEST, "unsatisfiable_level"),
+            CoordinatorError::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, ErrorCode::Timeout),
+            CoordinatorError::Level(_) => (StatusCode::BAD_REQUEST, ErrorCode::UnsatisfiableLevel),
             CoordinatorError::Refused { refusal, .. } => match refusal {
-                Refusal::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "session_too_large"),
-                Refusal::Limit => (StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded"),
+                Refusal::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::SessionTooLarge),
+                Refusal::Limit => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::LimitExceeded),
                 Refusal::StillLive | Refusal::Mismatch | Refusal::AlreadyRotated => {
-                    (StatusCode::CONFLICT, "conflict")
+                    (StatusCode::CONFLICT, ErrorCode::Conflict)
                 }
-                Refusal::ObjectTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "object_too_large"),
+                Refusal::ObjectTooLarge => {
+                    (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::ObjectTooLarge)
+                }
             },
         };
         ApiError::new(status, code, error.to_string())
@@ -159,7 +163,7 @@ pub(super) async fn admit(
         Ok(Ok(permit)) => Ok(permit),
         _ => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "overloaded",
+            ErrorCode::Overloaded,
             "too many requests in flight on this node; retry later",
         )),
     }
@@ -168,7 +172,7 @@ pub(super) async fn admit(
 async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
-        "no_route",
+        ErrorCode::NoRoute,
         "no such endpoint; see the README for the API",
     )
 }

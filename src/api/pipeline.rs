@@ -20,6 +20,7 @@
 use super::pipeline_budget::{take, try_take, NodeBudgets, Parked, PipelineBounds};
 use super::server::EdgeStats;
 use super::ApiError;
+use super::ErrorCode;
 use crate::config::HttpSettings;
 use crate::limits;
 use axum::body::Body;
@@ -109,7 +110,7 @@ fn upgrade_refusal(request: &Request) -> Option<ApiError> {
         .is_some_and(|value| value.eq_ignore_ascii_case(PIPELINE_PROTOCOL));
     if !names_protocol {
         return Some(ApiError::bad_request(
-            "upgrade_required",
+            ErrorCode::UpgradeRequired,
             format!("send `Connection: upgrade` and `Upgrade: {PIPELINE_PROTOCOL}`"),
         ));
     }
@@ -120,7 +121,7 @@ fn upgrade_refusal(request: &Request) -> Option<ApiError> {
         .is_none()
     {
         return Some(ApiError::bad_request(
-            "upgrade_required",
+            ErrorCode::UpgradeRequired,
             "only an HTTP/1.1 connection can become a pipeline",
         ));
     }
@@ -131,7 +132,7 @@ fn upgrade_refusal(request: &Request) -> Option<ApiError> {
 pub(super) async fn refuse_upgrade(request: Request) -> ApiError {
     upgrade_refusal(&request).unwrap_or_else(|| {
         ApiError::bad_request(
-            "upgrade_required",
+            ErrorCode::UpgradeRequired,
             "only an HTTP/1.1 connection can become a pipeline",
         )
     })
@@ -149,7 +150,7 @@ pub(super) async fn upgrade(
     let Ok(permit) = state.slots.clone().try_acquire_owned() else {
         return ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "overloaded",
+            ErrorCode::Overloaded,
             "too many pipelined connections on this node; use HTTP or retry later",
         )
         .into_response();
@@ -256,7 +257,7 @@ pub(crate) async fn serve<Io>(
         let (request, length) = match request {
             Ok(request) => request,
             Err(error) => {
-                let error = ApiError::bad_request("bad_frame", error.to_string());
+                let error = ApiError::bad_request(ErrorCode::BadFrame, error.to_string());
                 let frame = encode(&answer_of(0, error.into_response()).await);
                 let most = limits::PIPELINE_CONNECTION_ANSWER_BYTES_MAX;
                 let taken = take(&answer_bytes, &bounds.node.answers, frame.len(), most);
@@ -386,7 +387,7 @@ async fn answer(
 
 /// The HTTP request a frame describes; a bad method, path or header is a 400.
 fn http_request(request: PipelineRequest, peer: Option<SocketAddr>) -> Result<Request, ApiError> {
-    let bad = |message: String| ApiError::bad_request("bad_request", message);
+    let bad = |message: String| ApiError::bad_request(ErrorCode::BadRequest, message);
     let method = Method::from_bytes(request.method.as_bytes())
         .map_err(|_| bad(format!("{:?} is not an HTTP method", request.method)))?;
     if !request.path.starts_with('/') {
@@ -422,7 +423,7 @@ async fn answer_of(id: u64, response: Response) -> PipelineAnswer {
         Err(_) => {
             let error = ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "answer_too_large",
+                ErrorCode::AnswerTooLarge,
                 "the answer is over the pipeline's frame limit; use HTTP for it",
             );
             let (parts, body) = error.into_response().into_parts();

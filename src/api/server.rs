@@ -222,7 +222,8 @@ async fn refuse(mut stream: TcpStream, cap: Cap) {
         Cap::Node => "too many open connections on this node; retry later",
         Cap::Address => "too many open connections from your address; reuse connections",
     };
-    let body = serde_json::json!({"code": "overloaded", "message": message}).to_string();
+    let body =
+        serde_json::json!({"code": super::ErrorCode::Overloaded, "message": message}).to_string();
     let answer = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
          content-length: {}\r\nconnection: close\r\n\r\n{body}",

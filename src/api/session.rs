@@ -3,6 +3,7 @@
 //! (401 with a code per kind of rejection), then the CSRF token of mutating calls (403),
 //! then the body (400 malformed, 413 too large, 422 outside a limit).
 
+use super::ErrorCode;
 use super::{admit, AdminKey, Admission, ApiError};
 use crate::crdt::{check_quantity, UserChange, UserDoc};
 use crate::limits;
@@ -28,22 +29,26 @@ impl From<SessionError> for ApiError {
         match error {
             SessionError::Token(rejection) | SessionError::Limited(rejection) => ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                rejection.code(),
+                ErrorCode::from(rejection),
                 "the session token was not accepted",
             ),
             SessionError::RotationConflict => {
-                ApiError::new(StatusCode::CONFLICT, "conflict", error.to_string())
+                ApiError::new(StatusCode::CONFLICT, ErrorCode::Conflict, error.to_string())
             }
-            SessionError::CsrfMissing => {
-                ApiError::new(StatusCode::FORBIDDEN, "csrf_missing", error.to_string())
-            }
-            SessionError::CsrfInvalid => {
-                ApiError::new(StatusCode::FORBIDDEN, "csrf_invalid", error.to_string())
-            }
+            SessionError::CsrfMissing => ApiError::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::CsrfMissing,
+                error.to_string(),
+            ),
+            SessionError::CsrfInvalid => ApiError::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::CsrfInvalid,
+                error.to_string(),
+            ),
             SessionError::Coordinator(error) => error.into(),
             SessionError::Corrupt => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
+                ErrorCode::Internal,
                 error.to_string(),
             ),
         }
@@ -64,7 +69,7 @@ fn sessions(state: &SessionState) -> Result<Arc<SessionService>, ApiError> {
     state.sessions.clone().ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "sessions_disabled",
+            ErrorCode::SessionsDisabled,
             "this node has no session secret (run `cartwheel init`)",
         )
     })
@@ -144,7 +149,7 @@ fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     if body.len() > limits::SESSION_BODY_BYTES_MAX {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
+            ErrorCode::BodyTooLarge,
             format!(
                 "the body is {} bytes, the limit is {}",
                 body.len(),
@@ -152,28 +157,29 @@ fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
             ),
         ));
     }
-    serde_json::from_slice(body)
-        .map_err(|error| ApiError::bad_request("bad_json", format!("malformed JSON body: {error}")))
+    serde_json::from_slice(body).map_err(|error| {
+        ApiError::bad_request(ErrorCode::BadJson, format!("malformed JSON body: {error}"))
+    })
 }
 
 /// Checks a client-supplied name (user id, device, sku, pref name, history item).
 fn name(field: &str, text: &str, max_chars: usize) -> Result<String, ApiError> {
     if text.is_empty() {
         return Err(ApiError::bad_request(
-            "bad_name",
+            ErrorCode::BadName,
             format!("{field} must not be empty"),
         ));
     }
     if text.chars().count() > max_chars {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "name_too_long",
+            ErrorCode::NameTooLong,
             format!("{field} is longer than {max_chars} characters"),
         ));
     }
     if text.chars().any(char::is_control) {
         return Err(ApiError::bad_request(
-            "bad_name",
+            ErrorCode::BadName,
             format!("{field} must not contain control characters"),
         ));
     }
@@ -332,11 +338,11 @@ pub struct CartBody {
 }
 
 fn quantity(qty: Option<i64>, allow_zero: bool) -> Result<u32, ApiError> {
-    let qty = qty.ok_or_else(|| ApiError::bad_request("bad_request", "qty is required"))?;
+    let qty = qty.ok_or_else(|| ApiError::bad_request(ErrorCode::BadRequest, "qty is required"))?;
     check_quantity(qty, allow_zero).map_err(|error| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "bad_quantity",
+            ErrorCode::BadQuantity,
             error.to_string(),
         )
     })
@@ -363,7 +369,7 @@ pub(super) async fn cart(
             }),
             "remove" => Ok(UserChange::CartRemove { sku }),
             other => Err(ApiError::bad_request(
-                "bad_op",
+                ErrorCode::BadOp,
                 format!("op {other:?}: use add, set or remove"),
             )),
         }
