@@ -1,8 +1,10 @@
 //! cartwheel: a leaderless, Dynamo-style, multi-region session store.
 //!
 //! See ARCHITECTURE.md for the map. Core modules (`ring`, `clock`, `membership`,
-//! `coordinator::quorum`) are deterministic and do no I/O; the shell (`node`, `transport`,
-//! `storage`, `api`, `cluster`, `sim`) carries out what they decide.
+//! `coordinator::quorum`) are deterministic and do no I/O; the shell (`transport`,
+//! `storage`, `runtime`, `peer`, `api`, `node`, `cluster`, `sim`) carries out what they
+//! decide. The modules form layers, each importing only the ones below it; the order is
+//! written once, in `layers.rs`, whose tests check it.
 
 pub mod antientropy;
 pub mod api;

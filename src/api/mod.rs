@@ -14,6 +14,7 @@ mod error_code;
 mod kv;
 mod pipeline;
 mod pipeline_budget;
+mod pipeline_upgrade;
 mod routing;
 pub mod server;
 mod session;
@@ -253,8 +254,11 @@ pub fn router(api: Api) -> Router {
         admin: Arc::new(api.admin),
         sessions: Arc::new(api.sessions),
     };
-    let pipelined = routes(&shared).route(pipeline::PIPELINE_PATH, get(pipeline::refuse_upgrade));
-    let pipeline = pipeline::PipelineState {
+    let pipelined = routes(&shared).route(
+        pipeline::PIPELINE_PATH,
+        get(pipeline_upgrade::refuse_upgrade),
+    );
+    let pipeline = pipeline_upgrade::PipelineState {
         router: bounded(pipelined, &api.edge.http),
         slots: Arc::new(Semaphore::new(limits::PIPELINE_CONNECTIONS_MAX)),
         budgets: pipeline_budget::NodeBudgets::new(),
@@ -263,7 +267,7 @@ pub fn router(api: Api) -> Router {
         edge: api.edge.stats.clone(),
     };
     let upgrade = Router::new()
-        .route(pipeline::PIPELINE_PATH, get(pipeline::upgrade))
+        .route(pipeline::PIPELINE_PATH, get(pipeline_upgrade::upgrade))
         .with_state(Arc::new(pipeline));
     bounded(routes(&shared).merge(upgrade), &api.edge.http)
 }
