@@ -1,8 +1,10 @@
 //! cartwheel: a leaderless, Dynamo-style, multi-region session store.
 //!
 //! See ARCHITECTURE.md for the map. Core modules (`ring`, `clock`, `membership`,
-//! `coordinator::quorum`) are deterministic and do no I/O; the shell (`node`, `transport`,
-//! `storage`, `api`, `cluster`, `sim`) carries out what they decide.
+//! `coordinator::quorum`) are deterministic and do no I/O; the shell (`transport`,
+//! `storage`, `runtime`, `peer`, `api`, `node`, `cluster`, `sim`) carries out what they
+//! decide. The modules form layers, each importing only the ones below it; the order is
+//! written once, in `layers.rs`, whose tests check it.
 
 pub mod antientropy;
 pub mod api;
@@ -14,12 +16,16 @@ pub mod coordinator;
 pub mod crdt;
 pub mod handoff;
 pub mod ids;
+#[cfg(test)]
+mod layers;
 pub mod limits;
 pub mod membership;
 pub mod node;
 pub mod object;
+pub mod peer;
 pub mod replica;
 pub mod ring;
+pub mod runtime;
 pub mod session;
 pub mod sim;
 pub mod storage;

@@ -8,7 +8,7 @@ use cartwheel::ids::{NodeId, Region};
 use cartwheel::membership::swim::{
     Liveness, MemberInfo, MemberState, Status, StatusProof, SwimMessage,
 };
-use cartwheel::node::proof;
+use cartwheel::runtime::proof;
 use cartwheel::transport::{self, Handler, PeerInfo, Transport, TransportConfig, WanModel};
 use cartwheel::wire::{PeerRequest, PeerResponse};
 use common::{single_region, ProcessCluster};

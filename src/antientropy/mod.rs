@@ -19,6 +19,7 @@
 //! 3. A's exchange ends with `Step::Done(Diff)` (keys to pull and to push) or
 //!    `Step::InSync`.
 
+mod error;
 pub mod exchange;
 pub mod message;
 pub mod responder;
@@ -29,9 +30,8 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
-pub use exchange::{
-    plan_levels, Bound, Diff, Exchange, ExchangeConfig, ExchangeError, Step, StepError,
-};
+pub use error::{Bound, ExchangeError};
+pub use exchange::{plan_levels, Diff, Exchange, ExchangeConfig, Step, StepError};
 pub use message::{DecodeError, Entry, LeafPage, Message, MessageKind};
 pub use responder::{compare_roots, respond, respond_roots, roots_requests, RootsOutcome};
 pub use tree::{entry_hash, leaf_index, Hash, PartitionTree, TreeBatch, TreeError, EMPTY_HASH};

@@ -5,7 +5,8 @@
 //! lost or abandoned exchange costs nothing here. Every request is validated (ranges,
 //! order, counts, the size of the answer it asks for) before any work.
 
-use super::exchange::{Bound, ExchangeError, StepError};
+use super::error::{Bound, ExchangeError};
+use super::exchange::StepError;
 use super::message::{Entry, LeafPage, Message};
 use super::tree::{Hash, PartitionTree};
 use super::validate;

@@ -1,7 +1,7 @@
 //! Shape checks shared by both sides of the exchange: every list a peer sends is checked
 //! against its limit, its order and the tree's ranges before anything indexes with it.
 
-use super::exchange::{Bound, ExchangeError};
+use super::error::{Bound, ExchangeError};
 use super::message::LeafPage;
 use super::tree::{leaf_index, Hash};
 use crate::limits::{

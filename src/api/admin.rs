@@ -2,18 +2,43 @@
 //! node started with `--chaos`, fault injection. Every call needs the cluster's admin
 //! secret as `Authorization: Bearer <secret>`.
 
-use super::{ApiError, ApiState};
+use super::ApiError;
+use super::ErrorCode;
 use crate::ids::NodeId;
 use crate::membership::ownership::{Owner, RingView};
 use crate::membership::swim::{MemberState, Status, StatusProof, Swim};
-use crate::node::state::now_ms;
 use crate::ring::RingConfig;
+use crate::runtime::clock::NodeClock;
+use crate::runtime::gossip::Gossip;
+use crate::runtime::state::now_ms;
+use crate::runtime::state::ClusterState;
 use crate::transport::FaultPlan;
+use crate::transport::Transport;
+use crate::wire::{PeerRequest, PeerResponse};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// What the admin routes use.
+pub struct AdminState {
+    /// What admin requests' bearer token is checked against; `None` disables the
+    /// admin endpoints.
+    pub key: Option<AdminKey>,
+    /// Serve the fault-injection endpoints.
+    pub chaos: bool,
+    pub me: NodeId,
+    /// The ring's shape, to refuse a change that would leave a region short.
+    pub ring: RingConfig,
+    pub cluster: Arc<ClusterState>,
+    pub gossip: Arc<Gossip>,
+    /// Where injected faults take effect.
+    pub transport: Transport<PeerRequest, PeerResponse>,
+    /// The node's data clock (chaos runs may move it).
+    pub clock: Arc<NodeClock>,
+}
 
 /// What a node checks the operator's bearer token against: a keyed hash of the admin
 /// secret, not the secret. A node bundle carries only this, so a stolen bundle cannot
@@ -55,11 +80,11 @@ impl std::fmt::Debug for AdminKey {
     }
 }
 
-pub(super) fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(key) = &state.parts().admin_key else {
+pub(super) fn authorize(key: Option<&AdminKey>, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(key) = key else {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            "admin_disabled",
+            ErrorCode::AdminDisabled,
             "this node has no admin secret; admin endpoints are off",
         ));
     };
@@ -71,7 +96,7 @@ pub(super) fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), Api
     if !key.verify(given) {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
-            "bad_admin_secret",
+            ErrorCode::BadAdminSecret,
             "missing or wrong admin secret",
         ));
     }
@@ -80,21 +105,15 @@ pub(super) fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<(), Api
 
 /// Refuses taking `node` out of the ring when that would leave a region with fewer
 /// nodes than its replicas (other nodes already leaving count as gone).
-fn check_change(state: &ApiState, node: &NodeId) -> Result<(), ApiError> {
-    let parts = state.parts();
-    let mut owners: Vec<Owner> = parts.state.owners();
+fn check_change(state: &AdminState, node: &NodeId) -> Result<(), ApiError> {
+    let mut owners: Vec<Owner> = state.cluster.owners();
     owners.retain(|owner| owner.node != *node && owner.status != Status::Leaving);
-    let topology = &parts.settings.topology;
-    let config = RingConfig {
-        partitions: topology.partitions,
-        replicas_per_region: topology.replicas_per_region(),
-    };
-    RingView::new(&owners, &config, 0)
+    RingView::new(&owners, &state.ring, 0)
         .map(|_| ())
         .map_err(|error| {
             ApiError::new(
                 StatusCode::CONFLICT,
-                "refused",
+                ErrorCode::Refused,
                 format!("refused: without {node} the ring cannot place every replica: {error}"),
             )
         })
@@ -103,23 +122,24 @@ fn check_change(state: &ApiState, node: &NodeId) -> Result<(), ApiError> {
 /// `POST /v1/admin/leave`: this node hands its partitions to their new owners, then
 /// exits.
 pub(super) async fn leave(
-    State(state): State<ApiState>,
+    State(state): State<Arc<AdminState>>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&state, &headers)?;
-    let parts = state.parts();
-    check_change(&state, &parts.me.node)?;
-    let outputs = parts
-        .state
+    authorize(state.key.as_ref(), &headers)?;
+    check_change(&state, &state.me)?;
+    let outputs = state
+        .cluster
         .with_swim(|swim| swim.set_status(Status::Leaving, now_ms()))
-        .map_err(|error| ApiError::new(StatusCode::CONFLICT, "refused", error.to_string()))?;
-    parts.gossip.send_all(outputs);
+        .map_err(|error| {
+            ApiError::new(StatusCode::CONFLICT, ErrorCode::Refused, error.to_string())
+        })?;
+    state.gossip.send_all(outputs);
     Ok(Json(
-        json!({ "node": parts.me.node.to_string(), "status": "leaving" }),
+        json!({ "node": state.me.to_string(), "status": "leaving" }),
     ))
 }
 
-/// The body of a removal: the signature of the removal statement (`node::proof`) made
+/// The body of a removal: the signature of the removal statement (`runtime::proof`) made
 /// with the cluster CA's private key, base64.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -130,14 +150,14 @@ struct RemovalBody {
 fn unproven(reason: impl std::fmt::Display) -> ApiError {
     ApiError::new(
         StatusCode::FORBIDDEN,
-        "removal_unproven",
+        ErrorCode::RemovalUnproven,
         format!("a removal must be signed with the cluster CA key (`cartwheel cluster remove` does it): {reason}"),
     )
 }
 
 /// The removal proof in `body`, checked against the cluster CA for `current`.
 fn removal_proof(
-    state: &ApiState,
+    state: &AdminState,
     current: &MemberState,
     body: &[u8],
 ) -> Result<Box<StatusProof>, ApiError> {
@@ -151,12 +171,7 @@ fn removal_proof(
         signature,
     });
     let removed = Swim::removed_state(current, proof.clone());
-    state
-        .parts()
-        .gossip
-        .proofs()
-        .verify(&removed)
-        .map_err(unproven)?;
+    state.gossip.proofs().verify(&removed).map_err(unproven)?;
     Ok(proof)
 }
 
@@ -164,41 +179,42 @@ fn removal_proof(
 /// owners rebuild them from the other replicas. The body carries the operator's
 /// signature (cluster CA key) of the removal, which every member checks again.
 pub(super) async fn remove(
-    State(state): State<ApiState>,
+    State(state): State<Arc<AdminState>>,
     Path(node): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&state, &headers)?;
+    authorize(state.key.as_ref(), &headers)?;
     let node = NodeId::new(&node)
-        .map_err(|error| ApiError::bad_request("bad_request", error.to_string()))?;
-    let parts = state.parts();
-    let Some(current) = parts.state.member(&node) else {
+        .map_err(|error| ApiError::bad_request(ErrorCode::BadRequest, error.to_string()))?;
+    let Some(current) = state.cluster.member(&node) else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            "unknown_node",
+            ErrorCode::UnknownNode,
             format!("{node} is not a member"),
         ));
     };
     let proof = removal_proof(&state, &current, &body)?;
     check_change(&state, &node)?;
-    let outputs = parts
-        .state
+    let outputs = state
+        .cluster
         .with_swim(|swim| swim.remove_proved(&node, proof, now_ms()))
-        .map_err(|error| ApiError::new(StatusCode::CONFLICT, "refused", error.to_string()))?;
-    parts.gossip.send_all(outputs);
+        .map_err(|error| {
+            ApiError::new(StatusCode::CONFLICT, ErrorCode::Refused, error.to_string())
+        })?;
+    state.gossip.send_all(outputs);
     Ok(Json(
         json!({ "node": node.to_string(), "status": "removed" }),
     ))
 }
 
 /// Fault injection exists only on a node started with `--chaos`, and needs the secret.
-fn authorize_chaos(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
-    authorize(state, headers)?;
-    if !state.parts().chaos {
+fn authorize_chaos(state: &AdminState, headers: &HeaderMap) -> Result<(), ApiError> {
+    authorize(state.key.as_ref(), headers)?;
+    if !state.chaos {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            "no_route",
+            ErrorCode::NoRoute,
             "fault injection needs a node started with --chaos",
         ));
     }
@@ -207,35 +223,31 @@ fn authorize_chaos(state: &ApiState, headers: &HeaderMap) -> Result<(), ApiError
 
 /// `PUT /v1/admin/faults` (`--chaos` only): replaces this node's injected faults.
 pub(super) async fn set_faults(
-    State(state): State<ApiState>,
+    State(state): State<Arc<AdminState>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<FaultPlan>, ApiError> {
     authorize_chaos(&state, &headers)?;
     let plan: FaultPlan = serde_json::from_slice(&body).map_err(|error| {
-        ApiError::bad_request("bad_request", format!("not a fault plan: {error}"))
+        ApiError::bad_request(ErrorCode::BadRequest, format!("not a fault plan: {error}"))
     })?;
-    state
-        .parts()
-        .transport
-        .set_faults(plan.clone())
-        .map_err(|error| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "bad_fault_plan",
-                error.to_string(),
-            )
-        })?;
+    state.transport.set_faults(plan.clone()).map_err(|error| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::BadFaultPlan,
+            error.to_string(),
+        )
+    })?;
     Ok(Json(plan))
 }
 
 /// `GET /v1/admin/faults` (`--chaos` only).
 pub(super) async fn faults(
-    State(state): State<ApiState>,
+    State(state): State<Arc<AdminState>>,
     headers: HeaderMap,
 ) -> Result<Json<FaultPlan>, ApiError> {
     authorize_chaos(&state, &headers)?;
-    Ok(Json(state.parts().transport.faults()))
+    Ok(Json(state.transport.faults()))
 }
 
 #[derive(serde::Deserialize, serde::Serialize)]
@@ -248,17 +260,17 @@ pub(super) struct ClockOffset {
 /// `PUT /v1/admin/clock` (`--chaos` only): skews this node's data clock (HLC, expiry,
 /// tombstone grace) by `offset_ms`; the failure detector keeps the real clock.
 pub(super) async fn set_clock(
-    State(state): State<ApiState>,
+    State(state): State<Arc<AdminState>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<ClockOffset>, ApiError> {
     authorize_chaos(&state, &headers)?;
     let offset: ClockOffset = serde_json::from_slice(&body).map_err(|error| {
         ApiError::bad_request(
-            "bad_request",
+            ErrorCode::BadRequest,
             format!("expected {{\"offset_ms\": N}}: {error}"),
         )
     })?;
-    state.parts().clock.set_offset_ms(offset.offset_ms);
+    state.clock.set_offset_ms(offset.offset_ms);
     Ok(Json(offset))
 }

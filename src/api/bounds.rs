@@ -9,7 +9,9 @@
 //! (`api::admit`), so neither a secret nor a slot is spent on such a request. This
 //! layer never looks inside a body: handlers parse what it hands them.
 
-use super::{ApiError, ApiState};
+use super::ApiError;
+use super::ErrorCode;
+use crate::config::HttpSettings;
 use crate::limits;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -18,20 +20,21 @@ use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use std::sync::Arc;
 
 /// The byte limit of a request's body and the code a body over it is answered with.
-pub(super) fn body_limit(method: &Method, path: &str) -> (usize, &'static str) {
+pub(super) fn body_limit(method: &Method, path: &str) -> (usize, ErrorCode) {
     let writes = *method == Method::PUT || *method == Method::POST;
     if writes && path.starts_with("/v1/kv/") {
-        return (limits::VALUE_BYTES_MAX, "value_too_large");
+        return (limits::VALUE_BYTES_MAX, ErrorCode::ValueTooLarge);
     }
     if writes && path.starts_with("/v1/session") {
-        return (limits::SESSION_BODY_BYTES_MAX, "body_too_large");
+        return (limits::SESSION_BODY_BYTES_MAX, ErrorCode::BodyTooLarge);
     }
     if writes && path.starts_with("/v1/admin/") {
-        return (limits::HTTP_ADMIN_BODY_BYTES_MAX, "body_too_large");
+        return (limits::HTTP_ADMIN_BODY_BYTES_MAX, ErrorCode::BodyTooLarge);
     }
-    (limits::HTTP_EMPTY_BODY_BYTES_MAX, "body_too_large")
+    (limits::HTTP_EMPTY_BODY_BYTES_MAX, ErrorCode::BodyTooLarge)
 }
 
 /// An error answer after which the node closes the connection: what is left of the
@@ -44,7 +47,7 @@ fn closing(error: ApiError) -> Response {
     response
 }
 
-fn too_large(code: &'static str, limit: usize) -> Response {
+fn too_large(code: ErrorCode, limit: usize) -> Response {
     closing(ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         code,
@@ -55,11 +58,11 @@ fn too_large(code: &'static str, limit: usize) -> Response {
 /// Reads the body within its limit and timeout, then runs the handler within the
 /// request deadline.
 pub(super) async fn bounded(
-    State(state): State<ApiState>,
+    State(settings): State<Arc<HttpSettings>>,
     request: Request,
     next: Next,
 ) -> Response {
-    let settings = &state.parts().settings.http;
+    let settings = settings.as_ref();
     let (limit, code) = body_limit(request.method(), request.uri().path());
     let declared = request
         .headers()
@@ -76,14 +79,14 @@ pub(super) async fn bounded(
         Ok(Err(error)) if error.is::<LengthLimitError>() => return too_large(code, limit),
         Ok(Err(error)) => {
             return closing(ApiError::bad_request(
-                "bad_body",
+                ErrorCode::BadBody,
                 format!("the request body could not be read: {error}"),
             ))
         }
         Err(_) => {
             return closing(ApiError::new(
                 StatusCode::REQUEST_TIMEOUT,
-                "body_timeout",
+                ErrorCode::BodyTimeout,
                 format!(
                     "the request body did not arrive within {} ms",
                     settings.body_timeout.as_millis()
@@ -96,7 +99,7 @@ pub(super) async fn bounded(
         Ok(response) => response,
         Err(_) => ApiError::new(
             StatusCode::GATEWAY_TIMEOUT,
-            "timeout",
+            ErrorCode::Timeout,
             format!(
                 "the request was not answered within {} ms",
                 settings.request_deadline.as_millis()
@@ -113,9 +116,12 @@ mod tests {
     #[test]
     fn every_route_has_a_limit_and_body_less_routes_a_small_one() {
         let kv = body_limit(&Method::PUT, "/v1/kv/k");
-        assert_eq!(kv, (limits::VALUE_BYTES_MAX, "value_too_large"));
+        assert_eq!(kv, (limits::VALUE_BYTES_MAX, ErrorCode::ValueTooLarge));
         let login = body_limit(&Method::POST, "/v1/sessions");
-        assert_eq!(login, (limits::SESSION_BODY_BYTES_MAX, "body_too_large"));
+        assert_eq!(
+            login,
+            (limits::SESSION_BODY_BYTES_MAX, ErrorCode::BodyTooLarge)
+        );
         let pref = body_limit(&Method::PUT, "/v1/session/prefs/x");
         assert_eq!(pref.0, limits::SESSION_BODY_BYTES_MAX);
         let faults = body_limit(&Method::PUT, "/v1/admin/faults");

@@ -1,8 +1,10 @@
 //! `/v1/kv/{key}`: opaque values with siblings and causal contexts.
 
-use super::{admit, ApiError, ApiState, ContextError, CONTEXT_HEADER};
+use super::ErrorCode;
+use super::{admit, Admission, ApiError, ContextError, ContextKeys, CONTEXT_HEADER};
 use crate::clock::VersionVector;
 use crate::coordinator::quorum::Level;
+use crate::coordinator::Coordinator;
 use crate::limits;
 use crate::object::{live_values, Blob, KvObject, Object, ObjectKey};
 use axum::body::{Body, Bytes};
@@ -12,6 +14,19 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// What the kv routes use.
+pub struct KvState {
+    pub admission: Arc<Admission>,
+    pub coordinator: Arc<Coordinator>,
+    /// Signs and checks causal contexts; `None` (no session secret) hands out no context
+    /// and refuses any a client sends with `400 bad_context`.
+    pub contexts: Option<ContextKeys>,
+    /// The levels of a read and of a write that name none.
+    pub read: Level,
+    pub write: Level,
+}
 
 /// Query parameters of `/v1/kv/{key}`.
 #[derive(Debug, Default, Deserialize)]
@@ -31,18 +46,18 @@ fn level_of(
     let level = match (&params.consistency, count) {
         (Some(_), Some(_)) => {
             return Err(ApiError::bad_request(
-                "bad_request",
+                ErrorCode::BadRequest,
                 format!("give either consistency or {name}, not both"),
             ))
         }
-        (Some(text), None) => text
-            .parse::<Level>()
-            .map_err(|error| ApiError::bad_request("unknown_consistency", error.to_string()))?,
+        (Some(text), None) => text.parse::<Level>().map_err(|error| {
+            ApiError::bad_request(ErrorCode::UnknownConsistency, error.to_string())
+        })?,
         (None, Some(text)) => match text.parse::<u32>() {
             Ok(count) if count >= 1 => Level::Count(count),
             _ => {
                 return Err(ApiError::bad_request(
-                    "bad_request",
+                    ErrorCode::BadRequest,
                     format!("{name} must be a positive number of replicas, got {text:?}"),
                 ))
             }
@@ -54,12 +69,15 @@ fn level_of(
 
 fn key_of(key: &str) -> Result<ObjectKey, ApiError> {
     if key.is_empty() {
-        return Err(ApiError::bad_request("bad_request", "the key is empty"));
+        return Err(ApiError::bad_request(
+            ErrorCode::BadRequest,
+            "the key is empty",
+        ));
     }
     if key.len() > limits::KEY_BYTES_MAX {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "key_too_large",
+            ErrorCode::KeyTooLarge,
             format!(
                 "key is {} bytes, the limit is {}",
                 key.len(),
@@ -73,18 +91,18 @@ fn key_of(key: &str) -> Result<ObjectKey, ApiError> {
 /// The causal context a write carries: empty without the header; refused (nothing is
 /// written) unless this cluster handed it out for this key.
 fn context_of(
-    state: &ApiState,
+    state: &KvState,
     key: &ObjectKey,
     headers: &HeaderMap,
 ) -> Result<VersionVector, ApiError> {
     let Some(value) = headers.get(CONTEXT_HEADER) else {
         return Ok(VersionVector::new());
     };
-    let refused = |message: String| ApiError::bad_request("bad_context", message);
+    let refused = |message: String| ApiError::bad_request(ErrorCode::BadContext, message);
     let text = value
         .to_str()
         .map_err(|_| refused("the causal context header is not ASCII".to_string()))?;
-    let keys = state.parts().contexts.as_ref();
+    let keys = state.contexts.as_ref();
     let keys = keys.ok_or_else(|| refused(ContextError::Disabled.to_string()))?;
     keys.decode(key, text)
         .map_err(|error| refused(error.to_string()))
@@ -92,8 +110,8 @@ fn context_of(
 
 /// The context of `object` as this cluster hands it out for `key` (`None` on a node
 /// without session secret, which hands out none).
-fn context_text(state: &ApiState, key: &ObjectKey, object: &KvObject) -> Option<String> {
-    let keys = state.parts().contexts.as_ref()?;
+fn context_text(state: &KvState, key: &ObjectKey, object: &KvObject) -> Option<String> {
+    let keys = state.contexts.as_ref()?;
     Some(keys.encode(key, object.context()))
 }
 
@@ -102,7 +120,7 @@ fn params_of(
 ) -> Result<KvParams, ApiError> {
     params
         .map(|Query(params)| params)
-        .map_err(|rejection| ApiError::bad_request("bad_request", rejection.body_text()))
+        .map_err(|rejection| ApiError::bad_request(ErrorCode::BadRequest, rejection.body_text()))
 }
 
 /// The kv object a kv key holds (a document there would be a bug of ours).
@@ -111,7 +129,7 @@ fn kv_object(object: Object) -> Result<KvObject, ApiError> {
         Object::Kv(object) => Ok(object),
         Object::Doc(_) => Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            ErrorCode::Internal,
             "a kv key holds a session document",
         )),
     }
@@ -121,7 +139,7 @@ fn kv_object(object: Object) -> Result<KvObject, ApiError> {
 pub const SIBLINGS_HEADER: &str = "x-cartwheel-siblings";
 
 fn with_context(
-    state: &ApiState,
+    state: &KvState,
     key: &ObjectKey,
     mut response: Response,
     object: &KvObject,
@@ -142,40 +160,43 @@ pub struct SiblingsBody {
 }
 
 pub(super) async fn kv_get(
-    State(state): State<ApiState>,
+    State(state): State<Arc<KvState>>,
     Path(key): Path<String>,
     params: Result<Query<KvParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let params = params_of(params)?;
     if params.w.is_some() {
         return Err(ApiError::bad_request(
-            "bad_request",
+            ErrorCode::BadRequest,
             "w applies to writes; use r on reads",
         ));
     }
-    let level = level_of(&params, &params.r, state.parts().settings.read, "r")?;
+    let level = level_of(&params, &params.r, state.read, "r")?;
     if level == Level::RegionSafe {
         return Err(ApiError::bad_request(
-            "unknown_consistency",
+            ErrorCode::UnknownConsistency,
             "region_safe is a write level",
         ));
     }
     let key = key_of(&key)?;
-    let _permit = admit(&state).await?;
-    let object = state.parts().coordinator.get(&key, level).await?;
+    let _permit = admit(&state.admission).await?;
+    let object = state.coordinator.get(&key, level).await?;
     let Some(object) = object else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            "not_found",
+            ErrorCode::NotFound,
             "no such key",
         ));
     };
     let object = kv_object(object)?;
     let values = live_values(&object);
     let response = match values.as_slice() {
-        [] => {
-            ApiError::new(StatusCode::NOT_FOUND, "not_found", "the key was deleted").into_response()
-        }
+        [] => ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            "the key was deleted",
+        )
+        .into_response(),
         [value] => (
             [(header::CONTENT_TYPE, "application/octet-stream")],
             Body::from(value.0.clone()),
@@ -197,7 +218,7 @@ pub(super) async fn kv_get(
 }
 
 async fn kv_write(
-    state: ApiState,
+    state: Arc<KvState>,
     key: String,
     params: KvParams,
     headers: HeaderMap,
@@ -205,19 +226,15 @@ async fn kv_write(
 ) -> Result<Response, ApiError> {
     if params.r.is_some() {
         return Err(ApiError::bad_request(
-            "bad_request",
+            ErrorCode::BadRequest,
             "r applies to reads; use w on writes",
         ));
     }
-    let level = level_of(&params, &params.w, state.parts().settings.write, "w")?;
+    let level = level_of(&params, &params.w, state.write, "w")?;
     let key = key_of(&key)?;
     let context = context_of(&state, &key, &headers)?;
-    let _permit = admit(&state).await?;
-    let object = state
-        .parts()
-        .coordinator
-        .put(&key, value, context, level)
-        .await?;
+    let _permit = admit(&state.admission).await?;
+    let object = state.coordinator.put(&key, value, context, level).await?;
     let object = kv_object(object)?;
     // The stored object's context covers every sibling in it. Handing it back when the
     // write left concurrent siblings would let this client's next write supersede
@@ -238,7 +255,7 @@ async fn kv_write(
 }
 
 pub(super) async fn kv_put(
-    State(state): State<ApiState>,
+    State(state): State<Arc<KvState>>,
     Path(key): Path<String>,
     params: Result<Query<KvParams>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
@@ -250,7 +267,7 @@ pub(super) async fn kv_put(
         .map_err(|_| {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "value_too_large",
+                ErrorCode::ValueTooLarge,
                 format!(
                     "the value is over the limit of {} bytes (or the body could not be read)",
                     limits::VALUE_BYTES_MAX
@@ -261,7 +278,7 @@ pub(super) async fn kv_put(
 }
 
 pub(super) async fn kv_delete(
-    State(state): State<ApiState>,
+    State(state): State<Arc<KvState>>,
     Path(key): Path<String>,
     params: Result<Query<KvParams>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,

@@ -10,9 +10,11 @@
 mod admin;
 mod bounds;
 pub mod context;
+mod error_code;
 mod kv;
 mod pipeline;
 mod pipeline_budget;
+mod pipeline_upgrade;
 mod routing;
 pub mod server;
 mod session;
@@ -20,6 +22,7 @@ mod status;
 
 pub use admin::AdminKey;
 pub use context::{ContextError, ContextKeys};
+pub use error_code::ErrorCode;
 pub use kv::SiblingsBody;
 #[cfg(test)]
 pub(crate) use pipeline::serve as serve_pipeline;
@@ -33,16 +36,15 @@ pub(crate) use pipeline_budget::PipelineBounds;
 pub use routing::{RingMap, RingNode};
 pub use status::{MemberStatus, Status};
 
-use crate::config::Settings;
-use crate::coordinator::{Coordinator, CoordinatorError};
-use crate::handoff::transfer::TransferStats;
+pub use admin::AdminState;
+pub use kv::KvState;
+pub use session::SessionState;
+pub use status::StatusState;
+
+use crate::config::HttpSettings;
+use crate::coordinator::CoordinatorError;
 use crate::limits;
-use crate::membership::swim::MemberInfo;
-use crate::node::gossip::Gossip;
-use crate::node::state::ClusterState;
-use crate::storage::Storage;
-use crate::transport::Transport;
-use crate::wire::{PeerRequest, PeerResponse, Refusal};
+use crate::wire::Refusal;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
@@ -55,73 +57,47 @@ use tokio::sync::Semaphore;
 /// The header carrying the causal context between reads and writes.
 pub const CONTEXT_HEADER: &str = "x-cartwheel-context";
 
-/// What the API is built from.
-pub struct ApiParts {
-    pub me: MemberInfo,
-    pub settings: Settings,
-    pub coordinator: Arc<Coordinator>,
-    pub state: Arc<ClusterState>,
-    pub gossip: Arc<Gossip>,
-    pub storage: Arc<dyn Storage>,
-    pub transport: Transport<PeerRequest, PeerResponse>,
-    pub transfers: Arc<TransferStats>,
-    pub hints: Arc<crate::handoff::hints::Hints>,
-    pub repair: Arc<crate::node::repair::RepairStats>,
-    pub service: Arc<crate::node::service::PeerService>,
-    /// Whether versions minted here travel before this node's flush ends.
-    pub early: Arc<crate::node::incarnation::EarlySend>,
-    /// Serve the fault-injection endpoint.
-    pub chaos: bool,
-    /// Signs and checks causal contexts; `None` (no session secret) hands out no context
-    /// and refuses any a client sends with `400 bad_context`.
-    pub contexts: Option<context::ContextKeys>,
-    /// What admin requests' bearer token is checked against; `None` disables the
-    /// admin endpoints.
-    pub admin_key: Option<AdminKey>,
-    /// The session service; `None` (no session secret) answers its routes with 503.
-    pub sessions: Option<Arc<crate::session::SessionService>>,
-    /// The node's data clock (chaos runs may move it).
-    pub clock: Arc<crate::node::clock::NodeClock>,
+/// Admission, shared by the routes that do work: at most
+/// `CLIENT_REQUESTS_IN_FLIGHT_MAX` requests in flight, each waiting for its slot at
+/// most the request timeout.
+pub struct Admission {
+    in_flight: Semaphore,
+    wait: Duration,
+}
+
+impl Admission {
+    pub fn new(request_timeout: Duration) -> Arc<Admission> {
+        Arc::new(Admission {
+            in_flight: Semaphore::new(limits::CLIENT_REQUESTS_IN_FLIGHT_MAX),
+            wait: request_timeout,
+        })
+    }
+}
+
+/// What the edge of the API uses: the HTTP settings (body limits and timeouts, the
+/// connection caps), the edge's counters and the stop signal.
+pub struct EdgeParts {
+    pub http: HttpSettings,
     /// Turns true when the node stops; pipelined connections close then.
     pub stopped: tokio::sync::watch::Receiver<bool>,
+    /// What the HTTP edge counted (shared with the status route).
+    pub stats: Arc<server::EdgeStats>,
 }
 
-/// Everything a request handler reaches.
-#[derive(Clone)]
-pub struct ApiState(Arc<Inner>);
-
-struct Inner {
-    parts: ApiParts,
-    in_flight: Semaphore,
-    /// Pipelined connections open (`PIPELINE_CONNECTIONS_MAX`).
-    pipelines: Arc<Semaphore>,
-    /// Byte budgets every pipelined connection of this node draws from.
-    pipeline_bytes: pipeline_budget::NodeBudgets,
-    /// What the HTTP edge counted.
-    edge: Arc<server::EdgeStats>,
-}
-
-impl ApiState {
-    pub fn new(parts: ApiParts) -> Self {
-        ApiState(Arc::new(Inner {
-            parts,
-            in_flight: Semaphore::new(limits::CLIENT_REQUESTS_IN_FLIGHT_MAX),
-            pipelines: Arc::new(Semaphore::new(limits::PIPELINE_CONNECTIONS_MAX)),
-            pipeline_bytes: pipeline_budget::NodeBudgets::new(),
-            edge: Arc::new(server::EdgeStats::default()),
-        }))
-    }
-
-    fn parts(&self) -> &ApiParts {
-        &self.0.parts
-    }
+/// The API of one node: each group of routes with only the state its handlers use.
+pub struct Api {
+    pub kv: KvState,
+    pub sessions: SessionState,
+    pub admin: AdminState,
+    pub status: StatusState,
+    pub edge: EdgeParts,
 }
 
 /// An error as the client sees it.
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
-    code: &'static str,
+    code: ErrorCode,
     message: String,
 }
 
@@ -132,14 +108,14 @@ pub struct ErrorBody {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError {
             status,
             code,
             message: message.into(),
         }
     }
-    fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::BAD_REQUEST, code, message)
     }
 }
@@ -149,7 +125,7 @@ impl IntoResponse for ApiError {
         (
             self.status,
             Json(ErrorBody {
-                code: self.code.to_string(),
+                code: self.code.as_str().to_string(),
                 message: self.message,
             }),
         )
@@ -161,17 +137,19 @@ impl From<CoordinatorError> for ApiError {
     fn from(error: CoordinatorError) -> Self {
         let (status, code) = match &error {
             CoordinatorError::QuorumNotReached { .. } => {
-                (StatusCode::SERVICE_UNAVAILABLE, "quorum_not_reached")
+                (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::QuorumNotReached)
             }
-            CoordinatorError::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
-            CoordinatorError::Level(_) => (StatusCode::BAD_REQUEST, "unsatisfiable_level"),
+            CoordinatorError::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, ErrorCode::Timeout),
+            CoordinatorError::Level(_) => (StatusCode::BAD_REQUEST, ErrorCode::UnsatisfiableLevel),
             CoordinatorError::Refused { refusal, .. } => match refusal {
-                Refusal::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "session_too_large"),
-                Refusal::Limit => (StatusCode::UNPROCESSABLE_ENTITY, "limit_exceeded"),
+                Refusal::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::SessionTooLarge),
+                Refusal::Limit => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::LimitExceeded),
                 Refusal::StillLive | Refusal::Mismatch | Refusal::AlreadyRotated => {
-                    (StatusCode::CONFLICT, "conflict")
+                    (StatusCode::CONFLICT, ErrorCode::Conflict)
                 }
-                Refusal::ObjectTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "object_too_large"),
+                Refusal::ObjectTooLarge => {
+                    (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::ObjectTooLarge)
+                }
             },
         };
         ApiError::new(status, code, error.to_string())
@@ -179,13 +157,14 @@ impl From<CoordinatorError> for ApiError {
 }
 
 /// Waits for a slot among the requests in flight, up to the request timeout.
-pub(super) async fn admit(state: &ApiState) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
-    let wait = state.parts().settings.request_timeout;
-    match tokio::time::timeout(wait, state.0.in_flight.acquire()).await {
+pub(super) async fn admit(
+    admission: &Admission,
+) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
+    match tokio::time::timeout(admission.wait, admission.in_flight.acquire()).await {
         Ok(Ok(permit)) => Ok(permit),
         _ => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "overloaded",
+            ErrorCode::Overloaded,
             "too many requests in flight on this node; retry later",
         )),
     }
@@ -194,22 +173,33 @@ pub(super) async fn admit(state: &ApiState) -> Result<tokio::sync::SemaphorePerm
 async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
-        "no_route",
+        ErrorCode::NoRoute,
         "no such endpoint; see the README for the API",
     )
 }
 
-/// The node's HTTP routes.
-pub fn router(state: ApiState) -> Router {
-    Router::new()
+/// Each group's state, shared by the router and the pipelined router.
+struct Shared {
+    kv: Arc<KvState>,
+    status: status::StatusRoutes,
+    admin: Arc<AdminState>,
+    sessions: Arc<SessionState>,
+}
+
+/// Every route but the pipeline upgrade, each group with its own state.
+fn routes(shared: &Shared) -> Router {
+    let kv = Router::new()
         .route(
             "/v1/kv/{key}",
             get(kv::kv_get).put(kv::kv_put).delete(kv::kv_delete),
         )
-        .route(pipeline::PIPELINE_PATH, get(pipeline::upgrade))
+        .with_state(shared.kv.clone());
+    let status = Router::new()
         .route("/v1/status", get(status::status))
         .route("/v1/roots", get(status::roots))
         .route("/v1/ring", get(routing::ring))
+        .with_state(shared.status.clone());
+    let admin = Router::new()
         .route("/v1/admin/leave", post(admin::leave))
         .route("/v1/admin/remove/{node}", post(admin::remove))
         .route(
@@ -217,6 +207,8 @@ pub fn router(state: ApiState) -> Router {
             get(admin::faults).put(admin::set_faults),
         )
         .route("/v1/admin/clock", put(admin::set_clock))
+        .with_state(shared.admin.clone());
+    let sessions = Router::new()
         .route("/v1/admin/audit/{user}", get(session::audit))
         .route("/v1/sessions", post(session::login))
         .route("/v1/session", get(session::read).delete(session::logout))
@@ -228,17 +220,56 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/v1/session/history", post(session::history))
         .route("/v1/session/rotate", post(session::rotate))
+        .with_state(shared.sessions.clone());
+    Router::new()
+        .merge(kv)
+        .merge(status)
+        .merge(admin)
+        .merge(sessions)
         .fallback(not_found)
-        // Bodies are read (within their route's limit) by `bounds`, before any handler;
-        // the extractors' own limit is the largest of those, a second line.
+}
+
+/// Bodies are read (within their route's limit) by `bounds`, before any handler; the
+/// extractors' own limit is the largest of those, a second line.
+fn bounded(routes: Router, http: &HttpSettings) -> Router {
+    routes
         .layer(axum::extract::DefaultBodyLimit::max(
             limits::VALUE_BYTES_MAX,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            Arc::new(http.clone()),
             bounds::bounded,
         ))
-        .with_state(state)
+}
+
+/// The node's HTTP routes. A pipelined connection is served by the same routes, but
+/// for its own upgrade, which it cannot repeat (`400 upgrade_required`).
+pub fn router(api: Api) -> Router {
+    let shared = Shared {
+        kv: Arc::new(api.kv),
+        status: status::StatusRoutes {
+            state: Arc::new(api.status),
+            edge: api.edge.stats.clone(),
+        },
+        admin: Arc::new(api.admin),
+        sessions: Arc::new(api.sessions),
+    };
+    let pipelined = routes(&shared).route(
+        pipeline::PIPELINE_PATH,
+        get(pipeline_upgrade::refuse_upgrade),
+    );
+    let pipeline = pipeline_upgrade::PipelineState {
+        router: bounded(pipelined, &api.edge.http),
+        slots: Arc::new(Semaphore::new(limits::PIPELINE_CONNECTIONS_MAX)),
+        budgets: pipeline_budget::NodeBudgets::new(),
+        http: api.edge.http.clone(),
+        stopped: api.edge.stopped.clone(),
+        edge: api.edge.stats.clone(),
+    };
+    let upgrade = Router::new()
+        .route(pipeline::PIPELINE_PATH, get(pipeline_upgrade::upgrade))
+        .with_state(Arc::new(pipeline));
+    bounded(routes(&shared).merge(upgrade), &api.edge.http)
 }
 
 /// How long clients may wait for a node to answer its status (used by tools).

@@ -18,17 +18,17 @@
 //! where the next frame starts or which request it was; it never panics on one.
 
 use super::pipeline_budget::{take, try_take, Parked, PipelineBounds};
-use super::{ApiError, ApiState};
+use super::ApiError;
+use super::ErrorCode;
 use crate::limits;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::header::{CONNECTION, CONTENT_LENGTH, UPGRADE};
+use axum::extract::{ConnectInfo, Request};
+use axum::http::header::{CONNECTION, CONTENT_LENGTH};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
-use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -81,73 +81,6 @@ pub fn encode<T: Serialize>(frame: &T) -> Bytes {
     // Both frame types are plain structs of strings, numbers and bytes: encoding them
     // cannot fail.
     Bytes::from(rmp_serde::to_vec_named(frame).expect("a pipeline frame encodes"))
-}
-
-/// `GET /v1/pipeline` with the upgrade headers: 101, then the connection is served as
-/// a pipeline until the client closes it or the node stops.
-pub(super) async fn upgrade(State(state): State<ApiState>, mut request: Request) -> Response {
-    let names_protocol = request
-        .headers()
-        .get(UPGRADE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.eq_ignore_ascii_case(PIPELINE_PROTOCOL));
-    if !names_protocol {
-        return ApiError::bad_request(
-            "upgrade_required",
-            format!("send `Connection: upgrade` and `Upgrade: {PIPELINE_PROTOCOL}`"),
-        )
-        .into_response();
-    }
-    // Absent on a request that came over a pipeline (or HTTP/2): nothing to upgrade.
-    if request
-        .extensions()
-        .get::<hyper::upgrade::OnUpgrade>()
-        .is_none()
-    {
-        return ApiError::bad_request(
-            "upgrade_required",
-            "only an HTTP/1.1 connection can become a pipeline",
-        )
-        .into_response();
-    }
-    let Ok(permit) = state.0.pipelines.clone().try_acquire_owned() else {
-        return ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "overloaded",
-            "too many pipelined connections on this node; use HTTP or retry later",
-        )
-        .into_response();
-    };
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(peer)| *peer);
-    let http = &state.parts().settings.http;
-    let bounds = PipelineBounds {
-        node: state.0.pipeline_bytes.clone(),
-        write_timeout: http.write_timeout,
-        idle_timeout: http.idle_timeout,
-        peer,
-        stats: state.0.edge.clone(),
-    };
-    let on_upgrade = hyper::upgrade::on(&mut request);
-    let router = super::router(state.clone());
-    let stopped = state.parts().stopped.clone();
-    tokio::spawn(async move {
-        match on_upgrade.await {
-            Ok(upgraded) => serve(router, TokioIo::new(upgraded), stopped, bounds).await,
-            Err(error) => tracing::debug!(%error, "pipeline upgrade failed"),
-        }
-        drop(permit);
-    });
-    (
-        StatusCode::SWITCHING_PROTOCOLS,
-        [
-            (CONNECTION, HeaderValue::from_static("upgrade")),
-            (UPGRADE, HeaderValue::from_static(PIPELINE_PROTOCOL)),
-        ],
-    )
-        .into_response()
 }
 
 /// Why a frame is not a request.
@@ -221,7 +154,7 @@ pub(crate) async fn serve<Io>(
         let (request, length) = match request {
             Ok(request) => request,
             Err(error) => {
-                let error = ApiError::bad_request("bad_frame", error.to_string());
+                let error = ApiError::bad_request(ErrorCode::BadFrame, error.to_string());
                 let frame = encode(&answer_of(0, error.into_response()).await);
                 let most = limits::PIPELINE_CONNECTION_ANSWER_BYTES_MAX;
                 let taken = take(&answer_bytes, &bounds.node.answers, frame.len(), most);
@@ -351,7 +284,7 @@ async fn answer(
 
 /// The HTTP request a frame describes; a bad method, path or header is a 400.
 fn http_request(request: PipelineRequest, peer: Option<SocketAddr>) -> Result<Request, ApiError> {
-    let bad = |message: String| ApiError::bad_request("bad_request", message);
+    let bad = |message: String| ApiError::bad_request(ErrorCode::BadRequest, message);
     let method = Method::from_bytes(request.method.as_bytes())
         .map_err(|_| bad(format!("{:?} is not an HTTP method", request.method)))?;
     if !request.path.starts_with('/') {
@@ -387,7 +320,7 @@ async fn answer_of(id: u64, response: Response) -> PipelineAnswer {
         Err(_) => {
             let error = ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "answer_too_large",
+                ErrorCode::AnswerTooLarge,
                 "the answer is over the pipeline's frame limit; use HTTP for it",
             );
             let (parts, body) = error.into_response().into_parts();

@@ -3,10 +3,10 @@
 //! its replicas. The node a client reaches then mints and reads locally instead of
 //! forwarding every replica message: three remote round trips per write become two.
 
-use super::ApiState;
+use super::status::StatusRoutes;
 use crate::coordinator::ClusterView;
-use crate::node::state::liveness_name;
 use crate::object::ObjectKey;
+use crate::runtime::state::liveness_name;
 use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -52,10 +52,10 @@ impl RingMap {
     }
 }
 
-pub(super) async fn ring(State(state): State<ApiState>) -> Json<RingMap> {
-    let parts = state.parts();
-    let view = parts.state.view();
-    let members = parts.state.members();
+pub(super) async fn ring(State(routes): State<StatusRoutes>) -> Json<RingMap> {
+    let parts = routes.state.as_ref();
+    let view = parts.cluster.view();
+    let members = parts.cluster.members();
     let nodes: Vec<RingNode> = members
         .iter()
         .map(|member| RingNode {

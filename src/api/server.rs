@@ -12,7 +12,7 @@
 //! close, so a client still sending a refused body reads its answer rather than a
 //! reset. It never looks into a request: bodies, limits and routes are the router's.
 
-use super::ApiState;
+use super::Api;
 use crate::config::HttpSettings;
 use crate::limits;
 use axum::extract::ConnectInfo;
@@ -149,10 +149,10 @@ impl Drop for Slot {
 
 /// Accepts and serves client connections until `stopped` turns true, then lets open
 /// connections finish their requests (graceful shutdown) and returns.
-pub async fn serve(listener: TcpListener, state: ApiState, stopped: watch::Receiver<bool>) {
-    let settings = state.parts().settings.http.clone();
-    let stats = state.0.edge.clone();
-    serve_router(listener, super::router(state), settings, stats, stopped).await;
+pub async fn serve(listener: TcpListener, api: Api, stopped: watch::Receiver<bool>) {
+    let settings = api.edge.http.clone();
+    let stats = api.edge.stats.clone();
+    serve_router(listener, super::router(api), settings, stats, stopped).await;
 }
 
 /// [`serve`] for any router.
@@ -222,7 +222,8 @@ async fn refuse(mut stream: TcpStream, cap: Cap) {
         Cap::Node => "too many open connections on this node; retry later",
         Cap::Address => "too many open connections from your address; reuse connections",
     };
-    let body = serde_json::json!({"code": "overloaded", "message": message}).to_string();
+    let body =
+        serde_json::json!({"code": super::ErrorCode::Overloaded, "message": message}).to_string();
     let answer = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
          content-length: {}\r\nconnection: close\r\n\r\n{body}",

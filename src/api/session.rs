@@ -3,7 +3,8 @@
 //! (401 with a code per kind of rejection), then the CSRF token of mutating calls (403),
 //! then the body (400 malformed, 413 too large, 422 outside a limit).
 
-use super::{admit, ApiError, ApiState};
+use super::ErrorCode;
+use super::{admit, AdminKey, Admission, ApiError};
 use crate::crdt::{check_quantity, UserChange, UserDoc};
 use crate::limits;
 use crate::session::{Authenticated, Login, SessionError, SessionService};
@@ -28,33 +29,47 @@ impl From<SessionError> for ApiError {
         match error {
             SessionError::Token(rejection) | SessionError::Limited(rejection) => ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                rejection.code(),
+                ErrorCode::from(rejection),
                 "the session token was not accepted",
             ),
             SessionError::RotationConflict => {
-                ApiError::new(StatusCode::CONFLICT, "conflict", error.to_string())
+                ApiError::new(StatusCode::CONFLICT, ErrorCode::Conflict, error.to_string())
             }
-            SessionError::CsrfMissing => {
-                ApiError::new(StatusCode::FORBIDDEN, "csrf_missing", error.to_string())
-            }
-            SessionError::CsrfInvalid => {
-                ApiError::new(StatusCode::FORBIDDEN, "csrf_invalid", error.to_string())
-            }
+            SessionError::CsrfMissing => ApiError::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::CsrfMissing,
+                error.to_string(),
+            ),
+            SessionError::CsrfInvalid => ApiError::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::CsrfInvalid,
+                error.to_string(),
+            ),
             SessionError::Coordinator(error) => error.into(),
             SessionError::Corrupt => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
+                ErrorCode::Internal,
                 error.to_string(),
             ),
         }
     }
 }
 
-fn sessions(state: &ApiState) -> Result<Arc<SessionService>, ApiError> {
-    state.parts().sessions.clone().ok_or_else(|| {
+/// What the session routes use (and `/v1/admin/audit/{user}`, which reads the
+/// session service for operators).
+pub struct SessionState {
+    pub admission: Arc<Admission>,
+    /// The session service; `None` (no session secret) answers its routes with 503.
+    pub sessions: Option<Arc<SessionService>>,
+    /// What the audit route's bearer token is checked against; `None` disables it.
+    pub admin_key: Option<AdminKey>,
+}
+
+fn sessions(state: &SessionState) -> Result<Arc<SessionService>, ApiError> {
+    state.sessions.clone().ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "sessions_disabled",
+            ErrorCode::SessionsDisabled,
             "this node has no session secret (run `cartwheel init`)",
         )
     })
@@ -87,7 +102,7 @@ fn client(extensions: &Extensions) -> Option<IpAddr> {
 /// Admits the request (an in-flight permit), then lets its token in and, for a mutating
 /// call, checks its CSRF token.
 async fn authenticated<'s>(
-    state: &'s ApiState,
+    state: &'s SessionState,
     service: &SessionService,
     headers: &HeaderMap,
     extensions: &Extensions,
@@ -110,11 +125,11 @@ async fn authenticated<'s>(
 /// the node's CPU, and holds no permit a legitimate request needs. Valid tokens are
 /// never delayed.
 async fn admitted<'s, T>(
-    state: &'s ApiState,
+    state: &'s SessionState,
     service: &SessionService,
     check: impl std::future::Future<Output = Result<T, SessionError>>,
 ) -> Result<(SemaphorePermit<'s>, T), ApiError> {
-    let permit = admit(state).await?;
+    let permit = admit(&state.admission).await?;
     let error = match check.await {
         Ok(value) => return Ok((permit, value)),
         Err(error) => error,
@@ -134,7 +149,7 @@ fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     if body.len() > limits::SESSION_BODY_BYTES_MAX {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
+            ErrorCode::BodyTooLarge,
             format!(
                 "the body is {} bytes, the limit is {}",
                 body.len(),
@@ -142,28 +157,29 @@ fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
             ),
         ));
     }
-    serde_json::from_slice(body)
-        .map_err(|error| ApiError::bad_request("bad_json", format!("malformed JSON body: {error}")))
+    serde_json::from_slice(body).map_err(|error| {
+        ApiError::bad_request(ErrorCode::BadJson, format!("malformed JSON body: {error}"))
+    })
 }
 
 /// Checks a client-supplied name (user id, device, sku, pref name, history item).
 fn name(field: &str, text: &str, max_chars: usize) -> Result<String, ApiError> {
     if text.is_empty() {
         return Err(ApiError::bad_request(
-            "bad_name",
+            ErrorCode::BadName,
             format!("{field} must not be empty"),
         ));
     }
     if text.chars().count() > max_chars {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "name_too_long",
+            ErrorCode::NameTooLong,
             format!("{field} is longer than {max_chars} characters"),
         ));
     }
     if text.chars().any(char::is_control) {
         return Err(ApiError::bad_request(
-            "bad_name",
+            ErrorCode::BadName,
             format!("{field} must not contain control characters"),
         ));
     }
@@ -199,14 +215,14 @@ impl From<Login> for LoginAnswer {
 
 /// `POST /v1/sessions`
 pub(super) async fn login(
-    State(state): State<ApiState>,
+    State(state): State<Arc<SessionState>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let service = sessions(&state)?;
     let body: LoginBody = parse(&body)?;
     let user = name("user_id", &body.user_id, limits::SESSION_NAME_CHARS_MAX)?;
     let device = name("device", &body.device, limits::SESSION_NAME_CHARS_MAX)?;
-    let _permit = admit(&state).await?;
+    let _permit = admit(&state.admission).await?;
     let login = service.login(&user, &device).await?;
     Ok((StatusCode::CREATED, Json(LoginAnswer::from(login))).into_response())
 }
@@ -282,7 +298,7 @@ fn session_body(service: &SessionService, auth: &Authenticated, doc: &UserDoc) -
 
 /// `GET /v1/session`
 pub(super) async fn read(
-    State(state): State<ApiState>,
+    State(state): State<Arc<SessionState>>,
     extensions: Extensions,
     headers: HeaderMap,
 ) -> Result<Json<SessionBody>, ApiError> {
@@ -301,7 +317,7 @@ pub(super) async fn read(
 /// Applies one change for an authenticated, CSRF-checked caller and answers with the
 /// session as the replica that applied it stored it.
 async fn change(
-    state: &ApiState,
+    state: &SessionState,
     headers: &HeaderMap,
     extensions: &Extensions,
     change: impl FnOnce() -> Result<UserChange, ApiError>,
@@ -322,11 +338,11 @@ pub struct CartBody {
 }
 
 fn quantity(qty: Option<i64>, allow_zero: bool) -> Result<u32, ApiError> {
-    let qty = qty.ok_or_else(|| ApiError::bad_request("bad_request", "qty is required"))?;
+    let qty = qty.ok_or_else(|| ApiError::bad_request(ErrorCode::BadRequest, "qty is required"))?;
     check_quantity(qty, allow_zero).map_err(|error| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "bad_quantity",
+            ErrorCode::BadQuantity,
             error.to_string(),
         )
     })
@@ -334,7 +350,7 @@ fn quantity(qty: Option<i64>, allow_zero: bool) -> Result<u32, ApiError> {
 
 /// `POST /v1/session/cart`
 pub(super) async fn cart(
-    State(state): State<ApiState>,
+    State(state): State<Arc<SessionState>>,
     extensions: Extensions,
     headers: HeaderMap,
     body: Bytes,
@@ -353,7 +369,7 @@ pub(super) async fn cart(
             }),
             "remove" => Ok(UserChange::CartRemove { sku }),
             other => Err(ApiError::bad_request(
-                "bad_op",
+                ErrorCode::BadOp,
                 format!("op {other:?}: use add, set or remove"),
             )),
         }
@@ -369,7 +385,7 @@ pub struct PrefBody {
 
 /// `PUT /v1/session/prefs/{name}`
 pub(super) async fn set_pref(
-    State(state): State<ApiState>,
+    State(state): State<Arc<SessionState>>,
     extensions: Extensions,
     Path(pref): Path<String>,
     headers: HeaderMap,
@@ -387,7 +403,7 @@ pub(super) async fn set_pref(
 
 /// `DELETE /v1/session/prefs/{name}`
 pub(super) async fn remove_pref(
-    State(state): State<ApiState>,
+    State(state): State<Arc<SessionState>>,
     extensions: Extensions,
     Path(pref): Path<String>,
     headers: HeaderMap,
@@ -408,7 +424,7 @@ pub struct HistoryBody {
 
 /// `POST /v1/session/history`
 pub(super) async fn history(
-    State(state): State<ApiState>,
+    State(state): State<Arc<SessionState>>,
     extensions: Extensions,
     headers: HeaderMap,
     body: Bytes,
@@ -424,7 +440,7 @@ pub(super) async fn history(
 
 /// `POST /v1/session/rotate`
 pub(super) async fn rotate(
-    State(state): State<ApiState>,
+    State(state): State<Arc<SessionState>>,
     extensions: Extensions,
     headers: HeaderMap,
 ) -> Result<Json<LoginAnswer>, ApiError> {
@@ -435,7 +451,7 @@ pub(super) async fn rotate(
 
 /// `DELETE /v1/session`
 pub(super) async fn logout(
-    State(state): State<ApiState>,
+    State(state): State<Arc<SessionState>>,
     extensions: Extensions,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
@@ -452,7 +468,7 @@ pub struct LogoutAllAnswer {
 
 /// `DELETE /v1/session/all`
 pub(super) async fn logout_all(
-    State(state): State<ApiState>,
+    State(state): State<Arc<SessionState>>,
     extensions: Extensions,
     headers: HeaderMap,
 ) -> Result<Json<LogoutAllAnswer>, ApiError> {
@@ -491,14 +507,14 @@ pub struct AuditBody {
 
 /// `GET /v1/admin/audit/{user}`: the user's security record, for operators.
 pub(super) async fn audit(
-    State(state): State<ApiState>,
+    State(state): State<Arc<SessionState>>,
     Path(user): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<AuditBody>, ApiError> {
-    super::admin::authorize(&state, &headers)?;
+    super::admin::authorize(state.admin_key.as_ref(), &headers)?;
     let service = sessions(&state)?;
     let user = name("user_id", &user, limits::SESSION_NAME_CHARS_MAX)?;
-    let _permit = admit(&state).await?;
+    let _permit = admit(&state.admission).await?;
     let record = service.user_auth(&user).await?;
     Ok(Json(AuditBody {
         user_id: user,

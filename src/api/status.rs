@@ -1,13 +1,61 @@
 //! `GET /v1/status`: what an operator needs to see of one node and its view of the
 //! cluster.
 
-use super::ApiState;
-use crate::coordinator::ClusterView;
-use crate::node::state::{liveness_name, status_name};
+use super::server::EdgeStats;
+use crate::coordinator::quorum::Level;
+use crate::coordinator::{ClusterView, CoordinatorStats};
+use crate::handoff::hints::Hints;
+use crate::handoff::transfer::TransferStats;
+use crate::membership::swim::MemberInfo;
+use crate::replica::Replica;
+use crate::runtime::clock::NodeClock;
+use crate::runtime::gossip::Gossip;
+use crate::runtime::incarnation::EarlySend;
+use crate::runtime::repair::RepairStats;
+use crate::runtime::state::{liveness_name, status_name, ClusterState};
+use crate::session::SessionStats;
+use crate::storage::{Durability, Storage};
+use crate::transport::Transport;
+use crate::wire::{PeerRequest, PeerResponse};
 use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// What the status routes (`/v1/status`, `/v1/roots`, `/v1/ring`) read: this node's
+/// view of the cluster and every counter its parts keep. They only read.
+pub struct StatusState {
+    pub me: MemberInfo,
+    /// The default levels and the durability, as configured.
+    pub read: Level,
+    pub write: Level,
+    pub durability: Durability,
+    pub cluster: Arc<ClusterState>,
+    pub gossip: Arc<Gossip>,
+    pub storage: Arc<dyn Storage>,
+    pub transport: Transport<PeerRequest, PeerResponse>,
+    pub replica: Arc<Replica>,
+    pub coordinator: Arc<CoordinatorStats>,
+    pub transfers: Arc<TransferStats>,
+    pub hints: Arc<Hints>,
+    pub repair: Arc<RepairStats>,
+    /// Repair and anti-entropy messages the peer service refused.
+    pub refused: Arc<AtomicU64>,
+    /// Whether versions minted here travel before this node's flush ends.
+    pub early: Arc<EarlySend>,
+    /// `None` on a node without session secret (its counters show zero).
+    pub sessions: Option<Arc<SessionStats>>,
+    /// The node's data clock (its offset is shown).
+    pub clock: Arc<NodeClock>,
+}
+
+/// The status routes' state: the node's, and the edge's counters.
+#[derive(Clone)]
+pub(super) struct StatusRoutes {
+    pub(super) state: Arc<StatusState>,
+    pub(super) edge: Arc<EdgeStats>,
+}
 
 /// One node's status.
 #[derive(Debug, Serialize, Deserialize)]
@@ -37,7 +85,7 @@ pub struct Status {
     pub write: String,
     pub durability: String,
     /// The actor this node mints under (hex): the same across clean restarts, new
-    /// after a crash that followed early sends or on a new store (`node::incarnation`).
+    /// after a crash that followed early sends or on a new store (`runtime::incarnation`).
     #[serde(default)]
     pub actor: String,
     /// Versions minted here for this node's own requests travel before its flush ends
@@ -176,8 +224,8 @@ pub struct SwimCounters {
     pub local_health: u32,
 }
 
-pub(super) async fn status(State(state): State<ApiState>) -> Json<Status> {
-    let parts = state.parts();
+pub(super) async fn status(State(routes): State<StatusRoutes>) -> Json<Status> {
+    let parts = routes.state.as_ref();
     // Counting keys walks the whole store: not on an async worker serving requests.
     let storage = parts.storage.clone();
     let (keys, disk_bytes) = tokio::task::spawn_blocking(move || {
@@ -188,10 +236,10 @@ pub(super) async fn status(State(state): State<ApiState>) -> Json<Status> {
     })
     .await
     .unwrap_or((0, 0));
-    let view = parts.state.view();
+    let view = parts.cluster.view();
     let me = &parts.me;
     let members = parts
-        .state
+        .cluster
         .members()
         .into_iter()
         .map(|member| MemberStatus {
@@ -206,9 +254,9 @@ pub(super) async fn status(State(state): State<ApiState>) -> Json<Status> {
         })
         .collect();
     let (swim_stats, local_health) = parts
-        .state
+        .cluster
         .with_swim(|swim| (swim.stats(), swim.local_health()));
-    let stats = &parts.coordinator.stats;
+    let stats = &parts.coordinator;
     let transport = parts.transport.stats();
     Json(Status {
         node: me.node.to_string(),
@@ -222,16 +270,16 @@ pub(super) async fn status(State(state): State<ApiState>) -> Json<Status> {
         ring_change_pending: view.target.is_some(),
         partitions: view.current.partition_count(),
         partitions_owned: view.current.partitions_of(&me.node).len(),
-        partitions_held: parts.state.held().len(),
-        transfers_in_flight: parts.state.transfers_in_flight.load(Ordering::Relaxed),
+        partitions_held: parts.cluster.held().len(),
+        transfers_in_flight: parts.cluster.transfers_in_flight.load(Ordering::Relaxed),
         partitions_fetched: parts.transfers.partitions_fetched.load(Ordering::Relaxed),
         objects_fetched: parts.transfers.objects_fetched.load(Ordering::Relaxed),
         replicas_per_region: view.current.replicas_per_region(&me.region),
         replicas_total: view.current.n() as u32,
-        read: parts.settings.read.to_string(),
-        write: parts.settings.write.to_string(),
-        durability: parts.settings.durability.to_string(),
-        actor: parts.service.replica.actor().to_string(),
+        read: parts.read.to_string(),
+        write: parts.write.to_string(),
+        durability: parts.durability.to_string(),
+        actor: parts.replica.actor().to_string(),
         early_sends: parts.early.armed(),
         keys,
         disk_bytes,
@@ -254,11 +302,11 @@ pub(super) async fn status(State(state): State<ApiState>) -> Json<Status> {
             bytes_received: parts.repair.bytes_received.load(Ordering::Relaxed),
             keys_pulled: parts.repair.keys_pulled.load(Ordering::Relaxed),
             keys_pushed: parts.repair.keys_pushed.load(Ordering::Relaxed),
-            refused: parts.service.refused.load(Ordering::Relaxed),
+            refused: parts.refused.load(Ordering::Relaxed),
             tombstones_collected: parts.repair.tombstones_collected.load(Ordering::Relaxed),
         },
         sessions: session_counters(parts),
-        edge: state.0.edge.counters(),
+        edge: routes.edge.counters(),
         hints: HintCounters {
             pending: parts
                 .hints
@@ -288,15 +336,14 @@ pub(super) async fn status(State(state): State<ApiState>) -> Json<Status> {
     })
 }
 
-fn session_counters(parts: &super::ApiParts) -> SessionCounters {
+fn session_counters(parts: &StatusState) -> SessionCounters {
     let clock_offset_ms = parts.clock.offset_ms();
-    let Some(sessions) = &parts.sessions else {
+    let Some(stats) = &parts.sessions else {
         return SessionCounters {
             clock_offset_ms,
             ..SessionCounters::default()
         };
     };
-    let stats = &sessions.stats;
     let load = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
     SessionCounters {
         logins: load(&stats.logins),
@@ -321,11 +368,11 @@ fn session_counters(parts: &super::ApiParts) -> SessionCounters {
 /// `GET /v1/roots`: the Merkle root of every partition this node owns, hex, so tools can
 /// check that all replicas converged.
 pub(super) async fn roots(
-    State(state): State<ApiState>,
+    State(routes): State<StatusRoutes>,
 ) -> Json<std::collections::BTreeMap<u32, String>> {
-    let parts = state.parts();
-    let view = parts.state.view();
-    let trees = parts.service.replica.trees();
+    let parts = routes.state.as_ref();
+    let view = parts.cluster.view();
+    let trees = parts.replica.trees();
     Json(
         view.current
             .partitions_of(&parts.me.node)

@@ -15,7 +15,7 @@ use std::cmp::Ordering;
 use std::fmt;
 
 /// A replica node as it appears in version vectors: a 64-bit hash of its node id and
-/// its incarnation (`node::incarnation`).
+/// its incarnation (`runtime::incarnation`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Actor(pub u64);
 

@@ -163,7 +163,7 @@ fn removal_signature(dir: &Path, entry: &NodeEntry) -> Result<String> {
             key_path.display()
         )
     })?;
-    let proof = crate::node::proof::sign_removal(&key, &entry.id, &entry.region)
+    let proof = crate::runtime::proof::sign_removal(&key, &entry.id, &entry.region)
         .with_context(|| format!("cannot sign with {}", key_path.display()))?;
     Ok(base64::engine::general_purpose::STANDARD.encode(proof.signature))
 }

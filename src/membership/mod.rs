@@ -2,7 +2,7 @@
 //! which partition while members join and leave (`ownership`).
 //!
 //! Pure state machines: time and randomness come in as arguments; the node's gossip
-//! driver (`node::gossip`) and transfer worker (`handoff::transfer`) carry out what they
+//! driver (`runtime::gossip`) and transfer worker (`handoff::transfer`) carry out what they
 //! return.
 
 pub mod ownership;

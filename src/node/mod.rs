@@ -1,46 +1,31 @@
 //! One cartwheel node: storage, transport, membership, coordinator, ownership transfer
 //! and the HTTP API, started together and stopped together.
 //!
-//! This is the async shell: it owns every task and socket of the node and decides no
-//! protocol question itself; it hands requests to `replica`, `coordinator`,
-//! `membership` and `handoff` and carries out what they return.
+//! This is the composition root: it starts and stops things and nothing else. Every
+//! part it wires lives in a layer below it (`runtime`, `handoff`, `peer`, `api`, ...),
+//! none of which may import `node`; `startup` holds one short step per subsystem.
 
-pub mod batch;
-pub mod clock;
-pub mod gossip;
-pub mod incarnation;
-pub mod proof;
-pub mod repair;
-pub mod service;
-pub mod state;
-pub mod trees;
+mod startup;
 
-use crate::api::{self, ApiState};
+pub use startup::start;
+
 use crate::config::Settings;
-use crate::coordinator::{Coordinator, Dispatch, Durable};
-use crate::handoff::hints::{HintWorker, Hints};
-use crate::handoff::transfer::{TransferStats, TransferWorker};
+use crate::coordinator::{Dispatch, Durable};
 use crate::ids::{NodeId, Region};
 use crate::limits;
-use crate::membership::swim::{MemberInfo, Status, Swim};
-use crate::replica::Replica;
-use crate::session::tokens::TokenKeys;
-use crate::session::{SessionService, Sweeper};
-use crate::storage::{CommitGate, MemoryStorage, SledStorage, Storage, StorageOptions};
-use crate::transport::{Handler, NodeTls, PeerInfo, Transport, TransportConfig, WanModel};
+use crate::peer::PeerService;
+use crate::runtime::gossip::{Exit, Gossip};
+use crate::runtime::{batch, clock, incarnation};
+use crate::storage::Storage;
+use crate::transport::{Handler, NodeTls, PeerInfo, Transport};
 use crate::wire::{PeerRequest, PeerResponse};
 use futures::future::BoxFuture;
-use gossip::{Exit, Gossip};
-use repair::{RepairStats, RepairWorker};
-use service::PeerService;
-use state::{now_ms, ClusterState};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use trees::Trees;
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -228,277 +213,6 @@ impl RunningNode {
             tracing::error!(%error, "final flush failed: the next start takes a new incarnation");
         }
     }
-}
-
-fn wan_model(settings: &Settings) -> WanModel {
-    let latency = &settings.topology.latency;
-    WanModel {
-        rtt_ms: latency.rtt_ms.clone(),
-        intra_region_rtt_ms: latency.intra_region_rtt_ms,
-        jitter_ms: latency.jitter_ms,
-    }
-}
-
-fn open_storage(options: &NodeOptions) -> Result<Arc<dyn Storage>, NodeError> {
-    let partitions = options.settings.topology.partitions;
-    Ok(match &options.data {
-        DataDir::Memory => Arc::new(MemoryStorage::new(partitions)?),
-        DataDir::Disk(path) => Arc::new(SledStorage::open(
-            path,
-            StorageOptions {
-                partitions,
-                cache_bytes: options.cache_bytes,
-                durability: options.settings.durability,
-            },
-        )?),
-    })
-}
-
-/// The node's region: from the topology, or from `--region` for an added node.
-fn region_of(options: &NodeOptions) -> Result<Region, NodeError> {
-    let topology = &options.settings.topology;
-    if let Some(region) = topology.region_of(&options.id) {
-        return Ok(region.clone());
-    }
-    let region = options
-        .region
-        .clone()
-        .ok_or_else(|| NodeError::UnknownNode(options.id.clone()))?;
-    if !topology.regions.iter().any(|spec| spec.name == region) {
-        let known = topology
-            .regions
-            .iter()
-            .map(|spec| spec.name.to_string())
-            .collect::<Vec<_>>()
-            .join(", ");
-        return Err(NodeError::UnknownRegion { region, known });
-    }
-    Ok(region)
-}
-
-/// Starts a node: opens storage, binds QUIC and HTTP, joins through the seeds.
-pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
-    check_chaos(options.chaos, options.http_bind, options.quic_bind)?;
-    let settings = &options.settings;
-    let region = region_of(&options)?;
-    let storage = open_storage(&options)?;
-    let incarnation = incarnation::begin(storage.as_ref())?;
-    tracing::info!(
-        node = %options.id,
-        incarnation = incarnation.number,
-        new = incarnation.fresh,
-        "incarnation"
-    );
-    let gate = CommitGate::new(storage.clone(), settings.durability);
-    let trees = Arc::new(Trees::new(limits::NODE_TREE_DEPTH));
-    trees.rebuild(storage.as_ref(), settings.topology.partitions)?;
-    let replica = Arc::new(Replica::new(
-        incarnation.actor(&options.id),
-        settings.topology.partitions,
-        storage.clone(),
-        gate,
-        trees,
-    ));
-    let http_listener = tokio::net::TcpListener::bind(options.http_bind)
-        .await
-        .map_err(|source| NodeError::HttpBind {
-            addr: options.http_bind,
-            source,
-        })?;
-    let http_addr = http_listener
-        .local_addr()
-        .map_err(|source| NodeError::HttpBind {
-            addr: options.http_bind,
-            source,
-        })?;
-    let transport_config = TransportConfig {
-        node: options.id.clone(),
-        region: region.clone(),
-        bind: options.quic_bind,
-        tls: options.tls.clone(),
-        wan: wan_model(settings),
-        request_timeout: settings.request_timeout,
-    };
-    // The transport needs its handler at start and the handler needs the membership
-    // state, which needs the bound QUIC address: bind through a late-bound handler.
-    let late = Arc::new(LateHandler(std::sync::OnceLock::new()));
-    let transport = Transport::start(transport_config, late.clone()).await?;
-    let quic_addr = transport.local_addr();
-    let me = MemberInfo {
-        node: options.id.clone(),
-        region: region.clone(),
-        quic: quic_addr,
-        http: http_addr,
-        weight: 1,
-    };
-    let initial = settings.topology.region_of(&options.id).is_some();
-    let status = if initial {
-        Status::Member
-    } else {
-        Status::Joining
-    };
-    let mut swim = Swim::new(
-        me.clone(),
-        status,
-        settings.swim.clone(),
-        rand::random(),
-        now_ms(),
-    );
-    let regions: std::collections::BTreeSet<Region> = settings
-        .topology
-        .regions
-        .iter()
-        .map(|spec| spec.name.clone())
-        .collect();
-    swim.set_allowed_regions(Some(regions));
-    // The topology names its nodes' regions: gossip cannot move them elsewhere.
-    swim.pin_regions(
-        settings
-            .topology
-            .nodes()
-            .map(|(node, region)| (node.clone(), region.clone()))
-            .collect(),
-    );
-    let state = Arc::new(ClusterState::new(me.clone(), swim, settings)?);
-    let gossip = Gossip::new(state.clone(), options.tls.clone());
-    gossip.attach(transport.clone());
-    let hints = Arc::new(Hints::open(storage.clone())?);
-    let service = Arc::new(PeerService {
-        replica: replica.clone(),
-        hints: hints.clone(),
-        state: state.clone(),
-        gossip: gossip.clone(),
-        forwards: Arc::new(tokio::sync::Semaphore::new(limits::FORWARDS_IN_FLIGHT_MAX)),
-        refused: Default::default(),
-    });
-    let _ = late.0.set(Arc::downgrade(&service));
-    let mut seeds = Vec::new();
-    for seed in options.seeds.iter().filter(|seed| seed.node != options.id) {
-        let seed_region = settings
-            .topology
-            .region_of(&seed.node)
-            .cloned()
-            .unwrap_or_else(|| region.clone());
-        transport.set_peer(seed.node.clone(), seed_region, seed.addr)?;
-        seeds.push(seed.node.clone());
-    }
-    let outputs = state.with_swim(|swim| swim.join(&seeds, now_ms()));
-    gossip.send_all(outputs);
-    let early = incarnation::EarlySend::new(storage.clone(), incarnation);
-    let dispatch = Arc::new(NodeDispatch {
-        me: options.id.clone(),
-        service: service.clone(),
-        batcher: Arc::new(batch::Batcher::new(transport.clone())),
-        early: early.clone(),
-    });
-    let clock = Arc::new(clock::NodeClock::default());
-    let coordinator = Arc::new(Coordinator::new(
-        options.id.clone(),
-        region.clone(),
-        state.clone(),
-        dispatch,
-        clock.clone(),
-        settings.request_timeout,
-        settings.sloppy,
-    ));
-    let (stop, stopped) = watch::channel(false);
-    let mut tasks = JoinSet::new();
-    tasks.spawn(gossip.clone().run(stopped.clone()));
-    let transfer_stats = Arc::new(TransferStats::default());
-    let worker = TransferWorker {
-        state: state.clone(),
-        transport: transport.clone(),
-        replica: replica.clone(),
-        gossip: gossip.clone(),
-        stats: transfer_stats.clone(),
-    };
-    tasks.spawn(worker.run(stopped.clone()));
-    let hint_worker = HintWorker {
-        hints: hints.clone(),
-        state: state.clone(),
-        transport: transport.clone(),
-        rate_per_s: settings.hint_replay_rate,
-        window_ms: settings.hint_window.as_millis() as u64,
-    };
-    tasks.spawn(hint_worker.run(stopped.clone()));
-    let repair_stats = Arc::new(RepairStats::default());
-    let repair = RepairWorker {
-        clock: clock.clone(),
-        tombstone_grace_ms: settings.tombstone_grace.as_millis() as u64,
-        state: state.clone(),
-        transport: transport.clone(),
-        replica: replica.clone(),
-        stats: repair_stats.clone(),
-        rate_bytes_per_s: settings.anti_entropy_rate,
-    };
-    tasks.spawn(repair.run(stopped.clone()));
-    let keys = options
-        .session_keys
-        .as_deref()
-        .and_then(|keys| TokenKeys::new(keys).ok());
-    let sessions = keys.map(|keys| {
-        Arc::new(SessionService::new(
-            coordinator.clone(),
-            settings.session.clone(),
-            keys,
-            clock.clone(),
-        ))
-    });
-    if let Some(sessions) = &sessions {
-        let sweeper = Sweeper {
-            me: options.id.clone(),
-            cluster: state.clone(),
-            storage: storage.clone(),
-            coordinator: coordinator.clone(),
-            clock: clock.clone(),
-            settings: settings.session.clone(),
-            stats: sessions.stats.clone(),
-        };
-        tasks.spawn(sweeper.run(stopped.clone()));
-    }
-    let api_state = ApiState::new(api::ApiParts {
-        me,
-        settings: options.settings.clone(),
-        coordinator,
-        state: state.clone(),
-        gossip: gossip.clone(),
-        storage: storage.clone(),
-        transport: transport.clone(),
-        transfers: transfer_stats,
-        hints,
-        repair: repair_stats,
-        service: service.clone(),
-        early,
-        chaos: options.chaos,
-        admin_key: options.admin_key.clone(),
-        contexts: options
-            .session_keys
-            .as_deref()
-            .and_then(api::ContextKeys::new),
-        sessions,
-        clock: clock.clone(),
-        stopped: stopped.clone(),
-    });
-    tasks.spawn(api::server::serve(
-        http_listener,
-        api_state,
-        stopped.clone(),
-    ));
-    tracing::info!(node = %options.id, %region, %http_addr, %quic_addr, ?status, "node started");
-    Ok(RunningNode {
-        id: options.id,
-        region,
-        http_addr,
-        quic_addr,
-        stop,
-        exit: gossip.exit_signal(),
-        tasks,
-        transport,
-        storage,
-        incarnation,
-        gossip,
-        clock,
-    })
 }
 
 /// Hands requests to the peer service once it exists (requests before that are

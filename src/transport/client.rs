@@ -11,7 +11,8 @@ use super::server::{self, ServerContext, ServerLimits};
 use super::stats::{Counter, Counters, TransportStats};
 use super::tls::{self, IdentityVerifier};
 use super::{
-    ErasedHandler, Handler, Message, PeerInfo, Refusal, TransportConfig, TransportError, WanModel,
+    lock, ErasedHandler, Handler, Message, PeerInfo, Refusal, TransportConfig, TransportError,
+    WanModel,
 };
 use crate::ids::{validate_name, NodeId, Region};
 use crate::limits::{
@@ -21,7 +22,7 @@ use crate::limits::{
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
@@ -429,10 +430,4 @@ async fn sleep_unless_zero(delay: Duration) {
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-}
-
-/// Locks a std mutex, ignoring poisoning: the guarded maps stay consistent because no
-/// code panics while holding them.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

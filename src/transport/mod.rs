@@ -24,7 +24,6 @@ pub mod wan;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use client::lock;
 pub use client::Transport;
 pub use faults::{FaultPlan, FaultPlanError};
 pub use frame::{decode_frame, encode, FrameError, WIRE_VERSION};
@@ -38,6 +37,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 /// What a message type must be to cross the transport.
@@ -162,4 +162,10 @@ pub enum TransportError {
     Wan(#[from] WanError),
     #[error("cannot bind UDP socket {addr}: {reason}")]
     Bind { addr: SocketAddr, reason: String },
+}
+
+/// Locks a std mutex, ignoring poisoning: the guarded maps stay consistent because no
+/// code panics while holding them.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

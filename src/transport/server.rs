@@ -12,11 +12,10 @@
 //! at debug. Tasks form a tree of `JoinSet`s, so aborting the accept loop aborts every
 //! connection and every in-flight handler.
 
-use super::client::lock;
 use super::frame::{self, Envelope, ReadFrameError};
 use super::stats::{Counter, Counters};
 use super::tls::{IdentityVerifier, TlsError};
-use super::{ErasedHandler, Message, PeerInfo, Refusal};
+use super::{lock, ErasedHandler, Message, PeerInfo, Refusal};
 use crate::ids::{NodeId, Region};
 use crate::limits;
 use rustls::pki_types::CertificateDer;

@@ -110,7 +110,7 @@ pub struct MemberState {
 
 /// A signed statement that a member's final status was set by whom may set it: the
 /// member itself for Left, an operator holding the cluster CA key for Removed. What is
-/// signed is derived from the state it comes with (see `node::proof`); this state
+/// signed is derived from the state it comes with (see `runtime::proof`); this state
 /// machine only carries it and never checks it: the driver verifies every final status
 /// before it reaches [`Swim`], and signs the ones it makes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

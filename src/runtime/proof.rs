@@ -18,7 +18,7 @@
 //!
 //! A stolen node bundle (certificate and key) can thus announce only its own node's
 //! departure, never another's. Verification runs in the shell, before an update
-//! reaches the pure state machine (`node::gossip`); an update whose proof is missing or
+//! reaches the pure state machine (`runtime::gossip`); an update whose proof is missing or
 //! wrong is dropped there and counted. This module signs and checks and never touches
 //! the network or the member table.
 

@@ -3,13 +3,15 @@
 //! that wait (`durable`) to its caller, so the version can travel meanwhile.
 //!
 //! It owns the local node's actor in the version vectors: only this module mints dots,
-//! so two versions minted here can never share one.
+//! so two versions minted here can never share one. Its Merkle trees (`trees`) live
+//! here too, below the runtime that exchanges them, since every write updates them.
+
+pub mod trees;
 
 use crate::clock::{Actor, Hlc, VersionVector};
 use crate::crdt::{CrdtError, Doc, DocOp};
 use crate::ids::PartitionId;
 use crate::limits;
-use crate::node::trees::Trees;
 use crate::object::{
     decode_object, encode_object, kv_bytes, Blob, DecodeError, KvObject, MergeError, Object,
     ObjectKey,
@@ -19,6 +21,7 @@ use crate::storage::{
 };
 use crate::wire::PartitionEntry;
 use std::sync::Arc;
+use trees::Trees;
 
 /// Why a replica could not serve a request.
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +46,7 @@ pub struct Replica {
 }
 
 impl Replica {
-    /// A replica minting under `actor` (the node's incarnation, `node::incarnation`).
+    /// A replica minting under `actor` (the node's incarnation, `runtime::incarnation`).
     pub fn new(
         actor: Actor,
         partitions: u32,
@@ -217,7 +220,7 @@ impl Replica {
     /// A new version coordinated by this replica, superseding what `context` has seen.
     /// It is stored and readable, but a crash before the next flush (`durable`) loses
     /// it. Sending it on before then is safe only because this node mints under a new
-    /// actor after such a crash (`node::incarnation`), so the dot cannot come again.
+    /// actor after such a crash (`runtime::incarnation`), so the dot cannot come again.
     pub fn mint_stored(
         &self,
         key: &ObjectKey,

@@ -1,14 +1,14 @@
 //! Answers other nodes' requests (and this node's own coordinator): replica reads and
 //! writes, membership messages, and pages of partitions for ownership transfer.
 
-use super::gossip::Gossip;
-use super::state::ClusterState;
 use crate::clock::VersionError;
 use crate::coordinator::ClusterView;
 use crate::handoff::hints::Hints;
 use crate::limits;
 use crate::object::{MergeError, Object, ObjectKey};
 use crate::replica::{Replica, ReplicaError};
+use crate::runtime::gossip::Gossip;
+use crate::runtime::state::ClusterState;
 use crate::transport::PeerInfo;
 use crate::wire::{PeerError, PeerRequest, PeerResponse, Refusal};
 use std::sync::Arc;
@@ -21,7 +21,7 @@ pub struct PeerService {
     /// Bounds write forwards to new owners in flight (FORWARDS_IN_FLIGHT_MAX).
     pub forwards: Arc<tokio::sync::Semaphore>,
     /// Repair and anti-entropy messages refused (not held, over a limit, malformed).
-    pub refused: std::sync::atomic::AtomicU64,
+    pub refused: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// A replica's failure as its answer. A refused operation, and a version vector that
@@ -185,7 +185,7 @@ impl PeerService {
     /// wait) and answers in order; a batch over the limit or with another kind of
     /// request inside is refused whole.
     async fn serve_batch(&self, requests: Vec<PeerRequest>) -> PeerResponse {
-        let batchable = |request: &PeerRequest| super::batch::Kind::of(request).is_some();
+        let batchable = |request: &PeerRequest| crate::runtime::batch::Kind::of(request).is_some();
         if requests.len() > limits::BATCH_REQUESTS_MAX || !requests.iter().all(batchable) {
             self.refused
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -4,7 +4,7 @@
 //! a member, a leaver leaves) once every node gaining partitions is ready.
 //!
 //! It is also the gate in front of the pure state machine: every received final status
-//! (Left, Removed) must carry a valid proof (`node::proof`) and a sender's claims about
+//! (Left, Removed) must carry a valid proof (`runtime::proof`) and a sender's claims about
 //! itself must name the region its certificate names; anything else is dropped here,
 //! counted, and changes nothing. It signs this node's own Left.
 
@@ -86,7 +86,7 @@ impl Gossip {
     }
 
     /// Checks final statuses against the cluster CA before using them (see
-    /// `node::proof`).
+    /// `runtime::proof`).
     pub fn proofs(&self) -> &ProofVerifier {
         &self.proofs
     }

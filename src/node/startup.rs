@@ -1,0 +1,477 @@
+//! Starting a node, one step per subsystem: the store, the listeners, the cluster view
+//! and peer service, the coordinator, the background workers, sessions and the API.
+//!
+//! Each step builds its part from the ones before it and returns what later steps
+//! need; none decides a protocol question. The order matters where a part needs
+//! another's address or handle (the transport binds before the service that answers
+//! it exists, through `LateHandler`).
+
+use super::{check_chaos, DataDir, LateHandler, NodeDispatch, NodeError, NodeOptions, RunningNode};
+use crate::api::{self, AdminState, Admission, Api, EdgeParts, KvState, SessionState, StatusState};
+use crate::config::Settings;
+use crate::coordinator::Coordinator;
+use crate::handoff::hints::{HintWorker, Hints};
+use crate::handoff::transfer::{TransferStats, TransferWorker};
+use crate::ids::{NodeId, Region};
+use crate::limits;
+use crate::membership::swim::{MemberInfo, Status, Swim};
+use crate::peer::PeerService;
+use crate::replica::trees::Trees;
+use crate::replica::Replica;
+use crate::ring::RingConfig;
+use crate::runtime::batch;
+use crate::runtime::clock::NodeClock;
+use crate::runtime::gossip::Gossip;
+use crate::runtime::incarnation::{self, EarlySend, Incarnation};
+use crate::runtime::repair::{RepairStats, RepairWorker};
+use crate::runtime::state::{now_ms, ClusterState};
+use crate::session::tokens::TokenKeys;
+use crate::session::{SessionService, Sweeper};
+use crate::storage::{CommitGate, MemoryStorage, SledStorage, Storage, StorageOptions};
+use crate::transport::{Transport, TransportConfig, WanModel};
+use crate::wire::{PeerRequest, PeerResponse};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// Starts a node: opens storage, binds QUIC and HTTP, joins through the seeds.
+pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
+    check_chaos(options.chaos, options.http_bind, options.quic_bind)?;
+    let region = region_of(&options)?;
+    let store = open_store(&options)?;
+    let (http_listener, http_addr) = bind_http(options.http_bind).await?;
+    let (transport, late) = start_transport(&options, &region).await?;
+    let me = MemberInfo {
+        node: options.id.clone(),
+        region: region.clone(),
+        quic: transport.local_addr(),
+        http: http_addr,
+        weight: 1,
+    };
+    let core = join_cluster(&options, me, store, transport, &late)?;
+    let (stop, stopped) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    let workers = spawn_workers(&options.settings, &core, &mut tasks, &stopped);
+    let sessions = start_sessions(&options, &core, &mut tasks, &stopped);
+    spawn_api(
+        &options,
+        &core,
+        workers,
+        sessions,
+        http_listener,
+        &mut tasks,
+        stopped,
+    );
+    tracing::info!(
+        node = %options.id,
+        %region,
+        %http_addr,
+        quic_addr = %core.me.quic,
+        status = ?initial_status(&options.settings, &options.id),
+        "node started"
+    );
+    Ok(RunningNode {
+        id: options.id,
+        region,
+        http_addr,
+        quic_addr: core.me.quic,
+        stop,
+        exit: core.gossip.exit_signal(),
+        tasks,
+        transport: core.transport,
+        storage: core.storage,
+        incarnation: core.incarnation,
+        gossip: core.gossip,
+        clock: core.clock,
+    })
+}
+
+/// The parts of a started node that the workers, sessions and the API share.
+struct Core {
+    me: MemberInfo,
+    storage: Arc<dyn Storage>,
+    incarnation: Incarnation,
+    replica: Arc<Replica>,
+    transport: Transport<PeerRequest, PeerResponse>,
+    state: Arc<ClusterState>,
+    gossip: Arc<Gossip>,
+    hints: Arc<Hints>,
+    service: Arc<PeerService>,
+    early: Arc<EarlySend>,
+    clock: Arc<NodeClock>,
+    coordinator: Arc<Coordinator>,
+}
+
+/// What the store step opens: the storage, this life's incarnation and the replica.
+struct Store {
+    storage: Arc<dyn Storage>,
+    incarnation: Incarnation,
+    replica: Arc<Replica>,
+}
+
+/// The counters the background workers keep, for `/v1/status`.
+struct Workers {
+    transfers: Arc<TransferStats>,
+    repair: Arc<RepairStats>,
+}
+
+/// The node's region: from the topology, or from `--region` for an added node.
+fn region_of(options: &NodeOptions) -> Result<Region, NodeError> {
+    let topology = &options.settings.topology;
+    if let Some(region) = topology.region_of(&options.id) {
+        return Ok(region.clone());
+    }
+    let region = options
+        .region
+        .clone()
+        .ok_or_else(|| NodeError::UnknownNode(options.id.clone()))?;
+    if !topology.regions.iter().any(|spec| spec.name == region) {
+        let known = topology
+            .regions
+            .iter()
+            .map(|spec| spec.name.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(NodeError::UnknownRegion { region, known });
+    }
+    Ok(region)
+}
+
+fn open_storage(options: &NodeOptions) -> Result<Arc<dyn Storage>, NodeError> {
+    let partitions = options.settings.topology.partitions;
+    Ok(match &options.data {
+        DataDir::Memory => Arc::new(MemoryStorage::new(partitions)?),
+        DataDir::Disk(path) => Arc::new(SledStorage::open(
+            path,
+            StorageOptions {
+                partitions,
+                cache_bytes: options.cache_bytes,
+                durability: options.settings.durability,
+            },
+        )?),
+    })
+}
+
+/// Opens the store, takes this life's incarnation and builds the replica on them
+/// (its Merkle trees rebuilt from what the store holds).
+fn open_store(options: &NodeOptions) -> Result<Store, NodeError> {
+    let settings = &options.settings;
+    let storage = open_storage(options)?;
+    let incarnation = incarnation::begin(storage.as_ref())?;
+    tracing::info!(
+        node = %options.id,
+        incarnation = incarnation.number,
+        new = incarnation.fresh,
+        "incarnation"
+    );
+    let gate = CommitGate::new(storage.clone(), settings.durability);
+    let trees = Arc::new(Trees::new(limits::NODE_TREE_DEPTH));
+    trees.rebuild(storage.as_ref(), settings.topology.partitions)?;
+    let replica = Arc::new(Replica::new(
+        incarnation.actor(&options.id),
+        settings.topology.partitions,
+        storage.clone(),
+        gate,
+        trees,
+    ));
+    Ok(Store {
+        storage,
+        incarnation,
+        replica,
+    })
+}
+
+/// Binds the HTTP listener (first, so a taken port fails before anything starts).
+async fn bind_http(bind: SocketAddr) -> Result<(TcpListener, SocketAddr), NodeError> {
+    let failed = |source| NodeError::HttpBind { addr: bind, source };
+    let listener = TcpListener::bind(bind).await.map_err(failed)?;
+    let addr = listener.local_addr().map_err(failed)?;
+    Ok((listener, addr))
+}
+
+fn wan_model(settings: &Settings) -> WanModel {
+    let latency = &settings.topology.latency;
+    WanModel {
+        rtt_ms: latency.rtt_ms.clone(),
+        intra_region_rtt_ms: latency.intra_region_rtt_ms,
+        jitter_ms: latency.jitter_ms,
+    }
+}
+
+/// Binds QUIC. The transport needs its handler at start and the handler needs the
+/// membership state, which needs the bound QUIC address: bind through a late-bound
+/// handler that `join_cluster` fills in.
+async fn start_transport(
+    options: &NodeOptions,
+    region: &Region,
+) -> Result<(Transport<PeerRequest, PeerResponse>, Arc<LateHandler>), NodeError> {
+    let config = TransportConfig {
+        node: options.id.clone(),
+        region: region.clone(),
+        bind: options.quic_bind,
+        tls: options.tls.clone(),
+        wan: wan_model(&options.settings),
+        request_timeout: options.settings.request_timeout,
+    };
+    let late = Arc::new(LateHandler(std::sync::OnceLock::new()));
+    let transport = Transport::start(config, late.clone()).await?;
+    Ok((transport, late))
+}
+
+/// A node the topology names starts a member; any other joins.
+fn initial_status(settings: &Settings, node: &NodeId) -> Status {
+    if settings.topology.region_of(node).is_some() {
+        Status::Member
+    } else {
+        Status::Joining
+    }
+}
+
+/// The SWIM state machine for this node, held to the topology's regions.
+fn swim_for(settings: &Settings, me: MemberInfo) -> Swim {
+    let status = initial_status(settings, &me.node);
+    let mut swim = Swim::new(me, status, settings.swim.clone(), rand::random(), now_ms());
+    let regions = settings
+        .topology
+        .regions
+        .iter()
+        .map(|spec| spec.name.clone())
+        .collect();
+    swim.set_allowed_regions(Some(regions));
+    // The topology names its nodes' regions: gossip cannot move them elsewhere.
+    swim.pin_regions(
+        settings
+            .topology
+            .nodes()
+            .map(|(node, region)| (node.clone(), region.clone()))
+            .collect(),
+    );
+    swim
+}
+
+/// Builds the cluster view, gossip and the peer service, binds the service to the
+/// transport, joins through the seeds and builds the coordinator.
+fn join_cluster(
+    options: &NodeOptions,
+    me: MemberInfo,
+    store: Store,
+    transport: Transport<PeerRequest, PeerResponse>,
+    late: &LateHandler,
+) -> Result<Core, NodeError> {
+    let settings = &options.settings;
+    let swim = swim_for(settings, me.clone());
+    let state = Arc::new(ClusterState::new(me.clone(), swim, settings)?);
+    let gossip = Gossip::new(state.clone(), options.tls.clone());
+    gossip.attach(transport.clone());
+    let hints = Arc::new(Hints::open(store.storage.clone())?);
+    let service = Arc::new(PeerService {
+        replica: store.replica.clone(),
+        hints: hints.clone(),
+        state: state.clone(),
+        gossip: gossip.clone(),
+        forwards: Arc::new(tokio::sync::Semaphore::new(limits::FORWARDS_IN_FLIGHT_MAX)),
+        refused: Default::default(),
+    });
+    let _ = late.0.set(Arc::downgrade(&service));
+    join_seeds(options, &me.region, &transport, &state, &gossip)?;
+    let early = EarlySend::new(store.storage.clone(), store.incarnation);
+    let dispatch = Arc::new(NodeDispatch {
+        me: options.id.clone(),
+        service: service.clone(),
+        batcher: Arc::new(batch::Batcher::new(transport.clone())),
+        early: early.clone(),
+    });
+    let clock = Arc::new(NodeClock::default());
+    let coordinator = Arc::new(Coordinator::new(
+        options.id.clone(),
+        me.region.clone(),
+        state.clone(),
+        dispatch,
+        clock.clone(),
+        settings.request_timeout,
+        settings.sloppy,
+    ));
+    Ok(Core {
+        me,
+        storage: store.storage,
+        incarnation: store.incarnation,
+        replica: store.replica,
+        transport,
+        state,
+        gossip,
+        hints,
+        service,
+        early,
+        clock,
+        coordinator,
+    })
+}
+
+/// Tells the transport where the seeds are and sends them this node's join.
+fn join_seeds(
+    options: &NodeOptions,
+    region: &Region,
+    transport: &Transport<PeerRequest, PeerResponse>,
+    state: &ClusterState,
+    gossip: &Gossip,
+) -> Result<(), NodeError> {
+    let topology = &options.settings.topology;
+    let mut seeds = Vec::new();
+    for seed in options.seeds.iter().filter(|seed| seed.node != options.id) {
+        let seed_region = topology.region_of(&seed.node).unwrap_or(region).clone();
+        transport.set_peer(seed.node.clone(), seed_region, seed.addr)?;
+        seeds.push(seed.node.clone());
+    }
+    let outputs = state.with_swim(|swim| swim.join(&seeds, now_ms()));
+    gossip.send_all(outputs);
+    Ok(())
+}
+
+/// Spawns the gossip driver, the transfer worker, hint replay and anti-entropy.
+fn spawn_workers(
+    settings: &Settings,
+    core: &Core,
+    tasks: &mut JoinSet<()>,
+    stopped: &watch::Receiver<bool>,
+) -> Workers {
+    tasks.spawn(core.gossip.clone().run(stopped.clone()));
+    let transfers = Arc::new(TransferStats::default());
+    let transfer = TransferWorker {
+        state: core.state.clone(),
+        transport: core.transport.clone(),
+        replica: core.replica.clone(),
+        gossip: core.gossip.clone(),
+        stats: transfers.clone(),
+    };
+    tasks.spawn(transfer.run(stopped.clone()));
+    let hint_worker = HintWorker {
+        hints: core.hints.clone(),
+        state: core.state.clone(),
+        transport: core.transport.clone(),
+        rate_per_s: settings.hint_replay_rate,
+        window_ms: settings.hint_window.as_millis() as u64,
+    };
+    tasks.spawn(hint_worker.run(stopped.clone()));
+    let repair = Arc::new(RepairStats::default());
+    let repair_worker = RepairWorker {
+        clock: core.clock.clone(),
+        tombstone_grace_ms: settings.tombstone_grace.as_millis() as u64,
+        state: core.state.clone(),
+        transport: core.transport.clone(),
+        replica: core.replica.clone(),
+        stats: repair.clone(),
+        rate_bytes_per_s: settings.anti_entropy_rate,
+    };
+    tasks.spawn(repair_worker.run(stopped.clone()));
+    Workers { transfers, repair }
+}
+
+/// Starts the session service and its sweeper when the node has session keys.
+fn start_sessions(
+    options: &NodeOptions,
+    core: &Core,
+    tasks: &mut JoinSet<()>,
+    stopped: &watch::Receiver<bool>,
+) -> Option<Arc<SessionService>> {
+    let keys = TokenKeys::new(options.session_keys.as_deref()?).ok()?;
+    let settings = &options.settings.session;
+    let sessions = Arc::new(SessionService::new(
+        core.coordinator.clone(),
+        settings.clone(),
+        keys,
+        core.clock.clone(),
+    ));
+    let sweeper = Sweeper {
+        me: options.id.clone(),
+        cluster: core.state.clone(),
+        storage: core.storage.clone(),
+        coordinator: core.coordinator.clone(),
+        clock: core.clock.clone(),
+        settings: settings.clone(),
+        stats: sessions.stats.clone(),
+    };
+    tasks.spawn(sweeper.run(stopped.clone()));
+    Some(sessions)
+}
+
+/// Serves the HTTP API on the bound listener until the node stops; each group of
+/// routes gets only what its handlers use.
+fn spawn_api(
+    options: &NodeOptions,
+    core: &Core,
+    workers: Workers,
+    sessions: Option<Arc<SessionService>>,
+    listener: TcpListener,
+    tasks: &mut JoinSet<()>,
+    stopped: watch::Receiver<bool>,
+) {
+    let settings = &options.settings;
+    let admission = Admission::new(settings.request_timeout);
+    let api = Api {
+        kv: KvState {
+            admission: admission.clone(),
+            coordinator: core.coordinator.clone(),
+            contexts: options
+                .session_keys
+                .as_deref()
+                .and_then(api::ContextKeys::new),
+            read: settings.read,
+            write: settings.write,
+        },
+        sessions: SessionState {
+            admission,
+            sessions: sessions.clone(),
+            admin_key: options.admin_key.clone(),
+        },
+        admin: AdminState {
+            key: options.admin_key.clone(),
+            chaos: options.chaos,
+            me: core.me.node.clone(),
+            ring: RingConfig {
+                partitions: settings.topology.partitions,
+                replicas_per_region: settings.topology.replicas_per_region(),
+            },
+            cluster: core.state.clone(),
+            gossip: core.gossip.clone(),
+            transport: core.transport.clone(),
+            clock: core.clock.clone(),
+        },
+        status: status_state(settings, core, workers, sessions),
+        edge: EdgeParts {
+            http: settings.http.clone(),
+            stopped: stopped.clone(),
+            stats: Default::default(),
+        },
+    };
+    tasks.spawn(api::server::serve(listener, api, stopped));
+}
+
+/// What `/v1/status`, `/v1/roots` and `/v1/ring` read.
+fn status_state(
+    settings: &Settings,
+    core: &Core,
+    workers: Workers,
+    sessions: Option<Arc<SessionService>>,
+) -> StatusState {
+    StatusState {
+        me: core.me.clone(),
+        read: settings.read,
+        write: settings.write,
+        durability: settings.durability,
+        cluster: core.state.clone(),
+        gossip: core.gossip.clone(),
+        storage: core.storage.clone(),
+        transport: core.transport.clone(),
+        replica: core.replica.clone(),
+        coordinator: core.coordinator.stats.clone(),
+        transfers: workers.transfers,
+        hints: core.hints.clone(),
+        repair: workers.repair,
+        refused: core.service.refused.clone(),
+        early: core.early.clone(),
+        sessions: sessions.map(|sessions| sessions.stats.clone()),
+        clock: core.clock.clone(),
+    }
+}
