@@ -94,7 +94,7 @@ fn openapi_lists_exactly_the_codes_the_api_answers() {
 }
 
 #[test]
-fn readme_error_tables_name_only_real_codes() {
+fn readme_error_tables_name_every_code_and_only_real_ones() {
     let named = readme_codes(&repository_file("README.md"));
     assert!(
         named.len() > 10,
@@ -105,6 +105,11 @@ fn readme_error_tables_name_only_real_codes() {
     assert!(
         unknown.is_empty(),
         "README names codes that do not exist: {unknown:?}"
+    );
+    let missing: Vec<_> = codes.difference(&named).collect();
+    assert!(
+        missing.is_empty(),
+        "README's error tables do not name: {missing:?}"
     );
 }
 
