@@ -11,7 +11,6 @@
 //! operation has its own histogram (`workload::Op`); a login-storm step is three
 //! operations (login, validate, logout), the later two timed from their own start.
 
-pub mod cli;
 pub mod systems;
 pub mod workload;
 

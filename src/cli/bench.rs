@@ -2,8 +2,8 @@
 //! progress bar and the JSON summary. The measuring is the bench module's; this only
 //! turns flags into its configuration and its summary into output.
 
-use crate::bench::{self, systems};
 use anyhow::{Context, Result};
+use cartwheel::bench::{self, systems};
 use std::path::PathBuf;
 use std::time::Duration;
 
