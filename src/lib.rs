@@ -3,9 +3,14 @@
 //! See ARCHITECTURE.md for the map. Core modules (`ring`, `clock`, `membership`,
 //! `coordinator::quorum`) are deterministic and do no I/O; the shell (`node`, `transport`,
 //! `storage`, `api`, `cluster`, `sim`) carries out what they decide.
+//!
+//! The tools (`sim`, `bench`, local clusters in `cluster`) are behind the `tools`
+//! feature, on by default; the node itself never uses them, so a node-only build
+//! (`--no-default-features`) carries no HTTP, Redis or etcd client.
 
 pub mod antientropy;
 pub mod api;
+#[cfg(feature = "tools")]
 pub mod bench;
 pub mod clock;
 pub mod cluster;
@@ -21,6 +26,7 @@ pub mod object;
 pub mod replica;
 pub mod ring;
 pub mod session;
+#[cfg(feature = "tools")]
 pub mod sim;
 pub mod storage;
 pub mod transport;
