@@ -36,7 +36,8 @@
 #
 # Missing redis-server / etcd are installed from Debian's packages (apt-get, as root);
 # a system that cannot be installed is skipped with a message. CARTWHEEL=path picks the
-# binary (default: `cargo build --release`, then the build's target dir). Every process
+# binary (default: `cargo build --release`, with `--features etcd` when etcd runs; a
+# binary given without that feature fails the etcd rows, saying so). Every process
 # the script starts is stopped on exit.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -56,7 +57,7 @@ CARTWHEEL_DURABILITY=""
 START_WAIT_S=60
 RUN_SLACK_S=600
 
-usage() { sed -n '2,40p' "$0"; }
+usage() { sed -n '2,41p' "$0"; }
 need_value() {
   if [ $# -lt 2 ] || [ -z "$2" ]; then
     echo "bench.sh: $1 needs a value (see --help)" >&2
@@ -164,9 +165,14 @@ if [ ${#systems[@]} -eq 0 ]; then
 fi
 
 if [ -z "${CARTWHEEL:-}" ]; then
-  # `cargo build` only rebuilds what changed; the protoc that etcd-client needs:
-  install_if_missing protoc protobuf-compiler || true
-  cargo build --release --locked --quiet || exit 1
+  # `cargo build` only rebuilds what changed. The etcd target is behind the `etcd`
+  # feature: its client compiles .proto files, which needs protoc.
+  features=()
+  if wants etcd; then
+    install_if_missing protoc protobuf-compiler || true
+    features=(--features etcd)
+  fi
+  cargo build --release --locked --quiet "${features[@]}" || exit 1
   CARTWHEEL="${CARGO_TARGET_DIR:-target}/release/cartwheel"
 fi
 [ -x "$CARTWHEEL" ] || { echo "bench.sh: no binary at $CARTWHEEL" >&2; exit 1; }

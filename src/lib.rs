@@ -5,9 +5,14 @@
 //! `storage`, `runtime`, `peer`, `api`, `node`, `cluster`, `sim`) carries out what they
 //! decide. The modules form layers, each importing only the ones below it; the order is
 //! written once, in `layers.rs`, whose tests check it.
+//!
+//! The tools (`sim`, `bench`, local clusters in `cluster`) are behind the `tools`
+//! feature, on by default; the node itself never uses them, so a node-only build
+//! (`--no-default-features`) carries no HTTP, Redis or etcd client.
 
 pub mod antientropy;
 pub mod api;
+#[cfg(feature = "tools")]
 pub mod bench;
 pub mod clock;
 pub mod cluster;
@@ -27,6 +32,7 @@ pub mod replica;
 pub mod ring;
 pub mod runtime;
 pub mod session;
+#[cfg(feature = "tools")]
 pub mod sim;
 pub mod storage;
 pub mod transport;

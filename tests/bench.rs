@@ -137,3 +137,21 @@ async fn token_aware_requests_go_around_a_dead_node() {
     let summary = bench(&cluster, &[KV, &["--routing", "token"]].concat());
     assert_clean_run(&summary, &["read", "write"]);
 }
+
+/// A build without the `etcd` feature has the etcd target's flag but not its client: the
+/// run stops at once with exit code 1 and says how to build it, with no panic.
+#[cfg(not(feature = "etcd"))]
+#[test]
+fn an_etcd_target_without_the_etcd_feature_says_how_to_build_it() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let output = Command::new(binary())
+        .args(["bench", "--target", "etcd://127.0.0.1:1", "--dir"])
+        .arg(dir.path())
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("run cartwheel bench");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--features etcd"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -24,14 +24,15 @@ pub use admin::AdminKey;
 pub use context::{ContextError, ContextKeys};
 pub use error_code::ErrorCode;
 pub use kv::SiblingsBody;
-#[cfg(test)]
+// Only the bench's tests serve a pipeline without a node.
+#[cfg(all(test, feature = "tools"))]
 pub(crate) use pipeline::serve as serve_pipeline;
 pub use pipeline::{
     codec as pipeline_codec, decode_request as decode_pipeline_request,
     encode as encode_pipeline_frame, FrameError, PipelineAnswer, PipelineRequest, PIPELINE_PATH,
     PIPELINE_PROTOCOL,
 };
-#[cfg(test)]
+#[cfg(all(test, feature = "tools"))]
 pub(crate) use pipeline_budget::PipelineBounds;
 pub use routing::{RingMap, RingNode};
 pub use status::{MemberStatus, Status};

@@ -11,8 +11,7 @@
 //! operation has its own histogram (`workload::Op`); a login-storm step is three
 //! operations (login, validate, logout), the later two timed from their own start.
 
-pub mod cli;
-pub mod target;
+pub mod systems;
 pub mod workload;
 
 use anyhow::{bail, Result};
@@ -22,7 +21,7 @@ use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Zipf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use target::{Session, Target};
+use systems::{Session, Target};
 use tokio::time::Instant;
 pub use workload::{Op, Step, Workload};
 

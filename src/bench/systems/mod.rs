@@ -12,8 +12,13 @@
 //!
 //! Redis writes are each followed by `WAIT n 0` when asked. Only loopback addresses are
 //! ever reached: a spec naming another address is refused.
+//!
+//! The etcd client is built only with the `etcd` feature (it compiles .proto files, which
+//! needs `protoc`); without it an etcd spec still parses, and connecting says how to
+//! build a binary that has it.
 
 mod cartwheel;
+#[cfg(feature = "etcd")]
 mod etcd_cluster;
 mod http;
 mod pipeline;
@@ -21,6 +26,7 @@ mod redis_server;
 
 use anyhow::Result;
 use cartwheel::CartwheelTarget;
+#[cfg(feature = "etcd")]
 use etcd_cluster::EtcdTarget;
 use redis_server::RedisTarget;
 use std::net::SocketAddr;
@@ -28,6 +34,12 @@ use std::path::{Path, PathBuf};
 
 /// Most etcd endpoints one `--target etcd://...` may list.
 pub const ETCD_ENDPOINTS_MAX: usize = 16;
+
+/// What connecting to an etcd target says in a build without the `etcd` feature.
+#[cfg(not(feature = "etcd"))]
+pub const ETCD_NOT_BUILT: &str = "this cartwheel was built without the etcd bench target; \
+     build it with `cargo build --release --features etcd` (the etcd client compiles \
+     .proto files, which needs `protoc` installed)";
 
 /// Where `--target` points.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -117,6 +129,7 @@ pub enum Target {
     /// Boxed, as is etcd's: both are several times larger than the Redis variant.
     Cartwheel(Box<CartwheelTarget>),
     Redis(RedisTarget),
+    #[cfg(feature = "etcd")]
     Etcd(Box<EtcdTarget>),
 }
 
@@ -168,6 +181,7 @@ macro_rules! each {
         match $target {
             Target::Cartwheel($inner) => $call,
             Target::Redis($inner) => $call,
+            #[cfg(feature = "etcd")]
             Target::Etcd($inner) => $call,
         }
     };
@@ -188,9 +202,12 @@ impl Target {
             TargetSpec::Redis { url } => {
                 Target::Redis(RedisTarget::connect(url, wait_replicas).await?)
             }
+            #[cfg(feature = "etcd")]
             TargetSpec::Etcd { endpoints } => {
                 Target::Etcd(Box::new(EtcdTarget::connect(endpoints).await?))
             }
+            #[cfg(not(feature = "etcd"))]
+            TargetSpec::Etcd { .. } => anyhow::bail!(ETCD_NOT_BUILT),
         })
     }
 
@@ -308,6 +325,15 @@ mod tests {
         );
         let error = many.parse::<TargetSpec>().unwrap_err();
         assert!(error.contains("at most 16 endpoints"), "{error}");
+    }
+
+    #[cfg(not(feature = "etcd"))]
+    #[tokio::test]
+    async fn an_etcd_target_without_the_etcd_feature_says_how_to_build_it() {
+        let spec: TargetSpec = "etcd://127.0.0.1:2379".parse().unwrap();
+        let connected = Target::connect(&spec, None, None, 1, CartwheelClient::default()).await;
+        let error = connected.err().expect("no etcd client in this build");
+        assert!(error.to_string().contains("--features etcd"), "{error}");
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! progress bar and the JSON summary. The measuring is the bench module's; this only
 //! turns flags into its configuration and its summary into output.
 
-use crate::bench::{self, target};
 use anyhow::{Context, Result};
+use cartwheel::bench::{self, systems};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ pub struct BenchArgs {
     /// `cartwheel` (the cluster in --dir), `redis://127.0.0.1:PORT` or
     /// `etcd://127.0.0.1:PORT[,127.0.0.1:PORT...]`.
     #[arg(long, default_value = "cartwheel")]
-    target: target::TargetSpec,
+    target: systems::TargetSpec,
     /// Cluster directory of a cartwheel target.
     #[arg(long, default_value = ".cartwheel")]
     dir: PathBuf,
@@ -50,12 +50,12 @@ pub struct BenchArgs {
     /// Cartwheel kv requests: `token` sends each key to one of its replicas (from the
     /// ring map a node serves), `spread` to every node in turn.
     #[arg(long, value_enum, default_value = "token")]
-    routing: target::Routing,
+    routing: systems::Routing,
     /// Cartwheel requests: `pipeline` carries every client's requests on one connection
     /// per node (`/v1/pipeline`), as the Redis client does; `http` uses one HTTP/1.1
     /// request at a time per connection, a connection per client.
     #[arg(long, value_enum, default_value = "pipeline")]
-    protocol: target::Protocol,
+    protocol: systems::Protocol,
     /// Redis: send `WAIT N 0` after each write and count it done when N replicas have it.
     #[arg(long)]
     redis_wait: Option<u32>,
@@ -80,16 +80,16 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         seed: args.seed.unwrap_or_else(rand::random),
     };
     config.check()?;
-    let levels = target::Levels {
+    let levels = systems::Levels {
         read: args.r,
         write: args.w,
     };
-    let target = target::Target::connect(
+    let target = systems::Target::connect(
         &args.target,
         Some(&args.dir),
         args.redis_wait,
         args.clients,
-        target::CartwheelClient {
+        systems::CartwheelClient {
             routing: args.routing,
             protocol: args.protocol,
         },

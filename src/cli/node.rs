@@ -1,0 +1,191 @@
+//! `cartwheel node`: one node in the foreground until SIGINT, SIGTERM, a leave or a
+//! duplicate id stops it. Turns flags and the cluster directory's files into
+//! `NodeOptions`; what the node does is `node::start`'s.
+
+use super::{settings, DEFAULT_TOPOLOGY};
+use anyhow::{bail, Context, Result};
+use cartwheel::cluster::{self, ReadyFile};
+use cartwheel::config::{Settings, TuningFlags};
+use cartwheel::ids::{NodeId, Region};
+use cartwheel::runtime::gossip::Exit;
+use cartwheel::node::{self, DataDir, NodeOptions, Seed};
+use cartwheel::{limits, transport};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// File descriptors a node needs besides its client connections: the store's files,
+/// the QUIC socket, logs.
+const OPEN_FILES_SLACK: u64 = 256;
+
+#[derive(clap::Args)]
+pub struct NodeArgs {
+    /// This node's id, as named by the topology (e.g. us-east-1), or a new one for a
+    /// node that joins a running cluster (then --region is needed).
+    #[arg(long)]
+    id: String,
+    /// Region of a node the topology does not name.
+    #[arg(long)]
+    region: Option<String>,
+    /// Cluster directory holding tls/ (made by `cartwheel init`); data goes to DIR/data/ID.
+    #[arg(long)]
+    dir: PathBuf,
+    #[arg(long, default_value = DEFAULT_TOPOLOGY)]
+    topology: PathBuf,
+    /// Data directory (default DIR/data/ID).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Keep data in memory only (lost when the node stops).
+    #[arg(long, conflicts_with = "data")]
+    memory: bool,
+    /// HTTP API address.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    http: SocketAddr,
+    /// QUIC address for other nodes.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    quic: SocketAddr,
+    /// Members to learn the cluster from, as NODE@HOST:PORT (QUIC), comma separated.
+    #[arg(long, value_delimiter = ',')]
+    seeds: Vec<Seed>,
+    /// Write a JSON file with this node's addresses once it listens.
+    #[arg(long)]
+    ready_file: Option<PathBuf>,
+    #[command(flatten)]
+    tuning: TuningFlags,
+}
+
+/// A node's runtime: `--threads` workers, or one per core. One worker is tokio's
+/// current-thread scheduler: the thread that waits for I/O also runs the tasks.
+pub fn runtime(args: &NodeArgs) -> Result<tokio::runtime::Runtime> {
+    let mut builder = match args.tuning.threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(threads) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(usize::from(threads));
+            builder
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
+    Ok(builder.enable_all().build()?)
+}
+
+pub async fn run(args: NodeArgs) -> Result<()> {
+    let options = options(&args)?;
+    let id = options.id.clone();
+    let mut running = node::start(options).await?;
+    if let Some(path) = &args.ready_file {
+        let ready = ReadyFile {
+            id: running.id.clone(),
+            region: running.region.clone(),
+            http: running.http_addr,
+            quic: running.quic_addr,
+            pid: std::process::id(),
+        };
+        cluster::write_atomically(path, &serde_json::to_vec(&ready)?)?;
+    }
+    println!(
+        "node {} ({}) serving HTTP on {} and QUIC on {}",
+        running.id, running.region, running.http_addr, running.quic_addr
+    );
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let exit = tokio::select! {
+        _ = tokio::signal::ctrl_c() => Exit::Running,
+        _ = terminate.recv() => Exit::Running,
+        exit = running.exited() => exit,
+    };
+    tracing::info!(?exit, "stopping");
+    running.shutdown().await;
+    match exit {
+        Exit::DuplicateId { address } => {
+            bail!("node id {id} is already used by a live member at {address}; pick another id")
+        }
+        Exit::Left => {
+            println!("node {id} left the cluster");
+            Ok(())
+        }
+        Exit::Running => Ok(()),
+    }
+}
+
+/// The node's options from its flags and the files of its cluster directory; a flag
+/// or file that is wrong stops the node here, naming it.
+fn options(args: &NodeArgs) -> Result<NodeOptions> {
+    let id = NodeId::new(&args.id).map_err(|error| anyhow::anyhow!("--id: {error}"))?;
+    let settings = settings(&args.topology, &args.tuning)?;
+    let region = args
+        .region
+        .as_deref()
+        .map(Region::new)
+        .transpose()
+        .map_err(|error| anyhow::anyhow!("--region: {error}"))?;
+    if settings.topology.region_of(&id).is_none() && region.is_none() {
+        let known: Vec<String> = settings
+            .topology
+            .nodes()
+            .map(|(node, _)| node.to_string())
+            .collect();
+        bail!(
+            "--id: node {id} is not in {} (its nodes are {}); a new node needs --region",
+            args.topology.display(),
+            known.join(", ")
+        );
+    }
+    warn_if_few_open_files(&settings);
+    // A secret file that is present but empty, short or malformed stops the node here
+    // with the file's name; only a missing file turns its feature off.
+    let admin_key = cluster::load_admin_key(&args.dir)?;
+    let session_secrets = cluster::secrets::load_session_secrets_if_any(&args.dir)?;
+    if session_secrets.is_none() {
+        eprintln!(
+            "warning: no session secret in {} (run `cartwheel init`); the session API is off, \
+             and kv answers carry no causal context (writes sending one are refused)",
+            args.dir.join("tls").display()
+        );
+    }
+    let tls_dir = args.dir.join("tls");
+    let tls = transport::NodeTls::load(&tls_dir, &id).with_context(|| {
+        format!(
+            "no certificate for node {id} in {} (run `cartwheel init --dir {}`)",
+            tls_dir.display(),
+            args.dir.display()
+        )
+    })?;
+    let data = if args.memory {
+        DataDir::Memory
+    } else {
+        DataDir::Disk(
+            args.data
+                .clone()
+                .unwrap_or_else(|| args.dir.join("data").join(id.as_str())),
+        )
+    };
+    Ok(NodeOptions {
+        id,
+        region,
+        chaos: args.tuning.chaos,
+        admin_key,
+        session_keys: session_secrets,
+        settings,
+        tls,
+        data,
+        cache_bytes: args
+            .tuning
+            .cache_mb
+            .map_or(limits::STORAGE_CACHE_BYTES_DEFAULT, |mb| mb * 1024 * 1024),
+        http_bind: args.http,
+        quic_bind: args.quic,
+        seeds: args.seeds.clone(),
+    })
+}
+
+/// Every client connection takes a file descriptor; past the limit accepts wait.
+fn warn_if_few_open_files(settings: &Settings) {
+    let connections = settings.http.connections_max as u64;
+    match node::raise_open_files_limit() {
+        Some(open_files) if open_files < connections + OPEN_FILES_SLACK => eprintln!(
+            "warning: this process may open {open_files} files, fewer than \
+             --http-connections-max ({connections}) plus {OPEN_FILES_SLACK} for the store \
+             and sockets; connections past it wait (raise `ulimit -n`)"
+        ),
+        _ => {}
+    }
+}
