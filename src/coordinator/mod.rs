@@ -14,8 +14,11 @@
 //! (reads). Replicas a read did not ask are brought up to date by anti-entropy. The
 //! pure rules live in `quorum`.
 
+mod dispatch;
 pub mod quorum;
 mod read;
+
+pub use dispatch::{Dispatch, DispatchError, Durable};
 
 use crate::clock::{Hlc, HybridClock, VersionVector};
 use crate::crdt::DocOp;
@@ -24,7 +27,6 @@ use crate::limits;
 use crate::membership::ownership::RingView;
 use crate::object::{Blob, Object, ObjectKey};
 use crate::wire::{PeerError, PeerRequest, PeerResponse, Refusal};
-use futures::future::BoxFuture;
 use quorum::{Level, Progress, QuorumError, QuorumTracker, Requirement};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -37,39 +39,6 @@ use tokio::time::Instant;
 pub trait ClusterView: Send + Sync + 'static {
     fn view(&self) -> Arc<RingView>;
     fn is_dead(&self, node: &NodeId) -> bool;
-}
-
-/// The wait until a version a node minted for itself is durable (`Dispatch::mint_here`).
-pub type Durable = BoxFuture<'static, Result<(), String>>;
-
-/// Sends one request to one node (itself included) and returns its reply.
-pub trait Dispatch: Send + Sync + 'static {
-    fn send(
-        &self,
-        to: &NodeId,
-        request: PeerRequest,
-    ) -> BoxFuture<'static, Result<PeerResponse, String>>;
-
-    /// A `Mint` or `Apply` addressed to this node itself: makes the version and answers
-    /// at once, before it is durable, with the wait for that, so the version travels to
-    /// the other replicas while this node flushes. `None` for any other node: `send`,
-    /// whose answer means durable.
-    fn mint_here(&self, _to: &NodeId, _request: &PeerRequest) -> Option<(PeerResponse, Durable)> {
-        None
-    }
-
-    /// A read (`Get` or `Digest`) addressed to this node itself, answered in place: a
-    /// lookup in the local store costs less than the task and the channel a `send`
-    /// takes. `None` for any other node or request: `send`.
-    fn read_here(&self, _to: &NodeId, _request: &PeerRequest) -> Option<PeerResponse> {
-        None
-    }
-
-    /// Whether `to` may be asked for a digest; a node that does not understand one (of
-    /// a build before digest reads) is asked for its object instead.
-    fn digests(&self, _to: &NodeId) -> bool {
-        true
-    }
 }
 
 /// Why a client request failed.
@@ -146,7 +115,7 @@ pub struct Coordinator {
 /// A replica's reply to one fanned-out request.
 struct Reply {
     index: usize,
-    response: Result<PeerResponse, String>,
+    response: Result<PeerResponse, DispatchError>,
 }
 
 impl Coordinator {

@@ -5,6 +5,7 @@ use super::*;
 use crate::membership::ownership::Owner;
 use crate::membership::swim::Status;
 use crate::ring::RingConfig;
+use futures::future::BoxFuture;
 
 /// What the fake replicas do with a `Get`.
 #[derive(Clone, Copy, PartialEq)]
@@ -74,7 +75,7 @@ impl Dispatch for Fake {
         &self,
         to: &NodeId,
         request: PeerRequest,
-    ) -> BoxFuture<'static, Result<PeerResponse, String>> {
+    ) -> BoxFuture<'static, Result<PeerResponse, DispatchError>> {
         let mut asked = self.asked.lock().unwrap();
         if let PeerRequest::Merge { .. } = request {
             asked.push(NodeId(format!("merge:{to}")));
@@ -96,12 +97,22 @@ impl Dispatch for Fake {
         let behaviour = self.behaviour;
         if digest && remote && behaviour == Behaviour::NoDigests {
             self.digestless.lock().unwrap().push(to.clone());
-            return Box::pin(async { Err("it rejected the request frame".to_string()) });
+            let refused = DispatchError::Refused {
+                peer: to.clone(),
+                reason: crate::transport::Refusal::FrameRejected,
+            };
+            return Box::pin(async { Err(refused) });
         }
         let holds_nothing = to.as_str() == "a-3";
+        let peer = to.clone();
         Box::pin(async move {
             let stored = match behaviour {
-                Behaviour::Fail if remote => return Err("refused".to_string()),
+                Behaviour::Fail if remote => {
+                    return Err(DispatchError::Unreachable {
+                        peer,
+                        reason: "down".to_string(),
+                    })
+                }
                 Behaviour::FirstRemoteSilent if first_remote => std::future::pending().await,
                 Behaviour::AllHold | Behaviour::NoDigests => Some(held()),
                 Behaviour::ThirdBehind if !holds_nothing => Some(held()),
@@ -394,7 +405,7 @@ impl Dispatch for Flushing {
         &self,
         to: &NodeId,
         request: PeerRequest,
-    ) -> BoxFuture<'static, Result<PeerResponse, String>> {
+    ) -> BoxFuture<'static, Result<PeerResponse, DispatchError>> {
         assert!(
             matches!(request, PeerRequest::Merge { .. }),
             "only merges go out"
@@ -409,8 +420,13 @@ impl Dispatch for Flushing {
         let mut flushed = self.flushed.subscribe();
         let durable: Durable = Box::pin(async move {
             match flushed.wait_for(Option::is_some).await {
-                Ok(outcome) => outcome.clone().expect("waited for an outcome"),
-                Err(_) => Err("flusher gone".to_string()),
+                Ok(outcome) => match outcome.clone().expect("waited for an outcome") {
+                    Ok(()) => Ok(()),
+                    Err(reason) => Err(DispatchError::NotDurable { reason }),
+                },
+                Err(_) => Err(DispatchError::NotDurable {
+                    reason: "flusher gone".to_string(),
+                }),
             }
         });
         let stored = Object::Kv(crate::object::KvObject::new());

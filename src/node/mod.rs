@@ -17,7 +17,7 @@ pub mod trees;
 
 use crate::api::{self, ApiState};
 use crate::config::Settings;
-use crate::coordinator::{Coordinator, Dispatch, Durable};
+use crate::coordinator::{Coordinator, Dispatch, DispatchError, Durable};
 use crate::handoff::hints::{HintWorker, Hints};
 use crate::handoff::transfer::{TransferStats, TransferWorker};
 use crate::ids::{NodeId, Region};
@@ -150,7 +150,7 @@ impl Dispatch for NodeDispatch {
         &self,
         to: &NodeId,
         request: PeerRequest,
-    ) -> BoxFuture<'static, Result<PeerResponse, String>> {
+    ) -> BoxFuture<'static, Result<PeerResponse, DispatchError>> {
         if *to == self.me {
             let service = self.service.clone();
             return Box::pin(async move { Ok(service.serve(None, request).await) });
@@ -177,8 +177,14 @@ impl Dispatch for NodeDispatch {
         }
         let stored = self.service.mint_stored(request.clone());
         let replica = self.service.replica.clone();
-        let durable: Durable =
-            Box::pin(async move { replica.durable().await.map_err(|error| error.to_string()) });
+        let durable: Durable = Box::pin(async move {
+            replica
+                .durable()
+                .await
+                .map_err(|error| DispatchError::NotDurable {
+                    reason: error.to_string(),
+                })
+        });
         Some((stored, durable))
     }
 }
