@@ -17,6 +17,7 @@
 mod dispatch;
 pub mod quorum;
 mod read;
+pub mod round;
 
 pub use dispatch::{Dispatch, DispatchError, Durable};
 
