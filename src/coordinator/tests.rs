@@ -6,6 +6,7 @@ use crate::membership::ownership::Owner;
 use crate::membership::swim::Status;
 use crate::ring::RingConfig;
 use futures::future::BoxFuture;
+use std::sync::atomic::Ordering;
 
 /// What the fake replicas do with a `Get`.
 #[derive(Clone, Copy, PartialEq)]

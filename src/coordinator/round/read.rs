@@ -217,6 +217,11 @@ impl ReadRound {
         self.stage == Stage::Done
     }
 
+    /// Whether effects wait to be carried out.
+    pub fn has_effects(&self) -> bool {
+        !self.effects.is_empty()
+    }
+
     /// Whether the client has its answer.
     pub fn is_answered(&self) -> bool {
         matches!(self.stage, Stage::Late | Stage::Done)
