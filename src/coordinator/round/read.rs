@@ -122,7 +122,8 @@ pub struct ReadRound {
     tracker: QuorumTracker,
     progress: Progress,
     asked: Vec<bool>,
-    received: usize,
+    /// Which replicas answered in this phase (a duplicate reply is ignored).
+    replied: Vec<bool>,
     started_ms: u64,
     deadline_ms: u64,
     /// When every replica left is asked, unless the level is met by then.
@@ -138,7 +139,8 @@ pub struct ReadRound {
     seen: Vec<Option<Option<Object>>>,
     merged: Option<Object>,
     repairs_waited: usize,
-    refetching: usize,
+    /// Replicas whose object is being read after the answer (a late digest differed).
+    refetching: Vec<bool>,
     mismatched: bool,
     in_full: bool,
     effects: VecDeque<ReadEffect>,
@@ -176,7 +178,7 @@ impl ReadRound {
             stage: Stage::Digest,
             phase: Phase::Digest,
             asked: vec![false; replicas],
-            received: 0,
+            replied: vec![false; replicas],
             started_ms: now_ms,
             deadline_ms: now_ms,
             speculate_ms: None,
@@ -188,7 +190,7 @@ impl ReadRound {
             seen: vec![None; replicas],
             merged: None,
             repairs_waited: 0,
-            refetching: 0,
+            refetching: vec![false; replicas],
             mismatched: false,
             in_full: false,
             effects: VecDeque::new(),
@@ -255,7 +257,7 @@ impl ReadRound {
             self.progress = self.tracker.progress();
             self.asked.fill(false);
             self.seen.fill(None);
-            self.received = 0;
+            self.replied.fill(false);
         }
         self.started_ms = now_ms;
         self.deadline_ms = now_ms.saturating_add(self.timeout_ms);
@@ -272,7 +274,12 @@ impl ReadRound {
 
     /// Requests sent in this phase whose replies have not come.
     fn outstanding(&self) -> usize {
-        self.asked.iter().filter(|asked| **asked).count() - self.received
+        let waiting = |(asked, replied): (&bool, &bool)| *asked && !*replied;
+        self.asked
+            .iter()
+            .zip(&self.replied)
+            .filter(|pair| waiting(*pair))
+            .count()
     }
 
     /// Asks replicas in order until those asked and not yet failed could meet the
@@ -327,11 +334,14 @@ impl ReadRound {
         if phase == Phase::Refetch {
             return self.on_refetched(index, answer, now_ms);
         }
-        if phase != self.phase || self.stage == Stage::Done {
-            // A reply to a phase the read has left: of no use to it.
+        if phase != self.phase || self.stage == Stage::Done || self.replied[index] {
+            // A reply to a phase the read has left, or a second one: of no use to it.
             return;
         }
-        self.received += 1;
+        if !self.asked[index] {
+            return;
+        }
+        self.replied[index] = true;
         match self.stage {
             Stage::Digest => self.on_digest_phase_reply(index, answer, now_ms),
             Stage::Full => {
@@ -535,7 +545,7 @@ impl ReadRound {
                 let merged = merge_all(self.seen.iter().flatten());
                 if digest != merged.as_ref().map(Object::digest) {
                     // A late digest that differs from what the read has: read that object.
-                    self.refetching += 1;
+                    self.refetching[index] = true;
                     let ask = Ask::Get;
                     let phase = Phase::Refetch;
                     self.effects
@@ -548,10 +558,10 @@ impl ReadRound {
     }
 
     fn on_refetched(&mut self, index: usize, answer: ReadAnswer, _now_ms: u64) {
-        if self.stage != Stage::Late || self.refetching == 0 {
+        if self.stage != Stage::Late || !self.refetching[index] {
             return;
         }
-        self.refetching -= 1;
+        self.refetching[index] = false;
         if let ReadAnswer::Object(object) = answer {
             self.seen[index] = Some(object);
         }
@@ -559,7 +569,8 @@ impl ReadRound {
     }
 
     fn settle_late(&mut self) {
-        if self.stage == Stage::Late && self.outstanding() == 0 && self.refetching == 0 {
+        let refetching = self.refetching.iter().any(|fetching| *fetching);
+        if self.stage == Stage::Late && self.outstanding() == 0 && !refetching {
             self.repair_late();
         }
     }

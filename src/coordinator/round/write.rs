@@ -128,7 +128,6 @@ impl WriteRound {
 
     /// Plants the DST's bug in this round (`sim::dst` only): acknowledgements counted
     /// before the replicas stored.
-    #[allow(dead_code)] // until sim::dst drives the rounds
     pub(crate) fn plant_ack_before_store(&mut self) {
         self.ack_before_store = true;
     }

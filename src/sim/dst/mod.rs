@@ -1,11 +1,12 @@
 //! A deterministic, in-process simulation of cartwheel's replicated data path (the
 //! "DST", after FoundationDB's simulation and TigerBeetle's VOPR).
 //!
-//! It owns a virtual world: K nodes in one to three regions, each holding a replica store
-//! of the crate's real objects (`object::Object`, `clock::Versioned`), placed by the
-//! real `ring::Ring`, driven by a coordinator state machine that decides with the real
-//! `coordinator::quorum` tracker, repaired by read repair and by the real Merkle
-//! `antientropy` exchange. Time is a virtual millisecond counter, the network is a
+//! It owns a virtual world: K nodes in one to three regions, each storing the crate's
+//! real objects (`object::Object`, `clock::Versioned`) with the shipping replica's pure
+//! steps (`replica::minted`, `replica::merged`) on a virtual disk, placed by the real
+//! `ring::Ring`, coordinated by the shipping rounds (`coordinator::round::WriteRound`,
+//! `ReadRound`: the same code a node runs under tokio, driven here by `driver`),
+//! repaired by their read repair and by the real Merkle `antientropy` exchange. Time is a virtual millisecond counter, the network is a
 //! priority queue of events ordered by (delivery time, sequence number), and every
 //! random choice (workload, latency, loss, duplication, reordering, partitions,
 //! crashes) comes from one `StdRng` seeded by the run's seed, so a seed replays exactly.
@@ -20,10 +21,10 @@
 
 mod check;
 mod client;
-mod coordinator;
 mod deliver;
+mod disk;
+mod driver;
 mod network;
-mod replica;
 mod sync;
 mod world;
 
@@ -85,8 +86,9 @@ pub struct DstConfig {
     /// Longest a node's flush of a version it minted for itself takes, in virtual ms
     /// (a crash within it loses the version at that node).
     pub flush_ms_max: u64,
-    /// Test-only: the coordinator counts a replica's acknowledgement when it sends the
-    /// replication request, before the replica stored anything. Must be caught.
+    /// Test-only: the write round counts a replica's acknowledgement when it sends the
+    /// replication request, before the replica stored anything
+    /// (`WriteRound::plant_ack_before_store`, set only here). Must be caught.
     pub planted_bug: bool,
     /// Test-only: a node restarted after a crash mints under its old actor instead of
     /// a new incarnation's, so it can hand out a dot again that its store lost but

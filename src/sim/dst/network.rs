@@ -8,6 +8,7 @@
 use super::check::{describe, describe_vv};
 use super::{DST_QUEUE_MAX, DST_TRACE_TAIL_MAX};
 use crate::clock::{Dot, Hlc, VersionVector};
+use crate::coordinator::round::Phase;
 use crate::object::{Blob, Object, ObjectKey};
 use rand::rngs::StdRng;
 use rand::Rng;
@@ -58,7 +59,7 @@ pub(super) enum Payload {
         op: OpId,
         outcome: Outcome,
     },
-    /// Coordinator → replica: make a new version (`replica::Replica::mint`).
+    /// Coordinator → replica: make a new version (`replica::minted`).
     Mint {
         req: ReqId,
         key: ObjectKey,
@@ -77,14 +78,17 @@ pub(super) enum Payload {
         key: ObjectKey,
         object: Object,
     },
+    /// Coordinator → replica: your object; `phase` of the read it belongs to.
     Read {
         req: ReqId,
         key: ObjectKey,
+        phase: Phase,
     },
     /// Coordinator → replica: the digest of your object (`Object::digest`).
     ReadDigest {
         req: ReqId,
         key: ObjectKey,
+        phase: Phase,
     },
     /// Replica → coordinator: the version minted, or `None` when minting failed;
     /// `durable` unless the replica is the coordinator's own node, which sends the
@@ -110,10 +114,12 @@ pub(super) enum Payload {
     ReadReply {
         req: ReqId,
         object: Option<Object>,
+        phase: Phase,
     },
     DigestReply {
         req: ReqId,
         digest: Option<[u8; 32]>,
+        phase: Phase,
     },
 }
 

@@ -5,9 +5,9 @@
 
 use super::check::{describe, Checker, Survival};
 use super::client::Client;
-use super::coordinator::{Coordinator, Effect, Plan};
+use super::disk::Disk;
+use super::driver::{Coordinator, Effect, Plan};
 use super::network::{Address, Event, Faults, Network, Trace};
-use super::replica::ReplicaStore;
 use super::sync::sync_pair;
 use super::{
     DstConfig, DstReport, DstViolation, ViolationKind, DST_ANTI_ENTROPY_INTERVAL_MS,
@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 pub(super) struct Node {
     pub id: NodeId,
     pub region: Region,
-    pub store: ReplicaStore,
+    pub store: Disk,
     pub coordinator: Coordinator,
     pub up: bool,
     /// The incarnation its actor derives from: a new one after a crash that followed
@@ -170,7 +170,7 @@ impl World {
                 let id = NodeId(id.clone());
                 let region = Region(region.clone());
                 Node {
-                    store: ReplicaStore::new(Actor::of_incarnation(&id, 0)),
+                    store: Disk::new(Actor::of_incarnation(&id, 0)),
                     coordinator: Coordinator::new(
                         index,
                         region.clone(),
@@ -293,7 +293,7 @@ impl World {
                 if !self.nodes[node].up {
                     return Ok(());
                 }
-                let effects = self.nodes[node].coordinator.on_timeout(req);
+                let effects = self.nodes[node].coordinator.on_timeout(req, self.now);
                 self.apply(node, effects)
             }
             Event::Restart { node } => {
