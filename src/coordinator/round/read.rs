@@ -110,8 +110,8 @@ enum Stage {
 #[derive(Debug)]
 pub struct ReadRound {
     level: Level,
-    /// The voters' tracker as planned (dead voters failed), for a new phase.
-    planned: QuorumTracker,
+    /// Which replicas the failure detector held dead: failed again in a new phase.
+    dead: Vec<bool>,
     order: Vec<usize>,
     here: Option<usize>,
     takes_digests: Vec<bool>,
@@ -168,8 +168,8 @@ impl ReadRound {
         let mut round = ReadRound {
             level,
             progress: tracker.progress(),
-            planned: tracker.clone(),
             tracker,
+            dead,
             order,
             here,
             takes_digests: digests,
@@ -253,7 +253,12 @@ impl ReadRound {
         };
         if phase == Phase::Full {
             self.in_full = true;
-            self.tracker = self.planned.clone();
+            self.tracker.forget_answers();
+            for index in 0..self.tracker.replicas() {
+                if self.dead.get(index).copied().unwrap_or(false) {
+                    self.tracker.record(index, false);
+                }
+            }
             self.progress = self.tracker.progress();
             self.asked.fill(false);
             self.seen.fill(None);
