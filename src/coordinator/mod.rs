@@ -181,9 +181,8 @@ impl Coordinator {
         })
     }
 
-    /// A live fallback for each dead voter (sloppy quorum): the next node in rendezvous
-    /// order, from the dead voter's region if one is alive there, else from any region
-    /// (so during a region outage its hints spread over the surviving regions).
+    /// A live fallback for each dead voter (sloppy quorum): `round::fallbacks` over
+    /// the current ring's preference list.
     fn fallbacks_for(
         &self,
         key: &ObjectKey,
@@ -193,31 +192,7 @@ impl Coordinator {
         let view = self.cluster.view();
         let partition = key.partition(view.current.partition_count());
         let list = view.current.preference_list(partition, &self.region);
-        let regions: Vec<Region> = list
-            .replicas
-            .iter()
-            .map(|replica| replica.region.clone())
-            .collect();
-        let mut used: Vec<NodeId> = Vec::new();
-        let mut chosen = Vec::new();
-        for index in dead {
-            let usable = |candidate: &&crate::ring::Replica| {
-                !nodes.contains(&candidate.node)
-                    && !used.contains(&candidate.node)
-                    && !self.cluster.is_dead(&candidate.node)
-            };
-            let same_region = list
-                .fallbacks
-                .iter()
-                .filter(usable)
-                .find(|candidate| Some(&candidate.region) == regions.get(*index));
-            let pick = same_region.or_else(|| list.fallbacks.iter().find(usable));
-            if let Some(fallback) = pick {
-                used.push(fallback.node.clone());
-                chosen.push((*index, fallback.node.clone(), fallback.region.clone()));
-            }
-        }
-        chosen
+        round::fallbacks(&list, nodes, dead, |node| self.cluster.is_dead(node))
     }
 
     /// Sends one request in its own task; its reply goes to `sender` as replica `index`.

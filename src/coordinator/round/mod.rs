@@ -22,6 +22,42 @@ pub use write::{MintAnswer, WriteEffect, WritePlan, WriteRound};
 
 use super::quorum::{Level, Progress, QuorumTracker};
 use super::CoordinatorError;
+use crate::ids::{NodeId, Region};
+use crate::ring::{PreferenceList, Replica};
+
+/// A live fallback for each dead voter of `nodes` (indexes in `dead`) under a sloppy
+/// quorum: the next node of `list`'s fallbacks in rendezvous order, from the dead
+/// voter's region if one is alive there, else from any region (so during a region
+/// outage its hints spread over the surviving regions); never a replica, never one
+/// chosen twice. Each as (voter index, fallback, fallback's region).
+pub fn fallbacks(
+    list: &PreferenceList,
+    nodes: &[NodeId],
+    dead: &[usize],
+    is_dead: impl Fn(&NodeId) -> bool,
+) -> Vec<(usize, NodeId, Region)> {
+    let mut used: Vec<NodeId> = Vec::new();
+    let mut chosen = Vec::new();
+    for index in dead {
+        let usable = |candidate: &&Replica| {
+            !nodes.contains(&candidate.node)
+                && !used.contains(&candidate.node)
+                && !is_dead(&candidate.node)
+        };
+        let region = list.replicas.get(*index).map(|replica| &replica.region);
+        let same_region = list
+            .fallbacks
+            .iter()
+            .filter(usable)
+            .find(|candidate| Some(&candidate.region) == region);
+        let pick = same_region.or_else(|| list.fallbacks.iter().find(usable));
+        if let Some(fallback) = pick {
+            used.push(fallback.node.clone());
+            chosen.push((*index, fallback.node.clone(), fallback.region.clone()));
+        }
+    }
+    chosen
+}
 
 /// The live voters of a key, nearest first: this node if it is one, then the others in
 /// preference order (which lists the local region first).

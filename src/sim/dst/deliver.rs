@@ -166,6 +166,17 @@ impl World {
                     .map_err(|error| self.internal(format!("replication refused: {error}")))?;
                 Payload::Stored { req }
             }
+            Payload::Hint {
+                req,
+                owner,
+                key,
+                object,
+            } => {
+                if !self.keep_hint(node, owner, key, &object)? {
+                    return Ok(());
+                }
+                Payload::Stored { req }
+            }
             Payload::Repair { key, object } => {
                 let partition = key.partition(partitions);
                 self.nodes[node]
@@ -301,9 +312,14 @@ impl World {
         let waiting = state.waiting.take().expect("checked above");
         let key_bytes = waiting.key.storage_bytes();
         match outcome {
-            Outcome::Put { dot, stored } => {
+            Outcome::Put {
+                dot,
+                stored,
+                hinted,
+            } => {
                 self.report.puts_acked += 1;
-                self.checker.acked(&key_bytes, dot, self.event);
+                self.report.puts_hinted += u64::from(hinted);
+                self.checker.acked(&key_bytes, dot, self.event, hinted);
                 if let Some(kv) = stored.as_kv() {
                     self.clients[client].remember(&waiting.key, kv.context().clone());
                 }

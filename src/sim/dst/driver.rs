@@ -43,11 +43,15 @@ impl Effect {
     }
 }
 
-/// Where a key lives: its replicas (node indexes, local region first) and their regions.
+/// Where a key lives: its replicas (node indexes, local region first), their regions,
+/// which are down, and (sloppy quorum) a live fallback for dead ones as (replica
+/// index, fallback node, its region).
 #[derive(Clone, Debug)]
 pub(super) struct Plan {
     pub replicas: Vec<usize>,
     pub regions: Vec<Region>,
+    pub dead: Vec<bool>,
+    pub fallbacks: Vec<(usize, usize, Region)>,
 }
 
 /// A client request in flight.
@@ -65,6 +69,8 @@ struct Write {
     value: Blob,
     at: Hlc,
     minted: Option<(Dot, Object)>,
+    /// A fallback's hint counted toward the level.
+    hinted: bool,
 }
 
 /// A read: its round, and (for the checker) the objects it was sent in its current
@@ -187,8 +193,12 @@ impl Coordinator {
             tracker,
             replicas: plan.replicas.len(),
             here: self.here(&plan),
-            dead: vec![false; plan.replicas.len()],
-            fallbacks: Vec::new(),
+            dead: plan.dead.clone(),
+            fallbacks: plan
+                .fallbacks
+                .iter()
+                .map(|(index, _, region)| (*index, region.clone()))
+                .collect(),
         };
         let mut round = WriteRound::new(write_plan, now_ms, self.timeout_ms);
         if self.planted_bug {
@@ -200,6 +210,7 @@ impl Coordinator {
             value,
             at: self.clock.now(wall_ms),
             minted: None,
+            hinted: false,
         };
         let round = Round::Write(Box::new(write));
         self.start(req, request, plan, round, &mut effects);
@@ -224,7 +235,7 @@ impl Coordinator {
             tracker,
             replicas,
             here: self.here(&plan),
-            dead: vec![false; replicas],
+            dead: plan.dead.clone(),
             digests: vec![true; replicas],
             sync_repair: false,
         };
@@ -301,13 +312,23 @@ impl Coordinator {
         effects
     }
 
-    /// A replica stored the replicated version (or this node's flush ended).
+    /// A replica stored the replicated version (or this node's flush ended), or a
+    /// fallback kept its hint.
     pub fn on_stored(&mut self, req: ReqId, from: usize, now_ms: u64) -> Vec<Effect> {
         let mut effects = Vec::new();
-        if let Some((pending, index)) = self.find(req, from) {
-            if let Round::Write(write) = &mut pending.round {
-                write.round.on_reply(index, true, now_ms);
-            }
+        let Some(pending) = self.pending.get_mut(&req) else {
+            return effects;
+        };
+        let replica = pending.plan.replicas.iter().position(|node| *node == from);
+        let hinted = pending
+            .plan
+            .fallbacks
+            .iter()
+            .find(|(_, node, _)| *node == from);
+        let index = replica.or(hinted.map(|(index, _, _)| *index));
+        if let (Some(index), Round::Write(write)) = (index, &mut pending.round) {
+            write.hinted |= replica.is_none();
+            write.round.on_reply(index, true, now_ms);
             self.drive(req, &mut effects);
         }
         effects
@@ -432,14 +453,30 @@ fn drive_write(
                 effects.push(Effect::send(to, replicate));
             }
             WriteEffect::Hint { index } => {
-                let detail = format!("a hint for replica {index}, but no fallback was planned");
-                effects.push(Effect::Internal(detail));
+                let fallback = plan
+                    .fallbacks
+                    .iter()
+                    .find(|(hinted, _, _)| *hinted == index);
+                let (Some((_, object)), Some((_, fallback, _))) = (&write.minted, fallback) else {
+                    let detail =
+                        format!("a hint for replica {index} without a version or fallback");
+                    effects.push(Effect::Internal(detail));
+                    continue;
+                };
+                let hint = Payload::Hint {
+                    req,
+                    owner: plan.replicas[index],
+                    key: key.clone(),
+                    object: object.clone(),
+                };
+                effects.push(Effect::send(Address::Node(*fallback), hint));
             }
             WriteEffect::Answer(answer) => {
                 let outcome = match (answer, &write.minted) {
                     (Ok(()), Some((dot, stored))) => Outcome::Put {
                         dot: *dot,
                         stored: stored.clone(),
+                        hinted: write.hinted,
                     },
                     (Ok(()), None) => {
                         effects.push(Effect::Internal("a write acknowledged unminted".into()));

@@ -24,6 +24,7 @@ mod client;
 mod deliver;
 mod disk;
 mod driver;
+mod hints;
 mod network;
 mod sync;
 mod world;
@@ -62,6 +63,8 @@ pub const DST_TREE_DEPTH: u8 = 4;
 /// Partitions of the simulated ring (the real default is 1024; 16 keeps the placement
 /// table and the trees tiny while every key still lands on a rendezvous-chosen set).
 pub const DST_PARTITIONS: u32 = 16;
+/// Hints one simulated node holds; a hint past it is refused (no acknowledgement).
+pub const DST_HINTS_PER_NODE_MAX: usize = 256;
 /// Virtual time between two background anti-entropy sessions, in milliseconds.
 pub const DST_ANTI_ENTROPY_INTERVAL_MS: u64 = 200;
 
@@ -90,6 +93,9 @@ pub struct DstConfig {
     /// replication request, before the replica stored anything
     /// (`WriteRound::plant_ack_before_store`, set only here). Must be caught.
     pub planted_bug: bool,
+    /// Writes for dead replicas go to a live fallback as hints (sloppy quorum), which
+    /// replays them when the owner is back; off, a dead replica is a failed ack.
+    pub sloppy: bool,
     /// Test-only: a node restarted after a crash mints under its old actor instead of
     /// a new incarnation's, so it can hand out a dot again that its store lost but
     /// other replicas hold. Must be caught.
@@ -108,6 +114,7 @@ impl Default for DstConfig {
             faults: true,
             flush_ms_max: 5,
             planted_bug: false,
+            sloppy: true,
             planted_old_actor: false,
         }
     }
@@ -136,6 +143,10 @@ pub struct DstReport {
     pub reads_in_full: u64,
     /// Keys the anti-entropy exchange repaired (during the run and after the heal).
     pub keys_synced: u64,
+    /// Writes acknowledged with a hint's help (sloppy quorum).
+    pub puts_hinted: u64,
+    /// Hints a fallback handed to their owner once it was back.
+    pub hints_replayed: u64,
     pub crashes: u64,
     pub partitions: u64,
     pub messages_lost: u64,

@@ -35,7 +35,13 @@ pub(super) enum Address {
 #[derive(Clone, Debug)]
 pub(super) enum Outcome {
     /// A write was acknowledged: the version minted, and the object the minter stored.
-    Put { dot: Dot, stored: Object },
+    /// `hinted`: a fallback's hint counted toward the level, so a read may miss it
+    /// until the hint is replayed (sloppy quorum).
+    Put {
+        dot: Dot,
+        stored: Object,
+        hinted: bool,
+    },
     /// A read met its level: the merge of the replies (`None`: no replica had the key).
     Get { merged: Option<Object> },
     /// The level was not met, or the coordinator was overloaded.
@@ -70,6 +76,14 @@ pub(super) enum Payload {
     /// Coordinator → replica: merge this version (replication).
     Replicate {
         req: ReqId,
+        key: ObjectKey,
+        object: Object,
+    },
+    /// Coordinator → fallback: keep this version for `owner`, which is down (a hint);
+    /// answered with `Stored` once kept.
+    Hint {
+        req: ReqId,
+        owner: usize,
         key: ObjectKey,
         object: Object,
     },
@@ -130,9 +144,9 @@ impl Payload {
             Payload::ClientPut { context, .. } | Payload::Mint { context, .. } => {
                 format!("ctx [{}]", describe_vv(context))
             }
-            Payload::Replicate { object, .. } | Payload::Repair { object, .. } => {
-                describe(Some(object))
-            }
+            Payload::Replicate { object, .. }
+            | Payload::Repair { object, .. }
+            | Payload::Hint { object, .. } => describe(Some(object)),
             Payload::Minted {
                 minted: Some((dot, object)),
                 ..
@@ -151,6 +165,7 @@ impl Payload {
             Payload::Mint { .. } => "mint",
             Payload::Replicate { .. } => "replicate",
             Payload::Repair { .. } => "repair",
+            Payload::Hint { .. } => "hint",
             Payload::Read { .. } => "read",
             Payload::ReadDigest { .. } => "read-digest",
             Payload::Minted { .. } => "minted",
