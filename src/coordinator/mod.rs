@@ -11,8 +11,11 @@
 //! returns as soon as the level is met or can no longer be met, or when the request
 //! timeout passes, saying how many replicas answered. Requests already sent are not
 //! cancelled: late replies still land on the replicas (writes), and feed read repair
-//! (reads). Replicas a read did not ask are brought up to date by anti-entropy. The
-//! pure rules live in `quorum`.
+//! (reads). Replicas a read did not ask are brought up to date by anti-entropy.
+//!
+//! Every decision is made by the pure rounds in `round` (who is asked, what counts,
+//! when to speculate, answer and repair) over the rules in `quorum`; `write` and `read`
+//! only carry their effects out with tokio, and `sim::dst` runs the same rounds.
 
 mod dispatch;
 pub mod quorum;

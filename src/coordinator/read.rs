@@ -80,29 +80,12 @@ impl Coordinator {
     ) -> Result<Option<Object>, CoordinatorError> {
         self.stats.reads.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
-        let Planned {
-            nodes,
-            tracker,
-            here,
-            dead,
-        } = match self.plan(key, level) {
+        let (nodes, plan) = match self.read_plan(key, level, policy) {
             Ok(planned) => planned,
             Err(error) => {
                 self.stats.failures.fetch_add(1, Ordering::Relaxed);
                 return Err(error);
             }
-        };
-        let plan = ReadPlan {
-            level,
-            tracker,
-            replicas: nodes.len(),
-            here,
-            dead,
-            digests: nodes
-                .iter()
-                .map(|node| self.dispatch.digests(node))
-                .collect(),
-            sync_repair: policy.sync_repair,
         };
         let mut round = ReadRound::new(plan, 0, whole_ms(self.timeout));
         // Room for a reply to every request of both phases: the in-place read never
@@ -120,12 +103,7 @@ impl Coordinator {
                     }
                     ReadEffect::Repair { index, object, .. } => repairs.push((index, object)),
                     ReadEffect::Answer(answer) => {
-                        if round.digest_mismatched() {
-                            self.stats.digest_mismatches.fetch_add(1, Ordering::Relaxed);
-                        }
-                        if answer.is_err() {
-                            self.stats.failures.fetch_add(1, Ordering::Relaxed);
-                        }
+                        self.count_answer(&round, &answer);
                         drop(sender);
                         self.spawn_late(key, nodes, round, replies, started);
                         return answer;
@@ -133,21 +111,8 @@ impl Coordinator {
                 }
             }
             if !repairs.is_empty() {
-                // Before answering (`sync_repair`): wait for them, until the deadline.
-                let deadline = instant_at(started, round.next_wake_ms().unwrap_or(0));
-                let sends = repairs.iter().map(|(index, object)| {
-                    self.stats.read_repairs.fetch_add(1, Ordering::Relaxed);
-                    let request = PeerRequest::Merge {
-                        key: key.clone(),
-                        object: object.clone(),
-                    };
-                    tokio::time::timeout_at(deadline, self.dispatch.send(&nodes[*index], request))
-                });
-                let results = futures::future::join_all(sends).await;
-                for ((index, _), result) in repairs.iter().zip(results) {
-                    let ok = matches!(result, Ok(Ok(PeerResponse::Stored(_) | PeerResponse::Done)));
-                    round.on_repaired(*index, ok, ms_since(started));
-                }
+                self.repair_before_answer(key, &nodes, repairs, &mut round, started)
+                    .await;
                 continue;
             }
             let wake = round.next_wake_ms().unwrap_or(0);
@@ -159,6 +124,70 @@ impl Coordinator {
                 }
                 _ => round.on_time(ms_since(started).max(wake)),
             }
+        }
+    }
+
+    /// The replicas of a read and the round's plan.
+    fn read_plan(
+        &self,
+        key: &ObjectKey,
+        level: Level,
+        policy: Policy,
+    ) -> Result<(Vec<NodeId>, ReadPlan), CoordinatorError> {
+        let Planned {
+            nodes,
+            tracker,
+            here,
+            dead,
+        } = self.plan(key, level)?;
+        let plan = ReadPlan {
+            level,
+            tracker,
+            replicas: nodes.len(),
+            here,
+            dead,
+            digests: nodes
+                .iter()
+                .map(|node| self.dispatch.digests(node))
+                .collect(),
+            sync_repair: policy.sync_repair,
+        };
+        Ok((nodes, plan))
+    }
+
+    fn count_answer(&self, round: &ReadRound, answer: &Result<Option<Object>, CoordinatorError>) {
+        if round.digest_mismatched() {
+            self.stats.digest_mismatches.fetch_add(1, Ordering::Relaxed);
+        }
+        if answer.is_err() {
+            self.stats.failures.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Writes the merge to the replicas that answered with less and waits for them
+    /// (`sync_repair`), until the deadline; tells the round who stored it.
+    async fn repair_before_answer(
+        &self,
+        key: &ObjectKey,
+        nodes: &[NodeId],
+        repairs: Vec<(usize, Object)>,
+        round: &mut ReadRound,
+        started: Instant,
+    ) {
+        let deadline = instant_at(started, round.next_wake_ms().unwrap_or(0));
+        let (indexes, objects): (Vec<usize>, Vec<Object>) = repairs.into_iter().unzip();
+        let sends = indexes.iter().zip(objects).map(|(index, object)| {
+            self.stats.read_repairs.fetch_add(1, Ordering::Relaxed);
+            let request = PeerRequest::Merge {
+                key: key.clone(),
+                object,
+            };
+            tokio::time::timeout_at(deadline, self.dispatch.send(&nodes[*index], request))
+        });
+        let results = futures::future::join_all(sends).await;
+        for (index, result) in indexes.iter().zip(results) {
+            let ok = matches!(result, Ok(Ok(PeerResponse::Stored(_) | PeerResponse::Done)));
+            round.on_repaired(*index, ok, ms_since(started));
         }
     }
 

@@ -9,6 +9,7 @@ use super::{instant_at, ms_since, whole_ms, Coordinator, CoordinatorError, Durab
 use super::{Planned, Policy};
 use crate::clock::Hlc;
 use crate::coordinator::quorum::Level;
+use crate::ids::{NodeId, Region};
 use crate::object::{Object, ObjectKey};
 use crate::wire::{PeerError, PeerRequest, PeerResponse};
 use std::sync::atomic::Ordering;
@@ -20,6 +21,25 @@ use tokio::time::Instant;
 struct Minted {
     stored: Object,
     object: Object,
+}
+
+/// A dead voter, the live node that takes its hint, and that node's region.
+type Fallback = (usize, NodeId, Region);
+
+/// One write in flight: what its effects need.
+struct Write<'a> {
+    coordinator: &'a Coordinator,
+    key: &'a ObjectKey,
+    nodes: Vec<NodeId>,
+    fallbacks: Vec<Fallback>,
+    request: PeerRequest,
+    started: Instant,
+    minted: Option<Minted>,
+    /// This node's flush of the version it minted, as a reply from the minter.
+    flushing: Option<(usize, Durable)>,
+    /// The merge every other replica gets, built once.
+    merge: Option<PeerRequest>,
+    sender: mpsc::Sender<Reply>,
 }
 
 impl Coordinator {
@@ -35,7 +55,53 @@ impl Coordinator {
     ) -> Result<Object, CoordinatorError> {
         self.stats.writes.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
-        let deadline = started + self.timeout;
+        let (nodes, fallbacks, plan) = self.write_plan(key, level, policy)?;
+        let mut round = WriteRound::new(plan, 0, whole_ms(self.timeout));
+        let (sender, mut replies) = mpsc::channel(nodes.len() + fallbacks.len());
+        let mut write = Write {
+            coordinator: self,
+            key,
+            nodes,
+            fallbacks,
+            request: first(self.now()),
+            started,
+            minted: None,
+            flushing: None,
+            merge: None,
+            sender,
+        };
+        loop {
+            while let Some(effect) = round.poll_effect() {
+                if let Some(answer) = write.carry_out(effect, &mut round).await {
+                    if answer.is_err() {
+                        self.stats.failures.fetch_add(1, Ordering::Relaxed);
+                    }
+                    return answer;
+                }
+            }
+            let wake = round.next_wake_ms().unwrap_or(0);
+            let next = next_answer(&mut replies, &mut write.flushing);
+            match tokio::time::timeout_at(instant_at(started, wake), next).await {
+                Ok(reply) => {
+                    let ok = matches!(
+                        reply.response,
+                        Ok(PeerResponse::Stored(_) | PeerResponse::Done)
+                    );
+                    round.on_reply(reply.index, ok, ms_since(started));
+                }
+                Err(_) => round.on_time(ms_since(started).max(wake)),
+            }
+        }
+    }
+
+    /// The replicas of a write, the fallbacks of its dead voters under a sloppy
+    /// policy, and the round's plan.
+    fn write_plan(
+        &self,
+        key: &ObjectKey,
+        level: Level,
+        policy: Policy,
+    ) -> Result<(Vec<NodeId>, Vec<Fallback>, WritePlan), CoordinatorError> {
         let Planned {
             nodes,
             tracker,
@@ -61,84 +127,76 @@ impl Coordinator {
                 .map(|(index, _, region)| (*index, region.clone()))
                 .collect(),
         };
-        let request = first(self.now());
-        let mut round = WriteRound::new(plan, 0, whole_ms(self.timeout));
-        let mut minted: Option<Minted> = None;
-        // This node's flush of the version it minted, as a reply from the minter.
-        let mut flushing: Option<(usize, Durable)> = None;
-        let mut merge: Option<PeerRequest> = None;
-        let (sender, mut replies) = mpsc::channel(nodes.len() + fallbacks.len());
-        loop {
-            while let Some(effect) = round.poll_effect() {
-                match effect {
-                    WriteEffect::Mint { index } => {
-                        let answer = match self.dispatch.mint_here(&nodes[index], &request) {
-                            Some((response, durable)) => {
-                                flushing = Some((index, durable));
-                                mint_answer(Ok(response), true, &mut minted)
-                            }
-                            None => {
-                                let sent = self.dispatch.send(&nodes[index], request.clone());
-                                match tokio::time::timeout_at(deadline, sent).await {
-                                    Ok(response) => mint_answer(response, false, &mut minted),
-                                    Err(_) => {
-                                        round.on_time(ms_since(started));
-                                        continue;
-                                    }
-                                }
-                            }
-                        };
-                        round.on_minted(index, answer, ms_since(started));
-                    }
-                    WriteEffect::Replicate { index } => {
-                        let Some(minted) = &minted else { continue };
-                        let merge = merge.get_or_insert_with(|| PeerRequest::Merge {
-                            key: key.clone(),
-                            object: minted.object.clone(),
-                        });
-                        self.spawn_send(&sender, index, &nodes[index], merge.clone());
-                    }
-                    WriteEffect::Hint { index } => {
-                        let (Some(minted), Some((_, fallback, _))) = (
-                            &minted,
-                            fallbacks.iter().find(|(hinted, _, _)| *hinted == index),
-                        ) else {
-                            continue;
-                        };
-                        let hint = PeerRequest::Hint {
-                            owner: nodes[index].clone(),
-                            key: key.clone(),
-                            object: minted.object.clone(),
-                        };
-                        self.spawn_send(&sender, index, fallback, hint);
-                    }
-                    WriteEffect::Answer(answer) => {
-                        let stored = answer.map(|()| {
-                            let minted = minted.take();
-                            minted
-                                .expect("a write succeeds only after a replica minted")
-                                .stored
-                        });
-                        if stored.is_err() {
-                            self.stats.failures.fetch_add(1, Ordering::Relaxed);
-                        }
-                        return stored;
-                    }
-                }
+        Ok((nodes, fallbacks, plan))
+    }
+}
+
+impl Write<'_> {
+    /// Carries out one effect; the client's answer when it is one.
+    async fn carry_out(
+        &mut self,
+        effect: WriteEffect,
+        round: &mut WriteRound,
+    ) -> Option<Result<Object, CoordinatorError>> {
+        match effect {
+            WriteEffect::Mint { index } => match self.mint(index).await {
+                Some(answer) => round.on_minted(index, answer, ms_since(self.started)),
+                None => round.on_time(ms_since(self.started)),
+            },
+            WriteEffect::Replicate { index } => {
+                let Some(minted) = &self.minted else {
+                    return None;
+                };
+                let merge = self.merge.get_or_insert_with(|| PeerRequest::Merge {
+                    key: self.key.clone(),
+                    object: minted.object.clone(),
+                });
+                let (node, merge) = (&self.nodes[index], merge.clone());
+                self.coordinator
+                    .spawn_send(&self.sender, index, node, merge);
             }
-            let wake = round.next_wake_ms().unwrap_or(0);
-            let next = next_answer(&mut replies, &mut flushing);
-            match tokio::time::timeout_at(instant_at(started, wake), next).await {
-                Ok(reply) => {
-                    let ok = matches!(
-                        reply.response,
-                        Ok(PeerResponse::Stored(_) | PeerResponse::Done)
-                    );
-                    round.on_reply(reply.index, ok, ms_since(started));
-                }
-                Err(_) => round.on_time(ms_since(started).max(wake)),
+            WriteEffect::Hint { index } => {
+                let fallback = self
+                    .fallbacks
+                    .iter()
+                    .find(|(hinted, _, _)| *hinted == index);
+                let (Some(minted), Some((_, fallback, _))) = (&self.minted, fallback) else {
+                    return None;
+                };
+                let hint = PeerRequest::Hint {
+                    owner: self.nodes[index].clone(),
+                    key: self.key.clone(),
+                    object: minted.object.clone(),
+                };
+                self.coordinator
+                    .spawn_send(&self.sender, index, fallback, hint);
+            }
+            WriteEffect::Answer(answer) => {
+                return Some(answer.map(|()| {
+                    let minted = self.minted.take();
+                    minted
+                        .expect("a write succeeds only after a replica minted")
+                        .stored
+                }));
             }
         }
+        None
+    }
+
+    /// Asks replica `index` to mint: in place on this node (answering before its
+    /// flush ends, which then runs as `flushing`), else through the transport until
+    /// the deadline. `None` when the deadline passed first.
+    async fn mint(&mut self, index: usize) -> Option<MintAnswer> {
+        let dispatch = &self.coordinator.dispatch;
+        let node = &self.nodes[index];
+        if let Some((response, durable)) = dispatch.mint_here(node, &self.request) {
+            self.flushing = Some((index, durable));
+            return Some(mint_answer(Ok(response), true, &mut self.minted));
+        }
+        let sent = dispatch.send(node, self.request.clone());
+        let deadline = self.started + self.coordinator.timeout;
+        let response = tokio::time::timeout_at(deadline, sent).await.ok()?;
+        Some(mint_answer(response, false, &mut self.minted))
     }
 }
 
