@@ -521,3 +521,73 @@ fn asked_nodes(nodes: &Mutex<Vec<NodeId>>) -> Vec<String> {
         .map(|node| node.as_str().to_string())
         .collect()
 }
+
+/// A cluster whose replicas refuse every mint through the transport: the replica's own
+/// error, typed, as the batcher hands it over.
+struct Refusing {
+    view: Arc<RingView>,
+    mints: Mutex<Vec<NodeId>>,
+}
+
+impl ClusterView for Refusing {
+    fn view(&self) -> Arc<RingView> {
+        self.view.clone()
+    }
+    fn is_dead(&self, _node: &NodeId) -> bool {
+        false
+    }
+}
+
+impl Dispatch for Refusing {
+    fn send(
+        &self,
+        to: &NodeId,
+        request: PeerRequest,
+    ) -> BoxFuture<'static, Result<PeerResponse, DispatchError>> {
+        assert!(matches!(request, PeerRequest::Mint { .. }), "only mints");
+        self.mints.lock().unwrap().push(to.clone());
+        let error = crate::wire::PeerError::Refused {
+            refusal: Refusal::Limit,
+            message: "too many cart lines".to_string(),
+        };
+        let peer = to.clone();
+        Box::pin(async move { Err(DispatchError::Peer { peer, error }) })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_replica_refusing_a_mint_through_the_transport_is_the_clients_answer() {
+    let (plain, _) = coordinator(Behaviour::Answer);
+    let cluster = Arc::new(Refusing {
+        view: plain.cluster.view(),
+        mints: Mutex::new(Vec::new()),
+    });
+    let coordinator = Coordinator::new(
+        NodeId("a-1".into()),
+        Region("a".into()),
+        cluster.clone(),
+        cluster.clone(),
+        Arc::new(Epoch),
+        Duration::from_secs(10),
+        true,
+    );
+    let error = put(Arc::new(coordinator), Level::Quorum)
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            CoordinatorError::Refused {
+                refusal: Refusal::Limit,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert_eq!(
+        cluster.mints.lock().unwrap().len(),
+        1,
+        "a refusal is not retried on another replica"
+    );
+}
