@@ -223,6 +223,13 @@ impl QuorumTracker {
         self.record(index, ok)
     }
 
+    /// Forgets every reply, keeping the requirement: a read's second phase counts
+    /// afresh without building a new tracker. Regions moved by `record_in_region` stay
+    /// moved (reads never move them).
+    pub fn forget_answers(&mut self) {
+        self.answered.fill(None);
+    }
+
     /// Replicas asked.
     pub fn replicas(&self) -> usize {
         self.regions.len()
@@ -291,6 +298,19 @@ mod tests {
             .iter()
             .map(|r| region(r))
             .collect()
+    }
+
+    #[test]
+    fn forgetting_answers_counts_afresh_under_the_same_requirement() {
+        let mut all = tracker(Level::All);
+        all.record(0, false);
+        assert!(matches!(all.progress(), Progress::Failed { .. }));
+        all.forget_answers();
+        assert_eq!((all.progress(), all.answered()), (Progress::Pending, 0));
+        for index in 0..6 {
+            all.record(index, true);
+        }
+        assert_eq!(all.progress(), Progress::Met);
     }
 
     #[test]

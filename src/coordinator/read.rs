@@ -1,198 +1,55 @@
-//! The read path: a quorum read with one object and digests, the full read it falls
-//! back to when they differ, and read repair.
+//! The driver of a read: carries out a `round::ReadRound`'s effects with tokio. A
+//! request to another node goes out in a task of its own; this node's copy is read in
+//! place (`Dispatch::read_here`) once the others' requests are on their way; replies
+//! come back on one channel, tagged with the phase they belong to. Once the client has
+//! its answer, the round (if it still waits for late replies or has replicas to repair)
+//! moves into a background task holding a `READ_REPAIRS_IN_FLIGHT_MAX` permit; without a
+//! permit the repair is left to anti-entropy. It decides nothing: who is asked, what
+//! the answer is and whom to repair are the round's.
 
-use super::quorum::{Level, Progress, QuorumTracker};
-use super::{Coordinator, CoordinatorError, Policy, Reply};
+use super::quorum::Level;
+use super::round::{Ask, Phase, ReadAnswer, ReadEffect, ReadPlan, ReadRound};
+use super::{instant_at, ms_since, whole_ms, Coordinator, CoordinatorError, Planned, Policy};
+use super::{CoordinatorStats, Dispatch, DispatchError};
 use crate::ids::NodeId;
-use crate::limits;
 use crate::object::{Object, ObjectKey};
 use crate::wire::{PeerRequest, PeerResponse};
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-/// One round of a read: replicas are asked nearest first, only as many as the level
-/// needs; more when one fails or the speculation delay passes.
-struct ReadRound {
-    nodes: Vec<NodeId>,
-    order: Vec<usize>,
-    asked: Vec<bool>,
-    /// The request for the first replica asked (a digest read's `Get`), and which
-    /// replica that was.
-    data: Option<PeerRequest>,
-    data_at: Option<usize>,
-    /// The request for every other replica.
-    request: PeerRequest,
-    sender: mpsc::Sender<Reply>,
-    replies: mpsc::Receiver<Reply>,
-    tracker: QuorumTracker,
-    progress: Progress,
-    received: usize,
-    started: Instant,
-    deadline: Instant,
-    /// When every replica left is asked, unless the level is met by then.
-    speculate: Option<Instant>,
+/// A replica's reply to one request of a read.
+struct ReadReply {
+    index: usize,
+    phase: Phase,
+    response: Result<PeerResponse, DispatchError>,
 }
 
-impl ReadRound {
-    /// Requests sent whose replies have not come.
-    fn outstanding(&self) -> usize {
-        self.asked.iter().filter(|asked| **asked).count() - self.received
-    }
-
-    /// What a repair needs once the read answered: the nodes, and the replies still due
-    /// (they end when every request sent has answered, or at the deadline).
-    fn into_late(self) -> (Vec<NodeId>, LateReplies) {
-        let late = LateReplies {
-            replies: self.replies,
-            deadline: self.deadline,
-        };
-        (self.nodes, late)
+/// What a read's requests name: the key, for building them.
+fn request_for(key: &ObjectKey, ask: Ask) -> PeerRequest {
+    match ask {
+        Ask::Get => PeerRequest::Get { key: key.clone() },
+        Ask::Digest => PeerRequest::Digest { key: key.clone() },
     }
 }
 
-/// How a digest read ended.
-enum DigestRead {
-    /// Every digest matched the object the data replica sent (`None`: nothing stored).
-    Agreed(Option<Object>),
-    /// A digest differed: the read is done again in full.
-    Disagreed,
-    /// The digests cannot settle the read: the level was met but the object did not
-    /// come (its replica failed, or is late past the speculation delay), or a replica
-    /// refused the digest request (a build before digests) and the level was not met
-    /// without it. The read is done again in full.
-    Incomplete,
-    /// The level cannot be met, or the request timed out.
-    Failed(CoordinatorError),
-}
-
-/// The replies a read did not wait for, for its repair.
-struct LateReplies {
-    replies: mpsc::Receiver<Reply>,
-    deadline: Instant,
+/// What a reply means to the round.
+fn answer_of(
+    dispatch: &dyn Dispatch,
+    node: &NodeId,
+    response: Result<PeerResponse, DispatchError>,
+) -> ReadAnswer {
+    match response {
+        Ok(PeerResponse::Object(object)) => ReadAnswer::Object(object),
+        Ok(PeerResponse::Digest(digest)) => ReadAnswer::Digest(digest),
+        _ => ReadAnswer::Failed {
+            refuses_digests: !dispatch.digests(node),
+        },
+    }
 }
 
 impl Coordinator {
-    /// Starts a round of a read of `key` at `level`: `data` (if any) goes to the first
-    /// replica asked, `request` to the others.
-    fn start_read(
-        &self,
-        key: &ObjectKey,
-        level: Level,
-        data: Option<PeerRequest>,
-        request: PeerRequest,
-    ) -> Result<ReadRound, CoordinatorError> {
-        let started = Instant::now();
-        let (nodes, tracker) = self.plan(key, level)?;
-        let (sender, replies) = mpsc::channel(nodes.len().max(1));
-        let deadline = started + self.timeout;
-        // A replica that is slow (or gone before the failure detector noticed) should
-        // cost one speculation delay, not the request timeout.
-        let speculate = (started + Duration::from_millis(limits::READ_SPECULATE_MS)).min(deadline);
-        let mut round = ReadRound {
-            order: self.nearest_first(&nodes, tracker.replicas()),
-            asked: vec![false; nodes.len()],
-            data,
-            data_at: None,
-            request,
-            nodes,
-            sender,
-            replies,
-            progress: tracker.progress(),
-            tracker,
-            received: 0,
-            started,
-            deadline,
-            speculate: Some(speculate),
-        };
-        self.ask(&mut round, false);
-        Ok(round)
-    }
-
-    /// The next reply of a round; when the speculation delay passes with the level
-    /// still pending, every replica left is asked first. `None` at the deadline, or
-    /// when the delay passes with the level met (a digest read still waiting for its
-    /// object).
-    async fn next_reply(&self, round: &mut ReadRound) -> Option<Reply> {
-        loop {
-            let wake = round.speculate.unwrap_or(round.deadline);
-            match tokio::time::timeout_at(wake, round.replies.recv()).await {
-                Ok(Some(reply)) => {
-                    round.received += 1;
-                    return Some(reply);
-                }
-                Err(_) if round.speculate.is_some() && round.progress == Progress::Pending => {
-                    round.speculate = None;
-                    self.ask(round, true);
-                }
-                _ => return None,
-            }
-        }
-    }
-
-    /// Counts replica `index`'s answer (`answered`: it sent what it was asked) toward
-    /// the level, and asks another replica when one failed.
-    fn record(&self, round: &mut ReadRound, index: usize, answered: bool) {
-        if index < round.tracker.replicas() {
-            round.progress = round.tracker.record(index, answered);
-            if !answered && round.progress == Progress::Pending {
-                self.ask(round, false);
-            }
-        }
-    }
-
-    /// Asks replicas in `order` (marking them in `asked`) until those asked and not yet
-    /// failed could meet the level; with `all`, asks every one left.
-    /// A replica on this node is read in place, after the requests to the others are
-    /// on their way.
-    fn ask(&self, read: &mut ReadRound, all: bool) {
-        let mut here = None;
-        for index in read.order.clone() {
-            if !all && read.tracker.could_meet_with(&read.asked) {
-                break;
-            }
-            if !read.asked[index] {
-                read.asked[index] = true;
-                let request = match read.data.take() {
-                    Some(data) => {
-                        read.data_at = Some(index);
-                        data
-                    }
-                    None => match &read.request {
-                        PeerRequest::Digest { key }
-                            if !self.dispatch.digests(&read.nodes[index]) =>
-                        {
-                            PeerRequest::Get { key: key.clone() }
-                        }
-                        request => request.clone(),
-                    },
-                };
-                if read.nodes[index] == self.node {
-                    here = Some((index, request));
-                } else {
-                    self.spawn_send(&read.sender, index, &read.nodes[index], request);
-                }
-            }
-        }
-        let Some((index, request)) = here else {
-            return;
-        };
-        match self.dispatch.read_here(&self.node, &request) {
-            // The channel holds a reply per replica and each is asked once: room.
-            Some(response) => {
-                let reply = Reply {
-                    index,
-                    response: Ok(response),
-                };
-                if let Err(error) = read.sender.try_send(reply) {
-                    tracing::error!(%error, "a read's own reply found no room");
-                }
-            }
-            None => self.spawn_send(&read.sender, index, &self.node, request),
-        }
-    }
-
     /// Reads a key at `level`: the merge of the replies that met it. Stale replicas,
     /// also among late replies, are repaired in the background.
     pub async fn get(
@@ -214,7 +71,7 @@ impl Coordinator {
     /// One replica (the nearest asked) sends its object, the others only its digest;
     /// when every digest matches, that object is the answer. When one differs (the
     /// replicas disagree) or no object came, the read runs again asking every replica
-    /// for its object, and repairs (`full_read`).
+    /// for its object, and repairs.
     pub async fn get_with(
         &self,
         key: &ObjectKey,
@@ -222,256 +79,264 @@ impl Coordinator {
         policy: Policy,
     ) -> Result<Option<Object>, CoordinatorError> {
         self.stats.reads.fetch_add(1, Ordering::Relaxed);
-        let read = match self.digest_read(key, level).await {
-            DigestRead::Agreed(object) => return Ok(object),
-            DigestRead::Failed(error) => Err(error),
-            DigestRead::Disagreed => {
-                self.stats.digest_mismatches.fetch_add(1, Ordering::Relaxed);
-                self.full_read(key, level, policy).await
+        let started = Instant::now();
+        let (nodes, plan) = match self.read_plan(key, level, policy) {
+            Ok(planned) => planned,
+            Err(error) => {
+                self.stats.failures.fetch_add(1, Ordering::Relaxed);
+                return Err(error);
             }
-            DigestRead::Incomplete => self.full_read(key, level, policy).await,
         };
-        if read.is_err() {
-            self.stats.failures.fetch_add(1, Ordering::Relaxed);
-        }
-        read
-    }
-
-    /// Asks the replicas `level` needs, nearest first, the first for its object and the
-    /// others for its digest (their object, from a replica that knows no digests).
-    async fn digest_read(&self, key: &ObjectKey, level: Level) -> DigestRead {
-        let data = Some(PeerRequest::Get { key: key.clone() });
-        let digest = PeerRequest::Digest { key: key.clone() };
-        let mut round = match self.start_read(key, level, data, digest) {
-            Ok(round) => round,
-            Err(error) => return DigestRead::Failed(error),
-        };
-        // The object the data replica answered (`Some(None)`: it holds nothing).
-        let mut data: Option<Option<Object>> = None;
-        let mut data_failed = false;
-        let mut digests: Vec<Option<Option<[u8; 32]>>> = vec![None; round.nodes.len()];
-        let mut digest_refused = false;
+        let mut round = ReadRound::new(plan, 0, whole_ms(self.timeout));
+        // Room for a reply to every request of both phases: the in-place read never
+        // waits for room.
+        let (sender, mut replies) = mpsc::channel(2 * nodes.len().max(1));
         loop {
-            let awaiting_data = data.is_none() && !data_failed && round.data_at.is_some();
-            match round.progress {
-                Progress::Pending => {}
-                Progress::Met if awaiting_data => {}
-                _ => break,
+            let mut repairs = Vec::new();
+            while let Some(effect) = round.poll_effect() {
+                match effect {
+                    ReadEffect::Ask { index, ask, phase } => {
+                        self.spawn_read(&sender, index, phase, &nodes[index], key, ask)
+                    }
+                    ReadEffect::ReadHere { index, ask, phase } => {
+                        self.read_here(&sender, index, phase, key, ask)
+                    }
+                    ReadEffect::Repair { index, object, .. } => repairs.push((index, object)),
+                    ReadEffect::Answer(answer) => {
+                        self.count_answer(&round, &answer);
+                        drop(sender);
+                        self.spawn_late(key, nodes, round, replies, started);
+                        return answer;
+                    }
+                }
             }
-            let Some(reply) = self.next_reply(&mut round).await else {
-                break;
-            };
-            let is_data = round.data_at == Some(reply.index);
-            let answered = match reply.response {
-                Ok(PeerResponse::Object(object)) if is_data => {
-                    data = Some(object);
-                    true
-                }
-                Ok(PeerResponse::Digest(digest)) if !is_data => {
-                    digests[reply.index] = Some(digest);
-                    true
-                }
-                Ok(PeerResponse::Object(object)) => {
-                    digests[reply.index] = Some(object.as_ref().map(Object::digest));
-                    true
-                }
-                _ => {
-                    data_failed |= is_data;
-                    digest_refused |= !is_data && !self.dispatch.digests(&round.nodes[reply.index]);
-                    false
-                }
-            };
-            self.record(&mut round, reply.index, answered);
-        }
-        let (progress, started) = (round.progress, round.started);
-        if progress != Progress::Met {
-            if digest_refused && Instant::now() < round.deadline {
-                return DigestRead::Incomplete;
+            if !repairs.is_empty() {
+                self.repair_before_answer(key, &nodes, repairs, &mut round, started)
+                    .await;
+                continue;
             }
-            return DigestRead::Failed(self.error_for(&round.tracker, level, progress, started));
-        }
-        let (Some(data), Some(data_at)) = (data, round.data_at) else {
-            if Instant::now() >= round.deadline {
-                let timed_out = Progress::Pending;
-                return DigestRead::Failed(self.error_for(
-                    &round.tracker,
-                    level,
-                    timed_out,
-                    started,
-                ));
+            let wake = round.next_wake_ms().unwrap_or(0);
+            match tokio::time::timeout_at(instant_at(started, wake), replies.recv()).await {
+                Ok(Some(reply)) => {
+                    let node = &nodes[reply.index];
+                    let answer = answer_of(self.dispatch.as_ref(), node, reply.response);
+                    round.on_reply(reply.index, reply.phase, answer, ms_since(started));
+                }
+                _ => round.on_time(ms_since(started).max(wake)),
             }
-            // A level met by digests while the object is late or failed: read in full.
-            return DigestRead::Incomplete;
-        };
-        let expected = data.as_ref().map(Object::digest);
-        if digests.iter().flatten().any(|digest| *digest != expected) {
-            return DigestRead::Disagreed;
         }
-        if round.outstanding() > 0 {
-            let (nodes, late) = round.into_late();
-            let mut seen = vec![None; nodes.len()];
-            seen[data_at] = Some(data.clone());
-            self.spawn_read_repair(key.clone(), nodes, seen, late);
-        }
-        DigestRead::Agreed(data)
     }
 
-    /// Asks the replicas `level` needs for their objects, merges them, and repairs the
-    /// ones that answered with less.
-    async fn full_read(
+    /// The replicas of a read and the round's plan.
+    fn read_plan(
         &self,
         key: &ObjectKey,
         level: Level,
         policy: Policy,
-    ) -> Result<Option<Object>, CoordinatorError> {
-        let get = PeerRequest::Get { key: key.clone() };
-        let mut round = self.start_read(key, level, None, get)?;
-        let mut seen: Vec<Option<Option<Object>>> = vec![None; round.nodes.len()];
-        while round.progress == Progress::Pending {
-            let Some(reply) = self.next_reply(&mut round).await else {
-                break;
-            };
-            let object = match reply.response {
-                Ok(PeerResponse::Object(object)) => Some(object),
-                _ => None,
-            };
-            self.record(&mut round, reply.index, object.is_some());
-            seen[reply.index] = object;
-        }
-        if round.progress != Progress::Met {
-            let (progress, started) = (round.progress, round.started);
-            return Err(self.error_for(&round.tracker, level, progress, started));
-        }
-        let merged = merge_all(seen.iter().flatten());
-        if let (true, Some(merged)) = (policy.sync_repair, &merged) {
-            self.repair_answered(key, &round.nodes, &mut seen, merged, round.deadline)
-                .await;
-        }
-        // The usual read: every replica asked has answered with the same object, so
-        // there is nothing to wait for or repair (and no task to start).
-        let settled = match &merged {
-            Some(merged) => !seen.iter().any(|answer| is_stale(answer, merged)),
-            None => true,
+    ) -> Result<(Vec<NodeId>, ReadPlan), CoordinatorError> {
+        let Planned {
+            nodes,
+            tracker,
+            here,
+            dead,
+        } = self.plan(key, level)?;
+        let plan = ReadPlan {
+            level,
+            tracker,
+            replicas: nodes.len(),
+            here,
+            dead,
+            digests: nodes
+                .iter()
+                .map(|node| self.dispatch.digests(node))
+                .collect(),
+            sync_repair: policy.sync_repair,
         };
-        if round.outstanding() > 0 || !settled {
-            let (nodes, late) = round.into_late();
-            self.spawn_read_repair(key.clone(), nodes, seen, late);
-        }
-        Ok(merged)
+        Ok((nodes, plan))
     }
 
-    /// Writes `merged` to every replica that answered with less and waits for them
-    /// (until `deadline`); those it reached count as holding `merged` from then on.
-    async fn repair_answered(
+    fn count_answer(&self, round: &ReadRound, answer: &Result<Option<Object>, CoordinatorError>) {
+        if round.digest_mismatched() {
+            self.stats.digest_mismatches.fetch_add(1, Ordering::Relaxed);
+        }
+        if answer.is_err() {
+            self.stats.failures.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Writes the merge to the replicas that answered with less and waits for them
+    /// (`sync_repair`), until the deadline; tells the round who stored it.
+    async fn repair_before_answer(
         &self,
         key: &ObjectKey,
         nodes: &[NodeId],
-        seen: &mut [Option<Option<Object>>],
-        merged: &Object,
-        deadline: Instant,
+        repairs: Vec<(usize, Object)>,
+        round: &mut ReadRound,
+        started: Instant,
     ) {
-        let stale: Vec<usize> = (0..seen.len())
-            .filter(|index| is_stale(&seen[*index], merged))
-            .collect();
-        let sends = stale.iter().map(|index| {
+        let deadline = instant_at(started, round.next_wake_ms().unwrap_or(0));
+        let (indexes, objects): (Vec<usize>, Vec<Object>) = repairs.into_iter().unzip();
+        let sends = indexes.iter().zip(objects).map(|(index, object)| {
             self.stats.read_repairs.fetch_add(1, Ordering::Relaxed);
             let request = PeerRequest::Merge {
                 key: key.clone(),
-                object: merged.clone(),
+                object,
             };
             tokio::time::timeout_at(deadline, self.dispatch.send(&nodes[*index], request))
         });
         let results = futures::future::join_all(sends).await;
-        for (index, result) in stale.into_iter().zip(results) {
-            if matches!(result, Ok(Ok(PeerResponse::Stored(_) | PeerResponse::Done))) {
-                seen[index] = Some(Some(merged.clone()));
-            }
+        for (index, result) in indexes.iter().zip(results) {
+            let ok = matches!(result, Ok(Ok(PeerResponse::Stored(_) | PeerResponse::Done)));
+            round.on_repaired(*index, ok, ms_since(started));
         }
     }
 
-    /// Waits (in the background, until the deadline) for the remaining replies, then
-    /// writes the merged object to every replica that answered with less. A late
-    /// digest that differs from the merge of the objects it has costs a read of that
-    /// replica's object.
-    fn spawn_read_repair(
+    /// Sends one read request in its own task; its reply comes back on `sender`.
+    fn spawn_read(
         &self,
-        key: ObjectKey,
-        nodes: Vec<NodeId>,
-        mut seen: Vec<Option<Option<Object>>>,
-        late: LateReplies,
+        sender: &mpsc::Sender<ReadReply>,
+        index: usize,
+        phase: Phase,
+        node: &NodeId,
+        key: &ObjectKey,
+        ask: Ask,
     ) {
+        let future = self.dispatch.send(node, request_for(key, ask));
+        let sender = sender.clone();
+        tokio::spawn(async move {
+            let response = future.await;
+            // The receiver may be gone when the read finished early: a late reply.
+            let reply = ReadReply {
+                index,
+                phase,
+                response,
+            };
+            let _ = sender.send(reply).await;
+        });
+    }
+
+    /// Reads this node's copy in place (a lookup costs less than a task and a channel),
+    /// or sends the request to itself when that cannot be done in place.
+    fn read_here(
+        &self,
+        sender: &mpsc::Sender<ReadReply>,
+        index: usize,
+        phase: Phase,
+        key: &ObjectKey,
+        ask: Ask,
+    ) {
+        let request = request_for(key, ask);
+        match self.dispatch.read_here(&self.node, &request) {
+            Some(response) => {
+                let reply = ReadReply {
+                    index,
+                    phase,
+                    response: Ok(response),
+                };
+                // The channel holds a reply per request of both phases: room.
+                if let Err(error) = sender.try_send(reply) {
+                    tracing::error!(%error, "a read's own reply found no room");
+                }
+            }
+            None => self.spawn_read(sender, index, phase, &self.node, key, ask),
+        }
+    }
+
+    /// Hands an answered round that still waits for late replies, or has replicas to
+    /// repair, to a background task, if a repair permit is free.
+    fn spawn_late(
+        &self,
+        key: &ObjectKey,
+        nodes: Vec<NodeId>,
+        round: ReadRound,
+        replies: mpsc::Receiver<ReadReply>,
+        started: Instant,
+    ) {
+        if round.is_done() && !round.has_effects() {
+            return;
+        }
         let Ok(permit) = self.repairs.clone().try_acquire_owned() else {
             return;
         };
-        let dispatch = self.dispatch.clone();
-        let stats = self.stats.clone();
-        let LateReplies {
-            mut replies,
-            deadline,
-        } = late;
+        let late = Late {
+            key: key.clone(),
+            nodes,
+            round,
+            replies,
+            started,
+            dispatch: self.dispatch.clone(),
+            stats: self.stats.clone(),
+        };
         tokio::spawn(async move {
             let _permit = permit;
-            while let Ok(Some(reply)) = tokio::time::timeout_at(deadline, replies.recv()).await {
-                match reply.response {
-                    Ok(PeerResponse::Object(object)) => seen[reply.index] = Some(object),
-                    // A late digest that differs from what the read has: read that object.
-                    Ok(PeerResponse::Digest(digest))
-                        if digest
-                            != merge_all(seen.iter().flatten())
-                                .as_ref()
-                                .map(Object::digest) =>
-                    {
-                        let get = PeerRequest::Get { key: key.clone() };
-                        let fetched = tokio::time::timeout_at(
-                            deadline,
-                            dispatch.send(&nodes[reply.index], get),
-                        );
-                        if let Ok(Ok(PeerResponse::Object(object))) = fetched.await {
-                            seen[reply.index] = Some(object);
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            let Some(merged) = merge_all(seen.iter().flatten()) else {
-                return;
-            };
-            for (index, answer) in seen.iter().enumerate() {
-                if is_stale(answer, &merged) {
-                    stats.read_repairs.fetch_add(1, Ordering::Relaxed);
-                    let request = PeerRequest::Merge {
-                        key: key.clone(),
-                        object: merged.clone(),
-                    };
-                    let _ = dispatch.send(&nodes[index], request).await;
-                }
-            }
+            late.run().await;
         });
     }
 }
 
-/// Whether a replica's answer (`None`: it has not answered) held less than `merged`:
-/// nothing, or an object other than the merge.
-fn is_stale(answer: &Option<Option<Object>>, merged: &Object) -> bool {
-    match answer {
-        Some(Some(object)) => object != merged,
-        Some(None) => true,
-        None => false,
-    }
+/// An answered read still repairing: waits (until the deadline) for the replies not
+/// yet in, then writes the merge to every replica that answered with less.
+struct Late {
+    key: ObjectKey,
+    nodes: Vec<NodeId>,
+    round: ReadRound,
+    replies: mpsc::Receiver<ReadReply>,
+    started: Instant,
+    dispatch: Arc<dyn Dispatch>,
+    stats: Arc<CoordinatorStats>,
 }
 
-/// The merge of every object given, or `None` if there was none.
-fn merge_all<'a>(objects: impl Iterator<Item = &'a Option<Object>>) -> Option<Object> {
-    let mut merged: Option<Object> = None;
-    for object in objects.flatten() {
-        match merged.as_mut() {
-            Some(into) => {
-                if let Err(error) = into.merge(object, limits::SIBLINGS_MAX) {
-                    tracing::warn!(%error, "a replica's version could not be merged");
-                }
+impl Late {
+    async fn run(mut self) {
+        loop {
+            while let Some(effect) = self.round.poll_effect() {
+                self.carry_out(effect).await;
             }
-            None => merged = Some(object.clone()),
+            let Some(wake) = self.round.next_wake_ms() else {
+                return;
+            };
+            let at = instant_at(self.started, wake);
+            match tokio::time::timeout_at(at, self.replies.recv()).await {
+                Ok(Some(reply)) => {
+                    let node = &self.nodes[reply.index];
+                    let answer = answer_of(self.dispatch.as_ref(), node, reply.response);
+                    let now_ms = ms_since(self.started);
+                    self.round
+                        .on_reply(reply.index, reply.phase, answer, now_ms);
+                }
+                // Every request has answered or the deadline passed.
+                _ => self.round.on_time(ms_since(self.started).max(wake)),
+            }
         }
     }
-    merged
+
+    /// A late digest that differs costs a read of that replica's object (awaited here,
+    /// until the deadline); a repair is sent and its reply not waited for by anyone.
+    async fn carry_out(&mut self, effect: ReadEffect) {
+        match effect {
+            ReadEffect::Ask { index, ask, phase } | ReadEffect::ReadHere { index, ask, phase } => {
+                let node = &self.nodes[index];
+                let sent = self.dispatch.send(node, request_for(&self.key, ask));
+                let wake = self.round.next_wake_ms().unwrap_or(0);
+                let answer =
+                    match tokio::time::timeout_at(instant_at(self.started, wake), sent).await {
+                        Ok(response) => answer_of(self.dispatch.as_ref(), node, response),
+                        Err(_) => ReadAnswer::Failed {
+                            refuses_digests: false,
+                        },
+                    };
+                let now_ms = ms_since(self.started);
+                self.round.on_reply(index, phase, answer, now_ms);
+            }
+            ReadEffect::Repair { index, object, .. } => {
+                self.stats.read_repairs.fetch_add(1, Ordering::Relaxed);
+                let request = PeerRequest::Merge {
+                    key: self.key.clone(),
+                    object,
+                };
+                let _ = self.dispatch.send(&self.nodes[index], request).await;
+            }
+            ReadEffect::Answer(_) => {}
+        }
+    }
 }

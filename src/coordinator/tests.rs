@@ -5,6 +5,8 @@ use super::*;
 use crate::membership::ownership::Owner;
 use crate::membership::swim::Status;
 use crate::ring::RingConfig;
+use futures::future::BoxFuture;
+use std::sync::atomic::Ordering;
 
 /// What the fake replicas do with a `Get`.
 #[derive(Clone, Copy, PartialEq)]
@@ -74,7 +76,7 @@ impl Dispatch for Fake {
         &self,
         to: &NodeId,
         request: PeerRequest,
-    ) -> BoxFuture<'static, Result<PeerResponse, String>> {
+    ) -> BoxFuture<'static, Result<PeerResponse, DispatchError>> {
         let mut asked = self.asked.lock().unwrap();
         if let PeerRequest::Merge { .. } = request {
             asked.push(NodeId(format!("merge:{to}")));
@@ -96,12 +98,22 @@ impl Dispatch for Fake {
         let behaviour = self.behaviour;
         if digest && remote && behaviour == Behaviour::NoDigests {
             self.digestless.lock().unwrap().push(to.clone());
-            return Box::pin(async { Err("it rejected the request frame".to_string()) });
+            let refused = DispatchError::Refused {
+                peer: to.clone(),
+                reason: crate::transport::Refusal::FrameRejected,
+            };
+            return Box::pin(async { Err(refused) });
         }
         let holds_nothing = to.as_str() == "a-3";
+        let peer = to.clone();
         Box::pin(async move {
             let stored = match behaviour {
-                Behaviour::Fail if remote => return Err("refused".to_string()),
+                Behaviour::Fail if remote => {
+                    return Err(DispatchError::Unreachable {
+                        peer,
+                        reason: "down".to_string(),
+                    })
+                }
                 Behaviour::FirstRemoteSilent if first_remote => std::future::pending().await,
                 Behaviour::AllHold | Behaviour::NoDigests => Some(held()),
                 Behaviour::ThirdBehind if !holds_nothing => Some(held()),
@@ -394,7 +406,7 @@ impl Dispatch for Flushing {
         &self,
         to: &NodeId,
         request: PeerRequest,
-    ) -> BoxFuture<'static, Result<PeerResponse, String>> {
+    ) -> BoxFuture<'static, Result<PeerResponse, DispatchError>> {
         assert!(
             matches!(request, PeerRequest::Merge { .. }),
             "only merges go out"
@@ -409,8 +421,13 @@ impl Dispatch for Flushing {
         let mut flushed = self.flushed.subscribe();
         let durable: Durable = Box::pin(async move {
             match flushed.wait_for(Option::is_some).await {
-                Ok(outcome) => outcome.clone().expect("waited for an outcome"),
-                Err(_) => Err("flusher gone".to_string()),
+                Ok(outcome) => match outcome.clone().expect("waited for an outcome") {
+                    Ok(()) => Ok(()),
+                    Err(reason) => Err(DispatchError::NotDurable { reason }),
+                },
+                Err(_) => Err(DispatchError::NotDurable {
+                    reason: "flusher gone".to_string(),
+                }),
             }
         });
         let stored = Object::Kv(crate::object::KvObject::new());
@@ -503,4 +520,74 @@ fn asked_nodes(nodes: &Mutex<Vec<NodeId>>) -> Vec<String> {
         .iter()
         .map(|node| node.as_str().to_string())
         .collect()
+}
+
+/// A cluster whose replicas refuse every mint through the transport: the replica's own
+/// error, typed, as the batcher hands it over.
+struct Refusing {
+    view: Arc<RingView>,
+    mints: Mutex<Vec<NodeId>>,
+}
+
+impl ClusterView for Refusing {
+    fn view(&self) -> Arc<RingView> {
+        self.view.clone()
+    }
+    fn is_dead(&self, _node: &NodeId) -> bool {
+        false
+    }
+}
+
+impl Dispatch for Refusing {
+    fn send(
+        &self,
+        to: &NodeId,
+        request: PeerRequest,
+    ) -> BoxFuture<'static, Result<PeerResponse, DispatchError>> {
+        assert!(matches!(request, PeerRequest::Mint { .. }), "only mints");
+        self.mints.lock().unwrap().push(to.clone());
+        let error = crate::wire::PeerError::Refused {
+            refusal: Refusal::Limit,
+            message: "too many cart lines".to_string(),
+        };
+        let peer = to.clone();
+        Box::pin(async move { Err(DispatchError::Peer { peer, error }) })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_replica_refusing_a_mint_through_the_transport_is_the_clients_answer() {
+    let (plain, _) = coordinator(Behaviour::Answer);
+    let cluster = Arc::new(Refusing {
+        view: plain.cluster.view(),
+        mints: Mutex::new(Vec::new()),
+    });
+    let coordinator = Coordinator::new(
+        NodeId("a-1".into()),
+        Region("a".into()),
+        cluster.clone(),
+        cluster.clone(),
+        Arc::new(Epoch),
+        Duration::from_secs(10),
+        true,
+    );
+    let error = put(Arc::new(coordinator), Level::Quorum)
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            CoordinatorError::Refused {
+                refusal: Refusal::Limit,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert_eq!(
+        cluster.mints.lock().unwrap().len(),
+        1,
+        "a refusal is not retried on another replica"
+    );
 }

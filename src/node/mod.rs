@@ -10,7 +10,7 @@ mod startup;
 pub use startup::start;
 
 use crate::config::Settings;
-use crate::coordinator::{Dispatch, Durable};
+use crate::coordinator::{Dispatch, DispatchError, Durable};
 use crate::ids::{NodeId, Region};
 use crate::limits;
 use crate::peer::PeerService;
@@ -135,7 +135,7 @@ impl Dispatch for NodeDispatch {
         &self,
         to: &NodeId,
         request: PeerRequest,
-    ) -> BoxFuture<'static, Result<PeerResponse, String>> {
+    ) -> BoxFuture<'static, Result<PeerResponse, DispatchError>> {
         if *to == self.me {
             let service = self.service.clone();
             return Box::pin(async move { Ok(service.serve(None, request).await) });
@@ -162,8 +162,14 @@ impl Dispatch for NodeDispatch {
         }
         let stored = self.service.mint_stored(request.clone());
         let replica = self.service.replica.clone();
-        let durable: Durable =
-            Box::pin(async move { replica.durable().await.map_err(|error| error.to_string()) });
+        let durable: Durable = Box::pin(async move {
+            replica
+                .durable()
+                .await
+                .map_err(|error| DispatchError::NotDurable {
+                    reason: error.to_string(),
+                })
+        });
         Some((stored, durable))
     }
 }

@@ -8,7 +8,7 @@
 
 pub mod trees;
 
-use crate::clock::{Actor, Hlc, VersionVector};
+use crate::clock::{Actor, Dot, Hlc, VersionVector};
 use crate::crdt::{CrdtError, Doc, DocOp};
 use crate::ids::PartitionId;
 use crate::limits;
@@ -229,22 +229,8 @@ impl Replica {
         at: Hlc,
     ) -> Result<Object, ReplicaError> {
         self.apply(&self.store_key(key), limits::OBJECT_BYTES_MAX, |object| {
-            let mut kv = match object {
-                None => KvObject::new(),
-                Some(Object::Kv(kv)) => kv,
-                Some(Object::Doc(_)) => return Err(MergeError::Mismatch),
-            };
-            kv.mint(self.actor, context, value.clone(), at, limits::SIBLINGS_MAX)?;
-            // Counted as a merge counts, so no replica's merge ever trims what was
-            // accepted here unless concurrent writes elsewhere add to it.
-            let bytes = kv_bytes(&kv);
-            if bytes > limits::SIBLINGS_BYTES_MAX {
-                return Err(MergeError::TooLarge {
-                    bytes,
-                    max: limits::SIBLINGS_BYTES_MAX,
-                });
-            }
-            Ok(Object::Kv(kv))
+            let (minted, _) = minted(object, self.actor, context, value.clone(), at)?;
+            Ok(minted)
         })
     }
 
@@ -317,8 +303,38 @@ impl Replica {
     }
 }
 
-/// `stored` joined with `incoming` (just `incoming` when nothing was stored).
-fn merged(stored: Option<Object>, incoming: &Object) -> Result<Object, MergeError> {
+/// The pure step of a mint: `stored` (`None`: nothing) with a new version of `value`
+/// made by `actor`, superseding what `context` has seen; returns the object to store
+/// and the new version's dot. The simulation (`sim::dst`) stores with it too.
+pub(crate) fn minted(
+    stored: Option<Object>,
+    actor: Actor,
+    context: &VersionVector,
+    value: Option<Blob>,
+    at: Hlc,
+) -> Result<(Object, Dot), MergeError> {
+    let mut kv = match stored {
+        None => KvObject::new(),
+        Some(Object::Kv(kv)) => kv,
+        Some(Object::Doc(_)) => return Err(MergeError::Mismatch),
+    };
+    let dot = kv.mint(actor, context, value, at, limits::SIBLINGS_MAX)?;
+    // Counted as a merge counts, so no replica's merge ever trims what was accepted
+    // here unless concurrent writes elsewhere add to it.
+    let bytes = kv_bytes(&kv);
+    if bytes > limits::SIBLINGS_BYTES_MAX {
+        return Err(MergeError::TooLarge {
+            bytes,
+            max: limits::SIBLINGS_BYTES_MAX,
+        });
+    }
+    Ok((Object::Kv(kv), dot))
+}
+
+/// `stored` joined with `incoming` (just `incoming` when nothing was stored): the pure
+/// step of every merge (replication, read repair, anti-entropy, hints), which the
+/// simulation stores with too.
+pub(crate) fn merged(stored: Option<Object>, incoming: &Object) -> Result<Object, MergeError> {
     match stored {
         Some(mut object) => {
             object.merge(incoming, limits::SIBLINGS_MAX)?;

@@ -14,6 +14,7 @@
 //! in a rolling upgrade) is not asked for digests for `DIGESTLESS_RETRY_MS`
 //! ([`Batcher::digests`]): reads ask it for objects instead.
 
+use crate::coordinator::DispatchError;
 use crate::ids::NodeId;
 use crate::limits::{
     BATCHES_IN_FLIGHT_PER_PEER, BATCH_QUEUE_PER_PEER, BATCH_REQUESTS_MAX, DIGESTLESS_RETRY_MS,
@@ -26,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-type Answer = Result<PeerResponse, String>;
+type Answer = Result<PeerResponse, DispatchError>;
 type Queued = (PeerRequest, oneshot::Sender<Answer>);
 
 /// What a request is, for batching.
@@ -114,12 +115,11 @@ impl Batcher {
         };
         let queue = self.queue(to, kind);
         let (answer, answered) = oneshot::channel();
+        let closed = || DispatchError::Closed { peer: to.clone() };
         if queue.send((request, answer)).await.is_err() {
-            return Err(format!("the queue to {to} is closed"));
+            return Err(closed());
         }
-        answered
-            .await
-            .unwrap_or_else(|_| Err(format!("the batch to {to} was dropped")))
+        answered.await.unwrap_or_else(|_| Err(closed()))
     }
 
     fn queue(&self, to: &NodeId, kind: Kind) -> mpsc::Sender<Queued> {
@@ -197,7 +197,7 @@ async fn send_batch(
     match transport.request(to, &request).await {
         Ok(PeerResponse::Batch(responses)) if responses.len() == count => {
             for (sender, response) in answers.into_iter().zip(responses) {
-                let _ = sender.send(answer_of(Ok(response)));
+                let _ = sender.send(answer_of(to, Ok(response)));
             }
         }
         Err(
@@ -218,13 +218,16 @@ async fn send_batch(
         }
         other => {
             let error = match other {
-                Ok(PeerResponse::Error(error)) => error.to_string(),
-                Ok(_) => format!("{to} answered a batch of {count} with something else"),
+                Ok(PeerResponse::Error(error)) => DispatchError::Peer {
+                    peer: to.clone(),
+                    error,
+                },
+                Ok(_) => DispatchError::Unexpected { peer: to.clone() },
                 Err(error) => {
                     if let PeerRequest::Batch(requests) = &request {
                         digestless.note(to, requests, &error);
                     }
-                    error.to_string()
+                    DispatchError::of_transport(to, &error)
                 }
             };
             for sender in answers {
@@ -240,15 +243,20 @@ async fn single(
     to: &NodeId,
     request: &PeerRequest,
 ) -> Answer {
-    answer_of(transport.request(to, request).await.map_err(|error| {
+    let response = transport.request(to, request).await.map_err(|error| {
         digestless.note(to, std::slice::from_ref(request), &error);
-        error.to_string()
-    }))
+        DispatchError::of_transport(to, &error)
+    });
+    answer_of(to, response)
 }
 
-fn answer_of(response: Result<PeerResponse, String>) -> Answer {
+/// A replica's error answer is a failed request, kept typed.
+fn answer_of(to: &NodeId, response: Answer) -> Answer {
     match response {
-        Ok(PeerResponse::Error(error)) => Err(error.to_string()),
+        Ok(PeerResponse::Error(error)) => Err(DispatchError::Peer {
+            peer: to.clone(),
+            error,
+        }),
         other => other,
     }
 }

@@ -6,7 +6,7 @@ use super::tokens::TokenKeys;
 use super::*;
 use crate::clock::Actor;
 use crate::config::{SessionFlags, SessionSettings, Topology};
-use crate::coordinator::{ClusterView, Coordinator, Dispatch, WallClock};
+use crate::coordinator::{ClusterView, Coordinator, Dispatch, DispatchError, WallClock};
 use crate::crdt::Doc;
 use crate::ids::{NodeId, Region};
 use crate::membership::ownership::{Owner, RingView};
@@ -100,7 +100,7 @@ impl Dispatch for Send {
         &self,
         _to: &NodeId,
         request: PeerRequest,
-    ) -> BoxFuture<'static, Result<PeerResponse, String>> {
+    ) -> BoxFuture<'static, Result<PeerResponse, DispatchError>> {
         let answer = self.0.answer(request);
         Box::pin(async move { Ok(answer) })
     }

@@ -7,7 +7,10 @@
 //! its dot (a causally newer write) survives in turn, or the sibling cap dropped it
 //! in some merge or mint (documented compaction of the oldest concurrent siblings past
 //! `SIBLINGS_MAX`, seen by comparing with an uncapped merge; counted apart).
-//! Anything else is a lost write. It keeps at most `DST_WRITES_MAX` writes.
+//! Anything else is a lost write. A write a fallback's hint helped acknowledge is
+//! exempt from reads until the end (a sloppy quorum may miss it until the hint is
+//! replayed), but must survive in the final state. It keeps at most `DST_WRITES_MAX`
+//! writes.
 
 use super::DST_WRITES_MAX;
 use crate::clock::{Actor, Dot, VersionVector};
@@ -24,6 +27,9 @@ struct Ack {
     dot: Dot,
     /// Event number at which the client received the acknowledgement.
     event: u64,
+    /// A fallback's hint counted toward it: a quorum read may miss it until the hint
+    /// is replayed (a sloppy quorum's documented weakening); the final state may not.
+    hinted: bool,
 }
 
 /// How an acknowledged write fares in an object.
@@ -72,11 +78,11 @@ impl Checker {
     }
 
     /// A client received the acknowledgement of the write `dot` at event `event`.
-    pub fn acked(&mut self, key: &[u8], dot: Dot, event: u64) {
+    pub fn acked(&mut self, key: &[u8], dot: Dot, event: u64, hinted: bool) {
         self.acks
             .entry(key.to_vec())
             .or_default()
-            .push(Ack { dot, event });
+            .push(Ack { dot, event, hinted });
     }
 
     /// Acknowledged writes of all keys, as (key, dot).
@@ -100,7 +106,7 @@ impl Checker {
         };
         let earlier: Vec<(Dot, u64)> = acks
             .iter()
-            .filter(|ack| ack.event < started)
+            .filter(|ack| ack.event < started && !ack.hinted)
             .map(|ack| (ack.dot, ack.event))
             .collect();
         for (dot, event) in earlier {

@@ -3,10 +3,11 @@
 //! record outcomes for the checker and start their next request.
 
 use super::client::Waiting;
-use super::coordinator::ClientRequest;
+use super::driver::ClientRequest;
 use super::network::{Address, Event, OpId, Outcome, Payload};
 use super::world::World;
 use super::{DstViolation, ViolationKind};
+use crate::coordinator::round::ReadAnswer;
 use crate::object::{Blob, Object};
 use rand::Rng;
 
@@ -82,10 +83,10 @@ impl World {
                 durable,
             } => self.nodes[node]
                 .coordinator
-                .on_minted(req, sender, minted, durable),
+                .on_minted(req, sender, minted, durable, self.now),
             Payload::Flushed { req } => {
                 self.nodes[node].store.flush();
-                self.nodes[node].coordinator.on_stored(req, node)
+                self.nodes[node].coordinator.on_stored(req, node, self.now)
             }
             Payload::Armed { life } => {
                 let armed = &mut self.nodes[node];
@@ -94,13 +95,19 @@ impl World {
                 }
                 return Ok(());
             }
-            Payload::Stored { req } => self.nodes[node].coordinator.on_stored(req, sender),
-            Payload::ReadReply { req, object } => self.nodes[node]
+            Payload::Stored { req } => self.nodes[node]
                 .coordinator
-                .on_read_reply(req, sender, object),
-            Payload::DigestReply { req, digest } => self.nodes[node]
-                .coordinator
-                .on_digest_reply(req, sender, digest),
+                .on_stored(req, sender, self.now),
+            Payload::ReadReply { req, object, phase } => {
+                let answer = ReadAnswer::Object(object);
+                let coordinator = &mut self.nodes[node].coordinator;
+                coordinator.on_read_reply(req, sender, phase, answer, self.now)
+            }
+            Payload::DigestReply { req, digest, phase } => {
+                let answer = ReadAnswer::Digest(digest);
+                let coordinator = &mut self.nodes[node].coordinator;
+                coordinator.on_read_reply(req, sender, phase, answer, self.now)
+            }
             replica_request => return self.at_replica(node, from, replica_request),
         };
         self.apply(node, effects)
@@ -159,6 +166,17 @@ impl World {
                     .map_err(|error| self.internal(format!("replication refused: {error}")))?;
                 Payload::Stored { req }
             }
+            Payload::Hint {
+                req,
+                owner,
+                key,
+                object,
+            } => {
+                if !self.keep_hint(node, owner, key, &object)? {
+                    return Ok(());
+                }
+                Payload::Stored { req }
+            }
             Payload::Repair { key, object } => {
                 let partition = key.partition(partitions);
                 self.nodes[node]
@@ -167,16 +185,16 @@ impl World {
                     .map_err(|error| self.internal(format!("read repair refused: {error}")))?;
                 return Ok(());
             }
-            Payload::Read { req, key } => {
+            Payload::Read { req, key, phase } => {
                 let partition = key.partition(partitions);
                 let object = self.nodes[node].store.get(partition, &key).cloned();
-                Payload::ReadReply { req, object }
+                Payload::ReadReply { req, object, phase }
             }
-            Payload::ReadDigest { req, key } => {
+            Payload::ReadDigest { req, key, phase } => {
                 let partition = key.partition(partitions);
                 let store = &self.nodes[node].store;
                 let digest = store.get(partition, &key).map(Object::digest);
-                Payload::DigestReply { req, digest }
+                Payload::DigestReply { req, digest, phase }
             }
             _ => return Ok(()),
         };
@@ -294,9 +312,14 @@ impl World {
         let waiting = state.waiting.take().expect("checked above");
         let key_bytes = waiting.key.storage_bytes();
         match outcome {
-            Outcome::Put { dot, stored } => {
+            Outcome::Put {
+                dot,
+                stored,
+                hinted,
+            } => {
                 self.report.puts_acked += 1;
-                self.checker.acked(&key_bytes, dot, self.event);
+                self.report.puts_hinted += u64::from(hinted);
+                self.checker.acked(&key_bytes, dot, self.event, hinted);
                 if let Some(kv) = stored.as_kv() {
                     self.clients[client].remember(&waiting.key, kv.context().clone());
                 }

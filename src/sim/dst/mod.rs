@@ -1,11 +1,12 @@
 //! A deterministic, in-process simulation of cartwheel's replicated data path (the
 //! "DST", after FoundationDB's simulation and TigerBeetle's VOPR).
 //!
-//! It owns a virtual world: K nodes in one to three regions, each holding a replica store
-//! of the crate's real objects (`object::Object`, `clock::Versioned`), placed by the
-//! real `ring::Ring`, driven by a coordinator state machine that decides with the real
-//! `coordinator::quorum` tracker, repaired by read repair and by the real Merkle
-//! `antientropy` exchange. Time is a virtual millisecond counter, the network is a
+//! It owns a virtual world: K nodes in one to three regions, each storing the crate's
+//! real objects (`object::Object`, `clock::Versioned`) with the shipping replica's pure
+//! steps (`replica::minted`, `replica::merged`) on a virtual disk, placed by the real
+//! `ring::Ring`, coordinated by the shipping rounds (`coordinator::round::WriteRound`,
+//! `ReadRound`: the same code a node runs under tokio, driven here by `driver`),
+//! repaired by their read repair and by the real Merkle `antientropy` exchange. Time is a virtual millisecond counter, the network is a
 //! priority queue of events ordered by (delivery time, sequence number), and every
 //! random choice (workload, latency, loss, duplication, reordering, partitions,
 //! crashes) comes from one `StdRng` seeded by the run's seed, so a seed replays exactly.
@@ -20,10 +21,11 @@
 
 mod check;
 mod client;
-mod coordinator;
 mod deliver;
+mod disk;
+mod driver;
+mod hints;
 mod network;
-mod replica;
 mod sync;
 mod world;
 
@@ -61,6 +63,8 @@ pub const DST_TREE_DEPTH: u8 = 4;
 /// Partitions of the simulated ring (the real default is 1024; 16 keeps the placement
 /// table and the trees tiny while every key still lands on a rendezvous-chosen set).
 pub const DST_PARTITIONS: u32 = 16;
+/// Hints one simulated node holds; a hint past it is refused (no acknowledgement).
+pub const DST_HINTS_PER_NODE_MAX: usize = 256;
 /// Virtual time between two background anti-entropy sessions, in milliseconds.
 pub const DST_ANTI_ENTROPY_INTERVAL_MS: u64 = 200;
 
@@ -85,9 +89,13 @@ pub struct DstConfig {
     /// Longest a node's flush of a version it minted for itself takes, in virtual ms
     /// (a crash within it loses the version at that node).
     pub flush_ms_max: u64,
-    /// Test-only: the coordinator counts a replica's acknowledgement when it sends the
-    /// replication request, before the replica stored anything. Must be caught.
+    /// Test-only: the write round counts a replica's acknowledgement when it sends the
+    /// replication request, before the replica stored anything
+    /// (`WriteRound::plant_ack_before_store`, set only here). Must be caught.
     pub planted_bug: bool,
+    /// Writes for dead replicas go to a live fallback as hints (sloppy quorum), which
+    /// replays them when the owner is back; off, a dead replica is a failed ack.
+    pub sloppy: bool,
     /// Test-only: a node restarted after a crash mints under its old actor instead of
     /// a new incarnation's, so it can hand out a dot again that its store lost but
     /// other replicas hold. Must be caught.
@@ -106,6 +114,7 @@ impl Default for DstConfig {
             faults: true,
             flush_ms_max: 5,
             planted_bug: false,
+            sloppy: true,
             planted_old_actor: false,
         }
     }
@@ -134,6 +143,10 @@ pub struct DstReport {
     pub reads_in_full: u64,
     /// Keys the anti-entropy exchange repaired (during the run and after the heal).
     pub keys_synced: u64,
+    /// Writes acknowledged with a hint's help (sloppy quorum).
+    pub puts_hinted: u64,
+    /// Hints a fallback handed to their owner once it was back.
+    pub hints_replayed: u64,
     pub crashes: u64,
     pub partitions: u64,
     pub messages_lost: u64,

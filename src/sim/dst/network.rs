@@ -8,6 +8,7 @@
 use super::check::{describe, describe_vv};
 use super::{DST_QUEUE_MAX, DST_TRACE_TAIL_MAX};
 use crate::clock::{Dot, Hlc, VersionVector};
+use crate::coordinator::round::Phase;
 use crate::object::{Blob, Object, ObjectKey};
 use rand::rngs::StdRng;
 use rand::Rng;
@@ -34,7 +35,13 @@ pub(super) enum Address {
 #[derive(Clone, Debug)]
 pub(super) enum Outcome {
     /// A write was acknowledged: the version minted, and the object the minter stored.
-    Put { dot: Dot, stored: Object },
+    /// `hinted`: a fallback's hint counted toward the level, so a read may miss it
+    /// until the hint is replayed (sloppy quorum).
+    Put {
+        dot: Dot,
+        stored: Object,
+        hinted: bool,
+    },
     /// A read met its level: the merge of the replies (`None`: no replica had the key).
     Get { merged: Option<Object> },
     /// The level was not met, or the coordinator was overloaded.
@@ -58,7 +65,7 @@ pub(super) enum Payload {
         op: OpId,
         outcome: Outcome,
     },
-    /// Coordinator → replica: make a new version (`replica::Replica::mint`).
+    /// Coordinator → replica: make a new version (`replica::minted`).
     Mint {
         req: ReqId,
         key: ObjectKey,
@@ -72,19 +79,30 @@ pub(super) enum Payload {
         key: ObjectKey,
         object: Object,
     },
+    /// Coordinator → fallback: keep this version for `owner`, which is down (a hint);
+    /// answered with `Stored` once kept.
+    Hint {
+        req: ReqId,
+        owner: usize,
+        key: ObjectKey,
+        object: Object,
+    },
     /// Coordinator → replica: merge this version (read repair), no answer expected.
     Repair {
         key: ObjectKey,
         object: Object,
     },
+    /// Coordinator → replica: your object; `phase` of the read it belongs to.
     Read {
         req: ReqId,
         key: ObjectKey,
+        phase: Phase,
     },
     /// Coordinator → replica: the digest of your object (`Object::digest`).
     ReadDigest {
         req: ReqId,
         key: ObjectKey,
+        phase: Phase,
     },
     /// Replica → coordinator: the version minted, or `None` when minting failed;
     /// `durable` unless the replica is the coordinator's own node, which sends the
@@ -110,10 +128,12 @@ pub(super) enum Payload {
     ReadReply {
         req: ReqId,
         object: Option<Object>,
+        phase: Phase,
     },
     DigestReply {
         req: ReqId,
         digest: Option<[u8; 32]>,
+        phase: Phase,
     },
 }
 
@@ -124,9 +144,9 @@ impl Payload {
             Payload::ClientPut { context, .. } | Payload::Mint { context, .. } => {
                 format!("ctx [{}]", describe_vv(context))
             }
-            Payload::Replicate { object, .. } | Payload::Repair { object, .. } => {
-                describe(Some(object))
-            }
+            Payload::Replicate { object, .. }
+            | Payload::Repair { object, .. }
+            | Payload::Hint { object, .. } => describe(Some(object)),
             Payload::Minted {
                 minted: Some((dot, object)),
                 ..
@@ -145,6 +165,7 @@ impl Payload {
             Payload::Mint { .. } => "mint",
             Payload::Replicate { .. } => "replicate",
             Payload::Repair { .. } => "repair",
+            Payload::Hint { .. } => "hint",
             Payload::Read { .. } => "read",
             Payload::ReadDigest { .. } => "read-digest",
             Payload::Minted { .. } => "minted",

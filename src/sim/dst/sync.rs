@@ -9,7 +9,7 @@
 //! travel the faulty network. Trees are rebuilt from the stores at each session (the
 //! real node keeps them updated on every write; the content is the same).
 
-use super::replica::{PartitionStore, ReplicaStore};
+use super::disk::{Disk, PartitionStore};
 use super::{DST_EXCHANGE_STEPS_MAX, DST_TREE_DEPTH};
 use crate::antientropy::{
     compare_roots, leaf_index, respond, respond_roots, roots_requests, Diff, Entry, Exchange,
@@ -40,11 +40,7 @@ fn leaf_entries(store: Option<&PartitionStore>, leaf: u32) -> Result<Vec<Entry>,
 
 /// Brings `a` and `b` to the same content on the `shared` partitions; returns how many
 /// keys were repaired (on either side).
-pub(super) fn sync_pair(
-    a: &mut ReplicaStore,
-    b: &mut ReplicaStore,
-    shared: &[PartitionId],
-) -> Result<u64, String> {
+pub(super) fn sync_pair(a: &mut Disk, b: &mut Disk, shared: &[PartitionId]) -> Result<u64, String> {
     let mut trees_a = BTreeMap::new();
     let mut trees_b = BTreeMap::new();
     for partition in shared {
@@ -67,8 +63,8 @@ pub(super) fn sync_pair(
 
 /// Walks one partition's trees with the real exchange; the keys that differ.
 fn exchange(
-    a: &ReplicaStore,
-    b: &ReplicaStore,
+    a: &Disk,
+    b: &Disk,
     partition: PartitionId,
     tree_a: &PartitionTree,
     tree_b: &PartitionTree,
@@ -94,12 +90,7 @@ fn exchange(
 }
 
 /// Pulls then pushes the differing keys by merging objects.
-fn repair(
-    a: &mut ReplicaStore,
-    b: &mut ReplicaStore,
-    partition: PartitionId,
-    diff: &Diff,
-) -> Result<u64, String> {
+fn repair(a: &mut Disk, b: &mut Disk, partition: PartitionId, diff: &Diff) -> Result<u64, String> {
     let refused = |error| format!("anti-entropy merge refused: {error}");
     for key in &diff.keys_to_pull {
         if let Some(object) = b.get_bytes(partition, key).cloned() {

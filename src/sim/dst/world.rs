@@ -5,9 +5,9 @@
 
 use super::check::{describe, Checker, Survival};
 use super::client::Client;
-use super::coordinator::{Coordinator, Effect, Plan};
+use super::disk::Disk;
+use super::driver::{Coordinator, Effect, Plan};
 use super::network::{Address, Event, Faults, Network, Trace};
-use super::replica::ReplicaStore;
 use super::sync::sync_pair;
 use super::{
     DstConfig, DstReport, DstViolation, ViolationKind, DST_ANTI_ENTROPY_INTERVAL_MS,
@@ -15,8 +15,9 @@ use super::{
     DST_PARTITIONS,
 };
 use crate::clock::Actor;
+use crate::coordinator::round::fallbacks;
 use crate::ids::{NodeId, PartitionId, Region};
-use crate::object::ObjectKey;
+use crate::object::{Object, ObjectKey};
 use crate::ring::{Ring, RingConfig, RingMember};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -26,7 +27,7 @@ use std::collections::BTreeMap;
 pub(super) struct Node {
     pub id: NodeId,
     pub region: Region,
-    pub store: ReplicaStore,
+    pub store: Disk,
     pub coordinator: Coordinator,
     pub up: bool,
     /// The incarnation its actor derives from: a new one after a crash that followed
@@ -41,6 +42,9 @@ pub(super) struct Node {
     pub arming: bool,
     /// How far this node's wall clock is ahead of virtual time, in ms.
     pub skew_ms: u64,
+    /// Hints this node holds for dead replicas, by (owner, storage key); durable (a
+    /// hint is acknowledged once stored), at most `DST_HINTS_PER_NODE_MAX`.
+    pub hints: BTreeMap<(usize, Vec<u8>), (ObjectKey, Object)>,
 }
 
 pub(super) struct World {
@@ -170,7 +174,7 @@ impl World {
                 let id = NodeId(id.clone());
                 let region = Region(region.clone());
                 Node {
-                    store: ReplicaStore::new(Actor::of_incarnation(&id, 0)),
+                    store: Disk::new(Actor::of_incarnation(&id, 0)),
                     coordinator: Coordinator::new(
                         index,
                         region.clone(),
@@ -185,6 +189,7 @@ impl World {
                     sends_early: false,
                     arming: false,
                     skew_ms: rng.gen_range(0..=20),
+                    hints: BTreeMap::new(),
                 }
             })
             .collect();
@@ -293,7 +298,7 @@ impl World {
                 if !self.nodes[node].up {
                     return Ok(());
                 }
-                let effects = self.nodes[node].coordinator.on_timeout(req);
+                let effects = self.nodes[node].coordinator.on_timeout(req, self.now);
                 self.apply(node, effects)
             }
             Event::Restart { node } => {
@@ -449,6 +454,7 @@ impl World {
         if self.workload_over {
             return Ok(());
         }
+        self.replay_hints()?;
         let a = self.rng.gen_range(0..self.nodes.len());
         let b = self.rng.gen_range(0..self.nodes.len());
         if a != b && self.nodes[a].up && self.nodes[b].up && self.net.connected(a, b) {
@@ -465,6 +471,7 @@ impl World {
     /// After the heal and drain: anti-entropy rounds over every pair of nodes until a
     /// round repairs nothing.
     fn final_sync(&mut self) -> Result<(), DstViolation> {
+        self.replay_hints()?;
         for round in 0..DST_FINAL_SYNC_ROUNDS_MAX {
             let mut repaired = 0;
             for a in 0..self.nodes.len() {
@@ -555,17 +562,34 @@ impl World {
         let list = self
             .ring
             .preference_list(partition, &self.nodes[node].region);
+        let replicas: Vec<usize> = list
+            .replicas
+            .iter()
+            .map(|replica| self.node_index(&replica.node))
+            .collect();
+        // The failure detector of the simulation knows at once who is down.
+        let dead: Vec<bool> = replicas.iter().map(|node| !self.nodes[*node].up).collect();
+        let fallbacks = match self.config.sloppy {
+            true => {
+                let ids: Vec<NodeId> = list.replicas.iter().map(|r| r.node.clone()).collect();
+                let dead_voters: Vec<usize> = (0..dead.len()).filter(|i| dead[*i]).collect();
+                let is_dead = |id: &NodeId| !self.nodes[self.node_index(id)].up;
+                fallbacks(&list, &ids, &dead_voters, is_dead)
+                    .into_iter()
+                    .map(|(index, id, region)| (index, self.node_index(&id), region))
+                    .collect()
+            }
+            false => Vec::new(),
+        };
         Plan {
-            replicas: list
-                .replicas
-                .iter()
-                .map(|replica| self.node_index(&replica.node))
-                .collect(),
+            replicas,
             regions: list
                 .replicas
                 .iter()
                 .map(|replica| replica.region.clone())
                 .collect(),
+            dead,
+            fallbacks,
         }
     }
 }

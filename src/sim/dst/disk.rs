@@ -1,27 +1,31 @@
-//! One simulated node's replica store: a map per partition of storage key → object,
-//! with the same operations and merge rules as `crate::replica::Replica` (mint a new
-//! version as this node's actor, merge an incoming version, read).
+//! One simulated node's disk: a map per partition of storage key → object, and what a
+//! crash loses. Every change is made by the shipping replica's pure steps
+//! (`replica::minted` for a mint, `replica::merged` for every merge), so the simulation
+//! stores exactly as a node does; this file only keeps the bytes and the flushes.
 //!
 //! Every operation is atomic. A merge is durable when it returns (the real replica
 //! waits for a flush, which covers every write before it, so a merge flushes the whole
-//! store here). A mint is stored but durable only at the next flush: the world
-//! flushes at once for a mint another node asked for (its answer means durable), and a
-//! little later for one the node's own coordinator asked for once that node sends
-//! early, which meanwhile sends the version on (`crate::coordinator`'s overlap). A
-//! crash loses what was not flushed (`lose_unflushed`). It never sends anything; the
-//! world carries the answers.
+//! disk here). A mint is stored but durable only at the next flush: the world flushes
+//! at once for a mint another node asked for (its answer means durable), and a little
+//! later for one the node's own coordinator asked for once that node sends early,
+//! which meanwhile sends the version on (`coordinator::round::WriteRound`'s overlap). A
+//! crash loses what was not flushed (`lose_unflushed`). It never sends anything.
+//!
+//! For the checker, not node state, it also notes which siblings the sibling cap
+//! dropped, by comparing with the same step uncapped.
 
 use crate::clock::{Actor, Dot, Hlc, VersionVector};
 use crate::ids::PartitionId;
-use crate::limits::{SIBLINGS_CAP_MAX, SIBLINGS_MAX};
-use crate::object::{Blob, KvObject, MergeError, Object, ObjectKey};
+use crate::limits::SIBLINGS_CAP_MAX;
+use crate::object::{Blob, MergeError, Object, ObjectKey};
+use crate::replica::{merged, minted};
 use std::collections::BTreeMap;
 
 /// A partition's objects by storage key (`ObjectKey::storage_bytes`).
 pub(super) type PartitionStore = BTreeMap<Vec<u8>, Object>;
 
 /// The durable data of one node.
-pub(super) struct ReplicaStore {
+pub(super) struct Disk {
     pub actor: Actor,
     pub partitions: BTreeMap<PartitionId, PartitionStore>,
     /// For each key written since the last flush, its object at that flush (`None`:
@@ -32,9 +36,9 @@ pub(super) struct ReplicaStore {
     pub dropped: Vec<(Vec<u8>, Dot)>,
 }
 
-impl ReplicaStore {
+impl Disk {
     pub fn new(actor: Actor) -> Self {
-        ReplicaStore {
+        Disk {
             actor,
             partitions: BTreeMap::new(),
             unflushed: BTreeMap::new(),
@@ -73,8 +77,8 @@ impl ReplicaStore {
         self.partitions.get(&partition)?.get(key)
     }
 
-    /// A new version coordinated by this replica, superseding what `context` has seen;
-    /// returns its dot and the stored object. On error nothing changes.
+    /// A new version coordinated by this replica (`replica::minted`); returns its dot
+    /// and the stored object. On error nothing changes.
     pub fn mint(
         &mut self,
         partition: PartitionId,
@@ -84,52 +88,39 @@ impl ReplicaStore {
         at: Hlc,
     ) -> Result<(Dot, Object), MergeError> {
         let bytes = key.storage_bytes();
-        let stored = self
-            .partitions
-            .get(&partition)
-            .and_then(|store| store.get(&bytes));
-        let mut kv = match stored {
-            None => KvObject::new(),
-            Some(Object::Kv(kv)) => kv.clone(),
-            Some(Object::Doc(_)) => return Err(MergeError::Mismatch),
-        };
-        let mut uncapped = kv.clone();
-        uncapped.mint(
-            self.actor,
-            context,
-            Some(value.clone()),
-            at,
-            SIBLINGS_CAP_MAX,
-        )?;
-        let dot = kv.mint(self.actor, context, Some(value), at, SIBLINGS_MAX)?;
-        let stored = Object::Kv(kv);
-        let lost = dropped_dots(&Object::Kv(uncapped), &stored);
-        self.dropped
-            .extend(lost.into_iter().map(|dot| (bytes.clone(), dot)));
-        self.put(partition, bytes, stored.clone());
-        Ok((dot, stored))
+        let stored = self.get_bytes(partition, &bytes).cloned();
+        let (object, dot) = minted(stored.clone(), self.actor, context, Some(value.clone()), at)?;
+        if let Some(Object::Kv(mut uncapped)) = stored {
+            let value = Some(value);
+            if uncapped
+                .mint(self.actor, context, value, at, SIBLINGS_CAP_MAX)
+                .is_ok()
+            {
+                let lost = dropped_dots(&Object::Kv(uncapped), &object);
+                self.dropped
+                    .extend(lost.into_iter().map(|lost| (bytes.clone(), lost)));
+            }
+        }
+        self.put(partition, bytes, object.clone());
+        Ok((dot, object))
     }
 
     /// Merges `incoming` into the stored object of `key` (replication, read repair,
-    /// anti-entropy), like `crate::replica`'s `merged`; returns the stored result.
+    /// anti-entropy) with `replica::merged`; returns the stored result.
     pub fn merge_bytes(
         &mut self,
         partition: PartitionId,
         key: &[u8],
         incoming: &Object,
     ) -> Result<Object, MergeError> {
-        let stored = self
-            .partitions
-            .get(&partition)
-            .and_then(|store| store.get(key));
-        let mut object = match stored {
-            Some(stored) => stored.clone(),
-            None => incoming.clone(),
-        };
-        // Merging with itself normalizes what arrived (trims siblings past the cap).
-        let lost = merge_counting_drops(&mut object, incoming)?;
-        self.dropped
-            .extend(lost.into_iter().map(|dot| (key.to_vec(), dot)));
+        let stored = self.get_bytes(partition, key).cloned();
+        let mut uncapped = stored.clone().unwrap_or_else(|| incoming.clone());
+        let object = merged(stored, incoming)?;
+        if uncapped.merge(incoming, SIBLINGS_CAP_MAX).is_ok() {
+            let lost = dropped_dots(&uncapped, &object);
+            self.dropped
+                .extend(lost.into_iter().map(|dot| (key.to_vec(), dot)));
+        }
         self.put(partition, key.to_vec(), object.clone());
         self.flush();
         Ok(object)
@@ -145,21 +136,8 @@ impl ReplicaStore {
     }
 }
 
-/// `into.merge(other, SIBLINGS_MAX)`, the real merge, also returning the dots the
-/// sibling cap dropped (those an uncapped merge keeps), so the checker can tell a
-/// documented compaction from a lost write.
-pub(super) fn merge_counting_drops(
-    into: &mut Object,
-    other: &Object,
-) -> Result<Vec<Dot>, MergeError> {
-    let mut uncapped = into.clone();
-    uncapped.merge(other, SIBLINGS_CAP_MAX)?;
-    into.merge(other, SIBLINGS_MAX)?;
-    Ok(dropped_dots(&uncapped, into))
-}
-
-/// Dots of `uncapped`'s siblings that `capped` lacks.
-fn dropped_dots(uncapped: &Object, capped: &Object) -> Vec<Dot> {
+/// Dots of `uncapped`'s siblings that `capped` lacks: what the sibling cap dropped.
+pub(super) fn dropped_dots(uncapped: &Object, capped: &Object) -> Vec<Dot> {
     let (Some(uncapped), Some(capped)) = (uncapped.as_kv(), capped.as_kv()) else {
         return Vec::new();
     };

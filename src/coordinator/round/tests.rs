@@ -1,0 +1,409 @@
+//! The rounds' own tests: tables of inputs and the effects they must produce, and the
+//! laws every run keeps (one answer at most; no acknowledgement before the level).
+
+use super::*;
+use crate::clock::{Actor, Hlc};
+use crate::coordinator::quorum::Requirement;
+use crate::ids::{NodeId, Region};
+use crate::limits;
+use crate::object::{Blob, Object};
+use proptest::prelude::*;
+
+fn region(name: &str) -> Region {
+    Region(name.to_string())
+}
+
+/// `level` over `count` replicas in one region.
+fn tracker(level: Level, count: usize) -> QuorumTracker {
+    let regions = vec![region("a"); count];
+    let requirement = Requirement::new(level, &regions, &region("a")).expect("level fits");
+    QuorumTracker::new(requirement, regions)
+}
+
+fn write_plan(level: Level, here: Option<usize>) -> WritePlan {
+    WritePlan {
+        level,
+        tracker: tracker(level, 3),
+        replicas: 3,
+        here,
+        dead: vec![false; 3],
+        fallbacks: Vec::new(),
+    }
+}
+
+fn read_plan(level: Level, here: Option<usize>) -> ReadPlan {
+    ReadPlan {
+        level,
+        tracker: tracker(level, 3),
+        replicas: 3,
+        here,
+        dead: vec![false; 3],
+        digests: vec![true; 3],
+        sync_repair: false,
+    }
+}
+
+fn old() -> Object {
+    crate::object::sample_kv(b"old")
+}
+
+/// A version that supersedes `old()`.
+fn new() -> Object {
+    let Object::Kv(mut kv) = old() else {
+        unreachable!("sample_kv makes a kv object")
+    };
+    let context = kv.context().clone();
+    let actor = Actor::of_incarnation(&NodeId("a-2".into()), 0);
+    let at = Hlc {
+        wall_ms: 9,
+        logical: 0,
+    };
+    kv.mint(actor, &context, Some(Blob(b"new".to_vec())), at, 8)
+        .expect("mints");
+    Object::Kv(kv)
+}
+
+fn write_effects(round: &mut WriteRound) -> Vec<String> {
+    std::iter::from_fn(|| round.poll_effect())
+        .map(|effect| match effect {
+            WriteEffect::Mint { index } => format!("mint {index}"),
+            WriteEffect::Replicate { index } => format!("replicate {index}"),
+            WriteEffect::Hint { index } => format!("hint {index}"),
+            WriteEffect::Answer(Ok(())) => "ok".to_string(),
+            WriteEffect::Answer(Err(error)) => format!("err {error}"),
+        })
+        .collect()
+}
+
+fn read_effects(round: &mut ReadRound) -> Vec<String> {
+    std::iter::from_fn(|| round.poll_effect())
+        .map(|effect| match effect {
+            ReadEffect::Ask { index, ask, phase } => format!("ask {index} {ask:?} {phase:?}"),
+            ReadEffect::ReadHere { index, ask, phase } => {
+                format!("here {index} {ask:?} {phase:?}")
+            }
+            ReadEffect::Repair {
+                index,
+                object,
+                wait,
+            } => {
+                let which = if object == new() { "new" } else { "other" };
+                format!("repair {index} {which} wait={wait}")
+            }
+            ReadEffect::Answer(Ok(None)) => "answer none".to_string(),
+            ReadEffect::Answer(Ok(Some(object))) => {
+                let which = if object == new() { "new" } else { "old" };
+                format!("answer {which}")
+            }
+            ReadEffect::Answer(Err(error)) => format!("err {error}"),
+        })
+        .collect()
+}
+
+#[test]
+fn a_version_minted_here_counts_once_flushed_and_travels_meanwhile() {
+    let mut round = WriteRound::new(write_plan(Level::Quorum, Some(1)), 0, 300);
+    assert_eq!(write_effects(&mut round), ["mint 1"]);
+    round.on_minted(1, MintAnswer::Stored { flushing: true }, 1);
+    assert_eq!(write_effects(&mut round), ["replicate 0", "replicate 2"]);
+    round.on_reply(0, true, 2);
+    assert!(
+        write_effects(&mut round).is_empty(),
+        "one durable copy is not a quorum"
+    );
+    round.on_reply(1, true, 3);
+    assert_eq!(write_effects(&mut round), ["ok"]);
+    round.on_reply(2, true, 4);
+    assert!(write_effects(&mut round).is_empty(), "answered once");
+}
+
+#[test]
+fn a_failed_mint_asks_the_next_replica_and_a_refusal_ends_the_write() {
+    let mut round = WriteRound::new(write_plan(Level::Quorum, None), 0, 300);
+    assert_eq!(write_effects(&mut round), ["mint 0"]);
+    round.on_minted(2, MintAnswer::Stored { flushing: false }, 1);
+    assert!(write_effects(&mut round).is_empty(), "not the one asked");
+    round.on_minted(0, MintAnswer::Failed, 1);
+    assert_eq!(write_effects(&mut round), ["mint 1"]);
+    let refusal = crate::wire::Refusal::Limit;
+    let message = "too many lines".to_string();
+    round.on_minted(1, MintAnswer::Refused { refusal, message }, 2);
+    assert_eq!(write_effects(&mut round), ["err too many lines"]);
+}
+
+#[test]
+fn a_write_times_out_at_its_deadline_saying_who_answered() {
+    let mut round = WriteRound::new(write_plan(Level::All, None), 10, 300);
+    round.on_minted(0, MintAnswer::Stored { flushing: false }, 11);
+    let _ = write_effects(&mut round);
+    round.on_reply(1, true, 12);
+    assert_eq!(round.next_wake_ms(), Some(310));
+    round.on_time(309);
+    assert!(write_effects(&mut round).is_empty());
+    round.on_time(310);
+    assert_eq!(
+        write_effects(&mut round),
+        ["err consistency all timed out after 300 ms: 2 of 3 replicas answered, 2 acknowledged, 3 needed"]
+    );
+    assert_eq!(round.next_wake_ms(), None);
+}
+
+#[test]
+fn a_dead_voter_with_a_fallback_gets_a_hint_that_counts_in_the_fallbacks_region() {
+    let regions = vec![region("a"), region("a"), region("b")];
+    let requirement = Requirement::new(Level::RegionSafe, &regions, &region("a")).unwrap();
+    let plan = WritePlan {
+        level: Level::RegionSafe,
+        tracker: QuorumTracker::new(requirement, regions),
+        replicas: 3,
+        here: Some(0),
+        dead: vec![false, false, true],
+        fallbacks: vec![(2, region("c"))],
+    };
+    let mut round = WriteRound::new(plan, 0, 300);
+    round.on_minted(0, MintAnswer::Stored { flushing: false }, 1);
+    assert_eq!(
+        write_effects(&mut round),
+        ["mint 0", "replicate 1", "hint 2"]
+    );
+    round.on_reply(1, true, 2);
+    assert!(
+        write_effects(&mut round).is_empty(),
+        "nothing outside a yet"
+    );
+    round.on_reply(2, true, 3);
+    assert_eq!(write_effects(&mut round), ["ok"]);
+}
+
+#[test]
+fn the_planted_bug_acknowledges_before_any_replica_stored() {
+    let mut round = WriteRound::new(write_plan(Level::All, None), 0, 300);
+    round.plant_ack_before_store();
+    round.on_minted(0, MintAnswer::Stored { flushing: false }, 1);
+    assert_eq!(
+        write_effects(&mut round),
+        ["mint 0", "replicate 1", "replicate 2", "ok"]
+    );
+}
+
+#[test]
+fn a_read_asks_only_what_its_level_needs_this_node_last_and_in_place() {
+    let mut round = ReadRound::new(read_plan(Level::Quorum, Some(1)), 0, 300);
+    assert_eq!(
+        read_effects(&mut round),
+        ["ask 0 Digest Digest", "here 1 Get Digest"]
+    );
+    round.on_reply(1, Phase::Digest, ReadAnswer::Object(Some(new())), 0);
+    round.on_reply(
+        0,
+        Phase::Digest,
+        ReadAnswer::Digest(Some(new().digest())),
+        1,
+    );
+    assert_eq!(read_effects(&mut round), ["answer new"]);
+    assert!(round.is_done(), "every request answered: nothing to repair");
+}
+
+#[test]
+fn a_read_speculates_after_its_delay_and_a_differing_digest_reads_in_full() {
+    let mut round = ReadRound::new(read_plan(Level::Quorum, None), 0, 300);
+    assert_eq!(
+        read_effects(&mut round),
+        ["ask 0 Get Digest", "ask 1 Digest Digest"]
+    );
+    assert_eq!(round.next_wake_ms(), Some(limits::READ_SPECULATE_MS));
+    round.on_time(limits::READ_SPECULATE_MS);
+    assert_eq!(read_effects(&mut round), ["ask 2 Digest Digest"]);
+    round.on_reply(0, Phase::Digest, ReadAnswer::Object(Some(new())), 60);
+    round.on_reply(
+        2,
+        Phase::Digest,
+        ReadAnswer::Digest(Some(old().digest())),
+        61,
+    );
+    assert!(round.digest_mismatched());
+    assert_eq!(
+        read_effects(&mut round),
+        ["ask 0 Get Full", "ask 1 Get Full"]
+    );
+    round.on_reply(1, Phase::Digest, ReadAnswer::Digest(None), 62);
+    assert!(
+        read_effects(&mut round).is_empty(),
+        "the digest phase is over"
+    );
+    round.on_reply(0, Phase::Full, ReadAnswer::Object(Some(new())), 63);
+    round.on_reply(1, Phase::Full, ReadAnswer::Object(Some(old())), 64);
+    assert_eq!(
+        read_effects(&mut round),
+        ["answer new", "repair 1 new wait=false"]
+    );
+    assert!(round.is_done());
+}
+
+#[test]
+fn the_object_missing_at_the_speculation_delay_with_the_level_met_reads_in_full() {
+    let mut round = ReadRound::new(read_plan(Level::One, None), 0, 300);
+    assert_eq!(read_effects(&mut round), ["ask 0 Get Digest"]);
+    round.on_reply(
+        0,
+        Phase::Digest,
+        ReadAnswer::Failed {
+            refuses_digests: false,
+        },
+        5,
+    );
+    assert_eq!(read_effects(&mut round), ["ask 1 Digest Digest"]);
+    round.on_reply(1, Phase::Digest, ReadAnswer::Digest(None), 6);
+    assert_eq!(read_effects(&mut round), ["ask 0 Get Full"]);
+    assert!(round.read_in_full());
+}
+
+#[test]
+fn a_refused_digest_reads_in_full_when_the_level_needs_it() {
+    let mut round = ReadRound::new(read_plan(Level::All, None), 0, 300);
+    let _ = read_effects(&mut round);
+    round.on_reply(
+        1,
+        Phase::Digest,
+        ReadAnswer::Failed {
+            refuses_digests: true,
+        },
+        5,
+    );
+    assert_eq!(
+        read_effects(&mut round),
+        ["ask 0 Get Full", "ask 1 Get Full", "ask 2 Get Full"]
+    );
+}
+
+#[test]
+fn a_late_digest_that_differs_is_fetched_and_repaired() {
+    let mut round = ReadRound::new(read_plan(Level::One, Some(0)), 0, 300);
+    assert_eq!(read_effects(&mut round), ["here 0 Get Digest"]);
+    round.on_time(limits::READ_SPECULATE_MS);
+    assert_eq!(
+        read_effects(&mut round),
+        ["ask 1 Digest Digest", "ask 2 Digest Digest"]
+    );
+    round.on_reply(0, Phase::Digest, ReadAnswer::Object(Some(new())), 51);
+    assert_eq!(read_effects(&mut round), ["answer new"]);
+    round.on_reply(
+        1,
+        Phase::Digest,
+        ReadAnswer::Digest(Some(new().digest())),
+        52,
+    );
+    round.on_reply(
+        2,
+        Phase::Digest,
+        ReadAnswer::Digest(Some(old().digest())),
+        53,
+    );
+    assert_eq!(read_effects(&mut round), ["ask 2 Get Refetch"]);
+    round.on_reply(2, Phase::Refetch, ReadAnswer::Object(Some(old())), 54);
+    assert_eq!(read_effects(&mut round), ["repair 2 new wait=false"]);
+    assert!(round.is_done());
+}
+
+#[test]
+fn sync_repair_answers_after_the_stale_replicas_stored() {
+    let plan = ReadPlan {
+        sync_repair: true,
+        ..read_plan(Level::Quorum, None)
+    };
+    let mut round = ReadRound::new(plan, 0, 300);
+    round.on_reply(0, Phase::Digest, ReadAnswer::Object(Some(new())), 1);
+    round.on_reply(1, Phase::Digest, ReadAnswer::Digest(None), 1);
+    let _ = read_effects(&mut round);
+    round.on_reply(0, Phase::Full, ReadAnswer::Object(Some(new())), 2);
+    round.on_reply(1, Phase::Full, ReadAnswer::Object(None), 3);
+    assert_eq!(read_effects(&mut round), ["repair 1 new wait=true"]);
+    round.on_repaired(1, true, 4);
+    assert_eq!(read_effects(&mut round), ["answer new"]);
+    assert!(round.is_done(), "the repaired replica holds the merge");
+}
+
+#[test]
+fn a_read_that_cannot_meet_its_level_fails_without_waiting() {
+    let plan = ReadPlan {
+        dead: vec![true, true, false],
+        ..read_plan(Level::Quorum, None)
+    };
+    let mut round = ReadRound::new(plan, 0, 300);
+    // The one live replica is asked (as the node always has), but nothing is awaited.
+    assert_eq!(
+        read_effects(&mut round),
+        [
+            "ask 2 Get Digest",
+            "err consistency quorum not reached: 0 of 3 replicas answered, 2 needed"
+        ]
+    );
+}
+
+/// One input to a round: which replica, whether it answered well, when.
+fn step() -> impl Strategy<Value = (usize, u8, u64)> {
+    (0usize..4, 0u8..4, 0u64..120)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// A write answers at most once, and never `Ok` before the level is met.
+    #[test]
+    fn a_write_answers_once_and_only_when_its_level_is_met(
+        level in prop_oneof![Just(Level::One), Just(Level::Quorum), Just(Level::All)],
+        steps in proptest::collection::vec(step(), 0..24),
+    ) {
+        let mut round = WriteRound::new(write_plan(level, Some(0)), 0, 300);
+        let mut answers = 0;
+        let mut now_ms = 0;
+        for (index, kind, advance_ms) in steps {
+            now_ms += advance_ms;
+            match kind {
+                0 => round.on_minted(index, MintAnswer::Stored { flushing: index == 0 }, now_ms),
+                1 => round.on_minted(index, MintAnswer::Failed, now_ms),
+                2 => round.on_reply(index, now_ms % 3 != 0, now_ms),
+                _ => round.on_time(now_ms),
+            }
+            while let Some(effect) = round.poll_effect() {
+                if let WriteEffect::Answer(answer) = effect {
+                    answers += 1;
+                    if answer.is_ok() {
+                        prop_assert_eq!(round.tracker().progress(), Progress::Met);
+                    }
+                }
+            }
+        }
+        prop_assert!(answers <= 1, "{} answers", answers);
+    }
+
+    /// A read answers at most once, whatever its replies and the time do.
+    #[test]
+    fn a_read_answers_at_most_once(
+        level in prop_oneof![Just(Level::One), Just(Level::Quorum), Just(Level::All)],
+        sync_repair in any::<bool>(),
+        steps in proptest::collection::vec(step(), 0..32),
+    ) {
+        let plan = ReadPlan { sync_repair, ..read_plan(level, Some(0)) };
+        let mut round = ReadRound::new(plan, 0, 300);
+        let mut answers = 0;
+        let mut now_ms = 0;
+        for (index, kind, advance_ms) in steps {
+            now_ms += advance_ms;
+            let phase = [Phase::Digest, Phase::Full, Phase::Refetch][index % 3];
+            match kind {
+                0 => round.on_reply(index, phase, ReadAnswer::Object(Some(new())), now_ms),
+                1 => round.on_reply(index, phase, ReadAnswer::Digest(Some(old().digest())), now_ms),
+                2 => round.on_repaired(index, true, now_ms),
+                _ => round.on_time(now_ms),
+            }
+            while let Some(effect) = round.poll_effect() {
+                answers += usize::from(matches!(effect, ReadEffect::Answer(_)));
+            }
+        }
+        prop_assert!(answers <= 1, "{} answers", answers);
+        if round.is_done() {
+            prop_assert_eq!(answers, 1);
+        }
+    }
+}
