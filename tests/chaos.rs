@@ -19,10 +19,6 @@ const SCENARIOS: &[&str] = &[
 fn the_chosen_chaos_scenarios_meet_their_expected_outcomes() {
     let (passed, table) = common::run_sim_script("chaos.sh", SCENARIOS, "CHAOS_OUT");
     assert!(passed, "a scenario missed its expected outcome:\n{table}");
-    assert_eq!(
-        table.matches("| pass").count(),
-        SCENARIOS.len(),
-        "{table}"
-    );
+    assert_eq!(table.matches("| pass").count(), SCENARIOS.len(), "{table}");
     assert!(table.contains("| unsafe-w1 | pass (caught)"), "{table}");
 }

@@ -127,7 +127,8 @@ impl WriteRound {
     }
 
     /// Plants the DST's bug in this round (`sim::dst` only): acknowledgements counted
-    /// before the replicas stored.
+    /// before the replicas stored. Only the simulation (a tool) can set it.
+    #[cfg(feature = "tools")]
     pub(crate) fn plant_ack_before_store(&mut self) {
         self.ack_before_store = true;
     }
