@@ -21,7 +21,9 @@ const LAYERS: &[&[&str]] = &[
     &["membership", "crdt"],
     &["object"],
     &["wire"],
-    &["transport", "coordinator"],
+    &["transport"],
+    // The coordinator's dispatch seam names the transport's errors.
+    &["coordinator"],
     &["config"],
     &["replica", "session"],
     // The shared runtime of a node (cluster view, gossip, data clock, repair, ...).
