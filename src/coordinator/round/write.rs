@@ -127,8 +127,8 @@ impl WriteRound {
     }
 
     /// Plants the DST's bug in this round (`sim::dst` only): acknowledgements counted
-    /// before the replicas stored. Only the simulation (a tool) can set it.
-    #[cfg(feature = "tools")]
+    /// before the replicas stored. Only the simulation (a tool) and tests can set it.
+    #[cfg(any(test, feature = "tools"))]
     pub(crate) fn plant_ack_before_store(&mut self) {
         self.ack_before_store = true;
     }
