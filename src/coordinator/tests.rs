@@ -25,6 +25,9 @@ enum Behaviour {
     /// Every replica holds the object; the remote ones are of a build before digest
     /// reads: they refuse a digest request, and are not asked for one after that.
     NoDigests,
+    /// Every replica refuses a mint through the transport: the replica's own error,
+    /// typed, as the batcher hands it over.
+    RefuseMints,
 }
 
 struct Fake {
@@ -78,6 +81,15 @@ impl Dispatch for Fake {
         request: PeerRequest,
     ) -> BoxFuture<'static, Result<PeerResponse, DispatchError>> {
         let mut asked = self.asked.lock().unwrap();
+        if matches!(request, PeerRequest::Mint { .. }) && self.behaviour == Behaviour::RefuseMints {
+            asked.push(to.clone());
+            let error = crate::wire::PeerError::Refused {
+                refusal: Refusal::Limit,
+                message: "too many cart lines".to_string(),
+            };
+            let peer = to.clone();
+            return Box::pin(async move { Err(DispatchError::Peer { peer, error }) });
+        }
         if let PeerRequest::Merge { .. } = request {
             asked.push(NodeId(format!("merge:{to}")));
             return Box::pin(async { Ok(PeerResponse::Done) });
@@ -522,55 +534,9 @@ fn asked_nodes(nodes: &Mutex<Vec<NodeId>>) -> Vec<String> {
         .collect()
 }
 
-/// A cluster whose replicas refuse every mint through the transport: the replica's own
-/// error, typed, as the batcher hands it over.
-struct Refusing {
-    view: Arc<RingView>,
-    mints: Mutex<Vec<NodeId>>,
-}
-
-impl ClusterView for Refusing {
-    fn view(&self) -> Arc<RingView> {
-        self.view.clone()
-    }
-    fn is_dead(&self, _node: &NodeId) -> bool {
-        false
-    }
-}
-
-impl Dispatch for Refusing {
-    fn send(
-        &self,
-        to: &NodeId,
-        request: PeerRequest,
-    ) -> BoxFuture<'static, Result<PeerResponse, DispatchError>> {
-        assert!(matches!(request, PeerRequest::Mint { .. }), "only mints");
-        self.mints.lock().unwrap().push(to.clone());
-        let error = crate::wire::PeerError::Refused {
-            refusal: Refusal::Limit,
-            message: "too many cart lines".to_string(),
-        };
-        let peer = to.clone();
-        Box::pin(async move { Err(DispatchError::Peer { peer, error }) })
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_replica_refusing_a_mint_through_the_transport_is_the_clients_answer() {
-    let (plain, _) = coordinator(Behaviour::Answer);
-    let cluster = Arc::new(Refusing {
-        view: plain.cluster.view(),
-        mints: Mutex::new(Vec::new()),
-    });
-    let coordinator = Coordinator::new(
-        NodeId("a-1".into()),
-        Region("a".into()),
-        cluster.clone(),
-        cluster.clone(),
-        Arc::new(Epoch),
-        Duration::from_secs(10),
-        true,
-    );
+    let (coordinator, fake) = coordinator(Behaviour::RefuseMints);
     let error = put(Arc::new(coordinator), Level::Quorum)
         .await
         .unwrap()
@@ -586,7 +552,7 @@ async fn a_replica_refusing_a_mint_through_the_transport_is_the_clients_answer()
         "{error}"
     );
     assert_eq!(
-        cluster.mints.lock().unwrap().len(),
+        fake.asked.lock().unwrap().len(),
         1,
         "a refusal is not retried on another replica"
     );
