@@ -6,7 +6,8 @@
 //! It reads the source files with `std::fs`, so it sees what the compiler sees minus
 //! test code (`tests.rs`, `tests_*`, `*_tests.rs`, `tests/` folders and
 //! `#[cfg(test)]` items), which may reach any layer to build its fixtures. It must
-//! never be compiled outside tests.
+//! never be compiled outside tests. Unit tests have one layout: `<module>/tests.rs`
+//! (or a `tests/` folder), never an inline `mod tests { .. }`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -311,6 +312,44 @@ fn no_folder_has_an_import_cycle_between_its_files() {
         "import cycles:\n{}",
         failures.join("\n")
     );
+}
+
+/// The one test layout: a module's unit tests live in `<module>/tests.rs` (or a
+/// `tests/` folder) declared as `#[cfg(test)] mod tests;`, never inline.
+fn inline_test_modules(code: &str) -> bool {
+    let mut after_cfg_test = false;
+    for line in code.lines() {
+        let line = line.trim();
+        if after_cfg_test && line.starts_with("mod ") && line.ends_with('{') {
+            return true;
+        }
+        after_cfg_test = line == "#[cfg(test)]";
+    }
+    false
+}
+
+#[test]
+fn unit_tests_live_in_their_own_files() {
+    let root = source_root();
+    let mut files = Vec::new();
+    source_files(&root, &mut files);
+    let inline: Vec<String> = files
+        .iter()
+        .filter(|file| file.file_name().is_some_and(|name| name != "layers.rs"))
+        .filter(|file| inline_test_modules(&fs::read_to_string(file).expect("readable")))
+        .map(|file| {
+            file.strip_prefix(&root)
+                .unwrap_or(file)
+                .display()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        inline.is_empty(),
+        "inline test modules (move them to <module>/tests.rs): {inline:?}"
+    );
+    assert!(inline_test_modules("#[cfg(test)]\nmod tests {\n}\n"));
+    assert!(!inline_test_modules("#[cfg(test)]\nmod tests;\n"));
 }
 
 #[test]

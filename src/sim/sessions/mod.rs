@@ -276,37 +276,4 @@ pub fn add_to_summary(value: &mut Value, verdict: &SessionVerdict) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn picks_cover_every_weight_in_order() {
-        let weights = Weights::default();
-        assert_eq!(weights.pick(0), Choice::Read);
-        assert_eq!(weights.pick(weights.read), Choice::CartAdd);
-        assert_eq!(weights.pick(weights.total() - 1), Choice::Replay);
-        let only_logout = Weights {
-            read: 0,
-            cart_add: 0,
-            cart_remove: 0,
-            pref_set: 0,
-            history_add: 0,
-            rotate: 0,
-            logout: 1,
-            replay: 0,
-        };
-        assert_eq!(only_logout.pick(0), Choice::Logout);
-    }
-
-    #[test]
-    fn the_table_is_checked() {
-        let raw: RawSessions = toml::from_str("users_per_client = 0").unwrap();
-        let error = SessionMix::from_raw(&raw).unwrap_err().to_string();
-        assert!(error.contains("sessions.users_per_client"), "{error}");
-        let raw: RawSessions = toml::from_str("[weights]\nread = 5").unwrap();
-        let mix = SessionMix::from_raw(&raw).unwrap();
-        assert_eq!(mix.weights.read, 5);
-        assert_eq!(mix.weights.logout, Weights::default().logout);
-        assert!(toml::from_str::<RawSessions>("colour = 1").is_err());
-    }
-}
+mod tests;
