@@ -338,6 +338,13 @@ pub const SESSION_BODY_BYTES_MAX: usize = 16 * 1024;
 pub const SESSION_NAME_CHARS_MAX: usize = 128;
 /// Characters of a pref value.
 pub const PREF_VALUE_CHARS_MAX: usize = 1024;
+/// Operation ids one user's document remembers (the newest by when they were applied);
+/// a retry whose id has been pushed out by newer writes is applied again. 64 ids cost
+/// at most 1.5 KiB of the document (16 bytes of id, up to 9 of time, framing).
+pub const APPLIED_OPS_MAX: usize = 64;
+/// Characters of an `Idempotency-Key` header; a longer or non-printable one is refused
+/// (400 `bad_idempotency_key`) and nothing is written.
+pub const IDEMPOTENCY_KEY_CHARS_MAX: usize = 128;
 /// Bytes of one user's session document as stored; a change past it is refused (413).
 pub const SESSION_DOC_BYTES_MAX: usize = 64 * 1024;
 

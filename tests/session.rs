@@ -418,3 +418,61 @@ async fn idle_sessions_expire_active_ones_end_at_the_absolute_deadline_and_are_s
     assert_eq!((status, code(&body)), (401, "token_unknown"));
     cluster.shutdown().await;
 }
+
+/// A retried "add 1 sku" is applied once: on the node that took the first attempt, on
+/// the other replicas, and on a replica restarted from its disk; a new key adds again,
+/// and a malformed key is refused with nothing written.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retried_cart_add_with_its_idempotency_key_is_applied_once_anywhere() {
+    let mut cluster = InProcessCluster::start(&single_region(3, 3), TuningFlags::default()).await;
+    let first = Client::new(&cluster, 0);
+    let session = first.login("dora", "phone").await;
+    let quantity = |body: &Value| cart_of(body).first().map_or(0, |line| line.1);
+
+    let (status, body) = first.cart_once(&session, "sku-1", 1, "add-sku-1-a").await;
+    assert_eq!((status, quantity(&body)), (200, 1), "{body}");
+    for index in [0, 1, 2] {
+        let retry = Client::new(&cluster, index);
+        let (status, body) = retry.cart_once(&session, "sku-1", 1, "add-sku-1-a").await;
+        assert_eq!(
+            (status, quantity(&body)),
+            (200, 1),
+            "retry on node {index}: {body}"
+        );
+    }
+    // Node 0 from its disk: it still knows the id.
+    let id = cluster.stop(0).await;
+    cluster.start_again(0, &id).await;
+    let restarted = Client::new(&cluster, 0);
+    let (status, body) = restarted
+        .cart_once(&session, "sku-1", 1, "add-sku-1-a")
+        .await;
+    assert_eq!(
+        (status, quantity(&body)),
+        (200, 1),
+        "after a restart: {body}"
+    );
+    // Another action is another key.
+    let (status, body) = restarted
+        .cart_once(&session, "sku-1", 1, "add-sku-1-b")
+        .await;
+    assert_eq!((status, quantity(&body)), (200, 2), "{body}");
+    for bad in ["", &"k".repeat(129), "caf\u{e9}", "two words"] {
+        let response = restarted
+            .http
+            .post(format!("{}/v1/session/cart", restarted.base))
+            .bearer_auth(&session.token)
+            .header("x-csrf-token", &session.csrf)
+            .header("idempotency-key", bad)
+            .json(&json!({"op": "add", "sku": "sku-1", "qty": 1}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "key {bad:?}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(code(&body), "bad_idempotency_key");
+    }
+    let (_, body) = restarted.get(&session).await;
+    assert_eq!(quantity(&body), 2, "refused keys wrote nothing: {body}");
+    cluster.shutdown().await;
+}

@@ -54,6 +54,8 @@ error_codes! {
     BadName => "bad_name",
     /// A cart op other than add, set or remove (400).
     BadOp => "bad_op",
+    /// An `Idempotency-Key` header that is empty, too long or not printable ASCII (400).
+    BadIdempotencyKey => "bad_idempotency_key",
     /// A cart quantity out of its range (422).
     BadQuantity => "bad_quantity",
     /// A bad or unknown query parameter, or a malformed request (400).

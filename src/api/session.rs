@@ -5,7 +5,7 @@
 
 use super::ErrorCode;
 use super::{admit, AdminKey, Admission, ApiError};
-use crate::crdt::{check_quantity, UserChange, UserDoc};
+use crate::crdt::{check_quantity, OpId, UserChange, UserDoc};
 use crate::limits;
 use crate::session::{Authenticated, Login, SessionError, SessionService};
 use axum::body::Bytes;
@@ -323,10 +323,34 @@ async fn change(
     change: impl FnOnce() -> Result<UserChange, ApiError>,
 ) -> Result<Json<SessionBody>, ApiError> {
     let service = sessions(state)?;
+    let op_id = idempotency_key(headers)?;
     let (_permit, auth) = authenticated(state, &service, headers, extensions).await?;
     let change = change()?;
-    let doc = service.change(&auth, change).await?;
+    let doc = service.change(&auth, change, op_id).await?;
     Ok(Json(session_body(&service, &auth, &doc)))
+}
+
+/// The `Idempotency-Key` header of a change, as the id its document remembers: a
+/// retry with the same key is applied once (`crdt::AppliedOps`). 1 to
+/// `IDEMPOTENCY_KEY_CHARS_MAX` printable ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<OpId>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value.to_str().ok().filter(|key| {
+        (1..=limits::IDEMPOTENCY_KEY_CHARS_MAX).contains(&key.len())
+            && key.bytes().all(|byte| byte.is_ascii_graphic())
+    });
+    match key {
+        Some(key) => Ok(Some(OpId::of_key(key))),
+        None => Err(ApiError::bad_request(
+            ErrorCode::BadIdempotencyKey,
+            format!(
+                "Idempotency-Key must be 1 to {} printable ASCII characters",
+                limits::IDEMPOTENCY_KEY_CHARS_MAX
+            ),
+        )),
+    }
 }
 
 #[derive(Deserialize)]

@@ -10,6 +10,7 @@
 //! the state unchanged. Removals leave no per-element tombstone: removed dots are covered by
 //! the causal context only.
 
+mod applied;
 mod cart;
 mod context;
 mod doc;
@@ -27,6 +28,7 @@ mod tests;
 #[cfg(test)]
 mod tests_docs;
 
+pub use applied::{AppliedOps, OpId};
 pub use cart::{Cart, CartRegister};
 pub use context::CausalContext;
 pub use doc::{Doc, DocOp};

@@ -9,6 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::applied::{AppliedOps, OpId};
 use super::{CrdtError, Session};
 use crate::clock::{Actor, Hlc};
 use crate::limits::{self, QUANTITY_MAX};
@@ -21,6 +22,9 @@ pub struct UserDoc {
     /// for every replica to be in sync after it).
     pub swept_ms: u64,
     pub session: Session,
+    /// The client operation ids applied to this document (a retry finds its id here).
+    #[serde(default)]
+    pub applied: AppliedOps,
 }
 
 /// Limits of one user's document, checked by the replica that applies a change.
@@ -83,6 +87,10 @@ pub struct UserOp {
     pub deadline_ms: u64,
     pub change: UserChange,
     pub limits: DocLimits,
+    /// The client's id of this operation (its `Idempotency-Key`): a document that has
+    /// applied it already applies it again as nothing.
+    #[serde(default)]
+    pub op_id: Option<OpId>,
 }
 
 /// The floor that ends an incarnation which expired at `deadline_ms`.
@@ -110,6 +118,7 @@ impl UserDoc {
         self.swept_ms = self.swept_ms.max(other.swept_ms);
         self.session.merge(&other.session);
         self.session.prune(self.floor);
+        self.applied.merge(&other.applied);
     }
 
     /// The tombstone of a document that expired at `deadline_ms`, swept at `now_ms`.
@@ -119,10 +128,12 @@ impl UserDoc {
             deadline_ms,
             swept_ms: now_ms,
             session: Session::new(),
+            applied: AppliedOps::default(),
         }
     }
 
-    /// Applies `op` as replica `actor` at `at` and returns the delta to replicate. A
+    /// Applies `op` as replica `actor` at `at` and returns the delta to replicate (an
+    /// op whose id this document has applied returns a delta that changes nothing). A
     /// document already expired at `now_ms` is ended first (its floor raised), so the new
     /// incarnation starts empty. Refused changes leave the document unchanged.
     pub fn apply(
@@ -138,7 +149,15 @@ impl UserDoc {
             deadline_ms: next.deadline_ms.max(op.deadline_ms),
             swept_ms: 0,
             session: Session::new(),
+            applied: AppliedOps::default(),
         };
+        if op.op_id.is_some_and(|id| next.applied.contains(id)) {
+            // A retry of an operation this document has applied: nothing changes, and
+            // the delta (its deadline no higher than the stored one) changes nothing
+            // wherever it is merged.
+            delta.deadline_ms = next.deadline_ms;
+            return Ok(delta);
+        }
         if next.deadline_ms > 0 && !next.is_live(now_ms) {
             delta.floor = delta.floor.max(floor_for(next.deadline_ms));
             // Ending the incarnation is a delete: collection waits past it.
@@ -177,6 +196,10 @@ impl UserDoc {
                 change.devices = session.devices.add(token.clone(), at, actor)?;
             }
             UserChange::DeviceRemove { token } => change.devices = session.devices.remove(token),
+        }
+        if let Some(id) = op.op_id {
+            next.applied.insert(at.wall_ms, id);
+            delta.applied.insert(at.wall_ms, id);
         }
         let size = next.encoded_len();
         let max = op.limits.doc_bytes_max.min(limits::SESSION_DOC_BYTES_MAX);

@@ -6,8 +6,8 @@ use super::tokens::{from_hex, hex, Issued, TokenKeys};
 use crate::config::{ClassPolicy, SessionSettings};
 use crate::coordinator::{Coordinator, CoordinatorError, WallClock};
 use crate::crdt::{
-    Doc, DocOp, TokenDoc, TokenIdentity, TokenLineage, TokenOp, TokenRecord, UserAuth, UserAuthOp,
-    UserChange, UserDoc, UserOp,
+    Doc, DocOp, OpId, TokenDoc, TokenIdentity, TokenLineage, TokenOp, TokenRecord, UserAuth,
+    UserAuthOp, UserChange, UserDoc, UserOp,
 };
 use crate::limits;
 use crate::object::{Class, Object, ObjectKey};
@@ -224,10 +224,23 @@ impl SessionService {
         deadline_ms: u64,
         change: UserChange,
     ) -> Result<UserDoc, SessionError> {
+        self.user_op_once(user, deadline_ms, change, None).await
+    }
+
+    /// `user_op` for a client's change that carries its operation id: a retry of an id
+    /// the document has applied changes nothing.
+    pub(super) async fn user_op_once(
+        &self,
+        user: &str,
+        deadline_ms: u64,
+        change: UserChange,
+        op_id: Option<OpId>,
+    ) -> Result<UserDoc, SessionError> {
         let op = DocOp::User(UserOp {
             deadline_ms,
             change,
             limits: self.settings.limits,
+            op_id,
         });
         match self.apply(&user_key(user), op, &self.settings.user).await? {
             Object::Doc(Doc::User(doc)) => Ok(doc),
@@ -341,13 +354,16 @@ impl SessionService {
         }
     }
 
-    /// Applies a change to the user's document and returns it as stored.
+    /// Applies a change to the user's document and returns it as stored; a change whose
+    /// `op_id` the document has applied already is not applied again.
     pub async fn change(
         &self,
         auth: &Authenticated,
         change: UserChange,
+        op_id: Option<OpId>,
     ) -> Result<UserDoc, SessionError> {
-        self.user_op(&auth.identity.user, auth.record.deadline_ms(), change)
+        let deadline_ms = auth.record.deadline_ms();
+        self.user_op_once(&auth.identity.user, deadline_ms, change, op_id)
             .await
     }
 

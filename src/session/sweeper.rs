@@ -133,6 +133,7 @@ impl Sweeper {
                     deadline_ms: 0,
                     change: UserChange::DeviceRemove { token: hex(&hash) },
                     limits: self.settings.limits,
+                    op_id: None,
                 });
                 let user = ObjectKey::new(Class::User, identity.user.as_bytes());
                 let policy = &self.settings.user;

@@ -241,6 +241,7 @@ impl SessionService {
                 deadline_ms: idle_deadline_ms,
                 change: UserChange::Touch,
                 limits: settings.limits,
+                op_id: None,
             });
             let user_class = &settings.user;
             let doc = coordinator.apply(&doc_key, touch, user_class.write, user_class.policy);

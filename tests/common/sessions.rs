@@ -76,6 +76,30 @@ impl Client {
         )
     }
 
+    /// A cart change carrying `Idempotency-Key: key` (what a client retries with).
+    pub async fn cart_once(
+        &self,
+        session: &Session,
+        sku: &str,
+        qty: i64,
+        key: &str,
+    ) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}/v1/session/cart", self.base))
+            .bearer_auth(&session.token)
+            .header("x-csrf-token", &session.csrf)
+            .header("idempotency-key", key)
+            .json(&json!({"op": "add", "sku": sku, "qty": qty}))
+            .send()
+            .await
+            .unwrap();
+        (
+            response.status().as_u16(),
+            response.json().await.unwrap_or(Value::Null),
+        )
+    }
+
     pub async fn cart(&self, session: &Session, op: &str, sku: &str, qty: i64) -> (u16, Value) {
         let body = json!({"op": op, "sku": sku, "qty": qty});
         self.send(

@@ -15,6 +15,8 @@ enum Step {
         logical: u32,
         ttl_ms: u64,
         limits: DocLimits,
+        /// A few ids, so retries of one operation meet at several replicas.
+        op_id: Option<u8>,
     },
     Token {
         replica: usize,
@@ -91,11 +93,13 @@ fn sync_or_expiry() -> impl Strategy<Value = Step> {
 
 fn user_step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        5 => (0..REPLICAS, user_change(), 0..WALL_MS_END, 0u32..3, 0u64..8, doc_limits()).prop_map(
-            |(replica, change, now_ms, logical, ttl_ms, limits)| Step::User {
-                replica, change, now_ms, logical, ttl_ms, limits
-            }
-        ),
+        5 => (
+            (0..REPLICAS, user_change(), 0..WALL_MS_END, 0u32..3),
+            (0u64..8, doc_limits(), proptest::option::of(0u8..4))
+        )
+            .prop_map(|((replica, change, now_ms, logical), (ttl_ms, limits, op_id))| {
+                Step::User { replica, change, now_ms, logical, ttl_ms, limits, op_id }
+            }),
         3 => sync_or_expiry(),
     ]
 }
@@ -179,11 +183,13 @@ fn step_op(step: &Step, doc: &Doc) -> Option<(usize, DocOp, Hlc, u64)> {
             logical,
             ttl_ms,
             limits,
+            op_id,
         } => {
             let op = DocOp::User(UserOp {
                 deadline_ms: now_ms + ttl_ms,
                 change: change.clone(),
                 limits: *limits,
+                op_id: op_id.map(|id| OpId([id; 16])),
             });
             Some((*replica, op, Hlc::new(*now_ms, *logical), *now_ms))
         }

@@ -39,6 +39,7 @@ pub(super) fn user_op(change: UserChange, deadline_ms: u64) -> UserOp {
         deadline_ms,
         change,
         limits: DocLimits::default(),
+        op_id: None,
     }
 }
 

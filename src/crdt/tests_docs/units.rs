@@ -252,6 +252,7 @@ fn refused_changes_leave_the_doc_unchanged() {
         deadline_ms: DEADLINE_MS,
         change,
         limits: tight,
+        op_id: None,
     };
     let mut doc = UserDoc::default();
     for change in [cart_add(1, 1), cart_add(2, 1), pref_set("a", "1")] {
@@ -287,6 +288,7 @@ fn refused_changes_leave_the_doc_unchanged() {
         deadline_ms: DEADLINE_MS,
         change: pref_set("a", &"x".repeat(64)),
         limits: small,
+        op_id: None,
     };
     let before = doc.clone();
     let refused = doc.apply(&big, actor(0), at(4), 4);
@@ -311,6 +313,7 @@ fn doc_bytes_are_capped_by_the_global_limit_whatever_the_op_says() {
             deadline_ms: DEADLINE_MS,
             change: pref_set(&format!("pref-{key}"), &value),
             limits: lenient,
+            op_id: None,
         };
         let before = doc.clone();
         let result = doc.apply(&op, actor(0), at(1), 1);
@@ -675,4 +678,65 @@ fn expire_on_a_refreshed_token_is_still_live() {
     assert_eq!(doc.deadline_ms(), 0);
     doc.merge(&before).unwrap();
     assert_eq!(doc, delta, "a stale live record does not come back");
+}
+
+#[test]
+fn a_retried_cart_add_is_applied_once_here_and_at_a_replica_that_heard_of_it() {
+    let retried = UserOp {
+        op_id: Some(OpId::of_key("add-1-sku-7")),
+        ..user_op(cart_add(7, 1), DEADLINE_MS)
+    };
+    let mut first = UserDoc::default();
+    let delta = first.apply(&retried, actor(0), at(1), 1).unwrap();
+    assert_eq!(first.session.cart.quantity(&sku(7)), Some(1));
+    // The same replica again (the client did not hear the answer).
+    let before = first.clone();
+    let nothing = first.apply(&retried, actor(0), at(2), 2).unwrap();
+    assert_eq!(first, before, "a retry changes nothing");
+    assert_eq!(merged_user(&before, &nothing), before);
+    // Another replica that got the first attempt by replication, then the retry.
+    let mut second = UserDoc::default();
+    second.merge(&delta);
+    second.apply(&retried, actor(1), at(3), 3).unwrap();
+    assert_eq!(second.session.cart.quantity(&sku(7)), Some(1));
+    second.merge(&first);
+    assert_eq!(second.session.cart.quantity(&sku(7)), Some(1));
+    // A new id is a new add; no id at all is never deduplicated.
+    let another = UserOp {
+        op_id: Some(OpId::of_key("add-1-sku-7-again")),
+        ..user_op(cart_add(7, 1), DEADLINE_MS)
+    };
+    second.apply(&another, actor(1), at(4), 4).unwrap();
+    assert_eq!(second.session.cart.quantity(&sku(7)), Some(2));
+    let plain = user_op(cart_add(7, 1), DEADLINE_MS);
+    second.apply(&plain, actor(1), at(5), 5).unwrap();
+    second.apply(&plain, actor(1), at(6), 6).unwrap();
+    assert_eq!(second.session.cart.quantity(&sku(7)), Some(4));
+}
+
+#[test]
+fn a_document_written_before_op_ids_still_decodes() {
+    #[derive(serde::Serialize)]
+    struct Before {
+        floor: Hlc,
+        deadline_ms: u64,
+        swept_ms: u64,
+        session: Session,
+    }
+    let old = rmp_serde::to_vec(&Before {
+        floor: Hlc::default(),
+        deadline_ms: 9,
+        swept_ms: 0,
+        session: Session::new(),
+    })
+    .unwrap();
+    let decoded: UserDoc = rmp_serde::from_slice(&old).unwrap();
+    assert_eq!(decoded.deadline_ms, 9);
+    assert!(decoded.applied.is_empty());
+}
+
+fn merged_user(left: &UserDoc, right: &UserDoc) -> UserDoc {
+    let mut out = left.clone();
+    out.merge(right);
+    out
 }
