@@ -3,7 +3,7 @@
 //! after its duration (later steps of the schedule run meanwhile); and the
 //! process-level rolling restart.
 
-use super::faults::Routes;
+use super::routes::Routes;
 use super::scenario::NetworkTarget;
 use crate::cluster::{load_admin_secret, LocalCluster};
 use crate::ids::NodeId;

@@ -2,8 +2,8 @@
 //! its own region's nodes over the HTTP API, recording every acknowledged write; and the
 //! final check that reads each of them back.
 
-use super::faults::Routes;
 use super::report::{Table, Verdict};
+use super::routes::Routes;
 use crate::api::{SiblingsBody, CONTEXT_HEADER};
 use crate::coordinator::quorum::Level;
 use base64::Engine;

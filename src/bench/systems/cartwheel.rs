@@ -8,7 +8,8 @@
 //! is reused (`http`: kept-alive connections per node, or one pipelined connection per
 //! node with `--protocol pipeline`, the default).
 
-use super::http::{Answer, Connections};
+use super::answer::Answer;
+use super::http::Connections;
 use super::{CartwheelClient, Levels, Protocol, Routing, Session};
 use crate::api::{RingMap, CONTEXT_HEADER};
 use crate::cluster::ClusterFile;

@@ -6,31 +6,18 @@
 //! bench spent about 60 µs of CPU per kv request on the machine it shares with the nodes
 //! it measures; through this, 45-47 µs (README, Performance).
 
+use super::answer::Answer;
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE, HOST};
-use hyper::{HeaderMap, Method, Request};
+use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::Duration;
-
-/// A whole answer: status, headers and body.
-pub struct Answer {
-    pub status: u16,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-}
-
-impl Answer {
-    /// A header's value as text, if present and readable.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|value| value.to_str().ok())
-    }
-}
 
 /// Connections to the nodes, reused; at most `idle_per_node` idle ones kept per node
 /// (a request finding none idle opens another, so concurrency is never capped here).

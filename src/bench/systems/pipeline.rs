@@ -7,7 +7,7 @@
 //! request waits for room), so the map of waiting requests is too. A connection that
 //! fails fails the requests waiting on it and is opened again by the next request.
 
-use super::http::Answer;
+use super::answer::Answer;
 use crate::api::{
     encode_pipeline_frame, pipeline_codec, PipelineAnswer, PipelineRequest, PIPELINE_PATH,
     PIPELINE_PROTOCOL,

@@ -7,8 +7,8 @@ use super::history::{
     CartAdd, Code, OpKind, OpRecord, Outcome, Removal, Retire, RetireKind, TokenEntry,
 };
 use super::{Choice, SessionMix};
-use crate::sim::faults::Routes;
 use crate::sim::report::Table;
+use crate::sim::routes::Routes;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reqwest::Method;

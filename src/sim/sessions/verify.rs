@@ -9,7 +9,7 @@ use super::history::{
     cross_region_failures, missing_skus, required_skus, retired_token_accepted,
     valid_token_rejected, OpRecord, Retire,
 };
-use crate::sim::faults::Routes;
+use crate::sim::routes::Routes;
 use crate::sim::workload::VERIFY_CONCURRENCY_MAX;
 use futures::StreamExt;
 use serde::Deserialize;

@@ -1,5 +1,6 @@
 use super::*;
 use axum::routing::get;
+use hyper::HeaderMap;
 
 #[tokio::test]
 async fn connections_are_reused_and_answers_read_whole() {
