@@ -60,6 +60,9 @@ fn declared_modules(root: &Path) -> Vec<String> {
 }
 
 fn is_test_path(path: &Path) -> bool {
+    // Only the part inside `src/`: a checkout under a folder named `tests` is not test code.
+    let root = source_root();
+    let path = path.strip_prefix(&root).unwrap_or(path);
     path.iter().any(|part| {
         let part = part.to_string_lossy();
         let stem = part.strip_suffix(".rs").unwrap_or(&part);

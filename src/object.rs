@@ -104,6 +104,10 @@ pub type KvObject = Versioned<Option<Blob>>;
 /// What a replica stores under one key: opaque values with siblings (`kv`), or a
 /// document of the session service merged by its lattice (`auth`, `user`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a session document is the common object of a session store; boxing it would add an allocation to every session read and write to save stack bytes of short-lived values"
+)]
 pub enum Object {
     Kv(KvObject),
     Doc(Doc),
