@@ -4,7 +4,7 @@
 //! files (and subfolders) of one module must not import each other in a cycle; none does.
 //!
 //! It reads the source files with `std::fs`, so it sees what the compiler sees minus
-//! test code (`tests.rs`, `tests_*`, `*_tests.rs`, `tests/` folders and
+//! test code (`tests.rs`, `tests/` folders and
 //! `#[cfg(test)]` items), which may reach any layer to build its fixtures. It must
 //! never be compiled outside tests. Unit tests have one layout: `<module>/tests.rs`
 //! (or a `tests/` folder), never an inline `mod tests { .. }`.
@@ -65,9 +65,18 @@ fn is_test_path(path: &Path) -> bool {
     let path = path.strip_prefix(&root).unwrap_or(path);
     path.iter().any(|part| {
         let part = part.to_string_lossy();
-        let stem = part.strip_suffix(".rs").unwrap_or(&part);
-        stem == "tests" || stem.starts_with("tests_") || stem.ends_with("_tests")
+        part.strip_suffix(".rs").unwrap_or(&part) == "tests"
     })
+}
+
+/// Every path under `path`, test code included.
+fn all_files(path: &Path, into: &mut Vec<PathBuf>) {
+    into.push(path.to_path_buf());
+    if path.is_dir() {
+        for entry in fs::read_dir(path).expect("source folder is readable") {
+            all_files(&entry.expect("folder entry").path(), into);
+        }
+    }
 }
 
 /// Every non-test `.rs` file under `path` (a file or a folder).
@@ -356,6 +365,17 @@ fn unit_tests_live_in_their_own_files() {
     assert!(
         inline.is_empty(),
         "inline test modules (move them to <module>/tests.rs): {inline:?}"
+    );
+    let mut everything = Vec::new();
+    all_files(&root, &mut everything);
+    let stray: Vec<String> = everything
+        .iter()
+        .filter_map(|file| file.file_stem()?.to_str().map(String::from))
+        .filter(|stem| stem.starts_with("tests_") || stem.ends_with("_tests"))
+        .collect();
+    assert!(
+        stray.is_empty(),
+        "test files outside <module>/tests: {stray:?}"
     );
     assert!(inline_test_modules("#[cfg(test)]\nmod tests {\n}\n"));
     assert!(!inline_test_modules("#[cfg(test)]\nmod tests;\n"));

@@ -574,6 +574,4 @@ pub fn check_level(topology: &Topology, level: Level, field: &str) -> Result<(),
 }
 
 #[cfg(test)]
-mod decode_tests;
-#[cfg(test)]
 mod tests;

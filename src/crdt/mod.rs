@@ -25,8 +25,6 @@ mod user_auth;
 
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod tests_docs;
 
 pub use applied::{AppliedOps, OpId};
 pub use cart::{Cart, CartRegister};

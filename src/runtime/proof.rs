@@ -220,5 +220,4 @@ impl ProofVerifier {
 }
 
 #[cfg(test)]
-#[path = "proof_tests.rs"]
 mod tests;

@@ -40,16 +40,11 @@
 mod config;
 mod gossip;
 mod probe;
+#[cfg(test)]
 pub mod sim;
 mod state;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod tests_hostile;
-#[cfg(test)]
-mod tests_probe;
-#[cfg(test)]
-mod tests_sim;
 
 pub use config::{SwimConfig, SwimConfigError};
 

@@ -30,6 +30,7 @@ use crate::limits::{
 use rand::seq::SliceRandom;
 use rand::Rng;
 use std::cmp::Ordering;
+#[cfg(test)]
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
@@ -459,6 +460,7 @@ impl Swim {
     /// Takes over a complete table of fresh members, with the same effect as merging a
     /// Sync of it into a new node but in bulk (the simulation builds large clusters
     /// this way). Our own entry stays as it is.
+    #[cfg(test)]
     pub(crate) fn install_table(&mut self, table: &BTreeMap<NodeId, MemberState>) {
         let mine = self.me().clone();
         self.members = table.clone();

@@ -2,7 +2,7 @@
 //! bytes, arbitrary text, or TOML of the right shape with hostile numbers and names),
 //! loading it gives a `Topology` or a `ConfigError`, never a panic.
 
-use super::*;
+use super::super::*;
 use proptest::prelude::*;
 
 /// TOML of a topology's shape with any numbers and names, so the decoder gets past the

@@ -559,3 +559,5 @@ fn session_deltas_travel_alone_and_round_trip() {
     let wire = rmp_serde::to_vec(&origin).unwrap();
     assert_eq!(rmp_serde::from_slice::<Session>(&wire).unwrap(), origin);
 }
+
+mod docs;

@@ -1,8 +1,8 @@
 //! Claims a peer with a valid certificate may still forge: counters near the maximum,
 //! members moved to another region, proofs dropped or kept by the merge.
 
-use super::tests::{gossip, id, state, swim, swim_with};
-use super::*;
+use super::super::*;
+use super::{gossip, id, state, swim, swim_with};
 use crate::limits::COUNTER_MARGIN;
 
 fn proof(tag: u8) -> Box<StatusProof> {

@@ -171,3 +171,5 @@ fn every_flag_survives_a_child_command_line() {
     assert_eq!(parsed.probe_interval_ms, Some(500));
     assert_eq!(parsed.threads, Some(3));
 }
+
+mod decode;

@@ -2,10 +2,10 @@
 //! pauses, indirect probes, refutation, joining, and dissemination at 1,000 members.
 //! Figures are printed (run with `--nocapture`).
 
-use super::sim::{
+use super::super::sim::{
     median_and_max, member_info, messages_per_member_per_round, LinkFaults, Sim, SimConfig,
 };
-use super::{Liveness, MemberInfo, Status, Swim, SwimConfig};
+use super::super::{Liveness, MemberInfo, Status, Swim, SwimConfig};
 use crate::ids::NodeId;
 
 const REGIONS: [&str; 3] = ["us-east", "us-west", "eu-west"];

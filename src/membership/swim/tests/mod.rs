@@ -612,3 +612,7 @@ proptest! {
         prop_assert_eq!(table(&updates), table(&shuffled));
     }
 }
+
+mod cluster;
+mod hostile;
+mod probe;

@@ -1,9 +1,9 @@
 //! Unit tests of probe rounds, intermediaries, stalls, the dissemination budget and
 //! joining, driving one `Swim` by hand.
 
-use super::sim::member_info;
-use super::tests::{id, messages_to, run, run_healthy, swim_with, updates_in};
-use super::*;
+use super::super::sim::member_info;
+use super::super::*;
+use super::{id, messages_to, run, run_healthy, swim_with, updates_in};
 use crate::limits::{LOCAL_HEALTH_MAX, SEEDS_MAX};
 
 /// Answers every Ping of `node` that `answer` allows, as the target would.

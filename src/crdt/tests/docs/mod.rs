@@ -8,7 +8,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
-use super::*;
+use super::super::*;
 use crate::clock::{Actor, Hlc};
 use crate::limits::{PREFS_MAX, QUANTITY_MAX, SESSION_DOC_BYTES_MAX};
 
