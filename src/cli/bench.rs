@@ -122,6 +122,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
             }
         })
     };
+    let failovers = target.failovers();
     let recorder = bench::run(target, &config, loaded).await?;
     ticker.abort();
     bar.finish_and_clear();
@@ -133,6 +134,10 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         "closed"
     });
     summary["seed"] = serde_json::json!(config.seed);
+    if let Some(failovers) = failovers {
+        let failovers = failovers.load(std::sync::atomic::Ordering::Relaxed);
+        summary["failovers"] = serde_json::json!(failovers);
+    }
     println!("{}", serde_json::to_string_pretty(&summary)?);
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_vec_pretty(&summary)?)

@@ -16,12 +16,12 @@ use crate::cluster::ClusterFile;
 use crate::limits::PREF_VALUE_CHARS_MAX;
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
-use hyper::header::{HeaderName, AUTHORIZATION};
+use hyper::header::{HeaderName, AUTHORIZATION, CONTENT_TYPE};
 use hyper::Method;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -30,12 +30,20 @@ use tokio::task::JoinHandle;
 pub const CONTEXTS_MAX: usize = 1_000_000;
 /// How long one bench request may take before it counts as an error.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one attempt at one node may take before the request fails over to the next
+/// node (a node that stopped answering costs this much, not the whole timeout).
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Nodes one request tries, the first included, as a Cassandra or Redis Cluster driver
+/// retries on another node; within `REQUEST_TIMEOUT` overall.
+pub const ATTEMPTS_MAX: usize = 3;
 /// How often a token-aware target fetches the ring map again.
 pub const RING_REFRESH: Duration = Duration::from_secs(1);
 /// The device name of every bench login.
 const DEVICE: &str = "bench";
 /// The header of a session's CSRF token (`api::session` keeps its constant private).
 const CSRF_HEADER: &str = "x-csrf-token";
+/// The header that makes a session change safe to retry.
+const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 
 pub struct CartwheelTarget {
     http: Connections,
@@ -49,6 +57,10 @@ pub struct CartwheelTarget {
     /// The causal context last seen per key, sent with the next write like a real
     /// client does (a blind write would add a sibling). At most `CONTEXTS_MAX`.
     contexts: Mutex<HashMap<String, String>>,
+    /// Requests answered by another node than the first one tried.
+    failovers: Arc<AtomicU64>,
+    /// Numbers the cart adds' idempotency keys (unique within this process).
+    operations: AtomicU64,
 }
 
 #[derive(serde::Deserialize)]
@@ -148,8 +160,8 @@ impl CartwheelTarget {
             }
         };
         let http = match client.protocol {
-            Protocol::Http => Connections::new(clients, REQUEST_TIMEOUT),
-            Protocol::Pipeline => Connections::pipelined(REQUEST_TIMEOUT),
+            Protocol::Http => Connections::new(clients, ATTEMPT_TIMEOUT),
+            Protocol::Pipeline => Connections::pipelined(ATTEMPT_TIMEOUT),
         };
         Ok(CartwheelTarget {
             http,
@@ -159,27 +171,83 @@ impl CartwheelTarget {
             refresher,
             levels: Levels::default(),
             contexts: Mutex::new(HashMap::new()),
+            failovers: Arc::default(),
+            operations: AtomicU64::new(0),
         })
     }
 
-    fn node(&self) -> SocketAddr {
-        self.nodes[self.next.fetch_add(1, Ordering::Relaxed) % self.nodes.len()]
+    /// The count of requests answered by another node than the first one tried.
+    pub fn failovers(&self) -> Arc<AtomicU64> {
+        self.failovers.clone()
     }
 
-    /// The next of `key`'s live replicas in turn, or the next node when the target
+    /// The nodes a request that may go anywhere tries: the next one in turn, then the
+    /// ones after it.
+    fn node(&self) -> Vec<SocketAddr> {
+        let turn = self.next.fetch_add(1, Ordering::Relaxed);
+        self.after(turn, Vec::new())
+    }
+
+    /// `first`, then the nodes from `turn` on that are not in it, `ATTEMPTS_MAX` in all.
+    fn after(&self, turn: usize, mut first: Vec<SocketAddr>) -> Vec<SocketAddr> {
+        for step in 0..self.nodes.len() {
+            let node = self.nodes[(turn + step) % self.nodes.len()];
+            if !first.contains(&node) {
+                first.push(node);
+            }
+        }
+        first.truncate(ATTEMPTS_MAX);
+        first
+    }
+
+    /// The nodes a kv request tries: `key`'s live replicas starting with the next in
+    /// turn (token-aware), then other nodes; or the nodes in turn when the target
     /// spreads requests or knows no live replica of the key.
-    fn kv_node(&self, key: &str) -> SocketAddr {
+    fn kv_node(&self, key: &str) -> Vec<SocketAddr> {
         let turn = self.next.fetch_add(1, Ordering::Relaxed);
         let ring = self.ring.read().expect("ring lock").clone();
+        let mut replicas = Vec::new();
         if let Some(ring) = ring {
-            let replicas = ring.kv_replicas(key.as_bytes());
-            if !replicas.is_empty() {
-                if let Ok(node) = replicas[turn % replicas.len()].http.parse() {
-                    return node;
+            let live = ring.kv_replicas(key.as_bytes());
+            for step in 0..live.len() {
+                if let Ok(node) = live[(turn + step) % live.len()].http.parse() {
+                    replicas.push(node);
                 }
             }
         }
-        self.nodes[turn % self.nodes.len()]
+        self.after(turn, replicas)
+    }
+
+    /// Sends one request to the first of `nodes` and, when it cannot be reached, does
+    /// not answer within `ATTEMPT_TIMEOUT` or answers 503, to the next. Only for requests
+    /// that are safe to send twice (reads, kv writes with their context, session
+    /// changes with an idempotency key, logins, logouts).
+    async fn send(
+        &self,
+        nodes: &[SocketAddr],
+        method: Method,
+        path: &str,
+        headers: &[(HeaderName, &str)],
+        body: Bytes,
+    ) -> Result<Answer> {
+        let mut last = None;
+        for (attempt, node) in nodes.iter().enumerate() {
+            let sent = self
+                .http
+                .send(*node, method.clone(), path, headers, body.clone())
+                .await;
+            match sent {
+                Ok(answer) if answer.status != 503 || attempt + 1 == nodes.len() => {
+                    if attempt > 0 {
+                        self.failovers.fetch_add(1, Ordering::Relaxed);
+                    }
+                    return Ok(answer);
+                }
+                Ok(answer) => last = Some(Ok(answer)),
+                Err(error) => last = Some(Err(error)),
+            }
+        }
+        last.unwrap_or_else(|| Err(anyhow::anyhow!("no node to send {method} {path} to")))
     }
 
     /// The path of `key`, with `param=count` when a level is set.
@@ -193,8 +261,7 @@ impl CartwheelTarget {
     pub async fn get(&self, key: &str) -> Result<()> {
         let path = Self::kv_path(key, "r", self.levels.read);
         let answer = self
-            .http
-            .send(self.kv_node(key), Method::GET, &path, &[], Bytes::new())
+            .send(&self.kv_node(key), Method::GET, &path, &[], Bytes::new())
             .await?;
         remember(&self.contexts, key, &answer);
         expect(&answer, "GET", &[200, 300, 404])
@@ -228,16 +295,10 @@ impl CartwheelTarget {
         } else {
             &headers[..]
         };
-        let answer = self
-            .http
-            .send(
-                node,
-                Method::PUT,
-                &path,
-                headers,
-                Bytes::copy_from_slice(value),
-            )
-            .await?;
+        // Retried with the same context: a retry whose first attempt also landed leaves
+        // the same value twice as siblings, which the next write supersedes.
+        let body = Bytes::copy_from_slice(value);
+        let answer = self.send(&node, Method::PUT, &path, headers, body).await?;
         remember(&self.contexts, key, &answer);
         expect(&answer, "PUT", &[204])
     }
@@ -268,14 +329,27 @@ impl CartwheelTarget {
     ) -> Result<()> {
         let bearer = format!("Bearer {}", session.token);
         let mut headers = vec![(AUTHORIZATION, bearer.as_str())];
+        // Every change carries an idempotency key, so a retry on another node is
+        // applied once.
+        let key = format!(
+            "bench-{}-{}",
+            std::process::id(),
+            self.operations.fetch_add(1, Ordering::Relaxed)
+        );
         if method != Method::GET {
             headers.push((HeaderName::from_static(CSRF_HEADER), session.csrf.as_str()));
+            headers.push((HeaderName::from_static(IDEMPOTENCY_HEADER), key.as_str()));
         }
-        let (http, node, verb) = (&self.http, self.node(), method.clone());
-        let answer = match body {
-            Some(body) => http.send_json(node, verb, path, &headers, body).await?,
-            None => http.send(node, verb, path, &headers, Bytes::new()).await?,
+        let body = match body {
+            Some(body) => {
+                headers.push((CONTENT_TYPE, "application/json"));
+                Bytes::from(serde_json::to_vec(body)?)
+            }
+            None => Bytes::new(),
         };
+        let answer = self
+            .send(&self.node(), method.clone(), path, &headers, body)
+            .await?;
         if answer.status == expected {
             return Ok(());
         }
@@ -296,14 +370,15 @@ impl CartwheelTarget {
     /// `POST /v1/sessions`; cartwheel's login carries no payload (the other systems
     /// store `--value-bytes` under the new token).
     pub async fn login(&self, user: &str, _payload: &[u8]) -> Result<Session> {
+        let body = serde_json::to_vec(&serde_json::json!({ "user_id": user, "device": DEVICE }))?;
+        let headers = [(CONTENT_TYPE, "application/json")];
         let answer = self
-            .http
-            .send_json(
-                self.node(),
+            .send(
+                &self.node(),
                 Method::POST,
                 "/v1/sessions",
-                &[],
-                &serde_json::json!({ "user_id": user, "device": DEVICE }),
+                &headers,
+                body.into(),
             )
             .await?;
         expect(&answer, "POST /v1/sessions", &[201])?;

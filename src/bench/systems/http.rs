@@ -11,13 +11,17 @@ use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{self, SendRequest};
-use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE, HOST};
+use hyper::header::{HeaderName, HeaderValue, HOST};
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::Duration;
+
+/// How long opening a connection may take: a node that does not accept within it is
+/// down as far as the client is concerned (the request fails over to another node).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// Connections to the nodes, reused; at most `idle_per_node` idle ones kept per node
 /// (a request finding none idle opens another, so concurrency is never capped here).
@@ -79,21 +83,6 @@ impl Connections {
         }
     }
 
-    /// `send` with a JSON body.
-    pub async fn send_json(
-        &self,
-        node: SocketAddr,
-        method: Method,
-        path: &str,
-        headers: &[(HeaderName, &str)],
-        body: &serde_json::Value,
-    ) -> Result<Answer> {
-        let mut with_type = headers.to_vec();
-        with_type.push((CONTENT_TYPE, "application/json"));
-        let body = Bytes::from(serde_json::to_vec(body)?);
-        self.send(node, method, path, &with_type, body).await
-    }
-
     async fn exchange(&self, node: SocketAddr, request: Request<Full<Bytes>>) -> Result<Answer> {
         let mut sender = self.checkout(node).await?;
         let response = sender
@@ -147,9 +136,14 @@ impl Connections {
 }
 
 async fn connect(node: SocketAddr) -> Result<SendRequest<Full<Bytes>>> {
-    let stream = tokio::net::TcpStream::connect(node)
-        .await
-        .with_context(|| format!("cannot connect to {node}"))?;
+    let stream =
+        match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(node)).await {
+            Ok(stream) => stream.with_context(|| format!("cannot connect to {node}"))?,
+            Err(_) => bail!(
+                "cannot connect to {node} within {} ms",
+                CONNECT_TIMEOUT.as_millis()
+            ),
+        };
     stream.set_nodelay(true)?;
     let (sender, connection) = http1::handshake(TokioIo::new(stream))
         .await

@@ -220,6 +220,15 @@ impl Target {
         self
     }
 
+    /// How many requests another node answered after the first one tried failed (a
+    /// cartwheel target fails over; the others count none).
+    pub fn failovers(&self) -> Option<std::sync::Arc<std::sync::atomic::AtomicU64>> {
+        match self {
+            Target::Cartwheel(target) => Some(target.failovers()),
+            _ => None,
+        }
+    }
+
     pub async fn get(&self, key: &str) -> Result<()> {
         each!(self, target => target.get(key).await)
     }

@@ -117,9 +117,11 @@ impl Pipelines {
 impl Pipeline {
     /// Connects, upgrades the connection and starts its writer and reader.
     async fn open(node: SocketAddr) -> Result<Pipeline> {
-        let stream = tokio::net::TcpStream::connect(node)
-            .await
-            .with_context(|| format!("cannot connect to {node}"))?;
+        let connecting = tokio::net::TcpStream::connect(node);
+        let stream = match tokio::time::timeout(super::http::CONNECT_TIMEOUT, connecting).await {
+            Ok(stream) => stream.with_context(|| format!("cannot connect to {node}"))?,
+            Err(_) => anyhow::bail!("cannot connect to {node} in time"),
+        };
         stream.set_nodelay(true)?;
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await

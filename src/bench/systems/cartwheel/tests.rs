@@ -9,6 +9,8 @@ fn target(nodes: &[&str]) -> CartwheelTarget {
         refresher: None,
         levels: Levels::default(),
         contexts: Mutex::new(HashMap::new()),
+        failovers: Arc::default(),
+        operations: AtomicU64::new(0),
     }
 }
 
@@ -38,7 +40,7 @@ fn token_aware_kv_requests_go_to_the_keys_live_replicas_in_turn() {
         .partition(|key| crate::object::ObjectKey::kv(key.as_bytes()).partition(2).0 == 0);
     assert!(!on_first.is_empty() && !on_second.is_empty());
     let first: Vec<String> = (0..4)
-        .map(|_| target.kv_node(&on_first[0]).to_string())
+        .map(|_| target.kv_node(&on_first[0])[0].to_string())
         .collect();
     assert!(first.iter().all(|node| node != "127.0.0.1:3"), "{first:?}");
     assert!(first.contains(&"127.0.0.1:1".to_string()), "{first:?}");
@@ -46,25 +48,25 @@ fn token_aware_kv_requests_go_to_the_keys_live_replicas_in_turn() {
     map.nodes[1].state = "dead".into();
     set(&map);
     for _ in 0..4 {
-        assert_eq!(target.kv_node(&on_second[0]).to_string(), "127.0.0.1:3");
+        assert_eq!(target.kv_node(&on_second[0])[0].to_string(), "127.0.0.1:3");
     }
     // A map the client cannot use (no partitions) falls back to spreading.
     map.partitions = 0;
     set(&map);
     let spread: std::collections::BTreeSet<SocketAddr> =
-        (0..3).map(|_| target.kv_node(&on_second[0])).collect();
+        (0..3).map(|_| target.kv_node(&on_second[0])[0]).collect();
     assert_eq!(spread.len(), 3, "{spread:?}");
 }
 
 #[test]
 fn spread_requests_rotate_over_nodes_and_paths_carry_only_their_level() {
     let target = target(&["127.0.0.1:1", "127.0.0.1:2"]);
-    let turns: Vec<String> = (0..4).map(|_| target.kv_node("k").to_string()).collect();
+    let turns: Vec<String> = (0..4).map(|_| target.kv_node("k")[0].to_string()).collect();
     assert_eq!(
         turns,
         ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:1", "127.0.0.1:2"]
     );
-    assert_eq!(target.node().to_string(), "127.0.0.1:1");
+    assert_eq!(target.node()[0].to_string(), "127.0.0.1:1");
     assert_eq!(CartwheelTarget::kv_path("k", "r", Some(2)), "/v1/kv/k?r=2");
     assert_eq!(CartwheelTarget::kv_path("k", "w", Some(2)), "/v1/kv/k?w=2");
     assert_eq!(CartwheelTarget::kv_path("k", "r", None), "/v1/kv/k");
@@ -115,4 +117,41 @@ async fn the_ring_map_is_fetched_again_and_replaces_the_one_in_use() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(epoch(&ring), Some(2));
     refresher.abort();
+}
+
+#[tokio::test]
+async fn a_request_fails_over_to_the_next_node_when_its_node_is_down_or_refuses() {
+    // A node that is down (its port closed), one that answers 503, one that answers.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let down = closed.local_addr().unwrap();
+    drop(closed);
+    let serve = |status: u16| async move {
+        let app = axum::Router::new().route(
+            "/v1/kv/{key}",
+            axum::routing::get(
+                move || async move { axum::http::StatusCode::from_u16(status).unwrap() },
+            ),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let node = listener.local_addr().unwrap();
+        (
+            node,
+            tokio::spawn(async move { axum::serve(listener, app).await }),
+        )
+    };
+    let (busy, busy_server) = serve(503).await;
+    let (live, live_server) = serve(404).await;
+    let nodes = [down.to_string(), busy.to_string(), live.to_string()];
+    let target = target(&nodes.iter().map(String::as_str).collect::<Vec<_>>());
+    // Spread routing: the first request starts at the down node, goes on to the busy
+    // one and is answered by the live one.
+    target.get("k").await.expect("answered by the live node");
+    assert_eq!(target.failovers().load(Ordering::Relaxed), 1);
+    // With every node down or refusing, the request fails with the last answer.
+    live_server.abort();
+    let _ = live_server.await;
+    let lone = self::target(&[down.to_string().as_str(), busy.to_string().as_str()]);
+    let error = lone.get("k").await.unwrap_err().to_string();
+    assert!(error.contains("503"), "{error}");
+    busy_server.abort();
 }
