@@ -23,8 +23,10 @@ mod check;
 mod client;
 mod deliver;
 mod disk;
+mod docs;
 mod driver;
 mod hints;
+mod membership;
 mod network;
 mod sync;
 mod world;
@@ -41,8 +43,8 @@ pub const DST_EVENTS_MAX: u64 = 50_000;
 /// full is dropped (counted as lost), a timer is always queued.
 pub const DST_QUEUE_MAX: usize = 8_192;
 /// Nodes in a simulated cluster.
-pub const DST_NODES_MAX: usize = 9;
-/// Simulated clients.
+pub const DST_NODES_MAX: usize = 10;
+/// Simulated clients (kv and document clients together).
 pub const DST_CLIENTS_MAX: usize = 16;
 /// Distinct keys the clients use.
 pub const DST_KEYS_MAX: usize = 64;
@@ -100,6 +102,9 @@ pub struct DstConfig {
     /// a new incarnation's, so it can hand out a dot again that its store lost but
     /// other replicas hold. Must be caught.
     pub planted_old_actor: bool,
+    /// Clients, besides `clients`, that write and read one `user` and one `auth`
+    /// session document (so documents add to the kv workload, not replace it).
+    pub document_clients: usize,
 }
 
 impl Default for DstConfig {
@@ -116,6 +121,7 @@ impl Default for DstConfig {
             planted_bug: false,
             sloppy: true,
             planted_old_actor: false,
+            document_clients: 2,
         }
     }
 }
@@ -151,6 +157,14 @@ pub struct DstReport {
     pub partitions: u64,
     pub messages_lost: u64,
     pub messages_duplicated: u64,
+    /// Document operations (`user`, `auth`) acknowledged to a client.
+    pub doc_ops_acked: u64,
+    /// Acknowledged document operations checked against a read or a final replica.
+    pub doc_ops_checked: u64,
+    /// Ring changes (a join or a leave) that committed during the run.
+    pub ring_changes: u64,
+    /// Partitions a gaining node fetched during a ring change.
+    pub partitions_transferred: u64,
     /// Acknowledged values missing only because the sibling cap dropped them for
     /// newer concurrent siblings (the documented compaction, not a loss).
     pub compacted: u64,
