@@ -14,46 +14,14 @@
 //! It never reads a clock or draws randomness but from the world's generator; the
 //! partitions a node still misses are bounded by `DST_PARTITIONS` per node.
 
+use super::change::owners_of;
 use super::world::World;
 use super::{DstViolation, ViolationKind};
-use crate::ids::{NodeId, PartitionId, Region};
-use crate::membership::ownership::{Owner, RingView};
+use crate::ids::{NodeId, PartitionId};
+use crate::membership::ownership::RingView;
 use crate::membership::swim::Status;
 use crate::object::ObjectKey;
-use crate::ring::RingConfig;
 use std::collections::{BTreeMap, BTreeSet};
-
-/// The ring change a run makes, and how far it got.
-pub(super) struct RingChange {
-    /// The node that joins or leaves.
-    pub node: usize,
-    pub joins: bool,
-    /// Virtual time at which it starts, in ms.
-    pub at_ms: u64,
-    pub started: bool,
-    /// Partitions each gaining node still has to fetch.
-    pub missing: BTreeMap<usize, BTreeSet<PartitionId>>,
-}
-
-/// The owners of the members drawn for a run (weight 1, none pending).
-pub(super) fn owners_of(members: &[(String, String)]) -> Vec<Owner> {
-    members
-        .iter()
-        .map(|(id, region)| Owner {
-            node: NodeId(id.clone()),
-            region: Region(region.clone()),
-            weight: 1,
-            status: Status::Member,
-            ready_for: 0,
-            dead: false,
-        })
-        .collect()
-}
-
-/// The rings of `owners`; the simulation's member lists are always valid.
-pub(super) fn view_of(owners: &[Owner], config: &RingConfig, epoch: u64) -> RingView {
-    RingView::new(owners, config, epoch).expect("the simulated member list is valid")
-}
 
 impl World {
     /// Whether `node` serves requests: it is a current or target owner.

@@ -2,23 +2,34 @@
 //! "DST", after FoundationDB's simulation and TigerBeetle's VOPR).
 //!
 //! It owns a virtual world: K nodes in one to three regions, each storing the crate's
-//! real objects (`object::Object`, `clock::Versioned`) with the shipping replica's pure
-//! steps (`replica::minted`, `replica::merged`) on a virtual disk, placed by the real
-//! `ring::Ring`, coordinated by the shipping rounds (`coordinator::round::WriteRound`,
-//! `ReadRound`: the same code a node runs under tokio, driven here by `driver`),
-//! repaired by their read repair and by the real Merkle `antientropy` exchange. Time is a virtual millisecond counter, the network is a
+//! real objects (`object::Object`: kv values with dotted version vectors, and the
+//! `user` and `auth` session documents) with the shipping replica's pure steps
+//! (`replica::minted` for a kv write, `replica::applied` for a document operation,
+//! `replica::merged` for every merge) on a virtual disk, placed by the real
+//! `ring::Ring` through `membership::ownership::RingView`, coordinated by the shipping
+//! rounds (`coordinator::round::WriteRound`, `ReadRound`: the same code a node runs
+//! under tokio, driven here by `driver`), with hinted handoff and hint replay
+//! (`hints`), repaired by their read repair and by the real Merkle `antientropy`
+//! exchange. In about half the runs a spare node joins or a member leaves during the
+//! workload (`membership`): writes reach the owners the change adds, gaining nodes
+//! fetch their partitions as `handoff::transfer` does, and the change commits under
+//! the next epoch. Time is a virtual millisecond counter, the network is a
 //! priority queue of events ordered by (delivery time, sequence number), and every
 //! random choice (workload, latency, loss, duplication, reordering, partitions,
-//! crashes) comes from one `StdRng` seeded by the run's seed, so a seed replays exactly.
+//! crashes, the ring change) comes from one `StdRng` seeded by the run's seed, so a
+//! seed replays exactly.
 //!
 //! It must never import tokio, quinn, sled or axum, read a clock, touch a disk or draw
 //! randomness from anywhere but that one generator; everything it stores is bounded by
 //! the `DST_*` limits below. It checks, continuously and at the end, that no
-//! acknowledged write is lost and that replicas converge after the final heal, and
-//! reports a violation with the seed and the event number that revealed it.
+//! acknowledged write is lost (`check`), that every acknowledged document operation
+//! shows by the CRDT's own semantics (`docs`), that a started ring change commits, and
+//! that replicas converge after the final heal, and reports a violation with the seed
+//! and the event number that revealed it.
 //!
 //! Replay a failing seed with `SIM_SEED=<seed> cargo test --lib dst`.
 
+mod change;
 mod check;
 mod client;
 mod deliver;

@@ -1,14 +1,15 @@
-//! The simulated world: topology and faults drawn from the seed, the event loop over
-//! the virtual network, the fault schedule (crashes with restart, partitions with heal),
-//! the final heal, drain and anti-entropy, and the end-of-run checks. Message handling
-//! lives in `deliver`.
+//! The simulated world: topology, faults and the ring change drawn from the seed, the
+//! event loop over the virtual network, the fault schedule (crashes with restart,
+//! partitions with heal), the final heal, drain, transfer and anti-entropy, and the
+//! end-of-run checks. Message handling lives in `deliver`, the ring change in
+//! `membership`, documents in `docs`.
 
+use super::change::{draw_ring_change, owners_of, view_of, RingChange};
 use super::check::{describe, Checker, Survival};
 use super::client::Client;
 use super::disk::Disk;
 use super::docs::Documents;
 use super::driver::{Coordinator, Effect, Plan};
-use super::membership::{owners_of, view_of, RingChange};
 use super::network::{Address, Event, Faults, Network, Trace};
 use super::sync::sync_pair;
 use super::{
@@ -165,33 +166,6 @@ fn ring_config(replicas: BTreeMap<String, u32>) -> RingConfig {
             .map(|(region, copies)| (Region(region), copies))
             .collect(),
     }
-}
-
-/// The ring change of a run, drawn from the seed: none (half the runs), a spare node (added to
-/// `members`, outside the ring until it joins) joining, or a member leaving; it starts
-/// within the first third of the workload.
-fn draw_ring_change(
-    rng: &mut StdRng,
-    members: &mut Vec<(String, String)>,
-    workload_ms: u64,
-) -> Option<RingChange> {
-    let at_ms = rng.gen_range(workload_ms / 10..=workload_ms / 3);
-    let (node, joins) = match rng.gen_range(0..4) {
-        0 | 1 => return None,
-        2 => {
-            let region = members[rng.gen_range(0..members.len())].1.clone();
-            members.push((format!("{region}-spare"), region));
-            (members.len() - 1, true)
-        }
-        _ => (rng.gen_range(0..members.len()), false),
-    };
-    Some(RingChange {
-        node,
-        joins,
-        at_ms,
-        started: false,
-        missing: BTreeMap::new(),
-    })
 }
 
 /// Fault intensities: up to 5 % loss and duplication, up to 30 % of messages delayed
