@@ -111,6 +111,15 @@ impl Checker {
         }
     }
 
+    /// The newest acknowledged write of `key` was planned under the ring before a
+    /// change that moved its partition: its copies may sit on a node that has left or
+    /// fetched before it came, so it is exempt from reads as in `moved`.
+    pub fn planned_before_change(&mut self, key: &[u8]) {
+        if let Some(ack) = self.acks.get_mut(key).and_then(|acks| acks.last_mut()) {
+            ack.moved = true;
+        }
+    }
+
     /// Keys with acknowledged writes (storage bytes).
     pub fn keys(&self) -> Vec<Vec<u8>> {
         self.acks.keys().cloned().collect()

@@ -423,11 +423,24 @@ impl World {
         self.report.puts_acked += 1;
         self.report.puts_hinted += u64::from(hinted);
         let key = waiting.key.storage_bytes();
+        let partition = waiting.key.partition(self.view.current.partition_count());
+        let across = self
+            .moved
+            .as_ref()
+            .is_some_and(|(event, moved)| *event > waiting.started && moved.contains(&partition));
         match (dot, waiting.doc_op) {
-            (Some(dot), None) => self.checker.acked(&key, dot, self.event, hinted),
+            (Some(dot), None) => {
+                self.checker.acked(&key, dot, self.event, hinted);
+                if across {
+                    self.checker.planned_before_change(&key);
+                }
+            }
             (None, Some(op)) => {
                 let (issued, acked) = (waiting.started, self.event);
                 self.documents.acked(&key, op, issued, acked, hinted);
+                if across {
+                    self.documents.planned_before_change(&key);
+                }
             }
             _ => return Err(self.internal("a write acknowledged as the wrong kind".into())),
         }

@@ -173,6 +173,14 @@ impl Documents {
         }
     }
 
+    /// The newest acknowledged operation on `key` was planned under the ring before a
+    /// change that moved its partition (`Checker::planned_before_change`).
+    pub fn planned_before_change(&mut self, key: &[u8]) {
+        if let Some(ack) = self.acks.get_mut(key).and_then(|acks| acks.last_mut()) {
+            ack.moved = true;
+        }
+    }
+
     /// Judges what a replica holds for `key` after the final heal.
     pub fn check_final(&mut self, key: &[u8], object: Option<&Object>) -> Result<(), String> {
         let Some(acks) = self.acks.get(key) else {

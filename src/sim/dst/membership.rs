@@ -212,8 +212,16 @@ impl World {
     }
 
     /// Tells the checkers what each gaining node holds of the acknowledged keys it
-    /// gained: reads are no longer held to what it lacks (`Checker::moved`).
+    /// gained: reads are no longer held to what it lacks (`Checker::moved`), nor to
+    /// writes planned before and acknowledged after (`planned_before_change`).
     fn note_moved(&mut self) {
+        let moved = self
+            .view
+            .gaining_nodes()
+            .iter()
+            .flat_map(|node| self.view.gained_by(node))
+            .collect();
+        self.moved = Some((self.event, moved));
         let partitions = self.view.current.partition_count();
         let mut keys = self.checker.keys();
         keys.extend(self.documents.keys());

@@ -25,7 +25,7 @@ use crate::object::{Class, Object, ObjectKey};
 use crate::ring::RingConfig;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// One simulated node: durable replica data and volatile coordinator state.
 pub(super) struct Node {
@@ -94,6 +94,8 @@ pub(super) struct World {
     pub epoch: u64,
     /// The join or leave this run makes, until it commits.
     pub ring_change: Option<RingChange>,
+    /// Once it committed: the event it committed at and the partitions it moved.
+    pub moved: Option<(u64, BTreeSet<PartitionId>)>,
     pub report: DstReport,
     pub workload_over: bool,
     pub next_op: u64,
@@ -242,6 +244,7 @@ impl World {
             ring_config,
             epoch: 1,
             ring_change,
+            moved: None,
             workload_over: false,
             next_op: 0,
         }
