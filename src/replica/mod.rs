@@ -246,16 +246,12 @@ impl Replica {
     ) -> Result<(Object, Object), ReplicaError> {
         let mut delta = None;
         let stored = self.apply(&self.store_key(key), limits::OBJECT_BYTES_MAX, |object| {
-            let mut doc = match object {
-                Some(Object::Doc(doc)) => doc,
-                None => Doc::empty_for(op).ok_or(CrdtError::Mismatch)?,
-                Some(Object::Kv(_)) => return Err(MergeError::Mismatch),
-            };
-            delta = Some(doc.apply(op, self.actor, at, at.wall_ms)?);
-            Ok(Object::Doc(doc))
+            let (doc, made) = applied(object, op, self.actor, at)?;
+            delta = Some(made);
+            Ok(doc)
         })?;
         let delta = delta.expect("a successful update ran the closure");
-        Ok((stored, Object::Doc(delta)))
+        Ok((stored, delta))
     }
 
     /// Merges a page of a partition fetched from another owner, then waits once until
@@ -329,6 +325,25 @@ pub(crate) fn minted(
         });
     }
     Ok((Object::Kv(kv), dot))
+}
+
+/// The pure step of a document operation: `stored` (`None`: nothing, so the empty
+/// document `op` works on) with `op` applied by `actor` at `at` (whose wall time decides
+/// expiry); returns the document to store and the delta for the other replicas. A
+/// refused operation is an error. The simulation (`sim::dst`) applies with it too.
+pub(crate) fn applied(
+    stored: Option<Object>,
+    op: &DocOp,
+    actor: Actor,
+    at: Hlc,
+) -> Result<(Object, Object), MergeError> {
+    let mut doc = match stored {
+        Some(Object::Doc(doc)) => doc,
+        None => Doc::empty_for(op).ok_or(CrdtError::Mismatch)?,
+        Some(Object::Kv(_)) => return Err(MergeError::Mismatch),
+    };
+    let delta = doc.apply(op, actor, at, at.wall_ms)?;
+    Ok((Object::Doc(doc), Object::Doc(delta)))
 }
 
 /// `stored` joined with `incoming` (just `incoming` when nothing was stored): the pure

@@ -9,7 +9,9 @@
 //! `SIBLINGS_MAX`, seen by comparing with an uncapped merge; counted apart).
 //! Anything else is a lost write. A write a fallback's hint helped acknowledge is
 //! exempt from reads until the end (a sloppy quorum may miss it until the hint is
-//! replayed), but must survive in the final state. It keeps at most `DST_WRITES_MAX`
+//! replayed), and so is one that a new owner lacks after a ring change moved its
+//! partition (it fetched from one current owner, which may lack it), but both must
+//! survive in the final state. It keeps at most `DST_WRITES_MAX`
 //! writes.
 
 use super::DST_WRITES_MAX;
@@ -30,6 +32,8 @@ struct Ack {
     /// A fallback's hint counted toward it: a quorum read may miss it until the hint
     /// is replayed (a sloppy quorum's documented weakening); the final state may not.
     hinted: bool,
+    /// A ring change gave its key a new owner that lacks it: exempt from reads too.
+    moved: bool,
 }
 
 /// How an acknowledged write fares in an object.
@@ -79,10 +83,46 @@ impl Checker {
 
     /// A client received the acknowledgement of the write `dot` at event `event`.
     pub fn acked(&mut self, key: &[u8], dot: Dot, event: u64, hinted: bool) {
-        self.acks
-            .entry(key.to_vec())
-            .or_default()
-            .push(Ack { dot, event, hinted });
+        self.acks.entry(key.to_vec()).or_default().push(Ack {
+            dot,
+            event,
+            hinted,
+            moved: false,
+        });
+    }
+
+    /// A ring change gave `key` a new owner, which fetched it from one current owner
+    /// (`handoff::transfer`) and holds `object`: a write acknowledged before that it
+    /// lacks is on fewer replicas than its level promised, so a quorum read may miss it
+    /// until anti-entropy repairs it; the final state may not.
+    pub fn moved(&mut self, key: &[u8], object: Option<&Object>) {
+        let lacking: BTreeSet<Dot> = self
+            .acks
+            .get(key)
+            .into_iter()
+            .flatten()
+            .filter(|ack| self.survival(key, ack.dot, object) == Survival::Lost)
+            .map(|ack| ack.dot)
+            .collect();
+        if let Some(acks) = self.acks.get_mut(key) {
+            acks.iter_mut()
+                .filter(|ack| lacking.contains(&ack.dot))
+                .for_each(|ack| ack.moved = true);
+        }
+    }
+
+    /// The newest acknowledged write of `key` was planned under the ring before a
+    /// change that moved its partition: its copies may sit on a node that has left or
+    /// fetched before it came, so it is exempt from reads as in `moved`.
+    pub fn planned_before_change(&mut self, key: &[u8]) {
+        if let Some(ack) = self.acks.get_mut(key).and_then(|acks| acks.last_mut()) {
+            ack.moved = true;
+        }
+    }
+
+    /// Keys with acknowledged writes (storage bytes).
+    pub fn keys(&self) -> Vec<Vec<u8>> {
+        self.acks.keys().cloned().collect()
     }
 
     /// Acknowledged writes of all keys, as (key, dot).
@@ -106,7 +146,7 @@ impl Checker {
         };
         let earlier: Vec<(Dot, u64)> = acks
             .iter()
-            .filter(|ack| ack.event < started && !ack.hinted)
+            .filter(|ack| ack.event < started && !ack.hinted && !ack.moved)
             .map(|ack| (ack.dot, ack.event))
             .collect();
         for (dot, event) in earlier {
@@ -183,9 +223,10 @@ impl Checker {
 
 /// A short description of a read's result: its context and sibling dots.
 pub(super) fn describe(object: Option<&Object>) -> String {
-    match object.and_then(Object::as_kv) {
+    match object {
         None => "no object".to_string(),
-        Some(kv) => {
+        Some(Object::Doc(_)) => super::docs::describe_doc(object),
+        Some(Object::Kv(kv)) => {
             let dots: Vec<String> = kv.siblings().iter().map(|s| s.dot.to_string()).collect();
             let vv = describe_vv(kv.context());
             format!("vv [{vv}], siblings [{}]", dots.join(" "))

@@ -1,9 +1,11 @@
 //! A simulated application client: one request at a time, to a node it picks at random,
 //! writing with the causal context of its last read or write of the key, as users of
-//! `/v1/kv` do. It keeps one context per key (at most `DST_KEYS_MAX`).
+//! `/v1/kv` do, or (a document client) sending a document operation (`docs::draw`) to
+//! a session key. It keeps one context per key (at most `DST_KEYS_MAX`).
 
 use super::network::OpId;
 use crate::clock::VersionVector;
+use crate::crdt::DocOp;
 use crate::object::ObjectKey;
 use std::collections::BTreeMap;
 
@@ -12,6 +14,8 @@ pub(super) struct Waiting {
     pub op: OpId,
     pub key: ObjectKey,
     pub is_put: bool,
+    /// The document operation of a write to a `user` or `auth` key.
+    pub doc_op: Option<DocOp>,
     /// Event number at which the request was sent.
     pub started: u64,
 }

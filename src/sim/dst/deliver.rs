@@ -3,12 +3,14 @@
 //! record outcomes for the checker and start their next request.
 
 use super::client::Waiting;
+use super::docs;
 use super::driver::ClientRequest;
-use super::network::{Address, Event, OpId, Outcome, Payload};
+use super::network::{Address, Change, Event, Minted, OpId, Outcome, Payload};
 use super::world::World;
 use super::{DstViolation, ViolationKind};
+use crate::clock::{Dot, Hlc};
 use crate::coordinator::round::ReadAnswer;
-use crate::object::{Blob, Object};
+use crate::object::{Blob, Class, Object, ObjectKey};
 use rand::Rng;
 
 impl World {
@@ -63,19 +65,14 @@ impl World {
                 let coordinator = &mut self.nodes[node].coordinator;
                 coordinator.get(request, plan, level, self.now)
             }
-            Payload::ClientPut {
-                op,
-                key,
-                value,
-                context,
-            } => {
+            Payload::ClientPut { op, key, change } => {
                 let client = client_of(from);
                 let plan = self.plan(node, &key);
                 let request = ClientRequest { op, client, key };
                 let level = self.config.write_level;
                 let wall_ms = self.now + self.nodes[node].skew_ms;
                 let coordinator = &mut self.nodes[node].coordinator;
-                coordinator.put(request, plan, level, value, context, self.now, wall_ms)
+                coordinator.put(request, plan, level, change, self.now, wall_ms)
             }
             Payload::Minted {
                 req,
@@ -120,24 +117,15 @@ impl World {
         from: Address,
         payload: Payload,
     ) -> Result<(), DstViolation> {
-        let partitions = self.ring.partition_count();
+        let partitions = self.view.current.partition_count();
         let answer = match payload {
             Payload::Mint {
                 req,
                 key,
-                context,
-                value,
+                change,
                 at,
             } => {
-                let partition = key.partition(partitions);
-                let store = &mut self.nodes[node].store;
-                let minted = store
-                    .mint(partition, &key, &context, value, at)
-                    .map_err(|error| self.internal(format!("mint refused: {error}")))?;
-                let (dot, _) = &minted;
-                self.checker
-                    .minted(&key.storage_bytes(), *dot, &context)
-                    .map_err(|detail| self.internal(detail))?;
+                let minted = self.make(node, &key, change, at)?;
                 // For its own coordinator the node answers before its flush ends, once
                 // its record says it may; the first such mint starts writing it.
                 let local = from == Address::Node(node);
@@ -154,7 +142,7 @@ impl World {
                 }
                 Payload::Minted {
                     req,
-                    minted: Some(minted),
+                    minted: Some(Box::new(minted)),
                     durable,
                 }
             }
@@ -203,6 +191,46 @@ impl World {
         Ok(())
     }
 
+    /// The replica `node` makes a write: mints a kv version or applies a document
+    /// operation, and tells the checker.
+    fn make(
+        &mut self,
+        node: usize,
+        key: &ObjectKey,
+        change: Change,
+        at: Hlc,
+    ) -> Result<Minted, DstViolation> {
+        let partition = key.partition(self.view.current.partition_count());
+        let bytes = key.storage_bytes();
+        let store = &mut self.nodes[node].store;
+        match change {
+            Change::Kv { value, context } => {
+                let (dot, stored) = store
+                    .mint(partition, key, &context, value, at)
+                    .map_err(|error| self.internal(format!("mint refused: {error}")))?;
+                self.checker
+                    .minted(&bytes, dot, &context)
+                    .map_err(|detail| self.internal(detail))?;
+                Ok(Minted {
+                    dot: Some(dot),
+                    object: stored.clone(),
+                    stored,
+                })
+            }
+            Change::Doc(op) => {
+                let (stored, delta) = store
+                    .apply(partition, key, &op, at)
+                    .map_err(|error| self.internal(format!("operation refused: {error}")))?;
+                self.documents.applied(&bytes, &op, self.event);
+                Ok(Minted {
+                    dot: None,
+                    stored,
+                    object: delta,
+                })
+            }
+        }
+    }
+
     /// Delivers `payload` from `node` to itself within `flush_ms_max`: the end of a
     /// flush of its own.
     fn send_to_itself_later(&mut self, node: usize, payload: Payload) {
@@ -225,24 +253,35 @@ impl World {
 
     /// A client starts its next request, unless the workload is over.
     pub(super) fn client_wake(&mut self, client: usize) -> Result<(), DstViolation> {
-        if self.workload_over || self.checker.full() || self.clients[client].waiting.is_some() {
+        let full = self.checker.full() || self.documents.full();
+        if self.workload_over || full || self.clients[client].waiting.is_some() {
             return Ok(());
         }
-        let key = self.keys[self.rng.gen_range(0..self.keys.len())].clone();
-        let node = self.rng.gen_range(0..self.nodes.len());
+        let key = self.draw_key(client);
+        let node = self.serving_node();
         self.next_op += 1;
         let op: OpId = self.next_op;
         let is_put = self.rng.gen_bool(0.5);
+        let mut doc_op = None;
         let payload = if is_put {
             let state = &mut self.clients[client];
             state.puts += 1;
-            let value = Blob(format!("c{client}-{}", state.puts).into_bytes());
-            let context = state.context(&key);
+            let unique = format!("c{client}-{}", state.puts);
+            let change = match key.class {
+                Class::Kv => Change::Kv {
+                    value: Blob(unique.into_bytes()),
+                    context: state.context(&key),
+                },
+                class => {
+                    let op = docs::draw(&mut self.rng, class, unique, self.now);
+                    doc_op = Some(op.clone());
+                    Change::Doc(op)
+                }
+            };
             Payload::ClientPut {
                 op,
                 key: key.clone(),
-                value,
-                context,
+                change,
             }
         } else {
             Payload::ClientGet {
@@ -260,6 +299,7 @@ impl World {
             op,
             key,
             is_put,
+            doc_op,
             started: self.event,
         });
         let from = Address::Client(client);
@@ -268,6 +308,17 @@ impl World {
         let at = self.now + 2 * self.config.request_timeout_ms + 50;
         self.net.schedule(at, Event::ClientTimeout { client, op });
         Ok(())
+    }
+
+    /// The key of a client's next request: a kv key for a kv client, a session
+    /// document's for a document client (past `config.clients`).
+    fn draw_key(&mut self, client: usize) -> ObjectKey {
+        let kv = self.config.keys.min(self.keys.len());
+        let index = match client < self.config.clients {
+            true => self.rng.gen_range(0..kv),
+            false => self.rng.gen_range(kv..self.keys.len()),
+        };
+        self.keys[index].clone()
     }
 
     fn next_request(&mut self, client: usize) {
@@ -317,20 +368,25 @@ impl World {
                 stored,
                 hinted,
             } => {
-                self.report.puts_acked += 1;
-                self.report.puts_hinted += u64::from(hinted);
-                self.checker.acked(&key_bytes, dot, self.event, hinted);
                 if let Some(kv) = stored.as_kv() {
                     self.clients[client].remember(&waiting.key, kv.context().clone());
                 }
                 self.trace
-                    .record(format!("{} c{client} op{op} acked {dot}", self.now));
+                    .record(format!("{} c{client} op{op} acked {dot:?}", self.now));
+                self.record_ack(waiting, dot, hinted)?;
             }
             Outcome::Get { merged } => {
                 self.report.gets_ok += 1;
-                self.checker
-                    .check_read(&key_bytes, waiting.started, merged.as_ref())
-                    .map_err(|detail| self.violation(ViolationKind::LostWrite, detail))?;
+                let started = waiting.started;
+                let checked = match waiting.key.class {
+                    Class::Kv => self
+                        .checker
+                        .check_read(&key_bytes, started, merged.as_ref()),
+                    _ => self
+                        .documents
+                        .check_read(&key_bytes, started, merged.as_ref()),
+                };
+                checked.map_err(|detail| self.violation(ViolationKind::LostWrite, detail))?;
                 let context = merged
                     .as_ref()
                     .and_then(|object| object.as_kv())
@@ -351,6 +407,43 @@ impl World {
             }
         }
         self.next_request(client);
+        Ok(())
+    }
+}
+
+impl World {
+    /// Tells the checkers a client saw its write acknowledged: a kv version's dot, or
+    /// the document operation it sent.
+    fn record_ack(
+        &mut self,
+        waiting: Waiting,
+        dot: Option<Dot>,
+        hinted: bool,
+    ) -> Result<(), DstViolation> {
+        self.report.puts_acked += 1;
+        self.report.puts_hinted += u64::from(hinted);
+        let key = waiting.key.storage_bytes();
+        let partition = waiting.key.partition(self.view.current.partition_count());
+        let across = self
+            .moved
+            .as_ref()
+            .is_some_and(|(event, moved)| *event > waiting.started && moved.contains(&partition));
+        match (dot, waiting.doc_op) {
+            (Some(dot), None) => {
+                self.checker.acked(&key, dot, self.event, hinted);
+                if across {
+                    self.checker.planned_before_change(&key);
+                }
+            }
+            (None, Some(op)) => {
+                let (issued, acked) = (waiting.started, self.event);
+                self.documents.acked(&key, op, issued, acked, hinted);
+                if across {
+                    self.documents.planned_before_change(&key);
+                }
+            }
+            _ => return Err(self.internal("a write acknowledged as the wrong kind".into())),
+        }
         Ok(())
     }
 }

@@ -1,6 +1,7 @@
 //! One simulated node's disk: a map per partition of storage key → object, and what a
 //! crash loses. Every change is made by the shipping replica's pure steps
-//! (`replica::minted` for a mint, `replica::merged` for every merge), so the simulation
+//! (`replica::minted` for a mint, `replica::applied` for a document operation,
+//! `replica::merged` for every merge), so the simulation
 //! stores exactly as a node does; this file only keeps the bytes and the flushes.
 //!
 //! Every operation is atomic. A merge is durable when it returns (the real replica
@@ -15,10 +16,11 @@
 //! dropped, by comparing with the same step uncapped.
 
 use crate::clock::{Actor, Dot, Hlc, VersionVector};
+use crate::crdt::DocOp;
 use crate::ids::PartitionId;
 use crate::limits::SIBLINGS_CAP_MAX;
 use crate::object::{Blob, MergeError, Object, ObjectKey};
-use crate::replica::{merged, minted};
+use crate::replica::{applied, merged, minted};
 use std::collections::BTreeMap;
 
 /// A partition's objects by storage key (`ObjectKey::storage_bytes`).
@@ -103,6 +105,23 @@ impl Disk {
         }
         self.put(partition, bytes, object.clone());
         Ok((dot, object))
+    }
+
+    /// Applies a document operation (`replica::applied`); returns the stored document
+    /// and the delta for the other replicas. Durable only at the next flush, as a mint.
+    /// On error nothing changes.
+    pub fn apply(
+        &mut self,
+        partition: PartitionId,
+        key: &ObjectKey,
+        op: &DocOp,
+        at: Hlc,
+    ) -> Result<(Object, Object), MergeError> {
+        let bytes = key.storage_bytes();
+        let stored = self.get_bytes(partition, &bytes).cloned();
+        let (object, delta) = applied(stored, op, self.actor, at)?;
+        self.put(partition, bytes, object.clone());
+        Ok((object, delta))
     }
 
     /// Merges `incoming` into the stored object of `key` (replication, read repair,

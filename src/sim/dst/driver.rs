@@ -13,9 +13,9 @@
 //! merging what the read was sent without the cap.
 
 use super::disk::dropped_dots;
-use super::network::{Address, OpId, Outcome, Payload, ReqId};
+use super::network::{Address, Change, Minted, OpId, Outcome, Payload, ReqId};
 use super::DST_COORDINATED_PER_NODE_MAX;
-use crate::clock::{Dot, Hlc, HybridClock, VersionVector};
+use crate::clock::{Dot, Hlc, HybridClock};
 use crate::coordinator::quorum::{Level, QuorumTracker, Requirement};
 use crate::coordinator::round::{
     Ask, MintAnswer, Phase, ReadAnswer, ReadEffect, ReadPlan, ReadRound, WriteEffect, WritePlan,
@@ -24,7 +24,7 @@ use crate::coordinator::round::{
 use crate::coordinator::CoordinatorError;
 use crate::ids::Region;
 use crate::limits::{HLC_DRIFT_MS_MAX, SIBLINGS_CAP_MAX};
-use crate::object::{Blob, Object, ObjectKey};
+use crate::object::{Object, ObjectKey};
 use std::collections::BTreeMap;
 
 /// What the world must carry out for the coordinator.
@@ -43,12 +43,14 @@ impl Effect {
     }
 }
 
-/// Where a key lives: its replicas (node indexes, local region first), their regions,
-/// which are down, and (sloppy quorum) a live fallback for dead ones as (replica
-/// index, fallback node, its region).
+/// Where a key lives: its replicas (node indexes: the current owners, local region
+/// first, which vote, then the owners a pending ring change adds), the voters' regions,
+/// which replicas are down, and (sloppy quorum) a live fallback for dead voters as
+/// (replica index, fallback node, its region).
 #[derive(Clone, Debug)]
 pub(super) struct Plan {
     pub replicas: Vec<usize>,
+    /// One per voter: `replicas[..regions.len()]` vote.
     pub regions: Vec<Region>,
     pub dead: Vec<bool>,
     pub fallbacks: Vec<(usize, usize, Region)>,
@@ -62,13 +64,12 @@ pub(super) struct ClientRequest {
     pub key: ObjectKey,
 }
 
-/// A write: its round, what it asks a replica to mint, and the version once minted.
+/// A write: its round, what it asks a replica to make, and the version once made.
 struct Write {
     round: WriteRound,
-    context: VersionVector,
-    value: Blob,
+    change: Change,
     at: Hlc,
-    minted: Option<(Dot, Object)>,
+    minted: Option<Minted>,
     /// A fallback's hint counted toward the level.
     hinted: bool,
 }
@@ -167,20 +168,20 @@ impl Coordinator {
         Some((req, QuorumTracker::new(requirement, plan.regions.clone())))
     }
 
-    /// This node's index among the replicas of `plan`, if it is one.
+    /// This node's index among the voters of `plan`, if it is one.
     fn here(&self, plan: &Plan) -> Option<usize> {
-        plan.replicas.iter().position(|node| *node == self.node)
+        let voters = &plan.replicas[..plan.regions.len()];
+        voters.iter().position(|node| *node == self.node)
     }
 
-    /// A client's write of `value` over what `context` has seen.
+    /// A client's write: a kv value over a context, or a document operation.
     #[allow(clippy::too_many_arguments)]
     pub fn put(
         &mut self,
         request: ClientRequest,
         plan: Plan,
         level: Level,
-        value: Blob,
-        context: VersionVector,
+        change: Change,
         now_ms: u64,
         wall_ms: u64,
     ) -> Vec<Effect> {
@@ -206,8 +207,7 @@ impl Coordinator {
         }
         let write = Write {
             round,
-            context,
-            value,
+            change,
             at: self.clock.now(wall_ms),
             minted: None,
             hinted: false,
@@ -283,13 +283,13 @@ impl Coordinator {
         Some((pending, index))
     }
 
-    /// A replica's answer to `Mint`: the version and its dot, or `None` when it failed;
+    /// A replica's answer to `Mint`: the version it made, or `None` when it failed;
     /// `durable` unless it is this node, flushing still.
     pub fn on_minted(
         &mut self,
         req: ReqId,
         from: usize,
-        minted: Option<(Dot, Object)>,
+        minted: Option<Box<Minted>>,
         durable: bool,
         now_ms: u64,
     ) -> Vec<Effect> {
@@ -299,7 +299,7 @@ impl Coordinator {
                 let answer = match minted {
                     Some(minted) => {
                         if write.minted.is_none() {
-                            write.minted = Some(minted);
+                            write.minted = Some(*minted);
                         }
                         MintAnswer::Stored { flushing: !durable }
                     }
@@ -433,21 +433,20 @@ fn drive_write(
                 let mint = Payload::Mint {
                     req,
                     key: key.clone(),
-                    context: write.context.clone(),
-                    value: write.value.clone(),
+                    change: write.change.clone(),
                     at: write.at,
                 };
                 effects.push(Effect::send(Address::Node(plan.replicas[index]), mint));
             }
             WriteEffect::Replicate { index } => {
-                let Some((_, object)) = &write.minted else {
+                let Some(minted) = &write.minted else {
                     effects.push(Effect::Internal("replication before a mint".into()));
                     continue;
                 };
                 let replicate = Payload::Replicate {
                     req,
                     key: key.clone(),
-                    object: object.clone(),
+                    object: minted.object.clone(),
                 };
                 let to = Address::Node(plan.replicas[index]);
                 effects.push(Effect::send(to, replicate));
@@ -457,7 +456,7 @@ fn drive_write(
                     .fallbacks
                     .iter()
                     .find(|(hinted, _, _)| *hinted == index);
-                let (Some((_, object)), Some((_, fallback, _))) = (&write.minted, fallback) else {
+                let (Some(minted), Some((_, fallback, _))) = (&write.minted, fallback) else {
                     let detail =
                         format!("a hint for replica {index} without a version or fallback");
                     effects.push(Effect::Internal(detail));
@@ -467,15 +466,15 @@ fn drive_write(
                     req,
                     owner: plan.replicas[index],
                     key: key.clone(),
-                    object: object.clone(),
+                    object: minted.object.clone(),
                 };
                 effects.push(Effect::send(Address::Node(*fallback), hint));
             }
             WriteEffect::Answer(answer) => {
                 let outcome = match (answer, &write.minted) {
-                    (Ok(()), Some((dot, stored))) => Outcome::Put {
-                        dot: *dot,
-                        stored: stored.clone(),
+                    (Ok(()), Some(minted)) => Outcome::Put {
+                        dot: minted.dot,
+                        stored: minted.stored.clone(),
                         hinted: write.hinted,
                     },
                     (Ok(()), None) => {

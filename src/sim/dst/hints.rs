@@ -34,7 +34,7 @@ impl World {
 
     /// Every up fallback hands its hints to the owners that are up and reachable.
     pub(super) fn replay_hints(&mut self) -> Result<(), DstViolation> {
-        let partitions = self.ring.partition_count();
+        let partitions = self.view.current.partition_count();
         for node in 0..self.nodes.len() {
             if !self.nodes[node].up || self.nodes[node].hints.is_empty() {
                 continue;

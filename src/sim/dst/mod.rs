@@ -2,29 +2,42 @@
 //! "DST", after FoundationDB's simulation and TigerBeetle's VOPR).
 //!
 //! It owns a virtual world: K nodes in one to three regions, each storing the crate's
-//! real objects (`object::Object`, `clock::Versioned`) with the shipping replica's pure
-//! steps (`replica::minted`, `replica::merged`) on a virtual disk, placed by the real
-//! `ring::Ring`, coordinated by the shipping rounds (`coordinator::round::WriteRound`,
-//! `ReadRound`: the same code a node runs under tokio, driven here by `driver`),
-//! repaired by their read repair and by the real Merkle `antientropy` exchange. Time is a virtual millisecond counter, the network is a
+//! real objects (`object::Object`: kv values with dotted version vectors, and the
+//! `user` and `auth` session documents) with the shipping replica's pure steps
+//! (`replica::minted` for a kv write, `replica::applied` for a document operation,
+//! `replica::merged` for every merge) on a virtual disk, placed by the real
+//! `ring::Ring` through `membership::ownership::RingView`, coordinated by the shipping
+//! rounds (`coordinator::round::WriteRound`, `ReadRound`: the same code a node runs
+//! under tokio, driven here by `driver`), with hinted handoff and hint replay
+//! (`hints`), repaired by their read repair and by the real Merkle `antientropy`
+//! exchange. In about half the runs a spare node joins or a member leaves during the
+//! workload (`membership`): writes reach the owners the change adds, gaining nodes
+//! fetch their partitions as `handoff::transfer` does, and the change commits under
+//! the next epoch. Time is a virtual millisecond counter, the network is a
 //! priority queue of events ordered by (delivery time, sequence number), and every
 //! random choice (workload, latency, loss, duplication, reordering, partitions,
-//! crashes) comes from one `StdRng` seeded by the run's seed, so a seed replays exactly.
+//! crashes, the ring change) comes from one `StdRng` seeded by the run's seed, so a
+//! seed replays exactly.
 //!
 //! It must never import tokio, quinn, sled or axum, read a clock, touch a disk or draw
 //! randomness from anywhere but that one generator; everything it stores is bounded by
 //! the `DST_*` limits below. It checks, continuously and at the end, that no
-//! acknowledged write is lost and that replicas converge after the final heal, and
-//! reports a violation with the seed and the event number that revealed it.
+//! acknowledged write is lost (`check`), that every acknowledged document operation
+//! shows by the CRDT's own semantics (`docs`), that a started ring change commits, and
+//! that replicas converge after the final heal, and reports a violation with the seed
+//! and the event number that revealed it.
 //!
 //! Replay a failing seed with `SIM_SEED=<seed> cargo test --lib dst`.
 
+mod change;
 mod check;
 mod client;
 mod deliver;
 mod disk;
+mod docs;
 mod driver;
 mod hints;
+mod membership;
 mod network;
 mod sync;
 mod world;
@@ -41,8 +54,8 @@ pub const DST_EVENTS_MAX: u64 = 50_000;
 /// full is dropped (counted as lost), a timer is always queued.
 pub const DST_QUEUE_MAX: usize = 8_192;
 /// Nodes in a simulated cluster.
-pub const DST_NODES_MAX: usize = 9;
-/// Simulated clients.
+pub const DST_NODES_MAX: usize = 10;
+/// Simulated clients (kv and document clients together).
 pub const DST_CLIENTS_MAX: usize = 16;
 /// Distinct keys the clients use.
 pub const DST_KEYS_MAX: usize = 64;
@@ -100,6 +113,9 @@ pub struct DstConfig {
     /// a new incarnation's, so it can hand out a dot again that its store lost but
     /// other replicas hold. Must be caught.
     pub planted_old_actor: bool,
+    /// Clients, besides `clients`, that write and read one `user` and one `auth`
+    /// session document (so documents add to the kv workload, not replace it).
+    pub document_clients: usize,
 }
 
 impl Default for DstConfig {
@@ -116,6 +132,7 @@ impl Default for DstConfig {
             planted_bug: false,
             sloppy: true,
             planted_old_actor: false,
+            document_clients: 2,
         }
     }
 }
@@ -151,6 +168,14 @@ pub struct DstReport {
     pub partitions: u64,
     pub messages_lost: u64,
     pub messages_duplicated: u64,
+    /// Document operations (`user`, `auth`) acknowledged to a client.
+    pub doc_ops_acked: u64,
+    /// Acknowledged document operations checked against a read or a final replica.
+    pub doc_ops_checked: u64,
+    /// Ring changes (a join or a leave) that committed during the run.
+    pub ring_changes: u64,
+    /// Partitions a gaining node fetched during a ring change.
+    pub partitions_transferred: u64,
     /// Acknowledged values missing only because the sibling cap dropped them for
     /// newer concurrent siblings (the documented compaction, not a loss).
     pub compacted: u64,

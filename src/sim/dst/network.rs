@@ -9,6 +9,7 @@ use super::check::{describe, describe_vv};
 use super::{DST_QUEUE_MAX, DST_TRACE_TAIL_MAX};
 use crate::clock::{Dot, Hlc, VersionVector};
 use crate::coordinator::round::Phase;
+use crate::crdt::DocOp;
 use crate::object::{Blob, Object, ObjectKey};
 use rand::rngs::StdRng;
 use rand::Rng;
@@ -31,6 +32,24 @@ pub(super) enum Address {
     Client(usize),
 }
 
+/// What a write asks of the replica that makes it: a kv value over a causal context
+/// (`replica::minted`), or an operation on a document (`replica::applied`).
+#[derive(Clone, Debug)]
+pub(super) enum Change {
+    Kv { value: Blob, context: VersionVector },
+    Doc(DocOp),
+}
+
+/// What the replica that made a write answers: the kv version's dot (documents have
+/// none), the object it stored, and what travels to the other replicas (the whole kv
+/// object, or the document's delta).
+#[derive(Clone, Debug)]
+pub(super) struct Minted {
+    pub dot: Option<Dot>,
+    pub stored: Object,
+    pub object: Object,
+}
+
 /// What a client learns about its request.
 #[derive(Clone, Debug)]
 pub(super) enum Outcome {
@@ -38,7 +57,7 @@ pub(super) enum Outcome {
     /// `hinted`: a fallback's hint counted toward the level, so a read may miss it
     /// until the hint is replayed (sloppy quorum).
     Put {
-        dot: Dot,
+        dot: Option<Dot>,
         stored: Object,
         hinted: bool,
     },
@@ -58,19 +77,18 @@ pub(super) enum Payload {
     ClientPut {
         op: OpId,
         key: ObjectKey,
-        value: Blob,
-        context: VersionVector,
+        change: Change,
     },
     ClientReply {
         op: OpId,
         outcome: Outcome,
     },
-    /// Coordinator → replica: make a new version (`replica::minted`).
+    /// Coordinator → replica: make a new version (`replica::minted`) or apply a
+    /// document operation (`replica::applied`).
     Mint {
         req: ReqId,
         key: ObjectKey,
-        context: VersionVector,
-        value: Blob,
+        change: Change,
         at: Hlc,
     },
     /// Coordinator → replica: merge this version (replication).
@@ -109,7 +127,7 @@ pub(super) enum Payload {
     /// version on before its flush ends (then `Flushed` follows).
     Minted {
         req: ReqId,
-        minted: Option<(Dot, Object)>,
+        minted: Option<Box<Minted>>,
         durable: bool,
     },
     /// A node to itself: its flush ended, so the version it minted for `req` is
@@ -141,16 +159,20 @@ impl Payload {
     /// The versions a message carries, for the trace: dots and contexts, never values.
     pub fn detail(&self) -> String {
         match self {
-            Payload::ClientPut { context, .. } | Payload::Mint { context, .. } => {
-                format!("ctx [{}]", describe_vv(context))
-            }
+            Payload::ClientPut { change, .. } | Payload::Mint { change, .. } => match change {
+                Change::Kv { context, .. } => format!("ctx [{}]", describe_vv(context)),
+                Change::Doc(op) => format!("{op:?}"),
+            },
             Payload::Replicate { object, .. }
             | Payload::Repair { object, .. }
             | Payload::Hint { object, .. } => describe(Some(object)),
             Payload::Minted {
-                minted: Some((dot, object)),
+                minted: Some(minted),
                 ..
-            } => format!("{dot} {}", describe(Some(object))),
+            } => match minted.dot {
+                Some(dot) => format!("{dot} {}", describe(Some(&minted.object))),
+                None => describe(Some(&minted.object)),
+            },
             Payload::ReadReply { object, .. } => describe(object.as_ref()),
             _ => String::new(),
         }

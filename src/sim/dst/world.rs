@@ -1,11 +1,14 @@
-//! The simulated world: topology and faults drawn from the seed, the event loop over
-//! the virtual network, the fault schedule (crashes with restart, partitions with heal),
-//! the final heal, drain and anti-entropy, and the end-of-run checks. Message handling
-//! lives in `deliver`.
+//! The simulated world: topology, faults and the ring change drawn from the seed, the
+//! event loop over the virtual network, the fault schedule (crashes with restart,
+//! partitions with heal), the final heal, drain, transfer and anti-entropy, and the
+//! end-of-run checks. Message handling lives in `deliver`, the ring change in
+//! `membership`, documents in `docs`.
 
+use super::change::{draw_ring_change, owners_of, view_of, RingChange};
 use super::check::{describe, Checker, Survival};
 use super::client::Client;
 use super::disk::Disk;
+use super::docs::Documents;
 use super::driver::{Coordinator, Effect, Plan};
 use super::network::{Address, Event, Faults, Network, Trace};
 use super::sync::sync_pair;
@@ -17,11 +20,12 @@ use super::{
 use crate::clock::Actor;
 use crate::coordinator::round::fallbacks;
 use crate::ids::{NodeId, PartitionId, Region};
-use crate::object::{Object, ObjectKey};
-use crate::ring::{Ring, RingConfig, RingMember};
+use crate::membership::ownership::{Owner, RingView};
+use crate::object::{Class, Object, ObjectKey};
+use crate::ring::RingConfig;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// One simulated node: durable replica data and volatile coordinator state.
 pub(super) struct Node {
@@ -47,6 +51,28 @@ pub(super) struct Node {
     pub hints: BTreeMap<(usize, Vec<u8>), (ObjectKey, Object)>,
 }
 
+impl Node {
+    /// Node `index` of the drawn `member` (id, region), its wall clock `skew_ms` ahead.
+    fn new(index: usize, member: &(String, String), config: &DstConfig, skew_ms: u64) -> Node {
+        let id = NodeId(member.0.clone());
+        let region = Region(member.1.clone());
+        let timeout_ms = config.request_timeout_ms;
+        Node {
+            store: Disk::new(Actor::of_incarnation(&id, 0)),
+            coordinator: Coordinator::new(index, region.clone(), timeout_ms, config.planted_bug),
+            id,
+            region,
+            up: true,
+            incarnation: 0,
+            lives: 0,
+            sends_early: false,
+            arming: false,
+            skew_ms,
+            hints: BTreeMap::new(),
+        }
+    }
+}
+
 pub(super) struct World {
     pub config: DstConfig,
     pub seed: u64,
@@ -60,7 +86,16 @@ pub(super) struct World {
     pub clients: Vec<Client>,
     pub keys: Vec<ObjectKey>,
     pub checker: Checker,
-    pub ring: Ring,
+    pub documents: Documents,
+    /// The member list, its rings, their config and the epoch (`membership`).
+    pub owners: Vec<Owner>,
+    pub view: RingView,
+    pub ring_config: RingConfig,
+    pub epoch: u64,
+    /// The join or leave this run makes, until it commits.
+    pub ring_change: Option<RingChange>,
+    /// Once it committed: the event it committed at and the partitions it moved.
+    pub moved: Option<(u64, BTreeSet<PartitionId>)>,
     pub report: DstReport,
     pub workload_over: bool,
     pub next_op: u64,
@@ -124,24 +159,15 @@ fn latencies(rng: &mut StdRng, regions: &[Region]) -> Vec<Vec<u64>> {
     latency
 }
 
-/// The real ring over the drawn members (weight 1 each).
-fn build_ring(members: &[(String, String)], replicas: BTreeMap<String, u32>) -> Ring {
-    let config = RingConfig {
+/// The ring config of the drawn regions.
+fn ring_config(replicas: BTreeMap<String, u32>) -> RingConfig {
+    RingConfig {
         partitions: DST_PARTITIONS,
         replicas_per_region: replicas
             .into_iter()
             .map(|(region, copies)| (Region(region), copies))
             .collect(),
-    };
-    let members = members
-        .iter()
-        .map(|(id, region)| RingMember {
-            id: NodeId(id.clone()),
-            region: Region(region.clone()),
-            weight: 1,
-        })
-        .collect();
-    Ring::new(members, config, 1).expect("the simulated ring is valid")
+    }
 }
 
 /// Fault intensities: up to 5 % loss and duplication, up to 30 % of messages delayed
@@ -158,40 +184,25 @@ fn draw_faults(rng: &mut StdRng) -> Faults {
 impl World {
     pub fn new(config: &DstConfig, seed: u64) -> Self {
         let mut config = config.clone();
-        config.clients = config.clients.clamp(1, DST_CLIENTS_MAX);
+        config.clients = config.clients.clamp(1, DST_CLIENTS_MAX - 1);
+        config.document_clients = config
+            .document_clients
+            .min(DST_CLIENTS_MAX - config.clients);
         config.keys = config.keys.clamp(1, DST_KEYS_MAX);
         let mut rng = StdRng::seed_from_u64(seed);
-        let (members, replicas, topology) = topology(&mut rng);
+        let (mut members, replicas, topology) = topology(&mut rng);
+        let owners = owners_of(&members);
+        let ring_change = draw_ring_change(&mut rng, &mut members, config.workload_ms);
         assert!(
             members.len() <= DST_NODES_MAX,
             "topology fits DST_NODES_MAX"
         );
-        let ring = build_ring(&members, replicas);
+        let ring_config = ring_config(replicas);
+        let view = view_of(&owners, &ring_config, 1);
         let nodes: Vec<Node> = members
             .iter()
             .enumerate()
-            .map(|(index, (id, region))| {
-                let id = NodeId(id.clone());
-                let region = Region(region.clone());
-                Node {
-                    store: Disk::new(Actor::of_incarnation(&id, 0)),
-                    coordinator: Coordinator::new(
-                        index,
-                        region.clone(),
-                        config.request_timeout_ms,
-                        config.planted_bug,
-                    ),
-                    id,
-                    region,
-                    up: true,
-                    incarnation: 0,
-                    lives: 0,
-                    sends_early: false,
-                    arming: false,
-                    skew_ms: rng.gen_range(0..=20),
-                    hints: BTreeMap::new(),
-                }
-            })
+            .map(|(index, member)| Node::new(index, member, &config, rng.gen_range(0..=20)))
             .collect();
         let regions: Vec<Region> = nodes.iter().map(|node| node.region.clone()).collect();
         let latency = latencies(&mut rng, &regions);
@@ -200,10 +211,16 @@ impl World {
         } else {
             Faults::NONE
         };
-        let keys = (0..config.keys)
+        let mut keys: Vec<ObjectKey> = (0..config.keys)
             .map(|index| ObjectKey::kv(format!("k{index}").as_bytes()))
             .collect();
-        let clients = (0..config.clients).map(|_| Client::new()).collect();
+        if config.document_clients > 0 {
+            keys.push(ObjectKey::new(Class::User, b"u0"));
+            keys.push(ObjectKey::new(Class::Auth, b"a0"));
+        }
+        let clients = (0..config.clients + config.document_clients)
+            .map(|_| Client::new())
+            .collect();
         World {
             report: DstReport {
                 seed,
@@ -221,7 +238,13 @@ impl World {
             clients,
             keys,
             checker: Checker::default(),
-            ring,
+            documents: Documents::default(),
+            owners,
+            view,
+            ring_config,
+            epoch: 1,
+            ring_change,
+            moved: None,
             workload_over: false,
             next_op: 0,
         }
@@ -267,14 +290,18 @@ impl World {
             self.drain_dropped();
         }
         self.final_sync()?;
+        self.check_ring_change_done()?;
         self.check_converged()?;
         self.check_final_acks()?;
+        self.check_final_documents()?;
         self.report.events = self.event;
         self.report.end_ms = self.now;
         self.report.trace_hash = self.trace.hash_hex();
         self.report.messages_lost = self.net.lost;
         self.report.messages_duplicated = self.net.duplicated;
         self.report.reads_checked = self.checker.reads_checked;
+        self.report.doc_ops_acked = self.documents.acked_count();
+        self.report.doc_ops_checked = self.documents.checked;
         self.report.compacted = self.checker.compacted;
         self.report.read_repairs = self
             .nodes
@@ -409,7 +436,7 @@ impl World {
     }
 
     /// Hands the checker what the sibling cap dropped anywhere.
-    fn drain_dropped(&mut self) {
+    pub(super) fn drain_dropped(&mut self) {
         for node in &mut self.nodes {
             if !node.store.dropped.is_empty() {
                 self.checker
@@ -424,10 +451,11 @@ impl World {
 
     /// The partitions both nodes replicate.
     fn shared_partitions(&self, a: usize, b: usize) -> Vec<PartitionId> {
-        (0..self.ring.partition_count())
+        let ring = &self.view.current;
+        (0..ring.partition_count())
             .map(PartitionId)
             .filter(|partition| {
-                let replicas = self.ring.replicas(*partition);
+                let replicas = ring.replicas(*partition);
                 let holds = |node: usize| replicas.iter().any(|(id, _)| *id == self.nodes[node].id);
                 holds(a) && holds(b)
             })
@@ -455,6 +483,7 @@ impl World {
             return Ok(());
         }
         self.replay_hints()?;
+        self.transfer_round()?;
         let a = self.rng.gen_range(0..self.nodes.len());
         let b = self.rng.gen_range(0..self.nodes.len());
         if a != b && self.nodes[a].up && self.nodes[b].up && self.net.connected(a, b) {
@@ -472,6 +501,7 @@ impl World {
     /// round repairs nothing.
     fn final_sync(&mut self) -> Result<(), DstViolation> {
         self.replay_hints()?;
+        self.transfer_round()?;
         for round in 0..DST_FINAL_SYNC_ROUNDS_MAX {
             let mut repaired = 0;
             for a in 0..self.nodes.len() {
@@ -488,7 +518,7 @@ impl World {
         Ok(())
     }
 
-    fn node_index(&self, id: &NodeId) -> usize {
+    pub(super) fn node_index(&self, id: &NodeId) -> usize {
         self.nodes
             .iter()
             .position(|node| node.id == *id)
@@ -497,9 +527,9 @@ impl World {
 
     /// Every replica of every key holds the same object.
     fn check_converged(&self) -> Result<(), DstViolation> {
-        for partition in (0..self.ring.partition_count()).map(PartitionId) {
-            let replicas: Vec<usize> = self
-                .ring
+        let ring = &self.view.current;
+        for partition in (0..ring.partition_count()).map(PartitionId) {
+            let replicas: Vec<usize> = ring
                 .replicas(partition)
                 .iter()
                 .map(|(id, _)| self.node_index(id))
@@ -538,8 +568,8 @@ impl World {
             let Some(object_key) = ObjectKey::from_storage_bytes(&key) else {
                 continue;
             };
-            let partition = object_key.partition(self.ring.partition_count());
-            for (id, _) in self.ring.replicas(partition) {
+            let partition = object_key.partition(self.view.current.partition_count());
+            for (id, _) in self.view.current.replicas(partition) {
                 let node = self.node_index(&id);
                 let object = self.nodes[node].store.get_bytes(partition, &key);
                 if self.checker.survival(&key, dot, object) == Survival::Lost {
@@ -556,23 +586,43 @@ impl World {
         Ok(())
     }
 
-    /// Where `key` lives, seen from `node` (its region's replicas first).
+    /// Every acknowledged document operation shows in every converged replica.
+    fn check_final_documents(&mut self) -> Result<(), DstViolation> {
+        for key in self.documents.keys() {
+            let Some(object_key) = ObjectKey::from_storage_bytes(&key) else {
+                continue;
+            };
+            let partition = object_key.partition(self.view.current.partition_count());
+            for (id, _) in self.view.current.replicas(partition) {
+                let node = self.node_index(&id);
+                let object = self.nodes[node].store.get_bytes(partition, &key);
+                if let Err(why) = self.documents.check_final(&key, object) {
+                    let detail = format!("at {id} after the final heal: {why}");
+                    return Err(self.violation(ViolationKind::LostWrite, detail));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Where `key` lives, seen from `node`: the current owners (its region's first),
+    /// then the owners a pending ring change adds, as `RingView::replicas_for` says.
     pub fn plan(&self, node: usize, key: &ObjectKey) -> Plan {
-        let partition = key.partition(self.ring.partition_count());
-        let list = self
-            .ring
-            .preference_list(partition, &self.nodes[node].region);
-        let replicas: Vec<usize> = list
-            .replicas
+        let partition = key.partition(self.view.current.partition_count());
+        let region = &self.nodes[node].region;
+        let (voting, extra) = self.view.replicas_for(partition, region);
+        let ids: Vec<NodeId> = voting
             .iter()
-            .map(|replica| self.node_index(&replica.node))
+            .chain(&extra)
+            .map(|replica| replica.node.clone())
             .collect();
+        let replicas: Vec<usize> = ids.iter().map(|id| self.node_index(id)).collect();
         // The failure detector of the simulation knows at once who is down.
         let dead: Vec<bool> = replicas.iter().map(|node| !self.nodes[*node].up).collect();
         let fallbacks = match self.config.sloppy {
             true => {
-                let ids: Vec<NodeId> = list.replicas.iter().map(|r| r.node.clone()).collect();
-                let dead_voters: Vec<usize> = (0..dead.len()).filter(|i| dead[*i]).collect();
+                let list = self.view.current.preference_list(partition, region);
+                let dead_voters: Vec<usize> = (0..voting.len()).filter(|i| dead[*i]).collect();
                 let is_dead = |id: &NodeId| !self.nodes[self.node_index(id)].up;
                 fallbacks(&list, &ids, &dead_voters, is_dead)
                     .into_iter()
@@ -583,11 +633,7 @@ impl World {
         };
         Plan {
             replicas,
-            regions: list
-                .replicas
-                .iter()
-                .map(|replica| replica.region.clone())
-                .collect(),
+            regions: voting.into_iter().map(|replica| replica.region).collect(),
             dead,
             fallbacks,
         }
