@@ -19,10 +19,6 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// How long opening a connection may take: a node that does not accept within it is
-/// down as far as the client is concerned (the request fails over to another node).
-pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(250);
-
 /// Connections to the nodes, reused; at most `idle_per_node` idle ones kept per node
 /// (a request finding none idle opens another, so concurrency is never capped here).
 /// The map has one entry per node the bench has talked to.
@@ -137,11 +133,13 @@ impl Connections {
 
 async fn connect(node: SocketAddr) -> Result<SendRequest<Full<Bytes>>> {
     let stream =
-        match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(node)).await {
+        match tokio::time::timeout(super::CONNECT_TIMEOUT, tokio::net::TcpStream::connect(node))
+            .await
+        {
             Ok(stream) => stream.with_context(|| format!("cannot connect to {node}"))?,
             Err(_) => bail!(
                 "cannot connect to {node} within {} ms",
-                CONNECT_TIMEOUT.as_millis()
+                super::CONNECT_TIMEOUT.as_millis()
             ),
         };
     stream.set_nodelay(true)?;

@@ -125,6 +125,11 @@ pub struct Session {
     pub csrf: String,
 }
 
+/// How long opening a connection to a cartwheel node may take: a node that does not
+/// accept within it is down as far as the bench is concerned (the request fails over to
+/// another node).
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// A connected target.
 pub enum Target {
     /// Boxed, as is etcd's: both are several times larger than the Redis variant.

@@ -118,7 +118,7 @@ impl Pipeline {
     /// Connects, upgrades the connection and starts its writer and reader.
     async fn open(node: SocketAddr) -> Result<Pipeline> {
         let connecting = tokio::net::TcpStream::connect(node);
-        let stream = match tokio::time::timeout(super::http::CONNECT_TIMEOUT, connecting).await {
+        let stream = match tokio::time::timeout(super::CONNECT_TIMEOUT, connecting).await {
             Ok(stream) => stream.with_context(|| format!("cannot connect to {node}"))?,
             Err(_) => anyhow::bail!("cannot connect to {node} in time"),
         };

@@ -62,13 +62,17 @@ pub(super) fn draw(rng: &mut StdRng, class: Class, unique: String, wall_ms: u64)
         3 => UserChange::CartSet { sku, quantity: 0 },
         _ => UserChange::PrefSet {
             name: format!("pref{}", rng.gen_range(0..PREFS)),
-            value: unique,
+            value: unique.clone(),
         },
     };
+    // Every change carries its own id, as a retrying client's does: the applied-ops
+    // set travels with every delta, hint and transfer the run makes.
+    let op_id = Some(crate::crdt::OpId::of_key(&unique));
     DocOp::User(UserOp {
         deadline_ms: wall_ms + SESSION_DEADLINE_MS,
         change,
         limits: DocLimits::default(),
+        op_id,
     })
 }
 
