@@ -133,7 +133,8 @@ impl UserDoc {
     }
 
     /// Applies `op` as replica `actor` at `at` and returns the delta to replicate (an
-    /// op whose id this document has applied returns a delta that changes nothing). A
+    /// op whose id this document has applied changes nothing and returns the whole
+    /// document, so its effect is replicated as far as a first attempt's). A
     /// document already expired at `now_ms` is ended first (its floor raised), so the new
     /// incarnation starts empty. Refused changes leave the document unchanged.
     pub fn apply(
@@ -152,11 +153,12 @@ impl UserDoc {
             applied: AppliedOps::default(),
         };
         if op.op_id.is_some_and(|id| next.applied.contains(id)) {
-            // A retry of an operation this document has applied: nothing changes, and
-            // the delta (its deadline no higher than the stored one) changes nothing
-            // wherever it is merged.
-            delta.deadline_ms = next.deadline_ms;
-            return Ok(delta);
+            // A retry of an operation this document has applied: nothing changes here,
+            // and the delta is the whole document. The first attempt may have reached
+            // only this replica (its round failed, or a duplicated request made this
+            // the second mint of one round); the retry's round must carry its effect
+            // to as many replicas as a first attempt would before it is acknowledged.
+            return Ok(next);
         }
         if next.deadline_ms > 0 && !next.is_live(now_ms) {
             delta.floor = delta.floor.max(floor_for(next.deadline_ms));

@@ -691,9 +691,13 @@ fn a_retried_cart_add_is_applied_once_here_and_at_a_replica_that_heard_of_it() {
     assert_eq!(first.session.cart.quantity(&sku(7)), Some(1));
     // The same replica again (the client did not hear the answer).
     let before = first.clone();
-    let nothing = first.apply(&retried, actor(0), at(2), 2).unwrap();
+    let whole = first.apply(&retried, actor(0), at(2), 2).unwrap();
     assert_eq!(first, before, "a retry changes nothing");
-    assert_eq!(merged_user(&before, &nothing), before);
+    assert_eq!(whole, before, "its delta is the whole document");
+    // A replica the first attempt never reached gets its effect from the retry.
+    let mut missed = UserDoc::default();
+    missed.merge(&whole);
+    assert_eq!(missed.session.cart.quantity(&sku(7)), Some(1));
     // Another replica that got the first attempt by replication, then the retry.
     let mut second = UserDoc::default();
     second.merge(&delta);
@@ -733,10 +737,4 @@ fn a_document_written_before_op_ids_still_decodes() {
     let decoded: UserDoc = rmp_serde::from_slice(&old).unwrap();
     assert_eq!(decoded.deadline_ms, 9);
     assert!(decoded.applied.is_empty());
-}
-
-fn merged_user(left: &UserDoc, right: &UserDoc) -> UserDoc {
-    let mut out = left.clone();
-    out.merge(right);
-    out
 }
