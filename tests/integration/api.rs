@@ -1,7 +1,7 @@
 //! The HTTP API against a real node: every bad input gets a 4xx JSON error and writes
 //! nothing.
 
-mod common;
+use crate::common;
 
 use cartwheel::config::TuningFlags;
 use common::{single_region, InProcessCluster};

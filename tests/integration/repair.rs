@@ -1,7 +1,7 @@
 //! Read repair: a replica that missed a write is brought up to date by a read; and a
 //! replica that lost its data does not mint its old dots again.
 
-mod common;
+use crate::common;
 
 use cartwheel::config::TuningFlags;
 use common::{single_region, InProcessCluster};

@@ -3,7 +3,7 @@
 //! token with the hash it holds; bad secret files and `--chaos` on a reachable address
 //! stop a node at start with a clear error.
 
-mod common;
+use crate::common;
 
 use common::{binary, single_region};
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! Hinted handoff: writes for a replica that is down land on fallbacks and reach the
 //! replica once it is back.
 
-mod common;
+use crate::common;
 
 use cartwheel::config::{Topology, TuningFlags};
 use cartwheel::object::ObjectKey;

@@ -2,7 +2,7 @@
 //! dead node, failure detection, the refusals, and forged claims of a peer that holds a
 //! valid certificate.
 
-mod common;
+use crate::common;
 
 use cartwheel::ids::{NodeId, Region};
 use cartwheel::membership::swim::{

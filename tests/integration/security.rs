@@ -1,6 +1,6 @@
 //! A process without a certificate of the cluster's CA cannot talk to its nodes.
 
-mod common;
+use crate::common;
 
 use cartwheel::config::TuningFlags;
 use cartwheel::ids::{NodeId, Region};

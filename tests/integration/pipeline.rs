@@ -2,7 +2,7 @@
 //! connection, answered by id with what HTTP would answer; bad frames and bad upgrades
 //! get clear errors and leave the node serving.
 
-mod common;
+use crate::common;
 
 use bytes::Bytes;
 use cartwheel::api::{

@@ -1,6 +1,6 @@
 //! Local clusters of real `cartwheel` processes talking QUIC with mutual TLS.
 
-mod common;
+use crate::common;
 
 use common::{single_region, ProcessCluster};
 use std::process::Command;

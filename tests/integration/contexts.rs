@@ -3,7 +3,7 @@
 //! refused with `400 bad_context`, nothing is written, and every later write of the key
 //! (on any coordinator) still works.
 
-mod common;
+use crate::common;
 
 use base64::Engine;
 use cartwheel::api::ContextKeys;

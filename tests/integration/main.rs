@@ -1,0 +1,19 @@
+//! The integration tests that start real nodes (in process or as `cartwheel`
+//! processes) and judge only behaviour, linked as one binary: each file here was a test
+//! binary of its own, and every one of them linked the whole crate again. The tests
+//! that judge time or load (chaos, abuse, the edge's timeouts, the session security
+//! races, the bench) stay binaries of their own, so that libtest never runs them beside
+//! these.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod api;
+mod bundles;
+mod cluster;
+mod contexts;
+mod handoff;
+mod membership;
+mod pipeline;
+mod repair;
+mod security;
