@@ -119,27 +119,23 @@ pub(crate) async fn serve<Io>(
     // Set by an answer that finds the output budget spent: reader and writer stop, and
     // everything parked is freed with them.
     let (overflow, mut overflowed) = watch::channel(false);
-    let overflow = Arc::new(overflow);
     let writer = tokio::spawn(write_answers(
         FramedWrite::new(write, codec(limits::PIPELINE_ANSWER_BYTES_MAX)),
         outgoing,
         (bounds.write_timeout, bounds.stats.clone(), cut),
         overflowed.clone(),
     ));
-    let in_flight = Arc::new(Semaphore::new(limits::PIPELINE_IN_FLIGHT_MAX));
-    let requests = Arc::new(Semaphore::new(
-        limits::PIPELINE_CONNECTION_REQUEST_BYTES_MAX,
-    ));
-    let answer_bytes = Arc::new(Semaphore::new(limits::PIPELINE_CONNECTION_ANSWER_BYTES_MAX));
+    let idle_timeout = bounds.idle_timeout;
+    // Kept until the writer is done: the writer reads a dropped sender as a cut.
+    let overflow = Arc::new(overflow);
+    let connection = Connection::new(router, bounds, answers, overflow.clone());
     loop {
         let frame = tokio::select! {
-            _ = stopped.wait_for(|stop| *stop) => break,
-            _ = writer_gone.changed() => break,
-            _ = overflowed.wait_for(|over| *over) => break,
+            _ = stop(&mut stopped, &mut writer_gone, &mut overflowed) => break,
             // No frame for the idle timeout: closed if nothing is in flight either
             // (a half-sent frame included); otherwise looked at again after as long.
-            _ = tokio::time::sleep(bounds.idle_timeout) => {
-                if in_flight.available_permits() == limits::PIPELINE_IN_FLIGHT_MAX {
+            _ = tokio::time::sleep(idle_timeout) => {
+                if connection.idle() {
                     break;
                 }
                 continue;
@@ -154,43 +150,133 @@ pub(crate) async fn serve<Io>(
         let (request, length) = match request {
             Ok(request) => request,
             Err(error) => {
-                let error = ApiError::bad_request(ErrorCode::BadFrame, error.to_string());
-                let frame = encode(&answer_of(0, error.into_response()).await);
-                let most = limits::PIPELINE_CONNECTION_ANSWER_BYTES_MAX;
-                let taken = take(&answer_bytes, &bounds.node.answers, frame.len(), most);
-                if let Some(taken) = taken.await {
-                    let _ = answers
-                        .send(Parked {
-                            frame,
-                            _bytes: taken,
-                        })
-                        .await;
-                }
+                connection.refuse(error).await;
                 break;
             }
         };
         // Back-pressure: no further frame is read until a request slot and the
         // request's bytes are free.
-        let reserved = async {
-            let mine = in_flight.clone().acquire_owned().await.ok()?;
-            let all = bounds.node.in_flight.clone().acquire_owned().await.ok()?;
-            let most = limits::PIPELINE_CONNECTION_REQUEST_BYTES_MAX;
-            let taken = take(&requests, &bounds.node.requests, length, most).await?;
-            Some(((mine, all), taken))
-        };
         let reserved = tokio::select! {
-            _ = stopped.wait_for(|stop| *stop) => break,
-            _ = writer_gone.changed() => break,
-            _ = overflowed.wait_for(|over| *over) => break,
-            reserved = reserved => reserved,
+            _ = stop(&mut stopped, &mut writer_gone, &mut overflowed) => break,
+            reserved = connection.reserve(length) => reserved,
         };
-        let Some((permit, request_bytes)) = reserved else {
+        let Some(reserved) = reserved else {
             break;
         };
-        let peer = bounds.peer;
-        let (router, answers) = (router.clone(), answers.clone());
-        let (answer_bytes, node_answers) = (answer_bytes.clone(), bounds.node.answers.clone());
-        let (overflow, stats) = (overflow.clone(), bounds.stats.clone());
+        connection.answer(request, reserved);
+    }
+    drop(connection);
+    let _ = writer.await;
+    drop(overflow);
+}
+
+/// Completes when the connection must stop reading: the node stops, the writer ended
+/// (the client is gone) or an answer found the output budget spent.
+async fn stop(
+    stopped: &mut watch::Receiver<bool>,
+    writer_gone: &mut watch::Receiver<()>,
+    overflowed: &mut watch::Receiver<bool>,
+) {
+    tokio::select! {
+        _ = stopped.wait_for(|stop| *stop) => {}
+        _ = writer_gone.changed() => {}
+        _ = overflowed.wait_for(|over| *over) => {}
+    }
+}
+
+/// A request's slots: its place among the connection's and the node's requests in
+/// flight, and its bytes in their request budgets.
+type Reserved = (
+    (
+        tokio::sync::OwnedSemaphorePermit,
+        tokio::sync::OwnedSemaphorePermit,
+    ),
+    super::pipeline_budget::Taken,
+);
+
+/// What the reader of one pipelined connection shares with the tasks answering its
+/// requests: the router, the bounds, the queue to the writer and the budgets.
+struct Connection {
+    router: Router,
+    bounds: PipelineBounds,
+    answers: mpsc::Sender<Parked>,
+    in_flight: Arc<Semaphore>,
+    requests: Arc<Semaphore>,
+    answer_bytes: Arc<Semaphore>,
+    overflow: Arc<watch::Sender<bool>>,
+}
+
+impl Connection {
+    fn new(
+        router: Router,
+        bounds: PipelineBounds,
+        answers: mpsc::Sender<Parked>,
+        overflow: Arc<watch::Sender<bool>>,
+    ) -> Connection {
+        Connection {
+            router,
+            bounds,
+            answers,
+            in_flight: Arc::new(Semaphore::new(limits::PIPELINE_IN_FLIGHT_MAX)),
+            requests: Arc::new(Semaphore::new(
+                limits::PIPELINE_CONNECTION_REQUEST_BYTES_MAX,
+            )),
+            answer_bytes: Arc::new(Semaphore::new(limits::PIPELINE_CONNECTION_ANSWER_BYTES_MAX)),
+            overflow,
+        }
+    }
+
+    /// Nothing in flight.
+    fn idle(&self) -> bool {
+        self.in_flight.available_permits() == limits::PIPELINE_IN_FLIGHT_MAX
+    }
+
+    /// Answers a frame that is not a request with `400 bad_frame` (the reader stops
+    /// after it: the stream cannot be trusted past a bad frame).
+    async fn refuse(&self, error: FrameError) {
+        let error = ApiError::bad_request(ErrorCode::BadFrame, error.to_string());
+        let frame = encode(&answer_of(0, error.into_response()).await);
+        let most = limits::PIPELINE_CONNECTION_ANSWER_BYTES_MAX;
+        let taken = take(
+            &self.answer_bytes,
+            &self.bounds.node.answers,
+            frame.len(),
+            most,
+        );
+        if let Some(taken) = taken.await {
+            let parked = Parked {
+                frame,
+                _bytes: taken,
+            };
+            let _ = self.answers.send(parked).await;
+        }
+    }
+
+    /// A request slot on the connection and on the node, and `length` bytes of both
+    /// request budgets; `None` when the node's budgets are closed.
+    async fn reserve(&self, length: usize) -> Option<Reserved> {
+        let mine = self.in_flight.clone().acquire_owned().await.ok()?;
+        let all = self
+            .bounds
+            .node
+            .in_flight
+            .clone()
+            .acquire_owned()
+            .await
+            .ok()?;
+        let most = limits::PIPELINE_CONNECTION_REQUEST_BYTES_MAX;
+        let taken = take(&self.requests, &self.bounds.node.requests, length, most).await?;
+        Some(((mine, all), taken))
+    }
+
+    /// Answers `request` in a task of its own, which parks the answer for the writer
+    /// or, when the answer would pass the output budget, cuts the connection off.
+    fn answer(&self, request: PipelineRequest, (permit, request_bytes): Reserved) {
+        let peer = self.bounds.peer;
+        let (router, answers) = (self.router.clone(), self.answers.clone());
+        let answer_bytes = self.answer_bytes.clone();
+        let node_answers = self.bounds.node.answers.clone();
+        let (overflow, stats) = (self.overflow.clone(), self.bounds.stats.clone());
         tokio::spawn(async move {
             let frame = encode(&answer(router, request, peer).await);
             drop(request_bytes);
@@ -198,12 +284,11 @@ pub(crate) async fn serve<Io>(
             match try_take(&answer_bytes, &node_answers, frame.len(), most) {
                 // A closed writer means the client is gone; the answer has nowhere to go.
                 Some(taken) => {
-                    let _ = answers
-                        .send(Parked {
-                            frame,
-                            _bytes: taken,
-                        })
-                        .await;
+                    let parked = Parked {
+                        frame,
+                        _bytes: taken,
+                    };
+                    let _ = answers.send(parked).await;
                 }
                 // Over its output budget (or the node's): the client is not keeping up;
                 // waiting here would hold this frame, and every later one, in memory.
@@ -217,8 +302,6 @@ pub(crate) async fn serve<Io>(
             drop(permit);
         });
     }
-    drop(answers);
-    let _ = writer.await;
 }
 
 /// Writes answers as they come; those ready together go out in one write. A write that
