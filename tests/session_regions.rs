@@ -1,13 +1,16 @@
 //! Logins and logouts through a region outage, against real nodes: while one region of
 //! three is down, logins, rotations and logouts go on in the two others; when it comes
 //! back, a token revoked while it was away is refused there from its first request
-//! (it catches up before it validates locally), and again once it has caught up.
+//! (it catches up before it validates locally), and again once it has caught up. A
+//! region cut off (alive, unreachable) fails closed inside while the others revoke
+//! without it, and refuses what they revoked once the cut heals.
 
 mod common;
 
 use cartwheel::config::TuningFlags;
 use common::sessions::{code, wait_validating_locally, Client, Session, THREE_REGIONS};
-use common::InProcessCluster;
+use common::{InProcessCluster, ProcessCluster};
+use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
 const EAST: usize = 0;
@@ -111,4 +114,113 @@ async fn a_region_back_from_an_outage_refuses_a_token_revoked_while_it_was_away(
     assert_eq!((status, code(&body)), (401, "token_revoked"));
     assert_eq!(europe.get(&tablet).await.0, 200);
     cluster.shutdown().await;
+}
+
+/// Cuts `inside` off from every other node of `cluster` (both ways), or heals every
+/// node with `None`, through each node's fault plan (`--chaos`).
+async fn cut(cluster: &ProcessCluster, inside: Option<&str>) {
+    let secret = cartwheel::cluster::load_admin_secret(cluster.dir.path()).expect("admin secret");
+    let http = reqwest::Client::new();
+    for node in &cluster.nodes {
+        let others: Vec<&str> = match inside {
+            None => Vec::new(),
+            Some(cut) if node.id.as_str() == cut => cluster
+                .nodes
+                .iter()
+                .map(|other| other.id.as_str())
+                .filter(|other| *other != cut)
+                .collect(),
+            Some(cut) => vec![cut],
+        };
+        let plan = json!({"blocked_to_nodes": others, "blocked_from_nodes": others});
+        let response = http
+            .put(cluster.url(node.id.as_str(), "/v1/admin/faults"))
+            .bearer_auth(&secret)
+            .json(&plan)
+            .send()
+            .await
+            .expect("fault plan sent");
+        assert!(response.status().is_success(), "{}", response.status());
+    }
+}
+
+fn client_of(cluster: &ProcessCluster, region: &str) -> (String, Client) {
+    let node = cluster
+        .nodes
+        .iter()
+        .find(|node| node.region.0 == region)
+        .expect("a node in the region");
+    let client = Client {
+        http: reqwest::Client::new(),
+        base: cluster.url(node.id.as_str(), ""),
+    };
+    (node.id.as_str().to_string(), client)
+}
+
+/// Validates `session` at `client` until it answers `status` (at most `limit`); no
+/// answer may be `200` while `revoked`.
+async fn wait_answer(client: &Client, session: &Session, status: u16, revoked: bool) -> Value {
+    let started = Instant::now();
+    loop {
+        let (got, body) = client.get(session).await;
+        assert!(!(revoked && got == 200), "a revoked token was let in");
+        if got == status {
+            return body;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "still {got} {body} after 30 s (wanted {status})"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_region_cut_off_fails_closed_inside_and_catches_up_before_validating_again() {
+    let cluster = ProcessCluster::up(THREE_REGIONS, &["--chaos"]);
+    let (_, east) = client_of(&cluster, "east");
+    let (europe_id, europe) = client_of(&cluster, "europe");
+    let phone = east.login("erin", "phone").await;
+    let spare = europe.login("erin", "spare").await;
+    wait_answer(&europe, &phone, 200, false).await;
+
+    cut(&cluster, Some(&europe_id)).await;
+    // Inside: every node fences itself and fails closed.
+    let body = wait_answer(&europe, &phone, 503, false).await;
+    assert_eq!(code(&body), "auth_fenced");
+    // Outside: once europe is held dead for the margin, a logout succeeds.
+    let (east_id, _) = client_of(&cluster, "east");
+    cluster
+        .wait_status(&east_id, Duration::from_secs(20), |status| {
+            status
+                .members
+                .iter()
+                .any(|m| m.node == europe_id && m.state == "dead")
+        })
+        .await;
+    let started = Instant::now();
+    let (status, body) = east
+        .send(reqwest::Method::DELETE, "/v1/session", &phone, None)
+        .await;
+    println!("logout with europe cut off took {:?}", started.elapsed());
+    assert_eq!(status, 204, "logout outside the cut: {body}");
+    // Inside, nothing that needs another region succeeds, and the token stays out.
+    let (status, body) = europe
+        .send(reqwest::Method::DELETE, "/v1/session", &spare, None)
+        .await;
+    assert_eq!(status, 503, "logout inside the cut: {body}");
+    let body = wait_answer(&europe, &phone, 503, true).await;
+    assert_eq!(code(&body), "auth_fenced");
+
+    // Healed: europe refuses the token revoked meanwhile, catching up, then locally.
+    cut(&cluster, None).await;
+    let body = wait_answer(&europe, &phone, 401, true).await;
+    assert_eq!(code(&body), "token_revoked");
+    let status = cluster.status(&europe_id).await;
+    assert!(status.sessions.validations_failed_closed > 0);
+    assert_eq!(
+        europe.get(&spare).await.0,
+        200,
+        "the spare was never revoked"
+    );
 }
