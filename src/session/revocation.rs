@@ -4,8 +4,9 @@
 //!
 //! Each attempt reads this node's view of the other regions, writes at the level the
 //! plan gives (a local quorum in every region but those held dead for the fence
-//! margin), and is acknowledged only if the member list did not move meanwhile (the
-//! regions left out are then exactly those the coordinator found dead). A region that
+//! margin); one that left a region out is acknowledged only if the member list did not
+//! move meanwhile (the regions left out are then exactly those the coordinator found
+//! dead). A region that
 //! is going makes it wait and try again, every `AUTH_REVOCATION_POLL_MS`, until
 //! `AUTH_REVOCATION_WAIT_MS` has passed: then it fails with
 //! `SessionError::RevocationUnconfirmed` (it may have reached some replicas; revoking
@@ -59,7 +60,9 @@ impl SessionService {
                         .apply(key, op.clone(), level, auth.policy)
                         .await;
                     match written {
-                        Ok(object) if health.view().version == view.version => {
+                        // Every region acknowledged, or the regions left out are the
+                        // ones the coordinator found dead (nothing moved meanwhile).
+                        Ok(object) if excused == 0 || health.view().version == view.version => {
                             self.count_revocation(excused, waited);
                             return Ok(object);
                         }
