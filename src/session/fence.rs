@@ -75,7 +75,7 @@ impl RegionsView {
     }
 
     /// Some other region has no node alive in this node's view (it is going, or gone).
-    pub fn any_region_cut_off(&self) -> bool {
+    fn any_region_cut_off(&self) -> bool {
         self.others.iter().any(RegionLiveness::cut_off)
     }
 

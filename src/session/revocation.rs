@@ -6,9 +6,10 @@
 //! plan gives (a local quorum in every region but those held dead for the fence
 //! margin); one that left a region out is acknowledged only if the member list did not
 //! move meanwhile (the regions left out are then exactly those the coordinator found
-//! dead). A region that
-//! is going makes it wait and try again, every `AUTH_REVOCATION_POLL_MS`, until
-//! `AUTH_REVOCATION_WAIT_MS` has passed: then it fails with
+//! dead). A region that is going, or replicas that fail (a region just gone is not
+//! even suspected yet: its replicas refuse connections), make it wait and try again,
+//! every `AUTH_REVOCATION_POLL_MS`, until `AUTH_REVOCATION_WAIT_MS` has passed: then
+//! it fails with
 //! `SessionError::RevocationUnconfirmed` (it may have reached some replicas; revoking
 //! again is harmless). A refusal by the record itself (a rotation that lost) is
 //! answered at once.
@@ -68,13 +69,6 @@ impl SessionService {
                         }
                         Ok(_) => None,
                         Err(error @ CoordinatorError::Refused { .. }) => return Err(error.into()),
-                        // Replicas that failed while no region is going: waiting for the
-                        // failure detector would not help.
-                        Err(error @ CoordinatorError::QuorumNotReached { .. })
-                            if !view.any_region_cut_off() =>
-                        {
-                            return Err(error.into())
-                        }
                         Err(error) => Some(error),
                     }
                 }
