@@ -558,3 +558,8 @@ pub const AUTH_REVOCATION_POLL_MS: u64 = 100;
 /// How often a catching-up node asks anti-entropy whether it is done (it walks every
 /// partition the node holds); between two asks it stays catching up.
 pub const AUTH_CATCH_UP_CHECK_MS: u64 = 250;
+/// A stall of the node (time between two failure-detector steps, e.g. a paused
+/// process) this long or longer makes its auth fence catch up again, as after an
+/// absence; shorter ones (a busy machine) do not. Below `AUTH_FENCE_MARGIN_MS`: a
+/// revocation leaves a region out only once it has been held dead for the margin.
+pub const AUTH_STALL_CATCH_UP_MS: u64 = 1_000;

@@ -116,13 +116,13 @@ impl RegionHealth for RegionWatch {
             })
             .collect();
         drop(since);
-        let (version, stalls) = self
+        let (version, stalled_ms) = self
             .state
-            .with_swim(|swim| (swim.version(), swim.stats().stalls_detected));
+            .with_swim(|swim| (swim.version(), swim.stalled_ms()));
         RegionsView {
             others,
             version,
-            stalls,
+            stalled_ms,
         }
     }
 

@@ -15,9 +15,9 @@
 //! - When its view sees every region again, and from its start, a node is **catching
 //!   up**: validations read the same way, until each partition it holds has been found
 //!   in sync with a replica in another region by anti-entropy since the catch-up began.
-//!   Then it validates **locally** (`local_quorum`) again. A stall of this node (the
-//!   process did not run, e.g. paused) also starts a catch-up: a region paused as a
-//!   whole suspects nobody when it resumes.
+//!   Then it validates **locally** (`local_quorum`) again. A stall of this node of
+//!   `AUTH_STALL_CATCH_UP_MS` or more (the process did not run, e.g. paused) also
+//!   starts a catch-up: a region paused as a whole suspects nobody when it resumes.
 //! - A revocation is written at a local majority in every region, except the regions
 //!   whose every node this node has held dead for at least `fence_margin_ms` (their
 //!   nodes have fenced themselves by then: suspicion comes before death, and the margin
@@ -31,6 +31,7 @@
 
 use crate::coordinator::quorum::Level;
 use crate::ids::Region;
+use crate::limits;
 
 /// What this node's failure detector says of one other region.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,9 +60,10 @@ pub struct RegionsView {
     pub others: Vec<RegionLiveness>,
     /// The member list's version: it moves with every change of any member's state.
     pub version: u64,
-    /// Stalls of this node the failure detector has found so far (this process did not
-    /// run for a while, e.g. paused: its view may be stale, as if it had been away).
-    pub stalls: u64,
+    /// Milliseconds this node has spent stalled so far, as the failure detector counts
+    /// them (the process did not run, e.g. paused: its view may be stale, as if it had
+    /// been away).
+    pub stalled_ms: u64,
 }
 
 impl RegionsView {
@@ -70,7 +72,7 @@ impl RegionsView {
         RegionsView {
             others: Vec::new(),
             version: 0,
-            stalls: 0,
+            stalled_ms: 0,
         }
     }
 
@@ -119,8 +121,8 @@ pub struct AuthGuard {
     /// Wall-clock milliseconds at which the current catch-up began: anti-entropy must
     /// have found each partition in sync with another region at or after it.
     catch_up_since_ms: u64,
-    /// The stall count of the last view (`None` before the first).
-    stalls_seen: Option<u64>,
+    /// The stalled milliseconds of the last view (`None` before the first).
+    stalled_seen_ms: Option<u64>,
 }
 
 impl AuthGuard {
@@ -129,7 +131,7 @@ impl AuthGuard {
         AuthGuard {
             mode: GuardMode::CatchingUp,
             catch_up_since_ms: now_wall_ms,
-            stalls_seen: None,
+            stalled_seen_ms: None,
         }
     }
 
@@ -151,10 +153,14 @@ impl AuthGuard {
         now_wall_ms: u64,
         caught_up: impl FnOnce(u64) -> bool,
     ) -> GuardMode {
-        // A stall since the last view: this node may have been away unnoticed (a whole
-        // region paused sees nobody suspect when it resumes).
-        let stalled = self.stalls_seen.is_some_and(|seen| view.stalls > seen);
-        self.stalls_seen = Some(view.stalls);
+        // A long stall since the last view: this node may have been away unnoticed (a
+        // whole region paused sees nobody suspect when it resumes). A shorter one
+        // cannot have let a revocation leave its region out: that takes its whole
+        // region held dead for the fence margin.
+        let stalled = self.stalled_seen_ms.is_some_and(|seen| {
+            view.stalled_ms.saturating_sub(seen) >= limits::AUTH_STALL_CATCH_UP_MS
+        });
+        self.stalled_seen_ms = Some(view.stalled_ms);
         if view.cut_off() {
             self.mode = GuardMode::Fenced;
             return self.mode;

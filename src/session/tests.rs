@@ -409,7 +409,7 @@ fn regions(alive: [usize; 2], caught_up: bool) -> Arc<Regions> {
     let view = super::fence::RegionsView {
         others,
         version: 1,
-        stalls: 0,
+        stalled_ms: 0,
     };
     Arc::new(Regions { view, caught_up })
 }

@@ -21,7 +21,7 @@ fn view(west: usize, eu: usize) -> RegionsView {
     RegionsView {
         others: vec![region("west", 3, west, None), region("eu", 3, eu, None)],
         version: 1,
-        stalls: 0,
+        stalled_ms: 0,
     }
 }
 
@@ -47,7 +47,7 @@ fn the_guard_moves_as_the_table_says() {
         let mut guard = AuthGuard {
             mode: before,
             catch_up_since_ms: 5,
-            stalls_seen: Some(0),
+            stalled_seen_ms: Some(0),
         };
         let mode = guard.observe(&view(west, eu), 100, |_| caught_up);
         assert_eq!(
@@ -78,11 +78,14 @@ fn catch_up_counts_from_the_moment_the_regions_came_back() {
 fn a_stall_starts_a_catch_up_even_when_every_region_looks_alive() {
     let mut guard = AuthGuard::new(0);
     assert_eq!(guard.observe(&view(3, 3), 1, |_| true), GuardMode::Local);
+    // A short stall (a busy machine) changes nothing.
     let mut stalled = view(3, 3);
-    stalled.stalls = 1;
-    assert_eq!(guard.observe(&stalled, 2, |_| true), GuardMode::CatchingUp);
-    assert_eq!(guard.catch_up_since_ms(), 2);
-    assert_eq!(guard.observe(&stalled, 3, |_| true), GuardMode::Local);
+    stalled.stalled_ms = crate::limits::AUTH_STALL_CATCH_UP_MS - 1;
+    assert_eq!(guard.observe(&stalled, 2, |_| true), GuardMode::Local);
+    stalled.stalled_ms += crate::limits::AUTH_STALL_CATCH_UP_MS;
+    assert_eq!(guard.observe(&stalled, 3, |_| true), GuardMode::CatchingUp);
+    assert_eq!(guard.catch_up_since_ms(), 3);
+    assert_eq!(guard.observe(&stalled, 4, |_| true), GuardMode::Local);
 }
 
 #[test]
@@ -99,12 +102,12 @@ fn revocations_excuse_only_regions_dead_for_the_margin() {
     let dying = RegionsView {
         others: vec![region("west", 3, 0, Some(9_500)), region("eu", 3, 3, None)],
         version: 2,
-        stalls: 0,
+        stalled_ms: 0,
     };
     let down = RegionsView {
         others: vec![region("west", 3, 0, Some(8_000)), region("eu", 3, 3, None)],
         version: 2,
-        stalls: 0,
+        stalled_ms: 0,
     };
     let suspect = view(0, 3);
     let both_down = RegionsView {
@@ -113,7 +116,7 @@ fn revocations_excuse_only_regions_dead_for_the_margin() {
             region("eu", 3, 0, Some(1_000)),
         ],
         version: 3,
-        stalls: 0,
+        stalled_ms: 0,
     };
     let majority = Level::MajorityQuorum;
     let table = [
@@ -189,7 +192,7 @@ fn view_of(swim: &Swim, now_ms: u64) -> RegionsView {
     RegionsView {
         others,
         version: swim.version(),
-        stalls: 0,
+        stalled_ms: 0,
     }
 }
 
