@@ -144,7 +144,8 @@ impl AuthGuard {
         self.catch_up_since_ms
     }
 
-    /// Moves the machine on what the failure detector says now; `caught_up(since)`
+    /// Moves the machine on what the failure detector says now (never out of `Local`
+    /// with fewer than three regions); `caught_up(since)`
     /// says whether anti-entropy has found every partition this node holds in sync
     /// with another region at or after `since` (wall-clock milliseconds).
     pub fn observe(
@@ -161,6 +162,12 @@ impl AuthGuard {
             view.stalled_ms.saturating_sub(seen) >= limits::AUTH_STALL_CATCH_UP_MS
         });
         self.stalled_seen_ms = Some(view.stalled_ms);
+        // With fewer than three regions no revocation can leave a region out (the
+        // others are no majority): every acknowledged one is in this region's quorum.
+        if view.others.len() < 2 {
+            self.mode = GuardMode::Local;
+            return self.mode;
+        }
         if view.cut_off() {
             self.mode = GuardMode::Fenced;
             return self.mode;

@@ -59,17 +59,26 @@ struct Guarded {
 /// One node's fence over its `RegionHealth`.
 pub(super) struct Fence {
     pub(super) health: Arc<dyn RegionHealth>,
+    /// Revocations may leave a region out (`majority_quorum`): without that, every
+    /// acknowledged one is in this region's quorum and the fence stays down.
+    needed: bool,
     guarded: Mutex<Guarded>,
     /// The mode last found, as `GuardMode as u64`, for `/v1/status`.
     pub(super) shown: Arc<AtomicU64>,
 }
 
 impl Fence {
-    pub(super) fn new(health: Arc<dyn RegionHealth>, shown: Arc<AtomicU64>) -> Fence {
+    pub(super) fn new(health: Arc<dyn RegionHealth>, shown: Arc<AtomicU64>, needed: bool) -> Fence {
         let guard = AuthGuard::new(health.now_wall_ms());
-        shown.store(mode_code(guard.mode()), Ordering::Relaxed);
+        let first = if needed {
+            guard.mode()
+        } else {
+            GuardMode::Local
+        };
+        shown.store(mode_code(first), Ordering::Relaxed);
         Fence {
             health,
+            needed,
             guarded: Mutex::new(Guarded {
                 guard,
                 checked_ms: None,
@@ -80,6 +89,9 @@ impl Fence {
 
     /// The mode validations answer in now.
     pub(super) fn mode(&self) -> GuardMode {
+        if !self.needed {
+            return GuardMode::Local;
+        }
         let view = self.health.view();
         let (wall_ms, monotonic_ms) = (self.health.now_wall_ms(), self.health.now_monotonic_ms());
         let mut guarded = self.guarded.lock().expect("fence lock");

@@ -211,7 +211,11 @@ impl SessionService {
         clock: Arc<dyn WallClock>,
     ) -> Self {
         let stats = Arc::new(SessionStats::default());
-        let fence = Fence::new(Arc::new(NoOtherRegion::default()), stats.guard_mode.clone());
+        let fence = Fence::new(
+            Arc::new(NoOtherRegion::default()),
+            stats.guard_mode.clone(),
+            false,
+        );
         SessionService {
             coordinator,
             keys,
@@ -230,11 +234,12 @@ impl SessionService {
         }
     }
 
-    /// The service with the node's view of the other regions: validations are fenced
-    /// and revocations excuse regions by it (without it, a service knows no other
-    /// region and validates locally).
+    /// The service with the node's view of the other regions: revocations excuse
+    /// regions by it and, when they may (`majority_quorum`), validations are fenced by
+    /// it (without it, a service knows no other region and validates locally).
     pub fn with_region_health(mut self, health: Arc<dyn RegionHealth>) -> Self {
-        self.fence = Fence::new(health, self.stats.guard_mode.clone());
+        let needed = self.settings.auth.write == Level::MajorityQuorum;
+        self.fence = Fence::new(health, self.stats.guard_mode.clone(), needed);
         self
     }
 

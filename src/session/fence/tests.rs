@@ -89,10 +89,18 @@ fn a_stall_starts_a_catch_up_even_when_every_region_looks_alive() {
 }
 
 #[test]
-fn a_single_region_is_never_fenced_and_has_nothing_to_catch_up() {
+fn one_or_two_regions_are_never_fenced_and_have_nothing_to_catch_up() {
     let mut guard = AuthGuard::new(0);
     let mode = guard.observe(&RegionsView::single_region(), 1, |_| false);
     assert_eq!(mode, GuardMode::Local);
+    // The other of two regions down: no revocation can have left this one out.
+    let two = RegionsView {
+        others: vec![region("west", 3, 0, Some(0))],
+        version: 1,
+        stalled_ms: 0,
+    };
+    let mut guard = AuthGuard::new(0);
+    assert_eq!(guard.observe(&two, 1, |_| false), GuardMode::Local);
 }
 
 #[test]
