@@ -546,3 +546,27 @@ pub const PROOF_SIGNATURE_BYTES_MAX: usize = 160;
 /// it are dropped and counted like unproven ones, and come again in later rounds (a
 /// status already verified costs no check).
 pub const PROOF_CHECKS_PER_MESSAGE_MAX: usize = 32;
+
+// ---- auth through region outages ----
+
+/// How long a revoker must have held every node of a region dead before it may leave
+/// that region out of a revocation: by then the cut-off region's nodes have fenced
+/// themselves (its own view of a whole other region lags the others' view of it; the
+/// SWIM simulation test in `session::fence` measures the lag at the default tuning).
+/// Until it has passed, a revocation waits (within `AUTH_REVOCATION_WAIT_MS`).
+pub const AUTH_FENCE_MARGIN_MS: u64 = 3_000;
+/// How long a revocation (logout, rotation, revoke-all, a reused family) may wait for
+/// a region that stops answering to be held dead for `AUTH_FENCE_MARGIN_MS`, or for
+/// its replicas to answer; past it the revocation fails with `revocation_unconfirmed`
+/// (it may have reached some replicas: a retry is harmless).
+pub const AUTH_REVOCATION_WAIT_MS: u64 = 10_000;
+/// Pause between two attempts of a revocation waiting for the failure detector.
+pub const AUTH_REVOCATION_POLL_MS: u64 = 100;
+/// How often a catching-up node asks anti-entropy whether it is done (it walks every
+/// partition the node holds); between two asks it stays catching up.
+pub const AUTH_CATCH_UP_CHECK_MS: u64 = 250;
+/// A stall of the node (time between two failure-detector steps, e.g. a paused
+/// process) this long or longer makes its auth fence catch up again, as after an
+/// absence; shorter ones (a busy machine) do not. Below `AUTH_FENCE_MARGIN_MS`: a
+/// revocation leaves a region out only once it has been held dead for the margin.
+pub const AUTH_STALL_CATCH_UP_MS: u64 = 1_000;

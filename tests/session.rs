@@ -7,7 +7,7 @@
 mod common;
 
 use cartwheel::config::{SessionFlags, TuningFlags};
-use common::sessions::{code, Client, Session, THREE_REGIONS};
+use common::sessions::{code, wait_validating_locally, Client, Session, THREE_REGIONS};
 use common::{single_region, InProcessCluster};
 use serde_json::{json, Value};
 
@@ -287,6 +287,11 @@ async fn devices_in_two_regions_share_one_cart_and_a_revoke_is_felt_everywhere()
     assert_eq!(europe.get(&phone).await.0, 200);
     let laptop = west.login("carol", "laptop").await;
     assert_eq!(east.get(&laptop).await.0, 200);
+    // The concurrent writes below are concurrent only if both validations are local
+    // (a node starts catching up, reading other regions, until anti-entropy synced it).
+    for index in 0..3 {
+        wait_validating_locally(&cluster, index, &phone).await;
+    }
 
     // Concurrent adds of different items from the two devices: both stay.
     let (first, second) = tokio::join!(

@@ -72,6 +72,14 @@ error_codes! {
     CsrfMissing => "csrf_missing",
     /// A stored record of the wrong kind: a bug of ours (500).
     Internal => "internal",
+    /// A token's validation on a node that may have missed revocations (cut off from a
+    /// region, or catching up after one) when a majority of the regions did not answer:
+    /// it fails closed (503).
+    AuthFenced => "auth_fenced",
+    /// A logout, rotation or revoke-all not confirmed in time: a region stopped
+    /// answering and was not yet held down long enough, or too few regions answer. It
+    /// may have reached some replicas; retrying is harmless (503).
+    RevocationUnconfirmed => "revocation_unconfirmed",
     /// A kv key over `KEY_BYTES_MAX` (413).
     KeyTooLarge => "key_too_large",
     /// A count or value limit of a document, or of a version vector (422).

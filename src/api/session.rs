@@ -46,6 +46,16 @@ impl From<SessionError> for ApiError {
                 error.to_string(),
             ),
             SessionError::Coordinator(error) => error.into(),
+            SessionError::Fenced { .. } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::AuthFenced,
+                error.to_string(),
+            ),
+            SessionError::RevocationUnconfirmed { .. } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::RevocationUnconfirmed,
+                error.to_string(),
+            ),
             SessionError::Corrupt => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 ErrorCode::Internal,

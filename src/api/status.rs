@@ -161,6 +161,29 @@ pub struct SessionCounters {
     pub swept: u64,
     /// Milliseconds this node's data clock is moved (chaos runs only).
     pub clock_offset_ms: i64,
+    /// How this node answers validations: `local`, `fenced` (cut off from some region:
+    /// from a majority of the regions, or `auth_fenced`) or `catching_up` (back in
+    /// touch, anti-entropy not done: from a majority of the regions).
+    #[serde(default)]
+    pub auth_guard: String,
+    /// Validations made while fenced.
+    #[serde(default)]
+    pub fenced_validations: u64,
+    /// Validations made while catching up.
+    #[serde(default)]
+    pub catching_up_validations: u64,
+    /// Validations refused with `auth_fenced`.
+    #[serde(default)]
+    pub validations_failed_closed: u64,
+    /// Revocations acknowledged without a region held down for the fence margin.
+    #[serde(default)]
+    pub revocations_without_a_region: u64,
+    /// Revocations that waited for a region going down to be held down long enough.
+    #[serde(default)]
+    pub revocations_waited: u64,
+    /// Revocations refused with `revocation_unconfirmed`.
+    #[serde(default)]
+    pub revocations_unconfirmed: u64,
 }
 
 /// Anti-entropy counters.
@@ -362,6 +385,13 @@ fn session_counters(parts: &StatusState) -> SessionCounters {
         refreshes_skipped: load(&stats.refreshes_skipped),
         swept: load(&stats.swept),
         clock_offset_ms,
+        auth_guard: crate::session::regions::mode_name(load(&stats.guard_mode)).to_string(),
+        fenced_validations: load(&stats.fenced_validations),
+        catching_up_validations: load(&stats.catching_up_validations),
+        validations_failed_closed: load(&stats.validations_failed_closed),
+        revocations_without_a_region: load(&stats.revocations_without_a_region),
+        revocations_waited: load(&stats.revocations_waited),
+        revocations_unconfirmed: load(&stats.revocations_unconfirmed),
     }
 }
 

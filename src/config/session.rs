@@ -12,9 +12,20 @@ const DAY_S: u64 = 86_400;
 
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct SessionFlags {
-    /// Write level of token records (default each_quorum: a revoke is seen everywhere).
+    /// Shorthand for --auth-create-write and --auth-revoke-write at once (each of them,
+    /// when given too, wins over it).
     #[arg(long, value_name = "LEVEL")]
     pub auth_write: Option<Level>,
+    /// Write level of new tokens: logins, a rotation's successor, the idle refresh
+    /// (default region_safe: durable in two regions, acknowledged from the nearest).
+    #[arg(long, value_name = "LEVEL")]
+    pub auth_create_write: Option<Level>,
+    /// Write level of revocations: logout, a rotation's revoke of its parent, revoke-all,
+    /// a reused token's family (default majority_quorum: a local quorum in every region
+    /// but those held down, see README "Sessions"; each_quorum refuses revocations
+    /// while any region is down).
+    #[arg(long, value_name = "LEVEL")]
+    pub auth_revoke_write: Option<Level>,
     /// Read level of token validations (default local_quorum).
     #[arg(long, value_name = "LEVEL")]
     pub auth_read: Option<Level>,
@@ -72,6 +83,14 @@ impl SessionFlags {
             |name: &str, value: Option<String>| super::flags::push_flag(&mut args, name, value);
         let duration = |value: Option<Duration>| value.map(|v| format!("{}ms", v.as_millis()));
         push("auth-write", self.auth_write.map(|v| v.to_string()));
+        push(
+            "auth-create-write",
+            self.auth_create_write.map(|v| v.to_string()),
+        );
+        push(
+            "auth-revoke-write",
+            self.auth_revoke_write.map(|v| v.to_string()),
+        );
         push("auth-read", self.auth_read.map(|v| v.to_string()));
         push("user-write", self.user_write.map(|v| v.to_string()));
         push("user-read", self.user_read.map(|v| v.to_string()));
@@ -110,7 +129,11 @@ pub struct ClassPolicy {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionSettings {
+    /// The `auth` class: `write` is the revocation level (`--auth-revoke-write`), also
+    /// used by the sweeper's expiry of auth records.
     pub auth: ClassPolicy,
+    /// The write level of new tokens (`--auth-create-write`).
+    pub auth_create: Level,
     pub user: ClassPolicy,
     pub idle: Duration,
     pub lifetime: Duration,
@@ -126,13 +149,26 @@ pub struct SessionSettings {
     pub failures_per_s: u32,
 }
 
-/// Whether every read at `read` meets every acknowledged write at `write` in every
-/// region (the auth guarantee).
+/// Whether every validation at `read` meets every acknowledged revocation at `write`
+/// in every region (the auth guarantee). `majority_quorum` revocations meet local reads
+/// through the fence (`session::fence`): a region they leave out validates from a
+/// majority of the regions until it has caught up.
 fn reads_see_writes(read: Level, write: Level) -> bool {
+    let local_everywhere = matches!(write, Level::EachQuorum | Level::MajorityQuorum);
     matches!(write, Level::All)
         || matches!(read, Level::All)
-        || (write == Level::EachQuorum && matches!(read, Level::LocalQuorum | Level::EachQuorum))
+        || (local_everywhere && matches!(read, Level::LocalQuorum | Level::EachQuorum))
         || (matches!(write, Level::Quorum | Level::EachQuorum) && read == Level::Quorum)
+}
+
+/// Whether a token created at `create` is durable in two regions, which the lookup of a
+/// token missing locally relies on (and a region's loss must not undo a login).
+fn durable_in_two_regions(create: Level, regions: usize) -> bool {
+    regions < 2
+        || matches!(
+            create,
+            Level::RegionSafe | Level::EachQuorum | Level::MajorityQuorum | Level::All
+        )
 }
 
 fn bounded(value: Option<usize>, max: usize, field: &str) -> Result<usize, ConfigError> {
@@ -167,9 +203,18 @@ impl SessionSettings {
         };
         let levels = [
             ("--auth-read", flags.auth_read, Level::LocalQuorum),
-            ("--auth-write", flags.auth_write, Level::EachQuorum),
+            (
+                "--auth-revoke-write",
+                flags.auth_revoke_write.or(flags.auth_write),
+                Level::MajorityQuorum,
+            ),
             ("--user-read", flags.user_read, Level::LocalQuorum),
             ("--user-write", flags.user_write, user_write_default),
+            (
+                "--auth-create-write",
+                flags.auth_create_write.or(flags.auth_write),
+                user_write_default,
+            ),
         ];
         let mut chosen = Vec::new();
         for (field, level, default) in levels {
@@ -180,12 +225,19 @@ impl SessionSettings {
             }
             chosen.push(level);
         }
-        let (auth_read, auth_write, user_read, user_write) =
-            (chosen[0], chosen[1], chosen[2], chosen[3]);
+        let (auth_read, auth_write, user_read, user_write, auth_create) =
+            (chosen[0], chosen[1], chosen[2], chosen[3], chosen[4]);
         if !reads_see_writes(auth_read, auth_write) {
             warnings.push(format!(
-                "--auth-read {auth_read} with --auth-write {auth_write}: a validation may miss a \
-                 revoke or rotation acknowledged in another region until repair reaches it"
+                "--auth-read {auth_read} with --auth-revoke-write {auth_write}: a validation may \
+                 miss a revoke or rotation acknowledged in another region until repair reaches it"
+            ));
+        }
+        if !durable_in_two_regions(auth_create, topology.regions.len()) {
+            warnings.push(format!(
+                "--auth-create-write {auth_create}: a login is acknowledged before it is stored \
+                 outside its region; losing that region loses it, and other regions may not \
+                 find it"
             ));
         }
         let day = |days: u64| Duration::from_secs(days * DAY_S);
@@ -226,6 +278,7 @@ impl SessionSettings {
                     sync_repair: true,
                 },
             },
+            auth_create,
             user: ClassPolicy {
                 read: user_read,
                 write: user_write,

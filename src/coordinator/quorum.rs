@@ -24,13 +24,21 @@ pub enum Level {
     All,
     /// A majority in the local region plus one replica in another region (writes).
     RegionSafe,
+    /// A majority of the replicas in each of a majority of the regions (any majority:
+    /// the local region need not be one). Survives one region of three being down.
+    MajorityQuorum,
+    /// A majority of the replicas in each of at least this many regions (at least 1,
+    /// at most the regions of the key). Not parsed from text: the session service
+    /// builds it from its view of which regions are down (`session::fence`).
+    RegionQuorums(u32),
     /// A raw count of replicas, anywhere.
     Count(u32),
 }
 
 impl Level {
     pub const NAMES: &'static str =
-        "one, local_quorum, quorum, each_quorum, all, region_safe, or a number of replicas";
+        "one, local_quorum, quorum, each_quorum, majority_quorum, all, region_safe, or a number of \
+         replicas";
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -49,6 +57,7 @@ impl FromStr for Level {
             "each_quorum" => Ok(Level::EachQuorum),
             "all" => Ok(Level::All),
             "region_safe" => Ok(Level::RegionSafe),
+            "majority_quorum" => Ok(Level::MajorityQuorum),
             digits => match digits.parse::<u32>() {
                 Ok(count) if count >= 1 => Ok(Level::Count(count)),
                 _ => Err(UnknownLevel {
@@ -68,6 +77,8 @@ impl fmt::Display for Level {
             Level::EachQuorum => f.write_str("each_quorum"),
             Level::All => f.write_str("all"),
             Level::RegionSafe => f.write_str("region_safe"),
+            Level::MajorityQuorum => f.write_str("majority_quorum"),
+            Level::RegionQuorums(regions) => write!(f, "local quorums in {regions} regions"),
             Level::Count(count) => write!(f, "{count}"),
         }
     }
@@ -86,20 +97,33 @@ pub enum QuorumError {
         "level region_safe needs replicas in a second region, but every replica is in {region}"
     )]
     SingleRegion { region: Region },
+    #[error(
+        "level {level} needs replicas in {needed} regions but the key has them in {available}"
+    )]
+    TooFewRegions {
+        level: Level,
+        needed: usize,
+        available: usize,
+    },
 }
 
 fn majority(count: usize) -> usize {
     count / 2 + 1
 }
 
-/// The acknowledgements a request needs: a total, a minimum per region, and a minimum
-/// outside the local region.
+/// The acknowledgements a request needs: a total, a minimum per region, a minimum
+/// outside the local region, and a number of regions that must each reach a majority
+/// of their own replicas (whichever regions they are).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Requirement {
     pub total: usize,
     pub per_region: BTreeMap<Region, usize>,
     pub outside_local: usize,
     pub local: Region,
+    /// Regions that must each reach a majority of their replicas (0: no such rule).
+    pub regions_with_quorum: usize,
+    /// The key's replicas per region (what a region's majority is counted against).
+    pub region_sizes: BTreeMap<Region, usize>,
 }
 
 impl Requirement {
@@ -116,6 +140,8 @@ impl Requirement {
             per_region: BTreeMap::new(),
             outside_local: 0,
             local: local.clone(),
+            regions_with_quorum: 0,
+            region_sizes: BTreeMap::new(),
         };
         match level {
             Level::One => requirement.total = 1,
@@ -146,6 +172,20 @@ impl Requirement {
                 requirement.outside_local = 1;
                 requirement.total = needed + 1;
             }
+            Level::MajorityQuorum => {
+                requirement.regions_with_quorum_of(&counts, majority(counts.len()));
+            }
+            Level::RegionQuorums(regions) => {
+                let regions = regions as usize;
+                if regions == 0 || regions > counts.len() {
+                    return Err(QuorumError::TooFewRegions {
+                        level,
+                        needed: regions,
+                        available: counts.len(),
+                    });
+                }
+                requirement.regions_with_quorum_of(&counts, regions);
+            }
         }
         if requirement.total > n || local_count == 0 && requirement.per_region.contains_key(local) {
             return Err(QuorumError::TooFewReplicas {
@@ -157,6 +197,16 @@ impl Requirement {
         Ok(requirement)
     }
 
+    /// Asks for a majority in each of `regions` regions of the replica set `counts`;
+    /// the total is the smallest sum of that many regions' majorities.
+    fn regions_with_quorum_of(&mut self, counts: &BTreeMap<Region, usize>, regions: usize) {
+        let mut majorities: Vec<usize> = counts.values().map(|count| majority(*count)).collect();
+        majorities.sort_unstable();
+        self.total = majorities.iter().take(regions).sum();
+        self.regions_with_quorum = regions;
+        self.region_sizes = counts.clone();
+    }
+
     fn met_by(&self, acked: &BTreeMap<Region, usize>) -> bool {
         let total: usize = acked.values().sum();
         let outside: usize = acked
@@ -164,8 +214,14 @@ impl Requirement {
             .filter(|(region, _)| **region != self.local)
             .map(|(_, count)| count)
             .sum();
+        let regions_met = self
+            .region_sizes
+            .iter()
+            .filter(|(region, size)| acked.get(*region).copied().unwrap_or(0) >= majority(**size))
+            .count();
         total >= self.total
             && outside >= self.outside_local
+            && regions_met >= self.regions_with_quorum
             && self
                 .per_region
                 .iter()

@@ -23,6 +23,7 @@ use crate::runtime::batch;
 use crate::runtime::clock::NodeClock;
 use crate::runtime::gossip::Gossip;
 use crate::runtime::incarnation::{self, EarlySend, Incarnation};
+use crate::runtime::regions::RegionWatch;
 use crate::runtime::repair::{RepairStats, RepairWorker};
 use crate::runtime::state::{now_ms, ClusterState};
 use crate::session::tokens::TokenKeys;
@@ -54,7 +55,7 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let workers = spawn_workers(&options.settings, &core, &mut tasks, &stopped);
-    let sessions = start_sessions(&options, &core, &mut tasks, &stopped);
+    let sessions = start_sessions(&options, &core, &workers, &mut tasks, &stopped);
     spawn_api(
         &options,
         &core,
@@ -372,17 +373,28 @@ fn spawn_workers(
 fn start_sessions(
     options: &NodeOptions,
     core: &Core,
+    workers: &Workers,
     tasks: &mut JoinSet<()>,
     stopped: &watch::Receiver<bool>,
 ) -> Option<Arc<SessionService>> {
     let keys = TokenKeys::new(options.session_keys.as_deref()?).ok()?;
     let settings = &options.settings.session;
-    let sessions = Arc::new(SessionService::new(
-        core.coordinator.clone(),
-        settings.clone(),
-        keys,
+    // The auth fence watches the other regions through the failure detector and
+    // anti-entropy (`session::fence`).
+    let regions = RegionWatch::new(
+        core.state.clone(),
+        workers.repair.clone(),
         core.clock.clone(),
-    ));
+    );
+    let sessions = Arc::new(
+        SessionService::new(
+            core.coordinator.clone(),
+            settings.clone(),
+            keys,
+            core.clock.clone(),
+        )
+        .with_region_health(Arc::new(regions)),
+    );
     let sweeper = Sweeper {
         me: options.id.clone(),
         cluster: core.state.clone(),

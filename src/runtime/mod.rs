@@ -15,5 +15,6 @@ pub mod clock;
 pub mod gossip;
 pub mod incarnation;
 pub mod proof;
+pub mod regions;
 pub mod repair;
 pub mod state;

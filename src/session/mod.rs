@@ -9,7 +9,10 @@
 //! sliding refresh and the expiry sweeper. It never touches storage directly: every
 //! read and write goes through the coordinator.
 
+pub mod fence;
 mod guard;
+pub mod regions;
+mod revocation;
 mod rotation;
 mod service;
 mod sweeper;

@@ -52,7 +52,7 @@ impl SessionService {
         // All at once, so a rotation costs one round of each class: a successor whose
         // rotation is refused exists but never validates (its parent names another).
         let (rotated, created, removed) = tokio::join!(
-            self.apply(&old_key, op, &self.settings.auth),
+            self.revoke_write(&old_key, op),
             self.create(
                 &identity.user,
                 &identity.device,
@@ -113,7 +113,7 @@ impl SessionService {
             }),
         });
         let key = user_auth_key(&identity.user);
-        match self.apply(&key, op, &self.settings.auth).await {
+        match self.revoke_write(&key, op).await {
             Ok(_) => {
                 self.stats.families_revoked.fetch_add(1, Ordering::Relaxed);
             }

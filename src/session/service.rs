@@ -2,8 +2,10 @@
 //! rotation and the answer to a reused token in `rotation`.
 
 use super::guard::{FailureLimiter, NegativeCache};
+use super::regions::{Fence, NoOtherRegion, RegionHealth};
 use super::tokens::{from_hex, hex, Issued, TokenKeys};
 use crate::config::{ClassPolicy, SessionSettings};
+use crate::coordinator::quorum::Level;
 use crate::coordinator::{Coordinator, CoordinatorError, WallClock};
 use crate::crdt::{
     Doc, DocOp, OpId, TokenDoc, TokenIdentity, TokenLineage, TokenOp, TokenRecord, UserAuth,
@@ -57,6 +59,18 @@ pub enum SessionError {
     Coordinator(#[from] CoordinatorError),
     #[error("the stored record is not a session record")]
     Corrupt,
+    /// This node may have missed revocations (cut off from a region, or catching up
+    /// after it) and could not read a majority of the regions: it does not guess.
+    #[error("this node cannot check revocations now ({mode}): {source}")]
+    Fenced {
+        mode: &'static str,
+        source: CoordinatorError,
+    },
+    /// A revocation could not be made safe in time: a region stopped answering and was
+    /// not held down for long enough, or too few regions answer. It may have reached
+    /// some replicas; revoking again is harmless.
+    #[error("the revocation is not confirmed: {why}")]
+    RevocationUnconfirmed { why: String },
 }
 
 /// Counters shown in `/v1/status`.
@@ -89,6 +103,23 @@ pub struct SessionStats {
     pub refreshes: AtomicU64,
     pub refreshes_skipped: AtomicU64,
     pub swept: AtomicU64,
+    /// Validations made while fenced (cut off from some region): read from a majority
+    /// of the regions.
+    pub fenced_validations: AtomicU64,
+    /// Validations made while catching up (back in touch, anti-entropy not done): read
+    /// from a majority of the regions.
+    pub catching_up_validations: AtomicU64,
+    /// Validations refused with `auth_fenced`: fenced or catching up, and a majority of
+    /// the regions did not answer.
+    pub validations_failed_closed: AtomicU64,
+    /// Revocations acknowledged without a region held down for the fence margin.
+    pub revocations_without_a_region: AtomicU64,
+    /// Revocations that waited for a region going down to be held down long enough.
+    pub revocations_waited: AtomicU64,
+    /// Revocations that failed with `revocation_unconfirmed`.
+    pub revocations_unconfirmed: AtomicU64,
+    /// The fence's mode when last asked (`regions::mode_name`).
+    pub guard_mode: Arc<AtomicU64>,
 }
 
 /// A token that was let in, with its merged record.
@@ -140,6 +171,8 @@ pub struct SessionService {
     /// The origin of the monotonic milliseconds the limiter and the negative cache
     /// count in (the wall clock may be moved).
     pub(super) started: std::time::Instant,
+    /// Whether validations may be answered from this region (`fence`).
+    pub(super) fence: Fence,
     pub stats: Arc<SessionStats>,
 }
 
@@ -177,6 +210,12 @@ impl SessionService {
         keys: TokenKeys,
         clock: Arc<dyn WallClock>,
     ) -> Self {
+        let stats = Arc::new(SessionStats::default());
+        let fence = Fence::new(
+            Arc::new(NoOtherRegion::default()),
+            stats.guard_mode.clone(),
+            false,
+        );
         SessionService {
             coordinator,
             keys,
@@ -189,9 +228,19 @@ impl SessionService {
                 settings.failures_per_s,
             ),
             started: std::time::Instant::now(),
-            stats: Arc::default(),
+            fence,
+            stats,
             settings,
         }
+    }
+
+    /// The service with the node's view of the other regions: revocations excuse
+    /// regions by it and, when they may (`majority_quorum`), validations are fenced by
+    /// it (without it, a service knows no other region and validates locally).
+    pub fn with_region_health(mut self, health: Arc<dyn RegionHealth>) -> Self {
+        let needed = self.settings.auth.write == Level::MajorityQuorum;
+        self.fence = Fence::new(health, self.stats.guard_mode.clone(), needed);
+        self
     }
 
     pub fn settings(&self) -> &SessionSettings {
@@ -215,6 +264,19 @@ impl SessionService {
         Ok(self
             .coordinator
             .apply(key, op, class.write, class.policy)
+            .await?)
+    }
+
+    /// Writes a new token's record (or its refresh) at the creation level.
+    pub(super) async fn create_write(
+        &self,
+        key: &ObjectKey,
+        op: DocOp,
+    ) -> Result<Object, SessionError> {
+        let auth = &self.settings.auth;
+        Ok(self
+            .coordinator
+            .apply(key, op, self.settings.auth_create, auth.policy)
             .await?)
     }
 
@@ -286,7 +348,7 @@ impl SessionService {
         // Both at once: a device entry whose record failed is harmless (it names no
         // valid token), and the login waits for one round of each class, not two.
         let (created, added) = tokio::join!(
-            self.apply(&key, op, &self.settings.auth),
+            self.create_write(&key, op),
             self.user_op(user, idle_deadline_ms, change)
         );
         created?;
@@ -342,10 +404,19 @@ impl SessionService {
     /// The user's auth record (not-before, revoked families, audit entries) at the
     /// `auth` read level; empty if there is none.
     pub async fn user_auth(&self, user: &str) -> Result<UserAuth, SessionError> {
+        self.user_auth_at(user, self.settings.auth.read).await
+    }
+
+    /// The user's auth record read at `level`.
+    pub(super) async fn user_auth_at(
+        &self,
+        user: &str,
+        level: Level,
+    ) -> Result<UserAuth, SessionError> {
         let auth = &self.settings.auth;
         let object = self
             .coordinator
-            .get_with(&user_auth_key(user), auth.read, auth.policy)
+            .get_with(&user_auth_key(user), level, auth.policy)
             .await?;
         match object {
             None => Ok(UserAuth::default()),
@@ -373,10 +444,8 @@ impl SessionService {
         });
         let key = auth_key(hash);
         let change = UserChange::DeviceRemove { token: hex(hash) };
-        let (revoked, removed) = tokio::join!(
-            self.apply(&key, op, &self.settings.auth),
-            self.user_op(user, 0, change)
-        );
+        let (revoked, removed) =
+            tokio::join!(self.revoke_write(&key, op), self.user_op(user, 0, change));
         revoked?;
         removed?;
         Ok(())
@@ -398,10 +467,7 @@ impl SessionService {
             ..UserAuthOp::default()
         });
         let key = user_auth_key(user);
-        let (written, doc) = tokio::join!(
-            self.apply(&key, not_before, &self.settings.auth),
-            self.document(auth)
-        );
+        let (written, doc) = tokio::join!(self.revoke_write(&key, not_before), self.document(auth));
         written?;
         let mut hashes: Vec<[u8; 32]> = doc?
             .session

@@ -371,3 +371,109 @@ fn debug_of_a_login_and_a_session_prints_no_token() {
     let printed = format!("{login:?}");
     assert!(!printed.contains("the-token-text") && !printed.contains("the-csrf-text"));
 }
+
+/// A view of two other regions for the fence, fixed by the test.
+struct Regions {
+    view: super::fence::RegionsView,
+    caught_up: bool,
+}
+
+impl super::regions::RegionHealth for Regions {
+    fn view(&self) -> super::fence::RegionsView {
+        self.view.clone()
+    }
+    fn now_wall_ms(&self) -> u64 {
+        1_000
+    }
+    fn now_monotonic_ms(&self) -> u64 {
+        1_000_000
+    }
+    fn caught_up_since(&self, _since_wall_ms: u64) -> bool {
+        self.caught_up
+    }
+}
+
+/// Regions `b` and `c` of three nodes: `alive` of each alive, and all dead (since 0)
+/// when none is.
+fn regions(alive: [usize; 2], caught_up: bool) -> Arc<Regions> {
+    let others = ["b", "c"]
+        .iter()
+        .zip(alive)
+        .map(|(name, alive)| super::fence::RegionLiveness {
+            region: Region(name.to_string()),
+            nodes: 3,
+            alive,
+            all_dead_since_ms: (alive == 0).then_some(0),
+        })
+        .collect();
+    let view = super::fence::RegionsView {
+        others,
+        version: 1,
+        stalled_ms: 0,
+    };
+    Arc::new(Regions { view, caught_up })
+}
+
+#[tokio::test]
+async fn fenced_and_catching_up_validations_are_counted_and_answered() {
+    let setup = Setup::new();
+    let fenced = setup
+        .service(&[(0, SECRET)])
+        .with_region_health(regions([0, 3], true));
+    let login = fenced.login("ann", "phone").await.unwrap();
+    fenced.authenticate(Some(&login.token), None).await.unwrap();
+    let stats = &fenced.stats;
+    assert_eq!(stats.fenced_validations.load(Ordering::Relaxed), 1);
+    assert_eq!(stats.guard_mode.load(Ordering::Relaxed), 1, "fenced");
+    let behind = setup
+        .service(&[(0, SECRET)])
+        .with_region_health(regions([3, 3], false));
+    behind.authenticate(Some(&login.token), None).await.unwrap();
+    let stats = &behind.stats;
+    assert_eq!(stats.catching_up_validations.load(Ordering::Relaxed), 1);
+    assert_eq!(stats.guard_mode.load(Ordering::Relaxed), 2, "catching up");
+    let caught_up = setup
+        .service(&[(0, SECRET)])
+        .with_region_health(regions([3, 3], true));
+    caught_up
+        .authenticate(Some(&login.token), None)
+        .await
+        .unwrap();
+    assert_eq!(caught_up.stats.guard_mode.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test]
+async fn a_revocation_without_a_majority_of_the_regions_is_refused_at_once() {
+    let setup = Setup::new();
+    let flags = SessionFlags {
+        auth_revoke_write: Some(crate::coordinator::quorum::Level::MajorityQuorum),
+        ..SessionFlags::default()
+    };
+    let topology = Topology::parse(
+        "[cluster]\npartitions = 16\nreplicas_per_region = 1\n[[regions]]\nname = \"a\"\nnodes = 1\n",
+    )
+    .unwrap();
+    let settings = SessionSettings::new(&topology, &flags, false, &mut Vec::new()).unwrap();
+    let service = SessionService::new(
+        setup.coordinator.clone(),
+        settings,
+        TokenKeys::new(&[(0, SECRET)]).unwrap(),
+        setup.clock.clone(),
+    )
+    .with_region_health(regions([0, 0], true));
+    let login = service.login("bo", "phone").await.unwrap();
+    let auth = service
+        .authenticate(Some(&login.token), None)
+        .await
+        .unwrap();
+    let before = setup.requests();
+    let refused = service.logout(&auth).await;
+    assert!(
+        matches!(refused, Err(SessionError::RevocationUnconfirmed { .. })),
+        "{refused:?}"
+    );
+    let stats = &service.stats;
+    assert_eq!(stats.revocations_unconfirmed.load(Ordering::Relaxed), 1);
+    // Only the device list's write went out: no auth write was tried.
+    assert_eq!(setup.requests() - before, 1);
+}

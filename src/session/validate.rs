@@ -2,8 +2,10 @@
 //!
 //! - Missing, malformed and made-up tokens (a tag this cluster's keys do not make) are
 //!   refused by arithmetic: no read at all.
-//! - A genuine token is read at the local `auth` level. Revoked, expired or reused, it
-//!   is answered from that read. Only a genuine token found nowhere locally is looked up
+//! - A genuine token is read at the local `auth` level, or, while this node's fence is
+//!   up (`fence`: cut off from a region, or catching up after one), from a local
+//!   majority in a majority of the regions, failing closed (`SessionError::Fenced`)
+//!   when they do not answer. Revoked, expired or reused, it is answered from that read. Only a genuine token found nowhere locally is looked up
 //!   in every region (a cross-region read), unless the negative cache says it was found
 //!   nowhere a moment ago.
 //! - A token found valid is then checked against its user's auth record (not-before,
@@ -21,6 +23,7 @@
 //! Rejections no longer cost the same work: a made-up token costs none, a genuine one
 //! a local read. The kind of rejection is what the answer says anyway.
 
+use super::fence::GuardMode;
 use super::service::{auth_key, ms, Authenticated, Rejection, SessionError};
 use super::tokens::TokenFormat;
 use super::SessionService;
@@ -85,16 +88,19 @@ impl SessionService {
         SessionService::token_of(object)
     }
 
-    /// The merged record of a genuine token: the local read, and when that finds
-    /// nothing, the negative cache does not know it and the client's address is not
-    /// over its failure limit (`local_only`), the read of every region.
+    /// The merged record of a genuine token: the read at `level` (the local level, or
+    /// a majority of the regions while the fence is up), and when that finds nothing,
+    /// the negative cache does not know it and the client's address is not over its
+    /// failure limit (`local_only`), the read of every region (of a majority of them
+    /// while a region is down).
     async fn find(
         &self,
         hash: &[u8; 32],
+        level: Level,
         local_only: bool,
     ) -> Result<Option<TokenDoc>, SessionError> {
         self.stats.validation_reads.fetch_add(1, Ordering::Relaxed);
-        let mut doc = self.read_token(hash, self.settings.auth.read).await?;
+        let mut doc = self.read_token(hash, level).await?;
         if verdict(doc.as_ref(), 0, 0) != Verdict::Unknown {
             return Ok(doc);
         }
@@ -111,8 +117,12 @@ impl SessionService {
         self.stats
             .remote_validation_reads
             .fetch_add(1, Ordering::Relaxed);
-        // A failure (a region unreachable) keeps the local answer.
-        if let Ok(Some(remote)) = self.read_token(hash, Level::EachQuorum).await {
+        // A failure (regions unreachable) keeps the first answer.
+        let remote = match self.read_token(hash, Level::EachQuorum).await {
+            Ok(remote) => Ok(remote),
+            Err(_) => self.read_token(hash, Level::MajorityQuorum).await,
+        };
+        if let Ok(Some(remote)) = remote {
             match doc.as_mut() {
                 Some(local) => local.merge(&remote),
                 None => doc = Some(remote),
@@ -122,6 +132,35 @@ impl SessionService {
             self.negative.insert(hash, self.monotonic_ms());
         }
         Ok(doc)
+    }
+
+    /// The level validations read at now, by the fence's mode (counting the guarded
+    /// ones), and the mode.
+    fn validation_level(&self) -> (Level, GuardMode) {
+        let mode = self.fence.mode();
+        let counter = match mode {
+            GuardMode::Local => return (self.settings.auth.read, mode),
+            GuardMode::Fenced => &self.stats.fenced_validations,
+            GuardMode::CatchingUp => &self.stats.catching_up_validations,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        (Level::MajorityQuorum, mode)
+    }
+
+    /// A guarded read that failed fails closed: this node may have missed revocations.
+    fn closed(&self, mode: GuardMode, error: SessionError) -> SessionError {
+        match error {
+            SessionError::Coordinator(source) if mode != GuardMode::Local => {
+                self.stats
+                    .validations_failed_closed
+                    .fetch_add(1, Ordering::Relaxed);
+                SessionError::Fenced {
+                    mode: mode.name(),
+                    source,
+                }
+            }
+            other => other,
+        }
     }
 
     async fn validate(
@@ -140,7 +179,11 @@ impl SessionService {
                 return reject(Rejection::Unknown);
             }
         };
-        let doc = self.find(&hash, local_only).await?;
+        let (level, mode) = self.validation_level();
+        let doc = self
+            .find(&hash, level, local_only)
+            .await
+            .map_err(|error| self.closed(mode, error))?;
         let grace = ms(self.settings.rotation_grace);
         match verdict(doc.as_ref(), self.now_ms(), grace) {
             Verdict::Valid => {}
@@ -165,7 +208,10 @@ impl SessionService {
             identity,
             family,
         };
-        let document = self.checked(&auth, with_document).await?;
+        let document = self
+            .checked(&auth, level, with_document)
+            .await
+            .map_err(|error| self.closed(mode, error))?;
         self.maybe_refresh(&auth);
         Ok((auth, document))
     }
@@ -175,9 +221,9 @@ impl SessionService {
     async fn checked(
         &self,
         auth: &Authenticated,
+        level: Level,
         with_document: bool,
     ) -> Result<Option<UserDoc>, SessionError> {
-        let level = self.settings.auth.read;
         let parent = async {
             match auth.identity.parent() {
                 Some(parent) => {
@@ -189,7 +235,7 @@ impl SessionService {
         };
         let guard = async {
             self.stats.validation_reads.fetch_add(1, Ordering::Relaxed);
-            self.user_auth(&auth.identity.user).await
+            self.user_auth_at(&auth.identity.user, level).await
         };
         let document = async {
             match with_document {
@@ -234,9 +280,9 @@ impl SessionService {
                 at_ms: now,
                 idle_deadline_ms,
             });
-            let auth = &settings.auth;
+            let (auth, create) = (&settings.auth, settings.auth_create);
             let (token_key, doc_key) = (auth_key(&hash), super::service::user_key(&user));
-            let token = coordinator.apply(&token_key, seen, auth.write, auth.policy);
+            let token = coordinator.apply(&token_key, seen, create, auth.policy);
             let touch = DocOp::User(UserOp {
                 deadline_ms: idle_deadline_ms,
                 change: UserChange::Touch,

@@ -135,3 +135,23 @@ nodes = 1
 "east/europe" = 40
 "west/europe" = 60
 "#;
+
+/// Validates `session` at node `index` (which moves its auth fence) until `/v1/status`
+/// says the node validates locally (a node starts catching up: until anti-entropy has
+/// synced it with another region it reads a majority of the regions), at most 60 s.
+pub async fn wait_validating_locally(cluster: &InProcessCluster, index: usize, session: &Session) {
+    let client = Client::new(cluster, index);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        client.get(session).await;
+        let guard = cluster.status(index).await.sessions.auth_guard;
+        if guard == "local" {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node {index} still {guard} after 60 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

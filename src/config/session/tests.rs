@@ -19,7 +19,8 @@ fn defaults_follow_the_design() {
     let mut warnings = Vec::new();
     let settings =
         SessionSettings::new(&topology(3), &SessionFlags::default(), true, &mut warnings).unwrap();
-    assert_eq!(settings.auth.write, Level::EachQuorum);
+    assert_eq!(settings.auth.write, Level::MajorityQuorum);
+    assert_eq!(settings.auth_create, Level::RegionSafe);
     assert_eq!(settings.auth.read, Level::LocalQuorum);
     assert!(!settings.auth.policy.sloppy && settings.auth.policy.sync_repair);
     assert_eq!(settings.user.write, Level::RegionSafe);
@@ -37,6 +38,38 @@ fn defaults_follow_the_design() {
     let single =
         SessionSettings::new(&topology(1), &SessionFlags::default(), true, &mut warnings).unwrap();
     assert_eq!(single.user.write, Level::Quorum);
+    assert_eq!(single.auth_create, Level::Quorum);
+}
+
+#[test]
+fn the_auth_write_shorthand_sets_both_levels_and_each_flag_wins_over_it() {
+    let levels = |flags: SessionFlags| {
+        let mut warnings = Vec::new();
+        let settings = SessionSettings::new(&topology(3), &flags, true, &mut warnings).unwrap();
+        (settings.auth_create, settings.auth.write, warnings.len())
+    };
+    let both = SessionFlags {
+        auth_write: Some(Level::EachQuorum),
+        ..SessionFlags::default()
+    };
+    assert_eq!(levels(both), (Level::EachQuorum, Level::EachQuorum, 0));
+    let split = SessionFlags {
+        auth_write: Some(Level::EachQuorum),
+        auth_create_write: Some(Level::RegionSafe),
+        ..SessionFlags::default()
+    };
+    assert_eq!(levels(split), (Level::RegionSafe, Level::EachQuorum, 0));
+    // A login kept in one region warns; so does a revocation a local read may miss.
+    let local_create = SessionFlags {
+        auth_create_write: Some(Level::LocalQuorum),
+        ..SessionFlags::default()
+    };
+    assert_eq!(levels(local_create).2, 1);
+    let quorum_revoke = SessionFlags {
+        auth_revoke_write: Some(Level::Quorum),
+        ..SessionFlags::default()
+    };
+    assert_eq!(levels(quorum_revoke).2, 1);
 }
 
 #[test]
@@ -47,7 +80,8 @@ fn weak_auth_levels_warn_and_bad_values_are_refused() {
         ..SessionFlags::default()
     };
     SessionSettings::new(&topology(3), &flags, true, &mut warnings).unwrap();
-    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    // One for the revocations a validation may miss, one for logins kept in a region.
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
     let refused = [
         SessionFlags {
             auth_read: Some(Level::RegionSafe),

@@ -65,6 +65,7 @@ fn levels_parse_and_print_round_trip() {
         "each_quorum",
         "all",
         "region_safe",
+        "majority_quorum",
         "3",
     ] {
         assert_eq!(text.parse::<Level>().unwrap().to_string(), text);
@@ -122,6 +123,55 @@ fn each_quorum_fails_fast_when_a_region_is_gone() {
 }
 
 #[test]
+fn majority_quorum_needs_two_whole_region_majorities_of_three() {
+    let mut t = tracker(Level::MajorityQuorum);
+    // One replica in each region is no region's majority.
+    t.record(0, true);
+    t.record(2, true);
+    assert_eq!(t.record(4, true), Progress::Pending);
+    // Region c is gone: a and b are still a majority of the regions.
+    t.record(5, false);
+    assert_eq!(t.record(1, true), Progress::Pending, "a's majority alone");
+    assert_eq!(t.record(3, true), Progress::Met, "b's majority joins a's");
+    // The local region is not needed: b and c meet it without a.
+    let mut remote = tracker(Level::MajorityQuorum);
+    remote.record(0, false);
+    remote.record(1, false);
+    for index in 2..5 {
+        assert_eq!(remote.record(index, true), Progress::Pending);
+    }
+    assert_eq!(remote.record(5, true), Progress::Met);
+}
+
+#[test]
+fn majority_quorum_fails_once_two_regions_cannot_reach_their_majority() {
+    let mut t = tracker(Level::MajorityQuorum);
+    t.record(0, true);
+    t.record(1, true);
+    t.record(2, false);
+    assert!(matches!(t.record(4, false), Progress::Failed { .. }));
+}
+
+#[test]
+fn region_quorums_counts_the_regions_asked_for() {
+    let mut every = tracker(Level::RegionQuorums(3));
+    for index in 0..5 {
+        assert_eq!(every.record(index, true), Progress::Pending);
+    }
+    assert_eq!(every.record(5, true), Progress::Met);
+    let mut one = tracker(Level::RegionQuorums(1));
+    one.record(2, true);
+    assert_eq!(one.record(3, true), Progress::Met);
+    let regions = six();
+    for regions_needed in [0, 4] {
+        assert!(matches!(
+            Requirement::new(Level::RegionQuorums(regions_needed), &regions, &region("a")),
+            Err(QuorumError::TooFewRegions { .. })
+        ));
+    }
+}
+
+#[test]
 fn impossible_levels_are_refused_up_front() {
     let regions = six();
     assert_eq!(
@@ -148,6 +198,8 @@ fn level_strategy() -> impl Strategy<Value = Level> {
         Just(Level::EachQuorum),
         Just(Level::All),
         Just(Level::RegionSafe),
+        Just(Level::MajorityQuorum),
+        (1u32..=3).prop_map(Level::RegionQuorums),
         (1u32..=6).prop_map(Level::Count),
     ]
 }

@@ -548,6 +548,12 @@ impl Swim {
         self.version
     }
 
+    /// Milliseconds this node has spent stalled (gaps between calls longer than
+    /// `STALL_GAP_MS`), in total: the auth fence takes a long stall for an absence.
+    pub fn stalled_ms(&self) -> u64 {
+        self.stalled_ms
+    }
+
     /// Converts external time to local time, freezing deadlines across a stall.
     fn observe(&mut self, now_ms: u64) -> u64 {
         let gap = now_ms.saturating_sub(self.last_call_ms);
