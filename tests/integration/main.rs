@@ -17,3 +17,5 @@ mod membership;
 mod pipeline;
 mod repair;
 mod security;
+mod session;
+mod session_regions;

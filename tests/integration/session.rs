@@ -4,7 +4,7 @@
 //! (made-up tokens, rotation races, reuse, logout-everywhere races) is in
 //! session_security.rs.
 
-mod common;
+use crate::common;
 
 use cartwheel::config::{SessionFlags, TuningFlags};
 use common::sessions::{code, wait_validating_locally, Client, Session, THREE_REGIONS};

@@ -5,7 +5,7 @@
 //! region cut off (alive, unreachable) fails closed inside while the others revoke
 //! without it, and refuses what they revoked once the cut heals.
 
-mod common;
+use crate::common;
 
 use cartwheel::config::TuningFlags;
 use common::sessions::{code, wait_validating_locally, Client, Session, THREE_REGIONS};
