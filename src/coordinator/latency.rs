@@ -174,6 +174,12 @@ impl Default for SpeculationBudget {
 }
 
 impl SpeculationBudget {
+    /// An empty budget (tests: a read that may not speculate).
+    #[cfg(test)]
+    pub(crate) fn empty() -> SpeculationBudget {
+        SpeculationBudget { milli_tokens: 0 }
+    }
+
     /// A read began.
     pub fn on_read(&mut self) {
         let most = limits::SPECULATION_BURST * 1000;
