@@ -226,7 +226,9 @@ impl Coordinator {
         Health { suspect, p99_ms }
     }
 
-    /// `send`, timing the reply (or failure) into the peer's latency histogram.
+    /// `send` of a read request, timing the reply (or failure) into the peer's latency
+    /// histogram. Only reads are timed: the delay is a read's, and a write's reply
+    /// also waits for the replica's flush.
     fn timed_send(
         &self,
         node: &NodeId,
@@ -270,7 +272,7 @@ impl Coordinator {
         node: &NodeId,
         request: PeerRequest,
     ) {
-        let future = self.timed_send(node, request);
+        let future = self.dispatch.send(node, request);
         let sender = sender.clone();
         tokio::spawn(async move {
             let response = future.await;

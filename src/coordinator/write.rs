@@ -194,7 +194,7 @@ impl Write<'_> {
             self.flushing = Some((index, durable));
             return Some(mint_answer(Ok(response), true, &mut self.minted));
         }
-        let sent = self.coordinator.timed_send(node, self.request.clone());
+        let sent = dispatch.send(node, self.request.clone());
         let deadline = self.started + self.coordinator.timeout;
         let response = tokio::time::timeout_at(deadline, sent).await.ok()?;
         Some(mint_answer(response, false, &mut self.minted))
