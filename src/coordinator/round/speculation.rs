@@ -55,6 +55,11 @@ pub fn preferred_order(
     health: &Health,
 ) -> Vec<usize> {
     let order = nearest_first(tracker.replicas(), here, dead);
+    if order.iter().all(|index| health.avoidance(*index) == 0) {
+        // Nothing to avoid (the usual case, and a plan without measurements): the
+        // preference order as it is.
+        return order;
+    }
     let mut regions = Vec::new();
     for index in &order {
         let region = tracker.region(*index);
