@@ -82,23 +82,32 @@ pub fn preferred_order(
     ranked.into_iter().map(|(.., at)| order[at]).collect()
 }
 
-/// How long after asking `asked` a read speculates: the slowest p99 among them (this
-/// node's own copy is read in place, at once), within the floor and the ceiling; the
-/// ceiling when one of them is not measured yet, or when nothing was measured at all
+/// How long after asking `asked` a read speculates: the slowest p99 among the measured
+/// ones (this node's own copy is read in place, at once), within the floor and the
+/// ceiling. A replica not measured yet (new, or tried again after a slow spell left
+/// its window) is given the others' delay: were it given the ceiling, every read that
+/// tries a still-slow replica again would cost the ceiling until its samples add up.
+/// The ceiling when no remote replica asked is measured, or nothing was measured at all
 /// (a plan without measurements, as the DST's, keeps the fixed delay).
 pub fn speculate_after_ms(asked: &[bool], here: Option<usize>, health: &Health) -> u64 {
     if health.p99_ms.is_empty() {
         return limits::READ_SPECULATE_MS;
     }
-    let mut slowest_ms = limits::READ_SPECULATE_FLOOR_MS;
+    let mut slowest_ms = None;
+    let mut remote = false;
     for (index, _) in asked.iter().enumerate().filter(|(_, asked)| **asked) {
         if Some(index) == here {
             continue;
         }
-        match health.p99_ms(index) {
-            Some(p99_ms) => slowest_ms = slowest_ms.max(p99_ms),
-            None => return limits::READ_SPECULATE_MS,
+        remote = true;
+        if let Some(p99_ms) = health.p99_ms(index) {
+            slowest_ms = Some(slowest_ms.unwrap_or(0).max(p99_ms));
         }
     }
-    slowest_ms.min(limits::READ_SPECULATE_MS)
+    let slowest_ms = match (slowest_ms, remote) {
+        (Some(slowest_ms), _) => slowest_ms,
+        (None, true) => limits::READ_SPECULATE_MS,
+        (None, false) => 0,
+    };
+    slowest_ms.clamp(limits::READ_SPECULATE_FLOOR_MS, limits::READ_SPECULATE_MS)
 }
