@@ -82,32 +82,30 @@ pub fn preferred_order(
     ranked.into_iter().map(|(.., at)| order[at]).collect()
 }
 
-/// How long after asking `asked` a read speculates: the slowest p99 among the measured
-/// ones (this node's own copy is read in place, at once), within the floor and the
-/// ceiling. A replica not measured yet (new, or tried again after a slow spell left
-/// its window) is given the others' delay: were it given the ceiling, every read that
-/// tries a still-slow replica again would cost the ceiling until its samples add up.
-/// The ceiling when no remote replica asked is measured, or nothing was measured at all
-/// (a plan without measurements, as the DST's, keeps the fixed delay).
+/// How long after asking `asked` a read speculates: the slowest p99 among them (this
+/// node's own copy is read in place, at once), within the floor and the ceiling. A
+/// replica not measured yet (new, or tried again after a slow spell left its window)
+/// counts as the slowest healthy replica of the plan (p99 within the ceiling): were it
+/// given the ceiling, every read that tries a still-slow replica again would cost the
+/// ceiling until its samples add up. The ceiling when no healthy replica is measured,
+/// or nothing was measured at all (a plan without measurements, as the DST's, keeps
+/// the fixed delay).
 pub fn speculate_after_ms(asked: &[bool], here: Option<usize>, health: &Health) -> u64 {
-    if health.p99_ms.is_empty() {
+    let healthy_ms = health
+        .p99_ms
+        .iter()
+        .flatten()
+        .filter(|p99_ms| **p99_ms <= limits::READ_SPECULATE_MS)
+        .max()
+        .copied();
+    let Some(healthy_ms) = healthy_ms else {
         return limits::READ_SPECULATE_MS;
-    }
-    let mut slowest_ms = None;
-    let mut remote = false;
-    for (index, _) in asked.iter().enumerate().filter(|(_, asked)| **asked) {
-        if Some(index) == here {
-            continue;
-        }
-        remote = true;
-        if let Some(p99_ms) = health.p99_ms(index) {
-            slowest_ms = Some(slowest_ms.unwrap_or(0).max(p99_ms));
-        }
-    }
-    let slowest_ms = match (slowest_ms, remote) {
-        (Some(slowest_ms), _) => slowest_ms,
-        (None, true) => limits::READ_SPECULATE_MS,
-        (None, false) => 0,
     };
+    let mut slowest_ms = 0;
+    for (index, _) in asked.iter().enumerate().filter(|(_, asked)| **asked) {
+        if Some(index) != here {
+            slowest_ms = slowest_ms.max(health.p99_ms(index).unwrap_or(healthy_ms));
+        }
+    }
     slowest_ms.clamp(limits::READ_SPECULATE_FLOOR_MS, limits::READ_SPECULATE_MS)
 }

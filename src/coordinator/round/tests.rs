@@ -356,7 +356,7 @@ fn health(suspect: &[bool], p99_ms: &[Option<u64>]) -> Health {
 
 #[test]
 fn a_read_speculates_at_the_slowest_p99_of_the_replicas_it_asked() {
-    let cases: [(&[Option<u64>], u64); 5] = [
+    let cases: [(&[Option<u64>], u64); 6] = [
         // The slowest of those asked (0 and 1), not the third.
         (&[Some(4), Some(7), Some(40)], 7),
         // Never below the floor.
@@ -364,10 +364,11 @@ fn a_read_speculates_at_the_slowest_p99_of_the_replicas_it_asked() {
             &[Some(1), Some(1), Some(1)],
             limits::READ_SPECULATE_FLOOR_MS,
         ),
-        // One not measured yet: the others' delay.
-        (&[Some(4), None, Some(4)], 4),
-        // None measured: the ceiling, as before anything was measured.
-        (&[None, None, Some(4)], limits::READ_SPECULATE_MS),
+        // One not measured yet: as the slowest healthy replica measured.
+        (&[Some(4), None, Some(6)], 6),
+        (&[None, None, Some(6)], 6),
+        // None healthy measured: the ceiling, as before anything was measured.
+        (&[None, None, Some(400)], limits::READ_SPECULATE_MS),
         // A slow replica is asked last; the two healthy ones set the delay.
         (&[Some(300), Some(9), Some(12)], 12),
     ];
