@@ -16,7 +16,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-SCENARIOS=(node-crash region-outage region-partition one-way-partition pause
+SCENARIOS=(node-crash region-outage region-partition one-way-partition pause slow-node
   rolling-restart clock-skew disk-wipe lossy-network join-under-load
   leave-under-load unsafe-w1)
 extra=()

@@ -143,9 +143,10 @@ pub const PIPELINE_ANSWER_BYTES_MAX: usize = 16 * 1024 * 1024;
 /// catches them) rather than queued.
 pub const READ_REPAIRS_IN_FLIGHT_MAX: usize = 256;
 /// A read asks only the replicas its level needs (nearest first); when they have not
-/// all answered after this long, it asks the others too. Long enough not to fire on a
-/// busy local network, short enough that a replica gone before the failure detector
-/// notices costs a read this much and not the request timeout.
+/// all answered after their observed p99 response time, it asks the others too, and
+/// never later than this (the delay before anything is measured, and for replicas whose
+/// p99 is beyond it, which are asked last): a replica gone before the failure detector
+/// notices costs a read at most this much and not the request timeout.
 pub const READ_SPECULATE_MS: u64 = 50;
 
 /// How long a peer that refused a digest request (a node of a build before digest
@@ -570,3 +571,29 @@ pub const AUTH_CATCH_UP_CHECK_MS: u64 = 250;
 /// absence; shorter ones (a busy machine) do not. Below `AUTH_FENCE_MARGIN_MS`: a
 /// revocation leaves a region out only once it has been held dead for the margin.
 pub const AUTH_STALL_CATCH_UP_MS: u64 = 1_000;
+
+// ---- speculation and gray failure ----
+
+/// A read speculates (asks the replicas it has not asked yet) once the replicas it asked
+/// are later than their own observed p99 response time, but never sooner than this: a
+/// replica a few milliseconds behind on a quiet local network is not worth a second
+/// request.
+pub const READ_SPECULATE_FLOOR_MS: u64 = 3;
+/// Half of the sliding window over which a peer's response times are kept (a sample
+/// lands in the newer half; the older is dropped when a half passes), so a peer that
+/// turned slow, or recovered, shows within two halves.
+pub const LATENCY_WINDOW_MS: u64 = 5_000;
+/// Samples a peer's window must hold before its p99 is believed; with fewer, a read
+/// speculates after `READ_SPECULATE_MS` as it did before anything was measured.
+pub const LATENCY_SAMPLES_MIN: u64 = 20;
+/// Peers whose response times are tracked; a new one beyond it replaces the one
+/// heard from the longest ago (which then counts as unmeasured).
+pub const LATENCY_PEERS_MAX: usize = 256;
+/// Speculation budget: each read earns this many thousandths of a speculation, so
+/// speculative reads stay at most this share of reads (after the burst); a read that
+/// finds the budget empty waits for its replicas until its deadline and is counted in
+/// `speculations_refused`.
+pub const SPECULATION_SHARE_PER_MILLE: u64 = 100;
+/// Speculations the budget holds when full (a fresh node starts full): enough for the
+/// reads that reach a replica gone quiet before the failure detector suspects it.
+pub const SPECULATION_BURST: u64 = 200;

@@ -101,6 +101,12 @@ pub struct Status {
     /// Reads asked again for every object because a replica's digest differed.
     #[serde(default)]
     pub digest_mismatches: u64,
+    /// Reads that asked more replicas because those asked were later than their p99.
+    #[serde(default)]
+    pub speculations: u64,
+    /// Speculations the per-node budget refused.
+    #[serde(default)]
+    pub speculations_refused: u64,
     pub frames_rejected: u64,
     pub connections_refused: u64,
     /// Peer (QUIC) handshakes dropped for not completing within HANDSHAKE_TIMEOUT_MS.
@@ -311,6 +317,8 @@ pub(super) async fn status(State(routes): State<StatusRoutes>) -> Json<Status> {
         failures: stats.failures.load(Ordering::Relaxed),
         read_repairs: stats.read_repairs.load(Ordering::Relaxed),
         digest_mismatches: stats.digest_mismatches.load(Ordering::Relaxed),
+        speculations: stats.speculations.load(Ordering::Relaxed),
+        speculations_refused: stats.speculations_refused.load(Ordering::Relaxed),
         frames_rejected: transport.frames_rejected,
         connections_refused: transport.connections_refused,
         handshakes_timed_out: transport.handshakes_timed_out,

@@ -4,8 +4,10 @@
 //! merge it; when this node made it, they get it while this node's flush still runs,
 //! and this node's copy counts once flushed: `node::incarnation` says why that cannot
 //! hand out a dot twice). Reads ask only the replicas their level needs, nearest first
-//! (this node, then the local region); one more for each that fails, and all of them once
-//! `READ_SPECULATE_MS` passes without an answer. The nearest sends its object, the
+//! (this node, then the local region; suspected and slow replicas last in their region);
+//! one more for each that fails, and all of them once the replicas asked are later than
+//! their own observed p99 (`latency`, at most `READ_SPECULATE_MS`), within a per-node
+//! speculation budget. The nearest sends its object, the
 //! others its digest; a digest that differs makes the read ask again for the objects
 //! (which it merges and repairs), as Cassandra's digest reads do (`read`). Either
 //! returns as soon as the level is met or can no longer be met, or when the request
@@ -18,6 +20,7 @@
 //! only carry their effects out with tokio, and `sim::dst` runs the same rounds.
 
 mod dispatch;
+pub mod latency;
 pub mod quorum;
 mod read;
 pub mod round;
@@ -32,7 +35,9 @@ use crate::limits;
 use crate::membership::ownership::RingView;
 use crate::object::{Blob, Object, ObjectKey};
 use crate::wire::{PeerRequest, PeerResponse, Refusal};
+use latency::{LatencyTracker, SpeculationBudget};
 use quorum::{Level, QuorumError, QuorumTracker, Requirement};
+use round::Health;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -44,6 +49,11 @@ use tokio::time::Instant;
 pub trait ClusterView: Send + Sync + 'static {
     fn view(&self) -> Arc<RingView>;
     fn is_dead(&self, node: &NodeId) -> bool;
+    /// Whether the failure detector suspects `node` (not yet dead): a round asks it
+    /// only when the level cannot be met without it.
+    fn is_suspect(&self, _node: &NodeId) -> bool {
+        false
+    }
 }
 
 /// Why a client request failed.
@@ -100,6 +110,12 @@ pub struct CoordinatorStats {
     /// replica's object: replicas that disagreed (a write still replicating, or a
     /// replica behind).
     pub digest_mismatches: AtomicU64,
+    /// Reads that asked more replicas than they needed because those asked were later
+    /// than their observed p99.
+    pub speculations: AtomicU64,
+    /// Speculations the per-node budget refused (`SPECULATION_SHARE_PER_MILLE`): those
+    /// reads waited for the replicas they had asked.
+    pub speculations_refused: AtomicU64,
 }
 
 /// Coordinates client requests on one node.
@@ -114,6 +130,12 @@ pub struct Coordinator {
     /// Writes for dead replicas go to fallbacks as hints (sloppy quorum).
     sloppy: bool,
     repairs: Arc<Semaphore>,
+    /// The peers' response times, for speculation and the order replicas are asked in.
+    latency: Arc<Mutex<LatencyTracker>>,
+    /// The per-node speculation budget.
+    budget: Mutex<SpeculationBudget>,
+    /// The time the latency samples are taken against.
+    epoch: Instant,
     pub stats: Arc<CoordinatorStats>,
 }
 
@@ -143,6 +165,9 @@ impl Coordinator {
             timeout,
             sloppy,
             repairs: Arc::new(Semaphore::new(limits::READ_REPAIRS_IN_FLIGHT_MAX)),
+            latency: Arc::default(),
+            budget: Mutex::default(),
+            epoch: Instant::now(),
             stats: Arc::default(),
         }
     }
@@ -176,12 +201,53 @@ impl Coordinator {
             .iter()
             .map(|node| self.cluster.is_dead(node))
             .collect();
+        let health = self.health_of(&nodes);
         Ok(Planned {
             nodes,
             tracker,
             here,
             dead,
+            health,
         })
+    }
+
+    /// What this node knows of `nodes` beyond dead or alive: suspicion and p99.
+    fn health_of(&self, nodes: &[NodeId]) -> Health {
+        let suspect = nodes
+            .iter()
+            .map(|node| self.cluster.is_suspect(node))
+            .collect();
+        let now_ms = ms_since(self.epoch);
+        let latency = self.latency.lock().expect("latency lock poisoned");
+        let p99_ms = nodes
+            .iter()
+            .map(|node| latency.p99_ms(node, now_ms))
+            .collect();
+        Health { suspect, p99_ms }
+    }
+
+    /// `send` of a read request, timing the reply (or failure) into the peer's latency
+    /// histogram. Only reads are timed: the delay is a read's, and a write's reply
+    /// also waits for the replica's flush.
+    fn timed_send(
+        &self,
+        node: &NodeId,
+        request: PeerRequest,
+    ) -> impl std::future::Future<Output = Result<PeerResponse, DispatchError>> + Send + 'static
+    {
+        let future = self.dispatch.send(node, request);
+        let latency = self.latency.clone();
+        let (node, epoch) = (node.clone(), self.epoch);
+        async move {
+            let sent = Instant::now();
+            let response = future.await;
+            let elapsed_ms = ms_since(sent);
+            let now_ms = ms_since(epoch);
+            if let Ok(mut latency) = latency.lock() {
+                latency.record(&node, elapsed_ms, now_ms);
+            }
+            response
+        }
     }
 
     /// A live fallback for each dead voter (sloppy quorum): `round::fallbacks` over
@@ -270,6 +336,7 @@ struct Planned {
     tracker: QuorumTracker,
     here: Option<usize>,
     dead: Vec<bool>,
+    health: Health,
 }
 
 /// Milliseconds since `started`: the time a round is given.

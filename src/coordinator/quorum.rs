@@ -325,6 +325,11 @@ impl QuorumTracker {
         &self.requirement
     }
 
+    /// The region replica `index` counts in.
+    pub fn region(&self, index: usize) -> Option<&Region> {
+        self.regions.get(index)
+    }
+
     /// Whether the requirement would be met if every replica marked in `asked` that has
     /// not failed acknowledged: a read that asks only these need not ask more yet.
     pub fn could_meet_with(&self, asked: &[bool]) -> bool {

@@ -8,7 +8,7 @@
 //! the answer is and whom to repair are the round's.
 
 use super::quorum::Level;
-use super::round::{Ask, Phase, ReadAnswer, ReadEffect, ReadPlan, ReadRound};
+use super::round::{Ask, Health, Phase, ReadAnswer, ReadEffect, ReadPlan, ReadRound};
 use super::{instant_at, ms_since, whole_ms, Coordinator, CoordinatorError, Planned, Policy};
 use super::{CoordinatorStats, Dispatch, DispatchError};
 use crate::ids::NodeId;
@@ -80,14 +80,15 @@ impl Coordinator {
     ) -> Result<Option<Object>, CoordinatorError> {
         self.stats.reads.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
-        let (nodes, plan) = match self.read_plan(key, level, policy) {
+        self.budget.lock().expect("budget lock poisoned").on_read();
+        let (nodes, plan, health) = match self.read_plan(key, level, policy) {
             Ok(planned) => planned,
             Err(error) => {
                 self.stats.failures.fetch_add(1, Ordering::Relaxed);
                 return Err(error);
             }
         };
-        let mut round = ReadRound::new(plan, 0, whole_ms(self.timeout));
+        let mut round = ReadRound::with_health(plan, health, 0, whole_ms(self.timeout));
         // Room for a reply to every request of both phases: the in-place read never
         // waits for room.
         let (sender, mut replies) = mpsc::channel(2 * nodes.len().max(1));
@@ -122,9 +123,26 @@ impl Coordinator {
                     let answer = answer_of(self.dispatch.as_ref(), node, reply.response);
                     round.on_reply(reply.index, reply.phase, answer, ms_since(started));
                 }
-                _ => round.on_time(ms_since(started).max(wake)),
+                _ => self.on_time(&mut round, ms_since(started).max(wake)),
             }
         }
+    }
+
+    /// The round's time passes; a speculation it wants is first put to the budget.
+    fn on_time(&self, round: &mut ReadRound, now_ms: u64) {
+        if round.speculation_due(now_ms) {
+            let allowed = self.budget.lock().expect("budget lock poisoned").try_take();
+            match allowed {
+                true => self.stats.speculations.fetch_add(1, Ordering::Relaxed),
+                false => {
+                    round.forgo_speculation();
+                    self.stats
+                        .speculations_refused
+                        .fetch_add(1, Ordering::Relaxed)
+                }
+            };
+        }
+        round.on_time(now_ms);
     }
 
     /// The replicas of a read and the round's plan.
@@ -133,12 +151,13 @@ impl Coordinator {
         key: &ObjectKey,
         level: Level,
         policy: Policy,
-    ) -> Result<(Vec<NodeId>, ReadPlan), CoordinatorError> {
+    ) -> Result<(Vec<NodeId>, ReadPlan, Health), CoordinatorError> {
         let Planned {
             nodes,
             tracker,
             here,
             dead,
+            health,
         } = self.plan(key, level)?;
         let plan = ReadPlan {
             level,
@@ -152,7 +171,7 @@ impl Coordinator {
                 .collect(),
             sync_repair: policy.sync_repair,
         };
-        Ok((nodes, plan))
+        Ok((nodes, plan, health))
     }
 
     fn count_answer(&self, round: &ReadRound, answer: &Result<Option<Object>, CoordinatorError>) {
@@ -201,7 +220,7 @@ impl Coordinator {
         key: &ObjectKey,
         ask: Ask,
     ) {
-        let future = self.dispatch.send(node, request_for(key, ask));
+        let future = self.timed_send(node, request_for(key, ask));
         let sender = sender.clone();
         tokio::spawn(async move {
             let response = future.await;

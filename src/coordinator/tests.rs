@@ -396,6 +396,55 @@ async fn a_silent_replica_costs_one_speculation_delay_not_the_timeout() {
     assert_eq!(asked(&fake).len(), 3);
 }
 
+/// Every replica has answered within 2 ms lately, as far as `coordinator` measured.
+fn measured_fast(coordinator: &Coordinator) {
+    let mut latency = coordinator.latency.lock().unwrap();
+    for node in ["a-1", "a-2", "a-3"] {
+        for _ in 0..limits::LATENCY_SAMPLES_MIN {
+            latency.record(&NodeId(node.into()), 2, 0);
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_replica_costs_the_replicas_p99_once_measured() {
+    let (coordinator, fake) = coordinator(Behaviour::FirstRemoteSilent);
+    measured_fast(&coordinator);
+    let started = Instant::now();
+    read_k(&coordinator, Level::Count(2)).await.unwrap();
+    let took = started.elapsed();
+    // The floor, not the fixed 50 ms: the replicas asked answer within 2 ms.
+    let floor = Duration::from_millis(limits::READ_SPECULATE_FLOOR_MS);
+    assert!(took >= floor && took < 2 * floor, "{took:?}");
+    assert_eq!(asked(&fake).len(), 3);
+    assert_eq!(coordinator.stats.speculations.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        coordinator
+            .stats
+            .speculations_refused
+            .load(Ordering::Relaxed),
+        0
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_empty_speculation_budget_makes_the_read_wait_for_those_it_asked() {
+    let (coordinator, fake) = coordinator(Behaviour::FirstRemoteSilent);
+    measured_fast(&coordinator);
+    *coordinator.budget.lock().unwrap() = latency::SpeculationBudget::empty();
+    let error = read_k(&coordinator, Level::Count(2)).await.unwrap_err();
+    assert!(matches!(error, CoordinatorError::Timeout { .. }), "{error}");
+    assert_eq!(asked(&fake).len(), 2);
+    assert_eq!(coordinator.stats.speculations.load(Ordering::Relaxed), 0);
+    assert_eq!(
+        coordinator
+            .stats
+            .speculations_refused
+            .load(Ordering::Relaxed),
+        1
+    );
+}
+
 /// A cluster where this node (a-1) mints for itself and its own flush ends only when
 /// the test says, with how; the other replicas store merges at once.
 struct Flushing {

@@ -4,7 +4,7 @@
 //! replica's reply; every other request goes out in a task of its own. It decides
 //! nothing: who is asked, what counts and when to answer are the round's.
 
-use super::round::{MintAnswer, WriteEffect, WritePlan, WriteRound};
+use super::round::{Health, MintAnswer, WriteEffect, WritePlan, WriteRound};
 use super::{instant_at, ms_since, whole_ms, Coordinator, CoordinatorError, Durable, Reply};
 use super::{Planned, Policy};
 use crate::clock::Hlc;
@@ -55,8 +55,8 @@ impl Coordinator {
     ) -> Result<Object, CoordinatorError> {
         self.stats.writes.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
-        let (nodes, fallbacks, plan) = self.write_plan(key, level, policy)?;
-        let mut round = WriteRound::new(plan, 0, whole_ms(self.timeout));
+        let (nodes, fallbacks, plan, health) = self.write_plan(key, level, policy)?;
+        let mut round = WriteRound::with_health(plan, &health, 0, whole_ms(self.timeout));
         let (sender, mut replies) = mpsc::channel(nodes.len() + fallbacks.len());
         let mut write = Write {
             coordinator: self,
@@ -101,12 +101,13 @@ impl Coordinator {
         key: &ObjectKey,
         level: Level,
         policy: Policy,
-    ) -> Result<(Vec<NodeId>, Vec<Fallback>, WritePlan), CoordinatorError> {
+    ) -> Result<(Vec<NodeId>, Vec<Fallback>, WritePlan, Health), CoordinatorError> {
         let Planned {
             nodes,
             tracker,
             here,
             dead,
+            health,
         } = self.plan(key, level)?;
         let fallbacks = match policy.sloppy {
             true => {
@@ -127,7 +128,7 @@ impl Coordinator {
                 .map(|(index, _, region)| (*index, region.clone()))
                 .collect(),
         };
-        Ok((nodes, fallbacks, plan))
+        Ok((nodes, fallbacks, plan, health))
     }
 }
 

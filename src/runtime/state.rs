@@ -177,6 +177,12 @@ impl ClusterView for ClusterState {
     fn is_dead(&self, node: &NodeId) -> bool {
         *node != self.me && self.swim.lock().expect("swim lock").is_dead(node)
     }
+
+    fn is_suspect(&self, node: &NodeId) -> bool {
+        let swim = self.swim.lock().expect("swim lock");
+        let suspect = swim.member(node).map(|state| state.liveness) == Some(Liveness::Suspect);
+        *node != self.me && suspect
+    }
 }
 
 /// The ring view of a member list. A leaving member that the failure detector holds

@@ -114,6 +114,7 @@ fn label(action: &FaultAction) -> String {
         },
         FaultAction::Lossy { .. } => "lossy network".to_string(),
         FaultAction::ClockSkew { node, .. } => format!("{node} clock skewed"),
+        FaultAction::Slow { node, .. } => format!("{node} slow"),
         FaultAction::RollingRestart { .. } => "rolling restart".to_string(),
         other => format!("{other:?}"),
     }
@@ -164,6 +165,11 @@ async fn timed(
             offset_ms,
             for_s,
         } => super::inject::clock_skew(cluster, &node_id(node)?, *offset_ms, *for_s).await?,
+        FaultAction::Slow {
+            node,
+            delay_ms,
+            for_s,
+        } => super::inject::slow(cluster, &node_id(node)?, *delay_ms, *for_s).await?,
         _ => return Ok(None),
     };
     Ok(Some(started))
@@ -252,7 +258,8 @@ async fn untimed(
         }
         FaultAction::Partition { .. }
         | FaultAction::Lossy { .. }
-        | FaultAction::ClockSkew { .. } => unreachable!("timed faults are started by `timed`"),
+        | FaultAction::ClockSkew { .. }
+        | FaultAction::Slow { .. } => unreachable!("timed faults are started by `timed`"),
         FaultAction::Wipe { node } => {
             let node = node_id(node)?;
             routes.remove(&node);

@@ -1,5 +1,5 @@
 //! Faults injected through the nodes' admin endpoints (nodes started with `--chaos`):
-//! partitions, lossy links and clock skew, each applied at once and healed by a task
+//! partitions, lossy links, clock skew and slow nodes, each applied at once and healed by a task
 //! after its duration (later steps of the schedule run meanwhile); and the
 //! process-level rolling restart.
 
@@ -180,6 +180,28 @@ pub async fn clock_skew(
     let healing = heal_later(cluster, vec![entry.http], "/v1/admin/clock", set(0), for_s)?;
     Ok((
         format!("{node} clock moved {offset_ms} ms for {for_s} s"),
+        healing,
+    ))
+}
+
+/// Makes `node` answer every peer `delay_ms` late for `for_s` (it stays alive and
+/// reachable: a gray failure), then heals.
+pub async fn slow(
+    cluster: &LocalCluster,
+    node: &NodeId,
+    delay_ms: f64,
+    for_s: f64,
+) -> Result<(String, Healing)> {
+    let entry = cluster.entry(node)?;
+    let plan = FaultPlan {
+        reply_delay_ms: delay_ms,
+        ..Default::default()
+    };
+    set_plans(cluster, vec![(entry.http, plan)]).await?;
+    let clear = serde_json::to_value(FaultPlan::default())?;
+    let healing = heal_later(cluster, vec![entry.http], "/v1/admin/faults", clear, for_s)?;
+    Ok((
+        format!("{node} answers peers {delay_ms} ms late for {for_s} s"),
         healing,
     ))
 }

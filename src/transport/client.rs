@@ -5,7 +5,7 @@
 //! held while connecting); a connection found closed is replaced on the next request,
 //! and a request is never retried here (the caller decides, knowing idempotence).
 
-use super::faults::{Fate, FaultPlan, FaultPlanError};
+use super::faults::{Fate, FaultPlan, FaultPlanError, SharedFaults};
 use super::frame::{self, EnvelopeRef, ReadFrameError};
 use super::server::{self, ServerContext, ServerLimits};
 use super::stats::{Counter, Counters, TransportStats};
@@ -51,8 +51,9 @@ struct Inner<Req, Resp> {
     counters: Arc<Counters>,
     closed: AtomicBool,
     accept_loop: Mutex<Option<JoinHandle<()>>>,
-    /// Injected faults (`--chaos` only); `None` on the normal path.
-    faults: Mutex<Option<Arc<FaultPlan>>>,
+    /// Injected faults (`--chaos` only); `None` on the normal path. Shared with the
+    /// serving side, which applies a slow node's reply delay.
+    faults: SharedFaults,
 }
 
 /// An address-book entry and its cached connection.
@@ -112,6 +113,7 @@ impl<Req: Message, Resp: Message> Transport<Req, Resp> {
 
         let handler: Arc<dyn ErasedHandler<Req, Resp>> = handler;
         let counters = Arc::new(Counters::default());
+        let faults = SharedFaults::default();
         let server = Arc::new(ServerContext {
             endpoint: endpoint.clone(),
             handler: handler.clone(),
@@ -121,6 +123,7 @@ impl<Req: Message, Resp: Message> Transport<Req, Resp> {
             limits,
             connections: Arc::new(tokio::sync::Semaphore::new(limits.connections_max)),
             handshakes: Arc::new(tokio::sync::Semaphore::new(limits.handshakes_max)),
+            faults: faults.clone(),
         });
         let accept_loop = tokio::spawn(server::accept_loop(server));
         tracing::debug!(node = %config.node, %local_addr, "transport started");
@@ -137,7 +140,7 @@ impl<Req: Message, Resp: Message> Transport<Req, Resp> {
                 counters,
                 closed: AtomicBool::new(false),
                 accept_loop: Mutex::new(Some(accept_loop)),
-                faults: Mutex::new(None),
+                faults,
             }),
         })
     }

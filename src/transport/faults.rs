@@ -1,6 +1,8 @@
 //! Injected network faults, applied by the requesting side because loopback has no
 //! traffic shaper: lost requests, lost responses, duplicates, extra delay (which also
-//! reorders), and partitions by node or region, each direction on its own.
+//! reorders), and partitions by node or region, each direction on its own. One fault is
+//! applied by the serving side: a slow node (`reply_delay_ms`, a gray failure), whose
+//! every response to a peer leaves late while it stays alive and reachable.
 //!
 //! A node only uses a plan when it was started with `--chaos`; the plan is set through
 //! the admin API. A lost message is never retried here: the caller sees a timeout, as it
@@ -10,7 +12,12 @@ use crate::ids::{NodeId, Region};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// The plan in force (`None`: no faults), shared by a transport's requesting and
+/// serving sides.
+pub type SharedFaults = Arc<Mutex<Option<Arc<FaultPlan>>>>;
 
 /// Most nodes or regions one plan may name.
 pub const FAULT_TARGETS_MAX: usize = 1024;
@@ -33,6 +40,10 @@ pub struct FaultPlan {
     /// responses are lost.
     pub blocked_from_nodes: BTreeSet<NodeId>,
     pub blocked_from_regions: BTreeSet<Region>,
+    /// Every response this node sends to a peer leaves this much late (the handler has
+    /// run: writes are stored on time, only their acknowledgements are late). A node
+    /// that answers slowly but answers: the gray failure of the `slow-node` scenario.
+    pub reply_delay_ms: f64,
 }
 
 /// Why a plan was refused.
@@ -68,6 +79,7 @@ impl FaultPlan {
         for (field, value) in [
             ("extra_delay_ms", self.extra_delay_ms),
             ("extra_jitter_ms", self.extra_jitter_ms),
+            ("reply_delay_ms", self.reply_delay_ms),
         ] {
             if !(0.0..=60_000.0).contains(&value) {
                 return Err(FaultPlanError::Delay { field, value });
@@ -87,6 +99,11 @@ impl FaultPlan {
 
     pub fn is_empty(&self) -> bool {
         *self == FaultPlan::default()
+    }
+
+    /// How late this node's responses to peers leave (zero: on time).
+    pub fn reply_delay(&self) -> Duration {
+        Duration::from_secs_f64(self.reply_delay_ms.max(0.0) / 1000.0)
     }
 
     /// Draws what happens to one request to `peer` in `region`.

@@ -38,6 +38,8 @@ pub(crate) struct ServerContext<Req, Resp> {
     pub connections: Arc<Semaphore>,
     /// Handshake slots (`limits.handshakes_max`), held while a handshake is in progress.
     pub handshakes: Arc<Semaphore>,
+    /// Injected faults (`--chaos` only): a slow node's responses leave late.
+    pub faults: super::faults::SharedFaults,
 }
 
 /// The bounds of the accept side (from `limits`; tests use smaller ones).
@@ -294,6 +296,13 @@ async fn serve_stream<Req: Message, Resp: Message>(
             return;
         }
     };
+    let reply_delay = lock(&context.faults)
+        .as_ref()
+        .map(|plan| plan.reply_delay())
+        .unwrap_or_default();
+    if !reply_delay.is_zero() {
+        tokio::time::sleep(reply_delay).await;
+    }
     if let Err(error) = send.write_all(&frame).await {
         tracing::debug!(remote = %peer.addr, %error, "cannot write response");
         return;

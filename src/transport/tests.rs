@@ -682,3 +682,57 @@ async fn start_refuses_a_certificate_for_another_region() {
         Err(TransportError::Tls(TlsError::WrongRegion { .. }))
     ));
 }
+
+#[tokio::test]
+async fn a_slow_node_answers_its_peers_late_but_answers() {
+    bounded(async {
+        let dir = cluster_dir();
+        let a = simple_node(dir.path(), "a").await;
+        let b = simple_node(dir.path(), "b").await;
+        introduce(&a, &b);
+        introduce(&b, &a);
+        let delay = Duration::from_millis(150);
+        let plan = FaultPlan {
+            reply_delay_ms: 150.0,
+            ..Default::default()
+        };
+        b.transport.set_faults(plan).unwrap();
+        let started = Instant::now();
+        let echoed = a
+            .transport
+            .request(&b.node, &TestRequest::Echo("late".into()))
+            .await
+            .unwrap();
+        assert_eq!(echoed, TestResponse::Echo("b:late".into()));
+        assert!(
+            started.elapsed() >= delay,
+            "answered in {:?}",
+            started.elapsed()
+        );
+        // Only b's answers are late: b asking a is not slowed.
+        let started = Instant::now();
+        b.transport
+            .request(&a.node, &TestRequest::Echo("quick".into()))
+            .await
+            .unwrap();
+        assert!(
+            started.elapsed() < delay,
+            "answered in {:?}",
+            started.elapsed()
+        );
+        b.transport.set_faults(FaultPlan::default()).unwrap();
+        let started = Instant::now();
+        a.transport
+            .request(&b.node, &TestRequest::Echo("healed".into()))
+            .await
+            .unwrap();
+        assert!(
+            started.elapsed() < delay,
+            "answered in {:?}",
+            started.elapsed()
+        );
+        a.transport.shutdown().await;
+        b.transport.shutdown().await;
+    })
+    .await;
+}

@@ -12,12 +12,14 @@
 //! buffer, so a reply costs no allocation of its own.
 
 mod read;
+mod speculation;
 mod write;
 
 #[cfg(test)]
 mod tests;
 
 pub use read::{Ask, Phase, ReadAnswer, ReadEffect, ReadPlan, ReadRound};
+pub use speculation::{preferred_order, speculate_after_ms, Health};
 pub use write::{MintAnswer, WriteEffect, WritePlan, WriteRound};
 
 use super::quorum::{Level, Progress, QuorumTracker};

@@ -1,6 +1,9 @@
-//! One read as a state machine. Replicas are asked nearest first, only as many as the
-//! level needs; one more for each that fails, and every one left once
-//! `READ_SPECULATE_MS` passes with the level pending. The first asked sends its object,
+//! One read as a state machine. Replicas are asked nearest first (suspected and slow
+//! ones last in their region: `speculation`), only as many as the level needs; one more
+//! for each that fails, and every one left once the speculation delay passes with the
+//! level pending: the slowest observed p99 of the replicas asked, between
+//! `READ_SPECULATE_FLOOR_MS` and `READ_SPECULATE_MS`. The driver may forgo a
+//! speculation its budget refuses (`forgo_speculation`). The first asked sends its object,
 //! the others their digest (their object, if they take no digests). When every digest
 //! matches the object, it is the answer. When one differs, or the level is met without
 //! the object, or a replica refused a digest and the level cannot be met without it, the
@@ -12,7 +15,8 @@
 
 use super::super::quorum::{Level, Progress, QuorumTracker};
 use super::super::CoordinatorError;
-use super::{error_for, nearest_first};
+use super::error_for;
+use super::speculation::{preferred_order, speculate_after_ms, Health};
 use crate::limits;
 use crate::object::Object;
 use std::collections::VecDeque;
@@ -128,6 +132,10 @@ pub struct ReadRound {
     deadline_ms: u64,
     /// When every replica left is asked, unless the level is met by then.
     speculate_ms: Option<u64>,
+    /// What the driver measured of the replicas: the order and the speculation delay.
+    health: Health,
+    /// Whether the read asked more replicas than it needed because they were late.
+    speculated: bool,
     /// The replica asked for its object in the digest phase.
     data_at: Option<usize>,
     /// Its object, once answered (`Some(None)`: it holds nothing).
@@ -148,8 +156,15 @@ pub struct ReadRound {
 
 impl ReadRound {
     /// Starts a read at `now_ms`; each of its phases gives up `timeout_ms` after it
-    /// began.
+    /// began. Nothing measured of the replicas: it speculates after
+    /// `READ_SPECULATE_MS`.
     pub fn new(plan: ReadPlan, now_ms: u64, timeout_ms: u64) -> ReadRound {
+        ReadRound::with_health(plan, Health::default(), now_ms, timeout_ms)
+    }
+
+    /// `new`, asking the replicas in the order and speculating after the delay that
+    /// `health` (the driver's measurements) gives.
+    pub fn with_health(plan: ReadPlan, health: Health, now_ms: u64, timeout_ms: u64) -> ReadRound {
         let ReadPlan {
             level,
             mut tracker,
@@ -164,7 +179,7 @@ impl ReadRound {
                 tracker.record(index, false);
             }
         }
-        let order = nearest_first(tracker.replicas(), here, &dead);
+        let order = preferred_order(&tracker, here, &dead, &health);
         let mut round = ReadRound {
             level,
             progress: tracker.progress(),
@@ -182,6 +197,8 @@ impl ReadRound {
             started_ms: now_ms,
             deadline_ms: now_ms,
             speculate_ms: None,
+            health,
+            speculated: false,
             data_at: None,
             data: None,
             data_failed: false,
@@ -239,6 +256,26 @@ impl ReadRound {
         self.in_full
     }
 
+    /// Whether the read asked more replicas than it needed because they were late.
+    pub fn speculated(&self) -> bool {
+        self.speculated
+    }
+
+    /// Whether `on_time(now_ms)` would speculate: the delay has passed, the level is
+    /// pending and a live replica is left to ask. The driver asks its budget first.
+    pub fn speculation_due(&self, now_ms: u64) -> bool {
+        let waiting = matches!(self.stage, Stage::Digest | Stage::Full);
+        let due = self.speculate_ms.is_some_and(|at| now_ms >= at);
+        let left = self.order.iter().any(|index| !self.asked[*index]);
+        waiting && due && self.progress == Progress::Pending && left
+    }
+
+    /// Gives up this phase's speculation (the budget refused it): the read waits for
+    /// the replicas it asked, until its deadline.
+    pub fn forgo_speculation(&mut self) {
+        self.speculate_ms = None;
+    }
+
     /// The phase whose replies count now.
     pub fn phase(&self) -> Phase {
         self.phase
@@ -266,11 +303,12 @@ impl ReadRound {
         }
         self.started_ms = now_ms;
         self.deadline_ms = now_ms.saturating_add(self.timeout_ms);
+        self.ask(false);
         // A replica that is slow (or gone before the failure detector noticed) should
         // cost one speculation delay, not the request timeout.
-        let speculate_ms = now_ms.saturating_add(limits::READ_SPECULATE_MS);
+        let after_ms = speculate_after_ms(&self.asked, self.here, &self.health);
+        let speculate_ms = now_ms.saturating_add(after_ms);
         self.speculate_ms = Some(speculate_ms.min(self.deadline_ms));
-        self.ask(false);
         if self.progress != Progress::Pending {
             // Nothing to wait for: dead voters alone decided it.
             self.end_phase(now_ms);
@@ -416,7 +454,10 @@ impl ReadRound {
                     }
                     self.speculate_ms = None;
                     if self.progress == Progress::Pending {
+                        let asked = self.asked.iter().filter(|asked| **asked).count();
                         self.ask(true);
+                        self.speculated |=
+                            self.asked.iter().filter(|asked| **asked).count() > asked;
                         if now_ms < self.deadline_ms {
                             return;
                         }

@@ -340,6 +340,157 @@ fn a_read_that_cannot_meet_its_level_fails_without_waiting() {
     );
 }
 
+/// `level` over replicas in `regions` (the first is the local one).
+fn tracker_in(level: Level, regions: &[&str]) -> QuorumTracker {
+    let regions: Vec<Region> = regions.iter().map(|name| region(name)).collect();
+    let requirement = Requirement::new(level, &regions, &regions[0]).expect("level fits");
+    QuorumTracker::new(requirement, regions)
+}
+
+fn health(suspect: &[bool], p99_ms: &[Option<u64>]) -> Health {
+    Health {
+        suspect: suspect.to_vec(),
+        p99_ms: p99_ms.to_vec(),
+    }
+}
+
+#[test]
+fn a_read_speculates_at_the_slowest_p99_of_the_replicas_it_asked() {
+    let cases: [(&[Option<u64>], u64); 6] = [
+        // The slowest of those asked (0 and 1), not the third.
+        (&[Some(4), Some(7), Some(40)], 7),
+        // Never below the floor.
+        (
+            &[Some(1), Some(1), Some(1)],
+            limits::READ_SPECULATE_FLOOR_MS,
+        ),
+        // One not measured yet: as the slowest healthy replica measured.
+        (&[Some(4), None, Some(6)], 6),
+        (&[None, None, Some(6)], 6),
+        // None healthy measured: the ceiling, as before anything was measured.
+        (&[None, None, Some(400)], limits::READ_SPECULATE_MS),
+        // A slow replica is asked last; the two healthy ones set the delay.
+        (&[Some(300), Some(9), Some(12)], 12),
+    ];
+    for (p99_ms, delay_ms) in cases {
+        let plan = read_plan(Level::Quorum, None);
+        let health = health(&[false; 3], p99_ms);
+        let mut round = ReadRound::with_health(plan, health, 100, 300);
+        let asked = read_effects(&mut round);
+        assert_eq!(asked.len(), 2, "{p99_ms:?}: {asked:?}");
+        assert_eq!(round.next_wake_ms(), Some(100 + delay_ms), "{p99_ms:?}");
+        assert!(!round.speculation_due(100 + delay_ms - 1));
+        assert!(round.speculation_due(100 + delay_ms));
+        round.on_time(100 + delay_ms);
+        assert_eq!(read_effects(&mut round).len(), 1, "{p99_ms:?}");
+        assert!(round.speculated());
+    }
+}
+
+#[test]
+fn this_nodes_own_copy_costs_no_wait_and_unmeasured_plans_keep_the_ceiling() {
+    let plan = read_plan(Level::One, Some(0));
+    let measured = health(&[false; 3], &[None, Some(20), Some(20)]);
+    let mut round = ReadRound::with_health(plan.clone(), measured, 0, 300);
+    assert_eq!(read_effects(&mut round), ["here 0 Get Digest"]);
+    assert_eq!(round.next_wake_ms(), Some(limits::READ_SPECULATE_FLOOR_MS));
+    let mut round = ReadRound::new(plan, 0, 300);
+    let _ = read_effects(&mut round);
+    assert_eq!(round.next_wake_ms(), Some(limits::READ_SPECULATE_MS));
+}
+
+#[test]
+fn suspects_are_asked_only_when_the_level_needs_them() {
+    let cases: [(Level, &[bool], &[&str]); 4] = [
+        // Two of three without the suspect: it is skipped.
+        (
+            Level::Quorum,
+            &[true, false, false],
+            &["ask 1 Get Digest", "ask 2 Digest Digest"],
+        ),
+        (Level::One, &[true, true, false], &["ask 2 Get Digest"]),
+        // Every replica needed: the suspect too, last.
+        (
+            Level::All,
+            &[true, false, false],
+            &[
+                "ask 1 Get Digest",
+                "ask 2 Digest Digest",
+                "ask 0 Digest Digest",
+            ],
+        ),
+        (
+            Level::Quorum,
+            &[false; 3],
+            &["ask 0 Get Digest", "ask 1 Digest Digest"],
+        ),
+    ];
+    for (level, suspect, asked) in cases {
+        let health = health(suspect, &[Some(2); 3]);
+        let mut round = ReadRound::with_health(read_plan(level, None), health, 0, 300);
+        assert_eq!(read_effects(&mut round), asked, "{level:?} {suspect:?}");
+    }
+}
+
+#[test]
+fn a_slow_replica_is_asked_last_within_its_region() {
+    // Local region a (0, 1, 2), then b (3, 4, 5); 0 is slow, 4 suspected.
+    let tracker = tracker_in(Level::LocalQuorum, &["a", "a", "a", "b", "b", "b"]);
+    let health = health(
+        &[false, false, false, false, true, false],
+        &[Some(200), Some(2), Some(60), Some(70), Some(70), Some(90)],
+    );
+    let order = preferred_order(&tracker, None, &[false; 6], &health);
+    assert_eq!(order, [1, 2, 0, 3, 5, 4]);
+    // This node first, even when it is the slow one (its copy is read in place).
+    let order = preferred_order(&tracker, Some(0), &[false; 6], &health);
+    assert_eq!(order, [0, 1, 2, 3, 5, 4]);
+    // Dead replicas are not in the order at all.
+    let dead = [false, true, false, false, false, false];
+    let order = preferred_order(&tracker, None, &dead, &health);
+    assert_eq!(order, [2, 0, 3, 5, 4]);
+}
+
+#[test]
+fn a_refused_speculation_waits_for_the_replicas_asked() {
+    let health = health(&[false; 3], &[Some(5); 3]);
+    let mut round = ReadRound::with_health(read_plan(Level::Quorum, None), health, 0, 300);
+    let _ = read_effects(&mut round);
+    assert!(round.speculation_due(5));
+    round.forgo_speculation();
+    assert!(!round.speculation_due(5));
+    assert_eq!(round.next_wake_ms(), Some(300));
+    round.on_time(5);
+    assert!(read_effects(&mut round).is_empty());
+    round.on_reply(0, Phase::Digest, ReadAnswer::Object(Some(new())), 250);
+    round.on_reply(
+        1,
+        Phase::Digest,
+        ReadAnswer::Digest(Some(new().digest())),
+        260,
+    );
+    assert_eq!(read_effects(&mut round), ["answer new"]);
+    assert!(!round.speculated());
+}
+
+#[test]
+fn a_write_mints_on_a_healthy_replica_and_answers_without_the_slow_one() {
+    // This node is no replica; the nearest (0) is slow: 1 mints.
+    let slow = health(&[false; 3], &[Some(200), Some(2), Some(2)]);
+    let plan = write_plan(Level::Quorum, None);
+    let mut round = WriteRound::with_health(plan, &slow, 0, 300);
+    assert_eq!(write_effects(&mut round), ["mint 1"]);
+    round.on_minted(1, MintAnswer::Stored { flushing: false }, 3);
+    assert_eq!(write_effects(&mut round), ["replicate 0", "replicate 2"]);
+    // Two of three stored: answered, the slow one's acknowledgement not waited for.
+    round.on_reply(2, true, 5);
+    assert_eq!(write_effects(&mut round), ["ok"]);
+    // A suspect mints last too.
+    let suspected = health(&[true, false, false], &[]);
+    let mut round = WriteRound::with_health(write_plan(Level::One, None), &suspected, 0, 300);
+    assert_eq!(write_effects(&mut round), ["mint 1"]);
+}
+
 /// One input to a round: which replica, whether it answered well, when.
 fn step() -> impl Strategy<Value = (usize, u8, u64)> {
     (0usize..4, 0u8..4, 0u64..120)
@@ -375,6 +526,33 @@ proptest! {
             }
         }
         prop_assert!(answers <= 1, "{} answers", answers);
+    }
+
+    /// The speculation delay stays between the floor and the ceiling, and the order asks
+    /// every live voter once, suspects after the others of their region.
+    #[test]
+    fn the_delay_is_clamped_and_the_order_a_permutation_of_the_live(
+        p99_ms in proptest::collection::vec(proptest::option::of(0u64..2_000), 6),
+        suspect in proptest::collection::vec(any::<bool>(), 6),
+        dead in proptest::collection::vec(any::<bool>(), 6),
+        asked in proptest::collection::vec(any::<bool>(), 6),
+        here in proptest::option::of(0usize..6),
+    ) {
+        let health = Health { suspect: suspect.clone(), p99_ms };
+        let delay_ms = speculate_after_ms(&asked, here, &health);
+        prop_assert!((limits::READ_SPECULATE_FLOOR_MS..=limits::READ_SPECULATE_MS).contains(&delay_ms));
+        let tracker = tracker_in(Level::LocalQuorum, &["a", "a", "a", "b", "b", "b"]);
+        let order = preferred_order(&tracker, here, &dead, &health);
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        // This node is never dead to itself.
+        let live: Vec<usize> = (0..6).filter(|index| !dead[*index] || here == Some(*index)).collect();
+        prop_assert_eq!(sorted, live);
+        for pair in order.windows(2) {
+            let same_region = (pair[0] < 3) == (pair[1] < 3);
+            let not_here = here != Some(pair[0]);
+            prop_assert!(!(same_region && not_here && suspect[pair[0]] && !suspect[pair[1]]), "{:?}", order);
+        }
     }
 
     /// A read answers at most once, whatever its replies and the time do.

@@ -11,7 +11,8 @@
 
 use super::super::quorum::{Level, Progress, QuorumTracker};
 use super::super::CoordinatorError;
-use super::{error_for, nearest_first};
+use super::error_for;
+use super::speculation::{preferred_order, Health};
 use crate::ids::Region;
 use crate::limits;
 use crate::wire::Refusal;
@@ -93,6 +94,18 @@ impl WriteRound {
     /// Starts a write at `now_ms` that gives up at `now_ms + timeout_ms`: asks the
     /// first replica to mint.
     pub fn new(plan: WritePlan, now_ms: u64, timeout_ms: u64) -> WriteRound {
+        WriteRound::with_health(plan, &Health::default(), now_ms, timeout_ms)
+    }
+
+    /// `new`, asking replicas to mint in the order `health` (the driver's
+    /// measurements) gives: a suspected or slow replica mints only when the others
+    /// cannot, so a write costs a slow replica nothing when its level is met without it.
+    pub fn with_health(
+        plan: WritePlan,
+        health: &Health,
+        now_ms: u64,
+        timeout_ms: u64,
+    ) -> WriteRound {
         let WritePlan {
             level,
             mut tracker,
@@ -108,7 +121,7 @@ impl WriteRound {
                 tracker.record(index, false);
             }
         }
-        let mut order = nearest_first(voters, here, &dead);
+        let mut order = preferred_order(&tracker, here, &dead, health);
         order.truncate(limits::MINT_ATTEMPTS_MAX);
         let mut round = WriteRound {
             level,

@@ -76,6 +76,12 @@ pub enum FaultAction {
         offset_ms: i64,
         for_s: f64,
     },
+    /// `node` answers every peer `delay_ms` late for `for_s` seconds (a gray failure).
+    Slow {
+        node: String,
+        delay_ms: f64,
+        for_s: f64,
+    },
     /// SIGKILL `node` and delete its data directory (a lost disk); `restart` brings it
     /// back empty.
     Wipe { node: String },
@@ -89,7 +95,8 @@ impl FaultAction {
         match self {
             FaultAction::Partition { for_s, .. }
             | FaultAction::Lossy { for_s, .. }
-            | FaultAction::ClockSkew { for_s, .. } => Some(*for_s),
+            | FaultAction::ClockSkew { for_s, .. }
+            | FaultAction::Slow { for_s, .. } => Some(*for_s),
             _ => None,
         }
     }
@@ -101,6 +108,7 @@ impl FaultAction {
             FaultAction::Partition { .. }
                 | FaultAction::Lossy { .. }
                 | FaultAction::ClockSkew { .. }
+                | FaultAction::Slow { .. }
         )
     }
 }
@@ -194,10 +202,18 @@ pub(super) fn fault_action(index: usize, raw: &RawFault) -> Result<FaultAction> 
                 for_s: seconds(index, "for_s", raw.for_s, action)?,
             }
         }
+        "slow" => match raw.delay_ms {
+            Some(delay_ms) if delay_ms > 0.0 && delay_ms <= 60_000.0 => FaultAction::Slow {
+                node: need("node", &raw.node)?,
+                delay_ms,
+                for_s: seconds(index, "for_s", raw.for_s, action)?,
+            },
+            _ => bail!("faults[{index}]: action slow needs delay_ms between 0 and 60000"),
+        },
         "rolling-restart" => FaultAction::RollingRestart {
             gap_s: seconds(index, "gap_s", raw.gap_s, action)?,
         },
-        other => bail!("faults[{index}].action: unknown action {other:?} (join, leave, kill, restart, pause, kill-region, restart-region, partition, lossy, clock-skew, wipe, rolling-restart)"),
+        other => bail!("faults[{index}].action: unknown action {other:?} (join, leave, kill, restart, pause, kill-region, restart-region, partition, lossy, clock-skew, slow, wipe, rolling-restart)"),
     };
     Ok(step)
 }
