@@ -6,6 +6,7 @@ use crate::coordinator::quorum::Level;
 use crate::coordinator::{ClusterView, CoordinatorStats};
 use crate::handoff::hints::Hints;
 use crate::handoff::transfer::TransferStats;
+use crate::membership::ownership::RingView;
 use crate::membership::swim::MemberInfo;
 use crate::replica::Replica;
 use crate::runtime::clock::NodeClock;
@@ -267,24 +268,7 @@ pub(super) async fn status(State(routes): State<StatusRoutes>) -> Json<Status> {
     .unwrap_or((0, 0));
     let view = parts.cluster.view();
     let me = &parts.me;
-    let members = parts
-        .cluster
-        .members()
-        .into_iter()
-        .map(|member| MemberStatus {
-            node: member.info.node.to_string(),
-            region: member.info.region.to_string(),
-            state: liveness_name(member.liveness).to_string(),
-            status: status_name(member.status).to_string(),
-            incarnation: member.incarnation,
-            http: member.info.http.to_string(),
-            quic: member.info.quic.to_string(),
-            partitions_owned: view.current.partitions_of(&member.info.node).len(),
-        })
-        .collect();
-    let (swim_stats, local_health) = parts
-        .cluster
-        .with_swim(|swim| (swim.stats(), swim.local_health()));
+    let members = member_statuses(parts, &view);
     let stats = &parts.coordinator;
     let transport = parts.transport.stats();
     Json(Status {
@@ -325,46 +309,80 @@ pub(super) async fn status(State(routes): State<StatusRoutes>) -> Json<Status> {
         handshakes_retried: transport.handshakes_retried,
         handshakes_refused: transport.handshakes_refused,
         faults_injected: transport.faults_injected,
-        anti_entropy: RepairCounters {
-            rounds: parts.repair.rounds.load(Ordering::Relaxed),
-            partitions_out_of_sync: parts.repair.out_of_sync(),
-            oldest_divergence_s: parts.repair.oldest_divergence_ms() as f64 / 1000.0,
-            bytes_sent: parts.repair.bytes_sent.load(Ordering::Relaxed),
-            bytes_received: parts.repair.bytes_received.load(Ordering::Relaxed),
-            keys_pulled: parts.repair.keys_pulled.load(Ordering::Relaxed),
-            keys_pushed: parts.repair.keys_pushed.load(Ordering::Relaxed),
-            refused: parts.refused.load(Ordering::Relaxed),
-            tombstones_collected: parts.repair.tombstones_collected.load(Ordering::Relaxed),
-        },
+        anti_entropy: repair_counters(parts),
         sessions: session_counters(parts),
         edge: routes.edge.counters(),
-        hints: HintCounters {
-            pending: parts
-                .hints
-                .pending()
-                .into_iter()
-                .map(|(node, count)| (node.to_string(), count))
-                .collect(),
-            stored: parts.hints.stats.stored.load(Ordering::Relaxed),
-            replayed: parts.hints.stats.replayed.load(Ordering::Relaxed),
-            dropped: parts.hints.stats.dropped.load(Ordering::Relaxed),
-        },
-        swim: SwimCounters {
-            probes_sent: swim_stats.probes_sent,
-            suspicions_raised: swim_stats.suspicions_raised,
-            deaths_declared: swim_stats.deaths_declared,
-            refutations: swim_stats.refutations,
-            stale_updates_ignored: swim_stats.stale_updates_ignored,
-            forged_updates_ignored: swim_stats.forged_updates_ignored,
-            malformed_ignored: swim_stats.malformed_ignored,
-            foreign_region_updates: swim_stats.unknown_region_ignored,
-            final_statuses_unproven: parts.gossip.final_statuses_unproven.load(Ordering::Relaxed),
-            counters_near_maximum_ignored: swim_stats.counters_near_maximum_ignored,
-            region_changes_ignored: swim_stats.region_changes_ignored
-                + parts.gossip.regions_refused.load(Ordering::Relaxed),
-            local_health,
-        },
+        hints: hint_counters(parts),
+        swim: swim_counters(parts),
     })
+}
+
+/// Every member as this node sees it.
+fn member_statuses(parts: &StatusState, view: &RingView) -> Vec<MemberStatus> {
+    parts
+        .cluster
+        .members()
+        .into_iter()
+        .map(|member| MemberStatus {
+            node: member.info.node.to_string(),
+            region: member.info.region.to_string(),
+            state: liveness_name(member.liveness).to_string(),
+            status: status_name(member.status).to_string(),
+            incarnation: member.incarnation,
+            http: member.info.http.to_string(),
+            quic: member.info.quic.to_string(),
+            partitions_owned: view.current.partitions_of(&member.info.node).len(),
+        })
+        .collect()
+}
+
+fn repair_counters(parts: &StatusState) -> RepairCounters {
+    RepairCounters {
+        rounds: parts.repair.rounds.load(Ordering::Relaxed),
+        partitions_out_of_sync: parts.repair.out_of_sync(),
+        oldest_divergence_s: parts.repair.oldest_divergence_ms() as f64 / 1000.0,
+        bytes_sent: parts.repair.bytes_sent.load(Ordering::Relaxed),
+        bytes_received: parts.repair.bytes_received.load(Ordering::Relaxed),
+        keys_pulled: parts.repair.keys_pulled.load(Ordering::Relaxed),
+        keys_pushed: parts.repair.keys_pushed.load(Ordering::Relaxed),
+        refused: parts.refused.load(Ordering::Relaxed),
+        tombstones_collected: parts.repair.tombstones_collected.load(Ordering::Relaxed),
+    }
+}
+
+fn hint_counters(parts: &StatusState) -> HintCounters {
+    HintCounters {
+        pending: parts
+            .hints
+            .pending()
+            .into_iter()
+            .map(|(node, count)| (node.to_string(), count))
+            .collect(),
+        stored: parts.hints.stats.stored.load(Ordering::Relaxed),
+        replayed: parts.hints.stats.replayed.load(Ordering::Relaxed),
+        dropped: parts.hints.stats.dropped.load(Ordering::Relaxed),
+    }
+}
+
+fn swim_counters(parts: &StatusState) -> SwimCounters {
+    let (swim_stats, local_health) = parts
+        .cluster
+        .with_swim(|swim| (swim.stats(), swim.local_health()));
+    SwimCounters {
+        probes_sent: swim_stats.probes_sent,
+        suspicions_raised: swim_stats.suspicions_raised,
+        deaths_declared: swim_stats.deaths_declared,
+        refutations: swim_stats.refutations,
+        stale_updates_ignored: swim_stats.stale_updates_ignored,
+        forged_updates_ignored: swim_stats.forged_updates_ignored,
+        malformed_ignored: swim_stats.malformed_ignored,
+        foreign_region_updates: swim_stats.unknown_region_ignored,
+        final_statuses_unproven: parts.gossip.final_statuses_unproven.load(Ordering::Relaxed),
+        counters_near_maximum_ignored: swim_stats.counters_near_maximum_ignored,
+        region_changes_ignored: swim_stats.region_changes_ignored
+            + parts.gossip.regions_refused.load(Ordering::Relaxed),
+        local_health,
+    }
 }
 
 fn session_counters(parts: &StatusState) -> SessionCounters {
