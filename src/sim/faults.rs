@@ -1,6 +1,9 @@
 //! Carries out a scenario's fault schedule against the local cluster while the
-//! workload runs, and keeps the clients' routing table in step (a load balancer would
-//! stop sending to a node that left, was killed or paused).
+//! workload runs, and keeps two address books in step: the nodes that are up (what the
+//! final checks read from, knowing what the schedule did) and the nodes a client
+//! knows of (its contact points: every node started and not gone for good). Clients are
+//! never told of a kill or a pause; their driver (`sim::driver`) finds out as a real
+//! one does, from refused connections, timeouts and the ring map.
 
 use super::scenario::{FaultAction, FaultStep};
 use crate::cluster::{load_admin_secret, LocalCluster};
@@ -16,9 +19,25 @@ use std::time::{Duration, Instant};
 /// The nodes of each region clients may use, with their HTTP addresses.
 type RouteTable = BTreeMap<String, Vec<(NodeId, SocketAddr)>>;
 
-/// HTTP addresses of the nodes clients may use, per region.
+/// HTTP addresses of the nodes, per region: those up, and those clients know of.
 #[derive(Clone, Debug, Default)]
-pub struct Routes(Arc<RwLock<RouteTable>>);
+pub struct Routes {
+    up: Arc<RwLock<RouteTable>>,
+    known: Arc<RwLock<RouteTable>>,
+}
+
+fn put(table: &RwLock<RouteTable>, region: &Region, node: NodeId, http: SocketAddr) {
+    let mut map = table.write().expect("routes lock");
+    let list = map.entry(region.to_string()).or_default();
+    list.retain(|(id, _)| *id != node);
+    list.push((node, http));
+}
+
+fn take(table: &RwLock<RouteTable>, node: &NodeId) {
+    for list in table.write().expect("routes lock").values_mut() {
+        list.retain(|(id, _)| id != node);
+    }
+}
 
 impl Routes {
     pub fn of(cluster: &LocalCluster) -> Routes {
@@ -29,40 +48,48 @@ impl Routes {
         routes
     }
 
+    /// A node started (or restarted, maybe at a new address): up, and known to clients.
     pub fn add(&self, region: &Region, node: NodeId, http: SocketAddr) {
-        let mut map = self.0.write().expect("routes lock");
-        let list = map.entry(region.to_string()).or_default();
-        list.retain(|(id, _)| *id != node);
-        list.push((node, http));
+        put(&self.up, region, node.clone(), http);
+        put(&self.known, region, node, http);
     }
 
+    /// A node is down (killed, paused, stopped): the checks skip it; clients still know
+    /// it and find out themselves.
     pub fn remove(&self, node: &NodeId) {
-        for list in self.0.write().expect("routes lock").values_mut() {
-            list.retain(|(id, _)| id != node);
-        }
+        take(&self.up, node);
     }
 
-    /// The `choice`-th node (modulo) of a region, if it has any.
-    pub fn pick(&self, region: &str, choice: usize) -> Option<SocketAddr> {
-        let map = self.0.read().expect("routes lock");
-        let list = map.get(region)?;
-        (!list.is_empty()).then(|| list[choice % list.len()].1)
+    /// A node is gone for good (it left the ring): clients forget it too.
+    pub fn forget(&self, node: &NodeId) {
+        take(&self.up, node);
+        take(&self.known, node);
     }
 
-    /// Every usable node of every region.
+    /// Every node of every region that is up.
     pub fn everywhere(&self) -> Vec<SocketAddr> {
-        let table = self.0.read().expect("routes lock");
+        let table = self.up.read().expect("routes lock");
         table.values().flatten().map(|(_, http)| *http).collect()
     }
 
+    /// The nodes of `region` that are up.
     pub fn all(&self, region: &str) -> Vec<SocketAddr> {
-        self.0
-            .read()
-            .expect("routes lock")
-            .get(region)
-            .map(|list| list.iter().map(|(_, http)| *http).collect())
-            .unwrap_or_default()
+        addresses(&self.up, region)
     }
+
+    /// The nodes of `region` a client knows of, up or not (its contact points).
+    pub fn known(&self, region: &str) -> Vec<SocketAddr> {
+        addresses(&self.known, region)
+    }
+}
+
+fn addresses(table: &RwLock<RouteTable>, region: &str) -> Vec<SocketAddr> {
+    table
+        .read()
+        .expect("routes lock")
+        .get(region)
+        .map(|list| list.iter().map(|(_, http)| *http).collect())
+        .unwrap_or_default()
 }
 
 fn nodes_in(cluster: &LocalCluster, region: &str) -> Vec<NodeId> {
@@ -265,7 +292,7 @@ async fn untimed(
         FaultAction::Leave { node } => {
             let node = node_id(node)?;
             let entry = cluster.entry(&node)?.clone();
-            routes.remove(&node);
+            routes.forget(&node);
             let secret = load_admin_secret(&cluster.launcher.dir)?;
             let response = reqwest::Client::new()
                 .post(format!("http://{}/v1/admin/leave", entry.http))

@@ -80,11 +80,11 @@ fn expect(answer: &Answer, what: &str, expected: &[u16]) -> Result<()> {
 }
 
 /// The ring map in use; replaced whole, so a request reads one consistent map.
-type SharedRing = Arc<RwLock<Option<Arc<RingMap>>>>;
+pub(crate) type SharedRing = Arc<RwLock<Option<Arc<RingMap>>>>;
 
 /// Fetches the ring map every `period` and puts it in `ring`; a failed fetch keeps the
 /// map in use (the nodes it lists as dead get no kv requests meanwhile).
-fn spawn_refresher(
+pub(crate) fn spawn_refresher(
     ring: SharedRing,
     http: reqwest::Client,
     nodes: Vec<SocketAddr>,
@@ -104,7 +104,7 @@ fn spawn_refresher(
 }
 
 /// The ring map of the first node (in the cluster file's order) that serves one.
-async fn fetch_ring(http: &reqwest::Client, nodes: &[SocketAddr]) -> Result<RingMap> {
+pub(crate) async fn fetch_ring(http: &reqwest::Client, nodes: &[SocketAddr]) -> Result<RingMap> {
     let mut last_error = None;
     for node in nodes {
         match crate::cluster::fetch_json::<RingMap>(http, *node, "/v1/ring").await {

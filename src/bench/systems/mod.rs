@@ -17,7 +17,7 @@
 //! needs `protoc`); without it an etcd spec still parses, and connecting says how to
 //! build a binary that has it.
 
-mod cartwheel;
+pub(crate) mod cartwheel;
 #[cfg(feature = "etcd")]
 mod etcd_cluster;
 mod http;
