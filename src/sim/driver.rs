@@ -188,8 +188,8 @@ impl Driver {
 
     /// Sends the request `build` makes for a node, on up to `SIM_ATTEMPTS_MAX` nodes of
     /// the region, each attempt given `timeout`. A connection that could not be made
-    /// is always retried elsewhere; a timeout, a cut connection or a 503 only when
-    /// `retry` is `Always`.
+    /// is always retried elsewhere; a timeout or a cut connection only when `retry` is
+    /// `Always`, and a 503 then once.
     pub async fn send<F>(
         &self,
         key: Option<&[u8]>,
@@ -204,6 +204,7 @@ impl Driver {
         let candidates = self.candidates(key, turn);
         let attempts = candidates.len().min(SIM_ATTEMPTS_MAX);
         let mut maybe_applied = false;
+        let mut unavailable_answers = 0;
         let mut last = Sent::NoNode;
         for (attempt, node) in candidates.into_iter().take(attempts).enumerate() {
             if attempt > 0 {
@@ -213,7 +214,14 @@ impl Driver {
             match build(&self.http, node).timeout(timeout).send().await {
                 Ok(response) => {
                     let unavailable = response.status().as_u16() == 503;
-                    if !(unavailable && retry == Retry::Always) || is_last {
+                    if unavailable {
+                        unavailable_answers += 1;
+                    }
+                    // A 503 is tried on one more node, not more (Cassandra's default
+                    // policy for "unavailable"): another coordinator of the region sees
+                    // the same replicas, and each failed write may leave a copy behind.
+                    let retry_unavailable = retry == Retry::Always && unavailable_answers == 1;
+                    if !(unavailable && retry_unavailable) || is_last {
                         if unavailable {
                             self.counts.exhausted.fetch_add(1, Ordering::Relaxed);
                         }

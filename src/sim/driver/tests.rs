@@ -145,3 +145,65 @@ async fn a_region_whose_nodes_are_all_held_down_sends_nothing() {
     let sent = driver.send(None, Retry::Always, TIMEOUT, 0, get).await;
     assert!(matches!(sent, Sent::NoNode));
 }
+
+/// A node that answers every request with `503` (it cannot reach enough replicas).
+async fn unavailable_node() -> (SocketAddr, JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buffer = vec![0u8; 4096];
+                let mut seen = Vec::new();
+                while let Ok(read) = stream.read(&mut buffer).await {
+                    if read == 0 {
+                        return;
+                    }
+                    seen.extend_from_slice(&buffer[..read]);
+                    while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                        seen.drain(..end + 4);
+                        let answer =
+                            b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n";
+                        if stream.write_all(answer).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (address, task)
+}
+
+#[tokio::test]
+async fn a_503_is_retried_once_for_a_retryable_request_and_never_for_a_session_write() {
+    let (first, first_task) = unavailable_node().await;
+    let (second, second_task) = unavailable_node().await;
+    let (answering, server) = answering_node().await;
+    let driver = driver_of(&[first, second, answering]).await;
+    let sent = driver.send(None, Retry::Always, TIMEOUT, 0, get).await;
+    match sent {
+        Sent::Answered {
+            node,
+            response,
+            earlier_maybe_applied,
+        } => {
+            assert_eq!(node, second, "one retry after a 503, not two");
+            assert_eq!(response.status().as_u16(), 503);
+            assert!(earlier_maybe_applied);
+        }
+        _ => panic!("no answer"),
+    }
+    assert_eq!(driver.counts.retries.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        driver.counts.failovers.load(Ordering::Relaxed),
+        0,
+        "a 503 node is alive"
+    );
+    let sent = driver.send(None, Retry::IfNotSent, TIMEOUT, 0, get).await;
+    assert!(matches!(sent, Sent::Answered { node, .. } if node == first));
+    assert_eq!(driver.counts.retries.load(Ordering::Relaxed), 1);
+    for task in [first_task, second_task, server] {
+        task.abort();
+    }
+}
