@@ -561,6 +561,10 @@ pub const SIM_ATTEMPTS_MAX: usize = 3;
 /// tries it again. While every node of a region is held down, that region's clients
 /// pause instead of sending.
 pub const SIM_NODE_DOWN_MS: u64 = 2_000;
+/// Longest a sim driver holds a node down: each failure right after a hold doubles
+/// the hold up to this, so a node that stays away costs one timed-out request per
+/// hold, not one every `SIM_NODE_DOWN_MS`.
+pub const SIM_NODE_DOWN_MAX_MS: u64 = 16_000;
 /// How often a sim driver fetches its region's ring map again (node states and
 /// replica placement for token-aware routing).
 pub const SIM_RING_REFRESH_MS: u64 = 1_000;

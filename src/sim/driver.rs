@@ -4,7 +4,8 @@
 //! a timeout, a 503), sends the request to another node of the region, the way
 //! Cassandra and Redis Cluster drivers do: a short connect timeout, at most
 //! `SIM_ATTEMPTS_MAX` attempts on different nodes, a node that failed held down for
-//! `SIM_NODE_DOWN_MS`, and token-aware routing from the region's ring map (kv requests
+//! `SIM_NODE_DOWN_MS`, twice as long after each further failure in a row (up to
+//! `SIM_NODE_DOWN_MAX_MS`, as Cassandra's exponential reconnection policy), and token-aware routing from the region's ring map (kv requests
 //! go first to a replica of their key in the region, so the coordinator holds it).
 //!
 //! It owns the ring map it routes by (fetched and refreshed with the bench's own
@@ -17,7 +18,8 @@
 use super::faults::Routes;
 use crate::bench::systems::cartwheel::{fetch_ring, spawn_refresher, SharedRing};
 use crate::limits::{
-    SIM_ATTEMPTS_MAX, SIM_CONNECT_TIMEOUT_MS, SIM_NODE_DOWN_MS, SIM_RING_REFRESH_MS,
+    SIM_ATTEMPTS_MAX, SIM_CONNECT_TIMEOUT_MS, SIM_NODE_DOWN_MAX_MS, SIM_NODE_DOWN_MS,
+    SIM_RING_REFRESH_MS,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -73,8 +75,9 @@ pub struct Driver {
     routes: Routes,
     ring: SharedRing,
     refresher: Option<JoinHandle<()>>,
-    /// Nodes held down, until when. At most one entry per node of the cluster.
-    down_until: Mutex<HashMap<SocketAddr, Instant>>,
+    /// Nodes held down: until when, and how long the last hold was. At most one entry
+    /// per node of the cluster; a node that answers again loses its entry.
+    down_until: Mutex<HashMap<SocketAddr, (Instant, Duration)>>,
     pub counts: Counts,
 }
 
@@ -169,7 +172,7 @@ impl Driver {
             .collect();
         let now = Instant::now();
         let down = self.down_until.lock().expect("down lock");
-        let held = |node: &SocketAddr| down.get(node).is_some_and(|until| *until > now);
+        let held = |node: &SocketAddr| down.get(node).is_some_and(|(until, _)| *until > now);
         let mut order: Vec<SocketAddr> = replicas.into_iter().chain(others).collect();
         order.retain(|node| !held(node));
         // A stable sort: the ring's view only demotes, it never drops a node (it may be
@@ -178,12 +181,24 @@ impl Driver {
         order
     }
 
+    /// Holds `node` down: `SIM_NODE_DOWN_MS` the first time, twice its last hold when
+    /// it failed again right after one (it was tried once the hold ended).
     fn hold_down(&self, node: SocketAddr) {
-        let until = Instant::now() + Duration::from_millis(SIM_NODE_DOWN_MS);
         let mut down = self.down_until.lock().expect("down lock");
-        down.retain(|_, held| *held > Instant::now());
-        down.insert(node, until);
+        let hold = match down.get(&node) {
+            Some((_, last)) => (*last * 2).min(Duration::from_millis(SIM_NODE_DOWN_MAX_MS)),
+            None => Duration::from_millis(SIM_NODE_DOWN_MS),
+        };
+        down.insert(node, (Instant::now() + hold, hold));
         self.counts.failovers.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `node` answered: it is no longer held down, and its next failure starts over.
+    fn answered(&self, node: SocketAddr) {
+        let mut down = self.down_until.lock().expect("down lock");
+        if !down.is_empty() {
+            down.remove(&node);
+        }
     }
 
     /// Sends the request `build` makes for a node, on up to `SIM_ATTEMPTS_MAX` nodes of
@@ -213,6 +228,7 @@ impl Driver {
             let is_last = attempt + 1 == attempts;
             match build(&self.http, node).timeout(timeout).send().await {
                 Ok(response) => {
+                    self.answered(node);
                     let unavailable = response.status().as_u16() == 503;
                     if unavailable {
                         unavailable_answers += 1;

@@ -207,3 +207,40 @@ async fn a_503_is_retried_once_for_a_retryable_request_and_never_for_a_session_w
         task.abort();
     }
 }
+
+#[tokio::test]
+async fn a_node_that_keeps_failing_is_held_down_longer_each_time_and_forgiven_when_it_answers() {
+    let (answering, server) = answering_node().await;
+    let driver = driver_of(&[answering]).await;
+    let hold = |driver: &Driver| {
+        driver
+            .down_until
+            .lock()
+            .unwrap()
+            .get(&answering)
+            .map(|e| e.1)
+    };
+    driver.hold_down(answering);
+    assert_eq!(hold(&driver), Some(Duration::from_millis(SIM_NODE_DOWN_MS)));
+    driver.hold_down(answering);
+    assert_eq!(
+        hold(&driver),
+        Some(Duration::from_millis(2 * SIM_NODE_DOWN_MS))
+    );
+    for _ in 0..10 {
+        driver.hold_down(answering);
+    }
+    assert_eq!(
+        hold(&driver),
+        Some(Duration::from_millis(SIM_NODE_DOWN_MAX_MS))
+    );
+    assert!(matches!(
+        driver.send(None, Retry::Always, TIMEOUT, 0, get).await,
+        Sent::NoNode
+    ));
+    driver.answered(answering);
+    assert_eq!(hold(&driver), None);
+    let sent = driver.send(None, Retry::Always, TIMEOUT, 0, get).await;
+    assert!(matches!(sent, Sent::Answered { node, .. } if node == answering));
+    server.abort();
+}
