@@ -35,6 +35,11 @@ pub const CART_ADDS_PER_CLIENT_MAX: usize = 100_000;
 pub const RETIRED_POOL_MAX: usize = 64;
 /// Distinct pref names a client sets.
 pub const PREF_NAMES: u32 = 8;
+/// How long a user whose login failed without an answer (a 5xx, a timeout) waits
+/// before logging in again, as a person shown an error page would: without it a
+/// closed-loop client retries logins as fast as they fail, and during an outage every
+/// failed attempt leaves a partly written token behind for anti-entropy.
+pub const LOGIN_RETRY_PAUSE_MS: u64 = 1_000;
 /// Pause when the driver holds every node of the client's region down.
 pub const NO_ROUTE_PAUSE_MS: u64 = 50;
 
@@ -88,6 +93,8 @@ struct Slot {
     /// Acknowledged adds (indices into `adds`) not asked to be removed.
     live_adds: Vec<u32>,
     devices: u32,
+    /// No login before this time (µs since the epoch) after one failed unanswered.
+    login_after_us: u64,
 }
 
 /// A finished request.
@@ -166,6 +173,9 @@ impl Client {
     /// held down by the driver).
     async fn step(&mut self, user: usize) -> bool {
         let Some(token) = self.slots[user].token else {
+            if self.now_us() < self.slots[user].login_after_us {
+                return false;
+            }
             return self.login(user).await;
         };
         let weights = self.spec.mix.weights;
@@ -376,6 +386,9 @@ impl Client {
             return false;
         };
         self.record(OpKind::Login, region, None, &done);
+        if let Outcome::Uncertain(_) = done.outcome {
+            self.slots[user].login_after_us = done.end_us + LOGIN_RETRY_PAUSE_MS * 1000;
+        }
         let token = self.accept_token(user, &done);
         self.slots[user].token = token;
         if let Some(token) = token {
