@@ -12,7 +12,7 @@
 # broken session invariant fails the scenario like a lost write. Exits non-zero if
 # any scenario misses its expected outcome.
 #
-#   sim/chaos.sh            the short form (each scenario as written, ~6 min)
+#   sim/chaos.sh            the short form (each scenario as written, ~10 min)
 #   sim/chaos.sh --long     soaks: every scenario's workload runs 10 minutes
 #   sim/chaos.sh NAME...    only these scenarios (e.g. node-crash pause)
 #
