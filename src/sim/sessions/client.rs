@@ -40,7 +40,8 @@ pub const PREF_NAMES: u32 = 8;
 /// closed-loop client retries logins as fast as they fail, and during an outage every
 /// failed attempt leaves a partly written token behind for anti-entropy.
 pub const LOGIN_RETRY_PAUSE_MS: u64 = 1_000;
-/// Pause when the driver holds every node of the client's region down.
+/// Pause when a step sent nothing: the driver holds every node of the region down, or
+/// the user picked waits to log in again.
 pub const NO_ROUTE_PAUSE_MS: u64 = 50;
 
 /// What every client of a run shares (the kv clients take their parts of it too).
