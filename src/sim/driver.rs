@@ -8,15 +8,15 @@
 //! `SIM_NODE_DOWN_MAX_MS`, as Cassandra's exponential reconnection policy), and token-aware routing from the region's ring map (kv requests
 //! go first to a replica of their key in the region, so the coordinator holds it).
 //!
-//! It owns the ring map it routes by (fetched and refreshed with the bench's own
-//! `fetch_ring` / `spawn_refresher`), the nodes it holds down and the retry and
+//! It owns the ring map it routes by (fetched and refreshed with `cluster::ring_map`,
+//! the same code `cartwheel bench` routes by), the nodes it holds down and the retry and
 //! failover counts the report shows. It must never send a request twice when the
 //! second copy could apply again: the caller says, per request, whether a copy that may
 //! have been sent can be sent again (`Retry`), and a request that may not is retried
 //! only when the connection could not be made at all.
 
 use super::faults::Routes;
-use crate::bench::systems::cartwheel::{fetch_ring, spawn_refresher, SharedRing};
+use crate::cluster::{fetch_ring, spawn_refresher, SharedRing};
 use crate::limits::{
     SIM_ATTEMPTS_MAX, SIM_CONNECT_TIMEOUT_MS, SIM_NODE_DOWN_MAX_MS, SIM_NODE_DOWN_MS,
     SIM_RING_REFRESH_MS,
