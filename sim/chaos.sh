@@ -3,11 +3,16 @@
 # scenario: its verdict (pass; "pass (caught)" for the deliberately unsafe one, whose
 # loss the checker must report), operations acknowledged, acknowledged writes lost,
 # deletes resurrected, failed requests, time from the last heal until every replica
-# agreed, availability per region while the faults were on, and the worst p99 of
-# reads / writes over the regions. Exits non-zero if any scenario misses its
-# expected outcome.
+# agreed, availability per region while the faults were on, the worst p99 of kv
+# reads / writes over the regions; then, from the session clients every scenario runs
+# beside the kv ones, the session invariants (revoked tokens accepted / acknowledged
+# cart adds missing / live tokens refused) and the share of session operations that
+# succeeded per region while the faults were on; and the clients' retries / failovers
+# (attempts after a request's first / nodes they stopped answering and were left). A
+# broken session invariant fails the scenario like a lost write. Exits non-zero if
+# any scenario misses its expected outcome.
 #
-#   sim/chaos.sh            the short form (each scenario as written, ~6 min)
+#   sim/chaos.sh            the short form (each scenario as written, ~10 min)
 #   sim/chaos.sh --long     soaks: every scenario's workload runs 10 minutes
 #   sim/chaos.sh NAME...    only these scenarios (e.g. node-crash pause)
 #
@@ -24,7 +29,7 @@ picked=()
 for arg in "$@"; do
   case "$arg" in
     --long) extra=(--duration 10m) ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     -*) echo "chaos.sh: unknown option $arg (see --help)" >&2; exit 2 ;;
     *) picked+=("$arg") ;;
   esac
@@ -53,7 +58,7 @@ for name in "${SCENARIOS[@]}"; do
   status=$?
   row=$(grep '^row: ' "$out/$name.log" | tail -n 1 | sed 's/^row: //')
   if [ -z "$row" ]; then
-    row="| $name | FAIL (no result, exit $status; see $out/$name.log) | | | | | | | |"
+    row="| $name | FAIL (no result, exit $status; see $out/$name.log) | | | | | | | | | | |"
   fi
   if [ $status -ne 0 ]; then
     failed=1
@@ -63,8 +68,8 @@ for name in "${SCENARIOS[@]}"; do
 done
 
 echo
-echo "| scenario | verdict | ops acked | lost | resurrected | failed requests | converged after heal | ops ok during faults | worst p99 read / write ms |"
-echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |"
+echo "| scenario | verdict | ops acked | lost | resurrected | failed requests | converged after heal | ops ok during faults | worst p99 read / write ms | sessions: revoked accepted / cart adds missing / valid refused | session ops ok during faults | retries / failovers |"
+echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- | ---: |"
 printf '%s\n' "${rows[@]}"
 echo
 echo "summaries, timelines and logs: $out"

@@ -597,3 +597,32 @@ pub const SPECULATION_SHARE_PER_MILLE: u64 = 100;
 /// Speculations the budget holds when full (a fresh node starts full): enough for the
 /// reads that reach a replica gone quiet before the failure detector suspects it.
 pub const SPECULATION_BURST: u64 = 200;
+
+// ---- sim driver (the sim's clients fail over like a real driver) ----------------------
+
+/// How long a sim client waits for a TCP connection to a node; past it the node counts
+/// as not answering, is held down and the request goes to another node of the region
+/// (nothing was sent, so every request may be retried).
+pub const SIM_CONNECT_TIMEOUT_MS: u64 = 250;
+/// How long a sim client waits for the answer to a read (kv or session); past it the
+/// node is held down and the read is sent to another node of the region.
+pub const SIM_READ_ATTEMPT_TIMEOUT_MS: u64 = 1_000;
+/// How long a sim client waits for the answer to a write; above the nodes' own request
+/// timeout (`REQUEST_TIMEOUT_MS_DEFAULT`), so a node that is alive answers first. Past
+/// it the node is held down; a kv write is sent again elsewhere with its context, a
+/// session write counts as failed with an unknown outcome.
+pub const SIM_WRITE_ATTEMPT_TIMEOUT_MS: u64 = 3_000;
+/// Attempts of one sim request (the first and its retries), each on a different node of
+/// the client's region; after the last the request counts as failed.
+pub const SIM_ATTEMPTS_MAX: usize = 3;
+/// How long a sim driver holds a node down after it failed to answer; then one request
+/// tries it again. While every node of a region is held down, that region's clients
+/// pause instead of sending.
+pub const SIM_NODE_DOWN_MS: u64 = 2_000;
+/// Longest a sim driver holds a node down: each failure right after a hold doubles
+/// the hold up to this, so a node that stays away costs one timed-out request per
+/// hold, not one every `SIM_NODE_DOWN_MS`.
+pub const SIM_NODE_DOWN_MAX_MS: u64 = 16_000;
+/// How often a sim driver fetches its region's ring map again (node states and
+/// replica placement for token-aware routing).
+pub const SIM_RING_REFRESH_MS: u64 = 1_000;

@@ -1,8 +1,10 @@
 //! The chaos suite as CI runs it: `sim/chaos.sh` against this build, on the scenarios
 //! that cover each recovery mechanism once (a region lost whole, a node crashed and its
 //! hints, a wiped disk and its new incarnation, a ring change under load) and the
-//! deliberately unsafe one, whose loss the checker must catch. The whole table (twelve
-//! scenarios, about 7 minutes) is `sim/chaos.sh`; its figures are in README.
+//! deliberately unsafe one, whose loss the checker must catch. Every scenario runs
+//! session clients beside its kv clients, so a broken session invariant (a revoked
+//! token accepted, an acknowledged cart add missing, a live token refused) fails it
+//! too. The whole table (twelve scenarios) is `sim/chaos.sh`; its figures are in README.
 
 mod common;
 
@@ -21,4 +23,13 @@ fn the_chosen_chaos_scenarios_meet_their_expected_outcomes() {
     assert!(passed, "a scenario missed its expected outcome:\n{table}");
     assert_eq!(table.matches("| pass").count(), SCENARIOS.len(), "{table}");
     assert!(table.contains("| unsafe-w1 | pass (caught)"), "{table}");
+    // Session clients ran beside the kv ones ("-" would mean none did), and no session
+    // invariant broke: revoked accepted / cart adds missing / live tokens refused.
+    for name in SCENARIOS.iter().filter(|name| **name != "unsafe-w1") {
+        let row = table
+            .lines()
+            .find(|line| line.starts_with(&format!("| {name} |")))
+            .unwrap_or_else(|| panic!("no row for {name}:\n{table}"));
+        assert!(row.contains("| 0 / 0 / 0 |"), "{row}");
+    }
 }

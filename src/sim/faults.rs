@@ -1,6 +1,9 @@
 //! Carries out a scenario's fault schedule against the local cluster while the
-//! workload runs, and keeps the clients' routing table in step (a load balancer would
-//! stop sending to a node that left, was killed or paused).
+//! workload runs, and keeps two address books in step: the nodes that are up (what the
+//! final checks read from, knowing what the schedule did) and the nodes a client
+//! knows of (its contact points: every node started and not gone for good). Clients are
+//! never told of a kill or a pause; their driver (`sim::driver`) finds out as a real
+//! one does, from refused connections, timeouts and the ring map.
 
 use super::routes::Routes;
 use super::scenario::{FaultAction, FaultStep};
@@ -218,7 +221,7 @@ async fn untimed(
         FaultAction::Leave { node } => {
             let node = node_id(node)?;
             let entry = cluster.entry(&node)?.clone();
-            routes.remove(&node);
+            routes.forget(&node);
             let secret = load_admin_secret(&cluster.launcher.dir)?;
             let response = reqwest::Client::new()
                 .post(format!("http://{}/v1/admin/leave", entry.http))

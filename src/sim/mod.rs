@@ -5,6 +5,7 @@
 
 pub mod abuse;
 pub mod converge;
+pub mod driver;
 pub mod dst;
 pub mod faults;
 pub mod inject;
@@ -116,6 +117,9 @@ pub async fn run(options: SimOptions) -> Result<bool> {
         convergence,
         sessions: session_verdict,
         mut timeline,
+        kv_ran,
+        session_availability,
+        driver,
     } = outcome?;
     let availability = timeline::availability(&timeline);
     if let Some(path) = &options.svg {
@@ -130,13 +134,16 @@ pub async fn run(options: SimOptions) -> Result<bool> {
         println!("fault {line}");
     }
     println!("\n{}", render(&table));
-    match &session_verdict {
-        Some(session_verdict) => sessions::print(session_verdict),
-        None => println!(
-            "invariants: lost_acked_writes = {}, unreadable_keys = {}, acked_reads_not_found = {} (of {} keys checked)",
-            verdict.lost_acked_writes, verdict.unreadable_keys, verdict.acked_reads_not_found, verdict.keys_checked
-        ),
+    if kv_ran {
+        println!(
+            "invariants: lost_acked_writes = {}, resurrected_deletes = {}, unreadable_keys = {}, acked_reads_not_found = {} (of {} keys checked)",
+            verdict.lost_acked_writes, verdict.resurrected_deletes, verdict.unreadable_keys, verdict.acked_reads_not_found, verdict.keys_checked
+        );
     }
+    if let Some(session_verdict) = &session_verdict {
+        sessions::print(session_verdict);
+    }
+    print_driver(&driver);
     match convergence {
         Some(took) => println!(
             "converged: every replica of every partition agrees, {:.1} s after the last fault",
@@ -185,6 +192,10 @@ pub async fn run(options: SimOptions) -> Result<bool> {
         println!("UNEXPECTED: {miss}");
     }
     value["availability_during_faults"] = serde_json::json!(availability);
+    if session_verdict.is_some() {
+        value["session_availability_during_faults"] = serde_json::json!(session_availability);
+    }
+    value["driver"] = driver;
     println!(
         "{}",
         report::row(&value, scenario.expect.expects_violation(), &misses)
@@ -195,6 +206,24 @@ pub async fn run(options: SimOptions) -> Result<bool> {
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(misses.is_empty())
+}
+
+/// One line of what the clients' drivers did: per region, attempts after a request's
+/// first, nodes held down and moved off, and requests that failed every attempt.
+fn print_driver(driver: &serde_json::Value) {
+    let Some(regions) = driver.as_object() else {
+        return;
+    };
+    let parts: Vec<String> = regions
+        .iter()
+        .map(|(region, counts)| {
+            format!(
+                "{region} {} retries, {} failovers, {} exhausted",
+                counts["retries"], counts["failovers"], counts["exhausted"]
+            )
+        })
+        .collect();
+    println!("driver: {}", parts.join("; "));
 }
 
 /// The node flags of a run: the scenario's own, or the command line's (not both), with
@@ -232,6 +261,13 @@ struct Outcome {
     sessions: Option<sessions::SessionVerdict>,
     /// The run over time (kv workload), for `--svg`.
     timeline: timeline::Timeline,
+    /// Whether kv clients ran (a session workload runs none).
+    kv_ran: bool,
+    /// Share of session operations that met their expectation in each region while a
+    /// fault was on (empty without session clients).
+    session_availability: std::collections::BTreeMap<String, f64>,
+    /// Each region's driver: retries, failovers, requests that failed every attempt.
+    driver: serde_json::Value,
 }
 
 /// Partition replicas that changed owner during the run.
@@ -330,7 +366,11 @@ fn spawn_kv_clients(
             let client = ClientSpec {
                 region: spec.name.to_string(),
                 index,
-                routes: shared.routes.clone(),
+                driver: shared
+                    .drivers
+                    .of(spec.name.as_str())
+                    .expect("every region has a driver")
+                    .clone(),
                 faulted: shared.faulted.clone(),
                 keys: scenario.workload.keys_per_client,
                 read_fraction: scenario.workload.read_fraction,
@@ -343,7 +383,6 @@ fn spawn_kv_clients(
             };
             clients.push(tokio::spawn(run_client(
                 client,
-                shared.http.clone(),
                 shared.stop.clone(),
                 shared.ops.clone(),
             )));
@@ -368,19 +407,31 @@ async fn drive(
     let ops = Arc::new(AtomicU64::new(0));
     let routes = Routes::of(cluster);
     let faulted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let regions = region_names(settings);
+    let drivers = driver::Drivers::start(&regions, &routes).await?;
     let shared = sessions::Shared {
         http: http.clone(),
         routes: routes.clone(),
+        drivers: Arc::new(drivers),
         faulted: faulted.clone(),
         stop: stopped.clone(),
         ops: ops.clone(),
         epoch: std::time::Instant::now(),
-        regions: Arc::new(region_names(settings)),
+        regions: Arc::new(regions),
     };
     let (clients, session_clients) = match &scenario.workload.kind {
-        WorkloadKind::Kv => (
+        WorkloadKind::Kv(beside) => (
             spawn_kv_clients(settings, scenario, &shared, seed),
-            Vec::new(),
+            match beside {
+                // Seeded apart from the kv clients, so adding them changes no kv choice.
+                Some(beside) => sessions::spawn(
+                    beside.clients_per_region,
+                    &beside.mix,
+                    &shared,
+                    seed.rotate_left(17),
+                ),
+                None => Vec::new(),
+            },
         ),
         WorkloadKind::Sessions(mix) => {
             let per_region = scenario.workload.clients_per_region;
@@ -427,7 +478,29 @@ async fn drive(
         "sim: workload done ({} ops); checking every acknowledged write",
         ops.load(Ordering::Relaxed)
     );
-    let timeline = timeline_of(scenario, settings, &results, &fault_log, shared.epoch);
+    let kv_samples = results.iter().flat_map(|result| {
+        result.samples.iter().map(|sample| timeline::Sample {
+            region: result.region.clone(),
+            start_s: sample.start_s,
+            latency_ms: sample.latency_ms,
+            ok: sample.ok,
+        })
+    });
+    let timeline = timeline_of(
+        scenario,
+        settings,
+        kv_samples.collect(),
+        &fault_log,
+        shared.epoch,
+    );
+    let session_samples = sessions::samples(&session_results, &shared.regions);
+    let session_availability = timeline::availability(&timeline_of(
+        scenario,
+        settings,
+        session_samples,
+        &fault_log,
+        shared.epoch,
+    ));
     if let Some(path) = history {
         write_history(path, &results)?;
     }
@@ -435,7 +508,11 @@ async fn drive(
     let verdict = verify(&http, &results, &routes).await;
     let session_verdict = sessions::check(&shared, &session_results, &mut table).await;
     let moved = ownership_moves(cluster, &http, scenario, settings).await;
+    let kv_ran = !results.is_empty();
     Ok(Outcome {
+        kv_ran,
+        session_availability,
+        driver: shared.drivers.summary(),
         table,
         verdict,
         fault_log: lines,
@@ -475,21 +552,10 @@ fn write_history(path: &std::path::Path, results: &[workload::ClientResult]) -> 
 fn timeline_of(
     scenario: &Scenario,
     settings: &Settings,
-    results: &[workload::ClientResult],
+    samples: Vec<timeline::Sample>,
     fault_log: &faults::FaultLog,
     epoch: std::time::Instant,
 ) -> timeline::Timeline {
-    let samples: Vec<timeline::Sample> = results
-        .iter()
-        .flat_map(|result| {
-            result.samples.iter().map(|sample| timeline::Sample {
-                region: result.region.clone(),
-                start_s: sample.start_s,
-                latency_ms: sample.latency_ms,
-                ok: sample.ok,
-            })
-        })
-        .collect();
     let faults = fault_log
         .windows
         .iter()

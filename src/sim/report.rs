@@ -74,8 +74,38 @@ pub struct Verdict {
     pub examples: Vec<String>,
 }
 
+/// Availability per region as the table shows it ("us-east 100%, ..."); "-" if none.
+fn shares(value: &Value) -> String {
+    let text = value
+        .as_object()
+        .map(|regions| {
+            regions
+                .iter()
+                .map(|(region, share)| {
+                    let percent = share.as_f64().unwrap_or(0.0) * 100.0;
+                    // 99.95 % is not 100 %: one decimal below a whole one.
+                    if (99.0..100.0).contains(&percent) {
+                        format!("{region} {:.1}%", (percent * 10.0).floor() / 10.0)
+                    } else {
+                        format!("{region} {percent:.0}%")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    if text.is_empty() {
+        "-".to_string()
+    } else {
+        text
+    }
+}
+
 /// One line for `sim/chaos.sh`'s table (it starts with `row:`): the scenario, its
-/// verdict, and the figures the table shows.
+/// verdict, and the figures the table shows: the kv ones, then the session invariants
+/// (revoked tokens accepted / acknowledged cart adds missing / live tokens refused)
+/// and the session operations' availability per region while faults were on ("-"
+/// without session clients), and the drivers' retries / failovers over all regions.
 pub fn row(summary: &Value, expects_violation: bool, misses: &[String]) -> String {
     let invariants = &summary["invariants"];
     let verdict = match (misses.is_empty(), expects_violation) {
@@ -88,18 +118,24 @@ pub fn row(summary: &Value, expects_violation: bool, misses: &[String]) -> Strin
         Some(seconds) => format!("{seconds:.1} s"),
         None => "-".to_string(),
     };
-    let availability = summary["availability_during_faults"]
-        .as_object()
-        .map(|regions| {
-            regions
-                .iter()
-                .map(|(region, share)| {
-                    format!("{region} {:.0}%", share.as_f64().unwrap_or(0.0) * 100.0)
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-        .unwrap_or_default();
+    let availability = shares(&summary["availability_during_faults"]);
+    let session_invariants = if summary["sessions"].is_object() {
+        format!(
+            "{} / {} / {}",
+            number(&invariants["revoked_token_accepted"]),
+            number(&invariants["cart_adds_missing"]),
+            number(&invariants["valid_token_rejected"])
+        )
+    } else {
+        "-".to_string()
+    };
+    let session_availability = shares(&summary["session_availability_during_faults"]);
+    let driver_total = |field: &str| -> u64 {
+        summary["driver"]
+            .as_object()
+            .map(|regions| regions.values().map(|counts| number(&counts[field])).sum())
+            .unwrap_or(0)
+    };
     let worst_p99 = |op: &str| {
         summary["latency_ms"]
             .as_object()
@@ -112,19 +148,16 @@ pub fn row(summary: &Value, expects_violation: bool, misses: &[String]) -> Strin
             .unwrap_or(0.0)
     };
     format!(
-        "row: | {} | {verdict} | {} | {} | {} | {} | {converged} | {} | {:.0} / {:.0} |",
+        "row: | {} | {verdict} | {} | {} | {} | {} | {converged} | {availability} | {:.0} / {:.0} | {session_invariants} | {session_availability} | {} / {} |",
         summary["scenario"].as_str().unwrap_or("?"),
         number(&summary["ops"]["acked"]),
         number(&invariants["lost_acked_writes"]),
         number(&invariants["resurrected_deletes"]),
         number(&summary["ops"]["failed"]),
-        if availability.is_empty() {
-            "-".to_string()
-        } else {
-            availability
-        },
         worst_p99("read"),
         worst_p99("write"),
+        driver_total("retries"),
+        driver_total("failovers"),
     )
 }
 

@@ -1,7 +1,9 @@
 //! Simulated clients: closed-loop readers and writers in every region, each talking to
-//! its own region's nodes over the HTTP API, recording every acknowledged write; and the
-//! final check that reads each of them back.
+//! its own region's nodes over the HTTP API through its region's driver (token-aware,
+//! failing over to another node of the region), recording every acknowledged write;
+//! and the final check that reads each of them back.
 
+use super::driver::{Driver, Retry, Sent};
 use super::report::{Table, Verdict};
 use super::routes::Routes;
 use crate::api::{SiblingsBody, CONTEXT_HEADER};
@@ -30,7 +32,8 @@ pub const VERIFY_ATTEMPTS_MAX: u32 = 3;
 pub struct ClientSpec {
     pub region: String,
     pub index: u32,
-    pub routes: Routes,
+    /// The region's driver: picks the node and retries elsewhere.
+    pub driver: Arc<Driver>,
     /// True while a fault window (a region outage) is open.
     pub faulted: Arc<std::sync::atomic::AtomicBool>,
     pub keys: u32,
@@ -111,6 +114,24 @@ pub struct ClientResult {
     pub samples: Vec<Sample>,
 }
 
+/// Pause of a client whose region has every node held down by its driver.
+const NO_NODE_PAUSE_MS: u64 = 50;
+
+fn read_timeout() -> Duration {
+    Duration::from_millis(crate::limits::SIM_READ_ATTEMPT_TIMEOUT_MS)
+}
+
+fn write_timeout() -> Duration {
+    Duration::from_millis(crate::limits::SIM_WRITE_ATTEMPT_TIMEOUT_MS)
+}
+
+fn push_uncertain(state: &mut KeyState, value: Vec<u8>) {
+    if state.uncertain.len() == UNCERTAIN_WRITES_PER_KEY_MAX {
+        state.uncertain.remove(0);
+    }
+    state.uncertain.push(value);
+}
+
 fn value_for(key: &str, sequence: u64, size: usize) -> Vec<u8> {
     let mut value = format!("{key}#{sequence}#").into_bytes();
     value.resize(size.max(value.len()), b'.');
@@ -123,10 +144,45 @@ fn level_query(name: &str, level: Option<Level>) -> String {
         .unwrap_or_default()
 }
 
+/// The answer of a driven request: its status (`None`: no node answered), the node that
+/// answered or was tried last, and whether an earlier attempt may have been applied.
+struct Driven {
+    status: Option<u16>,
+    node: Option<SocketAddr>,
+    response: Option<reqwest::Response>,
+    earlier_maybe_applied: bool,
+}
+
+fn driven(sent: Sent) -> Driven {
+    match sent {
+        Sent::Answered {
+            node,
+            response,
+            earlier_maybe_applied,
+        } => Driven {
+            status: Some(response.status().as_u16()),
+            node: Some(node),
+            response: Some(response),
+            earlier_maybe_applied,
+        },
+        Sent::Failed { node, maybe_sent } => Driven {
+            status: None,
+            node: Some(node),
+            response: None,
+            earlier_maybe_applied: maybe_sent,
+        },
+        Sent::NoNode => Driven {
+            status: None,
+            node: None,
+            response: None,
+            earlier_maybe_applied: false,
+        },
+    }
+}
+
 /// Runs one client until `stop` turns true.
 pub async fn run_client(
     spec: ClientSpec,
-    http: reqwest::Client,
     mut stop: watch::Receiver<bool>,
     ops: Arc<AtomicU64>,
 ) -> ClientResult {
@@ -143,80 +199,101 @@ pub async fn run_client(
             spec.index,
             rng.gen_range(0..spec.keys)
         );
-        let Some(node) = spec.routes.pick(&spec.region, rng.gen()) else {
-            // Every node of the region is out (a fault): wait for one to come back.
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
         let is_read = rng.gen_bool(spec.read_fraction);
         let mut request_kind = if is_read { "read" } else { "write" };
         let state = keys.entry(key.clone()).or_default();
         let started = Instant::now();
-        let ok = if is_read {
-            let url = format!(
-                "http://{node}/v1/kv/{key}{}",
-                level_query("consistency", spec.read)
+        let turn: usize = rng.gen();
+        let (ok, node) = if is_read {
+            let path = format!("/v1/kv/{key}{}", level_query("consistency", spec.read));
+            let answer = driven(
+                spec.driver
+                    .send(
+                        Some(key.as_bytes()),
+                        Retry::Always,
+                        read_timeout(),
+                        turn,
+                        |http, node| http.get(format!("http://{node}{path}")),
+                    )
+                    .await,
             );
-            match http.get(url).send().await {
-                Ok(response) => {
-                    let code = response.status().as_u16();
-                    // Not found is fine after a delete, acknowledged or maybe applied.
-                    let written = state.last_acked.as_ref().is_some_and(|v| !v.is_empty())
-                        && !state.uncertain.iter().any(Vec::is_empty);
-                    if code == 404 && written {
-                        acked_reads_not_found += 1;
-                    }
-                    matches!(code, 200 | 300 | 404)
-                }
-                Err(_) => false,
+            let Some(node) = answer.node else {
+                // Every node of the region is held down (a fault): wait for one.
+                tokio::time::sleep(Duration::from_millis(NO_NODE_PAUSE_MS)).await;
+                continue;
+            };
+            // Not found is fine after a delete, acknowledged or maybe applied.
+            let written = state.last_acked.as_ref().is_some_and(|v| !v.is_empty())
+                && !state.uncertain.iter().any(Vec::is_empty);
+            if answer.status == Some(404) && written {
+                acked_reads_not_found += 1;
             }
+            (matches!(answer.status, Some(200 | 300 | 404)), node)
         } else {
-            sequence += 1;
             // A delete needs the context of the value it removes (else it is a sibling).
             let delete = state.context.is_some() && rng.gen_bool(spec.delete_fraction);
-            if delete {
-                request_kind = "delete";
-            }
             let value = if delete {
                 Vec::new()
             } else {
-                value_for(&key, sequence, spec.value_bytes)
+                value_for(&key, sequence + 1, spec.value_bytes)
             };
-            let url = format!(
-                "http://{node}/v1/kv/{key}{}",
-                level_query("consistency", spec.write)
+            let path = format!("/v1/kv/{key}{}", level_query("consistency", spec.write));
+            let context = state.context.clone();
+            // Retried with the same context: a copy an earlier attempt applied is the
+            // same write, at worst a sibling the next write with its context replaces.
+            let answer = driven(
+                spec.driver
+                    .send(
+                        Some(key.as_bytes()),
+                        Retry::Always,
+                        write_timeout(),
+                        turn,
+                        |http, node| {
+                            let url = format!("http://{node}{path}");
+                            let request = if delete {
+                                http.delete(url)
+                            } else {
+                                http.put(url).body(value.clone())
+                            };
+                            match &context {
+                                Some(context) => request.header(CONTEXT_HEADER, context),
+                                None => request,
+                            }
+                        },
+                    )
+                    .await,
             );
-            let mut request = if delete {
-                http.delete(url)
-            } else {
-                http.put(url).body(value.clone())
+            let Some(node) = answer.node else {
+                tokio::time::sleep(Duration::from_millis(NO_NODE_PAUSE_MS)).await;
+                continue;
             };
-            if let Some(context) = &state.context {
-                request = request.header(CONTEXT_HEADER, context);
+            sequence += 1;
+            if delete {
+                request_kind = "delete";
             }
-            let acked = match request.send().await {
-                Ok(response) if response.status().as_u16() == 204 => {
-                    state.context = response
-                        .headers()
-                        .get(CONTEXT_HEADER)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_string);
-                    true
-                }
-                _ => false,
-            };
+            let acked = answer.status == Some(204);
+            if acked {
+                state.context = answer
+                    .response
+                    .as_ref()
+                    .and_then(|response| response.headers().get(CONTEXT_HEADER))
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+            }
             if acked {
                 // Earlier writes of unknown outcome stay possible: this one carried the
                 // context of the last acknowledged write, which did not cover them, so
                 // any that a replica applied survives next to it as a sibling.
+                if answer.earlier_maybe_applied {
+                    // A retried attempt may have applied a copy under another version:
+                    // it may survive a later delete as a sibling.
+                    push_uncertain(state, value.clone());
+                }
                 state.last_acked = Some(value);
             } else {
-                if state.uncertain.len() == UNCERTAIN_WRITES_PER_KEY_MAX {
-                    state.uncertain.remove(0);
-                }
-                state.uncertain.push(value);
+                push_uncertain(state, value);
             }
-            acked
+            (acked, node)
         };
         let op = if is_read { "read" } else { "write" };
         let micros = started.elapsed().as_micros() as u64;

@@ -11,8 +11,8 @@
 use super::answer::Answer;
 use super::http::Connections;
 use super::{CartwheelClient, Levels, Protocol, Routing, Session};
-use crate::api::{RingMap, CONTEXT_HEADER};
-use crate::cluster::ClusterFile;
+use crate::api::CONTEXT_HEADER;
+use crate::cluster::{fetch_ring, spawn_refresher, ClusterFile, SharedRing};
 use crate::limits::PREF_VALUE_CHARS_MAX;
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
@@ -90,44 +90,6 @@ fn expect(answer: &Answer, what: &str, expected: &[u16]) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// The ring map in use; replaced whole, so a request reads one consistent map.
-type SharedRing = Arc<RwLock<Option<Arc<RingMap>>>>;
-
-/// Fetches the ring map every `period` and puts it in `ring`; a failed fetch keeps the
-/// map in use (the nodes it lists as dead get no kv requests meanwhile).
-fn spawn_refresher(
-    ring: SharedRing,
-    http: reqwest::Client,
-    nodes: Vec<SocketAddr>,
-    period: Duration,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(period);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ticks.tick().await;
-        loop {
-            ticks.tick().await;
-            if let Ok(map) = fetch_ring(&http, &nodes).await {
-                *ring.write().expect("ring lock") = Some(Arc::new(map));
-            }
-        }
-    })
-}
-
-/// The ring map of the first node (in the cluster file's order) that serves one.
-async fn fetch_ring(http: &reqwest::Client, nodes: &[SocketAddr]) -> Result<RingMap> {
-    let mut last_error = None;
-    for node in nodes {
-        match crate::cluster::fetch_json::<RingMap>(http, *node, "/v1/ring").await {
-            Ok(ring) => return Ok(ring),
-            Err(error) => last_error = Some(error.context(format!("GET /v1/ring at {node}"))),
-        }
-    }
-    Err(last_error
-        .unwrap_or_else(|| anyhow::anyhow!("no node"))
-        .context("token-aware routing needs the ring map (--routing spread does not)"))
 }
 
 impl CartwheelTarget {

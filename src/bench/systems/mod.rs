@@ -18,7 +18,7 @@
 //! build a binary that has it.
 
 mod answer;
-mod cartwheel;
+pub(crate) mod cartwheel;
 #[cfg(feature = "etcd")]
 mod etcd_cluster;
 mod http;

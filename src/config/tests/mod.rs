@@ -36,6 +36,15 @@ fn the_shipped_topologies_are_valid() {
     assert!(default.regions.len() >= 3);
     for spec in &default.regions {
         assert!(spec.nodes.len() >= 3 && spec.nodes.len() > spec.replicas as usize);
+        // One node of the region down leaves a majority of its replicas (2 of 3), so
+        // `local_quorum` and `each_quorum` are still met.
+        let majority = spec.replicas / 2 + 1;
+        assert!(
+            spec.replicas > majority,
+            "{}: {} replicas lose their majority with one node down",
+            spec.name,
+            spec.replicas
+        );
         let nearest = default
             .regions
             .iter()

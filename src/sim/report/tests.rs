@@ -30,3 +30,31 @@ fn summary_holds_the_documented_fields() {
     assert_eq!(value["ops"]["acked"], 4, "class rows are not counted twice");
     assert!(value["latency_ms"]["us-east"]["user_write"]["p99"].is_number());
 }
+
+#[test]
+fn the_chaos_row_shows_the_session_invariants_and_availability() {
+    let verdict = Verdict::default();
+    let mut value = summary("node-crash", 7, 2.0, &Table::new(), &verdict);
+    value["availability_during_faults"] = serde_json::json!({ "us-east": 0.9996, "us-west": 1.0 });
+    let row = row(&value, false, &[]);
+    assert!(row.contains("| us-east 99.9%, us-west 100% |"), "{row}");
+    assert!(
+        row.ends_with("| - | - | 0 / 0 |"),
+        "no session clients: {row}"
+    );
+    value["sessions"] = serde_json::json!({});
+    value["invariants"]["revoked_token_accepted"] = serde_json::json!(2);
+    value["invariants"]["cart_adds_missing"] = serde_json::json!(0);
+    value["invariants"]["valid_token_rejected"] = serde_json::json!(5);
+    value["session_availability_during_faults"] = serde_json::json!({ "eu-west": 0.5 });
+    value["driver"] = serde_json::json!({
+        "us-east": { "retries": 3, "failovers": 1 },
+        "us-west": { "retries": 4, "failovers": 2 },
+    });
+    let row = super::row(&value, false, &["revoked_token_accepted = 2".into()]);
+    assert!(row.contains("| FAIL |"), "{row}");
+    assert!(
+        row.ends_with("| 2 / 0 / 5 | eu-west 50% | 7 / 3 |"),
+        "{row}"
+    );
+}

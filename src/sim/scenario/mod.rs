@@ -1,6 +1,9 @@
 //! Scenario files (`sim/*.toml`): the workload a simulation runs and for how long.
 //! `[workload] kind` picks the kv workload (the default) or the session workload,
-//! whose knobs live in a `[sessions]` table (see `sim::sessions`).
+//! whose knobs live in a `[sessions]` table (see `sim::sessions`). A kv scenario with a
+//! `[sessions]` table runs session clients beside its kv clients
+//! (`sessions.clients_per_region` of them per region), so every fault is also judged by
+//! the session invariants.
 
 use super::sessions::{RawSessions, SessionMix};
 use crate::coordinator::quorum::Level;
@@ -69,11 +72,22 @@ pub struct Scenario {
     pub expect: Expectations,
 }
 
+/// Session clients that run beside a kv workload.
+#[derive(Clone, Debug)]
+pub struct SessionsBeside {
+    pub clients_per_region: u32,
+    pub mix: SessionMix,
+}
+
+/// Session clients per region beside a kv workload when `[sessions]` does not say.
+pub const SESSION_CLIENTS_BESIDE_DEFAULT: u32 = 2;
+
 /// What the clients run.
 #[derive(Clone, Debug)]
 pub enum WorkloadKind {
-    /// Reads and writes of opaque values (`Workload`'s kv fields).
-    Kv,
+    /// Reads and writes of opaque values (`Workload`'s kv fields), and session clients
+    /// beside them when the scenario has a `[sessions]` table.
+    Kv(Option<SessionsBeside>),
     /// Logins, session reads and changes, rotations and logouts.
     Sessions(SessionMix),
 }
@@ -104,9 +118,22 @@ fn workload_kind(raw: &mut RawScenario) -> Result<WorkloadKind> {
     let workload = &mut raw.workload;
     match workload.kind.as_deref().unwrap_or("kv") {
         "kv" => {
-            if raw.sessions.is_some() {
-                bail!("sessions: only for workload.kind = \"sessions\"");
-            }
+            let beside = match raw.sessions.take() {
+                None => None,
+                Some(sessions) => {
+                    let clients_per_region = sessions
+                        .clients_per_region
+                        .unwrap_or(SESSION_CLIENTS_BESIDE_DEFAULT);
+                    if clients_per_region == 0 || clients_per_region > CLIENTS_PER_REGION_MAX {
+                        bail!("sessions.clients_per_region: must be between 1 and {CLIENTS_PER_REGION_MAX}");
+                    }
+                    let mix = SessionMix::from_raw(&sessions)?;
+                    Some(SessionsBeside {
+                        clients_per_region,
+                        mix,
+                    })
+                }
+            };
             let missing = [
                 ("read_fraction", workload.read_fraction.is_none()),
                 ("keys_per_client", workload.keys_per_client.is_none()),
@@ -115,7 +142,7 @@ fn workload_kind(raw: &mut RawScenario) -> Result<WorkloadKind> {
             if let Some((field, _)) = missing.iter().find(|(_, absent)| *absent) {
                 bail!("workload.{field}: required by the kv workload");
             }
-            Ok(WorkloadKind::Kv)
+            Ok(WorkloadKind::Kv(beside))
         }
         "sessions" => {
             let kv_fields = [
@@ -131,7 +158,11 @@ fn workload_kind(raw: &mut RawScenario) -> Result<WorkloadKind> {
             workload.read_fraction = Some(0.0);
             workload.keys_per_client = Some(1);
             workload.value_bytes = Some(16);
-            let mix = SessionMix::from_raw(&raw.sessions.take().unwrap_or_default())?;
+            let sessions = raw.sessions.take().unwrap_or_default();
+            if sessions.clients_per_region.is_some() {
+                bail!("sessions.clients_per_region: only beside a kv workload (a session workload has workload.clients_per_region)");
+            }
+            let mix = SessionMix::from_raw(&sessions)?;
             Ok(WorkloadKind::Sessions(mix))
         }
         other => bail!("workload.kind: unknown kind {other:?} (kv, sessions)"),

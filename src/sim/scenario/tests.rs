@@ -60,13 +60,40 @@ fn the_session_workload_takes_its_own_fields_only() {
     let scenario = Scenario::parse(&format!("{base}[sessions]\nusers_per_client = 3\n")).unwrap();
     match scenario.workload.kind {
         WorkloadKind::Sessions(mix) => assert_eq!(mix.users_per_client, 3),
-        WorkloadKind::Kv => panic!("a session workload parsed as kv"),
+        WorkloadKind::Kv(_) => panic!("a session workload parsed as kv"),
     }
     assert!(Scenario::parse(base).is_ok());
     let mixed = format!("{base}read_fraction = 0.5\n");
     assert!(format!("{:#}", Scenario::parse(&mixed).unwrap_err()).contains("read_fraction"));
     let kv = "name = \"x\"\nduration_s = 10\n[workload]\nclients_per_region = 1\nread_fraction = 0.5\nkeys_per_client = 1\n";
     assert!(format!("{:#}", Scenario::parse(kv).unwrap_err()).contains("value_bytes"));
-    let kv = format!("{kv}value_bytes = 64\n[sessions]\n");
-    assert!(format!("{:#}", Scenario::parse(&kv).unwrap_err()).contains("sessions"));
+    let refused = format!("{base}[sessions]\nclients_per_region = 2\n");
+    let message = format!("{:#}", Scenario::parse(&refused).unwrap_err());
+    assert!(message.contains("sessions.clients_per_region"), "{message}");
+}
+
+#[test]
+fn a_kv_scenario_with_a_sessions_table_runs_session_clients_beside_it() {
+    let kv = "name = \"x\"\nduration_s = 10\n[workload]\nclients_per_region = 3\nread_fraction = 0.5\nkeys_per_client = 1\nvalue_bytes = 64\n";
+    match Scenario::parse(kv).unwrap().workload.kind {
+        WorkloadKind::Kv(None) => {}
+        other => panic!("a kv scenario without [sessions] runs {other:?}"),
+    }
+    let beside = format!("{kv}[sessions]\n");
+    match Scenario::parse(&beside).unwrap().workload.kind {
+        WorkloadKind::Kv(Some(beside)) => {
+            assert_eq!(beside.clients_per_region, SESSION_CLIENTS_BESIDE_DEFAULT)
+        }
+        other => panic!("[sessions] beside kv parsed as {other:?}"),
+    }
+    let four = format!("{kv}[sessions]\nclients_per_region = 4\nusers_per_client = 2\n");
+    match Scenario::parse(&four).unwrap().workload.kind {
+        WorkloadKind::Kv(Some(beside)) => {
+            assert_eq!(beside.clients_per_region, 4);
+            assert_eq!(beside.mix.users_per_client, 2);
+        }
+        other => panic!("[sessions] beside kv parsed as {other:?}"),
+    }
+    let zero = format!("{kv}[sessions]\nclients_per_region = 0\n");
+    assert!(format!("{:#}", Scenario::parse(&zero).unwrap_err()).contains("clients_per_region"));
 }

@@ -1,5 +1,7 @@
 //! One closed-loop session client: drives its users over the session HTTP API of its
-//! own region's nodes, and records every request (kind, region, node, start, end,
+//! own region's nodes, through its region's driver (which fails over to another node of
+//! the region when one stops answering; session writes only when they were certainly
+//! not sent), and records every request (kind, region, node, start, end,
 //! outcome, token presented), every token it received and every cart add. It decides
 //! nothing about correctness; `history` and `verify` do.
 
@@ -7,6 +9,7 @@ use super::history::{
     CartAdd, Code, OpKind, OpRecord, Outcome, Removal, Retire, RetireKind, TokenEntry,
 };
 use super::{Choice, SessionMix};
+use crate::sim::driver::{Drivers, Retry, Sent};
 use crate::sim::report::Table;
 use crate::sim::routes::Routes;
 use rand::rngs::StdRng;
@@ -32,7 +35,13 @@ pub const CART_ADDS_PER_CLIENT_MAX: usize = 100_000;
 pub const RETIRED_POOL_MAX: usize = 64;
 /// Distinct pref names a client sets.
 pub const PREF_NAMES: u32 = 8;
-/// Pause when every node of the client's region is out of the routes.
+/// How long a user whose login failed without an answer (a 5xx, a timeout) waits
+/// before logging in again, as a person shown an error page would: without it a
+/// closed-loop client retries logins as fast as they fail, and during an outage every
+/// failed attempt leaves a partly written token behind for anti-entropy.
+pub const LOGIN_RETRY_PAUSE_MS: u64 = 1_000;
+/// Pause when a step sent nothing: the driver holds every node of the region down, or
+/// the user picked waits to log in again.
 pub const NO_ROUTE_PAUSE_MS: u64 = 50;
 
 /// What every client of a run shares (the kv clients take their parts of it too).
@@ -40,6 +49,8 @@ pub const NO_ROUTE_PAUSE_MS: u64 = 50;
 pub struct Shared {
     pub http: reqwest::Client,
     pub routes: Routes,
+    /// Every region's driver: the clients send through them, never to a node directly.
+    pub drivers: Arc<Drivers>,
     /// True while a fault window (a region outage) is open.
     pub faulted: Arc<AtomicBool>,
     pub stop: watch::Receiver<bool>,
@@ -83,10 +94,14 @@ struct Slot {
     /// Acknowledged adds (indices into `adds`) not asked to be removed.
     live_adds: Vec<u32>,
     devices: u32,
+    /// No login before this time (µs since the epoch) after one failed unanswered.
+    login_after_us: u64,
 }
 
 /// A finished request.
 struct Done {
+    /// The node that answered, or was tried last.
+    node: SocketAddr,
     outcome: Outcome,
     body: Option<Value>,
     start_us: u64,
@@ -112,14 +127,11 @@ struct Client {
 /// Runs one client until the run stops.
 pub async fn run_client(spec: SessionClientSpec, shared: Shared) -> SessionClientResult {
     let mut client = Client::new(spec, shared);
-    let region = client.region_name(client.spec.region).to_string();
     while !*client.shared.stop.borrow() && !client.result.truncated {
-        let Some(node) = client.shared.routes.pick(&region, client.rng.gen()) else {
-            tokio::time::sleep(Duration::from_millis(NO_ROUTE_PAUSE_MS)).await;
-            continue;
-        };
         let user = client.rng.gen_range(0..client.slots.len());
-        client.step(user, node).await;
+        if !client.step(user).await {
+            tokio::time::sleep(Duration::from_millis(NO_ROUTE_PAUSE_MS)).await;
+        }
     }
     client.result
 }
@@ -158,9 +170,14 @@ impl Client {
         self.shared.epoch.elapsed().as_micros() as u64
     }
 
-    async fn step(&mut self, user: usize, node: SocketAddr) {
+    /// One step of `user`; false when nothing was sent (every node of the region is
+    /// held down by the driver).
+    async fn step(&mut self, user: usize) -> bool {
         let Some(token) = self.slots[user].token else {
-            return self.login(user, node).await;
+            if self.now_us() < self.slots[user].login_after_us {
+                return false;
+            }
+            return self.login(user).await;
         };
         let weights = self.spec.mix.weights;
         let choice = weights.pick(self.rng.gen_range(0..weights.total()));
@@ -172,78 +189,82 @@ impl Client {
                 let add = live == 0
                     || (live < self.spec.mix.cart_lines_per_user && choice == Choice::CartAdd);
                 if add {
-                    self.cart_add(user, token, node).await
+                    self.cart_add(user, token).await
                 } else {
-                    self.cart_remove(user, token, node).await
+                    self.cart_remove(user, token).await
                 }
             }
             Choice::PrefSet => {
                 let name = format!("pref{}", self.rng.gen_range(0..PREF_NAMES));
                 let value = json!({ "value": format!("v{}", self.rng.gen::<u32>()) });
                 let path = format!("/v1/session/prefs/{name}");
-                self.user_write(
-                    user,
-                    token,
-                    node,
-                    OpKind::PrefSet,
-                    Method::PUT,
-                    &path,
-                    value,
-                )
-                .await;
+                self.user_write(user, token, OpKind::PrefSet, Method::PUT, &path, value)
+                    .await
+                    .is_some()
             }
             Choice::HistoryAdd => {
                 let item = json!({ "item": format!("item-{}", self.rng.gen::<u32>()) });
                 let path = "/v1/session/history";
-                self.user_write(
-                    user,
-                    token,
-                    node,
-                    OpKind::HistoryAdd,
-                    Method::POST,
-                    path,
-                    item,
-                )
-                .await;
+                self.user_write(user, token, OpKind::HistoryAdd, Method::POST, path, item)
+                    .await
+                    .is_some()
             }
-            Choice::Rotate if !tokens_full => {
-                self.retire(user, token, node, RetireKind::Rotate).await
+            Choice::Rotate if !tokens_full => self.retire(user, token, RetireKind::Rotate).await,
+            Choice::Logout if !tokens_full => self.retire(user, token, RetireKind::Logout).await,
+            Choice::Replay if !self.retired.is_empty() => {
+                self.replay().await;
+                true
             }
-            Choice::Logout if !tokens_full => {
-                self.retire(user, token, node, RetireKind::Logout).await
-            }
-            Choice::Replay if !self.retired.is_empty() => self.replay().await,
-            _ => self.read(user, token, node).await,
+            _ => self.read(user, token).await,
         }
     }
 
-    /// Sends one request, presenting token `token` (and its CSRF token if `csrf`).
+    /// Sends one request to a node of `region` through its driver, presenting token
+    /// `token` (and its CSRF token if `csrf`); `None` when the driver holds every node
+    /// of the region down. Reads (`GET`) are retried on another node whatever happened;
+    /// writes only when the connection could not be made, since a session write carries
+    /// no operation id yet and one applied twice (a cart add) would count twice.
     async fn send(
         &self,
+        region: u8,
         method: Method,
-        node: SocketAddr,
         path: &str,
         token: Option<u32>,
         csrf: bool,
         body: Option<Value>,
-    ) -> Done {
-        let mut request = self
-            .shared
-            .http
-            .request(method, format!("http://{node}{path}"));
-        if let Some(entry) = token.map(|t| &self.result.tokens[t as usize]) {
-            request = request.bearer_auth(&entry.token);
-            if csrf {
-                request = request.header("x-csrf-token", &entry.csrf);
+    ) -> Option<Done> {
+        let driver = self.shared.drivers.of(self.region_name(region))?;
+        let entry = token.map(|t| &self.result.tokens[t as usize]);
+        let (retry, timeout_ms) = if method == Method::GET {
+            (Retry::Always, crate::limits::SIM_READ_ATTEMPT_TIMEOUT_MS)
+        } else {
+            (
+                Retry::IfNotSent,
+                crate::limits::SIM_WRITE_ATTEMPT_TIMEOUT_MS,
+            )
+        };
+        let build = |http: &reqwest::Client, node: SocketAddr| {
+            let mut request = http.request(method.clone(), format!("http://{node}{path}"));
+            if let Some(entry) = entry {
+                request = request.bearer_auth(&entry.token);
+                if csrf {
+                    request = request.header("x-csrf-token", &entry.csrf);
+                }
             }
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
+            if let Some(body) = &body {
+                request = request.json(body);
+            }
+            request
+        };
         let start_us = self.now_us();
-        let (outcome, body) = match request.send().await {
-            Err(_) => (Outcome::Uncertain(None), None),
-            Ok(response) => {
+        let turn = start_us as usize;
+        let sent = driver
+            .send(None, retry, Duration::from_millis(timeout_ms), turn, build)
+            .await;
+        let (node, outcome, body) = match sent {
+            Sent::NoNode => return None,
+            Sent::Failed { node, .. } => (node, Outcome::Uncertain(None), None),
+            Sent::Answered { node, response, .. } => {
                 let status = response.status().as_u16();
                 let bytes = response.bytes().await.ok();
                 let json = bytes.and_then(|b| serde_json::from_slice::<Value>(&b).ok());
@@ -259,31 +280,30 @@ impl Client {
                     },
                     _ => Outcome::Uncertain(Some(status)),
                 };
-                (outcome, json)
+                (node, outcome, json)
             }
         };
-        Done {
+        Some(Done {
+            node,
             outcome,
             body,
             start_us,
             end_us: self.now_us(),
-        }
+        })
     }
 
     /// Records a finished request in the history and the latency table.
-    fn record(
-        &mut self,
-        kind: OpKind,
-        region: u8,
-        node: SocketAddr,
-        token: Option<u32>,
-        done: &Done,
-    ) {
-        let expected = match kind {
-            OpKind::RetiredRead => done.outcome.is_unauthorized(),
-            OpKind::RemoteRead => done.outcome == Outcome::Ok(200),
-            _ => done.outcome.is_ok(),
-        };
+    fn record(&mut self, kind: OpKind, region: u8, token: Option<u32>, done: &Done) {
+        let expected = OpRecord {
+            kind,
+            region,
+            node: done.node,
+            start_us: done.start_us,
+            end_us: done.end_us,
+            outcome: done.outcome,
+            token,
+        }
+        .met();
         let faulted = self.shared.faulted.load(Ordering::Relaxed);
         let region_name = self.region_name(region).to_string();
         for row in [Some(kind.name()), kind.class_row()].into_iter().flatten() {
@@ -310,7 +330,7 @@ impl Client {
             self.result.ops.push(OpRecord {
                 kind,
                 region,
-                node,
+                node: done.node,
                 start_us: done.start_us,
                 end_us: done.end_us,
                 outcome: done.outcome,
@@ -345,7 +365,7 @@ impl Client {
         }
     }
 
-    async fn login(&mut self, user: usize, node: SocketAddr) {
+    async fn login(&mut self, user: usize) -> bool {
         self.slots[user].devices += 1;
         let device = format!(
             "{}-c{}-d{}",
@@ -354,10 +374,22 @@ impl Client {
             self.slots[user].devices
         );
         let body = json!({ "user_id": self.result.users[user], "device": device });
-        let done = self
-            .send(Method::POST, node, "/v1/sessions", None, false, Some(body))
-            .await;
-        self.record(OpKind::Login, self.spec.region, node, None, &done);
+        let region = self.spec.region;
+        let sent = self.send(
+            region,
+            Method::POST,
+            "/v1/sessions",
+            None,
+            false,
+            Some(body),
+        );
+        let Some(done) = sent.await else {
+            return false;
+        };
+        self.record(OpKind::Login, region, None, &done);
+        if let Outcome::Uncertain(_) = done.outcome {
+            self.slots[user].login_after_us = done.end_us + LOGIN_RETRY_PAUSE_MS * 1000;
+        }
         let token = self.accept_token(user, &done);
         self.slots[user].token = token;
         if let Some(token) = token {
@@ -365,38 +397,42 @@ impl Client {
                 self.probe_regions(token, OpKind::RemoteRead).await;
             }
         }
+        true
     }
 
-    async fn read(&mut self, user: usize, token: u32, node: SocketAddr) {
-        let done = self
-            .send(Method::GET, node, "/v1/session", Some(token), false, None)
-            .await;
-        self.record(OpKind::Read, self.spec.region, node, Some(token), &done);
+    async fn read(&mut self, user: usize, token: u32) -> bool {
+        let region = self.spec.region;
+        let sent = self.send(region, Method::GET, "/v1/session", Some(token), false, None);
+        let Some(done) = sent.await else {
+            return false;
+        };
+        self.record(OpKind::Read, region, Some(token), &done);
         self.after_use(user, &done);
+        true
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// A write of the user's own data; its outcome, `None` when nothing was sent.
     async fn user_write(
         &mut self,
         user: usize,
         token: u32,
-        node: SocketAddr,
         kind: OpKind,
         method: Method,
         path: &str,
         body: Value,
-    ) -> Outcome {
+    ) -> Option<Outcome> {
+        let region = self.spec.region;
         let done = self
-            .send(method, node, path, Some(token), true, Some(body))
-            .await;
-        self.record(kind, self.spec.region, node, Some(token), &done);
+            .send(region, method, path, Some(token), true, Some(body))
+            .await?;
+        self.record(kind, region, Some(token), &done);
         self.after_use(user, &done);
-        done.outcome
+        Some(done.outcome)
     }
 
-    async fn cart_add(&mut self, user: usize, token: u32, node: SocketAddr) {
+    async fn cart_add(&mut self, user: usize, token: u32) -> bool {
         if self.result.adds.len() >= CART_ADDS_PER_CLIENT_MAX {
-            return self.read(user, token, node).await;
+            return self.read(user, token).await;
         }
         self.skus += 1;
         let sku = format!(
@@ -406,17 +442,11 @@ impl Client {
             self.skus
         );
         let body = json!({ "op": "add", "sku": sku, "qty": 1 });
-        let outcome = self
-            .user_write(
-                user,
-                token,
-                node,
-                OpKind::CartAdd,
-                Method::POST,
-                "/v1/session/cart",
-                body,
-            )
-            .await;
+        let (kind, path) = (OpKind::CartAdd, "/v1/session/cart");
+        let sent = self.user_write(user, token, kind, Method::POST, path, body);
+        let Some(outcome) = sent.await else {
+            return false;
+        };
         self.result.adds.push(CartAdd {
             user: user as u16,
             sku,
@@ -427,27 +457,24 @@ impl Client {
             let index = self.result.adds.len() as u32 - 1;
             self.slots[user].live_adds.push(index);
         }
+        true
     }
 
-    async fn cart_remove(&mut self, user: usize, token: u32, node: SocketAddr) {
+    async fn cart_remove(&mut self, user: usize, token: u32) -> bool {
         let live = &mut self.slots[user].live_adds;
         if live.is_empty() {
-            return;
+            return true;
         }
-        let add = live.swap_remove(self.rng.gen_range(0..live.len()));
+        let pick = self.rng.gen_range(0..live.len());
+        let add = live[pick];
         let sku = self.result.adds[add as usize].sku.clone();
         let body = json!({ "op": "remove", "sku": sku });
-        let outcome = self
-            .user_write(
-                user,
-                token,
-                node,
-                OpKind::CartRemove,
-                Method::POST,
-                "/v1/session/cart",
-                body,
-            )
-            .await;
+        let (kind, path) = (OpKind::CartRemove, "/v1/session/cart");
+        let sent = self.user_write(user, token, kind, Method::POST, path, body);
+        let Some(outcome) = sent.await else {
+            return false;
+        };
+        self.slots[user].live_adds.swap_remove(pick);
         let removal = match outcome {
             Outcome::Refused { .. } => {
                 self.slots[user].live_adds.push(add);
@@ -456,23 +483,28 @@ impl Client {
             Outcome::Ok(_) | Outcome::Uncertain(_) => Removal::Attempted,
         };
         self.result.adds[add as usize].removal = removal;
+        true
     }
 
     /// Rotates or logs out the current token; on success the old one joins the pool of
     /// tokens presented again, and (sampled) is tried at once in every region.
-    async fn retire(&mut self, user: usize, token: u32, node: SocketAddr, kind: RetireKind) {
+    async fn retire(&mut self, user: usize, token: u32, kind: RetireKind) -> bool {
         let (method, path, op) = match kind {
             RetireKind::Rotate => (Method::POST, "/v1/session/rotate", OpKind::Rotate),
             RetireKind::Logout => (Method::DELETE, "/v1/session", OpKind::Logout),
             // Not a request: what the nodes do to a chain after a reuse.
-            RetireKind::ChainRevoked => return,
+            RetireKind::ChainRevoked => return true,
         };
-        let done = self.send(method, node, path, Some(token), true, None).await;
-        self.record(op, self.spec.region, node, Some(token), &done);
+        let region = self.spec.region;
+        let sent = self.send(region, method, path, Some(token), true, None);
+        let Some(done) = sent.await else {
+            return false;
+        };
+        self.record(op, region, Some(token), &done);
         self.slots[user].token = None;
         if let Outcome::Refused { .. } = done.outcome {
             // Definitely not applied; a 401 here is a live token refused.
-            return;
+            return true;
         }
         let acked = done.outcome.is_ok();
         self.result.tokens[token as usize].retire = Some(Retire {
@@ -481,7 +513,7 @@ impl Client {
             acked_us: acked.then_some(done.end_us),
         });
         if !acked {
-            return;
+            return true;
         }
         if kind == RetireKind::Rotate {
             self.slots[user].token = self.accept_token(user, &done);
@@ -493,20 +525,18 @@ impl Client {
         if self.rng.gen_bool(self.spec.mix.cross_region_sample) {
             self.probe_regions(token, OpKind::RetiredRead).await;
         }
+        true
     }
 
     /// Presents a retired token in a random region.
     async fn replay(&mut self) {
         let token = self.retired[self.rng.gen_range(0..self.retired.len())];
         let region = self.rng.gen_range(0..self.shared.regions.len()) as u8;
-        let name = self.region_name(region).to_string();
-        let Some(node) = self.shared.routes.pick(&name, self.rng.gen()) else {
+        let sent = self.send(region, Method::GET, "/v1/session", Some(token), false, None);
+        let Some(done) = sent.await else {
             return;
         };
-        let done = self
-            .send(Method::GET, node, "/v1/session", Some(token), false, None)
-            .await;
-        self.record(OpKind::RetiredRead, region, node, Some(token), &done);
+        self.record(OpKind::RetiredRead, region, Some(token), &done);
         self.after_reuse(token, done.start_us);
     }
 
@@ -544,23 +574,25 @@ impl Client {
     /// Validates `token` at once in other regions: every other region for a fresh
     /// token (`RemoteRead`), every region for a retired one (`RetiredRead`).
     async fn probe_regions(&mut self, token: u32, kind: OpKind) {
-        let mut targets = Vec::new();
-        for region in 0..self.shared.regions.len() as u8 {
-            if kind == OpKind::RemoteRead && region == self.spec.region {
-                continue;
-            }
-            let name = self.region_name(region).to_string();
-            if let Some(node) = self.shared.routes.pick(&name, self.rng.gen()) {
-                targets.push((region, node));
-            }
-        }
-        let probes = targets.iter().map(|(_, node)| {
-            self.send(Method::GET, *node, "/v1/session", Some(token), false, None)
+        let targets: Vec<u8> = (0..self.shared.regions.len() as u8)
+            .filter(|region| kind != OpKind::RemoteRead || *region != self.spec.region)
+            .collect();
+        let probes = targets.iter().map(|region| {
+            self.send(
+                *region,
+                Method::GET,
+                "/v1/session",
+                Some(token),
+                false,
+                None,
+            )
         });
         let dones = futures::future::join_all(probes).await;
-        let first_start_us = dones.iter().map(|done| done.start_us).min();
-        for ((region, node), done) in targets.into_iter().zip(dones) {
-            self.record(kind, region, node, Some(token), &done);
+        let first_start_us = dones.iter().flatten().map(|done| done.start_us).min();
+        for (region, done) in targets.into_iter().zip(dones) {
+            if let Some(done) = done {
+                self.record(kind, region, Some(token), &done);
+            }
         }
         if let (OpKind::RetiredRead, Some(start_us)) = (kind, first_start_us) {
             self.after_reuse(token, start_us);

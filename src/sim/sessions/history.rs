@@ -125,6 +125,19 @@ pub struct OpRecord {
     pub token: Option<u32>,
 }
 
+impl OpRecord {
+    /// Whether the request got the answer it should: a retired token refused, a fresh
+    /// one validated elsewhere, anything else a 2xx. The latency table and the
+    /// availability during faults count the others as errors.
+    pub fn met(&self) -> bool {
+        match self.kind {
+            OpKind::RetiredRead => self.outcome.is_unauthorized(),
+            OpKind::RemoteRead => self.outcome == Outcome::Ok(200),
+            _ => self.outcome.is_ok(),
+        }
+    }
+}
+
 /// Why a token stopped being the client's current one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RetireKind {
@@ -234,11 +247,14 @@ pub fn valid_token_rejected(ops: &[OpRecord], tokens: &[TokenEntry]) -> Vec<usiz
         .collect()
 }
 
-/// Validations of a fresh token in another region that did not answer 200 (indices).
+/// Validations of a fresh token in another region that refused it (indices). One that
+/// got no answer (a region down, a timeout, a 5xx) is not a validation that failed: it
+/// counts against that region's availability instead.
 pub fn cross_region_failures(ops: &[OpRecord]) -> Vec<usize> {
     ops.iter()
         .enumerate()
-        .filter(|(_, op)| op.kind == OpKind::RemoteRead && op.outcome != Outcome::Ok(200))
+        .filter(|(_, op)| op.kind == OpKind::RemoteRead)
+        .filter(|(_, op)| matches!(op.outcome, Outcome::Refused { .. }))
         .map(|(index, _)| index)
         .collect()
 }

@@ -15,6 +15,7 @@ mod verify;
 pub use client::{run_client, SessionClientResult, SessionClientSpec, Shared};
 pub use verify::{verify, SessionVerdict};
 
+use crate::sim::timeline::Sample;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -113,6 +114,9 @@ pub struct SessionMix {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSessions {
+    /// Session clients per region beside a kv workload (only there; a session
+    /// workload's count is `workload.clients_per_region`).
+    pub(crate) clients_per_region: Option<u32>,
     users_per_client: Option<u32>,
     cross_region_sample: Option<f64>,
     cart_lines_per_user: Option<usize>,
@@ -227,6 +231,23 @@ pub async fn check(
         }
     }
     Some(verify(&shared.http, results, &shared.routes, &shared.regions).await)
+}
+
+/// Every recorded session operation as a timeline sample, in the region of the node
+/// it asked (a probe of a region that is down counts against that region), ok when it
+/// got the answer it should (`OpRecord::met`).
+pub fn samples(results: &[SessionClientResult], regions: &[String]) -> Vec<Sample> {
+    let samples = results.iter().flat_map(|result| result.ops.iter());
+    samples
+        .filter_map(|op| {
+            Some(Sample {
+                region: regions.get(op.region as usize)?.clone(),
+                start_s: op.start_us as f64 / 1e6,
+                latency_ms: op.end_us.saturating_sub(op.start_us) as f64 / 1000.0,
+                ok: op.met(),
+            })
+        })
+        .collect()
 }
 
 /// Prints the session invariants and whatever examples the check kept.

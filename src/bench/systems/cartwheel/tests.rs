@@ -1,4 +1,5 @@
 use super::*;
+use crate::api::RingMap;
 
 fn target(nodes: &[&str]) -> CartwheelTarget {
     CartwheelTarget {
