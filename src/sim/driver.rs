@@ -35,9 +35,9 @@ pub enum Retry {
     /// carry the causal context they replace (a second copy is at worst a sibling of
     /// the same value, which the next write with its context replaces).
     Always,
-    /// Only when it certainly was not sent (the connection could not be made). Session
-    /// writes, until they carry an operation id that replicas apply at most once: a
-    /// retried "add 1 sku" that the first attempt already applied would add it twice.
+    /// Only when it certainly was not sent (the connection could not be made): logins,
+    /// rotations and logouts (session document changes carry an operation id and are
+    /// retried `Always`).
     IfNotSent,
 }
 

@@ -86,4 +86,3 @@ fn addresses(table: &RwLock<RouteTable>, region: &str) -> Vec<SocketAddr> {
         .map(|list| list.iter().map(|(_, http)| *http).collect())
         .unwrap_or_default()
 }
-

@@ -14,6 +14,9 @@ use crate::sim::report::Table;
 use crate::sim::routes::Routes;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+
+/// Numbers the idempotency keys of this process's session changes.
+static OPERATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::collections::VecDeque;
@@ -221,9 +224,10 @@ impl Client {
 
     /// Sends one request to a node of `region` through its driver, presenting token
     /// `token` (and its CSRF token if `csrf`); `None` when the driver holds every node
-    /// of the region down. Reads (`GET`) are retried on another node whatever happened;
-    /// writes only when the connection could not be made, since a session write carries
-    /// no operation id yet and one applied twice (a cart add) would count twice.
+    /// of the region down. Reads (`GET`) and changes of the session document (cart,
+    /// prefs, history: they carry an `Idempotency-Key`, so a retry applies once) are
+    /// retried on another node whatever happened; logins, rotations and logouts only
+    /// when the connection could not be made.
     async fn send(
         &self,
         region: u8,
@@ -235,8 +239,19 @@ impl Client {
     ) -> Option<Done> {
         let driver = self.shared.drivers.of(self.region_name(region))?;
         let entry = token.map(|t| &self.result.tokens[t as usize]);
+        // A change of the session document carries an idempotency key, so a retry on
+        // another node is applied once: it is retried like a read.
+        let change = method != Method::GET
+            && path.starts_with("/v1/session/")
+            && !path.starts_with("/v1/session/rotate");
+        let key = change.then(|| {
+            let operation = OPERATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            format!("sim-{}-{operation}", std::process::id())
+        });
         let (retry, timeout_ms) = if method == Method::GET {
             (Retry::Always, crate::limits::SIM_READ_ATTEMPT_TIMEOUT_MS)
+        } else if change {
+            (Retry::Always, crate::limits::SIM_WRITE_ATTEMPT_TIMEOUT_MS)
         } else {
             (
                 Retry::IfNotSent,
@@ -245,6 +260,9 @@ impl Client {
         };
         let build = |http: &reqwest::Client, node: SocketAddr| {
             let mut request = http.request(method.clone(), format!("http://{node}{path}"));
+            if let Some(key) = &key {
+                request = request.header("idempotency-key", key);
+            }
             if let Some(entry) = entry {
                 request = request.bearer_auth(&entry.token);
                 if csrf {
