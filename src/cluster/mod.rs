@@ -16,7 +16,7 @@ mod local;
 #[cfg(feature = "tools")]
 mod ops;
 #[cfg(feature = "tools")]
-mod ring_map;
+mod driver_map;
 pub mod secrets;
 
 #[cfg(feature = "tools")]
@@ -27,7 +27,7 @@ pub use local::{
 #[cfg(feature = "tools")]
 pub use ops::{add, down, leave, remove};
 #[cfg(feature = "tools")]
-pub use ring_map::{fetch_ring, spawn_refresher, SharedRing};
+pub use driver_map::{fetch_ring, spawn_refresher, SharedRing};
 pub use secrets::{
     admin_secret_path, ensure_secrets, load_admin_key, load_admin_secret, load_session_secret,
     load_session_secrets, rotate_session_secret, session_secret_path,

@@ -8,7 +8,7 @@
 //! `SIM_NODE_DOWN_MAX_MS`, as Cassandra's exponential reconnection policy), and token-aware routing from the region's ring map (kv requests
 //! go first to a replica of their key in the region, so the coordinator holds it).
 //!
-//! It owns the ring map it routes by (fetched and refreshed with `cluster::ring_map`,
+//! It owns the ring map it routes by (fetched and refreshed with `cluster::driver_map`,
 //! the same code `cartwheel bench` routes by), the nodes it holds down and the retry and
 //! failover counts the report shows. It must never send a request twice when the
 //! second copy could apply again: the caller says, per request, whether a copy that may
