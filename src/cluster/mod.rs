@@ -12,13 +12,15 @@
 
 pub mod bundle;
 #[cfg(feature = "tools")]
+mod driver_map;
+#[cfg(feature = "tools")]
 mod local;
 #[cfg(feature = "tools")]
 mod ops;
-#[cfg(feature = "tools")]
-mod driver_map;
 pub mod secrets;
 
+#[cfg(feature = "tools")]
+pub use driver_map::{fetch_ring, spawn_refresher, SharedRing};
 #[cfg(feature = "tools")]
 pub use local::{
     fetch_json, fetch_status, log_tail, next_node_id, process_is_node, seeds_of, sharing_cores,
@@ -26,8 +28,6 @@ pub use local::{
 };
 #[cfg(feature = "tools")]
 pub use ops::{add, down, leave, remove};
-#[cfg(feature = "tools")]
-pub use driver_map::{fetch_ring, spawn_refresher, SharedRing};
 pub use secrets::{
     admin_secret_path, ensure_secrets, load_admin_key, load_admin_secret, load_session_secret,
     load_session_secrets, rotate_session_secret, session_secret_path,
