@@ -5,6 +5,11 @@ use tokio::net::TcpListener;
 
 /// A node that answers every request on a connection with `200 ok`.
 async fn answering_node() -> (SocketAddr, JoinHandle<()>) {
+    node_answering(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await
+}
+
+/// A node that answers every request on a connection with `answer`.
+async fn node_answering(answer: &'static [u8]) -> (SocketAddr, JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let task = tokio::spawn(async move {
@@ -19,7 +24,6 @@ async fn answering_node() -> (SocketAddr, JoinHandle<()>) {
                     seen.extend_from_slice(&buffer[..read]);
                     while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
                         seen.drain(..end + 4);
-                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
                         if stream.write_all(answer).await.is_err() {
                             return;
                         }
@@ -148,31 +152,7 @@ async fn a_region_whose_nodes_are_all_held_down_sends_nothing() {
 
 /// A node that answers every request with `503` (it cannot reach enough replicas).
 async fn unavailable_node() -> (SocketAddr, JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buffer = vec![0u8; 4096];
-                let mut seen = Vec::new();
-                while let Ok(read) = stream.read(&mut buffer).await {
-                    if read == 0 {
-                        return;
-                    }
-                    seen.extend_from_slice(&buffer[..read]);
-                    while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
-                        seen.drain(..end + 4);
-                        let answer =
-                            b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n";
-                        if stream.write_all(answer).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-            });
-        }
-    });
-    (address, task)
+    node_answering(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n").await
 }
 
 #[tokio::test]
