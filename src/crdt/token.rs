@@ -211,7 +211,11 @@ pub fn is_successor_of(parent: Option<&TokenDoc>, hash: &[u8; 32]) -> bool {
 }
 
 /// Whether the merged record `doc` lets its token in at `now_ms`; a rotated token keeps
-/// working for `grace_ms` after its rotation.
+/// working for `grace_ms` after its rotation. With no grace a rotated token is refused
+/// whatever the clocks say: the rotation's time comes from another node's clock, and a
+/// validating node whose clock runs behind it must not read "not yet" into it. A
+/// positive grace is judged by this node's clock, so a skew of S stretches or shortens
+/// it by S (README, "Clocks").
 pub fn verdict(doc: Option<&TokenDoc>, now_ms: u64, grace_ms: u64) -> Verdict {
     let Some(record) = doc.and_then(TokenDoc::record) else {
         return match doc {
@@ -229,6 +233,7 @@ pub fn verdict(doc: Option<&TokenDoc>, now_ms: u64, grace_ms: u64) -> Verdict {
         return Verdict::Expired;
     }
     match record.rotated {
+        Some(_) if grace_ms == 0 => Verdict::Reused,
         Some(rotation) if now_ms >= rotation.at_ms.saturating_add(grace_ms) => Verdict::Reused,
         _ => Verdict::Valid,
     }

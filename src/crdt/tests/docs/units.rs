@@ -497,6 +497,14 @@ fn verdicts() {
         Verdict::Reused
     );
     assert_eq!(verdict(Some(&rotated), 99, GRACE_MS), Verdict::Reused);
+    // With no grace, a node whose clock runs behind the rotating node's (now before the
+    // rotation's time) still refuses the rotated token.
+    assert_eq!(
+        verdict(Some(&rotated), 10, 0),
+        Verdict::Reused,
+        "clock behind"
+    );
+    assert_eq!(verdict(Some(&rotated), 60, 0), Verdict::Reused);
 }
 
 #[test]
