@@ -5,6 +5,7 @@
 //! never told of a kill or a pause; their driver (`sim::driver`) finds out as a real
 //! one does, from refused connections, timeouts and the ring map.
 
+use super::report::FaultsOn;
 use super::routes::Routes;
 use super::scenario::{FaultAction, FaultStep};
 use crate::cluster::{load_admin_secret, LocalCluster};
@@ -12,7 +13,7 @@ use crate::ids::{NodeId, Region};
 use crate::limits;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn nodes_in(cluster: &LocalCluster, region: &str) -> Vec<NodeId> {
@@ -39,14 +40,13 @@ pub struct FaultLog {
     pub healed_at: Option<Instant>,
 }
 
-/// Runs every step at its time. `faulted` is true while a region is down, so clients
-/// can report latency during the outage apart.
+/// Runs every step at its time, with `faulted` counting the faults on.
 pub async fn run(
     cluster: &mut LocalCluster,
     steps: &[FaultStep],
     routes: &Routes,
     started: Instant,
-    faulted: &AtomicBool,
+    faulted: &Arc<FaultsOn>,
 ) -> Result<FaultLog> {
     let mut log = FaultLog::default();
     let mut open: BTreeMap<String, f64> = BTreeMap::new();
@@ -55,13 +55,26 @@ pub async fn run(
         let at = started + Duration::from_secs_f64(step.at_s);
         tokio::time::sleep_until(at.into()).await;
         let begun = started.elapsed().as_secs_f64();
-        let (line, healing) = apply(cluster, &step.action, routes, faulted)
+        let window = window_key(&step.action);
+        match window {
+            Some((_, false)) => {}
+            _ => faulted.begin(),
+        }
+        let (line, healing) = apply(cluster, &step.action, routes)
             .await
             .with_context(|| format!("fault at {} s: {:?}", step.at_s, step.action))?;
         let mut ended = started.elapsed().as_secs_f64();
-        if let Some(healing) = healing {
-            healings.push(healing);
-            ended = begun + step.action.duration_s().unwrap_or(0.0);
+        match (&window, healing) {
+            (Some((_, true)), _) => {}
+            (_, Some(healing)) => {
+                let faulted = faulted.clone();
+                healings.push(tokio::spawn(async move {
+                    let _ = healing.await;
+                    faulted.end();
+                }));
+                ended = begun + step.action.duration_s().unwrap_or(0.0);
+            }
+            (_, None) => faulted.end(),
         }
         let shown = if step.action.duration_s().is_some() {
             begun
@@ -69,7 +82,7 @@ pub async fn run(
             ended
         };
         log.lines.push(format!("{shown:>6.1} s  {line}"));
-        match window_key(&step.action) {
+        match window {
             Some((key, true)) => {
                 open.insert(key, begun);
             }
@@ -127,12 +140,11 @@ async fn apply(
     cluster: &mut LocalCluster,
     action: &FaultAction,
     routes: &Routes,
-    faulted: &AtomicBool,
 ) -> Result<(String, Option<super::inject::Healing>)> {
     if let Some(timed) = timed(cluster, action).await? {
         return Ok((timed.0, Some(timed.1)));
     }
-    let line = untimed(cluster, action, routes, faulted).await?;
+    let line = untimed(cluster, action, routes).await?;
     Ok((line, None))
 }
 
@@ -182,7 +194,6 @@ async fn untimed(
     cluster: &mut LocalCluster,
     action: &FaultAction,
     routes: &Routes,
-    faulted: &AtomicBool,
 ) -> Result<String> {
     match action {
         FaultAction::KillRegion { region } => {
@@ -190,7 +201,6 @@ async fn untimed(
             if victims.is_empty() {
                 bail!("no node in region {region}");
             }
-            faulted.store(true, Ordering::Relaxed);
             for node in &victims {
                 routes.remove(node);
                 cluster.kill(node)?;
@@ -206,7 +216,6 @@ async fn untimed(
                 let entry = cluster.restart(node).await?;
                 routes.add(&entry.region, entry.id.clone(), entry.http);
             }
-            faulted.store(false, Ordering::Relaxed);
             Ok(format!(
                 "region {region} back ({} nodes restarted)",
                 victims.len()

@@ -83,6 +83,7 @@ pub async fn run(options: SimOptions) -> Result<bool> {
     )
     .await?;
     println!("sim: cluster ready");
+    converge::wait_guards_local(&reqwest::Client::new(), &cluster.nodes).await;
     let outcome = tokio::select! {
         outcome = drive(&mut cluster, &settings, &scenario, duration, seed, options.history.as_deref()) => Some(outcome),
         _ = tokio::signal::ctrl_c() => None,
@@ -406,7 +407,7 @@ async fn drive(
     let (stop, stopped) = watch::channel(false);
     let ops = Arc::new(AtomicU64::new(0));
     let routes = Routes::of(cluster);
-    let faulted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let faulted = Arc::new(report::FaultsOn::default());
     let regions = region_names(settings);
     let drivers = driver::Drivers::start(&regions, &routes).await?;
     let shared = sessions::Shared {

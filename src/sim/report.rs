@@ -3,6 +3,7 @@
 use hdrhistogram::Histogram;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Highest latency a histogram records (60 s, in microseconds); longer ones are clamped.
 pub const LATENCY_US_MAX: u64 = 60_000_000;
@@ -61,6 +62,28 @@ fn is_repeat(op: &str) -> bool {
     op.ends_with("_during_fault") || CLASS_ROWS.contains(&op)
 }
 
+/// How many faults are on now: clients count their operations during a fault apart
+/// (the `*_during_fault` rows), over the same windows as the timeline's.
+#[derive(Debug, Default)]
+pub struct FaultsOn(AtomicUsize);
+
+impl FaultsOn {
+    pub fn any(&self) -> bool {
+        self.0.load(Ordering::Relaxed) > 0
+    }
+
+    pub(super) fn begin(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn end(&self) {
+        // Saturating: a restart with no kill before it ends nothing.
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |on| on.checked_sub(1));
+    }
+}
+
 /// What the final check found.
 #[derive(Clone, Debug, Default)]
 pub struct Verdict {
@@ -102,7 +125,9 @@ fn shares(value: &Value) -> String {
 }
 
 /// One line for `sim/chaos.sh`'s table (it starts with `row:`): the scenario, its
-/// verdict, and the figures the table shows: the kv ones, then the session invariants
+/// verdict, and the figures the table shows: the kv ones, the worst region's p99 of
+/// reads (kv and session), session document writes and logins while faults were on,
+/// then the session invariants
 /// (revoked tokens accepted / acknowledged cart adds missing / live tokens refused)
 /// and the session operations' availability per region while faults were on ("-"
 /// without session clients), and the drivers' retries / failovers over all regions.
@@ -136,29 +161,38 @@ pub fn row(summary: &Value, expects_violation: bool, misses: &[String]) -> Strin
             .map(|regions| regions.values().map(|counts| number(&counts[field])).sum())
             .unwrap_or(0)
     };
-    let worst_p99 = |op: &str| {
-        summary["latency_ms"]
-            .as_object()
-            .map(|regions| {
-                regions
-                    .values()
-                    .filter_map(|ops| ops[op]["p99"].as_f64())
-                    .fold(0.0_f64, f64::max)
-            })
-            .unwrap_or(0.0)
-    };
+    let worst = |op: &str| worst_p99_during_faults(summary, op);
+    let reads = worst("read").max(worst("session_read"));
+    let user_writes = worst("user_write");
+    let logins = worst("session_login");
     format!(
-        "row: | {} | {verdict} | {} | {} | {} | {} | {converged} | {availability} | {:.0} / {:.0} | {session_invariants} | {session_availability} | {} / {} |",
+        "row: | {} | {verdict} | {} | {} | {} | {} | {converged} | {availability} | {reads:.0} / {user_writes:.0} / {logins:.0} | {session_invariants} | {session_availability} | {} / {} |",
         summary["scenario"].as_str().unwrap_or("?"),
         number(&summary["ops"]["acked"]),
         number(&invariants["lost_acked_writes"]),
         number(&invariants["resurrected_deletes"]),
         number(&summary["ops"]["failed"]),
-        worst_p99("read"),
-        worst_p99("write"),
         driver_total("retries"),
         driver_total("failovers"),
     )
+}
+
+/// The highest p99 over the regions of `op` while faults were on (its whole-run row
+/// where a region has no operation during a fault), in ms; 0 where no region has it.
+fn worst_p99_during_faults(summary: &Value, op: &str) -> f64 {
+    let during = format!("{op}_during_fault");
+    summary["latency_ms"]
+        .as_object()
+        .map(|regions| {
+            regions
+                .values()
+                .filter_map(|ops| {
+                    let row = ops.get(during.as_str()).unwrap_or(&ops[op]);
+                    row["p99"].as_f64()
+                })
+                .fold(0.0_f64, f64::max)
+        })
+        .unwrap_or(0.0)
 }
 
 /// The printed table: one row per region and operation.

@@ -34,8 +34,8 @@ pub struct ClientSpec {
     pub index: u32,
     /// The region's driver: picks the node and retries elsewhere.
     pub driver: Arc<Driver>,
-    /// True while a fault window (a region outage) is open.
-    pub faulted: Arc<std::sync::atomic::AtomicBool>,
+    /// Whether a fault is on (its operations are also counted apart).
+    pub faulted: Arc<super::report::FaultsOn>,
     pub keys: u32,
     pub read_fraction: f64,
     pub value_bytes: usize,
@@ -308,7 +308,7 @@ pub async fn run_client(
             });
         }
         let mut names = vec![op.to_string()];
-        if spec.faulted.load(Ordering::Relaxed) {
+        if spec.faulted.any() {
             // Also counted apart: latency while a region is down.
             names.push(format!("{op}_during_fault"));
         }

@@ -51,8 +51,25 @@ fn the_chaos_row_shows_the_session_invariants_and_availability() {
         "us-east": { "retries": 3, "failovers": 1 },
         "us-west": { "retries": 4, "failovers": 2 },
     });
+    value["latency_ms"] = serde_json::json!({
+        "us-east": {
+            "read": { "p99": 80.0 },
+            "read_during_fault": { "p99": 20.0 },
+            "session_read_during_fault": { "p99": 31.0 },
+            "user_write": { "p99": 95.0 },
+            "session_login": { "p99": 70.0 },
+        },
+        "us-west": {
+            "read": { "p99": 12.0 },
+            "user_write_during_fault": { "p99": 99.4 },
+        },
+    });
     let row = super::row(&value, false, &["revoked_token_accepted = 2".into()]);
     assert!(row.contains("| FAIL |"), "{row}");
+    assert!(
+        row.contains("| 31 / 99 / 70 |"),
+        "the worst region's p99 during faults (whole run where none): {row}"
+    );
     assert!(
         row.ends_with("| 2 / 0 / 5 | eu-west 50% | 7 / 3 |"),
         "{row}"

@@ -21,7 +21,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -54,8 +54,8 @@ pub struct Shared {
     pub routes: Routes,
     /// Every region's driver: the clients send through them, never to a node directly.
     pub drivers: Arc<Drivers>,
-    /// True while a fault window (a region outage) is open.
-    pub faulted: Arc<AtomicBool>,
+    /// Whether a fault is on (its operations are also counted apart).
+    pub faulted: Arc<crate::sim::report::FaultsOn>,
     pub stop: watch::Receiver<bool>,
     /// Requests made by every client, for the progress bar.
     pub ops: Arc<AtomicU64>,
@@ -322,7 +322,7 @@ impl Client {
             token,
         }
         .met();
-        let faulted = self.shared.faulted.load(Ordering::Relaxed);
+        let faulted = self.shared.faulted.any();
         let region_name = self.region_name(region).to_string();
         for row in [Some(kind.name()), kind.class_row()].into_iter().flatten() {
             let mut names = vec![row.to_string()];
