@@ -236,6 +236,9 @@ pub const EXCHANGE_REQUESTS_MAX: usize = 65_536;
 pub const NODE_TREE_DEPTH: u8 = 8;
 /// Pause between two anti-entropy rounds (each compares this node with one peer).
 pub const ANTI_ENTROPY_ROUND_MS: u64 = 1_000;
+/// Anti-entropy round interval while the auth guard catches up (`runtime::repair`):
+/// one comparison with another region's replica every tenth of a second.
+pub const ANTI_ENTROPY_CATCH_UP_ROUND_MS: u64 = 100;
 /// Default `--anti-entropy-rate`: bytes per second one node spends on anti-entropy.
 pub const ANTI_ENTROPY_BYTES_PER_S_DEFAULT: u64 = 8 * 1024 * 1024;
 /// Anti-entropy rounds between two tombstone collection passes at least; more when a

@@ -405,6 +405,7 @@ fn start_sessions(
         stats: sessions.stats.clone(),
     };
     tasks.spawn(sweeper.run(stopped.clone()));
+    tasks.spawn(sessions.clone().watch_guard(stopped.clone()));
     Some(sessions)
 }
 

@@ -138,10 +138,13 @@ impl RegionHealth for RegionWatch {
         let view = self.state.view();
         let held = self.state.held();
         let synced = self.repair.synced.lock().expect("synced lock").clone();
-        view.current
+        let caught_up = view
+            .current
             .partitions_of(&self.state.me)
             .into_iter()
             .filter(|p| held.contains(p))
-            .all(|p| self.partition_caught_up(p, since_wall_ms, &synced))
+            .all(|p| self.partition_caught_up(p, since_wall_ms, &synced));
+        self.repair.want_catch_up(!caught_up);
+        caught_up
     }
 }

@@ -33,6 +33,33 @@ pub struct RepairStats {
     /// When each (peer, partition) was last found in sync.
     pub synced: Mutex<BTreeMap<(NodeId, PartitionId), u64>>,
     pub tombstones_collected: AtomicU64,
+    /// When (wall ms) the auth guard, catching up, last found this node not caught up
+    /// (`runtime::regions`; 0 once it is): for a while after, rounds come every
+    /// `ANTI_ENTROPY_CATCH_UP_ROUND_MS` with peers of other regions, so the node
+    /// validates from its own region again within about a second, not a minute. A
+    /// request lapses by itself: a guard that stops asking (fenced) stops the rush.
+    pub catch_up_asked_ms: AtomicU64,
+    pub catch_up_wake: tokio::sync::Notify,
+}
+
+impl RepairStats {
+    /// Asks for catch-up rounds (`wanted`) or ends them.
+    pub fn want_catch_up(&self, wanted: bool) {
+        let at = if wanted { now_ms().max(1) } else { 0 };
+        let was = self.catch_up_asked_ms.swap(at, Ordering::Relaxed);
+        if wanted && !self.catching_up_at(was) {
+            self.catch_up_wake.notify_one();
+        }
+    }
+
+    /// Whether catch-up rounds are asked for now.
+    pub fn catching_up(&self) -> bool {
+        self.catching_up_at(self.catch_up_asked_ms.load(Ordering::Relaxed))
+    }
+
+    fn catching_up_at(&self, asked_ms: u64) -> bool {
+        asked_ms > 0 && now_ms().saturating_sub(asked_ms) <= 2 * limits::AUTH_CATCH_UP_CHECK_MS
+    }
 }
 
 impl RepairStats {
@@ -373,22 +400,47 @@ impl RepairWorker {
             .collect()
     }
 
+    /// Of `peers`, those in another region than this node's.
+    fn remote(&self, peers: &[NodeId]) -> Vec<NodeId> {
+        let view = self.state.view();
+        peers
+            .iter()
+            .filter(|peer| {
+                view.current
+                    .members()
+                    .iter()
+                    .any(|member| member.id == **peer && member.region != self.state.region)
+            })
+            .cloned()
+            .collect()
+    }
+
     pub async fn run(self, mut stopped: watch::Receiver<bool>) {
         if self.rate_bytes_per_s == 0 {
             tracing::warn!("anti-entropy is off (--anti-entropy-rate 0)");
             return;
         }
         let mut next = 0usize;
+        let mut next_remote = 0usize;
         let mut was_alive: BTreeSet<NodeId> = BTreeSet::new();
         let mut budget = 0.0f64;
+        let mut last = tokio::time::Instant::now();
         loop {
+            let catching_up = self.stats.catching_up();
+            let pause_ms = match catching_up {
+                true => limits::ANTI_ENTROPY_CATCH_UP_ROUND_MS,
+                false => limits::ANTI_ENTROPY_ROUND_MS,
+            };
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(limits::ANTI_ENTROPY_ROUND_MS)) => {}
+                _ = tokio::time::sleep(Duration::from_millis(pause_ms)) => {}
+                _ = self.stats.catch_up_wake.notified(), if !catching_up => {}
                 _ = stopped.wait_for(|stop| *stop) => return,
             }
+            let now = tokio::time::Instant::now();
             budget = (budget
-                + self.rate_bytes_per_s as f64 * limits::ANTI_ENTROPY_ROUND_MS as f64 / 1000.0)
-                .min(self.rate_bytes_per_s as f64);
+                + self.rate_bytes_per_s as f64 * now.duration_since(last).as_secs_f64())
+            .min(self.rate_bytes_per_s as f64);
+            last = now;
             if budget <= 0.0 {
                 continue;
             }
@@ -402,10 +454,19 @@ impl RepairWorker {
                 .find(|peer| !was_alive.contains(*peer))
                 .cloned();
             was_alive = peers.iter().cloned().collect();
-            let peer = returned.unwrap_or_else(|| {
-                next = (next + 1) % peers.len();
-                peers[next].clone()
-            });
+            let remote = self.remote(&peers);
+            let peer = match (returned, self.stats.catching_up()) {
+                (Some(peer), _) => peer,
+                // Catching up: the other regions' replicas are what the guard waits on.
+                (None, true) if !remote.is_empty() => {
+                    next_remote = (next_remote + 1) % remote.len();
+                    remote[next_remote].clone()
+                }
+                (None, _) => {
+                    next = (next + 1) % peers.len();
+                    peers[next].clone()
+                }
+            };
             match self.compare(&peer).await {
                 Ok(bytes) => budget -= bytes as f64,
                 Err(error) => tracing::debug!(%peer, %error, "anti-entropy round failed"),

@@ -251,6 +251,19 @@ impl SessionService {
         self.clock.now_ms()
     }
 
+    /// Moves the auth fence on every `AUTH_CATCH_UP_CHECK_MS`, validations or none, so
+    /// a node that starts catching up asks anti-entropy for it at once and `/v1/status`
+    /// shows its mode now, not at its last validation.
+    pub async fn watch_guard(self: Arc<Self>, mut stopped: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            self.fence.mode();
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_millis(limits::AUTH_CATCH_UP_CHECK_MS)) => {}
+                _ = stopped.wait_for(|stop| *stop) => return,
+            }
+        }
+    }
+
     pub(super) fn monotonic_ms(&self) -> u64 {
         ms(self.started.elapsed())
     }

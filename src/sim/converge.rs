@@ -1,5 +1,6 @@
-//! After a run and a heal: waits until every replica of every partition reports the
-//! same Merkle root, and says how long that took.
+//! Waits on the cluster: before the workload, until every node validates sessions from
+//! its own region; after a run and a heal, until every replica of every partition
+//! reports the same Merkle root, and says how long that took.
 
 use crate::cluster::NodeEntry;
 use std::collections::BTreeMap;
@@ -63,5 +64,59 @@ pub async fn wait_converged(
             return None;
         }
         tokio::time::sleep(Duration::from_millis(CONVERGENCE_POLL_MS)).await;
+    }
+}
+
+/// Longest wait, before the workload, for every node to validate from its own region.
+pub const GUARD_LOCAL_TIMEOUT_S: u64 = 30;
+
+/// Nodes whose auth guard (`sessions.auth_guard` in `/v1/status`) is not `local` yet,
+/// unanswering ones included.
+async fn nodes_not_local(http: &reqwest::Client, nodes: &[NodeEntry]) -> Vec<String> {
+    let mut waiting = Vec::new();
+    for node in nodes {
+        let guard = async {
+            let status: serde_json::Value = http
+                .get(format!("http://{}/v1/status", node.http))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            status["sessions"]["auth_guard"]
+                .as_str()
+                .map(str::to_string)
+        };
+        if guard.await.as_deref() != Some("local") {
+            waiting.push(node.id.to_string());
+        }
+    }
+    waiting
+}
+
+/// Waits until every node of a fresh cluster has caught up its auth data with the other
+/// regions and validates from its own region (a node starts catching up: it may have
+/// been away), as an operator waits for a cluster to be ready before sending it traffic.
+/// Says which nodes had not when the timeout passed, and goes on.
+pub async fn wait_guards_local(http: &reqwest::Client, nodes: &[NodeEntry]) {
+    let started = Instant::now();
+    loop {
+        let waiting = nodes_not_local(http, nodes).await;
+        if waiting.is_empty() {
+            println!(
+                "sim: every node validates from its own region ({:.1} s)",
+                started.elapsed().as_secs_f64()
+            );
+            return;
+        }
+        if started.elapsed() > Duration::from_secs(GUARD_LOCAL_TIMEOUT_S) {
+            println!(
+                "sim: still catching up after {GUARD_LOCAL_TIMEOUT_S} s, starting anyway: {}",
+                waiting.join(", ")
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(CONVERGENCE_POLL_MS / 5)).await;
     }
 }
