@@ -629,3 +629,7 @@ pub const SIM_NODE_DOWN_MAX_MS: u64 = 16_000;
 /// How often a sim driver fetches its region's ring map again (node states and
 /// replica placement for token-aware routing).
 pub const SIM_RING_REFRESH_MS: u64 = 1_000;
+/// How long a sim read waits for its first node before the same read also goes to the
+/// next node of the region (`Retry::Speculate`): above a healthy read's p99 on the
+/// default topology (about 30 ms), so few reads are sent twice.
+pub const SIM_SPECULATE_MS: u64 = 40;

@@ -19,9 +19,9 @@ use super::routes::Routes;
 use crate::cluster::{fetch_ring, spawn_refresher, SharedRing};
 use crate::limits::{
     SIM_ATTEMPTS_MAX, SIM_CONNECT_TIMEOUT_MS, SIM_NODE_DOWN_MAX_MS, SIM_NODE_DOWN_MS,
-    SIM_RING_REFRESH_MS,
+    SIM_RING_REFRESH_MS, SIM_SPECULATE_MS,
 };
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -35,6 +35,12 @@ pub enum Retry {
     /// carry the causal context they replace (a second copy is at worst a sibling of
     /// the same value, which the next write with its context replaces).
     Always,
+    /// Reads: as `Always`, and when the first node has not answered after
+    /// `SIM_SPECULATE_MS` the same request also goes to the next node, the first answer
+    /// winning (the speculative execution Cassandra's drivers offer for idempotent
+    /// requests), so a node that stopped answering costs a read a few ms, not its
+    /// attempt timeout.
+    Speculate,
     /// Only when it certainly was not sent (the connection could not be made): logins,
     /// rotations and logouts (session document changes carry an operation id and are
     /// retried `Always`).
@@ -66,6 +72,23 @@ pub struct Counts {
     pub failovers: AtomicU64,
     /// Requests that failed on every attempt they were allowed.
     pub exhausted: AtomicU64,
+    /// Reads also sent to a second node because the first was slow to answer.
+    pub speculations: AtomicU64,
+}
+
+/// Nodes held down: until when, and how long the last hold was.
+type Holds = Mutex<HashMap<SocketAddr, (Instant, Duration)>>;
+
+/// Holds `node` down: `SIM_NODE_DOWN_MS` the first time, twice its last hold when it
+/// failed again right after one (it was tried once the hold ended).
+fn hold_down(holds: &Holds, counts: &Counts, node: SocketAddr) {
+    let mut down = holds.lock().expect("down lock");
+    let hold = match down.get(&node) {
+        Some((_, last)) => (*last * 2).min(Duration::from_millis(SIM_NODE_DOWN_MAX_MS)),
+        None => Duration::from_millis(SIM_NODE_DOWN_MS),
+    };
+    down.insert(node, (Instant::now() + hold, hold));
+    counts.failovers.fetch_add(1, Ordering::Relaxed);
 }
 
 /// The driver of one region.
@@ -77,8 +100,8 @@ pub struct Driver {
     refresher: Option<JoinHandle<()>>,
     /// Nodes held down: until when, and how long the last hold was. At most one entry
     /// per node of the cluster; a node that answers again loses its entry.
-    down_until: Mutex<HashMap<SocketAddr, (Instant, Duration)>>,
-    pub counts: Counts,
+    down_until: Arc<Holds>,
+    pub counts: Arc<Counts>,
 }
 
 impl std::fmt::Debug for Driver {
@@ -132,8 +155,8 @@ impl Driver {
             routes: routes.clone(),
             ring,
             refresher: Some(refresher),
-            down_until: Mutex::new(HashMap::new()),
-            counts: Counts::default(),
+            down_until: Arc::new(Mutex::new(HashMap::new())),
+            counts: Arc::new(Counts::default()),
         }
     }
 
@@ -181,16 +204,46 @@ impl Driver {
         order
     }
 
-    /// Holds `node` down: `SIM_NODE_DOWN_MS` the first time, twice its last hold when
-    /// it failed again right after one (it was tried once the hold ended).
     fn hold_down(&self, node: SocketAddr) {
-        let mut down = self.down_until.lock().expect("down lock");
-        let hold = match down.get(&node) {
-            Some((_, last)) => (*last * 2).min(Duration::from_millis(SIM_NODE_DOWN_MAX_MS)),
-            None => Duration::from_millis(SIM_NODE_DOWN_MS),
+        hold_down(&self.down_until, &self.counts, node);
+    }
+
+    /// One attempt at `first`; when `second` is given and `first` has not answered
+    /// after `SIM_SPECULATE_MS`, the same request goes to `second` too and the first
+    /// answer wins. A slower `first` left behind finishes on its own: its node is held
+    /// down if it fails. Returns the node whose answer this is.
+    async fn attempt<F>(
+        &self,
+        first: SocketAddr,
+        second: Option<SocketAddr>,
+        timeout: Duration,
+        build: &F,
+    ) -> (SocketAddr, reqwest::Result<reqwest::Response>)
+    where
+        F: Fn(&reqwest::Client, SocketAddr) -> reqwest::RequestBuilder,
+    {
+        let mut sent = Box::pin(build(&self.http, first).timeout(timeout).send());
+        let Some(second) = second else {
+            return (first, sent.await);
         };
-        down.insert(node, (Instant::now() + hold, hold));
-        self.counts.failovers.fetch_add(1, Ordering::Relaxed);
+        tokio::select! {
+            result = &mut sent => return (first, result),
+            _ = tokio::time::sleep(Duration::from_millis(SIM_SPECULATE_MS)) => {}
+        }
+        self.counts.speculations.fetch_add(1, Ordering::Relaxed);
+        let speculative = build(&self.http, second).timeout(timeout).send();
+        tokio::select! {
+            result = &mut sent => (first, result),
+            result = speculative => {
+                let (holds, counts) = (self.down_until.clone(), self.counts.clone());
+                tokio::spawn(async move {
+                    if sent.await.is_err() {
+                        hold_down(&holds, &counts, first);
+                    }
+                });
+                (second, result)
+            }
+        }
     }
 
     /// `node` answered: it is no longer held down, and its next failure starts over.
@@ -216,17 +269,29 @@ impl Driver {
     where
         F: Fn(&reqwest::Client, SocketAddr) -> reqwest::RequestBuilder,
     {
-        let candidates = self.candidates(key, turn);
+        let mut candidates: VecDeque<SocketAddr> = self.candidates(key, turn).into();
         let attempts = candidates.len().min(SIM_ATTEMPTS_MAX);
         let mut maybe_applied = false;
         let mut unavailable_answers = 0;
         let mut last = Sent::NoNode;
-        for (attempt, node) in candidates.into_iter().take(attempts).enumerate() {
+        let mut attempt = 0;
+        while let Some(first) = candidates.pop_front().filter(|_| attempt < attempts) {
             if attempt > 0 {
                 self.counts.retries.fetch_add(1, Ordering::Relaxed);
             }
-            let is_last = attempt + 1 == attempts;
-            match build(&self.http, node).timeout(timeout).send().await {
+            let second = match (retry, attempt) {
+                (Retry::Speculate, 0) => candidates.front().copied(),
+                _ => None,
+            };
+            let (node, result) = self.attempt(first, second, timeout, &build).await;
+            if node != first {
+                // The speculative copy answered: it used the next attempt.
+                candidates.pop_front();
+                attempt += 1;
+            }
+            attempt += 1;
+            let is_last = attempt >= attempts;
+            match result {
                 Ok(response) => {
                     self.answered(node);
                     let unavailable = response.status().as_u16() == 503;
@@ -236,7 +301,7 @@ impl Driver {
                     // A 503 is tried on one more node, not more (Cassandra's default
                     // policy for "unavailable"): another coordinator of the region sees
                     // the same replicas, and each failed write may leave a copy behind.
-                    let retry_unavailable = retry == Retry::Always && unavailable_answers == 1;
+                    let retry_unavailable = retry != Retry::IfNotSent && unavailable_answers == 1;
                     if !(unavailable && retry_unavailable) || is_last {
                         if unavailable {
                             self.counts.exhausted.fetch_add(1, Ordering::Relaxed);
@@ -308,6 +373,7 @@ impl Drivers {
                 "retries": counts.retries.load(Ordering::Relaxed),
                 "failovers": counts.failovers.load(Ordering::Relaxed),
                 "exhausted": counts.exhausted.load(Ordering::Relaxed),
+                "speculations": counts.speculations.load(Ordering::Relaxed),
             });
         }
         value

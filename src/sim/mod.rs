@@ -219,8 +219,8 @@ fn print_driver(driver: &serde_json::Value) {
         .iter()
         .map(|(region, counts)| {
             format!(
-                "{region} {} retries, {} failovers, {} exhausted",
-                counts["retries"], counts["failovers"], counts["exhausted"]
+                "{region} {} retries, {} failovers, {} exhausted, {} speculations",
+                counts["retries"], counts["failovers"], counts["exhausted"], counts["speculations"]
             )
         })
         .collect();

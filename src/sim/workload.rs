@@ -210,7 +210,7 @@ pub async fn run_client(
                 spec.driver
                     .send(
                         Some(key.as_bytes()),
-                        Retry::Always,
+                        Retry::Speculate,
                         read_timeout(),
                         turn,
                         |http, node| http.get(format!("http://{node}{path}")),

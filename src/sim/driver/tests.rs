@@ -224,3 +224,43 @@ async fn a_node_that_keeps_failing_is_held_down_longer_each_time_and_forgiven_wh
     assert!(matches!(sent, Sent::Answered { node, .. } if node == answering));
     server.abort();
 }
+
+#[tokio::test]
+async fn a_read_to_a_silent_node_is_answered_by_the_next_one_after_the_speculation_delay() {
+    let (silent, silent_task) = silent_node().await;
+    let (answering, server) = answering_node().await;
+    let driver = driver_of(&[silent, answering]).await;
+    let started = Instant::now();
+    // A long attempt timeout: without speculation the read would wait all of it.
+    let sent = driver
+        .send(None, Retry::Speculate, Duration::from_secs(5), 0, get)
+        .await;
+    let took = started.elapsed();
+    assert!(
+        matches!(sent, Sent::Answered { node, .. } if node == answering),
+        "the speculative copy answered"
+    );
+    assert!(
+        took < Duration::from_secs(4),
+        "answered at the speculation delay, not the attempt timeout: {took:?}"
+    );
+    assert!(took >= Duration::from_millis(SIM_SPECULATE_MS), "{took:?}");
+    assert_eq!(driver.counts.speculations.load(Ordering::Relaxed), 1);
+    assert_eq!(driver.counts.retries.load(Ordering::Relaxed), 0);
+    // A fast first node answers alone: nothing is sent twice.
+    let driver = driver_of(&[answering, silent]).await;
+    let sent = driver
+        .send(None, Retry::Speculate, Duration::from_secs(5), 0, get)
+        .await;
+    assert!(matches!(sent, Sent::Answered { node, .. } if node == answering));
+    assert_eq!(driver.counts.speculations.load(Ordering::Relaxed), 0);
+    // A request that may not be sent twice never speculates.
+    let driver = driver_of(&[silent, answering]).await;
+    let sent = driver
+        .send(None, Retry::IfNotSent, Duration::from_millis(300), 0, get)
+        .await;
+    assert!(matches!(sent, Sent::Failed { node, .. } if node == silent));
+    assert_eq!(driver.counts.speculations.load(Ordering::Relaxed), 0);
+    silent_task.abort();
+    server.abort();
+}

@@ -249,7 +249,7 @@ impl Client {
             format!("sim-{}-{operation}", std::process::id())
         });
         let (retry, timeout_ms) = if method == Method::GET {
-            (Retry::Always, crate::limits::SIM_READ_ATTEMPT_TIMEOUT_MS)
+            (Retry::Speculate, crate::limits::SIM_READ_ATTEMPT_TIMEOUT_MS)
         } else if change {
             (Retry::Always, crate::limits::SIM_WRITE_ATTEMPT_TIMEOUT_MS)
         } else {
