@@ -1,7 +1,7 @@
 //! The sim's client driver: one per region, shared by that region's clients (as an
 //! application server shares one driver between its threads). It picks the node each
 //! request goes to and, when that node stops answering (connection refused or reset,
-//! a timeout, a 503), sends the request to another node of the region, the way
+//! a timeout, a 503 or 504), sends the request to another node of the region, the way
 //! Cassandra and Redis Cluster drivers do: a short connect timeout, at most
 //! `SIM_ATTEMPTS_MAX` attempts on different nodes, a node that failed held down for
 //! `SIM_NODE_DOWN_MS`, twice as long after each further failure in a row (up to
@@ -49,12 +49,12 @@ pub enum Retry {
 
 /// How a request ended, after its retries.
 pub enum Sent {
-    /// A node answered (with any status but a 503 that could be retried).
+    /// A node answered (with any status but a 503 or 504 that could be retried).
     Answered {
         node: SocketAddr,
         response: reqwest::Response,
         /// An earlier attempt may have been applied (it timed out, was cut or got a
-        /// 503): a write may have taken effect twice, as a sibling.
+        /// 503 or 504): a write may have taken effect twice, as a sibling.
         earlier_maybe_applied: bool,
     },
     /// No node answered; the last one tried was `node`.
@@ -257,7 +257,7 @@ impl Driver {
     /// Sends the request `build` makes for a node, on up to `SIM_ATTEMPTS_MAX` nodes of
     /// the region, each attempt given `timeout`. A connection that could not be made
     /// is always retried elsewhere; a timeout or a cut connection only when `retry` is
-    /// `Always`, and a 503 then once.
+    /// `Always` (or `Speculate`), and a 503 or 504 then once.
     pub async fn send<F>(
         &self,
         key: Option<&[u8]>,
@@ -294,7 +294,9 @@ impl Driver {
             match result {
                 Ok(response) => {
                     self.answered(node);
-                    let unavailable = response.status().as_u16() == 503;
+                    // 503: the node could not reach enough replicas; 504: not in its
+                    // time. Either way it answered, and another node may do better.
+                    let unavailable = matches!(response.status().as_u16(), 503 | 504);
                     if unavailable {
                         unavailable_answers += 1;
                     }

@@ -264,3 +264,22 @@ async fn a_read_to_a_silent_node_is_answered_by_the_next_one_after_the_speculati
     silent_task.abort();
     server.abort();
 }
+
+#[tokio::test]
+async fn a_504_is_retried_once_elsewhere_like_a_503() {
+    let (late, late_task) =
+        node_answering(b"HTTP/1.1 504 Gateway Timeout\r\ncontent-length: 0\r\n\r\n").await;
+    let (answering, server) = answering_node().await;
+    let driver = driver_of(&[late, answering]).await;
+    let sent = driver.send(None, Retry::Always, TIMEOUT, 0, get).await;
+    assert!(
+        matches!(sent, Sent::Answered { node, .. } if node == answering),
+        "a coordinator that timed out is no reason to give up on a retryable request"
+    );
+    assert_eq!(driver.counts.retries.load(Ordering::Relaxed), 1);
+    // Not for a request whose copy may have applied.
+    let sent = driver.send(None, Retry::IfNotSent, TIMEOUT, 0, get).await;
+    assert!(matches!(sent, Sent::Answered { node, .. } if node == late));
+    late_task.abort();
+    server.abort();
+}
