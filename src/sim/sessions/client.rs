@@ -102,9 +102,29 @@ struct Slot {
 }
 
 /// A finished request.
+/// How a request of the session API may be retried (README, "Retrying safely"), and
+/// whether it is a session document change that carries an `Idempotency-Key`: reads
+/// speculate; cart, prefs and history changes carry a key and are retried anywhere;
+/// logins (a repeat makes a second token, never handed out) and logouts (revoking twice
+/// is revoking once) are retried anywhere too; a rotation is single-use, so only a
+/// request that certainly was not sent is sent again.
+pub(super) fn retry_rule(method: &Method, path: &str) -> (Retry, bool) {
+    match (method, path) {
+        (&Method::GET, _) => (Retry::Speculate, false),
+        (&Method::POST, "/v1/sessions") | (&Method::DELETE, "/v1/session") => {
+            (Retry::Always, false)
+        }
+        (_, "/v1/session/rotate") => (Retry::IfNotSent, false),
+        (_, path) if path.starts_with("/v1/session/") => (Retry::Always, true),
+        _ => (Retry::IfNotSent, false),
+    }
+}
+
 struct Done {
     /// The node that answered, or was tried last.
     node: SocketAddr,
+    /// An earlier attempt of this request, on another node, may have been applied.
+    earlier_maybe_applied: bool,
     outcome: Outcome,
     body: Option<Value>,
     start_us: u64,
@@ -223,11 +243,8 @@ impl Client {
     }
 
     /// Sends one request to a node of `region` through its driver, presenting token
-    /// `token` (and its CSRF token if `csrf`); `None` when the driver holds every node
-    /// of the region down. Reads (`GET`) and changes of the session document (cart,
-    /// prefs, history: they carry an `Idempotency-Key`, so a retry applies once) are
-    /// retried on another node whatever happened; logins, rotations and logouts only
-    /// when the connection could not be made.
+    /// `token` (and its CSRF token if `csrf`), retried as `retry_rule` says; `None`
+    /// when the driver holds every node of the region down.
     async fn send(
         &self,
         region: u8,
@@ -239,24 +256,16 @@ impl Client {
     ) -> Option<Done> {
         let driver = self.shared.drivers.of(self.region_name(region))?;
         let entry = token.map(|t| &self.result.tokens[t as usize]);
+        let (retry, change) = retry_rule(&method, path);
         // A change of the session document carries an idempotency key, so a retry on
-        // another node is applied once: it is retried like a read.
-        let change = method != Method::GET
-            && path.starts_with("/v1/session/")
-            && !path.starts_with("/v1/session/rotate");
+        // another node is applied once.
         let key = change.then(|| {
             let operation = OPERATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             format!("sim-{}-{operation}", std::process::id())
         });
-        let (retry, timeout_ms) = if method == Method::GET {
-            (Retry::Speculate, crate::limits::SIM_READ_ATTEMPT_TIMEOUT_MS)
-        } else if change {
-            (Retry::Always, crate::limits::SIM_WRITE_ATTEMPT_TIMEOUT_MS)
-        } else {
-            (
-                Retry::IfNotSent,
-                crate::limits::SIM_WRITE_ATTEMPT_TIMEOUT_MS,
-            )
+        let timeout_ms = match method {
+            Method::GET => crate::limits::SIM_READ_ATTEMPT_TIMEOUT_MS,
+            _ => crate::limits::SIM_WRITE_ATTEMPT_TIMEOUT_MS,
         };
         let build = |http: &reqwest::Client, node: SocketAddr| {
             let mut request = http.request(method.clone(), format!("http://{node}{path}"));
@@ -279,10 +288,16 @@ impl Client {
         let sent = driver
             .send(None, retry, Duration::from_millis(timeout_ms), turn, build)
             .await;
+        let mut earlier_maybe_applied = false;
         let (node, outcome, body) = match sent {
             Sent::NoNode => return None,
             Sent::Failed { node, .. } => (node, Outcome::Uncertain(None), None),
-            Sent::Answered { node, response, .. } => {
+            Sent::Answered {
+                node,
+                response,
+                earlier_maybe_applied: earlier,
+            } => {
+                earlier_maybe_applied = earlier;
                 let status = response.status().as_u16();
                 let bytes = response.bytes().await.ok();
                 let json = bytes.and_then(|b| serde_json::from_slice::<Value>(&b).ok());
@@ -303,6 +318,7 @@ impl Client {
         };
         Some(Done {
             node,
+            earlier_maybe_applied,
             outcome,
             body,
             start_us,
@@ -518,6 +534,16 @@ impl Client {
         let Some(done) = sent.await else {
             return false;
         };
+        let mut done = done;
+        let revoked = Outcome::Refused {
+            status: 401,
+            code: Code::TokenRevoked,
+        };
+        if kind == RetireKind::Logout && done.earlier_maybe_applied && done.outcome == revoked {
+            // The first attempt revoked the token and the retry found it revoked: the
+            // logout is done, as an application would take it.
+            done.outcome = Outcome::Ok(204);
+        }
         self.record(op, region, Some(token), &done);
         self.slots[user].token = None;
         if let Outcome::Refused { .. } = done.outcome {

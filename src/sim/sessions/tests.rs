@@ -30,3 +30,27 @@ fn the_table_is_checked() {
     assert_eq!(mix.weights.logout, Weights::default().logout);
     assert!(toml::from_str::<RawSessions>("colour = 1").is_err());
 }
+
+#[test]
+fn requests_are_retried_as_the_readme_says_application_authors_may() {
+    use crate::sim::driver::Retry;
+    use reqwest::Method;
+    let rule = client::retry_rule;
+    assert_eq!(rule(&Method::GET, "/v1/session"), (Retry::Speculate, false));
+    assert_eq!(rule(&Method::POST, "/v1/sessions"), (Retry::Always, false));
+    assert_eq!(rule(&Method::DELETE, "/v1/session"), (Retry::Always, false));
+    assert_eq!(
+        rule(&Method::POST, "/v1/session/cart"),
+        (Retry::Always, true),
+        "a cart change carries an idempotency key"
+    );
+    assert_eq!(
+        rule(&Method::PUT, "/v1/session/prefs/x"),
+        (Retry::Always, true)
+    );
+    assert_eq!(
+        rule(&Method::POST, "/v1/session/rotate"),
+        (Retry::IfNotSent, false),
+        "a rotation is single-use"
+    );
+}
