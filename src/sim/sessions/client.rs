@@ -120,6 +120,24 @@ pub(super) fn retry_rule(method: &Method, path: &str) -> (Retry, bool) {
     }
 }
 
+/// How long one attempt waits for its answer: a read `SIM_READ_ATTEMPT_TIMEOUT_MS`, a
+/// write `SIM_WRITE_ATTEMPT_TIMEOUT_MS`, and a revocation (logout, rotation) as long
+/// again as a node may hold it while a region is going down (`AUTH_REVOCATION_WAIT_MS`,
+/// README "Region outages and partitions"): a client that gave up sooner would count
+/// a logout the node was about to confirm as failed.
+pub(super) fn attempt_timeout_ms(method: &Method, path: &str) -> u64 {
+    use crate::limits::{
+        AUTH_REVOCATION_WAIT_MS, SIM_READ_ATTEMPT_TIMEOUT_MS, SIM_WRITE_ATTEMPT_TIMEOUT_MS,
+    };
+    match (method, path) {
+        (&Method::GET, _) => SIM_READ_ATTEMPT_TIMEOUT_MS,
+        (&Method::DELETE, "/v1/session") | (_, "/v1/session/rotate") => {
+            AUTH_REVOCATION_WAIT_MS + SIM_WRITE_ATTEMPT_TIMEOUT_MS
+        }
+        _ => SIM_WRITE_ATTEMPT_TIMEOUT_MS,
+    }
+}
+
 struct Done {
     /// The node that answered, or was tried last.
     node: SocketAddr,
@@ -263,10 +281,7 @@ impl Client {
             let operation = OPERATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             format!("sim-{}-{operation}", std::process::id())
         });
-        let timeout_ms = match method {
-            Method::GET => crate::limits::SIM_READ_ATTEMPT_TIMEOUT_MS,
-            _ => crate::limits::SIM_WRITE_ATTEMPT_TIMEOUT_MS,
-        };
+        let timeout_ms = attempt_timeout_ms(&method, path);
         let build = |http: &reqwest::Client, node: SocketAddr| {
             let mut request = http.request(method.clone(), format!("http://{node}{path}"));
             if let Some(key) = &key {

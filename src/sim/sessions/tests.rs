@@ -54,3 +54,24 @@ fn requests_are_retried_as_the_readme_says_application_authors_may() {
         "a rotation is single-use"
     );
 }
+
+#[test]
+fn a_revocation_is_given_the_time_a_node_may_hold_it_while_a_region_goes_down() {
+    use crate::limits::{AUTH_REVOCATION_WAIT_MS, SIM_READ_ATTEMPT_TIMEOUT_MS};
+    use reqwest::Method;
+    let timeout = client::attempt_timeout_ms;
+    assert_eq!(
+        timeout(&Method::GET, "/v1/session"),
+        SIM_READ_ATTEMPT_TIMEOUT_MS
+    );
+    for (method, path) in [
+        (Method::DELETE, "/v1/session"),
+        (Method::POST, "/v1/session/rotate"),
+    ] {
+        assert!(
+            timeout(&method, path) > AUTH_REVOCATION_WAIT_MS,
+            "{method} {path}"
+        );
+    }
+    assert!(timeout(&Method::POST, "/v1/session/cart") < AUTH_REVOCATION_WAIT_MS);
+}
