@@ -28,6 +28,8 @@ use std::sync::Arc;
 /// view of the cluster and every counter its parts keep. They only read.
 pub struct StatusState {
     pub me: MemberInfo,
+    /// The RESP listener's address, when the node serves one.
+    pub resp: Option<std::net::SocketAddr>,
     /// The default levels and the durability, as configured.
     pub read: Level,
     pub write: Level,
@@ -66,6 +68,9 @@ pub struct Status {
     pub version: String,
     pub http: String,
     pub quic: String,
+    /// The RESP (Redis protocol) listener's address; absent when the node serves none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resp: Option<String>,
     pub pid: u32,
     /// Every member this node knows, as it sees them.
     pub members: Vec<MemberStatus>,
@@ -277,6 +282,7 @@ pub(super) async fn status(State(routes): State<StatusRoutes>) -> Json<Status> {
         version: env!("CARGO_PKG_VERSION").to_string(),
         http: me.http.to_string(),
         quic: me.quic.to_string(),
+        resp: parts.resp.map(|addr| addr.to_string()),
         pid: std::process::id(),
         members,
         ring_epoch: view.epoch,
