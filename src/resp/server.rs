@@ -112,7 +112,9 @@ pub async fn serve(listener: TcpListener, edge: Arc<RespEdge>, mut stopped: watc
                 if let Ok(permit) = refusals.clone().try_acquire_owned() {
                     let write = edge.settings.write_timeout;
                     connections.spawn(async move {
-                        let answer = Reply::err("max number of clients reached");
+                        // In RESP2, as Redis writes it: the client has said nothing yet.
+                        let answer = Reply::err("max number of clients reached")
+                            .to_bytes(super::reply::Protocol::Resp2);
                         let _ = send_and_close(stream, &answer, write).await;
                         drop(permit);
                     });
@@ -124,24 +126,44 @@ pub async fn serve(listener: TcpListener, edge: Arc<RespEdge>, mut stopped: watc
     while connections.join_next().await.is_some() {}
 }
 
-/// Writes one answer (in RESP2: the client has said nothing yet) and closes.
+/// Writes the last answers and closes.
 async fn send_and_close(
     mut stream: TcpStream,
-    reply: &Reply,
+    bytes: &[u8],
     write: Duration,
 ) -> std::io::Result<()> {
-    let bytes = reply.to_bytes(super::reply::Protocol::Resp2);
-    tokio::time::timeout(write, stream.write_all(&bytes))
+    tokio::time::timeout(write, stream.write_all(bytes))
         .await
         .map_err(|_| std::io::ErrorKind::TimedOut)??;
-    stream.shutdown().await
+    linger(stream).await;
+    Ok(())
+}
+
+/// Closes the node's side, then reads and discards what the client still sends for a
+/// bounded time and byte count (the HTTP edge's bounds): closing a socket with unread
+/// bytes resets it, and the reset can reach the client before the last answer.
+async fn linger(mut stream: TcpStream) {
+    let _ = stream.shutdown().await;
+    let mut scratch = [0_u8; 4096];
+    let mut drained = 0;
+    let _ = tokio::time::timeout(Duration::from_millis(limits::HTTP_LINGER_MS), async {
+        while drained < limits::HTTP_LINGER_BYTES_MAX {
+            match stream.read(&mut scratch).await {
+                Ok(0) | Err(_) => break,
+                Ok(read) => drained += read,
+            }
+        }
+    })
+    .await;
 }
 
 /// Why a connection ended.
 #[derive(Debug)]
 enum Ending {
-    /// `QUIT`, the client's close, a read error, or the node stopping.
+    /// The client's close, a read or write error, or the node stopping.
     Closed,
+    /// `QUIT`, answered.
+    Quit,
     Idle,
     RequestTimeout,
     WriteTimeout,
@@ -180,7 +202,7 @@ impl Session {
         let ending = self.serve(stopped).await;
         let stats = &self.edge.stats;
         let counter = match &ending {
-            Ending::Closed => None,
+            Ending::Closed | Ending::Quit => None,
             Ending::Idle => Some(&stats.idle_closed),
             Ending::RequestTimeout => Some(&stats.request_timeouts),
             Ending::WriteTimeout => Some(&stats.write_timeouts),
@@ -190,10 +212,16 @@ impl Session {
             counter.fetch_add(1, Ordering::Relaxed);
         }
         tracing::debug!(?ending, peer = %self.state.peer, "RESP connection ended");
-        if let Ending::Protocol(error) = ending {
-            let answer = Reply::err(format!("Protocol error: {error}"));
-            let write = self.edge.settings.write_timeout;
-            let _ = send_and_close(self.stream, &answer, write).await;
+        match ending {
+            Ending::Protocol(error) => {
+                // The answers to the requests before it go out first.
+                let answer = Reply::err(format!("Protocol error: {error}"));
+                answer.encode(self.state.protocol, &mut self.output);
+                let write = self.edge.settings.write_timeout;
+                let _ = send_and_close(self.stream, &self.output, write).await;
+            }
+            Ending::Quit => linger(self.stream).await,
+            _ => {}
         }
         drop(permit);
     }
@@ -204,7 +232,7 @@ impl Session {
             match self.answer_ready().await {
                 Ok(After::Continue) => {}
                 Ok(After::Close) => {
-                    return self.flush().await.err().unwrap_or(Ending::Closed);
+                    return self.flush().await.err().unwrap_or(Ending::Quit);
                 }
                 Err(ending) => return ending,
             }
