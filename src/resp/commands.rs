@@ -188,7 +188,9 @@ impl Commands {
             "COMMAND" => command(&args),
             "RESET" => self.reset(state),
             "DBSIZE" => match args.len() {
-                1 => Reply::Integer(self.size().await.unwrap_or(0) as i64),
+                1 => Reply::Integer(
+                    i64::try_from(self.size().await.unwrap_or(0)).unwrap_or(i64::MAX),
+                ),
                 _ => Reply::wrong_arity("dbsize"),
             },
             "INFO" => {

@@ -24,8 +24,8 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -127,8 +127,8 @@ pub async fn serve(listener: TcpListener, edge: Arc<RespEdge>, mut stopped: watc
 }
 
 /// Writes the last answers and closes.
-async fn send_and_close(
-    mut stream: TcpStream,
+async fn send_and_close<S: Stream>(
+    mut stream: S,
     bytes: &[u8],
     write: Duration,
 ) -> std::io::Result<()> {
@@ -142,7 +142,7 @@ async fn send_and_close(
 /// Closes the node's side, then reads and discards what the client still sends for a
 /// bounded time and byte count (the HTTP edge's bounds): closing a socket with unread
 /// bytes resets it, and the reset can reach the client before the last answer.
-async fn linger(mut stream: TcpStream) {
+async fn linger<S: Stream>(mut stream: S) {
     let _ = stream.shutdown().await;
     let mut scratch = [0_u8; 4096];
     let mut drained = 0;
@@ -170,10 +170,15 @@ enum Ending {
     Protocol(ProtocolError),
 }
 
+/// What a connection is carried over: a TCP stream, or TLS over one.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for S {}
+
 /// One connection being served.
-struct Session {
+struct Session<S> {
     edge: Arc<RespEdge>,
-    stream: TcpStream,
+    stream: S,
     state: ConnectionState,
     decoder: Decoder,
     /// Bytes read and not yet decoded.
@@ -184,8 +189,8 @@ struct Session {
     request_started: Option<Instant>,
 }
 
-impl Session {
-    fn new(edge: Arc<RespEdge>, stream: TcpStream, peer: SocketAddr, id: u64) -> Session {
+impl<S: Stream> Session<S> {
+    fn new(edge: Arc<RespEdge>, stream: S, peer: SocketAddr, id: u64) -> Session<S> {
         let authenticated = edge.commands.password.is_none();
         Session {
             edge,
