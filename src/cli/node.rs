@@ -48,6 +48,12 @@ pub struct NodeArgs {
     /// AUTH`); without it the RESP listener binds only a loopback address.
     #[arg(long, value_name = "PATH")]
     resp_password_file: Option<PathBuf>,
+    /// PEM certificate chain for TLS on the RESP listener (clients use `rediss://`).
+    #[arg(long, value_name = "PATH", requires = "resp_tls_key")]
+    resp_tls_cert: Option<PathBuf>,
+    /// PEM private key of --resp-tls-cert.
+    #[arg(long, value_name = "PATH", requires = "resp_tls_cert")]
+    resp_tls_key: Option<PathBuf>,
     /// QUIC address for other nodes.
     #[arg(long, default_value = "127.0.0.1:0")]
     quic: SocketAddr,
@@ -188,6 +194,13 @@ fn options(args: &NodeArgs) -> Result<NodeOptions> {
         seeds: args.seeds.clone(),
         resp_bind: resp_bind(&args.resp)?,
         resp_password: resp_password(args.resp_password_file.as_deref())?,
+        resp_tls: match (&args.resp_tls_cert, &args.resp_tls_key) {
+            (Some(cert), Some(key)) => Some(
+                cartwheel::resp::RespTls::from_files(cert, key)
+                    .context("--resp-tls-cert / --resp-tls-key")?,
+            ),
+            _ => None,
+        },
     })
 }
 

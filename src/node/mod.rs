@@ -132,6 +132,8 @@ pub struct NodeOptions {
     /// The password RESP clients must give (`AUTH`); without one the listener binds
     /// only a loopback address.
     pub resp_password: Option<crate::resp::Password>,
+    /// TLS on the RESP listener, with the operator's certificate.
+    pub resp_tls: Option<crate::resp::RespTls>,
 }
 
 /// Local requests skip the network; remote ones go through the transport.

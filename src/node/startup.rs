@@ -246,6 +246,7 @@ fn spawn_resp(
             },
         },
         stats: Default::default(),
+        tls: options.resp_tls.clone(),
     };
     tasks.spawn(resp::serve(listener, Arc::new(edge), stopped));
 }

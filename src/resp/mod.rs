@@ -5,7 +5,8 @@
 //! It owns the wire (the bounded request decoder in [`codec`], the reply encoder in
 //! [`reply`]), the connections ([`server`]: cap, budgets, timeouts, pipelining), the
 //! connection commands and the authentication gate ([`commands`]), and the seam
-//! through which the node plugs its data commands in ([`Keyspace`]). It never touches
+//! through which the node plugs its data commands in ([`Keyspace`]), and TLS on the
+//! listener ([`RespTls`]). It never touches
 //! the store, the coordinator or the HTTP edge: data commands are the keyspace's.
 
 pub mod codec;
@@ -14,12 +15,14 @@ pub mod connection;
 mod info;
 pub mod reply;
 pub mod server;
+mod tls;
 
 pub use commands::{Commands, Password};
 pub use connection::{Command, ConnectionState, Keyspace};
 pub use info::{ServerInfo, REDIS_VERSION};
 pub use reply::{Protocol, Reply};
 pub use server::{serve, RespCounters, RespEdge, RespStats};
+pub use tls::{RespTls, TlsSetupError};
 
 use crate::limits;
 use std::net::SocketAddr;

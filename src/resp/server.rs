@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -39,6 +39,7 @@ pub struct RespStats {
     write_timeouts: AtomicU64,
     protocol_errors: AtomicU64,
     commands: AtomicU64,
+    tls_failures: AtomicU64,
     next_id: AtomicU64,
 }
 
@@ -53,6 +54,8 @@ pub struct RespCounters {
     /// Connections closed after a malformed request or one over the input budget.
     pub protocol_errors: u64,
     pub commands: u64,
+    /// TLS handshakes that failed (a plain client on a TLS port, an untrusted cert).
+    pub tls_failures: u64,
 }
 
 impl RespStats {
@@ -65,6 +68,7 @@ impl RespStats {
             write_timeouts: load(&self.write_timeouts),
             protocol_errors: load(&self.protocol_errors),
             commands: load(&self.commands),
+            tls_failures: load(&self.tls_failures),
         }
     }
 }
@@ -74,6 +78,8 @@ pub struct RespEdge {
     pub settings: RespSettings,
     pub commands: Commands,
     pub stats: Arc<RespStats>,
+    /// TLS on every connection (`rediss://`), when the operator gave a certificate.
+    pub tls: Option<super::RespTls>,
 }
 
 /// Accepts and serves connections until `stopped` turns true; then every connection
@@ -103,8 +109,14 @@ pub async fn serve(listener: TcpListener, edge: Arc<RespEdge>, mut stopped: watc
         match cap.clone().try_acquire_owned() {
             Ok(permit) => {
                 let id = edge.stats.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-                let session = Session::new(edge.clone(), stream, peer, id);
-                connections.spawn(session.run(permit, stopped.clone()));
+                connections.spawn(open(
+                    edge.clone(),
+                    stream,
+                    peer,
+                    id,
+                    permit,
+                    stopped.clone(),
+                ));
             }
             Err(_) => {
                 edge.stats.refused.fetch_add(1, Ordering::Relaxed);
@@ -124,6 +136,38 @@ pub async fn serve(listener: TcpListener, edge: Arc<RespEdge>, mut stopped: watc
     }
     drop(listener);
     while connections.join_next().await.is_some() {}
+}
+
+/// Serves one admitted connection: over TLS once its handshake ended within the
+/// request timeout, or plain.
+async fn open(
+    edge: Arc<RespEdge>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    id: u64,
+    permit: OwnedSemaphorePermit,
+    stopped: watch::Receiver<bool>,
+) {
+    let Some(tls) = edge.tls.clone() else {
+        return Session::new(edge, stream, peer, id)
+            .run(permit, stopped)
+            .await;
+    };
+    let handshake = tokio::time::timeout(edge.settings.request_timeout, tls.0.accept(stream));
+    match handshake.await {
+        Ok(Ok(stream)) => {
+            Session::new(edge, stream, peer, id)
+                .run(permit, stopped)
+                .await
+        }
+        Ok(Err(error)) => {
+            edge.stats.tls_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%error, %peer, "RESP TLS handshake failed");
+        }
+        Err(_) => {
+            edge.stats.request_timeouts.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Writes the last answers and closes.

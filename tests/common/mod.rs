@@ -249,6 +249,7 @@ impl InProcessCluster {
             seeds,
             resp_bind: None,
             resp_password: None,
+            resp_tls: None,
         };
         node::start(options).await.expect("node starts")
     }

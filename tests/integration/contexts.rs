@@ -154,6 +154,7 @@ async fn a_node_without_session_secret_hands_out_and_accepts_no_context() {
         seeds: Vec::new(),
         resp_bind: None,
         resp_password: None,
+        resp_tls: None,
     })
     .await
     .expect("node starts");

@@ -22,6 +22,14 @@ const EXCHANGE_LIMIT: Duration = Duration::from_secs(10);
 
 /// One in-memory node serving RESP on a loopback port, with `password` if given.
 async fn resp_node(password: Option<&str>, resp: RespFlags) -> (tempfile::TempDir, RunningNode) {
+    resp_node_with(password, resp, None).await
+}
+
+async fn resp_node_with(
+    password: Option<&str>,
+    resp: RespFlags,
+    tls: Option<cartwheel::resp::RespTls>,
+) -> (tempfile::TempDir, RunningNode) {
     let dir = tempfile::tempdir().unwrap();
     let topology = Topology::parse(&single_region(1, 1)).unwrap();
     let flags = TuningFlags {
@@ -49,6 +57,7 @@ async fn resp_node(password: Option<&str>, resp: RespFlags) -> (tempfile::TempDi
         seeds: Vec::new(),
         resp_bind: Some("127.0.0.1:0".parse().unwrap()),
         resp_password: password.map(|text| Password::new(text.as_bytes())),
+        resp_tls: tls,
     })
     .await
     .expect("node starts");
@@ -324,4 +333,44 @@ async fn cluster_up_gives_each_node_a_resp_port_and_refuses_an_open_one_without_
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--resp-password-file"), "{stderr}");
     cluster.down();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_on_the_resp_listener_serves_with_the_operators_certificate() {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let (cert_path, key_path) = (files.path().join("cert.pem"), files.path().join("key.pem"));
+    std::fs::write(&cert_path, certified.cert.pem()).unwrap();
+    std::fs::write(&key_path, certified.key_pair.serialize_pem()).unwrap();
+    let tls = cartwheel::resp::RespTls::from_files(&cert_path, &key_path).unwrap();
+    let (_dir, node) = resp_node_with(None, RespFlags::default(), Some(tls)).await;
+    let addr = node.resp_addr.unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(certified.cert.der().clone()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut stream = tokio::time::timeout(EXCHANGE_LIMIT, connector.connect(name, tcp))
+        .await
+        .unwrap()
+        .expect("TLS handshake");
+    stream.write_all(b"PING\r\nQUIT\r\n").await.unwrap();
+    let mut answer = vec![0; 12];
+    tokio::time::timeout(EXCHANGE_LIMIT, stream.read_exact(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(answer, b"+PONG\r\n+OK\r\n");
+    // A plain client on the TLS port gets no answer, and the node serves on.
+    let answer = exchange(addr, b"PING\r\n").await;
+    assert!(!answer.contains("PONG"), "{answer}");
+    let missing = cartwheel::resp::RespTls::from_files(&files.path().join("none.pem"), &key_path);
+    assert!(missing.unwrap_err().to_string().contains("none.pem"));
+    node.shutdown().await;
 }
