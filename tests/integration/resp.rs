@@ -374,3 +374,19 @@ async fn tls_on_the_resp_listener_serves_with_the_operators_certificate() {
     assert!(missing.unwrap_err().to_string().contains("none.pem"));
     node.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_left_unfinished_is_cut_off_at_the_request_timeout() {
+    let flags = RespFlags {
+        resp_request_timeout_ms: Some(300),
+        ..RespFlags::default()
+    };
+    let (_dir, node) = resp_node(None, flags).await;
+    let addr = node.resp_addr.unwrap();
+    let started = tokio::time::Instant::now();
+    // Half a request, then nothing (slowloris): the idle timeout (300 s) does not apply.
+    let answer = exchange(addr, b"PING\r\n*2\r\n$4\r\nECHO\r\n$5\r\nhe").await;
+    assert_eq!(answer, "+PONG\r\n");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    node.shutdown().await;
+}
