@@ -30,6 +30,9 @@ pub struct StatusState {
     pub me: MemberInfo,
     /// The RESP listener's address, when the node serves one.
     pub resp: Option<std::net::SocketAddr>,
+    /// The RESP edge's counters as JSON (the node supplies them: this layer does not
+    /// know that edge).
+    pub resp_counters: Option<Arc<dyn Fn() -> serde_json::Value + Send + Sync>>,
     /// The default levels and the durability, as configured.
     pub read: Level,
     pub write: Level,
@@ -133,6 +136,10 @@ pub struct Status {
     /// What the HTTP edge refused and cut off.
     #[serde(default)]
     pub edge: super::server::EdgeCounters,
+    /// What the RESP edge counted (connections refused, idle closed, request and write
+    /// timeouts, protocol errors, commands, TLS failures); absent without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resp_edge: Option<serde_json::Value>,
 }
 
 /// Session service counters (all zero when the service is off).
@@ -318,6 +325,7 @@ pub(super) async fn status(State(routes): State<StatusRoutes>) -> Json<Status> {
         anti_entropy: repair_counters(parts),
         sessions: session_counters(parts),
         edge: routes.edge.counters(),
+        resp_edge: parts.resp_counters.as_ref().map(|counters| counters()),
         hints: hint_counters(parts),
         swim: swim_counters(parts),
     })

@@ -59,8 +59,8 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
     let mut tasks = JoinSet::new();
     let workers = spawn_workers(&options.settings, &core, &mut tasks, &stopped);
     let sessions = start_sessions(&options, &core, &workers, &mut tasks, &stopped);
-    if let Some((listener, addr)) = resp_listener {
-        spawn_resp(
+    let resp = resp_listener.map(|(listener, addr)| {
+        let stats = spawn_resp(
             &options,
             &region,
             addr,
@@ -68,7 +68,8 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
             &mut tasks,
             stopped.clone(),
         );
-    }
+        (addr, stats)
+    });
     spawn_api(
         &options,
         &core,
@@ -76,7 +77,7 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
         sessions,
         Listening {
             http: http_listener,
-            resp: resp_addr,
+            resp,
         },
         &mut tasks,
         stopped,
@@ -223,7 +224,7 @@ async fn bind_resp(options: &NodeOptions) -> Result<Option<(TcpListener, SocketA
     Ok(Some((listener, addr)))
 }
 
-/// Serves RESP on the bound listener until the node stops.
+/// Serves RESP on the bound listener until the node stops; returns its counters.
 fn spawn_resp(
     options: &NodeOptions,
     region: &Region,
@@ -231,7 +232,8 @@ fn spawn_resp(
     listener: TcpListener,
     tasks: &mut JoinSet<()>,
     stopped: watch::Receiver<bool>,
-) {
+) -> Arc<resp::RespStats> {
+    let stats = Arc::new(resp::RespStats::default());
     let edge = resp::RespEdge {
         settings: options.settings.resp.clone(),
         commands: resp::Commands {
@@ -245,10 +247,11 @@ fn spawn_resp(
                 tcp_port: addr.port(),
             },
         },
-        stats: Default::default(),
+        stats: stats.clone(),
         tls: options.resp_tls.clone(),
     };
     tasks.spawn(resp::serve(listener, Arc::new(edge), stopped));
+    stats
 }
 
 fn wan_model(settings: &Settings) -> WanModel {
@@ -468,10 +471,10 @@ fn start_sessions(
     Some(sessions)
 }
 
-/// The HTTP listener the API serves, and the RESP address its status shows.
+/// The HTTP listener the API serves, and the RESP edge its status shows.
 struct Listening {
     http: TcpListener,
-    resp: Option<SocketAddr>,
+    resp: Option<(SocketAddr, Arc<resp::RespStats>)>,
 }
 
 /// Serves the HTTP API on the bound listener until the node stops; each group of
@@ -532,11 +535,17 @@ fn status_state(
     core: &Core,
     workers: Workers,
     sessions: Option<Arc<SessionService>>,
-    resp: Option<SocketAddr>,
+    resp: Option<(SocketAddr, Arc<resp::RespStats>)>,
 ) -> StatusState {
+    let resp_counters = resp.as_ref().map(|(_, stats)| {
+        let stats = stats.clone();
+        Arc::new(move || serde_json::to_value(stats.counters()).unwrap_or_default())
+            as Arc<dyn Fn() -> serde_json::Value + Send + Sync>
+    });
     StatusState {
         me: core.me.clone(),
-        resp,
+        resp: resp.map(|(addr, _)| addr),
+        resp_counters,
         read: settings.read,
         write: settings.write,
         durability: settings.durability,

@@ -308,11 +308,13 @@ async fn cluster_up_gives_each_node_a_resp_port_and_refuses_an_open_one_without_
     let cluster = ProcessCluster::up(&single_region(1, 1), &[]);
     let entry = cluster.node("local-1").clone();
     let resp = entry.resp.expect("cluster.json names the RESP address");
-    let status = cluster.status("local-1").await;
-    assert_eq!(status.resp, Some(resp.to_string()));
     let mut connection = connect(resp, "").await.unwrap();
     let pong: String = query(&mut connection, &redis::cmd("PING")).await.unwrap();
     assert_eq!(pong, "PONG");
+    let status = cluster.status("local-1").await;
+    assert_eq!(status.resp, Some(resp.to_string()));
+    let commands = status.resp_edge.expect("the RESP edge's counters")["commands"].as_u64();
+    assert!(commands >= Some(1), "{commands:?}");
     // A node asked to serve RESP on every address without a password does not start.
     let output = std::process::Command::new(common::binary())
         .args([
