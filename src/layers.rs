@@ -31,7 +31,7 @@ const LAYERS: &[&[&str]] = &[
     &["runtime"],
     &["handoff"],
     &["peer"],
-    &["api"],
+    &["api", "resp"],
     // The composition root: starts and stops the node.
     &["node"],
     // Tools above the node.

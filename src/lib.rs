@@ -29,6 +29,7 @@ pub mod node;
 pub mod object;
 pub mod peer;
 pub mod replica;
+pub mod resp;
 pub mod ring;
 pub mod runtime;
 pub mod session;

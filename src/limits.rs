@@ -633,3 +633,60 @@ pub const SIM_RING_REFRESH_MS: u64 = 1_000;
 /// next node of the region (`Retry::Speculate`): above a healthy read's p99 on the
 /// default topology (about 30 ms), so few reads are sent twice.
 pub const SIM_SPECULATE_MS: u64 = 40;
+
+// ---- resp edge ----
+
+/// Arguments (the command name included) one RESP request may carry; a request
+/// announcing more is answered `-ERR Protocol error: invalid multibulk length` and
+/// the connection is closed, as Redis does. Room for an `MSET` of 32,767 pairs.
+pub const RESP_ARGUMENTS_MAX: usize = 65_536;
+/// Longest bulk string (one argument) of a request: a value at the kv limit plus
+/// room for its framing. A longer announced length is answered `-ERR Protocol error:
+/// invalid bulk length` and the connection is closed before any of it is buffered.
+pub const RESP_BULK_BYTES_MAX: usize = VALUE_BYTES_MAX + 64 * 1024;
+/// Longest inline command line (`PING\r\n`, what telnet sends), as Redis's
+/// `PROTO_INLINE_MAX_SIZE`; a longer line is answered `-ERR Protocol error: too big
+/// inline request` and the connection is closed.
+pub const RESP_INLINE_BYTES_MAX: usize = 64 * 1024;
+/// Longest count line of a request (`*<count>\r\n`, `$<length>\r\n`); longer is
+/// answered `-ERR Protocol error: too big count string` and the connection is closed.
+pub const RESP_COUNT_LINE_BYTES_MAX: usize = 32;
+/// What one decoded argument costs in memory beside its bytes (its handle in the
+/// argument list); counted against `RESP_BUFFERED_BYTES_MAX` so a request of many
+/// empty arguments is bounded too.
+pub const RESP_ARGUMENT_OVERHEAD_BYTES: usize = 48;
+/// Request bytes one connection holds read and not yet answered (the unfinished
+/// request's arguments and the bytes after them); past it the connection is answered
+/// `-ERR Protocol error: ...` and closed, as Redis's `client-query-buffer-limit`.
+/// At least a few requests at their largest.
+pub const RESP_BUFFERED_BYTES_MAX: usize = 4 * RESP_BULK_BYTES_MAX;
+/// Bytes read from a connection in one read at most.
+pub const RESP_READ_CHUNK_BYTES: usize = 16 * 1024;
+/// Answer bytes a connection gathers before it writes them: answers to pipelined
+/// requests go out in one write, but never more than this is held unwritten (the
+/// connection writes, then decodes the next request).
+pub const RESP_OUTPUT_BYTES_MAX: usize = 2 * RESP_BULK_BYTES_MAX;
+/// Default open RESP connections per node (`--resp-connections-max`), as Redis's
+/// `maxclients`; one more is answered `-ERR max number of clients reached` and closed.
+pub const RESP_CONNECTIONS_MAX_DEFAULT: usize = 10_000;
+/// Default time (ms) a RESP connection may sit with no request open and no byte
+/// moving (`--resp-idle-timeout-ms`); then it is closed. Above the HTTP edge's: session
+/// middleware keeps pooled connections open between page views, and its clients
+/// reconnect when one was closed.
+pub const RESP_IDLE_TIMEOUT_MS_DEFAULT: u64 = 300_000;
+/// Default time (ms) a client has to finish a request once its first byte arrived
+/// (`--resp-request-timeout-ms`), as the HTTP edge's header timeout; then the
+/// connection is closed.
+pub const RESP_REQUEST_TIMEOUT_MS_DEFAULT: u64 = 10_000;
+/// Default time (ms) a write of answers to a client may take (`--resp-write-timeout-ms`):
+/// a client that stops reading is cut off then.
+pub const RESP_WRITE_TIMEOUT_MS_DEFAULT: u64 = 10_000;
+/// Refusals (`-ERR max number of clients reached`) being written at once; beyond it a
+/// connection over the cap is closed without an answer.
+pub const RESP_REFUSALS_IN_FLIGHT_MAX: usize = 256;
+/// Longest password `AUTH` checks (the operator's file, and what a client sends); a
+/// longer file stops the node at start, a longer attempt is refused like a wrong one.
+pub const RESP_PASSWORD_BYTES_MAX: usize = 1024;
+/// Longest client name (`CLIENT SETNAME`, `HELLO ... SETNAME`) and library name or
+/// version (`CLIENT SETINFO`); a longer one is answered `-ERR`.
+pub const RESP_CLIENT_NAME_BYTES_MAX: usize = 256;

@@ -28,6 +28,11 @@ use std::sync::Arc;
 /// view of the cluster and every counter its parts keep. They only read.
 pub struct StatusState {
     pub me: MemberInfo,
+    /// The RESP listener's address, when the node serves one.
+    pub resp: Option<std::net::SocketAddr>,
+    /// The RESP edge's counters as JSON (the node supplies them: this layer does not
+    /// know that edge).
+    pub resp_counters: Option<Arc<dyn Fn() -> serde_json::Value + Send + Sync>>,
     /// The default levels and the durability, as configured.
     pub read: Level,
     pub write: Level,
@@ -66,6 +71,9 @@ pub struct Status {
     pub version: String,
     pub http: String,
     pub quic: String,
+    /// The RESP (Redis protocol) listener's address; absent when the node serves none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resp: Option<String>,
     pub pid: u32,
     /// Every member this node knows, as it sees them.
     pub members: Vec<MemberStatus>,
@@ -128,6 +136,10 @@ pub struct Status {
     /// What the HTTP edge refused and cut off.
     #[serde(default)]
     pub edge: super::server::EdgeCounters,
+    /// What the RESP edge counted (connections refused, idle closed, request and write
+    /// timeouts, protocol errors, commands, TLS failures); absent without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resp_edge: Option<serde_json::Value>,
 }
 
 /// Session service counters (all zero when the service is off).
@@ -277,6 +289,7 @@ pub(super) async fn status(State(routes): State<StatusRoutes>) -> Json<Status> {
         version: env!("CARGO_PKG_VERSION").to_string(),
         http: me.http.to_string(),
         quic: me.quic.to_string(),
+        resp: parts.resp.map(|addr| addr.to_string()),
         pid: std::process::id(),
         members,
         ring_epoch: view.epoch,
@@ -312,6 +325,7 @@ pub(super) async fn status(State(routes): State<StatusRoutes>) -> Json<Status> {
         anti_entropy: repair_counters(parts),
         sessions: session_counters(parts),
         edge: routes.edge.counters(),
+        resp_edge: parts.resp_counters.as_ref().map(|counters| counters()),
         hints: hint_counters(parts),
         swim: swim_counters(parts),
     })

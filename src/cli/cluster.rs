@@ -102,8 +102,11 @@ async fn up(topology: &Path, dir: &Path, tuning: &TuningFlags) -> Result<()> {
         ClusterFile::path(dir).display()
     );
     for node in nodes {
+        let resp = node
+            .resp
+            .map_or(String::new(), |addr| format!("  resp {addr}"));
         println!(
-            "  {:<14} {:<10} http {}  quic {}  pid {}",
+            "  {:<14} {:<10} http {}{resp}  quic {}  pid {}",
             node.id, node.region, node.http, node.quic, node.pid
         );
     }

@@ -40,6 +40,20 @@ pub struct NodeArgs {
     /// HTTP API address.
     #[arg(long, default_value = "127.0.0.1:0")]
     http: SocketAddr,
+    /// RESP (Redis protocol) address, or `off` for none. A non-loopback address needs
+    /// --resp-password-file.
+    #[arg(long, value_name = "ADDR|off", default_value = "127.0.0.1:0")]
+    resp: String,
+    /// File whose first line is the password RESP clients must give (`AUTH`, `HELLO
+    /// AUTH`); without it the RESP listener binds only a loopback address.
+    #[arg(long, value_name = "PATH")]
+    resp_password_file: Option<PathBuf>,
+    /// PEM certificate chain for TLS on the RESP listener (clients use `rediss://`).
+    #[arg(long, value_name = "PATH", requires = "resp_tls_key")]
+    resp_tls_cert: Option<PathBuf>,
+    /// PEM private key of --resp-tls-cert.
+    #[arg(long, value_name = "PATH", requires = "resp_tls_cert")]
+    resp_tls_key: Option<PathBuf>,
     /// QUIC address for other nodes.
     #[arg(long, default_value = "127.0.0.1:0")]
     quic: SocketAddr,
@@ -78,12 +92,16 @@ pub async fn run(args: NodeArgs) -> Result<()> {
             region: running.region.clone(),
             http: running.http_addr,
             quic: running.quic_addr,
+            resp: running.resp_addr,
             pid: std::process::id(),
         };
         cluster::write_atomically(path, &serde_json::to_vec(&ready)?)?;
     }
+    let resp = running
+        .resp_addr
+        .map_or(String::new(), |addr| format!(", RESP on {addr}"));
     println!(
-        "node {} ({}) serving HTTP on {} and QUIC on {}",
+        "node {} ({}) serving HTTP on {}{resp} and QUIC on {}",
         running.id, running.region, running.http_addr, running.quic_addr
     );
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -174,7 +192,39 @@ fn options(args: &NodeArgs) -> Result<NodeOptions> {
         http_bind: args.http,
         quic_bind: args.quic,
         seeds: args.seeds.clone(),
+        resp_bind: resp_bind(&args.resp)?,
+        resp_password: resp_password(args.resp_password_file.as_deref())?,
+        resp_tls: match (&args.resp_tls_cert, &args.resp_tls_key) {
+            (Some(cert), Some(key)) => Some(
+                cartwheel::resp::RespTls::from_files(cert, key)
+                    .context("--resp-tls-cert / --resp-tls-key")?,
+            ),
+            _ => None,
+        },
     })
+}
+
+/// `--resp`: an address, or `off`.
+fn resp_bind(text: &str) -> Result<Option<SocketAddr>> {
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let addr = text
+        .parse()
+        .map_err(|error| anyhow::anyhow!("--resp {text}: {error} (an address, or off)"))?;
+    Ok(Some(addr))
+}
+
+/// `--resp-password-file`: its first line.
+fn resp_password(path: Option<&std::path::Path>) -> Result<Option<cartwheel::resp::Password>> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("--resp-password-file: cannot read {}", path.display()))?;
+    let password = cartwheel::resp::password_from_file_text(&text)
+        .with_context(|| format!("--resp-password-file {}", path.display()))?;
+    Ok(Some(password))
 }
 
 /// Every client connection takes a file descriptor; past the limit accepts wait.

@@ -142,6 +142,7 @@ impl Launcher {
                     region: ready.region,
                     http: ready.http,
                     quic: ready.quic,
+                    resp: ready.resp,
                     pid: ready.pid,
                 });
             }

@@ -48,6 +48,9 @@ pub struct NodeEntry {
     pub region: Region,
     pub http: SocketAddr,
     pub quic: SocketAddr,
+    /// The node's RESP (Redis protocol) address, when it serves one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resp: Option<SocketAddr>,
     pub pid: u32,
 }
 
@@ -104,6 +107,8 @@ pub struct ReadyFile {
     pub region: Region,
     pub http: SocketAddr,
     pub quic: SocketAddr,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resp: Option<SocketAddr>,
     pub pid: u32,
 }
 

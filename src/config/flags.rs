@@ -83,6 +83,8 @@ pub struct TuningFlags {
     pub session: super::SessionFlags,
     #[command(flatten)]
     pub http: super::HttpFlags,
+    #[command(flatten)]
+    pub resp: super::RespFlags,
 }
 
 /// Appends `--name value` to `args` when there is a value.
@@ -165,6 +167,7 @@ impl TuningFlags {
         }
         args.extend(self.session.to_args());
         args.extend(self.http.to_args());
+        args.extend(self.resp.to_args());
         args
     }
 }

@@ -17,9 +17,11 @@ use std::time::Duration;
 
 mod flags;
 mod http;
+mod resp;
 mod session;
 pub use flags::TuningFlags;
 pub use http::{HttpFlags, HttpSettings};
+pub use resp::{RespFlags, RespSettings};
 pub use session::{ClassPolicy, SessionFlags, SessionSettings};
 
 /// What is wrong with a topology file or a flag.
@@ -429,6 +431,8 @@ pub struct Settings {
     pub session: SessionSettings,
     /// The client edge's timeouts and connection caps.
     pub http: HttpSettings,
+    /// The RESP edge's timeouts and connection cap.
+    pub resp: RespSettings,
     /// Non-fatal findings to print at start (e.g. R + W <= N).
     pub warnings: Vec<String>,
 }
@@ -492,9 +496,11 @@ impl Settings {
             &mut warnings,
         )?;
         let http = HttpSettings::new(&flags.http)?;
+        let resp = RespSettings::new(&flags.resp)?;
         Ok(Settings {
             session,
             http,
+            resp,
             topology,
             read,
             write,

@@ -45,6 +45,13 @@ pub enum NodeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot bind the RESP listener to {addr}: {source}")]
+    RespBind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("RESP: {0}")]
+    Resp(#[from] crate::resp::RespConfigError),
     /// `--chaos` serves fault injection (clock skew, dropped messages) to anyone with
     /// the admin secret; it is for a test cluster on one machine, never a reachable one.
     #[error(
@@ -120,6 +127,13 @@ pub struct NodeOptions {
     /// contexts are made with the newest and checked by the id they carry, so a new key
     /// logs nobody out. `None` turns the session API off.
     pub session_keys: Option<Vec<(u8, [u8; 32])>>,
+    /// Where the RESP (Redis protocol) listener binds; `None` serves none.
+    pub resp_bind: Option<SocketAddr>,
+    /// The password RESP clients must give (`AUTH`); without one the listener binds
+    /// only a loopback address.
+    pub resp_password: Option<crate::resp::Password>,
+    /// TLS on the RESP listener, with the operator's certificate.
+    pub resp_tls: Option<crate::resp::RespTls>,
 }
 
 /// Local requests skip the network; remote ones go through the transport.
@@ -180,6 +194,8 @@ pub struct RunningNode {
     pub region: Region,
     pub http_addr: SocketAddr,
     pub quic_addr: SocketAddr,
+    /// The RESP listener's address, when the node serves one.
+    pub resp_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     exit: watch::Receiver<Exit>,
     tasks: JoinSet<()>,

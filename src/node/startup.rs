@@ -18,6 +18,7 @@ use crate::membership::swim::{MemberInfo, Status, Swim};
 use crate::peer::PeerService;
 use crate::replica::trees::Trees;
 use crate::replica::Replica;
+use crate::resp;
 use crate::ring::RingConfig;
 use crate::runtime::batch;
 use crate::runtime::clock::NodeClock;
@@ -43,6 +44,8 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
     let region = region_of(&options)?;
     let store = open_store(&options)?;
     let (http_listener, http_addr) = bind_http(options.http_bind).await?;
+    let resp_listener = bind_resp(&options).await?;
+    let resp_addr = resp_listener.as_ref().map(|(_, addr)| *addr);
     let (transport, late) = start_transport(&options, &region).await?;
     let me = MemberInfo {
         node: options.id.clone(),
@@ -56,12 +59,26 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
     let mut tasks = JoinSet::new();
     let workers = spawn_workers(&options.settings, &core, &mut tasks, &stopped);
     let sessions = start_sessions(&options, &core, &workers, &mut tasks, &stopped);
+    let resp = resp_listener.map(|(listener, addr)| {
+        let stats = spawn_resp(
+            &options,
+            &region,
+            addr,
+            listener,
+            &mut tasks,
+            stopped.clone(),
+        );
+        (addr, stats)
+    });
     spawn_api(
         &options,
         &core,
         workers,
         sessions,
-        http_listener,
+        Listening {
+            http: http_listener,
+            resp,
+        },
         &mut tasks,
         stopped,
     );
@@ -69,6 +86,7 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
         node = %options.id,
         %region,
         %http_addr,
+        ?resp_addr,
         quic_addr = %core.me.quic,
         status = ?initial_status(&options.settings, &options.id),
         "node started"
@@ -78,6 +96,7 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
         region,
         http_addr,
         quic_addr: core.me.quic,
+        resp_addr,
         stop,
         exit: core.gossip.exit_signal(),
         tasks,
@@ -190,6 +209,49 @@ async fn bind_http(bind: SocketAddr) -> Result<(TcpListener, SocketAddr), NodeEr
     let listener = TcpListener::bind(bind).await.map_err(failed)?;
     let addr = listener.local_addr().map_err(failed)?;
     Ok((listener, addr))
+}
+
+/// Binds the RESP listener, if the node serves one, once its address passed the
+/// password rule.
+async fn bind_resp(options: &NodeOptions) -> Result<Option<(TcpListener, SocketAddr)>, NodeError> {
+    let Some(bind) = options.resp_bind else {
+        return Ok(None);
+    };
+    resp::check_bind(bind, options.resp_password.as_ref())?;
+    let failed = |source| NodeError::RespBind { addr: bind, source };
+    let listener = TcpListener::bind(bind).await.map_err(failed)?;
+    let addr = listener.local_addr().map_err(failed)?;
+    Ok(Some((listener, addr)))
+}
+
+/// Serves RESP on the bound listener until the node stops; returns its counters.
+fn spawn_resp(
+    options: &NodeOptions,
+    region: &Region,
+    addr: SocketAddr,
+    listener: TcpListener,
+    tasks: &mut JoinSet<()>,
+    stopped: watch::Receiver<bool>,
+) -> Arc<resp::RespStats> {
+    let stats = Arc::new(resp::RespStats::default());
+    let edge = resp::RespEdge {
+        settings: options.settings.resp.clone(),
+        commands: resp::Commands {
+            password: options.resp_password.clone(),
+            // TODO(integration): the store's data commands (strings, keys, hashes) plug
+            // in here as an `Arc<dyn resp::Keyspace>`; until then they answer `-ERR`.
+            keyspace: None,
+            server: resp::ServerInfo {
+                node: options.id.to_string(),
+                region: region.to_string(),
+                tcp_port: addr.port(),
+            },
+        },
+        stats: stats.clone(),
+        tls: options.resp_tls.clone(),
+    };
+    tasks.spawn(resp::serve(listener, Arc::new(edge), stopped));
+    stats
 }
 
 fn wan_model(settings: &Settings) -> WanModel {
@@ -409,6 +471,12 @@ fn start_sessions(
     Some(sessions)
 }
 
+/// The HTTP listener the API serves, and the RESP edge its status shows.
+struct Listening {
+    http: TcpListener,
+    resp: Option<(SocketAddr, Arc<resp::RespStats>)>,
+}
+
 /// Serves the HTTP API on the bound listener until the node stops; each group of
 /// routes gets only what its handlers use.
 fn spawn_api(
@@ -416,7 +484,7 @@ fn spawn_api(
     core: &Core,
     workers: Workers,
     sessions: Option<Arc<SessionService>>,
-    listener: TcpListener,
+    listening: Listening,
     tasks: &mut JoinSet<()>,
     stopped: watch::Receiver<bool>,
 ) {
@@ -451,14 +519,14 @@ fn spawn_api(
             transport: core.transport.clone(),
             clock: core.clock.clone(),
         },
-        status: status_state(settings, core, workers, sessions),
+        status: status_state(settings, core, workers, sessions, listening.resp),
         edge: EdgeParts {
             http: settings.http.clone(),
             stopped: stopped.clone(),
             stats: Default::default(),
         },
     };
-    tasks.spawn(api::server::serve(listener, api, stopped));
+    tasks.spawn(api::server::serve(listening.http, api, stopped));
 }
 
 /// What `/v1/status`, `/v1/roots` and `/v1/ring` read.
@@ -467,9 +535,17 @@ fn status_state(
     core: &Core,
     workers: Workers,
     sessions: Option<Arc<SessionService>>,
+    resp: Option<(SocketAddr, Arc<resp::RespStats>)>,
 ) -> StatusState {
+    let resp_counters = resp.as_ref().map(|(_, stats)| {
+        let stats = stats.clone();
+        Arc::new(move || serde_json::to_value(stats.counters()).unwrap_or_default())
+            as Arc<dyn Fn() -> serde_json::Value + Send + Sync>
+    });
     StatusState {
         me: core.me.clone(),
+        resp: resp.map(|(addr, _)| addr),
+        resp_counters,
         read: settings.read,
         write: settings.write,
         durability: settings.durability,

@@ -247,6 +247,9 @@ impl InProcessCluster {
             http_bind: "127.0.0.1:0".parse().unwrap(),
             quic_bind: "127.0.0.1:0".parse().unwrap(),
             seeds,
+            resp_bind: None,
+            resp_password: None,
+            resp_tls: None,
         };
         node::start(options).await.expect("node starts")
     }

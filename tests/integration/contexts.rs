@@ -152,6 +152,9 @@ async fn a_node_without_session_secret_hands_out_and_accepts_no_context() {
         http_bind: "127.0.0.1:0".parse().unwrap(),
         quic_bind: "127.0.0.1:0".parse().unwrap(),
         seeds: Vec::new(),
+        resp_bind: None,
+        resp_password: None,
+        resp_tls: None,
     })
     .await
     .expect("node starts");

@@ -16,6 +16,7 @@ mod handoff;
 mod membership;
 mod pipeline;
 mod repair;
+mod resp;
 mod security;
 mod session;
 mod session_regions;

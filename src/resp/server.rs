@@ -1,0 +1,368 @@
+//! The node's RESP listener: accepts client connections under a cap, and serves each
+//! one request after another with pipelining, a byte budget and timeouts that fire.
+//!
+//! It owns everything about a RESP connection that is not a command: TCP_NODELAY; the
+//! cap (a connection beyond it is answered `-ERR max number of clients reached` and
+//! closed, as Redis does); the idle timeout (no request open, no byte moving), the
+//! request timeout (a request begun and not finished, as the HTTP edge's header
+//! timeout) and the write timeout; the input budget (unanswered request bytes,
+//! `RESP_BUFFERED_BYTES_MAX`); pipelining (every complete request in the buffer is
+//! answered in order, and the answers go out in one write, at most
+//! `RESP_OUTPUT_BYTES_MAX` held); a protocol error answered `-ERR Protocol error: ...`
+//! before the connection closes; and closing every connection when the node stops. It
+//! never decides a command ([`super::commands`] does).
+
+use super::codec::{Decoder, ProtocolError};
+use super::commands::{After, Commands};
+use super::connection::ConnectionState;
+use super::reply::Reply;
+use crate::config::RespSettings;
+use crate::limits;
+use bytes::{BufMut, BytesMut};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+/// What the RESP edge counted since the node started.
+#[derive(Debug, Default)]
+pub struct RespStats {
+    refused: AtomicU64,
+    idle_closed: AtomicU64,
+    request_timeouts: AtomicU64,
+    write_timeouts: AtomicU64,
+    protocol_errors: AtomicU64,
+    commands: AtomicU64,
+    tls_failures: AtomicU64,
+    next_id: AtomicU64,
+}
+
+/// [`RespStats`] as a status shows them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RespCounters {
+    /// Connections refused: the node had `--resp-connections-max` open.
+    pub connections_refused: u64,
+    pub idle_closed: u64,
+    pub request_timeouts: u64,
+    pub write_timeouts: u64,
+    /// Connections closed after a malformed request or one over the input budget.
+    pub protocol_errors: u64,
+    pub commands: u64,
+    /// TLS handshakes that failed (a plain client on a TLS port, an untrusted cert).
+    pub tls_failures: u64,
+}
+
+impl RespStats {
+    pub fn counters(&self) -> RespCounters {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        RespCounters {
+            connections_refused: load(&self.refused),
+            idle_closed: load(&self.idle_closed),
+            request_timeouts: load(&self.request_timeouts),
+            write_timeouts: load(&self.write_timeouts),
+            protocol_errors: load(&self.protocol_errors),
+            commands: load(&self.commands),
+            tls_failures: load(&self.tls_failures),
+        }
+    }
+}
+
+/// Everything the listener needs: settings, the command table, the counters.
+pub struct RespEdge {
+    pub settings: RespSettings,
+    pub commands: Commands,
+    pub stats: Arc<RespStats>,
+    /// TLS on every connection (`rediss://`), when the operator gave a certificate.
+    pub tls: Option<super::RespTls>,
+}
+
+/// Accepts and serves connections until `stopped` turns true; then every connection
+/// closes after the request it is answering, and this returns.
+pub async fn serve(listener: TcpListener, edge: Arc<RespEdge>, mut stopped: watch::Receiver<bool>) {
+    let cap = Arc::new(Semaphore::new(edge.settings.connections_max));
+    let refusals = Arc::new(Semaphore::new(limits::RESP_REFUSALS_IN_FLIGHT_MAX));
+    let mut connections = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = stopped.wait_for(|stop| *stop) => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of file descriptors, usually: wait for some to close.
+                tracing::debug!(%error, "RESP accept failed");
+                tokio::time::sleep(Duration::from_millis(limits::HTTP_ACCEPT_BACKOFF_MS)).await;
+                continue;
+            }
+        };
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+        match cap.clone().try_acquire_owned() {
+            Ok(permit) => {
+                let id = edge.stats.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+                connections.spawn(open(
+                    edge.clone(),
+                    stream,
+                    peer,
+                    id,
+                    permit,
+                    stopped.clone(),
+                ));
+            }
+            Err(_) => {
+                edge.stats.refused.fetch_add(1, Ordering::Relaxed);
+                // Beyond the refusals in flight the connection is closed unanswered.
+                if let Ok(permit) = refusals.clone().try_acquire_owned() {
+                    let write = edge.settings.write_timeout;
+                    connections.spawn(async move {
+                        // In RESP2, as Redis writes it: the client has said nothing yet.
+                        let answer = Reply::err("max number of clients reached")
+                            .to_bytes(super::reply::Protocol::Resp2);
+                        let _ = send_and_close(stream, &answer, write).await;
+                        drop(permit);
+                    });
+                }
+            }
+        }
+    }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
+}
+
+/// Serves one admitted connection: over TLS once its handshake ended within the
+/// request timeout, or plain.
+async fn open(
+    edge: Arc<RespEdge>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    id: u64,
+    permit: OwnedSemaphorePermit,
+    stopped: watch::Receiver<bool>,
+) {
+    let Some(tls) = edge.tls.clone() else {
+        return Session::new(edge, stream, peer, id)
+            .run(permit, stopped)
+            .await;
+    };
+    let handshake = tokio::time::timeout(edge.settings.request_timeout, tls.0.accept(stream));
+    match handshake.await {
+        Ok(Ok(stream)) => {
+            Session::new(edge, stream, peer, id)
+                .run(permit, stopped)
+                .await
+        }
+        Ok(Err(error)) => {
+            edge.stats.tls_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%error, %peer, "RESP TLS handshake failed");
+        }
+        Err(_) => {
+            edge.stats.request_timeouts.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Writes the last answers and closes.
+async fn send_and_close<S: Stream>(
+    mut stream: S,
+    bytes: &[u8],
+    write: Duration,
+) -> std::io::Result<()> {
+    tokio::time::timeout(write, stream.write_all(bytes))
+        .await
+        .map_err(|_| std::io::ErrorKind::TimedOut)??;
+    linger(stream).await;
+    Ok(())
+}
+
+/// Closes the node's side, then reads and discards what the client still sends for a
+/// bounded time and byte count (the HTTP edge's bounds): closing a socket with unread
+/// bytes resets it, and the reset can reach the client before the last answer.
+async fn linger<S: Stream>(mut stream: S) {
+    let _ = stream.shutdown().await;
+    let mut scratch = [0_u8; 4096];
+    let mut drained = 0;
+    let _ = tokio::time::timeout(Duration::from_millis(limits::HTTP_LINGER_MS), async {
+        while drained < limits::HTTP_LINGER_BYTES_MAX {
+            match stream.read(&mut scratch).await {
+                Ok(0) | Err(_) => break,
+                Ok(read) => drained += read,
+            }
+        }
+    })
+    .await;
+}
+
+/// Why a connection ended.
+#[derive(Debug)]
+enum Ending {
+    /// The client's close, a read or write error, or the node stopping.
+    Closed,
+    /// `QUIT`, answered.
+    Quit,
+    Idle,
+    RequestTimeout,
+    WriteTimeout,
+    Protocol(ProtocolError),
+}
+
+/// What a connection is carried over: a TCP stream, or TLS over one.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for S {}
+
+/// One connection being served.
+struct Session<S> {
+    edge: Arc<RespEdge>,
+    stream: S,
+    state: ConnectionState,
+    decoder: Decoder,
+    /// Bytes read and not yet decoded.
+    input: BytesMut,
+    /// Answers encoded and not yet written.
+    output: BytesMut,
+    /// When the request now arriving began, if one is.
+    request_started: Option<Instant>,
+}
+
+impl<S: Stream> Session<S> {
+    fn new(edge: Arc<RespEdge>, stream: S, peer: SocketAddr, id: u64) -> Session<S> {
+        let authenticated = edge.commands.password.is_none();
+        Session {
+            edge,
+            stream,
+            state: ConnectionState::new(id, peer, authenticated),
+            decoder: Decoder::new(),
+            input: BytesMut::new(),
+            output: BytesMut::new(),
+            request_started: None,
+        }
+    }
+
+    async fn run(mut self, permit: OwnedSemaphorePermit, stopped: watch::Receiver<bool>) {
+        let ending = self.serve(stopped).await;
+        let stats = &self.edge.stats;
+        let counter = match &ending {
+            Ending::Closed | Ending::Quit => None,
+            Ending::Idle => Some(&stats.idle_closed),
+            Ending::RequestTimeout => Some(&stats.request_timeouts),
+            Ending::WriteTimeout => Some(&stats.write_timeouts),
+            Ending::Protocol(_) => Some(&stats.protocol_errors),
+        };
+        if let Some(counter) = counter {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        tracing::debug!(?ending, peer = %self.state.peer, "RESP connection ended");
+        match ending {
+            Ending::Protocol(error) => {
+                // The answers to the requests before it go out first.
+                let answer = Reply::err(format!("Protocol error: {error}"));
+                answer.encode(self.state.protocol, &mut self.output);
+                let write = self.edge.settings.write_timeout;
+                let _ = send_and_close(self.stream, &self.output, write).await;
+            }
+            Ending::Quit => linger(self.stream).await,
+            _ => {}
+        }
+        drop(permit);
+    }
+
+    /// Answers requests until the connection ends.
+    async fn serve(&mut self, mut stopped: watch::Receiver<bool>) -> Ending {
+        loop {
+            match self.answer_ready().await {
+                Ok(After::Continue) => {}
+                Ok(After::Close) => {
+                    return self.flush().await.err().unwrap_or(Ending::Quit);
+                }
+                Err(ending) => return ending,
+            }
+            if let Err(ending) = self.flush().await {
+                return ending;
+            }
+            let held = self.input.len() + self.decoder.held_bytes();
+            if held >= limits::RESP_BUFFERED_BYTES_MAX {
+                return Ending::Protocol(ProtocolError::BudgetExceeded(
+                    limits::RESP_BUFFERED_BYTES_MAX,
+                ));
+            }
+            let pending = self.decoder.in_request() || !self.input.is_empty();
+            let deadline = match (pending, self.request_started) {
+                (true, Some(started)) => started + self.edge.settings.request_timeout,
+                _ => Instant::now() + self.edge.settings.idle_timeout,
+            };
+            let room = (limits::RESP_BUFFERED_BYTES_MAX - held).min(limits::RESP_READ_CHUNK_BYTES);
+            self.input.reserve(room);
+            // Reads at most `room` bytes: the buffer grows only as bytes arrive.
+            let mut limited = (&mut self.input).limit(room);
+            let read = tokio::select! {
+                _ = stopped.wait_for(|stop| *stop) => return Ending::Closed,
+                read = tokio::time::timeout_at(deadline, self.stream.read_buf(&mut limited)) => read,
+            };
+            match read {
+                Err(_) if pending => return Ending::RequestTimeout,
+                Err(_) => return Ending::Idle,
+                Ok(Ok(0)) | Ok(Err(_)) => return Ending::Closed,
+                Ok(Ok(_)) => {
+                    self.request_started.get_or_insert_with(Instant::now);
+                }
+            }
+        }
+    }
+
+    /// Answers every complete request in the buffer, in order, into `output`; writes
+    /// when `output` passes its bound.
+    async fn answer_ready(&mut self) -> Result<After, Ending> {
+        let mut answered = false;
+        loop {
+            let args = match self.decoder.decode(&mut self.input) {
+                Ok(Some(args)) => args,
+                Ok(None) => break,
+                Err(error) => return Err(Ending::Protocol(error)),
+            };
+            answered = true;
+            self.edge.stats.commands.fetch_add(1, Ordering::Relaxed);
+            let (reply, after) = self.edge.commands.execute(&mut self.state, args).await;
+            reply.encode(self.state.protocol, &mut self.output);
+            if after == After::Close {
+                return Ok(After::Close);
+            }
+            if self.output.len() >= limits::RESP_OUTPUT_BYTES_MAX {
+                self.flush().await?;
+            }
+        }
+        // A request begun behind answered ones starts its clock now; one still
+        // arriving keeps the instant of its first bytes.
+        let pending = self.decoder.in_request() || !self.input.is_empty();
+        self.request_started = match (pending, answered) {
+            (false, _) => None,
+            (true, true) => Some(Instant::now()),
+            (true, false) => Some(self.request_started.unwrap_or_else(Instant::now)),
+        };
+        Ok(After::Continue)
+    }
+
+    /// Writes the answers gathered, under the write timeout.
+    async fn flush(&mut self) -> Result<(), Ending> {
+        if self.output.is_empty() {
+            return Ok(());
+        }
+        let write = self.stream.write_all(&self.output);
+        match tokio::time::timeout(self.edge.settings.write_timeout, write).await {
+            Ok(Ok(())) => {
+                self.output.clear();
+                Ok(())
+            }
+            Ok(Err(_)) => Err(Ending::Closed),
+            Err(_) => Err(Ending::WriteTimeout),
+        }
+    }
+}
