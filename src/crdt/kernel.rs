@@ -88,3 +88,20 @@ impl<K: Ord + Clone, V: Clone> DotKernel<K, V> {
         self.context.join(&other.context);
     }
 }
+
+impl<K: Ord + Clone, V: Clone> DotKernel<K, V> {
+    /// A delta removing every observed dot of every key (a whole-key overwrite or delete;
+    /// concurrent writes keep their dots).
+    pub(crate) fn remove_all_delta(&self) -> Self {
+        let mut delta = DotKernel::default();
+        for dot in self.entries.values().flat_map(|dots| dots.keys()) {
+            delta.context.insert(*dot);
+        }
+        delta
+    }
+
+    /// Whether this kernel has seen nothing at all (no entry, an empty context).
+    pub(crate) fn is_bottom(&self) -> bool {
+        self.entries.is_empty() && self.context == CausalContext::new()
+    }
+}
