@@ -134,7 +134,7 @@ impl RedisValue {
             now_ms,
         };
         if write.next.has_content() && write.next.is_expired(now_ms) {
-            let end = write.next.end_epoch_delta();
+            let end = write.next.end_epoch_delta(now_ms);
             write.push(end);
         }
         write.at = at.max(write.next.newest_at().successor());
@@ -147,11 +147,15 @@ impl RedisValue {
         })
     }
 
-    /// The sweeper's delete of a key that expired at `deadline_ms`: ends the current
-    /// epoch (the same delete on every replica) and returns its delta; `None` if the
-    /// key shows nothing already. Refused with `StillLive` if the key's deadline is
-    /// later (or gone: a `PERSIST` reached this replica).
-    pub fn sweep(&mut self, deadline_ms: u64) -> Result<Option<RedisValue>, CrdtError> {
+    /// The sweeper's delete, at `now_ms`, of a key that expired at `deadline_ms`: ends
+    /// the current epoch (the same delete on every replica) and returns its delta;
+    /// `None` if the key shows nothing already. Refused with `StillLive` if the key's
+    /// deadline is later (or gone: a `PERSIST` reached this replica).
+    pub fn sweep(
+        &mut self,
+        deadline_ms: u64,
+        now_ms: u64,
+    ) -> Result<Option<RedisValue>, CrdtError> {
         if !self.has_content() {
             return Ok(None);
         }
@@ -161,7 +165,7 @@ impl RedisValue {
         {
             return Err(CrdtError::StillLive);
         }
-        let delta = self.end_epoch_delta();
+        let delta = self.end_epoch_delta(now_ms);
         self.merge(&delta);
         Ok(Some(delta))
     }

@@ -77,6 +77,11 @@ pub struct RedisValue {
     pub(crate) fields: DotKernel<ByteBuf, FieldRegister>,
     pub(crate) counter: Counter,
     pub(crate) expiry: Expiry,
+    /// When the newest delete or expiry of this key was made (max-wins): what tombstone
+    /// collection waits past. The head's stamp is not enough: an expiry's delete is
+    /// stamped just above the expired write, which may be months old.
+    #[serde(default)]
+    pub(crate) deleted_ms: u64,
 }
 
 impl RedisValue {
@@ -92,6 +97,7 @@ impl RedisValue {
         self.fields.merge(&other.fields);
         self.counter.merge(&other.counter);
         self.expiry.merge(&other.expiry);
+        self.deleted_ms = self.deleted_ms.max(other.deleted_ms);
     }
 
     /// Whether this state holds nothing at all (what a delta that changed nothing is).
@@ -100,6 +106,7 @@ impl RedisValue {
             && self.fields.is_bottom()
             && self.counter.is_bottom()
             && self.expiry.is_bottom()
+            && self.deleted_ms == 0
     }
 
     // ---- what the key shows ----------------------------------------------------------
@@ -190,15 +197,9 @@ impl RedisValue {
         ) && !self.has_content()
     }
 
-    /// When the delete this state's head stands for was made (0 if the head is none).
+    /// When the newest delete or expiry of this key was made (0 if none).
     pub fn deleted_ms(&self) -> u64 {
-        match &self.head {
-            Some(Head {
-                kind: HeadKind::Deleted,
-                stamp,
-            }) => stamp.at.wall_ms,
-            _ => 0,
-        }
+        self.deleted_ms
     }
 
     /// The type of the key at `now_ms`, `None` if it does not exist.
@@ -314,26 +315,35 @@ impl RedisValue {
     // ---- deltas ----------------------------------------------------------------------
 
     /// A whole-key write: `kind` becomes the head at `stamp`, and every field, increment
-    /// and expiry entry seen here is removed (concurrent ones survive).
+    /// and expiry entry seen here is removed (concurrent ones survive). A delete records
+    /// `stamp`'s wall time as when it was made.
     pub(crate) fn whole_key_delta(&self, kind: HeadKind, stamp: Stamp) -> RedisValue {
+        let deleted_ms = match kind {
+            HeadKind::Deleted => stamp.at.wall_ms,
+            _ => 0,
+        };
         RedisValue {
             head: Some(Head { stamp, kind }),
             fields: self.fields.remove_all_delta(),
             counter: self.counter.reset_delta(),
             expiry: self.expiry.clear_delta(),
+            deleted_ms,
         }
     }
 
     /// The delete that ends the current epoch once expired: stamped just above the
     /// epoch's own write, so it removes that epoch and nothing written after it or
-    /// concurrently with a later clock. Every replica ending one epoch writes the same.
-    pub(crate) fn end_epoch_delta(&self) -> RedisValue {
+    /// concurrently with a later clock. Every replica ending one epoch writes the same
+    /// head; `now_ms` is when (for tombstone collection).
+    pub(crate) fn end_epoch_delta(&self, now_ms: u64) -> RedisValue {
         let epoch = self.epoch();
         let stamp = Stamp {
             at: epoch.at.successor(),
             actor: epoch.actor,
         };
-        self.whole_key_delta(HeadKind::Deleted, stamp)
+        let mut delta = self.whole_key_delta(HeadKind::Deleted, stamp);
+        delta.deleted_ms = delta.deleted_ms.max(now_ms);
+        delta
     }
 
     /// A delta setting the current epoch's expiry.

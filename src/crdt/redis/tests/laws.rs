@@ -171,7 +171,7 @@ fn run(steps: &[Step]) -> Result<(Vec<RedisValue>, Vec<RedisValue>), TestCaseErr
                     continue;
                 };
                 let before = state.clone();
-                if let Ok(Some(delta)) = state.sweep(deadline_ms) {
+                if let Ok(Some(delta)) = state.sweep(deadline_ms, *now_ms) {
                     let mut via_delta = before;
                     via_delta.merge(&delta);
                     prop_assert_eq!(&via_delta, &*state, "sweep delta");

@@ -502,10 +502,23 @@ fn the_sweeper_ends_only_the_expired_value() {
     east.ok(set_with("a", SetExpiry::AtMs(100), None), 1);
     let mut west = region(1);
     west.hear(&east);
-    assert_eq!(east.value.sweep(99), Err(CrdtError::StillLive));
-    let delta = east.value.sweep(100).expect("expired").expect("a delete");
+    assert_eq!(east.value.sweep(99, 99), Err(CrdtError::StillLive));
+    let delta = east
+        .value
+        .sweep(100, 110)
+        .expect("expired")
+        .expect("a delete");
     assert!(east.value.is_tombstone());
-    assert_eq!(east.value.sweep(100), Ok(None), "nothing left to sweep");
+    assert_eq!(
+        east.value.deleted_ms(),
+        110,
+        "collection waits past the sweep, not the SET"
+    );
+    assert_eq!(
+        east.value.sweep(100, 110),
+        Ok(None),
+        "nothing left to sweep"
+    );
     // West, not having heard of the sweep, wrote a new value after the deadline.
     west.ok(set("fresh"), 120);
     west.value.merge(&delta);
@@ -513,7 +526,7 @@ fn the_sweeper_ends_only_the_expired_value() {
     assert_eq!(east.value, west.value);
     assert_eq!(east.get(130), Some(b"fresh".to_vec()));
     // A key without a deadline is never swept.
-    assert_eq!(east.value.sweep(u64::MAX), Err(CrdtError::StillLive));
+    assert_eq!(east.value.sweep(u64::MAX, 200), Err(CrdtError::StillLive));
 }
 
 // ---- across regions --------------------------------------------------------------------
