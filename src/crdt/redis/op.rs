@@ -310,7 +310,10 @@ impl Write {
     fn incr_by(&mut self, by: i64) -> Result<RedisOutcome, CrdtError> {
         let value = match self.kind() {
             Some(RedisKind::Hash) => return Err(RedisError::WrongType.into()),
-            None => 0,
+            None => {
+                self.start_key();
+                0
+            }
             Some(RedisKind::Counter) => self.next.counter_value(),
             Some(RedisKind::String) => {
                 let text = self.string()?.unwrap_or_default();
@@ -327,11 +330,29 @@ impl Write {
         Ok(RedisOutcome::Integer(new))
     }
 
-    /// Refuses a hash command on a key showing another type.
-    fn check_hash(&self) -> Result<(), CrdtError> {
+    /// Refuses a hash command on a key showing another type; on a key showing nothing,
+    /// starts a new one.
+    fn check_hash(&mut self) -> Result<(), CrdtError> {
         match self.kind() {
             Some(RedisKind::String | RedisKind::Counter) => Err(RedisError::WrongType.into()),
-            _ => Ok(()),
+            Some(RedisKind::Hash) => Ok(()),
+            None => {
+                self.start_key();
+                Ok(())
+            }
+        }
+    }
+
+    /// A key made by a field or an increment on a key showing nothing starts without a
+    /// deadline, as a new Redis key does: expiry entries left from before (an `EXPIRE`
+    /// made concurrently with the `DEL` of content that is gone) are removed.
+    fn start_key(&mut self) {
+        let clear = RedisValue {
+            expiry: self.next.expiry.clear_delta(),
+            ..RedisValue::default()
+        };
+        if !clear.is_bottom() {
+            self.push(clear);
         }
     }
 
@@ -363,6 +384,9 @@ impl Write {
     }
 
     fn hash_delete(&mut self, fields: &[ByteBuf]) -> Result<RedisOutcome, CrdtError> {
+        if self.kind().is_none() {
+            return Ok(RedisOutcome::Integer(0));
+        }
         self.check_hash()?;
         let mut removed = 0;
         let unique: BTreeSet<&ByteBuf> = fields.iter().collect();

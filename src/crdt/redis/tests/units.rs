@@ -699,3 +699,22 @@ fn a_state_survives_encoding() {
     let decoded: RedisValue = rmp_serde::from_slice(&bytes).expect("decodes");
     assert_eq!(decoded, key.value);
 }
+
+#[test]
+fn a_new_key_on_a_deleted_one_starts_without_a_stale_deadline() {
+    let (mut east, mut west) = (region(0), region(1));
+    east.ok(set("v"), 1);
+    west.hear(&east);
+    east.ok(RedisOp::Del, 20);
+    west.ok(expire(1_000), 10);
+    exchange(&mut east, &mut west);
+    assert_eq!(
+        east.value.kind(30),
+        None,
+        "the EXPIRE alone brings nothing back"
+    );
+    east.ok(hset(&[("f", "1")]), 40);
+    assert_eq!(east.value.deadline_ms(), None, "a new hash has no TTL");
+    west.ok(RedisOp::IncrBy(1), 40);
+    assert_eq!(west.value.deadline_ms(), None, "a new counter has no TTL");
+}
