@@ -47,7 +47,8 @@
 //! concurrently merge to the longest deadline, and a concurrent `PERSIST` wins over any
 //! deadline; a later `EXPIRE` (one that had seen the `PERSIST`) sets a deadline again.
 //! A key reborn from fields or increments made concurrently with its `DEL` keeps the
-//! deadlines of `EXPIRE`s made concurrently with that `DEL`. Deadlines are milliseconds
+//! deadlines of `EXPIRE`s made concurrently with that `DEL`; a key made anew by a later
+//! `HSET` or `INCR` starts without a deadline, as in Redis. Deadlines are milliseconds
 //! since the epoch, computed by the edge from the command (`EX 10` at `now`); `EXPIRE`
 //! with a time in the past stores a deadline already passed, so the key is gone at once.
 //! `is_live(now_ms)` says whether the key may be served (nothing expired ever is); a
