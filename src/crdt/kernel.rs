@@ -91,13 +91,15 @@ impl<K: Ord + Clone, V: Clone> DotKernel<K, V> {
 
 impl<K: Ord + Clone, V: Clone> DotKernel<K, V> {
     /// A delta removing every observed dot of every key (a whole-key overwrite or delete;
-    /// concurrent writes keep their dots).
+    /// concurrent writes keep their dots). It carries the whole causal context, which
+    /// says no more than a full-state merge of this kernel would (a seen dot absent here
+    /// is removed everywhere anyway) and costs a copy of the compact context instead of
+    /// one insertion per live dot.
     pub(crate) fn remove_all_delta(&self) -> Self {
-        let mut delta = DotKernel::default();
-        for dot in self.entries.values().flat_map(|dots| dots.keys()) {
-            delta.context.insert(*dot);
+        DotKernel {
+            entries: BTreeMap::new(),
+            context: self.context.clone(),
         }
-        delta
     }
 
     /// Whether this kernel has seen nothing at all (no entry, an empty context).
