@@ -647,7 +647,8 @@ pub const RESP_FIELD_NAME_BYTES_MAX: usize = 1024;
 /// `CrdtError::TooMany` (the edge answers `-ERR`) and changes nothing; actors already
 /// holding a slot go on counting. Slots are only freed when the key's tombstone is
 /// collected (after `DEL` or expiry), since a concurrent increment of a removed slot
-/// needs it to count exactly once. Each slot costs about 60 bytes of the stored key.
+/// needs it to count exactly once. A slot costs about 32 bytes of the stored key (64 once
+/// a delete has seen it).
 pub const RESP_COUNTER_ACTORS_MAX: usize = 64;
 
 // A Redis value is refused past `VALUE_BYTES_MAX`; a key holding a string overwritten

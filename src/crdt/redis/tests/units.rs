@@ -718,3 +718,28 @@ fn a_new_key_on_a_deleted_one_starts_without_a_stale_deadline() {
     west.ok(RedisOp::IncrBy(1), 40);
     assert_eq!(west.value.deadline_ms(), None, "a new counter has no TTL");
 }
+
+#[test]
+fn stored_sizes_stay_small() {
+    let encoded = |value: &RedisValue| rmp_serde::to_vec(value).expect("encodes").len();
+    let mut session = region(0);
+    let payload = "s".repeat(200);
+    session.ok(
+        set_with(&payload, SetExpiry::AtMs(1_700_000_000_000), None),
+        1_700_000_000_000,
+    );
+    let session_bytes = encoded(&session.value);
+    let mut counter = region(0);
+    counter.ok(RedisOp::IncrBy(1), 1_700_000_000_000);
+    let one = encoded(&counter.value);
+    for replica in 1..9 {
+        let mut other = region(replica);
+        other.hear(&counter);
+        other.ok(RedisOp::IncrBy(1), 1_700_000_000_000 + replica as u64);
+        counter.hear(&other);
+    }
+    let per_actor = (encoded(&counter.value) - one) / 8;
+    println!("session string key: {session_bytes} bytes for 200; counter: {one} bytes, {per_actor} per more actor");
+    assert!(session_bytes < payload.len() + 120, "{session_bytes}");
+    assert!(per_actor <= 64, "{per_actor}");
+}
