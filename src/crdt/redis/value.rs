@@ -202,6 +202,18 @@ impl RedisValue {
         self.deleted_ms
     }
 
+    /// The reply of `PTTL` at `now_ms`: -2 if the key does not exist, -1 if it has no
+    /// deadline, else the milliseconds left (`TTL` is this rounded to seconds, as Redis
+    /// rounds: `(ms + 500) / 1000`).
+    pub fn pttl(&self, now_ms: u64) -> i64 {
+        if !self.is_live(now_ms) {
+            return -2;
+        }
+        self.deadline_ms().map_or(-1, |deadline_ms| {
+            i64::try_from(deadline_ms.saturating_sub(now_ms)).unwrap_or(i64::MAX)
+        })
+    }
+
     /// The type of the key at `now_ms`, `None` if it does not exist.
     pub fn kind(&self, now_ms: u64) -> Option<RedisKind> {
         if self.is_expired(now_ms) {

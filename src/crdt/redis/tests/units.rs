@@ -471,7 +471,10 @@ fn expire_conditions_follow_redis() {
         RedisOutcome::Integer(1)
     );
     assert_eq!(key.value.deadline_ms(), Some(600));
+    assert_eq!(key.value.pttl(100), 500);
+    assert_eq!(key.value.pttl(600), -2);
     assert_eq!(key.ok(RedisOp::Persist, 4), RedisOutcome::Integer(1));
+    assert_eq!(key.value.pttl(600), -1);
     assert_eq!(key.ok(RedisOp::Persist, 5), RedisOutcome::Integer(0));
     assert_eq!(key.value.deadline_ms(), None);
     assert_eq!(
