@@ -690,3 +690,29 @@ pub const RESP_PASSWORD_BYTES_MAX: usize = 1024;
 /// Longest client name (`CLIENT SETNAME`, `HELLO ... SETNAME`) and library name or
 /// version (`CLIENT SETINFO`); a longer one is answered `-ERR`.
 pub const RESP_CLIENT_NAME_BYTES_MAX: usize = 256;
+
+// ---- resp types ----
+
+/// Fields one Redis hash may hold: an `HSET` adding a field beyond it is refused with
+/// `CrdtError::TooMany` and changes nothing. Two regions adding different fields at
+/// once may together pass it (a merge never drops a field); the next `HSET` of a new
+/// field is then refused until `HDEL` brings the count under it. A Redis value's bytes
+/// (a string's, or the sum of a hash's field names and values) are bounded by
+/// `VALUE_BYTES_MAX` the same way (`CrdtError::TooLarge`).
+pub const RESP_HASH_FIELDS_MAX: usize = 4096;
+/// Bytes of one hash field name; a longer one is refused with `CrdtError::TooLarge`
+/// and nothing is written.
+pub const RESP_FIELD_NAME_BYTES_MAX: usize = 1024;
+/// Actors (replica node incarnations) one Redis counter keeps a slot for. An `INCRBY`
+/// minted by a new actor while this many hold slots is refused with
+/// `CrdtError::TooMany` (the edge answers `-ERR`) and changes nothing; actors already
+/// holding a slot go on counting. Slots are only freed when the key's tombstone is
+/// collected (after `DEL` or expiry), since a concurrent increment of a removed slot
+/// needs it to count exactly once. A slot costs about 32 bytes of the stored key (64 once
+/// a delete has seen it).
+pub const RESP_COUNTER_ACTORS_MAX: usize = 64;
+
+// A Redis value is refused past `VALUE_BYTES_MAX`; a key holding a string overwritten
+// concurrently with a hash written up to the bound in each of three regions still fits
+// one stored object.
+const _: () = assert!(4 * VALUE_BYTES_MAX + OBJECT_ENVELOPE_BYTES < OBJECT_BYTES_MAX);

@@ -149,6 +149,8 @@ impl Refusal {
             CrdtError::StillLive => Refusal::StillLive,
             CrdtError::Mismatch => Refusal::Mismatch,
             CrdtError::AlreadyRotated => Refusal::AlreadyRotated,
+            CrdtError::Redis(crate::crdt::redis::RedisError::WrongType) => Refusal::Mismatch,
+            CrdtError::Redis(_) => Refusal::Limit,
             CrdtError::TooMany { .. }
             | CrdtError::Quantity { .. }
             | CrdtError::CounterExhausted => Refusal::Limit,

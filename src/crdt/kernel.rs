@@ -88,3 +88,22 @@ impl<K: Ord + Clone, V: Clone> DotKernel<K, V> {
         self.context.join(&other.context);
     }
 }
+
+impl<K: Ord + Clone, V: Clone> DotKernel<K, V> {
+    /// A delta removing every observed dot of every key (a whole-key overwrite or delete;
+    /// concurrent writes keep their dots). It carries the whole causal context, which
+    /// says no more than a full-state merge of this kernel would (a seen dot absent here
+    /// is removed everywhere anyway) and costs a copy of the compact context instead of
+    /// one insertion per live dot.
+    pub(crate) fn remove_all_delta(&self) -> Self {
+        DotKernel {
+            entries: BTreeMap::new(),
+            context: self.context.clone(),
+        }
+    }
+
+    /// Whether this kernel has seen nothing at all (no entry, an empty context).
+    pub(crate) fn is_bottom(&self) -> bool {
+        self.entries.is_empty() && self.context == CausalContext::new()
+    }
+}

@@ -18,6 +18,7 @@ mod history;
 mod kernel;
 mod lww;
 mod orset;
+pub mod redis;
 mod session;
 mod token;
 mod user;
@@ -58,4 +59,7 @@ pub enum CrdtError {
     CounterExhausted,
     #[error("the token was already rotated")]
     AlreadyRotated,
+    /// A Redis command refused for what the key holds (its message is Redis's own).
+    #[error(transparent)]
+    Redis(#[from] redis::RedisError),
 }
