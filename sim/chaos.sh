@@ -43,6 +43,12 @@ if [ -z "${CARTWHEEL:-}" ]; then
 fi
 out=${CHAOS_OUT:-$(mktemp -d)}
 mkdir -p "$out"
+# One run at a time on a machine: two at once share its cores and measure each other.
+exec 9>"${TMPDIR:-/tmp}/cartwheel-chaos.lock"
+if ! flock -n 9; then
+  echo "chaos.sh: another chaos.sh is running on this machine; wait for it" >&2
+  exit 2
+fi
 
 rows=()
 failed=0
@@ -57,7 +63,7 @@ for name in "${SCENARIOS[@]}"; do
   "$CARTWHEEL" sim --scenario "$file" --json "$out/$name.json" --svg "$out/$name.svg" \
     "${extra[@]}" >"$out/$name.log" 2>&1
   status=$?
-  row=$(grep '^row: ' "$out/$name.log" | tail -n 1 | sed 's/^row: //')
+  row=$(grep -a '^row: ' "$out/$name.log" | tail -n 1 | sed 's/^row: //')
   if [ -z "$row" ]; then
     row="| $name | FAIL (no result, exit $status; see $out/$name.log) | | | | | | | | | | |"
   fi
