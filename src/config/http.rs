@@ -55,6 +55,40 @@ impl HttpFlags {
     }
 }
 
+/// A client edge's timeout flag `--name` (`value` ms, else `default`), checked:
+/// between 1 ms and `HTTP_TIMEOUT_MS_MAX` (the HTTP and RESP edges share the rule).
+pub(super) fn edge_timeout(
+    value: Option<u64>,
+    default: u64,
+    name: &str,
+) -> Result<Duration, ConfigError> {
+    let ms = value.unwrap_or(default);
+    if ms == 0 || ms > limits::HTTP_TIMEOUT_MS_MAX {
+        return Err(invalid(
+            format!("--{name}"),
+            format!("must be between 1 and {} ms", limits::HTTP_TIMEOUT_MS_MAX),
+        ));
+    }
+    Ok(Duration::from_millis(ms))
+}
+
+/// A client edge's connection cap flag `--name`, checked: between 1 and
+/// `HTTP_CONNECTIONS_MAX_MAX`.
+pub(super) fn edge_count(
+    value: Option<usize>,
+    default: usize,
+    name: &str,
+) -> Result<usize, ConfigError> {
+    let count = value.unwrap_or(default);
+    if count == 0 || count > limits::HTTP_CONNECTIONS_MAX_MAX {
+        return Err(invalid(
+            format!("--{name}"),
+            format!("must be between 1 and {}", limits::HTTP_CONNECTIONS_MAX_MAX),
+        ));
+    }
+    Ok(count)
+}
+
 /// The client edge's timeouts and caps, checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HttpSettings {
@@ -75,26 +109,7 @@ impl Default for HttpSettings {
 
 impl HttpSettings {
     pub fn new(flags: &HttpFlags) -> Result<HttpSettings, ConfigError> {
-        let timeout = |value: Option<u64>, default: u64, name: &str| {
-            let ms = value.unwrap_or(default);
-            if ms == 0 || ms > limits::HTTP_TIMEOUT_MS_MAX {
-                return Err(invalid(
-                    format!("--{name}"),
-                    format!("must be between 1 and {} ms", limits::HTTP_TIMEOUT_MS_MAX),
-                ));
-            }
-            Ok(Duration::from_millis(ms))
-        };
-        let count = |value: Option<usize>, default: usize, name: &str| {
-            let count = value.unwrap_or(default);
-            if count == 0 || count > limits::HTTP_CONNECTIONS_MAX_MAX {
-                return Err(invalid(
-                    format!("--{name}"),
-                    format!("must be between 1 and {}", limits::HTTP_CONNECTIONS_MAX_MAX),
-                ));
-            }
-            Ok(count)
-        };
+        let (timeout, count) = (edge_timeout, edge_count);
         Ok(HttpSettings {
             header_timeout: timeout(
                 flags.http_header_timeout_ms,

@@ -2,7 +2,7 @@
 //! cap on open connections (`node`, `cluster up` and `sim` share them). The listen
 //! address and the password are a node's own (`node --resp`, `--resp-password-file`).
 
-use super::{invalid, ConfigError};
+use super::ConfigError;
 use crate::limits;
 use std::time::Duration;
 
@@ -60,25 +60,12 @@ impl Default for RespSettings {
 
 impl RespSettings {
     pub fn new(flags: &RespFlags) -> Result<RespSettings, ConfigError> {
-        let timeout = |value: Option<u64>, default: u64, name: &str| {
-            let ms = value.unwrap_or(default);
-            if ms == 0 || ms > limits::HTTP_TIMEOUT_MS_MAX {
-                return Err(invalid(
-                    format!("--{name}"),
-                    format!("must be between 1 and {} ms", limits::HTTP_TIMEOUT_MS_MAX),
-                ));
-            }
-            Ok(Duration::from_millis(ms))
-        };
-        let connections_max = flags
-            .resp_connections_max
-            .unwrap_or(limits::RESP_CONNECTIONS_MAX_DEFAULT);
-        if connections_max == 0 || connections_max > limits::HTTP_CONNECTIONS_MAX_MAX {
-            return Err(invalid(
-                "--resp-connections-max",
-                format!("must be between 1 and {}", limits::HTTP_CONNECTIONS_MAX_MAX),
-            ));
-        }
+        let timeout = super::http::edge_timeout;
+        let connections_max = super::http::edge_count(
+            flags.resp_connections_max,
+            limits::RESP_CONNECTIONS_MAX_DEFAULT,
+            "resp-connections-max",
+        )?;
         Ok(RespSettings {
             idle_timeout: timeout(
                 flags.resp_idle_timeout_ms,
