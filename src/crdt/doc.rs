@@ -56,7 +56,10 @@ impl Doc {
             Doc::User(user) => user.is_tombstone(),
             Doc::Token(token) => matches!(token, TokenDoc::Erased { .. }),
             Doc::UserAuth(record) => record.is_tombstone(),
-            Doc::Redis(value) => value.is_tombstone(),
+            // An empty value (what a `DEL` or `HDEL` of a missing key stores) holds
+            // nothing a merge could need: collected as a tombstone, it is not kept for
+            // ever.
+            Doc::Redis(value) => value.is_tombstone() || value.is_bottom(),
         }
     }
 

@@ -74,3 +74,25 @@ fn a_key_without_deadline_never_looks_expired_and_the_sweep_ends_an_expired_one(
     replica.merge(&delta).unwrap();
     assert!(replica.is_tombstone());
 }
+
+#[test]
+fn a_write_to_a_missing_key_that_changes_nothing_leaves_a_collectable_tombstone() {
+    for op in [
+        RedisOp::Del,
+        RedisOp::GetDel,
+        RedisOp::Persist,
+        RedisOp::HDel(vec![serde_bytes::ByteBuf::from(b"f".to_vec())]),
+    ] {
+        let mut doc = empty();
+        let (delta, _) = doc
+            .apply_outcome(&DocOp::Redis(op.clone()), actor(0), at(10), 10)
+            .unwrap();
+        assert!(doc.is_tombstone(), "{op:?}");
+        assert_eq!(doc.deleted_ms(), 0, "{op:?}");
+        assert_eq!(delta, empty(), "{op:?}");
+    }
+    let mut doc = empty();
+    doc.apply(&set("v", SetExpiry::Clear), actor(0), at(10), 10)
+        .unwrap();
+    assert!(!doc.is_tombstone());
+}
