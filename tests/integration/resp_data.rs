@@ -409,3 +409,38 @@ async fn expired_keys_are_never_served_and_levels_are_per_connection() {
     assert_eq!(text(a, "GET levelled").await.as_deref(), Some("v"));
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_set_nx_through_two_nodes_converges_on_one_value() {
+    let (cluster, mut nodes) = cluster().await;
+    let (a, rest) = nodes.split_at_mut(1);
+    let (b, c) = rest.split_at_mut(1);
+    let (a, b, c) = (&mut a[0], &mut b[0], &mut c[0]);
+    for round in 0..10 {
+        let key = format!("lock-{round}");
+        let (from_a, from_b) = (
+            format!("SET {key} from-a NX"),
+            format!("SET {key} from-b NX"),
+        );
+        let (first, second) = tokio::join!(
+            run::<Option<String>>(a, &from_a),
+            run::<Option<String>>(b, &from_b),
+        );
+        let (first, second) = (first.unwrap(), second.unwrap());
+        // At least one wins; both may (each saw no key): then one value stays.
+        assert!(first.is_some() || second.is_some(), "round {round}");
+        let seen = text(c, &format!("GET {key}")).await.expect("a value stays");
+        assert!(seen == "from-a" || seen == "from-b", "{seen}");
+        if first.is_none() {
+            assert_eq!(seen, "from-b");
+        }
+        if second.is_none() {
+            assert_eq!(seen, "from-a");
+        }
+        assert_eq!(
+            text(a, &format!("GET {key}")).await.as_deref(),
+            Some(seen.as_str())
+        );
+    }
+    cluster.shutdown().await;
+}
