@@ -250,6 +250,11 @@ async fn key_commands_answer_as_redis_does_across_nodes() {
     assert_eq!(text(a, "GET new").await.as_deref(), Some("v"));
     assert!(int(a, "TTL new").await > 90);
     assert_eq!(text(a, "GET old").await, None);
+    key_errors(a).await;
+    cluster.shutdown().await;
+}
+
+async fn key_errors(a: &mut MultiplexedConnection) {
     fails(a, "RENAME nope other", "ERR no such key").await;
     fails(
         a,
@@ -280,7 +285,6 @@ async fn key_commands_answer_as_redis_does_across_nodes() {
     fails(a, "TTL", "ERR wrong number of arguments for 'ttl' command").await;
     let scan = error(a, "SCAN 0").await;
     assert!(scan.to_string().contains("'SCAN' is not served"), "{scan}");
-    cluster.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -321,6 +325,14 @@ async fn hash_commands_answer_as_redis_does_across_nodes() {
     assert_eq!(int(b, "HINCRBY cart pears -10").await, -3);
     let empty: Vec<String> = run(a, "HKEYS nope").await.unwrap();
     assert!(empty.is_empty());
+    hash_errors(a, b).await;
+    // A SET over a hash replaces it, as in Redis.
+    ok(b, "SET cart now-a-string").await;
+    assert_eq!(text(a, "TYPE cart").await.as_deref(), Some("string"));
+    cluster.shutdown().await;
+}
+
+async fn hash_errors(a: &mut MultiplexedConnection, b: &mut MultiplexedConnection) {
     // WRONGTYPE both ways, and the other errors.
     let wrong = "WRONGTYPE Operation against a key holding the wrong kind of value";
     fails(b, "GET cart", wrong).await;
@@ -361,10 +373,6 @@ async fn hash_commands_answer_as_redis_does_across_nodes() {
         "ERR wrong number of arguments for 'hdel' command",
     )
     .await;
-    // A SET over a hash replaces it, as in Redis.
-    ok(b, "SET cart now-a-string").await;
-    assert_eq!(text(a, "TYPE cart").await.as_deref(), Some("string"));
-    cluster.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
