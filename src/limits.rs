@@ -716,3 +716,14 @@ pub const RESP_COUNTER_ACTORS_MAX: usize = 64;
 // concurrently with a hash written up to the bound in each of three regions still fits
 // one stored object.
 const _: () = assert!(4 * VALUE_BYTES_MAX + OBJECT_ENVELOPE_BYTES < OBJECT_BYTES_MAX);
+
+// ---- resp keyspace ----
+
+/// Per-key reads or writes one multi-key RESP command (`MGET`, `MSET`, `DEL`,
+/// `UNLINK`, `EXISTS`) keeps in flight at once; its other keys wait for a slot, so a
+/// command naming thousands of keys costs the cluster no more than this many rounds at
+/// a time.
+pub const RESP_KEYS_IN_FLIGHT_MAX: usize = 32;
+/// Value bytes one `MGET` reply may gather; past it the command answers an error
+/// instead of holding more values in memory.
+pub const RESP_MULTI_REPLY_BYTES_MAX: usize = 64 * 1024 * 1024;

@@ -21,16 +21,20 @@ pub enum Class {
     Auth,
     /// A user's session document (cart, prefs, history, devices), keyed by user id.
     User,
+    /// A key of the Redis protocol edge: a `RedisValue` (string, counter or hash with
+    /// its expiry), keyed by the client's key bytes.
+    Resp,
 }
 
 impl Class {
-    pub const ALL: [Class; 3] = [Class::Kv, Class::Auth, Class::User];
+    pub const ALL: [Class; 4] = [Class::Kv, Class::Auth, Class::User, Class::Resp];
 
     pub fn tag(self) -> u8 {
         match self {
             Class::Kv => 0,
             Class::Auth => 1,
             Class::User => 2,
+            Class::Resp => 3,
         }
     }
 
@@ -43,6 +47,7 @@ impl Class {
             Class::Kv => "kv",
             Class::Auth => "auth",
             Class::User => "user",
+            Class::Resp => "resp",
         }
     }
 }

@@ -99,6 +99,10 @@ pub enum PeerResponse {
     Applied {
         stored: Box<Object>,
         delta: Box<Object>,
+        /// What a Redis command answers (`None` for the session documents, and from
+        /// nodes that predate it: the field is new, so it defaults).
+        #[serde(default)]
+        outcome: Option<crate::crdt::redis::RedisOutcome>,
     },
     /// The answers to a `Batch`, in its order.
     Batch(Vec<PeerResponse>),

@@ -301,6 +301,7 @@ impl Coordinator {
             timestamp,
         })
         .await
+        .map(|(object, _)| object)
     }
 
     /// Applies `op` to the document of `key` at `level` under `policy`: one replica
@@ -313,6 +314,19 @@ impl Coordinator {
         level: Level,
         policy: Policy,
     ) -> Result<Object, CoordinatorError> {
+        let (object, _) = self.apply_outcome(key, op, level, policy).await?;
+        Ok(object)
+    }
+
+    /// `apply`, also returning what the replica that applied a Redis command says it
+    /// answers (`None` for the other documents).
+    pub async fn apply_outcome(
+        &self,
+        key: &ObjectKey,
+        op: DocOp,
+        level: Level,
+        policy: Policy,
+    ) -> Result<(Object, Option<crate::crdt::redis::RedisOutcome>), CoordinatorError> {
         self.write(key, level, policy, |at| PeerRequest::Apply {
             key: key.clone(),
             op,

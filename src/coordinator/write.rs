@@ -9,6 +9,7 @@ use super::{instant_at, ms_since, whole_ms, Coordinator, CoordinatorError, Durab
 use super::{Planned, Policy};
 use crate::clock::Hlc;
 use crate::coordinator::quorum::Level;
+use crate::crdt::redis::RedisOutcome;
 use crate::ids::{NodeId, Region};
 use crate::object::{Object, ObjectKey};
 use crate::wire::{PeerError, PeerRequest, PeerResponse};
@@ -21,7 +22,13 @@ use tokio::time::Instant;
 struct Minted {
     stored: Object,
     object: Object,
+    /// What a Redis command answers, from the replica that applied it.
+    outcome: Option<RedisOutcome>,
 }
+
+/// A write's answer: the object as the minting replica stored it, and what a Redis
+/// command answers (`None` for every other write).
+pub(super) type Written = (Object, Option<RedisOutcome>);
 
 /// A dead voter, the live node that takes its hint, and that node's region.
 type Fallback = (usize, NodeId, Region);
@@ -52,7 +59,7 @@ impl Coordinator {
         level: Level,
         policy: Policy,
         first: impl FnOnce(Hlc) -> PeerRequest,
-    ) -> Result<Object, CoordinatorError> {
+    ) -> Result<Written, CoordinatorError> {
         self.stats.writes.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         let (nodes, fallbacks, plan, health) = self.write_plan(key, level, policy)?;
@@ -138,7 +145,7 @@ impl Write<'_> {
         &mut self,
         effect: WriteEffect,
         round: &mut WriteRound,
-    ) -> Option<Result<Object, CoordinatorError>> {
+    ) -> Option<Result<Written, CoordinatorError>> {
         match effect {
             WriteEffect::Mint { index } => match self.mint(index).await {
                 Some(answer) => round.on_minted(index, answer, ms_since(self.started)),
@@ -175,9 +182,8 @@ impl Write<'_> {
             WriteEffect::Answer(answer) => {
                 return Some(answer.map(|()| {
                     let minted = self.minted.take();
-                    minted
-                        .expect("a write succeeds only after a replica minted")
-                        .stored
+                    let minted = minted.expect("a write succeeds only after a replica minted");
+                    (minted.stored, minted.outcome)
                 }));
             }
         }
@@ -214,13 +220,19 @@ fn mint_answer(
             *minted = Some(Minted {
                 stored: object.clone(),
                 object,
+                outcome: None,
             });
             MintAnswer::Stored { flushing }
         }
-        Ok(PeerResponse::Applied { stored, delta }) => {
+        Ok(PeerResponse::Applied {
+            stored,
+            delta,
+            outcome,
+        }) => {
             *minted = Some(Minted {
                 stored: *stored,
                 object: *delta,
+                outcome,
             });
             MintAnswer::Stored { flushing }
         }

@@ -1,9 +1,11 @@
 //! A replicated document of the session service's classes: what replicas store for `auth`
 //! and `user` keys, merged by their lattices (never kept as siblings), and the operations
-//! a replica applies to them.
+//! a replica applies to them. A RESP key's `RedisValue` is one of them too (`Doc::Redis`):
+//! it is stored, replicated, repaired and swept as the session documents are.
 
 use serde::{Deserialize, Serialize};
 
+use super::redis::{RedisOp, RedisOutcome, RedisValue};
 use super::token::{TokenDoc, TokenOp};
 use super::user::{UserDoc, UserOp};
 use super::user_auth::{UserAuth, UserAuthOp};
@@ -16,6 +18,9 @@ pub enum Doc {
     Token(TokenDoc),
     /// A user's `auth` record: not-before time, revoked families, audit entries.
     UserAuth(UserAuth),
+    /// A RESP key's value (`Class::Resp`). Last, so the encodings of the variants
+    /// before it do not change.
+    Redis(RedisValue),
 }
 
 /// An operation on a document, sent to the one replica that applies it.
@@ -28,6 +33,8 @@ pub enum DocOp {
     Expire {
         deadline_ms: u64,
     },
+    /// A Redis command changing one RESP key (last: earlier encodings stay).
+    Redis(RedisOp),
 }
 
 impl Doc {
@@ -37,6 +44,7 @@ impl Doc {
             (Doc::User(mine), Doc::User(theirs)) => mine.merge(theirs),
             (Doc::Token(mine), Doc::Token(theirs)) => mine.merge(theirs),
             (Doc::UserAuth(mine), Doc::UserAuth(theirs)) => mine.merge(theirs),
+            (Doc::Redis(mine), Doc::Redis(theirs)) => mine.merge(theirs),
             _ => return Err(CrdtError::Mismatch),
         }
         Ok(())
@@ -48,6 +56,10 @@ impl Doc {
             Doc::User(user) => user.is_tombstone(),
             Doc::Token(token) => matches!(token, TokenDoc::Erased { .. }),
             Doc::UserAuth(record) => record.is_tombstone(),
+            // An empty value (what a `DEL` or `HDEL` of a missing key stores) holds
+            // nothing a merge could need: collected as a tombstone, it is not kept for
+            // ever.
+            Doc::Redis(value) => value.is_tombstone() || value.is_bottom(),
         }
     }
 
@@ -58,12 +70,16 @@ impl Doc {
             Doc::Token(TokenDoc::Erased { at_ms }) => *at_ms,
             Doc::Token(TokenDoc::Live(_)) => 0,
             Doc::UserAuth(record) => record.swept_ms,
+            Doc::Redis(value) => value.deleted_ms(),
         }
     }
 
-    /// The time after which the document is never served (0 if it has none yet).
+    /// The time after which the document is never served (0 if it has none yet). A
+    /// Redis key without a deadline never expires: `u64::MAX`, never 0, or the sweeper
+    /// would delete it.
     pub fn deadline_ms(&self) -> u64 {
         match self {
+            Doc::Redis(value) => value.deadline_ms().unwrap_or(u64::MAX),
             Doc::User(user) => user.deadline_ms,
             Doc::Token(TokenDoc::Live(record)) => record.deadline_ms(),
             Doc::Token(TokenDoc::Erased { .. }) => 0,
@@ -77,6 +93,7 @@ impl Doc {
             DocOp::User(_) => Some(Doc::User(UserDoc::default())),
             DocOp::Token(_) => Some(Doc::Token(TokenDoc::Live(Default::default()))),
             DocOp::UserAuth(_) => Some(Doc::UserAuth(UserAuth::default())),
+            DocOp::Redis(_) => Some(Doc::Redis(RedisValue::default())),
             DocOp::Expire { .. } => None,
         }
     }
@@ -90,10 +107,30 @@ impl Doc {
         at: Hlc,
         now_ms: u64,
     ) -> Result<Doc, CrdtError> {
-        match (self, op) {
-            (Doc::User(user), DocOp::User(op)) => Ok(Doc::User(user.apply(op, actor, at, now_ms)?)),
-            (Doc::Token(token), DocOp::Token(op)) => Ok(Doc::Token(token.apply(op)?)),
-            (Doc::UserAuth(record), DocOp::UserAuth(op)) => Ok(Doc::UserAuth(record.apply(op))),
+        Ok(self.apply_outcome(op, actor, at, now_ms)?.0)
+    }
+
+    /// `apply`, also returning what a Redis command answers (`None` for the other
+    /// documents). A Redis op that changed nothing returns an empty delta.
+    pub fn apply_outcome(
+        &mut self,
+        op: &DocOp,
+        actor: Actor,
+        at: Hlc,
+        now_ms: u64,
+    ) -> Result<(Doc, Option<RedisOutcome>), CrdtError> {
+        let delta = match (self, op) {
+            (Doc::User(user), DocOp::User(op)) => Doc::User(user.apply(op, actor, at, now_ms)?),
+            (Doc::Token(token), DocOp::Token(op)) => Doc::Token(token.apply(op)?),
+            (Doc::UserAuth(record), DocOp::UserAuth(op)) => Doc::UserAuth(record.apply(op)),
+            (Doc::Redis(value), DocOp::Redis(op)) => {
+                let applied = value.apply(op, at, actor, now_ms)?;
+                let delta = Doc::Redis(applied.delta.unwrap_or_default());
+                return Ok((delta, Some(applied.outcome)));
+            }
+            (Doc::Redis(value), DocOp::Expire { deadline_ms }) => {
+                Doc::Redis(value.sweep(*deadline_ms, now_ms)?.unwrap_or_default())
+            }
             (doc, DocOp::Expire { deadline_ms }) => {
                 if doc.deadline_ms() > *deadline_ms {
                     return Err(CrdtError::StillLive);
@@ -102,11 +139,13 @@ impl Doc {
                     Doc::User(_) => Doc::User(UserDoc::expired_at(*deadline_ms, now_ms)),
                     Doc::Token(_) => Doc::Token(TokenDoc::Erased { at_ms: now_ms }),
                     Doc::UserAuth(_) => Doc::UserAuth(UserAuth::expired_at(*deadline_ms, now_ms)),
+                    Doc::Redis(_) => return Err(CrdtError::Mismatch),
                 };
                 doc.merge(&delta)?;
-                Ok(delta)
+                delta
             }
-            _ => Err(CrdtError::Mismatch),
-        }
+            _ => return Err(CrdtError::Mismatch),
+        };
+        Ok((delta, None))
     }
 }

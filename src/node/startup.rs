@@ -59,10 +59,16 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
     let mut tasks = JoinSet::new();
     let workers = spawn_workers(&options.settings, &core, &mut tasks, &stopped);
     let sessions = start_sessions(&options, &core, &workers, &mut tasks, &stopped);
+    if sessions.is_none() && resp_listener.is_some() {
+        // RESP keys expire like sessions: their sweeper runs without the session
+        // service too (its counters then show nowhere).
+        spawn_sweeper(&options, &core, Arc::default(), &mut tasks, &stopped);
+    }
     let resp = resp_listener.map(|(listener, addr)| {
         let stats = spawn_resp(
             &options,
             &region,
+            core.coordinator.clone(),
             addr,
             listener,
             &mut tasks,
@@ -228,6 +234,7 @@ async fn bind_resp(options: &NodeOptions) -> Result<Option<(TcpListener, SocketA
 fn spawn_resp(
     options: &NodeOptions,
     region: &Region,
+    coordinator: Arc<Coordinator>,
     addr: SocketAddr,
     listener: TcpListener,
     tasks: &mut JoinSet<()>,
@@ -238,9 +245,11 @@ fn spawn_resp(
         settings: options.settings.resp.clone(),
         commands: resp::Commands {
             password: options.resp_password.clone(),
-            // TODO(integration): the store's data commands (strings, keys, hashes) plug
-            // in here as an `Arc<dyn resp::Keyspace>`; until then they answer `-ERR`.
-            keyspace: None,
+            // RESP keys use the `user` class's levels and policy by default.
+            keyspace: Some(Arc::new(resp::StoreKeyspace::new(
+                coordinator,
+                options.settings.session.user,
+            ))),
             server: resp::ServerInfo {
                 node: options.id.to_string(),
                 region: region.to_string(),
@@ -457,18 +466,29 @@ fn start_sessions(
         )
         .with_region_health(Arc::new(regions)),
     );
+    spawn_sweeper(options, core, sessions.stats.clone(), tasks, stopped);
+    tasks.spawn(sessions.clone().watch_guard(stopped.clone()));
+    Some(sessions)
+}
+
+/// Runs the expiry sweeper (session documents and RESP keys) until the node stops.
+fn spawn_sweeper(
+    options: &NodeOptions,
+    core: &Core,
+    stats: Arc<crate::session::SessionStats>,
+    tasks: &mut JoinSet<()>,
+    stopped: &watch::Receiver<bool>,
+) {
     let sweeper = Sweeper {
         me: options.id.clone(),
         cluster: core.state.clone(),
         storage: core.storage.clone(),
         coordinator: core.coordinator.clone(),
         clock: core.clock.clone(),
-        settings: settings.clone(),
-        stats: sessions.stats.clone(),
+        settings: options.settings.session.clone(),
+        stats,
     };
     tasks.spawn(sweeper.run(stopped.clone()));
-    tasks.spawn(sessions.clone().watch_guard(stopped.clone()));
-    Some(sessions)
 }
 
 /// The HTTP listener the API serves, and the RESP edge its status shows.

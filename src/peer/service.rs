@@ -214,11 +214,12 @@ impl PeerService {
             },
             PeerRequest::Apply { key, op, at } => match self.replica.apply_op_stored(&key, &op, at)
             {
-                Ok((stored, delta)) => {
+                Ok((stored, delta, outcome)) => {
                     self.forward_to_pending(&key, &stored);
                     PeerResponse::Applied {
                         stored: Box::new(stored),
                         delta: Box::new(delta),
+                        outcome,
                     }
                 }
                 Err(error) => storage_error(error),

@@ -9,6 +9,7 @@
 pub mod trees;
 
 use crate::clock::{Actor, Dot, Hlc, VersionVector};
+use crate::crdt::redis::RedisOutcome;
 use crate::crdt::{CrdtError, Doc, DocOp};
 use crate::ids::PartitionId;
 use crate::limits;
@@ -236,22 +237,22 @@ impl Replica {
 
     /// Applies an operation to the document of `key` as this replica at `at` (whose wall
     /// time decides expiry), and returns the stored document and the delta for the
-    /// other replicas; durable only at the next flush, as `mint_stored`. A refused
-    /// operation changes nothing.
+    /// other replicas (and, for a Redis command, what it answers); durable only at the
+    /// next flush, as `mint_stored`. A refused operation changes nothing.
     pub fn apply_op_stored(
         &self,
         key: &ObjectKey,
         op: &DocOp,
         at: Hlc,
-    ) -> Result<(Object, Object), ReplicaError> {
-        let mut delta = None;
+    ) -> Result<(Object, Object, Option<RedisOutcome>), ReplicaError> {
+        let mut made = None;
         let stored = self.apply(&self.store_key(key), limits::OBJECT_BYTES_MAX, |object| {
-            let (doc, made) = applied(object, op, self.actor, at)?;
-            delta = Some(made);
+            let (doc, delta, outcome) = applied_outcome(object, op, self.actor, at)?;
+            made = Some((delta, outcome));
             Ok(doc)
         })?;
-        let delta = delta.expect("a successful update ran the closure");
-        Ok((stored, delta))
+        let (delta, outcome) = made.expect("a successful update ran the closure");
+        Ok((stored, delta, outcome))
     }
 
     /// Merges a page of a partition fetched from another owner, then waits once until
@@ -337,13 +338,24 @@ pub(crate) fn applied(
     actor: Actor,
     at: Hlc,
 ) -> Result<(Object, Object), MergeError> {
+    let (doc, delta, _) = applied_outcome(stored, op, actor, at)?;
+    Ok((doc, delta))
+}
+
+/// `applied`, also returning what a Redis command answers (`Doc::apply_outcome`).
+pub(crate) fn applied_outcome(
+    stored: Option<Object>,
+    op: &DocOp,
+    actor: Actor,
+    at: Hlc,
+) -> Result<(Object, Object, Option<RedisOutcome>), MergeError> {
     let mut doc = match stored {
         Some(Object::Doc(doc)) => doc,
         None => Doc::empty_for(op).ok_or(CrdtError::Mismatch)?,
         Some(Object::Kv(_)) => return Err(MergeError::Mismatch),
     };
-    let delta = doc.apply(op, actor, at, at.wall_ms)?;
-    Ok((Object::Doc(doc), Object::Doc(delta)))
+    let (delta, outcome) = doc.apply_outcome(op, actor, at, at.wall_ms)?;
+    Ok((Object::Doc(doc), Object::Doc(delta), outcome))
 }
 
 /// `stored` joined with `incoming` (just `incoming` when nothing was stored): the pure

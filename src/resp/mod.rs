@@ -6,13 +6,15 @@
 //! [`reply`]), the connections ([`server`]: cap, budgets, timeouts, pipelining), the
 //! connection commands and the authentication gate ([`commands`]), and the seam
 //! through which the node plugs its data commands in ([`Keyspace`]), and TLS on the
-//! listener ([`RespTls`]). It never touches
-//! the store, the coordinator or the HTTP edge: data commands are the keyspace's.
+//! listener ([`RespTls`]). Only the keyspace ([`StoreKeyspace`]) reaches the store,
+//! and only through the node's coordinator; nothing here touches storage or the HTTP
+//! edge.
 
 pub mod codec;
 pub mod commands;
 pub mod connection;
 mod info;
+pub mod keyspace;
 pub mod reply;
 pub mod server;
 mod tls;
@@ -20,6 +22,7 @@ mod tls;
 pub use commands::{Commands, Password};
 pub use connection::{Command, ConnectionState, Keyspace};
 pub use info::{ServerInfo, REDIS_VERSION};
+pub use keyspace::{KeyspaceError, StoreKeyspace};
 pub use reply::{Protocol, Reply};
 pub use server::{serve, RespCounters, RespEdge, RespStats};
 pub use tls::{RespTls, TlsSetupError};

@@ -1,4 +1,5 @@
-//! The expiry sweeper: finds session documents past their replicated deadline in the
+//! The expiry sweeper: finds session documents (and RESP keys: `Doc::Redis`, whose
+//! expire op ends only the epoch found expired) past their replicated deadline in the
 //! partitions this node sweeps (those whose first live owner it is) and deletes them
 //! through tombstones, at most `sweep_rate` per second. Before deleting it reads the
 //! document from every replica and skips it if any replica holds a later deadline (a

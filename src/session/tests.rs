@@ -66,6 +66,7 @@ impl Replica {
                         PeerResponse::Applied {
                             stored: Box::new(Object::Doc(doc)),
                             delta: Box::new(Object::Doc(delta)),
+                            outcome: None,
                         }
                     }
                     Err(error) => PeerResponse::Error(PeerError::Refused {

@@ -247,7 +247,9 @@ impl InProcessCluster {
             http_bind: "127.0.0.1:0".parse().unwrap(),
             quic_bind: "127.0.0.1:0".parse().unwrap(),
             seeds,
-            resp_bind: None,
+            // Every in-process node serves RESP on a loopback port of its own, so the
+            // RESP tests drive the same clusters the HTTP tests do.
+            resp_bind: Some("127.0.0.1:0".parse().unwrap()),
             resp_password: None,
             resp_tls: None,
         };

@@ -17,6 +17,7 @@ mod membership;
 mod pipeline;
 mod repair;
 mod resp;
+mod resp_data;
 mod security;
 mod session;
 mod session_regions;

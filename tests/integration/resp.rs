@@ -168,7 +168,7 @@ async fn connection_commands_answer_as_redis_does() {
         ),
         ("MULTI", "'MULTI' is not supported by cartwheel"),
         ("SUBSCRIBE", "'SUBSCRIBE' is not supported by cartwheel"),
-        ("GET", "'GET' is not served yet"),
+        ("SCAN", "'SCAN' is not served by cartwheel yet"),
     ] {
         let error = query::<Value>(&mut connection, redis::cmd(command).arg("bar"))
             .await

@@ -91,14 +91,19 @@ pub enum RedisOp {
     },
 }
 
-/// What the command answers, besides what was replicated.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What the command answers, besides what was replicated. It travels from the
+/// replica that applied the op to the coordinator (`PeerResponse::Applied`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RedisOutcome {
     /// `SET`: whether it wrote (`false`: `NX`/`XX` not met, the reply is nil unless
     /// `GET`); `old` is the string replaced when `GET` was asked.
-    Set { written: bool, old: Option<Vec<u8>> },
+    Set {
+        written: bool,
+        #[serde(with = "serde_bytes")]
+        old: Option<Vec<u8>>,
+    },
     /// `GETDEL`, `GETEX`: the string read (nil if the key did not exist).
-    Value(Option<Vec<u8>>),
+    Value(#[serde(with = "serde_bytes")] Option<Vec<u8>>),
     /// `INCRBY`/`HINCRBY`: the new value; `HSET`: fields added; `HDEL`: fields removed;
     /// `DEL`: keys removed (0 or 1); `EXPIRE`/`PERSIST`: 1 if changed, else 0.
     Integer(i64),

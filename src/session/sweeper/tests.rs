@@ -128,3 +128,57 @@ fn a_full_batch_resumes_after_the_last_document_it_took() {
         .collect();
     assert_eq!(keys, wanted);
 }
+
+/// A RESP key holding `value`, with `expiry`, written at 5 ms.
+fn resp_key(expiry: crate::crdt::redis::SetExpiry) -> Object {
+    use crate::crdt::redis::{RedisOp, RedisValue};
+    let mut value = RedisValue::default();
+    let op = RedisOp::Set {
+        value: b"v".to_vec(),
+        expiry,
+        condition: None,
+        get: false,
+    };
+    let at = crate::clock::Hlc {
+        wall_ms: 5,
+        logical: 0,
+    };
+    value
+        .apply(&op, at, crate::clock::Actor(1), 5)
+        .expect("a SET applies");
+    Object::Doc(Doc::Redis(value))
+}
+
+#[test]
+fn resp_keys_past_their_deadline_are_found_and_keys_without_one_never() {
+    use crate::crdt::redis::SetExpiry;
+    let storage = MemoryStorage::new(PARTITIONS).expect("memory store");
+    let expired = ObjectKey::new(Class::Resp, b"expired");
+    let forever = ObjectKey::new(Class::Resp, b"forever");
+    let later = ObjectKey::new(Class::Resp, b"later");
+    put(&storage, &expired, &resp_key(SetExpiry::AtMs(10)));
+    put(&storage, &forever, &resp_key(SetExpiry::Clear));
+    put(&storage, &later, &resp_key(SetExpiry::AtMs(1_000_000)));
+    let mut cursor = SweepCursor::default();
+    let found = scan_expired(&storage, &all_partitions(), &mut cursor, 1_000, 100);
+    assert_eq!(found, vec![(expired.clone(), 10)]);
+    // Once swept (the expire op ends the epoch), the tombstone is not found again.
+    let Object::Doc(mut doc) = resp_key(SetExpiry::AtMs(10)) else {
+        unreachable!("a RESP key is a document");
+    };
+    let at = crate::clock::Hlc {
+        wall_ms: 100,
+        logical: 0,
+    };
+    doc.apply(
+        &DocOp::Expire { deadline_ms: 10 },
+        crate::clock::Actor(2),
+        at,
+        100,
+    )
+    .expect("an expired key is swept");
+    put(&storage, &expired, &Object::Doc(doc));
+    let mut cursor = SweepCursor::default();
+    let found = scan_expired(&storage, &all_partitions(), &mut cursor, 1_000, 100);
+    assert!(found.is_empty(), "{found:?}");
+}

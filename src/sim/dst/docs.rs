@@ -273,5 +273,6 @@ pub(super) fn describe_doc(object: Option<&Object>) -> String {
             record.revoked.len()
         ),
         Some(Doc::Token(_)) => "a token document".to_string(),
+        Some(Doc::Redis(value)) => format!("a RESP key of kind {:?}", value.kind(u64::MIN)),
     }
 }

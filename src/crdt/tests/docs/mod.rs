@@ -86,4 +86,5 @@ pub(super) fn token_record(idle_deadline_ms: u64, absolute_ms: u64) -> TokenReco
 }
 
 mod laws;
+mod redis_doc;
 mod units;
