@@ -331,7 +331,8 @@ pub(crate) fn minted(
 /// The pure step of a document operation: `stored` (`None`: nothing, so the empty
 /// document `op` works on) with `op` applied by `actor` at `at` (whose wall time decides
 /// expiry); returns the document to store and the delta for the other replicas. A
-/// refused operation is an error. The simulation (`sim::dst`) applies with it too.
+/// refused operation is an error. The simulation (`sim::dst`) applies with it.
+#[cfg(any(test, feature = "tools"))]
 pub(crate) fn applied(
     stored: Option<Object>,
     op: &DocOp,
