@@ -35,6 +35,15 @@ pub enum DocOp {
     },
     /// A Redis command changing one RESP key (last: earlier encodings stay).
     Redis(RedisOp),
+    /// A Redis command that reads what it changes (HINCRBY, PERSIST, a conditional SET
+    /// or EXPIRE), applied after `base`, the value the coordinator read from a quorum,
+    /// is merged in: the replica that applies it may have missed a write another node
+    /// acknowledged (it was not in that write's quorum), and would otherwise compute
+    /// from the older value (an increment lost, a PERSIST answered 1 twice).
+    RedisAfter {
+        base: Box<RedisValue>,
+        op: RedisOp,
+    },
 }
 
 impl Doc {
@@ -93,7 +102,7 @@ impl Doc {
             DocOp::User(_) => Some(Doc::User(UserDoc::default())),
             DocOp::Token(_) => Some(Doc::Token(TokenDoc::Live(Default::default()))),
             DocOp::UserAuth(_) => Some(Doc::UserAuth(UserAuth::default())),
-            DocOp::Redis(_) => Some(Doc::Redis(RedisValue::default())),
+            DocOp::Redis(_) | DocOp::RedisAfter { .. } => Some(Doc::Redis(RedisValue::default())),
             DocOp::Expire { .. } => None,
         }
     }
@@ -127,6 +136,16 @@ impl Doc {
                 let applied = value.apply(op, at, actor, now_ms)?;
                 let delta = Doc::Redis(applied.delta.unwrap_or_default());
                 return Ok((delta, Some(applied.outcome)));
+            }
+            (Doc::Redis(value), DocOp::RedisAfter { base, op }) => {
+                // The base goes out with the delta: a replica that missed it catches up.
+                value.merge(base);
+                let applied = value.apply(op, at, actor, now_ms)?;
+                let mut delta = RedisValue::clone(base);
+                if let Some(changed) = &applied.delta {
+                    delta.merge(changed);
+                }
+                return Ok((Doc::Redis(delta), Some(applied.outcome)));
             }
             (Doc::Redis(value), DocOp::Expire { deadline_ms }) => {
                 Doc::Redis(value.sweep(*deadline_ms, now_ms)?.unwrap_or_default())

@@ -31,7 +31,7 @@ use super::reply::Reply;
 use crate::config::ClassPolicy;
 use crate::coordinator::quorum::Level;
 use crate::coordinator::{Coordinator, CoordinatorError, Policy};
-use crate::crdt::redis::{RedisOp, RedisOutcome, RedisValue};
+use crate::crdt::redis::{RedisOp, RedisOutcome, RedisValue, SetExpiry};
 use crate::crdt::{Doc, DocOp};
 use crate::limits;
 use crate::object::{Class, Object, ObjectKey};
@@ -213,14 +213,37 @@ impl Scope<'_> {
     }
 
     /// Applies `op` to `key` at the write level; the outcome is the applying replica's.
+    /// A command whose answer or effect depends on the value it changes (all but a
+    /// blind `SET` and `RENAME`'s write) reads the key first, repairing, and is applied
+    /// after that value (`apply_after`): the applying replica may have missed a write
+    /// another node acknowledged.
     async fn apply(&self, key: &[u8], op: RedisOp) -> Result<RedisOutcome, KeyspaceError> {
+        if reads_what_it_changes(&op) {
+            let base = self.value_with(key, true).await?;
+            return self.apply_after(key, base, op).await;
+        }
+        self.apply_doc(key, DocOp::Redis(op)).await
+    }
+
+    /// `apply` of a command that reads what it changes, after `base` (the value a
+    /// repairing read at the read level returned) is merged into the applying replica:
+    /// it then computes from at least what a quorum acknowledged.
+    async fn apply_after(
+        &self,
+        key: &[u8],
+        base: RedisValue,
+        op: RedisOp,
+    ) -> Result<RedisOutcome, KeyspaceError> {
+        let base = Box::new(base);
+        self.apply_doc(key, DocOp::RedisAfter { base, op }).await
+    }
+
+    async fn apply_doc(&self, key: &[u8], op: DocOp) -> Result<RedisOutcome, KeyspaceError> {
         let key = object_key(key)?;
-        let applied = self.store.coordinator.apply_outcome(
-            &key,
-            DocOp::Redis(op),
-            self.write,
-            self.policy(false),
-        );
+        let applied =
+            self.store
+                .coordinator
+                .apply_outcome(&key, op, self.write, self.policy(false));
         let (_, outcome) = applied.await.map_err(KeyspaceError::of)?;
         outcome.ok_or_else(|| {
             KeyspaceError::Other("the replica did not say what the command answers".to_string())
@@ -312,4 +335,18 @@ fn cartwheel(connection: &mut ConnectionState, args: &[Bytes]) -> Answer {
         )));
     }
     Ok(Reply::ok())
+}
+
+/// Whether `op`'s answer or effect depends on the value it changes: every op but a
+/// `SET` with no condition, no `GET` and no `KEEPTTL`, and `RENAME`'s write.
+fn reads_what_it_changes(op: &RedisOp) -> bool {
+    !matches!(
+        op,
+        RedisOp::Set {
+            condition: None,
+            get: false,
+            expiry: SetExpiry::Clear | SetExpiry::AtMs(_),
+            ..
+        } | RedisOp::Replace { .. }
+    )
 }

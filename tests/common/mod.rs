@@ -44,6 +44,36 @@ pub fn repo_file(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
 }
 
+/// The options of the one node of a fresh one-node cluster with `flags`, in memory:
+/// its cluster CA and certificate under `dir/tls`, loopback ports, no session secret,
+/// no RESP listener (callers change what they test).
+pub fn lone_node_options(dir: &Path, flags: &TuningFlags) -> NodeOptions {
+    let topology = Topology::parse(&single_region(1, 1)).unwrap();
+    let settings = Settings::new(topology, flags).unwrap();
+    let (id, region) = settings.topology.nodes().next().unwrap();
+    let (id, region) = (id.clone(), region.clone());
+    let tls_dir = dir.join("tls");
+    std::fs::create_dir_all(&tls_dir).unwrap();
+    transport::create_cluster_ca(&tls_dir).unwrap();
+    NodeOptions {
+        tls: transport::issue_node_certificate(&tls_dir, &id, &region).unwrap(),
+        id,
+        region: None,
+        chaos: false,
+        admin_key: None,
+        session_keys: None,
+        settings,
+        data: DataDir::Memory,
+        cache_bytes: 16 << 20,
+        http_bind: "127.0.0.1:0".parse().unwrap(),
+        quic_bind: "127.0.0.1:0".parse().unwrap(),
+        seeds: Vec::new(),
+        resp_bind: None,
+        resp_password: None,
+        resp_tls: None,
+    }
+}
+
 /// A topology with one region of `nodes` nodes, every key on `replicas` of them.
 pub fn single_region(nodes: u32, replicas: u32) -> String {
     format!("[cluster]\npartitions = 64\nreplicas_per_region = {replicas}\n[[regions]]\nname = \"local\"\nnodes = {nodes}\n[latency]\nintra_region_rtt_ms = 0.0\n")

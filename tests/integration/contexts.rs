@@ -8,8 +8,8 @@ use crate::common;
 use base64::Engine;
 use cartwheel::api::ContextKeys;
 use cartwheel::clock::{Actor, VersionVector};
-use cartwheel::config::{Settings, Topology, TuningFlags};
-use cartwheel::node::{self, DataDir, NodeOptions};
+use cartwheel::config::TuningFlags;
+use cartwheel::node;
 use cartwheel::object::ObjectKey;
 use common::{single_region, InProcessCluster};
 use serde_json::Value;
@@ -132,30 +132,10 @@ async fn forged_contexts_are_refused_and_the_key_stays_writable() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_node_without_session_secret_hands_out_and_accepts_no_context() {
     let dir = tempfile::tempdir().unwrap();
-    let topology = Topology::parse(&single_region(1, 1)).unwrap();
-    let settings = Settings::new(topology, &TuningFlags::default()).unwrap();
-    let (id, region) = settings.topology.nodes().next().unwrap();
-    let (id, region) = (id.clone(), region.clone());
-    let tls_dir = dir.path().join("tls");
-    std::fs::create_dir_all(&tls_dir).unwrap();
-    cartwheel::transport::create_cluster_ca(&tls_dir).unwrap();
-    let running = node::start(NodeOptions {
-        id: id.clone(),
-        region: None,
-        chaos: false,
-        admin_key: None,
-        session_keys: None,
-        settings,
-        tls: cartwheel::transport::issue_node_certificate(&tls_dir, &id, &region).unwrap(),
-        data: DataDir::Memory,
-        cache_bytes: 16 << 20,
-        http_bind: "127.0.0.1:0".parse().unwrap(),
-        quic_bind: "127.0.0.1:0".parse().unwrap(),
-        seeds: Vec::new(),
-        resp_bind: None,
-        resp_password: None,
-        resp_tls: None,
-    })
+    let running = node::start(common::lone_node_options(
+        dir.path(),
+        &TuningFlags::default(),
+    ))
     .await
     .expect("node starts");
     let http = reqwest::Client::new();

@@ -6,8 +6,8 @@
 
 use crate::common::{self, single_region, ProcessCluster};
 
-use cartwheel::config::{RespFlags, Settings, Topology, TuningFlags};
-use cartwheel::node::{self, DataDir, NodeOptions, RunningNode};
+use cartwheel::config::{RespFlags, TuningFlags};
+use cartwheel::node::{self, NodeOptions, RunningNode};
 use cartwheel::resp::Password;
 use redis::aio::MultiplexedConnection;
 use redis::{ErrorKind, Value};
@@ -31,33 +31,15 @@ async fn resp_node_with(
     tls: Option<cartwheel::resp::RespTls>,
 ) -> (tempfile::TempDir, RunningNode) {
     let dir = tempfile::tempdir().unwrap();
-    let topology = Topology::parse(&single_region(1, 1)).unwrap();
     let flags = TuningFlags {
         resp,
         ..TuningFlags::default()
     };
-    let settings = Settings::new(topology, &flags).unwrap();
-    let (id, region) = settings.topology.nodes().next().unwrap();
-    let (id, region) = (id.clone(), region.clone());
-    let tls_dir = dir.path().join("tls");
-    std::fs::create_dir_all(&tls_dir).unwrap();
-    cartwheel::transport::create_cluster_ca(&tls_dir).unwrap();
     let running = node::start(NodeOptions {
-        id: id.clone(),
-        region: None,
-        chaos: false,
-        admin_key: None,
-        session_keys: None,
-        settings,
-        tls: cartwheel::transport::issue_node_certificate(&tls_dir, &id, &region).unwrap(),
-        data: DataDir::Memory,
-        cache_bytes: 16 << 20,
-        http_bind: "127.0.0.1:0".parse().unwrap(),
-        quic_bind: "127.0.0.1:0".parse().unwrap(),
-        seeds: Vec::new(),
         resp_bind: Some("127.0.0.1:0".parse().unwrap()),
         resp_password: password.map(|text| Password::new(text.as_bytes())),
         resp_tls: tls,
+        ..common::lone_node_options(dir.path(), &flags)
     })
     .await
     .expect("node starts");

@@ -116,7 +116,9 @@ async fn hlen(scope: &Scope<'_>, args: &[Bytes]) -> Answer {
     Ok(Reply::Integer(i64::try_from(count).unwrap_or(i64::MAX)))
 }
 
-/// `HINCRBY key field increment`: the field's new value.
+/// `HINCRBY key field increment`: the field's new value. The field is a register, so
+/// the applying replica adds to what a repairing read found (`Scope::apply`): an
+/// increment acknowledged through another node is never computed over.
 async fn hincrby(scope: &Scope<'_>, args: &[Bytes]) -> Answer {
     exactly("hincrby", args, 3)?;
     let by = super::parse::integer(&args[2])?;

@@ -77,6 +77,10 @@ async fn expire(scope: &Scope<'_>, name: &str, args: &[Bytes], unit: TimeUnit) -
     let options = parse::expire_options(&args[2..])?;
     let deadline_ms = parse::deadline_ms(amount, unit, scope.now_ms())
         .ok_or(KeyspaceError::InvalidExpire(command))?;
+    let op = RedisOp::Expire {
+        deadline_ms,
+        condition: options.condition,
+    };
     if options.condition.is_some() {
         let current = scope.value_with(&args[0], true).await?;
         let now_ms = scope.now_ms();
@@ -84,18 +88,22 @@ async fn expire(scope: &Scope<'_>, name: &str, args: &[Bytes], unit: TimeUnit) -
         if !current.is_live(now_ms) || (options.needs_deadline && !has_deadline) {
             return Ok(Reply::Integer(0));
         }
+        return integer(scope.apply_after(&args[0], current, op).await);
     }
-    let op = RedisOp::Expire {
-        deadline_ms,
-        condition: options.condition,
-    };
     integer(scope.apply(&args[0], op).await)
 }
 
-/// `PERSIST key`: 1 if a deadline was removed.
+/// `PERSIST key`: 1 if a deadline was removed. Decided, like `EXPIRE`'s conditions, on
+/// a repairing read at the read level first (the replica that applies it may not have
+/// seen a `PERSIST` another node made: it would answer 1 again), then on the applying
+/// replica's state.
 async fn persist(scope: &Scope<'_>, args: &[Bytes]) -> Answer {
     exactly("persist", args, 1)?;
-    integer(scope.apply(&args[0], RedisOp::Persist).await)
+    let current = scope.value_with(&args[0], true).await?;
+    if !current.is_live(scope.now_ms()) || current.deadline_ms().is_none() {
+        return Ok(Reply::Integer(0));
+    }
+    integer(scope.apply_after(&args[0], current, RedisOp::Persist).await)
 }
 
 /// `TTL key` (`per_unit_ms` 1000, rounded as Redis rounds) and `PTTL key` (1): -2 if

@@ -52,6 +52,7 @@ async fn set_command(scope: &Scope<'_>, args: &[Bytes]) -> Answer {
 /// `SET` once its options are parsed. A condition is checked first on a repairing
 /// read at the read level (see the module doc of `keyspace`).
 async fn set(scope: &Scope<'_>, key: &[u8], value: &[u8], options: SetOptions) -> Answer {
+    let mut base = None;
     if let Some(condition) = options.condition {
         let current = scope.value_with(key, true).await?;
         let now_ms = scope.now_ms();
@@ -66,6 +67,7 @@ async fn set(scope: &Scope<'_>, key: &[u8], value: &[u8], options: SetOptions) -
                 false => Ok(Reply::Null),
             };
         }
+        base = Some(current);
     }
     let op = RedisOp::Set {
         value: value.to_vec(),
@@ -73,7 +75,12 @@ async fn set(scope: &Scope<'_>, key: &[u8], value: &[u8], options: SetOptions) -
         condition: options.condition,
         get: options.get,
     };
-    match scope.apply(key, op).await? {
+    let applied = match base {
+        // The applying replica decides the condition again, on at least what was read.
+        Some(base) => scope.apply_after(key, base, op).await?,
+        None => scope.apply(key, op).await?,
+    };
+    match applied {
         RedisOutcome::Set { old, .. } if options.get => Ok(bulk_or_null(old)),
         RedisOutcome::Set { written: true, .. } => Ok(Reply::ok()),
         RedisOutcome::Set { written: false, .. } => Ok(Reply::Null),
@@ -192,5 +199,7 @@ async fn incr(scope: &Scope<'_>, name: &str, args: &[Bytes]) -> Answer {
             .ok_or(KeyspaceError::Options("decrement would overflow"))?,
         _ => by,
     };
+    // The answer is the new total, added to at least what a repairing read found
+    // (`Scope::apply`).
     integer(scope.apply(&args[0], RedisOp::IncrBy(by)).await)
 }

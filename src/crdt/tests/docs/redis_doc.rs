@@ -96,3 +96,45 @@ fn a_write_to_a_missing_key_that_changes_nothing_leaves_a_collectable_tombstone(
         .unwrap();
     assert!(!doc.is_tombstone());
 }
+
+#[test]
+fn a_replica_that_missed_an_increment_adds_to_the_base_it_is_sent() {
+    let hincr = |by| RedisOp::HIncrBy {
+        field: b"pears".to_vec(),
+        by,
+    };
+    // Two replicas hold "pears = 2"; one more acknowledges an increment of 5.
+    let mut behind = empty();
+    let (first, _) = behind
+        .apply_outcome(&DocOp::Redis(hincr(2)), actor(0), at(10), 10)
+        .unwrap();
+    let mut ahead = behind.clone();
+    let (_, outcome) = ahead
+        .apply_outcome(&DocOp::Redis(hincr(5)), actor(1), at(11), 11)
+        .unwrap();
+    assert_eq!(outcome, Some(RedisOutcome::Integer(7)));
+    let Doc::Redis(base) = ahead.clone() else {
+        unreachable!()
+    };
+    // Without the base, the replica that missed it computes from 2: the 5 is lost.
+    let mut stale = behind.clone();
+    let (_, lost) = stale
+        .apply_outcome(&DocOp::Redis(hincr(-10)), actor(0), at(12), 12)
+        .unwrap();
+    assert_eq!(lost, Some(RedisOutcome::Integer(-8)));
+    // With the base read from a quorum, it computes from 7, and its delta carries the
+    // base so a replica that has only the first write catches up too.
+    let after = DocOp::RedisAfter {
+        base: Box::new(base),
+        op: hincr(-10),
+    };
+    let (delta, outcome) = behind.apply_outcome(&after, actor(0), at(12), 12).unwrap();
+    assert_eq!(outcome, Some(RedisOutcome::Integer(-3)));
+    let mut third = empty();
+    third.merge(&first).unwrap();
+    third.merge(&delta).unwrap();
+    assert_eq!(
+        third, behind,
+        "the delta brings a replica to the same value"
+    );
+}
