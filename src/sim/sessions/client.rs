@@ -343,7 +343,7 @@ impl Client {
 
     /// Records a finished request in the history and the latency table.
     fn record(&mut self, kind: OpKind, region: u8, token: Option<u32>, done: &Done) {
-        let expected = OpRecord {
+        let op = OpRecord {
             kind,
             region,
             node: done.node,
@@ -351,8 +351,8 @@ impl Client {
             end_us: done.end_us,
             outcome: done.outcome,
             token,
-        }
-        .met();
+        };
+        let expected = op.met();
         let faulted = self.shared.faulted.any();
         let region_name = self.region_name(region).to_string();
         for row in [Some(kind.name()), kind.class_row()].into_iter().flatten() {
@@ -376,15 +376,7 @@ impl Client {
         if self.result.ops.len() >= OPS_PER_CLIENT_MAX {
             self.result.truncated = true;
         } else {
-            self.result.ops.push(OpRecord {
-                kind,
-                region,
-                node: done.node,
-                start_us: done.start_us,
-                end_us: done.end_us,
-                outcome: done.outcome,
-                token,
-            });
+            self.result.ops.push(op);
         }
         self.shared.ops.fetch_add(1, Ordering::Relaxed);
     }
