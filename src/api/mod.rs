@@ -83,6 +83,8 @@ pub struct EdgeParts {
     pub stopped: tokio::sync::watch::Receiver<bool>,
     /// What the HTTP edge counted (shared with the status route).
     pub stats: Arc<server::EdgeStats>,
+    /// TLS on the HTTP listener (`--http-tls-cert`), or plain HTTP.
+    pub tls: Option<crate::config::EdgeTls>,
 }
 
 /// The API of one node: each group of routes with only the state its handlers use.

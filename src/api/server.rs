@@ -13,7 +13,7 @@
 //! reset. It never looks into a request: bodies, limits and routes are the router's.
 
 use super::Api;
-use crate::config::HttpSettings;
+use crate::config::{EdgeTls, HttpSettings};
 use crate::limits;
 use axum::extract::ConnectInfo;
 use axum::Router;
@@ -33,7 +33,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+use tokio_util::either::Either;
 use tower::ServiceExt;
+
+/// A client connection's bytes: plain TCP, or TLS over TCP when the listener has a
+/// certificate (`--http-tls-cert`); the watchdog, the lingering close and the pipeline
+/// upgrade never care which.
+type EdgeStream = Either<TcpStream, tokio_rustls::server::TlsStream<TcpStream>>;
 
 /// What the edge counted since the node started (in `/v1/status` as `edge`).
 #[derive(Debug, Default)]
@@ -44,6 +50,7 @@ pub struct EdgeStats {
     pub(super) idle_closed: AtomicU64,
     pub(super) write_timeouts: AtomicU64,
     pub(super) output_limit_cuts: AtomicU64,
+    pub(super) tls_failures: AtomicU64,
 }
 
 /// The edge's counters as `/v1/status` shows them.
@@ -63,6 +70,9 @@ pub struct EdgeCounters {
     /// have passed the connection's (or the node's) output budget.
     #[serde(default)]
     pub output_limit_cuts: u64,
+    /// TLS connections whose handshake failed or outlasted the header timeout.
+    #[serde(default)]
+    pub tls_failures: u64,
 }
 
 impl EdgeStats {
@@ -75,6 +85,7 @@ impl EdgeStats {
             idle_closed: load(&self.idle_closed),
             write_timeouts: load(&self.write_timeouts),
             output_limit_cuts: load(&self.output_limit_cuts),
+            tls_failures: load(&self.tls_failures),
         }
     }
 }
@@ -152,18 +163,31 @@ impl Drop for Slot {
 pub async fn serve(listener: TcpListener, api: Api, stopped: watch::Receiver<bool>) {
     let settings = api.edge.http.clone();
     let stats = api.edge.stats.clone();
-    serve_router(listener, super::router(api), settings, stats, stopped).await;
+    let tls = api.edge.tls.clone();
+    let edge = Edge {
+        settings,
+        stats,
+        tls,
+    };
+    serve_router(listener, super::router(api), edge, stopped).await;
+}
+
+/// What every connection of the listener shares.
+#[derive(Clone)]
+struct Edge {
+    settings: HttpSettings,
+    stats: Arc<EdgeStats>,
+    tls: Option<EdgeTls>,
 }
 
 /// [`serve`] for any router.
 async fn serve_router(
     listener: TcpListener,
     router: Router,
-    settings: HttpSettings,
-    stats: Arc<EdgeStats>,
+    edge: Edge,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let caps = Caps::new(&settings);
+    let caps = Caps::new(&edge.settings);
     let refusals = Arc::new(Semaphore::new(limits::HTTP_REFUSALS_IN_FLIGHT_MAX));
     let mut connections = JoinSet::new();
     loop {
@@ -190,22 +214,29 @@ async fn serve_router(
             Ok(slot) => {
                 let connection = Connection {
                     router: router.clone(),
-                    settings: settings.clone(),
-                    stats: stats.clone(),
+                    settings: edge.settings.clone(),
+                    stats: edge.stats.clone(),
                     peer,
                 };
-                connections.spawn(connection.serve(stream, slot, stopped.clone()));
+                let tls = edge.tls.clone();
+                let stopped = stopped.clone();
+                connections.spawn(async move {
+                    if let Some(stream) = connection.secure(stream, tls.as_ref()).await {
+                        connection.serve(stream, slot, stopped).await;
+                    }
+                });
             }
             Err(cap) => {
                 let counter = match cap {
-                    Cap::Node => &stats.refused_node,
-                    Cap::Address => &stats.refused_address,
+                    Cap::Node => &edge.stats.refused_node,
+                    Cap::Address => &edge.stats.refused_address,
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
                 // Beyond the refusals in flight the connection is closed unanswered.
                 if let Ok(permit) = refusals.clone().try_acquire_owned() {
+                    let tls = edge.tls.clone();
                     connections.spawn(async move {
-                        refuse(stream, cap).await;
+                        refuse(stream, tls.as_ref(), cap).await;
                         drop(permit);
                     });
                 }
@@ -216,8 +247,17 @@ async fn serve_router(
     while connections.join_next().await.is_some() {}
 }
 
-/// Answers a connection over a cap with 503 `overloaded` and closes it.
-async fn refuse(mut stream: TcpStream, cap: Cap) {
+/// Answers a connection over a cap with 503 `overloaded` and closes it (over TLS when the
+/// listener has it: the handshake, like the answer, within the linger bound).
+async fn refuse(stream: TcpStream, tls: Option<&EdgeTls>, cap: Cap) {
+    let bound = Duration::from_millis(limits::HTTP_LINGER_MS);
+    let mut stream = match tls {
+        None => Either::Left(stream),
+        Some(tls) => match tokio::time::timeout(bound, tls.acceptor().accept(stream)).await {
+            Ok(Ok(stream)) => Either::Right(stream),
+            _ => return,
+        },
+    };
     let message = match cap {
         Cap::Node => "too many open connections on this node; retry later",
         Cap::Address => "too many open connections from your address; reuse connections",
@@ -238,7 +278,7 @@ async fn refuse(mut stream: TcpStream, cap: Cap) {
 /// Closes the node's side, then reads and discards what the client still sends for a
 /// bounded time and byte count: closing a socket with unread bytes resets it, and a
 /// reset can reach the client before it read the answer.
-async fn linger(mut stream: TcpStream) {
+async fn linger(mut stream: EdgeStream) {
     let _ = stream.shutdown().await;
     let mut scratch = [0_u8; 8192];
     let mut drained = 0;
@@ -262,7 +302,28 @@ struct Connection {
 }
 
 impl Connection {
-    async fn serve(self, stream: TcpStream, slot: Slot, mut stopped: watch::Receiver<bool>) {
+    /// The connection's stream once its TLS handshake (if the listener has TLS) ended
+    /// within the header timeout; `None` (counted) when it failed or took longer.
+    async fn secure(&self, stream: TcpStream, tls: Option<&EdgeTls>) -> Option<EdgeStream> {
+        let Some(tls) = tls else {
+            return Some(Either::Left(stream));
+        };
+        let handshake = tls.acceptor().accept(stream);
+        match tokio::time::timeout(self.settings.header_timeout, handshake).await {
+            Ok(Ok(stream)) => Some(Either::Right(stream)),
+            Ok(Err(error)) => {
+                tracing::debug!(%error, peer = %self.peer, "TLS handshake failed");
+                self.stats.tls_failures.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+            Err(_) => {
+                self.stats.tls_failures.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    async fn serve(self, stream: EdgeStream, slot: Slot, mut stopped: watch::Receiver<bool>) {
         let activity = Arc::new(Activity::new());
         let (returned, mut back) = oneshot::channel();
         let io = WatchedIo {
@@ -470,14 +531,14 @@ impl Drop for RequestOpen {
 /// watchdog; when hyper is done with it the socket comes back (for a lingering close)
 /// with the connection's slot, which is given back only when the socket closes.
 struct WatchedIo {
-    stream: Option<TcpStream>,
+    stream: Option<EdgeStream>,
     activity: Arc<Activity>,
-    returned: Option<oneshot::Sender<TcpStream>>,
+    returned: Option<oneshot::Sender<EdgeStream>>,
     _slot: Slot,
 }
 
 impl WatchedIo {
-    fn stream(&mut self) -> std::io::Result<Pin<&mut TcpStream>> {
+    fn stream(&mut self) -> std::io::Result<Pin<&mut EdgeStream>> {
         match self.stream.as_mut() {
             Some(stream) => Ok(Pin::new(stream)),
             None => Err(std::io::ErrorKind::NotConnected.into()),

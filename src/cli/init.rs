@@ -23,10 +23,41 @@ pub struct InitArgs {
     /// after each node's next start; the older keys still validate theirs).
     #[arg(long, conflicts_with = "bundles")]
     rotate_session_secret: bool,
+    /// Issue a certificate for the client-facing listeners (`--http-tls-cert`,
+    /// `--resp-tls-cert`) under DIR's cluster CA: writes PREFIX.pem (chain) and
+    /// PREFIX.key; clients trust DIR/tls/ca.pem.
+    #[arg(long, value_name = "PREFIX", requires = "hosts", conflicts_with_all = ["bundles", "rotate_session_secret"])]
+    edge_cert: Option<PathBuf>,
+    /// The names clients reach the listeners by (IP addresses or DNS names), comma
+    /// separated; with --edge-cert.
+    #[arg(long, value_delimiter = ',', requires = "edge_cert")]
+    hosts: Vec<String>,
 }
 
 pub fn run(args: InitArgs) -> Result<()> {
     let dir = &args.dir;
+    if let Some(prefix) = &args.edge_cert {
+        let with = |suffix: &str| {
+            let mut path = prefix.clone().into_os_string();
+            path.push(suffix);
+            PathBuf::from(path)
+        };
+        let (cert, key) = (with(".pem"), with(".key"));
+        cartwheel::transport::tls::write_edge_certificate(
+            &dir.join("tls"),
+            &args.hosts,
+            &cert,
+            &key,
+        )?;
+        println!(
+            "wrote {} and {} for {} (signed by {}; clients trust that CA)",
+            cert.display(),
+            key.display(),
+            args.hosts.join(", "),
+            dir.join("tls").join("ca.pem").display()
+        );
+        return Ok(());
+    }
     if args.rotate_session_secret {
         let id = cluster::rotate_session_secret(dir)?;
         println!(

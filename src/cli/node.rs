@@ -54,6 +54,12 @@ pub struct NodeArgs {
     /// PEM private key of --resp-tls-cert.
     #[arg(long, value_name = "PATH", requires = "resp_tls_cert")]
     resp_tls_key: Option<PathBuf>,
+    /// PEM certificate chain for TLS on the HTTP listener (clients use `https://`).
+    #[arg(long, value_name = "PATH", requires = "http_tls_key")]
+    http_tls_cert: Option<PathBuf>,
+    /// PEM private key of --http-tls-cert.
+    #[arg(long, value_name = "PATH", requires = "http_tls_cert")]
+    http_tls_key: Option<PathBuf>,
     /// QUIC address for other nodes.
     #[arg(long, default_value = "127.0.0.1:0")]
     quic: SocketAddr,
@@ -194,14 +200,30 @@ fn options(args: &NodeArgs) -> Result<NodeOptions> {
         seeds: args.seeds.clone(),
         resp_bind: resp_bind(&args.resp)?,
         resp_password: resp_password(args.resp_password_file.as_deref())?,
-        resp_tls: match (&args.resp_tls_cert, &args.resp_tls_key) {
-            (Some(cert), Some(key)) => Some(
-                cartwheel::resp::RespTls::from_files(cert, key)
-                    .context("--resp-tls-cert / --resp-tls-key")?,
-            ),
-            _ => None,
-        },
+        resp_tls: edge_tls(&args.resp_tls_cert, &args.resp_tls_key, &[], "resp")?,
+        http_tls: edge_tls(
+            &args.http_tls_cert,
+            &args.http_tls_key,
+            cartwheel::config::HTTP_ALPN,
+            "http",
+        )?,
     })
+}
+
+/// TLS for the `listener` (`resp`, `http`) listener from its two flags (clap makes
+/// sure both or neither are given).
+fn edge_tls(
+    cert: &Option<PathBuf>,
+    key: &Option<PathBuf>,
+    alpn: &[&[u8]],
+    listener: &str,
+) -> Result<Option<cartwheel::config::EdgeTls>> {
+    let (Some(cert), Some(key)) = (cert, key) else {
+        return Ok(None);
+    };
+    let tls = cartwheel::config::EdgeTls::from_files(cert, key, alpn)
+        .with_context(|| format!("--{listener}-tls-cert / --{listener}-tls-key"))?;
+    Ok(Some(tls))
 }
 
 /// `--resp`: an address, or `off`.

@@ -19,10 +19,12 @@ mod flags;
 mod http;
 mod resp;
 mod session;
+mod tls;
 pub use flags::TuningFlags;
 pub use http::{HttpFlags, HttpSettings};
 pub use resp::{RespFlags, RespSettings};
 pub use session::{ClassPolicy, SessionFlags, SessionSettings};
+pub use tls::{EdgeTls, TlsSetupError, HTTP_ALPN};
 
 /// What is wrong with a topology file or a flag.
 #[derive(Debug, thiserror::Error)]

@@ -133,7 +133,9 @@ pub struct NodeOptions {
     /// only a loopback address.
     pub resp_password: Option<crate::resp::Password>,
     /// TLS on the RESP listener, with the operator's certificate.
-    pub resp_tls: Option<crate::resp::RespTls>,
+    pub resp_tls: Option<crate::config::EdgeTls>,
+    /// TLS on the HTTP listener, with the operator's certificate.
+    pub http_tls: Option<crate::config::EdgeTls>,
 }
 
 /// Local requests skip the network; remote ones go through the transport.

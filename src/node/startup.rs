@@ -544,6 +544,7 @@ fn spawn_api(
             http: settings.http.clone(),
             stopped: stopped.clone(),
             stats: Default::default(),
+            tls: options.http_tls.clone(),
         },
     };
     tasks.spawn(api::server::serve(listening.http, api, stopped));

@@ -6,7 +6,7 @@
 //! [`reply`]), the connections ([`server`]: cap, budgets, timeouts, pipelining), the
 //! connection commands and the authentication gate ([`commands`]), and the seam
 //! through which the node plugs its data commands in ([`Keyspace`]), and TLS on the
-//! listener ([`RespTls`]). Only the keyspace ([`StoreKeyspace`]) reaches the store,
+//! listener ([`crate::config::EdgeTls`]). Only the keyspace ([`StoreKeyspace`]) reaches the store,
 //! and only through the node's coordinator; nothing here touches storage or the HTTP
 //! edge.
 
@@ -17,7 +17,6 @@ mod info;
 pub mod keyspace;
 pub mod reply;
 pub mod server;
-mod tls;
 
 pub use commands::{Commands, Password};
 pub use connection::{Command, ConnectionState, Keyspace};
@@ -25,7 +24,6 @@ pub use info::{ServerInfo, REDIS_VERSION};
 pub use keyspace::{KeyspaceError, StoreKeyspace};
 pub use reply::{Protocol, Reply};
 pub use server::{serve, RespCounters, RespEdge, RespStats};
-pub use tls::{RespTls, TlsSetupError};
 
 use crate::limits;
 use std::net::SocketAddr;

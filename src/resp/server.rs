@@ -79,7 +79,7 @@ pub struct RespEdge {
     pub commands: Commands,
     pub stats: Arc<RespStats>,
     /// TLS on every connection (`rediss://`), when the operator gave a certificate.
-    pub tls: Option<super::RespTls>,
+    pub tls: Option<crate::config::EdgeTls>,
 }
 
 /// Accepts and serves connections until `stopped` turns true; then every connection
@@ -153,7 +153,8 @@ async fn open(
             .run(permit, stopped)
             .await;
     };
-    let handshake = tokio::time::timeout(edge.settings.request_timeout, tls.0.accept(stream));
+    let handshake =
+        tokio::time::timeout(edge.settings.request_timeout, tls.acceptor().accept(stream));
     match handshake.await {
         Ok(Ok(stream)) => {
             Session::new(edge, stream, peer, id)

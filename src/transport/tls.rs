@@ -150,19 +150,7 @@ pub fn issue_legacy_node_certificate(dir: &Path, node: &NodeId) -> Result<NodeTl
 /// Issues a node certificate; without `region` it names none.
 fn issue(dir: &Path, node: &NodeId, region: Option<&Region>) -> Result<NodeTls, TlsError> {
     validate_name(node.as_str())?;
-    let ca_cert_path = dir.join(CA_CERT_FILE);
-    let ca_cert_der = read_certificate(&ca_cert_path)?;
-    let ca_key_path = dir.join(CA_KEY_FILE);
-    let ca_key_pem = read_to_string(&ca_key_path)?;
-    let ca_key = KeyPair::from_pem(&ca_key_pem).map_err(|error| TlsError::Pem {
-        path: ca_key_path,
-        what: "private key",
-        reason: error.to_string(),
-    })?;
-    // rcgen signs with the issuer's name, key-id method and key; rebuilding the CA from
-    // the same fixed parameters reproduces exactly those, without parsing ca.pem.
-    let issuer = ca_params().self_signed(&ca_key)?;
-
+    let (ca_cert_der, issuer, ca_key) = load_issuer(dir)?;
     let mut params = CertificateParams::new(vec![node.as_str().to_string()])?;
     if let Some(region) = region {
         validate_name(region.as_str())?;
@@ -193,6 +181,76 @@ fn issue(dir: &Path, node: &NodeId, region: Option<&Region>) -> Result<NodeTls, 
         dir: dir.to_path_buf(),
     })?;
     Ok(tls)
+}
+
+/// The cluster CA in `dir`: its certificate, and the issuer and key that sign with it.
+fn load_issuer(
+    dir: &Path,
+) -> Result<(CertificateDer<'static>, rcgen::Certificate, KeyPair), TlsError> {
+    let ca_cert_path = dir.join(CA_CERT_FILE);
+    let ca_cert_der = read_certificate(&ca_cert_path)?;
+    let ca_key_path = dir.join(CA_KEY_FILE);
+    let ca_key_pem = read_to_string(&ca_key_path)?;
+    let ca_key = KeyPair::from_pem(&ca_key_pem).map_err(|error| TlsError::Pem {
+        path: ca_key_path,
+        what: "private key",
+        reason: error.to_string(),
+    })?;
+    // rcgen signs with the issuer's name, key-id method and key; rebuilding the CA from
+    // the same fixed parameters reproduces exactly those, without parsing ca.pem.
+    let issuer = ca_params().self_signed(&ca_key)?;
+    Ok((ca_cert_der, issuer, ca_key))
+}
+
+/// Writes a certificate for a client-facing listener (`--http-tls-cert`,
+/// `--resp-tls-cert`) signed by the cluster CA in `dir`, for `hosts` (IP addresses or
+/// DNS names): `cert` gets the PEM chain (leaf, then the CA), `key` the PEM key (0600).
+/// Refuses to overwrite either. It is a server certificate only and names no region, so
+/// no node accepts it from a peer, and no peer from a node.
+pub fn write_edge_certificate(
+    dir: &Path,
+    hosts: &[String],
+    cert: &Path,
+    key: &Path,
+) -> Result<(), TlsError> {
+    if hosts.is_empty() {
+        return Err(TlsError::Config(
+            "an edge certificate names at least one host".into(),
+        ));
+    }
+    for path in [cert, key] {
+        if path.exists() {
+            return Err(TlsError::AlreadyExists {
+                path: path.to_path_buf(),
+            });
+        }
+    }
+    let (ca_cert_der, issuer, ca_key) = load_issuer(dir)?;
+    let mut params = CertificateParams::default();
+    for host in hosts {
+        let refused =
+            || TlsError::Config(format!("{host:?} is neither an IP address nor a DNS name"));
+        // rustls's own parser judges the name, as clients will.
+        let name = match ServerName::try_from(host.as_str()).map_err(|_| refused())? {
+            ServerName::IpAddress(address) => SanType::IpAddress(std::net::IpAddr::from(address)),
+            ServerName::DnsName(_) => {
+                SanType::DnsName(host.as_str().try_into().map_err(|_| refused())?)
+            }
+            _ => return Err(refused()),
+        };
+        params.subject_alt_names.push(name);
+    }
+    params.distinguished_name = distinguished_name("cartwheel edge");
+    params.is_ca = IsCa::NoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.use_authority_key_identifier_extension = true;
+    set_validity(&mut params);
+    let leaf_key = KeyPair::generate()?;
+    let certificate = params.signed_by(&leaf_key, &issuer, &ca_key)?;
+    let chain = format!("{}{}", certificate.pem(), pem("CERTIFICATE", &ca_cert_der));
+    write_new(key, leaf_key.serialize_pem().as_bytes(), true)?;
+    write_new(cert, chain.as_bytes(), false)
 }
 
 /// The region a node certificate names (its one `cartwheel:region:` URI), `None` when

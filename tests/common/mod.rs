@@ -71,6 +71,7 @@ pub fn lone_node_options(dir: &Path, flags: &TuningFlags) -> NodeOptions {
         resp_bind: None,
         resp_password: None,
         resp_tls: None,
+        http_tls: None,
     }
 }
 
@@ -282,6 +283,7 @@ impl InProcessCluster {
             resp_bind: Some("127.0.0.1:0".parse().unwrap()),
             resp_password: None,
             resp_tls: None,
+            http_tls: None,
         };
         node::start(options).await.expect("node starts")
     }

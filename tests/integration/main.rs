@@ -12,6 +12,7 @@ mod api;
 mod bundles;
 mod cluster;
 mod contexts;
+mod edge_tls;
 mod handoff;
 mod membership;
 mod pipeline;

@@ -28,7 +28,7 @@ async fn resp_node(password: Option<&str>, resp: RespFlags) -> (tempfile::TempDi
 async fn resp_node_with(
     password: Option<&str>,
     resp: RespFlags,
-    tls: Option<cartwheel::resp::RespTls>,
+    tls: Option<cartwheel::config::EdgeTls>,
 ) -> (tempfile::TempDir, RunningNode) {
     let dir = tempfile::tempdir().unwrap();
     let flags = TuningFlags {
@@ -39,6 +39,7 @@ async fn resp_node_with(
         resp_bind: Some("127.0.0.1:0".parse().unwrap()),
         resp_password: password.map(|text| Password::new(text.as_bytes())),
         resp_tls: tls,
+        http_tls: None,
         ..common::lone_node_options(dir.path(), &flags)
     })
     .await
@@ -326,7 +327,7 @@ async fn tls_on_the_resp_listener_serves_with_the_operators_certificate() {
     let (cert_path, key_path) = (files.path().join("cert.pem"), files.path().join("key.pem"));
     std::fs::write(&cert_path, certified.cert.pem()).unwrap();
     std::fs::write(&key_path, certified.key_pair.serialize_pem()).unwrap();
-    let tls = cartwheel::resp::RespTls::from_files(&cert_path, &key_path).unwrap();
+    let tls = cartwheel::config::EdgeTls::from_files(&cert_path, &key_path, &[]).unwrap();
     let (_dir, node) = resp_node_with(None, RespFlags::default(), Some(tls)).await;
     let addr = node.resp_addr.unwrap();
     let mut roots = rustls::RootCertStore::empty();
@@ -354,7 +355,8 @@ async fn tls_on_the_resp_listener_serves_with_the_operators_certificate() {
     // A plain client on the TLS port gets no answer, and the node serves on.
     let answer = exchange(addr, b"PING\r\n").await;
     assert!(!answer.contains("PONG"), "{answer}");
-    let missing = cartwheel::resp::RespTls::from_files(&files.path().join("none.pem"), &key_path);
+    let missing =
+        cartwheel::config::EdgeTls::from_files(&files.path().join("none.pem"), &key_path, &[]);
     assert!(missing.unwrap_err().to_string().contains("none.pem"));
     node.shutdown().await;
 }

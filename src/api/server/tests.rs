@@ -22,8 +22,12 @@ async fn every_request_carries_the_client_address_and_the_server_stops_on_its_si
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let node = listener.local_addr().unwrap();
     let (stop, stopped) = watch::channel(false);
-    let stats = Arc::new(EdgeStats::default());
-    let served = tokio::spawn(serve_router(listener, router, settings(), stats, stopped));
+    let edge = Edge {
+        settings: settings(),
+        stats: Arc::new(EdgeStats::default()),
+        tls: None,
+    };
+    let served = tokio::spawn(serve_router(listener, router, edge, stopped));
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
     let mut stream = socket.connect(node).await.unwrap();

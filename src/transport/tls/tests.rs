@@ -145,3 +145,33 @@ fn a_certificate_without_a_region_is_refused_with_advice() {
         "{error}"
     );
 }
+
+#[test]
+fn an_edge_certificate_serves_its_hosts_but_never_passes_for_a_node() {
+    let dir = tempfile::tempdir().unwrap();
+    create_cluster_ca(dir.path()).unwrap();
+    let alpha = node("alpha");
+    let hosts = vec!["127.0.0.1".to_string(), "alpha".to_string()];
+    let (cert, key) = (dir.path().join("edge.pem"), dir.path().join("edge.key"));
+    write_edge_certificate(dir.path(), &hosts, &cert, &key).unwrap();
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(chain.len(), 2, "leaf, then the CA");
+    let edge = NodeTls {
+        ca_cert_der: chain[1].clone(),
+        cert_der: chain[0].clone(),
+        key_der: PrivateKeyDer::from_pem_file(&key).unwrap(),
+    };
+    // Even naming a node's id, it carries no region, so a peer check refuses it.
+    assert!(edge.check_region(&alpha, &region()).is_err());
+    let error = write_edge_certificate(dir.path(), &hosts, &cert, &key).unwrap_err();
+    assert!(matches!(error, TlsError::AlreadyExists { .. }), "{error}");
+    let nameless = write_edge_certificate(dir.path(), &[], &dir.path().join("x"), &key);
+    assert!(nameless.is_err());
+    let bad = vec!["not a name!".to_string()];
+    let (other_cert, other_key) = (dir.path().join("b.pem"), dir.path().join("b.key"));
+    assert!(write_edge_certificate(dir.path(), &bad, &other_cert, &other_key).is_err());
+    assert!(!other_key.exists(), "nothing written for a refused host");
+}

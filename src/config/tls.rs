@@ -1,7 +1,8 @@
-//! TLS on the RESP listener: the operator's certificate chain and key (PEM files, as
-//! Redis's `tls-cert-file` and `tls-key-file`) made into an acceptor. Clients connect
-//! with `rediss://`. It only builds the configuration; the server runs the handshake
-//! (under the request timeout) before a connection reads any request.
+//! TLS on the client-facing listeners (HTTP and RESP): a certificate chain and key (PEM
+//! files, as Redis's `tls-cert-file` and `tls-key-file`; the operator's own, or one
+//! `cartwheel init --edge-cert` issued under the cluster CA) made into an acceptor.
+//! Clients connect with `https://` or `rediss://`. It only builds the configuration;
+//! each listener runs the handshake (under its own timeout) before it reads a request.
 //!
 //! It names the `ring` provider explicitly, as the transport does, and never installs a
 //! process-global one.
@@ -11,7 +12,10 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::Path;
 use std::sync::Arc;
 
-/// Why the RESP listener's TLS could not be set up.
+/// The ALPN protocol the HTTP listener offers (HTTP/1.1: the node serves no HTTP/2).
+pub const HTTP_ALPN: &[&[u8]] = &[b"http/1.1"];
+
+/// Why a client-facing listener's TLS could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsSetupError {
     #[error("cannot read {path}: {source}")]
@@ -29,19 +33,21 @@ pub enum TlsSetupError {
     Config(String),
 }
 
-/// A TLS acceptor for the RESP listener.
+/// A TLS acceptor for a client-facing listener.
 #[derive(Clone)]
-pub struct RespTls(pub(super) tokio_rustls::TlsAcceptor);
+pub struct EdgeTls(tokio_rustls::TlsAcceptor);
 
-impl std::fmt::Debug for RespTls {
+impl std::fmt::Debug for EdgeTls {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.write_str("RespTls(..)")
+        formatter.write_str("EdgeTls(..)")
     }
 }
 
-impl RespTls {
+impl EdgeTls {
     /// From PEM files: the certificate chain (leaf first) and its private key.
-    pub fn from_files(cert: &Path, key: &Path) -> Result<RespTls, TlsSetupError> {
+    /// `alpn` names the protocols offered (`http/1.1` for HTTP; none for RESP, whose
+    /// clients send none).
+    pub fn from_files(cert: &Path, key: &Path, alpn: &[&[u8]]) -> Result<EdgeTls, TlsSetupError> {
         let read = |path: &Path| {
             std::fs::read(path).map_err(|source| TlsSetupError::Read {
                 path: path.display().to_string(),
@@ -62,21 +68,28 @@ impl RespTls {
         }
         let key_der = PrivateKeyDer::from_pem_slice(&key_pem)
             .map_err(|error| pem_error(key, "private key", error.to_string()))?;
-        RespTls::new(chain, key_der)
+        EdgeTls::new(chain, key_der, alpn)
     }
 
     /// From a certificate chain and key already parsed.
     pub fn new(
         chain: Vec<CertificateDer<'static>>,
         key: PrivateKeyDer<'static>,
-    ) -> Result<RespTls, TlsSetupError> {
+        alpn: &[&[u8]],
+    ) -> Result<EdgeTls, TlsSetupError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|error| TlsSetupError::Config(error.to_string()))?
             .with_no_client_auth()
             .with_single_cert(chain, key)
             .map_err(|error| TlsSetupError::Config(error.to_string()))?;
-        Ok(RespTls(tokio_rustls::TlsAcceptor::from(Arc::new(config))))
+        config.alpn_protocols = alpn.iter().map(|protocol| protocol.to_vec()).collect();
+        Ok(EdgeTls(tokio_rustls::TlsAcceptor::from(Arc::new(config))))
+    }
+
+    /// The acceptor a listener runs each connection's handshake with.
+    pub fn acceptor(&self) -> &tokio_rustls::TlsAcceptor {
+        &self.0
     }
 }
