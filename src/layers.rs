@@ -31,6 +31,8 @@ const LAYERS: &[&[&str]] = &[
     &["runtime"],
     &["handoff"],
     &["peer"],
+    // Caps, accept loop and lingering close under both client-facing listeners.
+    &["edge"],
     &["api", "resp"],
     // The composition root: starts and stops the node.
     &["node"],

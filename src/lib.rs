@@ -19,6 +19,7 @@ pub mod cluster;
 pub mod config;
 pub mod coordinator;
 pub mod crdt;
+pub mod edge;
 pub mod handoff;
 pub mod ids;
 #[cfg(test)]

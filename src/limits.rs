@@ -669,6 +669,10 @@ pub const RESP_OUTPUT_BYTES_MAX: usize = 2 * RESP_BULK_BYTES_MAX;
 /// Default open RESP connections per node (`--resp-connections-max`), as Redis's
 /// `maxclients`; one more is answered `-ERR max number of clients reached` and closed.
 pub const RESP_CONNECTIONS_MAX_DEFAULT: usize = 10_000;
+/// Default of `--resp-connections-per-address-max`: open RESP connections from one
+/// client IP address (an application server's pool); one more is answered `-ERR max
+/// number of clients from your address reached` and closed.
+pub const RESP_CONNECTIONS_PER_ADDRESS_MAX_DEFAULT: usize = 1024;
 /// Default time (ms) a RESP connection may sit with no request open and no byte
 /// moving (`--resp-idle-timeout-ms`); then it is closed. Above the HTTP edge's: session
 /// middleware keeps pooled connections open between page views, and its clients

@@ -2,8 +2,10 @@
 //! client address, serves each with hyper under timeouts that fire, and closes them
 //! cleanly.
 //!
-//! It owns everything about a client connection that is not a request: TCP_NODELAY;
-//! the caps (a connection beyond one is answered a short 503 `overloaded` and closed);
+//! It owns everything about a client connection that is not a request (the caps,
+//! accept loop and lingering close are `crate::edge`'s, shared with RESP): TLS when
+//! the listener has a certificate; a connection beyond a cap answered a short 503
+//! `overloaded` and closed;
 //! the header timeout (hyper's, with a timer installed, as a backstop, and a precise
 //! one of ours: from the first byte of a head to its end), the idle timeout (no
 //! request open and no byte moving) and the write timeout (a write that makes no
@@ -14,6 +16,7 @@
 
 use super::Api;
 use crate::config::{EdgeTls, HttpSettings};
+use crate::edge::{self, linger, Cap, Caps, Slot};
 use crate::limits;
 use axum::extract::ConnectInfo;
 use axum::Router;
@@ -21,17 +24,15 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
-use tokio::task::JoinSet;
+use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::either::Either;
 use tower::ServiceExt;
@@ -90,74 +91,6 @@ impl EdgeStats {
     }
 }
 
-/// Which cap a refused connection hit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Cap {
-    Node,
-    Address,
-}
-
-/// Open connections per node and per client address.
-struct Caps {
-    node: Arc<Semaphore>,
-    per_address: Mutex<HashMap<IpAddr, usize>>,
-    per_address_max: usize,
-}
-
-/// One open connection's place under both caps; given back on drop.
-struct Slot {
-    caps: Arc<Caps>,
-    address: IpAddr,
-    _node: OwnedSemaphorePermit,
-}
-
-impl Caps {
-    fn new(settings: &HttpSettings) -> Arc<Caps> {
-        Arc::new(Caps {
-            node: Arc::new(Semaphore::new(settings.connections_max)),
-            per_address: Mutex::new(HashMap::new()),
-            per_address_max: settings.connections_per_address_max,
-        })
-    }
-
-    /// A slot for one more connection from `address`. The map holds only addresses
-    /// with a connection open, so it is bounded by the node cap.
-    fn admit(self: &Arc<Self>, address: IpAddr) -> Result<Slot, Cap> {
-        let node = self
-            .node
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| Cap::Node)?;
-        let mut open = self.per_address.lock().unwrap_or_else(|e| e.into_inner());
-        let count = open.entry(address).or_insert(0);
-        if *count >= self.per_address_max {
-            return Err(Cap::Address);
-        }
-        *count += 1;
-        Ok(Slot {
-            caps: self.clone(),
-            address,
-            _node: node,
-        })
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut open = self
-            .caps
-            .per_address
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if let Some(count) = open.get_mut(&self.address) {
-            *count -= 1;
-            if *count == 0 {
-                open.remove(&self.address);
-            }
-        }
-    }
-}
-
 /// Accepts and serves client connections until `stopped` turns true, then lets open
 /// connections finish their requests (graceful shutdown) and returns.
 pub async fn serve(listener: TcpListener, api: Api, stopped: watch::Receiver<bool>) {
@@ -185,66 +118,37 @@ async fn serve_router(
     listener: TcpListener,
     router: Router,
     edge: Edge,
-    mut stopped: watch::Receiver<bool>,
+    stopped: watch::Receiver<bool>,
 ) {
-    let caps = Caps::new(&edge.settings);
-    let refusals = Arc::new(Semaphore::new(limits::HTTP_REFUSALS_IN_FLIGHT_MAX));
-    let mut connections = JoinSet::new();
-    loop {
-        let accepted = tokio::select! {
-            _ = stopped.wait_for(|stop| *stop) => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
-            accepted = listener.accept() => accepted,
+    let caps = Caps::new(
+        edge.settings.connections_max,
+        edge.settings.connections_per_address_max,
+    );
+    let admitted = |stream, peer, slot| {
+        let connection = Connection {
+            router: router.clone(),
+            settings: edge.settings.clone(),
+            stats: edge.stats.clone(),
+            peer,
         };
-        let (stream, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                // Out of file descriptors, usually: wait for some to close.
-                tracing::debug!(%error, "accept failed");
-                tokio::time::sleep(Duration::from_millis(limits::HTTP_ACCEPT_BACKOFF_MS)).await;
-                continue;
-            }
-        };
-        // Answers go out at once rather than waiting on Nagle's algorithm for the
-        // client's acknowledgement of the previous segment.
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set TCP_NODELAY");
-        }
-        match caps.admit(peer.ip()) {
-            Ok(slot) => {
-                let connection = Connection {
-                    router: router.clone(),
-                    settings: edge.settings.clone(),
-                    stats: edge.stats.clone(),
-                    peer,
-                };
-                let tls = edge.tls.clone();
-                let stopped = stopped.clone();
-                connections.spawn(async move {
-                    if let Some(stream) = connection.secure(stream, tls.as_ref()).await {
-                        connection.serve(stream, slot, stopped).await;
-                    }
-                });
-            }
-            Err(cap) => {
-                let counter = match cap {
-                    Cap::Node => &edge.stats.refused_node,
-                    Cap::Address => &edge.stats.refused_address,
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
-                // Beyond the refusals in flight the connection is closed unanswered.
-                if let Ok(permit) = refusals.clone().try_acquire_owned() {
-                    let tls = edge.tls.clone();
-                    connections.spawn(async move {
-                        refuse(stream, tls.as_ref(), cap).await;
-                        drop(permit);
-                    });
-                }
+        let (tls, stopped) = (edge.tls.clone(), stopped.clone());
+        async move {
+            if let Some(stream) = connection.secure(stream, tls.as_ref()).await {
+                connection.serve(stream, slot, stopped).await;
             }
         }
-    }
-    drop(listener);
-    while connections.join_next().await.is_some() {}
+    };
+    let refused = |stream, cap| {
+        let counter = match cap {
+            Cap::Node => &edge.stats.refused_node,
+            Cap::Address => &edge.stats.refused_address,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let tls = edge.tls.clone();
+        async move { refuse(stream, tls.as_ref(), cap).await }
+    };
+    let refusals = limits::HTTP_REFUSALS_IN_FLIGHT_MAX;
+    edge::accept_loop(listener, caps, refusals, stopped.clone(), admitted, refused).await;
 }
 
 /// Answers a connection over a cap with 503 `overloaded` and closes it (over TLS when the
@@ -273,24 +177,6 @@ async fn refuse(stream: TcpStream, tls: Option<&EdgeTls>, cap: Cap) {
     if let Ok(Ok(())) = tokio::time::timeout(write, stream.write_all(answer.as_bytes())).await {
         linger(stream).await;
     }
-}
-
-/// Closes the node's side, then reads and discards what the client still sends for a
-/// bounded time and byte count: closing a socket with unread bytes resets it, and a
-/// reset can reach the client before it read the answer.
-async fn linger(mut stream: EdgeStream) {
-    let _ = stream.shutdown().await;
-    let mut scratch = [0_u8; 8192];
-    let mut drained = 0;
-    let _ = tokio::time::timeout(Duration::from_millis(limits::HTTP_LINGER_MS), async {
-        while drained < limits::HTTP_LINGER_BYTES_MAX {
-            match stream.read(&mut scratch).await {
-                Ok(0) | Err(_) => break,
-                Ok(read) => drained += read,
-            }
-        }
-    })
-    .await;
 }
 
 /// What serving one connection needs.

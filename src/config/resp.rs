@@ -1,5 +1,5 @@
 //! Flags and validated settings of the RESP (Redis protocol) edge: its timeouts and its
-//! cap on open connections (`node`, `cluster up` and `sim` share them). The listen
+//! caps on open connections (`node`, `cluster up` and `sim` share them). The listen
 //! address and the password are a node's own (`node --resp`, `--resp-password-file`).
 
 use super::ConfigError;
@@ -21,6 +21,9 @@ pub struct RespFlags {
     /// Open RESP connections per node (default 10000).
     #[arg(long, value_name = "COUNT")]
     pub resp_connections_max: Option<usize>,
+    /// Open RESP connections per client IP address (default 1024).
+    #[arg(long, value_name = "COUNT")]
+    pub resp_connections_per_address_max: Option<usize>,
 }
 
 impl RespFlags {
@@ -39,6 +42,10 @@ impl RespFlags {
             "resp-connections-max",
             self.resp_connections_max.map(|v| v.to_string()),
         );
+        push(
+            "resp-connections-per-address-max",
+            self.resp_connections_per_address_max.map(|v| v.to_string()),
+        );
         args
     }
 }
@@ -50,6 +57,7 @@ pub struct RespSettings {
     pub request_timeout: Duration,
     pub write_timeout: Duration,
     pub connections_max: usize,
+    pub connections_per_address_max: usize,
 }
 
 impl Default for RespSettings {
@@ -65,6 +73,11 @@ impl RespSettings {
             flags.resp_connections_max,
             limits::RESP_CONNECTIONS_MAX_DEFAULT,
             "resp-connections-max",
+        )?;
+        let connections_per_address_max = super::http::edge_count(
+            flags.resp_connections_per_address_max,
+            limits::RESP_CONNECTIONS_PER_ADDRESS_MAX_DEFAULT,
+            "resp-connections-per-address-max",
         )?;
         Ok(RespSettings {
             idle_timeout: timeout(
@@ -83,6 +96,7 @@ impl RespSettings {
                 "resp-write-timeout-ms",
             )?,
             connections_max,
+            connections_per_address_max,
         })
     }
 }

@@ -1,9 +1,11 @@
 //! The node's RESP listener: accepts client connections under a cap, and serves each
 //! one request after another with pipelining, a byte budget and timeouts that fire.
 //!
-//! It owns everything about a RESP connection that is not a command: TCP_NODELAY; the
-//! cap (a connection beyond it is answered `-ERR max number of clients reached` and
-//! closed, as Redis does); the idle timeout (no request open, no byte moving), the
+//! It owns everything about a RESP connection that is not a command (the caps, accept
+//! loop and lingering close are `crate::edge`'s, shared with HTTP): a connection beyond
+//! the node's cap is answered `-ERR max number of clients reached` and closed, as Redis
+//! does, one beyond its address's cap `-ERR max number of clients from your address
+//! reached`; the idle timeout (no request open, no byte moving), the
 //! request timeout (a request begun and not finished, as the HTTP edge's header
 //! timeout) and the write timeout; the input budget (unanswered request bytes,
 //! `RESP_BUFFERED_BYTES_MAX`); pipelining (every complete request in the buffer is
@@ -17,6 +19,7 @@ use super::commands::{After, Commands};
 use super::connection::ConnectionState;
 use super::reply::Reply;
 use crate::config::RespSettings;
+use crate::edge::{self, linger, Cap, Caps, Slot};
 use crate::limits;
 use bytes::{BufMut, BytesMut};
 use serde::{Deserialize, Serialize};
@@ -26,14 +29,14 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
-use tokio::task::JoinSet;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 /// What the RESP edge counted since the node started.
 #[derive(Debug, Default)]
 pub struct RespStats {
     refused: AtomicU64,
+    refused_address: AtomicU64,
     idle_closed: AtomicU64,
     request_timeouts: AtomicU64,
     write_timeouts: AtomicU64,
@@ -48,6 +51,9 @@ pub struct RespStats {
 pub struct RespCounters {
     /// Connections refused: the node had `--resp-connections-max` open.
     pub connections_refused: u64,
+    /// The same for `--resp-connections-per-address-max` from one client address.
+    #[serde(default)]
+    pub connections_refused_address: u64,
     pub idle_closed: u64,
     pub request_timeouts: u64,
     pub write_timeouts: u64,
@@ -63,6 +69,7 @@ impl RespStats {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         RespCounters {
             connections_refused: load(&self.refused),
+            connections_refused_address: load(&self.refused_address),
             idle_closed: load(&self.idle_closed),
             request_timeouts: load(&self.request_timeouts),
             write_timeouts: load(&self.write_timeouts),
@@ -84,58 +91,33 @@ pub struct RespEdge {
 
 /// Accepts and serves connections until `stopped` turns true; then every connection
 /// closes after the request it is answering, and this returns.
-pub async fn serve(listener: TcpListener, edge: Arc<RespEdge>, mut stopped: watch::Receiver<bool>) {
-    let cap = Arc::new(Semaphore::new(edge.settings.connections_max));
-    let refusals = Arc::new(Semaphore::new(limits::RESP_REFUSALS_IN_FLIGHT_MAX));
-    let mut connections = JoinSet::new();
-    loop {
-        let accepted = tokio::select! {
-            _ = stopped.wait_for(|stop| *stop) => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
-            accepted = listener.accept() => accepted,
+pub async fn serve(listener: TcpListener, edge: Arc<RespEdge>, stopped: watch::Receiver<bool>) {
+    let caps = Caps::new(
+        edge.settings.connections_max,
+        edge.settings.connections_per_address_max,
+    );
+    let admitted = |stream, peer, slot| {
+        let id = edge.stats.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        open(edge.clone(), stream, peer, id, slot, stopped.clone())
+    };
+    let refused = |stream, cap| {
+        let (counter, message) = match cap {
+            Cap::Node => (&edge.stats.refused, "max number of clients reached"),
+            Cap::Address => (
+                &edge.stats.refused_address,
+                "max number of clients from your address reached",
+            ),
         };
-        let (stream, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                // Out of file descriptors, usually: wait for some to close.
-                tracing::debug!(%error, "RESP accept failed");
-                tokio::time::sleep(Duration::from_millis(limits::HTTP_ACCEPT_BACKOFF_MS)).await;
-                continue;
-            }
-        };
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        counter.fetch_add(1, Ordering::Relaxed);
+        let write = edge.settings.write_timeout;
+        async move {
+            // In RESP2, as Redis writes it: the client has said nothing yet.
+            let answer = Reply::err(message).to_bytes(super::reply::Protocol::Resp2);
+            let _ = send_and_close(stream, &answer, write).await;
         }
-        match cap.clone().try_acquire_owned() {
-            Ok(permit) => {
-                let id = edge.stats.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-                connections.spawn(open(
-                    edge.clone(),
-                    stream,
-                    peer,
-                    id,
-                    permit,
-                    stopped.clone(),
-                ));
-            }
-            Err(_) => {
-                edge.stats.refused.fetch_add(1, Ordering::Relaxed);
-                // Beyond the refusals in flight the connection is closed unanswered.
-                if let Ok(permit) = refusals.clone().try_acquire_owned() {
-                    let write = edge.settings.write_timeout;
-                    connections.spawn(async move {
-                        // In RESP2, as Redis writes it: the client has said nothing yet.
-                        let answer = Reply::err("max number of clients reached")
-                            .to_bytes(super::reply::Protocol::Resp2);
-                        let _ = send_and_close(stream, &answer, write).await;
-                        drop(permit);
-                    });
-                }
-            }
-        }
-    }
-    drop(listener);
-    while connections.join_next().await.is_some() {}
+    };
+    let refusals = limits::RESP_REFUSALS_IN_FLIGHT_MAX;
+    edge::accept_loop(listener, caps, refusals, stopped.clone(), admitted, refused).await;
 }
 
 /// Serves one admitted connection: over TLS once its handshake ended within the
@@ -145,12 +127,12 @@ async fn open(
     stream: TcpStream,
     peer: SocketAddr,
     id: u64,
-    permit: OwnedSemaphorePermit,
+    slot: Slot,
     stopped: watch::Receiver<bool>,
 ) {
     let Some(tls) = edge.tls.clone() else {
         return Session::new(edge, stream, peer, id)
-            .run(permit, stopped)
+            .run(slot, stopped)
             .await;
     };
     let handshake =
@@ -158,7 +140,7 @@ async fn open(
     match handshake.await {
         Ok(Ok(stream)) => {
             Session::new(edge, stream, peer, id)
-                .run(permit, stopped)
+                .run(slot, stopped)
                 .await
         }
         Ok(Err(error)) => {
@@ -182,24 +164,6 @@ async fn send_and_close<S: Stream>(
         .map_err(|_| std::io::ErrorKind::TimedOut)??;
     linger(stream).await;
     Ok(())
-}
-
-/// Closes the node's side, then reads and discards what the client still sends for a
-/// bounded time and byte count (the HTTP edge's bounds): closing a socket with unread
-/// bytes resets it, and the reset can reach the client before the last answer.
-async fn linger<S: Stream>(mut stream: S) {
-    let _ = stream.shutdown().await;
-    let mut scratch = [0_u8; 4096];
-    let mut drained = 0;
-    let _ = tokio::time::timeout(Duration::from_millis(limits::HTTP_LINGER_MS), async {
-        while drained < limits::HTTP_LINGER_BYTES_MAX {
-            match stream.read(&mut scratch).await {
-                Ok(0) | Err(_) => break,
-                Ok(read) => drained += read,
-            }
-        }
-    })
-    .await;
 }
 
 /// Why a connection ended.
@@ -248,7 +212,7 @@ impl<S: Stream> Session<S> {
         }
     }
 
-    async fn run(mut self, permit: OwnedSemaphorePermit, stopped: watch::Receiver<bool>) {
+    async fn run(mut self, slot: Slot, stopped: watch::Receiver<bool>) {
         let ending = self.serve(stopped).await;
         let stats = &self.edge.stats;
         let counter = match &ending {
@@ -273,7 +237,7 @@ impl<S: Stream> Session<S> {
             Ending::Quit => linger(self.stream).await,
             _ => {}
         }
-        drop(permit);
+        drop(slot);
     }
 
     /// Answers requests until the connection ends.

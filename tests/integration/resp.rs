@@ -287,6 +287,42 @@ async fn the_connection_cap_refuses_and_idle_connections_close() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn one_client_address_cannot_take_every_connection() {
+    let flags = RespFlags {
+        resp_connections_per_address_max: Some(1),
+        ..RespFlags::default()
+    };
+    let (_dir, node) = resp_node(None, flags).await;
+    let addr = node.resp_addr.unwrap();
+    let mut first = TcpStream::connect(addr).await.unwrap();
+    first.write_all(b"PING\r\n").await.unwrap();
+    let mut pong = [0; 7];
+    tokio::time::timeout(EXCHANGE_LIMIT, first.read_exact(&mut pong))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&pong, b"+PONG\r\n");
+    // A second connection from 127.0.0.1 is refused with Redis's error shape...
+    let refused = exchange(addr, b"PING\r\n").await;
+    assert_eq!(
+        refused,
+        "-ERR max number of clients from your address reached\r\n"
+    );
+    // ... while another address is served.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut other = socket.connect(addr).await.unwrap();
+    other.write_all(b"PING\r\n").await.unwrap();
+    tokio::time::timeout(EXCHANGE_LIMIT, other.read_exact(&mut pong))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&pong, b"+PONG\r\n");
+    drop(first);
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn cluster_up_gives_each_node_a_resp_port_and_refuses_an_open_one_without_password() {
     let cluster = ProcessCluster::up(&single_region(1, 1), &[]);
     let entry = cluster.node("local-1").clone();
