@@ -18,6 +18,7 @@ mod pipeline;
 mod repair;
 mod resp;
 mod resp_data;
+mod resp_middleware;
 mod security;
 mod session;
 mod session_regions;
