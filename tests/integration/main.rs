@@ -19,6 +19,7 @@ mod pipeline;
 mod repair;
 mod resp;
 mod resp_data;
+mod resp_middleware;
 mod security;
 mod session;
 mod session_regions;
