@@ -180,6 +180,7 @@ fn decoded(window: Window) -> (Vec<PartitionEntry>, bool) {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::sync::Arc;
 
     fn keys(window: Window) -> (Vec<Vec<u8>>, bool) {
         let (entries, more) = window.finish();
@@ -212,6 +213,63 @@ mod tests {
         window.offer(1, b"a".to_vec(), vec![1]);
         window.offer(2, b"b".to_vec(), vec![2]);
         assert_eq!(keys(window), (vec![b"a".to_vec(), b"b".to_vec()], false));
+    }
+
+    /// A replica over a memory store of one partition holding `keys` (class, key).
+    fn replica_with(keys: &[(Class, &[u8])]) -> Replica {
+        use crate::storage::{CommitGate, Durability, MemoryStorage, Storage};
+        let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new(1).unwrap());
+        let object = crate::object::Object::Doc(crate::crdt::Doc::Redis(Default::default()));
+        for (class, key) in keys {
+            let key = StoreKey::new(PartitionId(0), ObjectKey::new(*class, key).storage_bytes());
+            let bytes = crate::object::encode_object(&object);
+            storage
+                .update(&key, &mut |_| Ok(Some(bytes.clone())))
+                .unwrap();
+        }
+        let gate = CommitGate::new(storage.clone(), Durability::Memory);
+        let trees = Arc::new(super::super::trees::Trees::new(2));
+        Replica::new(crate::clock::Actor(1), 1, storage, gate, trees)
+    }
+
+    #[test]
+    fn a_class_page_holds_that_class_only_the_empty_key_included_by_position() {
+        let replica = replica_with(&[
+            (Class::Kv, b"kv"),
+            (Class::Resp, b""),
+            (Class::Resp, b"a"),
+            (Class::Resp, b"b"),
+            (Class::Auth, b"token"),
+        ]);
+        let scan = ClassScan {
+            partition: PartitionId(0),
+            class: Class::Resp,
+            from: 0,
+            keys_max: 10,
+            bytes_max: 1 << 20,
+        };
+        let (entries, more) = replica.class_page(&scan).unwrap();
+        assert!(!more);
+        let positions: Vec<u32> = entries
+            .iter()
+            .map(|entry| position_of(&entry.key, 1).unwrap())
+            .collect();
+        let mut names: Vec<Vec<u8>> = entries.into_iter().map(|entry| entry.key).collect();
+        assert!(
+            positions.windows(2).all(|pair| pair[0] <= pair[1]),
+            "{positions:?}"
+        );
+        names.sort();
+        assert_eq!(names, vec![vec![3], vec![3, b'a'], vec![3, b'b']]);
+        // A page of one key ends at the smallest position, and says more follow.
+        let one = ClassScan {
+            keys_max: 1,
+            ..scan
+        };
+        let (entries, more) = replica.class_page(&one).unwrap();
+        assert!(more);
+        assert_eq!(entries.len(), 1);
+        assert_eq!(position_of(&entries[0].key, 1), positions.first().copied());
     }
 
     proptest! {

@@ -149,42 +149,46 @@ async fn scan(scope: &Scope<'_>, args: &[Bytes]) -> Answer {
         .partition
         .saturating_add(limits::RESP_SCAN_PARTITIONS_PER_CALL_MAX as u32)
         .min(partitions);
-    // The first page of each partition of this call, a few read at once, in order.
-    let mut pages = futures::stream::iter(start.partition..last)
-        .map(|partition| {
-            let position = if partition == start.partition {
-                start.position
-            } else {
-                0
-            };
-            async move {
-                (
-                    partition,
-                    position,
-                    scope.page(partition, position, wanted).await,
-                )
-            }
-        })
-        .buffered(limits::RESP_SCAN_PARTITIONS_IN_FLIGHT_MAX);
     let now_ms = scope.now_ms();
     let mut keys = Vec::new();
     let mut resume = Some(start);
-    while let Some((partition, position, page)) = pages.next().await {
-        let page = page?;
-        for (key, object) in &page.entries {
-            if live_kind(object, now_ms).is_some_and(|kind| filter.admits(&key.key, kind)) {
-                keys.push(Reply::Bulk(Bytes::from(key.key.clone())));
+    // Partitions are read in waves, each twice the last (up to the in-flight bound):
+    // a dense cluster ends a call in its first partition without reading ahead, a
+    // sparse one soon reads several at once.
+    let (mut first, mut wave) = (start.partition, 1u32);
+    'call: while first < last {
+        let wave_end = first.saturating_add(wave).min(last);
+        let cursors: Vec<Cursor> = (first..wave_end)
+            .map(|partition| Cursor {
+                partition,
+                position: if partition == start.partition {
+                    start.position
+                } else {
+                    0
+                },
+            })
+            .collect();
+        let pages = futures::future::join_all(
+            cursors
+                .iter()
+                .map(|here| scope.page(here.partition, here.position, wanted)),
+        )
+        .await;
+        for (here, page) in cursors.into_iter().zip(pages) {
+            let page = page?;
+            for (key, object) in &page.entries {
+                if live_kind(object, now_ms).is_some_and(|kind| filter.admits(&key.key, kind)) {
+                    keys.push(Reply::Bulk(Bytes::from(key.key.clone())));
+                }
+            }
+            resume = here.after_page(page.next, partitions);
+            // A partition left part-way, or enough keys: this call ends here.
+            if page.next.is_some() || keys.len() >= wanted {
+                break 'call;
             }
         }
-        let here = Cursor {
-            partition,
-            position,
-        };
-        resume = here.after_page(page.next, partitions);
-        // A partition left part-way, or enough keys: this call ends here.
-        if page.next.is_some() || keys.len() >= wanted {
-            break;
-        }
+        first = wave_end;
+        wave = (wave * 2).min(limits::RESP_SCAN_PARTITIONS_IN_FLIGHT_MAX as u32);
     }
     Ok(Reply::Array(vec![
         Reply::bulk(reply_cursor(resume).to_string()),
