@@ -254,5 +254,21 @@ async fn a_cursor_survives_a_node_stopping_mid_iteration() {
     assert_eq!(seen, set(&keys));
     let size: i64 = query(&mut nodes[0], &redis::cmd("DBSIZE")).await.unwrap();
     assert_eq!(size, 200);
+    // A read level two live replicas cannot meet: SCAN and DBSIZE answer TRYAGAIN,
+    // never a partial page or count.
+    let levelled: String = query(&mut nodes[0], &words("CARTWHEEL LEVEL read all"))
+        .await
+        .unwrap();
+    assert_eq!(levelled, "OK");
+    for command in ["SCAN 0", "DBSIZE"] {
+        let unmet = query::<Value>(&mut nodes[0], &words(command))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            unmet.kind(),
+            redis::ErrorKind::TryAgain,
+            "{command}: {unmet}"
+        );
+    }
     cluster.shutdown().await;
 }
