@@ -105,7 +105,7 @@ async fn a_full_iteration_through_every_node_lists_every_key_once() {
     let strings = seed(&mut nodes, "user:", 300).await;
     let (seen, calls) = iterate(&mut nodes, " COUNT 25").await;
     assert_eq!(seen.keys().cloned().collect::<BTreeSet<_>>(), set(&strings));
-    // A cluster whose replicas did not change lists each key once.
+    // No key twice: the cursor only moves past positions already listed.
     assert!(seen.values().all(|times| *times == 1), "{seen:?}");
     assert!(calls > 1, "300 keys at COUNT 25 take several calls");
     cluster.shutdown().await;

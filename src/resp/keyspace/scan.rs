@@ -6,8 +6,9 @@
 //! replicas that answered (a key deleted or expired there is not). The cursor
 //! (`cursor`) names a position in the key space, not a node, so any node resumes it
 //! and the walk survives nodes joining, leaving or failing: a key present from the
-//! start to the end of a full iteration is returned at least once (once, unless a
-//! partition's replicas changed between two calls and a page was read again). `COUNT`
+//! start to the end of a full iteration is returned, and no key twice: a key's
+//! position never changes and the cursor only moves past positions already listed
+//! (a page is merged per key and never cut between keys of one position). `COUNT`
 //! is a hint, as in Redis: a call visits at most `RESP_SCAN_PARTITIONS_PER_CALL_MAX`
 //! partitions and may answer fewer keys, none, or a few more. It never writes.
 
