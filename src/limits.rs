@@ -731,3 +731,34 @@ pub const RESP_KEYS_IN_FLIGHT_MAX: usize = 32;
 /// Value bytes one `MGET` reply may gather; past it the command answers an error
 /// instead of holding more values in memory.
 pub const RESP_MULTI_REPLY_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+// ---- resp scan ----
+
+/// Keys of one class one replica examines to answer one SCAN page of a partition
+/// (`PeerRequest::ScanClass`): the page is ordered by key hash, not by the store's
+/// key order, so the replica reads the partition's whole class range. A partition
+/// holding more RESP keys than this is refused (`-ERR`, retried nowhere) rather than
+/// answered from part of it: with 1024 partitions that is some 268 million keys per
+/// cluster before SCAN and DBSIZE stop working.
+pub const RESP_SCAN_REPLICA_KEYS_EXAMINED_MAX: usize = 262_144;
+/// Stored bytes (keys and objects) of one replica's SCAN page. A page ends before the
+/// group of keys (of one hash position) that would pass it, but always holds at least
+/// one group: a single object fits a frame on its own (`OBJECT_BYTES_MAX`).
+pub const RESP_SCAN_PAGE_BYTES_MAX: usize = 2 * 1024 * 1024;
+/// Keys one replica's SCAN page holds at most; `COUNT` asks for fewer, never more.
+pub const RESP_SCAN_PAGE_KEYS_MAX: usize = 1024;
+/// Partitions one `SCAN` call visits at most (even when they are all empty): a call
+/// on a sparse cluster answers a non-zero cursor and an empty or short page, as Redis
+/// may, and the client calls again.
+pub const RESP_SCAN_PARTITIONS_PER_CALL_MAX: usize = 64;
+/// Partitions whose pages one `SCAN` call or `DBSIZE` reads at once.
+pub const RESP_SCAN_PARTITIONS_IN_FLIGHT_MAX: usize = 8;
+/// Keys `DBSIZE` counts at most: it scans the whole cluster, and past this many keys
+/// it answers `-ERR` (never a wrong number) instead of going on.
+pub const RESP_DBSIZE_KEYS_MAX: u64 = 10_000_000;
+/// Time `DBSIZE`'s scan of the cluster may take; past it the command answers `-ERR`
+/// (never a partial count).
+pub const RESP_DBSIZE_MS: u64 = 30_000;
+/// Bytes of a `SCAN ... MATCH` pattern; a longer one answers `-ERR` (matching costs up
+/// to key length × pattern length steps per key).
+pub const RESP_SCAN_PATTERN_BYTES_MAX: usize = 512;

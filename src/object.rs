@@ -97,6 +97,18 @@ impl ObjectKey {
     pub fn partition(&self, partitions: u32) -> PartitionId {
         ring::partition_for_hash(self.hash(), partitions)
     }
+
+    /// Where the key lies within its partition (`ring::position_in_partition`): the
+    /// order a cluster-wide SCAN visits a partition's keys in.
+    pub fn position(&self, partitions: u32) -> u32 {
+        ring::position_in_partition(self.hash(), partitions)
+    }
+}
+
+/// The position within its partition of a stored key (class tag + key), in a ring of
+/// `partitions`; `None` for a tag no class has.
+pub fn position_of(storage_key: &[u8], partitions: u32) -> Option<u32> {
+    Some(ObjectKey::from_storage_bytes(storage_key)?.position(partitions))
 }
 
 /// An opaque value; `None` in a sibling marks a delete (tombstone).

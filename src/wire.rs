@@ -66,6 +66,18 @@ pub enum PeerRequest {
     /// The digest of the local replica of a key (`Object::digest`): a quorum read
     /// gets one replica's object and only this from the others.
     Digest { key: ObjectKey },
+    /// A page of one class's objects of a partition (a cluster-wide SCAN): those whose
+    /// key lies at or after position `from` within the partition
+    /// (`ring::position_in_partition`), by (position, key), at most `keys` of them and
+    /// about `bytes` stored bytes, never cut between two keys of one position. The
+    /// answer is `Entries`; `more` says keys lie past the last position sent.
+    ScanClass {
+        partition: PartitionId,
+        class: crate::object::Class,
+        from: u32,
+        keys: u32,
+        bytes: u32,
+    },
 }
 
 /// One hinted write on its way to its owner.

@@ -24,6 +24,7 @@ pub mod latency;
 pub mod quorum;
 mod read;
 pub mod round;
+pub mod scan;
 mod write;
 
 pub use dispatch::{Dispatch, DispatchError, Durable};
@@ -182,8 +183,17 @@ impl Coordinator {
     /// every request but do not vote); also this node's index among the voters and
     /// which replicas the failure detector holds dead.
     fn plan(&self, key: &ObjectKey, level: Level) -> Result<Planned, CoordinatorError> {
+        let partitions = self.cluster.view().current.partition_count();
+        self.plan_partition(key.partition(partitions), level)
+    }
+
+    /// `plan` of every key of `partition`.
+    fn plan_partition(
+        &self,
+        partition: crate::ids::PartitionId,
+        level: Level,
+    ) -> Result<Planned, CoordinatorError> {
         let view = self.cluster.view();
-        let partition = key.partition(view.current.partition_count());
         let (voting, extra) = view.replicas_for(partition, &self.region);
         let regions: Vec<Region> = voting
             .iter()

@@ -6,6 +6,7 @@ use crate::coordinator::ClusterView;
 use crate::handoff::hints::Hints;
 use crate::limits;
 use crate::object::{MergeError, Object, ObjectKey};
+use crate::replica::scan::ClassScan;
 use crate::replica::{Replica, ReplicaError};
 use crate::runtime::gossip::Gossip;
 use crate::runtime::state::ClusterState;
@@ -74,6 +75,19 @@ impl PeerService {
                 after,
                 limit,
             } => self.fetch(partition, after, limit),
+            PeerRequest::ScanClass {
+                partition,
+                class,
+                from,
+                keys,
+                bytes,
+            } => self.scan_class(ClassScan {
+                partition,
+                class,
+                from,
+                keys_max: (keys as usize).clamp(1, limits::RESP_SCAN_PAGE_KEYS_MAX),
+                bytes_max: (bytes as usize).clamp(1, limits::RESP_SCAN_PAGE_BYTES_MAX),
+            }),
             PeerRequest::AntiEntropy(message) => self.anti_entropy(message).await,
             PeerRequest::CollectTombstones { partition, entries } => {
                 if entries.len() > limits::REPAIR_KEYS_PER_MESSAGE_MAX
@@ -332,6 +346,22 @@ impl PeerService {
         let full = page.len() == limit;
         let (entries, more) = crate::handoff::page::page(page, full, limits::FETCH_BYTES_MAX);
         PeerResponse::Entries { entries, more }
+    }
+
+    /// A SCAN page of a partition this node holds (`PeerRequest::ScanClass`); a
+    /// partition it does not hold (yet) is refused, so the coordinator asks another
+    /// replica instead of taking an empty page for the truth.
+    fn scan_class(&self, scan: ClassScan) -> PeerResponse {
+        if !self.state.held().contains(&scan.partition) {
+            return PeerResponse::Error(PeerError::NotOwner(scan.partition));
+        }
+        match self.replica.class_page(&scan) {
+            Ok((entries, more)) => PeerResponse::Entries { entries, more },
+            Err(error @ ReplicaError::TooManyToScan { .. }) => {
+                PeerResponse::Error(PeerError::BadRequest(error.to_string()))
+            }
+            Err(error) => storage_error(error),
+        }
     }
 }
 

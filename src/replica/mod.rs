@@ -6,6 +6,7 @@
 //! so two versions minted here can never share one. Its Merkle trees (`trees`) live
 //! here too, below the runtime that exchanges them, since every write updates them.
 
+pub mod scan;
 pub mod trees;
 
 use crate::clock::{Actor, Dot, Hlc, VersionVector};
@@ -35,6 +36,12 @@ pub enum ReplicaError {
     Merge(#[from] MergeError),
     #[error("write not durable: {0}")]
     Commit(#[from] CommitError),
+    /// A SCAN page would read more keys of the partition than a page may examine.
+    #[error("{partition} holds more than {keys_max} keys of the class: too many to scan")]
+    TooManyToScan {
+        partition: PartitionId,
+        keys_max: usize,
+    },
 }
 
 /// This node's copy of the data.

@@ -1,4 +1,5 @@
-//! The node's data commands over RESP: strings, keys, hashes and `CARTWHEEL LEVEL`,
+//! The node's data commands over RESP: strings, keys, hashes, `SCAN` and `DBSIZE`, and
+//! `CARTWHEEL LEVEL`,
 //! served from the replicated store through the node's `Coordinator`.
 //!
 //! It owns the translation of a command into reads and `RedisOp`s of `Class::Resp` keys
@@ -18,9 +19,12 @@
 //! `SET NX` on one key at once may both answer `OK`, and the key then converges on the
 //! later write (hybrid clock, then actor) everywhere.
 
+mod cursor;
+mod glob;
 mod hashes;
 mod keys;
 mod parse;
+mod scan;
 mod strings;
 
 #[cfg(test)]
@@ -139,8 +143,9 @@ impl Keyspace for StoreKeyspace {
         })
     }
 
-    /// Not counted: the keys of a cluster live on many nodes, and this node's share
-    /// would mislead (`DBSIZE` answers 0, `INFO keyspace` shows none).
+    /// Not counted for `INFO`: the keys of a cluster live on many nodes, this node's
+    /// share would mislead, and counting them all is a scan of the cluster, which only
+    /// `DBSIZE` (served as a data command, `scan`) pays for.
     fn size(&self) -> BoxFuture<'_, Option<u64>> {
         Box::pin(async { None })
     }
@@ -161,6 +166,9 @@ impl Scope<'_> {
             return Some(answer);
         }
         if let Some(answer) = keys::run(self, &command.name, args).await {
+            return Some(answer);
+        }
+        if let Some(answer) = scan::run(self, &command.name, args).await {
             return Some(answer);
         }
         hashes::run(self, &command.name, args).await

@@ -18,7 +18,7 @@ use std::fmt;
 use crate::ids::{NodeId, PartitionId, Region};
 use crate::limits::{PARTITIONS_DEFAULT, PARTITIONS_MAX, RING_MEMBERS_MAX, RING_ORDER_ENTRIES_MAX};
 
-pub use placement::{key_hash, partition_for_hash};
+pub use placement::{key_hash, partition_for_hash, position_in_partition};
 
 // The order table stores member indices as u16.
 const _: () = assert!(RING_MEMBERS_MAX <= u16::MAX as usize + 1);

@@ -25,6 +25,15 @@ pub fn partition_for_hash(hash: u64, partitions: u32) -> PartitionId {
     PartitionId(((u128::from(hash) * u128::from(partitions)) >> 64) as u32)
 }
 
+/// Where `hash` lies within its partition, as a 32-bit fraction of the partition's
+/// range: the 32 bits of `hash × partitions` below the partition's own. Within one
+/// partition it grows with `hash`, so ordering a partition's keys by it orders them by
+/// hash (what a cluster-wide SCAN cursor names: partition, then this position).
+pub fn position_in_partition(hash: u64, partitions: u32) -> u32 {
+    let scaled = u128::from(hash) * u128::from(partitions);
+    ((scaled as u64) >> 32) as u32
+}
+
 fn first_u64(bytes: &[u8; 32]) -> u64 {
     let mut first = [0u8; 8];
     first.copy_from_slice(&bytes[..8]);

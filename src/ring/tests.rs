@@ -615,3 +615,25 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_position_in_a_partition_is_the_fraction_of_its_range_below_the_hash() {
+    // Partition 1 of 4 holds [2^62, 2^63): its start is position 0, its middle 2^31.
+    assert_eq!(position_in_partition(1 << 62, 4), 0);
+    assert_eq!(position_in_partition((1 << 62) + (1 << 61), 4), 1 << 31);
+    assert_eq!(position_in_partition((1 << 63) - 1, 4), u32::MAX);
+    assert_eq!(position_in_partition(u64::MAX, 1), u32::MAX);
+}
+
+proptest! {
+    #[test]
+    fn positions_order_a_partitions_keys_as_their_hashes(
+        a in any::<u64>(), b in any::<u64>(), partitions in 1u32..5000
+    ) {
+        let (low, high) = (a.min(b), a.max(b));
+        if partition_for_hash(low, partitions) == partition_for_hash(high, partitions) {
+            prop_assert!(position_in_partition(low, partitions)
+                <= position_in_partition(high, partitions));
+        }
+    }
+}

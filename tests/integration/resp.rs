@@ -151,7 +151,7 @@ async fn connection_commands_answer_as_redis_does() {
         ),
         ("MULTI", "'MULTI' is not supported by cartwheel"),
         ("SUBSCRIBE", "'SUBSCRIBE' is not supported by cartwheel"),
-        ("SCAN", "'SCAN' is not served by cartwheel yet"),
+        ("SCAN", "invalid cursor"),
     ] {
         let error = query::<Value>(&mut connection, redis::cmd(command).arg("bar"))
             .await

@@ -277,7 +277,11 @@ async fn data_commands_reach_the_keyspace_with_the_name_in_upper_case() {
         "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"
     );
     assert_eq!(state.write, Some(crate::coordinator::quorum::Level::All));
-    assert_eq!(run(&commands, &mut state, &["DBSIZE"]).await, ":3\r\n");
+    // DBSIZE counts the cluster's keys: the keyspace's command, not `size`.
+    assert_eq!(
+        run(&commands, &mut state, &["DBSIZE"]).await,
+        "*1\r\n$6\r\nDBSIZE\r\n"
+    );
     let info = run(&commands, &mut state, &["INFO", "keyspace"]).await;
     assert!(info.contains("db0:keys=3,"), "{info}");
     // Connection commands stay the edge's.

@@ -1,7 +1,6 @@
 //! The key commands: `DEL`, `UNLINK`, `EXISTS`, `TYPE`,
 //! `EXPIRE|PEXPIRE|EXPIREAT|PEXPIREAT` (with `NX|XX|GT|LT`), `PERSIST`, `TTL`, `PTTL`
-//! and `RENAME`. `SCAN` answers an error: it needs a cursor over every partition of the
-//! cluster that survives ring changes, which this edge does not have yet.
+//! and `RENAME` (`SCAN` is `scan`'s).
 
 use super::parse::{self, TimeUnit};
 use super::{at_least, exactly, integer, unexpected, Answer, KeyspaceError, Scope};
@@ -23,11 +22,6 @@ pub(super) async fn run(scope: &Scope<'_>, name: &str, args: &[Bytes]) -> Option
         "TTL" => ttl(scope, args, 1000).await,
         "PTTL" => ttl(scope, args, 1).await,
         "RENAME" => rename(scope, args).await,
-        "SCAN" => Err(KeyspaceError::Other(
-            "'SCAN' is not served by cartwheel yet: it needs a cursor over every partition \
-             of the cluster"
-                .to_string(),
-        )),
         _ => return None,
     };
     Some(answer)
