@@ -130,7 +130,8 @@ fn shares(value: &Value) -> String {
 /// then the session invariants
 /// (revoked tokens accepted / acknowledged cart adds missing / live tokens refused)
 /// and the session operations' availability per region while faults were on ("-"
-/// without session clients), and the drivers' retries / failovers over all regions.
+/// without session clients), the RESP invariants and what the RESP clients did (see
+/// `sim::resp::row_columns`), and the drivers' retries / failovers over all regions.
 pub fn row(summary: &Value, expects_violation: bool, misses: &[String]) -> String {
     let invariants = &summary["invariants"];
     let verdict = match (misses.is_empty(), expects_violation) {
@@ -165,8 +166,9 @@ pub fn row(summary: &Value, expects_violation: bool, misses: &[String]) -> Strin
     let reads = worst("read").max(worst("session_read"));
     let user_writes = worst("user_write");
     let logins = worst("session_login");
+    let resp = super::resp::row_columns(summary);
     format!(
-        "row: | {} | {verdict} | {} | {} | {} | {} | {converged} | {availability} | {reads:.0} / {user_writes:.0} / {logins:.0} | {session_invariants} | {session_availability} | {} / {} |",
+        "row: | {} | {verdict} | {} | {} | {} | {} | {converged} | {availability} | {reads:.0} / {user_writes:.0} / {logins:.0} | {session_invariants} | {session_availability} | {resp} | {} / {} |",
         summary["scenario"].as_str().unwrap_or("?"),
         number(&summary["ops"]["acked"]),
         number(&invariants["lost_acked_writes"]),
