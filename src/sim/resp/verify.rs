@@ -7,8 +7,8 @@
 
 use super::client::{connect, RespClientResult};
 use super::history::{
-    counter_in_range, counter_reads_behind, judge_register, register_reads_behind, version_of,
-    Counter, Judgement, Register,
+    counter_bounds, counter_in_range, counter_reads_behind, judge_register, register_reads_behind,
+    version_of, Counter, Judgement, Register,
 };
 use crate::limits::{SIM_RESP_POLL_MS, SIM_RESP_RESPONSE_TIMEOUT_MS, SIM_RESP_SETTLE_MS};
 use crate::sim::routes::Routes;
@@ -118,7 +118,9 @@ async fn read_back(
             if counter_in_range(&counter.writes, observed) {
                 Vec::new()
             } else {
-                vec![Finding::OutOfRange(format!("{} = {observed}", counter.key))]
+                let (low, high) = counter_bounds(&counter.writes);
+                let text = format!("{} = {observed}, not in {low}..={high}", counter.key);
+                vec![Finding::OutOfRange(text)]
             }
         }
         Target::Hash(_, fields) => {
@@ -180,8 +182,8 @@ async fn settle(nodes: Vec<MultiplexedConnection>, target: &Target<'_>) -> Optio
     last
 }
 
-/// Open connections to every node that is up, per region (nodes that refuse are left
-/// out).
+/// Open connections to every node that is up, per region with a node up (nodes that
+/// refuse are left out: a region none of whose nodes connects reads as unreadable).
 async fn connections(
     routes: &Routes,
     regions: &[String],
@@ -189,6 +191,9 @@ async fn connections(
     let mut by_region = BTreeMap::new();
     for region in regions {
         let nodes: Vec<SocketAddr> = routes.resp_up(region);
+        if nodes.is_empty() {
+            continue;
+        }
         let mut open = Vec::new();
         for node in nodes {
             if let Some(connection) = connect(node).await {
@@ -269,7 +274,7 @@ pub async fn verify(
     let checks = targets.iter().flat_map(|target| {
         let open = &open;
         regions.iter().filter_map(move |region| {
-            let nodes = open.get(region).filter(|nodes| !nodes.is_empty())?;
+            let nodes = open.get(region)?;
             Some((target, region, nodes.clone()))
         })
     });
@@ -301,4 +306,80 @@ pub async fn verify(
         }
     }
     verdict
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::resp::history::{CounterWrite, RegisterWrite};
+
+    fn register(key: &str, field: Option<&str>, acked: bool) -> Register {
+        Register {
+            key: key.into(),
+            field: field.map(str::to_string),
+            writes: vec![RegisterWrite {
+                version: Some(1),
+                acked,
+            }],
+            reads: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn every_key_is_read_back_once_with_its_hash_fields_together() {
+        let result = RespClientResult {
+            region: 0,
+            index: 0,
+            registers: vec![
+                register("s0", None, false),
+                register("h0", Some("f0"), false),
+                register("h0", Some("f1"), true),
+            ],
+            counters: vec![Counter {
+                key: "n0".into(),
+                writes: vec![CounterWrite {
+                    amount: 1,
+                    sends: 1,
+                    acked: true,
+                }],
+                reads: Vec::new(),
+            }],
+            table: Default::default(),
+            samples: Vec::new(),
+            truncated: false,
+            errors: Vec::new(),
+        };
+        let results = [result];
+        let targets = targets(&results);
+        let keys: Vec<&str> = targets.iter().map(Target::key).collect();
+        assert_eq!(keys, ["s0", "h0", "n0"]);
+        let acked: Vec<bool> = targets.iter().map(Target::acked).collect();
+        assert_eq!(acked, [false, true, true]);
+        let Target::Hash(_, fields) = &targets[1] else {
+            panic!("h0 is a hash");
+        };
+        assert_eq!(fields.len(), 2);
+    }
+
+    #[test]
+    fn findings_name_the_rule_and_the_field() {
+        let mut lost = register("h0", Some("f1"), true);
+        lost.writes.push(RegisterWrite {
+            version: Some(2),
+            acked: true,
+        });
+        let Some(Finding::Lost(text)) = judge(&lost, Some(1)) else {
+            panic!("an older version is lost");
+        };
+        assert!(text.contains("h0 field f1"), "{text}");
+        lost.writes.push(RegisterWrite {
+            version: None,
+            acked: true,
+        });
+        assert!(matches!(
+            judge(&lost, Some(2)),
+            Some(Finding::Resurrected(_))
+        ));
+        assert_eq!(judge(&lost, None), None);
+    }
 }
