@@ -207,29 +207,5 @@ pub fn add_to_summary(value: &mut Value, verdict: &RespVerdict) {
     });
 }
 
-/// The chaos table's two RESP columns: the invariants (lost / resurrected / counters
-/// out of range / reads behind own writes) and what ran (operations answered /
-/// attempted, p99, keys with an acknowledged write read back); "-" for both without
-/// RESP clients.
-pub fn row_columns(summary: &Value) -> String {
-    let resp = &summary["resp"];
-    if !resp.is_object() {
-        return "- | -".to_string();
-    }
-    let invariants = &summary["invariants"];
-    let number = |value: &Value| value.as_u64().unwrap_or(0);
-    format!(
-        "{} / {} / {} / {} | {} / {}, p99 {:.0} ms, {} keys",
-        number(&invariants["resp_lost"]),
-        number(&invariants["resp_resurrected"]),
-        number(&invariants["resp_counters_out_of_range"]),
-        number(&invariants["resp_read_your_writes"]),
-        number(&resp["ops_ok"]),
-        number(&resp["ops_attempted"]),
-        resp["p99_ms"].as_f64().unwrap_or(0.0),
-        number(&resp["acked_keys_checked"]),
-    )
-}
-
 #[cfg(test)]
 mod tests;
