@@ -8,10 +8,14 @@
 # logins; then, from the session clients every scenario runs
 # beside the kv ones, the session invariants (revoked tokens accepted / acknowledged
 # cart adds missing / live tokens refused) and the share of session operations that
-# succeeded per region while the faults were on; and the clients' retries / failovers
-# (attempts after a request's first / nodes they stopped answering and were left). A
-# broken session invariant fails the scenario like a lost write. Exits non-zero if
-# any scenario misses its expected outcome.
+# succeeded per region while the faults were on; then, from the RESP (Redis protocol)
+# clients every scenario also runs, the RESP invariants (acknowledged writes lost /
+# deleted values resurrected / counters out of their bounds / reads behind the
+# reader's own acknowledged writes) and what they did (operations answered /
+# attempted, their p99, keys with an acknowledged write read back); and the clients'
+# retries / failovers (attempts after a request's first / nodes they stopped answering
+# and were left). A broken session or RESP invariant fails the scenario like a lost
+# write. Exits non-zero if any scenario misses its expected outcome.
 #
 #   sim/chaos.sh            the short form (each scenario as written, ~10 min)
 #   sim/chaos.sh --long     soaks: every scenario's workload runs 10 minutes
@@ -30,7 +34,7 @@ picked=()
 for arg in "$@"; do
   case "$arg" in
     --long) extra=(--duration 10m) ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     -*) echo "chaos.sh: unknown option $arg (see --help)" >&2; exit 2 ;;
     *) picked+=("$arg") ;;
   esac
@@ -65,7 +69,7 @@ for name in "${SCENARIOS[@]}"; do
   status=$?
   row=$(grep -a '^row: ' "$out/$name.log" | tail -n 1 | sed 's/^row: //')
   if [ -z "$row" ]; then
-    row="| $name | FAIL (no result, exit $status; see $out/$name.log) | | | | | | | | | | |"
+    row="| $name | FAIL (no result, exit $status; see $out/$name.log) | | | | | | | | | | | | |"
   fi
   if [ $status -ne 0 ]; then
     failed=1
@@ -75,8 +79,8 @@ for name in "${SCENARIOS[@]}"; do
 done
 
 echo
-echo "| scenario | verdict | ops acked | lost | resurrected | failed requests | converged after heal | ops ok during faults | worst p99 during faults: read / user write / login ms | sessions: revoked accepted / cart adds missing / valid refused | session ops ok during faults | retries / failovers |"
-echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- | ---: |"
+echo "| scenario | verdict | ops acked | lost | resurrected | failed requests | converged after heal | ops ok during faults | worst p99 during faults: read / user write / login ms | sessions: revoked accepted / cart adds missing / valid refused | session ops ok during faults | RESP: lost / resurrected / counters out of range / reads behind own writes | RESP ops answered / attempted, p99, keys checked | retries / failovers |"
+echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- | ---: | ---: | ---: |"
 printf '%s\n' "${rows[@]}"
 echo
 echo "summaries, timelines and logs: $out"

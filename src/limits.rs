@@ -762,3 +762,28 @@ pub const RESP_DBSIZE_MS: u64 = 30_000;
 /// Bytes of a `SCAN ... MATCH` pattern; a longer one answers `-ERR` (matching costs up
 /// to key length × pattern length steps per key).
 pub const RESP_SCAN_PATTERN_BYTES_MAX: usize = 512;
+
+// ---- resp chaos ----
+
+/// Operations (writes and reads) one RESP client of `cartwheel sim` records; when full
+/// the client stops early and the report says so (a check over part of a history
+/// would not be complete).
+pub const SIM_RESP_RECORDS_PER_CLIENT_MAX: usize = 200_000;
+/// Attempts of one RESP operation of the sim (each on the next node of the client's
+/// region once one failed); past it the operation counts as failed, and a write as
+/// maybe applied.
+pub const SIM_RESP_ATTEMPTS_MAX: u32 = 3;
+/// How long a sim RESP client waits for a connection to a node; then it tries the next
+/// node of its region.
+pub const SIM_RESP_CONNECT_TIMEOUT_MS: u64 = 1_000;
+/// How long a sim RESP client waits for one answer; then the attempt counts as maybe
+/// applied and the client moves to the next node of its region.
+pub const SIM_RESP_RESPONSE_TIMEOUT_MS: u64 = 3_000;
+/// Pause of a sim RESP client after an operation failed every attempt (a region down),
+/// so it does not spin on refused connections.
+pub const SIM_RESP_FAILED_PAUSE_MS: u64 = 100;
+/// How long the sim's final RESP check keeps re-reading a key that does not yet show
+/// what its history allows before it counts the key as lost (or unreadable).
+pub const SIM_RESP_SETTLE_MS: u64 = 10_000;
+/// Pause between two final-check reads of one RESP key.
+pub const SIM_RESP_POLL_MS: u64 = 250;

@@ -214,7 +214,7 @@ async fn untimed(
             let victims = nodes_in(cluster, region);
             for node in &victims {
                 let entry = cluster.restart(node).await?;
-                routes.add(&entry.region, entry.id.clone(), entry.http);
+                routes.add_entry(&entry);
             }
             Ok(format!(
                 "region {region} back ({} nodes restarted)",
@@ -224,7 +224,7 @@ async fn untimed(
         FaultAction::Join { region } => {
             let region = Region::new(region).map_err(|error| anyhow::anyhow!("{error}"))?;
             let entry = cluster.add(&region).await?;
-            routes.add(&entry.region, entry.id.clone(), entry.http);
+            routes.add_entry(&entry);
             Ok(format!("{} joined {}", entry.id, entry.region))
         }
         FaultAction::Leave { node } => {
@@ -265,7 +265,7 @@ async fn untimed(
         FaultAction::Restart { node } => {
             let node = node_id(node)?;
             let entry = cluster.restart(&node).await?;
-            routes.add(&entry.region, entry.id.clone(), entry.http);
+            routes.add_entry(&entry);
             Ok(format!("{node} restarted"))
         }
         FaultAction::Partition { .. }
@@ -289,7 +289,7 @@ async fn untimed(
             cluster.pause(&node, true)?;
             tokio::time::sleep(Duration::from_secs_f64(*for_s)).await;
             cluster.pause(&node, false)?;
-            routes.add(&entry.region, entry.id.clone(), entry.http);
+            routes.add_entry(&entry);
             Ok(format!("{node} paused for {for_s} s"))
         }
     }

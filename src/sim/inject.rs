@@ -217,7 +217,7 @@ pub async fn rolling_restart(
         routes.remove(node);
         cluster.terminate(node).await?;
         let entry = cluster.restart(node).await?;
-        routes.add(&entry.region, entry.id.clone(), entry.http);
+        routes.add_entry(&entry);
         tokio::time::sleep(Duration::from_secs_f64(gap_s)).await;
     }
     Ok(format!(

@@ -11,6 +11,7 @@ pub mod faults;
 pub mod inject;
 pub mod measure;
 pub mod report;
+pub mod resp;
 pub mod routes;
 pub mod scenario;
 pub mod sessions;
@@ -121,6 +122,8 @@ pub async fn run(options: SimOptions) -> Result<bool> {
         kv_ran,
         session_availability,
         driver,
+        resp: resp_verdict,
+        resp_availability,
     } = outcome?;
     let availability = timeline::availability(&timeline);
     if let Some(path) = &options.svg {
@@ -143,6 +146,9 @@ pub async fn run(options: SimOptions) -> Result<bool> {
     }
     if let Some(session_verdict) = &session_verdict {
         sessions::print(session_verdict);
+    }
+    if let Some(resp_verdict) = &resp_verdict {
+        resp::print(resp_verdict);
     }
     print_driver(&driver);
     match convergence {
@@ -178,6 +184,10 @@ pub async fn run(options: SimOptions) -> Result<bool> {
     value["convergence_s"] = serde_json::json!(convergence.map(|took| took.as_secs_f64()));
     if let Some(session_verdict) = &session_verdict {
         sessions::add_to_summary(&mut value, session_verdict);
+    }
+    if let Some(resp_verdict) = &resp_verdict {
+        resp::add_to_summary(&mut value, resp_verdict);
+        value["resp_availability_during_faults"] = serde_json::json!(resp_availability);
     }
     if let Some(moved) = &moved {
         value["ownership"] = serde_json::json!({ "ring_changes": moved.changes, "partition_replicas_moved": moved.moved, "fraction": moved.fraction, "expected_minimum": moved.expected });
@@ -269,6 +279,10 @@ struct Outcome {
     session_availability: std::collections::BTreeMap<String, f64>,
     /// Each region's driver: retries, failovers, requests that failed every attempt.
     driver: serde_json::Value,
+    /// What the RESP checks found, when RESP clients ran.
+    resp: Option<resp::RespVerdict>,
+    /// Share of RESP operations answered in each region while a fault was on.
+    resp_availability: std::collections::BTreeMap<String, f64>,
 }
 
 /// Partition replicas that changed owner during the run.
@@ -439,6 +453,11 @@ async fn drive(
             (Vec::new(), sessions::spawn(per_region, mix, &shared, seed))
         }
     };
+    // Seeded apart from the other clients, so adding them changes no other choice.
+    let resp_clients = match &scenario.resp {
+        Some(mix) => resp::spawn(mix, &shared, seed.rotate_left(29)),
+        None => Vec::new(),
+    };
     let bar = ProgressBar::new(duration.as_secs().max(1));
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} s  {msg}").expect("valid template"),
@@ -466,6 +485,7 @@ async fn drive(
         results.push(client.await.context("a workload client failed")?);
     }
     let session_results = sessions::join(session_clients).await?;
+    let resp_results = resp::join(resp_clients).await?;
     let fault_log = fault_log?;
     let lines = fault_log.lines.clone();
     // The heal: every replica must end with the same data. Timed from the last fault.
@@ -502,12 +522,21 @@ async fn drive(
         &fault_log,
         shared.epoch,
     ));
+    let resp_samples = resp::samples(&resp_results, &shared.regions);
+    let resp_availability = timeline::availability(&timeline_of(
+        scenario,
+        settings,
+        resp_samples,
+        &fault_log,
+        shared.epoch,
+    ));
     if let Some(path) = history {
         write_history(path, &results)?;
     }
     let mut table = merge_tables(&results);
     let verdict = verify(&http, &results, &routes).await;
     let session_verdict = sessions::check(&shared, &session_results, &mut table).await;
+    let resp_verdict = resp::check(&shared, &resp_results, &mut table).await;
     let moved = ownership_moves(cluster, &http, scenario, settings).await;
     let kv_ran = !results.is_empty();
     Ok(Outcome {
@@ -521,6 +550,8 @@ async fn drive(
         convergence,
         sessions: session_verdict,
         timeline,
+        resp: resp_verdict,
+        resp_availability,
     })
 }
 

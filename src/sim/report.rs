@@ -130,7 +130,8 @@ fn shares(value: &Value) -> String {
 /// then the session invariants
 /// (revoked tokens accepted / acknowledged cart adds missing / live tokens refused)
 /// and the session operations' availability per region while faults were on ("-"
-/// without session clients), and the drivers' retries / failovers over all regions.
+/// without session clients), the RESP invariants and what the RESP clients did
+/// (`resp_columns`), and the drivers' retries / failovers over all regions.
 pub fn row(summary: &Value, expects_violation: bool, misses: &[String]) -> String {
     let invariants = &summary["invariants"];
     let verdict = match (misses.is_empty(), expects_violation) {
@@ -165,8 +166,9 @@ pub fn row(summary: &Value, expects_violation: bool, misses: &[String]) -> Strin
     let reads = worst("read").max(worst("session_read"));
     let user_writes = worst("user_write");
     let logins = worst("session_login");
+    let resp = resp_columns(summary);
     format!(
-        "row: | {} | {verdict} | {} | {} | {} | {} | {converged} | {availability} | {reads:.0} / {user_writes:.0} / {logins:.0} | {session_invariants} | {session_availability} | {} / {} |",
+        "row: | {} | {verdict} | {} | {} | {} | {} | {converged} | {availability} | {reads:.0} / {user_writes:.0} / {logins:.0} | {session_invariants} | {session_availability} | {resp} | {} / {} |",
         summary["scenario"].as_str().unwrap_or("?"),
         number(&summary["ops"]["acked"]),
         number(&invariants["lost_acked_writes"]),
@@ -174,6 +176,30 @@ pub fn row(summary: &Value, expects_violation: bool, misses: &[String]) -> Strin
         number(&summary["ops"]["failed"]),
         driver_total("retries"),
         driver_total("failovers"),
+    )
+}
+
+/// The chaos table's two RESP columns: the invariants (lost / resurrected / counters
+/// out of range / reads behind own writes) and what ran (operations answered /
+/// attempted, p99, keys with an acknowledged write read back); "-" for both without
+/// RESP clients.
+fn resp_columns(summary: &Value) -> String {
+    let resp = &summary["resp"];
+    if !resp.is_object() {
+        return "- | -".to_string();
+    }
+    let invariants = &summary["invariants"];
+    let number = |value: &Value| value.as_u64().unwrap_or(0);
+    format!(
+        "{} / {} / {} / {} | {} / {}, p99 {:.0} ms, {} keys",
+        number(&invariants["resp_lost"]),
+        number(&invariants["resp_resurrected"]),
+        number(&invariants["resp_counters_out_of_range"]),
+        number(&invariants["resp_read_your_writes"]),
+        number(&resp["ops_ok"]),
+        number(&resp["ops_attempted"]),
+        resp["p99_ms"].as_f64().unwrap_or(0.0),
+        number(&resp["acked_keys_checked"]),
     )
 }
 

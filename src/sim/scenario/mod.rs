@@ -3,8 +3,10 @@
 //! whose knobs live in a `[sessions]` table (see `sim::sessions`). A kv scenario with a
 //! `[sessions]` table runs session clients beside its kv clients
 //! (`sessions.clients_per_region` of them per region), so every fault is also judged by
-//! the session invariants.
+//! the session invariants. A `[resp]` table runs RESP (Redis protocol) clients beside
+//! either workload (see `sim::resp`), judged by the RESP invariants.
 
+use super::resp::{RawResp, RespMix};
 use super::sessions::{RawSessions, SessionMix};
 use crate::coordinator::quorum::Level;
 use anyhow::{bail, Context, Result};
@@ -36,6 +38,7 @@ struct RawScenario {
     #[serde(default)]
     faults: Vec<RawFault>,
     sessions: Option<RawSessions>,
+    resp: Option<RawResp>,
     /// Node flags this scenario runs with (e.g. `["--w", "1", "--strict-quorum"]`).
     #[serde(default)]
     flags: Vec<String>,
@@ -70,6 +73,8 @@ pub struct Scenario {
     /// Node flags of this scenario (`flags = [...]`), parsed like the command line's.
     pub flags: Option<TuningFlags>,
     pub expect: Expectations,
+    /// RESP clients beside the workload (`[resp]`).
+    pub resp: Option<RespMix>,
 }
 
 /// Session clients that run beside a kv workload.
@@ -244,7 +249,9 @@ impl Scenario {
                 .map_err(|error| anyhow::anyhow!("flags: {}", error.to_string().trim()))?;
             Some(parsed.flags)
         };
+        let resp = raw.resp.as_ref().map(RespMix::from_raw).transpose()?;
         Ok(Scenario {
+            resp,
             flags,
             expect: Expectations::parse(&raw.expect)?,
             name: raw.name.clone(),
