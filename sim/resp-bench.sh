@@ -8,16 +8,18 @@
 #
 # Two loads, each ROUNDS times, the systems alternating within a round:
 #
-#   1. `redis-benchmark -t set,get,incr,hset,mset -c CLIENTS -n REQUESTS -r KEYSPACE
-#      -d VALUE_BYTES`, once without pipelining and once with `-P 16`, against the Redis
-#      primary and against one cartwheel node (which coordinates every request; the
-#      other two hold replicas). Redis's writes here are acknowledged from the primary's
-#      memory alone.
+#   1. `redis-benchmark -t T -c CLIENTS -n REQUESTS -r KEYSPACE -d VALUE_BYTES` for each
+#      T of set, get, incr, hset, mset (one run each, so a test that fails does not hide
+#      the next; hset with `-r HASH_FIELDS`: its one hash `myhash` gets that many fields,
+#      and a cartwheel hash holds at most 4096), once without pipelining and once with
+#      `-P 16`, against the Redis primary and against one cartwheel node (which
+#      coordinates every request; the other two hold replicas). Redis's writes here are
+#      acknowledged from the primary's memory alone.
 #   2. `cartwheel bench --workload kv --read-ratio 0` (SET of VALUE_BYTES, CLIENTS
-#      clients on one multiplexed connection) against the Redis primary with
-#      `--redis-wait 1` (each SET followed by `WAIT 1 0`: acknowledged once a replica has
-#      it) and against the same cartwheel node's RESP listener: the durability-matched
-#      write comparison.
+#      clients over as many connections, as redis-benchmark's) against the Redis primary
+#      with `--redis-wait 1` (each SET followed by `WAIT 1 0`: acknowledged once a
+#      replica has it) and against the same cartwheel node's RESP listener: the
+#      durability-matched write comparison; and `--read-ratio 1` (GET) against both.
 #
 # Durability as configured (what an acknowledged write has survived):
 #   redis       nothing on disk (save "", appendonly no); with WAIT 1, also one replica's
@@ -28,7 +30,8 @@
 #
 # Options:
 #   --rounds N (3)  --clients N (50)  --requests N (100000 per test)
-#   --keyspace N (10000, redis-benchmark -r)  --value-bytes B (1024)
+#   --keyspace N (10000, redis-benchmark -r)  --hash-fields N (1000)
+#   --value-bytes B (3, redis-benchmark's own)
 #   --duration D (10s) and --warmup D (2s) of the `cartwheel bench` runs
 #   --out DIR (default: a new temp dir, kept)  --redis-aof always|everysec
 #   --cartwheel-durability X
@@ -46,7 +49,8 @@ ROUNDS=3
 CLIENTS=50
 REQUESTS=100000
 KEYSPACE=10000
-VALUE_BYTES=1024
+HASH_FIELDS=1000
+VALUE_BYTES=3
 DURATION=10s
 WARMUP=2s
 OUT=""
@@ -56,7 +60,7 @@ START_WAIT_S=60
 # Bound of one load run past what it was asked to do.
 RUN_LIMIT_S=600
 
-usage() { sed -n '2,38p' "$0"; }
+usage() { sed -n '2,41p' "$0"; }
 need_value() {
   if [ $# -lt 2 ] || [ -z "$2" ]; then
     echo "$SCRIPT: $1 needs a value (see --help)" >&2
@@ -69,6 +73,7 @@ while [ $# -gt 0 ]; do
     --clients) need_value "$@"; CLIENTS=$2; shift 2 ;;
     --requests) need_value "$@"; REQUESTS=$2; shift 2 ;;
     --keyspace) need_value "$@"; KEYSPACE=$2; shift 2 ;;
+    --hash-fields) need_value "$@"; HASH_FIELDS=$2; shift 2 ;;
     --value-bytes) need_value "$@"; VALUE_BYTES=$2; shift 2 ;;
     --duration) need_value "$@"; DURATION=$2; shift 2 ;;
     --warmup) need_value "$@"; WARMUP=$2; shift 2 ;;
@@ -81,6 +86,7 @@ while [ $# -gt 0 ]; do
 done
 for pair in "rounds:$ROUNDS:1:100" "clients:$CLIENTS:1:10000" \
   "requests:$REQUESTS:1:100000000" "keyspace:$KEYSPACE:1:100000000" \
+  "hash-fields:$HASH_FIELDS:1:4096" \
   "value-bytes:$VALUE_BYTES:1:1048576"; do
   IFS=: read -r name value low high <<<"$pair"
   if ! [[ "$value" =~ ^[0-9]+$ ]] || [ "$value" -lt "$low" ] || [ "$value" -gt "$high" ]; then
@@ -165,38 +171,50 @@ manifest="$OUT/runs.tsv"
 failed=0
 for round in $(seq 1 "$ROUNDS"); do
   for pipeline in 1 16; do
-    for system in redis cartwheel; do
-      port=$primary
-      [ $system = cartwheel ] && port=$resp_port
-      name="redis-benchmark-$system-P$pipeline-r$round"
-      echo "== $name" >&2
-      if ! run_bounded "$OUT/$name.csv" redis-benchmark -h 127.0.0.1 -p "$port" \
-        -t set,get,incr,hset,mset -c "$CLIENTS" -n "$REQUESTS" -r "$KEYSPACE" \
-        -d "$VALUE_BYTES" -P "$pipeline" --csv -q; then
-        failed=1
-        echo "$SCRIPT: $name failed:" >&2
-        tail -n 5 "$OUT/$name.csv" >&2
-      fi
-      printf 'benchmark\t%s\tP%s\t%s\t%s\n' "$system" "$pipeline" "$round" \
-        "$OUT/$name.csv" >>"$manifest"
+    for test in set get incr hset mset; do
+      range=$KEYSPACE
+      [ $test = hset ] && range=$HASH_FIELDS
+      for system in redis cartwheel; do
+        port=$primary
+        [ $system = cartwheel ] && port=$resp_port
+        # A fresh key space for each run: hset's one hash starts empty.
+        redis-cli -h 127.0.0.1 -p "$port" del myhash >/dev/null 2>&1
+        name="redis-benchmark-$test-$system-P$pipeline-r$round"
+        echo "== $name" >&2
+        if ! run_bounded "$OUT/$name.csv" redis-benchmark -h 127.0.0.1 -p "$port" \
+          -t "$test" -c "$CLIENTS" -n "$REQUESTS" -r "$range" -d "$VALUE_BYTES" \
+          -P "$pipeline" --csv -q; then
+          failed=1
+          echo "$SCRIPT: $name failed:" >&2
+          tail -n 3 "$OUT/$name.csv" >&2
+        fi
+        printf 'benchmark\t%s\tP%s\t%s\t%s\t%s\n' "$system" "$pipeline" "$round" \
+          "$OUT/$name.csv" "$test" >>"$manifest"
+      done
     done
   done
-  for system in redis-wait cartwheel; do
-    target="redis://127.0.0.1:$primary" wait_args=(--redis-wait 1)
-    if [ $system = cartwheel ]; then
-      target="redis://127.0.0.1:$resp_port" wait_args=()
-    fi
-    name="set-wait-$system-r$round"
-    echo "== $name" >&2
-    if ! run_bounded "$OUT/$name.log" "$CARTWHEEL" bench --target "$target" \
-      "${wait_args[@]}" --workload kv --read-ratio 0 --keys "$KEYSPACE" \
-      --value-bytes "$VALUE_BYTES" --clients "$CLIENTS" --warmup "$WARMUP" \
-      --duration "$DURATION" --seed $((1000 + round)) --json "$OUT/$name.json"; then
-      failed=1
-      echo "$SCRIPT: $name failed:" >&2
-      tail -n 5 "$OUT/$name.log" >&2
-    fi
-    printf 'set-wait\t%s\t-\t%s\t%s\n' "$system" "$round" "$OUT/$name.json" >>"$manifest"
+  for ratio in 0 1; do
+    for system in redis-wait cartwheel; do
+      target="redis://127.0.0.1:$primary" wait_args=(--redis-wait 1)
+      if [ $system = cartwheel ]; then
+        target="redis://127.0.0.1:$resp_port" wait_args=()
+      fi
+      name="bench-read$ratio-$system-r$round"
+      echo "== $name" >&2
+      if ! run_bounded "$OUT/$name.log" "$CARTWHEEL" bench --target "$target" \
+        "${wait_args[@]}" --redis-connections "$CLIENTS" --workload kv \
+        --read-ratio "$ratio" --keys "$KEYSPACE" --value-bytes "$VALUE_BYTES" \
+        --clients "$CLIENTS" --warmup "$WARMUP" --duration "$DURATION" \
+        --seed $((1000 + round)) --json "$OUT/$name.json"; then
+        failed=1
+        echo "$SCRIPT: $name failed:" >&2
+        tail -n 5 "$OUT/$name.log" >&2
+      fi
+      op=SET
+      [ $ratio = 1 ] && op=GET
+      printf 'bench\t%s\t-\t%s\t%s\t%s\n' "$system" "$round" "$OUT/$name.json" "$op" \
+        >>"$manifest"
+    done
   done
 done
 

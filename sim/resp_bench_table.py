@@ -1,6 +1,6 @@
 """The table of sim/resp-bench.sh: every run, then the median cartwheel / Redis ratios.
 
-Arguments: the runs manifest (kind, system, pipeline, round, path per line, tab
+Arguments: the runs manifest (kind, system, pipeline, round, path, test per line, tab
 separated) and the durability note to print under the tables. A run whose output is
 missing or unreadable shows as FAILED and counts in no ratio.
 """
@@ -28,6 +28,17 @@ def benchmark_rows(path):
     return rows or None
 
 
+def failure(path):
+    """The server's error that ended a redis-benchmark run, if its output names one."""
+    try:
+        for line in open(path):
+            if line.startswith("Error from server:"):
+                return ": " + line.split(":", 1)[1].strip()[:120]
+    except OSError:
+        pass
+    return ""
+
+
 def bench_summary(path):
     """(ops/s, p50 ms, p99 ms, errors) from a `cartwheel bench --json` summary."""
     try:
@@ -45,11 +56,12 @@ def main(manifest, durability):
     print()
     print("| load | pipeline | test | system | round | ops/s | p50 ms | p99 ms |")
     print("| --- | ---: | --- | --- | ---: | ---: | ---: | ---: |")
-    for kind, system, pipeline, round_, path in runs:
+    for kind, system, pipeline, round_, path, test_name in runs:
         if kind == "benchmark":
             rows = benchmark_rows(path)
             if rows is None:
-                print(f"| redis-benchmark | {pipeline} | all | {system} | {round_} | FAILED | | |")
+                print(f"| redis-benchmark | {pipeline} | {test_name.upper()} | {system} | {round_} "
+                      f"| FAILED{failure(path)} | | |")
                 continue
             for test, (rps, p50, p99) in rows.items():
                 results.setdefault(("redis-benchmark", pipeline, test, round_), {})[system] = (
@@ -59,15 +71,17 @@ def main(manifest, durability):
         else:
             summary = bench_summary(path)
             if summary is None:
-                print(f"| cartwheel bench | 1 | SET | {system} | {round_} | FAILED | | |")
+                print(f"| cartwheel bench | 1 | {test_name} | {system} | {round_} | FAILED | | |")
                 continue
             ops, p50, p99, errors = summary
             # Both systems sit in one ratio row: Redis as redis-wait, cartwheel as itself.
-            key = ("cartwheel bench", "1", "SET (+ WAIT 1 on Redis)", round_)
+            test = f"{test_name} (+ WAIT 1 on Redis)" if test_name == "SET" else test_name
+            key = ("cartwheel bench", "1", test, round_)
             results.setdefault(key, {})["redis" if system == "redis-wait" else system] = (
                 ops, p50, p99)
             note = f" ({errors} errors)" if errors else ""
-            print(f"| cartwheel bench | 1 | SET{' + WAIT 1' if system == 'redis-wait' else ''} "
+            wait = " + WAIT 1" if system == "redis-wait" and test_name == "SET" else ""
+            print(f"| cartwheel bench | 1 | {test_name}{wait} "
                   f"| {system} | {round_} | {ops:.0f}{note} | {p50:.2f} | {p99:.2f} |")
 
     ratios = {}

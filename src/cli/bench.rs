@@ -59,6 +59,10 @@ pub struct BenchArgs {
     /// Redis: send `WAIT N 0` after each write and count it done when N replicas have it.
     #[arg(long)]
     redis_wait: Option<u32>,
+    /// Redis: connections to open, each request on the next (1: one multiplexed
+    /// connection for every client, as a client library keeps).
+    #[arg(long, default_value_t = 1)]
+    redis_connections: usize,
     #[arg(long)]
     seed: Option<u64>,
     /// Write the JSON summary here.
@@ -87,7 +91,10 @@ pub async fn run(args: BenchArgs) -> Result<()> {
     let target = systems::Target::connect(
         &args.target,
         Some(&args.dir),
-        args.redis_wait,
+        systems::RedisClient {
+            wait_replicas: args.redis_wait,
+            connections: args.redis_connections,
+        },
         args.clients,
         systems::CartwheelClient {
             routing: args.routing,

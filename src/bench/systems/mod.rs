@@ -10,7 +10,8 @@
 //! | cart add | `POST /v1/session/cart` | `HSET sess:T cart:SKU 1` | Put `sess/T/cart/SKU` |
 //! | login / validate / logout | `POST /v1/sessions` / `GET` / `DELETE /v1/session` | `SET tok:T V` / `GET` / `DEL` | Put `tok/T` / Range / DeleteRange |
 //!
-//! Redis writes are each followed by `WAIT n 0` when asked. Only loopback addresses are
+//! Redis writes are each followed by `WAIT n 0` when asked; Redis requests go over one
+//! multiplexed connection, or `--redis-connections N` in turn. Only loopback addresses are
 //! ever reached: a spec naming another address is refused.
 //!
 //! The etcd client is built only with the `etcd` feature (it compiles .proto files, which
@@ -169,6 +170,25 @@ pub struct CartwheelClient {
     pub protocol: Protocol,
 }
 
+/// How a Redis bench talks to its server.
+#[derive(Clone, Copy, Debug)]
+pub struct RedisClient {
+    /// `WAIT n 0` after each write, counted done once `n` replicas have it.
+    pub wait_replicas: Option<u32>,
+    /// Connections, each request on the next (1: one multiplexed connection carries
+    /// every client's requests, as a Redis client library does).
+    pub connections: usize,
+}
+
+impl Default for RedisClient {
+    fn default() -> Self {
+        RedisClient {
+            wait_replicas: None,
+            connections: 1,
+        }
+    }
+}
+
 /// The levels a cartwheel bench asks for (`?r=` / `?w=`), if any.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Levels {
@@ -197,7 +217,7 @@ impl Target {
     pub async fn connect(
         spec: &TargetSpec,
         dir: Option<&PathBuf>,
-        wait_replicas: Option<u32>,
+        redis: RedisClient,
         clients: usize,
         client: CartwheelClient,
     ) -> Result<Target> {
@@ -205,9 +225,7 @@ impl Target {
             TargetSpec::Cartwheel { dir: default } => Target::Cartwheel(Box::new(
                 CartwheelTarget::connect(dir.unwrap_or(default), clients, client).await?,
             )),
-            TargetSpec::Redis { url } => {
-                Target::Redis(RedisTarget::connect(url, wait_replicas).await?)
-            }
+            TargetSpec::Redis { url } => Target::Redis(RedisTarget::connect(url, redis).await?),
             #[cfg(feature = "etcd")]
             TargetSpec::Etcd { endpoints } => {
                 Target::Etcd(Box::new(EtcdTarget::connect(endpoints).await?))

@@ -72,7 +72,14 @@ fn bad_etcd_specs_say_what_is_wrong() {
 #[tokio::test]
 async fn an_etcd_target_without_the_etcd_feature_says_how_to_build_it() {
     let spec: TargetSpec = "etcd://127.0.0.1:2379".parse().unwrap();
-    let connected = Target::connect(&spec, None, None, 1, CartwheelClient::default()).await;
+    let connected = Target::connect(
+        &spec,
+        None,
+        RedisClient::default(),
+        1,
+        CartwheelClient::default(),
+    )
+    .await;
     let error = connected.err().expect("no etcd client in this build");
     assert!(error.to_string().contains("--features etcd"), "{error}");
 }
