@@ -30,7 +30,7 @@
 #
 # Options:
 #   --rounds N (3)  --clients N (50)  --requests N (100000 per test)
-#   --keyspace N (10000, redis-benchmark -r)  --hash-fields N (1000)
+#   --keyspace N (10000, redis-benchmark -r)  --hash-fields N (10)
 #   --value-bytes B (3, redis-benchmark's own)
 #   --duration D (10s) and --warmup D (2s) of the `cartwheel bench` runs
 #   --out DIR (default: a new temp dir, kept)  --redis-aof always|everysec
@@ -49,7 +49,7 @@ ROUNDS=3
 CLIENTS=50
 REQUESTS=100000
 KEYSPACE=10000
-HASH_FIELDS=1000
+HASH_FIELDS=10
 VALUE_BYTES=3
 DURATION=10s
 WARMUP=2s

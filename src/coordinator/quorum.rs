@@ -207,6 +207,41 @@ impl Requirement {
         self.region_sizes = counts.clone();
     }
 
+    /// What `acked` still lacks, in words ("us-east 1 of 2"; parts joined by ", "),
+    /// or "" when nothing is missing.
+    fn shortfall(&self, acked: &BTreeMap<Region, usize>) -> String {
+        let count = |region: &Region| acked.get(region).copied().unwrap_or(0);
+        let mut missing: Vec<String> = self
+            .per_region
+            .iter()
+            .filter(|(region, needed)| count(region) < **needed)
+            .map(|(region, needed)| format!("{region} {} of {needed}", count(region)))
+            .collect();
+        let outside: usize = acked
+            .iter()
+            .filter(|(region, _)| **region != self.local)
+            .map(|(_, count)| count)
+            .sum();
+        if outside < self.outside_local {
+            missing.push(format!(
+                "outside {} {outside} of {}",
+                self.local, self.outside_local
+            ));
+        }
+        let regions_met = self
+            .region_sizes
+            .iter()
+            .filter(|(region, size)| count(region) >= majority(**size))
+            .count();
+        if regions_met < self.regions_with_quorum {
+            missing.push(format!(
+                "regions with a majority {regions_met} of {}",
+                self.regions_with_quorum
+            ));
+        }
+        missing.join(", ")
+    }
+
     fn met_by(&self, acked: &BTreeMap<Region, usize>) -> bool {
         let total: usize = acked.values().sum();
         let outside: usize = acked
@@ -299,16 +334,25 @@ impl QuorumTracker {
         self.answered.iter().filter(|a| a.is_some()).count()
     }
 
-    pub fn progress(&self) -> Progress {
-        let tally = |include_pending: bool| {
-            let mut counts: BTreeMap<Region, usize> = BTreeMap::new();
-            for (region, answer) in self.regions.iter().zip(&self.answered) {
-                if *answer == Some(true) || include_pending && answer.is_none() {
-                    *counts.entry(region.clone()).or_default() += 1;
-                }
+    /// Acknowledgements per region, with the replicas not yet answered if asked.
+    fn tally(&self, include_pending: bool) -> BTreeMap<Region, usize> {
+        let mut counts: BTreeMap<Region, usize> = BTreeMap::new();
+        for (region, answer) in self.regions.iter().zip(&self.answered) {
+            if *answer == Some(true) || include_pending && answer.is_none() {
+                *counts.entry(region.clone()).or_default() += 1;
             }
-            counts
-        };
+        }
+        counts
+    }
+
+    /// What the acknowledgements so far lack, in words (for errors): the region whose
+    /// count falls short is what an operator must look at, not the total.
+    pub fn shortfall(&self) -> String {
+        self.requirement.shortfall(&self.tally(false))
+    }
+
+    pub fn progress(&self) -> Progress {
+        let tally = |include_pending: bool| self.tally(include_pending);
         if self.requirement.met_by(&tally(false)) {
             Progress::Met
         } else if !self.requirement.met_by(&tally(true)) {

@@ -147,6 +147,7 @@ impl Coordinator {
                     answered: tracker.answered(),
                     replicas: voters,
                     after_ms: super::whole_ms(self.timeout),
+                    short: tracker.shortfall(),
                 });
             };
             let ok = match response {

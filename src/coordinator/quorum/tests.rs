@@ -99,6 +99,29 @@ fn region_safe_needs_a_remote_ack() {
 }
 
 #[test]
+fn the_shortfall_names_the_part_of_the_requirement_not_met() {
+    // Many acknowledgements elsewhere, one short in the local region: the words say so.
+    let mut t = tracker(Level::LocalQuorum);
+    for remote in 2..6 {
+        t.record(remote, true);
+    }
+    t.record(0, true);
+    assert_eq!(t.shortfall(), "a 1 of 2");
+    t.record(1, true);
+    assert_eq!(t.shortfall(), "");
+    let mut t = tracker(Level::RegionSafe);
+    t.record(0, true);
+    t.record(1, true);
+    assert_eq!(t.shortfall(), "outside a 0 of 1");
+    let mut t = tracker(Level::EachQuorum);
+    t.record(0, true);
+    t.record(1, true);
+    t.record(2, true);
+    assert!(t.shortfall().contains("b 1 of 2"), "{}", t.shortfall());
+    assert!(t.shortfall().contains("c 0 of 2"), "{}", t.shortfall());
+}
+
+#[test]
 fn a_hint_counts_in_the_region_that_holds_it() {
     let mut t = tracker(Level::RegionSafe);
     t.record(0, true);

@@ -97,6 +97,7 @@ fn error_for(
             answered: tracker.answered(),
             replicas,
             after_ms,
+            short: tracker.shortfall(),
         },
     }
 }
