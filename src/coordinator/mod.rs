@@ -69,7 +69,7 @@ pub enum CoordinatorError {
         acked: usize,
         replicas: usize,
     },
-    #[error("consistency {level} timed out after {after_ms} ms: {answered} of {replicas} replicas answered, {acked} acknowledged, {needed} needed (short: {short})")]
+    #[error("consistency {level} timed out after {after_ms} ms: {answered} of {replicas} replicas answered, {acked} acknowledged, {needed} needed{short}")]
     Timeout {
         level: Level,
         needed: usize,
@@ -77,7 +77,8 @@ pub enum CoordinatorError {
         answered: usize,
         replicas: usize,
         after_ms: u64,
-        /// Which part of the requirement was not met ("us-east 1 of 2").
+        /// Which part of the requirement was not met, when more than the total says
+        /// ("; short in us-east 1 of 2"), else "".
         short: String,
     },
     #[error("level cannot be met for this key: {0}")]

@@ -345,10 +345,16 @@ impl QuorumTracker {
         counts
     }
 
-    /// What the acknowledgements so far lack, in words (for errors): the region whose
-    /// count falls short is what an operator must look at, not the total.
+    /// What the acknowledgements so far lack beyond the total, in words for an error
+    /// ("; short in us-east 1 of 2"; "" when only the total falls short): the region
+    /// whose count falls short is what an operator must look at.
     pub fn shortfall(&self) -> String {
-        self.requirement.shortfall(&self.tally(false))
+        let missing = self.requirement.shortfall(&self.tally(false));
+        if missing.is_empty() {
+            missing
+        } else {
+            format!("; short in {missing}")
+        }
     }
 
     pub fn progress(&self) -> Progress {

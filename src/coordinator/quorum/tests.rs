@@ -106,13 +106,13 @@ fn the_shortfall_names_the_part_of_the_requirement_not_met() {
         t.record(remote, true);
     }
     t.record(0, true);
-    assert_eq!(t.shortfall(), "a 1 of 2");
+    assert_eq!(t.shortfall(), "; short in a 1 of 2");
     t.record(1, true);
     assert_eq!(t.shortfall(), "");
     let mut t = tracker(Level::RegionSafe);
     t.record(0, true);
     t.record(1, true);
-    assert_eq!(t.shortfall(), "outside a 0 of 1");
+    assert_eq!(t.shortfall(), "; short in outside a 0 of 1");
     let mut t = tracker(Level::EachQuorum);
     t.record(0, true);
     t.record(1, true);
