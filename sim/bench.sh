@@ -61,12 +61,6 @@ START_WAIT_S=60
 RUN_SLACK_S=600
 
 usage() { sed -n '2,41p' "$0"; }
-need_value() {
-  if [ $# -lt 2 ] || [ -z "$2" ]; then
-    echo "bench.sh: $1 needs a value (see --help)" >&2
-    exit 2
-  fi
-}
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) need_value "$@"; ROUNDS=$2; shift 2 ;;

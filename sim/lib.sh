@@ -17,6 +17,14 @@ cartwheel_binary() {
 # every start), work (a scratch dir), pids (processes to stop on exit) and REDIS_AOF
 # ("" for memory only, or an appendfsync policy).
 
+# Exits 2 unless option $1 was given a value ($2).
+need_value() {
+  if [ $# -lt 2 ] || [ -z "$2" ]; then
+    echo "$SCRIPT: $1 needs a value (see --help)" >&2
+    exit 2
+  fi
+}
+
 # Installs Debian package $2 when command $1 is missing; fails if it cannot.
 install_if_missing() {
   command -v "$1" >/dev/null 2>&1 && return 0

@@ -4,6 +4,7 @@
 //! started, also on Ctrl-C.
 
 pub mod abuse;
+pub mod clients;
 pub mod converge;
 pub mod driver;
 pub mod dst;
@@ -484,8 +485,8 @@ async fn drive(
     for client in clients {
         results.push(client.await.context("a workload client failed")?);
     }
-    let session_results = sessions::join(session_clients).await?;
-    let resp_results = resp::join(resp_clients).await?;
+    let session_results = clients::join_all(session_clients, "session").await?;
+    let resp_results = clients::join_all(resp_clients, "RESP").await?;
     let fault_log = fault_log?;
     let lines = fault_log.lines.clone();
     // The heal: every replica must end with the same data. Timed from the last fault.

@@ -19,7 +19,7 @@ pub use verify::{verify, RespVerdict};
 use crate::sim::report::{OpStats, Table};
 use crate::sim::sessions::Shared;
 use crate::sim::timeline::Sample;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -87,30 +87,20 @@ pub fn spawn(
     shared: &Shared,
     seed: u64,
 ) -> Vec<tokio::task::JoinHandle<RespClientResult>> {
-    let mut clients = Vec::new();
-    for region in 0..shared.regions.len() {
-        for index in 0..mix.clients_per_region {
+    super::clients::spawn_per_region(
+        shared.regions.len(),
+        mix.clients_per_region,
+        seed,
+        |region, index, seed| {
             let spec = RespClientSpec {
-                region: u8::try_from(region).expect("a topology has at most 255 regions"),
+                region,
                 index,
                 mix: mix.clone(),
-                seed: seed ^ (clients.len() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                seed,
             };
-            clients.push(tokio::spawn(run_client(spec, shared.clone())));
-        }
-    }
-    clients
-}
-
-/// Waits for every client to finish.
-pub async fn join(
-    clients: Vec<tokio::task::JoinHandle<RespClientResult>>,
-) -> Result<Vec<RespClientResult>> {
-    let mut results = Vec::with_capacity(clients.len());
-    for client in clients {
-        results.push(client.await.context("a RESP client failed")?);
-    }
-    Ok(results)
+            run_client(spec, shared.clone())
+        },
+    )
 }
 
 /// Adds the clients' latencies to `table` and runs the final checks; `None` when no

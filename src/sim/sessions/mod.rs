@@ -16,7 +16,7 @@ pub use client::{run_client, SessionClientResult, SessionClientSpec, Shared};
 pub use verify::{verify, SessionVerdict};
 
 use crate::sim::timeline::Sample;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -189,30 +189,20 @@ pub fn spawn(
     shared: &Shared,
     seed: u64,
 ) -> Vec<tokio::task::JoinHandle<SessionClientResult>> {
-    let mut clients = Vec::new();
-    for region in 0..shared.regions.len() {
-        for index in 0..clients_per_region {
+    super::clients::spawn_per_region(
+        shared.regions.len(),
+        clients_per_region,
+        seed,
+        |region, index, seed| {
             let spec = SessionClientSpec {
-                region: u8::try_from(region).expect("a topology has at most 255 regions"),
+                region,
                 index,
                 mix: mix.clone(),
-                seed: seed ^ (clients.len() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                seed,
             };
-            clients.push(tokio::spawn(run_client(spec, shared.clone())));
-        }
-    }
-    clients
-}
-
-/// Waits for every client to finish.
-pub async fn join(
-    clients: Vec<tokio::task::JoinHandle<SessionClientResult>>,
-) -> Result<Vec<SessionClientResult>> {
-    let mut results = Vec::with_capacity(clients.len());
-    for client in clients {
-        results.push(client.await.context("a session client failed")?);
-    }
-    Ok(results)
+            run_client(spec, shared.clone())
+        },
+    )
 }
 
 /// Adds the clients' latencies to `table` and runs the final checks; `None` when no
