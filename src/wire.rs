@@ -80,6 +80,19 @@ pub enum PeerRequest {
     },
 }
 
+impl PeerRequest {
+    /// Whether a replica may be asked to carry this out again, or another replica
+    /// instead, when it is unknown whether the first did: false for an operation that
+    /// counts each application (a counter increment), true for every other (versions
+    /// and document operations merge to the same state when applied twice).
+    pub fn repeatable(&self) -> bool {
+        match self {
+            PeerRequest::Apply { op, .. } => op.repeatable(),
+            _ => true,
+        }
+    }
+}
+
 /// One hinted write on its way to its owner.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct HandoffEntry {

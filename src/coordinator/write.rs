@@ -203,8 +203,23 @@ impl Write<'_> {
         let sent = dispatch.send(node, self.request.clone());
         let deadline = self.started + self.coordinator.timeout;
         let response = tokio::time::timeout_at(deadline, sent).await.ok()?;
+        // A failure that may have come after the replica applied the request: asking
+        // the next replica is safe only if applying twice would not count twice.
+        if !self.request.repeatable() && response.as_ref().is_err_and(lost_after_sending) {
+            return Some(MintAnswer::Unknown);
+        }
         Some(mint_answer(response, false, &mut self.minted))
     }
+}
+
+/// Whether a transport failure may have come after the peer received the request (its
+/// answer lost, or the connection broken while it ran) rather than before.
+fn lost_after_sending(error: &super::DispatchError) -> bool {
+    use super::DispatchError as E;
+    matches!(
+        error,
+        E::Timeout { .. } | E::Unreachable { .. } | E::Frame { .. } | E::Unexpected { .. }
+    )
 }
 
 /// What a replica's answer to a mint means to the round; a new version is kept in

@@ -46,6 +46,18 @@ pub enum DocOp {
     },
 }
 
+impl DocOp {
+    /// Whether applying this twice (at two replicas, after the first one's answer was
+    /// lost) leaves what applying it once leaves: false for a counter increment, which
+    /// each replica counts under its own actor.
+    pub fn repeatable(&self) -> bool {
+        match self {
+            DocOp::Redis(op) | DocOp::RedisAfter { op, .. } => op.repeatable(),
+            _ => true,
+        }
+    }
+}
+
 impl Doc {
     /// Joins `other` into `self`; documents of different kinds never merge.
     pub fn merge(&mut self, other: &Doc) -> Result<(), CrdtError> {

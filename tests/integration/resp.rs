@@ -61,6 +61,17 @@ async fn query<T: redis::FromRedisValue>(
         .expect("the node answers in time")
 }
 
+/// Sends `PING` on an open connection and checks the node answers `+PONG`.
+async fn assert_pong(stream: &mut TcpStream) {
+    stream.write_all(b"PING\r\n").await.unwrap();
+    let mut pong = [0; 7];
+    tokio::time::timeout(EXCHANGE_LIMIT, stream.read_exact(&mut pong))
+        .await
+        .expect("an answer in time")
+        .unwrap();
+    assert_eq!(&pong, b"+PONG\r\n");
+}
+
 /// Sends `bytes` on a fresh connection and reads until the node closes it.
 async fn exchange(addr: SocketAddr, bytes: &[u8]) -> String {
     let mut stream = TcpStream::connect(addr).await.unwrap();
@@ -258,13 +269,7 @@ async fn the_connection_cap_refuses_and_idle_connections_close() {
     let (_dir, node) = resp_node(None, flags).await;
     let addr = node.resp_addr.unwrap();
     let mut first = TcpStream::connect(addr).await.unwrap();
-    first.write_all(b"PING\r\n").await.unwrap();
-    let mut pong = [0; 7];
-    tokio::time::timeout(EXCHANGE_LIMIT, first.read_exact(&mut pong))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(&pong, b"+PONG\r\n");
+    assert_pong(&mut first).await;
     let refused = exchange(addr, b"PING\r\n").await;
     assert_eq!(refused, "-ERR max number of clients reached\r\n");
     // The first connection, idle, is closed by the node; then a new one is admitted.
@@ -295,13 +300,7 @@ async fn one_client_address_cannot_take_every_connection() {
     let (_dir, node) = resp_node(None, flags).await;
     let addr = node.resp_addr.unwrap();
     let mut first = TcpStream::connect(addr).await.unwrap();
-    first.write_all(b"PING\r\n").await.unwrap();
-    let mut pong = [0; 7];
-    tokio::time::timeout(EXCHANGE_LIMIT, first.read_exact(&mut pong))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(&pong, b"+PONG\r\n");
+    assert_pong(&mut first).await;
     // A second connection from 127.0.0.1 is refused with Redis's error shape...
     let refused = exchange(addr, b"PING\r\n").await;
     assert_eq!(
@@ -312,12 +311,7 @@ async fn one_client_address_cannot_take_every_connection() {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
     let mut other = socket.connect(addr).await.unwrap();
-    other.write_all(b"PING\r\n").await.unwrap();
-    tokio::time::timeout(EXCHANGE_LIMIT, other.read_exact(&mut pong))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(&pong, b"+PONG\r\n");
+    assert_pong(&mut other).await;
     drop(first);
     node.shutdown().await;
 }

@@ -132,6 +132,19 @@ fn a_failed_mint_asks_the_next_replica_and_a_refusal_ends_the_write() {
 }
 
 #[test]
+fn an_unknown_mint_outcome_ends_the_write_without_asking_another_replica() {
+    // The first minter's answer was lost after it may have applied a counter
+    // increment: a second minter would count it twice.
+    let mut round = WriteRound::new(write_plan(Level::Quorum, None), 0, 300);
+    assert_eq!(write_effects(&mut round), ["mint 0"]);
+    round.on_minted(0, MintAnswer::Unknown, 40);
+    let effects = write_effects(&mut round);
+    assert_eq!(effects.len(), 1, "{effects:?}");
+    assert!(effects[0].contains("timed out"), "{effects:?}");
+    assert!(round.is_answered());
+}
+
+#[test]
 fn a_write_times_out_at_its_deadline_saying_who_answered() {
     let mut round = WriteRound::new(write_plan(Level::All, None), 10, 300);
     round.on_minted(0, MintAnswer::Stored { flushing: false }, 11);

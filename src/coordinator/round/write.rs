@@ -46,6 +46,11 @@ pub enum MintAnswer {
     Refused { refusal: Refusal, message: String },
     /// It failed or did not answer: the next replica is asked.
     Failed,
+    /// Its answer was lost after the request may have reached it (a timeout, a broken
+    /// connection) and the operation counts each application (a counter increment):
+    /// asking the next replica could apply it twice, so the write ends unanswered, as
+    /// at its deadline; the client learns the outcome is unknown.
+    Unknown,
 }
 
 /// What the driver must carry out for a write.
@@ -204,6 +209,7 @@ impl WriteRound {
                 failed @ Progress::Failed { .. } => self.fail(failed, now_ms),
                 _ => self.mint_next(now_ms),
             },
+            MintAnswer::Unknown => self.fail(Progress::Pending, now_ms),
         }
     }
 

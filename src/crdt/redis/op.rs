@@ -119,6 +119,15 @@ pub struct RedisApplied {
     pub outcome: RedisOutcome,
 }
 
+impl RedisOp {
+    /// Whether applying this twice leaves what applying it once leaves: a counter
+    /// increment counts every application (each under the applying replica's actor);
+    /// every other op writes registers, fields or deadlines that merge to one.
+    pub fn repeatable(&self) -> bool {
+        !matches!(self, RedisOp::IncrBy(_))
+    }
+}
+
 impl RedisValue {
     /// Applies `op` as replica `actor` at `at` (raised above every timestamp the key
     /// holds), judging expiry and conditions at `now_ms`. A key found expired is ended

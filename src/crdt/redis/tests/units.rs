@@ -746,3 +746,21 @@ fn stored_sizes_stay_small() {
     assert!(session_bytes < payload.len() + 120, "{session_bytes}");
     assert!(per_actor <= 64, "{per_actor}");
 }
+
+#[test]
+fn only_a_counter_increment_is_unsafe_to_apply_twice() {
+    // A coordinator that lost a minter's answer asks the next replica only for ops
+    // whose second application changes nothing (`wire::PeerRequest::repeatable`).
+    assert!(!RedisOp::IncrBy(3).repeatable());
+    assert!(set("v").repeatable());
+    assert!(RedisOp::Del.repeatable());
+    assert!(RedisOp::HSet(vec![(ByteBuf::from("f"), ByteBuf::from("v"))]).repeatable());
+    let doc = crate::crdt::DocOp::Redis(RedisOp::IncrBy(1));
+    assert!(!doc.repeatable());
+    let after = crate::crdt::DocOp::RedisAfter {
+        base: Box::default(),
+        op: RedisOp::IncrBy(1),
+    };
+    assert!(!after.repeatable());
+    assert!(crate::crdt::DocOp::Redis(RedisOp::Persist).repeatable());
+}
