@@ -94,13 +94,10 @@ impl EdgeStats {
 /// Accepts and serves client connections until `stopped` turns true, then lets open
 /// connections finish their requests (graceful shutdown) and returns.
 pub async fn serve(listener: TcpListener, api: Api, stopped: watch::Receiver<bool>) {
-    let settings = api.edge.http.clone();
-    let stats = api.edge.stats.clone();
-    let tls = api.edge.tls.clone();
     let edge = Edge {
-        settings,
-        stats,
-        tls,
+        settings: api.edge.http.clone(),
+        stats: api.edge.stats.clone(),
+        tls: api.edge.tls.clone(),
     };
     serve_router(listener, super::router(api), edge, stopped).await;
 }

@@ -358,10 +358,9 @@ impl QuorumTracker {
     }
 
     pub fn progress(&self) -> Progress {
-        let tally = |include_pending: bool| self.tally(include_pending);
-        if self.requirement.met_by(&tally(false)) {
+        if self.requirement.met_by(&self.tally(false)) {
             Progress::Met
-        } else if !self.requirement.met_by(&tally(true)) {
+        } else if !self.requirement.met_by(&self.tally(true)) {
             Progress::Failed {
                 needed: self.requirement.total,
                 acked: self.acked(),
