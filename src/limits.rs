@@ -69,6 +69,12 @@ pub const STORE_LOCK_WAIT_MS_MAX: u64 = 1000;
 /// Pause between two attempts to take the store's file lock while opening.
 pub const STORE_LOCK_RETRY_INTERVAL_MS: u64 = 10;
 
+/// Bytes of answers a replica remembers to answer a repeated `Apply` without applying it
+/// again (`replica::once`); past them the oldest are forgotten.
+pub const APPLIED_ONCE_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Locks those answers are split over (an `Apply` holds one while it runs).
+pub const APPLIED_ONCE_STRIPES: usize = 64;
+
 // ---- transport ---------------------------------------------------------------------
 
 /// Largest frame accepted or produced, counting the version byte and payload (not the

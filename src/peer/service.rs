@@ -1,9 +1,11 @@
 //! Answers other nodes' requests (and this node's own coordinator): replica reads and
 //! writes, membership messages, and pages of partitions for ownership transfer.
 
-use crate::clock::VersionError;
+use crate::clock::{Hlc, VersionError};
 use crate::coordinator::ClusterView;
+use crate::crdt::DocOp;
 use crate::handoff::hints::Hints;
+use crate::ids::NodeId;
 use crate::limits;
 use crate::object::{MergeError, Object, ObjectKey};
 use crate::replica::scan::ClassScan;
@@ -52,7 +54,7 @@ impl PeerService {
             }
             PeerRequest::Batch(requests) => self.serve_batch(requests).await,
             request @ (PeerRequest::Mint { .. } | PeerRequest::Apply { .. }) => {
-                let stored = self.mint_stored(request);
+                let stored = self.mint_stored(from.map(|from| &from.node), request);
                 if matches!(stored, PeerResponse::Error(_)) {
                     return stored;
                 }
@@ -214,8 +216,10 @@ impl PeerService {
     }
 
     /// Makes and stores the version a `Mint` or `Apply` asks for, without waiting for
-    /// it to be durable (`Replica::durable`); any other request is refused.
-    pub fn mint_stored(&self, request: PeerRequest) -> PeerResponse {
+    /// it to be durable (`Replica::durable`); any other request is refused. An `Apply`
+    /// `from` another node that was applied already gets its first answer
+    /// (`Replica::apply_op_once`).
+    pub fn mint_stored(&self, from: Option<&NodeId>, request: PeerRequest) -> PeerResponse {
         match request {
             PeerRequest::Mint {
                 key,
@@ -226,21 +230,28 @@ impl PeerService {
                 Ok(object) => self.stored(key, object),
                 Err(error) => storage_error(error),
             },
-            PeerRequest::Apply { key, op, at } => match self.replica.apply_op_stored(&key, &op, at)
-            {
-                Ok((stored, delta, outcome)) => {
-                    self.forward_to_pending(&key, &stored);
-                    PeerResponse::Applied {
-                        stored: Box::new(stored),
-                        delta: Box::new(delta),
-                        outcome,
-                    }
-                }
-                Err(error) => storage_error(error),
-            },
+            PeerRequest::Apply { key, op, at } => self.apply(from, key, &op, at),
             _ => PeerResponse::Error(PeerError::BadRequest(
                 "only Mint and Apply make a new version".to_string(),
             )),
+        }
+    }
+
+    fn apply(&self, from: Option<&NodeId>, key: ObjectKey, op: &DocOp, at: Hlc) -> PeerResponse {
+        let applied = match from {
+            Some(from) => self.replica.apply_op_once(from, &key, op, at),
+            None => self.replica.apply_op_stored(&key, op, at),
+        };
+        match applied {
+            Ok((stored, delta, outcome)) => {
+                self.forward_to_pending(&key, &stored);
+                PeerResponse::Applied {
+                    stored: Box::new(stored),
+                    delta: Box::new(delta),
+                    outcome,
+                }
+            }
+            Err(error) => storage_error(error),
         }
     }
 

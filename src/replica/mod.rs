@@ -6,13 +6,14 @@
 //! so two versions minted here can never share one. Its Merkle trees (`trees`) live
 //! here too, below the runtime that exchanges them, since every write updates them.
 
+mod once;
 pub mod scan;
 pub mod trees;
 
 use crate::clock::{Actor, Dot, Hlc, VersionVector};
 use crate::crdt::redis::RedisOutcome;
 use crate::crdt::{CrdtError, Doc, DocOp};
-use crate::ids::PartitionId;
+use crate::ids::{NodeId, PartitionId};
 use crate::limits;
 use crate::object::{
     decode_object, encode_object, kv_bytes, Blob, DecodeError, KvObject, MergeError, Object,
@@ -51,6 +52,8 @@ pub struct Replica {
     partitions: u32,
     storage: Arc<dyn Storage>,
     gate: CommitGate,
+    /// Answers of recent `Apply`s from other nodes, so a repeat is not applied again.
+    applied_once: once::AppliedOnce,
 }
 
 impl Replica {
@@ -68,6 +71,7 @@ impl Replica {
             partitions,
             storage,
             gate,
+            applied_once: Default::default(),
         }
     }
 
@@ -262,6 +266,30 @@ impl Replica {
         Ok((stored, delta, outcome))
     }
 
+    /// `apply_op_stored` for a request from another node, at most once: the same request
+    /// delivered again (`once`) is not applied again but answered as the first time,
+    /// with the whole stored document as its delta.
+    pub fn apply_op_once(
+        &self,
+        from: &NodeId,
+        key: &ObjectKey,
+        op: &DocOp,
+        at: Hlc,
+    ) -> Result<(Object, Object, Option<RedisOutcome>), ReplicaError> {
+        let name = once::AppliedOnce::name(from, key, op, at);
+        let mut stripe = self.applied_once.lock(&name);
+        if let Some(outcome) = stripe.answered(&name).cloned() {
+            // Gone since (a collected tombstone): apply again, as a repeat after its
+            // answer was forgotten would.
+            if let Some(stored) = self.get(key)? {
+                return Ok((stored.clone(), stored, outcome));
+            }
+        }
+        let applied = self.apply_op_stored(key, op, at)?;
+        stripe.remember(name, applied.2.clone());
+        Ok(applied)
+    }
+
     /// Merges a page of a partition fetched from another owner, then waits once until
     /// all of it is durable.
     pub async fn merge_entries(
@@ -383,3 +411,6 @@ pub(crate) fn merged(stored: Option<Object>, incoming: &Object) -> Result<Object
         }
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -428,7 +428,11 @@ impl ReadRound {
             }
         };
         self.record(index, answered);
-        if !self.waits_in_digest_phase() {
+        // Past the speculation point (it fired, or the budget forwent it) a level met
+        // without the object reads in full now: nothing else would end the wait
+        // before the deadline.
+        let object_late = self.progress == Progress::Met && self.speculate_ms.is_none();
+        if object_late || !self.waits_in_digest_phase() {
             self.end_phase(now_ms);
         }
     }

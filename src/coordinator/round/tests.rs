@@ -487,6 +487,49 @@ fn a_refused_speculation_waits_for_the_replicas_asked() {
 }
 
 #[test]
+fn a_level_met_after_the_speculation_without_the_object_reads_in_full_at_once() {
+    // The object's reply is lost (a lossy network); the digests meet the level after
+    // the speculation asked everyone: read in full then, not time out with the level met.
+    let health = health(&[false; 3], &[Some(5); 3]);
+    let mut round = ReadRound::with_health(read_plan(Level::Quorum, None), health, 0, 300);
+    assert_eq!(
+        read_effects(&mut round),
+        ["ask 0 Get Digest", "ask 1 Digest Digest"]
+    );
+    assert!(round.speculation_due(5));
+    round.on_time(5);
+    assert_eq!(read_effects(&mut round), ["ask 2 Digest Digest"]);
+    assert_eq!(round.next_wake_ms(), Some(300));
+    round.on_reply(
+        1,
+        Phase::Digest,
+        ReadAnswer::Digest(Some(new().digest())),
+        6,
+    );
+    round.on_reply(
+        2,
+        Phase::Digest,
+        ReadAnswer::Digest(Some(new().digest())),
+        7,
+    );
+    let full = read_effects(&mut round);
+    assert_eq!(full, ["ask 0 Get Full", "ask 1 Get Full"]);
+    assert!(round.read_in_full());
+    round.on_reply(1, Phase::Full, ReadAnswer::Object(Some(new())), 9);
+    round.on_reply(
+        0,
+        Phase::Full,
+        ReadAnswer::Failed {
+            refuses_digests: false,
+        },
+        10,
+    );
+    assert_eq!(read_effects(&mut round), ["ask 2 Get Full"]);
+    round.on_reply(2, Phase::Full, ReadAnswer::Object(Some(new())), 11);
+    assert_eq!(read_effects(&mut round), ["answer new"]);
+}
+
+#[test]
 fn a_write_mints_on_a_healthy_replica_and_answers_without_the_slow_one() {
     // This node is no replica; the nearest (0) is slow: 1 mints.
     let slow = health(&[false; 3], &[Some(200), Some(2), Some(2)]);

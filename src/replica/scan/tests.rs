@@ -1,7 +1,6 @@
 use super::*;
 use crate::object::ObjectKey;
 use proptest::prelude::*;
-use std::sync::Arc;
 
 fn keys(window: Window) -> (Vec<Vec<u8>>, bool) {
     let (entries, more) = window.finish();
@@ -38,19 +37,17 @@ fn a_window_holding_everything_says_there_is_no_more() {
 
 /// A replica over a memory store of one partition holding `keys` (class, key).
 fn replica_with(keys: &[(Class, &[u8])]) -> Replica {
-    use crate::storage::{CommitGate, Durability, MemoryStorage, Storage};
-    let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new(1).unwrap());
+    let replica = crate::replica::tests::memory_replica();
     let object = crate::object::Object::Doc(crate::crdt::Doc::Redis(Default::default()));
+    let bytes = crate::object::encode_object(&object);
     for (class, key) in keys {
         let key = StoreKey::new(PartitionId(0), ObjectKey::new(*class, key).storage_bytes());
-        let bytes = crate::object::encode_object(&object);
-        storage
+        replica
+            .storage()
             .update(&key, &mut |_| Ok(Some(bytes.clone())))
             .unwrap();
     }
-    let gate = CommitGate::new(storage.clone(), Durability::Memory);
-    let trees = Arc::new(super::super::trees::Trees::new(2));
-    Replica::new(crate::clock::Actor(1), 1, storage, gate, trees)
+    replica
 }
 
 #[test]
