@@ -220,7 +220,11 @@ impl LocalCluster {
         lifetime: Lifetime,
     ) -> Result<LocalCluster> {
         if let Ok(existing) = ClusterFile::load(dir) {
-            if existing.nodes.iter().any(|node| process_is_node(node.pid)) {
+            if existing
+                .nodes
+                .iter()
+                .any(|node| process_is_node(node.pid, &node.id))
+            {
                 bail!("a cluster is already running in {} (stop it with `cartwheel cluster down --dir {}`)", dir.display(), dir.display());
             }
         }
@@ -491,20 +495,20 @@ pub fn signal(pid: u32, signal: i32) {
     }
 }
 
-/// The pid is alive and is a cartwheel node (guards against a recycled pid).
-pub fn process_is_node(pid: u32) -> bool {
-    match std::fs::read(format!("/proc/{pid}/cmdline")) {
-        Ok(cmdline) => {
-            let args: Vec<&[u8]> = cmdline.split(|byte| *byte == 0).collect();
-            let is_zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .map(|stat| stat.contains(") Z "))
-                .unwrap_or(true);
-            !is_zombie
-                && args.iter().any(|arg| arg.ends_with(b"cartwheel"))
-                && args.iter().any(|arg| *arg == b"node")
-        }
-        Err(_) => false,
-    }
+/// The pid is alive and is the node `id` (`node ... --id ID`, whatever the binary is
+/// called): guards against a pid recycled by another process.
+pub fn process_is_node(pid: u32, id: &NodeId) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let args: Vec<&[u8]> = cmdline.split(|byte| *byte == 0).collect();
+    let is_zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| stat.contains(") Z "))
+        .unwrap_or(true);
+    let names_id = args
+        .windows(2)
+        .any(|pair| pair[0] == b"--id" && pair[1] == id.as_str().as_bytes());
+    !is_zombie && names_id && args.contains(&b"node".as_slice())
 }
 
 /// Reads one node's `/v1/status`.

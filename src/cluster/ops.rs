@@ -6,7 +6,7 @@ use super::{
     seeds_of, signal, wait_members_alive, ClusterFile, Launcher, Lifetime, NodeEntry,
 };
 use crate::api::STATUS_TIMEOUT;
-use crate::ids::Region;
+use crate::ids::{NodeId, Region};
 use crate::limits;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
@@ -40,7 +40,7 @@ pub async fn add(exe: &Path, dir: &Path, region: &Region) -> Result<NodeEntry> {
     let live: Vec<NodeEntry> = file
         .nodes
         .iter()
-        .filter(|entry| process_is_node(entry.pid))
+        .filter(|entry| process_is_node(entry.pid, &entry.id))
         .cloned()
         .collect();
     let mut child = launcher.spawn(&node, Some(region), &seeds_of(&live))?;
@@ -88,13 +88,13 @@ async fn admin_post(
 pub async fn leave(dir: &Path, node: &str, mut progress: impl FnMut(&str)) -> Result<()> {
     let mut file = ClusterFile::load(dir)?;
     let entry = file.node(node)?.clone();
-    if !process_is_node(entry.pid) {
+    if !process_is_node(entry.pid, &entry.id) {
         bail!("{node} is not running; a node that is gone is taken out with `cluster remove`");
     }
     admin_post(dir, &entry, "/v1/admin/leave", None).await?;
     let client = reqwest::Client::builder().timeout(STATUS_TIMEOUT).build()?;
     let deadline = Instant::now() + Duration::from_secs(limits::LEAVE_TIMEOUT_S);
-    while process_is_node(entry.pid) {
+    while process_is_node(entry.pid, &entry.id) {
         if Instant::now() > deadline {
             bail!(
                 "{node} did not finish leaving within {} s; it keeps its partitions until it does",
@@ -118,13 +118,13 @@ pub async fn leave(dir: &Path, node: &str, mut progress: impl FnMut(&str)) -> Re
 pub async fn remove(dir: &Path, node: &str) -> Result<()> {
     let mut file = ClusterFile::load(dir)?;
     let entry = file.node(node)?.clone();
-    if process_is_node(entry.pid) {
+    if process_is_node(entry.pid, &entry.id) {
         signal(entry.pid, libc::SIGKILL);
     }
     let others: Vec<NodeEntry> = file
         .nodes
         .iter()
-        .filter(|other| other.id != entry.id && process_is_node(other.pid))
+        .filter(|other| other.id != entry.id && process_is_node(other.pid, &other.id))
         .cloned()
         .collect();
     let Some(peer) = others.first() else {
@@ -171,24 +171,25 @@ fn removal_signature(dir: &Path, entry: &NodeEntry) -> Result<String> {
 /// `cluster down`: stops every node of the cluster in `dir` and waits until they are gone.
 pub async fn down(dir: &Path) -> Result<usize> {
     let file = ClusterFile::load(dir)?;
-    let running: Vec<u32> = file
+    let running: Vec<(u32, &NodeId)> = file
         .nodes
         .iter()
-        .map(|node| node.pid)
-        .filter(|pid| process_is_node(*pid))
+        .map(|node| (node.pid, &node.id))
+        .filter(|(pid, id)| process_is_node(*pid, id))
         .collect();
-    for pid in &running {
+    let alive = |(pid, id): &&(u32, &NodeId)| process_is_node(*pid, id);
+    for (pid, _) in &running {
         signal(*pid, libc::SIGCONT);
         signal(*pid, libc::SIGTERM);
     }
     let deadline = Instant::now() + Duration::from_secs(limits::NODE_EXIT_TIMEOUT_S);
-    while running.iter().any(|pid| process_is_node(*pid)) && Instant::now() < deadline {
+    while running.iter().any(|node| alive(&node)) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    for pid in running.iter().filter(|pid| process_is_node(**pid)) {
+    for (pid, _) in running.iter().filter(alive) {
         signal(*pid, libc::SIGKILL);
     }
-    while running.iter().any(|pid| process_is_node(*pid)) {
+    while running.iter().any(|node| alive(&node)) {
         if Instant::now() > deadline + Duration::from_secs(5) {
             bail!("some nodes did not exit even after SIGKILL");
         }

@@ -30,3 +30,43 @@ fn a_certificate_without_region_is_moved_aside_and_reissued() {
     let still = transport::NodeTls::load(tls, &node).unwrap();
     assert_eq!(still.cert_der, reissued.cert_der);
 }
+
+#[test]
+fn a_node_process_is_known_by_its_id_whatever_the_binary_is_called() {
+    // `sh -c SCRIPT ARG0 ARGS..`: the shell's command line names a node, as a renamed
+    // or copied binary's would; `; true` keeps the shell from replacing itself.
+    let mut child = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "sleep 30; true",
+            "renamed-binary",
+            "node",
+            "--id",
+            "east-7",
+        ])
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (node, other) = (
+        NodeId::new("east-7").unwrap(),
+        NodeId::new("east-8").unwrap(),
+    );
+    // Readiness: its command line appears once the exec is through (bounded wait).
+    let started = std::time::Instant::now();
+    while std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|line| line.is_empty())
+        && started.elapsed() < std::time::Duration::from_secs(10)
+    {
+        std::thread::yield_now();
+    }
+    let seen = process_is_node(pid, &node);
+    let other_seen = process_is_node(pid, &other);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(seen, "the node's own id names it");
+    assert!(!other_seen, "another id does not");
+    assert!(!process_is_node(pid, &node), "gone once it exited");
+    assert!(
+        !process_is_node(std::process::id(), &node),
+        "not this test process"
+    );
+}
