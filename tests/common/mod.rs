@@ -140,14 +140,15 @@ impl ProcessCluster {
     }
 
     pub fn kill(&self, id: &str) {
-        let pid = self.node(id).pid;
+        let node = self.node(id);
+        let pid = node.pid;
         let status = Command::new("kill")
             .args(["-9", &pid.to_string()])
             .status()
             .expect("kill");
         assert!(status.success());
         wait_until(Duration::from_secs(10), || {
-            !cartwheel::cluster::process_is_node(pid)
+            !cartwheel::cluster::process_is_node(pid, &node.id)
         });
     }
 

@@ -106,10 +106,14 @@ async fn cluster_down_leaves_no_process_and_garbage_datagrams_change_nothing() {
         .await
         .unwrap();
     assert_eq!(put.status(), 204);
-    let pids: Vec<u32> = cluster.nodes.iter().map(|node| node.pid).collect();
-    assert!(pids
+    let nodes: Vec<_> = cluster
+        .nodes
         .iter()
-        .all(|pid| cartwheel::cluster::process_is_node(*pid)));
+        .map(|node| (node.pid, node.id.clone()))
+        .collect();
+    assert!(nodes
+        .iter()
+        .all(|(pid, id)| cartwheel::cluster::process_is_node(*pid, id)));
     let output = cluster.down();
     assert!(
         output.status.success(),
@@ -117,9 +121,9 @@ async fn cluster_down_leaves_no_process_and_garbage_datagrams_change_nothing() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(String::from_utf8_lossy(&output.stdout).contains("stopped 3 nodes"));
-    for pid in pids {
+    for (pid, id) in nodes {
         assert!(
-            !cartwheel::cluster::process_is_node(pid),
+            !cartwheel::cluster::process_is_node(pid, &id),
             "node {pid} still running after cluster down"
         );
     }

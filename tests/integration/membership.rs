@@ -117,9 +117,15 @@ async fn a_node_joins_through_the_seeds_and_fetches_its_partitions_without_misse
 async fn a_leaving_node_streams_its_partitions_then_exits() {
     let mut cluster = ProcessCluster::up(&single_region(4, 2), &[]);
     write_keys(&cluster, "local-1").await;
-    let pid = cluster.node("local-2").pid;
+    let (pid, id) = (
+        cluster.node("local-2").pid,
+        cluster.node("local-2").id.clone(),
+    );
     assert!(succeeded(&cluster.cli(&["leave", "local-2"])));
-    assert!(!cartwheel::cluster::process_is_node(pid), "the node exited");
+    assert!(
+        !cartwheel::cluster::process_is_node(pid, &id),
+        "the node exited"
+    );
     cluster.reload();
     assert_eq!(cluster.nodes.len(), 3);
     let status = cluster
