@@ -214,6 +214,16 @@ impl Object {
         }
     }
 
+    /// The digest of the object stored as `stored` (`encode_object` bytes) without
+    /// decoding it, when they hold a document after the fixed header (a document's
+    /// digest hashes its MessagePack); `None` otherwise: decode, then `digest_stored`.
+    /// Bytes that are not a valid document still get a digest, one no valid object
+    /// has: a quorum read then reads in full and meets the fault there.
+    pub fn digest_of_stored_doc(stored: &[u8]) -> Option<[u8; 32]> {
+        let doc = doc_header().and_then(|header| stored.strip_prefix(header))?;
+        Some(doc_digest(doc))
+    }
+
     /// When the newest delete in this object was made (0 if none): what tombstone
     /// collection waits past.
     pub fn deleted_ms(&self) -> u64 {

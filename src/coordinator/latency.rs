@@ -64,18 +64,26 @@ impl Peer {
         if since < half_ms {
             return;
         }
-        self.older = match since < 2 * half_ms {
-            true => self.newer,
-            false => Histogram::default(),
-        };
-        self.newer = Histogram::default();
+        (self.newer, self.older) = self.halves_at(now_ms);
         self.newer_since_ms = now_ms - since % half_ms;
     }
 
-    /// The `per_mille` quantile of both halves (the upper bound of its bucket), once
-    /// the window holds `LATENCY_SAMPLES_MIN` samples.
-    fn quantile_ms(&self, per_mille: u64) -> Option<u64> {
-        let total = u64::from(self.newer.total) + u64::from(self.older.total);
+    /// The (newer, older) halves as they stand at `now_ms`, without sliding.
+    fn halves_at(&self, now_ms: u64) -> (Histogram, Histogram) {
+        let half_ms = limits::LATENCY_WINDOW_MS;
+        let since = now_ms.saturating_sub(self.newer_since_ms);
+        match since {
+            _ if since < half_ms => (self.newer, self.older),
+            _ if since < 2 * half_ms => (Histogram::default(), self.newer),
+            _ => (Histogram::default(), Histogram::default()),
+        }
+    }
+
+    /// The `per_mille` quantile of both halves at `now_ms` (the upper bound of its
+    /// bucket), once the window holds `LATENCY_SAMPLES_MIN` samples.
+    fn quantile_ms(&self, per_mille: u64, now_ms: u64) -> Option<u64> {
+        let (newer, older) = self.halves_at(now_ms);
+        let total = u64::from(newer.total) + u64::from(older.total);
         if total < limits::LATENCY_SAMPLES_MIN || total == 0 {
             return None;
         }
@@ -83,7 +91,7 @@ impl Peer {
         let wanted = (total * per_mille).div_ceil(1000);
         let mut seen = 0u64;
         for bucket in 0..BUCKETS {
-            seen += u64::from(self.newer.counts[bucket]) + u64::from(self.older.counts[bucket]);
+            seen += u64::from(newer.counts[bucket]) + u64::from(older.counts[bucket]);
             if seen >= wanted {
                 return Some(
                     BUCKET_BOUNDS_MS
@@ -144,9 +152,7 @@ impl LatencyTracker {
     /// samples say.
     pub fn p99_ms(&self, node: &NodeId, now_ms: u64) -> Option<u64> {
         let peer = self.peers.iter().find(|peer| peer.node == *node)?;
-        let mut peer = peer.clone();
-        peer.slide(now_ms);
-        peer.quantile_ms(990)
+        peer.quantile_ms(990, now_ms)
     }
 
     /// How many peers are tracked.

@@ -143,10 +143,12 @@ pub struct Coordinator {
     pub stats: Arc<CoordinatorStats>,
 }
 
-/// A replica's reply to one fanned-out request.
+/// A replica's reply to one fanned-out request. The response is boxed: a reply channel
+/// allocates room for 32 replies at once, and an unboxed response is 280 bytes (a 9 KiB
+/// allocation per write and read showed in profiles).
 struct Reply {
     index: usize,
-    response: Result<PeerResponse, DispatchError>,
+    response: Box<Result<PeerResponse, DispatchError>>,
 }
 
 impl Coordinator {
@@ -290,6 +292,7 @@ impl Coordinator {
         tokio::spawn(async move {
             let response = future.await;
             // The receiver may be gone when the request finished early: a late reply.
+            let response = Box::new(response);
             let _ = sender.send(Reply { index, response }).await;
         });
     }

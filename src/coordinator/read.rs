@@ -23,7 +23,8 @@ use tokio::time::Instant;
 struct ReadReply {
     index: usize,
     phase: Phase,
-    response: Result<PeerResponse, DispatchError>,
+    /// Boxed, as `super::Reply`'s.
+    response: Box<Result<PeerResponse, DispatchError>>,
 }
 
 /// What a read's requests name: the key, for building them.
@@ -120,7 +121,7 @@ impl Coordinator {
             match tokio::time::timeout_at(instant_at(started, wake), replies.recv()).await {
                 Ok(Some(reply)) => {
                     let node = &nodes[reply.index];
-                    let answer = answer_of(self.dispatch.as_ref(), node, reply.response);
+                    let answer = answer_of(self.dispatch.as_ref(), node, *reply.response);
                     round.on_reply(reply.index, reply.phase, answer, ms_since(started));
                 }
                 _ => self.on_time(&mut round, ms_since(started).max(wake)),
@@ -228,7 +229,7 @@ impl Coordinator {
             let reply = ReadReply {
                 index,
                 phase,
-                response,
+                response: Box::new(response),
             };
             let _ = sender.send(reply).await;
         });
@@ -250,7 +251,7 @@ impl Coordinator {
                 let reply = ReadReply {
                     index,
                     phase,
-                    response: Ok(response),
+                    response: Box::new(Ok(response)),
                 };
                 // The channel holds a reply per request of both phases: room.
                 if let Err(error) = sender.try_send(reply) {
@@ -318,7 +319,7 @@ impl Late {
             match tokio::time::timeout_at(at, self.replies.recv()).await {
                 Ok(Some(reply)) => {
                     let node = &self.nodes[reply.index];
-                    let answer = answer_of(self.dispatch.as_ref(), node, reply.response);
+                    let answer = answer_of(self.dispatch.as_ref(), node, *reply.response);
                     let now_ms = ms_since(self.started);
                     self.round
                         .on_reply(reply.index, reply.phase, answer, now_ms);

@@ -150,7 +150,7 @@ impl Coordinator {
                     short: tracker.shortfall(),
                 });
             };
-            let ok = match response {
+            let ok = match *response {
                 // A cut page without entries would never move on: not an answer.
                 Ok(PeerResponse::Entries { entries, more }) if !(more && entries.is_empty()) => {
                     pages.push((entries, more));

@@ -91,7 +91,7 @@ impl Coordinator {
             match tokio::time::timeout_at(instant_at(started, wake), next).await {
                 Ok(reply) => {
                     let ok = matches!(
-                        reply.response,
+                        *reply.response,
                         Ok(PeerResponse::Stored(_) | PeerResponse::Done)
                     );
                     round.on_reply(reply.index, ok, ms_since(started));
@@ -281,6 +281,6 @@ async fn next_answer(
     *flushing = None;
     Reply {
         index: minter,
-        response: flushed.map(|()| PeerResponse::Done),
+        response: Box::new(flushed.map(|()| PeerResponse::Done)),
     }
 }

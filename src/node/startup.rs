@@ -258,6 +258,9 @@ fn spawn_resp(
         },
         stats: stats.clone(),
         tls: options.resp_tls.clone(),
+        pipelined: Arc::new(tokio::sync::Semaphore::new(
+            limits::RESP_PIPELINED_IN_FLIGHT_MAX,
+        )),
     };
     tasks.spawn(resp::serve(listener, Arc::new(edge), stopped));
     stats

@@ -28,6 +28,16 @@ fn a_digest_from_stored_bytes_is_the_digest() {
     let kv = sample();
     assert_eq!(kv.digest_stored(&encode_object(&kv)), kv.digest());
     assert_eq!(kv.digest_stored(&stored), kv.digest());
+    // Without decoding: a stored document's bytes give its digest, a kv object's none.
+    assert_eq!(Object::digest_of_stored_doc(&stored), Some(doc.digest()));
+    let redis = Object::Doc(crate::crdt::Doc::Redis(Default::default()));
+    let redis_stored = encode_object(&redis);
+    assert_eq!(
+        Object::digest_of_stored_doc(&redis_stored),
+        Some(redis.digest())
+    );
+    assert_eq!(Object::digest_of_stored_doc(&encode_object(&kv)), None);
+    assert_eq!(Object::digest_of_stored_doc(b"garbage"), None);
 }
 
 #[test]

@@ -144,6 +144,44 @@ const DATA: &[&str] = &[
     "CARTWHEEL",
 ];
 
+/// Data commands of one key that read the connection's levels and change nothing else
+/// of it: a pipeline's requests of these on distinct keys may run at once.
+const ONE_KEY: &[&str] = &[
+    "GET",
+    "SET",
+    "SETEX",
+    "PSETEX",
+    "SETNX",
+    "GETDEL",
+    "GETEX",
+    "INCR",
+    "INCRBY",
+    "DECR",
+    "DECRBY",
+    "TYPE",
+    "EXPIRE",
+    "PEXPIRE",
+    "EXPIREAT",
+    "PEXPIREAT",
+    "PERSIST",
+    "TTL",
+    "PTTL",
+    "HSET",
+    "HMSET",
+    "HGET",
+    "HMGET",
+    "HGETALL",
+    "HDEL",
+    "HEXISTS",
+    "HLEN",
+    "HKEYS",
+    "HVALS",
+    "HINCRBY",
+];
+
+/// Commands of one key or many: of one key, as `ONE_KEY`.
+const ONE_KEY_WHEN_ALONE: &[&str] = &["DEL", "UNLINK", "EXISTS"];
+
 /// The connection commands this module answers, for `COMMAND COUNT`.
 pub const CONNECTION: &[&str] = &[
     "PING", "ECHO", "HELLO", "AUTH", "SELECT", "CLIENT", "COMMAND", "INFO", "QUIT", "RESET",
@@ -206,6 +244,23 @@ impl Commands {
             _ => return (self.data(state, name, args).await, After::Continue),
         };
         (reply, After::Continue)
+    }
+
+    /// The key of a request that may run beside the other requests of a pipeline on
+    /// other keys: a data command of one key, of an authenticated connection, with a
+    /// keyspace to serve it. Requests on one key, and every other request, keep their
+    /// order (the server runs them one after another).
+    pub fn runs_beside<'a>(&self, state: &ConnectionState, args: &'a [Bytes]) -> Option<&'a Bytes> {
+        if !state.authenticated || self.keyspace.is_none() {
+            return None;
+        }
+        let (name, key) = (args.first()?, args.get(1)?);
+        let listed = |names: &[&str]| {
+            names
+                .iter()
+                .any(|listed| listed.as_bytes().eq_ignore_ascii_case(name))
+        };
+        (listed(ONE_KEY) || (args.len() == 2 && listed(ONE_KEY_WHEN_ALONE))).then_some(key)
     }
 
     async fn size(&self) -> Option<u64> {

@@ -1,5 +1,5 @@
 //! The node's RESP listener: accepts client connections under a cap, and serves each
-//! one request after another with pipelining, a byte budget and timeouts that fire.
+//! one's pipelined requests (answered in order) under a byte budget and timeouts that fire.
 //!
 //! It owns everything about a RESP connection that is not a command (the caps, accept
 //! loop and lingering close are `crate::edge`'s, shared with HTTP): a connection beyond
@@ -10,7 +10,9 @@
 //! timeout) and the write timeout; the input budget (unanswered request bytes,
 //! `RESP_BUFFERED_BYTES_MAX`); pipelining (every complete request in the buffer is
 //! answered in order, and the answers go out in one write, at most
-//! `RESP_OUTPUT_BYTES_MAX` held); a protocol error answered `-ERR Protocol error: ...`
+//! `RESP_OUTPUT_BYTES_MAX` held; consecutive data commands on distinct keys run at
+//! once, at most `RESP_PIPELINE_WAVE_MAX` of them, as a Redis Cluster client's
+//! pipeline runs on several shards at once, while requests on one key keep their order); a protocol error answered `-ERR Protocol error: ...`
 //! before the connection closes; and closing every connection when the node stops. It
 //! never decides a command ([`super::commands`] does).
 
@@ -21,7 +23,7 @@ use super::reply::Reply;
 use crate::config::RespSettings;
 use crate::edge::{self, linger, Cap, Caps, Slot};
 use crate::limits;
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,7 +31,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 /// What the RESP edge counted since the node started.
@@ -87,6 +89,9 @@ pub struct RespEdge {
     pub stats: Arc<RespStats>,
     /// TLS on every connection (`rediss://`), when the operator gave a certificate.
     pub tls: Option<crate::config::EdgeTls>,
+    /// Permits for pipelined requests running beside their connection's first
+    /// (`RESP_PIPELINED_IN_FLIGHT_MAX`).
+    pub pipelined: Arc<Semaphore>,
 }
 
 /// Accepts and serves connections until `stopped` turns true; then every connection
@@ -196,6 +201,39 @@ struct Session<S> {
     output: BytesMut,
     /// When the request now arriving began, if one is.
     request_started: Option<Instant>,
+    /// Requests gathered to run at once.
+    wave: Wave,
+}
+
+/// Consecutive pipelined requests on distinct keys, run at once (`Commands::runs_beside`);
+/// each past the first holds a permit of the node's `RespEdge::pipelined`.
+#[derive(Default)]
+struct Wave {
+    requests: Vec<Vec<Bytes>>,
+    keys: Vec<Bytes>,
+    permits: Vec<OwnedSemaphorePermit>,
+}
+
+impl Wave {
+    /// Takes a request on `key` if the wave has room, no request on that key, and (past
+    /// the first) a permit.
+    fn admits(&mut self, key: &Bytes, pipelined: &Arc<Semaphore>) -> bool {
+        if self.requests.len() >= limits::RESP_PIPELINE_WAVE_MAX || self.keys.contains(key) {
+            return false;
+        }
+        if !self.requests.is_empty() {
+            match pipelined.clone().try_acquire_owned() {
+                Ok(permit) => self.permits.push(permit),
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+
+    fn push(&mut self, key: Bytes, args: Vec<Bytes>) {
+        self.keys.push(key);
+        self.requests.push(args);
+    }
 }
 
 impl<S: Stream> Session<S> {
@@ -209,6 +247,7 @@ impl<S: Stream> Session<S> {
             input: BytesMut::new(),
             output: BytesMut::new(),
             request_started: None,
+            wave: Wave::default(),
         }
     }
 
@@ -283,8 +322,10 @@ impl<S: Stream> Session<S> {
         }
     }
 
-    /// Answers every complete request in the buffer, in order, into `output`; writes
-    /// when `output` passes its bound.
+    /// Answers every complete request in the buffer into `output`, in order; writes
+    /// when `output` passes its bound. Consecutive requests on distinct keys run at
+    /// once (a wave); any other request waits for those before it and holds those
+    /// after it, as a request on a key already in the wave does.
     async fn answer_ready(&mut self) -> Result<After, Ending> {
         let mut answered = false;
         loop {
@@ -295,15 +336,27 @@ impl<S: Stream> Session<S> {
             };
             answered = true;
             self.edge.stats.commands.fetch_add(1, Ordering::Relaxed);
-            let (reply, after) = self.edge.commands.execute(&mut self.state, args).await;
-            reply.encode(self.state.protocol, &mut self.output);
-            if after == After::Close {
-                return Ok(After::Close);
+            let key = self.edge.commands.runs_beside(&self.state, &args).cloned();
+            if let Some(key) = &key {
+                if self.wave.admits(key, &self.edge.pipelined) {
+                    self.wave.push(key.clone(), args);
+                    continue;
+                }
             }
-            if self.output.len() >= limits::RESP_OUTPUT_BYTES_MAX {
-                self.flush().await?;
+            self.run_wave().await?;
+            match key {
+                // It starts the next wave (the first of a wave needs no permit).
+                Some(key) => self.wave.push(key, args),
+                None => {
+                    let (reply, after) = self.edge.commands.execute(&mut self.state, args).await;
+                    self.answer(reply).await?;
+                    if after == After::Close {
+                        return Ok(After::Close);
+                    }
+                }
             }
         }
+        self.run_wave().await?;
         // A request begun behind answered ones starts its clock now; one still
         // arriving keeps the instant of its first bytes.
         let pending = self.decoder.in_request() || !self.input.is_empty();
@@ -313,6 +366,41 @@ impl<S: Stream> Session<S> {
             (true, false) => Some(self.request_started.unwrap_or_else(Instant::now)),
         };
         Ok(After::Continue)
+    }
+
+    /// Runs the wave gathered, its requests at once, and answers them in order.
+    async fn run_wave(&mut self) -> Result<(), Ending> {
+        let requests = std::mem::take(&mut self.wave.requests);
+        self.wave.keys.clear();
+        let replies = match requests.len() {
+            0 => return Ok(()),
+            1 => {
+                let args = requests.into_iter().next().unwrap_or_default();
+                vec![self.edge.commands.execute(&mut self.state, args).await.0]
+            }
+            _ => {
+                let (commands, state) = (&self.edge.commands, &self.state);
+                let run = requests.into_iter().map(|args| async move {
+                    // These commands read the connection's state and change none of it.
+                    commands.execute(&mut state.clone(), args).await.0
+                });
+                futures::future::join_all(run).await
+            }
+        };
+        self.wave.permits.clear();
+        for reply in replies {
+            self.answer(reply).await?;
+        }
+        Ok(())
+    }
+
+    /// Encodes `reply` into `output`, writing when `output` passes its bound.
+    async fn answer(&mut self, reply: Reply) -> Result<(), Ending> {
+        reply.encode(self.state.protocol, &mut self.output);
+        if self.output.len() >= limits::RESP_OUTPUT_BYTES_MAX {
+            self.flush().await?;
+        }
+        Ok(())
     }
 
     /// Writes the answers gathered, under the write timeout.

@@ -450,3 +450,60 @@ async fn concurrent_set_nx_through_two_nodes_converges_on_one_value() {
     }
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pipeline_answers_in_order_as_if_its_commands_ran_one_by_one() {
+    let (cluster, mut nodes) = cluster().await;
+    let mut pipeline = redis::pipe();
+    let mut expected = Vec::new();
+    let okay = || Value::Okay;
+    let bulk = |text: &str| Value::BulkString(text.as_bytes().to_vec());
+    // More writes on distinct keys than one wave runs at once.
+    for index in 0..40 {
+        pipeline
+            .cmd("SET")
+            .arg(format!("p:{index}"))
+            .arg(format!("v{index}"));
+        expected.push(okay());
+    }
+    // Requests on one key keep their order, among requests on other keys.
+    for (command, answer) in [
+        ("GET p:0", bulk("v0")),
+        ("INCR pipelined-counter", Value::Int(1)),
+        ("SET same first", okay()),
+        ("INCR pipelined-counter", Value::Int(2)),
+        ("SET same second", okay()),
+        ("GET p:39", bulk("v39")),
+        ("GET same", bulk("second")),
+        ("DEL p:0", Value::Int(1)),
+        ("GET p:0", Value::Nil),
+        // A command of several keys waits for those before it.
+        ("EXISTS p:0 p:1 p:2", Value::Int(2)),
+        ("HSET pipelined-hash f 1", Value::Int(1)),
+        ("HINCRBY pipelined-hash f 5", Value::Int(6)),
+        ("INCR pipelined-counter", Value::Int(3)),
+        ("HGET pipelined-hash f", bulk("6")),
+        // A level change holds the requests after it.
+        ("CARTWHEEL LEVEL write each_quorum", okay()),
+        ("SET after-level x", okay()),
+        ("GET after-level", bulk("x")),
+    ] {
+        let command_line: Vec<&str> = command.split(' ').collect();
+        pipeline.cmd(command_line[0]).arg(&command_line[1..]);
+        expected.push(answer);
+    }
+    let a = &mut nodes[0];
+    let answers: Vec<Value> = tokio::time::timeout(EXCHANGE_LIMIT, pipeline.query_async(a))
+        .await
+        .expect("the node answers in time")
+        .expect("every command succeeds");
+    assert_eq!(answers.len(), expected.len());
+    for (index, (answer, expected)) in answers.iter().zip(&expected).enumerate() {
+        assert_eq!(answer, expected, "answer {index}");
+    }
+    // Another node reads what the pipeline wrote.
+    let b = &mut nodes[1];
+    assert_eq!(text(b, "GET p:17").await.as_deref(), Some("v17"));
+    assert_eq!(int(b, "GET pipelined-counter").await, 3);
+    cluster.shutdown().await;
+}

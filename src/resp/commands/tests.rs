@@ -287,3 +287,48 @@ async fn data_commands_reach_the_keyspace_with_the_name_in_upper_case() {
     // Connection commands stay the edge's.
     assert_eq!(run(&commands, &mut state, &["PING"]).await, "+PONG\r\n");
 }
+
+#[test]
+fn only_one_key_data_commands_of_a_served_connection_run_beside_others() {
+    let mut commands = commands(None);
+    let beside = |commands: &Commands, state: &ConnectionState, words: &[&str]| {
+        commands
+            .runs_beside(state, &args(words))
+            .map(|key| String::from_utf8_lossy(key).into_owned())
+    };
+    // No keyspace: nothing runs beside anything.
+    assert_eq!(beside(&commands, &state(true), &["GET", "k"]), None);
+    commands.keyspace = Some(Arc::new(Echoing));
+    let served = state(true);
+    for words in [
+        &["get", "k"][..],
+        &["SET", "k", "v", "NX"],
+        &["HINCRBY", "k", "f", "1"],
+        &["DEL", "k"],
+        &["exists", "k"],
+        &["TTL", "k"],
+    ] {
+        assert_eq!(
+            beside(&commands, &served, words).as_deref(),
+            Some("k"),
+            "{words:?}"
+        );
+    }
+    for words in [
+        &["DEL", "a", "b"][..],
+        &["EXISTS", "a", "b"],
+        &["MGET", "a", "b"],
+        &["MSET", "a", "1"],
+        &["RENAME", "a", "b"],
+        &["SCAN", "0"],
+        &["DBSIZE"],
+        &["CARTWHEEL", "LEVEL", "read", "one"],
+        &["PING"],
+        &["CLIENT", "SETNAME", "x"],
+        &["GET"],
+    ] {
+        assert_eq!(beside(&commands, &served, words), None, "{words:?}");
+    }
+    // A connection that has not authenticated is answered in order, one by one.
+    assert_eq!(beside(&commands, &state(false), &["GET", "k"]), None);
+}
