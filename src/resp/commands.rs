@@ -144,42 +144,14 @@ const DATA: &[&str] = &[
     "CARTWHEEL",
 ];
 
-/// Data commands of one key that read the connection's levels and change nothing else
-/// of it: a pipeline's requests of these on distinct keys may run at once.
-const ONE_KEY: &[&str] = &[
-    "GET",
-    "SET",
-    "SETEX",
-    "PSETEX",
-    "SETNX",
-    "GETDEL",
-    "GETEX",
-    "INCR",
-    "INCRBY",
-    "DECR",
-    "DECRBY",
-    "TYPE",
-    "EXPIRE",
-    "PEXPIRE",
-    "EXPIREAT",
-    "PEXPIREAT",
-    "PERSIST",
-    "TTL",
-    "PTTL",
-    "HSET",
-    "HMSET",
-    "HGET",
-    "HMGET",
-    "HGETALL",
-    "HDEL",
-    "HEXISTS",
-    "HLEN",
-    "HKEYS",
-    "HVALS",
-    "HINCRBY",
-];
+/// Data commands that name several keys or none, or change the connection: in a
+/// pipeline they run alone. Every other data command names one key (its first
+/// argument), reads the connection's levels and changes nothing else of it, so a
+/// pipeline's requests of those on distinct keys may run at once (a command added to
+/// `DATA` that is not such belongs here).
+const RUN_ALONE: &[&str] = &["MGET", "MSET", "RENAME", "SCAN", "CARTWHEEL"];
 
-/// Commands of one key or many: of one key, as `ONE_KEY`.
+/// Commands of one key or many: of one key, they run beside others.
 const ONE_KEY_WHEN_ALONE: &[&str] = &["DEL", "UNLINK", "EXISTS"];
 
 /// The connection commands this module answers, for `COMMAND COUNT`.
@@ -260,7 +232,8 @@ impl Commands {
                 .iter()
                 .any(|listed| listed.as_bytes().eq_ignore_ascii_case(name))
         };
-        (listed(ONE_KEY) || (args.len() == 2 && listed(ONE_KEY_WHEN_ALONE))).then_some(key)
+        let one_key = !listed(RUN_ALONE) && (args.len() == 2 || !listed(ONE_KEY_WHEN_ALONE));
+        (listed(DATA) && one_key).then_some(key)
     }
 
     async fn size(&self) -> Option<u64> {
