@@ -1,5 +1,6 @@
 //! The node's RESP listener: accepts client connections under a cap, and serves each
-//! one's pipelined requests (answered in order) under a byte budget and timeouts that fire.
+//! one's pipelined requests (answered in order) under a byte budget and timeouts that
+//! fire.
 //!
 //! It owns everything about a RESP connection that is not a command (the caps, accept
 //! loop and lingering close are `crate::edge`'s, shared with HTTP): a connection beyond
@@ -12,8 +13,9 @@
 //! answered in order, and the answers go out in one write, at most
 //! `RESP_OUTPUT_BYTES_MAX` held; consecutive data commands on distinct keys run at
 //! once, at most `RESP_PIPELINE_WAVE_MAX` of them, as a Redis Cluster client's
-//! pipeline runs on several shards at once, while requests on one key keep their order); a protocol error answered `-ERR Protocol error: ...`
-//! before the connection closes; and closing every connection when the node stops. It
+//! pipeline runs on several shards at once, while requests on one key keep their
+//! order); a protocol error answered `-ERR Protocol error: ...` before the connection
+//! closes; and closing every connection when the node stops. It
 //! never decides a command ([`super::commands`] does).
 
 use super::codec::{Decoder, ProtocolError};
