@@ -1,10 +1,10 @@
 //! `SCAN` over the whole cluster and `DBSIZE`, against a 3-node cluster (N = 3, local
 //! quorum reads) through the `redis` crate: every key seeded through any node is
 //! listed, by any node, with `MATCH`, `TYPE` and `COUNT`; a cursor moves between nodes
-//! and survives a node stopping mid-iteration; deleted and expired keys are neither
-//! listed nor counted.
+//! and survives a node stopping and a node joining (partitions moving) mid-iteration;
+//! deleted and expired keys are neither listed nor counted.
 
-use crate::common::{single_region, InProcessCluster};
+use crate::common::{single_region, InProcessCluster, ProcessCluster};
 
 use cartwheel::config::TuningFlags;
 use redis::aio::MultiplexedConnection;
@@ -272,4 +272,66 @@ async fn a_cursor_survives_a_node_stopping_mid_iteration() {
         );
     }
     cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cursor_survives_a_node_joining_mid_iteration() {
+    // N = 2 of 3: the joiner takes partitions from the others while the scan runs.
+    let mut cluster = ProcessCluster::up(&single_region(3, 2), &[]);
+    let mut nodes = Vec::new();
+    for node in &cluster.nodes {
+        nodes.push(connect(node.resp.expect("cluster up gives each node RESP")).await);
+    }
+    let keys = seed(&mut nodes, "joining:", 300).await;
+    let mut seen = Vec::new();
+    let mut cursor = 0u64;
+    for _ in 0..CALLS_MAX {
+        let command = words(&format!("SCAN {cursor} COUNT 10"));
+        let (next, page): (u64, Vec<String>) = query(&mut nodes[0], &command).await.unwrap();
+        seen.extend(page);
+        cursor = next;
+        if cursor == 0 || seen.len() >= keys.len() / 3 {
+            break;
+        }
+    }
+    assert_ne!(cursor, 0, "the iteration is stopped a third of the way");
+    let added = cluster.cli(&["add", "--region", "local"]);
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    cluster.reload();
+    let joiner = connect(
+        cluster
+            .node("local-4")
+            .resp
+            .expect("the joiner serves RESP"),
+    )
+    .await;
+    nodes.push(joiner);
+    // The rest through every node in turn, the joiner too, while partitions move.
+    for call in 0..CALLS_MAX {
+        let node = &mut nodes[1 + call % 3];
+        let command = words(&format!("SCAN {cursor} COUNT 10"));
+        let (next, page): (u64, Vec<String>) = query(node, &command).await.unwrap();
+        seen.extend(page);
+        cursor = next;
+        if cursor == 0 {
+            break;
+        }
+    }
+    assert_eq!(cursor, 0, "the iteration ends");
+    let listed: BTreeSet<String> = seen.iter().cloned().collect();
+    let missing: Vec<&String> = keys.iter().filter(|key| !listed.contains(*key)).collect();
+    assert!(missing.is_empty(), "keys not listed: {missing:?}");
+    assert_eq!(seen.len(), keys.len(), "no key twice");
+    let done = cluster
+        .wait_status("local-4", Duration::from_secs(60), |status| {
+            !status.ring_change_pending && status.transfers_in_flight == 0
+        })
+        .await;
+    assert!(done.partitions_owned > 0, "the joiner owns partitions");
+    let size: i64 = query(&mut nodes[3], &redis::cmd("DBSIZE")).await.unwrap();
+    assert_eq!(size, 300);
 }
