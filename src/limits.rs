@@ -120,6 +120,13 @@ pub const REQUEST_TIMEOUT_MS_MAX: u64 = 60_000;
 /// Replicas a write tries, in preference order, to coordinate its new version before
 /// giving up with `unavailable`.
 pub const MINT_ATTEMPTS_MAX: usize = 3;
+/// A remote minter of a write safe to carry out twice is waited for this many times
+/// its measured p99, at least `MINT_PATIENCE_FLOOR_MS` and at most
+/// `MINT_PATIENCE_MAX_MS` (the most while nothing is measured); then the next replica
+/// in order is asked (`MintAnswer::Late`).
+pub const MINT_PATIENCE_P99_FACTOR: u64 = 4;
+pub const MINT_PATIENCE_FLOOR_MS: u64 = 25;
+pub const MINT_PATIENCE_MAX_MS: u64 = 300;
 /// Default for how far (ms) a remote HLC timestamp may run ahead of local wall time
 /// before `HybridClock::observe` rejects it with `ClockError::Drift`.
 pub const HLC_DRIFT_MS_MAX: u64 = 10_000;

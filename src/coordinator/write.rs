@@ -11,6 +11,7 @@ use crate::clock::Hlc;
 use crate::coordinator::quorum::Level;
 use crate::crdt::redis::RedisOutcome;
 use crate::ids::{NodeId, Region};
+use crate::limits;
 use crate::object::{Object, ObjectKey};
 use crate::wire::{PeerError, PeerRequest, PeerResponse};
 use std::sync::atomic::Ordering;
@@ -101,6 +102,19 @@ impl Coordinator {
         }
     }
 
+    /// How long a remote mint may take before the next replica is asked: a multiple of
+    /// the minter's measured p99 between `MINT_PATIENCE_FLOOR_MS` and
+    /// `MINT_PATIENCE_MAX_MS` (the most while nothing is measured). A minter that died
+    /// before the failure detector suspected it costs this, not the request timeout.
+    fn mint_patience(&self, node: &NodeId) -> std::time::Duration {
+        let p99 = self.health_of(std::slice::from_ref(node)).p99_ms[0];
+        let ms = p99.map_or(limits::MINT_PATIENCE_MAX_MS, |p99| {
+            p99.saturating_mul(limits::MINT_PATIENCE_P99_FACTOR)
+                .clamp(limits::MINT_PATIENCE_FLOOR_MS, limits::MINT_PATIENCE_MAX_MS)
+        });
+        std::time::Duration::from_millis(ms)
+    }
+
     /// The replicas of a write, the fallbacks of its dead voters under a sloppy
     /// policy, and the round's plan.
     fn write_plan(
@@ -147,10 +161,12 @@ impl Write<'_> {
         round: &mut WriteRound,
     ) -> Option<Result<Written, CoordinatorError>> {
         match effect {
-            WriteEffect::Mint { index } => match self.mint(index).await {
-                Some(answer) => round.on_minted(index, answer, ms_since(self.started)),
-                None => round.on_time(ms_since(self.started)),
-            },
+            WriteEffect::Mint { index } => {
+                match self.mint(index, round.mint_alternative_left()).await {
+                    Some(answer) => round.on_minted(index, answer, ms_since(self.started)),
+                    None => round.on_time(ms_since(self.started)),
+                }
+            }
             WriteEffect::Replicate { index } => {
                 let Some(minted) = &self.minted else {
                     return None;
@@ -192,8 +208,10 @@ impl Write<'_> {
 
     /// Asks replica `index` to mint: in place on this node (answering before its
     /// flush ends, which then runs as `flushing`), else through the transport until
-    /// the deadline. `None` when the deadline passed first.
-    async fn mint(&mut self, index: usize) -> Option<MintAnswer> {
+    /// the deadline. `None` when the deadline passed first. With `alternative` (another
+    /// replica is left to ask) and a request safe to carry out twice, a remote minter
+    /// gets only its patience (`Coordinator::mint_patience`), then is `Late`.
+    async fn mint(&mut self, index: usize, alternative: bool) -> Option<MintAnswer> {
         let dispatch = &self.coordinator.dispatch;
         let node = &self.nodes[index];
         if let Some((response, durable)) = dispatch.mint_here(node, &self.request) {
@@ -202,7 +220,15 @@ impl Write<'_> {
         }
         let sent = dispatch.send(node, self.request.clone());
         let deadline = self.started + self.coordinator.timeout;
-        let response = tokio::time::timeout_at(deadline, sent).await.ok()?;
+        let give_up = match alternative && self.request.repeatable() {
+            true => (Instant::now() + self.coordinator.mint_patience(node)).min(deadline),
+            false => deadline,
+        };
+        let response = match tokio::time::timeout_at(give_up, sent).await {
+            Ok(response) => response,
+            Err(_) if give_up < deadline => return Some(MintAnswer::Late),
+            Err(_) => return None,
+        };
         // A failure that may have come after the replica applied the request: asking
         // the next replica is safe only if applying twice would not count twice.
         if !self.request.repeatable() && response.as_ref().is_err_and(lost_after_sending) {

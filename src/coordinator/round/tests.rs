@@ -145,6 +145,39 @@ fn an_unknown_mint_outcome_ends_the_write_without_asking_another_replica() {
 }
 
 #[test]
+fn a_late_minter_hands_over_to_the_next_and_still_counts_when_it_stores() {
+    // All three must store: the late first minter is not counted as failed.
+    let mut round = WriteRound::new(write_plan(Level::All, None), 0, 2000);
+    assert_eq!(write_effects(&mut round), ["mint 0"]);
+    assert!(round.mint_alternative_left());
+    round.on_minted(0, MintAnswer::Late, 30);
+    assert_eq!(write_effects(&mut round), ["mint 1"]);
+    round.on_minted(1, MintAnswer::Stored { flushing: false }, 35);
+    assert_eq!(write_effects(&mut round), ["replicate 0", "replicate 2"]);
+    round.on_reply(2, true, 36);
+    assert!(
+        write_effects(&mut round).is_empty(),
+        "the late one has not stored yet"
+    );
+    round.on_reply(0, true, 40);
+    assert_eq!(write_effects(&mut round), ["ok"]);
+}
+
+#[test]
+fn the_last_minter_late_ends_the_write_as_at_its_deadline() {
+    let mut round = WriteRound::new(write_plan(Level::Quorum, None), 0, 2000);
+    assert_eq!(write_effects(&mut round), ["mint 0"]);
+    round.on_minted(0, MintAnswer::Late, 30);
+    round.on_minted(1, MintAnswer::Late, 60);
+    assert_eq!(write_effects(&mut round), ["mint 1", "mint 2"]);
+    assert!(!round.mint_alternative_left(), "three attempts at most");
+    round.on_minted(2, MintAnswer::Late, 90);
+    let effects = write_effects(&mut round);
+    assert_eq!(effects.len(), 1, "{effects:?}");
+    assert!(effects[0].contains("timed out"), "{effects:?}");
+}
+
+#[test]
 fn a_write_times_out_at_its_deadline_saying_who_answered() {
     let mut round = WriteRound::new(write_plan(Level::All, None), 10, 300);
     round.on_minted(0, MintAnswer::Stored { flushing: false }, 11);

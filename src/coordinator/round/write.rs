@@ -51,6 +51,12 @@ pub enum MintAnswer {
     /// asking the next replica could apply it twice, so the write ends unanswered, as
     /// at its deadline; the client learns the outcome is unknown.
     Unknown,
+    /// It has not answered within the patience its measured latency allows (a node
+    /// dead before anyone suspected it), for an operation safe to carry out twice: the
+    /// next replica is asked, and this one is not counted as failed (it may still store
+    /// the version and acknowledge the merge that follows). Only while
+    /// `mint_alternative_left`.
+    Late,
 }
 
 /// What the driver must carry out for a write.
@@ -174,6 +180,11 @@ impl WriteRound {
         &self.tracker
     }
 
+    /// Whether a replica is left to ask should the one minting now be late.
+    pub fn mint_alternative_left(&self) -> bool {
+        matches!(&self.stage, Stage::Minting { order, at } if *at < order.len())
+    }
+
     /// Asks the next replica in order to mint, or fails the write when none is left.
     fn mint_next(&mut self, now_ms: u64) {
         let Stage::Minting { order, at } = &mut self.stage else {
@@ -210,6 +221,9 @@ impl WriteRound {
                 _ => self.mint_next(now_ms),
             },
             MintAnswer::Unknown => self.fail(Progress::Pending, now_ms),
+            MintAnswer::Late if self.mint_alternative_left() => self.mint_next(now_ms),
+            // Nobody left to ask: as at the deadline.
+            MintAnswer::Late => self.fail(Progress::Pending, now_ms),
         }
     }
 
