@@ -95,6 +95,28 @@ async fn iterate(
     panic!("no full iteration within {CALLS_MAX} calls");
 }
 
+/// Goes on with an iteration from `cursor` at `COUNT 10`, call `c` through
+/// `nodes[c % nodes.len()]`, adding what it lists to `seen`, until the cursor is `0` or
+/// `seen` holds `enough` keys; the cursor reached.
+async fn scan_on(
+    nodes: &mut [MultiplexedConnection],
+    mut cursor: u64,
+    seen: &mut Vec<String>,
+    enough: usize,
+) -> u64 {
+    for call in 0..CALLS_MAX {
+        let node = &mut nodes[call % nodes.len()];
+        let command = words(&format!("SCAN {cursor} COUNT 10"));
+        let (next, page): (u64, Vec<String>) = query(node, &command).await.unwrap();
+        seen.extend(page);
+        cursor = next;
+        if cursor == 0 || seen.len() >= enough {
+            break;
+        }
+    }
+    cursor
+}
+
 fn set(keys: &[String]) -> BTreeSet<String> {
     keys.iter().cloned().collect()
 }
@@ -225,31 +247,14 @@ async fn a_cursor_survives_a_node_stopping_mid_iteration() {
     let (mut cluster, mut nodes) = cluster().await;
     let keys = seed(&mut nodes, "survivor:", 200).await;
     let mut seen = Vec::new();
-    let mut cursor = 0u64;
     // The first half of the key space through node 0.
-    for _ in 0..CALLS_MAX {
-        let command = words(&format!("SCAN {cursor} COUNT 10"));
-        let (next, page): (u64, Vec<String>) = query(&mut nodes[0], &command).await.unwrap();
-        seen.extend(page);
-        cursor = next;
-        if cursor == 0 || seen.len() >= keys.len() / 2 {
-            break;
-        }
-    }
+    let cursor = scan_on(&mut nodes[..1], 0, &mut seen, keys.len() / 2).await;
     assert_ne!(cursor, 0, "the iteration is stopped half-way");
     let stopped = cluster.stop(2).await;
     nodes.truncate(2);
     cluster.wait_dead(1, stopped.as_str()).await;
     // The rest through node 1, with the cursor node 0 handed out.
-    for _ in 0..CALLS_MAX {
-        let command = words(&format!("SCAN {cursor} COUNT 10"));
-        let (next, page): (u64, Vec<String>) = query(&mut nodes[1], &command).await.unwrap();
-        seen.extend(page);
-        cursor = next;
-        if cursor == 0 {
-            break;
-        }
-    }
+    let cursor = scan_on(&mut nodes[1..2], cursor, &mut seen, usize::MAX).await;
     assert_eq!(cursor, 0, "the iteration ends");
     assert_eq!(seen.len(), keys.len(), "no key twice");
     assert_eq!(seen.into_iter().collect::<BTreeSet<_>>(), set(&keys));
@@ -284,16 +289,7 @@ async fn a_cursor_survives_a_node_joining_mid_iteration() {
     }
     let keys = seed(&mut nodes, "joining:", 300).await;
     let mut seen = Vec::new();
-    let mut cursor = 0u64;
-    for _ in 0..CALLS_MAX {
-        let command = words(&format!("SCAN {cursor} COUNT 10"));
-        let (next, page): (u64, Vec<String>) = query(&mut nodes[0], &command).await.unwrap();
-        seen.extend(page);
-        cursor = next;
-        if cursor == 0 || seen.len() >= keys.len() / 3 {
-            break;
-        }
-    }
+    let cursor = scan_on(&mut nodes[..1], 0, &mut seen, keys.len() / 3).await;
     assert_ne!(cursor, 0, "the iteration is stopped a third of the way");
     let added = cluster.cli(&["add", "--region", "local"]);
     assert!(
@@ -311,16 +307,7 @@ async fn a_cursor_survives_a_node_joining_mid_iteration() {
     .await;
     nodes.push(joiner);
     // The rest through every node in turn, the joiner too, while partitions move.
-    for call in 0..CALLS_MAX {
-        let node = &mut nodes[1 + call % 3];
-        let command = words(&format!("SCAN {cursor} COUNT 10"));
-        let (next, page): (u64, Vec<String>) = query(node, &command).await.unwrap();
-        seen.extend(page);
-        cursor = next;
-        if cursor == 0 {
-            break;
-        }
-    }
+    let cursor = scan_on(&mut nodes[1..], cursor, &mut seen, usize::MAX).await;
     assert_eq!(cursor, 0, "the iteration ends");
     let listed: BTreeSet<String> = seen.iter().cloned().collect();
     let missing: Vec<&String> = keys.iter().filter(|key| !listed.contains(*key)).collect();
