@@ -127,6 +127,26 @@ pub const MINT_ATTEMPTS_MAX: usize = 3;
 pub const MINT_PATIENCE_P99_FACTOR: u64 = 4;
 pub const MINT_PATIENCE_FLOOR_MS: u64 = 25;
 pub const MINT_PATIENCE_MAX_MS: u64 = 300;
+/// A round whose level is still pending sends its request again to the replicas that
+/// have not answered (a message the network lost: the transport never retries) after
+/// this many times the slowest measured p99 of its replicas, at least
+/// `RESEND_FLOOR_MS` and at most `RESEND_MAX_MS` (the most while nothing is measured),
+/// the wait doubling each time, at most `RESENDS_MAX` times. Safe: a merge is
+/// idempotent, a read changes nothing, and a replica applies an `Apply` from another
+/// node once (`replica::once`).
+pub const RESEND_P99_FACTOR: u64 = 4;
+pub const RESEND_FLOOR_MS: u64 = 150;
+pub const RESEND_MAX_MS: u64 = 300;
+pub const RESENDS_MAX: u32 = 2;
+/// A peer this node has asked something and heard nothing from (no answer of any
+/// kind) for this long is treated as dead by this node's coordinator (its writes go to
+/// fallbacks, its reads skip it), whatever the failure detector says: a link that lost
+/// its way out (a one-way partition) or a node stopped before anyone suspected it
+/// costs a request a fast "unavailable" instead of the request timeout. The peer is
+/// asked again (a digest read) at most every `PEER_SILENT_PROBE_MS`; its first answer
+/// ends the silence.
+pub const PEER_SILENT_AFTER_MS: u64 = 1_000;
+pub const PEER_SILENT_PROBE_MS: u64 = 250;
 /// Default for how far (ms) a remote HLC timestamp may run ahead of local wall time
 /// before `HybridClock::observe` rejects it with `ClockError::Drift`.
 pub const HLC_DRIFT_MS_MAX: u64 = 10_000;

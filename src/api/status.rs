@@ -116,6 +116,14 @@ pub struct Status {
     /// Speculations the per-node budget refused.
     #[serde(default)]
     pub speculations_refused: u64,
+    /// Requests a coordinator here sent again to replicas that had not answered.
+    #[serde(default)]
+    pub resends: u64,
+    /// Probes sent to peers this node has heard nothing from for
+    /// `PEER_SILENT_AFTER_MS` while asking them something (treated as dead by its
+    /// coordinator until they answer), at most one per peer every `PEER_SILENT_PROBE_MS`.
+    #[serde(default)]
+    pub silent_probes: u64,
     pub frames_rejected: u64,
     pub connections_refused: u64,
     /// Peer (QUIC) handshakes dropped for not completing within HANDSHAKE_TIMEOUT_MS.
@@ -316,6 +324,8 @@ pub(super) async fn status(State(routes): State<StatusRoutes>) -> Json<Status> {
         digest_mismatches: stats.digest_mismatches.load(Ordering::Relaxed),
         speculations: stats.speculations.load(Ordering::Relaxed),
         speculations_refused: stats.speculations_refused.load(Ordering::Relaxed),
+        resends: stats.resends.load(Ordering::Relaxed),
+        silent_probes: stats.silent_probes.load(Ordering::Relaxed),
         frames_rejected: transport.frames_rejected,
         connections_refused: transport.connections_refused,
         handshakes_timed_out: transport.handshakes_timed_out,

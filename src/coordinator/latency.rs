@@ -5,6 +5,11 @@
 //! tells a read how long to wait before asking the other replicas (Cassandra's
 //! `speculative_retry = 99p`) and which replicas to ask first.
 //!
+//! Also each peer's silence: how long this node has been waiting for any answer from
+//! it (since the first request sent after its last answer). A peer silent for
+//! `PEER_SILENT_AFTER_MS` is treated as dead by this node's coordinator, and probed at
+//! most every `PEER_SILENT_PROBE_MS` until it answers.
+//!
 //! Also the per-node speculation budget: a token bucket filled by reads, so the extra
 //! requests speculation sends stay a bounded share of reads.
 //!
@@ -54,6 +59,10 @@ struct Peer {
     newer_since_ms: u64,
     /// The last sample, to pick the peer to forget when the table is full.
     last_ms: u64,
+    /// The first request sent to it since its last answer, while none has come.
+    waiting_since_ms: Option<u64>,
+    /// When it was last probed while silent.
+    probed_ms: Option<u64>,
 }
 
 impl Peer {
@@ -118,14 +127,64 @@ impl LatencyTracker {
 
     /// `node` answered (or failed) `elapsed_ms` after it was asked, at `now_ms`.
     pub fn record(&mut self, node: &NodeId, elapsed_ms: u64, now_ms: u64) {
+        let peer = self.peer_mut(node, now_ms);
+        peer.slide(now_ms);
+        peer.newer.record(elapsed_ms);
+        peer.last_ms = peer.last_ms.max(now_ms);
+    }
+
+    /// A request went to `node` at `now_ms`: if none of its earlier ones has been
+    /// answered since its last answer, the wait (its silence) counts from the first.
+    pub fn sent(&mut self, node: &NodeId, now_ms: u64) {
+        let peer = self.peer_mut(node, now_ms);
+        peer.waiting_since_ms.get_or_insert(now_ms);
+        peer.last_ms = peer.last_ms.max(now_ms);
+    }
+
+    /// `node` answered something (an answer or an error of its own): it is not silent.
+    pub fn heard(&mut self, node: &NodeId) {
+        if let Some(peer) = self.peers.iter_mut().find(|peer| peer.node == *node) {
+            peer.waiting_since_ms = None;
+            peer.probed_ms = None;
+        }
+    }
+
+    /// Whether `node` has been asked and has not answered anything for
+    /// `PEER_SILENT_AFTER_MS` at `now_ms`.
+    pub fn is_silent(&self, node: &NodeId, now_ms: u64) -> bool {
+        self.peers
+            .iter()
+            .find(|peer| peer.node == *node)
+            .and_then(|peer| peer.waiting_since_ms)
+            .is_some_and(|since| now_ms.saturating_sub(since) >= limits::PEER_SILENT_AFTER_MS)
+    }
+
+    /// Whether silent `node` is due a probe at `now_ms` (none for
+    /// `PEER_SILENT_PROBE_MS`); a `true` counts as the probe sent.
+    pub fn probe_due(&mut self, node: &NodeId, now_ms: u64) -> bool {
+        if !self.is_silent(node, now_ms) {
+            return false;
+        }
+        let Some(peer) = self.peers.iter_mut().find(|peer| peer.node == *node) else {
+            return false;
+        };
+        let due = peer
+            .probed_ms
+            .is_none_or(|probed| now_ms.saturating_sub(probed) >= limits::PEER_SILENT_PROBE_MS);
+        if due {
+            peer.probed_ms = Some(now_ms);
+        }
+        due
+    }
+
+    /// `node`'s entry, made (in a free slot, else in the one heard from the longest
+    /// ago) if it has none.
+    fn peer_mut(&mut self, node: &NodeId, now_ms: u64) -> &mut Peer {
         let at = match self.peers.iter().position(|peer| peer.node == *node) {
             Some(at) => at,
             None => self.admit(node, now_ms),
         };
-        let peer = &mut self.peers[at];
-        peer.slide(now_ms);
-        peer.newer.record(elapsed_ms);
-        peer.last_ms = peer.last_ms.max(now_ms);
+        &mut self.peers[at]
     }
 
     /// A slot for a new peer: a free one, else the one heard from the longest ago.
@@ -136,6 +195,8 @@ impl LatencyTracker {
             older: Histogram::default(),
             newer_since_ms: now_ms,
             last_ms: now_ms,
+            waiting_since_ms: None,
+            probed_ms: None,
         };
         if self.peers.len() < limits::LATENCY_PEERS_MAX {
             self.peers.push(peer);

@@ -39,7 +39,7 @@ use crate::wire::{PeerRequest, PeerResponse, Refusal};
 use latency::{LatencyTracker, SpeculationBudget};
 use quorum::{Level, QuorumError, QuorumTracker, Requirement};
 use round::Health;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, Semaphore};
@@ -120,6 +120,11 @@ pub struct CoordinatorStats {
     /// Speculations the per-node budget refused (`SPECULATION_SHARE_PER_MILLE`): those
     /// reads waited for the replicas they had asked.
     pub speculations_refused: AtomicU64,
+    /// Requests sent again to replicas that had not answered within the resend wait
+    /// (each round's resend counts once, however many replicas it went to).
+    pub resends: AtomicU64,
+    /// Probes of peers silent for `PEER_SILENT_AFTER_MS` (treated as dead here).
+    pub silent_probes: AtomicU64,
 }
 
 /// Coordinates client requests on one node.
@@ -141,6 +146,18 @@ pub struct Coordinator {
     /// The time the latency samples are taken against.
     epoch: Instant,
     pub stats: Arc<CoordinatorStats>,
+}
+
+/// Whether a request's outcome came from the peer itself (an answer, an error or a
+/// refusal of its own), not from its silence (a timeout, no connection).
+fn heard_from(response: &Result<PeerResponse, DispatchError>) -> bool {
+    matches!(
+        response,
+        Ok(_)
+            | Err(DispatchError::Peer { .. }
+                | DispatchError::Refused { .. }
+                | DispatchError::Unexpected { .. })
+    )
 }
 
 /// A replica's reply to one fanned-out request. The response is boxed: a reply channel
@@ -187,9 +204,32 @@ impl Coordinator {
     /// region first (they vote), then the owners a pending ring change adds (they get
     /// every request but do not vote); also this node's index among the voters and
     /// which replicas the failure detector holds dead.
+    /// A replica this node has heard nothing from for `PEER_SILENT_AFTER_MS` counts as
+    /// dead here too (`latency`); one due a probe gets a digest read of `key`, whose
+    /// answer ends its silence.
     fn plan(&self, key: &ObjectKey, level: Level) -> Result<Planned, CoordinatorError> {
         let partitions = self.cluster.view().current.partition_count();
-        self.plan_partition(key.partition(partitions), level)
+        let planned = self.plan_partition(key.partition(partitions), level)?;
+        if planned.dead.iter().any(|dead| *dead) {
+            let now_ms = ms_since(self.epoch);
+            let mut due = Vec::new();
+            if let Ok(mut latency) = self.latency.lock() {
+                for node in &planned.nodes {
+                    if latency.probe_due(node, now_ms) {
+                        due.push(node.clone());
+                    }
+                }
+            }
+            let probes = due.len() as u64;
+            self.stats
+                .silent_probes
+                .fetch_add(probes, Ordering::Relaxed);
+            for node in due {
+                let probe = self.tracked_send(&node, PeerRequest::Digest { key: key.clone() });
+                tokio::spawn(probe);
+            }
+        }
+        Ok(planned)
     }
 
     /// `plan` of every key of `partition`.
@@ -212,10 +252,15 @@ impl Coordinator {
             .chain(extra)
             .map(|replica| replica.node)
             .collect();
-        let dead = nodes
-            .iter()
-            .map(|node| self.cluster.is_dead(node))
-            .collect();
+        let dead = {
+            let now_ms = ms_since(self.epoch);
+            let latency = self.latency.lock().expect("latency lock poisoned");
+            let silent = |node: &NodeId| *node != self.node && latency.is_silent(node, now_ms);
+            nodes
+                .iter()
+                .map(|node| self.cluster.is_dead(node) || silent(node))
+                .collect()
+        };
         let health = self.health_of(&nodes);
         Ok(Planned {
             nodes,
@@ -250,7 +295,7 @@ impl Coordinator {
         request: PeerRequest,
     ) -> impl std::future::Future<Output = Result<PeerResponse, DispatchError>> + Send + 'static
     {
-        let future = self.dispatch.send(node, request);
+        let future = self.tracked_send(node, request);
         let latency = self.latency.clone();
         let (node, epoch) = (node.clone(), self.epoch);
         async move {
@@ -260,6 +305,30 @@ impl Coordinator {
             let now_ms = ms_since(epoch);
             if let Ok(mut latency) = latency.lock() {
                 latency.record(&node, elapsed_ms, now_ms);
+            }
+            response
+        }
+    }
+
+    /// `send`, noting the request and any answer in the peer's silence (`latency`).
+    fn tracked_send(
+        &self,
+        node: &NodeId,
+        request: PeerRequest,
+    ) -> impl std::future::Future<Output = Result<PeerResponse, DispatchError>> + Send + 'static
+    {
+        let future = self.dispatch.send(node, request);
+        let latency = self.latency.clone();
+        let (node, epoch) = (node.clone(), self.epoch);
+        if let Ok(mut latency) = latency.lock() {
+            latency.sent(&node, ms_since(epoch));
+        }
+        async move {
+            let response = future.await;
+            if heard_from(&response) {
+                if let Ok(mut latency) = latency.lock() {
+                    latency.heard(&node);
+                }
             }
             response
         }
@@ -276,7 +345,11 @@ impl Coordinator {
         let view = self.cluster.view();
         let partition = key.partition(view.current.partition_count());
         let list = view.current.preference_list(partition, &self.region);
-        round::fallbacks(&list, nodes, dead, |node| self.cluster.is_dead(node))
+        let now_ms = ms_since(self.epoch);
+        let latency = self.latency.lock().expect("latency lock poisoned");
+        round::fallbacks(&list, nodes, dead, |node| {
+            self.cluster.is_dead(node) || (*node != self.node && latency.is_silent(node, now_ms))
+        })
     }
 
     /// Sends one request in its own task; its reply goes to `sender` as replica `index`.
@@ -287,7 +360,7 @@ impl Coordinator {
         node: &NodeId,
         request: PeerRequest,
     ) {
-        let future = self.dispatch.send(node, request);
+        let future = self.tracked_send(node, request);
         let sender = sender.clone();
         tokio::spawn(async move {
             let response = future.await;

@@ -179,6 +179,8 @@ impl Coordinator {
         if round.digest_mismatched() {
             self.stats.digest_mismatches.fetch_add(1, Ordering::Relaxed);
         }
+        let resends = u64::from(round.resends_total());
+        self.stats.resends.fetch_add(resends, Ordering::Relaxed);
         if answer.is_err() {
             self.stats.failures.fetch_add(1, Ordering::Relaxed);
         }

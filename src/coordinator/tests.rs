@@ -434,7 +434,14 @@ async fn an_empty_speculation_budget_makes_the_read_wait_for_those_it_asked() {
     *coordinator.budget.lock().unwrap() = latency::SpeculationBudget::empty();
     let error = read_k(&coordinator, Level::Count(2)).await.unwrap_err();
     assert!(matches!(error, CoordinatorError::Timeout { .. }), "{error}");
-    assert_eq!(asked(&fake).len(), 2);
+    // Only the two it asked: the silent one again at each resend, nobody else.
+    let asked = asked(&fake);
+    let resends = usize::try_from(limits::RESENDS_MAX).unwrap();
+    assert_eq!(asked.len(), 2 + resends, "{asked:?}");
+    assert_eq!(
+        asked.iter().filter(|node| **node == asked[0]).count(),
+        1 + resends
+    );
     assert_eq!(coordinator.stats.speculations.load(Ordering::Relaxed), 0);
     assert_eq!(
         coordinator
@@ -605,4 +612,54 @@ async fn a_replica_refusing_a_mint_through_the_transport_is_the_clients_answer()
         1,
         "a refusal is not retried on another replica"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_replica_silent_for_a_second_is_not_waited_for_and_gets_a_probe() {
+    let (coordinator, fake) = coordinator(Behaviour::FirstRemoteSilent);
+    let coordinator = Arc::new(coordinator);
+    read_k(&coordinator, Level::Count(2)).await.unwrap();
+    let silent = fake.first_remote.lock().unwrap().clone().unwrap();
+    // Asked, and not one answer since: silent once PEER_SILENT_AFTER_MS has passed.
+    tokio::time::advance(Duration::from_millis(limits::PEER_SILENT_AFTER_MS)).await;
+    fake.asked.lock().unwrap().clear();
+    fake.digests_asked.lock().unwrap().clear();
+    let started = Instant::now();
+    read_k(&coordinator, Level::Count(2)).await.unwrap();
+    // Treated as dead: the read asks this node and the other replica at once.
+    assert!(started.elapsed() < Duration::from_millis(limits::READ_SPECULATE_FLOOR_MS));
+    assert_eq!(coordinator.stats.speculations.load(Ordering::Relaxed), 1);
+    // It got one probe (a digest read), whose answer would end its silence.
+    let probes = fake
+        .digests_asked
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|node| **node == silent)
+        .count();
+    let asked_silent = asked(&fake)
+        .iter()
+        .filter(|node| **node == silent.as_str())
+        .count();
+    assert_eq!((asked_silent, probes), (1, 1), "{:?}", asked(&fake));
+    assert_eq!(coordinator.stats.silent_probes.load(Ordering::Relaxed), 1);
+    // A write its level needs the silent replica for fails at once, and mints nothing.
+    fake.asked.lock().unwrap().clear();
+    let error = put(coordinator.clone(), Level::All)
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(error, CoordinatorError::QuorumNotReached { .. }),
+        "{error}"
+    );
+    assert!(started.elapsed() < Duration::from_millis(limits::READ_SPECULATE_FLOOR_MS));
+    assert!(
+        asked(&fake).is_empty(),
+        "nothing minted: {:?}",
+        asked(&fake)
+    );
+    // The probe is not repeated before its interval.
+    read_k(&coordinator, Level::Count(2)).await.unwrap();
+    assert!(!asked(&fake).contains(&silent.as_str().to_string()));
 }

@@ -4,7 +4,7 @@
 //! replica's reply; every other request goes out in a task of its own. It decides
 //! nothing: who is asked, what counts and when to answer are the round's.
 
-use super::round::{Health, MintAnswer, WriteEffect, WritePlan, WriteRound};
+use super::round::{resend_after_ms, Health, MintAnswer, WriteEffect, WritePlan, WriteRound};
 use super::{instant_at, ms_since, whole_ms, Coordinator, CoordinatorError, Durable, Reply};
 use super::{Planned, Policy};
 use crate::clock::Hlc;
@@ -14,6 +14,7 @@ use crate::ids::{NodeId, Region};
 use crate::limits;
 use crate::object::{Object, ObjectKey};
 use crate::wire::{PeerError, PeerRequest, PeerResponse};
+use futures::stream::{FuturesUnordered, StreamExt};
 use std::sync::atomic::Ordering;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -81,6 +82,8 @@ impl Coordinator {
         loop {
             while let Some(effect) = round.poll_effect() {
                 if let Some(answer) = write.carry_out(effect, &mut round).await {
+                    let resends = u64::from(round.resends());
+                    self.stats.resends.fetch_add(resends, Ordering::Relaxed);
                     if answer.is_err() {
                         self.stats.failures.fetch_add(1, Ordering::Relaxed);
                     }
@@ -218,16 +221,15 @@ impl Write<'_> {
             self.flushing = Some((index, durable));
             return Some(mint_answer(Ok(response), true, &mut self.minted));
         }
-        let sent = dispatch.send(node, self.request.clone());
         let deadline = self.started + self.coordinator.timeout;
         let give_up = match alternative && self.request.repeatable() {
             true => (Instant::now() + self.coordinator.mint_patience(node)).min(deadline),
             false => deadline,
         };
-        let response = match tokio::time::timeout_at(give_up, sent).await {
-            Ok(response) => response,
-            Err(_) if give_up < deadline => return Some(MintAnswer::Late),
-            Err(_) => return None,
+        let response = match self.mint_remote(index, give_up).await {
+            Some(response) => response,
+            None if give_up < deadline => return Some(MintAnswer::Late),
+            None => return None,
         };
         // A failure that may have come after the replica applied the request: asking
         // the next replica is safe only if applying twice would not count twice.
@@ -235,6 +237,48 @@ impl Write<'_> {
             return Some(MintAnswer::Unknown);
         }
         Some(mint_answer(response, false, &mut self.minted))
+    }
+}
+
+impl Write<'_> {
+    /// Sends the mint to remote replica `index` and waits for its answer until
+    /// `give_up` (`None` then). An `Apply`, which the replica carries out once whatever
+    /// the copies (`replica::once`), goes again to the same replica each time the
+    /// resend wait passes without an answer (a lost message costs that wait, not the
+    /// request timeout); the first answer of any copy is the answer.
+    async fn mint_remote(
+        &mut self,
+        index: usize,
+        give_up: Instant,
+    ) -> Option<Result<PeerResponse, super::DispatchError>> {
+        let coordinator = self.coordinator;
+        let node = &self.nodes[index];
+        let mut copies = FuturesUnordered::new();
+        copies.push(coordinator.tracked_send(node, self.request.clone()));
+        let resendable = matches!(self.request, PeerRequest::Apply { .. });
+        let health = coordinator.health_of(std::slice::from_ref(node));
+        let mut wait = std::time::Duration::from_millis(resend_after_ms(&health));
+        let mut resends = 0;
+        loop {
+            let resend_at = Instant::now() + wait;
+            let resend = resendable && resends < limits::RESENDS_MAX && resend_at < give_up;
+            let until = if resend { resend_at } else { give_up };
+            match tokio::time::timeout_at(until, copies.next()).await {
+                Ok(Some(response)) if response.is_ok() || copies.is_empty() => {
+                    return Some(response)
+                }
+                // A copy failed while another may still answer.
+                Ok(Some(_)) => {}
+                Ok(None) => return None,
+                Err(_) if !resend => return None,
+                Err(_) => {
+                    copies.push(coordinator.tracked_send(node, self.request.clone()));
+                    coordinator.stats.resends.fetch_add(1, Ordering::Relaxed);
+                    resends += 1;
+                    wait = wait.saturating_mul(2);
+                }
+            }
+        }
     }
 }
 

@@ -91,6 +91,50 @@ fn the_budget_allows_a_share_of_reads_after_its_burst() {
     );
 }
 
+#[test]
+fn a_peer_asked_and_not_heard_from_is_silent_until_it_answers() {
+    let mut tracker = LatencyTracker::new();
+    let (a, b) = (node("a-1"), node("b-1"));
+    let silent_ms = limits::PEER_SILENT_AFTER_MS;
+    assert!(!tracker.is_silent(&a, silent_ms), "never asked");
+    tracker.sent(&a, 100);
+    // A later request does not restart the wait: it counts from the first unanswered.
+    tracker.sent(&a, 600);
+    assert!(!tracker.is_silent(&a, 100 + silent_ms - 1));
+    assert!(tracker.is_silent(&a, 100 + silent_ms));
+    // Another peer that answers each request is never silent.
+    for at in [100, 900, 2_000] {
+        tracker.sent(&b, at);
+        tracker.heard(&b);
+    }
+    assert!(!tracker.is_silent(&b, 5_000));
+    // Its first answer ends the silence; the next wait starts at the next request.
+    tracker.heard(&a);
+    assert!(!tracker.is_silent(&a, 10_000));
+    tracker.sent(&a, 10_000);
+    assert!(!tracker.is_silent(&a, 10_000 + silent_ms - 1));
+    assert!(tracker.is_silent(&a, 10_000 + silent_ms));
+}
+
+#[test]
+fn a_silent_peer_is_probed_at_most_once_per_probe_interval() {
+    let mut tracker = LatencyTracker::new();
+    let a = node("a-1");
+    let silent_ms = limits::PEER_SILENT_AFTER_MS;
+    let probe_ms = limits::PEER_SILENT_PROBE_MS;
+    tracker.sent(&a, 0);
+    assert!(!tracker.probe_due(&a, silent_ms - 1), "not silent yet");
+    assert!(tracker.probe_due(&a, silent_ms));
+    assert!(!tracker.probe_due(&a, silent_ms), "one probe at a time");
+    assert!(!tracker.probe_due(&a, silent_ms + probe_ms - 1));
+    assert!(tracker.probe_due(&a, silent_ms + probe_ms));
+    tracker.heard(&a);
+    assert!(
+        !tracker.probe_due(&a, silent_ms + 10 * probe_ms),
+        "it answered"
+    );
+}
+
 proptest! {
     /// The p99 lies between the fastest and the slowest sample's bucket bounds, and a
     /// slower sample never lowers it.

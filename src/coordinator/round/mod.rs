@@ -19,7 +19,7 @@ mod write;
 mod tests;
 
 pub use read::{Ask, Phase, ReadAnswer, ReadEffect, ReadPlan, ReadRound};
-pub use speculation::{preferred_order, speculate_after_ms, Health};
+pub use speculation::{preferred_order, resend_after_ms, speculate_after_ms, Health};
 pub use write::{MintAnswer, WriteEffect, WritePlan, WriteRound};
 
 use super::quorum::{Level, Progress, QuorumTracker};

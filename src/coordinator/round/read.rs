@@ -12,11 +12,15 @@
 //! answering under `sync_repair`, else afterwards. Replies that come after the answer
 //! feed that repair (a late digest that differs costs a read of that replica's object)
 //! until every request sent has answered or the deadline passes.
+//!
+//! A phase still pending `resend_after_ms` after its speculation point asks the
+//! replicas that have not answered again (their request or its answer may be lost:
+//! the transport never retries), at most `RESENDS_MAX` times, the wait doubling.
 
 use super::super::quorum::{Level, Progress, QuorumTracker};
 use super::super::CoordinatorError;
 use super::error_for;
-use super::speculation::{preferred_order, speculate_after_ms, Health};
+use super::speculation::{preferred_order, resend_after_ms, speculate_after_ms, Health};
 use crate::limits;
 use crate::object::Object;
 use std::collections::VecDeque;
@@ -132,6 +136,12 @@ pub struct ReadRound {
     deadline_ms: u64,
     /// When every replica left is asked, unless the level is met by then.
     speculate_ms: Option<u64>,
+    /// When the replicas asked that have not answered are asked again.
+    resend_ms: Option<u64>,
+    resend_wait_ms: u64,
+    /// Resends in this phase, and in the whole read.
+    resends: u32,
+    resends_total: u32,
     /// What the driver measured of the replicas: the order and the speculation delay.
     health: Health,
     /// Whether the read asked more replicas than it needed because they were late.
@@ -197,6 +207,10 @@ impl ReadRound {
             started_ms: now_ms,
             deadline_ms: now_ms,
             speculate_ms: None,
+            resend_ms: None,
+            resend_wait_ms: resend_after_ms(&health),
+            resends: 0,
+            resends_total: 0,
             health,
             speculated: false,
             data_at: None,
@@ -226,7 +240,10 @@ impl ReadRound {
     pub fn next_wake_ms(&self) -> Option<u64> {
         match self.stage {
             Stage::Done => None,
-            Stage::Digest | Stage::Full => Some(self.speculate_ms.unwrap_or(self.deadline_ms)),
+            Stage::Digest | Stage::Full => {
+                let soonest = [self.speculate_ms, self.resend_ms, Some(self.deadline_ms)];
+                soonest.into_iter().flatten().min()
+            }
             _ => Some(self.deadline_ms),
         }
     }
@@ -259,6 +276,11 @@ impl ReadRound {
     /// Whether the read asked more replicas than it needed because they were late.
     pub fn speculated(&self) -> bool {
         self.speculated
+    }
+
+    /// How many times the read asked again replicas that had not answered.
+    pub fn resends_total(&self) -> u32 {
+        self.resends_total
     }
 
     /// Whether `on_time(now_ms)` would speculate: the delay has passed, the level is
@@ -309,6 +331,9 @@ impl ReadRound {
         let after_ms = speculate_after_ms(&self.asked, self.here, &self.health);
         let speculate_ms = now_ms.saturating_add(after_ms);
         self.speculate_ms = Some(speculate_ms.min(self.deadline_ms));
+        self.resends = 0;
+        self.resend_wait_ms = resend_after_ms(&self.health);
+        self.resend_ms = Some(speculate_ms.saturating_add(self.resend_wait_ms));
         if self.progress != Progress::Pending {
             // Nothing to wait for: dead voters alone decided it.
             self.end_phase(now_ms);
@@ -448,32 +473,63 @@ impl ReadRound {
         }
     }
 
-    /// The time is `now_ms`: speculation, deadlines.
+    /// The time is `now_ms`: speculation, resends, deadlines.
     pub fn on_time(&mut self, now_ms: u64) {
         match self.stage {
             Stage::Digest | Stage::Full => {
-                if let Some(speculate_ms) = self.speculate_ms {
-                    if now_ms < speculate_ms {
-                        return;
-                    }
+                let mut end = now_ms >= self.deadline_ms;
+                if self.speculate_ms.is_some_and(|at| now_ms >= at) {
                     self.speculate_ms = None;
                     if self.progress == Progress::Pending {
                         let asked = self.asked.iter().filter(|asked| **asked).count();
                         self.ask(true);
                         self.speculated |=
                             self.asked.iter().filter(|asked| **asked).count() > asked;
-                        if now_ms < self.deadline_ms {
-                            return;
-                        }
+                    } else {
+                        // The level is met and the object late: read in full now.
+                        end = true;
                     }
-                } else if now_ms < self.deadline_ms {
-                    return;
                 }
-                self.end_phase(now_ms);
+                if !end && self.resend_ms.is_some_and(|at| now_ms >= at) {
+                    self.resend(now_ms);
+                }
+                if end {
+                    self.end_phase(now_ms);
+                }
             }
             Stage::SyncRepair if now_ms >= self.deadline_ms => self.answer_full(),
             Stage::Late if now_ms >= self.deadline_ms => self.repair_late(),
             _ => {}
+        }
+    }
+
+    /// Asks again every replica asked in this phase that has not answered (this
+    /// node's copy is read in place: never lost), while the level is pending.
+    fn resend(&mut self, now_ms: u64) {
+        self.resend_ms = None;
+        if self.progress != Progress::Pending || self.resends >= limits::RESENDS_MAX {
+            return;
+        }
+        self.resends += 1;
+        self.resends_total += 1;
+        let phase = self.phase;
+        for index in 0..self.asked.len() {
+            if !self.asked[index] || self.replied[index] || Some(index) == self.here {
+                continue;
+            }
+            let ask = match phase {
+                Phase::Digest if self.data_at == Some(index) => Ask::Get,
+                Phase::Digest if self.takes_digests.get(index).copied().unwrap_or(true) => {
+                    Ask::Digest
+                }
+                _ => Ask::Get,
+            };
+            self.effects
+                .push_back(ReadEffect::Ask { index, ask, phase });
+        }
+        if self.resends < limits::RESENDS_MAX {
+            self.resend_wait_ms = self.resend_wait_ms.saturating_mul(2);
+            self.resend_ms = Some(now_ms.saturating_add(self.resend_wait_ms));
         }
     }
 

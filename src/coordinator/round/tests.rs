@@ -505,7 +505,9 @@ fn a_refused_speculation_waits_for_the_replicas_asked() {
     assert!(round.speculation_due(5));
     round.forgo_speculation();
     assert!(!round.speculation_due(5));
-    assert_eq!(round.next_wake_ms(), Some(300));
+    // The next wake is the resend of what it asked, not a speculation.
+    let resend_ms = 5 + limits::RESEND_FLOOR_MS;
+    assert_eq!(round.next_wake_ms(), Some(resend_ms));
     round.on_time(5);
     assert!(read_effects(&mut round).is_empty());
     round.on_reply(0, Phase::Digest, ReadAnswer::Object(Some(new())), 250);
@@ -532,7 +534,7 @@ fn a_level_met_after_the_speculation_without_the_object_reads_in_full_at_once() 
     assert!(round.speculation_due(5));
     round.on_time(5);
     assert_eq!(read_effects(&mut round), ["ask 2 Digest Digest"]);
-    assert_eq!(round.next_wake_ms(), Some(300));
+    assert_eq!(round.next_wake_ms(), Some(5 + limits::RESEND_FLOOR_MS));
     round.on_reply(
         1,
         Phase::Digest,
@@ -674,3 +676,5 @@ proptest! {
         }
     }
 }
+
+mod resend;

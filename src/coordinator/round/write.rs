@@ -8,11 +8,18 @@
 //! true }`): it travels to the others while this node flushes, and this node's copy
 //! counts only once the flush ends (its outcome comes back as this replica's reply).
 //! The round never counts an acknowledgement before the replica said it stored.
+//!
+//! A replica that has not answered when the level is still pending after the resend
+//! wait (`resend_after_ms`: a multiple of the replicas' measured p99) gets the version
+//! again, as does the fallback of a hinted voter: the transport never retries, and a
+//! lost message would otherwise cost the request timeout. A merge is idempotent, so a
+//! copy that arrives twice changes nothing; at most `RESENDS_MAX` times, the wait
+//! doubling.
 
 use super::super::quorum::{Level, Progress, QuorumTracker};
 use super::super::CoordinatorError;
 use super::error_for;
-use super::speculation::{preferred_order, Health};
+use super::speculation::{preferred_order, resend_after_ms, Health};
 use crate::ids::Region;
 use crate::limits;
 use crate::wire::Refusal;
@@ -95,6 +102,14 @@ pub struct WriteRound {
     stage: Stage,
     started_ms: u64,
     deadline_ms: u64,
+    /// The replica that made the version, once one did.
+    minter: Option<usize>,
+    /// Which voters (or their fallbacks) answered the version.
+    replied: Vec<bool>,
+    /// When the version goes again to the voters that have not answered.
+    resend_ms: Option<u64>,
+    resend_wait_ms: u64,
+    resends: u32,
     effects: VecDeque<WriteEffect>,
     /// The DST's planted bug: count a replica's acknowledgement when the version is
     /// sent to it, before it stored anything. Never set outside `sim::dst`.
@@ -143,10 +158,20 @@ impl WriteRound {
             stage: Stage::Minting { order, at: 0 },
             started_ms: now_ms,
             deadline_ms: now_ms.saturating_add(timeout_ms),
+            minter: None,
+            replied: vec![false; voters],
+            resend_ms: None,
+            resend_wait_ms: resend_after_ms(health),
+            resends: 0,
             effects: VecDeque::new(),
             ack_before_store: false,
         };
-        round.mint_next(now_ms);
+        // Dead voters alone may decide it: then nothing is minted (a version stored
+        // here for a write that fails would only wait for anti-entropy to spread it).
+        match round.tracker.progress() {
+            failed @ Progress::Failed { .. } => round.fail(failed, now_ms),
+            _ => round.mint_next(now_ms),
+        }
         round
     }
 
@@ -162,12 +187,21 @@ impl WriteRound {
         self.effects.pop_front()
     }
 
-    /// When the round wants `on_time` called (its deadline), `None` once answered.
+    /// When the round wants `on_time` called (a resend, its deadline), `None` once
+    /// answered.
     pub fn next_wake_ms(&self) -> Option<u64> {
         match self.stage {
             Stage::Answered => None,
-            _ => Some(self.deadline_ms),
+            _ => Some(
+                self.resend_ms
+                    .map_or(self.deadline_ms, |at| at.min(self.deadline_ms)),
+            ),
         }
+    }
+
+    /// How many times the version went again to replicas that had not answered.
+    pub fn resends(&self) -> u32 {
+        self.resends
     }
 
     /// Whether the client has its answer.
@@ -231,6 +265,10 @@ impl WriteRound {
     /// to the fallbacks of dead voters.
     fn replicate(&mut self, minter: usize, flushing: bool, now_ms: u64) {
         self.stage = Stage::Replicating;
+        self.minter = Some(minter);
+        if self.resends < limits::RESENDS_MAX {
+            self.resend_ms = Some(now_ms.saturating_add(self.resend_wait_ms));
+        }
         // A version minted here counts once this node's flush covers it.
         let mut progress = match flushing {
             true => self.tracker.progress(),
@@ -256,6 +294,7 @@ impl WriteRound {
         if !matches!(self.stage, Stage::Replicating) || index >= self.tracker.replicas() {
             return;
         }
+        self.replied[index] = true;
         let hinted_in = self
             .fallbacks
             .iter()
@@ -268,10 +307,40 @@ impl WriteRound {
         self.settle(progress, now_ms);
     }
 
-    /// The time is `now_ms`: past the deadline, an unanswered write fails.
+    /// The time is `now_ms`: past the resend wait the version goes again to the voters
+    /// that have not answered; past the deadline, an unanswered write fails.
     pub fn on_time(&mut self, now_ms: u64) {
         if now_ms >= self.deadline_ms && !self.is_answered() {
-            self.fail(Progress::Pending, now_ms);
+            return self.fail(Progress::Pending, now_ms);
+        }
+        if self.resend_ms.is_some_and(|at| now_ms >= at) {
+            self.resend(now_ms);
+        }
+    }
+
+    /// Sends the version again to every live voter that has not answered (but the
+    /// minter, whose own answer is its store or its flush) and to the fallback of every
+    /// hinted voter that has not.
+    fn resend(&mut self, now_ms: u64) {
+        self.resend_ms = None;
+        if !matches!(self.stage, Stage::Replicating) {
+            return;
+        }
+        self.resends += 1;
+        for index in 0..self.tracker.replicas() {
+            if Some(index) == self.minter || self.replied[index] {
+                continue;
+            }
+            let dead = self.dead.get(index).copied().unwrap_or(false);
+            if !dead {
+                self.effects.push_back(WriteEffect::Replicate { index });
+            } else if self.fallbacks.iter().any(|(hinted, _)| *hinted == index) {
+                self.effects.push_back(WriteEffect::Hint { index });
+            }
+        }
+        if self.resends < limits::RESENDS_MAX {
+            self.resend_wait_ms = self.resend_wait_ms.saturating_mul(2);
+            self.resend_ms = Some(now_ms.saturating_add(self.resend_wait_ms));
         }
     }
 
