@@ -479,8 +479,17 @@ pub(super) async fn rotate(
     headers: HeaderMap,
 ) -> Result<Json<LoginAnswer>, ApiError> {
     let service = sessions(&state)?;
-    let (_permit, auth) = authenticated(&state, &service, &headers, &extensions).await?;
-    Ok(Json(service.rotate(&auth).await?.into()))
+    let op_id = idempotency_key(&headers)?;
+    let client = client(&extensions);
+    let presented = bearer(&headers);
+    let (_permit, auth) = admitted(
+        &state,
+        &service,
+        service.authenticate_rotation(presented, client, op_id),
+    )
+    .await?;
+    service.check_csrf(&auth, header(&headers, CSRF_HEADER))?;
+    Ok(Json(service.rotate(&auth, op_id).await?.into()))
 }
 
 /// `DELETE /v1/session`

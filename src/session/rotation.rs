@@ -1,6 +1,12 @@
 //! Rotation and the answer to a reused token.
 //!
-//! A rotation is single-use. The rotation is written to the old token's record as a
+//! A rotation is single-use. One that carries the client's idempotency key makes its
+//! successor from (parent, key) (`TokenKeys::issue_successor`): retried, it writes the
+//! same successor, which the parent's record already names, so the retry succeeds with
+//! the same token; within the parent's grace (`ROTATION_GRACE_MS`), since a rotated
+//! token presented after it is a reuse.
+//!
+//! A rotation is conditional. The rotation is written to the old token's record as a
 //! conditional operation: the replica that applies it refuses it when the record was
 //! already rotated to another successor (`409 conflict` to the client), and the
 //! successor's record names its parent. Two rotations minted on different replicas
@@ -18,7 +24,7 @@ use super::service::{auth_key, user_auth_key};
 use super::{Authenticated, Login, SessionError, SessionService};
 use crate::coordinator::CoordinatorError;
 use crate::crdt::{
-    AuditEntry, DocOp, RevokedFamily, Rotation, TokenDoc, TokenOp, UserAuthOp, UserChange,
+    AuditEntry, DocOp, OpId, RevokedFamily, Rotation, TokenDoc, TokenOp, UserAuthOp, UserChange,
 };
 use crate::session::tokens::hex;
 use crate::wire::Refusal;
@@ -31,10 +37,17 @@ impl SessionService {
     /// Replaces the token: a new token (same user, device and absolute deadline) whose
     /// record names the old one, and the old one marked rotated to it, if no other
     /// rotation of it came first.
-    pub async fn rotate(&self, auth: &Authenticated) -> Result<Login, SessionError> {
+    pub async fn rotate(
+        &self,
+        auth: &Authenticated,
+        op_id: Option<OpId>,
+    ) -> Result<Login, SessionError> {
         let identity = &auth.identity;
-        let token = self.keys.issue_token();
-        let new_hash = token.hash;
+        let issued = match op_id {
+            Some(op_id) => self.keys.issue_successor(&auth.hash, &op_id.0),
+            None => (self.keys.issue_token(), self.keys.issue_csrf()),
+        };
+        let new_hash = issued.0.hash;
         let now = self.now_ms();
         let rotation = Rotation {
             at_ms: now,
@@ -58,7 +71,7 @@ impl SessionService {
                 &identity.device,
                 (now, identity.absolute_ms),
                 Some(lineage),
-                token
+                issued
             ),
             self.user_op(&identity.user, 0, old)
         );

@@ -332,9 +332,8 @@ impl SessionService {
         device: &str,
         (now, absolute_ms): (u64, u64),
         lineage: Option<TokenLineage>,
-        token: Issued,
+        (token, csrf): (Issued, Issued),
     ) -> Result<Login, SessionError> {
-        let csrf = self.keys.issue_csrf();
         let idle_deadline_ms = now.saturating_add(ms(self.settings.idle)).min(absolute_ms);
         let record = TokenRecord {
             identity: Some(TokenIdentity {
@@ -381,8 +380,8 @@ impl SessionService {
         // less the lifetime, exactly.
         let now = self.now_ms();
         let absolute_ms = now.saturating_add(ms(self.settings.lifetime));
-        let token = self.keys.issue_token();
-        self.create(user, device, (now, absolute_ms), None, token)
+        let issued = (self.keys.issue_token(), self.keys.issue_csrf());
+        self.create(user, device, (now, absolute_ms), None, issued)
             .await
     }
 

@@ -7,7 +7,7 @@ use super::*;
 use crate::clock::Actor;
 use crate::config::{SessionFlags, SessionSettings, Topology};
 use crate::coordinator::{ClusterView, Coordinator, Dispatch, DispatchError, WallClock};
-use crate::crdt::Doc;
+use crate::crdt::{Doc, OpId};
 use crate::ids::{NodeId, Region};
 use crate::membership::ownership::{Owner, RingView};
 use crate::membership::swim::Status;
@@ -264,7 +264,7 @@ async fn two_rotations_of_one_token_leave_one_valid_successor() {
         .authenticate(Some(&login.token), None)
         .await
         .unwrap();
-    let (first, second) = tokio::join!(service.rotate(&auth), service.rotate(&auth));
+    let (first, second) = tokio::join!(service.rotate(&auth, None), service.rotate(&auth, None));
     let outcomes = [first, second];
     let conflicts = outcomes
         .iter()
@@ -285,6 +285,39 @@ async fn two_rotations_of_one_token_leave_one_valid_successor() {
 }
 
 #[tokio::test]
+async fn a_rotation_retried_with_its_idempotency_key_gets_the_same_successor_past_the_grace() {
+    let setup = Setup::new();
+    let service = setup.service(&[(0, SECRET)]);
+    let login = service.login("ira", "phone").await.unwrap();
+    let auth = service
+        .authenticate(Some(&login.token), None)
+        .await
+        .unwrap();
+    let key = OpId::of_key("rotate-1");
+    let first = service.rotate(&auth, Some(key)).await.unwrap();
+    // The answer was lost; the client retries past the grace with the same key.
+    setup.advance(11_000);
+    let retry = service
+        .authenticate_rotation(Some(&login.token), None, Some(key))
+        .await
+        .expect("this rotation retried, not a reuse");
+    let second = service.rotate(&retry, Some(key)).await.unwrap();
+    assert_eq!(second.token, first.token, "the same successor");
+    assert_eq!(second.csrf_token, first.csrf_token);
+    assert!(service
+        .authenticate(Some(&second.token), None)
+        .await
+        .is_ok());
+    // Another key is another rotation of an already rotated token: a reuse.
+    let other = service
+        .authenticate_rotation(Some(&login.token), None, Some(OpId::of_key("rotate-2")))
+        .await;
+    assert_eq!(rejection(other), Some("token_reused"));
+    let revoked = service.authenticate(Some(&second.token), None).await;
+    assert_eq!(rejection(revoked), Some("token_revoked"));
+}
+
+#[tokio::test]
 async fn reuse_revokes_the_family_and_logout_everywhere_refuses_older_tokens() {
     let setup = Setup::new();
     let service = setup.service(&[(0, SECRET)]);
@@ -293,7 +326,7 @@ async fn reuse_revokes_the_family_and_logout_everywhere_refuses_older_tokens() {
         .authenticate(Some(&login.token), None)
         .await
         .unwrap();
-    let successor = service.rotate(&auth).await.unwrap();
+    let successor = service.rotate(&auth, None).await.unwrap();
     setup.advance(11_000); // past the rotation grace
     let reused = service.authenticate(Some(&login.token), None).await;
     assert_eq!(rejection(reused), Some("token_reused"));

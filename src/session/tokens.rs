@@ -10,6 +10,13 @@
 //! a usable token; tags and hashes are compared in constant time. Tokens are never
 //! logged, and no `Debug` here prints a token, a hash key or a secret.
 //!
+//! A rotation that carries the client's `Idempotency-Key` makes its successor (and
+//! its CSRF token) from a keyed blake3 of (parent token hash, key) under a third key
+//! derived from the secret instead of the CSPRNG (`issue_successor`), so a retried
+//! rotation makes the same successor, which the parent's record already names: the
+//! retry succeeds with the same token instead of conflicting. Without the secret the
+//! successor is as unguessable as a random one.
+//!
 //! Key ids let the session secret rotate without logging anyone out: `TokenKeys` issues
 //! with its newest key and validates a token by the key its id names.
 
@@ -52,6 +59,8 @@ struct KeySet {
     token: [u8; 32],
     csrf_tag: [u8; 32],
     csrf: [u8; 32],
+    /// Makes the body of a rotation's successor from its seed (`issue_successor`).
+    successor: [u8; 32],
 }
 
 /// The keys derived from the cluster's session secrets, newest first.
@@ -94,6 +103,7 @@ impl KeySet {
             token: blake3::derive_key("cartwheel 2026 session token v1", secret),
             csrf_tag: blake3::derive_key("cartwheel 2026 csrf token tag v2", secret),
             csrf: blake3::derive_key("cartwheel 2026 csrf token v1", secret),
+            successor: blake3::derive_key("cartwheel 2026 rotation successor v1", secret),
         }
     }
 
@@ -152,12 +162,36 @@ impl TokenKeys {
         &self.sets[0]
     }
 
+    /// The session token and CSRF token of the rotation of the token hashing to
+    /// `parent` that carries the idempotency key `op_id`: the same for the same pair,
+    /// unrelated for another (a keyed hash under a key derived from the secret).
+    pub fn issue_successor(&self, parent: &[u8; 32], op_id: &[u8]) -> (Issued, Issued) {
+        let seed = |kind: u8| {
+            let mut hasher = blake3::Hasher::new_keyed(&self.newest().successor);
+            hasher.update(&[kind]);
+            hasher.update(parent);
+            hasher.update(op_id);
+            *hasher.finalize().as_bytes()
+        };
+        let token = self.issue_from(Kind::Session, Some(seed(0)));
+        let csrf = self.issue_from(Kind::Csrf, Some(seed(1)));
+        (token, csrf)
+    }
+
     fn issue(&self, kind: Kind) -> Issued {
+        self.issue_from(kind, None)
+    }
+
+    /// A token of `kind` whose body is `body` (256 bits), or random.
+    fn issue_from(&self, kind: Kind, body: Option<[u8; TOKEN_BYTES]>) -> Issued {
         let set = self.newest();
         let (tag_key, hash_key) = set.keys(kind);
         let mut raw = [0u8; TOKEN_RAW_BYTES];
         raw[0] = set.id;
-        rand::rngs::OsRng.fill_bytes(&mut raw[1..=TOKEN_BYTES]);
+        match body {
+            Some(body) => raw[1..=TOKEN_BYTES].copy_from_slice(&body),
+            None => rand::rngs::OsRng.fill_bytes(&mut raw[1..=TOKEN_BYTES]),
+        }
         let body = &raw[..=TOKEN_BYTES];
         let tag = tag_of(tag_key, body);
         let hash = keyed(hash_key, body);

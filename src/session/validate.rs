@@ -29,7 +29,7 @@ use super::tokens::TokenFormat;
 use super::SessionService;
 use crate::coordinator::quorum::Level;
 use crate::crdt::{is_successor_of, verdict, DocOp, TokenDoc, TokenOp, UserChange, UserDoc};
-use crate::crdt::{UserOp, Verdict};
+use crate::crdt::{OpId, UserOp, Verdict};
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 
@@ -41,7 +41,19 @@ impl SessionService {
         presented: Option<&str>,
         client: Option<IpAddr>,
     ) -> Result<Authenticated, SessionError> {
-        Ok(self.admitted(presented, client, false).await?.0)
+        Ok(self.admitted(presented, client, false, None).await?.0)
+    }
+
+    /// `authenticate` for a rotation that carries the idempotency key `op_id`: a token
+    /// already rotated to the very successor this key makes (`issue_successor`) is
+    /// let in, not taken for a reuse: it is this rotation, retried.
+    pub async fn authenticate_rotation(
+        &self,
+        presented: Option<&str>,
+        client: Option<IpAddr>,
+        op_id: Option<OpId>,
+    ) -> Result<Authenticated, SessionError> {
+        Ok(self.admitted(presented, client, false, op_id).await?.0)
     }
 
     /// `authenticate`, with the user's document read together with the checks.
@@ -50,7 +62,7 @@ impl SessionService {
         presented: Option<&str>,
         client: Option<IpAddr>,
     ) -> Result<(Authenticated, UserDoc), SessionError> {
-        let (auth, doc) = self.admitted(presented, client, true).await?;
+        let (auth, doc) = self.admitted(presented, client, true, None).await?;
         Ok((auth, doc.unwrap_or_default()))
     }
 
@@ -59,11 +71,17 @@ impl SessionService {
         presented: Option<&str>,
         client: Option<IpAddr>,
         with_document: bool,
+        rotation: Option<OpId>,
     ) -> Result<(Authenticated, Option<UserDoc>), SessionError> {
         self.stats.validations.fetch_add(1, Ordering::Relaxed);
         let local_only =
             client.is_some_and(|address| !self.limiter.allowed(address, self.monotonic_ms()));
-        let result = self.validate(presented, with_document, local_only).await;
+        let checks = Checks {
+            with_document,
+            local_only,
+            rotation,
+        };
+        let result = self.validate(presented, checks).await;
         if let Err(SessionError::Token(rejection)) = result {
             self.stats.rejections.fetch_add(1, Ordering::Relaxed);
             if let Some(address) = client {
@@ -166,9 +184,13 @@ impl SessionService {
     async fn validate(
         &self,
         presented: Option<&str>,
-        with_document: bool,
-        local_only: bool,
+        checks: Checks,
     ) -> Result<(Authenticated, Option<UserDoc>), SessionError> {
+        let Checks {
+            with_document,
+            local_only,
+            rotation,
+        } = checks;
         let reject = |rejection| Err(SessionError::Token(rejection));
         let hash = match self.keys.token_hash(presented) {
             Ok(hash) => hash,
@@ -190,6 +212,7 @@ impl SessionService {
             Verdict::Unknown => return reject(Rejection::Unknown),
             Verdict::Expired => return reject(Rejection::Expired),
             Verdict::Revoked => return reject(Rejection::Revoked),
+            Verdict::Reused if self.is_retried_rotation(&hash, doc.as_ref(), rotation) => {}
             Verdict::Reused => {
                 self.reused(&hash, doc.as_ref()).await;
                 return reject(Rejection::Reused);
@@ -214,6 +237,27 @@ impl SessionService {
             .map_err(|error| self.closed(mode, error))?;
         self.maybe_refresh(&auth);
         Ok((auth, document))
+    }
+
+    /// Whether the token hashing to `hash` (merged record `doc`) was rotated to the
+    /// successor a rotation with the idempotency key `op_id` makes of it.
+    fn is_retried_rotation(
+        &self,
+        hash: &[u8; 32],
+        doc: Option<&TokenDoc>,
+        op_id: Option<OpId>,
+    ) -> bool {
+        let rotated_to = doc
+            .and_then(TokenDoc::record)
+            .and_then(|record| record.rotated)
+            .map(|rotation| rotation.to);
+        match (rotated_to, op_id) {
+            (Some(to), Some(op_id)) => {
+                let (successor, _) = self.keys.issue_successor(hash, &op_id.0);
+                blake3::Hash::from(successor.hash) == blake3::Hash::from(to)
+            }
+            _ => false,
+        }
     }
 
     /// The checks that read other records, at once: the user's auth record, the parent
@@ -296,4 +340,14 @@ impl SessionService {
             }
         });
     }
+}
+
+/// What a validation checks beyond the token itself.
+struct Checks {
+    /// Read the user's document with the checks.
+    with_document: bool,
+    /// The client is over its failure limit: no read beyond the local region.
+    local_only: bool,
+    /// A rotation's idempotency key: a token already rotated to its successor is let in.
+    rotation: Option<OpId>,
 }

@@ -77,6 +77,23 @@ impl Client {
     }
 
     /// A cart change carrying `Idempotency-Key: key` (what a client retries with).
+    /// `POST /v1/session/rotate` with the `Idempotency-Key` `key`.
+    pub async fn rotate_once(&self, session: &Session, key: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}/v1/session/rotate", self.base))
+            .bearer_auth(&session.token)
+            .header("x-csrf-token", &session.csrf)
+            .header("idempotency-key", key)
+            .send()
+            .await
+            .unwrap();
+        (
+            response.status().as_u16(),
+            response.json().await.unwrap_or(Value::Null),
+        )
+    }
+
     pub async fn cart_once(
         &self,
         session: &Session,

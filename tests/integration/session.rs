@@ -481,3 +481,30 @@ async fn a_retried_cart_add_with_its_idempotency_key_is_applied_once_anywhere() 
     assert_eq!(quantity(&body), 2, "refused keys wrote nothing: {body}");
     cluster.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_rotation_retried_on_another_node_with_its_key_answers_the_same_successor() {
+    let cluster = InProcessCluster::start(&single_region(3, 3), TuningFlags::default()).await;
+    let first = Client::new(&cluster, 0);
+    let session = first.login("iris", "phone").await;
+    let (status, rotated) = first.rotate_once(&session, "rotate-iris-1").await;
+    assert_eq!(status, 200, "{rotated}");
+    // The answer was lost: the client retries on the other nodes with the same key.
+    for index in [1, 2, 0] {
+        let retry = Client::new(&cluster, index);
+        let (status, again) = retry.rotate_once(&session, "rotate-iris-1").await;
+        assert_eq!(status, 200, "retry on node {index}: {again}");
+        assert_eq!(again["token"], rotated["token"], "the same successor");
+        assert_eq!(again["csrf_token"], rotated["csrf_token"]);
+    }
+    let successor = Session {
+        token: rotated["token"].as_str().unwrap().to_string(),
+        csrf: rotated["csrf_token"].as_str().unwrap().to_string(),
+    };
+    assert_eq!(first.get(&successor).await.0, 200, "the successor works");
+    // Another key is a second rotation of a rotated token: a reuse, which ends the chain.
+    let (status, body) = first.rotate_once(&session, "rotate-iris-2").await;
+    assert_eq!((status, code(&body)), (401, "token_reused"), "{body}");
+    assert_eq!(first.get(&successor).await.0, 401, "the chain is revoked");
+    cluster.shutdown().await;
+}

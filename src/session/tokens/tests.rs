@@ -125,3 +125,27 @@ fn hex_round_trips() {
     assert_eq!(from_hex(&hex(&hash)), Some(hash));
     assert_eq!(from_hex("zz"), None);
 }
+
+#[test]
+fn a_rotations_successor_is_made_by_its_parent_and_key_and_by_nothing_else() {
+    let keys = keys(0, 7);
+    let (parent, other_parent) = ([1u8; 32], [2u8; 32]);
+    let (token, csrf) = keys.issue_successor(&parent, b"key-1");
+    let (again, again_csrf) = keys.issue_successor(&parent, b"key-1");
+    assert_eq!(
+        (token.text.as_str(), token.hash),
+        (again.text.as_str(), again.hash)
+    );
+    assert_eq!(csrf.hash, again_csrf.hash);
+    // A real token of this cluster: it validates and hashes as issued.
+    assert_eq!(keys.token_hash(Some(&token.text)), Ok(token.hash));
+    assert!(keys.csrf_matches(&csrf.text, &csrf.hash));
+    assert_ne!(token.hash, csrf.hash);
+    // Another key, another parent or another secret: another successor.
+    let others = [
+        keys.issue_successor(&parent, b"key-2").0.hash,
+        keys.issue_successor(&other_parent, b"key-1").0.hash,
+        self::keys(0, 8).issue_successor(&parent, b"key-1").0.hash,
+    ];
+    assert!(others.iter().all(|hash| *hash != token.hash));
+}

@@ -103,18 +103,17 @@ struct Slot {
 
 /// A finished request.
 /// How a request of the session API may be retried (README, "Retrying safely"), and
-/// whether it is a session document change that carries an `Idempotency-Key`: reads
-/// speculate; cart, prefs and history changes carry a key and are retried anywhere;
-/// logins (a repeat makes a second token, never handed out) and logouts (revoking twice
-/// is revoking once) are retried anywhere too; a rotation is single-use, so only a
-/// request that certainly was not sent is sent again.
+/// whether it carries an `Idempotency-Key`: reads speculate; cart, prefs and history
+/// changes and rotations carry a key and are retried anywhere (a rotation retried with
+/// its key makes the same successor, and is not taken for a reuse); logins (a repeat
+/// makes a second token, never handed out) and logouts (revoking twice is revoking
+/// once) are retried anywhere too.
 pub(super) fn retry_rule(method: &Method, path: &str) -> (Retry, bool) {
     match (method, path) {
         (&Method::GET, _) => (Retry::Speculate, false),
         (&Method::POST, "/v1/sessions") | (&Method::DELETE, "/v1/session") => {
             (Retry::Always, false)
         }
-        (_, "/v1/session/rotate") => (Retry::IfNotSent, false),
         (_, path) if path.starts_with("/v1/session/") => (Retry::Always, true),
         _ => (Retry::IfNotSent, false),
     }
@@ -275,8 +274,8 @@ impl Client {
         let driver = self.shared.drivers.of(self.region_name(region))?;
         let entry = token.map(|t| &self.result.tokens[t as usize]);
         let (retry, change) = retry_rule(&method, path);
-        // A change of the session document carries an idempotency key, so a retry on
-        // another node is applied once.
+        // A change of the session document or a rotation carries an idempotency key,
+        // so a retry on another node is applied once.
         let key = change.then(|| {
             let operation = OPERATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             format!("sim-{}-{operation}", std::process::id())

@@ -50,8 +50,8 @@ fn requests_are_retried_as_the_readme_says_application_authors_may() {
     );
     assert_eq!(
         rule(&Method::POST, "/v1/session/rotate"),
-        (Retry::IfNotSent, false),
-        "a rotation is single-use"
+        (Retry::Always, true),
+        "a rotation retried with its key makes the same successor"
     );
 }
 
