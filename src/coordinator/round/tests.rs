@@ -194,18 +194,24 @@ fn a_write_times_out_at_its_deadline_saying_who_answered() {
     assert_eq!(round.next_wake_ms(), None);
 }
 
-#[test]
-fn a_dead_voter_with_a_fallback_gets_a_hint_that_counts_in_the_fallbacks_region() {
+/// `region_safe` over two replicas in region a (this node the first) and one in b,
+/// which is dead and hinted to a fallback in region c.
+fn hinted_region_safe_plan() -> WritePlan {
     let regions = vec![region("a"), region("a"), region("b")];
     let requirement = Requirement::new(Level::RegionSafe, &regions, &region("a")).unwrap();
-    let plan = WritePlan {
+    WritePlan {
         level: Level::RegionSafe,
         tracker: QuorumTracker::new(requirement, regions),
         replicas: 3,
         here: Some(0),
         dead: vec![false, false, true],
         fallbacks: vec![(2, region("c"))],
-    };
+    }
+}
+
+#[test]
+fn a_dead_voter_with_a_fallback_gets_a_hint_that_counts_in_the_fallbacks_region() {
+    let plan = hinted_region_safe_plan();
     let mut round = WriteRound::new(plan, 0, 300);
     round.on_minted(0, MintAnswer::Stored { flushing: false }, 1);
     assert_eq!(

@@ -39,16 +39,7 @@ fn a_write_sends_its_version_again_to_the_voters_that_have_not_answered() {
 
 #[test]
 fn a_write_resends_at_a_multiple_of_the_measured_p99_and_hints_again() {
-    let regions = vec![region("a"), region("a"), region("b")];
-    let requirement = Requirement::new(Level::RegionSafe, &regions, &region("a")).unwrap();
-    let plan = WritePlan {
-        level: Level::RegionSafe,
-        tracker: QuorumTracker::new(requirement, regions),
-        replicas: 3,
-        here: Some(0),
-        dead: vec![false, false, true],
-        fallbacks: vec![(2, region("c"))],
-    };
+    let plan = hinted_region_safe_plan();
     let measured = health(&[false; 3], &[None, Some(60), None]);
     let mut round = WriteRound::with_health(plan, &measured, 0, 2_000);
     round.on_minted(0, MintAnswer::Stored { flushing: false }, 0);
