@@ -25,6 +25,9 @@ enum Behaviour {
     /// Every replica holds the object; the remote ones are of a build before digest
     /// reads: they refuse a digest request, and are not asked for one after that.
     NoDigests,
+    /// The first `Apply` sent never answers (lost); every later copy is applied and
+    /// answered (a replica applies an `Apply` once, so each copy answers alike).
+    FirstApplyLost,
     /// Every replica refuses a mint through the transport: the replica's own error,
     /// typed, as the batcher hands it over.
     RefuseMints,
@@ -89,6 +92,25 @@ impl Dispatch for Fake {
             };
             let peer = to.clone();
             return Box::pin(async move { Err(DispatchError::Peer { peer, error }) });
+        }
+        if matches!(request, PeerRequest::Apply { .. })
+            && self.behaviour == Behaviour::FirstApplyLost
+        {
+            asked.push(NodeId(format!("apply:{to}")));
+            let copies = asked
+                .iter()
+                .filter(|node| node.as_str().starts_with("apply:"));
+            let lost = copies.count() == 1;
+            return Box::pin(async move {
+                if lost {
+                    std::future::pending::<()>().await;
+                }
+                Ok(PeerResponse::Applied {
+                    stored: Box::new(held()),
+                    delta: Box::new(held()),
+                    outcome: None,
+                })
+            });
         }
         if let PeerRequest::Merge { .. } = request {
             asked.push(NodeId(format!("merge:{to}")));
@@ -662,4 +684,36 @@ async fn a_replica_silent_for_a_second_is_not_waited_for_and_gets_a_probe() {
     // The probe is not repeated before its interval.
     read_k(&coordinator, Level::Count(2)).await.unwrap();
     assert!(!asked(&fake).contains(&silent.as_str().to_string()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_apply_goes_again_to_its_minter_after_the_resend_wait() {
+    let (coordinator, fake) = coordinator(Behaviour::FirstApplyLost);
+    let started = Instant::now();
+    // An increment: not safe to hand to another minter, safe to send its minter again.
+    let op = crate::crdt::DocOp::Redis(crate::crdt::redis::RedisOp::IncrBy(1));
+    let policy = Policy {
+        sloppy: true,
+        sync_repair: false,
+    };
+    let key = ObjectKey::kv(b"k");
+    coordinator
+        .apply(&key, op, Level::Count(1), policy)
+        .await
+        .unwrap();
+    // Nothing measured: the resend wait is its most; not the 10 s request timeout.
+    let took = started.elapsed();
+    let wait = Duration::from_millis(limits::RESEND_MAX_MS);
+    assert!(took >= wait && took < 2 * wait, "{took:?}");
+    let asked = asked(&fake);
+    let applies: Vec<&String> = asked
+        .iter()
+        .filter(|node| node.starts_with("apply:"))
+        .collect();
+    assert_eq!(
+        applies,
+        ["apply:a-1", "apply:a-1"],
+        "the same minter, twice"
+    );
+    assert_eq!(coordinator.stats.resends.load(Ordering::Relaxed), 1);
 }

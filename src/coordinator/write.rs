@@ -259,8 +259,8 @@ impl Write<'_> {
         let health = coordinator.health_of(std::slice::from_ref(node));
         let mut wait = std::time::Duration::from_millis(resend_after_ms(&health));
         let mut resends = 0;
+        let mut resend_at = Instant::now() + wait;
         loop {
-            let resend_at = Instant::now() + wait;
             let resend = resendable && resends < limits::RESENDS_MAX && resend_at < give_up;
             let until = if resend { resend_at } else { give_up };
             match tokio::time::timeout_at(until, copies.next()).await {
@@ -276,6 +276,7 @@ impl Write<'_> {
                     coordinator.stats.resends.fetch_add(1, Ordering::Relaxed);
                     resends += 1;
                     wait = wait.saturating_mul(2);
+                    resend_at = Instant::now() + wait;
                 }
             }
         }
