@@ -128,6 +128,10 @@ impl Target {
             during.errors,
             during.ops,
         );
+        let text = match during.first_errors.is_empty() {
+            true => text,
+            false => format!("{text} (first: {})", during.first_errors.join("; ")),
+        };
         (
             during.errors == 0 && during.ops > 0 && (within || !judged),
             text,

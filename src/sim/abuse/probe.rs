@@ -27,7 +27,13 @@ pub struct ProbeResult {
     pub errors: u64,
     pub p50_ms: f64,
     pub p99_ms: f64,
+    /// What the first failed requests got (at most `PROBE_ERRORS_KEPT`): a status and
+    /// the error code of its body, or the client's error.
+    pub first_errors: Vec<String>,
 }
+
+/// Failed legitimate requests whose reason a row keeps.
+const PROBE_ERRORS_KEPT: usize = 3;
 
 /// A session as the shop's backend holds it.
 #[derive(Clone, Debug)]
@@ -149,22 +155,31 @@ impl Probe {
         let mut histogram =
             Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds");
         let mut errors = 0;
-        for (part, part_errors) in futures::future::join_all(loops).await {
+        let mut first_errors = Vec::new();
+        for (part, part_errors, reasons) in futures::future::join_all(loops).await {
             histogram.add(part).expect("same bounds");
             errors += part_errors;
+            first_errors.extend(reasons);
         }
+        first_errors.truncate(PROBE_ERRORS_KEPT);
         ProbeResult {
             ops: histogram.len(),
             errors,
+            first_errors,
             p50_ms: histogram.value_at_quantile(0.5) as f64 / 1000.0,
             p99_ms: histogram.value_at_quantile(0.99) as f64 / 1000.0,
         }
     }
 
-    async fn client_loop(&self, index: usize, deadline: Instant) -> (Histogram<u64>, u64) {
+    async fn client_loop(
+        &self,
+        index: usize,
+        deadline: Instant,
+    ) -> (Histogram<u64>, u64, Vec<String>) {
         let mut histogram =
             Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds");
         let mut errors = 0;
+        let mut reasons = Vec::new();
         let mut turn = index;
         while Instant::now() < deadline {
             let node = self.nodes[turn % self.nodes.len()];
@@ -177,19 +192,34 @@ impl Probe {
             };
             turn += 1;
             let started = Instant::now();
-            let ok = match request.send().await {
+            let failure = match request.send().await {
                 Ok(response) => {
-                    let ok = response.status().is_success();
-                    ok && response.bytes().await.is_ok()
+                    let status = response.status();
+                    match response.bytes().await {
+                        Ok(_) if status.is_success() => None,
+                        Ok(body) => Some(format!("{status} {}", error_code(&body))),
+                        Err(error) => Some(format!("{status}, body: {error}")),
+                    }
                 }
-                Err(_) => false,
+                Err(error) => Some(error.to_string()),
             };
             let micros = started.elapsed().as_micros().clamp(1, 60_000_000) as u64;
             histogram.saturating_record(micros);
-            if !ok {
+            if let Some(failure) = failure {
                 errors += 1;
+                if reasons.len() < PROBE_ERRORS_KEPT {
+                    reasons.push(format!("{node}: {failure}"));
+                }
             }
         }
-        (histogram, errors)
+        (histogram, errors, reasons)
     }
+}
+
+/// The `code` of an error body (`{"code": ..}`), else its first bytes.
+fn error_code(body: &[u8]) -> String {
+    let code = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|value| value.get("code")?.as_str().map(str::to_string));
+    code.unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(80)]).into_owned())
 }
