@@ -252,16 +252,7 @@ impl Coordinator {
             .chain(extra)
             .map(|replica| replica.node)
             .collect();
-        let dead = {
-            let now_ms = ms_since(self.epoch);
-            let latency = self.latency.lock().expect("latency lock poisoned");
-            let silent = |node: &NodeId| *node != self.node && latency.is_silent(node, now_ms);
-            nodes
-                .iter()
-                .map(|node| self.cluster.is_dead(node) || silent(node))
-                .collect()
-        };
-        let health = self.health_of(&nodes);
+        let (dead, health) = self.dead_and_health(&nodes);
         Ok(Planned {
             nodes,
             tracker,
@@ -273,17 +264,30 @@ impl Coordinator {
 
     /// What this node knows of `nodes` beyond dead or alive: suspicion and p99.
     fn health_of(&self, nodes: &[NodeId]) -> Health {
+        self.dead_and_health(nodes).1
+    }
+
+    /// Which of `nodes` count as dead here (the failure detector holds them dead, or
+    /// they are silent: `latency`), and their health; one lock of the latency table.
+    fn dead_and_health(&self, nodes: &[NodeId]) -> (Vec<bool>, Health) {
+        let mut dead: Vec<bool> = nodes
+            .iter()
+            .map(|node| self.cluster.is_dead(node))
+            .collect();
         let suspect = nodes
             .iter()
             .map(|node| self.cluster.is_suspect(node))
             .collect();
         let now_ms = ms_since(self.epoch);
         let latency = self.latency.lock().expect("latency lock poisoned");
+        for (node, dead) in nodes.iter().zip(dead.iter_mut()) {
+            *dead |= *node != self.node && latency.is_silent(node, now_ms);
+        }
         let p99_ms = nodes
             .iter()
             .map(|node| latency.p99_ms(node, now_ms))
             .collect();
-        Health { suspect, p99_ms }
+        (dead, Health { suspect, p99_ms })
     }
 
     /// `send` of a read request, timing the reply (or failure) into the peer's latency
