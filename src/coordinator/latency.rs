@@ -66,6 +66,13 @@ struct Peer {
 }
 
 impl Peer {
+    /// Whether it has been asked and has answered nothing for `PEER_SILENT_AFTER_MS`
+    /// at `now_ms`.
+    fn silent_at(&self, now_ms: u64) -> bool {
+        self.waiting_since_ms
+            .is_some_and(|since| now_ms.saturating_sub(since) >= limits::PEER_SILENT_AFTER_MS)
+    }
+
     /// Drops the halves that `now_ms` has left behind.
     fn slide(&mut self, now_ms: u64) {
         let half_ms = limits::LATENCY_WINDOW_MS;
@@ -155,22 +162,19 @@ impl LatencyTracker {
         self.peers
             .iter()
             .find(|peer| peer.node == *node)
-            .and_then(|peer| peer.waiting_since_ms)
-            .is_some_and(|since| now_ms.saturating_sub(since) >= limits::PEER_SILENT_AFTER_MS)
+            .is_some_and(|peer| peer.silent_at(now_ms))
     }
 
     /// Whether silent `node` is due a probe at `now_ms` (none for
     /// `PEER_SILENT_PROBE_MS`); a `true` counts as the probe sent.
     pub fn probe_due(&mut self, node: &NodeId, now_ms: u64) -> bool {
-        if !self.is_silent(node, now_ms) {
-            return false;
-        }
         let Some(peer) = self.peers.iter_mut().find(|peer| peer.node == *node) else {
             return false;
         };
-        let due = peer
-            .probed_ms
-            .is_none_or(|probed| now_ms.saturating_sub(probed) >= limits::PEER_SILENT_PROBE_MS);
+        let due = peer.silent_at(now_ms)
+            && peer
+                .probed_ms
+                .is_none_or(|probed| now_ms.saturating_sub(probed) >= limits::PEER_SILENT_PROBE_MS);
         if due {
             peer.probed_ms = Some(now_ms);
         }

@@ -299,19 +299,7 @@ impl Coordinator {
         request: PeerRequest,
     ) -> impl std::future::Future<Output = Result<PeerResponse, DispatchError>> + Send + 'static
     {
-        let future = self.tracked_send(node, request);
-        let latency = self.latency.clone();
-        let (node, epoch) = (node.clone(), self.epoch);
-        async move {
-            let sent = Instant::now();
-            let response = future.await;
-            let elapsed_ms = ms_since(sent);
-            let now_ms = ms_since(epoch);
-            if let Ok(mut latency) = latency.lock() {
-                latency.record(&node, elapsed_ms, now_ms);
-            }
-            response
-        }
+        self.noted_send(node, request, true)
     }
 
     /// `send`, noting the request and any answer in the peer's silence (`latency`).
@@ -321,6 +309,18 @@ impl Coordinator {
         request: PeerRequest,
     ) -> impl std::future::Future<Output = Result<PeerResponse, DispatchError>> + Send + 'static
     {
+        self.noted_send(node, request, false)
+    }
+
+    /// `send`, noting the request in the peer's silence and, when it comes, its answer
+    /// (and, `timed`, its response time): one lock of the latency table each.
+    fn noted_send(
+        &self,
+        node: &NodeId,
+        request: PeerRequest,
+        timed: bool,
+    ) -> impl std::future::Future<Output = Result<PeerResponse, DispatchError>> + Send + 'static
+    {
         let future = self.dispatch.send(node, request);
         let latency = self.latency.clone();
         let (node, epoch) = (node.clone(), self.epoch);
@@ -328,10 +328,19 @@ impl Coordinator {
             latency.sent(&node, ms_since(epoch));
         }
         async move {
+            let sent = Instant::now();
             let response = future.await;
-            if heard_from(&response) {
+            let heard = heard_from(&response);
+            if heard || timed {
+                let elapsed_ms = ms_since(sent);
+                let now_ms = ms_since(epoch);
                 if let Ok(mut latency) = latency.lock() {
-                    latency.heard(&node);
+                    if heard {
+                        latency.heard(&node);
+                    }
+                    if timed {
+                        latency.record(&node, elapsed_ms, now_ms);
+                    }
                 }
             }
             response

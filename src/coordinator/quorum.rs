@@ -321,6 +321,11 @@ impl QuorumTracker {
         self.answered.fill(None);
     }
 
+    /// Whether replica `index` has answered (well or not).
+    pub fn has_answered(&self, index: usize) -> bool {
+        self.answered.get(index).is_some_and(Option::is_some)
+    }
+
     /// Replicas asked.
     pub fn replicas(&self) -> usize {
         self.regions.len()

@@ -4,7 +4,8 @@
 //! replica's reply; every other request goes out in a task of its own. It decides
 //! nothing: who is asked, what counts and when to answer are the round's.
 
-use super::round::{resend_after_ms, Health, MintAnswer, WriteEffect, WritePlan, WriteRound};
+use super::round::{p99_patience_ms, resend_after_ms};
+use super::round::{Health, MintAnswer, WriteEffect, WritePlan, WriteRound};
 use super::{instant_at, ms_since, whole_ms, Coordinator, CoordinatorError, Durable, Reply};
 use super::{Planned, Policy};
 use crate::clock::Hlc;
@@ -111,11 +112,12 @@ impl Coordinator {
     /// before the failure detector suspected it costs this, not the request timeout.
     fn mint_patience(&self, node: &NodeId) -> std::time::Duration {
         let p99 = self.health_of(std::slice::from_ref(node)).p99_ms[0];
-        let ms = p99.map_or(limits::MINT_PATIENCE_MAX_MS, |p99| {
-            p99.saturating_mul(limits::MINT_PATIENCE_P99_FACTOR)
-                .clamp(limits::MINT_PATIENCE_FLOOR_MS, limits::MINT_PATIENCE_MAX_MS)
-        });
-        std::time::Duration::from_millis(ms)
+        std::time::Duration::from_millis(p99_patience_ms(
+            p99,
+            limits::MINT_PATIENCE_P99_FACTOR,
+            limits::MINT_PATIENCE_FLOOR_MS,
+            limits::MINT_PATIENCE_MAX_MS,
+        ))
     }
 
     /// The replicas of a write, the fallbacks of its dead voters under a sloppy

@@ -76,24 +76,13 @@ impl Client {
         )
     }
 
-    /// A cart change carrying `Idempotency-Key: key` (what a client retries with).
     /// `POST /v1/session/rotate` with the `Idempotency-Key` `key`.
     pub async fn rotate_once(&self, session: &Session, key: &str) -> (u16, Value) {
-        let response = self
-            .http
-            .post(format!("{}/v1/session/rotate", self.base))
-            .bearer_auth(&session.token)
-            .header("x-csrf-token", &session.csrf)
-            .header("idempotency-key", key)
-            .send()
+        self.post_once(session, "/v1/session/rotate", key, None)
             .await
-            .unwrap();
-        (
-            response.status().as_u16(),
-            response.json().await.unwrap_or(Value::Null),
-        )
     }
 
+    /// A cart change carrying `Idempotency-Key: key` (what a client retries with).
     pub async fn cart_once(
         &self,
         session: &Session,
@@ -101,16 +90,29 @@ impl Client {
         qty: i64,
         key: &str,
     ) -> (u16, Value) {
-        let response = self
+        let body = json!({"op": "add", "sku": sku, "qty": qty});
+        self.post_once(session, "/v1/session/cart", key, Some(body))
+            .await
+    }
+
+    /// `POST path` in `session` with the `Idempotency-Key` `key` and a JSON body.
+    async fn post_once(
+        &self,
+        session: &Session,
+        path: &str,
+        key: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self
             .http
-            .post(format!("{}/v1/session/cart", self.base))
+            .post(format!("{}{path}", self.base))
             .bearer_auth(&session.token)
             .header("x-csrf-token", &session.csrf)
-            .header("idempotency-key", key)
-            .json(&json!({"op": "add", "sku": sku, "qty": qty}))
-            .send()
-            .await
-            .unwrap();
+            .header("idempotency-key", key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
         (
             response.status().as_u16(),
             response.json().await.unwrap_or(Value::Null),

@@ -12,6 +12,7 @@
 //! buffer, so a reply costs no allocation of its own.
 
 mod read;
+mod resend;
 mod speculation;
 mod write;
 
@@ -19,7 +20,8 @@ mod write;
 mod tests;
 
 pub use read::{Ask, Phase, ReadAnswer, ReadEffect, ReadPlan, ReadRound};
-pub use speculation::{preferred_order, resend_after_ms, speculate_after_ms, Health};
+pub use resend::{p99_patience_ms, resend_after_ms};
+pub use speculation::{preferred_order, speculate_after_ms, Health};
 pub use write::{MintAnswer, WriteEffect, WritePlan, WriteRound};
 
 use super::quorum::{Level, Progress, QuorumTracker};

@@ -20,7 +20,8 @@
 use super::super::quorum::{Level, Progress, QuorumTracker};
 use super::super::CoordinatorError;
 use super::error_for;
-use super::speculation::{preferred_order, resend_after_ms, speculate_after_ms, Health};
+use super::resend::{resend_after_ms, Resends};
+use super::speculation::{preferred_order, speculate_after_ms, Health};
 use crate::limits;
 use crate::object::Object;
 use std::collections::VecDeque;
@@ -137,11 +138,7 @@ pub struct ReadRound {
     /// When every replica left is asked, unless the level is met by then.
     speculate_ms: Option<u64>,
     /// When the replicas asked that have not answered are asked again.
-    resend_ms: Option<u64>,
-    resend_wait_ms: u64,
-    /// Resends in this phase, and in the whole read.
-    resends: u32,
-    resends_total: u32,
+    resends: Resends,
     /// What the driver measured of the replicas: the order and the speculation delay.
     health: Health,
     /// Whether the read asked more replicas than it needed because they were late.
@@ -207,10 +204,7 @@ impl ReadRound {
             started_ms: now_ms,
             deadline_ms: now_ms,
             speculate_ms: None,
-            resend_ms: None,
-            resend_wait_ms: resend_after_ms(&health),
-            resends: 0,
-            resends_total: 0,
+            resends: Resends::new(resend_after_ms(&health)),
             health,
             speculated: false,
             data_at: None,
@@ -241,7 +235,11 @@ impl ReadRound {
         match self.stage {
             Stage::Done => None,
             Stage::Digest | Stage::Full => {
-                let soonest = [self.speculate_ms, self.resend_ms, Some(self.deadline_ms)];
+                let soonest = [
+                    self.speculate_ms,
+                    self.resends.at_ms(),
+                    Some(self.deadline_ms),
+                ];
                 soonest.into_iter().flatten().min()
             }
             _ => Some(self.deadline_ms),
@@ -280,7 +278,7 @@ impl ReadRound {
 
     /// How many times the read asked again replicas that had not answered.
     pub fn resends_total(&self) -> u32 {
-        self.resends_total
+        self.resends.total()
     }
 
     /// Whether `on_time(now_ms)` would speculate: the delay has passed, the level is
@@ -331,9 +329,7 @@ impl ReadRound {
         let after_ms = speculate_after_ms(&self.asked, self.here, &self.health);
         let speculate_ms = now_ms.saturating_add(after_ms);
         self.speculate_ms = Some(speculate_ms.min(self.deadline_ms));
-        self.resends = 0;
-        self.resend_wait_ms = resend_after_ms(&self.health);
-        self.resend_ms = Some(speculate_ms.saturating_add(self.resend_wait_ms));
+        self.resends.start(speculate_ms);
         if self.progress != Progress::Pending {
             // Nothing to wait for: dead voters alone decided it.
             self.end_phase(now_ms);
@@ -363,16 +359,10 @@ impl ReadRound {
                 continue;
             }
             self.asked[index] = true;
-            let ask = match self.phase {
-                Phase::Digest if self.data_at.is_none() => {
-                    self.data_at = Some(index);
-                    Ask::Get
-                }
-                Phase::Digest if self.takes_digests.get(index).copied().unwrap_or(true) => {
-                    Ask::Digest
-                }
-                _ => Ask::Get,
-            };
+            if self.phase == Phase::Digest && self.data_at.is_none() {
+                self.data_at = Some(index);
+            }
+            let ask = self.ask_of(index);
             let phase = self.phase;
             match self.here == Some(index) {
                 true => here = Some(ReadEffect::ReadHere { index, ask, phase }),
@@ -382,6 +372,17 @@ impl ReadRound {
             }
         }
         self.effects.extend(here);
+    }
+
+    /// What replica `index` is asked in this phase: the one asked first in the digest
+    /// phase (`data_at`) and every replica in the full phase for its object, the others
+    /// for their digest if they take digests.
+    fn ask_of(&self, index: usize) -> Ask {
+        match self.phase {
+            Phase::Digest if self.data_at == Some(index) => Ask::Get,
+            Phase::Digest if self.takes_digests.get(index).copied().unwrap_or(true) => Ask::Digest,
+            _ => Ask::Get,
+        }
     }
 
     /// Counts replica `index`'s answer toward the level; asks another when it failed.
@@ -490,8 +491,11 @@ impl ReadRound {
                         end = true;
                     }
                 }
-                if !end && self.resend_ms.is_some_and(|at| now_ms >= at) {
-                    self.resend(now_ms);
+                if !end && self.resends.is_due(now_ms) {
+                    match self.progress {
+                        Progress::Pending => self.resend(now_ms),
+                        _ => self.resends.cancel(),
+                    }
                 }
                 if end {
                     self.end_phase(now_ms);
@@ -506,30 +510,15 @@ impl ReadRound {
     /// Asks again every replica asked in this phase that has not answered (this
     /// node's copy is read in place: never lost), while the level is pending.
     fn resend(&mut self, now_ms: u64) {
-        self.resend_ms = None;
-        if self.progress != Progress::Pending || self.resends >= limits::RESENDS_MAX {
-            return;
-        }
-        self.resends += 1;
-        self.resends_total += 1;
+        self.resends.made(now_ms);
         let phase = self.phase;
         for index in 0..self.asked.len() {
             if !self.asked[index] || self.replied[index] || Some(index) == self.here {
                 continue;
             }
-            let ask = match phase {
-                Phase::Digest if self.data_at == Some(index) => Ask::Get,
-                Phase::Digest if self.takes_digests.get(index).copied().unwrap_or(true) => {
-                    Ask::Digest
-                }
-                _ => Ask::Get,
-            };
+            let ask = self.ask_of(index);
             self.effects
                 .push_back(ReadEffect::Ask { index, ask, phase });
-        }
-        if self.resends < limits::RESENDS_MAX {
-            self.resend_wait_ms = self.resend_wait_ms.saturating_mul(2);
-            self.resend_ms = Some(now_ms.saturating_add(self.resend_wait_ms));
         }
     }
 

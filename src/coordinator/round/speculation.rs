@@ -109,16 +109,3 @@ pub fn speculate_after_ms(asked: &[bool], here: Option<usize>, health: &Health) 
     }
     slowest_ms.clamp(limits::READ_SPECULATE_FLOOR_MS, limits::READ_SPECULATE_MS)
 }
-
-/// How long a round waits for replies before it sends its request again to the
-/// replicas that have not answered (their message may be lost): `RESEND_P99_FACTOR`
-/// times the slowest measured p99 of the plan's replicas, within `RESEND_FLOOR_MS` and
-/// `RESEND_MAX_MS`; the most when nothing is measured.
-pub fn resend_after_ms(health: &Health) -> u64 {
-    match health.p99_ms.iter().flatten().max() {
-        Some(p99_ms) => p99_ms
-            .saturating_mul(limits::RESEND_P99_FACTOR)
-            .clamp(limits::RESEND_FLOOR_MS, limits::RESEND_MAX_MS),
-        None => limits::RESEND_MAX_MS,
-    }
-}

@@ -19,7 +19,8 @@
 use super::super::quorum::{Level, Progress, QuorumTracker};
 use super::super::CoordinatorError;
 use super::error_for;
-use super::speculation::{preferred_order, resend_after_ms, Health};
+use super::resend::{resend_after_ms, Resends};
+use super::speculation::{preferred_order, Health};
 use crate::ids::Region;
 use crate::limits;
 use crate::wire::Refusal;
@@ -104,12 +105,8 @@ pub struct WriteRound {
     deadline_ms: u64,
     /// The replica that made the version, once one did.
     minter: Option<usize>,
-    /// Which voters (or their fallbacks) answered the version.
-    replied: Vec<bool>,
     /// When the version goes again to the voters that have not answered.
-    resend_ms: Option<u64>,
-    resend_wait_ms: u64,
-    resends: u32,
+    resends: Resends,
     effects: VecDeque<WriteEffect>,
     /// The DST's planted bug: count a replica's acknowledgement when the version is
     /// sent to it, before it stored anything. Never set outside `sim::dst`.
@@ -159,10 +156,7 @@ impl WriteRound {
             started_ms: now_ms,
             deadline_ms: now_ms.saturating_add(timeout_ms),
             minter: None,
-            replied: vec![false; voters],
-            resend_ms: None,
-            resend_wait_ms: resend_after_ms(health),
-            resends: 0,
+            resends: Resends::new(resend_after_ms(health)),
             effects: VecDeque::new(),
             ack_before_store: false,
         };
@@ -193,7 +187,8 @@ impl WriteRound {
         match self.stage {
             Stage::Answered => None,
             _ => Some(
-                self.resend_ms
+                self.resends
+                    .at_ms()
                     .map_or(self.deadline_ms, |at| at.min(self.deadline_ms)),
             ),
         }
@@ -201,7 +196,7 @@ impl WriteRound {
 
     /// How many times the version went again to replicas that had not answered.
     pub fn resends(&self) -> u32 {
-        self.resends
+        self.resends.total()
     }
 
     /// Whether the client has its answer.
@@ -266,9 +261,7 @@ impl WriteRound {
     fn replicate(&mut self, minter: usize, flushing: bool, now_ms: u64) {
         self.stage = Stage::Replicating;
         self.minter = Some(minter);
-        if self.resends < limits::RESENDS_MAX {
-            self.resend_ms = Some(now_ms.saturating_add(self.resend_wait_ms));
-        }
+        self.resends.start(now_ms);
         // A version minted here counts once this node's flush covers it.
         let mut progress = match flushing {
             true => self.tracker.progress(),
@@ -294,7 +287,6 @@ impl WriteRound {
         if !matches!(self.stage, Stage::Replicating) || index >= self.tracker.replicas() {
             return;
         }
-        self.replied[index] = true;
         let hinted_in = self
             .fallbacks
             .iter()
@@ -313,8 +305,11 @@ impl WriteRound {
         if now_ms >= self.deadline_ms && !self.is_answered() {
             return self.fail(Progress::Pending, now_ms);
         }
-        if self.resend_ms.is_some_and(|at| now_ms >= at) {
-            self.resend(now_ms);
+        if self.resends.is_due(now_ms) {
+            match self.stage {
+                Stage::Replicating => self.resend(now_ms),
+                _ => self.resends.cancel(),
+            }
         }
     }
 
@@ -322,13 +317,9 @@ impl WriteRound {
     /// minter, whose own answer is its store or its flush) and to the fallback of every
     /// hinted voter that has not.
     fn resend(&mut self, now_ms: u64) {
-        self.resend_ms = None;
-        if !matches!(self.stage, Stage::Replicating) {
-            return;
-        }
-        self.resends += 1;
+        self.resends.made(now_ms);
         for index in 0..self.tracker.replicas() {
-            if Some(index) == self.minter || self.replied[index] {
+            if Some(index) == self.minter || self.tracker.has_answered(index) {
                 continue;
             }
             let dead = self.dead.get(index).copied().unwrap_or(false);
@@ -337,10 +328,6 @@ impl WriteRound {
             } else if self.fallbacks.iter().any(|(hinted, _)| *hinted == index) {
                 self.effects.push_back(WriteEffect::Hint { index });
             }
-        }
-        if self.resends < limits::RESENDS_MAX {
-            self.resend_wait_ms = self.resend_wait_ms.saturating_mul(2);
-            self.resend_ms = Some(now_ms.saturating_add(self.resend_wait_ms));
         }
     }
 
