@@ -4,7 +4,7 @@
 //! replica's reply; every other request goes out in a task of its own. It decides
 //! nothing: who is asked, what counts and when to answer are the round's.
 
-use super::round::{p99_patience_ms, resend_after_ms};
+use super::round::{p99_patience_ms, resend_after_ms, Resends};
 use super::round::{Health, MintAnswer, WriteEffect, WritePlan, WriteRound};
 use super::{instant_at, ms_since, whole_ms, Coordinator, CoordinatorError, Durable, Reply};
 use super::{Planned, Policy};
@@ -110,10 +110,9 @@ impl Coordinator {
     /// the minter's measured p99 between `MINT_PATIENCE_FLOOR_MS` and
     /// `MINT_PATIENCE_MAX_MS` (the most while nothing is measured). A minter that died
     /// before the failure detector suspected it costs this, not the request timeout.
-    fn mint_patience(&self, node: &NodeId) -> std::time::Duration {
-        let p99 = self.health_of(std::slice::from_ref(node)).p99_ms[0];
+    fn mint_patience(minter: &Health) -> std::time::Duration {
         std::time::Duration::from_millis(p99_patience_ms(
-            p99,
+            minter.p99_ms[0],
             limits::MINT_PATIENCE_P99_FACTOR,
             limits::MINT_PATIENCE_FLOOR_MS,
             limits::MINT_PATIENCE_MAX_MS,
@@ -224,11 +223,12 @@ impl Write<'_> {
             return Some(mint_answer(Ok(response), true, &mut self.minted));
         }
         let deadline = self.started + self.coordinator.timeout;
+        let health = self.coordinator.health_of(std::slice::from_ref(node));
         let give_up = match alternative && self.request.repeatable() {
-            true => (Instant::now() + self.coordinator.mint_patience(node)).min(deadline),
+            true => (Instant::now() + Coordinator::mint_patience(&health)).min(deadline),
             false => deadline,
         };
-        let response = match self.mint_remote(index, give_up).await {
+        let response = match self.mint_remote(index, give_up, &health).await {
             Some(response) => response,
             None if give_up < deadline => return Some(MintAnswer::Late),
             None => return None,
@@ -252,33 +252,33 @@ impl Write<'_> {
         &mut self,
         index: usize,
         give_up: Instant,
+        minter: &Health,
     ) -> Option<Result<PeerResponse, super::DispatchError>> {
         let coordinator = self.coordinator;
         let node = &self.nodes[index];
         let mut copies = FuturesUnordered::new();
         copies.push(coordinator.tracked_send(node, self.request.clone()));
-        let resendable = matches!(self.request, PeerRequest::Apply { .. });
-        let health = coordinator.health_of(std::slice::from_ref(node));
-        let mut wait = std::time::Duration::from_millis(resend_after_ms(&health));
-        let mut resends = 0;
-        let mut resend_at = Instant::now() + wait;
+        let mut resends = Resends::new(resend_after_ms(minter));
+        if matches!(self.request, PeerRequest::Apply { .. }) {
+            resends.start(ms_since(self.started));
+        }
         loop {
-            let resend = resendable && resends < limits::RESENDS_MAX && resend_at < give_up;
-            let until = if resend { resend_at } else { give_up };
-            match tokio::time::timeout_at(until, copies.next()).await {
+            let resend_at = resends
+                .at_ms()
+                .map(|at_ms| instant_at(self.started, at_ms))
+                .filter(|at| *at < give_up);
+            match tokio::time::timeout_at(resend_at.unwrap_or(give_up), copies.next()).await {
                 Ok(Some(response)) if response.is_ok() || copies.is_empty() => {
                     return Some(response)
                 }
                 // A copy failed while another may still answer.
                 Ok(Some(_)) => {}
                 Ok(None) => return None,
-                Err(_) if !resend => return None,
+                Err(_) if resend_at.is_none() => return None,
                 Err(_) => {
                     copies.push(coordinator.tracked_send(node, self.request.clone()));
                     coordinator.stats.resends.fetch_add(1, Ordering::Relaxed);
-                    resends += 1;
-                    wait = wait.saturating_mul(2);
-                    resend_at = Instant::now() + wait;
+                    resends.made(ms_since(self.started));
                 }
             }
         }

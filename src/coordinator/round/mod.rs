@@ -20,7 +20,7 @@ mod write;
 mod tests;
 
 pub use read::{Ask, Phase, ReadAnswer, ReadEffect, ReadPlan, ReadRound};
-pub use resend::{p99_patience_ms, resend_after_ms};
+pub use resend::{p99_patience_ms, resend_after_ms, Resends};
 pub use speculation::{preferred_order, speculate_after_ms, Health};
 pub use write::{MintAnswer, WriteEffect, WritePlan, WriteRound};
 

@@ -29,7 +29,7 @@ pub fn resend_after_ms(health: &Health) -> u64 {
 
 /// One round's resend schedule.
 #[derive(Clone, Debug)]
-pub(super) struct Resends {
+pub struct Resends {
     first_wait_ms: u64,
     wait_ms: u64,
     /// When the next resend is due; `None`: none planned.
@@ -41,7 +41,7 @@ pub(super) struct Resends {
 
 impl Resends {
     /// A schedule waiting `first_wait_ms` before the first resend, not started.
-    pub(super) fn new(first_wait_ms: u64) -> Resends {
+    pub fn new(first_wait_ms: u64) -> Resends {
         Resends {
             first_wait_ms,
             wait_ms: first_wait_ms,
@@ -52,25 +52,25 @@ impl Resends {
     }
 
     /// Plans the first resend one wait after `from_ms` (a new phase starts over).
-    pub(super) fn start(&mut self, from_ms: u64) {
+    pub fn start(&mut self, from_ms: u64) {
         self.since_start = 0;
         self.wait_ms = self.first_wait_ms;
         self.at_ms = Some(from_ms.saturating_add(self.wait_ms));
     }
 
     /// When the next resend is due.
-    pub(super) fn at_ms(&self) -> Option<u64> {
+    pub fn at_ms(&self) -> Option<u64> {
         self.at_ms
     }
 
     /// Whether a resend is due at `now_ms`.
-    pub(super) fn is_due(&self, now_ms: u64) -> bool {
+    pub fn is_due(&self, now_ms: u64) -> bool {
         self.at_ms.is_some_and(|at| now_ms >= at)
     }
 
     /// A resend was made at `now_ms`: the next comes after twice the wait, if any is
     /// left.
-    pub(super) fn made(&mut self, now_ms: u64) {
+    pub fn made(&mut self, now_ms: u64) {
         self.since_start += 1;
         self.total += 1;
         self.at_ms = None;
@@ -81,12 +81,12 @@ impl Resends {
     }
 
     /// No more resends (the round no longer waits).
-    pub(super) fn cancel(&mut self) {
+    pub fn cancel(&mut self) {
         self.at_ms = None;
     }
 
     /// Resends over the round's life.
-    pub(super) fn total(&self) -> u32 {
+    pub fn total(&self) -> u32 {
         self.total
     }
 }
