@@ -36,6 +36,7 @@ pub mod runtime;
 pub mod session;
 #[cfg(feature = "tools")]
 pub mod sim;
+pub mod stats;
 pub mod storage;
 pub mod transport;
 pub mod wire;

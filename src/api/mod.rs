@@ -12,6 +12,7 @@ mod bounds;
 pub mod context;
 mod error_code;
 mod kv;
+mod metrics;
 mod pipeline;
 mod pipeline_budget;
 mod pipeline_upgrade;
@@ -199,6 +200,7 @@ fn routes(shared: &Shared) -> Router {
         .with_state(shared.kv.clone());
     let status = Router::new()
         .route("/v1/status", get(status::status))
+        .route("/metrics", get(metrics::metrics))
         .route("/v1/roots", get(status::roots))
         .route("/v1/ring", get(routing::ring))
         .with_state(shared.status.clone());

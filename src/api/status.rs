@@ -43,6 +43,8 @@ pub struct StatusState {
     pub transport: Transport<PeerRequest, PeerResponse>,
     pub replica: Arc<Replica>,
     pub coordinator: Arc<CoordinatorStats>,
+    /// How long this node took to answer each kind of peer request.
+    pub served: Arc<crate::peer::served::ServedLatencies>,
     pub transfers: Arc<TransferStats>,
     pub hints: Arc<Hints>,
     pub repair: Arc<RepairStats>,

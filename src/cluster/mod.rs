@@ -54,6 +54,9 @@ pub struct NodeEntry {
     pub pid: u32,
 }
 
+/// The Prometheus configuration written beside `cluster.json`.
+pub const PROMETHEUS_FILE: &str = "prometheus.yml";
+
 /// `cluster.json`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ClusterFile {
@@ -82,8 +85,37 @@ impl ClusterFile {
             .with_context(|| format!("{} is not a cluster file", path.display()))
     }
 
+    /// Writes `cluster.json`, and `prometheus.yml` beside it so that a Prometheus
+    /// pointed at the directory scrapes every node the file lists.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        write_atomically(&ClusterFile::path(dir), &serde_json::to_vec_pretty(self)?)
+        write_atomically(&ClusterFile::path(dir), &serde_json::to_vec_pretty(self)?)?;
+        write_atomically(
+            &dir.join(PROMETHEUS_FILE),
+            self.prometheus_config().as_bytes(),
+        )
+    }
+
+    /// A Prometheus configuration that scrapes `/metrics` of every node, each target
+    /// labelled with its node and region. Every value is written as a JSON string,
+    /// which YAML reads as the same string.
+    pub fn prometheus_config(&self) -> String {
+        let quoted = |text: &str| serde_json::Value::from(text).to_string();
+        let mut config = String::from(
+            "# Written by `cartwheel cluster` with cluster.json: every node of this cluster.\n\
+             # Run: prometheus --config.file=prometheus.yml\n\
+             global:\n  scrape_interval: 5s\n  scrape_timeout: 4s\n\
+             scrape_configs:\n  - job_name: cartwheel\n    metrics_path: /metrics\n    \
+             static_configs:\n",
+        );
+        for node in &self.nodes {
+            config.push_str(&format!(
+                "      - targets: [{}]\n        labels: {{node: {}, region: {}}}\n",
+                quoted(&node.http.to_string()),
+                quoted(node.id.as_str()),
+                quoted(node.region.as_str()),
+            ));
+        }
+        config
     }
 
     pub fn node(&self, id: &str) -> Result<&NodeEntry> {

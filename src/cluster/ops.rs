@@ -197,5 +197,7 @@ pub async fn down(dir: &Path) -> Result<usize> {
     }
     std::fs::remove_file(ClusterFile::path(dir))
         .with_context(|| format!("cannot remove {}", ClusterFile::path(dir).display()))?;
+    // Written with cluster.json; gone with it (absent if an older build wrote the file).
+    let _ = std::fs::remove_file(dir.join(super::PROMETHEUS_FILE));
     Ok(running.len())
 }

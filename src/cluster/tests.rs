@@ -70,3 +70,29 @@ fn a_node_process_is_known_by_its_id_whatever_the_binary_is_called() {
         "not this test process"
     );
 }
+
+#[test]
+fn the_prometheus_config_lists_every_node_with_its_labels() {
+    let node = |id: &str, region: &str, port: u16| NodeEntry {
+        id: NodeId::new(id).unwrap(),
+        region: Region::new(region).unwrap(),
+        http: format!("127.0.0.1:{port}").parse().unwrap(),
+        quic: "127.0.0.1:1".parse().unwrap(),
+        resp: None,
+        pid: 1,
+    };
+    let file = ClusterFile {
+        topology: "t.toml".into(),
+        args: Vec::new(),
+        nodes: vec![node("east-1", "east", 4001), node("west-1", "west", 4002)],
+    };
+    let config = file.prometheus_config();
+    assert!(config.contains("metrics_path: /metrics"), "{config}");
+    assert!(
+        config.contains(
+            "      - targets: [\"127.0.0.1:4001\"]\n        labels: {node: \"east-1\", region: \"east\"}\n"
+        ),
+        "{config}"
+    );
+    assert!(config.contains("\"127.0.0.1:4002\""), "{config}");
+}

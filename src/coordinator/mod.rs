@@ -23,6 +23,7 @@ mod dispatch;
 pub mod latency;
 pub mod quorum;
 mod read;
+pub mod requests;
 pub mod round;
 pub mod scan;
 mod write;
@@ -125,6 +126,8 @@ pub struct CoordinatorStats {
     pub resends: AtomicU64,
     /// Probes of peers silent for `PEER_SILENT_AFTER_MS` (treated as dead here).
     pub silent_probes: AtomicU64,
+    /// How long each request took, by operation, class, level and outcome.
+    pub latencies: requests::RequestLatencies,
 }
 
 /// Coordinates client requests on one node.

@@ -8,6 +8,7 @@
 //! the answer is and whom to repair are the round's.
 
 use super::quorum::Level;
+use super::requests::Op;
 use super::round::{Ask, Health, Phase, ReadAnswer, ReadEffect, ReadPlan, ReadRound};
 use super::{instant_at, ms_since, whole_ms, Coordinator, CoordinatorError, Planned, Policy};
 use super::{CoordinatorStats, Dispatch, DispatchError};
@@ -74,6 +75,19 @@ impl Coordinator {
     /// replicas disagree) or no object came, the read runs again asking every replica
     /// for its object, and repairs.
     pub async fn get_with(
+        &self,
+        key: &ObjectKey,
+        level: Level,
+        policy: Policy,
+    ) -> Result<Option<Object>, CoordinatorError> {
+        let started = Instant::now();
+        let answer = self.read(key, level, policy).await;
+        let latencies = &self.stats.latencies;
+        latencies.observe(Op::Read, key.class, level, &answer, started.elapsed());
+        answer
+    }
+
+    async fn read(
         &self,
         key: &ObjectKey,
         level: Level,

@@ -4,6 +4,7 @@
 //! replica's reply; every other request goes out in a task of its own. It decides
 //! nothing: who is asked, what counts and when to answer are the round's.
 
+use super::requests::Op;
 use super::round::{p99_patience_ms, resend_after_ms, Resends};
 use super::round::{Health, MintAnswer, WriteEffect, WritePlan, WriteRound};
 use super::{instant_at, ms_since, whole_ms, Coordinator, CoordinatorError, Durable, Reply};
@@ -57,6 +58,20 @@ impl Coordinator {
     /// (`first`, given this node's HLC time), then it travels to the other replicas and,
     /// for dead ones under a sloppy policy, to fallbacks as hints.
     pub(super) async fn write(
+        &self,
+        key: &ObjectKey,
+        level: Level,
+        policy: Policy,
+        first: impl FnOnce(Hlc) -> PeerRequest,
+    ) -> Result<Written, CoordinatorError> {
+        let started = Instant::now();
+        let answer = self.write_round(key, level, policy, first).await;
+        let latencies = &self.stats.latencies;
+        latencies.observe(Op::Write, key.class, level, &answer, started.elapsed());
+        answer
+    }
+
+    async fn write_round(
         &self,
         key: &ObjectKey,
         level: Level,

@@ -348,6 +348,7 @@ fn join_cluster(
         gossip: gossip.clone(),
         forwards: Arc::new(tokio::sync::Semaphore::new(limits::FORWARDS_IN_FLIGHT_MAX)),
         refused: Default::default(),
+        served: Default::default(),
     });
     let _ = late.0.set(Arc::downgrade(&service));
     join_seeds(options, &me.region, &transport, &state, &gossip)?;
@@ -579,6 +580,7 @@ fn status_state(
         transport: core.transport.clone(),
         replica: core.replica.clone(),
         coordinator: core.coordinator.stats.clone(),
+        served: core.service.served.clone(),
         transfers: workers.transfers,
         hints: core.hints.clone(),
         repair: workers.repair,

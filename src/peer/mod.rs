@@ -7,6 +7,7 @@
 //! about replication itself: the replica, membership and anti-entropy cores do. It must
 //! never import `api` or `node`.
 
+pub mod served;
 mod service;
 
 pub use service::PeerService;

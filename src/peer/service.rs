@@ -1,6 +1,7 @@
 //! Answers other nodes' requests (and this node's own coordinator): replica reads and
 //! writes, membership messages, and pages of partitions for ownership transfer.
 
+use super::served::{Kind, ServedLatencies};
 use crate::clock::{Hlc, VersionError};
 use crate::coordinator::ClusterView;
 use crate::crdt::DocOp;
@@ -25,6 +26,8 @@ pub struct PeerService {
     pub forwards: Arc<tokio::sync::Semaphore>,
     /// Repair and anti-entropy messages refused (not held, over a limit, malformed).
     pub refused: Arc<std::sync::atomic::AtomicU64>,
+    /// How long each kind of request took to answer.
+    pub served: Arc<ServedLatencies>,
 }
 
 /// A replica's failure as its answer. A refused operation, and a version vector that
@@ -48,6 +51,14 @@ fn storage_error(error: ReplicaError) -> PeerResponse {
 
 impl PeerService {
     pub async fn serve(&self, from: Option<&PeerInfo>, request: PeerRequest) -> PeerResponse {
+        let kind = Kind::of(&request);
+        let started = std::time::Instant::now();
+        let response = self.answer(from, request).await;
+        self.served.observe(kind, &response, started.elapsed());
+        response
+    }
+
+    async fn answer(&self, from: Option<&PeerInfo>, request: PeerRequest) -> PeerResponse {
         match request {
             PeerRequest::Get { .. } | PeerRequest::Digest { .. } | PeerRequest::Merge { .. } => {
                 self.serve_item(request).await

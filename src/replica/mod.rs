@@ -327,6 +327,11 @@ impl Replica {
         Ok(())
     }
 
+    /// What this replica's flushes cost (group sizes, fsync latency).
+    pub fn commit_stats(&self) -> &std::sync::Arc<crate::storage::CommitStats> {
+        self.gate.stats()
+    }
+
     /// Waits until every write completed so far (side records too) is durable.
     pub async fn durable(&self) -> Result<(), ReplicaError> {
         Ok(self.gate.durable().await?)

@@ -13,6 +13,7 @@
 
 use super::{Durability, Storage, StorageError};
 use crate::limits::{COMMIT_SHUTDOWN_DEADLINE_MS, GROUP_COMMIT_GATHER_MIN_WRITES};
+use crate::stats::{Histogram, SIZE_BOUNDS};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -89,17 +90,36 @@ enum Policy {
     Group(Group),
 }
 
+/// What the flushes cost: how many waiting writes each covered (its group) and how long
+/// the flush (the fsync) took.
+#[derive(Debug)]
+pub struct CommitStats {
+    pub group_writes: Histogram,
+    pub flush_latency: Histogram,
+}
+
+impl Default for CommitStats {
+    fn default() -> Self {
+        CommitStats {
+            group_writes: Histogram::new(SIZE_BOUNDS),
+            flush_latency: Histogram::latency(),
+        }
+    }
+}
+
 /// Waits for durability according to a `Durability` policy. Dropping the gate (or
 /// calling `shutdown`) stops its flusher after a last flush for waiting callers.
 pub struct CommitGate {
     storage: Arc<dyn Storage>,
     policy: Policy,
+    stats: Arc<CommitStats>,
 }
 
 impl CommitGate {
     /// Builds the gate; in group-commit mode starts its flusher task, so it must be
     /// called inside a tokio runtime.
     pub fn new(storage: Arc<dyn Storage>, durability: Durability) -> CommitGate {
+        let stats = Arc::new(CommitStats::default());
         let policy = match durability {
             Durability::FlushEachWrite => Policy::EachWrite {
                 closed: AtomicBool::new(false),
@@ -108,10 +128,19 @@ impl CommitGate {
                 closed: AtomicBool::new(false),
             },
             Durability::GroupCommit { max_delay_ms } => {
-                Policy::Group(start_group(storage.clone(), max_delay_ms))
+                Policy::Group(start_group(storage.clone(), max_delay_ms, stats.clone()))
             }
         };
-        CommitGate { storage, policy }
+        CommitGate {
+            storage,
+            policy,
+            stats,
+        }
+    }
+
+    /// The flushes' sizes and latencies.
+    pub fn stats(&self) -> &Arc<CommitStats> {
+        &self.stats
     }
 
     /// Returns once every write that completed before this call is durable.
@@ -121,7 +150,8 @@ impl CommitGate {
                 if closed.load(Ordering::SeqCst) {
                     return Err(CommitError::Closed);
                 }
-                flush_blocking(self.storage.clone()).await
+                self.stats.group_writes.observe(1);
+                flush_blocking(self.storage.clone(), &self.stats).await
             }
             Policy::Memory { closed } => match closed.load(Ordering::SeqCst) {
                 true => Err(CommitError::Closed),
@@ -145,7 +175,7 @@ impl CommitGate {
     }
 }
 
-fn start_group(storage: Arc<dyn Storage>, max_delay_ms: u64) -> Group {
+fn start_group(storage: Arc<dyn Storage>, max_delay_ms: u64, stats: Arc<CommitStats>) -> Group {
     let tickets = Arc::new(Tickets {
         requested: AtomicU64::new(0),
         wake: Notify::new(),
@@ -159,6 +189,7 @@ fn start_group(storage: Arc<dyn Storage>, max_delay_ms: u64) -> Group {
         progress: progress_sender,
         shutdown: shutdown_receiver,
         stopping: false,
+        stats,
     };
     let task = tokio::spawn(flusher.run());
     Group {
@@ -224,6 +255,7 @@ struct Flusher {
     shutdown: watch::Receiver<bool>,
     /// Set once shutdown was asked: no more gathering, exit when nothing is pending.
     stopping: bool,
+    stats: Arc<CommitStats>,
 }
 
 impl Flusher {
@@ -259,7 +291,8 @@ impl Flusher {
                 arrivals.record(covered - previous, started - last);
             }
             last_start = Some(started);
-            let outcome = flush_blocking(self.storage.clone()).await;
+            self.stats.group_writes.observe(covered - previous);
+            let outcome = flush_blocking(self.storage.clone(), &self.stats).await;
             loaded_flush_ended = arrivals.would_fill(self.delay).then(Instant::now);
             self.publish(covered, outcome);
         }
@@ -328,8 +361,11 @@ impl Arrivals {
     }
 }
 
-async fn flush_blocking(storage: Arc<dyn Storage>) -> Result<(), CommitError> {
-    match tokio::task::spawn_blocking(move || storage.flush()).await {
+async fn flush_blocking(storage: Arc<dyn Storage>, stats: &CommitStats) -> Result<(), CommitError> {
+    let started = Instant::now();
+    let flushed = tokio::task::spawn_blocking(move || storage.flush()).await;
+    stats.flush_latency.observe_duration(started.elapsed());
+    match flushed {
         Ok(Ok(())) => Ok(()),
         Ok(Err(error)) => Err(CommitError::Flush(Arc::new(error))),
         Err(join_error) => Err(CommitError::FlushTaskFailed {

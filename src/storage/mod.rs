@@ -15,7 +15,7 @@ mod sled;
 #[cfg(test)]
 mod tests;
 
-pub use self::commit::{CommitError, CommitGate};
+pub use self::commit::{CommitError, CommitGate, CommitStats};
 pub use self::durability::{Durability, DurabilityParseError};
 pub use self::memory::MemoryStorage;
 pub use self::sled::SledStorage;

@@ -15,6 +15,7 @@ mod contexts;
 mod edge_tls;
 mod handoff;
 mod membership;
+mod metrics;
 mod pipeline;
 mod repair;
 mod resp;
