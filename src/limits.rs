@@ -147,6 +147,9 @@ pub const RESENDS_MAX: u32 = 2;
 /// ends the silence.
 pub const PEER_SILENT_AFTER_MS: u64 = 1_000;
 pub const PEER_SILENT_PROBE_MS: u64 = 250;
+/// How long `/v1/cluster` waits for each member's overview; one that has not answered
+/// by then is shown unreachable with that reason.
+pub const OVERVIEW_TIMEOUT_MS: u64 = 1_000;
 /// Default for how far (ms) a remote HLC timestamp may run ahead of local wall time
 /// before `HybridClock::observe` rejects it with `ClockError::Drift`.
 pub const HLC_DRIFT_MS_MAX: u64 = 10_000;

@@ -78,6 +78,9 @@ pub enum PeerRequest {
         keys: u32,
         bytes: u32,
     },
+    /// This node's figures for an operator's overview of the cluster (`/v1/cluster`,
+    /// the dashboard): answered `Overview`.
+    Overview,
 }
 
 impl PeerRequest {
@@ -133,6 +136,40 @@ pub enum PeerResponse {
     Batch(Vec<PeerResponse>),
     /// The answer to a `Digest`: `None` if the replica holds nothing for the key.
     Digest(Option<[u8; 32]>),
+    /// The answer to an `Overview`.
+    Overview(Box<NodeOverview>),
+}
+
+/// One node's figures as the dashboard shows them: counters since it started (the
+/// reader takes differences between two overviews for rates and recent latencies).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeOverview {
+    pub partitions_owned: u32,
+    pub partitions_held: u32,
+    /// Keys stored, when the node knows without counting (`None`: unknown).
+    pub keys: Option<u64>,
+    pub reads: u64,
+    pub writes: u64,
+    pub failures: u64,
+    /// Hints held here for owners that were down.
+    pub hints_pending: u64,
+    pub partitions_out_of_sync: u32,
+    pub oldest_divergence_s: f64,
+    pub transfers_in_flight: u64,
+    pub ring_epoch: u64,
+    pub ring_change_pending: bool,
+    /// Coordinated requests by operation and class, every level and outcome together.
+    pub latency: Vec<OpLatency>,
+}
+
+/// The latency histogram of one (operation, class): a count per bucket of
+/// `stats::LATENCY_BOUNDS_US` and one over the last bound.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct OpLatency {
+    pub op: String,
+    pub class: String,
+    pub counts: Vec<u64>,
+    pub sum_ms: f64,
 }
 
 /// A replica's refusal, with a code the coordinator branches on.

@@ -9,6 +9,7 @@
 
 mod admin;
 mod bounds;
+mod cluster;
 pub mod context;
 mod error_code;
 mod kv;
@@ -20,12 +21,14 @@ mod routing;
 pub mod server;
 mod session;
 mod status;
+mod ui;
 
 pub use admin::AdminKey;
 pub use context::{ContextError, ContextKeys};
 pub use error_code::ErrorCode;
 pub use kv::SiblingsBody;
 // Only the bench's tests serve a pipeline without a node.
+pub use cluster::{overview, ClusterOverview};
 #[cfg(all(test, feature = "tools"))]
 pub(crate) use pipeline::serve as serve_pipeline;
 pub use pipeline::{
@@ -93,7 +96,7 @@ pub struct Api {
     pub kv: KvState,
     pub sessions: SessionState,
     pub admin: AdminState,
-    pub status: StatusState,
+    pub status: Arc<StatusState>,
     pub edge: EdgeParts,
 }
 
@@ -201,6 +204,7 @@ fn routes(shared: &Shared) -> Router {
     let status = Router::new()
         .route("/v1/status", get(status::status))
         .route("/metrics", get(metrics::metrics))
+        .route("/v1/cluster", get(cluster::cluster))
         .route("/v1/roots", get(status::roots))
         .route("/v1/ring", get(routing::ring))
         .with_state(shared.status.clone());
@@ -226,10 +230,14 @@ fn routes(shared: &Shared) -> Router {
         .route("/v1/session/history", post(session::history))
         .route("/v1/session/rotate", post(session::rotate))
         .with_state(shared.sessions.clone());
+    let page = Router::new()
+        .route("/ui", get(ui::index))
+        .route("/ui/{name}", get(ui::asset));
     Router::new()
         .merge(kv)
         .merge(status)
         .merge(admin)
+        .merge(page)
         .merge(sessions)
         .fallback(not_found)
 }
@@ -253,7 +261,7 @@ pub fn router(api: Api) -> Router {
     let shared = Shared {
         kv: Arc::new(api.kv),
         status: status::StatusRoutes {
-            state: Arc::new(api.status),
+            state: api.status,
             edge: api.edge.stats.clone(),
         },
         admin: Arc::new(api.admin),

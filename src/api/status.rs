@@ -56,6 +56,9 @@ pub struct StatusState {
     pub sessions: Option<Arc<SessionStats>>,
     /// The node's data clock (its offset is shown).
     pub clock: Arc<NodeClock>,
+    /// The levels this node's classes use, which `/v1/cluster` checks against the
+    /// members held dead.
+    pub checks: Vec<crate::coordinator::reach::LevelCheck>,
 }
 
 /// The status routes' state: the node's, and the edge's counters.

@@ -22,6 +22,7 @@
 mod dispatch;
 pub mod latency;
 pub mod quorum;
+pub mod reach;
 mod read;
 pub mod requests;
 pub mod round;

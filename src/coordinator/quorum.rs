@@ -242,7 +242,7 @@ impl Requirement {
         missing.join(", ")
     }
 
-    fn met_by(&self, acked: &BTreeMap<Region, usize>) -> bool {
+    pub fn met_by(&self, acked: &BTreeMap<Region, usize>) -> bool {
         let total: usize = acked.values().sum();
         let outside: usize = acked
             .iter()

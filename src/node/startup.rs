@@ -9,12 +9,15 @@
 use super::{check_chaos, DataDir, LateHandler, NodeDispatch, NodeError, NodeOptions, RunningNode};
 use crate::api::{self, AdminState, Admission, Api, EdgeParts, KvState, SessionState, StatusState};
 use crate::config::Settings;
+use crate::coordinator::reach::LevelCheck;
+use crate::coordinator::requests::Op;
 use crate::coordinator::Coordinator;
 use crate::handoff::hints::{HintWorker, Hints};
 use crate::handoff::transfer::{TransferStats, TransferWorker};
 use crate::ids::{NodeId, Region};
 use crate::limits;
 use crate::membership::swim::{MemberInfo, Status, Swim};
+use crate::object::Class;
 use crate::peer::PeerService;
 use crate::replica::trees::Trees;
 use crate::replica::Replica;
@@ -349,6 +352,7 @@ fn join_cluster(
         forwards: Arc::new(tokio::sync::Semaphore::new(limits::FORWARDS_IN_FLIGHT_MAX)),
         refused: Default::default(),
         served: Default::default(),
+        overview: Default::default(),
     });
     let _ = late.0.set(Arc::downgrade(&service));
     join_seeds(options, &me.region, &transport, &state, &gossip)?;
@@ -514,6 +518,19 @@ fn spawn_api(
 ) {
     let settings = &options.settings;
     let admission = Admission::new(settings.request_timeout);
+    let status = Arc::new(status_state(
+        settings,
+        core,
+        workers,
+        sessions.clone(),
+        listening.resp,
+    ));
+    // Other nodes' `/v1/cluster` ask this node for the same figures over the transport.
+    let source = status.clone();
+    let _ = core
+        .service
+        .overview
+        .set(Arc::new(move || api::overview(&source)));
     let api = Api {
         kv: KvState {
             admission: admission.clone(),
@@ -543,7 +560,7 @@ fn spawn_api(
             transport: core.transport.clone(),
             clock: core.clock.clone(),
         },
-        status: status_state(settings, core, workers, sessions, listening.resp),
+        status: status.clone(),
         edge: EdgeParts {
             http: settings.http.clone(),
             stopped: stopped.clone(),
@@ -588,5 +605,52 @@ fn status_state(
         early: core.early.clone(),
         sessions: sessions.map(|sessions| sessions.stats.clone()),
         clock: core.clock.clone(),
+        checks: level_checks(settings),
     }
+}
+
+/// The levels this node's classes read and write at (RESP keys use the `user`
+/// class's), for `/v1/cluster` to check against the members held dead.
+fn level_checks(settings: &Settings) -> Vec<LevelCheck> {
+    let session = &settings.session;
+    let check = |class, op, level, sloppy| LevelCheck {
+        class,
+        op,
+        level,
+        sloppy,
+    };
+    vec![
+        check(Class::Kv, Op::Read, settings.read, settings.sloppy),
+        check(Class::Kv, Op::Write, settings.write, settings.sloppy),
+        check(
+            Class::Auth,
+            Op::Read,
+            session.auth.read,
+            session.auth.policy.sloppy,
+        ),
+        check(
+            Class::Auth,
+            Op::Write,
+            session.auth_create,
+            session.auth.policy.sloppy,
+        ),
+        check(
+            Class::Auth,
+            Op::Write,
+            session.auth.write,
+            session.auth.policy.sloppy,
+        ),
+        check(
+            Class::User,
+            Op::Read,
+            session.user.read,
+            session.user.policy.sloppy,
+        ),
+        check(
+            Class::User,
+            Op::Write,
+            session.user.write,
+            session.user.policy.sloppy,
+        ),
+    ]
 }

@@ -10,4 +10,4 @@
 pub mod served;
 mod service;
 
-pub use service::PeerService;
+pub use service::{OverviewSource, PeerService};

@@ -6,7 +6,7 @@ use crate::wire::{PeerRequest, PeerResponse};
 use std::time::Duration;
 
 /// Request kinds in slot order.
-const KINDS: [&str; 14] = [
+const KINDS: [&str; 15] = [
     "get",
     "mint",
     "merge",
@@ -21,6 +21,7 @@ const KINDS: [&str; 14] = [
     "batch",
     "digest",
     "scan_class",
+    "overview",
 ];
 const OUTCOMES: [&str; 2] = ["ok", "error"];
 
@@ -40,6 +41,7 @@ fn kind_slot(request: &PeerRequest) -> usize {
         PeerRequest::Batch(_) => 11,
         PeerRequest::Digest { .. } => 12,
         PeerRequest::ScanClass { .. } => 13,
+        PeerRequest::Overview => 14,
     }
 }
 

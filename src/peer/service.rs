@@ -28,7 +28,13 @@ pub struct PeerService {
     pub refused: Arc<std::sync::atomic::AtomicU64>,
     /// How long each kind of request took to answer.
     pub served: Arc<ServedLatencies>,
+    /// Builds this node's `Overview` (set by the node once its parts exist; until then
+    /// an `Overview` is refused).
+    pub overview: std::sync::OnceLock<OverviewSource>,
 }
+
+/// What builds a node's overview from its parts.
+pub type OverviewSource = Arc<dyn Fn() -> crate::wire::NodeOverview + Send + Sync>;
 
 /// A replica's failure as its answer. A refused operation, and a version vector that
 /// would name too many actors (every replica would refuse it alike: a limit of the
@@ -102,6 +108,10 @@ impl PeerService {
                 bytes_max: (bytes as usize).clamp(1, limits::RESP_SCAN_PAGE_BYTES_MAX),
             }),
             PeerRequest::AntiEntropy(message) => self.anti_entropy(message).await,
+            PeerRequest::Overview => match self.overview.get() {
+                Some(overview) => PeerResponse::Overview(Box::new(overview())),
+                None => PeerResponse::Error(PeerError::Overloaded),
+            },
             PeerRequest::CollectTombstones { partition, entries } => {
                 if entries.len() > limits::REPAIR_KEYS_PER_MESSAGE_MAX
                     || !self.state.held().contains(&partition)

@@ -26,3 +26,4 @@ mod resp_scan;
 mod security;
 mod session;
 mod session_regions;
+mod ui;

@@ -322,3 +322,55 @@ async fn a_prometheus_server_scrapes_every_node_of_a_cluster_up_cluster() {
     );
     drop(server);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cluster_overview_gathers_every_node_and_names_the_levels_lost() {
+    let mut cluster = InProcessCluster::start(&single_region(3, 3), TuningFlags::default()).await;
+    write_and_read(&cluster, 0..10).await;
+    let overview: cartwheel::api::ClusterOverview = cluster.get_json(0, "/v1/cluster").await;
+    assert_eq!(overview.served_by, "local-1");
+    assert_eq!(overview.nodes.len(), 3);
+    assert!(overview.unmet.is_empty(), "{:?}", overview.unmet);
+    for node in &overview.nodes {
+        let figures = node.overview.as_ref().expect("every node answered");
+        assert_eq!(node.state, "alive");
+        assert_eq!(figures.partitions_owned, 64, "{}", node.node);
+        assert_eq!(
+            figures.latency.is_empty(),
+            node.node != "local-1",
+            "{}",
+            node.node
+        );
+    }
+    let first = overview.nodes[0].overview.as_ref().unwrap();
+    let kv_writes = first
+        .latency
+        .iter()
+        .find(|latency| latency.op == "write" && latency.class == "kv")
+        .expect("kv writes coordinated by local-1");
+    assert_eq!(kv_writes.counts.len(), overview.latency_bounds_ms.len() + 1);
+    assert!(kv_writes.counts.iter().sum::<u64>() >= 10);
+
+    // Two of three down: no majority of any partition's replicas is left.
+    let gone = [cluster.stop(2).await, cluster.stop(1).await];
+    for node in &gone {
+        cluster.wait_dead(0, node.as_str()).await;
+    }
+    let overview: cartwheel::api::ClusterOverview = cluster.get_json(0, "/v1/cluster").await;
+    let dead: Vec<&str> = overview
+        .nodes
+        .iter()
+        .filter(|node| node.state == "dead" && !node.reachable && node.overview.is_none())
+        .map(|node| node.node.as_str())
+        .collect();
+    assert_eq!(dead, ["local-2", "local-3"]);
+    let kv_reads = overview
+        .unmet
+        .iter()
+        .find(|unmet| unmet.class == "kv" && unmet.op == "read")
+        .unwrap_or_else(|| panic!("kv reads cannot be met: {:?}", overview.unmet));
+    assert_eq!(kv_reads.region, "local");
+    assert_eq!(kv_reads.level, "local_quorum");
+    assert_eq!(kv_reads.partitions, 64);
+    cluster.shutdown().await;
+}
