@@ -81,6 +81,7 @@ pub async fn run(
         } else {
             ended
         };
+        faulted.note(&line);
         log.lines.push(format!("{shown:>6.1} s  {line}"));
         match window {
             Some((key, true)) => {

@@ -10,6 +10,7 @@ pub mod driver;
 pub mod dst;
 pub mod faults;
 pub mod inject;
+pub mod live;
 pub mod measure;
 pub mod report;
 pub mod resp;
@@ -27,7 +28,6 @@ use report::{render, summary};
 use routes::Routes;
 use scenario::{FaultAction, Scenario, WorkloadKind};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -400,7 +400,7 @@ fn spawn_kv_clients(
             clients.push(tokio::spawn(run_client(
                 client,
                 shared.stop.clone(),
-                shared.ops.clone(),
+                shared.live.clone(),
             )));
         }
     }
@@ -420,10 +420,10 @@ async fn drive(
         .pool_max_idle_per_host(64)
         .build()?;
     let (stop, stopped) = watch::channel(false);
-    let ops = Arc::new(AtomicU64::new(0));
     let routes = Routes::of(cluster);
     let faulted = Arc::new(report::FaultsOn::default());
     let regions = region_names(settings);
+    let live = Arc::new(live::LiveCounts::new(&regions));
     let drivers = driver::Drivers::start(&regions, &routes).await?;
     let shared = sessions::Shared {
         http: http.clone(),
@@ -431,7 +431,7 @@ async fn drive(
         drivers: Arc::new(drivers),
         faulted: faulted.clone(),
         stop: stopped.clone(),
-        ops: ops.clone(),
+        live: live.clone(),
         epoch: std::time::Instant::now(),
         regions: Arc::new(regions),
     };
@@ -466,13 +466,32 @@ async fn drive(
     // Fault times and the timeline share the clients' time zero.
     let started = shared.epoch;
     let progress = async {
+        let mut shown = (started, live.snapshot());
         while started.elapsed() < duration {
             tokio::time::sleep(
                 Duration::from_millis(250).min(duration.saturating_sub(started.elapsed())),
             )
             .await;
             bar.set_position(started.elapsed().as_secs());
-            bar.set_message(format!("{} ops", ops.load(Ordering::Relaxed)));
+            bar.set_message(format!("{} ops", live.total()));
+            if shown.0.elapsed() >= live::LIVE_INTERVAL {
+                let now = (std::time::Instant::now(), live.snapshot());
+                let lines = live::progress_lines(
+                    &shown.1,
+                    &now.1,
+                    now.0.duration_since(shown.0).as_secs_f64(),
+                    started.elapsed().as_secs_f64(),
+                    faulted.in_force().as_deref(),
+                );
+                for line in lines {
+                    // A hidden bar (output not a terminal) prints nothing of its own.
+                    match bar.is_hidden() {
+                        true => println!("{line}"),
+                        false => bar.println(line),
+                    }
+                }
+                shown = now;
+            }
         }
     };
     let (_, fault_log) = tokio::join!(
@@ -498,7 +517,7 @@ async fn drive(
     };
     println!(
         "sim: workload done ({} ops); checking every acknowledged write",
-        ops.load(Ordering::Relaxed)
+        live.total()
     );
     let kv_samples = results.iter().flat_map(|result| {
         result.samples.iter().map(|sample| timeline::Sample {

@@ -65,22 +65,43 @@ fn is_repeat(op: &str) -> bool {
 /// How many faults are on now: clients count their operations during a fault apart
 /// (the `*_during_fault` rows), over the same windows as the timeline's.
 #[derive(Debug, Default)]
-pub struct FaultsOn(AtomicUsize);
+pub struct FaultsOn {
+    on: AtomicUsize,
+    /// The last fault step carried out, as its log line says it.
+    last: std::sync::Mutex<String>,
+}
 
 impl FaultsOn {
     pub fn any(&self) -> bool {
-        self.0.load(Ordering::Relaxed) > 0
+        self.on.load(Ordering::Relaxed) > 0
     }
 
     pub(super) fn begin(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
+        self.on.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(super) fn end(&self) {
         // Saturating: a restart with no kill before it ends nothing.
         let _ = self
-            .0
+            .on
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |on| on.checked_sub(1));
+    }
+
+    /// Notes the step just carried out (for the live progress lines).
+    pub(super) fn note(&self, line: &str) {
+        *self
+            .last
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = line.to_string();
+    }
+
+    /// The last step carried out while a fault is on.
+    pub fn in_force(&self) -> Option<String> {
+        let last = self
+            .last
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        (self.any() && !last.is_empty()).then(|| last.clone())
     }
 }
 

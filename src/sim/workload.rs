@@ -14,7 +14,6 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -184,7 +183,7 @@ fn driven(sent: Sent) -> Driven {
 pub async fn run_client(
     spec: ClientSpec,
     mut stop: watch::Receiver<bool>,
-    ops: Arc<AtomicU64>,
+    live: Arc<crate::sim::live::LiveCounts>,
 ) -> ClientResult {
     let mut rng = StdRng::seed_from_u64(spec.seed);
     let mut keys: BTreeMap<String, KeyState> = BTreeMap::new();
@@ -320,7 +319,7 @@ pub async fn run_client(
                 stats.errors += 1;
             }
         }
-        ops.fetch_add(1, Ordering::Relaxed);
+        live.record(&spec.region, micros, ok);
         if stop.has_changed().unwrap_or(true) && *stop.borrow_and_update() {
             break;
         }

@@ -374,3 +374,56 @@ async fn the_cluster_overview_gathers_every_node_and_names_the_levels_lost() {
     assert_eq!(kv_reads.partitions, 64);
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_watch_draws_the_tables_again_with_request_rates() {
+    let cluster = ProcessCluster::up(&single_region(3, 3), &[]);
+    let mut watch = Command::new(crate::common::binary())
+        .args(["status", "--watch", "0.3", "--dir"])
+        .arg(cluster.dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("status --watch runs");
+    let stdout = watch.stdout.take().unwrap();
+    // Read the drawings on a thread; the test ends the command itself.
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut text = String::new();
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            text.push_str(&line);
+            text.push('\n');
+            // The fourth drawing's first line: the third's rates are complete.
+            if text.matches("cartwheel status, every").count() >= 4 {
+                break;
+            }
+        }
+        text
+    });
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !reader.is_finished() && Instant::now() < deadline {
+        let url = cluster.url("local-1", "/v1/kv/watched");
+        let _ = http.put(&url).body("v").send().await;
+    }
+    let _ = watch.kill();
+    let _ = watch.wait();
+    assert!(reader.is_finished(), "four drawings within 30 s");
+    let text = reader.join().unwrap();
+    assert!(text.matches("members as seen by").count() >= 3, "{text}");
+    // Writes went through local-1 the whole time: its rate shows in the last drawing.
+    let last = text
+        .rsplit("requests coordinated, per second:")
+        .next()
+        .unwrap();
+    let writes: f64 = last
+        .lines()
+        .find(|line| line.starts_with("local-1"))
+        .and_then(|line| line.split_whitespace().nth(2))
+        .and_then(|writes| writes.parse().ok())
+        .unwrap_or_else(|| panic!("a write rate for local-1 in {last}"));
+    assert!(writes > 0.0, "{last}");
+}

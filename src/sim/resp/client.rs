@@ -22,7 +22,6 @@ use rand::{Rng, SeedableRng};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Cmd, FromRedisValue, Value};
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// TTL of the `SET ... EX` writes: far beyond any run, so no key expires during one.
@@ -424,7 +423,7 @@ impl Client {
         } else {
             self.result.truncated = true;
         }
-        self.shared.ops.fetch_add(1, Ordering::Relaxed);
+        self.shared.live.record(&region, micros, ok);
     }
 }
 

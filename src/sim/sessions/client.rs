@@ -21,7 +21,6 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -57,8 +56,8 @@ pub struct Shared {
     /// Whether a fault is on (its operations are also counted apart).
     pub faulted: Arc<crate::sim::report::FaultsOn>,
     pub stop: watch::Receiver<bool>,
-    /// Requests made by every client, for the progress bar.
-    pub ops: Arc<AtomicU64>,
+    /// Operations finished by every client, per region, for the progress lines.
+    pub live: Arc<crate::sim::live::LiveCounts>,
     /// Times are microseconds since this instant.
     pub epoch: Instant,
     /// Region names in the topology's order; records keep an index.
@@ -377,7 +376,8 @@ impl Client {
         } else {
             self.result.ops.push(op);
         }
-        self.shared.ops.fetch_add(1, Ordering::Relaxed);
+        let micros = done.end_us.saturating_sub(done.start_us);
+        self.shared.live.record(&region_name, micros, expected);
     }
 
     /// Keeps the token of a login or rotation answer; `None` if there is none.
