@@ -12,6 +12,7 @@
 use super::status::StatusRoutes;
 use crate::coordinator::ClusterView;
 use crate::stats::Snapshot;
+use crate::transport::RegionTrafficSnapshot;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -282,7 +283,7 @@ fn membership(families: &mut Families, routes: &StatusRoutes) -> fmt::Result {
     let mut members: BTreeMap<[(&str, String); 3], f64> = BTreeMap::new();
     for member in parts.cluster.members() {
         let labels = [
-            ("region", member.info.region.to_string()),
+            ("member_region", member.info.region.to_string()),
             (
                 "state",
                 crate::runtime::state::liveness_name(member.liveness).to_string(),
@@ -296,8 +297,8 @@ fn membership(families: &mut Families, routes: &StatusRoutes) -> fmt::Result {
     }
     families.gauges(
         "cartwheel_members",
-        "Members as this node sees them, by region, failure-detector state (alive, suspect, \
-         dead) and status (joining, member, leaving, left, removed)",
+        "Members as this node sees them, by the member's region, failure-detector state \
+         (alive, suspect, dead) and status (joining, member, leaving, left, removed)",
         members,
     )?;
     let (swim, local_health) = parts
@@ -524,8 +525,61 @@ fn transport(families: &mut Families, routes: &StatusRoutes) -> fmt::Result {
     for (name, help, value) in counters {
         families.counter(name, help, value)?;
     }
+    let traffic = routes.state.transport.region_traffic();
+    let per_region: [RegionFamily; 5] = [
+        (
+            "cartwheel_transport_region_requests",
+            "Requests this node sent to the peers of each region",
+            None,
+            |traffic| traffic.requests,
+        ),
+        (
+            "cartwheel_transport_region_failures",
+            "Requests to the peers of each region that failed (timeouts included)",
+            None,
+            |traffic| traffic.failures,
+        ),
+        (
+            "cartwheel_transport_region_sent",
+            "Request frames' bytes sent to the peers of each region",
+            Some(&Unit::Bytes),
+            |traffic| traffic.bytes_sent,
+        ),
+        (
+            "cartwheel_transport_region_received",
+            "Response frames' bytes received from the peers of each region",
+            Some(&Unit::Bytes),
+            |traffic| traffic.bytes_received,
+        ),
+        (
+            "cartwheel_transport_region_connect_failures",
+            "Connection attempts to the peers of each region that failed (handshake \
+             refused, unreachable)",
+            None,
+            |traffic| traffic.connect_failures,
+        ),
+    ];
+    for (name, help, unit, value) in per_region {
+        let mut metric =
+            families
+                .encoder
+                .encode_descriptor(name, help, unit, MetricType::Counter)?;
+        for (region, snapshot) in &traffic {
+            metric
+                .encode_family(&[("peer_region", region.as_str())])?
+                .encode_counter::<NoLabelSet, _, u64>(&value(snapshot), None)?;
+        }
+    }
     Ok(())
 }
+
+/// A per-region transport family: name, help, unit, and its figure in a snapshot.
+type RegionFamily = (
+    &'static str,
+    &'static str,
+    Option<&'static Unit>,
+    fn(&RegionTrafficSnapshot) -> u64,
+);
 
 fn sessions(families: &mut Families, routes: &StatusRoutes) -> fmt::Result {
     let Some(stats) = &routes.state.sessions else {

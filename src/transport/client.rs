@@ -8,7 +8,7 @@
 use super::faults::{Fate, FaultPlan, FaultPlanError, SharedFaults};
 use super::frame::{self, EnvelopeRef, ReadFrameError};
 use super::server::{self, ServerContext, ServerLimits};
-use super::stats::{Counter, Counters, TransportStats};
+use super::stats::{Counter, Counters, RegionTraffic, RegionTrafficSnapshot, TransportStats};
 use super::tls::{self, IdentityVerifier};
 use super::{
     lock, ErasedHandler, Handler, Message, PeerInfo, Refusal, TransportConfig, TransportError,
@@ -19,7 +19,7 @@ use crate::limits::{
     IDLE_TIMEOUT_MS, KEEP_ALIVE_INTERVAL_MS, PEERS_MAX, SHUTDOWN_GRACE_MS,
     STREAMS_PER_CONNECTION_MAX,
 };
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -48,6 +48,9 @@ struct Inner<Req, Resp> {
     request_timeout: Duration,
     handler: Arc<dyn ErasedHandler<Req, Resp>>,
     peers: Mutex<HashMap<NodeId, Arc<PeerSlot>>>,
+    /// Per destination region, shared by that region's peer slots. A region is added
+    /// with its first peer (at most `PEERS_MAX` peers, so at most as many regions).
+    traffic: Mutex<BTreeMap<Region, Arc<RegionTraffic>>>,
     counters: Arc<Counters>,
     closed: AtomicBool,
     accept_loop: Mutex<Option<JoinHandle<()>>>,
@@ -61,6 +64,7 @@ struct PeerSlot {
     node: NodeId,
     region: Region,
     addr: SocketAddr,
+    traffic: Arc<RegionTraffic>,
     connection: tokio::sync::Mutex<Option<quinn::Connection>>,
 }
 
@@ -137,6 +141,7 @@ impl<Req: Message, Resp: Message> Transport<Req, Resp> {
                 request_timeout: config.request_timeout,
                 handler,
                 peers: Mutex::new(HashMap::new()),
+                traffic: Mutex::new(BTreeMap::new()),
                 counters,
                 closed: AtomicBool::new(false),
                 accept_loop: Mutex::new(Some(accept_loop)),
@@ -167,10 +172,15 @@ impl<Req: Message, Resp: Message> Transport<Req, Resp> {
             }
             None => {}
         }
+        let traffic = lock(&self.inner.traffic)
+            .entry(region.clone())
+            .or_default()
+            .clone();
         let slot = PeerSlot {
             node: node.clone(),
             region,
             addr,
+            traffic,
             connection: tokio::sync::Mutex::new(None),
         };
         peers.insert(node, Arc::new(slot));
@@ -206,6 +216,14 @@ impl<Req: Message, Resp: Message> Transport<Req, Resp> {
         self.inner.counters.snapshot()
     }
 
+    /// This node's requests to each region's peers since start.
+    pub fn region_traffic(&self) -> Vec<(Region, RegionTrafficSnapshot)> {
+        lock(&self.inner.traffic)
+            .iter()
+            .map(|(region, traffic)| (region.clone(), traffic.snapshot()))
+            .collect()
+    }
+
     /// Waits until `condition` holds for the counters (wrap it in a timeout).
     pub async fn wait_for_stats(&self, condition: impl Fn(&TransportStats) -> bool) {
         self.inner.counters.wait_until(condition).await
@@ -219,9 +237,9 @@ impl<Req: Message, Resp: Message> Transport<Req, Resp> {
             return Err(TransportError::Closed);
         }
         inner.counters.bump(Counter::RequestsSent);
-        let result = match tokio::time::timeout(inner.request_timeout, inner.request(to, request))
-            .await
-        {
+        let slot = lock(&inner.peers).get(to).cloned();
+        let exchange = inner.request(to, slot.as_deref(), request);
+        let result = match tokio::time::timeout(inner.request_timeout, exchange).await {
             Ok(result) => result,
             Err(_elapsed) => {
                 inner.counters.bump(Counter::RequestsTimedOut);
@@ -231,6 +249,12 @@ impl<Req: Message, Resp: Message> Transport<Req, Resp> {
                 })
             }
         };
+        if let Some(slot) = &slot {
+            RegionTraffic::add(&slot.traffic.requests, 1);
+            if result.is_err() {
+                RegionTraffic::add(&slot.traffic.failures, 1);
+            }
+        }
         if let Err(error) = &result {
             inner.counters.bump(Counter::RequestsFailed);
             tracing::debug!(peer = %to, %error, "request failed");
@@ -265,14 +289,17 @@ impl<Req: Message, Resp: Message> Transport<Req, Resp> {
 }
 
 impl<Req: Message, Resp: Message> Inner<Req, Resp> {
-    async fn request(&self, to: &NodeId, request: &Req) -> Result<Resp, TransportError> {
+    /// A request to `to`, whose address-book entry is `slot`.
+    async fn request(
+        &self,
+        to: &NodeId,
+        slot: Option<&PeerSlot>,
+        request: &Req,
+    ) -> Result<Resp, TransportError> {
         if *to == self.node {
             return self.request_self(request).await;
         }
-        let slot = lock(&self.peers)
-            .get(to)
-            .cloned()
-            .ok_or_else(|| TransportError::UnknownPeer(to.clone()))?;
+        let slot = slot.ok_or_else(|| TransportError::UnknownPeer(to.clone()))?;
         let frame = frame::encode(&EnvelopeRef {
             from: &self.node,
             from_region: &self.region,
@@ -298,12 +325,12 @@ impl<Req: Message, Resp: Message> Inner<Req, Resp> {
             self.counters.bump(Counter::FaultsInjected);
             return std::future::pending().await;
         }
-        let connection = self.connection(&slot).await?;
+        let connection = self.connection(slot).await?;
         if fate.duplicated {
             self.counters.bump(Counter::FaultsInjected);
-            let _ = self.exchange(&connection, to, &frame).await;
+            let _ = self.exchange(&connection, slot, &frame).await;
         }
-        let response = self.exchange(&connection, to, &frame).await?;
+        let response = self.exchange(&connection, slot, &frame).await?;
         if fate.response_lost {
             self.counters.bump(Counter::FaultsInjected);
             return std::future::pending().await;
@@ -338,6 +365,7 @@ impl<Req: Message, Resp: Message> Inner<Req, Resp> {
         *cached = None;
         let connect_error = |reason: String| {
             self.counters.bump(Counter::ConnectFailures);
+            RegionTraffic::add(&slot.traffic.connect_failures, 1);
             TransportError::Connect {
                 peer: slot.node.clone(),
                 reason,
@@ -375,9 +403,10 @@ impl<Req: Message, Resp: Message> Inner<Req, Resp> {
     async fn exchange(
         &self,
         connection: &quinn::Connection,
-        peer: &NodeId,
+        slot: &PeerSlot,
         frame: &[u8],
     ) -> Result<Resp, TransportError> {
+        let peer = &slot.node;
         let stream_error = |reason: String| TransportError::Stream {
             peer: peer.clone(),
             reason,
@@ -398,8 +427,12 @@ impl<Req: Message, Resp: Message> Inner<Req, Resp> {
         }
         send.finish()
             .map_err(|error| stream_error(error.to_string()))?;
-        match frame::read_frame::<Resp>(&mut recv).await {
-            Ok(response) => Ok(response),
+        RegionTraffic::add(&slot.traffic.bytes_sent, frame.len() as u64);
+        match frame::read_frame_sized::<Resp>(&mut recv).await {
+            Ok((response, bytes)) => {
+                RegionTraffic::add(&slot.traffic.bytes_received, bytes as u64);
+                Ok(response)
+            }
             Err(ReadFrameError::Frame(error)) => {
                 self.counters.bump(Counter::FramesRejected);
                 Err(TransportError::Frame(error))

@@ -136,12 +136,20 @@ pub(crate) enum ReadFrameError {
 pub(crate) async fn read_frame<T: DeserializeOwned>(
     recv: &mut quinn::RecvStream,
 ) -> Result<T, ReadFrameError> {
+    Ok(read_frame_sized(recv).await?.0)
+}
+
+/// `read_frame`, and the frame's size in bytes (its length prefix included).
+pub(crate) async fn read_frame_sized<T: DeserializeOwned>(
+    recv: &mut quinn::RecvStream,
+) -> Result<(T, usize), ReadFrameError> {
     let mut prefix = [0u8; LENGTH_PREFIX_BYTES];
     read_exact(recv, &mut prefix).await?;
     let length = check_length(prefix).map_err(ReadFrameError::Frame)?;
     let mut body = vec![0u8; length];
     read_exact(recv, &mut body).await?;
-    decode_body(&body).map_err(ReadFrameError::Frame)
+    let decoded = decode_body(&body).map_err(ReadFrameError::Frame)?;
+    Ok((decoded, LENGTH_PREFIX_BYTES + length))
 }
 
 async fn read_exact(recv: &mut quinn::RecvStream, buffer: &mut [u8]) -> Result<(), ReadFrameError> {

@@ -27,7 +27,7 @@ mod tests;
 pub use client::Transport;
 pub use faults::{FaultPlan, FaultPlanError};
 pub use frame::{decode_frame, encode, FrameError, WIRE_VERSION};
-pub use stats::TransportStats;
+pub use stats::{RegionTrafficSnapshot, TransportStats};
 pub use tls::{create_cluster_ca, issue_node_certificate, NodeTls, TlsError};
 pub use wan::{WanError, WanModel};
 

@@ -44,6 +44,46 @@ pub struct TransportStats {
     pub handshakes_refused: u64,
 }
 
+/// This node's requests to the peers of one region, and what they cost on the wire
+/// (frames as encoded; QUIC and TLS overhead not counted).
+#[derive(Debug, Default)]
+pub struct RegionTraffic {
+    pub requests: std::sync::atomic::AtomicU64,
+    pub failures: std::sync::atomic::AtomicU64,
+    pub bytes_sent: std::sync::atomic::AtomicU64,
+    pub bytes_received: std::sync::atomic::AtomicU64,
+    pub connect_failures: std::sync::atomic::AtomicU64,
+}
+
+/// `RegionTraffic` as read at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RegionTrafficSnapshot {
+    pub requests: u64,
+    pub failures: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub connect_failures: u64,
+}
+
+impl RegionTraffic {
+    pub(crate) fn add(counter: &std::sync::atomic::AtomicU64, amount: u64) {
+        counter.fetch_add(amount, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> RegionTrafficSnapshot {
+        let load = |counter: &std::sync::atomic::AtomicU64| {
+            counter.load(std::sync::atomic::Ordering::Relaxed)
+        };
+        RegionTrafficSnapshot {
+            requests: load(&self.requests),
+            failures: load(&self.failures),
+            bytes_sent: load(&self.bytes_sent),
+            bytes_received: load(&self.bytes_received),
+            connect_failures: load(&self.connect_failures),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Counter {
     RequestsSent,

@@ -112,6 +112,10 @@ async fn metrics_follow_load_and_a_node_that_dies_and_returns() {
     assert!(before.sum("cartwheel_storage_flush_duration_seconds_count", &[]) > 0.0);
     assert!(before.sum("process_resident_memory_bytes", &[]) > 0.0);
     assert_eq!(before.sum("cartwheel_hints_pending", &[]), 0.0);
+    let to_local = ["peer_region=\"local\""];
+    assert!(before.sum("cartwheel_transport_region_requests_total", &to_local) >= 40.0);
+    assert!(before.sum("cartwheel_transport_region_sent_bytes_total", &to_local) > 0.0);
+    assert!(before.sum("cartwheel_transport_region_received_bytes_total", &to_local) > 0.0);
 
     let down = cluster.stop(2).await;
     let dead = wait_metrics(
