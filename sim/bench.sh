@@ -6,6 +6,9 @@
 #   redis-wait  Redis primary + 2 replicas (replicaof); each write then `WAIT 1 0`
 #   etcd        a 3-member etcd cluster (own data dir per member)
 #   cartwheel   a 3-node cluster of regions/bench.toml (N = 3), bench with --r 2 --w 2
+#   cartwheel-scraped  the same cluster and bench while every node's /metrics is
+#               scraped once a second (what Prometheus would do): its ratio column is
+#               the cost of being scraped (not in the default systems)
 #
 # Durability as configured (what an acknowledged write has survived):
 #   redis       nothing on disk: save "" and appendonly no (memory only; a crash loses
@@ -29,7 +32,8 @@
 #   --value-bytes B (2048)  --keys N (10000)
 #   --workloads a,b   of kv-write (kv --read-ratio 0), kv-read (1), kv-mixed (0.5),
 #                     session-read, cart-write, login-storm (default: all six)
-#   --systems a,b     of redis, redis-wait, etcd, cartwheel (default: all four)
+#   --systems a,b     of redis, redis-wait, etcd, cartwheel, cartwheel-scraped
+#                     (default: the first four)
 #   --out DIR         results dir (default: a new temp dir, kept)
 #   --redis-aof always|everysec     Redis with appendonly yes + that appendfsync
 #   --cartwheel-durability X        passed to `cluster up --durability` (flush, group:MS, none)
@@ -60,7 +64,7 @@ CARTWHEEL_DURABILITY=""
 START_WAIT_S=60
 RUN_SLACK_S=600
 
-usage() { sed -n '2,41p' "$0"; }
+usage() { sed -n '2,45p' "$0"; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) need_value "$@"; ROUNDS=$2; shift 2 ;;
@@ -97,7 +101,7 @@ for workload in "${workloads[@]}"; do
 done
 for system in "${systems[@]}"; do
   case "$system" in
-    redis|redis-wait|etcd|cartwheel) ;;
+    redis|redis-wait|etcd|cartwheel|cartwheel-scraped) ;;
     *) echo "bench.sh: unknown system $system (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -161,8 +165,10 @@ work=$(mktemp -d /tmp/cartwheel-bench-data.XXXXXX) || exit 1
 pids=()
 cartwheel_dir=""
 bench_pid=""
+scraper_pid=""
 cleanup() {
   local pid
+  [ -n "$scraper_pid" ] && kill "$scraper_pid" 2>/dev/null
   # `timeout` passes the signal on to the bench it runs.
   [ -n "$bench_pid" ] && kill "$bench_pid" 2>/dev/null && wait "$bench_pid" 2>/dev/null
   if [ -n "$cartwheel_dir" ] && [ -f "$cartwheel_dir/cluster.json" ]; then
@@ -233,7 +239,7 @@ if wants etcd; then
   extra[etcd]=""
   durability[etcd]="WAL fsync per commit batch (group commit) on 2 of 3"
 fi
-if wants cartwheel; then
+if wants cartwheel || wants cartwheel-scraped; then
   cartwheel_dir="$work/cartwheel"
   up=(cluster up --dir "$cartwheel_dir" --topology regions/bench.toml)
   [ -n "$CARTWHEEL_DURABILITY" ] && up+=(--durability "$CARTWHEEL_DURABILITY")
@@ -245,7 +251,36 @@ if wants cartwheel; then
   target[cartwheel]=cartwheel
   extra[cartwheel]="--dir $cartwheel_dir --r 2 --w 2"
   durability[cartwheel]="${CARTWHEEL_DURABILITY:-group:2} fsync, W = 2 of 3"
+  target[cartwheel-scraped]=cartwheel
+  extra[cartwheel-scraped]="${extra[cartwheel]}"
+  durability[cartwheel-scraped]="${durability[cartwheel]}; /metrics of every node scraped every 1 s"
 fi
+
+# Scrapes /metrics of every node of the cartwheel cluster once a second until killed
+# (each scrape bounded to 1 s); counts the scrapes that did not answer 200.
+scrape_every_second() {
+  python3 - "$cartwheel_dir/cluster.json" "$1" <<'PY'
+import json, sys, time, urllib.request
+nodes = [node["http"] for node in json.load(open(sys.argv[1]))["nodes"]]
+scrapes = failures = 0
+try:
+    while True:
+        started = time.monotonic()
+        for address in nodes:
+            scrapes += 1
+            try:
+                with urllib.request.urlopen(f"http://{address}/metrics", timeout=1) as answer:
+                    answer.read()
+                    failures += answer.status != 200
+            except OSError:
+                failures += 1
+        with open(sys.argv[2], "w") as out:
+            out.write(f"{scrapes} scrapes, {failures} failed\n")
+        time.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
+except KeyboardInterrupt:
+    pass
+PY
+}
 
 {
   echo "durability as configured:"
@@ -271,6 +306,10 @@ for workload in "${workloads[@]}"; do
     for system in "${systems[@]}"; do
       name="$workload-$system-r$round"
       echo "== $workload / $system / round $round" >&2
+      if [ "$system" = cartwheel-scraped ]; then
+        scrape_every_second "$OUT/$name.scrapes" &
+        scraper_pid=$!
+      fi
       # shellcheck disable=SC2046 # word splitting of the option lists is meant
       timeout "$run_s" "$CARTWHEEL" bench --target "${target[$system]}" \
         ${extra[$system]} $(workload_args "$workload") \
@@ -282,6 +321,12 @@ for workload in "${workloads[@]}"; do
       wait "$bench_pid"
       status=$?
       bench_pid=""
+      if [ -n "$scraper_pid" ]; then
+        kill "$scraper_pid" 2>/dev/null
+        wait "$scraper_pid" 2>/dev/null
+        scraper_pid=""
+        echo "   $(cat "$OUT/$name.scrapes" 2>/dev/null)" >&2
+      fi
       if [ $status -ne 0 ]; then
         failed=1
         echo "bench.sh: $name failed (exit $status):" >&2

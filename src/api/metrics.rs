@@ -623,6 +623,16 @@ fn sessions(families: &mut Families, routes: &StatusRoutes) -> fmt::Result {
             &stats.families_revoked,
         ),
         (
+            "cartwheel_session_rotations",
+            "Token rotations that answered a successor",
+            &stats.rotations,
+        ),
+        (
+            "cartwheel_session_logouts",
+            "Logouts acknowledged (one device, or every device of a user)",
+            &stats.logouts,
+        ),
+        (
             "cartwheel_session_rotation_conflicts",
             "Rotations refused because the token was already rotated",
             &stats.rotation_conflicts,

@@ -188,6 +188,12 @@ pub struct SessionCounters {
     /// Rotations refused with `409 conflict` (the token was already rotated).
     #[serde(default)]
     pub rotation_conflicts: u64,
+    /// Rotations that answered a successor.
+    #[serde(default)]
+    pub rotations: u64,
+    /// Logouts (one device, or all of a user's) acknowledged.
+    #[serde(default)]
+    pub logouts: u64,
     pub refreshes: u64,
     pub refreshes_skipped: u64,
     pub swept: u64,
@@ -436,6 +442,8 @@ fn session_counters(parts: &StatusState) -> SessionCounters {
         reuse_detected: load(&stats.reuse_detected),
         families_revoked: load(&stats.families_revoked),
         rotation_conflicts: load(&stats.rotation_conflicts),
+        rotations: load(&stats.rotations),
+        logouts: load(&stats.logouts),
         refreshes: load(&stats.refreshes),
         refreshes_skipped: load(&stats.refreshes_skipped),
         swept: load(&stats.swept),

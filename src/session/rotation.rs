@@ -92,7 +92,9 @@ impl SessionService {
         }
         rotated?;
         removed?;
-        created
+        let successor = created?;
+        self.stats.rotations.fetch_add(1, Ordering::Relaxed);
+        Ok(successor)
     }
 
     /// Answers the reuse of the rotated token hashing to `hash` (merged record `doc`):

@@ -100,6 +100,10 @@ pub struct SessionStats {
     pub families_revoked: AtomicU64,
     /// Rotations refused because the token was already rotated.
     pub rotation_conflicts: AtomicU64,
+    /// Rotations that answered a successor.
+    pub rotations: AtomicU64,
+    /// Logouts (one device, or every device of a user) acknowledged.
+    pub logouts: AtomicU64,
     pub refreshes: AtomicU64,
     pub refreshes_skipped: AtomicU64,
     pub swept: AtomicU64,
@@ -465,7 +469,9 @@ impl SessionService {
 
     /// Logs this device out.
     pub async fn logout(&self, auth: &Authenticated) -> Result<(), SessionError> {
-        self.revoke(&auth.identity.user, &auth.hash).await
+        self.revoke(&auth.identity.user, &auth.hash).await?;
+        self.stats.logouts.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Logs every device of the user out; returns how many listed tokens were revoked.
@@ -494,6 +500,7 @@ impl SessionService {
         for result in futures::future::join_all(revokes).await {
             result?;
         }
+        self.stats.logouts.fetch_add(1, Ordering::Relaxed);
         Ok(hashes.len())
     }
 

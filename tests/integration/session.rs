@@ -118,6 +118,12 @@ async fn every_endpoint_works_and_rotation_and_logout_end_tokens() {
         let (status, body) = other.get(session).await;
         assert_eq!((status, code(&body)), (401, "token_revoked"));
     }
+    // Node 0 took the logins, the rotation and both logouts.
+    let counted = cluster.status(0).await.sessions;
+    assert_eq!(
+        (counted.logins, counted.rotations, counted.logouts),
+        (3, 1, 2)
+    );
     cluster.shutdown().await;
 }
 
