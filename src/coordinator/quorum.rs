@@ -68,18 +68,33 @@ impl FromStr for Level {
     }
 }
 
+impl Level {
+    /// The level's name; `region_quorums` for any count of regions, `None` for a raw
+    /// count of replicas (whose name is the number).
+    pub fn name(&self) -> Option<&'static str> {
+        match self {
+            Level::One => Some("one"),
+            Level::LocalQuorum => Some("local_quorum"),
+            Level::Quorum => Some("quorum"),
+            Level::EachQuorum => Some("each_quorum"),
+            Level::All => Some("all"),
+            Level::RegionSafe => Some("region_safe"),
+            Level::MajorityQuorum => Some("majority_quorum"),
+            Level::RegionQuorums(_) => Some("region_quorums"),
+            Level::Count(_) => None,
+        }
+    }
+}
+
 impl fmt::Display for Level {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Level::One => f.write_str("one"),
-            Level::LocalQuorum => f.write_str("local_quorum"),
-            Level::Quorum => f.write_str("quorum"),
-            Level::EachQuorum => f.write_str("each_quorum"),
-            Level::All => f.write_str("all"),
-            Level::RegionSafe => f.write_str("region_safe"),
-            Level::MajorityQuorum => f.write_str("majority_quorum"),
-            Level::RegionQuorums(regions) => write!(f, "local quorums in {regions} regions"),
-            Level::Count(count) => write!(f, "{count}"),
+        match (self, self.name()) {
+            (Level::RegionQuorums(regions), _) => {
+                write!(f, "local quorums in {regions} regions")
+            }
+            (_, Some(name)) => f.write_str(name),
+            (Level::Count(count), None) => write!(f, "{count}"),
+            (_, None) => unreachable!("only a count has no name"),
         }
     }
 }

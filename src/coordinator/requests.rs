@@ -27,15 +27,15 @@ const OPS: [&str; 2] = ["read", "write"];
 const OUTCOMES: [&str; 4] = ["ok", "unavailable", "timeout", "refused"];
 
 /// The named levels in slot order; `Count(1..=9)` follow, then the larger counts.
-const NAMED_LEVELS: [&str; 8] = [
-    "one",
-    "local_quorum",
-    "quorum",
-    "each_quorum",
-    "all",
-    "region_safe",
-    "majority_quorum",
-    "region_quorums",
+const NAMED_LEVELS: [Level; 8] = [
+    Level::One,
+    Level::LocalQuorum,
+    Level::Quorum,
+    Level::EachQuorum,
+    Level::All,
+    Level::RegionSafe,
+    Level::MajorityQuorum,
+    Level::RegionQuorums(1),
 ];
 const LEVEL_SLOTS: usize = NAMED_LEVELS.len() + COUNT_LEVELS_LABELLED as usize + 1;
 const COUNT_LABELS: [&str; COUNT_LEVELS_LABELLED as usize] =
@@ -83,8 +83,8 @@ fn level_slot(level: Level) -> usize {
 fn level_label(slot: usize) -> &'static str {
     NAMED_LEVELS
         .get(slot)
-        .or_else(|| COUNT_LABELS.get(slot - NAMED_LEVELS.len()))
-        .copied()
+        .and_then(Level::name)
+        .or_else(|| COUNT_LABELS.get(slot - NAMED_LEVELS.len()).copied())
         .unwrap_or(COUNT_OVER_LABEL)
 }
 
