@@ -84,7 +84,7 @@ pub fn overview(parts: &StatusState) -> NodeOverview {
     NodeOverview {
         partitions_owned: view.current.partitions_of(&parts.me.node).len() as u32,
         partitions_held: parts.cluster.held().len() as u32,
-        keys: None,
+        keys: Some(parts.replica.trees().keys_total()),
         reads: stats.reads.load(Ordering::Relaxed),
         writes: stats.writes.load(Ordering::Relaxed),
         failures: stats.failures.load(Ordering::Relaxed),

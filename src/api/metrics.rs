@@ -181,6 +181,12 @@ fn node(families: &mut Families, routes: &StatusRoutes) -> fmt::Result {
             1.0,
         )],
     )?;
+    families.gauge(
+        "cartwheel_storage_keys",
+        "Keys the store holds (tombstones included), counted as writes happen",
+        None,
+        parts.replica.trees().keys_total() as f64,
+    )?;
     let disk = parts.storage.size_on_disk().unwrap_or(0);
     families.gauge(
         "cartwheel_storage_disk",

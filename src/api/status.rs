@@ -287,16 +287,9 @@ pub struct SwimCounters {
 
 pub(super) async fn status(State(routes): State<StatusRoutes>) -> Json<Status> {
     let parts = routes.state.as_ref();
-    // Counting keys walks the whole store: not on an async worker serving requests.
-    let storage = parts.storage.clone();
-    let (keys, disk_bytes) = tokio::task::spawn_blocking(move || {
-        (
-            storage.len().unwrap_or(0),
-            storage.size_on_disk().unwrap_or(0),
-        )
-    })
-    .await
-    .unwrap_or((0, 0));
+    // Kept as writes happen (`replica::trees`): no scan.
+    let keys = parts.replica.trees().keys_total();
+    let disk_bytes = parts.storage.size_on_disk().unwrap_or(0);
     let view = parts.cluster.view();
     let me = &parts.me;
     let members = member_statuses(parts, &view);

@@ -185,6 +185,8 @@ impl TransferWorker {
             match storage.scan_partition(*partition, None, budget) {
                 Ok(page) if page.is_empty() => {
                     self.state.unmark_held(*partition);
+                    // Its tree and key count described data that is gone.
+                    self.replica.trees().forget(*partition);
                     tracing::info!(%partition, "dropped a partition this node no longer owns");
                 }
                 Ok(page) => {

@@ -102,3 +102,28 @@ fn a_refused_apply_is_not_remembered() {
     let (_, _, outcome) = replica.apply_op_once(&from, &key, &incr, at(2)).unwrap();
     assert_eq!(outcome, Some(RedisOutcome::Integer(1)));
 }
+
+#[test]
+fn the_trees_count_the_keys_each_write_adds_or_removes() {
+    let trees = trees::Trees::new(4);
+    let (a, b) = (PartitionId(1), PartitionId(2));
+    trees.update(a, b"x", None, Some([1; 32]));
+    trees.update(a, b"y", None, Some([2; 32]));
+    trees.update(b, b"z", None, Some([3; 32]));
+    assert_eq!(trees.keys_total(), 3);
+    // A new version of a key is no new key; a removal is one less.
+    trees.update(a, b"x", Some([1; 32]), Some([4; 32]));
+    trees.update(a, b"y", Some([2; 32]), None);
+    assert_eq!(trees.keys_total(), 2);
+    // A removal the count never saw (a bug elsewhere) does not wrap it below zero.
+    trees.update(b, b"w", Some([5; 32]), None);
+    trees.update(b, b"z", Some([3; 32]), None);
+    assert_eq!(trees.keys_total(), 1);
+    trees.forget(a);
+    assert_eq!(trees.keys_total(), 0);
+    assert_eq!(
+        trees.root(a),
+        [0; 32],
+        "a forgotten partition has an empty tree"
+    );
+}

@@ -1,6 +1,9 @@
 //! The Merkle trees of the partitions this node holds, kept in step with every write
 //! (an XOR leaf makes each update O(depth) and order-independent, so concurrent writes
 //! to one key may update the tree in any order), and rebuilt from storage at start.
+//! With them, the number of keys each partition holds: a key appears when a write
+//! finds no digest before it and goes when one leaves none after it, so the count is
+//! kept without a scan (`/v1/status`, `/metrics`).
 
 use crate::antientropy::{leaf_index, Entry, Hash, PartitionTree};
 use crate::ids::PartitionId;
@@ -8,12 +11,21 @@ use crate::limits;
 use crate::object::decode_object;
 use crate::storage::{Storage, StorageError};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// Trees per partition, created on first use.
 pub struct Trees {
     depth: u8,
-    trees: Mutex<BTreeMap<PartitionId, PartitionTree>>,
+    trees: Mutex<BTreeMap<PartitionId, Held>>,
+    /// The sum of every partition's `keys`, readable without the lock.
+    keys_total: AtomicU64,
+}
+
+/// One partition's tree and how many keys it holds.
+struct Held {
+    tree: PartitionTree,
+    keys: u64,
 }
 
 impl Trees {
@@ -21,6 +33,7 @@ impl Trees {
         Trees {
             depth,
             trees: Mutex::new(BTreeMap::new()),
+            keys_total: AtomicU64::new(0),
         }
     }
 
@@ -38,12 +51,30 @@ impl Trees {
                     .map(|(key, digest)| (key.as_slice(), *digest)),
             )
             .expect("node tree depth is valid");
-            self.trees
+            let keys = entries.len() as u64;
+            let replaced = self
+                .trees
                 .lock()
                 .expect("trees lock")
-                .insert(partition, tree);
+                .insert(partition, Held { tree, keys });
+            let before = replaced.map_or(0, |held| held.keys);
+            self.keys_total.fetch_add(keys, Ordering::Relaxed);
+            self.keys_total.fetch_sub(before, Ordering::Relaxed);
         }
         Ok(())
+    }
+
+    /// Forgets a partition this node no longer holds (its data is gone).
+    pub fn forget(&self, partition: PartitionId) {
+        let removed = self.trees.lock().expect("trees lock").remove(&partition);
+        if let Some(held) = removed {
+            self.keys_total.fetch_sub(held.keys, Ordering::Relaxed);
+        }
+    }
+
+    /// Keys held in every partition, as the writes left them.
+    pub fn keys_total(&self) -> u64 {
+        self.keys_total.load(Ordering::Relaxed)
     }
 
     /// Records that `key` of `partition` changed from `old` to `new` digests.
@@ -52,10 +83,22 @@ impl Trees {
             return;
         }
         let mut trees = self.trees.lock().expect("trees lock");
-        let tree = trees
-            .entry(partition)
-            .or_insert_with(|| PartitionTree::new(self.depth).expect("node tree depth is valid"));
-        tree.update(key, old, new);
+        let held = trees.entry(partition).or_insert_with(|| Held {
+            tree: PartitionTree::new(self.depth).expect("node tree depth is valid"),
+            keys: 0,
+        });
+        held.tree.update(key, old, new);
+        match (old, new) {
+            (None, Some(_)) => {
+                held.keys += 1;
+                self.keys_total.fetch_add(1, Ordering::Relaxed);
+            }
+            (Some(_), None) if held.keys > 0 => {
+                held.keys -= 1;
+                self.keys_total.fetch_sub(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
     }
 
     /// A copy of one partition's tree (an empty one if nothing was written to it).
@@ -64,7 +107,7 @@ impl Trees {
             .lock()
             .expect("trees lock")
             .get(&partition)
-            .cloned()
+            .map(|held| held.tree.clone())
             .unwrap_or_else(|| PartitionTree::new(self.depth).expect("node tree depth is valid"))
     }
 
@@ -73,7 +116,7 @@ impl Trees {
             .lock()
             .expect("trees lock")
             .get(&partition)
-            .map(|tree| tree.root())
+            .map(|held| held.tree.root())
             .unwrap_or([0; 32])
     }
 
