@@ -662,6 +662,19 @@ fn sessions(families: &mut Families, routes: &StatusRoutes) -> fmt::Result {
     for (name, help, counter) in counters {
         families.counter(name, help, load(counter))?;
     }
+    let mut metric = families.encoder.encode_descriptor(
+        "cartwheel_session_validation_outcomes",
+        "Token validations by how they ended: accepted, a rejection (missing, malformed, \
+         unknown, expired, revoked, reused) or an error (a level not met)",
+        None,
+        MetricType::Counter,
+    )?;
+    let outcomes = crate::session::VALIDATION_OUTCOMES.iter();
+    for (outcome, counter) in outcomes.zip(&stats.validation_outcomes) {
+        metric
+            .encode_family(&[("outcome", *outcome)])?
+            .encode_counter::<NoLabelSet, _, u64>(&load(counter), None)?;
+    }
     Ok(())
 }
 
@@ -701,6 +714,11 @@ fn edges(families: &mut Families, routes: &StatusRoutes) -> fmt::Result {
             resp_counters.push((name, help, field(name).unwrap_or(0)));
         }
     }
+    families.counter(
+        "cartwheel_requests_overloaded",
+        "Client requests answered 503 overloaded: every in-flight permit was taken",
+        routes.state.admission.refused(),
+    )?;
     let mut metric = families.encoder.encode_descriptor(
         "cartwheel_connections_refused",
         "Client connections refused for overload, by listener and limit",

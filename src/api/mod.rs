@@ -68,13 +68,21 @@ pub const CONTEXT_HEADER: &str = "x-cartwheel-context";
 pub struct Admission {
     in_flight: Semaphore,
     wait: Duration,
+    /// Requests answered 503 `overloaded` for want of a permit.
+    refused: std::sync::atomic::AtomicU64,
 }
 
 impl Admission {
+    /// Requests refused 503 `overloaded` so far (every permit taken for the wait).
+    pub fn refused(&self) -> u64 {
+        self.refused.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn new(request_timeout: Duration) -> Arc<Admission> {
         Arc::new(Admission {
             in_flight: Semaphore::new(limits::CLIENT_REQUESTS_IN_FLIGHT_MAX),
             wait: request_timeout,
+            refused: Default::default(),
         })
     }
 }
@@ -169,11 +177,15 @@ pub(super) async fn admit(
 ) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
     match tokio::time::timeout(admission.wait, admission.in_flight.acquire()).await {
         Ok(Ok(permit)) => Ok(permit),
-        _ => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::Overloaded,
-            "too many requests in flight on this node; retry later",
-        )),
+        _ => Err({
+            let refused = &admission.refused;
+            refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Overloaded,
+                "too many requests in flight on this node; retry later",
+            )
+        }),
     }
 }
 

@@ -59,6 +59,8 @@ pub struct StatusState {
     /// The levels this node's classes use, which `/v1/cluster` checks against the
     /// members held dead.
     pub checks: Vec<crate::coordinator::reach::LevelCheck>,
+    /// The client requests' admission (its refusals are counted).
+    pub admission: Arc<super::Admission>,
 }
 
 /// The status routes' state: the node's, and the edge's counters.

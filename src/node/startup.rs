@@ -523,6 +523,7 @@ fn spawn_api(
         core,
         workers,
         sessions.clone(),
+        admission.clone(),
         listening.resp,
     ));
     // Other nodes' `/v1/cluster` ask this node for the same figures over the transport.
@@ -577,6 +578,7 @@ fn status_state(
     core: &Core,
     workers: Workers,
     sessions: Option<Arc<SessionService>>,
+    admission: Arc<Admission>,
     resp: Option<(SocketAddr, Arc<resp::RespStats>)>,
 ) -> StatusState {
     let resp_counters = resp.as_ref().map(|(_, stats)| {
@@ -606,6 +608,7 @@ fn status_state(
         sessions: sessions.map(|sessions| sessions.stats.clone()),
         clock: core.clock.clone(),
         checks: level_checks(settings),
+        admission,
     }
 }
 

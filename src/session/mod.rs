@@ -21,7 +21,10 @@ mod validate;
 
 pub use guard::{FailureLimiter, NegativeCache};
 pub use rotation::TOKEN_REUSED_EVENT;
-pub use service::{Authenticated, Login, Rejection, SessionError, SessionService, SessionStats};
+pub use service::{
+    validation_outcome, Authenticated, Login, Rejection, SessionError, SessionService,
+    SessionStats, VALIDATION_OUTCOMES,
+};
 pub use sweeper::{horizon_ms, Sweeper};
 
 #[cfg(test)]

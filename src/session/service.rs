@@ -28,6 +28,34 @@ pub enum Rejection {
     Reused,
 }
 
+/// How a validation ended, as counted (`SessionStats::validation_outcomes`).
+pub const VALIDATION_OUTCOMES: [&str; 8] = [
+    "accepted",
+    "missing",
+    "malformed",
+    "unknown",
+    "expired",
+    "revoked",
+    "reused",
+    "error",
+];
+
+/// The slot of `VALIDATION_OUTCOMES` a validation's result counts in.
+pub fn validation_outcome<T>(result: &Result<T, SessionError>) -> usize {
+    match result {
+        Ok(_) => 0,
+        Err(SessionError::Token(rejection)) => match rejection {
+            Rejection::Missing => 1,
+            Rejection::Malformed => 2,
+            Rejection::Unknown => 3,
+            Rejection::Expired => 4,
+            Rejection::Revoked => 5,
+            Rejection::Reused => 6,
+        },
+        Err(_) => 7,
+    }
+}
+
 impl Rejection {
     pub fn code(self) -> &'static str {
         match self {
@@ -102,6 +130,8 @@ pub struct SessionStats {
     pub rotation_conflicts: AtomicU64,
     /// Rotations that answered a successor.
     pub rotations: AtomicU64,
+    /// Validations by how they ended, in `VALIDATION_OUTCOMES` order.
+    pub validation_outcomes: [AtomicU64; 8],
     /// Logouts (one device, or every device of a user) acknowledged.
     pub logouts: AtomicU64,
     pub refreshes: AtomicU64,

@@ -82,6 +82,8 @@ impl SessionService {
             rotation,
         };
         let result = self.validate(presented, checks).await;
+        self.stats.validation_outcomes[super::service::validation_outcome(&result)]
+            .fetch_add(1, Ordering::Relaxed);
         if let Err(SessionError::Token(rejection)) = result {
             self.stats.rejections.fetch_add(1, Ordering::Relaxed);
             if let Some(address) = client {

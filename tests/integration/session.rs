@@ -124,6 +124,24 @@ async fn every_endpoint_works_and_rotation_and_logout_end_tokens() {
         (counted.logins, counted.rotations, counted.logouts),
         (3, 1, 2)
     );
+    // Node 2 validated: the reused and the revoked tokens are counted by outcome.
+    let metrics = reqwest::get(cluster.url(2, "/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let outcome = |name: &str| -> f64 {
+        let series = format!("cartwheel_session_validation_outcomes_total{{outcome=\"{name}\"}} ");
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(series.as_str()))
+            .and_then(|value| value.parse().ok())
+            .unwrap_or_else(|| panic!("{series} in {metrics}"))
+    };
+    assert!(outcome("accepted") >= 3.0);
+    assert!(outcome("reused") >= 1.0);
+    assert!(outcome("revoked") >= 3.0);
     cluster.shutdown().await;
 }
 
