@@ -418,6 +418,9 @@ pub const HANDSHAKES_BEFORE_RETRY: usize = 32;
 /// Largest topology file a node or a tool reads; a longer one is refused with
 /// `ConfigError::Read` before it is parsed.
 pub const TOPOLOGY_BYTES_MAX: usize = 1024 * 1024;
+/// Largest config file (`cartwheel node --config`) a node reads; a longer one is
+/// refused with `ConfigFileError::Read` before it is parsed.
+pub const CONFIG_FILE_BYTES_MAX: usize = 1024 * 1024;
 
 /// Bytes a frame keeps free around the largest object: the envelope (sender id and
 /// region), the message's variant, a key of `KEY_BYTES_MAX` and the entry's framing.

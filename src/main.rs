@@ -4,7 +4,6 @@
 mod cli;
 
 use anyhow::Result;
-use clap::Parser;
 
 /// glibc's allocator cost about a fifth of a node's CPU under load (profile in README,
 /// "Performance"); mimalloc's thread-local free lists remove most of it.
@@ -12,12 +11,12 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> Result<()> {
+    let cli = cli::Cli::parse_with_config_file()?;
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = cli::Cli::parse();
     cli.runtime()?.block_on(cli.run())
 }

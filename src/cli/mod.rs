@@ -20,7 +20,7 @@ mod status;
 
 use anyhow::Result;
 use cartwheel::config::{Settings, Topology, TuningFlags};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::path::Path;
 
 /// The topology every subcommand reads unless given `--topology`.
@@ -74,6 +74,13 @@ enum Command {
 }
 
 impl Cli {
+    /// The command line, the flags of a `--config` file placed before the subcommand's
+    /// own (`config::file`); clap's errors and `--help` end the process as `parse` does.
+    pub fn parse_with_config_file() -> Result<Cli> {
+        let argv = cartwheel::config::file::expand(Cli::command(), std::env::args_os().collect())?;
+        Ok(Cli::parse_from(argv))
+    }
+
     /// The runtime the subcommand runs on: a node's is sized by its `--threads`, every
     /// other command takes tokio's default.
     pub fn runtime(&self) -> Result<tokio::runtime::Runtime> {

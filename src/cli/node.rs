@@ -17,8 +17,19 @@ use std::path::PathBuf;
 /// the QUIC socket, logs.
 const OPEN_FILES_SLACK: u64 = 256;
 
+/// Every flag below may come from a config file instead (`--config`, `config::file`):
+/// a later occurrence of a flag replaces an earlier one, so the command line, which
+/// follows the file's flags, wins.
 #[derive(clap::Args)]
+#[command(args_override_self = true)]
 pub struct NodeArgs {
+    /// TOML file of flags: `key = value` per flag of this command, spelled as the flag
+    /// (`replicas-per-region = 3`, or `replicas_per_region`); `true` turns a switch on,
+    /// an array gives a list; relative paths are taken from the file's folder. Flags
+    /// on the command line (or set by their environment variable) win over the file; an
+    /// unknown key or a wrong value stops the node, naming the key.
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
     /// This node's id, as named by the topology (e.g. us-east-1), or a new one for a
     /// node that joins a running cluster (then --region is needed).
     #[arg(long)]
@@ -89,6 +100,9 @@ pub fn runtime(args: &NodeArgs) -> Result<tokio::runtime::Runtime> {
 }
 
 pub async fn run(args: NodeArgs) -> Result<()> {
+    if let Some(config) = &args.config {
+        tracing::info!(config = %config.display(), "flags read from a config file");
+    }
     let options = options(&args)?;
     let id = options.id.clone();
     let mut running = node::start(options).await?;

@@ -11,6 +11,7 @@ mod common;
 mod api;
 mod bundles;
 mod cluster;
+mod config_file;
 mod contexts;
 mod edge_tls;
 mod handoff;
