@@ -463,6 +463,9 @@ pub const SESSION_KEYS_MAX: usize = 16;
 /// Bytes of a request body on a route that takes none (GET, DELETE, the pipeline
 /// upgrade). More is answered 413 `body_too_large` and the connection is closed.
 pub const HTTP_EMPTY_BODY_BYTES_MAX: usize = 4 * 1024;
+/// Longest `x-request-id` a node echoes and logs; a longer one is ignored (neither
+/// echoed nor logged), the request served as without one.
+pub const REQUEST_ID_BYTES_MAX: usize = 128;
 /// Bytes of an admin request body (fault plans, clock offsets). More is answered 413
 /// `body_too_large` and the connection is closed.
 pub const HTTP_ADMIN_BODY_BYTES_MAX: usize = 64 * 1024;
