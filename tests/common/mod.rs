@@ -108,10 +108,21 @@ pub struct ProcessCluster {
 
 impl ProcessCluster {
     pub fn up(topology_text: &str, flags: &[&str]) -> ProcessCluster {
+        ProcessCluster::up_with_environment(topology_text, flags, &[])
+    }
+
+    /// `up` with `variables` set for `cluster up`, which its nodes inherit (`RUST_LOG`,
+    /// `CARTWHEEL_LOG_FORMAT`).
+    pub fn up_with_environment(
+        topology_text: &str,
+        flags: &[&str],
+        variables: &[(&str, &str)],
+    ) -> ProcessCluster {
         let dir = tempfile::tempdir().expect("temporary directory");
         let topology = dir.path().join("topology.toml");
         std::fs::write(&topology, topology_text).expect("write topology");
         let output = Command::new(binary())
+            .envs(variables.iter().copied())
             .args(["cluster", "up", "--dir"])
             .arg(dir.path())
             .arg("--topology")

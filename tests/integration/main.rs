@@ -15,6 +15,7 @@ mod config_file;
 mod contexts;
 mod edge_tls;
 mod handoff;
+mod logs;
 mod membership;
 mod metrics;
 mod pipeline;
