@@ -418,6 +418,9 @@ pub const HANDSHAKES_BEFORE_RETRY: usize = 32;
 /// Largest topology file a node or a tool reads; a longer one is refused with
 /// `ConfigError::Read` before it is parsed.
 pub const TOPOLOGY_BYTES_MAX: usize = 1024 * 1024;
+/// Largest config file (`cartwheel node --config`) a node reads; a longer one is
+/// refused with `ConfigFileError::Read` before it is parsed.
+pub const CONFIG_FILE_BYTES_MAX: usize = 1024 * 1024;
 
 /// Bytes a frame keeps free around the largest object: the envelope (sender id and
 /// region), the message's variant, a key of `KEY_BYTES_MAX` and the entry's framing.
@@ -460,6 +463,9 @@ pub const SESSION_KEYS_MAX: usize = 16;
 /// Bytes of a request body on a route that takes none (GET, DELETE, the pipeline
 /// upgrade). More is answered 413 `body_too_large` and the connection is closed.
 pub const HTTP_EMPTY_BODY_BYTES_MAX: usize = 4 * 1024;
+/// Longest `x-request-id` a node echoes and logs; a longer one is ignored (neither
+/// echoed nor logged), the request served as without one.
+pub const REQUEST_ID_BYTES_MAX: usize = 128;
 /// Bytes of an admin request body (fault plans, clock offsets). More is answered 413
 /// `body_too_large` and the connection is closed.
 pub const HTTP_ADMIN_BODY_BYTES_MAX: usize = 64 * 1024;

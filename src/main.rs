@@ -1,10 +1,11 @@
 //! The `cartwheel` command: nodes, local clusters, status and simulations. The
-//! subcommands live in `cli/`, one file each; this only sets up logging and the runtime.
+//! subcommands live in `cli/`, one file each; this only expands a config file, sets up
+//! logging and the runtime.
 
 mod cli;
 
 use anyhow::Result;
-use clap::Parser;
+use cli::logs::{self, LogFormat};
 
 /// glibc's allocator cost about a fifth of a node's CPU under load (profile in README,
 /// "Performance"); mimalloc's thread-local free lists remove most of it.
@@ -12,12 +13,20 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let cli = cli::Cli::parse();
-    cli.runtime()?.block_on(cli.run())
+    let cli = cli::Cli::parse_with_config_file()?;
+    if let Some(id) = cli.node_id() {
+        logs::add_process_field("node", id);
+    }
+    logs::init(cli.log_format);
+    // Before any thread starts: the processes this one starts log the same way.
+    std::env::set_var(logs::LOG_FORMAT_VARIABLE, cli.log_format.name());
+    let json = cli.log_format == LogFormat::Json;
+    match cli.runtime()?.block_on(cli.run()) {
+        // A collector reading JSON gets the reason as one more line.
+        Err(error) if json => {
+            tracing::error!(error = format!("{error:#}"), "exiting");
+            std::process::exit(1)
+        }
+        result => result,
+    }
 }

@@ -17,6 +17,7 @@ mod metrics;
 mod pipeline;
 mod pipeline_budget;
 mod pipeline_upgrade;
+mod request_id;
 mod routing;
 pub mod server;
 mod session;
@@ -27,6 +28,7 @@ pub use admin::AdminKey;
 pub use context::{ContextError, ContextKeys};
 pub use error_code::ErrorCode;
 pub use kv::SiblingsBody;
+pub use request_id::REQUEST_ID_HEADER;
 // Only the bench's tests serve a pipeline without a node.
 pub use cluster::{overview, ClusterOverview};
 #[cfg(all(test, feature = "tools"))]
@@ -255,7 +257,8 @@ fn routes(shared: &Shared) -> Router {
 }
 
 /// Bodies are read (within their route's limit) by `bounds`, before any handler; the
-/// extractors' own limit is the largest of those, a second line.
+/// extractors' own limit is the largest of those, a second line. Outside both, a
+/// request's `x-request-id` is echoed and names the span its handler logs in.
 fn bounded(routes: Router, http: &HttpSettings) -> Router {
     routes
         .layer(axum::extract::DefaultBodyLimit::max(
@@ -265,6 +268,7 @@ fn bounded(routes: Router, http: &HttpSettings) -> Router {
             Arc::new(http.clone()),
             bounds::bounded,
         ))
+        .layer(axum::middleware::from_fn(request_id::tagged))
 }
 
 /// The node's HTTP routes. A pipelined connection is served by the same routes, but

@@ -10,6 +10,7 @@ mod bench;
 #[cfg(feature = "tools")]
 mod cluster;
 mod init;
+pub mod logs;
 #[cfg(feature = "tools")]
 mod measure;
 mod node;
@@ -20,7 +21,8 @@ mod status;
 
 use anyhow::Result;
 use cartwheel::config::{Settings, Topology, TuningFlags};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+use logs::LogFormat;
 use std::path::Path;
 
 /// The topology every subcommand reads unless given `--topology`.
@@ -33,6 +35,17 @@ pub const DEFAULT_TOPOLOGY: &str = "regions/default.toml";
     about = "A leaderless, multi-region session store"
 )]
 pub struct Cli {
+    /// How log lines are written to stderr: `text`, or `json` (one object per line; a
+    /// node's carry its id and region). The nodes `cluster up` and `sim` start inherit it.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "FORMAT",
+        default_value = "text",
+        env = logs::LOG_FORMAT_VARIABLE
+    )]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -74,6 +87,21 @@ enum Command {
 }
 
 impl Cli {
+    /// The command line, the flags of a `--config` file placed before the subcommand's
+    /// own (`config::file`); clap's errors and `--help` end the process as `parse` does.
+    pub fn parse_with_config_file() -> Result<Cli> {
+        let argv = cartwheel::config::file::expand(Cli::command(), std::env::args_os().collect())?;
+        Ok(Cli::parse_from(argv))
+    }
+
+    /// The node id of `cartwheel node`, which its JSON log lines carry (see `logs`).
+    pub fn node_id(&self) -> Option<&str> {
+        match &self.command {
+            Command::Node(args) => Some(args.id()),
+            _ => None,
+        }
+    }
+
     /// The runtime the subcommand runs on: a node's is sized by its `--threads`, every
     /// other command takes tokio's default.
     pub fn runtime(&self) -> Result<tokio::runtime::Runtime> {
@@ -109,7 +137,7 @@ impl Cli {
 fn settings(topology: &Path, tuning: &TuningFlags) -> Result<Settings> {
     let settings = Settings::new(Topology::load(topology)?, tuning)?;
     for warning in &settings.warnings {
-        eprintln!("warning: {warning}");
+        tracing::warn!("{warning}");
     }
     Ok(settings)
 }

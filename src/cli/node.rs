@@ -17,8 +17,19 @@ use std::path::PathBuf;
 /// the QUIC socket, logs.
 const OPEN_FILES_SLACK: u64 = 256;
 
+/// Every flag below may come from a config file instead (`--config`, `config::file`):
+/// a later occurrence of a flag replaces an earlier one, so the command line, which
+/// follows the file's flags, wins.
 #[derive(clap::Args)]
+#[command(args_override_self = true)]
 pub struct NodeArgs {
+    /// TOML file of flags: `key = value` per flag of this command, spelled as the flag
+    /// (`replicas-per-region = 3`, or `replicas_per_region`); `true` turns a switch on,
+    /// an array gives a list; relative paths are taken from the file's folder. Flags
+    /// on the command line (or set by their environment variable) win over the file; an
+    /// unknown key or a wrong value stops the node, naming the key.
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
     /// This node's id, as named by the topology (e.g. us-east-1), or a new one for a
     /// node that joins a running cluster (then --region is needed).
     #[arg(long)]
@@ -73,6 +84,13 @@ pub struct NodeArgs {
     tuning: TuningFlags,
 }
 
+impl NodeArgs {
+    /// The node id as given (checked in `options`).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
 /// A node's runtime: `--threads` workers, or one per core. One worker is tokio's
 /// current-thread scheduler: the thread that waits for I/O also runs the tasks.
 pub fn runtime(args: &NodeArgs) -> Result<tokio::runtime::Runtime> {
@@ -89,6 +107,9 @@ pub fn runtime(args: &NodeArgs) -> Result<tokio::runtime::Runtime> {
 }
 
 pub async fn run(args: NodeArgs) -> Result<()> {
+    if let Some(config) = &args.config {
+        tracing::info!(config = %config.display(), "flags read from a config file");
+    }
     let options = options(&args)?;
     let id = options.id.clone();
     let mut running = node::start(options).await?;
@@ -106,9 +127,12 @@ pub async fn run(args: NodeArgs) -> Result<()> {
     let resp = running
         .resp_addr
         .map_or(String::new(), |addr| format!(", RESP on {addr}"));
-    println!(
+    tracing::info!(
         "node {} ({}) serving HTTP on {}{resp} and QUIC on {}",
-        running.id, running.region, running.http_addr, running.quic_addr
+        running.id,
+        running.region,
+        running.http_addr,
+        running.quic_addr
     );
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let exit = tokio::select! {
@@ -123,7 +147,7 @@ pub async fn run(args: NodeArgs) -> Result<()> {
             bail!("node id {id} is already used by a live member at {address}; pick another id")
         }
         Exit::Left => {
-            println!("node {id} left the cluster");
+            tracing::info!("node {id} left the cluster");
             Ok(())
         }
         Exit::Running => Ok(()),
@@ -153,14 +177,17 @@ fn options(args: &NodeArgs) -> Result<NodeOptions> {
             known.join(", ")
         );
     }
+    if let Some(region) = region.as_ref().or(settings.topology.region_of(&id)) {
+        super::logs::add_process_field("region", region.as_str());
+    }
     warn_if_few_open_files(&settings);
     // A secret file that is present but empty, short or malformed stops the node here
     // with the file's name; only a missing file turns its feature off.
     let admin_key = cluster::load_admin_key(&args.dir)?;
     let session_secrets = cluster::secrets::load_session_secrets_if_any(&args.dir)?;
     if session_secrets.is_none() {
-        eprintln!(
-            "warning: no session secret in {} (run `cartwheel init`); the session API is off, \
+        tracing::warn!(
+            "no session secret in {} (run `cartwheel init`); the session API is off, \
              and kv answers carry no causal context (writes sending one are refused)",
             args.dir.join("tls").display()
         );
@@ -253,8 +280,8 @@ fn resp_password(path: Option<&std::path::Path>) -> Result<Option<cartwheel::res
 fn warn_if_few_open_files(settings: &Settings) {
     let connections = settings.http.connections_max as u64;
     match node::raise_open_files_limit() {
-        Some(open_files) if open_files < connections + OPEN_FILES_SLACK => eprintln!(
-            "warning: this process may open {open_files} files, fewer than \
+        Some(open_files) if open_files < connections + OPEN_FILES_SLACK => tracing::warn!(
+            "this process may open {open_files} files, fewer than \
              --http-connections-max ({connections}) plus {OPEN_FILES_SLACK} for the store \
              and sockets; connections past it wait (raise `ulimit -n`)"
         ),

@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
+pub mod file;
 mod flags;
 mod http;
 mod resp;
@@ -125,10 +126,12 @@ pub struct Topology {
 impl Topology {
     /// Reads and validates a topology file.
     pub fn load(path: &Path) -> Result<Topology, ConfigError> {
-        let text = read_bounded(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = read_bounded(path, limits::TOPOLOGY_BYTES_MAX, "a topology file").map_err(
+            |source| ConfigError::Read {
+                path: path.display().to_string(),
+                source,
+            },
+        )?;
         Topology::parse(&text).map_err(|error| match error {
             ConfigError::Parse { message, .. } => ConfigError::Parse {
                 path: path.display().to_string(),
@@ -259,21 +262,17 @@ fn check_replicas(
     Ok(())
 }
 
-/// A topology file's text, refusing a file longer than `TOPOLOGY_BYTES_MAX` (read no
-/// further than that) or one that is not UTF-8.
-fn read_bounded(path: &Path) -> std::io::Result<String> {
+/// A file's text, refusing a file longer than `limit` bytes (read no further than
+/// that; `what` names the kind of file in the error) or one that is not UTF-8.
+fn read_bounded(path: &Path, limit: usize, what: &str) -> std::io::Result<String> {
     use std::io::Read;
     let file = std::fs::File::open(path)?;
     let mut bytes = Vec::new();
-    file.take(limits::TOPOLOGY_BYTES_MAX as u64 + 1)
-        .read_to_end(&mut bytes)?;
-    if bytes.len() > limits::TOPOLOGY_BYTES_MAX {
+    file.take(limit as u64 + 1).read_to_end(&mut bytes)?;
+    if bytes.len() > limit {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
-            format!(
-                "longer than {} bytes, the most a topology file may hold",
-                limits::TOPOLOGY_BYTES_MAX
-            ),
+            format!("longer than {limit} bytes, the most {what} may hold"),
         ));
     }
     String::from_utf8(bytes)

@@ -9,8 +9,8 @@ use cartwheel::ids::NodeId;
 use cartwheel::node::{self, DataDir, NodeOptions, RunningNode};
 use cartwheel::transport;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Duration;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
 
 pub mod sessions;
 
@@ -108,10 +108,21 @@ pub struct ProcessCluster {
 
 impl ProcessCluster {
     pub fn up(topology_text: &str, flags: &[&str]) -> ProcessCluster {
+        ProcessCluster::up_with_environment(topology_text, flags, &[])
+    }
+
+    /// `up` with `variables` set for `cluster up`, which its nodes inherit (`RUST_LOG`,
+    /// `CARTWHEEL_LOG_FORMAT`).
+    pub fn up_with_environment(
+        topology_text: &str,
+        flags: &[&str],
+        variables: &[(&str, &str)],
+    ) -> ProcessCluster {
         let dir = tempfile::tempdir().expect("temporary directory");
         let topology = dir.path().join("topology.toml");
         std::fs::write(&topology, topology_text).expect("write topology");
         let output = Command::new(binary())
+            .envs(variables.iter().copied())
             .args(["cluster", "up", "--dir"])
             .arg(dir.path())
             .arg("--topology")
@@ -214,6 +225,32 @@ impl Drop for ProcessCluster {
         if ClusterFile::path(self.dir.path()).exists() {
             let _ = self.down();
         }
+    }
+}
+
+/// A `cartwheel node` process a test started, killed on drop (a panic included).
+pub struct NodeProcess(pub Child);
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The ready file a node started with `--ready-file path` writes once it listens; fails
+/// if the node exits first or is not ready within 30 s.
+pub fn wait_ready(path: &Path, child: &mut Child) -> cartwheel::cluster::ReadyFile {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            if let Ok(ready) = serde_json::from_str(&text) {
+                return ready;
+            }
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the node exited");
+        assert!(Instant::now() < deadline, "the node was not ready in time");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

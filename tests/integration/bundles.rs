@@ -5,10 +5,9 @@
 
 use crate::common;
 
-use common::{binary, single_region};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
-use std::time::{Duration, Instant};
+use common::{binary, single_region, wait_ready, NodeProcess};
+use std::path::PathBuf;
+use std::process::{Command, Output};
 
 /// A cluster directory and bundles for a one-node topology, made by `cartwheel init`.
 struct Bundled {
@@ -61,29 +60,6 @@ fn refused(mut command: Command) -> Output {
     output
 }
 
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_ready(path: &Path, child: &mut Child) -> cartwheel::cluster::ReadyFile {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(text) = std::fs::read_to_string(path) {
-            if let Ok(ready) = serde_json::from_str(&text) {
-                return ready;
-            }
-        }
-        assert!(child.try_wait().unwrap().is_none(), "the node exited");
-        assert!(Instant::now() < deadline, "the node was not ready in time");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_node_runs_from_its_bundle_and_checks_the_operator_by_hash() {
     let bundled = Bundled::new();
@@ -97,7 +73,7 @@ async fn a_node_runs_from_its_bundle_and_checks_the_operator_by_hash() {
         .spawn()
         .unwrap();
     let ready = wait_ready(&ready_file, &mut child);
-    let _running = Running(child);
+    let _running = NodeProcess(child);
     let http = reqwest::Client::new();
     let url = |path: &str| format!("http://{}{path}", ready.http);
     let put = http.put(url("/v1/kv/k")).body("v").send().await.unwrap();
