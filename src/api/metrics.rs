@@ -11,13 +11,13 @@
 
 use super::status::StatusRoutes;
 use crate::coordinator::ClusterView;
-use crate::stats::Snapshot;
 use crate::transport::RegionTrafficSnapshot;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use families::Families;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, NoLabelSet};
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 use std::collections::BTreeMap;
@@ -26,6 +26,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The label set of a family with one unlabelled series.
 const NO_LABELS: [(&str, &str); 0] = [];
+
+mod families;
 
 /// The content type of the OpenMetrics text format.
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -53,97 +55,6 @@ impl fmt::Debug for NodeCollector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("NodeCollector")
     }
-}
-
-/// Writes the families of one scrape.
-struct Families<'a, 'b> {
-    encoder: &'a mut DescriptorEncoder<'b>,
-}
-
-impl Families<'_, '_> {
-    fn counter(&mut self, name: &str, help: &str, value: u64) -> fmt::Result {
-        let mut metric = self
-            .encoder
-            .encode_descriptor(name, help, None, MetricType::Counter)?;
-        metric.encode_counter::<NoLabelSet, _, u64>(&value, None)
-    }
-
-    fn bytes_counter(&mut self, name: &str, help: &str, value: u64) -> fmt::Result {
-        let mut metric =
-            self.encoder
-                .encode_descriptor(name, help, Some(&Unit::Bytes), MetricType::Counter)?;
-        metric.encode_counter::<NoLabelSet, _, u64>(&value, None)
-    }
-
-    fn gauge(&mut self, name: &str, help: &str, unit: Option<&Unit>, value: f64) -> fmt::Result {
-        let mut metric = self
-            .encoder
-            .encode_descriptor(name, help, unit, MetricType::Gauge)?;
-        metric.encode_gauge(&value)
-    }
-
-    /// A gauge family: one series per label set.
-    fn gauges<L: EncodeLabelSet>(
-        &mut self,
-        name: &str,
-        help: &str,
-        series: impl IntoIterator<Item = (L, f64)>,
-    ) -> fmt::Result {
-        let mut metric = self
-            .encoder
-            .encode_descriptor(name, help, None, MetricType::Gauge)?;
-        for (labels, value) in series {
-            metric.encode_family(&labels)?.encode_gauge(&value)?;
-        }
-        Ok(())
-    }
-
-    /// A histogram family: one series per label set. Latency snapshots are in
-    /// microseconds and are written in seconds; others as they are.
-    fn histograms<L: EncodeLabelSet>(
-        &mut self,
-        name: &str,
-        help: &str,
-        unit: Option<&Unit>,
-        series: impl IntoIterator<Item = (L, Snapshot)>,
-    ) -> fmt::Result {
-        let divisor = match unit {
-            Some(Unit::Seconds) => 1e6,
-            _ => 1.0,
-        };
-        let mut metric = self
-            .encoder
-            .encode_descriptor(name, help, unit, MetricType::Histogram)?;
-        for (labels, snapshot) in series {
-            let buckets = buckets(&snapshot, divisor);
-            metric
-                .encode_family(&labels)?
-                .encode_histogram::<NoLabelSet>(
-                    snapshot.sum as f64 / divisor,
-                    snapshot.count(),
-                    &buckets,
-                    None,
-                )?;
-        }
-        Ok(())
-    }
-}
-
-/// A snapshot's buckets as (upper bound / `divisor`, own count), the last one
-/// unbounded. Dividing by a power of ten keeps bounds such as 0.05 exact as written.
-fn buckets(snapshot: &Snapshot, divisor: f64) -> Vec<(f64, u64)> {
-    snapshot
-        .counts
-        .iter()
-        .enumerate()
-        .map(|(index, &count)| {
-            let bound = snapshot
-                .bounds
-                .get(index)
-                .map_or(f64::INFINITY, |&bound| bound as f64 / divisor);
-            (bound, count)
-        })
-        .collect()
 }
 
 fn load(counter: &AtomicU64) -> u64 {

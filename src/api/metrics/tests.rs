@@ -1,3 +1,4 @@
+use super::families::buckets;
 use super::*;
 use crate::stats::{Histogram, LATENCY_BOUNDS_US};
 

@@ -26,7 +26,7 @@ fn header_value(headers: &HeaderMap, name: header::HeaderName) -> &str {
 }
 
 async fn body_text(response: Response) -> String {
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
         .await
         .expect("a body in memory");
     String::from_utf8(bytes.to_vec()).expect("a UTF-8 body")
