@@ -95,6 +95,35 @@ pub fn lone_node_options(dir: &Path, flags: &TuningFlags) -> NodeOptions {
     }
 }
 
+/// A temporary `ROOT` with a one-node topology (`ROOT/topology.toml`) and the cluster
+/// directory `cartwheel init` makes from it (`ROOT/cluster`); with `bundles`, its node
+/// bundles too (`ROOT/bundles`).
+pub fn init_one_node(bundles: bool) -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    let topology = root.path().join("topology.toml");
+    std::fs::write(&topology, single_region(1, 1)).unwrap();
+    let init = Command::new(binary())
+        .args(["init", "--dir"])
+        .arg(root.path().join("cluster"))
+        .arg("--topology")
+        .arg(&topology)
+        .args(match bundles {
+            true => vec![
+                "--bundles".into(),
+                root.path().join("bundles").into_os_string(),
+            ],
+            false => Vec::<std::ffi::OsString>::new(),
+        })
+        .output()
+        .unwrap();
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    root
+}
+
 /// A topology with one region of `nodes` nodes, every key on `replicas` of them.
 pub fn single_region(nodes: u32, replicas: u32) -> String {
     format!("[cluster]\npartitions = 64\nreplicas_per_region = {replicas}\n[[regions]]\nname = \"local\"\nnodes = {nodes}\n[latency]\nintra_region_rtt_ms = 0.0\n")

@@ -5,7 +5,7 @@
 
 use crate::common;
 
-use common::{binary, single_region, wait_ready, NodeProcess};
+use common::{binary, init_one_node, wait_ready, NodeProcess};
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
@@ -16,23 +16,7 @@ struct Bundled {
 
 impl Bundled {
     fn new() -> Bundled {
-        let root = tempfile::tempdir().unwrap();
-        let topology = root.path().join("topology.toml");
-        std::fs::write(&topology, single_region(1, 1)).unwrap();
-        let init = Command::new(binary())
-            .args(["init", "--dir"])
-            .arg(root.path().join("cluster"))
-            .arg("--topology")
-            .arg(&topology)
-            .arg("--bundles")
-            .arg(root.path().join("bundles"))
-            .output()
-            .unwrap();
-        assert!(
-            init.status.success(),
-            "{}",
-            String::from_utf8_lossy(&init.stderr)
-        );
+        let root = init_one_node(true);
         Bundled { root }
     }
 

@@ -4,28 +4,14 @@
 
 use crate::common;
 
-use common::{binary, single_region, wait_ready, NodeProcess};
+use common::{binary, init_one_node, wait_ready, NodeProcess};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// A one-node cluster directory made by `cartwheel init` beside its topology, and a
 /// `conf/` folder for config files: `ROOT/{topology.toml,cluster/,conf/}`.
 fn cluster_root() -> tempfile::TempDir {
-    let root = tempfile::tempdir().unwrap();
-    let topology = root.path().join("topology.toml");
-    std::fs::write(&topology, single_region(1, 1)).unwrap();
-    let init = Command::new(binary())
-        .args(["init", "--dir"])
-        .arg(root.path().join("cluster"))
-        .arg("--topology")
-        .arg(&topology)
-        .output()
-        .unwrap();
-    assert!(
-        init.status.success(),
-        "{}",
-        String::from_utf8_lossy(&init.stderr)
-    );
+    let root = init_one_node(false);
     std::fs::create_dir(root.path().join("conf")).unwrap();
     root
 }
