@@ -9,7 +9,7 @@
 //! counters. A member this node holds dead is not asked.
 
 use super::status::{StatusRoutes, StatusState};
-use crate::coordinator::reach::{self, LevelCheck};
+use crate::coordinator::reach;
 use crate::coordinator::ClusterView;
 use crate::ids::NodeId;
 use crate::limits::OVERVIEW_TIMEOUT_MS;
@@ -115,7 +115,7 @@ pub(super) async fn cluster(State(routes): State<StatusRoutes>) -> Json<ClusterO
         .map(|unmet| UnmetLevel {
             region: unmet.region.to_string(),
             class: unmet.check.class.name().to_string(),
-            op: op_name(&unmet.check).to_string(),
+            op: unmet.check.op.name().to_string(),
             level: unmet.check.level.to_string(),
             partitions: unmet.partitions,
         })
@@ -132,13 +132,6 @@ pub(super) async fn cluster(State(routes): State<StatusRoutes>) -> Json<ClusterO
         nodes,
         unmet,
     })
-}
-
-fn op_name(check: &LevelCheck) -> &'static str {
-    match check.op {
-        crate::coordinator::requests::Op::Read => "read",
-        crate::coordinator::requests::Op::Write => "write",
-    }
 }
 
 /// One member's entry: its own overview, asked unless it is this node or dead.

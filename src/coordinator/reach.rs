@@ -35,17 +35,32 @@ pub struct Unmet {
 /// in region then check order. A level no replica set could ever meet (a configuration
 /// the node already refused at start) is not reported.
 pub fn unmet(ring: &Ring, dead: &BTreeSet<NodeId>, checks: &[LevelCheck]) -> Vec<Unmet> {
-    let regions = ring.regions();
-    let mut found = Vec::new();
     if dead.is_empty() {
-        return found;
+        return Vec::new();
     }
+    let regions = ring.regions();
     let live_per_region = live_per_region(ring, dead);
-    for local in &regions {
-        for check in checks {
-            let partitions = (0..ring.partition_count())
-                .filter(|&p| !met(ring, PartitionId(p), dead, &live_per_region, local, check))
-                .count() as u32;
+    // Partitions short of each (region, check), in region then check order.
+    let mut short = vec![0u32; regions.len() * checks.len()];
+    for p in 0..ring.partition_count() {
+        let replicas = ring.replicas(PartitionId(p));
+        // A level its whole replica set can meet is met while none of them is dead.
+        if !replicas.iter().any(|(node, _)| dead.contains(node)) {
+            continue;
+        }
+        let partition = Partition::of(&replicas, dead);
+        for (r, local) in regions.iter().enumerate() {
+            for (c, check) in checks.iter().enumerate() {
+                if !partition.meets(local, check, &live_per_region) {
+                    short[r * checks.len() + c] += 1;
+                }
+            }
+        }
+    }
+    let mut found = Vec::new();
+    for (r, local) in regions.iter().enumerate() {
+        for (c, check) in checks.iter().enumerate() {
+            let partitions = short[r * checks.len() + c];
             if partitions > 0 {
                 found.push(Unmet {
                     region: local.clone(),
@@ -68,40 +83,56 @@ fn live_per_region(ring: &Ring, dead: &BTreeSet<NodeId>) -> BTreeMap<Region, usi
     live
 }
 
-/// Whether a coordinator in `local` can meet `check` for partition `p`.
-fn met(
-    ring: &Ring,
-    p: PartitionId,
-    dead: &BTreeSet<NodeId>,
-    live_per_region: &BTreeMap<Region, usize>,
-    local: &Region,
-    check: &LevelCheck,
-) -> bool {
-    let replicas = ring.replicas(p);
-    let regions: Vec<Region> = replicas.iter().map(|(_, region)| region.clone()).collect();
-    let Ok(requirement) = Requirement::new(check.level, &regions, local) else {
-        return true;
-    };
-    let mut acked: BTreeMap<Region, usize> = BTreeMap::new();
-    let mut dead_in: BTreeMap<Region, usize> = BTreeMap::new();
-    for (node, region) in &replicas {
-        match dead.contains(node) {
-            false => *acked.entry(region.clone()).or_default() += 1,
-            true => *dead_in.entry(region.clone()).or_default() += 1,
+/// One partition's replicas: their regions, and how many live and dead in each.
+struct Partition {
+    regions: Vec<Region>,
+    live: BTreeMap<Region, usize>,
+    dead: BTreeMap<Region, usize>,
+}
+
+impl Partition {
+    fn of(replicas: &[(NodeId, Region)], dead: &BTreeSet<NodeId>) -> Partition {
+        let mut partition = Partition {
+            regions: replicas.iter().map(|(_, region)| region.clone()).collect(),
+            live: BTreeMap::new(),
+            dead: BTreeMap::new(),
+        };
+        for (node, region) in replicas {
+            let counts = match dead.contains(node) {
+                false => &mut partition.live,
+                true => &mut partition.dead,
+            };
+            *counts.entry(region.clone()).or_default() += 1;
         }
+        partition
     }
-    if check.sloppy && check.op == Op::Write {
-        for (region, missing) in dead_in {
-            let live_replicas = acked.get(&region).copied().unwrap_or(0);
+
+    /// Whether a coordinator in `local` can meet `check` with the live replicas (and,
+    /// for a sloppy write, a live fallback of each dead replica's region).
+    fn meets(
+        &self,
+        local: &Region,
+        check: &LevelCheck,
+        live_per_region: &BTreeMap<Region, usize>,
+    ) -> bool {
+        let Ok(requirement) = Requirement::new(check.level, &self.regions, local) else {
+            return true;
+        };
+        if !(check.sloppy && check.op == Op::Write) {
+            return requirement.met_by(&self.live);
+        }
+        let mut acked = self.live.clone();
+        for (region, missing) in &self.dead {
+            let live_replicas = acked.get(region).copied().unwrap_or(0);
             let fallbacks = live_per_region
-                .get(&region)
+                .get(region)
                 .copied()
                 .unwrap_or(0)
                 .saturating_sub(live_replicas);
-            *acked.entry(region).or_default() += missing.min(fallbacks);
+            *acked.entry(region.clone()).or_default() += (*missing).min(fallbacks);
         }
+        requirement.met_by(&acked)
     }
-    requirement.met_by(&acked)
 }
 
 #[cfg(test)]

@@ -21,7 +21,17 @@ pub enum Op {
     Write,
 }
 
-const OPS: [&str; 2] = ["read", "write"];
+const OPS: [Op; 2] = [Op::Read, Op::Write];
+
+impl Op {
+    /// The operation's name in metrics and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Read => "read",
+            Op::Write => "write",
+        }
+    }
+}
 
 /// How a request ended, as metrics name it.
 const OUTCOMES: [&str; 4] = ["ok", "unavailable", "timeout", "refused"];
@@ -114,10 +124,10 @@ impl RequestLatencies {
         answer: &Result<T, CoordinatorError>,
         elapsed: Duration,
     ) {
-        let op = match op {
-            Op::Read => 0,
-            Op::Write => 1,
-        };
+        let op = OPS
+            .iter()
+            .position(|known| *known == op)
+            .expect("OPS lists every operation");
         let slot = ((op * Class::ALL.len() + class_slot(class)) * LEVEL_SLOTS + level_slot(level))
             * OUTCOMES.len()
             + outcome_slot(answer);
@@ -132,7 +142,7 @@ impl RequestLatencies {
             let class = (slot / OUTCOMES.len() / LEVEL_SLOTS) % Class::ALL.len();
             let op = slot / OUTCOMES.len() / LEVEL_SLOTS / Class::ALL.len();
             let labels = Labels {
-                op: OPS[op],
+                op: OPS[op].name(),
                 class: Class::ALL[class].name(),
                 level: level_label(level),
                 outcome: OUTCOMES[outcome],
