@@ -434,12 +434,48 @@ fn transport(families: &mut Families, routes: &StatusRoutes) -> fmt::Result {
             stats.handshakes_refused,
         ),
         (
+            "cartwheel_transport_channels_opened",
+            "Channels (one stream carrying many requests) opened to peers",
+            stats.channels_opened,
+        ),
+        (
+            "cartwheel_transport_channels_refused",
+            "Channels a peer refused (its requests then take a stream each)",
+            stats.channels_refused,
+        ),
+        (
             "cartwheel_transport_faults_injected",
             "Messages lost or duplicated on purpose by a fault plan (--chaos)",
             stats.faults_injected,
         ),
     ];
     for (name, help, value) in counters {
+        families.counter(name, help, value)?;
+    }
+    let wire = routes.state.transport.wire();
+    let wire_counters = [
+        (
+            "cartwheel_transport_send_calls",
+            "Calls that handed datagrams to the kernel (sendmsg) on the peer socket",
+            wire.send_calls,
+        ),
+        (
+            "cartwheel_transport_datagrams_sent",
+            "Datagrams sent on the peer socket (QUIC packets, acknowledgements included)",
+            wire.datagrams_sent,
+        ),
+        (
+            "cartwheel_transport_receive_calls",
+            "Receive calls on the peer socket that returned datagrams",
+            wire.receive_calls,
+        ),
+        (
+            "cartwheel_transport_datagrams_received",
+            "Datagrams received on the peer socket",
+            wire.datagrams_received,
+        ),
+    ];
+    for (name, help, value) in wire_counters {
         families.counter(name, help, value)?;
     }
     let traffic = routes.state.transport.region_traffic();

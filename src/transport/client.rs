@@ -5,9 +5,11 @@
 //! held while connecting); a connection found closed is replaced on the next request,
 //! and a request is never retried here (the caller decides, knowing idempotence).
 
+use super::channel::{self, Channel, Reply, CHANNEL_FRAME_BYTES_MAX, ID_BYTES};
 use super::faults::{Fate, FaultPlan, FaultPlanError, SharedFaults};
 use super::frame::{self, EnvelopeRef, ReadFrameError};
 use super::server::{self, ServerContext, ServerLimits};
+use super::socket::{self, WireCounters, WireSnapshot};
 use super::stats::{Counter, Counters, RegionTraffic, RegionTrafficSnapshot, TransportStats};
 use super::tls::{self, IdentityVerifier};
 use super::{
@@ -23,8 +25,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
+
+/// How long requests to a peer that refused a channel take a stream each before a
+/// channel is tried again.
+const CHANNEL_RETRY_MS: u64 = 10_000;
 
 /// A node's transport: cheap to clone, all clones share one endpoint.
 pub struct Transport<Req, Resp> {
@@ -52,6 +58,10 @@ struct Inner<Req, Resp> {
     /// with its first peer (at most `PEERS_MAX` peers, so at most as many regions).
     traffic: Mutex<BTreeMap<Region, Arc<RegionTraffic>>>,
     counters: Arc<Counters>,
+    /// Send calls and datagrams through the endpoint's socket.
+    wire: Arc<WireCounters>,
+    /// Whether requests to peers ride channels (else one stream each).
+    channels: bool,
     closed: AtomicBool,
     accept_loop: Mutex<Option<JoinHandle<()>>>,
     /// Injected faults (`--chaos` only); `None` on the normal path. Shared with the
@@ -65,7 +75,45 @@ struct PeerSlot {
     region: Region,
     addr: SocketAddr,
     traffic: Arc<RegionTraffic>,
-    connection: tokio::sync::Mutex<Option<quinn::Connection>>,
+    link: tokio::sync::Mutex<Option<Link>>,
+}
+
+/// A cached connection to a peer and its channel.
+#[derive(Clone)]
+struct Link {
+    connection: quinn::Connection,
+    channel: ChannelState,
+}
+
+#[derive(Clone)]
+enum ChannelState {
+    Open(Arc<Channel>),
+    /// The peer refused a channel (a node without them, or at its limit): requests take
+    /// a stream each until then, when a channel is tried again.
+    Refused {
+        until: Instant,
+    },
+    /// Channels are turned off on this node (`CARTWHEEL_PEER_CHANNELS=off`).
+    Off,
+}
+
+impl Link {
+    /// The channel to send a frame of `body_bytes` on, if any.
+    fn channel(&self, body_bytes: usize) -> Option<&Channel> {
+        match &self.channel {
+            ChannelState::Open(channel) if body_bytes <= CHANNEL_FRAME_BYTES_MAX => Some(channel),
+            _ => None,
+        }
+    }
+
+    /// Whether the channel should be (re)opened before the next request.
+    fn wants_channel(&self) -> bool {
+        match &self.channel {
+            ChannelState::Open(channel) => channel.failed(),
+            ChannelState::Refused { until } => *until <= Instant::now(),
+            ChannelState::Off => false,
+        }
+    }
 }
 
 impl<Req, Resp> Drop for Inner<Req, Resp> {
@@ -110,8 +158,16 @@ impl<Req: Message, Resp: Message> Transport<Req, Resp> {
         let mut client_config = quinn::ClientConfig::new(tls::quic_client_crypto(&config.tls)?);
         // Servers never open streams on connections we dial.
         client_config.transport_config(Arc::new(quic_parameters(0)));
-        let mut endpoint =
-            quinn::Endpoint::server(server_config, config.bind).map_err(bind_error)?;
+        let wire = Arc::new(WireCounters::default());
+        let runtime: Arc<dyn quinn::Runtime> = Arc::new(quinn::TokioRuntime);
+        let socket = socket::bind(config.bind, &runtime, wire.clone()).map_err(bind_error)?;
+        let mut endpoint = quinn::Endpoint::new_with_abstract_socket(
+            quinn::EndpointConfig::default(),
+            Some(server_config),
+            socket,
+            runtime,
+        )
+        .map_err(bind_error)?;
         endpoint.set_default_client_config(client_config);
         let local_addr = endpoint.local_addr().map_err(bind_error)?;
 
@@ -143,6 +199,8 @@ impl<Req: Message, Resp: Message> Transport<Req, Resp> {
                 peers: Mutex::new(HashMap::new()),
                 traffic: Mutex::new(BTreeMap::new()),
                 counters,
+                wire,
+                channels: channels_enabled(),
                 closed: AtomicBool::new(false),
                 accept_loop: Mutex::new(Some(accept_loop)),
                 faults,
@@ -181,7 +239,7 @@ impl<Req: Message, Resp: Message> Transport<Req, Resp> {
             region,
             addr,
             traffic,
-            connection: tokio::sync::Mutex::new(None),
+            link: tokio::sync::Mutex::new(None),
         };
         peers.insert(node, Arc::new(slot));
         Ok(())
@@ -214,6 +272,11 @@ impl<Req: Message, Resp: Message> Transport<Req, Resp> {
     /// Counters since start.
     pub fn stats(&self) -> TransportStats {
         self.inner.counters.snapshot()
+    }
+
+    /// Send calls and datagrams through this node's socket since start.
+    pub fn wire(&self) -> WireSnapshot {
+        self.inner.wire.snapshot()
     }
 
     /// This node's requests to each region's peers since start.
@@ -300,11 +363,15 @@ impl<Req: Message, Resp: Message> Inner<Req, Resp> {
             return self.request_self(request).await;
         }
         let slot = slot.ok_or_else(|| TransportError::UnknownPeer(to.clone()))?;
-        let frame = frame::encode(&EnvelopeRef {
-            from: &self.node,
-            from_region: &self.region,
-            body: request,
-        })?;
+        // Room for a channel record's id before the frame, so one buffer serves both.
+        let frame = frame::encode_after(
+            ID_BYTES,
+            &EnvelopeRef {
+                from: &self.node,
+                from_region: &self.region,
+                body: request,
+            },
+        )?;
         let (outbound, inbound) = {
             let mut rng = rand::thread_rng();
             let outbound = self
@@ -325,12 +392,12 @@ impl<Req: Message, Resp: Message> Inner<Req, Resp> {
             self.counters.bump(Counter::FaultsInjected);
             return std::future::pending().await;
         }
-        let connection = self.connection(slot).await?;
+        let link = self.link(slot).await?;
         if fate.duplicated {
             self.counters.bump(Counter::FaultsInjected);
-            let _ = self.exchange(&connection, slot, &frame).await;
+            let _ = self.exchange(&link, slot, frame.clone()).await;
         }
-        let response = self.exchange(&connection, slot, &frame).await?;
+        let response = self.exchange(&link, slot, frame).await?;
         if fate.response_lost {
             self.counters.bump(Counter::FaultsInjected);
             return std::future::pending().await;
@@ -352,17 +419,61 @@ impl<Req: Message, Resp: Message> Inner<Req, Resp> {
         Ok(self.handler.handle_boxed(from, body).await)
     }
 
-    /// The cached connection to `slot`, or a new one. The slot lock is held while
-    /// connecting so concurrent first requests share a single handshake.
-    async fn connection(&self, slot: &PeerSlot) -> Result<quinn::Connection, TransportError> {
-        let mut cached = slot.connection.lock().await;
-        if let Some(connection) = cached.as_ref() {
-            if connection.close_reason().is_none() {
-                return Ok(connection.clone());
+    /// The cached link to `slot`, or a new one; its channel reopened if it failed. The
+    /// slot lock is held while connecting so concurrent first requests share a single
+    /// handshake (and a single channel).
+    async fn link(&self, slot: &PeerSlot) -> Result<Link, TransportError> {
+        let mut cached = slot.link.lock().await;
+        if let Some(link) = cached.as_mut() {
+            if link.connection.close_reason().is_none() {
+                if link.wants_channel() {
+                    link.channel = self.open_channel(&link.connection).await;
+                }
+                return Ok(link.clone());
             }
             tracing::debug!(peer = %slot.node, "cached connection closed; reconnecting");
         }
         *cached = None;
+        let connection = self.connect(slot).await?;
+        let channel = self.open_channel(&connection).await;
+        let link = Link {
+            connection,
+            channel,
+        };
+        *cached = Some(link.clone());
+        Ok(link)
+    }
+
+    /// Opens a channel on `connection`: the preamble out, its echo back (within the
+    /// request timeout). A refusal or a failure leaves the connection to streams for a
+    /// while.
+    async fn open_channel(&self, connection: &quinn::Connection) -> ChannelState {
+        if !self.channels {
+            return ChannelState::Off;
+        }
+        let opening = async {
+            let (mut send, mut recv) = connection.open_bi().await.ok()?;
+            send.write_all(&channel::MAGIC).await.ok()?;
+            let echo = frame::read_prefix(&mut recv).await.ok()?;
+            (echo == channel::MAGIC).then(|| Channel::start(send, recv))
+        };
+        match tokio::time::timeout(self.request_timeout, opening).await {
+            Ok(Some(channel)) => {
+                self.counters.bump(Counter::ChannelsOpened);
+                ChannelState::Open(channel)
+            }
+            _ => {
+                self.counters.bump(Counter::ChannelsRefused);
+                tracing::debug!(node = %self.node, "peer refused a channel; one stream per request");
+                ChannelState::Refused {
+                    until: Instant::now() + Duration::from_millis(CHANNEL_RETRY_MS),
+                }
+            }
+        }
+    }
+
+    /// A new connection to `slot`, its certificate's region checked.
+    async fn connect(&self, slot: &PeerSlot) -> Result<quinn::Connection, TransportError> {
         let connect_error = |reason: String| {
             self.counters.bump(Counter::ConnectFailures);
             RegionTraffic::add(&slot.traffic.connect_failures, 1);
@@ -395,12 +506,47 @@ impl<Req: Message, Resp: Message> Inner<Req, Resp> {
             return Err(connect_error(error.to_string()));
         }
         self.counters.bump(Counter::ConnectionsOpened);
-        *cached = Some(connection.clone());
         Ok(connection)
     }
 
-    /// One request on its own stream: write the frame, finish, read the response frame.
+    /// One request: on the link's channel when it has one and the frame is small
+    /// enough, else on its own stream. `frame` is encoded after `ID_BYTES` spare bytes.
     async fn exchange(
+        &self,
+        link: &Link,
+        slot: &PeerSlot,
+        frame: Vec<u8>,
+    ) -> Result<Resp, TransportError> {
+        let sent = frame.len() - ID_BYTES;
+        let Some(channel) = link.channel(sent - frame::LENGTH_PREFIX_BYTES) else {
+            return self
+                .exchange_on_stream(&link.connection, slot, &frame[ID_BYTES..])
+                .await;
+        };
+        let reply = channel.exchange(frame).await;
+        RegionTraffic::add(&slot.traffic.bytes_sent, sent as u64);
+        match reply {
+            Reply::Body(body) => {
+                let received = frame::LENGTH_PREFIX_BYTES + body.len();
+                RegionTraffic::add(&slot.traffic.bytes_received, received as u64);
+                frame::decode_body(&body).map_err(|error| {
+                    self.counters.bump(Counter::FramesRejected);
+                    TransportError::Frame(error)
+                })
+            }
+            Reply::Refused(reason) => Err(TransportError::Refused {
+                peer: slot.node.clone(),
+                reason,
+            }),
+            Reply::Failed(reason) => Err(TransportError::Stream {
+                peer: slot.node.clone(),
+                reason,
+            }),
+        }
+    }
+
+    /// One request on its own stream: write the frame, finish, read the response frame.
+    async fn exchange_on_stream(
         &self,
         connection: &quinn::Connection,
         slot: &PeerSlot,
@@ -460,6 +606,12 @@ fn quic_parameters(peer_streams: u32) -> quinn::TransportConfig {
             IDLE_TIMEOUT_MS,
         ))));
     parameters
+}
+
+/// Channels are on unless `CARTWHEEL_PEER_CHANNELS=off` (a switch for comparing the two
+/// ways with one build; the serving side accepts channels either way).
+fn channels_enabled() -> bool {
+    std::env::var("CARTWHEEL_PEER_CHANNELS").map_or(true, |value| value != "off")
 }
 
 async fn sleep_unless_zero(delay: Duration) {

@@ -42,11 +42,22 @@ pub enum FrameError {
 
 /// Encodes `message` as one complete frame, length prefix included.
 pub fn encode<T: Serialize + ?Sized>(message: &T) -> Result<Vec<u8>, FrameError> {
-    let mut frame = vec![0u8; LENGTH_PREFIX_BYTES];
+    encode_after(0, message)
+}
+
+/// Encodes `message` as one complete frame after `header` zero bytes that the caller
+/// fills in (a channel record's id), so the record is built in one buffer.
+pub(crate) fn encode_after<T: Serialize + ?Sized>(
+    header: usize,
+    message: &T,
+) -> Result<Vec<u8>, FrameError> {
+    let start = header + LENGTH_PREFIX_BYTES;
+    let mut frame = Vec::with_capacity(start + 128);
+    frame.resize(start, 0);
     frame.push(WIRE_VERSION);
     rmp_serde::encode::write(&mut frame, message)
         .map_err(|error| FrameError::Unencodable(error.to_string()))?;
-    let length = frame.len() - LENGTH_PREFIX_BYTES;
+    let length = frame.len() - start;
     if length > FRAME_BYTES_MAX {
         return Err(FrameError::Oversized {
             length: length as u64,
@@ -55,7 +66,7 @@ pub fn encode<T: Serialize + ?Sized>(message: &T) -> Result<Vec<u8>, FrameError>
     }
     // Fits in u32 because FRAME_BYTES_MAX does.
     let prefix = (length as u32).to_be_bytes();
-    frame[..LENGTH_PREFIX_BYTES].copy_from_slice(&prefix);
+    frame[header..start].copy_from_slice(&prefix);
     Ok(frame)
 }
 
@@ -131,20 +142,30 @@ pub(crate) enum ReadFrameError {
     Stream(quinn::ReadError),
 }
 
-/// Reads one frame from `recv`: the prefix first, so an oversized declared length is
-/// refused before the body is read or any buffer is allocated for it.
-pub(crate) async fn read_frame<T: DeserializeOwned>(
-    recv: &mut quinn::RecvStream,
-) -> Result<T, ReadFrameError> {
-    Ok(read_frame_sized(recv).await?.0)
-}
-
-/// `read_frame`, and the frame's size in bytes (its length prefix included).
+/// Reads one frame from `recv`, and its size in bytes (its length prefix included): the
+/// prefix first, so an oversized declared length is refused before the body is read or
+/// any buffer is allocated for it.
 pub(crate) async fn read_frame_sized<T: DeserializeOwned>(
     recv: &mut quinn::RecvStream,
 ) -> Result<(T, usize), ReadFrameError> {
+    let prefix = read_prefix(recv).await?;
+    read_frame_after(recv, prefix).await
+}
+
+/// The first bytes of a stream: a frame's length prefix, or a channel's preamble.
+pub(crate) async fn read_prefix(
+    recv: &mut quinn::RecvStream,
+) -> Result<[u8; LENGTH_PREFIX_BYTES], ReadFrameError> {
     let mut prefix = [0u8; LENGTH_PREFIX_BYTES];
     read_exact(recv, &mut prefix).await?;
+    Ok(prefix)
+}
+
+/// The rest of a frame whose length `prefix` was read already, and its whole size.
+pub(crate) async fn read_frame_after<T: DeserializeOwned>(
+    recv: &mut quinn::RecvStream,
+    prefix: [u8; LENGTH_PREFIX_BYTES],
+) -> Result<(T, usize), ReadFrameError> {
     let length = check_length(prefix).map_err(ReadFrameError::Frame)?;
     let mut body = vec![0u8; length];
     read_exact(recv, &mut body).await?;
@@ -152,7 +173,10 @@ pub(crate) async fn read_frame_sized<T: DeserializeOwned>(
     Ok((decoded, LENGTH_PREFIX_BYTES + length))
 }
 
-async fn read_exact(recv: &mut quinn::RecvStream, buffer: &mut [u8]) -> Result<(), ReadFrameError> {
+pub(crate) async fn read_exact(
+    recv: &mut quinn::RecvStream,
+    buffer: &mut [u8],
+) -> Result<(), ReadFrameError> {
     match recv.read_exact(buffer).await {
         Ok(()) => Ok(()),
         Err(quinn::ReadExactError::FinishedEarly(got)) => {

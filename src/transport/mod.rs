@@ -13,10 +13,12 @@
 //! reuses or opens the connection to the peer, sleeps the WAN delay, writes the request
 //! and waits for the response within the configured timeout.
 
+mod channel;
 mod client;
 pub mod faults;
 pub mod frame;
 mod server;
+mod socket;
 mod stats;
 pub mod tls;
 pub mod wan;
@@ -27,6 +29,7 @@ mod tests;
 pub use client::Transport;
 pub use faults::{FaultPlan, FaultPlanError};
 pub use frame::{decode_frame, encode, FrameError, WIRE_VERSION};
+pub use socket::WireSnapshot;
 pub use stats::{RegionTrafficSnapshot, TransportStats};
 pub use tls::{create_cluster_ca, issue_node_certificate, NodeTls, TlsError};
 pub use wan::{WanError, WanModel};

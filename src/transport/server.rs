@@ -12,6 +12,11 @@
 //! at debug. Tasks form a tree of `JoinSet`s, so aborting the accept loop aborts every
 //! connection and every in-flight handler.
 
+mod channel;
+
+#[cfg(test)]
+pub(crate) use channel::CHANNELS_PER_CONNECTION_MAX;
+
 use super::frame::{self, Envelope, ReadFrameError};
 use super::stats::{Counter, Counters};
 use super::tls::{IdentityVerifier, TlsError};
@@ -20,6 +25,7 @@ use crate::ids::{NodeId, Region};
 use crate::limits;
 use rustls::pki_types::CertificateDer;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -121,6 +127,8 @@ struct ConnectionPeer {
     /// The node id and region this connection proved; one connection speaks for one
     /// node in one region.
     verified: Mutex<Option<(NodeId, Region)>>,
+    /// Channels open on this connection (at most `CHANNELS_PER_CONNECTION_MAX`).
+    channels: AtomicUsize,
 }
 
 impl ConnectionPeer {
@@ -173,6 +181,7 @@ async fn serve_connection<Req: Message, Resp: Message>(
         addr: remote,
         certificate,
         verified: Mutex::new(None),
+        channels: AtomicUsize::new(0),
     });
     serve_streams(context, peer, connection).await;
 }
@@ -236,13 +245,19 @@ async fn serve_stream<Req: Message, Resp: Message>(
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
 ) {
-    let read = tokio::time::timeout(
-        context.request_timeout,
-        frame::read_frame::<Envelope<Req>>(&mut recv),
-    )
+    let read = tokio::time::timeout(context.request_timeout, async {
+        let prefix = frame::read_prefix(&mut recv).await?;
+        if channel::is_channel(prefix) {
+            return Ok(None);
+        }
+        frame::read_frame_after::<Envelope<Req>>(&mut recv, prefix)
+            .await
+            .map(|(envelope, _)| Some(envelope))
+    })
     .await;
     let envelope = match read {
-        Ok(Ok(envelope)) => envelope,
+        Ok(Ok(Some(envelope))) => envelope,
+        Ok(Ok(None)) => return channel::serve(context, peer, send, recv).await,
         Ok(Err(ReadFrameError::Frame(error))) => {
             reject(&context, &mut send, &mut recv, Refusal::FrameRejected);
             tracing::debug!(remote = %peer.addr, %error, "rejected request frame");

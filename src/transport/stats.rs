@@ -42,6 +42,10 @@ pub struct TransportStats {
     /// Connection attempts refused because HANDSHAKES_IN_PROGRESS_MAX handshakes were in
     /// progress.
     pub handshakes_refused: u64,
+    /// Channels (one long-lived stream carrying many requests) opened to peers.
+    pub channels_opened: u64,
+    /// Channels a peer refused or did not answer (its requests then take a stream each).
+    pub channels_refused: u64,
 }
 
 /// This node's requests to the peers of one region, and what they cost on the wire
@@ -102,9 +106,11 @@ pub(crate) enum Counter {
     HandshakesTimedOut,
     HandshakesRetried,
     HandshakesRefused,
+    ChannelsOpened,
+    ChannelsRefused,
 }
 
-const COUNTERS: usize = 16;
+const COUNTERS: usize = 18;
 
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
@@ -137,6 +143,8 @@ impl Counters {
             handshakes_timed_out: get(Counter::HandshakesTimedOut),
             handshakes_retried: get(Counter::HandshakesRetried),
             handshakes_refused: get(Counter::HandshakesRefused),
+            channels_opened: get(Counter::ChannelsOpened),
+            channels_refused: get(Counter::ChannelsRefused),
         }
     }
 

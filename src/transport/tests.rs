@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
+mod channels;
 mod handshakes;
 
 /// Upper bound on any single test; failures show up as a timeout, never a hang.
