@@ -11,6 +11,7 @@
 //! operation has its own histogram (`workload::Op`); a login-storm step is three
 //! operations (login, validate, logout), the later two timed from their own start.
 
+pub mod cost;
 pub mod systems;
 pub mod workload;
 
@@ -178,6 +179,11 @@ impl Recorder {
     fn record(&mut self, op: Op, micros: u64, ok: bool) {
         self.ops[op.index()].record(micros, ok);
         self.all.record(micros, ok);
+    }
+
+    /// Operations measured (answered, errors not counted).
+    pub fn operations(&self) -> u64 {
+        self.all.latency_us.len()
     }
 
     /// The histogram of one operation.

@@ -130,10 +130,33 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         })
     };
     let failovers = target.failovers();
+    // The nodes' cost is sampled when the measured part starts (the load above and the
+    // warm-up left out) and again when the run ends.
+    let cost_dir = match &args.target {
+        systems::TargetSpec::Cartwheel { .. } => Some(args.dir.clone()),
+        _ => None,
+    };
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?;
+    let cost_before = cost_dir.clone().map(|dir| {
+        let http = http.clone();
+        let warmup = config.warmup;
+        tokio::spawn(async move {
+            tokio::time::sleep(warmup).await;
+            bench::cost::sample(&dir, &http).await
+        })
+    });
     let recorder = bench::run(target, &config, loaded).await?;
     ticker.abort();
     bar.finish_and_clear();
     let mut summary = recorder.summary(config.duration);
+    if let (Some(dir), Some(before)) = (&cost_dir, cost_before) {
+        let after = bench::cost::sample(dir, &http).await;
+        if let (Ok(Some(before)), Some(after)) = (before.await, after) {
+            summary["nodes"] = after.per_op(&before, recorder.operations());
+        }
+    }
     summary["target"] = serde_json::json!(args.target.describe(&args.dir));
     summary["mode"] = serde_json::json!(if config.rate.is_some() {
         "open"
