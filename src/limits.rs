@@ -88,6 +88,11 @@ pub const STREAMS_PER_CONNECTION_MAX: u32 = 256;
 /// Accepted inbound connections served at once; further ones are refused and counted.
 pub const CONNECTIONS_MAX: usize = 1024;
 
+/// Emulated delays (`transport::delay`) holding a kernel timer at once: one file
+/// descriptor each, for a delay's last 2 ms only. A delay that finds them all taken ends
+/// on tokio's timer alone: never early, up to about 2 ms late, and counted.
+pub const PRECISE_DELAYS_MAX: usize = 1024;
+
 /// Entries in a transport's address book; `set_peer` for a new node beyond it fails.
 pub const PEERS_MAX: usize = 1024;
 /// Most requests one batch to a peer carries.

@@ -463,7 +463,6 @@ fn quic_parameters(peer_streams: u32) -> quinn::TransportConfig {
 }
 
 async fn sleep_unless_zero(delay: Duration) {
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
+    // A zero delay returns at once there: no clock read, no system call.
+    super::delay::sleep(delay).await;
 }
