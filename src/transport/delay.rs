@@ -34,6 +34,13 @@ pub(crate) async fn sleep(delay: Duration) {
     PROCESS_TIMER.sleep(delay).await;
 }
 
+/// Delays of this process that ended on tokio's timer because no kernel timer was free
+/// or could be made.
+#[cfg(feature = "tools")]
+pub(crate) fn coarse_endings() -> u64 {
+    PROCESS_TIMER.coarse_endings.load(Ordering::Relaxed)
+}
+
 /// Delays in two steps, tokio's timer then a kernel timer, with a bound on the kernel
 /// timers held at once. One per process (`PROCESS_TIMER`); tests make their own.
 pub(crate) struct DelayTimer {
