@@ -88,6 +88,11 @@ pub const STREAMS_PER_CONNECTION_MAX: u32 = 256;
 /// Accepted inbound connections served at once; further ones are refused and counted.
 pub const CONNECTIONS_MAX: usize = 1024;
 
+/// Emulated delays (`transport::delay`) holding a kernel timer at once: one file
+/// descriptor each, for a delay's last 2 ms only. A delay that finds them all taken ends
+/// on tokio's timer alone: never early, up to about 2 ms late, and counted.
+pub const PRECISE_DELAYS_MAX: usize = 1024;
+
 /// Entries in a transport's address book; `set_peer` for a new node beyond it fails.
 pub const PEERS_MAX: usize = 1024;
 /// Most requests one batch to a peer carries.
@@ -224,6 +229,12 @@ pub const STALL_GAP_MS: u64 = 200;
 pub const SIM_PAUSED_MESSAGES_MAX: usize = 100_000;
 /// Messages in flight in the simulation; further ones are dropped and counted.
 pub const SIM_IN_FLIGHT_MESSAGES_MAX: usize = 1_000_000;
+/// Sleeps `cartwheel measure emulation` takes per row (one timer, delay and
+/// concurrency), each remembered (8 bytes); a larger `--count` is refused.
+pub const MEASURE_SLEEPS_PER_ROW_MAX: usize = 1_000_000;
+/// Longest delay and most sleepers at once `cartwheel measure emulation` accepts.
+pub const MEASURE_DELAY_MS_MAX: f64 = 10_000.0;
+pub const MEASURE_SLEEPERS_MAX: usize = 10_000;
 
 // ---- Merkle anti-entropy ------------------------------------------------------------
 

@@ -1,11 +1,13 @@
 //! `cartwheel measure`: the failure detector's and repair's figures on a local cluster
-//! (detection time, hint replay, rebuild, false alarms), printed one line each. The
-//! runs are the library's `sim::measure`; false alarms exit 1.
+//! (detection time, hint replay, rebuild, false alarms), printed one line each, and the
+//! accuracy of the transport's emulated delays (a table, no cluster). The runs are the
+//! library's `sim::measure`; false alarms, and an emulated delay that ended early, exit 1.
 
 use super::DEFAULT_TOPOLOGY;
 use anyhow::Result;
 use cartwheel::config::TuningFlags;
 use cartwheel::sim;
+use cartwheel::sim::measure::emulation;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -52,6 +54,19 @@ pub enum Measurement {
         drop: f64,
         #[command(flatten)]
         tuning: TuningFlags,
+    },
+    /// Sleep many times on tokio's timer and on the transport's emulated delays; print how
+    /// late each ended (p50, p99, max) and the process CPU time per sleep. No cluster.
+    Emulation {
+        /// Delays to sleep, in milliseconds, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "0.25,0.5,1,5,35")]
+        delays_ms: Vec<f64>,
+        /// Sleepers at once, comma-separated: one set of rows for each.
+        #[arg(long, value_delimiter = ',', default_value = "1,200")]
+        concurrency: Vec<usize>,
+        /// Sleeps per row (one timer, delay and concurrency).
+        #[arg(long, default_value_t = 1000)]
+        count: usize,
     },
 }
 
@@ -102,7 +117,62 @@ pub async fn run(what: Measurement) -> Result<()> {
             drop,
             tuning,
         } => false_alarms(&topology, duration, drop, &tuning).await,
+        Measurement::Emulation {
+            delays_ms,
+            concurrency,
+            count,
+        } => emulation(&delays_ms, &concurrency, count).await,
     }
+}
+
+/// Prints one row per timer, delay and concurrency as each is measured; exits 1 if an
+/// emulated delay ended early.
+async fn emulation(delays_ms: &[f64], concurrency: &[usize], count: usize) -> Result<()> {
+    let cells = emulation::plan(delays_ms, concurrency, count)?;
+    println!("emulated delays: {count} sleeps a row; late = time slept minus time asked");
+    println!(
+        "{:<9} {:>9} {:>7} {:>11} {:>11} {:>11} {:>6} {:>12}",
+        "timer",
+        "asked ms",
+        "at once",
+        "late p50 ms",
+        "late p99 ms",
+        "late max ms",
+        "early",
+        "cpu us/sleep"
+    );
+    let ms = |nanos: i64| nanos as f64 / 1e6;
+    let (mut emulated, mut coarse, mut early) = (0, 0, 0);
+    for cell in cells {
+        let row = emulation::measure(cell).await;
+        let cpu = row.cpu_per_sleep.map_or("-".to_string(), |cpu| {
+            format!("{:.1}", cpu.as_secs_f64() * 1e6)
+        });
+        println!(
+            "{:<9} {:>9.3} {:>7} {:>11.3} {:>11.3} {:>11.3} {:>6} {:>12}",
+            cell.timer.name(),
+            cell.delay.as_secs_f64() * 1000.0,
+            cell.sleepers,
+            ms(row.late_p50_ns),
+            ms(row.late_p99_ns),
+            ms(row.late_max_ns),
+            row.early,
+            cpu
+        );
+        if cell.timer == emulation::Timer::Emulated {
+            emulated += cell.sleeps;
+            coarse += row.coarse_endings;
+            early += row.early;
+        }
+    }
+    println!(
+        "emulated delays that ended on tokio's timer (no kernel timer free or made): {coarse} of {emulated}"
+    );
+    if early > 0 {
+        println!("{early} emulated delays ended early");
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 /// Exits 1 if any live node was declared or seen dead.

@@ -1,6 +1,9 @@
 //! Membership measurements on a local cluster of processes, the figures the README
 //! quotes: how fast a killed node is marked dead by every other node, and whether live
-//! nodes are ever declared dead under message loss.
+//! nodes are ever declared dead under message loss. `emulation` measures no cluster: how
+//! late the transport's emulated delays end, next to tokio's timer.
+
+pub mod emulation;
 
 use crate::cluster::{fetch_status, load_admin_secret, Lifetime, LocalCluster};
 use crate::config::{Settings, Topology, TuningFlags};

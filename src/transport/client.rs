@@ -615,7 +615,6 @@ fn channels_enabled() -> bool {
 }
 
 async fn sleep_unless_zero(delay: Duration) {
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
+    // A zero delay returns at once there: no clock read, no system call.
+    super::delay::sleep(delay).await;
 }

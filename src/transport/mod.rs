@@ -10,11 +10,13 @@
 //!
 //! Shape: [`Transport::start`] binds one quinn endpoint (server and client on the same
 //! UDP socket) and spawns an accept loop (`server`); [`Transport::request`] (`client`)
-//! reuses or opens the connection to the peer, sleeps the WAN delay, writes the request
-//! and waits for the response within the configured timeout.
+//! reuses or opens the connection to the peer, sleeps the WAN delay (`delay`: accurate
+//! below a millisecond), writes the request and waits for the response within the
+//! configured timeout.
 
 mod channel;
 mod client;
+pub(crate) mod delay;
 pub mod faults;
 pub mod frame;
 mod server;

@@ -315,9 +315,7 @@ async fn serve_stream<Req: Message, Resp: Message>(
         .as_ref()
         .map(|plan| plan.reply_delay())
         .unwrap_or_default();
-    if !reply_delay.is_zero() {
-        tokio::time::sleep(reply_delay).await;
-    }
+    super::delay::sleep(reply_delay).await;
     if let Err(error) = send.write_all(&frame).await {
         tracing::debug!(remote = %peer.addr, %error, "cannot write response");
         return;

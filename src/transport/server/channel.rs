@@ -292,9 +292,7 @@ fn start<Req: Message, Resp: Message>(
             .as_ref()
             .map(|plan| plan.reply_delay())
             .unwrap_or_default();
-        if !reply_delay.is_zero() {
-            tokio::time::sleep(reply_delay).await;
-        }
+        super::super::delay::sleep(reply_delay).await;
         (id, record)
     };
     let run: futures::future::BoxFuture<'static, (u64, Bytes)> = if spawn {
