@@ -42,8 +42,10 @@ pub const RTT_MS_MAX: f64 = 10_000.0;
 
 // ---- storage -----------------------------------------------------------------------
 
-/// Attempts of one read-modify-write against sled before giving up with `StorageError::Contention`.
-pub const UPDATE_RETRIES_MAX: u32 = 64;
+/// Locks the sled store's writers are split over: a writer of a key holds the stripe its
+/// key hashes to while it reads and writes it (`storage::stripes`). A fixed array; two
+/// keys sharing a stripe only wait for each other's read and insert.
+pub const STORAGE_WRITE_STRIPES: usize = 1024;
 
 /// Entries one `scan_partition` call returns at most; a larger `limit` is clamped (callers page on).
 pub const SCAN_ENTRIES_MAX: usize = 4096;
