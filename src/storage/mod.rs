@@ -275,13 +275,51 @@ impl StorageOptions {
 /// Physical key: partition as u32 big-endian, then the key bytes, so that one partition
 /// is one contiguous key range in sled's order.
 pub(crate) fn physical_key(key: &StoreKey) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(4 + key.key.len());
+    let mut bytes = Vec::with_capacity(PARTITION_PREFIX_BYTES + key.key.len());
     bytes.extend_from_slice(&partition_prefix(key.partition));
     bytes.extend_from_slice(&key.key);
     bytes
 }
 
-pub(crate) fn partition_prefix(partition: PartitionId) -> [u8; 4] {
+const PARTITION_PREFIX_BYTES: usize = 4;
+
+/// Bytes of a `PhysicalKey` kept on the stack: the partition prefix, a class byte and a
+/// key of up to 59 bytes (session tokens' hashes, user ids and most kv keys).
+const PHYSICAL_KEY_INLINE_BYTES: usize = 64;
+
+/// `physical_key`'s bytes without a heap allocation when they are short, for a read or
+/// write that only lends them to the store (sled copies the key it keeps).
+pub(crate) enum PhysicalKey {
+    Inline {
+        bytes: [u8; PHYSICAL_KEY_INLINE_BYTES],
+        len: usize,
+    },
+    Heap(Vec<u8>),
+}
+
+impl PhysicalKey {
+    pub(crate) fn of(key: &StoreKey) -> PhysicalKey {
+        let len = PARTITION_PREFIX_BYTES + key.key.len();
+        if len > PHYSICAL_KEY_INLINE_BYTES {
+            return PhysicalKey::Heap(physical_key(key));
+        }
+        let mut bytes = [0; PHYSICAL_KEY_INLINE_BYTES];
+        bytes[..PARTITION_PREFIX_BYTES].copy_from_slice(&partition_prefix(key.partition));
+        bytes[PARTITION_PREFIX_BYTES..len].copy_from_slice(&key.key);
+        PhysicalKey::Inline { bytes, len }
+    }
+}
+
+impl AsRef<[u8]> for PhysicalKey {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            PhysicalKey::Inline { bytes, len } => &bytes[..*len],
+            PhysicalKey::Heap(bytes) => bytes,
+        }
+    }
+}
+
+pub(crate) fn partition_prefix(partition: PartitionId) -> [u8; PARTITION_PREFIX_BYTES] {
     partition.0.to_be_bytes()
 }
 

@@ -9,8 +9,8 @@
 
 use super::stripes::KeyLocks;
 use super::{
-    check_partition, partition_prefix, physical_key, AuxSpace, Durability, Entry, Storage,
-    StorageError, StorageOptions, StoreKey, UpdateFn, FORMAT_VERSION,
+    check_partition, partition_prefix, physical_key, AuxSpace, Durability, Entry, PhysicalKey,
+    Storage, StorageError, StorageOptions, StoreKey, UpdateFn, FORMAT_VERSION,
 };
 use crate::ids::PartitionId;
 use crate::limits::{SCAN_ENTRIES_MAX, STORE_LOCK_RETRY_INTERVAL_MS, STORE_LOCK_WAIT_MS_MAX};
@@ -208,7 +208,7 @@ impl Storage for SledStorage {
         check_partition(key.partition, self.partitions)?;
         let value = self
             .data
-            .get(physical_key(key))
+            .get(PhysicalKey::of(key))
             .map_err(sled_error("reading a key"))?;
         Ok(value.map(|value| value.to_vec()))
     }
@@ -219,7 +219,7 @@ impl Storage for SledStorage {
         f: &mut UpdateFn<'_>,
     ) -> Result<Option<Vec<u8>>, StorageError> {
         check_partition(key.partition, self.partitions)?;
-        let physical = physical_key(key);
+        let physical = PhysicalKey::of(key);
         // No other writer of the key can run between the read and the insert, so the
         // insert needs no comparison and `f` runs once.
         let _writer = self.writers.lock(key);
@@ -240,14 +240,14 @@ impl Storage for SledStorage {
         check_partition(key.partition, self.partitions)?;
         let _writer = self.writers.lock(key);
         self.data
-            .remove(physical_key(key))
+            .remove(PhysicalKey::of(key))
             .map_err(sled_error("deleting a key"))?;
         Ok(())
     }
 
     fn delete_if(&self, key: &StoreKey, expected: &[u8]) -> Result<bool, StorageError> {
         check_partition(key.partition, self.partitions)?;
-        let physical = physical_key(key);
+        let physical = PhysicalKey::of(key);
         let _writer = self.writers.lock(key);
         let current = self
             .data

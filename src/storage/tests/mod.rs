@@ -323,3 +323,18 @@ fn delete_if_removes_only_an_unchanged_value() {
         assert_eq!(storage.get(&key).unwrap(), None);
     }
 }
+
+#[test]
+fn a_physical_key_on_the_stack_or_the_heap_is_the_physical_key() {
+    // 60 key bytes fill the inline room exactly with the partition prefix; 61 do not.
+    for length in [0, 1, 59, 60, 61, 1024] {
+        let key = StoreKey::new(PartitionId(0x0102_0304), vec![7; length]);
+        let physical = PhysicalKey::of(&key);
+        assert_eq!(physical.as_ref(), physical_key(&key).as_slice(), "{length}");
+        assert_eq!(
+            matches!(physical, PhysicalKey::Inline { .. }),
+            length <= 60,
+            "{length}"
+        );
+    }
+}
