@@ -445,6 +445,11 @@ pub const OBJECT_VV_BYTES_MAX: usize = VV_ACTORS_MAX * 32 + 1024;
 /// count cap does; so no replica ever holds a kv object over `OBJECT_BYTES_MAX`.
 pub const SIBLINGS_BYTES_MAX: usize = OBJECT_BYTES_MAX - OBJECT_VV_BYTES_MAX;
 
+/// Bytes of encoding room a thread keeps between two `object::encode_object` calls, so
+/// that an object is encoded without growing a fresh buffer step by step. An encoding
+/// that needed more gives its larger buffer back afterwards.
+pub const ENCODE_SCRATCH_BYTES_MAX: usize = 64 * 1024;
+
 // A session document is refused past its own limit long before an object's.
 const _: () = assert!(SESSION_DOC_BYTES_MAX * 8 < OBJECT_BYTES_MAX);
 const _: () = assert!(VALUE_BYTES_MAX + SIBLING_OVERHEAD_BYTES < SIBLINGS_BYTES_MAX);
