@@ -191,15 +191,19 @@ fn decode_u32(bytes: &[u8], what: &'static str) -> Result<u32, StorageError> {
 }
 
 /// Wraps a sled error with what we were doing; sled's own corruption report becomes
-/// `Corrupt` so callers can tell a damaged store from a failing disk.
+/// `Corrupt` so callers can tell a damaged store from a failing disk. The context
+/// becomes a `String` only when there is an error: `map_err(sled_error(".."))` is built
+/// on every read and write, and converting first cost each of them an allocation.
 fn sled_error(context: impl Into<String>) -> impl FnOnce(sled::Error) -> StorageError {
-    let context = context.into();
-    move |source| match source {
-        sled::Error::Corruption { .. } => StorageError::Corrupt {
-            what: "sled data",
-            detail: format!("{source} while {context}"),
-        },
-        source => StorageError::Io { context, source },
+    move |source| {
+        let context = context.into();
+        match source {
+            sled::Error::Corruption { .. } => StorageError::Corrupt {
+                what: "sled data",
+                detail: format!("{source} while {context}"),
+            },
+            source => StorageError::Io { context, source },
+        }
     }
 }
 
