@@ -42,8 +42,10 @@ pub const RTT_MS_MAX: f64 = 10_000.0;
 
 // ---- storage -----------------------------------------------------------------------
 
-/// Attempts of one read-modify-write against sled before giving up with `StorageError::Contention`.
-pub const UPDATE_RETRIES_MAX: u32 = 64;
+/// Locks the sled store's writers are split over: a writer of a key holds the stripe its
+/// key hashes to while it reads and writes it (`storage::stripes`). A fixed array; two
+/// keys sharing a stripe only wait for each other's read and insert.
+pub const STORAGE_WRITE_STRIPES: usize = 1024;
 
 /// Entries one `scan_partition` call returns at most; a larger `limit` is clamped (callers page on).
 pub const SCAN_ENTRIES_MAX: usize = 4096;
@@ -453,6 +455,11 @@ pub const OBJECT_VV_BYTES_MAX: usize = VV_ACTORS_MAX * 32 + 1024;
 /// drops the older, their dots staying covered by the version vector, as the sibling
 /// count cap does; so no replica ever holds a kv object over `OBJECT_BYTES_MAX`.
 pub const SIBLINGS_BYTES_MAX: usize = OBJECT_BYTES_MAX - OBJECT_VV_BYTES_MAX;
+
+/// Bytes of encoding room a thread keeps between two `object::encode_object` calls, so
+/// that an object is encoded without growing a fresh buffer step by step. An encoding
+/// that needed more gives its larger buffer back afterwards.
+pub const ENCODE_SCRATCH_BYTES_MAX: usize = 64 * 1024;
 
 // A session document is refused past its own limit long before an object's.
 const _: () = assert!(SESSION_DOC_BYTES_MAX * 8 < OBJECT_BYTES_MAX);

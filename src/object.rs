@@ -292,10 +292,36 @@ fn doc_header() -> Option<&'static [u8]> {
         .as_deref()
 }
 
+/// The stored bytes of `object`: `OBJECT_FORMAT_VERSION`, then its MessagePack.
+///
+/// Encoded into the thread's scratch buffer and copied out at its exact size: written
+/// into a new `Vec`, MessagePack's many small writes grow it about ten times for a
+/// 2 KiB object, each growth an allocation and a copy, on every write of a replica.
 pub fn encode_object(object: &Object) -> Vec<u8> {
-    let mut bytes = vec![OBJECT_FORMAT_VERSION];
-    rmp_serde::encode::write(&mut bytes, object).expect("encoding to a Vec cannot fail");
-    bytes
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    SCRATCH.with(|scratch| {
+        // Encoding an object never encodes another, so the buffer is always free; the
+        // fallback only keeps a future re-entrant caller correct.
+        let Ok(mut scratch) = scratch.try_borrow_mut() else {
+            let mut bytes = Vec::new();
+            encode_into(&mut bytes, object);
+            return bytes;
+        };
+        encode_into(&mut scratch, object);
+        let bytes = scratch.to_vec();
+        if scratch.capacity() > limits::ENCODE_SCRATCH_BYTES_MAX {
+            *scratch = Vec::new();
+        }
+        bytes
+    })
+}
+
+fn encode_into(bytes: &mut Vec<u8>, object: &Object) {
+    bytes.clear();
+    bytes.push(OBJECT_FORMAT_VERSION);
+    rmp_serde::encode::write(bytes, object).expect("encoding to a Vec cannot fail");
 }
 
 pub fn decode_object(bytes: &[u8]) -> Result<Object, DecodeError> {

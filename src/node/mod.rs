@@ -176,7 +176,7 @@ impl Dispatch for NodeDispatch {
         if *to != self.me || !self.early.ready() {
             return None;
         }
-        let stored = self.service.mint_stored(None, request.clone());
+        let stored = self.service.mint_stored(None, request);
         let replica = self.service.replica.clone();
         let durable: Durable = Box::pin(async move {
             replica

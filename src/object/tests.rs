@@ -53,6 +53,22 @@ fn objects_round_trip() {
 }
 
 #[test]
+fn encoding_through_the_scratch_buffer_writes_what_a_fresh_buffer_would() {
+    // A large object leaves the scratch past its bound (so it is given back), a small
+    // one after it must not carry anything over, and each is its plain encoding.
+    let large = sample_kv(&vec![1; 2 * limits::ENCODE_SCRATCH_BYTES_MAX]);
+    let small = sample();
+    for object in [&small, &large, &small, &small] {
+        let mut fresh = vec![OBJECT_FORMAT_VERSION];
+        rmp_serde::encode::write(&mut fresh, object).unwrap();
+        let encoded = encode_object(object);
+        assert_eq!(encoded, fresh);
+        assert_eq!(encoded.capacity(), encoded.len(), "copied out at its size");
+    }
+    assert!(encode_object(&large).len() > limits::ENCODE_SCRATCH_BYTES_MAX);
+}
+
+#[test]
 fn unknown_versions_and_garbage_are_errors() {
     let mut bytes = encode_object(&sample());
     bytes[0] = 9;

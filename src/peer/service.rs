@@ -71,7 +71,7 @@ impl PeerService {
             }
             PeerRequest::Batch(requests) => self.serve_batch(requests).await,
             request @ (PeerRequest::Mint { .. } | PeerRequest::Apply { .. }) => {
-                let stored = self.mint_stored(from.map(|from| &from.node), request);
+                let stored = self.mint_stored(from.map(|from| &from.node), &request);
                 if matches!(stored, PeerResponse::Error(_)) {
                     return stored;
                 }
@@ -239,33 +239,38 @@ impl PeerService {
     /// Makes and stores the version a `Mint` or `Apply` asks for, without waiting for
     /// it to be durable (`Replica::durable`); any other request is refused. An `Apply`
     /// `from` another node that was applied already gets its first answer
-    /// (`Replica::apply_op_once`).
-    pub fn mint_stored(&self, from: Option<&NodeId>, request: PeerRequest) -> PeerResponse {
+    /// (`Replica::apply_op_once`). Borrows the request: this node's own mint keeps it
+    /// to send elsewhere should this one fail, and nothing of it is stored but a copy of
+    /// the value.
+    pub fn mint_stored(&self, from: Option<&NodeId>, request: &PeerRequest) -> PeerResponse {
         match request {
             PeerRequest::Mint {
                 key,
                 context,
                 value,
                 timestamp,
-            } => match self.replica.mint_stored(&key, &context, value, timestamp) {
+            } => match self
+                .replica
+                .mint_stored(key, context, value.as_ref(), *timestamp)
+            {
                 Ok(object) => self.stored(key, object),
                 Err(error) => storage_error(error),
             },
-            PeerRequest::Apply { key, op, at } => self.apply(from, key, &op, at),
+            PeerRequest::Apply { key, op, at } => self.apply(from, key, op, *at),
             _ => PeerResponse::Error(PeerError::BadRequest(
                 "only Mint and Apply make a new version".to_string(),
             )),
         }
     }
 
-    fn apply(&self, from: Option<&NodeId>, key: ObjectKey, op: &DocOp, at: Hlc) -> PeerResponse {
+    fn apply(&self, from: Option<&NodeId>, key: &ObjectKey, op: &DocOp, at: Hlc) -> PeerResponse {
         let applied = match from {
-            Some(from) => self.replica.apply_op_once(from, &key, op, at),
-            None => self.replica.apply_op_stored(&key, op, at),
+            Some(from) => self.replica.apply_op_once(from, key, op, at),
+            None => self.replica.apply_op_stored(key, op, at),
         };
         match applied {
             Ok((stored, delta, outcome)) => {
-                self.forward_to_pending(&key, &stored);
+                self.forward_to_pending(key, &stored);
                 PeerResponse::Applied {
                     stored: Box::new(stored),
                     delta: Box::new(delta),
@@ -279,8 +284,8 @@ impl PeerService {
     /// A write this replica stored is forwarded to the owners the pending ring adds for
     /// its partition, so a coordinator that has not yet heard of the change cannot leave
     /// them behind. Best effort: skipped when too many forwards are in flight.
-    fn stored(&self, key: ObjectKey, object: Object) -> PeerResponse {
-        self.forward_to_pending(&key, &object);
+    fn stored(&self, key: &ObjectKey, object: Object) -> PeerResponse {
+        self.forward_to_pending(key, &object);
         PeerResponse::Stored(object)
     }
 

@@ -240,11 +240,11 @@ impl Replica {
         &self,
         key: &ObjectKey,
         context: &VersionVector,
-        value: Option<Blob>,
+        value: Option<&Blob>,
         at: Hlc,
     ) -> Result<Object, ReplicaError> {
         self.apply(&self.store_key(key), limits::OBJECT_BYTES_MAX, |object| {
-            let (minted, _) = minted(object, self.actor, context, value.clone(), at)?;
+            let (minted, _) = minted(object, self.actor, context, value.cloned(), at)?;
             Ok(minted)
         })
     }

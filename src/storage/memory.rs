@@ -14,7 +14,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard};
 
-/// A `Storage` held in a `BTreeMap` behind one mutex.
+/// A `Storage` held in a `BTreeMap` behind one mutex, which every operation holds
+/// throughout (an update while its function runs): the sled store's per-key write order
+/// (`stripes`), and more.
 pub struct MemoryStorage {
     partitions: u32,
     state: Mutex<State>,

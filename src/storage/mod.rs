@@ -4,14 +4,16 @@
 //!
 //! This module owns the physical layout (partition as u32 big-endian + key bytes, so a
 //! partition is one contiguous range), the on-disk format version and partition count
-//! checks, and atomic read-modify-write of one key. It must never interpret the stored
-//! values (versioned objects are encoded by the rest of the crate) and must never decide
-//! protocol questions (what to merge, when to collect a tombstone): it only stores bytes.
+//! checks, and atomic read-modify-write of one key (one writer per key: `stripes`). It
+//! must never interpret the stored values (versioned objects are encoded by the rest of
+//! the crate) and must never decide protocol questions (what to merge, when to collect
+//! a tombstone): it only stores bytes.
 
 mod commit;
 mod durability;
 mod memory;
 mod sled;
+mod stripes;
 #[cfg(test)]
 mod tests;
 
@@ -60,17 +62,20 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Atomic read-modify-write of one key; returns the value stored afterwards.
     ///
-    /// `f` may be called more than once when another writer changes the key in between
-    /// (sled compare-and-swap retry), at most `UPDATE_RETRIES_MAX` times; after that the
-    /// update fails with `StorageError::Contention`. `f` must not call back into this
-    /// storage (the memory twin holds its lock while `f` runs).
+    /// `f` is called once, with the current value, while every other writer of the key
+    /// (`update`, `delete`, `delete_if`) waits: sled holds the key's stripe of its write
+    /// locks (`stripes`) across its read, `f` and a plain insert; the memory twin holds
+    /// its one lock. Readers do not wait and see the old value or the new one. `f` must
+    /// not call back into this storage: it would wait for the lock it is called under.
     fn update(&self, key: &StoreKey, f: &mut UpdateFn<'_>)
         -> Result<Option<Vec<u8>>, StorageError>;
 
-    /// Physical removal of one key (used by tombstone collection). Absent keys are fine.
+    /// Physical removal of one key (used when a partition is dropped). Absent keys are
+    /// fine. Ordered with the key's other writers as `update` is.
     fn delete(&self, key: &StoreKey) -> Result<(), StorageError>;
 
-    /// Removes `key` only if its value is still `expected` (atomic); says whether it did.
+    /// Removes `key` only if its value is still `expected` (atomic: ordered with the
+    /// key's other writers as `update` is); says whether it did. Tombstone collection.
     fn delete_if(&self, key: &StoreKey, expected: &[u8]) -> Result<bool, StorageError>;
 
     /// Entries of one partition in key order, starting after `after` (exclusive), at most
@@ -231,8 +236,6 @@ pub enum StorageError {
     PartitionOutOfRange { partition: u32, partitions: u32 },
     #[error("the partition count must be at least 1")]
     ZeroPartitions,
-    #[error("update gave up after {attempts} attempts: the key kept changing under contention")]
-    Contention { attempts: u32 },
     #[error(transparent)]
     Aborted(UpdateAbort),
 }
@@ -272,13 +275,51 @@ impl StorageOptions {
 /// Physical key: partition as u32 big-endian, then the key bytes, so that one partition
 /// is one contiguous key range in sled's order.
 pub(crate) fn physical_key(key: &StoreKey) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(4 + key.key.len());
+    let mut bytes = Vec::with_capacity(PARTITION_PREFIX_BYTES + key.key.len());
     bytes.extend_from_slice(&partition_prefix(key.partition));
     bytes.extend_from_slice(&key.key);
     bytes
 }
 
-pub(crate) fn partition_prefix(partition: PartitionId) -> [u8; 4] {
+const PARTITION_PREFIX_BYTES: usize = 4;
+
+/// Bytes of a `PhysicalKey` kept on the stack: the partition prefix, a class byte and a
+/// key of up to 59 bytes (session tokens' hashes, user ids and most kv keys).
+const PHYSICAL_KEY_INLINE_BYTES: usize = 64;
+
+/// `physical_key`'s bytes without a heap allocation when they are short, for a read or
+/// write that only lends them to the store (sled copies the key it keeps).
+pub(crate) enum PhysicalKey {
+    Inline {
+        bytes: [u8; PHYSICAL_KEY_INLINE_BYTES],
+        len: usize,
+    },
+    Heap(Vec<u8>),
+}
+
+impl PhysicalKey {
+    pub(crate) fn of(key: &StoreKey) -> PhysicalKey {
+        let len = PARTITION_PREFIX_BYTES + key.key.len();
+        if len > PHYSICAL_KEY_INLINE_BYTES {
+            return PhysicalKey::Heap(physical_key(key));
+        }
+        let mut bytes = [0; PHYSICAL_KEY_INLINE_BYTES];
+        bytes[..PARTITION_PREFIX_BYTES].copy_from_slice(&partition_prefix(key.partition));
+        bytes[PARTITION_PREFIX_BYTES..len].copy_from_slice(&key.key);
+        PhysicalKey::Inline { bytes, len }
+    }
+}
+
+impl AsRef<[u8]> for PhysicalKey {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            PhysicalKey::Inline { bytes, len } => &bytes[..*len],
+            PhysicalKey::Heap(bytes) => bytes,
+        }
+    }
+}
+
+pub(crate) fn partition_prefix(partition: PartitionId) -> [u8; PARTITION_PREFIX_BYTES] {
     partition.0.to_be_bytes()
 }
 

@@ -1,19 +1,19 @@
 //! The sled-backed store: one `data` tree holding every replica under its physical key,
 //! and a `meta` tree holding the format version and the partition count Q.
 //!
-//! It owns opening (with the format and Q checks), the compare-and-swap loop behind
-//! `update`, and flushing. It must never decode stored values, and must never open a
-//! store whose format or partition count it does not understand: refusing is the only
-//! safe answer, since guessing would scatter keys into the wrong partitions.
+//! It owns opening (with the format and Q checks), the writes of data keys (each under
+//! its key's stripe of `stripes::KeyLocks`, so `update` is a read and a plain insert),
+//! and flushing. It must never decode stored values, and must never open a store whose
+//! format or partition count it does not understand: refusing is the only safe answer,
+//! since guessing would scatter keys into the wrong partitions.
 
+use super::stripes::KeyLocks;
 use super::{
-    check_partition, partition_prefix, physical_key, AuxSpace, Durability, Entry, Storage,
-    StorageError, StorageOptions, StoreKey, UpdateFn, FORMAT_VERSION,
+    check_partition, partition_prefix, physical_key, AuxSpace, Durability, Entry, PhysicalKey,
+    Storage, StorageError, StorageOptions, StoreKey, UpdateFn, FORMAT_VERSION,
 };
 use crate::ids::PartitionId;
-use crate::limits::{
-    SCAN_ENTRIES_MAX, STORE_LOCK_RETRY_INTERVAL_MS, STORE_LOCK_WAIT_MS_MAX, UPDATE_RETRIES_MAX,
-};
+use crate::limits::{SCAN_ENTRIES_MAX, STORE_LOCK_RETRY_INTERVAL_MS, STORE_LOCK_WAIT_MS_MAX};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -29,6 +29,9 @@ pub struct SledStorage {
     data: sled::Tree,
     hints: sled::Tree,
     node: sled::Tree,
+    /// Every write of a key of `data` holds the key's stripe (the side trees' keys are
+    /// each written by one owner and never read-modify-written, so they need none).
+    writers: KeyLocks,
     partitions: u32,
     durability: Durability,
     path: PathBuf,
@@ -64,6 +67,7 @@ impl SledStorage {
             data,
             hints,
             node,
+            writers: KeyLocks::new(),
             partitions: options.partitions,
             durability: options.durability,
             path: path.to_path_buf(),
@@ -187,15 +191,19 @@ fn decode_u32(bytes: &[u8], what: &'static str) -> Result<u32, StorageError> {
 }
 
 /// Wraps a sled error with what we were doing; sled's own corruption report becomes
-/// `Corrupt` so callers can tell a damaged store from a failing disk.
+/// `Corrupt` so callers can tell a damaged store from a failing disk. The context
+/// becomes a `String` only when there is an error: `map_err(sled_error(".."))` is built
+/// on every read and write, and converting first cost each of them an allocation.
 fn sled_error(context: impl Into<String>) -> impl FnOnce(sled::Error) -> StorageError {
-    let context = context.into();
-    move |source| match source {
-        sled::Error::Corruption { .. } => StorageError::Corrupt {
-            what: "sled data",
-            detail: format!("{source} while {context}"),
-        },
-        source => StorageError::Io { context, source },
+    move |source| {
+        let context = context.into();
+        match source {
+            sled::Error::Corruption { .. } => StorageError::Corrupt {
+                what: "sled data",
+                detail: format!("{source} while {context}"),
+            },
+            source => StorageError::Io { context, source },
+        }
     }
 }
 
@@ -204,7 +212,7 @@ impl Storage for SledStorage {
         check_partition(key.partition, self.partitions)?;
         let value = self
             .data
-            .get(physical_key(key))
+            .get(PhysicalKey::of(key))
             .map_err(sled_error("reading a key"))?;
         Ok(value.map(|value| value.to_vec()))
     }
@@ -215,44 +223,47 @@ impl Storage for SledStorage {
         f: &mut UpdateFn<'_>,
     ) -> Result<Option<Vec<u8>>, StorageError> {
         check_partition(key.partition, self.partitions)?;
-        let physical = physical_key(key);
-        for _ in 0..UPDATE_RETRIES_MAX {
-            let current = self
-                .data
-                .get(&physical)
-                .map_err(sled_error("reading a key to update"))?;
-            let Some(next) = f(current.as_deref()).map_err(StorageError::Aborted)? else {
-                return Ok(current.map(|value| value.to_vec()));
-            };
-            let swapped = self
-                .data
-                .compare_and_swap(&physical, current, Some(next.as_slice()))
-                .map_err(sled_error("writing an updated key"))?;
-            if swapped.is_ok() {
-                return Ok(Some(next));
-            }
-            // Another writer changed the key since our read: run `f` again on its value.
-        }
-        Err(StorageError::Contention {
-            attempts: UPDATE_RETRIES_MAX,
-        })
+        let physical = PhysicalKey::of(key);
+        // No other writer of the key can run between the read and the insert, so the
+        // insert needs no comparison and `f` runs once.
+        let _writer = self.writers.lock(key);
+        let current = self
+            .data
+            .get(&physical)
+            .map_err(sled_error("reading a key to update"))?;
+        let Some(next) = f(current.as_deref()).map_err(StorageError::Aborted)? else {
+            return Ok(current.map(|value| value.to_vec()));
+        };
+        self.data
+            .insert(&physical, next.as_slice())
+            .map_err(sled_error("writing an updated key"))?;
+        Ok(Some(next))
     }
 
     fn delete(&self, key: &StoreKey) -> Result<(), StorageError> {
         check_partition(key.partition, self.partitions)?;
+        let _writer = self.writers.lock(key);
         self.data
-            .remove(physical_key(key))
+            .remove(PhysicalKey::of(key))
             .map_err(sled_error("deleting a key"))?;
         Ok(())
     }
 
     fn delete_if(&self, key: &StoreKey, expected: &[u8]) -> Result<bool, StorageError> {
         check_partition(key.partition, self.partitions)?;
-        let swapped = self
+        let physical = PhysicalKey::of(key);
+        let _writer = self.writers.lock(key);
+        let current = self
             .data
-            .compare_and_swap(physical_key(key), Some(expected), None as Option<&[u8]>)
+            .get(&physical)
+            .map_err(sled_error("reading a key to delete"))?;
+        if current.as_deref() != Some(expected) {
+            return Ok(false);
+        }
+        self.data
+            .remove(&physical)
             .map_err(sled_error("deleting a key if unchanged"))?;
-        Ok(swapped.is_ok())
+        Ok(true)
     }
 
     fn scan_partition(

@@ -1,12 +1,13 @@
-//! Tests shared by both stores: opening rules, update semantics, concurrency. The model
-//! test and the commit gate tests live in submodules.
+//! Tests shared by both stores: opening rules, update semantics. The model test, the
+//! commit gate tests and the tests of concurrent writers of one key live in submodules.
 
 mod commit;
 mod model;
+mod writers;
 
 use super::*;
 use crate::ids::PartitionId;
-use crate::limits::{SCAN_ENTRIES_MAX, UPDATE_RETRIES_MAX};
+use crate::limits::SCAN_ENTRIES_MAX;
 use std::sync::Arc;
 
 pub(super) fn sled_options(partitions: u32) -> StorageOptions {
@@ -17,14 +18,14 @@ pub(super) fn sled_options(partitions: u32) -> StorageOptions {
     }
 }
 
-fn put(storage: &dyn Storage, key: &StoreKey, value: &[u8]) -> Option<Vec<u8>> {
+pub(super) fn put(storage: &dyn Storage, key: &StoreKey, value: &[u8]) -> Option<Vec<u8>> {
     storage
         .update(key, &mut |_| Ok(Some(value.to_vec())))
         .expect("put succeeds")
 }
 
 /// Runs `check` against a fresh memory store and a fresh sled store of `partitions`.
-fn on_both(partitions: u32, check: impl Fn(Arc<dyn Storage>)) {
+pub(super) fn on_both(partitions: u32, check: impl Fn(Arc<dyn Storage>)) {
     check(Arc::new(
         MemoryStorage::new(partitions).expect("memory store"),
     ));
@@ -213,68 +214,6 @@ fn an_update_returning_none_writes_nothing_and_returns_the_stored_value() {
 }
 
 #[test]
-fn concurrent_updates_never_lose_an_increment() {
-    const THREADS: u64 = 4;
-    const INCREMENTS: u64 = 100;
-    on_both(2, |storage| {
-        let key = StoreKey::new(PartitionId(1), b"counter".to_vec());
-        std::thread::scope(|scope| {
-            for _ in 0..THREADS {
-                scope.spawn(|| {
-                    for _ in 0..INCREMENTS {
-                        storage
-                            .update(&key, &mut |current| {
-                                let count = match current {
-                                    None => 0,
-                                    Some(bytes) => {
-                                        u64::from_be_bytes(bytes.try_into().map_err(|_| {
-                                            UpdateAbort::new(AbortReason::Undecodable, "counter")
-                                        })?)
-                                    }
-                                };
-                                Ok(Some((count + 1).to_be_bytes().to_vec()))
-                            })
-                            .expect("increment");
-                    }
-                });
-            }
-        });
-        let stored = storage.get(&key).expect("get").expect("counter present");
-        assert_eq!(stored, (THREADS * INCREMENTS).to_be_bytes().to_vec());
-    });
-}
-
-#[test]
-fn sled_update_gives_up_after_the_retry_bound() {
-    let directory = tempfile::tempdir().expect("temporary directory");
-    let storage = SledStorage::open(directory.path(), sled_options(1)).expect("open");
-    let key = StoreKey::new(PartitionId(0), b"hot".to_vec());
-    let mut calls = 0u32;
-    // Each call changes the key behind the update's back, so every swap fails.
-    let error = storage
-        .update(&key, &mut |_| {
-            calls += 1;
-            put(&storage, &key, &calls.to_be_bytes());
-            Ok(Some(b"mine".to_vec()))
-        })
-        .expect_err("contention");
-    assert!(
-        matches!(
-            error,
-            StorageError::Contention {
-                attempts: UPDATE_RETRIES_MAX
-            }
-        ),
-        "{error:?}"
-    );
-    assert_eq!(calls, UPDATE_RETRIES_MAX);
-    assert_eq!(
-        storage.get(&key).expect("get"),
-        Some(calls.to_be_bytes().to_vec())
-    );
-}
-
-#[test]
 fn scans_are_clamped_to_the_page_bound_and_stay_in_their_partition() {
     let storage = MemoryStorage::new(3).expect("memory store");
     for index in 0..=SCAN_ENTRIES_MAX as u32 {
@@ -382,5 +321,20 @@ fn delete_if_removes_only_an_unchanged_value() {
         assert_eq!(storage.get(&key).unwrap(), Some(b"v1".to_vec()));
         assert!(storage.delete_if(&key, b"v1").unwrap());
         assert_eq!(storage.get(&key).unwrap(), None);
+    }
+}
+
+#[test]
+fn a_physical_key_on_the_stack_or_the_heap_is_the_physical_key() {
+    // 60 key bytes fill the inline room exactly with the partition prefix; 61 do not.
+    for length in [0, 1, 59, 60, 61, 1024] {
+        let key = StoreKey::new(PartitionId(0x0102_0304), vec![7; length]);
+        let physical = PhysicalKey::of(&key);
+        assert_eq!(physical.as_ref(), physical_key(&key).as_slice(), "{length}");
+        assert_eq!(
+            matches!(physical, PhysicalKey::Inline { .. }),
+            length <= 60,
+            "{length}"
+        );
     }
 }
