@@ -14,7 +14,7 @@
 //! spin a core (the sim runs a dozen node processes on two cores), and never cost anything
 //! for a zero delay: no clock read, no system call, no runtime needed. At most
 //! `PRECISE_DELAYS_MAX` delays hold a kernel timer (a file descriptor) at once, each for
-//! its last `PRECISE_SPAN` only; a delay that finds none free or cannot make one (out of
+//! `PRECISE_SPAN` at most; a delay that finds none free or cannot make one (out of
 //! file descriptors; not Linux) ends on tokio's timer instead: never early, up to a tick
 //! or two late, and counted.
 
@@ -67,6 +67,7 @@ impl DelayTimer {
         }
     }
 
+    /// Waits `delay`, never less; a zero delay returns at once, untouched.
     pub(crate) async fn sleep(&self, delay: Duration) {
         if delay.is_zero() {
             return;
