@@ -91,8 +91,9 @@ pub const STREAMS_PER_CONNECTION_MAX: u32 = 256;
 pub const CONNECTIONS_MAX: usize = 1024;
 
 /// Emulated delays (`transport::delay`) holding a kernel timer at once: one file
-/// descriptor each, for a delay's last 2 ms only. A delay that finds them all taken ends
-/// on tokio's timer alone: never early, up to about 2 ms late, and counted.
+/// descriptor each, for at most a delay's last 200 ms (a whole WAN hop). A delay that
+/// finds them all taken ends on tokio's timer alone: never early, up to about 2 ms late,
+/// and counted.
 pub const PRECISE_DELAYS_MAX: usize = 1024;
 
 /// Entries in a transport's address book; `set_peer` for a new node beyond it fails.

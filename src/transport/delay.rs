@@ -3,16 +3,18 @@
 //! (`server`).
 //!
 //! Tokio's timer ticks in whole milliseconds and rounds a deadline up to the next tick,
-//! so a 0.25 ms hop slept on it lasted 1 to 2 ms. Here a delay sleeps its bulk on tokio's
-//! timer and its last `PRECISE_SPAN` (all of it, when shorter) on a kernel timer: a Linux
-//! `timerfd` (the `tokio-timerfd` crate), which the kernel fires on time to the
+//! so a 0.25 ms hop slept on it lasted 1 to 2 ms. Here a delay sleeps on a kernel timer:
+//! a Linux `timerfd` (the `tokio-timerfd` crate), which the kernel fires on time to the
 //! microsecond and tokio's reactor turns into a wake-up, so no thread spins or polls.
+//! Only a delay longer than `PRECISE_SPAN` (a slow node's reply, a fault's added delay)
+//! first sleeps its bulk on tokio's timer, so that it holds a file descriptor for its
+//! last `PRECISE_SPAN` only.
 //!
 //! It must never end a delay early (a delay stands for a network's least latency), never
-//! spin a core (the sim runs nine node processes on two cores), and never cost anything
+//! spin a core (the sim runs a dozen node processes on two cores), and never cost anything
 //! for a zero delay: no clock read, no system call, no runtime needed. At most
 //! `PRECISE_DELAYS_MAX` delays hold a kernel timer (a file descriptor) at once, each for
-//! its last `PRECISE_SPAN` only; a delay that finds none free or cannot make one (out of
+//! `PRECISE_SPAN` at most; a delay that finds none free or cannot make one (out of
 //! file descriptors; not Linux) ends on tokio's timer instead: never early, up to a tick
 //! or two late, and counted.
 
@@ -20,10 +22,13 @@ use crate::limits::PRECISE_DELAYS_MAX;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// The end of a delay that the kernel timer carries. It covers tokio's lateness (the
-/// deadline rounded up to the next 1 ms tick, then the wake-up), so the bulk of a long
-/// delay, slept on tokio's timer, ends before the deadline and holds no file descriptor.
-const PRECISE_SPAN: Duration = Duration::from_millis(2);
+/// The longest delay slept on a kernel timer alone, and the end of a longer one that the
+/// kernel timer carries. Every WAN hop between real regions fits (the farthest pair of
+/// `regions/` is 124 ms apart: a 62 ms hop plus jitter), so a hop is one wake-up: on a
+/// loaded machine each wake-up may wait for a core, and a hop slept in two steps (tokio's
+/// timer, then the kernel's) waited twice, which the sim's p99 showed. A longer delay
+/// holds its file descriptor for this long only.
+const PRECISE_SPAN: Duration = Duration::from_millis(200);
 
 /// The timer every emulated delay of this process goes through.
 static PROCESS_TIMER: DelayTimer = DelayTimer::new(PRECISE_DELAYS_MAX, PRECISE_SPAN);
@@ -41,8 +46,9 @@ pub(crate) fn coarse_endings() -> u64 {
     PROCESS_TIMER.coarse_endings.load(Ordering::Relaxed)
 }
 
-/// Delays in two steps, tokio's timer then a kernel timer, with a bound on the kernel
-/// timers held at once. One per process (`PROCESS_TIMER`); tests make their own.
+/// Delays on kernel timers (after tokio's timer for the bulk of a long one), with a bound
+/// on the kernel timers held at once. One per process (`PROCESS_TIMER`); tests make
+/// their own.
 pub(crate) struct DelayTimer {
     /// Delays holding a kernel timer now.
     held: AtomicUsize,
@@ -61,6 +67,7 @@ impl DelayTimer {
         }
     }
 
+    /// Waits `delay`, never less; a zero delay returns at once, untouched.
     pub(crate) async fn sleep(&self, delay: Duration) {
         if delay.is_zero() {
             return;
