@@ -208,17 +208,7 @@ async fn write_records(
 ) {
     let mut batch: Vec<Bytes> = Vec::new();
     while let Some(first) = records.recv().await {
-        let mut bytes = first.len();
-        batch.push(first);
-        while bytes < COALESCE_BYTES_MAX {
-            match records.try_recv() {
-                Ok(record) => {
-                    bytes += record.len();
-                    batch.push(record);
-                }
-                Err(_) => break,
-            }
-        }
+        gather(first, &mut records, &mut batch);
         if let Err(error) = send.write_all_chunks(&mut batch).await {
             if let Some(channel) = channel.upgrade() {
                 channel.fail(format!("channel write failed: {error}"));
@@ -228,6 +218,22 @@ async fn write_records(
         batch.clear();
     }
     let _ = send.finish();
+}
+
+/// Puts `first` and whatever else is queued, up to `COALESCE_BYTES_MAX`, in `batch`:
+/// what leaves in the next write (both ends of a channel).
+pub(crate) fn gather(first: Bytes, queue: &mut mpsc::Receiver<Bytes>, batch: &mut Vec<Bytes>) {
+    let mut bytes = first.len();
+    batch.push(first);
+    while bytes < COALESCE_BYTES_MAX {
+        match queue.try_recv() {
+            Ok(record) => {
+                bytes += record.len();
+                batch.push(record);
+            }
+            Err(_) => break,
+        }
+    }
 }
 
 /// Reads answers and hands each to its requester; fails the channel on a stream error

@@ -11,7 +11,7 @@
 //! channel. A cancel record drops its request's handler.
 
 use super::super::channel::{
-    status_of, ANSWER_HEADER_BYTES, CHANNEL_FRAME_BYTES_MAX, COALESCE_BYTES_MAX, ID_BYTES, MAGIC,
+    gather, status_of, ANSWER_HEADER_BYTES, CHANNEL_FRAME_BYTES_MAX, ID_BYTES, MAGIC,
     QUEUE_RECORDS_MAX, REQUEST_HEADER_BYTES, STATUS_OK,
 };
 use super::super::frame::{self, Envelope, FrameError, LENGTH_PREFIX_BYTES};
@@ -130,17 +130,7 @@ pub(super) async fn serve<Req: Message, Resp: Message>(
 async fn write_answers(send: &mut quinn::SendStream, mut queued: mpsc::Receiver<Bytes>) {
     let mut batch: Vec<Bytes> = Vec::new();
     while let Some(first) = queued.recv().await {
-        let mut bytes = first.len();
-        batch.push(first);
-        while bytes < COALESCE_BYTES_MAX {
-            match queued.try_recv() {
-                Ok(record) => {
-                    bytes += record.len();
-                    batch.push(record);
-                }
-                Err(_) => break,
-            }
-        }
+        gather(first, &mut queued, &mut batch);
         if send.write_all_chunks(&mut batch).await.is_err() {
             // The reader sees the stream fail too and ends the channel.
             queued.close();
