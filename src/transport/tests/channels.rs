@@ -14,6 +14,24 @@ async fn raw_channel(connection: &quinn::Connection) -> (quinn::SendStream, quin
     (send, recv)
 }
 
+/// Node `b` of region `local` with `request_timeout`, a raw peer `raw` connected to it
+/// (the connection, kept open while it is held) and a channel opened on that connection.
+async fn raw_channel_to_b(
+    dir: &Path,
+    request_timeout: Duration,
+) -> (
+    TestNode,
+    quinn::Connection,
+    quinn::SendStream,
+    quinn::RecvStream,
+) {
+    let b = start_node(dir, "b", "local", WanModel::disabled(), request_timeout).await;
+    let raw_tls = issue_node_certificate(dir, &node_id("raw"), &region("local")).unwrap();
+    let connection = raw_connection(&raw_tls, &b).await;
+    let (send, recv) = raw_channel(&connection).await;
+    (b, connection, send, recv)
+}
+
 /// A request record: the id, then the frame (its length prefix included).
 fn record(id: u64, frame: &[u8]) -> Vec<u8> {
     let mut record = id.to_be_bytes().to_vec();
@@ -129,18 +147,8 @@ async fn an_oversized_record_resets_the_channel_before_its_body() {
     bounded(async {
         let dir = cluster_dir();
         // A long server timeout: only an early rejection answers within the test bound.
-        let b = start_node(
-            dir.path(),
-            "b",
-            "local",
-            WanModel::disabled(),
-            Duration::from_secs(60),
-        )
-        .await;
-        let raw_tls =
-            issue_node_certificate(dir.path(), &node_id("raw"), &region("local")).unwrap();
-        let connection = raw_connection(&raw_tls, &b).await;
-        let (mut send, mut recv) = raw_channel(&connection).await;
+        let (b, _connection, mut send, mut recv) =
+            raw_channel_to_b(dir.path(), Duration::from_secs(60)).await;
         let mut header = 1u64.to_be_bytes().to_vec();
         header.extend_from_slice(&((CHANNEL_FRAME_BYTES_MAX + 1) as u32).to_be_bytes());
         send.write_all(&header).await.unwrap();
@@ -155,18 +163,8 @@ async fn an_oversized_record_resets_the_channel_before_its_body() {
 async fn a_record_cut_short_resets_the_channel_after_the_timeout() {
     bounded(async {
         let dir = cluster_dir();
-        let b = start_node(
-            dir.path(),
-            "b",
-            "local",
-            WanModel::disabled(),
-            Duration::from_millis(300),
-        )
-        .await;
-        let raw_tls =
-            issue_node_certificate(dir.path(), &node_id("raw"), &region("local")).unwrap();
-        let connection = raw_connection(&raw_tls, &b).await;
-        let (mut send, mut recv) = raw_channel(&connection).await;
+        let (_b, _connection, mut send, mut recv) =
+            raw_channel_to_b(dir.path(), Duration::from_millis(300)).await;
         // Declares 100 bytes, sends 3, and keeps the stream open.
         let mut partial = 1u64.to_be_bytes().to_vec();
         partial.extend_from_slice(&100u32.to_be_bytes());
