@@ -367,6 +367,7 @@ fn handoff_and_repair(families: &mut Families, routes: &StatusRoutes) -> fmt::Re
 
 fn transport(families: &mut Families, routes: &StatusRoutes) -> fmt::Result {
     let stats = routes.state.transport.stats();
+    let wire = routes.state.transport.wire();
     let counters = [
         (
             "cartwheel_transport_requests_sent",
@@ -448,12 +449,6 @@ fn transport(families: &mut Families, routes: &StatusRoutes) -> fmt::Result {
             "Messages lost or duplicated on purpose by a fault plan (--chaos)",
             stats.faults_injected,
         ),
-    ];
-    for (name, help, value) in counters {
-        families.counter(name, help, value)?;
-    }
-    let wire = routes.state.transport.wire();
-    let wire_counters = [
         (
             "cartwheel_transport_send_calls",
             "Calls that handed datagrams to the kernel (sendmsg) on the peer socket",
@@ -475,7 +470,7 @@ fn transport(families: &mut Families, routes: &StatusRoutes) -> fmt::Result {
             wire.datagrams_received,
         ),
     ];
-    for (name, help, value) in wire_counters {
+    for (name, help, value) in counters {
         families.counter(name, help, value)?;
     }
     let traffic = routes.state.transport.region_traffic();

@@ -32,6 +32,23 @@ async fn raw_channel_to_b(
     (b, connection, send, recv)
 }
 
+/// Sends `count` echoes from `a` to `b` all at once and checks every answer.
+async fn echo_burst(a: &TestNode, b: &TestNode, count: usize) {
+    let requests = (0..count).map(|index| {
+        let transport = a.transport.clone();
+        let to = b.node.clone();
+        async move {
+            transport
+                .request(&to, &TestRequest::Echo(format!("{index}")))
+                .await
+        }
+    });
+    let answers = futures::future::join_all(requests).await;
+    for (index, answer) in answers.into_iter().enumerate() {
+        assert_eq!(answer.unwrap(), TestResponse::Echo(format!("b:{index}")));
+    }
+}
+
 /// A request record: the id, then the frame (its length prefix included).
 fn record(id: u64, frame: &[u8]) -> Vec<u8> {
     let mut record = id.to_be_bytes().to_vec();
@@ -70,19 +87,7 @@ async fn concurrent_requests_travel_on_one_channel_in_few_writes() {
             .unwrap();
         let before = a.transport.wire();
         const REQUESTS: usize = 200;
-        let requests = (0..REQUESTS).map(|index| {
-            let transport = a.transport.clone();
-            let to = b.node.clone();
-            async move {
-                transport
-                    .request(&to, &TestRequest::Echo(format!("{index}")))
-                    .await
-            }
-        });
-        let answers = futures::future::join_all(requests).await;
-        for (index, answer) in answers.into_iter().enumerate() {
-            assert_eq!(answer.unwrap(), TestResponse::Echo(format!("b:{index}")));
-        }
+        echo_burst(&a, &b, REQUESTS).await;
         let after = a.transport.wire();
         let stats = a.transport.stats();
         assert_eq!(stats.channels_opened, 1);
@@ -180,12 +185,10 @@ async fn a_record_cut_short_resets_the_channel_after_the_timeout() {
 async fn a_connection_holds_a_bounded_number_of_channels() {
     bounded(async {
         let dir = cluster_dir();
-        let b = simple_node(dir.path(), "b").await;
-        let raw_tls =
-            issue_node_certificate(dir.path(), &node_id("raw"), &region("local")).unwrap();
-        let connection = raw_connection(&raw_tls, &b).await;
-        let mut open = Vec::new();
-        for _ in 0..server::CHANNELS_PER_CONNECTION_MAX {
+        let (_b, connection, first_send, first_recv) =
+            raw_channel_to_b(dir.path(), Duration::from_secs(5)).await;
+        let mut open = vec![(first_send, first_recv)];
+        for _ in 1..server::CHANNELS_PER_CONNECTION_MAX {
             open.push(raw_channel(&connection).await);
         }
         let (mut send, mut recv) = connection.open_bi().await.unwrap();
@@ -254,19 +257,7 @@ async fn on_several_workers_handlers_run_apart_and_still_cancel() {
         .await;
         let b = simple_node(dir.path(), "b").await;
         introduce(&a, &b);
-        let requests = (0..50).map(|index| {
-            let transport = a.transport.clone();
-            let to = b.node.clone();
-            async move {
-                transport
-                    .request(&to, &TestRequest::Echo(format!("{index}")))
-                    .await
-            }
-        });
-        let answers = futures::future::join_all(requests).await;
-        for (index, answer) in answers.into_iter().enumerate() {
-            assert_eq!(answer.unwrap(), TestResponse::Echo(format!("b:{index}")));
-        }
+        echo_burst(&a, &b, 50).await;
         let error = a
             .transport
             .request(&b.node, &TestRequest::Hang)
