@@ -308,7 +308,7 @@ impl Client {
         if expires {
             command.arg("EX").arg(SET_EX_TTL_S);
         }
-        let (answer, _) = self
+        let (answer, sends) = self
             .link
             .send::<Value>(&command, &mut self.result.errors)
             .await;
@@ -316,6 +316,7 @@ impl Client {
         self.result.registers[index].writes.push(RegisterWrite {
             version: set.then_some(version),
             acked,
+            sends,
         });
         self.records += 1;
         acked

@@ -13,6 +13,16 @@ pub struct RegisterWrite {
     pub version: Option<u64>,
     /// A success answer arrived; otherwise the write may or may not have applied.
     pub acked: bool,
+    /// Attempts that reached a node or may have (a retried write sends more than once).
+    pub sends: u32,
+}
+
+impl RegisterWrite {
+    /// Whether an attempt of this write went unanswered, so may have applied on a
+    /// replica that the later commands' reads did not see.
+    pub fn in_doubt(&self) -> bool {
+        self.sends > u32::from(self.acked)
+    }
 }
 
 /// A read of a register during the run.
@@ -33,6 +43,16 @@ pub struct Register {
     pub field: Option<String>,
     pub writes: Vec<RegisterWrite>,
     pub reads: Vec<RegisterRead>,
+}
+
+impl Register {
+    /// How this register's writes merge: a hash field is add-wins.
+    pub fn merge(&self) -> Merge {
+        match self.field {
+            Some(_) => Merge::AddWins,
+            None => Merge::LastWriterWins,
+        }
+    }
 }
 
 /// One `INCRBY` (an `INCR` is one by 1).
@@ -71,12 +91,26 @@ pub enum Judgement {
     Resurrected,
 }
 
+/// How a register's writes merge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Merge {
+    /// A string: last writer wins on the hybrid clock, removals included.
+    LastWriterWins,
+    /// A hash field: a removal removes only the versions its read saw (add-wins).
+    AddWins,
+}
+
 /// Judges `observed` against `writes` (in the client's order): allowed are the state
 /// the last acknowledged write left (no value before any) and the state any later
-/// attempted write leaves. Earlier attempted writes are not allowed: the client sent
-/// every later write after the earlier one's answer or timeout, so it is ordered after
-/// it on the hybrid clock of the one machine the sim runs on.
-pub fn judge_register(writes: &[RegisterWrite], observed: Option<u64>) -> Judgement {
+/// attempted write leaves. Earlier attempted writes are not allowed over a later
+/// acknowledged version: the client sent every later write after the earlier one's
+/// answer or timeout, so it is ordered after it on the hybrid clock of the one machine
+/// the sim runs on. Under `Merge::AddWins` a removal is not ordered that way: an
+/// attempt whose answer was lost may sit on a replica the removal's read did not reach
+/// (its node crashed mid-write), which makes it concurrent with the removal, and
+/// add-wins keeps it. So after an acknowledged removal, the version of any earlier
+/// write in doubt is allowed there too.
+pub fn judge_register(writes: &[RegisterWrite], merge: Merge, observed: Option<u64>) -> Judgement {
     let last_acked = writes.iter().rposition(|write| write.acked);
     let base = last_acked.and_then(|index| writes[index].version);
     if observed == base {
@@ -84,6 +118,16 @@ pub fn judge_register(writes: &[RegisterWrite], observed: Option<u64>) -> Judgem
     }
     let later = &writes[last_acked.map_or(0, |index| index + 1)..];
     if later.iter().any(|write| write.version == observed) {
+        return Judgement::Allowed;
+    }
+    let removed = last_acked.is_some() && base.is_none();
+    if merge == Merge::AddWins
+        && removed
+        && observed.is_some()
+        && writes
+            .iter()
+            .any(|write| write.in_doubt() && write.version == observed)
+    {
         return Judgement::Allowed;
     }
     match (last_acked, base, observed) {
@@ -121,7 +165,8 @@ pub fn register_reads_behind(register: &Register) -> usize {
         .iter()
         .filter(|read| {
             let seen = (read.after_writes as usize).min(register.writes.len());
-            judge_register(&register.writes[..seen], read.observed) != Judgement::Allowed
+            judge_register(&register.writes[..seen], register.merge(), read.observed)
+                != Judgement::Allowed
         })
         .count()
 }

@@ -153,7 +153,7 @@ fn judge(register: &Register, observed: Option<u64>) -> Option<Finding> {
         last.map(|index| register.writes[index].version),
         register.writes.len()
     );
-    match judge_register(&register.writes, observed) {
+    match judge_register(&register.writes, register.merge(), observed) {
         Judgement::Allowed => None,
         Judgement::Lost => Some(Finding::Lost(text)),
         Judgement::Resurrected => Some(Finding::Resurrected(text)),

@@ -4,6 +4,7 @@ fn set(version: u64, acked: bool) -> RegisterWrite {
     RegisterWrite {
         version: Some(version),
         acked,
+        sends: 1,
     }
 }
 
@@ -11,7 +12,21 @@ fn del(acked: bool) -> RegisterWrite {
     RegisterWrite {
         version: None,
         acked,
+        sends: 1,
     }
+}
+
+/// A set acknowledged only on its second attempt: the first is in doubt.
+fn retried(version: u64) -> RegisterWrite {
+    RegisterWrite {
+        sends: 2,
+        ..set(version, true)
+    }
+}
+
+/// Judges a string register (last writer wins).
+fn judge_register(writes: &[RegisterWrite], observed: Option<u64>) -> Judgement {
+    super::judge_register(writes, Merge::LastWriterWins, observed)
 }
 
 fn incr(amount: u64, sends: u32, acked: bool) -> CounterWrite {
@@ -143,4 +158,42 @@ fn versions_round_trip_and_foreign_values_match_no_write() {
     assert_eq!(version_of(value_of(42).as_bytes()), 42);
     assert_eq!(version_of(b"hello"), 0);
     assert_eq!(version_of(b"v"), 0);
+}
+
+#[test]
+fn a_hash_field_in_doubt_may_survive_a_later_acknowledged_removal() {
+    // HSET v1 acknowledged on its second attempt (the first node crashed mid-write),
+    // then an acknowledged HDEL whose read missed the first attempt: add-wins keeps it.
+    let writes = [retried(1), del(true)];
+    let field = |observed| super::judge_register(&writes, Merge::AddWins, observed);
+    assert_eq!(field(None), Judgement::Allowed);
+    assert_eq!(field(Some(1)), Judgement::Allowed);
+    // A string is last-writer-wins: the removal is later on the clock, so it stays.
+    assert_eq!(judge_register(&writes, Some(1)), Judgement::Resurrected);
+    // A field written once and answered has nothing in doubt: back after HDEL is a bug.
+    let answered = [set(1, true), set(2, true), del(true)];
+    let field = |observed| super::judge_register(&answered, Merge::AddWins, observed);
+    assert_eq!(field(Some(2)), Judgement::Resurrected);
+    assert_eq!(field(Some(1)), Judgement::Resurrected);
+    // An unanswered set is in doubt too; but only a removal lets it back, never an
+    // acknowledged set after it (that set is later on the clock, and wins the field).
+    let unanswered = [set(1, false), set(2, true)];
+    let field = |observed| super::judge_register(&unanswered, Merge::AddWins, observed);
+    assert_eq!(field(Some(1)), Judgement::Lost);
+    let then_removed = [set(1, false), set(2, true), del(true)];
+    let field = |observed| super::judge_register(&then_removed, Merge::AddWins, observed);
+    assert_eq!(field(Some(1)), Judgement::Allowed);
+    assert_eq!(field(Some(2)), Judgement::Resurrected);
+}
+
+#[test]
+fn a_write_is_in_doubt_when_an_attempt_went_unanswered() {
+    assert!(!set(1, true).in_doubt());
+    assert!(set(1, false).in_doubt());
+    assert!(retried(1).in_doubt());
+    let never_sent = RegisterWrite {
+        sends: 0,
+        ..set(1, false)
+    };
+    assert!(!never_sent.in_doubt());
 }

@@ -8,6 +8,7 @@ fn register(key: &str, field: Option<&str>, acked: bool) -> Register {
         writes: vec![RegisterWrite {
             version: Some(1),
             acked,
+            sends: 1,
         }],
         reads: Vec::new(),
     }
@@ -55,6 +56,7 @@ fn findings_name_the_rule_and_the_field() {
     lost.writes.push(RegisterWrite {
         version: Some(2),
         acked: true,
+        sends: 1,
     });
     let Some(Finding::Lost(text)) = judge(&lost, Some(1)) else {
         panic!("an older version is lost");
@@ -63,6 +65,7 @@ fn findings_name_the_rule_and_the_field() {
     lost.writes.push(RegisterWrite {
         version: None,
         acked: true,
+        sends: 1,
     });
     assert!(matches!(
         judge(&lost, Some(2)),
