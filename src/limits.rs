@@ -556,6 +556,15 @@ pub const TOKEN_TAG_BYTES: usize = 16;
 /// Entries of the negative cache of genuine tokens found in no region; a new entry
 /// overwrites the one in its slot (48 bytes each: about 400 KiB per node).
 pub const NEGATIVE_CACHE_ENTRIES_MAX: usize = 8192;
+/// Entries of the table of token identities a node has found valid (`session::
+/// identities`), which lets a validation read a token and its checks in one round; a
+/// new entry overwrites the one in its slot. At most 32 + 32 bytes of hashes and a user
+/// name of `IDENTITY_CACHE_USER_BYTES_MAX` each: under 5 MiB per node, about 1 MiB
+/// with short user names.
+pub const IDENTITY_CACHE_ENTRIES_MAX: usize = 8192;
+/// Bytes of a user name the identity table keeps (`SESSION_NAME_CHARS_MAX` characters
+/// of up to four bytes); an identity with a longer one is not kept.
+pub const IDENTITY_CACHE_USER_BYTES_MAX: usize = 4 * SESSION_NAME_CHARS_MAX;
 /// How long a token found in no region is answered `token_unknown` from the negative
 /// cache without a cross-region read; after it the next validation reads again.
 pub const NEGATIVE_CACHE_TTL_MS: u64 = 5_000;

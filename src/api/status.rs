@@ -175,6 +175,10 @@ pub struct SessionCounters {
     pub forged: u64,
     #[serde(default)]
     pub negative_cache_hits: u64,
+    /// Validations that read the token and its checks in one round (the token's
+    /// identity known here from an earlier validation).
+    #[serde(default)]
+    pub one_round_validations: u64,
     /// Genuine tokens missing locally answered `token_unknown` without the cross-region
     /// read: their client address was over its limit of failed validations.
     #[serde(default)]
@@ -432,6 +436,7 @@ fn session_counters(parts: &StatusState) -> SessionCounters {
         remote_validation_reads: load(&stats.remote_validation_reads),
         forged: load(&stats.forged),
         negative_cache_hits: load(&stats.negative_cache_hits),
+        one_round_validations: load(&stats.one_round_validations),
         rate_limited: load(&stats.rate_limited),
         delayed_rejections: load(&stats.delayed_rejections),
         reuse_detected: load(&stats.reuse_detected),

@@ -11,6 +11,7 @@
 
 pub mod fence;
 mod guard;
+mod identities;
 pub mod regions;
 mod revocation;
 mod rotation;
@@ -20,6 +21,7 @@ pub mod tokens;
 mod validate;
 
 pub use guard::{FailureLimiter, NegativeCache};
+pub use identities::IdentityCache;
 pub use rotation::TOKEN_REUSED_EVENT;
 pub use service::{
     validation_outcome, Authenticated, Login, Rejection, SessionError, SessionService,

@@ -511,3 +511,88 @@ async fn a_revocation_without_a_majority_of_the_regions_is_refused_at_once() {
     // Only the device list's write went out: no auth write was tried.
     assert_eq!(setup.requests() - before, 1);
 }
+
+#[tokio::test]
+async fn a_token_seen_before_is_checked_in_one_round_and_still_refused_once_revoked() {
+    let setup = Setup::new();
+    let service = setup.service(&[(0, SECRET)]);
+    let stats = &service.stats;
+    let one_round = || stats.one_round_validations.load(Ordering::Relaxed);
+    let login = service.login("mia", "phone").await.unwrap();
+    let requests = setup.requests();
+    let auth = service
+        .authenticate(Some(&login.token), None)
+        .await
+        .unwrap();
+    let first = setup.requests() - requests;
+    assert_eq!(one_round(), 0, "a token not seen here takes two rounds");
+    let requests = setup.requests();
+    let (again, document) = service
+        .authenticate_with_document(Some(&login.token), None)
+        .await
+        .unwrap();
+    // The same reads, the document's added: only their order changed.
+    assert_eq!(setup.requests() - requests, first + 1);
+    assert_eq!(one_round(), 1, "its identity is known here now");
+    assert_eq!(again.identity, auth.identity);
+    assert_eq!(document, service.document(&auth).await.unwrap());
+
+    // A successor made by a rotation: its parent is read ahead too.
+    let successor = service.rotate(&auth, None).await.unwrap();
+    service
+        .authenticate(Some(&successor.token), None)
+        .await
+        .unwrap();
+    assert_eq!(one_round(), 1);
+    let successor_auth = service
+        .authenticate(Some(&successor.token), None)
+        .await
+        .unwrap();
+    assert_eq!(one_round(), 2);
+
+    // Known or not, a token is refused as soon as its user's record refuses it.
+    setup.advance(1);
+    service.logout_all(&successor_auth).await.unwrap();
+    setup.advance(1);
+    let refused = service.authenticate(Some(&successor.token), None).await;
+    assert_eq!(rejection(refused), Some("token_revoked"));
+    let refused = service.authenticate(Some(&login.token), None).await;
+    assert!(
+        rejection(refused).is_some(),
+        "the rotated-away token stays refused"
+    );
+}
+
+#[tokio::test]
+async fn checks_read_ahead_for_another_identity_are_read_again_for_the_right_one() {
+    let setup = Setup::new();
+    let service = setup.service(&[(0, SECRET)]);
+    let login = service.login("nia", "phone").await.unwrap();
+    let auth = service
+        .authenticate(Some(&login.token), None)
+        .await
+        .unwrap();
+    // Only the user's record refuses it (a not-before time after its creation); its
+    // own record still says valid.
+    setup.advance(1);
+    let not_before = crate::crdt::DocOp::UserAuth(crate::crdt::UserAuthOp {
+        not_before_ms: Some(service.now_ms()),
+        ..Default::default()
+    });
+    let key = super::service::user_auth_key("nia");
+    service.revoke_write(&key, not_before).await.unwrap();
+    setup.advance(1);
+    // The table names another user (whose record refuses nothing) for this token.
+    let mut other = auth.identity.clone();
+    other.user = "oscar".to_string();
+    service.identities.insert(&auth.hash, &other);
+    let refused = service.authenticate(Some(&login.token), None).await;
+    assert_eq!(rejection(refused), Some("token_revoked"));
+    let stats = &service.stats;
+    assert_eq!(stats.one_round_validations.load(Ordering::Relaxed), 0);
+    // With its own identity kept, the user's record read ahead refuses it just as well.
+    service.identities.insert(&auth.hash, &auth.identity);
+    let refused = service.authenticate(Some(&login.token), None).await;
+    assert_eq!(rejection(refused), Some("token_revoked"));
+    assert_eq!(stats.one_round_validations.load(Ordering::Relaxed), 1);
+}
