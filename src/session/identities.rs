@@ -33,9 +33,12 @@ impl Known {
     }
 }
 
+/// A token hash and its identity.
+type Slot = Option<([u8; 32], Known)>;
+
 /// The identities of tokens found valid on this node, by token hash.
 pub struct IdentityCache {
-    slots: Mutex<Vec<Option<([u8; 32], Known)>>>,
+    slots: Mutex<Vec<Slot>>,
 }
 
 impl Default for IdentityCache {
