@@ -16,6 +16,11 @@
 //! connection until one is answered). A frame that is too long or not a request is
 //! answered `bad_frame` with id 0 and the node closes the connection, as it cannot tell
 //! where the next frame starts or which request it was; it never panics on one.
+//!
+//! A request's path, header values and body become the HTTP request's as slices of its
+//! frame, not copies; an answer's frame is written straight from the response's
+//! headers and body. [`PipelineRequest`] and [`PipelineAnswer`] are the clients' owned
+//! forms of the same frames.
 
 use super::pipeline_budget::{take, try_take, Parked, PipelineBounds};
 use super::ApiError;
@@ -24,12 +29,14 @@ use crate::limits;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
 use axum::http::header::{CONNECTION, CONTENT_LENGTH};
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
-use serde::{Deserialize, Serialize};
+use serde::ser::SerializeSeq;
+use serde::{Deserialize, Serialize, Serializer};
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -98,6 +105,35 @@ pub fn decode_request(frame: &[u8]) -> Result<PipelineRequest, FrameError> {
     Ok(rmp_serde::from_slice(frame)?)
 }
 
+/// A request frame as the node reads it: [`PipelineRequest`]'s fields borrowed from
+/// the frame (a body sent as an array of numbers is copied).
+#[derive(Deserialize)]
+struct RequestView<'a> {
+    id: u64,
+    method: &'a str,
+    path: &'a str,
+    #[serde(default, borrow)]
+    headers: Vec<(&'a str, &'a str)>,
+    #[serde(default, borrow, with = "serde_bytes")]
+    body: Cow<'a, [u8]>,
+}
+
+/// A frame's request id and the HTTP request it describes (or why it is a bad one).
+struct Framed {
+    id: u64,
+    request: Result<Request, ApiError>,
+}
+
+/// Reads a whole frame into its HTTP request, whose path, header values and body are
+/// slices of `frame`.
+fn read_request(frame: &Bytes, peer: Option<SocketAddr>) -> Result<Framed, FrameError> {
+    let view: RequestView<'_> = rmp_serde::from_slice(frame)?;
+    Ok(Framed {
+        id: view.id,
+        request: http_request(frame, view, peer),
+    })
+}
+
 /// Serves one pipelined connection: reads request frames, answers each through `router`
 /// on its own task, and writes the answers as they finish. Ends when the client closes
 /// the connection, sends a bad frame, stays idle, stops reading (cut off after the
@@ -125,7 +161,7 @@ pub(crate) async fn serve<Io>(
         (bounds.write_timeout, bounds.stats.clone(), cut),
         overflowed.clone(),
     ));
-    let idle_timeout = bounds.idle_timeout;
+    let (idle_timeout, peer) = (bounds.idle_timeout, bounds.peer);
     // Kept until the writer is done: the writer reads a dropped sender as a cut.
     let overflow = Arc::new(overflow);
     let connection = Connection::new(router, bounds, answers, overflow.clone());
@@ -144,7 +180,10 @@ pub(crate) async fn serve<Io>(
         };
         let request = match frame {
             None => break,
-            Some(Ok(frame)) => decode_request(&frame).map(|request| (request, frame.len())),
+            Some(Ok(frame)) => {
+                let frame = frame.freeze();
+                read_request(&frame, peer).map(|request| (request, frame.len()))
+            }
             Some(Err(error)) => Err(FrameError::Read(error)),
         };
         let (request, length) = match request {
@@ -235,7 +274,7 @@ impl Connection {
     /// after it: the stream cannot be trusted past a bad frame).
     async fn refuse(&self, error: FrameError) {
         let error = ApiError::bad_request(ErrorCode::BadFrame, error.to_string());
-        let frame = encode(&answer_of(0, error.into_response()).await);
+        let frame = answer_frame(0, error.into_response()).await;
         let most = limits::PIPELINE_CONNECTION_ANSWER_BYTES_MAX;
         let taken = take(
             &self.answer_bytes,
@@ -271,14 +310,13 @@ impl Connection {
 
     /// Answers `request` in a task of its own, which parks the answer for the writer
     /// or, when the answer would pass the output budget, cuts the connection off.
-    fn answer(&self, request: PipelineRequest, (permit, request_bytes): Reserved) {
-        let peer = self.bounds.peer;
+    fn answer(&self, request: Framed, (permit, request_bytes): Reserved) {
         let (router, answers) = (self.router.clone(), self.answers.clone());
         let answer_bytes = self.answer_bytes.clone();
         let node_answers = self.bounds.node.answers.clone();
         let (overflow, stats) = (self.overflow.clone(), self.bounds.stats.clone());
         tokio::spawn(async move {
-            let frame = encode(&answer(router, request, peer).await);
+            let frame = answer(router, request).await;
             drop(request_bytes);
             let most = limits::PIPELINE_CONNECTION_ANSWER_BYTES_MAX;
             match try_take(&answer_bytes, &node_answers, frame.len(), most) {
@@ -348,53 +386,96 @@ async fn write_answers<W: AsyncWrite + Unpin>(
     }
 }
 
-/// One request through the router, as HTTP would have served it.
-async fn answer(
-    router: Router,
-    request: PipelineRequest,
-    peer: Option<SocketAddr>,
-) -> PipelineAnswer {
-    let id = request.id;
-    let response = match http_request(request, peer) {
+/// One request through the router, as HTTP would have served it; its answer's frame.
+async fn answer(router: Router, Framed { id, request }: Framed) -> Bytes {
+    let response = match request {
         Ok(request) => match router.oneshot(request).await {
             Ok(response) => response,
             Err(never) => match never {},
         },
         Err(error) => error.into_response(),
     };
-    answer_of(id, response).await
+    answer_frame(id, response).await
 }
 
-/// The HTTP request a frame describes; a bad method, path or header is a 400.
-fn http_request(request: PipelineRequest, peer: Option<SocketAddr>) -> Result<Request, ApiError> {
+/// The HTTP request a frame describes; a bad method, path or header is a 400. `view`
+/// is borrowed from `frame`, whose slices the path, header values and body become.
+fn http_request(
+    frame: &Bytes,
+    view: RequestView<'_>,
+    peer: Option<SocketAddr>,
+) -> Result<Request, ApiError> {
     let bad = |message: String| ApiError::bad_request(ErrorCode::BadRequest, message);
-    let method = Method::from_bytes(request.method.as_bytes())
-        .map_err(|_| bad(format!("{:?} is not an HTTP method", request.method)))?;
-    if !request.path.starts_with('/') {
+    let invalid = |error: &dyn std::fmt::Display| bad(format!("the request is invalid: {error}"));
+    let method = Method::from_bytes(view.method.as_bytes())
+        .map_err(|_| bad(format!("{:?} is not an HTTP method", view.method)))?;
+    if !view.path.starts_with('/') {
         return Err(bad(format!(
             "the path must start with '/', got {:?}",
-            request.path
+            view.path
         )));
     }
-    let mut builder = Request::builder().method(method).uri(request.path.as_str());
+    let uri = Uri::from_maybe_shared(frame.slice_ref(view.path.as_bytes()))
+        .map_err(|error| invalid(&error))?;
+    let mut builder = Request::builder().method(method).uri(uri);
     if let Some(peer) = peer {
         builder = builder.extension(ConnectInfo(peer));
     }
-    for (name, value) in &request.headers {
+    for (name, value) in view.headers {
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| bad(format!("{name:?} is not a header name")))?;
-        let value = HeaderValue::from_str(value)
+        let value = HeaderValue::from_maybe_shared(frame.slice_ref(value.as_bytes()))
             .map_err(|_| bad(format!("the value of {name} is not a header value")))?;
         builder = builder.header(name, value);
     }
+    let body = match view.body {
+        Cow::Borrowed(body) => frame.slice_ref(body),
+        Cow::Owned(body) => Bytes::from(body),
+    };
     builder
-        .body(Body::from(request.body))
-        .map_err(|error| bad(format!("the request is invalid: {error}")))
+        .body(Body::from(body))
+        .map_err(|error| invalid(&error))
+}
+
+/// An answer frame as the node writes it: [`PipelineAnswer`]'s fields borrowed from
+/// the response (the same bytes on the wire).
+#[derive(Serialize)]
+struct AnswerView<'a> {
+    id: u64,
+    status: u16,
+    headers: ShownHeaders<'a>,
+    #[serde(with = "serde_bytes")]
+    body: &'a [u8],
+}
+
+/// A response's headers as an answer shows them: as `(name, value)` pairs, but the
+/// length (the frame carries it), the connection's (it is the pipeline's) and values
+/// that are not text.
+struct ShownHeaders<'a>(&'a HeaderMap);
+
+impl ShownHeaders<'_> {
+    fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0
+            .iter()
+            .filter(|(name, _)| *name != CONTENT_LENGTH && *name != CONNECTION)
+            .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
+    }
+}
+
+impl Serialize for ShownHeaders<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // MessagePack writes an array's length first.
+        let mut pairs = serializer.serialize_seq(Some(self.pairs().count()))?;
+        for pair in self.pairs() {
+            pairs.serialize_element(&pair)?;
+        }
+        pairs.end()
+    }
 }
 
 /// The frame of a response: its status, headers (but the length, which the frame
-/// carries) and whole body.
-async fn answer_of(id: u64, response: Response) -> PipelineAnswer {
+/// carries) and whole body, encoded into one buffer sized for them.
+async fn answer_frame(id: u64, response: Response) -> Bytes {
     let (parts, body) = response.into_parts();
     // Room for the frame's other fields within the answer limit.
     let body_max = limits::PIPELINE_ANSWER_BYTES_MAX - 64 * 1024;
@@ -416,20 +497,26 @@ async fn answer_of(id: u64, response: Response) -> PipelineAnswer {
             )
         }
     };
-    let headers = parts
-        .headers
-        .iter()
-        // The frame carries the length, and the connection is the pipeline's.
-        .filter(|(name, _)| *name != CONTENT_LENGTH && *name != CONNECTION)
-        .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_string())))
-        .collect();
-    PipelineAnswer {
+    let view = AnswerView {
         id,
         status: parts.status.as_u16(),
-        headers,
-        body: body.to_vec(),
-    }
+        headers: ShownHeaders(&parts.headers),
+        body: &body,
+    };
+    // The field names and numbers take well under `ANSWER_FRAME_OVERHEAD_BYTES`;
+    // each header pair takes its text and a few bytes.
+    let headers: usize = (view.headers.pairs())
+        .map(|(name, value)| name.len() + value.len() + 8)
+        .sum();
+    let mut frame = Vec::with_capacity(ANSWER_FRAME_OVERHEAD_BYTES + headers + body.len());
+    // Plain numbers, text and bytes into a Vec: writing them cannot fail.
+    rmp_serde::encode::write_named(&mut frame, &view).expect("a pipeline answer encodes");
+    Bytes::from(frame)
 }
+
+/// Bytes an answer frame takes beside its headers' text and its body: the four field
+/// names, the id, status and the lengths.
+const ANSWER_FRAME_OVERHEAD_BYTES: usize = 64;
 
 #[cfg(test)]
 mod tests;

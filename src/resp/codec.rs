@@ -8,6 +8,9 @@
 //! only once all of it has arrived, and the buffer grows only as bytes arrive (the
 //! server reads in chunks). The arguments of an unfinished request are kept between
 //! calls, so a large request arriving slowly is not parsed again from its start.
+//! A typical request costs no allocation: its arguments are slices of the
+//! connection's buffer (an inline command's too, unless it unescapes), held in a list
+//! kept inline up to [`ARGUMENTS_INLINE`].
 //!
 //! Why not the `redis-protocol` crate: its decoders (nom) parse a frame from its first
 //! byte on every call, recurse once per nesting level with no depth bound (`*1\r\n`
@@ -17,6 +20,16 @@
 
 use crate::limits;
 use bytes::{Buf, Bytes, BytesMut};
+use smallvec::SmallVec;
+
+/// Arguments (the command name included) a request holds without an allocation:
+/// `SET k v EX 60 NX` and `HSET k f1 v1 f2 v2`, what session middleware sends. A
+/// request of more spills to the heap, growing as its arguments arrive.
+pub const ARGUMENTS_INLINE: usize = 6;
+
+/// A request's arguments, the command name first; each owns its bytes (a slice of the
+/// connection's buffer), so a request can run beside others of its pipeline.
+pub type Args = SmallVec<[Bytes; ARGUMENTS_INLINE]>;
 
 /// A malformed request. The server answers `-ERR Protocol error: <this>` and closes
 /// the connection, as Redis does; the wording is Redis's where Redis has one.
@@ -53,7 +66,7 @@ pub enum ProtocolError {
 struct Partial {
     /// Arguments the array announced.
     expected: usize,
-    args: Vec<Bytes>,
+    args: Args,
     /// The length of the bulk string whose header was read, its bytes still awaited.
     bulk: Option<usize>,
     /// Bytes (and overhead) of `args`.
@@ -76,7 +89,7 @@ impl Decoder {
     /// more bytes are needed. Empty requests (`*0`, `*-1`, blank inline lines) are
     /// skipped, as Redis does. After an error the connection must be closed: the
     /// decoder's state is unspecified.
-    pub fn decode(&mut self, buffer: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+    pub fn decode(&mut self, buffer: &mut BytesMut) -> Result<Option<Args>, ProtocolError> {
         loop {
             if self.partial.is_none() {
                 let Some(&first) = buffer.first() else {
@@ -132,8 +145,8 @@ impl Decoder {
         }
         self.partial = Some(Partial {
             expected,
-            // Grown as arguments arrive, never by the announced count.
-            args: Vec::with_capacity(expected.min(8)),
+            // Inline, then grown as arguments arrive, never by the announced count.
+            args: Args::new(),
             bulk: None,
             held_bytes: 0,
         });
@@ -141,10 +154,7 @@ impl Decoder {
     }
 
     /// Takes the arguments that have arrived; the request once all have.
-    fn continue_array(
-        &mut self,
-        buffer: &mut BytesMut,
-    ) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+    fn continue_array(&mut self, buffer: &mut BytesMut) -> Result<Option<Args>, ProtocolError> {
         let Some(partial) = self.partial.as_mut() else {
             return Ok(None);
         };
@@ -229,7 +239,7 @@ pub fn parse_integer(text: &[u8]) -> Option<i64> {
 enum Inline {
     Incomplete,
     Empty,
-    Request(Vec<Bytes>),
+    Request(Args),
 }
 
 /// An inline command: one line up to `\n` (a `\r` before it is dropped), split into
@@ -242,25 +252,28 @@ fn inline(buffer: &mut BytesMut) -> Result<Inline, ProtocolError> {
         }
         return Ok(Inline::Incomplete);
     };
-    let line = buffer.split_to(end + 1);
-    let line = line[..end].strip_suffix(b"\r").unwrap_or(&line[..end]);
-    let args = split_inline(line)?;
+    let line = buffer.split_to(end + 1).freeze();
+    let length = match line[..end].ends_with(b"\r") {
+        true => end - 1,
+        false => end,
+    };
+    let args = split_inline(&line.slice(..length))?;
     if args.is_empty() {
         return Ok(Inline::Empty);
     }
     Ok(Inline::Request(args))
 }
 
-/// Splits an inline line into arguments; bounded by the line, which is bounded.
-pub fn split_inline(line: &[u8]) -> Result<Vec<Bytes>, ProtocolError> {
-    let mut args = Vec::new();
+/// Splits an inline line into arguments; bounded by the line, which is bounded. An
+/// argument is a slice of `line` unless it unescapes (`"a\\nb"`): then it is a copy.
+pub fn split_inline(line: &Bytes) -> Result<Args, ProtocolError> {
+    let mut args = Args::new();
     let mut index = 0;
     while index < line.len() {
         if line[index] == b' ' || line[index] == b'\t' {
             index += 1;
             continue;
         }
-        let mut argument = Vec::new();
         let quote = match line[index] {
             quote @ (b'"' | b'\'') => {
                 index += 1;
@@ -268,22 +281,28 @@ pub fn split_inline(line: &[u8]) -> Result<Vec<Bytes>, ProtocolError> {
             }
             _ => None,
         };
+        // The argument is `line[start..end]`, until an escape makes it a copy.
+        let (start, mut end) = (index, index);
+        let mut copy: Option<Vec<u8>> = None;
         let mut closed = quote.is_none();
         while index < line.len() {
             let byte = line[index];
             index += 1;
             match quote {
                 None if byte == b' ' || byte == b'\t' => break,
-                None => argument.push(byte),
                 Some(quote) if byte == quote => {
                     closed = true;
                     break;
                 }
                 Some(b'"') if byte == b'\\' && index < line.len() => {
-                    argument.push(unescape(line[index]));
+                    let copy = copy.get_or_insert_with(|| line[start..end].to_vec());
+                    copy.push(unescape(line[index]));
                     index += 1;
                 }
-                Some(_) => argument.push(byte),
+                _ => match &mut copy {
+                    Some(copy) => copy.push(byte),
+                    None => end = index,
+                },
             }
         }
         // A closing quote must end the argument.
@@ -293,7 +312,7 @@ pub fn split_inline(line: &[u8]) -> Result<Vec<Bytes>, ProtocolError> {
         if !closed || (quote.is_some() && !followed) {
             return Err(ProtocolError::UnbalancedQuotes);
         }
-        args.push(Bytes::from(argument));
+        args.push(copy.map_or_else(|| line.slice(start..end), Bytes::from));
     }
     Ok(args)
 }

@@ -7,11 +7,13 @@
 //! reads or writes a socket (the server does) and never touches the store (the
 //! keyspace does); a command it refuses gets a clear `-ERR` naming it, never silence.
 
+use super::codec::Args;
 use super::connection::{Command, ConnectionState, Keyspace};
 use super::info::{self, ServerInfo};
 use super::reply::{Protocol, Reply};
 use crate::limits;
 use bytes::Bytes;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// What a connection does after its answer is written.
@@ -173,18 +175,18 @@ pub struct Commands {
 
 impl Commands {
     /// Answers one request (`args` is never empty: the decoder drops empty ones).
-    pub async fn execute(&self, state: &mut ConnectionState, args: Vec<Bytes>) -> (Reply, After) {
+    pub async fn execute(&self, state: &mut ConnectionState, args: Args) -> (Reply, After) {
         let Some(first) = args.first() else {
             return (Reply::err("empty command"), After::Continue);
         };
-        let name = String::from_utf8_lossy(first).to_ascii_uppercase();
-        if !state.authenticated && !BEFORE_AUTH.contains(&name.as_str()) {
+        let name = upper_case_name(first);
+        if !state.authenticated && !BEFORE_AUTH.contains(&&*name) {
             return (
                 Reply::Error("NOAUTH Authentication required.".to_string()),
                 After::Continue,
             );
         }
-        let reply = match name.as_str() {
+        let reply = match &*name {
             "QUIT" => return (Reply::ok(), After::Close),
             "PING" => ping(&args),
             "ECHO" => match args.as_slice() {
@@ -243,13 +245,15 @@ impl Commands {
         }
     }
 
-    async fn data(&self, state: &mut ConnectionState, name: String, mut args: Vec<Bytes>) -> Reply {
+    async fn data(
+        &self,
+        state: &mut ConnectionState,
+        name: Cow<'static, str>,
+        args: Args,
+    ) -> Reply {
         match &self.keyspace {
-            Some(keyspace) => {
-                args.remove(0);
-                keyspace.execute(state, Command { name, args }).await
-            }
-            None if DATA.contains(&name.as_str()) => Reply::err(format!(
+            Some(keyspace) => keyspace.execute(state, Command::new(name, args)).await,
+            None if DATA.contains(&&*name) => Reply::err(format!(
                 "'{name}' is not served yet: this node has no keyspace attached"
             )),
             None => Reply::unknown_command(&args),
@@ -334,7 +338,20 @@ impl Commands {
     /// `RESET`: the connection as it was when it opened (but its id).
     fn reset(&self, state: &mut ConnectionState) -> Reply {
         *state = ConnectionState::new(state.id, state.peer, self.password.is_none());
-        Reply::Simple("RESET".to_string())
+        Reply::Simple(Cow::Borrowed("RESET"))
+    }
+}
+
+/// A command's name in upper case: the table's own spelling of a name it lists (no
+/// allocation, whatever case the client wrote), a copy of any other.
+fn upper_case_name(name: &[u8]) -> Cow<'static, str> {
+    let listed = [DATA, CONNECTION, REFUSED]
+        .into_iter()
+        .flatten()
+        .find(|listed| listed.as_bytes().eq_ignore_ascii_case(name));
+    match listed {
+        Some(listed) => Cow::Borrowed(listed),
+        None => Cow::Owned(String::from_utf8_lossy(name).to_ascii_uppercase()),
     }
 }
 
@@ -354,7 +371,7 @@ fn syntax_error() -> &'static str {
 
 fn ping(args: &[Bytes]) -> Reply {
     match args {
-        [_] => Reply::Simple("PONG".to_string()),
+        [_] => Reply::Simple(Cow::Borrowed("PONG")),
         [_, message] => Reply::Bulk(message.clone()),
         _ => Reply::wrong_arity("ping"),
     }

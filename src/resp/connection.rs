@@ -5,10 +5,12 @@
 //! connection, the connection commands change it, and the keyspace reads it (the
 //! protocol to answer in, the levels a `CARTWHEEL LEVEL` command chose).
 
+use super::codec::Args;
 use super::reply::{Protocol, Reply};
 use crate::coordinator::quorum::Level;
 use bytes::Bytes;
 use futures::future::BoxFuture;
+use std::borrow::Cow;
 use std::net::SocketAddr;
 
 /// One connection's state.
@@ -48,20 +50,34 @@ impl ConnectionState {
     }
 }
 
-/// One data command as the edge hands it on: the name in upper case, its arguments
-/// without it.
+/// One data command as the edge hands it on: the name in upper case, and the request
+/// as the decoder gave it (the name first, as the client wrote it), which the command
+/// owns so that it may run beside its pipeline's others.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Command {
-    pub name: String,
-    pub args: Vec<Bytes>,
+    /// The command table's spelling of a name it lists (borrowed: no allocation), a
+    /// copy in upper case of any other.
+    pub name: Cow<'static, str>,
+    request: Args,
 }
 
 impl Command {
-    /// The command as the client sent it (the name first), for error texts.
+    /// `request` holds the name first.
+    pub fn new(name: Cow<'static, str>, request: Args) -> Command {
+        assert!(!request.is_empty(), "a command's request holds its name");
+        Command { name, request }
+    }
+
+    /// The arguments, without the name.
+    pub fn args(&self) -> &[Bytes] {
+        &self.request[1..]
+    }
+
+    /// The command with its name in upper case first, for error texts.
     pub fn words(&self) -> Vec<Bytes> {
-        let mut words = Vec::with_capacity(self.args.len() + 1);
-        words.push(Bytes::from(self.name.clone()));
-        words.extend(self.args.iter().cloned());
+        let mut words = Vec::with_capacity(self.request.len());
+        words.push(Bytes::from(self.name.clone().into_owned()));
+        words.extend(self.args().iter().cloned());
         words
     }
 }

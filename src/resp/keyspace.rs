@@ -133,7 +133,7 @@ impl Keyspace for StoreKeyspace {
     ) -> BoxFuture<'a, Reply> {
         Box::pin(async move {
             if command.name == "CARTWHEEL" {
-                return cartwheel(connection, &command.args).unwrap_or_else(KeyspaceError::reply);
+                return cartwheel(connection, command.args()).unwrap_or_else(KeyspaceError::reply);
             }
             let scope = self.scope(connection);
             match scope.run(&command).await {
@@ -161,7 +161,7 @@ pub(crate) struct Scope<'a> {
 impl Scope<'_> {
     /// Runs a data command; `None` for a command this keyspace does not serve.
     async fn run(&self, command: &Command) -> Option<Answer> {
-        let args = command.args.as_slice();
+        let args = command.args();
         if let Some(answer) = strings::run(self, &command.name, args).await {
             return Some(answer);
         }

@@ -18,6 +18,7 @@ pub mod keyspace;
 pub mod reply;
 pub mod server;
 
+pub use codec::Args;
 pub use commands::{Commands, Password};
 pub use connection::{Command, ConnectionState, Keyspace};
 pub use info::{ServerInfo, REDIS_VERSION};

@@ -9,6 +9,8 @@
 //! node, never decoded from a client, and nest a few levels at most.
 
 use bytes::{BufMut, Bytes, BytesMut};
+use std::borrow::Cow;
+use std::fmt::Write;
 
 /// The protocol a connection speaks: RESP2 until `HELLO 3`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -30,8 +32,8 @@ impl Protocol {
 /// One answer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
-    /// `+OK`.
-    Simple(String),
+    /// `+OK`: mostly a fixed word, borrowed.
+    Simple(Cow<'static, str>),
     /// `-ERR ...`: the text starts with the error's code (`ERR`, `WRONGTYPE`, ...).
     Error(String),
     Integer(i64),
@@ -54,7 +56,7 @@ pub enum Reply {
 
 impl Reply {
     pub fn ok() -> Reply {
-        Reply::Simple("OK".to_string())
+        Reply::Simple(Cow::Borrowed("OK"))
     }
 
     /// An error with Redis's generic code: `-ERR <message>`.
@@ -156,8 +158,8 @@ fn length(count: usize) -> i64 {
 
 fn header(out: &mut BytesMut, kind: u8, value: i64) {
     out.put_u8(kind);
-    out.put_slice(value.to_string().as_bytes());
-    out.put_slice(b"\r\n");
+    // Formatted straight into the buffer, not into a `String` first.
+    write!(out, "{value}\r\n").expect("a BytesMut grows to take what is written");
 }
 
 /// A one-line reply; CR and LF become spaces (see the module doc).

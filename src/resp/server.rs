@@ -18,7 +18,7 @@
 //! closes; and closing every connection when the node stops. It
 //! never decides a command ([`super::commands`] does).
 
-use super::codec::{Decoder, ProtocolError};
+use super::codec::{Args, Decoder, ProtocolError};
 use super::commands::{After, Commands};
 use super::connection::ConnectionState;
 use super::reply::Reply;
@@ -211,7 +211,7 @@ struct Session<S> {
 /// each past the first holds a permit of the node's `RespEdge::pipelined`.
 #[derive(Default)]
 struct Wave {
-    requests: Vec<Vec<Bytes>>,
+    requests: Vec<Args>,
     keys: Vec<Bytes>,
     permits: Vec<OwnedSemaphorePermit>,
 }
@@ -232,7 +232,7 @@ impl Wave {
         true
     }
 
-    fn push(&mut self, key: Bytes, args: Vec<Bytes>) {
+    fn push(&mut self, key: Bytes, args: Args) {
         self.keys.push(key);
         self.requests.push(args);
     }
@@ -370,25 +370,24 @@ impl<S: Stream> Session<S> {
         Ok(After::Continue)
     }
 
-    /// Runs the wave gathered, its requests at once, and answers them in order.
+    /// Runs the wave gathered, its requests at once, and answers them in order. The
+    /// wave's lists are emptied, not replaced: their room serves the next wave.
     async fn run_wave(&mut self) -> Result<(), Ending> {
-        let requests = std::mem::take(&mut self.wave.requests);
         self.wave.keys.clear();
-        let replies = match requests.len() {
-            0 => return Ok(()),
-            1 => {
-                let args = requests.into_iter().next().unwrap_or_default();
-                vec![self.edge.commands.execute(&mut self.state, args).await.0]
-            }
-            _ => {
-                let (commands, state) = (&self.edge.commands, &self.state);
-                let run = requests.into_iter().map(|args| async move {
-                    // These commands read the connection's state and change none of it.
-                    commands.execute(&mut state.clone(), args).await.0
-                });
-                futures::future::join_all(run).await
-            }
-        };
+        if self.wave.requests.len() <= 1 {
+            let Some(args) = self.wave.requests.pop() else {
+                return Ok(());
+            };
+            let (reply, _) = self.edge.commands.execute(&mut self.state, args).await;
+            self.wave.permits.clear();
+            return self.answer(reply).await;
+        }
+        let (commands, state) = (&self.edge.commands, &self.state);
+        let run = self.wave.requests.drain(..).map(|args| async move {
+            // These commands read the connection's state and change none of it.
+            commands.execute(&mut state.clone(), args).await.0
+        });
+        let replies = futures::future::join_all(run).await;
         self.wave.permits.clear();
         for reply in replies {
             self.answer(reply).await?;

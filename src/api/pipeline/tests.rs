@@ -230,9 +230,52 @@ async fn a_stopping_node_closes_the_connection_after_answering_what_it_read() {
 #[test]
 fn a_pipelined_request_carries_the_client_address_of_its_connection() {
     let peer: SocketAddr = "127.0.0.2:4242".parse().unwrap();
-    let built = http_request(request(1, "GET", "/echo/x", b""), Some(peer)).unwrap();
+    let frame = encode(&request(1, "GET", "/echo/x", b""));
+    let built = read_request(&frame, Some(peer)).unwrap().request.unwrap();
     let carried = built.extensions().get::<ConnectInfo<SocketAddr>>();
     assert_eq!(carried.map(|ConnectInfo(address)| *address), Some(peer));
+}
+
+#[tokio::test]
+async fn a_request_s_path_and_body_are_slices_of_its_frame() {
+    let mut sent = request(2, "PUT", "/v1/kv/k?w=2", b"a session's bytes");
+    sent.headers
+        .push(("x-request-id".to_string(), "abc".to_string()));
+    let frame = encode(&sent);
+    let built = read_request(&frame, None).unwrap().request.unwrap();
+    let within = |bytes: &[u8]| frame.as_ptr_range().contains(&bytes.as_ptr());
+    assert_eq!(built.uri().to_string(), "/v1/kv/k?w=2");
+    assert_eq!(built.headers()["x-request-id"], "abc");
+    assert!(within(built.headers()["x-request-id"].as_bytes()));
+    let body = axum::body::to_bytes(built.into_body(), 1024).await.unwrap();
+    assert_eq!(&body[..], b"a session's bytes");
+    assert!(within(&body));
+}
+
+#[tokio::test]
+async fn an_answer_frame_is_the_bytes_of_its_pipeline_answer() {
+    let response = Response::builder()
+        .status(StatusCode::CREATED)
+        .header("content-type", "application/json")
+        .header("content-length", "7")
+        .header("connection", "keep-alive")
+        .header("x-binary", HeaderValue::from_bytes(b"\xff").unwrap())
+        .header("etag", "\"1\"")
+        .body(Body::from("{\"a\":1}"))
+        .unwrap();
+    // What the answer was built as before it was written from the response itself.
+    let headers: Vec<(String, String)> = (response.headers().iter())
+        .filter(|(name, _)| *name != CONTENT_LENGTH && *name != CONNECTION)
+        .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_string())))
+        .collect();
+    assert_eq!(headers.len(), 2, "{headers:?}");
+    let expected = PipelineAnswer {
+        id: 7,
+        status: 201,
+        headers,
+        body: b"{\"a\":1}".to_vec(),
+    };
+    assert_eq!(answer_frame(7, response).await, encode(&expected));
 }
 
 #[test]
@@ -348,7 +391,13 @@ proptest::proptest! {
         for _ in 0..=bytes.len() {
             match codec.decode(&mut buffer) {
                 Ok(Some(frame)) => {
-                    if let Ok(request) = decode_request(&frame) {
+                    let frame = frame.freeze();
+                    let read = read_request(&frame, None).ok().map(|framed| framed.id);
+                    let decoded = decode_request(&frame);
+                    // The node reads exactly the frames a client's decoder accepts.
+                    let decoded_id = decoded.as_ref().ok().map(|request| request.id);
+                    proptest::prop_assert_eq!(read, decoded_id);
+                    if let Ok(request) = decoded {
                         let again = decode_request(&encode(&request));
                         proptest::prop_assert_eq!(again.ok(), Some(request));
                     }

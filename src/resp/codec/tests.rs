@@ -7,7 +7,7 @@ fn decode_all(bytes: &[u8]) -> Result<Vec<Vec<Bytes>>, ProtocolError> {
     let mut buffer = BytesMut::from(bytes);
     let mut requests = Vec::new();
     while let Some(request) = decoder.decode(&mut buffer)? {
-        requests.push(request);
+        requests.push(request.into_vec());
     }
     Ok(requests)
 }
@@ -133,7 +133,7 @@ fn held_bytes_count_the_arguments_of_an_unfinished_request() {
     buffer.extend_from_slice(b"lue\r\n");
     assert_eq!(
         decoder.decode(&mut buffer),
-        Ok(Some(words(&["SET", "k", "value"])))
+        Ok(Some(Args::from_vec(words(&["SET", "k", "value"]))))
     );
     assert_eq!(decoder.held_bytes(), 0);
     assert!(!decoder.in_request());
@@ -192,7 +192,7 @@ proptest! {
             buffer.extend_from_slice(&stream[from..point]);
             from = point;
             while let Some(request) = decoder.decode(&mut buffer).expect("valid stream") {
-                decoded.push(request);
+                decoded.push(request.into_vec());
             }
         }
         let expected: Vec<Vec<Bytes>> = requests

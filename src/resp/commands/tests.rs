@@ -18,7 +18,7 @@ fn state(authenticated: bool) -> ConnectionState {
     ConnectionState::new(7, "127.0.0.1:5000".parse().unwrap(), authenticated)
 }
 
-fn args(words: &[&str]) -> Vec<Bytes> {
+fn args(words: &[&str]) -> Args {
     words
         .iter()
         .map(|word| Bytes::copy_from_slice(word.as_bytes()))

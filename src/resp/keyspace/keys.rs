@@ -59,7 +59,7 @@ async fn kind(scope: &Scope<'_>, args: &[Bytes]) -> Answer {
     let name = value
         .kind(scope.now_ms())
         .map_or("none", |kind| kind.type_name());
-    Ok(Reply::Simple(name.to_string()))
+    Ok(Reply::Simple(name.into()))
 }
 
 /// `EXPIRE key time [NX|XX|GT|LT]` and its variants: 1 if the deadline was set, else 0.
