@@ -251,6 +251,17 @@ impl Coordinator {
         });
     }
 
+    /// This node's own copy of `key`, if it holds one and can read it in place: no
+    /// quorum, no network, possibly behind the others. For what never changes once
+    /// written (a token's identity), never for what a verdict rests on.
+    pub fn local_copy(&self, key: &ObjectKey) -> Option<Object> {
+        let request = PeerRequest::Get { key: key.clone() };
+        match self.dispatch.read_here(&self.node, &request)? {
+            PeerResponse::Object(object) => object,
+            _ => None,
+        }
+    }
+
     /// Reads this node's copy in place (a lookup costs less than a task and a channel),
     /// or sends the request to itself when that cannot be done in place.
     fn read_here(

@@ -4,6 +4,8 @@
 //! never changes after; so a node that has read it once may remember it and send the
 //! reads of the checks (the user's auth record, the parent, the user's document) at
 //! the same time as the read of the token itself: one round of reads instead of two.
+//! (A node that has not, but holds a replica of the token's record, reads the identity
+//! from its own copy in place: `validate`.)
 //!
 //! Nothing is decided from what is remembered. The token is still read at the
 //! validation's level, every verdict (revoked, expired, reused, not-before) comes from
@@ -27,6 +29,13 @@ pub struct Known {
 }
 
 impl Known {
+    pub fn of(identity: &TokenIdentity) -> Known {
+        Known {
+            user: identity.user.as_str().into(),
+            parent: identity.parent(),
+        }
+    }
+
     /// Whether `identity` (as a token read named it) is this one.
     pub fn matches(&self, identity: &TokenIdentity) -> bool {
         *self.user == *identity.user && self.parent == identity.parent()
@@ -75,10 +84,7 @@ impl IdentityCache {
         if identity.user.len() > limits::IDENTITY_CACHE_USER_BYTES_MAX {
             return;
         }
-        let known = Known {
-            user: identity.user.as_str().into(),
-            parent: identity.parent(),
-        };
+        let known = Known::of(identity);
         let mut slots = self.slots.lock().expect("identity cache lock poisoned");
         let index = Self::slot(hash, slots.len());
         if matches!(&slots[index], Some((held, kept)) if held == hash && *kept == known) {

@@ -24,6 +24,7 @@
 //! a local read. The kind of rejection is what the answer says anyway.
 
 use super::fence::GuardMode;
+use super::identities::Known;
 use super::service::{auth_key, ms, Authenticated, Rejection, SessionError};
 use super::tokens::TokenFormat;
 use super::SessionService;
@@ -204,8 +205,9 @@ impl SessionService {
             }
         };
         let (level, mode) = self.validation_level();
-        // A token validated here before: its checks are read with it, in one round.
-        let known = self.identities.get(&hash);
+        // A token validated here before, or held here: its checks are read with it, in
+        // one round.
+        let known = self.known_identity(&hash);
         let (found, read_ahead) = match &known {
             Some(known) => {
                 let checks = self.check_reads(&known.user, known.parent, level, with_document);
@@ -276,6 +278,20 @@ impl SessionService {
             }
             _ => false,
         }
+    }
+
+    /// The identity of the token hashing to `hash` as this node knows it without a
+    /// round trip: from the table of tokens found valid here, or else from this node's
+    /// own copy of the token's record (a replica of it holds one). Either may be behind
+    /// on everything but the identity, which never changes.
+    fn known_identity(&self, hash: &[u8; 32]) -> Option<Known> {
+        if let Some(known) = self.identities.get(hash) {
+            return Some(known);
+        }
+        let object = self.coordinator.local_copy(&auth_key(hash));
+        let doc = SessionService::token_of(object).ok()??;
+        let identity = doc.record()?.identity.as_ref()?;
+        Some(Known::of(identity))
     }
 
     /// The reads the checks need, at once: the user's auth record, the parent of a
