@@ -117,7 +117,8 @@ impl Dispatch for Send {
         };
         let docs = self.replica.docs.lock().unwrap();
         let doc = docs.get(&key.storage_bytes()).cloned();
-        self.in_place.then(|| PeerResponse::Object(doc.map(Object::Doc)))
+        self.in_place
+            .then(|| PeerResponse::Object(doc.map(Object::Doc)))
     }
 }
 
