@@ -48,13 +48,23 @@ pub struct NodeArgs {
     /// Keep data in memory only (lost when the node stops).
     #[arg(long, conflicts_with = "data")]
     memory: bool,
-    /// HTTP API address.
+    /// HTTP API address to bind (0.0.0.0:PORT for every interface, which needs
+    /// --advertise-http).
     #[arg(long, default_value = "127.0.0.1:0")]
     http: SocketAddr,
+    /// HTTP address clients are handed (`/v1/ring`, `/v1/status`) and other nodes
+    /// publish, when it is not the bound one (a NAT, or --http 0.0.0.0:PORT); port 0
+    /// means the bound port. Default: the bound address.
+    #[arg(long, value_name = "IP:PORT")]
+    advertise_http: Option<SocketAddr>,
     /// RESP (Redis protocol) address, or `off` for none. A non-loopback address needs
-    /// --resp-password-file.
+    /// --resp-password-file; 0.0.0.0:PORT needs --advertise-resp too.
     #[arg(long, value_name = "ADDR|off", default_value = "127.0.0.1:0")]
     resp: String,
+    /// RESP address this node's `/v1/status` reports, when it is not the bound one;
+    /// port 0 means the bound port. Default: the bound address.
+    #[arg(long, value_name = "IP:PORT")]
+    advertise_resp: Option<SocketAddr>,
     /// File whose first line is the password RESP clients must give (`AUTH`, `HELLO
     /// AUTH`); without it the RESP listener binds only a loopback address.
     #[arg(long, value_name = "PATH")]
@@ -71,13 +81,22 @@ pub struct NodeArgs {
     /// PEM private key of --http-tls-cert.
     #[arg(long, value_name = "PATH", requires = "http_tls_cert")]
     http_tls_key: Option<PathBuf>,
-    /// QUIC address for other nodes.
+    /// QUIC (UDP) address to bind for other nodes (0.0.0.0:PORT for every interface,
+    /// which needs --advertise-quic).
     #[arg(long, default_value = "127.0.0.1:0")]
     quic: SocketAddr,
-    /// Members to learn the cluster from, as NODE@HOST:PORT (QUIC), comma separated.
+    /// QUIC address the other nodes dial, gossiped to them, when it is not the bound
+    /// one (a NAT, or --quic 0.0.0.0:PORT); port 0 means the bound port. Peers check
+    /// this node's certificate by its node id, not by this address. Default: the bound
+    /// address.
+    #[arg(long, value_name = "IP:PORT")]
+    advertise_quic: Option<SocketAddr>,
+    /// Members to learn the cluster from, as NODE@IP:PORT (their advertised QUIC
+    /// address), comma separated.
     #[arg(long, value_delimiter = ',')]
     seeds: Vec<Seed>,
-    /// Write a JSON file with this node's addresses once it listens.
+    /// Write a JSON file with this node's addresses (the advertised ones) once it
+    /// listens.
     #[arg(long)]
     ready_file: Option<PathBuf>,
     #[command(flatten)]
@@ -224,6 +243,11 @@ fn options(args: &NodeArgs) -> Result<NodeOptions> {
             .map_or(limits::STORAGE_CACHE_BYTES_DEFAULT, |mb| mb * 1024 * 1024),
         http_bind: args.http,
         quic_bind: args.quic,
+        advertise: cartwheel::config::Advertise {
+            quic: args.advertise_quic,
+            http: args.advertise_http,
+            resp: args.advertise_resp,
+        },
         seeds: args.seeds.clone(),
         resp_bind: resp_bind(&args.resp)?,
         resp_password: resp_password(args.resp_password_file.as_deref())?,

@@ -15,12 +15,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
+mod advertise;
 pub mod file;
 mod flags;
 mod http;
 mod resp;
 mod session;
 mod tls;
+pub use advertise::{advertised, Advertise, AdvertiseError, Listener};
 pub use flags::TuningFlags;
 pub use http::{HttpFlags, HttpSettings};
 pub use resp::{RespFlags, RespSettings};

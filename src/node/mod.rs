@@ -52,6 +52,8 @@ pub enum NodeError {
     },
     #[error("RESP: {0}")]
     Resp(#[from] crate::resp::RespConfigError),
+    #[error("{0}")]
+    Advertise(#[from] crate::config::AdvertiseError),
     /// `--chaos` serves fault injection (clock skew, dropped messages) to anyone with
     /// the admin secret; it is for a test cluster on one machine, never a reachable one.
     #[error(
@@ -117,6 +119,9 @@ pub struct NodeOptions {
     pub cache_bytes: u64,
     pub http_bind: SocketAddr,
     pub quic_bind: SocketAddr,
+    /// The addresses published for the listeners (gossip, `/v1/ring`, `/v1/status`)
+    /// when they are not the bound ones: a node bound to 0.0.0.0 must name them.
+    pub advertise: crate::config::Advertise,
     pub seeds: Vec<Seed>,
     /// Serve the fault-injection admin endpoint.
     pub chaos: bool,
@@ -194,6 +199,8 @@ impl Dispatch for NodeDispatch {
 pub struct RunningNode {
     pub id: NodeId,
     pub region: Region,
+    /// The addresses the node advertises (where others reach it), which are the bound
+    /// ones unless `NodeOptions::advertise` names others.
     pub http_addr: SocketAddr,
     pub quic_addr: SocketAddr,
     /// The RESP listener's address, when the node serves one.

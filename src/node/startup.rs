@@ -8,7 +8,7 @@
 
 use super::{check_chaos, DataDir, LateHandler, NodeDispatch, NodeError, NodeOptions, RunningNode};
 use crate::api::{self, AdminState, Admission, Api, EdgeParts, KvState, SessionState, StatusState};
-use crate::config::Settings;
+use crate::config::{advertised, Listener, Settings};
 use crate::coordinator::reach::LevelCheck;
 use crate::coordinator::requests::Op;
 use crate::coordinator::Coordinator;
@@ -44,40 +44,39 @@ use tokio::task::JoinSet;
 /// Starts a node: opens storage, binds QUIC and HTTP, joins through the seeds.
 pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
     check_chaos(options.chaos, options.http_bind, options.quic_bind)?;
+    if let Some(bind) = options.resp_bind {
+        resp::check_bind(bind, options.resp_password.as_ref())?;
+    }
+    // Before anything binds: a node that could not publish its addresses starts nothing.
+    options
+        .advertise
+        .check(options.quic_bind, options.http_bind, options.resp_bind)?;
     let region = region_of(&options)?;
     let store = open_store(&options)?;
-    let (http_listener, http_addr) = bind_http(options.http_bind).await?;
-    let resp_listener = bind_resp(&options).await?;
-    let resp_addr = resp_listener.as_ref().map(|(_, addr)| *addr);
-    let (transport, late) = start_transport(&options, &region).await?;
-    let me = MemberInfo {
-        node: options.id.clone(),
-        region: region.clone(),
-        quic: transport.local_addr(),
-        http: http_addr,
-        weight: 1,
-    };
-    let core = join_cluster(&options, me, store, transport, &late)?;
+    let bound = bind_listeners(&options, &region).await?;
+    let (me, http_addr) = (bound.me.clone(), bound.me.http);
+    let resp_addr = bound.resp.as_ref().map(|resp| resp.advertised);
+    let core = join_cluster(&options, me, store, bound.transport, &bound.late)?;
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let workers = spawn_workers(&options.settings, &core, &mut tasks, &stopped);
     let sessions = start_sessions(&options, &core, &workers, &mut tasks, &stopped);
-    if sessions.is_none() && resp_listener.is_some() {
+    if sessions.is_none() && bound.resp.is_some() {
         // RESP keys expire like sessions: their sweeper runs without the session
         // service too (its counters then show nowhere).
         spawn_sweeper(&options, &core, Arc::default(), &mut tasks, &stopped);
     }
-    let resp = resp_listener.map(|(listener, addr)| {
+    let resp = bound.resp.map(|resp| {
         let stats = spawn_resp(
             &options,
             &region,
             core.coordinator.clone(),
-            addr,
-            listener,
+            resp.bound,
+            resp.listener,
             &mut tasks,
             stopped.clone(),
         );
-        (addr, stats)
+        (resp.advertised, stats)
     });
     spawn_api(
         &options,
@@ -85,7 +84,7 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
         workers,
         sessions,
         Listening {
-            http: http_listener,
+            http: bound.http,
             resp,
         },
         &mut tasks,
@@ -212,6 +211,59 @@ fn open_store(options: &NodeOptions) -> Result<Store, NodeError> {
     })
 }
 
+/// The bound listeners, and this node as it advertises itself.
+struct Bound {
+    http: TcpListener,
+    resp: Option<RespListener>,
+    transport: Transport<PeerRequest, PeerResponse>,
+    late: Arc<LateHandler>,
+    me: MemberInfo,
+}
+
+struct RespListener {
+    listener: TcpListener,
+    bound: SocketAddr,
+    advertised: SocketAddr,
+}
+
+/// Binds HTTP, RESP and QUIC, and names the addresses the node publishes for them
+/// (`config::advertised`): what peers dial and clients are handed, never 0.0.0.0.
+async fn bind_listeners(options: &NodeOptions, region: &Region) -> Result<Bound, NodeError> {
+    let advertise = options.advertise;
+    let (http, http_bound) = bind_http(options.http_bind).await?;
+    let resp = match bind_resp(options).await? {
+        Some((listener, bound)) => Some(RespListener {
+            listener,
+            bound,
+            advertised: advertised(Listener::Resp, bound, advertise.resp)?,
+        }),
+        None => None,
+    };
+    let (transport, late) = start_transport(options, region).await?;
+    let quic_bound = transport.local_addr();
+    let me = MemberInfo {
+        node: options.id.clone(),
+        region: region.clone(),
+        quic: advertised(Listener::Quic, quic_bound, advertise.quic)?,
+        http: advertised(Listener::Http, http_bound, advertise.http)?,
+        weight: 1,
+    };
+    tracing::info!(
+        %http_bound,
+        %quic_bound,
+        http_advertised = %me.http,
+        quic_advertised = %me.quic,
+        "listening"
+    );
+    Ok(Bound {
+        http,
+        resp,
+        transport,
+        late,
+        me,
+    })
+}
+
 /// Binds the HTTP listener (first, so a taken port fails before anything starts).
 async fn bind_http(bind: SocketAddr) -> Result<(TcpListener, SocketAddr), NodeError> {
     let failed = |source| NodeError::HttpBind { addr: bind, source };
@@ -220,20 +272,20 @@ async fn bind_http(bind: SocketAddr) -> Result<(TcpListener, SocketAddr), NodeEr
     Ok((listener, addr))
 }
 
-/// Binds the RESP listener, if the node serves one, once its address passed the
-/// password rule.
+/// Binds the RESP listener, if the node serves one (its address passed the password
+/// rule in `start`).
 async fn bind_resp(options: &NodeOptions) -> Result<Option<(TcpListener, SocketAddr)>, NodeError> {
     let Some(bind) = options.resp_bind else {
         return Ok(None);
     };
-    resp::check_bind(bind, options.resp_password.as_ref())?;
     let failed = |source| NodeError::RespBind { addr: bind, source };
     let listener = TcpListener::bind(bind).await.map_err(failed)?;
     let addr = listener.local_addr().map_err(failed)?;
     Ok(Some((listener, addr)))
 }
 
-/// Serves RESP on the bound listener until the node stops; returns its counters.
+/// Serves RESP on the listener bound to `addr` until the node stops; returns its
+/// counters.
 fn spawn_resp(
     options: &NodeOptions,
     region: &Region,

@@ -87,6 +87,7 @@ pub fn lone_node_options(dir: &Path, flags: &TuningFlags) -> NodeOptions {
         cache_bytes: 16 << 20,
         http_bind: "127.0.0.1:0".parse().unwrap(),
         quic_bind: "127.0.0.1:0".parse().unwrap(),
+        advertise: Default::default(),
         seeds: Vec::new(),
         resp_bind: None,
         resp_password: None,
@@ -364,6 +365,7 @@ impl InProcessCluster {
             cache_bytes: 16 << 20,
             http_bind: "127.0.0.1:0".parse().unwrap(),
             quic_bind: "127.0.0.1:0".parse().unwrap(),
+            advertise: Default::default(),
             seeds,
             // Every in-process node serves RESP on a loopback port of its own, so the
             // RESP tests drive the same clusters the HTTP tests do.

@@ -1,7 +1,8 @@
 //! Node bundles and node start checks, through the real binary: `cartwheel init
 //! --bundles` writes what one node needs, a node runs from it and checks the operator's
-//! token with the hash it holds; bad secret files and `--chaos` on a reachable address
-//! stop a node at start with a clear error.
+//! token with the hash it holds; bad secret files, `--chaos` on a reachable address and
+//! a bind to every interface with no address to advertise stop a node at start with a
+//! clear error.
 
 use crate::common;
 
@@ -116,6 +117,38 @@ fn chaos_is_refused_on_an_address_other_than_loopback() {
             "{stderr}"
         );
     }
+}
+
+#[test]
+fn a_node_bound_to_every_interface_must_be_told_what_to_advertise() {
+    let bundled = Bundled::new();
+    let cases = [
+        (vec!["--quic", "0.0.0.0:0"], "--advertise-quic", "0.0.0.0:0"),
+        (vec!["--http", "[::]:0"], "--advertise-http", "[::]:0"),
+        (
+            vec!["--advertise-http", "0.0.0.0:8080"],
+            "--advertise-http",
+            "0.0.0.0:8080",
+        ),
+    ];
+    for (flags, named, address) in cases {
+        let output = refused(bundled.node(&flags));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(named) && stderr.contains(address),
+            "{flags:?}: {stderr}"
+        );
+    }
+    // A config file may name the advertised addresses like any other flag.
+    let config = bundled.root.path().join("node.toml");
+    std::fs::write(
+        &config,
+        "quic = \"0.0.0.0:0\"\nadvertise-quic = \"[::]:7000\"\n",
+    )
+    .unwrap();
+    let output = refused(bundled.node(&["--config", config.to_str().unwrap()]));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--advertise-quic [::]:7000"), "{stderr}");
 }
 
 #[test]
