@@ -98,6 +98,12 @@ fn node(families: &mut Families, routes: &StatusRoutes) -> fmt::Result {
         None,
         parts.replica.trees().keys_total() as f64,
     )?;
+    families.gauge(
+        "cartwheel_storage_stored_bytes",
+        "Bytes of the keys and values the store holds (tombstones included), counted as writes happen",
+        None,
+        parts.replica.trees().bytes_total() as f64,
+    )?;
     let disk = parts.storage.size_on_disk().unwrap_or(0);
     families.gauge(
         "cartwheel_storage_disk",

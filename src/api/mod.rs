@@ -41,7 +41,7 @@ pub use pipeline::{
 #[cfg(all(test, feature = "tools"))]
 pub(crate) use pipeline_budget::PipelineBounds;
 pub use routing::{RingMap, RingNode};
-pub use status::{MemberStatus, Status};
+pub use status::{MemberStatus, PartitionCounts, Status};
 
 pub use admin::AdminState;
 pub use kv::KvState;
@@ -220,6 +220,7 @@ fn routes(shared: &Shared) -> Router {
         .route("/metrics", get(metrics::metrics))
         .route("/v1/cluster", get(cluster::cluster))
         .route("/v1/roots", get(status::roots))
+        .route("/v1/partitions", get(status::partitions))
         .route("/v1/ring", get(routing::ring))
         .with_state(shared.status.clone());
     let admin = Router::new()

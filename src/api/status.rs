@@ -109,6 +109,10 @@ pub struct Status {
     #[serde(default)]
     pub early_sends: bool,
     pub keys: u64,
+    /// Bytes of the keys and values this node stores (tombstones included), kept as
+    /// writes happen: the data, without the store's own overhead (`disk_bytes`).
+    #[serde(default)]
+    pub stored_bytes: u64,
     pub disk_bytes: u64,
     pub reads: u64,
     pub writes: u64,
@@ -295,6 +299,7 @@ pub(super) async fn status(State(routes): State<StatusRoutes>) -> Json<Status> {
     let parts = routes.state.as_ref();
     // Kept as writes happen (`replica::trees`): no scan.
     let keys = parts.replica.trees().keys_total();
+    let stored_bytes = parts.replica.trees().bytes_total();
     let disk_bytes = parts.storage.size_on_disk().unwrap_or(0);
     let view = parts.cluster.view();
     let me = &parts.me;
@@ -326,6 +331,7 @@ pub(super) async fn status(State(routes): State<StatusRoutes>) -> Json<Status> {
         actor: parts.replica.actor().to_string(),
         early_sends: parts.early.armed(),
         keys,
+        stored_bytes,
         disk_bytes,
         reads: stats.reads.load(Ordering::Relaxed),
         writes: stats.writes.load(Ordering::Relaxed),
@@ -456,6 +462,36 @@ fn session_counters(parts: &StatusState) -> SessionCounters {
         revocations_waited: load(&stats.revocations_waited),
         revocations_unconfirmed: load(&stats.revocations_unconfirmed),
     }
+}
+
+/// What this node holds of one partition, kept as writes happen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionCounts {
+    /// Keys, tombstones included.
+    pub keys: u64,
+    /// Bytes of those keys and their stored values.
+    pub bytes: u64,
+}
+
+/// `GET /v1/partitions`: the keys and bytes of every partition this node owns, from
+/// the counts kept as writes happen (no scan).
+pub(super) async fn partitions(
+    State(routes): State<StatusRoutes>,
+) -> Json<std::collections::BTreeMap<u32, PartitionCounts>> {
+    let parts = routes.state.as_ref();
+    let view = parts.cluster.view();
+    let trees = parts.replica.trees();
+    Json(
+        view.current
+            .partitions_of(&parts.me.node)
+            .into_iter()
+            .map(|partition| {
+                let counts = trees.counts(partition);
+                let (keys, bytes) = (counts.keys, counts.bytes);
+                (partition.0, PartitionCounts { keys, bytes })
+            })
+            .collect(),
+    )
 }
 
 /// `GET /v1/roots`: the Merkle root of every partition this node owns, hex, so tools can

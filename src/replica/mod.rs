@@ -24,7 +24,7 @@ use crate::storage::{
 };
 use crate::wire::PartitionEntry;
 use std::sync::Arc;
-use trees::Trees;
+use trees::{Stored, Trees};
 
 /// Why a replica could not serve a request.
 #[derive(Debug, thiserror::Error)]
@@ -141,7 +141,7 @@ impl Replica {
                     before = object
                         .as_ref()
                         .zip(current)
-                        .map(|(o, b)| o.digest_stored(b));
+                        .map(|(o, b)| Stored::of(o.digest_stored(b), &store_key.key, b));
                     let object = change(object)?;
                     let bytes = encode_object(&object);
                     if bytes.len() > bytes_max {
@@ -150,7 +150,11 @@ impl Replica {
                             max: bytes_max,
                         }));
                     }
-                    after = Some(object.digest_stored(&bytes));
+                    after = Some(Stored::of(
+                        object.digest_stored(&bytes),
+                        &store_key.key,
+                        &bytes,
+                    ));
                     updated = Some(object);
                     Ok(Some(bytes))
                 },
@@ -177,8 +181,9 @@ impl Replica {
         let store_key = StoreKey { partition, key };
         let removed = self.storage.delete_if(&store_key, bytes)?;
         if removed {
+            let stored = Stored::of(digest, &store_key.key, bytes);
             self.trees
-                .update(partition, &store_key.key, Some(digest), None);
+                .update(partition, &store_key.key, Some(stored), None);
         }
         Ok(removed)
     }

@@ -107,23 +107,81 @@ fn a_refused_apply_is_not_remembered() {
 fn the_trees_count_the_keys_each_write_adds_or_removes() {
     let trees = trees::Trees::new(4);
     let (a, b) = (PartitionId(1), PartitionId(2));
-    trees.update(a, b"x", None, Some([1; 32]));
-    trees.update(a, b"y", None, Some([2; 32]));
-    trees.update(b, b"z", None, Some([3; 32]));
-    assert_eq!(trees.keys_total(), 3);
-    // A new version of a key is no new key; a removal is one less.
-    trees.update(a, b"x", Some([1; 32]), Some([4; 32]));
-    trees.update(a, b"y", Some([2; 32]), None);
-    assert_eq!(trees.keys_total(), 2);
+    let stored = |digest: u8, bytes: u64| {
+        Some(trees::Stored {
+            digest: [digest; 32],
+            bytes,
+        })
+    };
+    trees.update(a, b"x", None, stored(1, 10));
+    trees.update(a, b"y", None, stored(2, 20));
+    trees.update(b, b"z", None, stored(3, 30));
+    assert_eq!((trees.keys_total(), trees.bytes_total()), (3, 60));
+    // A new version of a key is no new key, but its bytes change; a removal is one
+    // less key and its bytes gone.
+    trees.update(a, b"x", stored(1, 10), stored(4, 15));
+    trees.update(a, b"y", stored(2, 20), None);
+    assert_eq!((trees.keys_total(), trees.bytes_total()), (2, 45));
+    let counts = trees::Counts { keys: 1, bytes: 15 };
+    assert_eq!(trees.counts(a), counts);
     // A removal the count never saw (a bug elsewhere) does not wrap it below zero.
-    trees.update(b, b"w", Some([5; 32]), None);
-    trees.update(b, b"z", Some([3; 32]), None);
-    assert_eq!(trees.keys_total(), 1);
+    trees.update(b, b"w", stored(5, 99), None);
+    assert_eq!(trees.counts(b), trees::Counts { keys: 0, bytes: 0 });
+    trees.update(b, b"z", stored(3, 30), None);
+    assert_eq!((trees.keys_total(), trees.bytes_total()), (1, 15));
     trees.forget(a);
-    assert_eq!(trees.keys_total(), 0);
+    assert_eq!((trees.keys_total(), trees.bytes_total()), (0, 0));
+    assert_eq!(trees.counts(a), trees::Counts::default());
     assert_eq!(
         trees.root(a),
         [0; 32],
         "a forgotten partition has an empty tree"
     );
+}
+
+#[test]
+fn the_counts_kept_by_writes_are_what_a_scan_of_the_store_finds() {
+    let replica = memory_replica();
+    let set = |value: &[u8]| {
+        DocOp::Redis(RedisOp::Set {
+            value: value.to_vec(),
+            expiry: SetExpiry::Clear,
+            condition: None,
+            get: false,
+        })
+    };
+    let keys = [b"a".as_slice(), b"bb", b"ccc"];
+    for (index, key) in keys.iter().enumerate() {
+        let key = ObjectKey::new(Class::Resp, key);
+        let value = vec![b'x'; 10 * (index + 1)];
+        replica.apply_op_stored(&key, &set(&value), at(10)).unwrap();
+    }
+    // A longer value for one key, then a shorter one: its bytes follow each write.
+    let first = ObjectKey::new(Class::Resp, keys[0]);
+    replica
+        .apply_op_stored(&first, &set(&[b'y'; 500]), at(11))
+        .unwrap();
+    replica.apply_op_stored(&first, &set(b"z"), at(12)).unwrap();
+    let partition = PartitionId(0);
+    let scanned = replica
+        .storage()
+        .scan_partition(partition, None, 100)
+        .unwrap();
+    let bytes: usize = scanned
+        .iter()
+        .map(|(key, value)| key.len() + value.len())
+        .sum();
+    let kept = replica.trees();
+    assert_eq!(kept.keys_total(), 3);
+    assert_eq!(kept.bytes_total(), bytes as u64);
+    let counts = trees::Counts {
+        keys: 3,
+        bytes: bytes as u64,
+    };
+    assert_eq!(kept.counts(partition), counts);
+    // A node that starts again counts the same from its store.
+    let rebuilt = Trees::new(2);
+    rebuilt.rebuild(replica.storage().as_ref(), 1).unwrap();
+    assert_eq!(rebuilt.counts(partition), counts);
+    assert_eq!(rebuilt.bytes_total(), bytes as u64);
 }

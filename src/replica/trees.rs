@@ -1,9 +1,10 @@
 //! The Merkle trees of the partitions this node holds, kept in step with every write
 //! (an XOR leaf makes each update O(depth) and order-independent, so concurrent writes
 //! to one key may update the tree in any order), and rebuilt from storage at start.
-//! With them, the number of keys each partition holds: a key appears when a write
-//! finds no digest before it and goes when one leaves none after it, so the count is
-//! kept without a scan (`/v1/status`, `/metrics`).
+//! With them, the number of keys each partition holds and their bytes: a key appears
+//! when a write finds no digest before it and goes when one leaves none after it, and
+//! its bytes (key and stored value) change by what the write changed, so both are kept
+//! without a scan (`/v1/status`, `/metrics`).
 
 use crate::antientropy::{leaf_index, Entry, Hash, PartitionTree};
 use crate::ids::PartitionId;
@@ -20,12 +21,40 @@ pub struct Trees {
     trees: Mutex<BTreeMap<PartitionId, Held>>,
     /// The sum of every partition's `keys`, readable without the lock.
     keys_total: AtomicU64,
+    /// The sum of every partition's `bytes`, readable without the lock.
+    bytes_total: AtomicU64,
 }
 
-/// One partition's tree and how many keys it holds.
+/// One partition's tree, how many keys it holds and their bytes.
 struct Held {
     tree: PartitionTree,
     keys: u64,
+    bytes: u64,
+}
+
+/// What the store holds for one key: its object's digest and its bytes (the key's and
+/// the stored value's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stored {
+    pub digest: Hash,
+    pub bytes: u64,
+}
+
+impl Stored {
+    /// The entry of `key` holding `value`, whose object has `digest`.
+    pub fn of(digest: Hash, key: &[u8], value: &[u8]) -> Stored {
+        Stored {
+            digest,
+            bytes: (key.len() + value.len()) as u64,
+        }
+    }
+}
+
+/// What a partition holds: its keys (tombstones included) and their bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub keys: u64,
+    pub bytes: u64,
 }
 
 impl Trees {
@@ -34,13 +63,14 @@ impl Trees {
             depth,
             trees: Mutex::new(BTreeMap::new()),
             keys_total: AtomicU64::new(0),
+            bytes_total: AtomicU64::new(0),
         }
     }
 
     /// Rebuilds every partition's tree from what the store holds.
     pub fn rebuild(&self, storage: &dyn Storage, partitions: u32) -> Result<(), StorageError> {
         for partition in (0..partitions).map(PartitionId) {
-            let entries = all_entries(storage, partition)?;
+            let (entries, bytes) = all_entries(storage, partition)?;
             if entries.is_empty() {
                 continue;
             }
@@ -52,14 +82,17 @@ impl Trees {
             )
             .expect("node tree depth is valid");
             let keys = entries.len() as u64;
+            let held = Held { tree, keys, bytes };
             let replaced = self
                 .trees
                 .lock()
                 .expect("trees lock")
-                .insert(partition, Held { tree, keys });
-            let before = replaced.map_or(0, |held| held.keys);
+                .insert(partition, held);
+            let before = replaced.map_or(Counts::default(), |held| held.counts());
             self.keys_total.fetch_add(keys, Ordering::Relaxed);
-            self.keys_total.fetch_sub(before, Ordering::Relaxed);
+            self.keys_total.fetch_sub(before.keys, Ordering::Relaxed);
+            self.bytes_total.fetch_add(bytes, Ordering::Relaxed);
+            self.bytes_total.fetch_sub(before.bytes, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -69,6 +102,7 @@ impl Trees {
         let removed = self.trees.lock().expect("trees lock").remove(&partition);
         if let Some(held) = removed {
             self.keys_total.fetch_sub(held.keys, Ordering::Relaxed);
+            self.bytes_total.fetch_sub(held.bytes, Ordering::Relaxed);
         }
     }
 
@@ -77,8 +111,25 @@ impl Trees {
         self.keys_total.load(Ordering::Relaxed)
     }
 
-    /// Records that `key` of `partition` changed from `old` to `new` digests.
-    pub fn update(&self, partition: PartitionId, key: &[u8], old: Option<Hash>, new: Option<Hash>) {
+    /// Bytes (keys and stored values) held in every partition, as the writes left them.
+    pub fn bytes_total(&self) -> u64 {
+        self.bytes_total.load(Ordering::Relaxed)
+    }
+
+    /// What one partition holds, as the writes left it.
+    pub fn counts(&self, partition: PartitionId) -> Counts {
+        let trees = self.trees.lock().expect("trees lock");
+        trees.get(&partition).map(Held::counts).unwrap_or_default()
+    }
+
+    /// Records that `key` of `partition` changed from `old` to `new`.
+    pub fn update(
+        &self,
+        partition: PartitionId,
+        key: &[u8],
+        old: Option<Stored>,
+        new: Option<Stored>,
+    ) {
         if old == new {
             return;
         }
@@ -86,8 +137,10 @@ impl Trees {
         let held = trees.entry(partition).or_insert_with(|| Held {
             tree: PartitionTree::new(self.depth).expect("node tree depth is valid"),
             keys: 0,
+            bytes: 0,
         });
-        held.tree.update(key, old, new);
+        let digest = |stored: Option<Stored>| stored.map(|stored| stored.digest);
+        held.tree.update(key, digest(old), digest(new));
         match (old, new) {
             (None, Some(_)) => {
                 held.keys += 1;
@@ -99,6 +152,12 @@ impl Trees {
             }
             _ => {}
         }
+        // A removal the count never saw (a bug elsewhere) does not wrap it below zero.
+        let bytes = |stored: Option<Stored>| stored.map_or(0, |stored| stored.bytes);
+        let removed = bytes(old).min(held.bytes);
+        held.bytes = held.bytes - removed + bytes(new);
+        self.bytes_total.fetch_add(bytes(new), Ordering::Relaxed);
+        self.bytes_total.fetch_sub(removed, Ordering::Relaxed);
     }
 
     /// A copy of one partition's tree (an empty one if nothing was written to it).
@@ -133,23 +192,37 @@ impl Trees {
         leaf: u32,
     ) -> Result<Vec<Entry>, StorageError> {
         let depth = self.depth;
-        entries_where(storage, partition, |key| leaf_index(key, depth) == leaf)
+        let (entries, _) = entries_where(storage, partition, |key| leaf_index(key, depth) == leaf)?;
+        Ok(entries)
     }
 }
 
-/// Every key of a partition with the digest of its object.
-fn all_entries(storage: &dyn Storage, partition: PartitionId) -> Result<Vec<Entry>, StorageError> {
+impl Held {
+    fn counts(&self) -> Counts {
+        Counts {
+            keys: self.keys,
+            bytes: self.bytes,
+        }
+    }
+}
+
+/// Every key of a partition with the digest of its object, and their bytes (keys and
+/// stored values).
+fn all_entries(
+    storage: &dyn Storage,
+    partition: PartitionId,
+) -> Result<(Vec<Entry>, u64), StorageError> {
     entries_where(storage, partition, |_| true)
 }
 
-/// The keys of a partition that `wanted` picks, with the digests of their objects; only
-/// those objects are decoded.
+/// The keys of a partition that `wanted` picks, with the digests of their objects, and
+/// their bytes (keys and stored values); only those objects are decoded.
 fn entries_where(
     storage: &dyn Storage,
     partition: PartitionId,
     wanted: impl Fn(&[u8]) -> bool,
-) -> Result<Vec<Entry>, StorageError> {
-    let mut entries = Vec::new();
+) -> Result<(Vec<Entry>, u64), StorageError> {
+    let (mut entries, mut held) = (Vec::new(), 0);
     let mut after: Option<Vec<u8>> = None;
     loop {
         let page = storage.scan_partition(partition, after.as_deref(), limits::SCAN_ENTRIES_MAX)?;
@@ -157,9 +230,10 @@ fn entries_where(
         after = Some(last.clone());
         for (key, bytes) in page.into_iter().filter(|(key, _)| wanted(key)) {
             if let Ok(object) = decode_object(&bytes) {
+                held += (key.len() + bytes.len()) as u64;
                 entries.push((key, object.digest_stored(&bytes)));
             }
         }
     }
-    Ok(entries)
+    Ok((entries, held))
 }

@@ -298,3 +298,55 @@ async fn siblings_cannot_grow_an_object_past_its_byte_limit() {
     assert_eq!(read.bytes().await.unwrap().len(), VALUE_BYTES_MAX);
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_and_bytes_are_counted_per_partition_as_writes_happen() {
+    use cartwheel::api::PartitionCounts;
+    use std::collections::BTreeMap;
+    let cluster = InProcessCluster::start(&single_region(1, 1), TuningFlags::default()).await;
+    let http = reqwest::Client::new();
+    let put = |key: &str, bytes: usize| {
+        let request = http.put(cluster.url(0, &format!("/v1/kv/{key}")));
+        request.body(vec![b'v'; bytes]).send()
+    };
+    let counts = || cluster.get_json::<BTreeMap<u32, PartitionCounts>>(0, "/v1/partitions");
+    for (index, bytes) in [100, 2_000, 30_000].into_iter().enumerate() {
+        assert_eq!(
+            put(&format!("counted-{index}"), bytes)
+                .await
+                .unwrap()
+                .status(),
+            204
+        );
+    }
+    let sums = |counts: &BTreeMap<u32, PartitionCounts>| {
+        let keys = counts.values().map(|counts| counts.keys).sum::<u64>();
+        (
+            keys,
+            counts.values().map(|counts| counts.bytes).sum::<u64>(),
+        )
+    };
+    let before = counts().await;
+    let (keys, bytes) = sums(&before);
+    assert_eq!(keys, 3, "{before:?}");
+    // Each key's bytes hold its value and more (its key, its version vector).
+    assert!(bytes > 32_100, "{bytes}");
+    let status = cluster.status(0).await;
+    assert_eq!((status.keys, status.stored_bytes), (keys, bytes));
+    // A larger version of one key: no new key, 50,000 more bytes (and a few of its
+    // version's metadata), in its partition.
+    assert_eq!(put("counted-0", 50_100).await.unwrap().status(), 204);
+    let after = counts().await;
+    let (keys_after, bytes_after) = sums(&after);
+    assert_eq!(keys_after, 3);
+    assert!(
+        (bytes + 49_900..bytes + 50_300).contains(&bytes_after),
+        "{bytes} -> {bytes_after}"
+    );
+    let partition = cartwheel::object::ObjectKey::kv(b"counted-0")
+        .partition(64)
+        .0;
+    let grew = after[&partition].bytes - before[&partition].bytes;
+    assert!(grew >= 49_900, "partition {partition} grew by {grew}");
+    cluster.shutdown().await;
+}
