@@ -30,6 +30,7 @@ pub use error_code::ErrorCode;
 pub use kv::SiblingsBody;
 pub use request_id::REQUEST_ID_HEADER;
 // Only the bench's tests serve a pipeline without a node.
+pub use crate::replica::trees::Counts as PartitionCounts;
 pub use cluster::{overview, ClusterOverview};
 #[cfg(all(test, feature = "tools"))]
 pub(crate) use pipeline::serve as serve_pipeline;
@@ -41,7 +42,7 @@ pub use pipeline::{
 #[cfg(all(test, feature = "tools"))]
 pub(crate) use pipeline_budget::PipelineBounds;
 pub use routing::{RingMap, RingNode};
-pub use status::{MemberStatus, PartitionCounts, Status};
+pub use status::{MemberStatus, Status};
 
 pub use admin::AdminState;
 pub use kv::KvState;

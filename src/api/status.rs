@@ -6,8 +6,10 @@ use crate::coordinator::quorum::Level;
 use crate::coordinator::{ClusterView, CoordinatorStats};
 use crate::handoff::hints::Hints;
 use crate::handoff::transfer::TransferStats;
+use crate::ids::PartitionId;
 use crate::membership::ownership::RingView;
 use crate::membership::swim::MemberInfo;
+use crate::replica::trees::{Counts, Trees};
 use crate::replica::Replica;
 use crate::runtime::clock::NodeClock;
 use crate::runtime::gossip::Gossip;
@@ -464,34 +466,29 @@ fn session_counters(parts: &StatusState) -> SessionCounters {
     }
 }
 
-/// What this node holds of one partition, kept as writes happen.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PartitionCounts {
-    /// Keys, tombstones included.
-    pub keys: u64,
-    /// Bytes of those keys and their stored values.
-    pub bytes: u64,
-}
-
 /// `GET /v1/partitions`: the keys and bytes of every partition this node owns, from
 /// the counts kept as writes happen (no scan).
 pub(super) async fn partitions(
     State(routes): State<StatusRoutes>,
-) -> Json<std::collections::BTreeMap<u32, PartitionCounts>> {
+) -> Json<std::collections::BTreeMap<u32, Counts>> {
+    Json(per_owned_partition(&routes, |trees, partition| {
+        trees.counts(partition)
+    }))
+}
+
+/// `f` of every partition this node owns in the current ring, by partition number.
+fn per_owned_partition<T>(
+    routes: &StatusRoutes,
+    f: impl Fn(&Trees, PartitionId) -> T,
+) -> std::collections::BTreeMap<u32, T> {
     let parts = routes.state.as_ref();
     let view = parts.cluster.view();
     let trees = parts.replica.trees();
-    Json(
-        view.current
-            .partitions_of(&parts.me.node)
-            .into_iter()
-            .map(|partition| {
-                let counts = trees.counts(partition);
-                let (keys, bytes) = (counts.keys, counts.bytes);
-                (partition.0, PartitionCounts { keys, bytes })
-            })
-            .collect(),
-    )
+    view.current
+        .partitions_of(&parts.me.node)
+        .into_iter()
+        .map(|partition| (partition.0, f(trees, partition)))
+        .collect()
 }
 
 /// `GET /v1/roots`: the Merkle root of every partition this node owns, hex, so tools can
@@ -499,23 +496,8 @@ pub(super) async fn partitions(
 pub(super) async fn roots(
     State(routes): State<StatusRoutes>,
 ) -> Json<std::collections::BTreeMap<u32, String>> {
-    let parts = routes.state.as_ref();
-    let view = parts.cluster.view();
-    let trees = parts.replica.trees();
-    Json(
-        view.current
-            .partitions_of(&parts.me.node)
-            .into_iter()
-            .map(|partition| {
-                (
-                    partition.0,
-                    trees
-                        .root(partition)
-                        .iter()
-                        .map(|byte| format!("{byte:02x}"))
-                        .collect(),
-                )
-            })
-            .collect(),
-    )
+    Json(per_owned_partition(&routes, |trees, partition| {
+        let root = trees.root(partition);
+        root.iter().map(|byte| format!("{byte:02x}")).collect()
+    }))
 }

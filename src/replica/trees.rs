@@ -11,6 +11,7 @@ use crate::ids::PartitionId;
 use crate::limits;
 use crate::object::decode_object;
 use crate::storage::{Storage, StorageError};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -50,8 +51,9 @@ impl Stored {
     }
 }
 
-/// What a partition holds: its keys (tombstones included) and their bytes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// What a partition holds: its keys (tombstones included) and their bytes (keys and
+/// stored values); `/v1/partitions` answers it per partition.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
     pub keys: u64,
     pub bytes: u64,

@@ -39,30 +39,24 @@ impl NegativeCache {
         }
     }
 
-    fn slot(hash: &[u8; 32], slots: usize) -> usize {
-        let mut first = [0u8; 8];
-        first.copy_from_slice(&hash[..8]);
-        (u64::from_le_bytes(first) % slots as u64) as usize
-    }
-
     /// Whether `hash` was found nowhere less than `NEGATIVE_CACHE_TTL_MS` before `now_ms`.
     pub fn contains(&self, hash: &[u8; 32], now_ms: u64) -> bool {
         let slots = self.slots.lock().expect("negative cache lock poisoned");
-        let index = Self::slot(hash, slots.len());
+        let index = slot_of(hash, slots.len());
         matches!(slots[index], Some((held, until_ms)) if held == *hash && now_ms < until_ms)
     }
 
     /// Remembers that `hash` was found in no region at `now_ms`.
     pub fn insert(&self, hash: &[u8; 32], now_ms: u64) {
         let mut slots = self.slots.lock().expect("negative cache lock poisoned");
-        let index = Self::slot(hash, slots.len());
+        let index = slot_of(hash, slots.len());
         slots[index] = Some((*hash, now_ms.saturating_add(limits::NEGATIVE_CACHE_TTL_MS)));
     }
 
     /// Forgets `hash` (a token just created here).
     pub fn forget(&self, hash: &[u8; 32]) {
         let mut slots = self.slots.lock().expect("negative cache lock poisoned");
-        let index = Self::slot(hash, slots.len());
+        let index = slot_of(hash, slots.len());
         if matches!(slots[index], Some((held, _)) if held == *hash) {
             slots[index] = None;
         }
@@ -75,6 +69,14 @@ impl NegativeCache {
             .expect("negative cache lock poisoned")
             .len()
     }
+}
+
+/// The slot of a token's keyed hash in a direct-mapped table of `slots`: its first
+/// bytes (keyed, so a client cannot aim at a slot).
+pub(super) fn slot_of(hash: &[u8; 32], slots: usize) -> usize {
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&hash[..8]);
+    (u64::from_le_bytes(first) % slots as u64) as usize
 }
 
 /// One client address's token bucket of failed validations.

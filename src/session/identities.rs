@@ -18,6 +18,8 @@
 
 use std::sync::Mutex;
 
+use super::guard::slot_of;
+
 use crate::crdt::TokenIdentity;
 use crate::limits;
 
@@ -63,16 +65,10 @@ impl IdentityCache {
         }
     }
 
-    fn slot(hash: &[u8; 32], slots: usize) -> usize {
-        let mut first = [0u8; 8];
-        first.copy_from_slice(&hash[..8]);
-        (u64::from_le_bytes(first) % slots as u64) as usize
-    }
-
     /// The identity remembered for the token hashing to `hash`.
     pub fn get(&self, hash: &[u8; 32]) -> Option<Known> {
         let slots = self.slots.lock().expect("identity cache lock poisoned");
-        match &slots[Self::slot(hash, slots.len())] {
+        match &slots[slot_of(hash, slots.len())] {
             Some((held, known)) if held == hash => Some(known.clone()),
             _ => None,
         }
@@ -86,7 +82,7 @@ impl IdentityCache {
         }
         let known = Known::of(identity);
         let mut slots = self.slots.lock().expect("identity cache lock poisoned");
-        let index = Self::slot(hash, slots.len());
+        let index = slot_of(hash, slots.len());
         if matches!(&slots[index], Some((held, kept)) if held == hash && *kept == known) {
             return;
         }

@@ -101,18 +101,22 @@ pub fn lone_node_options(dir: &Path, flags: &TuningFlags) -> NodeOptions {
 /// bundles too (`ROOT/bundles`).
 pub fn init_one_node(bundles: bool) -> tempfile::TempDir {
     let root = tempfile::tempdir().unwrap();
-    let topology = root.path().join("topology.toml");
-    std::fs::write(&topology, single_region(1, 1)).unwrap();
+    init_in(root.path(), &single_region(1, 1), bundles);
+    root
+}
+
+/// Writes `topology_text` to `root/topology.toml` and runs `cartwheel init` on it into
+/// `root/cluster`, with the node bundles in `root/bundles` when `bundles`.
+pub fn init_in(root: &std::path::Path, topology_text: &str, bundles: bool) {
+    let topology = root.join("topology.toml");
+    std::fs::write(&topology, topology_text).unwrap();
     let init = Command::new(binary())
         .args(["init", "--dir"])
-        .arg(root.path().join("cluster"))
+        .arg(root.join("cluster"))
         .arg("--topology")
         .arg(&topology)
         .args(match bundles {
-            true => vec![
-                "--bundles".into(),
-                root.path().join("bundles").into_os_string(),
-            ],
+            true => vec!["--bundles".into(), root.join("bundles").into_os_string()],
             false => Vec::<std::ffi::OsString>::new(),
         })
         .output()
@@ -122,7 +126,6 @@ pub fn init_one_node(bundles: bool) -> tempfile::TempDir {
         "{}",
         String::from_utf8_lossy(&init.stderr)
     );
-    root
 }
 
 /// A topology with one region of `nodes` nodes, every key on `replicas` of them.

@@ -286,27 +286,6 @@ fn poll<T>(
     panic!("{what} within {limit:?}; last: {last}");
 }
 
-/// `cartwheel init --bundles`: a one-region, 3-node, 3-replica cluster's bundles under
-/// `root/bundles`.
-fn init_bundles(root: &Path) {
-    let topology = root.join("topology.toml");
-    std::fs::write(&topology, single_region(NODES as u32, NODES as u32)).unwrap();
-    let init = Command::new(binary())
-        .args(["init", "--dir"])
-        .arg(root.join("cluster"))
-        .arg("--topology")
-        .arg(&topology)
-        .arg("--bundles")
-        .arg(root.join("bundles"))
-        .output()
-        .unwrap();
-    assert!(
-        init.status.success(),
-        "{}",
-        String::from_utf8_lossy(&init.stderr)
-    );
-}
-
 /// The flags that bind node `index` to every interface and advertise its address,
 /// the bound ports kept (port 0).
 fn bound_everywhere(index: usize) -> Vec<String> {
@@ -405,7 +384,12 @@ fn a_cluster_runs_across_network_namespaces_on_its_own_addresses() {
             return;
         }
     };
-    init_bundles(root.path());
+    // A one-region, 3-node, 3-replica cluster's bundles under `root/bundles`.
+    common::init_in(
+        root.path(),
+        &single_region(NODES as u32, NODES as u32),
+        true,
+    );
     let nodes = start_cluster(&mut network, root.path());
     inside(&network.hosts[0], || {
         wait_members(&nodes);
