@@ -91,3 +91,6 @@ pub(super) fn build_order(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod experiments;
