@@ -9,7 +9,7 @@
 use crate::antientropy::{leaf_index, Entry, Hash, PartitionTree};
 use crate::ids::PartitionId;
 use crate::limits;
-use crate::object::decode_object;
+use crate::object::{decode_object, Object};
 use crate::storage::{Storage, StorageError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -217,6 +217,16 @@ fn all_entries(
     entries_where(storage, partition, |_| true)
 }
 
+/// The digest of an object stored as `bytes`, as `Replica::digest` gives it: a
+/// document's without decoding it (it hashes the document's stored MessagePack), any
+/// other's from the decoded object; `None` for bytes that decode to no object.
+pub fn stored_digest(bytes: &[u8]) -> Option<Hash> {
+    match Object::digest_of_stored_doc(bytes) {
+        Some(digest) => Some(digest),
+        None => Some(decode_object(bytes).ok()?.digest_stored(bytes)),
+    }
+}
+
 /// The keys of a partition that `wanted` picks, with the digests of their objects, and
 /// their bytes (keys and stored values); only those objects are decoded.
 fn entries_where(
@@ -231,10 +241,11 @@ fn entries_where(
         let Some((last, _)) = page.last() else { break };
         after = Some(last.clone());
         for (key, bytes) in page.into_iter().filter(|(key, _)| wanted(key)) {
-            if let Ok(object) = decode_object(&bytes) {
-                held += (key.len() + bytes.len()) as u64;
-                entries.push((key, object.digest_stored(&bytes)));
-            }
+            let Some(digest) = stored_digest(&bytes) else {
+                continue;
+            };
+            held += (key.len() + bytes.len()) as u64;
+            entries.push((key, digest));
         }
     }
     Ok((entries, held))
