@@ -35,9 +35,8 @@ pub use cluster::{overview, ClusterOverview};
 #[cfg(all(test, feature = "tools"))]
 pub(crate) use pipeline::serve as serve_pipeline;
 pub use pipeline::{
-    codec as pipeline_codec, decode_request as decode_pipeline_request,
-    encode as encode_pipeline_frame, FrameError, PipelineAnswer, PipelineRequest, PIPELINE_PATH,
-    PIPELINE_PROTOCOL,
+    codec as pipeline_codec, encode as encode_pipeline_frame, FrameError, PipelineAnswer,
+    PipelineRequest, PIPELINE_PATH, PIPELINE_PROTOCOL,
 };
 #[cfg(all(test, feature = "tools"))]
 pub(crate) use pipeline_budget::PipelineBounds;

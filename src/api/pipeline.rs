@@ -100,11 +100,6 @@ pub enum FrameError {
     NotARequest(#[from] rmp_serde::decode::Error),
 }
 
-/// The request a whole frame carries.
-pub fn decode_request(frame: &[u8]) -> Result<PipelineRequest, FrameError> {
-    Ok(rmp_serde::from_slice(frame)?)
-}
-
 /// A request frame as the node reads it: [`PipelineRequest`]'s fields borrowed from
 /// the frame (a body sent as an array of numbers is copied).
 #[derive(Deserialize)]

@@ -104,10 +104,7 @@ impl Replica {
         let Some(bytes) = self.storage.get(&self.store_key(key))? else {
             return Ok(None);
         };
-        match Object::digest_of_stored_doc(&bytes) {
-            Some(digest) => Ok(Some(digest)),
-            None => Ok(Some(decode_object(&bytes)?.digest_stored(&bytes))),
-        }
+        Ok(Some(trees::stored_digest(&bytes)?))
     }
 
     /// Applies `change` to the stored object of `key` atomically and waits until durable.

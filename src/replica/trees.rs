@@ -9,7 +9,7 @@
 use crate::antientropy::{leaf_index, Entry, Hash, PartitionTree};
 use crate::ids::PartitionId;
 use crate::limits;
-use crate::object::{decode_object, Object};
+use crate::object::{decode_object, DecodeError, Object};
 use crate::storage::{Storage, StorageError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -217,13 +217,13 @@ fn all_entries(
     entries_where(storage, partition, |_| true)
 }
 
-/// The digest of an object stored as `bytes`, as `Replica::digest` gives it: a
-/// document's without decoding it (it hashes the document's stored MessagePack), any
-/// other's from the decoded object; `None` for bytes that decode to no object.
-pub fn stored_digest(bytes: &[u8]) -> Option<Hash> {
+/// The digest of an object stored as `bytes` (what a digest read answers and a tree
+/// leaf holds): a document's without decoding it (it hashes the document's stored
+/// MessagePack), any other's from the decoded object.
+pub fn stored_digest(bytes: &[u8]) -> Result<Hash, DecodeError> {
     match Object::digest_of_stored_doc(bytes) {
-        Some(digest) => Some(digest),
-        None => Some(decode_object(bytes).ok()?.digest_stored(bytes)),
+        Some(digest) => Ok(digest),
+        None => Ok(decode_object(bytes)?.digest_stored(bytes)),
     }
 }
 
@@ -241,7 +241,7 @@ fn entries_where(
         let Some((last, _)) = page.last() else { break };
         after = Some(last.clone());
         for (key, bytes) in page.into_iter().filter(|(key, _)| wanted(key)) {
-            let Some(digest) = stored_digest(&bytes) else {
+            let Ok(digest) = stored_digest(&bytes) else {
                 continue;
             };
             held += (key.len() + bytes.len()) as u64;

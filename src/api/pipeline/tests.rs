@@ -1,5 +1,11 @@
 use super::*;
 use crate::api::server::EdgeCounters;
+
+/// The owned request a whole frame carries, as a client's own decoder reads it: the
+/// oracle the node's borrowed reading (`read_request`) is held to.
+fn decode_request(frame: &[u8]) -> Result<PipelineRequest, FrameError> {
+    Ok(rmp_serde::from_slice(frame)?)
+}
 use axum::routing::{get, put};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
