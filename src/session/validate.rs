@@ -207,12 +207,11 @@ impl SessionService {
         let (level, mode) = self.validation_level();
         // A token validated here before, or held here: its checks are read with it, in
         // one round.
-        let known = self.known_identity(&hash);
-        let (found, read_ahead) = match &known {
+        let (found, read_ahead) = match self.known_identity(&hash) {
             Some(known) => {
                 let checks = self.check_reads(&known.user, known.parent, level, with_document);
                 let (found, reads) = tokio::join!(self.find(&hash, level, local_only), checks);
-                (found, Some(reads))
+                (found, Some((known, reads)))
             }
             None => (self.find(&hash, level, local_only).await, None),
         };
@@ -242,8 +241,8 @@ impl SessionService {
             identity,
             family,
         };
-        let reads = match (known, read_ahead) {
-            (Some(known), Some(reads)) if known.matches(&auth.identity) => {
+        let reads = match read_ahead {
+            Some((known, reads)) if known.matches(&auth.identity) => {
                 let counter = &self.stats.one_round_validations;
                 counter.fetch_add(1, Ordering::Relaxed);
                 reads
