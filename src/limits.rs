@@ -284,6 +284,9 @@ pub const EXCHANGE_REQUESTS_MAX: usize = 65_536;
 /// Depth of a node's per-partition trees: 256 leaves, 16 KiB per partition (a node
 /// holding 700 partitions keeps 11 MiB of trees).
 pub const NODE_TREE_DEPTH: u8 = 8;
+/// Pause before the start-time rebuild of the trees tries again the partitions the store
+/// could not read (`replica::trees::Trees::rebuild_pending`).
+pub const TREE_REBUILD_RETRY: std::time::Duration = std::time::Duration::from_secs(10);
 /// Pause between two anti-entropy rounds (each compares this node with one peer).
 pub const ANTI_ENTROPY_ROUND_MS: u64 = 1_000;
 /// Anti-entropy round interval while the auth guard catches up (`runtime::repair`):

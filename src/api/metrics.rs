@@ -104,6 +104,12 @@ fn node(families: &mut Families, routes: &StatusRoutes) -> fmt::Result {
         None,
         parts.replica.trees().bytes_total() as f64,
     )?;
+    families.gauge(
+        "cartwheel_storage_trees_pending",
+        "Partitions whose Merkle tree is still being rebuilt from the store after a start",
+        None,
+        f64::from(parts.replica.trees().pending()),
+    )?;
     let disk = parts.storage.size_on_disk().unwrap_or(0);
     families.gauge(
         "cartwheel_storage_disk",

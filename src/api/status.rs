@@ -115,6 +115,12 @@ pub struct Status {
     /// writes happen: the data, without the store's own overhead (`disk_bytes`).
     #[serde(default)]
     pub stored_bytes: u64,
+    /// Partitions whose Merkle tree is still being rebuilt from the store after a start
+    /// (in the background while the node serves; anti-entropy leaves them alone until
+    /// then): 0 once rebuilt. `keys` and `stored_bytes` count only rebuilt partitions
+    /// and the writes since the start until then.
+    #[serde(default)]
+    pub trees_pending: u32,
     pub disk_bytes: u64,
     pub reads: u64,
     pub writes: u64,
@@ -334,6 +340,7 @@ pub(super) async fn status(State(routes): State<StatusRoutes>) -> Json<Status> {
         early_sends: parts.early.armed(),
         keys,
         stored_bytes,
+        trees_pending: parts.replica.trees().pending(),
         disk_bytes,
         reads: stats.reads.load(Ordering::Relaxed),
         writes: stats.writes.load(Ordering::Relaxed),

@@ -182,8 +182,8 @@ fn open_storage(options: &NodeOptions) -> Result<Arc<dyn Storage>, NodeError> {
     })
 }
 
-/// Opens the store, takes this life's incarnation and builds the replica on them
-/// (its Merkle trees rebuilt from what the store holds).
+/// Opens the store, takes this life's incarnation and builds the replica on them (its
+/// Merkle trees left to rebuild from what the store holds).
 fn open_store(options: &NodeOptions) -> Result<Store, NodeError> {
     let settings = &options.settings;
     let storage = open_storage(options)?;
@@ -195,8 +195,13 @@ fn open_store(options: &NodeOptions) -> Result<Store, NodeError> {
         "incarnation"
     );
     let gate = CommitGate::new(storage.clone(), settings.durability);
-    let trees = Arc::new(Trees::new(limits::NODE_TREE_DEPTH));
-    trees.rebuild(storage.as_ref(), settings.topology.partitions)?;
+    // A new store holds nothing: its trees are ready. Any other's are rebuilt in the
+    // background once the node serves (`spawn_tree_rebuild`).
+    let (depth, partitions) = (limits::NODE_TREE_DEPTH, settings.topology.partitions);
+    let trees = Arc::new(match incarnation.fresh {
+        true => Trees::new(depth, partitions),
+        false => Trees::unbuilt(depth, partitions),
+    });
     let replica = Arc::new(Replica::new(
         incarnation.actor(&options.id),
         settings.topology.partitions,
@@ -461,6 +466,52 @@ fn join_seeds(
     Ok(())
 }
 
+/// Rebuilds the Merkle trees of a store opened again, one partition at a time on the
+/// blocking pool while the node serves (`Trees::rebuild_pending`); a partition the store
+/// cannot read is tried again after a pause. Stops between partitions when the node does.
+fn spawn_tree_rebuild(
+    replica: Arc<Replica>,
+    tasks: &mut JoinSet<()>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    if replica.trees().pending() == 0 {
+        return;
+    }
+    tasks.spawn(async move {
+        let started = std::time::Instant::now();
+        loop {
+            let (trees, storage, stop) = (
+                replica.trees().clone(),
+                replica.storage().clone(),
+                stopped.clone(),
+            );
+            let pass = tokio::task::spawn_blocking(move || {
+                trees.rebuild_pending(storage.as_ref(), || *stop.borrow())
+            })
+            .await;
+            match pass {
+                Ok(Ok(_)) if replica.trees().pending() == 0 => {
+                    let trees = replica.trees();
+                    tracing::info!(
+                        keys = trees.keys_total(),
+                        bytes = trees.bytes_total(),
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "merkle trees rebuilt"
+                    );
+                    return;
+                }
+                Ok(Ok(_)) => return, // stopped
+                Ok(Err(error)) => tracing::warn!(%error, "merkle tree rebuild: retrying"),
+                Err(error) => tracing::warn!(%error, "merkle tree rebuild: retrying"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(limits::TREE_REBUILD_RETRY) => {}
+                _ = stopped.wait_for(|stop| *stop) => return,
+            }
+        }
+    });
+}
+
 /// Spawns the gossip driver, the transfer worker, hint replay and anti-entropy.
 fn spawn_workers(
     settings: &Settings,
@@ -469,6 +520,7 @@ fn spawn_workers(
     stopped: &watch::Receiver<bool>,
 ) -> Workers {
     tasks.spawn(core.gossip.clone().run(stopped.clone()));
+    spawn_tree_rebuild(core.replica.clone(), tasks, stopped.clone());
     let transfers = Arc::new(TransferStats::default());
     let transfer = TransferWorker {
         state: core.state.clone(),

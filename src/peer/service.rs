@@ -6,7 +6,7 @@ use crate::clock::{Hlc, VersionError};
 use crate::coordinator::ClusterView;
 use crate::crdt::DocOp;
 use crate::handoff::hints::Hints;
-use crate::ids::NodeId;
+use crate::ids::{NodeId, PartitionId};
 use crate::limits;
 use crate::object::{MergeError, Object, ObjectKey};
 use crate::replica::scan::ClassScan;
@@ -319,19 +319,21 @@ impl PeerService {
     /// Answers a peer's anti-entropy message about partitions this node holds; a
     /// message about another partition, or malformed, is refused and counted.
     /// Answers on the blocking pool when leaves are asked for: reading a leaf's
-    /// entries scans its partition in the store.
+    /// entries scans its partition in the store. A partition whose tree is not yet
+    /// rebuilt after a start is answered as not held: the peer leaves it for now.
     async fn anti_entropy(&self, message: crate::antientropy::Message) -> PeerResponse {
         let held = self.state.held();
         let trees = self.replica.trees().clone();
+        let comparable = |p: PartitionId| held.contains(&p) && trees.ready(p);
         let answer = match &message {
             crate::antientropy::Message::Roots { .. } => {
                 crate::antientropy::respond_roots(&message, |p| {
-                    held.contains(&p).then(|| trees.root(p))
+                    comparable(p).then(|| trees.root(p))
                 })
                 .map_err(|error| error.to_string())
             }
             _ => match message.partition() {
-                Some(partition) if held.contains(&partition) => {
+                Some(partition) if comparable(partition) => {
                     let storage = self.replica.storage().clone();
                     tokio::task::spawn_blocking(move || {
                         let tree = trees.snapshot(partition);

@@ -130,6 +130,9 @@ impl Replica {
     ) -> Result<Object, ReplicaError> {
         let mut updated = None;
         let (mut before, mut after) = (None, None);
+        // Held from the store write to the tree update: a rebuild of the partition's
+        // tree sees either both or neither (`Trees::writing`).
+        let _writing = self.trees.writing(store_key.partition);
         self.storage
             .update_with(
                 store_key,
@@ -176,6 +179,7 @@ impl Replica {
         digest: [u8; 32],
     ) -> Result<bool, ReplicaError> {
         let store_key = StoreKey { partition, key };
+        let _writing = self.trees.writing(partition);
         let removed = self.storage.delete_if(&store_key, bytes)?;
         if removed {
             let stored = Stored::of(digest, &store_key.key, bytes);

@@ -7,7 +7,7 @@ pub(crate) fn memory_replica() -> Replica {
     use crate::storage::{Durability, MemoryStorage};
     let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new(1).unwrap());
     let gate = CommitGate::new(storage.clone(), Durability::Memory);
-    Replica::new(Actor(1), 1, storage, gate, Arc::new(Trees::new(2)))
+    Replica::new(Actor(1), 1, storage, gate, Arc::new(Trees::new(2, 1)))
 }
 
 fn redis(object: &Object) -> &RedisValue {
@@ -105,7 +105,7 @@ fn a_refused_apply_is_not_remembered() {
 
 #[test]
 fn the_trees_count_the_keys_each_write_adds_or_removes() {
-    let trees = trees::Trees::new(4);
+    let trees = trees::Trees::new(4, 4);
     let (a, b) = (PartitionId(1), PartitionId(2));
     let stored = |digest: u8, bytes: u64| {
         Some(trees::Stored {
@@ -180,8 +180,16 @@ fn the_counts_kept_by_writes_are_what_a_scan_of_the_store_finds() {
     };
     assert_eq!(kept.counts(partition), counts);
     // A node that starts again counts the same from its store.
-    let rebuilt = Trees::new(2);
-    rebuilt.rebuild(replica.storage().as_ref(), 1).unwrap();
+    let rebuilt = Trees::unbuilt(2, 1);
+    assert!(!rebuilt.ready(partition));
+    assert_eq!(
+        rebuilt
+            .rebuild_pending(replica.storage().as_ref(), || false)
+            .unwrap(),
+        1
+    );
+    assert!(rebuilt.ready(partition));
+    assert_eq!(rebuilt.pending(), 0);
     assert_eq!(rebuilt.counts(partition), counts);
     assert_eq!(rebuilt.bytes_total(), bytes as u64);
     // And the same tree: a document's digest read off its stored bytes at start is the
@@ -254,4 +262,111 @@ fn rebuild_digest_cost_per_session_document() {
             per(reading)
         );
     }
+}
+
+/// A replica over a memory store of `partitions` partitions whose trees wait for
+/// their rebuild, as after a start.
+fn reopened_replica(partitions: u32) -> Replica {
+    use crate::storage::{Durability, MemoryStorage};
+    let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new(partitions).unwrap());
+    let gate = CommitGate::new(storage.clone(), Durability::Memory);
+    let trees = Arc::new(Trees::unbuilt(2, partitions));
+    Replica::new(Actor(1), partitions, storage, gate, trees)
+}
+
+fn set_op(value: &[u8]) -> DocOp {
+    DocOp::Redis(RedisOp::Set {
+        value: value.to_vec(),
+        expiry: SetExpiry::Clear,
+        condition: None,
+        get: false,
+    })
+}
+
+/// Roots and counts of every partition, as `trees` holds them.
+fn tree_state(trees: &Trees, partitions: u32) -> Vec<([u8; 32], trees::Counts)> {
+    (0..partitions)
+        .map(|p| (trees.root(PartitionId(p)), trees.counts(PartitionId(p))))
+        .collect()
+}
+
+/// What a rebuild from the store, with nothing writing, makes of `replica`'s store.
+fn quiet_rebuild(replica: &Replica, partitions: u32) -> Vec<([u8; 32], trees::Counts)> {
+    let fresh = Trees::unbuilt(2, partitions);
+    fresh
+        .rebuild_pending(replica.storage().as_ref(), || false)
+        .unwrap();
+    tree_state(&fresh, partitions)
+}
+
+#[test]
+fn writes_racing_the_background_rebuild_leave_the_trees_a_quiet_rebuild_makes() {
+    const PARTITIONS: u32 = 8;
+    let replica = reopened_replica(PARTITIONS);
+    let key = |n: usize| ObjectKey::new(Class::Resp, format!("key-{n}").as_bytes());
+    // What the store held before the start: written while every tree was pending.
+    for n in 0..2_000 {
+        replica
+            .apply_op_stored(&key(n), &set_op(b"before"), at(10))
+            .unwrap();
+    }
+    assert_eq!(replica.trees().pending(), PARTITIONS);
+    assert!(!replica.trees().ready(PartitionId(0)));
+    // Four writers change, add and delete keys while the rebuild runs.
+    std::thread::scope(|scope| {
+        for writer in 0..4usize {
+            let replica = &replica;
+            scope.spawn(move || {
+                for step in 0..1_500usize {
+                    let n = (step * 7 + writer * 331) % 3_000;
+                    let op = match step % 5 {
+                        0 => DocOp::Redis(RedisOp::Del),
+                        _ => set_op(format!("w{writer}-{step}").as_bytes()),
+                    };
+                    replica
+                        .apply_op_stored(&key(n), &op, at(20 + step as u64))
+                        .unwrap();
+                }
+            });
+        }
+        let rebuilt = replica
+            .trees()
+            .rebuild_pending(replica.storage().as_ref(), || false)
+            .unwrap();
+        assert_eq!(rebuilt, PARTITIONS);
+    });
+    let trees = replica.trees();
+    assert_eq!(trees.pending(), 0);
+    assert!((0..PARTITIONS).all(|p| trees.ready(PartitionId(p))));
+    let expected = quiet_rebuild(&replica, PARTITIONS);
+    assert_eq!(tree_state(trees, PARTITIONS), expected);
+    let keys: u64 = expected.iter().map(|(_, counts)| counts.keys).sum();
+    assert_eq!(trees.keys_total(), keys);
+    assert!(keys > 0);
+}
+
+#[test]
+fn a_rebuild_stops_when_asked_and_a_forgotten_partition_needs_none() {
+    let replica = reopened_replica(4);
+    for n in 0..200 {
+        let key = ObjectKey::new(Class::Resp, format!("k{n}").as_bytes());
+        replica
+            .apply_op_stored(&key, &set_op(b"v"), at(10))
+            .unwrap();
+    }
+    let trees = replica.trees();
+    let storage = replica.storage().as_ref();
+    // Asked to stop before the first partition: nothing rebuilt, all still pending.
+    assert_eq!(trees.rebuild_pending(storage, || true).unwrap(), 0);
+    assert_eq!(trees.pending(), 4);
+    // A partition dropped (its data gone) is empty and ready without a rebuild.
+    trees.forget(PartitionId(2));
+    assert!(trees.ready(PartitionId(2)));
+    assert_eq!(trees.pending(), 3);
+    assert_eq!(trees.rebuild_pending(storage, || false).unwrap(), 3);
+    assert_eq!(trees.pending(), 0);
+    assert_eq!(trees.counts(PartitionId(2)), trees::Counts::default());
+    // A partition beyond the ring's is never ready, and no write of one takes a lock.
+    assert!(!trees.ready(PartitionId(4)));
+    assert!(trees.writing(PartitionId(4)).is_none());
 }

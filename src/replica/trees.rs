@@ -1,6 +1,12 @@
 //! The Merkle trees of the partitions this node holds, kept in step with every write
 //! (an XOR leaf makes each update O(depth) and order-independent, so concurrent writes
-//! to one key may update the tree in any order), and rebuilt from storage at start.
+//! to one key may update the tree in any order), and rebuilt from storage after a
+//! start, one partition at a time in the background while the node serves
+//! (`rebuild_pending`): a start costs the same whatever the store holds. Until its
+//! partition is rebuilt a tree is not `ready`, and anti-entropy leaves the partition
+//! alone (it would find every key different). A rebuild must see a partition no write
+//! is changing, so every write holds its partition's lock shared (`writing`) from its
+//! store write to its tree update, and the rebuild holds it alone while it scans.
 //! With them, the number of keys each partition holds and their bytes: a key appears
 //! when a write finds no digest before it and goes when one leaves none after it, and
 //! its bytes (key and stored value) change by what the write changed, so both are kept
@@ -13,13 +19,20 @@ use crate::object::{decode_object, DecodeError, Object};
 use crate::storage::{Storage, StorageError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard};
 
 /// Trees per partition, created on first use.
 pub struct Trees {
     depth: u8,
     trees: Mutex<BTreeMap<PartitionId, Held>>,
+    /// One lock per partition of the ring: shared by the writes of the partition, held
+    /// alone by its rebuild (a fixed array: it never grows with the keys).
+    writers: Box<[RwLock<()>]>,
+    /// Per partition, whether its tree still waits for its rebuild from the store.
+    pending: Box<[AtomicBool]>,
+    /// How many partitions are pending, readable without a scan of `pending`.
+    pending_count: AtomicU32,
     /// The sum of every partition's `keys`, readable without the lock.
     keys_total: AtomicU64,
     /// The sum of every partition's `bytes`, readable without the lock.
@@ -60,52 +73,141 @@ pub struct Counts {
 }
 
 impl Trees {
-    pub fn new(depth: u8) -> Trees {
+    /// The trees of a store known to be empty (every partition ready, nothing to rebuild).
+    pub fn new(depth: u8, partitions: u32) -> Trees {
         Trees {
             depth,
             trees: Mutex::new(BTreeMap::new()),
+            writers: (0..partitions).map(|_| RwLock::new(())).collect(),
+            pending: (0..partitions).map(|_| AtomicBool::new(false)).collect(),
+            pending_count: AtomicU32::new(0),
             keys_total: AtomicU64::new(0),
             bytes_total: AtomicU64::new(0),
         }
     }
 
-    /// Rebuilds every partition's tree from what the store holds.
-    pub fn rebuild(&self, storage: &dyn Storage, partitions: u32) -> Result<(), StorageError> {
-        for partition in (0..partitions).map(PartitionId) {
-            let (entries, bytes) = all_entries(storage, partition)?;
-            if entries.is_empty() {
-                continue;
+    /// The trees of a store that may hold data: every partition waits for its rebuild
+    /// (`rebuild_pending`), and is not `ready` before.
+    pub fn unbuilt(depth: u8, partitions: u32) -> Trees {
+        let trees = Trees::new(depth, partitions);
+        for pending in trees.pending.iter() {
+            pending.store(true, Ordering::Relaxed);
+        }
+        trees.pending_count.store(partitions, Ordering::Relaxed);
+        trees
+    }
+
+    /// Whether `partition`'s tree describes what the store holds (rebuilt, or never
+    /// needing it): what anti-entropy compares. A partition beyond the ring's is not.
+    pub fn ready(&self, partition: PartitionId) -> bool {
+        self.pending
+            .get(partition.0 as usize)
+            .is_some_and(|pending| !pending.load(Ordering::Acquire))
+    }
+
+    /// How many partitions still wait for their rebuild.
+    pub fn pending(&self) -> u32 {
+        self.pending_count.load(Ordering::Relaxed)
+    }
+
+    /// The lock every write of `partition` holds from its store write to its tree
+    /// update (`None` for a partition beyond the ring's, which no store write reaches).
+    /// Held briefly and never across an await; a rebuild of the partition waits for the
+    /// writes in flight and holds the next ones off while it scans.
+    pub fn writing(&self, partition: PartitionId) -> Option<RwLockReadGuard<'_, ()>> {
+        let lock = self.writers.get(partition.0 as usize)?;
+        Some(lock.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Rebuilds the tree of every partition still pending from what the store holds,
+    /// one partition at a time, each while no write changes it, until `stop` says to
+    /// stop (asked between partitions). A partition the store cannot read stays pending
+    /// (the error is returned after the others are done, for the caller to try again
+    /// later); the count of partitions rebuilt is returned.
+    pub fn rebuild_pending(
+        &self,
+        storage: &dyn Storage,
+        stop: impl Fn() -> bool,
+    ) -> Result<u32, StorageError> {
+        let (mut rebuilt, mut failed) = (0, None);
+        for index in 0..self.pending.len() {
+            if stop() {
+                break;
             }
-            let tree = PartitionTree::from_entries(
+            let partition = PartitionId(index as u32);
+            match self.rebuild_one(storage, partition) {
+                Ok(true) => rebuilt += 1,
+                Ok(false) => {}
+                Err(error) => failed = Some(error),
+            }
+        }
+        match failed {
+            Some(error) => Err(error),
+            None => Ok(rebuilt),
+        }
+    }
+
+    /// Rebuilds `partition` if it is pending; says whether it did.
+    fn rebuild_one(
+        &self,
+        storage: &dyn Storage,
+        partition: PartitionId,
+    ) -> Result<bool, StorageError> {
+        let index = partition.0 as usize;
+        if !self.pending[index].load(Ordering::Acquire) {
+            return Ok(false);
+        }
+        let _alone = self.writers[index]
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Forgotten (its data dropped) while this waited: nothing to rebuild.
+        if !self.pending[index].load(Ordering::Acquire) {
+            return Ok(false);
+        }
+        let (entries, bytes) = all_entries(storage, partition)?;
+        let keys = entries.len() as u64;
+        let held = (!entries.is_empty()).then(|| Held {
+            tree: PartitionTree::from_entries(
                 self.depth,
                 entries
                     .iter()
                     .map(|(key, digest)| (key.as_slice(), *digest)),
             )
-            .expect("node tree depth is valid");
-            let keys = entries.len() as u64;
-            let held = Held { tree, keys, bytes };
-            let replaced = self
-                .trees
-                .lock()
-                .expect("trees lock")
-                .insert(partition, held);
-            let before = replaced.map_or(Counts::default(), |held| held.counts());
-            self.keys_total.fetch_add(keys, Ordering::Relaxed);
-            self.keys_total.fetch_sub(before.keys, Ordering::Relaxed);
-            self.bytes_total.fetch_add(bytes, Ordering::Relaxed);
-            self.bytes_total.fetch_sub(before.bytes, Ordering::Relaxed);
-        }
-        Ok(())
+            .expect("node tree depth is valid"),
+            keys,
+            bytes,
+        });
+        self.install(partition, held);
+        Ok(true)
     }
 
-    /// Forgets a partition this node no longer holds (its data is gone).
-    pub fn forget(&self, partition: PartitionId) {
-        let removed = self.trees.lock().expect("trees lock").remove(&partition);
-        if let Some(held) = removed {
-            self.keys_total.fetch_sub(held.keys, Ordering::Relaxed);
-            self.bytes_total.fetch_sub(held.bytes, Ordering::Relaxed);
+    /// Puts `held` (or nothing) in place of what `partition` had and marks it ready;
+    /// the caller holds the partition's lock alone.
+    fn install(&self, partition: PartitionId, held: Option<Held>) {
+        let after = held.as_ref().map_or(Counts::default(), Held::counts);
+        let mut trees = self.trees.lock().expect("trees lock");
+        let replaced = match held {
+            Some(held) => trees.insert(partition, held),
+            None => trees.remove(&partition),
+        };
+        let before = replaced.map_or(Counts::default(), |held| held.counts());
+        self.keys_total.fetch_add(after.keys, Ordering::Relaxed);
+        self.keys_total.fetch_sub(before.keys, Ordering::Relaxed);
+        self.bytes_total.fetch_add(after.bytes, Ordering::Relaxed);
+        self.bytes_total.fetch_sub(before.bytes, Ordering::Relaxed);
+        if self.pending[partition.0 as usize].swap(false, Ordering::AcqRel) {
+            self.pending_count.fetch_sub(1, Ordering::Relaxed);
         }
+    }
+
+    /// Forgets a partition this node no longer holds (its data is gone): its tree is
+    /// empty and ready, nothing left to rebuild.
+    pub fn forget(&self, partition: PartitionId) {
+        let Some(lock) = self.writers.get(partition.0 as usize) else {
+            return;
+        };
+        let _alone = lock.write().unwrap_or_else(PoisonError::into_inner);
+        self.install(partition, None);
     }
 
     /// Keys held in every partition, as the writes left them.

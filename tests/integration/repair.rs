@@ -151,6 +151,68 @@ async fn a_clean_restart_after_early_sends_keeps_the_actor() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_restarted_node_rebuilds_its_trees_while_serving_and_anti_entropy_resumes() {
+    let mut cluster = InProcessCluster::start(&single_region(3, 3), TuningFlags::default()).await;
+    let http = reqwest::Client::new();
+    let put = |url: String, i: usize| {
+        let http = http.clone();
+        async move {
+            let put = http.put(url).body(format!("v{i}")).send().await.unwrap();
+            assert_eq!(put.status(), 204, "write k{i}");
+        }
+    };
+    for i in 0..200 {
+        put(cluster.url(0, &format!("/v1/kv/k{i}?consistency=all")), i).await;
+    }
+    let id = cluster.stop(2).await;
+    // Written while node 2 is away: it must learn them once back.
+    for i in 200..250 {
+        put(
+            cluster.url(0, &format!("/v1/kv/k{i}?consistency=quorum")),
+            i,
+        )
+        .await;
+    }
+    cluster.start_again(2, &id).await;
+    let get = http
+        .get(cluster.url(2, "/v1/kv/k7?consistency=one"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), 200, "the restarted node serves");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = cluster.status(2).await;
+        if status.trees_pending == 0 && status.keys == 250 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "trees pending {} keys {} (250 expected)",
+            status.trees_pending,
+            status.keys
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The rebuilt trees are the others' again: rounds with both peers after the rebuild
+    // find every partition equal (a tree the rebuild got wrong would differ forever).
+    let rounds = cluster.status(2).await.anti_entropy.rounds;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let repair = cluster.status(2).await.anti_entropy;
+        if repair.rounds >= rounds + 3 && repair.partitions_out_of_sync == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "anti-entropy after the rebuild: {repair:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn anti_entropy_rebuilds_a_wiped_replica_without_any_read() {
     let mut cluster = InProcessCluster::start(&single_region(3, 3), TuningFlags::default()).await;
     let http = reqwest::Client::new();
