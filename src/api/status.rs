@@ -97,6 +97,16 @@ pub struct Status {
     pub transfers_in_flight: u64,
     pub partitions_fetched: u64,
     pub objects_fetched: u64,
+    /// Key and object bytes of the objects fetched (joins and fills).
+    #[serde(default)]
+    pub bytes_fetched: u64,
+    /// Partitions of a lost store (a wiped node) fetched whole from one replica.
+    #[serde(default)]
+    pub partitions_filled: u64,
+    /// Partitions of a lost store still waiting for that fetch (anti-entropy leaves
+    /// them alone until then).
+    #[serde(default)]
+    pub partitions_filling: usize,
     pub replicas_per_region: u32,
     pub replicas_total: u32,
     pub read: String,
@@ -331,6 +341,9 @@ pub(super) async fn status(State(routes): State<StatusRoutes>) -> Json<Status> {
         transfers_in_flight: parts.cluster.transfers_in_flight.load(Ordering::Relaxed),
         partitions_fetched: parts.transfers.partitions_fetched.load(Ordering::Relaxed),
         objects_fetched: parts.transfers.objects_fetched.load(Ordering::Relaxed),
+        bytes_fetched: parts.transfers.bytes_fetched.load(Ordering::Relaxed),
+        partitions_filled: parts.transfers.partitions_filled.load(Ordering::Relaxed),
+        partitions_filling: parts.cluster.filling().len(),
         replicas_per_region: view.current.replicas_per_region(&me.region),
         replicas_total: view.current.n() as u32,
         read: parts.read.to_string(),

@@ -5,6 +5,10 @@
 //! Sources are current owners that hold the partition, preferring a leaving node (it has
 //! everything it acknowledged), then the local region. A failed source is skipped; a
 //! partition with no source left is retried on the next round.
+//!
+//! The same fetch fills a node that lost its store (`ClusterState::start_filling`): each
+//! partition it holds comes whole from one source, anti-entropy comparing it only after,
+//! so the data crosses the network once instead of from every replica pushing it.
 
 use crate::coordinator::ClusterView;
 use crate::ids::{NodeId, PartitionId};
@@ -39,6 +43,10 @@ pub enum TransferError {
 pub struct TransferStats {
     pub partitions_fetched: std::sync::atomic::AtomicU64,
     pub objects_fetched: std::sync::atomic::AtomicU64,
+    /// Key and object bytes of the objects fetched.
+    pub bytes_fetched: std::sync::atomic::AtomicU64,
+    /// Partitions of a lost store fetched whole from one replica.
+    pub partitions_filled: std::sync::atomic::AtomicU64,
     pub failures: std::sync::atomic::AtomicU64,
 }
 
@@ -100,6 +108,13 @@ impl TransferWorker {
             self.stats
                 .objects_fetched
                 .fetch_add(entries.len() as u64, Ordering::Relaxed);
+            let bytes: usize = entries
+                .iter()
+                .map(|entry| entry.key.len() + crate::object::encode_object(&entry.object).len())
+                .sum();
+            self.stats
+                .bytes_fetched
+                .fetch_add(bytes as u64, Ordering::Relaxed);
             self.replica
                 .merge_entries(partition, entries)
                 .await
@@ -129,6 +144,35 @@ impl TransferWorker {
             }
         }
         Err(last_error)
+    }
+
+    /// Fetches `partition`, which this node holds but lost with its store, whole from one
+    /// source; then anti-entropy may compare it.
+    async fn fill(&self, partition: PartitionId) -> Result<(), TransferError> {
+        let mut last_error = TransferError::NoSource(partition);
+        for source in self.sources(partition) {
+            match self.fetch_from(partition, &source).await {
+                Ok(()) => {
+                    self.state.filled(partition);
+                    self.stats.partitions_filled.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                Err(error) => last_error = error,
+            }
+        }
+        Err(last_error)
+    }
+
+    /// Fills the partitions of a lost store, a few at a time.
+    async fn fill_round(&self) {
+        let filling = self.state.filling();
+        for chunk in filling.chunks(limits::TRANSFERS_IN_FLIGHT_MAX) {
+            let results = futures::future::join_all(chunk.iter().map(|p| self.fill(*p))).await;
+            for error in results.into_iter().filter_map(Result::err) {
+                self.stats.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%error, "filling a partition failed; will retry");
+            }
+        }
     }
 
     /// One round: fetch what is missing (a few partitions at a time), then announce
@@ -185,6 +229,7 @@ impl TransferWorker {
             match storage.scan_partition(*partition, None, budget) {
                 Ok(page) if page.is_empty() => {
                     self.state.unmark_held(*partition);
+                    self.state.filled(*partition);
                     // Its tree and key count described data that is gone.
                     self.replica.trees().forget(*partition);
                     tracing::info!(%partition, "dropped a partition this node no longer owns");
@@ -208,6 +253,7 @@ impl TransferWorker {
     pub async fn run(self, mut stopped: watch::Receiver<bool>) {
         let mut unowned_since = BTreeMap::new();
         loop {
+            self.fill_round().await;
             self.round().await;
             self.drop_round(&mut unowned_since);
             tokio::select! {

@@ -398,6 +398,12 @@ fn join_cluster(
     let settings = &options.settings;
     let swim = swim_for(settings, me.clone());
     let state = Arc::new(ClusterState::new(me.clone(), swim, settings)?);
+    if store.incarnation.fresh && settings.anti_entropy_rate > 0 {
+        // A new store where the topology says this node held data (a wiped disk, or the
+        // cluster's first start): each partition is fetched whole from one replica, as
+        // joins fetch, then compared by anti-entropy (with repair off, neither runs).
+        state.start_filling();
+    }
     let gossip = Gossip::new(state.clone(), options.tls.clone());
     gossip.attach(transport.clone());
     let hints = Arc::new(Hints::open(store.storage.clone())?);

@@ -320,11 +320,11 @@ impl PeerService {
     /// message about another partition, or malformed, is refused and counted.
     /// Answers on the blocking pool when leaves are asked for: reading a leaf's
     /// entries scans its partition in the store. A partition whose tree is not yet
-    /// rebuilt after a start is answered as not held: the peer leaves it for now.
+    /// rebuilt after a start, or whose data this node is still fetching from one replica
+    /// after losing its store, is answered as not held: the peer leaves it for now.
     async fn anti_entropy(&self, message: crate::antientropy::Message) -> PeerResponse {
-        let held = self.state.held();
         let trees = self.replica.trees().clone();
-        let comparable = |p: PartitionId| held.contains(&p) && trees.ready(p);
+        let comparable = |p: PartitionId| self.state.comparable(p) && trees.ready(p);
         let answer = match &message {
             crate::antientropy::Message::Roots { .. } => {
                 crate::antientropy::respond_roots(&message, |p| {

@@ -135,17 +135,16 @@ impl RepairWorker {
     }
 
     /// Partitions both this node (holding them) and `peer` own in the current ring,
-    /// those whose tree is not yet rebuilt after a start left out (every key would look
-    /// different).
+    /// those whose tree is not yet rebuilt after a start, or whose data is still being
+    /// fetched after this node lost its store, left out (every key would look different).
     fn shared(&self, peer: &NodeId) -> Vec<(PartitionId, Hash)> {
         let view = self.state.view();
-        let held = self.state.held();
         let trees = self.replica.trees();
         let theirs: BTreeSet<PartitionId> = view.current.partitions_of(peer).into_iter().collect();
         view.current
             .partitions_of(&self.state.me)
             .into_iter()
-            .filter(|p| held.contains(p) && theirs.contains(p) && trees.ready(*p))
+            .filter(|p| theirs.contains(p) && trees.ready(*p) && self.state.comparable(*p))
             .map(|p| (p, trees.root(p)))
             .collect()
     }

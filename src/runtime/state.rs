@@ -35,6 +35,11 @@ pub struct ClusterState {
     initial: BTreeMap<NodeId, Region>,
     /// Partitions whose data this node holds (fetched, or owned since bootstrap).
     held: Mutex<BTreeSet<PartitionId>>,
+    /// Held partitions whose data this node lost with its store (`start_filling`): each
+    /// is fetched whole from one other replica (the transfer worker) before anti-entropy
+    /// compares it, so a wiped node's data crosses the network once, not from every
+    /// replica that would otherwise push it.
+    filling: Mutex<BTreeSet<PartitionId>>,
     /// Partition transfers running now.
     pub transfers_in_flight: std::sync::atomic::AtomicU64,
 }
@@ -73,6 +78,7 @@ impl ClusterState {
             ring_config,
             initial,
             held: Mutex::new(held),
+            filling: Mutex::default(),
             transfers_in_flight: Default::default(),
         })
     }
@@ -142,6 +148,42 @@ impl ClusterState {
 
     pub fn unmark_held(&self, partition: PartitionId) {
         self.held.lock().expect("held lock").remove(&partition);
+    }
+
+    /// Marks every partition held now as filling: the store is new, so whatever the
+    /// topology says this node held is gone and must come from the other replicas.
+    pub fn start_filling(&self) {
+        let held = self.held();
+        *self.filling.lock().expect("filling lock") = held;
+    }
+
+    /// Held partitions still waiting to be fetched whole from one replica.
+    pub fn filling(&self) -> Vec<PartitionId> {
+        let held = self.held();
+        let filling = self.filling.lock().expect("filling lock");
+        filling
+            .iter()
+            .filter(|p| held.contains(p))
+            .copied()
+            .collect()
+    }
+
+    /// `partition` was fetched whole (or is no longer held): anti-entropy may compare it.
+    pub fn filled(&self, partition: PartitionId) {
+        self.filling
+            .lock()
+            .expect("filling lock")
+            .remove(&partition);
+    }
+
+    /// Whether anti-entropy may compare `partition` here: held and not filling.
+    pub fn comparable(&self, partition: PartitionId) -> bool {
+        self.held.lock().expect("held lock").contains(&partition)
+            && !self
+                .filling
+                .lock()
+                .expect("filling lock")
+                .contains(&partition)
     }
 
     /// Partitions this node owns (now or in the pending change) without holding them.

@@ -188,9 +188,10 @@ pub struct RepairReport {
     pub keys_expected: u64,
     pub seconds: f64,
     pub keys_per_s: f64,
-    /// Anti-entropy bytes sent and received by every node while repairing.
+    /// Anti-entropy bytes sent and received by every node while repairing, and the
+    /// bytes of the objects they fetched (a wiped node fills each partition from one).
     pub repair_bytes: u64,
-    /// Key and object bytes the restarted node holds at the end.
+    /// Key and object bytes the restarted node holds at the end (`stored_bytes`).
     pub data_bytes: u64,
 }
 
@@ -279,7 +280,9 @@ async fn repair_bytes(client: &reqwest::Client, cluster: &LocalCluster) -> u64 {
     let mut total = 0;
     for node in &cluster.nodes {
         if let Ok(status) = fetch_status(client, node.http).await {
-            total += status.anti_entropy.bytes_sent + status.anti_entropy.bytes_received;
+            total += status.anti_entropy.bytes_sent
+                + status.anti_entropy.bytes_received
+                + status.bytes_fetched;
         }
     }
     total
@@ -331,7 +334,7 @@ pub async fn repair(
                 .as_ref()
                 .is_some_and(|s| s.keys >= report.keys_expected)
             {
-                report.data_bytes = status.map(|s| s.keys * (256 + 64)).unwrap_or(0);
+                report.data_bytes = status.map(|s| s.stored_bytes).unwrap_or(0);
                 break;
             }
             if started.elapsed() > Duration::from_secs(600) {

@@ -213,7 +213,7 @@ async fn a_restarted_node_rebuilds_its_trees_while_serving_and_anti_entropy_resu
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn anti_entropy_rebuilds_a_wiped_replica_without_any_read() {
+async fn a_wiped_replica_is_filled_from_one_replica_without_any_read() {
     let mut cluster = InProcessCluster::start(&single_region(3, 3), TuningFlags::default()).await;
     let http = reqwest::Client::new();
     for i in 0..100 {
@@ -225,23 +225,40 @@ async fn anti_entropy_rebuilds_a_wiped_replica_without_any_read() {
             .unwrap();
         assert_eq!(put.status(), 204);
     }
+    let mut pushed = 0;
+    for index in [0, 1] {
+        pushed += cluster.status(index).await.anti_entropy.keys_pushed;
+    }
     cluster.restart_empty(2).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while cluster.status(2).await.keys != 100 {
+    loop {
+        let status = cluster.status(2).await;
+        if status.keys == 100 && status.partitions_filling == 0 {
+            break;
+        }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "anti-entropy did not rebuild the wiped replica"
+            "the wiped replica holds {} keys, {} partitions still filling",
+            status.keys,
+            status.partitions_filling
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let status = cluster.status(2).await;
-    let moved: u64 = status.anti_entropy.keys_pulled
-        + cluster.status(0).await.anti_entropy.keys_pushed
-        + cluster.status(1).await.anti_entropy.keys_pushed;
+    assert_eq!(status.partitions_filled as usize, status.partitions_held);
+    // Each key came once, from one replica: none twice, none pushed by the others.
     assert!(
-        moved >= 100,
-        "the keys came through anti-entropy: {:?}",
-        status.anti_entropy
+        (100..=110).contains(&status.objects_fetched),
+        "objects fetched: {}",
+        status.objects_fetched
+    );
+    let mut pushed_after = 0;
+    for index in [0, 1] {
+        pushed_after += cluster.status(index).await.anti_entropy.keys_pushed;
+    }
+    assert_eq!(
+        pushed_after, pushed,
+        "no replica pushed to the filling node"
     );
     assert_eq!(status.reads, 0, "no read was involved");
     cluster.shutdown().await;
