@@ -223,31 +223,41 @@ def http_json(addr, path):
 
 def rebuild_field(status):
     """A field of /v1/status saying whether the Merkle trees are rebuilt, if this build
-    has one: (name, done) or None. Builds before the background rebuild have none."""
+    has one: (path, done, value) or None. Builds that rebuild before serving have none.
+    Any field whose name speaks of merkle, trees or a rebuild, at any depth, is judged:
+    a flag named ready/done/rebuilt (true = done) or pending/rebuilding/busy (true = not
+    done), a count named pending/left/remaining/rebuilding (0 = done), a state string."""
     pattern = re.compile(r"merkle|rebuil|trees", re.I)
+    not_done = re.compile(r"pending|rebuilding|busy|left|remaining", re.I)
+    done_name = re.compile(r"ready|done|rebuilt|complete", re.I)
 
     def judge(name, value):
         if isinstance(value, bool):
-            return value if not re.search(r"pending|rebuilding|busy", name, re.I) else not value
+            if not_done.search(name):
+                return not value
+            return value if done_name.search(name) else None
+        if isinstance(value, (int, float)) and not_done.search(name):
+            return value == 0
         if isinstance(value, str):
             return value.lower() in ("ready", "done", "rebuilt", "complete", "idle")
-        if isinstance(value, (int, float)) and re.search(r"pending|left|remaining", name, re.I):
-            return value == 0
-        if isinstance(value, dict):
-            for key in ("done", "ready", "rebuilt", "complete"):
-                if isinstance(value.get(key), bool):
-                    return value[key]
-            for key in ("pending", "remaining", "left", "partitions_pending"):
-                if isinstance(value.get(key), (int, float)):
-                    return value[key] == 0
         return None
 
-    for name, value in status.items():
-        if pattern.search(name):
-            verdict = judge(name, value)
-            if verdict is not None:
-                return name, verdict, value
-    return None
+    def walk(node, path, inside):
+        if not isinstance(node, dict):
+            return None
+        for name, value in node.items():
+            here = f"{path}.{name}" if path else name
+            relevant = inside or bool(pattern.search(name))
+            if relevant:
+                verdict = judge(here, value)
+                if verdict is not None:
+                    return here, verdict, value
+            found = walk(value, here, relevant)
+            if found:
+                return found
+        return None
+
+    return walk(status, "", False)
 
 
 def resp_get(addr, key):
