@@ -40,8 +40,14 @@
 # Options: --keys N (20000000)  --expired N (1000000)  --value-bytes B (512)
 #          --ttl S (86400)  --expired-ttl S (5)  --backdate  --read-seconds S (10)
 #          --connections N (8)  --pipeline N (32)  --cache-mb M (node default)
+#          --restart-at N,N,...  --skip-sweep  --keep
 #          --work-dir DIR (a new temp dir under $TMPDIR, removed at the end)
 #          --json FILE (every figure, as JSON)
+# --restart-at restarts the node (as in step 4) when the live load reaches each N below
+# KEYS too, so one run gives restart-to-serving at several sizes (1 M, 10 M, 20 M).
+# --skip-sweep leaves out step 5; --keep leaves the node running and its directory in
+# place at the end (printed), for a later step by hand such as the sweep under another
+# build: python3 sim/fleet_footprint.py restart --binary NEW --pid P ... (its --help).
 # CARTWHEEL=path picks the binary (default: cargo build --release). Loopback only;
 # every process started is stopped on exit, by its pid.
 set -uo pipefail
@@ -49,6 +55,7 @@ cd "$(dirname "$0")/.."
 SCRIPT=fleet-footprint.sh
 KEYS=20000000 EXPIRED=1000000 VALUE_BYTES=512 TTL=86400 EXPIRED_TTL=5 BACKDATE=""
 READ_SECONDS=10 CONNECTIONS=8 PIPELINE=32 CACHE_MB="" WORK_ROOT="${TMPDIR:-/tmp}" JSON_OUT=""
+RESTART_AT="" SKIP_SWEEP="" KEEP=""
 # Disk per raw byte assumed up front: 2.44-2.51 x measured at 250 K sessions of 512 B
 # (footprint.sh: 1.90-1.93 x at 1 KiB values), and room for sled's segments in flight.
 DISK_FACTOR=3
@@ -70,9 +77,18 @@ while [ $# -gt 0 ]; do
     --cache-mb) CACHE_MB=${2:?}; shift 2 ;;
     --work-dir) WORK_ROOT=${2:?}; shift 2 ;;
     --json) JSON_OUT=${2:?}; shift 2 ;;
-    -h|--help) sed -n '2,45p' "$0"; exit 0 ;;
+    --restart-at) RESTART_AT=${2:?}; shift 2 ;;
+    --skip-sweep) SKIP_SWEEP=1; shift ;;
+    --keep) KEEP=1; shift ;;
+    -h|--help) sed -n '2,51p' "$0"; exit 0 ;;
     *) echo "$SCRIPT: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
+done
+checkpoints=()
+for n in ${RESTART_AT//,/ }; do
+  case "$n" in ''|*[!0-9]*) echo "$SCRIPT: --restart-at takes counts ($n)" >&2; exit 2 ;; esac
+  [ "$n" -gt 0 ] && [ "$n" -lt "$KEYS" ] || { echo "$SCRIPT: --restart-at $n is not between 0 and --keys" >&2; exit 2; }
+  checkpoints+=("$n")
 done
 for n in "$KEYS" "$EXPIRED" "$VALUE_BYTES" "$TTL" "$EXPIRED_TTL" "$READ_SECONDS" "$CONNECTIONS" "$PIPELINE"; do
   case "$n" in ''|*[!0-9]*) echo "$SCRIPT: counts and times are whole numbers ($n)" >&2; exit 2 ;; esac
@@ -104,6 +120,10 @@ work=$(mktemp -d "$WORK_ROOT/fleet-footprint.XXXXXX")
 dir=$work/cluster
 node_pid=""
 cleanup() {
+  if [ -n "$KEEP" ]; then
+    echo "kept: node pid $(cat "$work/node.pid" 2>/dev/null), directory $work"
+    return
+  fi
   # The node's pid changes at each restart: stop the one running, by its pid.
   [ -f "$work/node.pid" ] && node_pid=$(cat "$work/node.pid")
   if [ -n "$node_pid" ] && kill -0 "$node_pid" 2>/dev/null; then
@@ -140,8 +160,46 @@ if [ "$EXPIRED" -gt 0 ]; then
   "${helper[@]}" load "${common[@]}" --pid "$node_pid" --start "$KEYS" --count "$EXPIRED" \
     "${expiry[@]}" >"$work/expired.json" || exit 1
 fi
-echo "loading $KEYS sessions with EX $TTL"
-"${helper[@]}" load "${common[@]}" --pid "$node_pid" --count "$KEYS" --ttl "$TTL" >"$work/load.json" || exit 1
+first_key="sess:$(python3 -c "import sys; sys.path.insert(0, 'sim'); import fleet_footprint as f; print(f.session_id(0).decode())")"
+restart() { # output-file idle-seconds NAME=VALUE...
+  local out=$1 idle=$2 sets=()
+  shift 2
+  for s in "$@"; do sets+=(--set "$s"); done
+  "${helper[@]}" restart --pid "$(cat "$work/node.pid")" --pid-file "$work/node.pid" \
+    --log "$dir/logs/$node.log" --get-key "$first_key" --get-index 0 --value-bytes "$VALUE_BYTES" \
+    --timeout "$RESTART_TIMEOUT_S" --idle-s "$idle" --measure-dir "$dir/data/$node" "${sets[@]}" >"$out" || exit 1
+}
+loaded=0
+for checkpoint in "${checkpoints[@]}" "$KEYS"; do
+  [ "$checkpoint" -gt "$loaded" ] || continue
+  echo "loading sessions $loaded..$checkpoint with EX $TTL"
+  "${helper[@]}" load "${common[@]}" --pid "$(cat "$work/node.pid")" --start "$loaded" \
+    --count $((checkpoint - loaded)) --ttl "$TTL" >"$work/load-$checkpoint.json" || exit 1
+  loaded=$checkpoint
+  if [ "$checkpoint" -lt "$KEYS" ]; then
+    echo "restarting the node at $checkpoint sessions"
+    restart "$work/restart-at-$checkpoint.json" 0
+    # A restarted node may listen on new ports: dial what its ready file says.
+    common[1]=$(json "$dir/ready/$node.json" resp)
+  fi
+done
+node_pid=$(cat "$work/node.pid")
+# The load's figures over every chunk: the rate from the summed time, CPU per request
+# weighted by requests, the highest RSS.
+python3 - "$work" "$KEYS" "${checkpoints[@]}" >"$work/load.json" <<'P'
+import json, os, sys
+work, keys, marks = sys.argv[1], int(sys.argv[2]), [int(m) for m in sys.argv[3:]]
+parts = [json.load(open(os.path.join(work, f"load-{m}.json"))) for m in sorted(set(marks + [keys]))]
+requests = sum(p["requests"] for p in parts)
+seconds = sum(p["seconds"] for p in parts)
+merged = dict(parts[-1])
+merged.update(requests=requests, seconds=seconds, rate_per_s=requests / max(seconds, 1e-9),
+              errors=sum(p["errors"] for p in parts),
+              rss_kib_peak=max(p["rss_kib_peak"] for p in parts),
+              node_cpu_us_per_request=sum(p["node_cpu_us_per_request"] * p["requests"] for p in parts) / max(requests, 1))
+merged["first_error"] = next((p.get("first_error") for p in parts if p.get("first_error")), None)
+print(json.dumps(merged))
+P
 curl -sf --max-time 10 "http://$(json "$dir/ready/$node.json" http)/v1/status" >"$work/status-loaded.json" || exit 1
 
 # 2. Reads at size.
@@ -152,20 +210,11 @@ fi
 # 3 and 4. The helper reads the node's command line, stops it (SIGTERM: it flushes),
 # counts the data directory's bytes, starts it again and times it until it serves.
 rss_loaded=$(awk '/^VmRSS/ {print $2}' "/proc/$node_pid/status")
-first_key="sess:$(python3 -c "import sys; sys.path.insert(0, 'sim'); import fleet_footprint as f; print(f.session_id(0).decode())")"
-restart() { # output-file idle-seconds NAME=VALUE...
-  local out=$1 idle=$2 sets=()
-  shift 2
-  for s in "$@"; do sets+=(--set "$s"); done
-  "${helper[@]}" restart --pid "$(cat "$work/node.pid")" --pid-file "$work/node.pid" \
-    --log "$dir/logs/$node.log" --get-key "$first_key" --get-index 0 --value-bytes "$VALUE_BYTES" \
-    --timeout "$RESTART_TIMEOUT_S" --idle-s "$idle" --measure-dir "$dir/data/$node" "${sets[@]}" >"$out" || exit 1
-}
 echo "restarting the node"
 restart "$work/restart-1.json" 5
 
 # 5. The sweep, once every expired session is past the sweeper's clock margin.
-if [ "$EXPIRED" -gt 0 ]; then
+if [ "$EXPIRED" -gt 0 ] && [ -z "$SKIP_SWEEP" ]; then
   if [ -z "$BACKDATE" ]; then
     eligible=$(json "$work/expired.json" "int(ended_unix_s) + $EXPIRED_TTL + $margin_s + 2")
     wait_s=$((eligible - $(date +%s)))
@@ -225,7 +274,10 @@ def restart_row(r):
     if "idle_cpu_s_per_s" in r:
         text += f"; idle CPU {r['idle_cpu_s_per_s'] * 100:.1f} % of a core"
     return text
-rows.append(("restart to serving", restart_row(r1)))
+for mark in sorted(int(name[len("restart-at-"):-len(".json")]) for name in os.listdir(work)
+                   if name.startswith("restart-at-")):
+    rows.append((f"restart to serving at {mark:,} live", restart_row(read(f"restart-at-{mark}.json"))))
+rows.append((f"restart to serving at {keys:,} live", restart_row(r1)))
 if r2:
     rows.append(("restart, second sample", restart_row(r2)))
 if sweep:

@@ -281,6 +281,8 @@ def node_argv(pid):
 
 def restart(args):
     argv, env, cwd = node_argv(args.pid)
+    if args.binary:  # start again under another build (the same store and flags)
+        argv[0] = os.path.abspath(args.binary).encode()
     for setting in args.set:
         name, _, value = setting.partition("=")
         flag, value = b"--" + name.encode(), value.encode()
@@ -440,6 +442,7 @@ def main():
     p.add_argument("--timeout", type=float, default=1800)
     p.add_argument("--idle-s", type=float, default=0)
     p.add_argument("--measure-dir")
+    p.add_argument("--binary", help="start again with this cartwheel binary")
     p = sub.add_parser("sweep")
     p.add_argument("--http", required=True)
     p.add_argument("--pid", type=int, required=True)
