@@ -129,38 +129,35 @@ impl TransferWorker {
         )))
     }
 
-    async fn fetch(&self, partition: PartitionId) -> Result<(), TransferError> {
+    /// Fetches `partition` whole from the first source that answers every page.
+    async fn fetch_whole(&self, partition: PartitionId) -> Result<(), TransferError> {
         let mut last_error = TransferError::NoSource(partition);
         for source in self.sources(partition) {
             match self.fetch_from(partition, &source).await {
-                Ok(()) => {
-                    self.state.mark_held(partition);
-                    self.stats
-                        .partitions_fetched
-                        .fetch_add(1, Ordering::Relaxed);
-                    return Ok(());
-                }
+                Ok(()) => return Ok(()),
                 Err(error) => last_error = error,
             }
         }
         Err(last_error)
     }
 
+    /// Fetches a partition this node owns but does not hold; then it holds it.
+    async fn fetch(&self, partition: PartitionId) -> Result<(), TransferError> {
+        self.fetch_whole(partition).await?;
+        self.state.mark_held(partition);
+        self.stats
+            .partitions_fetched
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
     /// Fetches `partition`, which this node holds but lost with its store, whole from one
     /// source; then anti-entropy may compare it.
     async fn fill(&self, partition: PartitionId) -> Result<(), TransferError> {
-        let mut last_error = TransferError::NoSource(partition);
-        for source in self.sources(partition) {
-            match self.fetch_from(partition, &source).await {
-                Ok(()) => {
-                    self.state.filled(partition);
-                    self.stats.partitions_filled.fetch_add(1, Ordering::Relaxed);
-                    return Ok(());
-                }
-                Err(error) => last_error = error,
-            }
-        }
-        Err(last_error)
+        self.fetch_whole(partition).await?;
+        self.state.filled(partition);
+        self.stats.partitions_filled.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Fills the partitions of a lost store, a few at a time.
