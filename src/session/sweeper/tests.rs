@@ -298,3 +298,5 @@ fn only_the_partitions_asked_for_are_read() {
     assert_eq!(pass.expired.len(), in_first);
     assert_eq!(pass.read, in_first as u64);
 }
+
+mod cost;
