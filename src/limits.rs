@@ -383,9 +383,19 @@ pub const SWEEP_RATE_DEFAULT: u64 = 100;
 /// Expired records one sweep pass collects before deleting them; the rest wait for the
 /// next pass.
 pub const SWEEP_BATCH_MAX: usize = 1000;
-/// Keys one sweep pass reads at most; the next pass goes on from there, so a store of
-/// millions of documents costs each `--sweep-interval` a bounded scan.
-pub const SWEEP_SCAN_KEYS_MAX: usize = 100_000;
+/// Expiry index entries one sweep pass reads at most (each due: the index holds
+/// nothing else in its range); the next pass goes on from there.
+pub const SWEEP_INDEX_ENTRIES_MAX: usize = 100_000;
+/// Bytes of expiry index entries (deadline and key) one page of a sweep pass holds.
+pub const SWEEP_INDEX_PAGE_BYTES_MAX: usize = 1024 * 1024;
+/// Records the one-time expiry index backfill (a store written before the index)
+/// reads per step; a step also stops once it read `EXPIRY_BACKFILL_STEP_BYTES_MAX`.
+pub const EXPIRY_BACKFILL_KEYS_PER_STEP: usize = 1024;
+/// Bytes of records one backfill step reads (it stops after the record that passes it).
+pub const EXPIRY_BACKFILL_STEP_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// Pause between backfill steps, so the backfill takes a bounded share of a core
+/// (about 10 K records a second: 20 M records in about half an hour).
+pub const EXPIRY_BACKFILL_STEP_PAUSE_MS: u64 = 100;
 /// Background refreshes (sliding expiry writes) in flight per node; beyond it a refresh
 /// is skipped (the next use of the token retries it).
 pub const REFRESHES_IN_FLIGHT_MAX: usize = 64;

@@ -351,6 +351,18 @@ pub fn is_tombstone(object: &Object) -> bool {
     }
 }
 
+/// The deadline the expiry index keeps an object under (`storage::Expiry`): a session
+/// document's or a RESP key's, while it is not a tombstone; `None` for kv objects,
+/// tombstones and RESP keys that never expire. The sweeper erases what it finds due by
+/// this deadline, so it must match what the sweeper checks (`Doc::deadline_ms`).
+pub fn expiry_deadline_ms(object: &Object) -> Option<u64> {
+    match object {
+        Object::Kv(_) => None,
+        Object::Doc(doc) if doc.is_tombstone() => None,
+        Object::Doc(doc) => Some(doc.deadline_ms()).filter(|deadline| *deadline != u64::MAX),
+    }
+}
+
 /// The live (not deleted) values of an object, in sibling order.
 pub fn live_values(object: &KvObject) -> Vec<&Blob> {
     object

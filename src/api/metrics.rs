@@ -608,6 +608,16 @@ fn sessions(families: &mut Families, routes: &StatusRoutes) -> fmt::Result {
             &stats.swept,
         ),
         (
+            "cartwheel_session_sweep_entries_read",
+            "Expiry index entries the sweeper read (each due)",
+            &stats.sweep_entries_read,
+        ),
+        (
+            "cartwheel_session_sweep_entries_stale",
+            "Stale expiry index entries the sweeper dropped",
+            &stats.sweep_entries_stale,
+        ),
+        (
             "cartwheel_session_validations_failed_closed",
             "Validations refused with auth_fenced (region cut off)",
             &stats.validations_failed_closed,
@@ -616,6 +626,12 @@ fn sessions(families: &mut Families, routes: &StatusRoutes) -> fmt::Result {
     for (name, help, counter) in counters {
         families.counter(name, help, load(counter))?;
     }
+    families.gauge(
+        "cartwheel_session_expiry_backfill_done",
+        "1 once the expiry index covers every record written before it (backfill done)",
+        None,
+        load(&stats.expiry_backfill_done) as f64,
+    )?;
     let mut metric = families.encoder.encode_descriptor(
         "cartwheel_session_validation_outcomes",
         "Token validations by how they ended: accepted, a rejection (missing, malformed, \

@@ -225,6 +225,10 @@ impl TransferWorker {
             let storage = self.replica.storage();
             match storage.scan_partition(*partition, None, budget) {
                 Ok(page) if page.is_empty() => {
+                    // Its records are gone: their expiry entries go too, a page a round.
+                    if drop_expiry_entries(storage.as_ref(), *partition, &mut budget) {
+                        continue;
+                    }
                     self.state.unmark_held(*partition);
                     self.state.filled(*partition);
                     // Its tree and key count described data that is gone.
@@ -259,4 +263,37 @@ impl TransferWorker {
             }
         }
     }
+}
+
+/// Drops up to `budget` expiry entries of a dropped partition whose record is gone (a
+/// write that came in since keeps its own); says whether the page read was full, so
+/// more may be left for the next round.
+fn drop_expiry_entries(
+    storage: &dyn crate::storage::Storage,
+    partition: PartitionId,
+    budget: &mut usize,
+) -> bool {
+    let page = match storage.expiry_due(
+        partition,
+        None,
+        u64::MAX,
+        *budget,
+        limits::SWEEP_INDEX_PAGE_BYTES_MAX,
+    ) {
+        Ok(page) => page,
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the expiry index of an unowned partition");
+            return true;
+        }
+    };
+    *budget = budget.saturating_sub(page.len());
+    let full = !page.is_empty() && *budget == 0;
+    for entry in page {
+        let key = crate::storage::StoreKey::new(partition, entry.key);
+        let gone = &mut |current: Option<&[u8]>| current.is_none();
+        if let Err(error) = storage.expiry_drop(&key, entry.deadline_ms, gone) {
+            tracing::warn!(%error, "cannot drop an expiry entry of an unowned partition");
+        }
+    }
+    full
 }

@@ -16,11 +16,12 @@ use crate::crdt::{CrdtError, Doc, DocOp};
 use crate::ids::{NodeId, PartitionId};
 use crate::limits;
 use crate::object::{
-    decode_object, encode_object, kv_bytes, Blob, DecodeError, KvObject, MergeError, Object,
-    ObjectKey,
+    decode_object, encode_object, expiry_deadline_ms, kv_bytes, Blob, DecodeError, KvObject,
+    MergeError, Object, ObjectKey,
 };
 use crate::storage::{
-    CommitError, CommitGate, Storage, StorageError, StorageExt, StoreKey, UpdateError,
+    CommitError, CommitGate, Expiry, Storage, StorageError, StorageExt, StoreKey, UpdateError,
+    Write,
 };
 use crate::wire::PartitionEntry;
 use std::sync::Arc;
@@ -136,8 +137,9 @@ impl Replica {
         self.storage
             .update_with(
                 store_key,
-                |current| -> Result<Option<Vec<u8>>, ReplicaError> {
+                |current| -> Result<Option<Write>, ReplicaError> {
                     let object = current.map(decode_object).transpose()?;
+                    let previous = object.as_ref().and_then(expiry_deadline_ms);
                     before = object
                         .as_ref()
                         .zip(current)
@@ -155,8 +157,13 @@ impl Replica {
                         &store_key.key,
                         &bytes,
                     ));
+                    // The expiry index changes in the same write (`storage::Expiry`).
+                    let expiry = Expiry {
+                        before_ms: previous,
+                        after_ms: expiry_deadline_ms(&object),
+                    };
                     updated = Some(object);
-                    Ok(Some(bytes))
+                    Ok(Some(Write { bytes, expiry }))
                 },
             )
             .map_err(|error| match error {

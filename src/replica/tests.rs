@@ -370,3 +370,64 @@ fn a_rebuild_stops_when_asked_and_a_forgotten_partition_needs_none() {
     assert!(!trees.ready(PartitionId(4)));
     assert!(trees.writing(PartitionId(4)).is_none());
 }
+
+/// Every expiry index entry of the memory replica's one partition.
+fn expiry_entries(replica: &Replica) -> Vec<u64> {
+    let partition = crate::ids::PartitionId(0);
+    let due = replica
+        .storage()
+        .expiry_due(partition, None, u64::MAX, usize::MAX, usize::MAX);
+    due.unwrap()
+        .into_iter()
+        .map(|entry| entry.deadline_ms)
+        .collect()
+}
+
+#[test]
+fn the_expiry_index_follows_a_document_through_set_refresh_merge_and_expire() {
+    use crate::crdt::{DocLimits, UserChange, UserOp};
+    let replica = memory_replica();
+    let key = ObjectKey::new(Class::User, b"u");
+    let touch = |deadline_ms| {
+        DocOp::User(UserOp {
+            deadline_ms,
+            change: UserChange::Touch,
+            limits: DocLimits::default(),
+            op_id: None,
+        })
+    };
+    replica.apply_op_stored(&key, &touch(100), at(1)).unwrap();
+    assert_eq!(expiry_entries(&replica), vec![100]);
+    replica.apply_op_stored(&key, &touch(200), at(2)).unwrap();
+    assert_eq!(
+        expiry_entries(&replica),
+        vec![200],
+        "a refresh moves the entry"
+    );
+    // A peer's version with a later deadline merges in (max wins): the entry follows.
+    let other = memory_replica();
+    let (peer, _, _) = other.apply_op_stored(&key, &touch(300), at(3)).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(replica.merge(&key, &peer)).unwrap();
+    assert_eq!(expiry_entries(&replica), vec![300]);
+    // The sweeper's expire leaves a tombstone, which has no entry.
+    let expire = DocOp::Expire { deadline_ms: 300 };
+    replica.apply_op_stored(&key, &expire, at(400)).unwrap();
+    assert!(expiry_entries(&replica).is_empty());
+    // A RESP key: an entry with a TTL, none once PERSIST clears it.
+    let resp = ObjectKey::new(Class::Resp, b"r");
+    let set = DocOp::Redis(RedisOp::Set {
+        value: b"v".to_vec(),
+        expiry: SetExpiry::AtMs(5_000),
+        condition: None,
+        get: false,
+    });
+    replica.apply_op_stored(&resp, &set, at(10)).unwrap();
+    assert_eq!(expiry_entries(&replica), vec![5_000]);
+    replica
+        .apply_op_stored(&resp, &DocOp::Redis(RedisOp::Persist), at(11))
+        .unwrap();
+    assert!(expiry_entries(&replica).is_empty());
+}

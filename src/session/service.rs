@@ -141,6 +141,14 @@ pub struct SessionStats {
     pub refreshes: AtomicU64,
     pub refreshes_skipped: AtomicU64,
     pub swept: AtomicU64,
+    /// Expiry index entries the sweeper read (each due by its horizon).
+    pub sweep_entries_read: AtomicU64,
+    /// Stale expiry index entries the sweeper dropped (record gone or refreshed).
+    pub sweep_entries_stale: AtomicU64,
+    /// Index entries the one-time backfill added (records written before the index).
+    pub expiry_backfilled: AtomicU64,
+    /// 1 once the expiry index covers every record (backfill done), else 0.
+    pub expiry_backfill_done: AtomicU64,
     /// Validations made while fenced (cut off from some region): read from a majority
     /// of the regions.
     pub fenced_validations: AtomicU64,

@@ -6,19 +6,29 @@
 //! refresh this replica has not seen yet). Expired documents are never served whether
 //! or not the sweeper has reached them; it only reclaims space.
 //!
+//! It reads only what is due: the store's expiry index (`storage::Expiry`), which every
+//! write keeps beside its record, lists each partition's records by deadline. An entry
+//! may be stale (a crash between the writes, a record changed since): each is checked
+//! against the stored record, and a stale one dropped. A store written before the
+//! index is indexed once, in the background (`backfill`).
+//!
 //! It never erases a record whose deadline is within `SWEEP_CLOCK_MARGIN_MS` of its own
 //! clock (`horizon_ms`): a node whose clock runs fast by less than that does not erase
 //! sessions still valid by the other nodes' clocks.
+
+mod backfill;
+
+pub use backfill::{backfill_step, BackfillProgress};
 
 use crate::coordinator::quorum::Level;
 use crate::coordinator::{ClusterView, Coordinator, WallClock};
 use crate::crdt::{Doc, DocOp, TokenDoc, UserChange, UserOp};
 use crate::ids::{NodeId, PartitionId};
 use crate::limits;
-use crate::object::{decode_object, Class, Object, ObjectKey};
+use crate::object::{decode_object, expiry_deadline_ms, Class, Object, ObjectKey};
 use crate::session::tokens::hex;
 use crate::session::SessionStats;
-use crate::storage::Storage;
+use crate::storage::{ExpiryEntry, Storage, StoreKey};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,14 +51,15 @@ impl Sweeper {
         }
         let pause = Duration::from_secs_f64(1.0 / self.settings.sweep_rate as f64);
         let this = Arc::new(self);
+        let backfill = tokio::spawn(this.clone().backfill(stop.clone()));
         let mut cursor = SweepCursor::default();
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(this.settings.sweep_interval) => {}
-                _ = stop.wait_for(|stop| *stop) => return,
+                _ = stop.wait_for(|stop| *stop) => break,
             }
-            // The scan reads and decodes up to SWEEP_SCAN_KEYS_MAX documents: on an
-            // async worker it would stall every request that worker serves.
+            // The index read checks each due entry against its record (a read and a
+            // decode): on an async worker it would stall every request that worker serves.
             let finder = this.clone();
             let expired;
             (expired, cursor) = tokio::task::spawn_blocking(move || {
@@ -59,10 +70,36 @@ impl Sweeper {
             .unwrap_or_default();
             for (key, deadline_ms) in expired {
                 if *stop.borrow() {
-                    return;
+                    break;
                 }
                 this.sweep(&key, deadline_ms).await;
                 tokio::time::sleep(pause).await;
+            }
+        }
+        let _ = backfill.await;
+    }
+
+    /// Indexes a store written before the expiry index, a bounded step at a time, once
+    /// (`backfill_step` records when it is done).
+    async fn backfill(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let partitions = self.cluster.view().current.partition_count();
+        let pause = Duration::from_millis(limits::EXPIRY_BACKFILL_STEP_PAUSE_MS);
+        loop {
+            let storage = self.storage.clone();
+            let stats = self.stats.clone();
+            let step = tokio::task::spawn_blocking(move || {
+                backfill_step(storage.as_ref(), partitions, &stats)
+            })
+            .await;
+            match step {
+                Ok(Ok(BackfillProgress::Done)) => return,
+                Ok(Ok(BackfillProgress::Going)) => {}
+                Ok(Err(error)) => tracing::warn!(%error, "expiry index backfill step failed"),
+                Err(error) => tracing::warn!(%error, "expiry index backfill step panicked"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = stop.wait_for(|stop| *stop) => return,
             }
         }
     }
@@ -85,15 +122,23 @@ impl Sweeper {
     }
 
     /// Up to `SWEEP_BATCH_MAX` expired, not yet deleted documents in this node's store,
-    /// reading at most `SWEEP_SCAN_KEYS_MAX` keys from `cursor` on.
+    /// reading at most `SWEEP_INDEX_ENTRIES_MAX` due index entries from `cursor` on.
     pub fn expired(&self, cursor: &mut SweepCursor) -> Vec<(ObjectKey, u64)> {
-        scan_expired(
+        let pass = due_expired(
             self.storage.as_ref(),
             &self.partitions(),
             cursor,
-            limits::SWEEP_SCAN_KEYS_MAX,
+            limits::SWEEP_INDEX_ENTRIES_MAX,
             horizon_ms(self.clock.now_ms()),
-        )
+        );
+        let stats = &self.stats;
+        stats
+            .sweep_entries_read
+            .fetch_add(pass.read, Ordering::Relaxed);
+        stats
+            .sweep_entries_stale
+            .fetch_add(pass.stale, Ordering::Relaxed);
+        pass.expired
     }
 
     /// Deletes one expired document if every replica agrees it expired.
@@ -153,25 +198,40 @@ pub fn horizon_ms(now_ms: u64) -> u64 {
     now_ms.saturating_sub(limits::SWEEP_CLOCK_MARGIN_MS)
 }
 
-/// Where the next sweep pass starts reading: a partition and the last key read in it.
-/// Passes go round the swept partitions, so a large store is covered over several.
+/// Where the next sweep pass starts reading the expiry index: a partition and the last
+/// entry read in it. Passes go round the swept partitions, so entries that stay (their
+/// sweep was refused: a replica holds a later deadline, or is down) do not hold up the
+/// others.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SweepCursor {
     partition: u32,
-    after: Option<Vec<u8>>,
+    after: Option<ExpiryEntry>,
 }
 
-/// The expired, not yet deleted documents of `partitions` (ascending) from `cursor` on:
-/// at most `SWEEP_BATCH_MAX` of them, reading at most `budget` keys. Leaves `cursor`
-/// after the last key read, or at the start once the last partition is done.
-pub fn scan_expired(
+/// What one pass over the expiry index found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SweepPass {
+    /// The expired, not yet deleted documents, with the deadline they expired at.
+    pub expired: Vec<(ObjectKey, u64)>,
+    /// Index entries read (every one due).
+    pub read: u64,
+    /// Stale entries dropped: their record is gone or has another deadline now.
+    pub stale: u64,
+}
+
+/// The expired, not yet deleted documents of `partitions` (ascending) from `cursor` on,
+/// read off the expiry index up to `now_ms`: at most `SWEEP_BATCH_MAX` of them, reading
+/// at most `budget` entries. Each entry is checked against its record; a stale one is
+/// dropped. Leaves `cursor` after the last entry read, or at the start once the last
+/// partition is done.
+pub fn due_expired(
     storage: &dyn Storage,
     partitions: &[PartitionId],
     cursor: &mut SweepCursor,
     budget: usize,
     now_ms: u64,
-) -> Vec<(ObjectKey, u64)> {
-    let mut found = Vec::new();
+) -> SweepPass {
+    let mut pass = SweepPass::default();
     let mut left = budget;
     for &partition in partitions.iter().filter(|p| p.0 >= cursor.partition) {
         let mut after = if partition.0 == cursor.partition {
@@ -181,54 +241,76 @@ pub fn scan_expired(
         };
         loop {
             let limit = left.min(limits::SCAN_ENTRIES_MAX);
-            if limit == 0 {
+            let full = left == 0 || pass.expired.len() >= limits::SWEEP_BATCH_MAX;
+            if full {
                 *cursor = SweepCursor {
                     partition: partition.0,
                     after,
                 };
-                return found;
+                return pass;
             }
-            let Ok(page) = storage.scan_partition(partition, after.as_deref(), limit) else {
+            let page = storage.expiry_due(
+                partition,
+                after.as_ref(),
+                now_ms,
+                limit,
+                limits::SWEEP_INDEX_PAGE_BYTES_MAX,
+            );
+            let Ok(page) = page else {
                 break;
             };
-            left -= page.len().min(left);
-            let full = page.len() >= limit;
-            for (stored_key, bytes) in page {
-                let expired = expired_deadline(&stored_key, &bytes, now_ms);
-                after = Some(stored_key);
-                let Some((key, deadline)) = expired else {
-                    continue;
-                };
-                found.push((key, deadline));
-                if found.len() >= limits::SWEEP_BATCH_MAX {
-                    *cursor = SweepCursor {
-                        partition: partition.0,
-                        after,
-                    };
-                    return found;
-                }
-            }
-            if !full {
+            if page.is_empty() {
                 break;
+            }
+            for entry in page {
+                left = left.saturating_sub(1);
+                pass.read += 1;
+                let store_key = StoreKey::new(partition, entry.key.clone());
+                match checked(storage, &store_key, entry.deadline_ms) {
+                    Some(key) => pass.expired.push((key, entry.deadline_ms)),
+                    None => pass.stale += u64::from(drop_stale(storage, &store_key, &entry)),
+                }
+                after = Some(entry);
+                if left == 0 || pass.expired.len() >= limits::SWEEP_BATCH_MAX {
+                    break;
+                }
             }
         }
     }
     *cursor = SweepCursor::default();
-    found
+    pass
 }
 
-/// The key and deadline of a stored session document that expired by `now_ms` and is
-/// not deleted yet.
-fn expired_deadline(stored_key: &[u8], bytes: &[u8], now_ms: u64) -> Option<(ObjectKey, u64)> {
-    let key = ObjectKey::from_storage_bytes(stored_key)?;
+/// The key of the record an index entry for `deadline_ms` points at, if the record is
+/// still there, a session document or RESP key, and holds that deadline.
+fn checked(storage: &dyn Storage, store_key: &StoreKey, deadline_ms: u64) -> Option<ObjectKey> {
+    let key = ObjectKey::from_storage_bytes(&store_key.key)?;
     if key.class == Class::Kv {
         return None;
     }
-    let Ok(Object::Doc(doc)) = decode_object(bytes) else {
-        return None;
+    let bytes = storage.get(store_key).ok()??;
+    stands_for(Some(&bytes), deadline_ms).then_some(key)
+}
+
+/// Whether a record's bytes (`None`: absent) hold the deadline an index entry names.
+fn stands_for(bytes: Option<&[u8]>, deadline_ms: u64) -> bool {
+    let Some(Ok(object)) = bytes.map(decode_object) else {
+        return false;
     };
-    let deadline = doc.deadline_ms();
-    (!doc.is_tombstone() && deadline <= now_ms).then_some((key, deadline))
+    expiry_deadline_ms(&object) == Some(deadline_ms)
+}
+
+/// Drops a stale entry, checking again while the record's writers wait (a write in
+/// between may have made it stand for its record again). Says whether it dropped it.
+fn drop_stale(storage: &dyn Storage, store_key: &StoreKey, entry: &ExpiryEntry) -> bool {
+    let deadline_ms = entry.deadline_ms;
+    // A kv record never has an entry: any is stale whatever its bytes.
+    let kv = ObjectKey::from_storage_bytes(&store_key.key).is_none_or(|k| k.class == Class::Kv);
+    storage
+        .expiry_drop(store_key, deadline_ms, &mut |current| {
+            kv || !stands_for(current, deadline_ms)
+        })
+        .unwrap_or(false)
 }
 
 #[cfg(test)]

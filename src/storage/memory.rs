@@ -4,13 +4,14 @@
 //! it can forget every write since the last flush (`lose_unflushed_writes`) so a
 //! simulation can model a power loss. It never touches the disk or a clock.
 
+use super::expiry::{self, ExpiryEntry};
 use super::{
-    check_partition, partition_prefix, physical_key, AuxSpace, Entry, Storage, StorageError,
-    StoreKey, UpdateFn,
+    check_partition, partition_prefix, physical_key, AuxSpace, Entry, StaleFn, Storage,
+    StorageError, StoreKey, UpdateFn,
 };
 use crate::ids::PartitionId;
 use crate::limits::SCAN_ENTRIES_MAX;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard};
 
@@ -33,6 +34,11 @@ struct State {
     bytes: u64,
     /// Side keyspaces (not rolled back by `lose_unflushed_writes`).
     aux: BTreeMap<(AuxSpace, Vec<u8>), Vec<u8>>,
+    /// The expiry index (`expiry::entry_key`), rolled back with the entries: a power
+    /// loss must not leave a record its entry was removed for.
+    expiry: BTreeSet<Vec<u8>>,
+    /// For each index entry changed since the last flush, whether it was there then.
+    expiry_undo: HashMap<Vec<u8>, bool>,
 }
 
 impl State {
@@ -51,6 +57,21 @@ impl State {
             self.bytes -= (physical.len() + previous.len()) as u64;
             self.remember(physical.to_vec(), Some(previous));
         }
+    }
+
+    fn expiry_insert(&mut self, index_key: Vec<u8>) {
+        if !self.expiry.contains(&index_key) {
+            self.expiry_undo.entry(index_key.clone()).or_insert(false);
+            self.expiry.insert(index_key);
+        }
+    }
+
+    fn expiry_remove(&mut self, index_key: &[u8]) -> bool {
+        let removed = self.expiry.remove(index_key);
+        if removed {
+            self.expiry_undo.entry(index_key.to_vec()).or_insert(true);
+        }
+        removed
     }
 
     /// Keeps only the first value since the last flush: that is the durable one.
@@ -85,8 +106,16 @@ impl MemoryStorage {
                 state.put(physical, value);
             }
         }
+        for (index_key, durable) in std::mem::take(&mut state.expiry_undo) {
+            if durable {
+                state.expiry.insert(index_key);
+            } else {
+                state.expiry.remove(&index_key);
+            }
+        }
         // The writes above restore the durable state; they are not new writes.
         state.undo.clear();
+        state.expiry_undo.clear();
     }
 
     /// The map is only changed after an update function returns, so a panic inside one
@@ -116,10 +145,66 @@ impl Storage for MemoryStorage {
         match f(current.map(Vec::as_slice)).map_err(StorageError::Aborted)? {
             None => Ok(current.cloned()),
             Some(next) => {
-                state.put(physical, next.clone());
-                Ok(Some(next))
+                // In sled's order (`expiry`), though under one lock no reader sees between.
+                if let Some(deadline_ms) = next.expiry.added() {
+                    state.expiry_insert(expiry::entry_key(key, deadline_ms));
+                }
+                state.put(physical, next.bytes.clone());
+                if let Some(deadline_ms) = next.expiry.removed() {
+                    state.expiry_remove(&expiry::entry_key(key, deadline_ms));
+                }
+                Ok(Some(next.bytes))
             }
         }
+    }
+
+    fn expiry_due(
+        &self,
+        partition: PartitionId,
+        after: Option<&ExpiryEntry>,
+        until_ms: u64,
+        limit: usize,
+        bytes_max: usize,
+    ) -> Result<Vec<ExpiryEntry>, StorageError> {
+        check_partition(partition, self.partitions)?;
+        let range = (
+            Bound::Included(expiry::range_start(partition, after)),
+            expiry::range_end(partition, until_ms),
+        );
+        let state = self.lock();
+        let (mut page, mut bytes) = (Vec::new(), 0);
+        for index_key in state.expiry.range::<Vec<u8>, _>(range) {
+            if expiry::page_full(page.len(), bytes, limit, bytes_max) {
+                break;
+            }
+            if let Some(entry) = expiry::decode_entry(index_key) {
+                bytes += entry.bytes();
+                page.push(entry);
+            }
+        }
+        Ok(page)
+    }
+
+    fn expiry_put(&self, key: &StoreKey, deadline_ms: u64) -> Result<(), StorageError> {
+        check_partition(key.partition, self.partitions)?;
+        self.lock()
+            .expiry_insert(expiry::entry_key(key, deadline_ms));
+        Ok(())
+    }
+
+    fn expiry_drop(
+        &self,
+        key: &StoreKey,
+        deadline_ms: u64,
+        stale: &mut StaleFn<'_>,
+    ) -> Result<bool, StorageError> {
+        check_partition(key.partition, self.partitions)?;
+        let mut state = self.lock();
+        let current = state.entries.get(&physical_key(key));
+        if !stale(current.map(Vec::as_slice)) {
+            return Ok(false);
+        }
+        Ok(state.expiry_remove(&expiry::entry_key(key, deadline_ms)))
     }
 
     fn delete(&self, key: &StoreKey) -> Result<(), StorageError> {
@@ -196,7 +281,9 @@ impl Storage for MemoryStorage {
     }
 
     fn flush(&self) -> Result<(), StorageError> {
-        self.lock().undo.clear();
+        let mut state = self.lock();
+        state.undo.clear();
+        state.expiry_undo.clear();
         Ok(())
     }
 

@@ -11,6 +11,7 @@
 
 mod commit;
 mod durability;
+mod expiry;
 mod memory;
 mod sled;
 mod stripes;
@@ -19,6 +20,7 @@ mod tests;
 
 pub use self::commit::{CommitError, CommitGate, CommitStats};
 pub use self::durability::{Durability, DurabilityParseError};
+pub use self::expiry::{Expiry, ExpiryEntry, Write};
 pub use self::memory::MemoryStorage;
 pub use self::sled::SledStorage;
 
@@ -48,9 +50,14 @@ impl StoreKey {
 /// One stored entry as a scan returns it: (key without the partition prefix, value).
 pub type Entry = (Vec<u8>, Vec<u8>);
 
-/// The function an `update` applies to the current value: `Ok(Some(bytes))` writes,
-/// `Ok(None)` leaves the key as it is, `Err` aborts the update without writing.
-pub type UpdateFn<'a> = dyn FnMut(Option<&[u8]>) -> Result<Option<Vec<u8>>, UpdateAbort> + 'a;
+/// The function an `update` applies to the current value: `Ok(Some(write))` writes
+/// (and keeps the expiry index by `write.expiry`), `Ok(None)` leaves the key as it is,
+/// `Err` aborts the update without writing.
+pub type UpdateFn<'a> = dyn FnMut(Option<&[u8]>) -> Result<Option<Write>, UpdateAbort> + 'a;
+
+/// Says, given a record's current bytes (`None`: absent), whether an expiry index entry
+/// of it no longer stands for it (`Storage::expiry_drop`).
+pub type StaleFn<'a> = dyn FnMut(Option<&[u8]>) -> bool + 'a;
 
 /// A local store of replicas, keyed by partition. Object-safe so `Arc<dyn Storage>` works.
 ///
@@ -67,15 +74,21 @@ pub trait Storage: Send + Sync + 'static {
     /// locks (`stripes`) across its read, `f` and a plain insert; the memory twin holds
     /// its one lock. Readers do not wait and see the old value or the new one. `f` must
     /// not call back into this storage: it would wait for the lock it is called under.
+    ///
+    /// The store keeps the expiry index in the same write: when `write.expiry` says the
+    /// deadline changed, it adds the new entry before it writes the record and removes
+    /// the old one after (`expiry`), so a crash leaves at worst a stale entry.
     fn update(&self, key: &StoreKey, f: &mut UpdateFn<'_>)
         -> Result<Option<Vec<u8>>, StorageError>;
 
     /// Physical removal of one key (used when a partition is dropped). Absent keys are
-    /// fine. Ordered with the key's other writers as `update` is.
+    /// fine. Ordered with the key's other writers as `update` is. An expiry entry of the
+    /// key stays, stale (the caller drops it with `expiry_drop`).
     fn delete(&self, key: &StoreKey) -> Result<(), StorageError>;
 
     /// Removes `key` only if its value is still `expected` (atomic: ordered with the
-    /// key's other writers as `update` is); says whether it did. Tombstone collection.
+    /// key's other writers as `update` is); says whether it did. Tombstone collection
+    /// (a tombstone has no deadline, so no expiry entry goes with it).
     fn delete_if(&self, key: &StoreKey, expected: &[u8]) -> Result<bool, StorageError>;
 
     /// Entries of one partition in key order, starting after `after` (exclusive), at most
@@ -87,6 +100,35 @@ pub trait Storage: Send + Sync + 'static {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<Entry>, StorageError>;
+
+    /// The expiry index entries of `partition` due by `until_ms` (deadline <= it), in
+    /// (deadline, key) order after `after` (exclusive): at most
+    /// `min(limit, SCAN_ENTRIES_MAX)` of them, and no more once their `ExpiryEntry::bytes`
+    /// reach `bytes_max`. A page not full by either bound means no more are due. Reads
+    /// nothing not due.
+    fn expiry_due(
+        &self,
+        partition: PartitionId,
+        after: Option<&ExpiryEntry>,
+        until_ms: u64,
+        limit: usize,
+        bytes_max: usize,
+    ) -> Result<Vec<ExpiryEntry>, StorageError>;
+
+    /// Adds the expiry entry of `key` for `deadline_ms` without writing the record (the
+    /// backfill of a store written before the index). A stale one is harmless.
+    fn expiry_put(&self, key: &StoreKey, deadline_ms: u64) -> Result<(), StorageError>;
+
+    /// Removes the expiry entry of `key` for `deadline_ms` if `stale` says, of the
+    /// record's current bytes, that it no longer stands for it; the key's writers wait
+    /// meanwhile (as for `update`), so no write can add that entry back in between.
+    /// Says whether it removed it. `stale` must not call back into this storage.
+    fn expiry_drop(
+        &self,
+        key: &StoreKey,
+        deadline_ms: u64,
+        stale: &mut StaleFn<'_>,
+    ) -> Result<bool, StorageError>;
 
     /// Makes every write that completed before the call durable (sled flush / fsync).
     fn flush(&self) -> Result<(), StorageError>;
@@ -143,7 +185,7 @@ impl AuxSpace {
 pub trait StorageExt: Storage {
     fn update_with<E, F>(&self, key: &StoreKey, mut f: F) -> Result<Option<Vec<u8>>, UpdateError<E>>
     where
-        F: FnMut(Option<&[u8]>) -> Result<Option<Vec<u8>>, E>,
+        F: FnMut(Option<&[u8]>) -> Result<Option<Write>, E>,
     {
         let mut caller_error: Option<E> = None;
         let mut adapter = |current: Option<&[u8]>| match f(current) {
@@ -281,7 +323,7 @@ pub(crate) fn physical_key(key: &StoreKey) -> Vec<u8> {
     bytes
 }
 
-const PARTITION_PREFIX_BYTES: usize = 4;
+pub(crate) const PARTITION_PREFIX_BYTES: usize = 4;
 
 /// Bytes of a `PhysicalKey` kept on the stack: the partition prefix, a class byte and a
 /// key of up to 59 bytes (session tokens' hashes, user ids and most kv keys).

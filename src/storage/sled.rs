@@ -1,5 +1,6 @@
 //! The sled-backed store: one `data` tree holding every replica under its physical key,
-//! and a `meta` tree holding the format version and the partition count Q.
+//! an `expiry` tree holding the expiry index (`expiry`), and a `meta` tree holding the
+//! format version and the partition count Q.
 //!
 //! It owns opening (with the format and Q checks), the writes of data keys (each under
 //! its key's stripe of `stripes::KeyLocks`, so `update` is a read and a plain insert),
@@ -7,10 +8,11 @@
 //! format or partition count it does not understand: refusing is the only safe answer,
 //! since guessing would scatter keys into the wrong partitions.
 
+use super::expiry::{self, ExpiryEntry};
 use super::stripes::KeyLocks;
 use super::{
     check_partition, partition_prefix, physical_key, AuxSpace, Durability, Entry, PhysicalKey,
-    Storage, StorageError, StorageOptions, StoreKey, UpdateFn, FORMAT_VERSION,
+    StaleFn, Storage, StorageError, StorageOptions, StoreKey, UpdateFn, FORMAT_VERSION,
 };
 use crate::ids::PartitionId;
 use crate::limits::{SCAN_ENTRIES_MAX, STORE_LOCK_RETRY_INTERVAL_MS, STORE_LOCK_WAIT_MS_MAX};
@@ -20,6 +22,7 @@ use std::time::{Duration, Instant};
 
 const DATA_TREE: &[u8] = b"data";
 const META_TREE: &[u8] = b"meta";
+const EXPIRY_TREE: &[u8] = b"expiry";
 const META_FORMAT_VERSION: &[u8] = b"format_version";
 const META_PARTITIONS: &[u8] = b"partitions";
 
@@ -27,6 +30,8 @@ const META_PARTITIONS: &[u8] = b"partitions";
 pub struct SledStorage {
     db: sled::Db,
     data: sled::Tree,
+    /// The expiry index; its entries of a key are written under the key's stripe.
+    expiry: sled::Tree,
     hints: sled::Tree,
     node: sled::Tree,
     /// Every write of a key of `data` holds the key's stripe (the side trees' keys are
@@ -56,6 +61,9 @@ impl SledStorage {
             .open_tree(DATA_TREE)
             .map_err(sled_error("opening the data tree"))?;
         check_or_create_metadata(&meta, &data, options.partitions)?;
+        let expiry = db
+            .open_tree(EXPIRY_TREE)
+            .map_err(sled_error("opening the expiry index"))?;
         let hints = db
             .open_tree(AuxSpace::Hints.tree_name())
             .map_err(sled_error("opening the hints tree"))?;
@@ -65,6 +73,7 @@ impl SledStorage {
         Ok(SledStorage {
             db,
             data,
+            expiry,
             hints,
             node,
             writers: KeyLocks::new(),
@@ -234,10 +243,79 @@ impl Storage for SledStorage {
         let Some(next) = f(current.as_deref()).map_err(StorageError::Aborted)? else {
             return Ok(current.map(|value| value.to_vec()));
         };
+        // sled's one log keeps the order of these writes across a crash: the new entry
+        // before the record, the old one removed after (`expiry`).
+        if let Some(deadline_ms) = next.expiry.added() {
+            self.expiry
+                .insert(expiry::entry_key(key, deadline_ms), &[])
+                .map_err(sled_error("adding an expiry entry"))?;
+        }
         self.data
-            .insert(&physical, next.as_slice())
+            .insert(&physical, next.bytes.as_slice())
             .map_err(sled_error("writing an updated key"))?;
-        Ok(Some(next))
+        if let Some(deadline_ms) = next.expiry.removed() {
+            self.expiry
+                .remove(expiry::entry_key(key, deadline_ms))
+                .map_err(sled_error("removing an expiry entry"))?;
+        }
+        Ok(Some(next.bytes))
+    }
+
+    fn expiry_due(
+        &self,
+        partition: PartitionId,
+        after: Option<&ExpiryEntry>,
+        until_ms: u64,
+        limit: usize,
+        bytes_max: usize,
+    ) -> Result<Vec<ExpiryEntry>, StorageError> {
+        check_partition(partition, self.partitions)?;
+        let range = (
+            Bound::Included(expiry::range_start(partition, after)),
+            expiry::range_end(partition, until_ms),
+        );
+        let (mut page, mut bytes) = (Vec::new(), 0);
+        for entry in self.expiry.range::<Vec<u8>, _>(range) {
+            if expiry::page_full(page.len(), bytes, limit, bytes_max) {
+                break;
+            }
+            let (index_key, _) = entry.map_err(sled_error("reading the expiry index"))?;
+            if let Some(entry) = expiry::decode_entry(&index_key) {
+                bytes += entry.bytes();
+                page.push(entry);
+            }
+        }
+        Ok(page)
+    }
+
+    fn expiry_put(&self, key: &StoreKey, deadline_ms: u64) -> Result<(), StorageError> {
+        check_partition(key.partition, self.partitions)?;
+        self.expiry
+            .insert(expiry::entry_key(key, deadline_ms), &[])
+            .map_err(sled_error("adding an expiry entry"))?;
+        Ok(())
+    }
+
+    fn expiry_drop(
+        &self,
+        key: &StoreKey,
+        deadline_ms: u64,
+        stale: &mut StaleFn<'_>,
+    ) -> Result<bool, StorageError> {
+        check_partition(key.partition, self.partitions)?;
+        let _writer = self.writers.lock(key);
+        let current = self
+            .data
+            .get(PhysicalKey::of(key))
+            .map_err(sled_error("reading a key to check its expiry entry"))?;
+        if !stale(current.as_deref()) {
+            return Ok(false);
+        }
+        let removed = self
+            .expiry
+            .remove(expiry::entry_key(key, deadline_ms))
+            .map_err(sled_error("removing a stale expiry entry"))?;
+        Ok(removed.is_some())
     }
 
     fn delete(&self, key: &StoreKey) -> Result<(), StorageError> {

@@ -44,7 +44,7 @@ fn replica_with(keys: &[(Class, &[u8])]) -> Replica {
         let key = StoreKey::new(PartitionId(0), ObjectKey::new(*class, key).storage_bytes());
         replica
             .storage()
-            .update(&key, &mut |_| Ok(Some(bytes.clone())))
+            .update(&key, &mut |_| Ok(Some(bytes.clone().into())))
             .unwrap();
     }
     replica

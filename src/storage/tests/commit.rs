@@ -52,6 +52,28 @@ impl Storage for Counting {
     ) -> Result<Vec<Entry>, StorageError> {
         self.inner.scan_partition(partition, after, limit)
     }
+    fn expiry_due(
+        &self,
+        partition: PartitionId,
+        after: Option<&ExpiryEntry>,
+        until_ms: u64,
+        limit: usize,
+        bytes_max: usize,
+    ) -> Result<Vec<ExpiryEntry>, StorageError> {
+        self.inner
+            .expiry_due(partition, after, until_ms, limit, bytes_max)
+    }
+    fn expiry_put(&self, key: &StoreKey, deadline_ms: u64) -> Result<(), StorageError> {
+        self.inner.expiry_put(key, deadline_ms)
+    }
+    fn expiry_drop(
+        &self,
+        key: &StoreKey,
+        deadline_ms: u64,
+        stale: &mut StaleFn<'_>,
+    ) -> Result<bool, StorageError> {
+        self.inner.expiry_drop(key, deadline_ms, stale)
+    }
     fn flush(&self) -> Result<(), StorageError> {
         self.flushes.fetch_add(1, Ordering::SeqCst);
         if self.fail.load(Ordering::SeqCst) {
@@ -88,7 +110,7 @@ impl Storage for Counting {
 fn write(storage: &dyn Storage, key: &[u8]) -> StoreKey {
     let key = StoreKey::new(PartitionId(0), key.to_vec());
     storage
-        .update(&key, &mut |_| Ok(Some(b"v".to_vec())))
+        .update(&key, &mut |_| Ok(Some(b"v".to_vec().into())))
         .expect("write");
     key
 }

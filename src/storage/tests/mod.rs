@@ -2,6 +2,7 @@
 //! commit gate tests and the tests of concurrent writers of one key live in submodules.
 
 mod commit;
+mod expiry;
 mod model;
 mod writers;
 
@@ -20,7 +21,7 @@ pub(super) fn sled_options(partitions: u32) -> StorageOptions {
 
 pub(super) fn put(storage: &dyn Storage, key: &StoreKey, value: &[u8]) -> Option<Vec<u8>> {
     storage
-        .update(key, &mut |_| Ok(Some(value.to_vec())))
+        .update(key, &mut |_| Ok(Some(value.to_vec().into())))
         .expect("put succeeds")
 }
 
@@ -142,7 +143,7 @@ fn refuses_zero_partitions_and_keys_outside_the_partitions() {
         assert!(refused(storage.get(&outside).map(drop)));
         assert!(refused(
             storage
-                .update(&outside, &mut |_| Ok(Some(vec![1])))
+                .update(&outside, &mut |_| Ok(Some(vec![1].into())))
                 .map(drop)
         ));
         assert!(refused(storage.delete(&outside)));
@@ -181,7 +182,7 @@ fn an_aborted_update_leaves_the_value_unchanged() {
 
         #[derive(Debug, PartialEq)]
         struct TooOld(u64);
-        let typed = storage.update_with(&key, |_| Err::<Option<Vec<u8>>, _>(TooOld(7)));
+        let typed = storage.update_with(&key, |_| Err::<Option<Write>, _>(TooOld(7)));
         assert!(
             matches!(typed, Err(UpdateError::Aborted(TooOld(7)))),
             "{typed:?}"
@@ -207,7 +208,7 @@ fn an_update_returning_none_writes_nothing_and_returns_the_stored_value() {
         assert_eq!(storage.len().expect("len"), 1);
         let typed: Result<_, UpdateError<()>> = storage.update_with(&absent, |current| {
             assert_eq!(current, None);
-            Ok(Some(b"2".to_vec()))
+            Ok(Some(b"2".to_vec().into()))
         });
         assert_eq!(typed.expect("typed update"), Some(b"2".to_vec()));
     });
@@ -312,7 +313,7 @@ fn delete_if_removes_only_an_unchanged_value() {
     ] {
         let key = StoreKey::new(PartitionId(1), b"k".to_vec());
         storage
-            .update(&key, &mut |_| Ok(Some(b"v1".to_vec())))
+            .update(&key, &mut |_| Ok(Some(b"v1".to_vec().into())))
             .unwrap();
         assert!(
             !storage.delete_if(&key, b"v0").unwrap(),

@@ -146,7 +146,7 @@ fn run(subject: &mut dyn Subject, ops: &[Op]) -> Result<(), TestCaseError> {
                 let stored = storage
                     .update(
                         &StoreKey::new(PartitionId(*partition), key.clone()),
-                        &mut |_| Ok(Some(value.clone())),
+                        &mut |_| Ok(Some(value.clone().into())),
                     )
                     .expect("put");
                 prop_assert_eq!(stored.as_ref(), Some(value), "step {}", step);

@@ -32,7 +32,7 @@ fn increment(storage: &dyn Storage, key: &StoreKey, calls: &AtomicU64) -> u64 {
         .update(key, &mut |current| {
             calls.fetch_add(1, Ordering::Relaxed);
             let count = current.map(count_of).transpose()?.unwrap_or(0);
-            Ok(Some((count + 1).to_be_bytes().to_vec()))
+            Ok(Some((count + 1).to_be_bytes().to_vec().into()))
         })
         .expect("increment")
         .expect("an increment writes");
@@ -91,7 +91,7 @@ fn a_delete_waits_for_an_update_of_its_key() {
                     });
                     let waited = Duration::from_millis(DELETE_WINDOW_MS);
                     deleted_inside = Some(finished.recv_timeout(waited).is_ok());
-                    Ok(Some(b"new".to_vec()))
+                    Ok(Some(b"new".to_vec().into()))
                 })
                 .expect("update");
             deleted_inside
@@ -128,7 +128,7 @@ fn a_conditional_delete_sees_the_value_an_update_wrote() {
                         finished.recv_timeout(waited).is_err(),
                         "the conditional delete ran inside the update"
                     );
-                    Ok(Some(b"new".to_vec()))
+                    Ok(Some(b"new".to_vec().into()))
                 })
                 .expect("update");
             deleter
