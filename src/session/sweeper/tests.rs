@@ -300,3 +300,27 @@ fn only_the_partitions_asked_for_are_read() {
 }
 
 mod cost;
+
+#[tokio::test(start_paused = true)]
+async fn the_pace_holds_a_rate_finer_than_the_timer() {
+    // 10,000 a second: a sleep of 100 µs per record would take the timer's millisecond
+    // each, ten times the time asked.
+    let started = tokio::time::Instant::now();
+    let mut pace = super::Pace::new(Duration::from_micros(100));
+    for _ in 0..1_000 {
+        pace.next().await;
+    }
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(98) && elapsed <= Duration::from_millis(110),
+        "1,000 starts at 10,000/s took {elapsed:?}"
+    );
+    // A slow stretch is not made up by a burst: after 1 s idle the next start waits
+    // its turn again.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let resumed = tokio::time::Instant::now();
+    for _ in 0..100 {
+        pace.next().await;
+    }
+    assert!(resumed.elapsed() >= Duration::from_millis(9));
+}
