@@ -45,19 +45,19 @@ fn a_joiner_gains_partitions_and_commits_when_ready() {
     );
     let gained = view.gained_by(&joiner);
     assert!(!gained.is_empty());
-    assert_eq!(
-        view.gaining_nodes(),
-        [joiner.clone()].into(),
-        "rendezvous moves partitions only to the joiner"
-    );
+    // The balanced placement may hand a capped node another partition in exchange for
+    // one the joiner takes, so the joiner is one of the gaining nodes, not always alone.
+    let gaining = view.gaining_nodes();
+    assert!(gaining.contains(&joiner));
     let (voting, extra) = view.replicas_for(gained[0], &Region("a".into()));
     assert_eq!(voting.len(), 2);
-    assert_eq!(
-        extra.iter().map(|r| r.node.clone()).collect::<Vec<_>>(),
-        vec![joiner.clone()]
-    );
+    assert!(extra.iter().any(|r| r.node == joiner));
     assert!(!view.ready_to_commit(&owners));
     owners[3].ready_for = view.generation;
+    assert_eq!(view.ready_to_commit(&owners), gaining.len() == 1);
+    for owner in owners.iter_mut().filter(|o| gaining.contains(&o.node)) {
+        owner.ready_for = view.generation;
+    }
     assert!(view.ready_to_commit(&owners));
 }
 
