@@ -62,6 +62,36 @@ fn a_joiner_gains_partitions_and_commits_when_ready() {
 }
 
 #[test]
+fn refreshed_views_reuse_unchanged_rings() {
+    let mut owners = three();
+    owners.push(owner("a-4", "a", Status::Joining));
+    let view = RingView::new(&owners, &config(), 1).unwrap();
+    // A liveness change alone: both rings are the same allocations.
+    owners[0].dead = true;
+    let again = RingView::refreshed(&view, &owners, &config(), 1).unwrap();
+    assert!(Arc::ptr_eq(&view.current, &again.current));
+    assert!(Arc::ptr_eq(
+        view.target.as_ref().unwrap(),
+        again.target.as_ref().unwrap()
+    ));
+    // The join commits: the old target becomes the current ring (same members, epoch 2).
+    owners[3].status = Status::Member;
+    let committed = RingView::refreshed(&again, &owners, &config(), 2).unwrap();
+    assert!(Arc::ptr_eq(
+        again.target.as_ref().unwrap(),
+        &committed.current
+    ));
+    // A different member list is built afresh and equals a fresh build.
+    owners.push(owner("a-5", "a", Status::Joining));
+    let grown = RingView::refreshed(&committed, &owners, &config(), 2).unwrap();
+    let fresh = RingView::new(&owners, &config(), 2).unwrap();
+    assert_eq!(grown.target.as_deref(), fresh.target.as_deref());
+    assert!(RingView::check(&owners, &config()).is_ok());
+    owners.truncate(1);
+    assert!(RingView::check(&owners, &config()).is_err());
+}
+
+#[test]
 fn a_leaver_keeps_its_partitions_until_the_gaining_nodes_are_ready() {
     let mut owners = three();
     owners.push(owner("a-4", "a", Status::Member));
