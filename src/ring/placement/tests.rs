@@ -294,7 +294,7 @@ fn tight_caps_still_give_every_partition_its_replicas() {
 #[test]
 #[ignore]
 fn ring_build_cost() {
-    for partitions in [1024, 4096, 16_384] {
+    for partitions in [1024, 4096, 16_384, 32_768] {
         let (members, config) = three_regions(100, partitions, 3);
         let (mut builds, mut sorts) = (Vec::new(), Vec::new());
         for _ in 0..3 {
