@@ -108,15 +108,13 @@ pub(super) fn authorize(key: Option<&AdminKey>, headers: &HeaderMap) -> Result<(
 fn check_change(state: &AdminState, node: &NodeId) -> Result<(), ApiError> {
     let mut owners: Vec<Owner> = state.cluster.owners();
     owners.retain(|owner| owner.node != *node && owner.status != Status::Leaving);
-    RingView::new(&owners, &state.ring, 0)
-        .map(|_| ())
-        .map_err(|error| {
-            ApiError::new(
-                StatusCode::CONFLICT,
-                ErrorCode::Refused,
-                format!("refused: without {node} the ring cannot place every replica: {error}"),
-            )
-        })
+    RingView::check(&owners, &state.ring).map_err(|error| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::Refused,
+            format!("refused: without {node} the ring cannot place every replica: {error}"),
+        )
+    })
 }
 
 /// `POST /v1/admin/leave`: this node hands its partitions to their new owners, then

@@ -47,13 +47,17 @@ fn in_target(status: Status) -> bool {
     matches!(status, Status::Member | Status::Joining)
 }
 
+/// The ring of the owners `keep` selects; one of `reuse` when it was built from the same
+/// members, config and epoch (a build hashes every (partition, member) pair, so views
+/// rebuilt for a liveness change only must not pay for it again).
 fn ring_of(
     owners: &[Owner],
     keep: impl Fn(Status) -> bool,
     config: &RingConfig,
     epoch: u64,
-) -> Result<Ring, RingError> {
-    let members = owners
+    reuse: &[&Arc<Ring>],
+) -> Result<Arc<Ring>, RingError> {
+    let mut members: Vec<RingMember> = owners
         .iter()
         .filter(|owner| keep(owner.status))
         .map(|owner| RingMember {
@@ -62,7 +66,21 @@ fn ring_of(
             weight: owner.weight,
         })
         .collect();
-    Ring::new(members, config.clone(), epoch)
+    members.sort_by(|a, b| (&a.region, &a.id).cmp(&(&b.region, &b.id)));
+    let same = |ring: &&&Arc<Ring>| {
+        ring.epoch() == epoch
+            && ring.partition_count() == config.partitions
+            && ring.regions().len() == config.replicas_per_region.len()
+            && config
+                .replicas_per_region
+                .iter()
+                .all(|(region, &count)| ring.replicas_per_region(region) == count)
+            && ring.members() == members.as_slice()
+    };
+    if let Some(ring) = reuse.iter().find(same) {
+        return Ok(Arc::clone(ring));
+    }
+    Ring::new(members, config.clone(), epoch).map(Arc::new)
 }
 
 /// The generation of a target ring: a digest of its member set.
@@ -87,13 +105,59 @@ impl RingView {
     /// The rings of a member list. `epoch` is passed in by the caller (it counts the
     /// status changes it has seen).
     pub fn new(owners: &[Owner], config: &RingConfig, epoch: u64) -> Result<RingView, RingError> {
-        let current = Arc::new(ring_of(owners, in_current, config, epoch)?);
+        RingView::build(owners, config, epoch, &[])
+    }
+
+    /// Whether [`RingView::new`] would succeed, without building any ring.
+    pub fn check(owners: &[Owner], config: &RingConfig) -> Result<(), RingError> {
+        let members = |keep: fn(Status) -> bool| -> Vec<RingMember> {
+            owners
+                .iter()
+                .filter(|owner| keep(owner.status))
+                .map(|owner| RingMember {
+                    id: owner.node.clone(),
+                    region: owner.region.clone(),
+                    weight: owner.weight,
+                })
+                .collect()
+        };
+        Ring::check(&members(in_current), config)?;
+        let pending = owners
+            .iter()
+            .any(|owner| matches!(owner.status, Status::Joining | Status::Leaving));
+        if pending {
+            Ring::check(&members(in_target), config)?;
+        }
+        Ok(())
+    }
+
+    /// As [`RingView::new`], taking `previous`'s rings wherever their members and epoch
+    /// are unchanged, so a liveness change costs no ring build.
+    pub fn refreshed(
+        previous: &RingView,
+        owners: &[Owner],
+        config: &RingConfig,
+        epoch: u64,
+    ) -> Result<RingView, RingError> {
+        let reuse: Vec<&Arc<Ring>> = std::iter::once(&previous.current)
+            .chain(&previous.target)
+            .collect();
+        RingView::build(owners, config, epoch, &reuse)
+    }
+
+    fn build(
+        owners: &[Owner],
+        config: &RingConfig,
+        epoch: u64,
+        reuse: &[&Arc<Ring>],
+    ) -> Result<RingView, RingError> {
+        let current = ring_of(owners, in_current, config, epoch, reuse)?;
         let pending = owners
             .iter()
             .any(|owner| matches!(owner.status, Status::Joining | Status::Leaving));
         let (target, generation) = if pending {
             (
-                Some(Arc::new(ring_of(owners, in_target, config, epoch + 1)?)),
+                Some(ring_of(owners, in_target, config, epoch + 1, reuse)?),
                 generation_of(owners),
             )
         } else {

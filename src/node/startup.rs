@@ -99,6 +99,15 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
         status = ?initial_status(&options.settings, &options.id),
         "node started"
     );
+    let topology = &options.settings.topology;
+    if let Some(recommended) = topology.recommended_partitions() {
+        tracing::warn!(
+            partitions = topology.partitions,
+            recommended,
+            "regions this large move more than 1.1 x the ideal share on a join or leave \
+             at this many partitions (README: Balanced placement)"
+        );
+    }
     Ok(RunningNode {
         id: options.id,
         region,

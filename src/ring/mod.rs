@@ -1,6 +1,7 @@
 //! The consistent-hash ring: key hashing, the Q fixed partitions of the hash space, the
 //! placement of each partition's replicas on nodes per region (weighted rendezvous
-//! hashing) and the preference lists the coordinator walks.
+//! scores, assigned greedily under a per-node cap of 1.05 x its weighted share) and the
+//! preference lists the coordinator walks.
 //!
 //! A ring is a pure function of (members, config, epoch): every node that holds the same
 //! member list computes the same placement, whatever the order it learnt the members in.
@@ -131,7 +132,8 @@ pub struct Ring {
     partitions: u32,
     epoch: u64,
     /// `partitions` rows of `members.len()` member indices; in row p, each region's span
-    /// holds that region's nodes in rendezvous order for p (replicas first).
+    /// holds that region's replicas of p, then its other nodes, each group in
+    /// rendezvous order for p (see `placement::build_order`).
     order: Vec<u16>,
     /// Replicas per key over all regions.
     n: usize,
@@ -170,6 +172,12 @@ impl Ring {
             order,
             n,
         })
+    }
+
+    /// Whether `Ring::new` would accept these members and config, without building the
+    /// placement (which hashes every (partition, member) pair).
+    pub fn check(members: &[RingMember], config: &RingConfig) -> Result<(), RingError> {
+        validate(&mut members.to_vec(), config)
     }
 
     pub fn epoch(&self) -> u64 {
@@ -218,7 +226,8 @@ impl Ring {
         self.partition_of(key_hash(class, key))
     }
 
-    /// All replicas of `p`: regions by name, each region's replicas in rendezvous order.
+    /// All replicas of `p`: regions by name, each region's replicas in rendezvous order
+    /// (by descending score among the replicas).
     /// Panics if `p` is not a partition of this ring (see [`Ring::has_partition`]).
     pub fn replicas(&self, p: PartitionId) -> Vec<(NodeId, Region)> {
         let row = self.row(p);

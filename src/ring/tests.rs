@@ -88,25 +88,28 @@ fn partitions_cut_the_hash_space_into_equal_ranges() {
 
 #[test]
 fn placement_is_pinned() {
-    // Every node must compute this same table, release after release.
+    // Every node must compute this same table, release after release. Q = 8 with 5
+    // nodes of which 2 are replicas: shares of 3.2 replicas, caps of 4.
     let members = ["a", "b", "c", "d", "e"]
         .iter()
         .map(|id| member(id, "x", 1))
         .collect();
     let ring = Ring::new(members, config(8, &[("x", 2)]), 1).expect("valid ring");
     let expected = [
-        "acdbe", "ceadb", "edacb", "beacd", "bcade", "dabec", "dbeca", "ecabd",
+        "bcead", "ecdab", "adecb", "bdaec", "ecabd", "debac", "adecb", "ecbda",
     ];
-    for (p, order) in (0..8).map(PartitionId).zip(expected) {
-        let list = ring.preference_list(p, &region("x"));
-        let got: String = list
-            .replicas
-            .iter()
-            .chain(&list.fallbacks)
-            .map(|replica| replica.node.as_str())
-            .collect();
-        assert_eq!(got, order, "partition {p}");
-    }
+    let got: Vec<String> = (0..8)
+        .map(PartitionId)
+        .map(|p| {
+            let list = ring.preference_list(p, &region("x"));
+            list.replicas
+                .iter()
+                .chain(&list.fallbacks)
+                .map(|replica| replica.node.as_str())
+                .collect()
+        })
+        .collect();
+    assert_eq!(got, expected);
 }
 
 // ---- errors ----
@@ -398,31 +401,38 @@ fn heavy_to_light(ring: &Ring) -> f64 {
 
 // ---- adding a node ----
 
-/// What adding `joiner` did to the ring: replicas moved, and their share of all replicas
-/// of the joiner's region. Asserts the exact rendezvous guarantee on the way: every moved
-/// replica went to the joiner, and one per partition it won.
+/// What adding `joiner` did to the ring: replicas moved. Asserts on the way what the
+/// balanced placement keeps of rendezvous: the joiner gains replicas, and only its own
+/// region's placement changes (a capped node that loses a partition to the joiner may
+/// take another one back, so other nodes of that region can gain too).
 fn join(members: &[RingMember], joiner: RingMember, shape: &RingConfig) -> usize {
     let before = Ring::new(members.to_vec(), shape.clone(), 0).expect("valid ring");
     let mut grown = members.to_vec();
     grown.push(joiner.clone());
     let after = Ring::new(grown, shape.clone(), 1).expect("valid ring");
     let moved = moved_replicas(&before, &after);
-    assert_eq!(
-        moved,
-        after.partitions_of(&joiner.id).len(),
-        "only the joiner gains replicas"
+    let gained = after.partitions_of(&joiner.id).len();
+    assert!(
+        gained > 0 && moved >= gained,
+        "moved {moved}, joiner gained {gained}"
     );
     for p in (0..shape.partitions).map(PartitionId) {
-        let old: BTreeSet<_> = before.replicas(p).into_iter().collect();
-        let new: BTreeSet<_> = after.replicas(p).into_iter().collect();
-        assert!(new.difference(&old).all(|(node, _)| *node == joiner.id));
-        assert!(old.difference(&new).count() <= 1);
+        for region in shape.replicas_per_region.keys() {
+            if *region != joiner.region {
+                assert_eq!(
+                    before.replicas_in_region(p, region),
+                    after.replicas_in_region(p, region)
+                );
+            }
+        }
     }
     moved
 }
 
 /// Joiner's region holds n nodes and k replicas; per partition the joiner is among the
-/// top k of n + 1 with probability k / (n + 1), so the moved count is Binomial(Q, that).
+/// top k of n + 1 with probability k / (n + 1), so what it wins is Binomial(Q, that). The
+/// cap adds the moves of capped nodes taking partitions back: up to 1.27 x in total at
+/// Q = 1024 and n <= 30 (printed by the test below), inside 5 sd of the binomial.
 fn within_five_sd(moved: usize, partitions: u32, n: usize, k: usize) -> bool {
     let p = k as f64 / (n + 1) as f64;
     let mean = f64::from(partitions) * p;
@@ -481,8 +491,8 @@ fn adding_a_node_moves_about_one_in_n_plus_one_replicas() {
 
 /// The strict bound of the issue, per n: with Q large enough that binomial noise is a
 /// few percent, adding one node to n moves at most 1.1 x 1/(n+1) of the region's
-/// replicas. (At Q = 1024 the same holds on aggregate, see the test above, while single
-/// values of n scatter by about 1/sqrt(Q k/(n+1)).)
+/// replicas. (At Q = 1024 the aggregate stays within 1.1, see the test above, while
+/// single values of n scatter by about 1/sqrt(Q k/(n+1)) and the cap's chains.)
 #[test]
 fn adding_a_node_moves_at_most_one_point_one_over_n_plus_one_at_large_q() {
     let (q, k) = (16_384u32, 3usize);
@@ -610,7 +620,7 @@ proptest! {
         let moved = join(&members, joiner.clone(), &shape);
         prop_assert!(within_five_sd(moved, 1024, n, 3), "n={} moved {}", n, moved);
         if weight_two {
-            // Exactness of the rendezvous guarantee holds for any weight.
+            // A heavier joiner keeps the invariants `join` asserts.
             join(&members, RingMember { weight: 2, ..joiner }, &shape);
         }
     }

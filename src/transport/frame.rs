@@ -16,7 +16,11 @@ use std::io::Cursor;
 /// 2: member states carry the proof of a final status (`MemberState::proof`); a node
 /// of version 1 and one of version 2 refuse each other's frames (no conversion: a
 /// version-1 member would spread final statuses nobody can check).
-pub const WIRE_VERSION: u8 = 2;
+/// 3: the ring's placement changed (issue 25: capped greedy of rendezvous scores drawn
+/// from SplitMix64); no frame layout changed, but nodes computing different placements
+/// would disagree on every partition's owners, so versions 2 and 3 refuse each other
+/// and an upgrade restarts the whole cluster.
+pub const WIRE_VERSION: u8 = 3;
 
 /// Bytes of the length prefix.
 pub(crate) const LENGTH_PREFIX_BYTES: usize = 4;

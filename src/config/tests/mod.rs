@@ -182,3 +182,22 @@ fn every_flag_survives_a_child_command_line() {
 }
 
 mod decode;
+
+#[test]
+fn large_regions_are_recommended_a_larger_q() {
+    let with = |nodes: usize, partitions: u32| {
+        let text = format!(
+            "[cluster]\npartitions = {partitions}\nreplicas_per_region = 3\n\
+             [[regions]]\nname = \"a\"\nnodes = {nodes}\n"
+        );
+        Topology::parse(&text).unwrap().recommended_partitions()
+    };
+    // The default shape, 4 nodes of which 3 replicas: Q = 1024 is plenty.
+    assert_eq!(with(4, 1024), None);
+    // 100 nodes: 900 x 97 / 3 = 29100, so 32768 (measured: 16384 misses the bound).
+    assert_eq!(with(100, 1024), Some(32_768));
+    assert_eq!(with(100, 16_384), Some(32_768));
+    assert_eq!(with(100, 32_768), None);
+    // The order table bounds it: 1000 nodes may have at most 16384 partitions.
+    assert_eq!(with(1000, 1024), Some(16_384));
+}

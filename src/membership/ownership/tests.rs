@@ -45,20 +45,50 @@ fn a_joiner_gains_partitions_and_commits_when_ready() {
     );
     let gained = view.gained_by(&joiner);
     assert!(!gained.is_empty());
-    assert_eq!(
-        view.gaining_nodes(),
-        [joiner.clone()].into(),
-        "rendezvous moves partitions only to the joiner"
-    );
+    // The balanced placement may hand a capped node another partition in exchange for
+    // one the joiner takes, so the joiner is one of the gaining nodes, not always alone.
+    let gaining = view.gaining_nodes();
+    assert!(gaining.contains(&joiner));
     let (voting, extra) = view.replicas_for(gained[0], &Region("a".into()));
     assert_eq!(voting.len(), 2);
-    assert_eq!(
-        extra.iter().map(|r| r.node.clone()).collect::<Vec<_>>(),
-        vec![joiner.clone()]
-    );
+    assert!(extra.iter().any(|r| r.node == joiner));
     assert!(!view.ready_to_commit(&owners));
     owners[3].ready_for = view.generation;
+    assert_eq!(view.ready_to_commit(&owners), gaining.len() == 1);
+    for owner in owners.iter_mut().filter(|o| gaining.contains(&o.node)) {
+        owner.ready_for = view.generation;
+    }
     assert!(view.ready_to_commit(&owners));
+}
+
+#[test]
+fn refreshed_views_reuse_unchanged_rings() {
+    let mut owners = three();
+    owners.push(owner("a-4", "a", Status::Joining));
+    let view = RingView::new(&owners, &config(), 1).unwrap();
+    // A liveness change alone: both rings are the same allocations.
+    owners[0].dead = true;
+    let again = RingView::refreshed(&view, &owners, &config(), 1).unwrap();
+    assert!(Arc::ptr_eq(&view.current, &again.current));
+    assert!(Arc::ptr_eq(
+        view.target.as_ref().unwrap(),
+        again.target.as_ref().unwrap()
+    ));
+    // The join commits: the old target becomes the current ring (same members, epoch 2).
+    owners[3].status = Status::Member;
+    let committed = RingView::refreshed(&again, &owners, &config(), 2).unwrap();
+    assert!(Arc::ptr_eq(
+        again.target.as_ref().unwrap(),
+        &committed.current
+    ));
+    // A different member list is built afresh and equals a fresh build.
+    owners.push(owner("a-5", "a", Status::Joining));
+    let grown = RingView::refreshed(&committed, &owners, &config(), 2).unwrap();
+    let fresh = RingView::new(&owners, &config(), 2).unwrap();
+    assert_eq!(grown.target.as_deref(), fresh.target.as_deref());
+    assert!(RingView::check(&owners, &config()).is_ok());
+    owners.truncate(1);
+    assert!(RingView::check(&owners, &config()).is_err());
 }
 
 #[test]

@@ -2,9 +2,13 @@
 //! three capped roads (bounded loads walking partitions in order, a global greedy over
 //! all (partition, node) pairs by descending score, and rendezvous followed by a
 //! least-score-loss repair), reporting max/mean load and the replicas a join or a leave
-//! moves over the ideal share. Nothing here is used by the ring; run it with
-//! `cargo test --release --lib compare_placements -- --ignored --nocapture`.
+//! moves over the ideal share; `shipped` is the ring's own placement (`Ring::new`, the
+//! greedy under caps of floor(1.05 x share)), the others are this file's models. Run it
+//! with `cargo test --release --lib compare_placements -- --ignored --nocapture`
+//! (`PLACEMENTS=shipped,greedy` in the environment runs only those).
 use super::*;
+use crate::ids::Region;
+use crate::ring::{Ring, RingConfig};
 
 struct Region0 {
     weights: Vec<u32>,
@@ -12,13 +16,13 @@ struct Region0 {
 }
 
 fn scores(r: &Region0, q: u32) -> Vec<Vec<f64>> {
-    let mut buffer = Vec::new();
+    let seeds: Vec<u64> = r.ids.iter().map(node_seed).collect();
     (0..q)
         .map(|p| {
-            r.ids
+            seeds
                 .iter()
                 .zip(&r.weights)
-                .map(|(id, &w)| score(w, unit_interval(p, id, &mut buffer)))
+                .map(|(&seed, &w)| score(w, unit_interval(p, seed)))
                 .collect()
         })
         .collect()
@@ -151,10 +155,42 @@ fn members(prefix: &str, n: usize, heavy: usize) -> Region0 {
 
 type Algo = fn(&[Vec<f64>], &[usize], usize) -> Vec<Vec<usize>>;
 
-fn run(r: &Region0, q: u32, k: usize, c: f64, algo: Algo) -> (Vec<Vec<usize>>, f64) {
-    let s = scores(r, q);
-    let cp = caps(r, q, k, c);
-    let out = algo(&s, &cp, k);
+/// The ring's own placement of one region, as replica indices into `r`.
+fn shipped(r: &Region0, q: u32, k: usize) -> Vec<Vec<usize>> {
+    let region = Region("x".to_string());
+    let members = r
+        .ids
+        .iter()
+        .zip(&r.weights)
+        .map(|(id, &weight)| RingMember {
+            id: id.clone(),
+            region: region.clone(),
+            weight,
+        })
+        .collect();
+    let config = RingConfig {
+        partitions: q,
+        replicas_per_region: [(region.clone(), k as u32)].into(),
+    };
+    let ring = Ring::new(members, config, 0).expect("a valid region");
+    let index: std::collections::BTreeMap<&NodeId, usize> =
+        r.ids.iter().enumerate().map(|(i, id)| (id, i)).collect();
+    (0..q)
+        .map(|p| {
+            ring.replicas_in_region(PartitionId(p), &region)
+                .iter()
+                .map(|id| index[id])
+                .collect()
+        })
+        .collect()
+}
+
+/// Runs `algo`, or the ring itself when `algo` is `None`.
+fn run(r: &Region0, q: u32, k: usize, c: f64, algo: Option<Algo>) -> (Vec<Vec<usize>>, f64) {
+    let out = match algo {
+        Some(algo) => algo(&scores(r, q), &caps(r, q, k, c), k),
+        None => shipped(r, q, k),
+    };
     let mut load = vec![0usize; r.ids.len()];
     for reps in &out {
         for &n in reps {
@@ -189,7 +225,7 @@ fn measure(
     q: u32,
     k: usize,
     c: f64,
-    algo: Algo,
+    algo: Option<Algo>,
     trials: usize,
 ) {
     let base = members(&format!("m{n}"), n, heavy);
@@ -247,11 +283,12 @@ fn measure(
 #[test]
 #[ignore]
 fn compare_placements() {
-    let algos: [(&str, Algo); 4] = [
-        ("plain", plain),
-        ("bounded", bounded),
-        ("greedy", greedy),
-        ("repair", repair),
+    let algos: [(&str, Option<Algo>); 5] = [
+        ("shipped", None),
+        ("plain", Some(plain)),
+        ("bounded", Some(bounded)),
+        ("greedy", Some(greedy)),
+        ("repair", Some(repair)),
     ];
     // (nodes in the region, of which weight 2, Q); the repair road is quadratic, so it
     // only runs on small regions.
@@ -264,11 +301,14 @@ fn compare_placements() {
         (100, 0, 4096),
         (100, 0, 16384),
     ];
+    // `PLACEMENTS=shipped,greedy` runs only those roads.
+    let only = std::env::var("PLACEMENTS").unwrap_or_default();
+    let wanted = |name: &str| only.is_empty() || only.split(',').any(|w| w == name);
     for &(n, heavy, q) in shapes {
         let k = 3;
-        for (name, algo) in algos {
+        for (name, algo) in algos.into_iter().filter(|(name, _)| wanted(name)) {
             for c in [1.0, 1.02, 1.04, 1.05] {
-                if name == "plain" && c > 1.0 {
+                if (name == "plain" || name == "shipped") && c > 1.0 {
                     continue;
                 }
                 if name == "repair" && n == 100 {
@@ -278,5 +318,65 @@ fn compare_placements() {
                 measure(name, n, heavy, q, k, c, algo, trials);
             }
         }
+    }
+}
+
+/// The shipped placement's join and leave movement over many joiners and leavers, at
+/// 100 nodes and k = 3; `TRIALS` (default 20) and `QS` (default 16384,32768) steer it:
+/// `cargo test --release --lib shipped_movement -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn shipped_movement() {
+    let trials: usize = std::env::var("TRIALS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(20);
+    let qs: Vec<u32> = std::env::var("QS")
+        .unwrap_or_else(|_| "16384,32768".to_string())
+        .split(',')
+        .filter_map(|q| q.parse().ok())
+        .collect();
+    let (n, k) = (100usize, 3usize);
+    for q in qs {
+        let base = members("m100", n, 0);
+        let (pb, worst) = run(&base, q, k, 1.0, None);
+        let (mut joins, mut leaves) = (Vec::new(), Vec::new());
+        for t in 0..trials {
+            let mut grown = Region0 {
+                ids: base.ids.clone(),
+                weights: base.weights.clone(),
+            };
+            grown.ids.push(NodeId(format!("joiner-{t}")));
+            grown.weights.push(1);
+            let (pg, _) = run(&grown, q, k, 1.0, None);
+            let ideal = f64::from(q) * k as f64 / (n + 1) as f64;
+            joins.push(moved(&base, &pb, &grown, &pg) as f64 / ideal);
+            let gone = (t * 37 + 3) % n;
+            let mut shrunk = Region0 {
+                ids: base.ids.clone(),
+                weights: base.weights.clone(),
+            };
+            shrunk.ids.remove(gone);
+            shrunk.weights.remove(gone);
+            let (ps, _) = run(&shrunk, q, k, 1.0, None);
+            let ideal = f64::from(q) * k as f64 / n as f64;
+            leaves.push(moved(&base, &pb, &shrunk, &ps) as f64 / ideal);
+        }
+        let describe = |values: &mut Vec<f64>| {
+            values.sort_by(f64::total_cmp);
+            let mean = values.iter().sum::<f64>() / values.len() as f64;
+            let over = values.iter().filter(|&&v| v > 1.1).count();
+            format!(
+                "mean {mean:.3}, median {:.3}, max {:.3}, over 1.1: {over} of {}",
+                values[values.len() / 2],
+                values[values.len() - 1],
+                values.len()
+            )
+        };
+        println!(
+            "shipped n={n} q={q} k={k}: max/share {worst:.4}; join {}; leave {}",
+            describe(&mut joins),
+            describe(&mut leaves)
+        );
     }
 }
