@@ -94,6 +94,11 @@ pub struct Status {
     pub partitions_owned: usize,
     /// Partitions whose data this node holds.
     pub partitions_held: usize,
+    /// Partitions this node owns (now or in a pending ring change) but does not hold
+    /// yet: 0 once its transfers are done. A node may hold more than it owns for
+    /// `DROP_GRACE_MS` after a ring change took partitions from it.
+    #[serde(default)]
+    pub partitions_missing: usize,
     pub transfers_in_flight: u64,
     pub partitions_fetched: u64,
     pub objects_fetched: u64,
@@ -338,6 +343,7 @@ pub(super) async fn status(State(routes): State<StatusRoutes>) -> Json<Status> {
         partitions: view.current.partition_count(),
         partitions_owned: view.current.partitions_of(&me.node).len(),
         partitions_held: parts.cluster.held().len(),
+        partitions_missing: parts.cluster.missing_partitions().len(),
         transfers_in_flight: parts.cluster.transfers_in_flight.load(Ordering::Relaxed),
         partitions_fetched: parts.transfers.partitions_fetched.load(Ordering::Relaxed),
         objects_fetched: parts.transfers.objects_fetched.load(Ordering::Relaxed),

@@ -59,7 +59,7 @@ pub struct TransferWorker {
 }
 
 impl TransferWorker {
-    /// Current owners of `partition` to fetch from, best first.
+    /// Nodes to fetch `partition` from, best first: its current owners, then the rest.
     fn sources(&self, partition: PartitionId) -> Vec<NodeId> {
         let view = self.state.view();
         let members = self.state.members();
@@ -76,7 +76,23 @@ impl TransferWorker {
             .map(|(node, region)| (!leaving(&node), region != self.state.region, node))
             .collect();
         sources.sort();
-        sources.into_iter().map(|(_, _, node)| node).collect()
+        let mut sources: Vec<NodeId> = sources.into_iter().map(|(_, _, node)| node).collect();
+        // Then every other live member, its own region first: a ring change can give a
+        // partition to owners that all lack it (balanced placement moves partitions
+        // between the nodes that stay, not only the changed node's), while a node that
+        // no longer owns it still holds it until DROP_GRACE_MS has passed. One that
+        // does not hold it refuses at once, and the next is asked.
+        let mut others: Vec<(bool, NodeId)> = members
+            .iter()
+            .filter(|m| m.status != Status::Removed)
+            .map(|m| &m.info)
+            .filter(|info| info.node != self.state.me && !self.state.is_dead(&info.node))
+            .filter(|info| !sources.contains(&info.node))
+            .map(|info| (info.region != self.state.region, info.node.clone()))
+            .collect();
+        others.sort();
+        sources.extend(others.into_iter().map(|(_, node)| node));
+        sources
     }
 
     async fn fetch_from(

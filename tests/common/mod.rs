@@ -229,16 +229,20 @@ impl ProcessCluster {
     ) -> cartwheel::api::Status {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
-            if let Ok(status) =
-                cartwheel::cluster::fetch_status(&reqwest::Client::new(), self.node(id).http).await
-            {
-                if condition(&status) {
-                    return status;
+            let seen =
+                cartwheel::cluster::fetch_status(&reqwest::Client::new(), self.node(id).http).await;
+            if let Ok(status) = &seen {
+                if condition(status) {
+                    return seen.expect("checked");
                 }
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "{id}: condition not met within {limit:?}"
+                "{id}: condition not met within {limit:?}; last status: {}",
+                match &seen {
+                    Ok(status) => serde_json::to_string(status).unwrap_or_default(),
+                    Err(error) => error.to_string(),
+                }
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
