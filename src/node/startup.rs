@@ -146,6 +146,8 @@ struct Store {
     storage: Arc<dyn Storage>,
     incarnation: Incarnation,
     replica: Arc<Replica>,
+    /// The store held no data when it opened (new, or wiped).
+    empty: bool,
 }
 
 /// The counters the background workers keep, for `/v1/status`.
@@ -207,7 +209,10 @@ fn open_store(options: &NodeOptions) -> Result<Store, NodeError> {
     // A new store holds nothing: its trees are ready. Any other's are rebuilt in the
     // background once the node serves (`spawn_tree_rebuild`).
     let (depth, partitions) = (limits::NODE_TREE_DEPTH, settings.topology.partitions);
-    let trees = Arc::new(match incarnation.fresh {
+    // Whether the store holds any data, not whether this life's incarnation is new (a
+    // crash after early sends also takes a new one, with its data kept).
+    let empty = storage.is_empty()?;
+    let trees = Arc::new(match empty {
         true => Trees::new(depth, partitions),
         false => Trees::unbuilt(depth, partitions),
     });
@@ -222,6 +227,7 @@ fn open_store(options: &NodeOptions) -> Result<Store, NodeError> {
         storage,
         incarnation,
         replica,
+        empty,
     })
 }
 
@@ -407,9 +413,9 @@ fn join_cluster(
     let settings = &options.settings;
     let swim = swim_for(settings, me.clone());
     let state = Arc::new(ClusterState::new(me.clone(), swim, settings)?);
-    if store.incarnation.fresh && settings.anti_entropy_rate > 0 {
-        // A new store where the topology says this node held data (a wiped disk, or the
-        // cluster's first start): each partition is fetched whole from one replica, as
+    if store.empty && settings.anti_entropy_rate > 0 {
+        // An empty store where the topology says this node held data (a wiped disk, or
+        // the cluster's first start): each partition is fetched whole from one replica, as
         // joins fetch, then compared by anti-entropy (with repair off, neither runs).
         state.start_filling();
     }

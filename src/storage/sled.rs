@@ -380,6 +380,11 @@ impl Storage for SledStorage {
         Ok(self.data.len() as u64)
     }
 
+    /// Without counting: `len` walks every key, this reads one.
+    fn is_empty(&self) -> Result<bool, StorageError> {
+        Ok(self.data.is_empty())
+    }
+
     fn size_on_disk(&self) -> Result<u64, StorageError> {
         self.db
             .size_on_disk()

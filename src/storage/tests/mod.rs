@@ -339,3 +339,23 @@ fn a_physical_key_on_the_stack_or_the_heap_is_the_physical_key() {
         );
     }
 }
+
+#[test]
+fn a_store_is_empty_until_it_holds_a_record_whatever_its_other_spaces_hold() {
+    // What a start decides on: an empty store's trees need no rebuild and its data comes
+    // from the other replicas; a store with records must not be taken for one.
+    on_both(4, |storage| {
+        assert!(storage.is_empty().unwrap());
+        storage
+            .aux_put(AuxSpace::Node, b"incarnation", b"record")
+            .unwrap();
+        assert!(storage.is_empty().unwrap(), "node metadata is no data");
+        put(
+            storage.as_ref(),
+            &StoreKey::new(PartitionId(3), b"k".to_vec()),
+            b"v",
+        );
+        assert!(!storage.is_empty().unwrap());
+        assert_eq!(storage.len().unwrap(), 1);
+    });
+}
