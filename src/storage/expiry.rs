@@ -85,7 +85,7 @@ pub(crate) fn entry_key(key: &StoreKey, deadline_ms: u64) -> Vec<u8> {
 }
 
 /// Where a partition's due entries start after `after` (exclusive) or from its first.
-pub(crate) fn range_start(partition: PartitionId, after: Option<&ExpiryEntry>) -> Vec<u8> {
+fn range_start(partition: PartitionId, after: Option<&ExpiryEntry>) -> Vec<u8> {
     match after {
         Some(after) => {
             let mut start = entry_key(
@@ -101,7 +101,7 @@ pub(crate) fn range_start(partition: PartitionId, after: Option<&ExpiryEntry>) -
 }
 
 /// Where the entries of `partition` due by `until_ms` end.
-pub(crate) fn range_end(partition: PartitionId, until_ms: u64) -> Bound<Vec<u8>> {
+fn range_end(partition: PartitionId, until_ms: u64) -> Bound<Vec<u8>> {
     match until_ms.checked_add(1) {
         Some(next) => {
             let mut end = partition_prefix(partition).to_vec();
@@ -118,7 +118,7 @@ pub(crate) fn range_end(partition: PartitionId, until_ms: u64) -> Bound<Vec<u8>>
 
 /// The entry an index key holds, or `None` for a key too short to be one (never
 /// written by this module; skipped rather than trusted).
-pub(crate) fn decode_entry(index_key: &[u8]) -> Option<ExpiryEntry> {
+fn decode_entry(index_key: &[u8]) -> Option<ExpiryEntry> {
     let deadline =
         index_key.get(PARTITION_PREFIX_BYTES..PARTITION_PREFIX_BYTES + DEADLINE_BYTES)?;
     Some(ExpiryEntry {
@@ -127,7 +127,35 @@ pub(crate) fn decode_entry(index_key: &[u8]) -> Option<ExpiryEntry> {
     })
 }
 
-/// Whether a page that holds `entries` entries of `bytes` bytes is full.
-pub(crate) fn page_full(entries: usize, bytes: usize, limit: usize, bytes_max: usize) -> bool {
-    entries >= limit.min(crate::limits::SCAN_ENTRIES_MAX) || bytes >= bytes_max
+/// The index keys of `partition` due by `until_ms`, after `after` (exclusive).
+pub(crate) fn due_range(
+    partition: PartitionId,
+    after: Option<&ExpiryEntry>,
+    until_ms: u64,
+) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    (
+        Bound::Included(range_start(partition, after)),
+        range_end(partition, until_ms),
+    )
+}
+
+/// A page of the entries `index_keys` (read in order from `due_range`) hold: at most
+/// `min(limit, SCAN_ENTRIES_MAX)` of them, and none more once their bytes reach
+/// `bytes_max`. A key that fails to read stops the page with its error.
+pub(crate) fn due_page<K: AsRef<[u8]>, E>(
+    index_keys: impl Iterator<Item = Result<K, E>>,
+    limit: usize,
+    bytes_max: usize,
+) -> Result<Vec<ExpiryEntry>, E> {
+    let (mut page, mut bytes) = (Vec::new(), 0);
+    for index_key in index_keys {
+        if page.len() >= limit.min(crate::limits::SCAN_ENTRIES_MAX) || bytes >= bytes_max {
+            break;
+        }
+        if let Some(entry) = decode_entry(index_key?.as_ref()) {
+            bytes += entry.bytes();
+            page.push(entry);
+        }
+    }
+    Ok(page)
 }

@@ -167,22 +167,10 @@ impl Storage for MemoryStorage {
         bytes_max: usize,
     ) -> Result<Vec<ExpiryEntry>, StorageError> {
         check_partition(partition, self.partitions)?;
-        let range = (
-            Bound::Included(expiry::range_start(partition, after)),
-            expiry::range_end(partition, until_ms),
-        );
+        let range = expiry::due_range(partition, after, until_ms);
         let state = self.lock();
-        let (mut page, mut bytes) = (Vec::new(), 0);
-        for index_key in state.expiry.range::<Vec<u8>, _>(range) {
-            if expiry::page_full(page.len(), bytes, limit, bytes_max) {
-                break;
-            }
-            if let Some(entry) = expiry::decode_entry(index_key) {
-                bytes += entry.bytes();
-                page.push(entry);
-            }
-        }
-        Ok(page)
+        let index_keys = state.expiry.range::<Vec<u8>, _>(range).map(Ok);
+        expiry::due_page(index_keys, limit, bytes_max)
     }
 
     fn expiry_put(&self, key: &StoreKey, deadline_ms: u64) -> Result<(), StorageError> {

@@ -270,22 +270,13 @@ impl Storage for SledStorage {
         bytes_max: usize,
     ) -> Result<Vec<ExpiryEntry>, StorageError> {
         check_partition(partition, self.partitions)?;
-        let range = (
-            Bound::Included(expiry::range_start(partition, after)),
-            expiry::range_end(partition, until_ms),
-        );
-        let (mut page, mut bytes) = (Vec::new(), 0);
-        for entry in self.expiry.range::<Vec<u8>, _>(range) {
-            if expiry::page_full(page.len(), bytes, limit, bytes_max) {
-                break;
-            }
-            let (index_key, _) = entry.map_err(sled_error("reading the expiry index"))?;
-            if let Some(entry) = expiry::decode_entry(&index_key) {
-                bytes += entry.bytes();
-                page.push(entry);
-            }
-        }
-        Ok(page)
+        let range = expiry::due_range(partition, after, until_ms);
+        let index_keys = self.expiry.range::<Vec<u8>, _>(range).map(|entry| {
+            entry
+                .map(|(index_key, _)| index_key)
+                .map_err(sled_error("reading the expiry index"))
+        });
+        expiry::due_page(index_keys, limit, bytes_max)
     }
 
     fn expiry_put(&self, key: &StoreKey, deadline_ms: u64) -> Result<(), StorageError> {
