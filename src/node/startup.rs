@@ -509,9 +509,11 @@ fn spawn_tree_rebuild(
             let pass = tokio::task::spawn_blocking(move || {
                 trees.rebuild_pending(storage.as_ref(), || *stop.borrow())
             })
-            .await;
+            .await
+            .map_err(|error| error.to_string())
+            .and_then(|pass| pass.map_err(|error| error.to_string()));
             match pass {
-                Ok(Ok(_)) if replica.trees().pending() == 0 => {
+                Ok(_) if replica.trees().pending() == 0 => {
                     let trees = replica.trees();
                     tracing::info!(
                         keys = trees.keys_total(),
@@ -521,8 +523,7 @@ fn spawn_tree_rebuild(
                     );
                     return;
                 }
-                Ok(Ok(_)) => return, // stopped
-                Ok(Err(error)) => tracing::warn!(%error, "merkle tree rebuild: retrying"),
+                Ok(_) => return, // stopped
                 Err(error) => tracing::warn!(%error, "merkle tree rebuild: retrying"),
             }
             tokio::select! {
