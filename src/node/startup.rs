@@ -413,10 +413,12 @@ fn join_cluster(
     let settings = &options.settings;
     let swim = swim_for(settings, me.clone());
     let state = Arc::new(ClusterState::new(me.clone(), swim, settings)?);
-    if store.empty && settings.anti_entropy_rate > 0 {
-        // An empty store where the topology says this node held data (a wiped disk, or
-        // the cluster's first start): each partition is fetched whole from one replica, as
-        // joins fetch, then compared by anti-entropy (with repair off, neither runs).
+    if store.empty && store.incarnation.fresh && settings.anti_entropy_rate > 0 {
+        // A store that lost what the topology says this node held (a wiped disk, or the
+        // cluster's first start: no data and no incarnation to keep): each partition is
+        // fetched whole from one replica, as joins fetch, then compared by anti-entropy
+        // (with repair off, neither runs). A node stopped cleanly before it held any
+        // data lost nothing: hints and anti-entropy bring it what it missed.
         state.start_filling();
     }
     let gossip = Gossip::new(state.clone(), options.tls.clone());
