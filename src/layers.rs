@@ -21,6 +21,8 @@ const LAYERS: &[&[&str]] = &[
     &["clock", "ring", "storage", "antientropy"],
     &["membership", "crdt"],
     &["object"],
+    // The change feed a replica records (a pure log behind a lock).
+    &["feed"],
     &["wire"],
     &["transport"],
     // The coordinator's dispatch seam names the transport's errors.

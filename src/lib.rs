@@ -20,6 +20,7 @@ pub mod config;
 pub mod coordinator;
 pub mod crdt;
 pub mod edge;
+pub mod feed;
 pub mod handoff;
 pub mod ids;
 #[cfg(test)]

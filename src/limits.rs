@@ -725,3 +725,8 @@ pub const SIM_SPECULATE_MS: u64 = 40;
 
 mod resp;
 pub use resp::*;
+
+// ---- change feed, client tracking, keyspace notifications (limits/feed.rs) ----
+
+mod feed;
+pub use feed::*;

@@ -81,6 +81,13 @@ pub enum PeerRequest {
     /// This node's figures for an operator's overview of the cluster (`/v1/cluster`,
     /// the dashboard): answered `Overview`.
     Overview,
+    /// The changes this node's replica applied from `from` on (`crate::feed`), waiting
+    /// up to `wait_ms` (at most `FEED_WAIT_MS`) for one if none is due: answered
+    /// `Feed`.
+    FeedRead {
+        from: crate::feed::Cursor,
+        wait_ms: u32,
+    },
 }
 
 impl PeerRequest {
@@ -138,6 +145,8 @@ pub enum PeerResponse {
     Digest(Option<[u8; 32]>),
     /// The answer to an `Overview`.
     Overview(Box<NodeOverview>),
+    /// The answer to a `FeedRead`.
+    Feed(Box<crate::feed::Page>),
 }
 
 /// One node's figures as the dashboard shows them: counters since it started (the

@@ -26,6 +26,7 @@ use crate::ring::RingConfig;
 use crate::runtime::batch;
 use crate::runtime::clock::NodeClock;
 use crate::runtime::gossip::Gossip;
+use crate::runtime::hub::{self, Hub};
 use crate::runtime::incarnation::{self, EarlySend, Incarnation};
 use crate::runtime::regions::RegionWatch;
 use crate::runtime::repair::{RepairStats, RepairWorker};
@@ -70,7 +71,7 @@ pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
         let stats = spawn_resp(
             &options,
             &region,
-            core.coordinator.clone(),
+            (core.coordinator.clone(), workers.hub.clone()),
             resp.bound,
             resp.listener,
             &mut tasks,
@@ -154,6 +155,8 @@ struct Store {
 struct Workers {
     transfers: Arc<TransferStats>,
     repair: Arc<RepairStats>,
+    /// The region's change feeds, read while anyone listens (`runtime::hub`).
+    hub: Hub,
 }
 
 /// The node's region: from the topology, or from `--region` for an added node.
@@ -309,7 +312,7 @@ async fn bind_resp(options: &NodeOptions) -> Result<Option<(TcpListener, SocketA
 fn spawn_resp(
     options: &NodeOptions,
     region: &Region,
-    coordinator: Arc<Coordinator>,
+    (coordinator, hub): (Arc<Coordinator>, Hub),
     addr: SocketAddr,
     listener: TcpListener,
     tasks: &mut JoinSet<()>,
@@ -336,6 +339,7 @@ fn spawn_resp(
         pipelined: Arc::new(tokio::sync::Semaphore::new(
             limits::RESP_PIPELINED_IN_FLIGHT_MAX,
         )),
+        hub: Some(hub),
     };
     tasks.spawn(resp::serve(listener, Arc::new(edge), stopped));
     stats
@@ -573,7 +577,20 @@ fn spawn_workers(
         rate_bytes_per_s: settings.anti_entropy_rate,
     };
     tasks.spawn(repair_worker.run(stopped.clone()));
-    Workers { transfers, repair }
+    let hub = Hub::new();
+    let sources = hub::Sources {
+        feed: core.replica.feed().clone(),
+        state: core.state.clone(),
+        transport: core.transport.clone(),
+        wait: (settings.request_timeout / 2)
+            .min(std::time::Duration::from_millis(limits::FEED_WAIT_MS)),
+    };
+    tasks.spawn(hub::run(hub.clone(), sources, stopped.clone()));
+    Workers {
+        transfers,
+        repair,
+        hub,
+    }
 }
 
 /// Starts the session service and its sweeper when the node has session keys.

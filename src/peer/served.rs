@@ -6,7 +6,7 @@ use crate::wire::{PeerRequest, PeerResponse};
 use std::time::Duration;
 
 /// Request kinds in slot order.
-const KINDS: [&str; 15] = [
+const KINDS: [&str; 16] = [
     "get",
     "mint",
     "merge",
@@ -22,6 +22,7 @@ const KINDS: [&str; 15] = [
     "digest",
     "scan_class",
     "overview",
+    "feed_read",
 ];
 const OUTCOMES: [&str; 2] = ["ok", "error"];
 
@@ -42,6 +43,7 @@ fn kind_slot(request: &PeerRequest) -> usize {
         PeerRequest::Digest { .. } => 12,
         PeerRequest::ScanClass { .. } => 13,
         PeerRequest::Overview => 14,
+        PeerRequest::FeedRead { .. } => 15,
     }
 }
 

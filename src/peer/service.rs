@@ -108,6 +108,20 @@ impl PeerService {
                 bytes_max: (bytes as usize).clamp(1, limits::RESP_SCAN_PAGE_BYTES_MAX),
             }),
             PeerRequest::AntiEntropy(message) => self.anti_entropy(message).await,
+            PeerRequest::FeedRead { from, wait_ms } => {
+                let wait = u64::from(wait_ms).min(limits::FEED_WAIT_MS);
+                let page = self
+                    .replica
+                    .feed()
+                    .read_waiting(
+                        from,
+                        std::time::Duration::from_millis(wait),
+                        limits::FEED_PAGE_ENTRIES_MAX,
+                        limits::FEED_PAGE_BYTES_MAX,
+                    )
+                    .await;
+                PeerResponse::Feed(Box::new(page))
+            }
             PeerRequest::Overview => match self.overview.get() {
                 Some(overview) => PeerResponse::Overview(Box::new(overview())),
                 None => PeerResponse::Error(PeerError::Overloaded),

@@ -13,6 +13,7 @@ pub mod trees;
 use crate::clock::{Actor, Dot, Hlc, VersionVector};
 use crate::crdt::redis::RedisOutcome;
 use crate::crdt::{CrdtError, Doc, DocOp};
+use crate::feed::Feed;
 use crate::ids::{NodeId, PartitionId};
 use crate::limits;
 use crate::object::{
@@ -55,6 +56,8 @@ pub struct Replica {
     gate: CommitGate,
     /// Answers of recent `Apply`s from other nodes, so a repeat is not applied again.
     applied_once: once::AppliedOnce,
+    /// Every change a reader could see, in order (`feed`).
+    feed: Arc<Feed>,
 }
 
 impl Replica {
@@ -73,7 +76,13 @@ impl Replica {
             storage,
             gate,
             applied_once: Default::default(),
+            feed: Arc::new(Feed::new(partitions, limits::FEED_BYTES_MAX)),
         }
+    }
+
+    /// The changes this replica applied (`crate::feed`).
+    pub fn feed(&self) -> &Arc<Feed> {
+        &self.feed
     }
 
     /// The actor this replica mints under.
@@ -131,6 +140,7 @@ impl Replica {
     ) -> Result<Object, ReplicaError> {
         let mut updated = None;
         let (mut before, mut after) = (None, None);
+        let mut kind = None;
         // Held from the store write to the tree update: a rebuild of the partition's
         // tree sees either both or neither (`Trees::writing`).
         let _writing = self.trees.writing(store_key.partition);
@@ -144,6 +154,7 @@ impl Replica {
                         .as_ref()
                         .zip(current)
                         .map(|(o, b)| Stored::of(o.digest_stored(b), &store_key.key, b));
+                    let old = object.as_ref().map(crate::feed::Before::of);
                     let object = change(object)?;
                     let bytes = encode_object(&object);
                     if bytes.len() > bytes_max {
@@ -157,6 +168,10 @@ impl Replica {
                         &store_key.key,
                         &bytes,
                     ));
+                    let changed = before.as_ref().map(|stored| stored.digest)
+                        != after.as_ref().map(|stored| stored.digest);
+                    kind = crate::feed::change_kind(old, &object, changed)
+                        .zip(after.as_ref().map(|stored| stored.digest));
                     // The expiry index changes in the same write (`storage::Expiry`).
                     let expiry = Expiry {
                         before_ms: previous,
@@ -173,6 +188,10 @@ impl Replica {
         let object: Object = updated.expect("a successful update ran the closure");
         self.trees
             .update(store_key.partition, &store_key.key, before, after);
+        if let Some((kind, digest)) = kind {
+            self.feed
+                .record(store_key.partition, store_key.key.clone(), kind, digest);
+        }
         Ok(object)
     }
 

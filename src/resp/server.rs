@@ -94,6 +94,9 @@ pub struct RespEdge {
     /// Permits for pipelined requests running beside their connection's first
     /// (`RESP_PIPELINED_IN_FLIGHT_MAX`).
     pub pipelined: Arc<Semaphore>,
+    /// The region's changes, for client tracking and keyspace notifications (`None`:
+    /// a listener without a store behind it, in tests).
+    pub hub: Option<crate::runtime::hub::Hub>,
 }
 
 /// Accepts and serves connections until `stopped` turns true; then every connection

@@ -13,6 +13,7 @@
 pub mod batch;
 pub mod clock;
 pub mod gossip;
+pub mod hub;
 pub mod incarnation;
 pub mod proof;
 pub mod regions;

@@ -1,0 +1,484 @@
+//! The node's change hub: it reads the change feeds (`crate::feed`) of every node of its
+//! region, itself included, while anyone listens, and hands each change to the
+//! listeners it concerns: a RESP connection tracking the keys it read (`Interest::
+//! tracked`, told once per read), one tracking key prefixes (`CLIENT TRACKING BCAST`)
+//! or one that wants every change (keyspace notifications, the HTTP feed). Every
+//! replica of a key in this region is one of those nodes, so a change made anywhere
+//! reaches this hub once it is applied to one of them (through replication, hints or
+//! anti-entropy).
+//!
+//! It never misses a change silently: a feed that fell behind, a peer that did not
+//! answer and a listener whose undelivered events passed `LISTENER_PENDING_BYTES_MAX`
+//! each give the listeners concerned `Event::Lost` ("everything may have changed"), and
+//! a read that starts on a feed starts with one. Listeners see changes after a read
+//! was registered (`Listener::track` before the read), so a change racing the read is
+//! told after the read's answer.
+
+use crate::feed::tracking::{Table, TrackedKey};
+use crate::feed::{Change, ChangeKind, Cursor, Feed};
+use crate::ids::NodeId;
+use crate::limits;
+use crate::membership::swim::Status;
+use crate::runtime::state::ClusterState;
+use crate::transport::Transport;
+use crate::wire::{PeerRequest, PeerResponse};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// What a listener is told.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// `key` (its storage bytes: class tag, then key) changed.
+    Changed { key: TrackedKey, kind: ChangeKind },
+    /// Anything may have changed: a feed was lost or fell behind, or this listener's
+    /// undelivered events passed their bound.
+    Lost,
+}
+
+impl Event {
+    fn cost_bytes(&self) -> usize {
+        match self {
+            Event::Changed { key, .. } => key.len() + 32,
+            Event::Lost => 32,
+        }
+    }
+}
+
+/// Which changes a listener is told of.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Interest {
+    /// Every change (keyspace notifications), each once though several replicas report
+    /// it.
+    pub all: bool,
+    /// Changes of keys starting with one of these storage-byte prefixes (class tag
+    /// first): `CLIENT TRACKING ON BCAST PREFIX ...`.
+    pub prefixes: Vec<Vec<u8>>,
+    /// Changes of keys registered with `Listener::track`, each told once per
+    /// registration (Redis's default tracking mode).
+    pub tracked: bool,
+}
+
+/// Why a listener was not registered.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ListenError {
+    #[error("this node serves {0} listeners already (tracking or subscribed connections)")]
+    TooMany(usize),
+}
+
+/// The events waiting for one listener.
+#[derive(Default)]
+struct Mailbox {
+    events: VecDeque<Event>,
+    bytes: usize,
+}
+
+struct Entry {
+    interest: Interest,
+    mailbox: Arc<(Mutex<Mailbox>, Notify)>,
+}
+
+impl Entry {
+    /// Adds `event`, or replaces everything waiting by one `Lost` past the bound.
+    fn post(&self, event: Event) {
+        let (mailbox, notify) = &*self.mailbox;
+        {
+            let mut mailbox = lock(mailbox);
+            if mailbox.events.back() == Some(&Event::Lost) && event == Event::Lost {
+                return;
+            }
+            if mailbox.bytes + event.cost_bytes() > limits::LISTENER_PENDING_BYTES_MAX {
+                mailbox.events.clear();
+                mailbox.events.push_back(Event::Lost);
+                mailbox.bytes = Event::Lost.cost_bytes();
+            } else {
+                mailbox.bytes += event.cost_bytes();
+                mailbox.events.push_back(event);
+            }
+        }
+        notify.notify_one();
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// What the hub counted since the node started.
+#[derive(Debug, Default)]
+pub struct HubStats {
+    pub changes_read: AtomicU64,
+    pub events_posted: AtomicU64,
+    pub lost_posted: AtomicU64,
+    pub feed_reads_failed: AtomicU64,
+    pub feeds_behind: AtomicU64,
+}
+
+#[derive(Default)]
+struct Registry {
+    listeners: HashMap<u64, Entry>,
+    table: Option<Table>,
+    /// Changes already handed to `all` listeners, by (key, digest, kind), oldest first.
+    seen: HashSet<(TrackedKey, [u8; 32], ChangeKind)>,
+    seen_order: VecDeque<(TrackedKey, [u8; 32], ChangeKind)>,
+}
+
+struct Inner {
+    registry: Mutex<Registry>,
+    next_id: AtomicU64,
+    /// Wakes the supervisor when the first listener comes or the last goes.
+    listeners_changed: Notify,
+    stats: HubStats,
+}
+
+/// The node's hub; cheap to clone.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+/// One registered listener; dropping it unregisters it.
+pub struct Listener {
+    id: u64,
+    hub: Weak<Inner>,
+    mailbox: Arc<(Mutex<Mailbox>, Notify)>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub::new()
+    }
+}
+
+impl Hub {
+    pub fn new() -> Hub {
+        Hub {
+            inner: Arc::new(Inner {
+                registry: Mutex::new(Registry {
+                    table: Some(Table::new(limits::TRACKING_TABLE_BYTES_MAX)),
+                    ..Registry::default()
+                }),
+                next_id: AtomicU64::new(1),
+                listeners_changed: Notify::new(),
+                stats: HubStats::default(),
+            }),
+        }
+    }
+
+    pub fn stats(&self) -> &HubStats {
+        &self.inner.stats
+    }
+
+    /// Listeners registered, and keys in the tracking table.
+    pub fn counts(&self) -> (usize, usize) {
+        let registry = lock(&self.inner.registry);
+        let tracked = registry.table.as_ref().map_or(0, Table::len);
+        (registry.listeners.len(), tracked)
+    }
+
+    /// Registers a listener with `interest`.
+    pub fn listen(&self, interest: Interest) -> Result<Listener, ListenError> {
+        let mailbox = Arc::new((Mutex::new(Mailbox::default()), Notify::new()));
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let first = {
+            let mut registry = lock(&self.inner.registry);
+            if registry.listeners.len() >= limits::LISTENERS_MAX {
+                return Err(ListenError::TooMany(limits::LISTENERS_MAX));
+            }
+            let entry = Entry {
+                interest,
+                mailbox: mailbox.clone(),
+            };
+            registry.listeners.insert(id, entry);
+            registry.listeners.len() == 1
+        };
+        if first {
+            self.inner.listeners_changed.notify_one();
+        }
+        Ok(Listener {
+            id,
+            hub: Arc::downgrade(&self.inner),
+            mailbox,
+        })
+    }
+
+    /// Hands the changes of one feed read to the listeners they concern.
+    pub fn deliver(&self, changes: &[Change]) {
+        let stats = &self.inner.stats;
+        stats
+            .changes_read
+            .fetch_add(changes.len() as u64, Ordering::Relaxed);
+        let mut registry = lock(&self.inner.registry);
+        let registry = &mut *registry;
+        for change in changes {
+            let key: TrackedKey = Arc::from(&change.key[..]);
+            let event = Event::Changed {
+                key: key.clone(),
+                kind: change.kind,
+            };
+            let told = registry
+                .table
+                .as_mut()
+                .map(|table| table.take(&key))
+                .unwrap_or_default();
+            let mut posted = 0u64;
+            for id in told {
+                if let Some(entry) = registry.listeners.get(&id) {
+                    entry.post(event.clone());
+                    posted += 1;
+                }
+            }
+            let first_time = remember(registry, &key, change);
+            for entry in registry.listeners.values() {
+                let by_prefix = entry
+                    .interest
+                    .prefixes
+                    .iter()
+                    .any(|prefix| key.starts_with(prefix));
+                if by_prefix || (entry.interest.all && first_time) {
+                    entry.post(event.clone());
+                    posted += 1;
+                }
+            }
+            stats.events_posted.fetch_add(posted, Ordering::Relaxed);
+        }
+    }
+
+    /// Tells every listener that anything may have changed.
+    pub fn lost(&self) {
+        let registry = lock(&self.inner.registry);
+        for entry in registry.listeners.values() {
+            entry.post(Event::Lost);
+        }
+        self.inner
+            .stats
+            .lost_posted
+            .fetch_add(registry.listeners.len() as u64, Ordering::Relaxed);
+    }
+
+    fn has_listeners(&self) -> bool {
+        !lock(&self.inner.registry).listeners.is_empty()
+    }
+}
+
+/// Remembers a change handed to the `all` listeners; false if it was already.
+fn remember(registry: &mut Registry, key: &TrackedKey, change: &Change) -> bool {
+    let name = (key.clone(), change.digest, change.kind);
+    if !registry.seen.insert(name.clone()) {
+        return false;
+    }
+    registry.seen_order.push_back(name);
+    while registry.seen_order.len() > limits::FEED_SEEN_MAX {
+        if let Some(oldest) = registry.seen_order.pop_front() {
+            registry.seen.remove(&oldest);
+        }
+    }
+    true
+}
+
+impl Listener {
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// This listener is about to read `key` (storage bytes): it is told of the key's
+    /// next change, once. Keys the table dropped to make room are told at once.
+    pub fn track(&self, key: &[u8]) {
+        let Some(hub) = self.hub.upgrade() else {
+            return;
+        };
+        let mut registry = lock(&hub.registry);
+        let registry = &mut *registry;
+        let Some(table) = registry.table.as_mut() else {
+            return;
+        };
+        for (dropped, listeners) in table.track(self.id, key) {
+            for id in listeners {
+                if let Some(entry) = registry.listeners.get(&id) {
+                    entry.post(Event::Changed {
+                        key: dropped.clone(),
+                        kind: ChangeKind::Written,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Changes what this listener is told of; keys it tracked are forgotten when
+    /// `tracked` turns off.
+    pub fn set_interest(&self, interest: Interest) {
+        let Some(hub) = self.hub.upgrade() else {
+            return;
+        };
+        let mut registry = lock(&hub.registry);
+        if !interest.tracked {
+            if let Some(table) = registry.table.as_mut() {
+                table.forget(self.id);
+            }
+        }
+        if let Some(entry) = registry.listeners.get_mut(&self.id) {
+            entry.interest = interest;
+        }
+    }
+
+    /// Waits until an event is waiting (cancel-safe).
+    pub async fn ready(&self) {
+        let (mailbox, notify) = &*self.mailbox;
+        loop {
+            let notified = notify.notified();
+            if !lock(mailbox).events.is_empty() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Takes every event waiting, oldest first.
+    pub fn take(&self) -> Vec<Event> {
+        let mut mailbox = lock(&self.mailbox.0);
+        mailbox.bytes = 0;
+        mailbox.events.drain(..).collect()
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let Some(hub) = self.hub.upgrade() else {
+            return;
+        };
+        let last = {
+            let mut registry = lock(&hub.registry);
+            registry.listeners.remove(&self.id);
+            if let Some(table) = registry.table.as_mut() {
+                table.forget(self.id);
+            }
+            registry.listeners.is_empty()
+        };
+        if last {
+            hub.listeners_changed.notify_one();
+        }
+    }
+}
+
+/// What the hub's readers need of the node.
+pub struct Sources {
+    pub feed: Arc<Feed>,
+    pub state: Arc<ClusterState>,
+    pub transport: Transport<PeerRequest, PeerResponse>,
+    /// How long a feed read waits for a change: below the request timeout.
+    pub wait: Duration,
+}
+
+/// Runs the hub's readers until `stop`: while anyone listens, one per node of this
+/// region (the member list looked at again every `FEED_PEERS_REFRESH_MS`), none
+/// otherwise.
+pub async fn run(hub: Hub, sources: Sources, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let sources = Arc::new(sources);
+    let mut readers: HashMap<NodeId, tokio::task::JoinHandle<()>> = HashMap::new();
+    loop {
+        let wanted: HashSet<NodeId> = if hub.has_listeners() {
+            region_nodes(&sources.state)
+        } else {
+            HashSet::new()
+        };
+        readers.retain(|node, reader| {
+            let keep = wanted.contains(node) && !reader.is_finished();
+            if !keep {
+                reader.abort();
+            }
+            keep
+        });
+        for node in wanted {
+            if let std::collections::hash_map::Entry::Vacant(slot) = readers.entry(node) {
+                let node = slot.key().clone();
+                slot.insert(tokio::spawn(read_feed(hub.clone(), sources.clone(), node)));
+            }
+        }
+        let refresh = Duration::from_millis(limits::FEED_PEERS_REFRESH_MS);
+        tokio::select! {
+            _ = stop.wait_for(|stop| *stop) => break,
+            _ = hub.inner.listeners_changed.notified() => {}
+            _ = tokio::time::sleep(refresh) => {}
+        }
+    }
+    for reader in readers.into_values() {
+        reader.abort();
+    }
+}
+
+/// The nodes of this region whose feeds may hold changes of its keys.
+fn region_nodes(state: &ClusterState) -> HashSet<NodeId> {
+    let mut nodes: HashSet<NodeId> = state
+        .members()
+        .into_iter()
+        .filter(|member| member.info.region == state.region)
+        .filter(|member| !matches!(member.status, Status::Left | Status::Removed))
+        .map(|member| member.info.node)
+        .collect();
+    nodes.insert(state.me.clone());
+    nodes
+}
+
+/// Reads one node's feed for as long as the task lives. Its first read starts behind
+/// (no position yet), so the listeners are told everything may have changed before any
+/// change of this feed could have been missed.
+async fn read_feed(hub: Hub, sources: Arc<Sources>, node: NodeId) {
+    let mut from = Cursor { epoch: 0, next: 0 };
+    let stats = &hub.inner.stats;
+    // Set after a failed read: the listeners were told once, and the read that
+    // succeeds again starts behind (a new position), so they are told again then.
+    let mut failing = false;
+    loop {
+        let page = if node == sources.state.me {
+            Some(
+                sources
+                    .feed
+                    .read_waiting(
+                        from,
+                        sources.wait,
+                        limits::FEED_PAGE_ENTRIES_MAX,
+                        limits::FEED_PAGE_BYTES_MAX,
+                    )
+                    .await,
+            )
+        } else {
+            let wait_ms = u32::try_from(sources.wait.as_millis()).unwrap_or(u32::MAX);
+            let request = PeerRequest::FeedRead { from, wait_ms };
+            match sources.transport.request(&node, &request).await {
+                Ok(PeerResponse::Feed(page)) => Some(*page),
+                Ok(other) => {
+                    tracing::debug!(peer = %node, ?other, "feed read refused");
+                    None
+                }
+                Err(error) => {
+                    tracing::debug!(peer = %node, %error, "feed read failed");
+                    None
+                }
+            }
+        };
+        let Some(page) = page else {
+            stats.feed_reads_failed.fetch_add(1, Ordering::Relaxed);
+            if !failing {
+                hub.lost();
+            }
+            failing = true;
+            from = Cursor { epoch: 0, next: 0 };
+            tokio::time::sleep(Duration::from_millis(limits::FEED_RETRY_MS)).await;
+            continue;
+        };
+        failing = false;
+        if page.behind {
+            stats.feeds_behind.fetch_add(1, Ordering::Relaxed);
+            hub.lost();
+        }
+        hub.deliver(&page.changes);
+        from = page.next;
+    }
+}
+
+#[cfg(test)]
+mod tests;
