@@ -74,6 +74,12 @@ pub struct SessionFlags {
     /// Failed validations per second a client address earns back (default 50).
     #[arg(long, value_name = "COUNT")]
     pub failed_validations_per_s: Option<u32>,
+    /// Bytes of session documents this node keeps in memory to serve reads of hot
+    /// sessions without a replica read, invalidated by its region's change feeds
+    /// (default 0: off; never used for token validation). A change made through
+    /// another node is seen here within the feed's latency (README "Change feed").
+    #[arg(long, value_name = "BYTES")]
+    pub near_cache_bytes: Option<usize>,
 }
 
 impl SessionFlags {
@@ -115,6 +121,10 @@ impl SessionFlags {
             "failed-validations-per-s",
             self.failed_validations_per_s.map(|v| v.to_string()),
         );
+        push(
+            "near-cache-bytes",
+            self.near_cache_bytes.map(|v| v.to_string()),
+        );
         args
     }
 }
@@ -147,6 +157,8 @@ pub struct SessionSettings {
     /// address earns back per second.
     pub failures_burst: u32,
     pub failures_per_s: u32,
+    /// The near-cache's bound (`session::near_cache`); 0: off.
+    pub near_cache_bytes: usize,
 }
 
 /// Whether every validation at `read` meets every acknowledged revocation at `write`
@@ -317,6 +329,16 @@ impl SessionSettings {
                 limits::FAILED_VALIDATIONS_PER_S,
                 "--failed-validations-per-s",
             )?,
+            near_cache_bytes: match flags.near_cache_bytes.unwrap_or(0) {
+                bytes if bytes > limits::NEAR_CACHE_BYTES_MAX => {
+                    let max = limits::NEAR_CACHE_BYTES_MAX;
+                    return Err(invalid(
+                        "--near-cache-bytes",
+                        format!("must be at most {max}"),
+                    ));
+                }
+                bytes => bytes,
+            },
         })
     }
 }

@@ -42,3 +42,6 @@ pub const TRACKING_PREFIXES_MAX: usize = 64;
 /// How often the hub looks at the member list for the nodes of its region whose feeds
 /// it reads (and stops reading when nobody listens).
 pub const FEED_PEERS_REFRESH_MS: u64 = 1_000;
+/// Largest `--near-cache-bytes` (the session service's near-cache of session
+/// documents; past its bound the oldest entries go).
+pub const NEAR_CACHE_BYTES_MAX: usize = 4 * 1024 * 1024 * 1024;

@@ -610,15 +610,23 @@ fn start_sessions(
         workers.repair.clone(),
         core.clock.clone(),
     );
-    let sessions = Arc::new(
-        SessionService::new(
-            core.coordinator.clone(),
-            settings.clone(),
-            keys,
-            core.clock.clone(),
-        )
-        .with_region_health(Arc::new(regions)),
-    );
+    let mut sessions = SessionService::new(
+        core.coordinator.clone(),
+        settings.clone(),
+        keys,
+        core.clock.clone(),
+    )
+    .with_region_health(Arc::new(regions));
+    if settings.near_cache_bytes > 0 {
+        match hub::near_cache(&workers.hub, settings.near_cache_bytes, stopped.clone()) {
+            Ok((cache, invalidations)) => {
+                tasks.spawn(invalidations);
+                sessions = sessions.with_near_cache(cache);
+            }
+            Err(error) => tracing::warn!(%error, "the near-cache is off"),
+        }
+    }
+    let sessions = Arc::new(sessions);
     spawn_sweeper(options, core, sessions.stats.clone(), tasks, stopped);
     tasks.spawn(sessions.clone().watch_guard(stopped.clone()));
     Some(sessions)

@@ -480,5 +480,9 @@ async fn read_feed(hub: Hub, sources: Arc<Sources>, node: NodeId) {
     }
 }
 
+mod near_cache;
+
+pub use near_cache::near_cache;
+
 #[cfg(test)]
 mod tests;

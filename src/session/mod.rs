@@ -12,6 +12,7 @@
 pub mod fence;
 mod guard;
 mod identities;
+pub mod near_cache;
 pub mod regions;
 mod revocation;
 mod rotation;

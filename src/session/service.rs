@@ -3,6 +3,7 @@
 
 use super::guard::{FailureLimiter, NegativeCache};
 use super::identities::IdentityCache;
+use super::near_cache::NearCache;
 use super::regions::{Fence, NoOtherRegion, RegionHealth};
 use super::tokens::{from_hex, hex, Issued, TokenKeys};
 use crate::config::{ClassPolicy, SessionSettings};
@@ -222,6 +223,9 @@ pub struct SessionService {
     /// Whether validations may be answered from this region (`fence`).
     pub(super) fence: Fence,
     pub stats: Arc<SessionStats>,
+    /// Session documents read here, kept until they change (`near_cache`); `None`:
+    /// off (`--near-cache-bytes 0`, the default).
+    pub(super) near_cache: Option<Arc<NearCache>>,
 }
 
 impl std::fmt::Debug for SessionService {
@@ -280,7 +284,19 @@ impl SessionService {
             fence,
             stats,
             settings,
+            near_cache: None,
         }
+    }
+
+    /// The service with a near-cache of session documents (see `near_cache`).
+    pub fn with_near_cache(mut self, cache: Arc<NearCache>) -> Self {
+        self.near_cache = Some(cache);
+        self
+    }
+
+    /// The near-cache, when on.
+    pub fn near_cache(&self) -> Option<&Arc<NearCache>> {
+        self.near_cache.as_ref()
     }
 
     /// The service with the node's view of the other regions: revocations excuse
@@ -366,7 +382,14 @@ impl SessionService {
             limits: self.settings.limits,
             op_id,
         });
-        match self.apply(&user_key(user), op, &self.settings.user).await? {
+        let key = user_key(user);
+        let applied = self.apply(&key, op, &self.settings.user).await;
+        // Whether it was carried out or not, a read through this node from now on reads
+        // (and no read begun before keeps what it found).
+        if let Some(cache) = &self.near_cache {
+            cache.invalidate(&key.storage_bytes());
+        }
+        match applied? {
             Object::Doc(Doc::User(doc)) => Ok(doc),
             _ => Err(SessionError::Corrupt),
         }
@@ -453,15 +476,33 @@ impl SessionService {
         self.document_of(&auth.identity.user).await
     }
 
-    /// The live session document of `user`; empty if there is none.
+    /// The live session document of `user`; empty if there is none. With the
+    /// near-cache on, a live document kept there is served without a read.
     pub(super) async fn document_of(&self, user: &str) -> Result<UserDoc, SessionError> {
+        let key = user_key(user);
+        let cached = self.near_cache.as_ref().map(|cache| {
+            let stored = key.storage_bytes();
+            let hit = cache.get(&stored).filter(|doc| doc.is_live(self.now_ms()));
+            (cache, stored, hit)
+        });
+        let ticket = match cached {
+            Some((_, _, Some(doc))) => return Ok(doc),
+            Some((cache, stored, None)) => Some((cache, cache.begin(&stored), stored)),
+            None => None,
+        };
         let class = &self.settings.user;
         let object = self
             .coordinator
-            .get_with(&user_key(user), class.read, class.policy)
+            .get_with(&key, class.read, class.policy)
             .await?;
         match object {
-            Some(Object::Doc(Doc::User(doc))) if doc.is_live(self.now_ms()) => Ok(doc),
+            Some(Object::Doc(Doc::User(doc))) if doc.is_live(self.now_ms()) => {
+                if let Some((cache, ticket, stored)) = ticket {
+                    let bytes = rmp_serde::to_vec(&doc).map_or(usize::MAX, |bytes| bytes.len());
+                    cache.keep(&stored, ticket, doc.clone(), bytes);
+                }
+                Ok(doc)
+            }
             None | Some(Object::Doc(Doc::User(_))) => Ok(UserDoc::default()),
             Some(_) => Err(SessionError::Corrupt),
         }
