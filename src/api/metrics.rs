@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 const NO_LABELS: [(&str, &str); 0] = [];
 
 mod families;
+mod feed;
 mod sessions;
 
 /// The content type of the OpenMetrics text format.
@@ -75,6 +76,7 @@ impl Collector for NodeCollector {
         handoff_and_repair(&mut families, routes)?;
         transport(&mut families, routes)?;
         sessions::sessions(&mut families, routes)?;
+        feed::feed(&mut families, routes)?;
         edges(&mut families, routes)
     }
 }

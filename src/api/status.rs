@@ -63,6 +63,8 @@ pub struct StatusState {
     pub checks: Vec<crate::coordinator::reach::LevelCheck>,
     /// The client requests' admission (its refusals are counted).
     pub admission: Arc<super::Admission>,
+    /// The region's change feeds as this node reads them (`runtime::hub`).
+    pub hub: crate::runtime::hub::Hub,
 }
 
 /// The status routes' state: the node's, and the edge's counters.

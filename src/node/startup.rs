@@ -618,7 +618,8 @@ fn start_sessions(
     )
     .with_region_health(Arc::new(regions));
     if settings.near_cache_bytes > 0 {
-        match hub::near_cache(&workers.hub, settings.near_cache_bytes, stopped.clone()) {
+        let bound = (settings.near_cache_bytes, sessions.stats.near_cache.clone());
+        match hub::near_cache(&workers.hub, bound, stopped.clone()) {
             Ok((cache, invalidations)) => {
                 tasks.spawn(invalidations);
                 sessions = sessions.with_near_cache(cache);
@@ -762,6 +763,7 @@ fn status_state(
         clock: core.clock.clone(),
         checks: level_checks(settings),
         admission,
+        hub: workers.hub,
     }
 }
 

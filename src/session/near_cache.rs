@@ -76,12 +76,13 @@ pub struct NearCache {
 }
 
 impl NearCache {
-    /// A cache of at most `bytes_max` bytes whose keys `watch` reports changes of.
-    pub fn new(bytes_max: usize, watch: Arc<dyn Watch>) -> NearCache {
+    /// A cache of at most `bytes_max` bytes whose keys `watch` reports changes of,
+    /// counting into `stats`.
+    pub fn new(bytes_max: usize, watch: Arc<dyn Watch>, stats: Arc<NearCacheStats>) -> NearCache {
         NearCache {
             state: Mutex::new(State::default()),
             bytes_max,
-            stats: Arc::default(),
+            stats,
             watch,
         }
     }

@@ -106,6 +106,8 @@ pub enum SessionError {
 /// Counters shown in `/v1/status`.
 #[derive(Debug, Default)]
 pub struct SessionStats {
+    /// The near-cache's counters (all 0 while it is off).
+    pub near_cache: Arc<super::near_cache::NearCacheStats>,
     pub logins: AtomicU64,
     pub validations: AtomicU64,
     pub rejections: AtomicU64,

@@ -18,6 +18,7 @@ mod handoff;
 mod logs;
 mod membership;
 mod metrics;
+mod near_cache;
 mod netns;
 mod pipeline;
 mod repair;

@@ -93,6 +93,42 @@ pub(super) fn sessions(families: &mut Families, routes: &StatusRoutes) -> fmt::R
     for (name, help, counter) in counters {
         families.counter(name, help, load(counter))?;
     }
+    let near = &stats.near_cache;
+    let near_cache = [
+        (
+            "cartwheel_session_near_cache_hits",
+            "Session document reads served from the near-cache (--near-cache-bytes)",
+            &near.hits,
+        ),
+        (
+            "cartwheel_session_near_cache_misses",
+            "Session document reads the near-cache did not hold (read from replicas)",
+            &near.misses,
+        ),
+        (
+            "cartwheel_session_near_cache_invalidations",
+            "Near-cache entries invalidated: a change fed by the region's feeds or made here",
+            &near.invalidations,
+        ),
+        (
+            "cartwheel_session_near_cache_clears",
+            "Times the near-cache was emptied because a change feed was lost or fell behind",
+            &near.clears,
+        ),
+        (
+            "cartwheel_session_near_cache_raced",
+            "Reads whose result was not kept because their key changed while they read",
+            &near.raced,
+        ),
+        (
+            "cartwheel_session_near_cache_evictions",
+            "Near-cache entries dropped to stay within --near-cache-bytes",
+            &near.evictions,
+        ),
+    ];
+    for (name, help, counter) in near_cache {
+        families.counter(name, help, load(counter))?;
+    }
     families.gauge(
         "cartwheel_session_expiry_backfill_done",
         "1 once the expiry index covers every record written before it (backfill done)",

@@ -3,7 +3,7 @@
 //! invalidations (`Event::Lost` clears the cache).
 
 use super::{Event, Hub, Interest, ListenError, Listener};
-use crate::session::near_cache::{NearCache, Watch};
+use crate::session::near_cache::{NearCache, NearCacheStats, Watch};
 use std::sync::Arc;
 use tokio::sync::watch;
 
@@ -13,18 +13,18 @@ impl Watch for Listener {
     }
 }
 
-/// A near-cache of `bytes_max` bytes, and the task that keeps it invalidated until
-/// `stop`.
+/// A near-cache of `bytes_max` bytes counting into `stats`, and the task that keeps it
+/// invalidated until `stop`.
 pub fn near_cache(
     hub: &Hub,
-    bytes_max: usize,
+    (bytes_max, stats): (usize, Arc<NearCacheStats>),
     mut stop: watch::Receiver<bool>,
 ) -> Result<(Arc<NearCache>, impl std::future::Future<Output = ()>), ListenError> {
     let listener = Arc::new(hub.listen(Interest {
         tracked: true,
         ..Interest::default()
     })?);
-    let cache = Arc::new(NearCache::new(bytes_max, listener.clone()));
+    let cache = Arc::new(NearCache::new(bytes_max, listener.clone(), stats));
     let invalidated = cache.clone();
     let task = async move {
         loop {

@@ -22,7 +22,10 @@ fn doc(deadline_ms: u64) -> UserDoc {
 
 fn cache(bytes_max: usize) -> (NearCache, Arc<Watched>) {
     let watched = Arc::new(Watched::default());
-    (NearCache::new(bytes_max, watched.clone()), watched)
+    (
+        NearCache::new(bytes_max, watched.clone(), Arc::default()),
+        watched,
+    )
 }
 
 #[test]
