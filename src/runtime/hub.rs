@@ -121,6 +121,9 @@ pub struct HubStats {
 #[derive(Default)]
 struct Registry {
     listeners: HashMap<u64, Entry>,
+    /// The listeners told of changes beyond the keys they track (`all` or prefixes):
+    /// only these are looked at for every change.
+    broad: HashSet<u64>,
     table: Option<Table>,
     /// Changes already handed to `all` listeners, by (key, digest, kind), oldest first.
     seen: HashSet<(TrackedKey, [u8; 32], ChangeKind)>,
@@ -189,6 +192,9 @@ impl Hub {
             if registry.listeners.len() >= limits::LISTENERS_MAX {
                 return Err(ListenError::TooMany(limits::LISTENERS_MAX));
             }
+            if interest.all || !interest.prefixes.is_empty() {
+                registry.broad.insert(id);
+            }
             let entry = Entry {
                 interest,
                 mailbox: mailbox.clone(),
@@ -233,7 +239,8 @@ impl Hub {
                 }
             }
             let first_time = remember(registry, &key, change);
-            for entry in registry.listeners.values() {
+            let broad = registry.broad.iter();
+            for entry in broad.filter_map(|id| registry.listeners.get(id)) {
                 let by_prefix = entry
                     .interest
                     .prefixes
@@ -320,6 +327,11 @@ impl Listener {
                 table.forget(self.id);
             }
         }
+        if interest.all || !interest.prefixes.is_empty() {
+            registry.broad.insert(self.id);
+        } else {
+            registry.broad.remove(&self.id);
+        }
         if let Some(entry) = registry.listeners.get_mut(&self.id) {
             entry.interest = interest;
         }
@@ -353,6 +365,7 @@ impl Drop for Listener {
         let last = {
             let mut registry = lock(&hub.registry);
             registry.listeners.remove(&self.id);
+            registry.broad.remove(&self.id);
             if let Some(table) = registry.table.as_mut() {
                 table.forget(self.id);
             }

@@ -172,3 +172,18 @@ async fn a_waiting_listener_wakes_when_an_event_arrives() {
         .expect("task");
     assert_eq!(events, vec![changed(b"k", ChangeKind::Deleted)]);
 }
+
+#[test]
+fn a_listener_turned_to_prefixes_hears_them_and_turned_back_does_not() {
+    let hub = Hub::new();
+    let listener = hub.listen(tracking()).expect("listen");
+    listener.set_interest(Interest {
+        prefixes: vec![b"p".to_vec()],
+        ..Interest::default()
+    });
+    hub.deliver(&[change(b"p1", ChangeKind::Written, 1)]);
+    assert_eq!(listener.take(), vec![changed(b"p1", ChangeKind::Written)]);
+    listener.set_interest(tracking());
+    hub.deliver(&[change(b"p2", ChangeKind::Written, 2)]);
+    assert!(listener.take().is_empty());
+}
