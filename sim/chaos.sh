@@ -69,7 +69,7 @@ for name in "${SCENARIOS[@]}"; do
   status=$?
   row=$(grep -a '^row: ' "$out/$name.log" | tail -n 1 | sed 's/^row: //')
   if [ -z "$row" ]; then
-    row="| $name | FAIL (no result, exit $status; see $out/$name.log) | | | | | | | | | | | | |"
+    row="| $name | FAIL (no result, exit $status; see $out/$name.log) | | | | | | | | | | | | | |"
   fi
   if [ $status -ne 0 ]; then
     failed=1
@@ -79,8 +79,8 @@ for name in "${SCENARIOS[@]}"; do
 done
 
 echo
-echo "| scenario | verdict | ops acked | lost | resurrected | failed requests | converged after heal | ops ok during faults | worst p99 during faults: read / user write / login ms | sessions: revoked accepted / cart adds missing / valid refused | session ops ok during faults | RESP: lost / resurrected / counters out of range / reads behind own writes | RESP ops answered / attempted, p99, keys checked | retries / failovers |"
-echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- | ---: | ---: | ---: |"
+echo "| scenario | verdict | ops acked | lost | resurrected | failed requests | converged after heal | ops ok during faults | worst p99 during faults: read / user write / login ms | sessions: revoked accepted / cart adds missing / valid refused | session ops ok during faults | RESP: lost / resurrected / counters out of range / reads behind own writes | RESP ops answered / attempted, p99, keys checked | retries / failovers | feed: missed / behind |"
+echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |"
 printf '%s\n' "${rows[@]}"
 echo
 echo "summaries, timelines and logs: $out"

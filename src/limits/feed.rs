@@ -45,3 +45,11 @@ pub const FEED_PEERS_REFRESH_MS: u64 = 1_000;
 /// Largest `--near-cache-bytes` (the session service's near-cache of session
 /// documents; past its bound the oldest entries go).
 pub const NEAR_CACHE_BYTES_MAX: usize = 4 * 1024 * 1024 * 1024;
+/// How long a simulation's feed subscriber asks each read to wait for a change.
+pub const SIM_FEED_WAIT_MS: u64 = 1_000;
+/// Time a subscriber's read gets past its wait before it counts as failed.
+pub const SIM_FEED_GRACE_MS: u64 = 4_000;
+/// Reads a subscriber makes after the run to take in what the nodes applied last.
+pub const SIM_FEED_DRAIN_READS_MAX: u32 = 20;
+/// Keys a subscriber remembers (the sim's kv keys are far fewer).
+pub const SIM_FEED_KEYS_MAX: usize = 1_000_000;

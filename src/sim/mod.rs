@@ -9,6 +9,7 @@ pub mod converge;
 pub mod driver;
 pub mod dst;
 pub mod faults;
+pub mod feedwatch;
 pub mod inject;
 pub mod live;
 pub mod measure;
@@ -125,6 +126,7 @@ pub async fn run(options: SimOptions) -> Result<bool> {
         driver,
         resp: resp_verdict,
         resp_availability,
+        feed,
     } = outcome?;
     let availability = timeline::availability(&timeline);
     if let Some(path) = &options.svg {
@@ -150,6 +152,9 @@ pub async fn run(options: SimOptions) -> Result<bool> {
     }
     if let Some(resp_verdict) = &resp_verdict {
         resp::print(resp_verdict);
+    }
+    if let Some(feed) = &feed {
+        feedwatch::print(feed);
     }
     print_driver(&driver);
     match convergence {
@@ -189,6 +194,10 @@ pub async fn run(options: SimOptions) -> Result<bool> {
     if let Some(resp_verdict) = &resp_verdict {
         resp::add_to_summary(&mut value, resp_verdict);
         value["resp_availability_during_faults"] = serde_json::json!(resp_availability);
+    }
+    if let Some(feed) = &feed {
+        value["invariants"]["feed_changes_missed"] = serde_json::json!(feed.missed);
+        value["feed"] = serde_json::json!(feed);
     }
     if let Some(moved) = &moved {
         value["ownership"] = serde_json::json!({ "ring_changes": moved.changes, "partition_replicas_moved": moved.moved, "fraction": moved.fraction, "expected_minimum": moved.expected });
@@ -284,6 +293,8 @@ struct Outcome {
     resp: Option<resp::RespVerdict>,
     /// Share of RESP operations answered in each region while a fault was on.
     resp_availability: std::collections::BTreeMap<String, f64>,
+    /// What each region's change-feed subscriber heard of the kv writes.
+    feed: Option<feedwatch::FeedVerdict>,
 }
 
 /// Partition replicas that changed owner during the run.
@@ -454,6 +465,8 @@ async fn drive(
             (Vec::new(), sessions::spawn(per_region, mix, &shared, seed))
         }
     };
+    // Each region's subscriber of the change feed, for the kv clients' writes.
+    let watchers = (!clients.is_empty()).then(|| feedwatch::spawn(&http, &routes, &shared.regions));
     // Seeded apart from the other clients, so adding them changes no other choice.
     let resp_clients = match &scenario.resp {
         Some(mix) => resp::spawn(mix, &shared, seed.rotate_left(29)),
@@ -555,6 +568,10 @@ async fn drive(
     }
     let mut table = merge_tables(&results);
     let verdict = verify(&http, &results, &routes).await;
+    let feed = match watchers {
+        Some(watchers) => Some(watchers.finish(&results).await),
+        None => None,
+    };
     let session_verdict = sessions::check(&shared, &session_results, &mut table).await;
     let resp_verdict = resp::check(&shared, &resp_results, &mut table).await;
     let moved = ownership_moves(cluster, &http, scenario, settings).await;
@@ -572,6 +589,7 @@ async fn drive(
         timeline,
         resp: resp_verdict,
         resp_availability,
+        feed,
     })
 }
 

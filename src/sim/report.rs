@@ -189,7 +189,7 @@ pub fn row(summary: &Value, expects_violation: bool, misses: &[String]) -> Strin
     let logins = worst("session_login");
     let resp = resp_columns(summary);
     format!(
-        "row: | {} | {verdict} | {} | {} | {} | {} | {converged} | {availability} | {reads:.0} / {user_writes:.0} / {logins:.0} | {session_invariants} | {session_availability} | {resp} | {} / {} |",
+        "row: | {} | {verdict} | {} | {} | {} | {} | {converged} | {availability} | {reads:.0} / {user_writes:.0} / {logins:.0} | {session_invariants} | {session_availability} | {resp} | {} / {} | {} |",
         summary["scenario"].as_str().unwrap_or("?"),
         number(&summary["ops"]["acked"]),
         number(&invariants["lost_acked_writes"]),
@@ -197,7 +197,27 @@ pub fn row(summary: &Value, expects_violation: bool, misses: &[String]) -> Strin
         number(&summary["ops"]["failed"]),
         driver_total("retries"),
         driver_total("failovers"),
+        feed_column(summary),
     )
+}
+
+/// The chaos table's feed column: acknowledged kv writes no region's feed reported nor
+/// covered / "behind" notices the subscribers got; "-" without kv clients.
+fn feed_column(summary: &Value) -> String {
+    let feed = &summary["feed"];
+    if !feed.is_object() {
+        return "-".to_string();
+    }
+    let behinds: u64 = feed["regions"]
+        .as_object()
+        .map(|regions| {
+            regions
+                .values()
+                .map(|region| region["behinds"].as_u64().unwrap_or(0))
+                .sum()
+        })
+        .unwrap_or(0);
+    format!("{} / {behinds}", feed["missed"].as_u64().unwrap_or(0))
 }
 
 /// The chaos table's two RESP columns: the invariants (lost / resurrected / counters

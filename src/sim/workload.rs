@@ -69,6 +69,8 @@ pub struct Sample {
 pub struct KeyState {
     context: Option<String>,
     last_acked: Option<Vec<u8>>,
+    /// When the last acknowledged write or delete was sent.
+    last_acked_sent: Option<Instant>,
     uncertain: Vec<Vec<u8>>,
 }
 
@@ -111,6 +113,15 @@ pub struct ClientResult {
     /// Reads that found nothing for a key with an acknowledged write.
     pub acked_reads_not_found: u64,
     pub samples: Vec<Sample>,
+}
+
+impl ClientResult {
+    /// Each key's last acknowledged write or delete, with when it was sent.
+    pub fn acknowledged_writes(&self) -> impl Iterator<Item = (&String, Instant)> + '_ {
+        self.keys
+            .iter()
+            .filter_map(|(key, state)| state.last_acked_sent.map(|sent| (key, sent)))
+    }
 }
 
 /// Pause of a client whose region has every node held down by its driver.
@@ -289,6 +300,7 @@ pub async fn run_client(
                     push_uncertain(state, value.clone());
                 }
                 state.last_acked = Some(value);
+                state.last_acked_sent = Some(started);
             } else {
                 push_uncertain(state, value);
             }

@@ -39,7 +39,7 @@ fn the_chaos_row_shows_the_session_invariants_and_availability() {
     let row = row(&value, false, &[]);
     assert!(row.contains("| us-east 99.9%, us-west 100% |"), "{row}");
     assert!(
-        row.ends_with("| - | - | - | - | 0 / 0 |"),
+        row.ends_with("| - | - | - | - | 0 / 0 | - |"),
         "no session or RESP clients: {row}"
     );
     value["sessions"] = serde_json::json!({});
@@ -71,14 +71,18 @@ fn the_chaos_row_shows_the_session_invariants_and_availability() {
         "the worst region's p99 during faults (whole run where none): {row}"
     );
     assert!(
-        row.ends_with("| 2 / 0 / 5 | eu-west 50% | - | - | 7 / 3 |"),
+        row.ends_with("| 2 / 0 / 5 | eu-west 50% | - | - | 7 / 3 | - |"),
         "{row}"
     );
     value["resp"] = serde_json::json!({ "ops_ok": 8, "ops_attempted": 9, "p99_ms": 4.0, "acked_keys_checked": 5 });
     value["invariants"]["resp_read_your_writes"] = serde_json::json!(1);
+    value["feed"] = serde_json::json!({
+        "missed": 2,
+        "regions": { "us-east": { "behinds": 1 }, "us-west": { "behinds": 3 } },
+    });
     let row = super::row(&value, false, &[]);
     assert!(
-        row.ends_with("| eu-west 50% | 0 / 0 / 0 / 1 | 8 / 9, p99 4 ms, 5 keys | 7 / 3 |"),
+        row.ends_with("| eu-west 50% | 0 / 0 / 0 / 1 | 8 / 9, p99 4 ms, 5 keys | 7 / 3 | 2 / 4 |"),
         "{row}"
     );
 }
