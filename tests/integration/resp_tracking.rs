@@ -382,7 +382,7 @@ deadline = time.monotonic() + 15
 while cached.get("py:session") != b"first":
     assert time.monotonic() < deadline, "the first value never arrived"
 cache = cached.get_cache()
-assert cache.size() >= 1, "redis-py cached nothing"
+assert cache.size >= 1, "redis-py cached nothing"
 assert cached.get("py:session") == b"first"
 writer.set("py:session", "second")
 deadline = time.monotonic() + 15
