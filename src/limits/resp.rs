@@ -163,3 +163,23 @@ pub const SIM_RESP_FAILED_PAUSE_MS: u64 = 100;
 pub const SIM_RESP_SETTLE_MS: u64 = 10_000;
 /// Pause between two final-check reads of one RESP key.
 pub const SIM_RESP_POLL_MS: u64 = 250;
+
+// ---- resp tracking and notifications ----
+
+/// Channels and patterns one connection may be subscribed to at once (`SUBSCRIBE`,
+/// `PSUBSCRIBE`); a request that would pass it is answered `-ERR` and subscribes to
+/// none of its channels.
+pub const RESP_SUBSCRIPTIONS_MAX: usize = 1024;
+/// Longest channel name or pattern a connection may subscribe to: room for a keyspace
+/// channel (`__keyspace@0__:` and a key at `KEY_BYTES_MAX`). Patterns are also bounded
+/// by `RESP_SCAN_PATTERN_BYTES_MAX` (the glob matcher's bound).
+pub const RESP_CHANNEL_BYTES_MAX: usize = KEY_BYTES_MAX + 64;
+/// Keys one invalidation push names at most; more changes waiting go out in several
+/// pushes (each between two answers).
+pub const RESP_INVALIDATE_KEYS_PER_PUSH_MAX: usize = 1024;
+/// Bytes of invalidations (keys) waiting for a connection that other connections
+/// redirect to (`CLIENT TRACKING ON REDIRECT id`); past it they are replaced by one
+/// "flush everything" (a null invalidation), never dropped silently.
+pub const RESP_REDIRECT_PENDING_BYTES_MAX: usize = 256 * 1024;
+/// What one waiting redirected invalidation costs beside its keys' bytes.
+pub const RESP_REDIRECT_ITEM_BYTES: usize = 64;

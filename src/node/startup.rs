@@ -340,6 +340,7 @@ fn spawn_resp(
             limits::RESP_PIPELINED_IN_FLIGHT_MAX,
         )),
         hub: Some(hub),
+        notifications: Default::default(),
     };
     tasks.spawn(resp::serve(listener, Arc::new(edge), stopped));
     stats

@@ -53,10 +53,6 @@ const REFUSED: &[&str] = &[
     "DISCARD",
     "WATCH",
     "UNWATCH",
-    "SUBSCRIBE",
-    "UNSUBSCRIBE",
-    "PSUBSCRIBE",
-    "PUNSUBSCRIBE",
     "SSUBSCRIBE",
     "SUNSUBSCRIBE",
     "PUBLISH",
@@ -97,7 +93,6 @@ const REFUSED: &[&str] = &[
     "FLUSHDB",
     "SHUTDOWN",
     "DEBUG",
-    "CONFIG",
     "SAVE",
     "BGSAVE",
     "BGREWRITEAOF",
@@ -156,10 +151,25 @@ const RUN_ALONE: &[&str] = &["MGET", "MSET", "RENAME", "SCAN", "CARTWHEEL"];
 /// Commands of one key or many: of one key, they run beside others.
 const ONE_KEY_WHEN_ALONE: &[&str] = &["DEL", "UNLINK", "EXISTS"];
 
-/// The connection commands this module answers, for `COMMAND COUNT`.
+/// The connection commands this module answers, for `COMMAND COUNT`, and those the
+/// server answers through `super::pushes` (`CONFIG` and pub/sub).
 pub const CONNECTION: &[&str] = &[
-    "PING", "ECHO", "HELLO", "AUTH", "SELECT", "CLIENT", "COMMAND", "INFO", "QUIT", "RESET",
+    "PING",
+    "ECHO",
+    "HELLO",
+    "AUTH",
+    "SELECT",
+    "CLIENT",
+    "COMMAND",
+    "INFO",
+    "QUIT",
+    "RESET",
     "DBSIZE",
+    "CONFIG",
+    "SUBSCRIBE",
+    "UNSUBSCRIBE",
+    "PSUBSCRIBE",
+    "PUNSUBSCRIBE",
 ];
 
 /// Commands answered before `AUTH` when a password is set.
@@ -212,7 +222,7 @@ impl Commands {
                 info::info(&self.server, state.protocol, keys, &args[1..])
             }
             refused if REFUSED.contains(&refused) => Reply::err(format!(
-                "'{refused}' is not supported by cartwheel: transactions, pub/sub, scripts, \
+                "'{refused}' is not supported by cartwheel: transactions, publishing, scripts, \
                  blocking and server administration commands have no multi-region meaning here"
             )),
             _ => return (self.data(state, name, args).await, After::Continue),

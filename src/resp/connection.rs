@@ -86,7 +86,7 @@ impl Command {
 ///
 /// The edge answers the connection commands itself (`PING`, `AUTH`, `HELLO`, `SELECT`,
 /// `CLIENT`, `COMMAND`, `INFO`, `QUIT`, `RESET`), refuses the ones cartwheel does not
-/// serve (`MULTI`, pub/sub, scripts), and hands every other command of an
+/// serve (`MULTI`, `PUBLISH`, scripts), and hands every other command of an
 /// authenticated connection to [`Keyspace::execute`], in the order the client sent
 /// them; a command the keyspace does not know it answers with
 /// [`Reply::unknown_command`]. The reply is encoded for `connection.protocol`.

@@ -8,8 +8,10 @@ use super::reply::{Protocol, Reply};
 use bytes::Bytes;
 
 /// The `redis_version` the node reports (`HELLO`, `INFO`): clients pick features by
-/// it, and cartwheel answers the commands of Redis 7.2 that it serves as 7.2 does.
-pub const REDIS_VERSION: &str = "7.2.4";
+/// it, and cartwheel answers the commands of Redis 7.4 that it serves as 7.4 does.
+/// 7.4: redis-py turns its client-side cache on only against 7.4 or later, and cartwheel
+/// serves the client tracking that cache relies on.
+pub const REDIS_VERSION: &str = "7.4.0";
 
 /// Who this node is, for `HELLO` and `INFO`.
 #[derive(Debug, Clone, Default)]

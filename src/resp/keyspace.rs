@@ -20,7 +20,7 @@
 //! later write (hybrid clock, then actor) everywhere.
 
 mod cursor;
-mod glob;
+pub(crate) mod glob;
 mod hashes;
 mod keys;
 mod parse;

@@ -15,6 +15,8 @@ pub mod commands;
 pub mod connection;
 mod info;
 pub mod keyspace;
+pub mod notify;
+pub mod pushes;
 pub mod reply;
 pub mod server;
 
@@ -23,6 +25,7 @@ pub use commands::{Commands, Password};
 pub use connection::{Command, ConnectionState, Keyspace};
 pub use info::{ServerInfo, REDIS_VERSION};
 pub use keyspace::{KeyspaceError, StoreKeyspace};
+pub use pushes::Notifications;
 pub use reply::{Protocol, Reply};
 pub use server::{serve, RespCounters, RespEdge, RespStats};
 

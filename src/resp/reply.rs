@@ -2,7 +2,8 @@
 //!
 //! It owns the reply types and how each degrades for a RESP2 connection, as Redis
 //! degrades them (a map becomes a flat array, a null `$-1` or `*-1`, a boolean an
-//! integer, a double a bulk string, a set an array, a verbatim string a bulk string).
+//! integer, a double a bulk string, a set an array, a verbatim string a bulk string, a
+//! push an array).
 //! It never writes a CR or LF inside a simple string or an error line: either would
 //! let text a client chose (a command name in an error) forge a reply, so both are
 //! written as spaces. Encoding recurses over nested replies; replies are built by the
@@ -52,6 +53,9 @@ pub enum Reply {
         format: [u8; 3],
         text: Bytes,
     },
+    /// Out-of-band data the server sends between answers (`>` in RESP3: invalidations,
+    /// pub/sub messages); an array in RESP2, as Redis writes pub/sub messages there.
+    Push(Vec<Reply>),
 }
 
 impl Reply {
@@ -103,6 +107,7 @@ impl Reply {
             Reply::Null => out.put_slice(b"$-1\r\n"),
             Reply::NullArray => out.put_slice(b"*-1\r\n"),
             Reply::Array(items) => aggregate(out, b'*', items, protocol),
+            Reply::Push(items) => aggregate(out, if resp3 { b'>' } else { b'*' }, items, protocol),
             Reply::Set(items) => aggregate(out, if resp3 { b'~' } else { b'*' }, items, protocol),
             Reply::Map(pairs) => {
                 if resp3 {

@@ -21,6 +21,7 @@
 use super::codec::{Args, Decoder, ProtocolError};
 use super::commands::{After, Commands};
 use super::connection::ConnectionState;
+use super::pushes::{Notifications, Pushes};
 use super::reply::Reply;
 use crate::config::RespSettings;
 use crate::edge::{self, linger, Cap, Caps, Slot};
@@ -97,6 +98,8 @@ pub struct RespEdge {
     /// The region's changes, for client tracking and keyspace notifications (`None`:
     /// a listener without a store behind it, in tests).
     pub hub: Option<crate::runtime::hub::Hub>,
+    /// The node's `notify-keyspace-events` and the connections' redirect inboxes.
+    pub notifications: Arc<Notifications>,
 }
 
 /// Accepts and serves connections until `stopped` turns true; then every connection
@@ -208,6 +211,8 @@ struct Session<S> {
     request_started: Option<Instant>,
     /// Requests gathered to run at once.
     wave: Wave,
+    /// Client tracking and subscriptions, and the pushes they make.
+    pushes: Pushes,
 }
 
 /// Consecutive pipelined requests on distinct keys, run at once (`Commands::runs_beside`);
@@ -244,6 +249,7 @@ impl Wave {
 impl<S: Stream> Session<S> {
     fn new(edge: Arc<RespEdge>, stream: S, peer: SocketAddr, id: u64) -> Session<S> {
         let authenticated = edge.commands.password.is_none();
+        let pushes = Pushes::new(id, edge.notifications.clone(), edge.hub.clone());
         Session {
             edge,
             stream,
@@ -253,6 +259,7 @@ impl<S: Stream> Session<S> {
             output: BytesMut::new(),
             request_started: None,
             wave: Wave::default(),
+            pushes,
         }
     }
 
@@ -312,12 +319,24 @@ impl<S: Stream> Session<S> {
             self.input.reserve(room);
             // Reads at most `room` bytes: the buffer grows only as bytes arrive.
             let mut limited = (&mut self.input).limit(room);
+            // Pushes go out only here, between answers: never inside a reply, and a
+            // change made while a command ran after that command's answer.
             let read = tokio::select! {
                 _ = stopped.wait_for(|stop| *stop) => return Ending::Closed,
-                read = tokio::time::timeout_at(deadline, self.stream.read_buf(&mut limited)) => read,
+                _ = self.pushes.ready() => None,
+                read = tokio::time::timeout_at(deadline, self.stream.read_buf(&mut limited)) => Some(read),
+            };
+            let Some(read) = read else {
+                if let Err(ending) = self.push().await {
+                    return ending;
+                }
+                continue;
             };
             match read {
                 Err(_) if pending => return Ending::RequestTimeout,
+                // Subscribed connections wait for messages as long as they like, as
+                // Redis exempts pub/sub clients from its `timeout`.
+                Err(_) if self.pushes.subscribed() => {}
                 Err(_) => return Ending::Idle,
                 Ok(Ok(0)) | Ok(Err(_)) => return Ending::Closed,
                 Ok(Ok(_)) => {
@@ -341,7 +360,17 @@ impl<S: Stream> Session<S> {
             };
             answered = true;
             self.edge.stats.commands.fetch_add(1, Ordering::Relaxed);
-            let key = self.edge.commands.runs_beside(&self.state, &args).cloned();
+            // Before the request runs: the keys a tracked read reads are registered
+            // now, so a change racing the read is pushed after its answer.
+            if let Some(refusal) = self.pushes.before_command(&self.state, &args) {
+                self.run_wave().await?;
+                self.answer(refusal).await?;
+                continue;
+            }
+            let key = match self.pushes.subscribed_mode(&self.state) {
+                true => None,
+                false => self.edge.commands.runs_beside(&self.state, &args).cloned(),
+            };
             if let Some(key) = &key {
                 if self.wave.admits(key, &self.edge.pipelined) {
                     self.wave.push(key.clone(), args);
@@ -353,7 +382,19 @@ impl<S: Stream> Session<S> {
                 // It starts the next wave (the first of a wave needs no permit).
                 Some(key) => self.wave.push(key, args),
                 None => {
+                    if let Some(replies) = self.pushes.command(&self.state, &args) {
+                        for reply in replies {
+                            self.answer(reply).await?;
+                        }
+                        continue;
+                    }
+                    let reset = args
+                        .first()
+                        .is_some_and(|name| name.eq_ignore_ascii_case(b"RESET"));
                     let (reply, after) = self.edge.commands.execute(&mut self.state, args).await;
+                    if reset {
+                        self.pushes.reset();
+                    }
                     self.answer(reply).await?;
                     if after == After::Close {
                         return Ok(After::Close);
@@ -405,6 +446,15 @@ impl<S: Stream> Session<S> {
             self.flush().await?;
         }
         Ok(())
+    }
+
+    /// Encodes the pushes waiting into `output` and writes them, under the same bound
+    /// and write timeout as answers.
+    async fn push(&mut self) -> Result<(), Ending> {
+        for push in self.pushes.take(self.state.protocol) {
+            self.answer(push).await?;
+        }
+        self.flush().await
     }
 
     /// Writes the answers gathered, under the write timeout.

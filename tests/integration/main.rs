@@ -27,6 +27,7 @@ mod resp_cli;
 mod resp_data;
 mod resp_middleware;
 mod resp_scan;
+mod resp_tracking;
 mod security;
 mod session;
 mod session_regions;

@@ -148,7 +148,7 @@ async fn connection_commands_answer_as_redis_does() {
     let info: String = query(&mut connection, redis::cmd("INFO").arg("server"))
         .await
         .unwrap();
-    assert!(info.contains("redis_version:7.2.4"), "{info}");
+    assert!(info.contains("redis_version:7.4.0"), "{info}");
     assert!(
         info.contains(&format!("tcp_port:{}", addr.port())),
         "{info}"
@@ -161,7 +161,7 @@ async fn connection_commands_answer_as_redis_does() {
             "unknown command 'FOO', with args beginning with: 'bar'",
         ),
         ("MULTI", "'MULTI' is not supported by cartwheel"),
-        ("SUBSCRIBE", "'SUBSCRIBE' is not supported by cartwheel"),
+        ("PUBLISH", "'PUBLISH' is not supported by cartwheel"),
         ("SCAN", "invalid cursor"),
     ] {
         let error = query::<Value>(&mut connection, redis::cmd(command).arg("bar"))

@@ -117,7 +117,7 @@ fn run_bounded(command: &mut Command, limit: Duration, log: &Path, what: &str) {
 }
 
 /// The version line of `python3`, or a failure saying what the test needs.
-fn python3_version() -> String {
+pub(crate) fn python3_version() -> String {
     let needed = "this test needs python3 with the venv and pip modules on PATH \
                   (Debian: apt-get install python3 python3-venv python3-pip)";
     let output = Command::new("python3")
@@ -137,7 +137,7 @@ fn python3_version() -> String {
 /// requirements file and python version under the cargo target directory. Tests racing
 /// to make it each build their own in a temporary directory beside it and rename it into
 /// place; the loser uses the winner's.
-fn shop_python() -> PathBuf {
+pub(crate) fn shop_python() -> PathBuf {
     let requirements = common::repo_file(REQUIREMENTS);
     let text = std::fs::read(&requirements).expect("the requirements file");
     let mut hasher = blake3::Hasher::new();
