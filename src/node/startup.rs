@@ -689,7 +689,7 @@ fn spawn_api(
             write: settings.write,
         },
         sessions: SessionState {
-            admission,
+            admission: admission.clone(),
             sessions: sessions.clone(),
             admin_key: options.admin_key.clone(),
         },
@@ -707,6 +707,18 @@ fn spawn_api(
             clock: core.clock.clone(),
         },
         status: status.clone(),
+        feed: api::FeedState::new(
+            api::FeedSources {
+                feed: core.replica.feed().clone(),
+                cluster: core.state.clone(),
+                transport: core.transport.clone(),
+            },
+            admission.clone(),
+            sessions.clone(),
+            options.admin_key.clone(),
+            settings.http.clone(),
+            stopped.clone(),
+        ),
         edge: EdgeParts {
             http: settings.http.clone(),
             stopped: stopped.clone(),

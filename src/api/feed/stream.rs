@@ -1,0 +1,154 @@
+//! The feed as server-sent events: `change` (one per change that passes the filter,
+//! its data the change as JSON), `behind` (changes may have been missed: treat
+//! everything as changed) and `heartbeat` (nothing new) events, each with `id:` the
+//! position after it, so a client that reconnects with `Last-Event-ID` resumes where
+//! it was. Heartbeats keep the connection from reading as idle. A stream ends when the
+//! node stops or after `FEED_STREAM_MS_MAX` (the client reconnects). It is pulled:
+//! a client that does not read holds the reads back, and the write timeout cuts it off.
+
+use super::filter::{change_body, identity, Filter};
+use super::reader::Reader;
+use super::FeedState;
+use crate::limits;
+use axum::response::sse::{Event, Sse};
+use futures::Stream;
+use std::collections::{HashSet, VecDeque};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Instant;
+
+/// Changes already sent, bounded (`FEED_STREAM_SEEN_MAX`), oldest forgotten first.
+#[derive(Default)]
+pub struct Seen {
+    set: HashSet<[u8; 16]>,
+    order: VecDeque<[u8; 16]>,
+}
+
+impl Seen {
+    /// Remembers `identity`; false if it was already.
+    pub fn insert(&mut self, identity: [u8; 16]) -> bool {
+        if !self.set.insert(identity) {
+            return false;
+        }
+        self.order.push_back(identity);
+        while self.order.len() > limits::FEED_STREAM_SEEN_MAX {
+            if let Some(oldest) = self.order.pop_front() {
+                self.set.remove(&oldest);
+            }
+        }
+        true
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.set.len()
+    }
+}
+
+struct Streaming {
+    state: Arc<FeedState>,
+    reader: Reader,
+    filter: Filter,
+    seen: Seen,
+    /// Events of the last round not yet sent: at most one round's pages.
+    queue: VecDeque<Event>,
+    started: Instant,
+    last_sent: Instant,
+    region_read: Instant,
+    heartbeat: Duration,
+    _permit: OwnedSemaphorePermit,
+}
+
+/// The event stream of `reader`'s changes that pass `filter`.
+pub fn events(
+    state: Arc<FeedState>,
+    reader: Reader,
+    filter: Filter,
+    permit: OwnedSemaphorePermit,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let now = Instant::now();
+    let heartbeat =
+        Duration::from_millis(limits::FEED_HEARTBEAT_MS).min(state.http.idle_timeout / 3);
+    let streaming = Streaming {
+        state,
+        reader,
+        filter,
+        seen: Seen::default(),
+        queue: VecDeque::new(),
+        started: now,
+        last_sent: now,
+        region_read: now,
+        heartbeat: heartbeat.max(Duration::from_millis(1)),
+        _permit: permit,
+    };
+    Sse::new(futures::stream::unfold(streaming, next_event))
+}
+
+async fn next_event(mut streaming: Streaming) -> Option<(Result<Event, Infallible>, Streaming)> {
+    loop {
+        if let Some(event) = streaming.queue.pop_front() {
+            streaming.last_sent = Instant::now();
+            return Some((Ok(event), streaming));
+        }
+        let now = Instant::now();
+        let lifetime = Duration::from_millis(limits::FEED_STREAM_MS_MAX);
+        if *streaming.state.stopped.borrow() || now >= streaming.started + lifetime {
+            return None;
+        }
+        let heartbeat_at = streaming.last_sent + streaming.heartbeat;
+        if now >= heartbeat_at {
+            let event = Event::default()
+                .event("heartbeat")
+                .data("{}")
+                .id(streaming.reader.position().encode());
+            streaming.last_sent = now;
+            return Some((Ok(event), streaming));
+        }
+        if now >= streaming.region_read + Duration::from_millis(limits::FEED_PEERS_REFRESH_MS) {
+            let region = streaming.state.sources.region_nodes();
+            streaming.reader.set_region(&region);
+            streaming.region_read = now;
+        }
+        let wait = (heartbeat_at - now).min(Duration::from_millis(limits::FEED_WAIT_MS));
+        let mut stopped = streaming.state.stopped.clone();
+        let sources = streaming.state.sources.clone();
+        let round = tokio::select! {
+            round = streaming.reader.round(&sources, wait) => round,
+            _ = stopped.wait_for(|stopped| *stopped) => return None,
+        };
+        fill(&mut streaming, round);
+    }
+}
+
+/// Turns a round's pages into events, the reader's cursors moved as each is made.
+fn fill(streaming: &mut Streaming, round: super::reader::Round) {
+    if streaming.reader.take_behind() {
+        let event = Event::default()
+            .event("behind")
+            .data("{\"behind\":true}")
+            .id(streaming.reader.position().encode());
+        streaming.queue.push_back(event);
+    }
+    for (node, page) in round {
+        for change in &page.changes {
+            let mut after = page.next;
+            after.next = change.global + 1;
+            streaming.reader.advance(&node, after);
+            let Some(body) = change_body(change).filter(|_| streaming.filter.matches(change))
+            else {
+                continue;
+            };
+            if !streaming.seen.insert(identity(change)) {
+                continue;
+            }
+            let Ok(event) = Event::default().event("change").json_data(&body) else {
+                continue;
+            };
+            let event = event.id(streaming.reader.position().encode());
+            streaming.queue.push_back(event);
+        }
+        streaming.reader.advance(&node, page.next);
+    }
+}
