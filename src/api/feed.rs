@@ -232,8 +232,10 @@ async fn poll(
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let round_wait = left.min(Duration::from_millis(limits::FEED_WAIT_MS));
-        // A read that outlives the wait is dropped: its cursor stays where it was.
-        let round = tokio::time::timeout(left, reader.round(&state.sources, round_wait));
+        // A read that outlives the wait (and the time to come back) is dropped: its
+        // cursor stays where it was.
+        let grace = Duration::from_millis(limits::FEED_ROUND_GRACE_MS);
+        let round = tokio::time::timeout(left + grace, reader.round(&state.sources, round_wait));
         let Ok(round) = round.await else {
             break;
         };
@@ -266,7 +268,7 @@ async fn poll(
     }
     FeedAnswer {
         changes,
-        behind: behind || reader.failing(),
+        behind: behind || reader.unknown(),
         position: reader.position().encode(),
     }
 }

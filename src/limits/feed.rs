@@ -80,3 +80,11 @@ pub const FEED_STREAM_MS_MAX: u64 = 10 * 60 * 1000;
 /// Changes one event stream remembers (a hash of key, digest and kind: 16 bytes each)
 /// to send a change once though several replicas report it; oldest forgotten first.
 pub const FEED_STREAM_SEEN_MAX: usize = 8192;
+/// After the first node of a round of feed reads brings a change, how long the reader
+/// waits for the other nodes' reads (the other replicas' reports of the same change),
+/// so one answer lists it once and its position covers every report.
+pub const FEED_GATHER_MS: u64 = 50;
+/// How long past its wait a long poll's round of reads may take to come back (a read
+/// travels to a peer and back); within `FEED_POLL_DEADLINE_MARGIN_MS`.
+pub const FEED_ROUND_GRACE_MS: u64 = 1_000;
+const _: () = assert!(FEED_ROUND_GRACE_MS < FEED_POLL_DEADLINE_MARGIN_MS);

@@ -19,7 +19,6 @@ use crate::runtime::state::ClusterState;
 use crate::transport::Transport;
 use crate::wire::{PeerRequest, PeerResponse};
 use futures::stream::{FuturesUnordered, StreamExt};
-use futures::FutureExt;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -151,9 +150,10 @@ impl Reader {
         std::mem::take(&mut self.behind)
     }
 
-    /// Whether a node does not answer: the reader stays behind while one does not.
-    pub fn failing(&self) -> bool {
-        self.nodes.values().any(|state| state.failing)
+    /// Whether a node's cursor is unknown (it does not answer, or has not yet): the
+    /// reader stays behind while one is.
+    pub fn unknown(&self) -> bool {
+        self.nodes.values().any(|state| state.cursor == UNKNOWN)
     }
 
     /// Reads every node's feed once, each read waiting up to `wait` for a change; ends
@@ -188,16 +188,28 @@ impl Reader {
                 done.push((node, page));
             }
             if news {
-                while let Some(Some((node, page))) = reads.next().now_or_never() {
-                    self.note(&node, page.as_ref());
-                    if let Some(page) = page {
-                        done.push((node, page));
-                    }
-                }
+                self.gather(&mut reads, &mut done).await;
                 break;
             }
         }
         done
+    }
+
+    /// After the first news of a round, takes what the other nodes bring within
+    /// `FEED_GATHER_MS` (the other replicas' reports of the same change, mostly), so
+    /// the position handed out covers them too.
+    async fn gather(
+        &mut self,
+        reads: &mut FuturesUnordered<impl std::future::Future<Output = (NodeId, Option<Page>)>>,
+        done: &mut Round,
+    ) {
+        let until = Instant::now() + Duration::from_millis(limits::FEED_GATHER_MS);
+        while let Ok(Some((node, page))) = tokio::time::timeout_at(until, reads.next()).await {
+            self.note(&node, page.as_ref());
+            if let Some(page) = page {
+                done.push((node, page));
+            }
+        }
     }
 
     /// Takes in one node's answer (`None`: it did not answer); says whether it is

@@ -9,6 +9,7 @@
 use super::filter::{change_body, identity, Filter};
 use super::reader::Reader;
 use super::FeedState;
+use crate::feed::Cursor;
 use crate::limits;
 use axum::response::sse::{Event, Sse};
 use futures::Stream;
@@ -122,7 +123,10 @@ async fn next_event(mut streaming: Streaming) -> Option<(Result<Event, Infallibl
     }
 }
 
-/// Turns a round's pages into events, the reader's cursors moved as each is made.
+/// Turns a round's pages into events. Each event's id is the position after it: every
+/// node's cursor at the end of its page, but at the next event of its own that follows
+/// (so a resume from it reads that event again, and skips what the round read past,
+/// repeats from other replicas included).
 fn fill(streaming: &mut Streaming, round: super::reader::Round) {
     if streaming.reader.take_behind() {
         let event = Event::default()
@@ -131,11 +135,9 @@ fn fill(streaming: &mut Streaming, round: super::reader::Round) {
             .id(streaming.reader.position().encode());
         streaming.queue.push_back(event);
     }
-    for (node, page) in round {
+    let mut made = Vec::new();
+    for (index, (_, page)) in round.iter().enumerate() {
         for change in &page.changes {
-            let mut after = page.next;
-            after.next = change.global + 1;
-            streaming.reader.advance(&node, after);
             let Some(body) = change_body(change).filter(|_| streaming.filter.matches(change))
             else {
                 continue;
@@ -146,9 +148,22 @@ fn fill(streaming: &mut Streaming, round: super::reader::Round) {
             let Ok(event) = Event::default().event("change").json_data(&body) else {
                 continue;
             };
-            let event = event.id(streaming.reader.position().encode());
-            streaming.queue.push_back(event);
+            made.push((index, change.global, event));
         }
-        streaming.reader.advance(&node, page.next);
     }
+    for (node, page) in &round {
+        streaming.reader.advance(node, page.next);
+    }
+    let mut position = streaming.reader.position();
+    let mut events = Vec::with_capacity(made.len());
+    for (index, global, event) in made.into_iter().rev() {
+        events.push(event.id(position.encode()));
+        let (node, page) = &round[index];
+        let cursor = Cursor {
+            epoch: page.next.epoch,
+            next: global,
+        };
+        position.cursors.insert(node.clone(), cursor);
+    }
+    streaming.queue.extend(events.into_iter().rev());
 }

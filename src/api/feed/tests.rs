@@ -314,11 +314,16 @@ fn a_reader_from_a_position_keeps_its_region_and_reads_newcomers_from_unknown() 
     expected.cursors.insert(node("east-2"), UNKNOWN);
     assert_eq!(reader.position(), expected);
     assert!(
-        reader.failing(),
+        reader.unknown(),
         "a node the position does not name is behind until read"
     );
+    let whole = position(&[("east-1", 7, 42), ("east-2", 3, 9)]);
+    assert!(!Reader::new(Some(&whole), &region).unknown());
     let fresh = Reader::new(None, &region);
-    assert!(!fresh.failing());
+    assert!(
+        fresh.unknown(),
+        "a fresh reader has no cursor until its first read"
+    );
     let mut moved = Reader::new(Some(&given), &region);
     moved.set_region(&[node("east-1"), node("east-3")].into());
     assert_eq!(
