@@ -232,13 +232,7 @@ async fn poll(
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let round_wait = left.min(Duration::from_millis(limits::FEED_WAIT_MS));
-        // A read that outlives the wait (and the time to come back) is dropped: its
-        // cursor stays where it was.
-        let grace = Duration::from_millis(limits::FEED_ROUND_GRACE_MS);
-        let round = tokio::time::timeout(left + grace, reader.round(&state.sources, round_wait));
-        let Ok(round) = round.await else {
-            break;
-        };
+        let round = reader.round(&state.sources, round_wait).await;
         behind |= reader.take_behind();
         let mut full = false;
         for (node, page) in round {

@@ -84,7 +84,9 @@ pub const FEED_STREAM_SEEN_MAX: usize = 8192;
 /// waits for the other nodes' reads (the other replicas' reports of the same change),
 /// so one answer lists it once and its position covers every report.
 pub const FEED_GATHER_MS: u64 = 50;
-/// How long past its wait a long poll's round of reads may take to come back (a read
-/// travels to a peer and back); within `FEED_POLL_DEADLINE_MARGIN_MS`.
+/// How long past its wait a round of feed reads (`GET /v1/feed`) waits for a node's
+/// answer (a read travels to a peer and back); a node that has not answered by then
+/// counts as not answering, and the reader is behind. Within
+/// `FEED_POLL_DEADLINE_MARGIN_MS`, so a long poll still answers before its deadline.
 pub const FEED_ROUND_GRACE_MS: u64 = 1_000;
 const _: () = assert!(FEED_ROUND_GRACE_MS < FEED_POLL_DEADLINE_MARGIN_MS);

@@ -2,7 +2,7 @@
 //! reaches a reader of this one, once though both replicas here report it; a position
 //! handed out by one node resumes at the other node of the region with the changes
 //! after it only; deletes and expiries read as such; a session user's feed needs that
-//! user's token; a node restarted makes the reader behind; the event-stream form
+//! user's token; a node down or restarted makes the reader behind; the event-stream form
 //! resumes from an event's id (`Last-Event-ID`).
 
 use crate::common;
@@ -320,6 +320,17 @@ async fn a_session_users_feed_needs_their_token_and_a_restart_makes_the_reader_b
     // The other east node restarts: a reader from before it is behind.
     let before = tail(&cluster, here, "class=auth", Some(admin)).await;
     let id = cluster.stop(there).await;
+    // While it is down, every answer is behind (never a silent gap).
+    cluster.wait_dead(here, id.as_str()).await;
+    for _ in 0..2 {
+        let query = "class=auth&wait_ms=300";
+        let (status, body) = feed(&cluster, here, query, Some(&before), Some(admin)).await;
+        assert_eq!(
+            (status, body["behind"].as_bool()),
+            (200, Some(true)),
+            "{body}"
+        );
+    }
     cluster.start_again(there, &id).await;
     let (status, body) = feed(
         &cluster,

@@ -157,18 +157,22 @@ impl Reader {
     }
 
     /// Reads every node's feed once, each read waiting up to `wait` for a change; ends
-    /// as soon as one brings changes or news (with what the others have ready then:
-    /// the rest are dropped, their cursors unmoved) or when all are done. A node that
-    /// stops answering makes the reader behind. A page's `behind` is taken into
+    /// as soon as one brings changes or news (with what the others bring within
+    /// `FEED_GATHER_MS`: the rest are dropped, their cursors unmoved) or when all are
+    /// done. A node that does not answer by `wait` and `FEED_ROUND_GRACE_MS` counts as
+    /// not answering and makes the reader behind. A page's `behind` is taken into
     /// account here; its changes and `next` are the caller's to use (`advance`).
     pub async fn round(&mut self, sources: &Sources, wait: Duration) -> Round {
         let now = Instant::now();
+        let deadline = now + wait + Duration::from_millis(limits::FEED_ROUND_GRACE_MS);
         let mut reads = FuturesUnordered::new();
+        let mut asked = BTreeSet::new();
         for (node, state) in &self.nodes {
             if state.retry_at.is_some_and(|at| now < at) {
                 continue;
             }
             let (node, from) = (node.clone(), state.cursor);
+            asked.insert(node.clone());
             reads.push(async move {
                 let page = sources.read(&node, from, wait).await;
                 (node, page)
@@ -182,7 +186,17 @@ impl Reader {
             return Vec::new();
         }
         let mut done = Vec::new();
-        while let Some((node, page)) = reads.next().await {
+        loop {
+            let Ok(next) = tokio::time::timeout_at(deadline, reads.next()).await else {
+                for node in &asked {
+                    self.note(node, None);
+                }
+                break;
+            };
+            let Some((node, page)) = next else {
+                break;
+            };
+            asked.remove(&node);
             let news = self.note(&node, page.as_ref());
             if let Some(page) = page {
                 done.push((node, page));
