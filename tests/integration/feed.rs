@@ -295,9 +295,14 @@ async fn a_session_users_feed_needs_their_token_and_a_restart_makes_the_reader_b
     let position = tail(&cluster, here, "class=kv", None).await;
     let mut events = sse(&cluster, here, "class=kv", &position, None).await;
     kv(&cluster, writer, reqwest::Method::PUT, "streamed:1").await;
+    let acknowledged = Instant::now();
     let (id, data) = events
         .until("change", |data| data["key"] == "streamed:1")
         .await;
+    println!(
+        "event from the other region {:?} after the write's acknowledgement",
+        acknowledged.elapsed()
+    );
     assert_eq!(data["kind"], "written");
 
     // An event's id is a position: read on from it until both east replicas'
