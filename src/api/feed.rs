@@ -189,7 +189,11 @@ pub(super) async fn feed(
     })?;
     let reader = Reader::new(position.as_ref(), &state.sources.region_nodes());
     if wants_events(&headers) {
-        return Ok(stream::events(state, reader, query.filter, permit).into_response());
+        // A stream resumed while a node's cursor is unknown starts behind: the client
+        // may not know it missed that node's changes (a long poll says so every time).
+        let behind = position.is_some() && reader.unknown();
+        let events = stream::events(state, reader, query.filter, behind, permit);
+        return Ok(events.into_response());
     }
     let wait = poll_wait(&state.http, query.wait_ms);
     let answer = poll(&state, reader, &query.filter, wait, permit).await;
@@ -231,7 +235,7 @@ async fn poll(
     let mut behind = false;
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let round_wait = left.min(Duration::from_millis(limits::FEED_WAIT_MS));
+        let round_wait = left.min(state.sources.wait);
         let round = reader.round(&state.sources, round_wait).await;
         behind |= reader.take_behind();
         let mut full = false;

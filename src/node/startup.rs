@@ -712,6 +712,8 @@ fn spawn_api(
                 feed: core.replica.feed().clone(),
                 cluster: core.state.clone(),
                 transport: core.transport.clone(),
+                wait: (settings.request_timeout / 2)
+                    .min(std::time::Duration::from_millis(limits::FEED_WAIT_MS)),
             },
             admission.clone(),
             sessions.clone(),

@@ -293,7 +293,7 @@ async fn a_session_users_feed_needs_their_token_and_a_restart_makes_the_reader_b
     // The event stream: an event per change, with the position after it as its id.
     let admin = ADMIN_SECRET;
     let position = tail(&cluster, here, "class=kv", None).await;
-    let mut events = sse(&cluster, here, "class=kv", &position, None).await;
+    let mut events = sse(&cluster, here, "class=kv", &position, None, None).await;
     kv(&cluster, writer, reqwest::Method::PUT, "streamed:1").await;
     let acknowledged = Instant::now();
     let (id, data) = events
@@ -311,7 +311,7 @@ async fn a_session_users_feed_needs_their_token_and_a_restart_makes_the_reader_b
     let drained = follow(&cluster, here, "class=kv", &id, None, |_| true).await;
     kv(&cluster, writer, reqwest::Method::PUT, "streamed:2").await;
     let last = Some(drained.position.as_str());
-    let mut resumed = sse(&cluster, there, "class=kv", "", last).await;
+    let mut resumed = sse(&cluster, there, "class=kv", "", last, None).await;
     let (_, data) = resumed
         .until("change", |data| data["key"] == "streamed:2")
         .await;
@@ -336,6 +336,9 @@ async fn a_session_users_feed_needs_their_token_and_a_restart_makes_the_reader_b
             "{body}"
         );
     }
+    let mut down = sse(&cluster, here, "class=auth", "", Some(&before), Some(admin)).await;
+    down.until("behind", |data| data["behind"] == true).await;
+    drop(down);
     cluster.start_again(there, &id).await;
     let (status, body) = feed(
         &cluster,
@@ -378,6 +381,7 @@ async fn sse(
     query: &str,
     position: &str,
     last_event_id: Option<&str>,
+    bearer: Option<&str>,
 ) -> Events {
     let mut url = format!("{}?{query}", cluster.url(index, "/v1/feed"));
     if !position.is_empty() {
@@ -388,6 +392,9 @@ async fn sse(
         .header("accept", "text/event-stream");
     if let Some(id) = last_event_id {
         request = request.header("last-event-id", id);
+    }
+    if let Some(bearer) = bearer {
+        request = request.bearer_auth(bearer);
     }
     let response = request.send().await.unwrap();
     assert_eq!(response.status(), 200);

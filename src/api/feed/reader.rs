@@ -30,6 +30,9 @@ pub struct Sources {
     pub feed: Arc<Feed>,
     pub cluster: Arc<ClusterState>,
     pub transport: Transport<PeerRequest, PeerResponse>,
+    /// Longest one read waits for a change: `FEED_WAIT_MS`, or half the peer request
+    /// timeout when that is shorter, so a waiting read is never taken for a dead peer.
+    pub wait: Duration,
 }
 
 impl Sources {

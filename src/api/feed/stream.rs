@@ -67,17 +67,22 @@ pub fn events(
     state: Arc<FeedState>,
     reader: Reader,
     filter: Filter,
+    behind: bool,
     permit: OwnedSemaphorePermit,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let now = Instant::now();
     let heartbeat =
         Duration::from_millis(limits::FEED_HEARTBEAT_MS).min(state.http.idle_timeout / 3);
+    let mut queue = VecDeque::new();
+    if behind {
+        queue.push_back(behind_event(&reader));
+    }
     let streaming = Streaming {
         state,
         reader,
         filter,
         seen: Seen::default(),
-        queue: VecDeque::new(),
+        queue,
         started: now,
         last_sent: now,
         region_read: now,
@@ -85,6 +90,13 @@ pub fn events(
         _permit: permit,
     };
     Sse::new(futures::stream::unfold(streaming, next_event))
+}
+
+fn behind_event(reader: &Reader) -> Event {
+    Event::default()
+        .event("behind")
+        .data("{\"behind\":true}")
+        .id(reader.position().encode())
 }
 
 async fn next_event(mut streaming: Streaming) -> Option<(Result<Event, Infallible>, Streaming)> {
@@ -112,7 +124,7 @@ async fn next_event(mut streaming: Streaming) -> Option<(Result<Event, Infallibl
             streaming.reader.set_region(&region);
             streaming.region_read = now;
         }
-        let wait = (heartbeat_at - now).min(Duration::from_millis(limits::FEED_WAIT_MS));
+        let wait = (heartbeat_at - now).min(streaming.state.sources.wait);
         let mut stopped = streaming.state.stopped.clone();
         let sources = streaming.state.sources.clone();
         let round = tokio::select! {
@@ -129,10 +141,7 @@ async fn next_event(mut streaming: Streaming) -> Option<(Result<Event, Infallibl
 /// repeats from other replicas included).
 fn fill(streaming: &mut Streaming, round: super::reader::Round) {
     if streaming.reader.take_behind() {
-        let event = Event::default()
-            .event("behind")
-            .data("{\"behind\":true}")
-            .id(streaming.reader.position().encode());
+        let event = behind_event(&streaming.reader);
         streaming.queue.push_back(event);
     }
     let mut made = Vec::new();
