@@ -240,6 +240,29 @@ async fn a_reader_follows_writes_from_another_region_and_resumes_at_another_node
     .await;
     assert!(has(&expiry.changes, "resp", "brief", "written"));
 
+    // At most FEED_STREAMS_MAX feeds at once on a node: one more is 503 overloaded,
+    // and a slot comes back when a stream closes.
+    let mut open = Vec::new();
+    for _ in 0..cartwheel::limits::FEED_STREAMS_MAX {
+        open.push(sse(&cluster, here, "class=kv", "", None, None).await);
+    }
+    let (status, body) = feed(&cluster, here, "class=kv&wait_ms=0", None, None).await;
+    assert_eq!((status, body["code"].as_str()), (503, Some("overloaded")));
+    open.pop();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, _) = feed(&cluster, here, "class=kv&wait_ms=0", None, None).await;
+        if status == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the closed stream's slot never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(open);
+
     // Bad input: 400 with its code.
     let (status, body) = feed(&cluster, here, "class=kv", Some("garbage!"), None).await;
     assert_eq!((status, body["code"].as_str()), (400, Some("bad_position")));
