@@ -123,10 +123,10 @@ async fn authorize(
     access: Access,
     headers: &HeaderMap,
     extensions: &Extensions,
-) -> Result<(), ApiError> {
+) -> Result<Option<Credential>, ApiError> {
     let user = match access {
-        Access::Open => return Ok(()),
-        Access::Admin => return authorize_admin(state.admin_key.as_ref(), headers),
+        Access::Open => return Ok(None),
+        Access::Admin => return authorize_admin(state.admin_key.as_ref(), headers).map(|_| None),
         Access::User(user) => user,
     };
     let presented = bearer(headers);
@@ -135,7 +135,7 @@ async fn authorize(
         .zip(presented)
         .is_some_and(|(key, given)| key.verify(given))
     {
-        return Ok(());
+        return Ok(None);
     }
     let service = state.sessions.clone().ok_or_else(|| {
         ApiError::new(
@@ -154,7 +154,32 @@ async fn authorize(
             "a session token reads the feed of its own user only",
         ));
     }
-    Ok(())
+    Ok(Some(Credential {
+        service,
+        token: presented.unwrap_or_default().to_string(),
+        user,
+        client: client(extensions),
+    }))
+}
+
+/// The session token a stream was let in with, checked again at every heartbeat: a
+/// stream ends once its token is no longer valid (logged out, expired, revoked).
+pub(super) struct Credential {
+    service: Arc<SessionService>,
+    token: String,
+    user: String,
+    client: Option<std::net::IpAddr>,
+}
+
+impl Credential {
+    /// Whether the token still lets its user in.
+    pub(super) async fn valid(&self) -> bool {
+        let auth = self
+            .service
+            .authenticate(Some(&self.token), self.client)
+            .await;
+        auth.is_ok_and(|auth| auth.identity.user == self.user)
+    }
 }
 
 fn wants_events(headers: &HeaderMap) -> bool {
@@ -176,7 +201,7 @@ pub(super) async fn feed(
         .map_err(|rejection| ApiError::bad_request(ErrorCode::BadRequest, rejection.body_text()))?;
     let query = parse_query(&pairs).map_err(query_error)?;
     let position = resume(&headers, query.position)?;
-    authorize(&state, query.filter.access(), &headers, &extensions).await?;
+    let credential = authorize(&state, query.filter.access(), &headers, &extensions).await?;
     let permit = state.streams.clone().try_acquire_owned().map_err(|_| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -192,7 +217,13 @@ pub(super) async fn feed(
         // A stream resumed while a node's cursor is unknown starts behind: the client
         // may not know it missed that node's changes (a long poll says so every time).
         let behind = position.is_some() && reader.unknown();
-        let events = stream::events(state, reader, query.filter, behind, permit);
+        let start = stream::Start {
+            reader,
+            filter: query.filter,
+            behind,
+            credential,
+        };
+        let events = stream::events(state, start, permit);
         return Ok(events.into_response());
     }
     let wait = poll_wait(&state.http, query.wait_ms);

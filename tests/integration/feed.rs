@@ -467,3 +467,30 @@ impl Events {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_users_stream_ends_once_their_token_is_logged_out() {
+    // A short idle timeout makes heartbeats (and the token's checks) come every 0.5 s.
+    let mut flags = TuningFlags::default();
+    flags.http.http_idle_timeout_ms = Some(1_500);
+    let cluster = InProcessCluster::start(&common::single_region(1, 1), flags).await;
+    let client = Client::new(&cluster, 0);
+    let phone = client.login("dana", "phone").await;
+    let mut events = sse(&cluster, 0, "user=dana", "", None, Some(&phone.token)).await;
+    events.until("heartbeat", |_| true).await;
+    let (status, body) = client
+        .send(reqwest::Method::DELETE, "/v1/session", &phone, None)
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let chunk = tokio::time::timeout_at(deadline, events.response.chunk())
+            .await
+            .expect("the stream ends within 10 s of the logout");
+        match chunk {
+            Ok(Some(_)) => continue,
+            Ok(None) | Err(_) => break,
+        }
+    }
+    cluster.shutdown().await;
+}

@@ -3,12 +3,13 @@
 //! everything as changed) and `heartbeat` (nothing new) events, each with `id:` the
 //! position after it, so a client that reconnects with `Last-Event-ID` resumes where
 //! it was. Heartbeats keep the connection from reading as idle. A stream ends when the
-//! node stops or after `FEED_STREAM_MS_MAX` (the client reconnects). It is pulled:
+//! node stops, after `FEED_STREAM_MS_MAX` (the client reconnects), or at a heartbeat
+//! once the session token it was let in with is no longer valid. It is pulled:
 //! a client that does not read holds the reads back, and the write timeout cuts it off.
 
 use super::filter::{change_body, identity, Filter};
 use super::reader::Reader;
-use super::FeedState;
+use super::{Credential, FeedState};
 use crate::feed::Cursor;
 use crate::limits;
 use axum::response::sse::{Event, Sse};
@@ -59,17 +60,32 @@ struct Streaming {
     last_sent: Instant,
     region_read: Instant,
     heartbeat: Duration,
+    credential: Option<Credential>,
     _permit: OwnedSemaphorePermit,
 }
 
-/// The event stream of `reader`'s changes that pass `filter`.
+/// What a stream starts from.
+pub struct Start {
+    pub reader: Reader,
+    pub filter: Filter,
+    /// Start with a `behind` event.
+    pub behind: bool,
+    /// The session token the stream was let in with, if it was.
+    pub credential: Option<Credential>,
+}
+
+/// The event stream of a reader's changes that pass its filter.
 pub fn events(
     state: Arc<FeedState>,
-    reader: Reader,
-    filter: Filter,
-    behind: bool,
+    start: Start,
     permit: OwnedSemaphorePermit,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let Start {
+        reader,
+        filter,
+        behind,
+        credential,
+    } = start;
     let now = Instant::now();
     let heartbeat =
         Duration::from_millis(limits::FEED_HEARTBEAT_MS).min(state.http.idle_timeout / 3);
@@ -87,6 +103,7 @@ pub fn events(
         last_sent: now,
         region_read: now,
         heartbeat: heartbeat.max(Duration::from_millis(1)),
+        credential,
         _permit: permit,
     };
     Sse::new(futures::stream::unfold(streaming, next_event))
@@ -112,6 +129,11 @@ async fn next_event(mut streaming: Streaming) -> Option<(Result<Event, Infallibl
         }
         let heartbeat_at = streaming.last_sent + streaming.heartbeat;
         if now >= heartbeat_at {
+            if let Some(credential) = &streaming.credential {
+                if !credential.valid().await {
+                    return None;
+                }
+            }
             let event = Event::default()
                 .event("heartbeat")
                 .data("{}")
