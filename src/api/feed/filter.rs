@@ -147,38 +147,49 @@ pub fn parse_query(pairs: &[(String, String)]) -> Result<FeedQuery, QueryError> 
             }
         }
     }
-    let named_bytes =
-        keys.iter().map(Vec::len).sum::<usize>() + prefix.as_ref().map_or(0, Vec::len);
+    let filter = checked(Filter {
+        class,
+        keys,
+        prefix,
+        user,
+    })?;
+    Ok(FeedQuery {
+        filter,
+        position,
+        wait_ms: wait,
+    })
+}
+
+/// Checks a filter's bounds and that its parts go together.
+fn checked(filter: Filter) -> Result<Filter, QueryError> {
+    let bad = |message: String| QueryError::Filter(message);
+    let named_bytes = filter.keys.iter().map(Vec::len).sum::<usize>()
+        + filter.prefix.as_ref().map_or(0, Vec::len);
     if named_bytes > limits::FEED_FILTER_BYTES_MAX {
         return Err(bad(format!(
             "the keys and prefix are {named_bytes} bytes together, the limit is {}",
             limits::FEED_FILTER_BYTES_MAX
         )));
     }
-    if keys.iter().any(|key| key.len() > limits::KEY_BYTES_MAX) {
+    if filter
+        .keys
+        .iter()
+        .any(|key| key.len() > limits::KEY_BYTES_MAX)
+    {
         return Err(bad(format!(
             "a key is over {} bytes",
             limits::KEY_BYTES_MAX
         )));
     }
-    if user.is_some() && (!keys.is_empty() || prefix.is_some()) {
+    if filter.user.is_some() && (!filter.keys.is_empty() || filter.prefix.is_some()) {
         return Err(bad(
             "user names one document: give no key or prefix with it".to_string(),
         ));
     }
-    if user.is_some() && class.is_some_and(|class| class != Class::User) {
+    if filter.user.is_some() && filter.class.is_some_and(|class| class != Class::User) {
         return Err(bad("user is a document of the user class".to_string()));
     }
-    Ok(FeedQuery {
-        filter: Filter {
-            class,
-            keys,
-            prefix,
-            user,
-        },
-        position,
-        wait_ms: wait,
-    })
+    Ok(filter)
 }
 
 /// A change as the client sees it.
