@@ -44,6 +44,9 @@ error_codes! {
     BadBody => "bad_body",
     /// A causal context that is malformed, too long or not one this cluster handed out for this key (400).
     BadContext => "bad_context",
+    /// A feed filter (`class`, `key`, `prefix`, `user`) that is unknown, malformed or over
+    /// its bounds (400).
+    BadFilter => "bad_filter",
     /// A fault plan the transport refuses (422).
     BadFaultPlan => "bad_fault_plan",
     /// A pipelined frame that is too long or not a request (400).
@@ -56,6 +59,9 @@ error_codes! {
     BadOp => "bad_op",
     /// An `Idempotency-Key` header that is empty, too long or not printable ASCII (400).
     BadIdempotencyKey => "bad_idempotency_key",
+    /// A feed position (`position=` or `Last-Event-ID`) that is not one a node handed
+    /// out: malformed, too long or of another version (400).
+    BadPosition => "bad_position",
     /// A cart quantity out of its range (422).
     BadQuantity => "bad_quantity",
     /// A bad or unknown query parameter, or a malformed request (400).
@@ -70,6 +76,9 @@ error_codes! {
     CsrfInvalid => "csrf_invalid",
     /// No `X-CSRF-Token` on a mutating session call (403).
     CsrfMissing => "csrf_missing",
+    /// A valid credential that may not read what was asked, e.g. a session token
+    /// following another user's feed (403).
+    Forbidden => "forbidden",
     /// A stored record of the wrong kind: a bug of ours (500).
     Internal => "internal",
     /// A token's validation on a node that may have missed revocations (cut off from a

@@ -1,6 +1,7 @@
 //! The HTTP/JSON API of a node: `/v1/kv/{key}` and `/v1/session*` for applications,
 //! `/v1/status`, `/v1/ring` and `/v1/admin/*` for operators and token-aware clients, and
-//! `/v1/pipeline`, the same API pipelined over one upgraded connection.
+//! `/v1/pipeline`, the same API pipelined over one upgraded connection, and `/v1/feed`,
+//! the region's changes.
 //!
 //! It turns HTTP into coordinator and membership calls and their results into HTTP: it
 //! checks every input (sizes, levels, contexts, secrets) before anything is written,
@@ -12,6 +13,7 @@ mod bounds;
 mod cluster;
 pub mod context;
 mod error_code;
+mod feed;
 mod kv;
 mod metrics;
 mod pipeline;
@@ -44,6 +46,7 @@ pub use routing::{RingMap, RingNode};
 pub use status::{MemberStatus, Status};
 
 pub use admin::AdminState;
+pub use feed::{FeedAnswer, FeedState, Position as FeedPosition, Sources as FeedSources};
 pub use kv::KvState;
 pub use session::SessionState;
 pub use status::StatusState;
@@ -107,6 +110,8 @@ pub struct Api {
     pub sessions: SessionState,
     pub admin: AdminState,
     pub status: Arc<StatusState>,
+    /// `GET /v1/feed`.
+    pub feed: FeedState,
     pub edge: EdgeParts,
 }
 
@@ -299,7 +304,11 @@ pub fn router(api: Api) -> Router {
     let upgrade = Router::new()
         .route(pipeline::PIPELINE_PATH, get(pipeline_upgrade::upgrade))
         .with_state(Arc::new(pipeline));
-    bounded(routes(&shared).merge(upgrade), &api.edge.http)
+    // Not pipelined: a feed waits or streams, which would hold the pipeline's answers.
+    let feed = Router::new()
+        .route("/v1/feed", get(feed::feed))
+        .with_state(Arc::new(api.feed));
+    bounded(routes(&shared).merge(upgrade).merge(feed), &api.edge.http)
 }
 
 /// How long clients may wait for a node to answer its status (used by tools).

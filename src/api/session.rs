@@ -85,7 +85,7 @@ fn sessions(state: &SessionState) -> Result<Arc<SessionService>, ApiError> {
     })
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get("authorization")?;
     // A header that is present but not `Bearer <token>` is a malformed token.
     Some(
@@ -103,7 +103,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// The client's address, when the server recorded it (failed validations are limited
 /// per address; without it they are not).
-fn client(extensions: &Extensions) -> Option<IpAddr> {
+pub(super) fn client(extensions: &Extensions) -> Option<IpAddr> {
     extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0.ip())
@@ -119,7 +119,7 @@ async fn authenticated<'s>(
 ) -> Result<(SemaphorePermit<'s>, Authenticated), ApiError> {
     let client = client(extensions);
     let (permit, auth) = admitted(
-        state,
+        &state.admission,
         service,
         service.authenticate(bearer(headers), client),
     )
@@ -134,12 +134,12 @@ async fn authenticated<'s>(
 /// back first: a flood of made-up tokens then waits for each answer instead of taking
 /// the node's CPU, and holds no permit a legitimate request needs. Valid tokens are
 /// never delayed.
-async fn admitted<'s, T>(
-    state: &'s SessionState,
+pub(super) async fn admitted<'s, T>(
+    admission: &'s Admission,
     service: &SessionService,
     check: impl std::future::Future<Output = Result<T, SessionError>>,
 ) -> Result<(SemaphorePermit<'s>, T), ApiError> {
-    let permit = admit(&state.admission).await?;
+    let permit = admit(admission).await?;
     let error = match check.await {
         Ok(value) => return Ok((permit, value)),
         Err(error) => error,
@@ -316,7 +316,7 @@ pub(super) async fn read(
     let client = client(&extensions);
     // The user's document is read together with the token's last checks.
     let (_permit, (auth, doc)) = admitted(
-        &state,
+        &state.admission,
         &service,
         service.authenticate_with_document(bearer(&headers), client),
     )
@@ -483,7 +483,7 @@ pub(super) async fn rotate(
     let client = client(&extensions);
     let presented = bearer(&headers);
     let (_permit, auth) = admitted(
-        &state,
+        &state.admission,
         &service,
         service.authenticate_rotation(presented, client, op_id),
     )

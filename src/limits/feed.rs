@@ -53,3 +53,51 @@ pub const SIM_FEED_GRACE_MS: u64 = 4_000;
 pub const SIM_FEED_DRAIN_READS_MAX: u32 = 20;
 /// Keys a subscriber remembers (the sim's kv keys are far fewer).
 pub const SIM_FEED_KEYS_MAX: usize = 1_000_000;
+
+// ---- the HTTP feed (`GET /v1/feed`) ----
+
+/// Feed requests (long polls and event streams) one node serves at once; one more is
+/// answered 503 `overloaded`. Each reads every feed of its region once a second at
+/// most while it waits, so this also bounds the feed reads a node sends.
+pub const FEED_STREAMS_MAX: usize = 128;
+/// Characters of a feed position (`position=` or `Last-Event-ID`); a longer one is
+/// answered 400 `bad_position`.
+pub const FEED_POSITION_CHARS_MAX: usize = 8192;
+/// Nodes a feed position may name (a region's nodes); more is 400 `bad_position`.
+pub const FEED_POSITION_NODES_MAX: usize = 64;
+// Each node takes at most 84 bytes (a 63-character id, two integers, their headers).
+const _: () = assert!((FEED_POSITION_NODES_MAX * 84 + 8) * 4 / 3 < FEED_POSITION_CHARS_MAX);
+/// Keys one feed request may name (`key=`, repeated); more is 400 `bad_filter`.
+pub const FEED_FILTER_KEYS_MAX: usize = 16;
+/// Bytes of the keys and prefix one feed request names, together; more is 400
+/// `bad_filter`.
+pub const FEED_FILTER_BYTES_MAX: usize = 4096;
+/// Longest a long poll waits for a change (`wait_ms`, also its default): below common
+/// load balancers' 30 s and 60 s timeouts, and kept below the node's request deadline
+/// by `FEED_POLL_DEADLINE_MARGIN_MS`.
+pub const FEED_POLL_WAIT_MS_MAX: u64 = 25_000;
+/// How far below the request deadline (`--http-request-deadline-ms`) a long poll
+/// answers at the latest.
+pub const FEED_POLL_DEADLINE_MARGIN_MS: u64 = 2_000;
+/// About the most bytes of changes (as JSON) one long-poll answer carries; the rest
+/// come with the next request, from the position the answer gives.
+pub const FEED_RESPONSE_BYTES_MAX: usize = 1024 * 1024;
+/// How often an event stream with nothing to say sends a heartbeat (at most a third of
+/// the idle timeout, so it never reads as idle).
+pub const FEED_HEARTBEAT_MS: u64 = 15_000;
+/// Longest one event stream lasts; then it ends, and the client reconnects with its
+/// `Last-Event-ID` (and its credential is checked again).
+pub const FEED_STREAM_MS_MAX: u64 = 10 * 60 * 1000;
+/// Changes one event stream remembers (a hash of key, digest and kind: 16 bytes each)
+/// to send a change once though several replicas report it; oldest forgotten first.
+pub const FEED_STREAM_SEEN_MAX: usize = 8192;
+/// After the first node of a round of feed reads brings a change, how long the reader
+/// waits for the other nodes' reads (the other replicas' reports of the same change),
+/// so one answer lists it once and its position covers every report.
+pub const FEED_GATHER_MS: u64 = 50;
+/// How long past its wait a round of feed reads (`GET /v1/feed`) waits for a node's
+/// answer (a read travels to a peer and back); a node that has not answered by then
+/// counts as not answering, and the reader is behind. Within
+/// `FEED_POLL_DEADLINE_MARGIN_MS`, so a long poll still answers before its deadline.
+pub const FEED_ROUND_GRACE_MS: u64 = 1_000;
+const _: () = assert!(FEED_ROUND_GRACE_MS < FEED_POLL_DEADLINE_MARGIN_MS);

@@ -699,7 +699,7 @@ fn spawn_api(
             write: settings.write,
         },
         sessions: SessionState {
-            admission,
+            admission: admission.clone(),
             sessions: sessions.clone(),
             admin_key: options.admin_key.clone(),
         },
@@ -717,6 +717,20 @@ fn spawn_api(
             clock: core.clock.clone(),
         },
         status: status.clone(),
+        feed: api::FeedState::new(
+            api::FeedSources {
+                feed: core.replica.feed().clone(),
+                cluster: core.state.clone(),
+                transport: core.transport.clone(),
+                wait: (settings.request_timeout / 2)
+                    .min(std::time::Duration::from_millis(limits::FEED_WAIT_MS)),
+            },
+            admission.clone(),
+            sessions.clone(),
+            options.admin_key.clone(),
+            settings.http.clone(),
+            stopped.clone(),
+        ),
         edge: EdgeParts {
             http: settings.http.clone(),
             stopped: stopped.clone(),

@@ -14,6 +14,7 @@ mod cluster;
 mod config_file;
 mod contexts;
 mod edge_tls;
+mod feed;
 mod handoff;
 mod logs;
 mod membership;
