@@ -119,7 +119,8 @@ impl Before {
 ///
 /// A delete made at or after the deadline of what it deleted is an expiry: the
 /// sweeper's `Expire`, or a delete of a key already expired (which readers could no
-/// longer see either).
+/// longer see either). Its report carries `expiry_digest`, as the report made at the
+/// deadline does (`replica::deadlines`), so the two are one change to a reader.
 pub fn change_kind(before: Option<Before>, after: &Object, changed: bool) -> Option<ChangeKind> {
     if !changed {
         return None;
@@ -135,6 +136,15 @@ pub fn change_kind(before: Option<Before>, after: &Object, changed: bool) -> Opt
         }) if after.deleted_ms() >= deadline => Some(ChangeKind::Expired),
         _ => Some(ChangeKind::Deleted),
     }
+}
+
+/// The digest an expiry is reported under: of the key (storage bytes) and the deadline
+/// that passed, whichever replica or path reports it.
+pub fn expiry_digest(key: &[u8], deadline_ms: u64) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new_derive_key("cartwheel 2026 feed expiry v1");
+    hasher.update(&deadline_ms.to_le_bytes());
+    hasher.update(key);
+    *hasher.finalize().as_bytes()
 }
 
 #[cfg(test)]

@@ -101,3 +101,9 @@ pub const FEED_GATHER_MS: u64 = 50;
 /// `FEED_POLL_DEADLINE_MARGIN_MS`, so a long poll still answers before its deadline.
 pub const FEED_ROUND_GRACE_MS: u64 = 1_000;
 const _: () = assert!(FEED_ROUND_GRACE_MS < FEED_POLL_DEADLINE_MARGIN_MS);
+/// How often a node reports into its feed the records whose deadline passed
+/// (`replica::deadlines`): an expiry reaches the feed's readers at most this late, and
+/// each pass reads the expiry index of every held partition once.
+pub const EXPIRY_REPORT_INTERVAL_MS: u64 = 1_000;
+/// Index entries one expiry report pass reads at most; the rest wait for the next.
+pub const EXPIRY_REPORT_ENTRIES_MAX: usize = 50_000;

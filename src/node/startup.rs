@@ -587,6 +587,12 @@ fn spawn_workers(
             .min(std::time::Duration::from_millis(limits::FEED_WAIT_MS)),
     };
     tasks.spawn(hub::run(hub.clone(), sources, stopped.clone()));
+    tasks.spawn(hub::report_expired(
+        core.replica.clone(),
+        core.state.clone(),
+        core.clock.clone(),
+        stopped.clone(),
+    ));
     Workers {
         transfers,
         repair,

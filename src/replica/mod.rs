@@ -6,6 +6,7 @@
 //! so two versions minted here can never share one. Its Merkle trees (`trees`) live
 //! here too, below the runtime that exchanges them, since every write updates them.
 
+pub mod deadlines;
 mod once;
 pub mod scan;
 pub mod trees;
@@ -13,7 +14,7 @@ pub mod trees;
 use crate::clock::{Actor, Dot, Hlc, VersionVector};
 use crate::crdt::redis::RedisOutcome;
 use crate::crdt::{CrdtError, Doc, DocOp};
-use crate::feed::Feed;
+use crate::feed::{Before, ChangeKind, Feed};
 use crate::ids::{NodeId, PartitionId};
 use crate::limits;
 use crate::object::{
@@ -154,7 +155,7 @@ impl Replica {
                         .as_ref()
                         .zip(current)
                         .map(|(o, b)| Stored::of(o.digest_stored(b), &store_key.key, b));
-                    let old = object.as_ref().map(crate::feed::Before::of);
+                    let old = object.as_ref().map(Before::of);
                     let object = change(object)?;
                     let bytes = encode_object(&object);
                     if bytes.len() > bytes_max {
@@ -170,8 +171,23 @@ impl Replica {
                     ));
                     let changed = before.as_ref().map(|stored| stored.digest)
                         != after.as_ref().map(|stored| stored.digest);
-                    kind = crate::feed::change_kind(old, &object, changed)
-                        .zip(after.as_ref().map(|stored| stored.digest));
+                    // An expiry is reported under its own digest (the key and the
+                    // deadline), the same as the report made at the deadline.
+                    let digest = match (crate::feed::change_kind(old, &object, changed), old) {
+                        (
+                            Some(ChangeKind::Expired),
+                            Some(Before {
+                                deadline_ms: Some(deadline),
+                                ..
+                            }),
+                        ) => Some((
+                            ChangeKind::Expired,
+                            crate::feed::expiry_digest(&store_key.key, deadline),
+                        )),
+                        (Some(kind), _) => after.as_ref().map(|stored| (kind, stored.digest)),
+                        (None, _) => None,
+                    };
+                    kind = digest;
                     // The expiry index changes in the same write (`storage::Expiry`).
                     let expiry = Expiry {
                         before_ms: previous,

@@ -493,8 +493,10 @@ async fn read_feed(hub: Hub, sources: Arc<Sources>, node: NodeId) {
     }
 }
 
+mod deadlines;
 mod near_cache;
 
+pub use deadlines::report_expired;
 pub use near_cache::near_cache;
 
 #[cfg(test)]
