@@ -297,3 +297,29 @@ async fn a_waiting_reader_wakes_at_the_next_change_and_not_before() {
     assert_eq!(page.changes.len(), 1);
     assert_eq!(page.changes[0].key, b"k");
 }
+
+#[test]
+fn an_expire_with_a_time_past_is_a_write_of_a_deadline_past() {
+    let set = RedisOp::Set {
+        value: b"v".to_vec(),
+        expiry: SetExpiry::Clear,
+        condition: None,
+        get: false,
+    };
+    let live = redis(set, 10, None);
+    let past = redis(
+        RedisOp::Expire {
+            deadline_ms: 5,
+            condition: None,
+        },
+        20,
+        Some(live.clone()),
+    );
+    // The key keeps its content under a deadline already past: readers see it gone,
+    // trackers are told (a write), but no delete or expiry is named (README: Redis
+    // publishes `del`).
+    assert_eq!(
+        change_kind(Some(Before::of(&live)), &past, true),
+        Some(ChangeKind::Written)
+    );
+}

@@ -6,10 +6,10 @@
 //! invalidated); and redis-py's own client-side cache (the pinned virtual environment of
 //! `resp_middleware`) invalidated by a write through another region.
 //!
-//! An expiry is reported when the expired key is ended: by the sweeper, which erases a
-//! key only `SWEEP_CLOCK_MARGIN_MS` (10 minutes) after its deadline, or by the next
-//! write that touches it (lazily, as Redis's lazy expiry): here a `DEL` of a key whose
-//! `PX` ran out makes the `expired` event, seen once.
+//! An expiry is reported at its deadline (each node reads its expiry index every
+//! second), and again, under the same digest, when a write or the sweeper ends the key:
+//! here a key left alone past its `PX` and one then deleted each make one `expired`
+//! event and invalidate their readers.
 
 use crate::common::ProcessCluster;
 
@@ -299,6 +299,17 @@ async fn tracking_and_notifications_follow_changes_across_regions() {
         names_key(push, "sess:9")
     })
     .await;
+    // An expiry of a key nobody touches after: reported at its deadline.
+    let _: () = run(&mut writer, &cmd(&["SET", "sess:11", "v", "PX", "300"])).await;
+    read_until(&mut reader, "sess:11", Some("v")).await;
+    until(&mut reader_pushes, &mut seen, |push| {
+        names_key(push, "sess:11")
+    })
+    .await;
+    until(&mut messages, &mut notes, |push| {
+        push.kind == PushKind::Message && payload(push).as_deref() == Some("sess:11")
+    })
+    .await;
     let _: () = run(&mut writer, &cmd(&["SET", "user:10", "x"])).await;
     read_until(&mut deleter, "user:10", Some("x")).await;
     let _: i64 = run(&mut deleter, &cmd(&["DEL", "user:10"])).await;
@@ -307,6 +318,7 @@ async fn tracking_and_notifications_follow_changes_across_regions() {
     })
     .await;
     assert_eq!(told(&notes, PushKind::Message, "sess:9"), 1, "{notes:?}");
+    assert_eq!(told(&notes, PushKind::Message, "sess:11"), 1, "{notes:?}");
     let expired = notes
         .iter()
         .find(|push| push.kind == PushKind::Message && payload(push).as_deref() == Some("sess:9"))
