@@ -18,7 +18,6 @@ use crate::feed::tracking::{Table, TrackedKey};
 use crate::feed::{Change, ChangeKind, Cursor, Feed};
 use crate::ids::NodeId;
 use crate::limits;
-use crate::membership::swim::Status;
 use crate::runtime::state::ClusterState;
 use crate::transport::Transport;
 use crate::wire::{PeerRequest, PeerResponse};
@@ -394,7 +393,7 @@ pub async fn run(hub: Hub, sources: Sources, mut stop: tokio::sync::watch::Recei
     let mut readers: HashMap<NodeId, tokio::task::JoinHandle<()>> = HashMap::new();
     loop {
         let wanted: HashSet<NodeId> = if hub.has_listeners() {
-            region_nodes(&sources.state)
+            sources.state.region_nodes().into_iter().collect()
         } else {
             HashSet::new()
         };
@@ -421,19 +420,6 @@ pub async fn run(hub: Hub, sources: Sources, mut stop: tokio::sync::watch::Recei
     for reader in readers.into_values() {
         reader.abort();
     }
-}
-
-/// The nodes of this region whose feeds may hold changes of its keys.
-fn region_nodes(state: &ClusterState) -> HashSet<NodeId> {
-    let mut nodes: HashSet<NodeId> = state
-        .members()
-        .into_iter()
-        .filter(|member| member.info.region == state.region)
-        .filter(|member| !matches!(member.status, Status::Left | Status::Removed))
-        .map(|member| member.info.node)
-        .collect();
-    nodes.insert(state.me.clone());
-    nodes
 }
 
 /// Reads one node's feed for as long as the task lives. Its first read starts behind

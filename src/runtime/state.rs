@@ -108,6 +108,21 @@ impl ClusterState {
             .collect()
     }
 
+    /// The nodes of this node's region that are members or on their way in or out
+    /// (not left or removed), this node included: whose change feeds may hold changes
+    /// of the region's keys (`runtime::hub`, `GET /v1/feed`).
+    pub fn region_nodes(&self) -> BTreeSet<NodeId> {
+        let mut nodes: BTreeSet<NodeId> = self
+            .members()
+            .into_iter()
+            .filter(|member| member.info.region == self.region)
+            .filter(|member| !matches!(member.status, Status::Left | Status::Removed))
+            .map(|member| member.info.node)
+            .collect();
+        nodes.insert(self.me.clone());
+        nodes
+    }
+
     pub fn member(&self, node: &NodeId) -> Option<MemberState> {
         self.swim.lock().expect("swim lock").member(node).cloned()
     }

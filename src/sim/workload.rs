@@ -69,8 +69,11 @@ pub struct Sample {
 pub struct KeyState {
     context: Option<String>,
     last_acked: Option<Vec<u8>>,
-    /// When the last acknowledged write or delete was sent.
+    /// When the last acknowledged write or delete that a reader could see was sent
+    /// (a delete of a key already deleted is none).
     last_acked_sent: Option<Instant>,
+    /// When the first write of unknown outcome since the last acknowledged one was sent.
+    uncertain_since: Option<Instant>,
     uncertain: Vec<Vec<u8>>,
 }
 
@@ -299,9 +302,23 @@ pub async fn run_client(
                     // it may survive a later delete as a sibling.
                     push_uncertain(state, value.clone());
                 }
+                // The change a feed must report: this write's, or that of an attempt
+                // of unknown outcome since the last acknowledged one, which may have
+                // made it first. A delete of a key already deleted (nothing of unknown
+                // outcome between) changes nothing a reader could see.
+                let since = state.uncertain_since.take();
+                let invisible = since.is_none()
+                    && value.is_empty()
+                    && state
+                        .last_acked
+                        .as_ref()
+                        .is_some_and(|acked| acked.is_empty());
+                if !invisible {
+                    state.last_acked_sent = Some(since.unwrap_or(started));
+                }
                 state.last_acked = Some(value);
-                state.last_acked_sent = Some(started);
             } else {
+                state.uncertain_since.get_or_insert(started);
                 push_uncertain(state, value);
             }
             (acked, node)

@@ -129,6 +129,22 @@ pub fn init_in(root: &std::path::Path, topology_text: &str, bundles: bool) {
 }
 
 /// A topology with one region of `nodes` nodes, every key on `replicas` of them.
+/// Two regions of two nodes, two replicas in each, 10 ms apart (the change feed's and
+/// the near-cache's tests).
+pub const TWO_REGIONS_OF_TWO: &str = r#"
+[cluster]
+replicas_per_region = 2
+partitions = 64
+[[regions]]
+name = "east"
+nodes = 2
+[[regions]]
+name = "west"
+nodes = 2
+[latency.rtt_ms]
+"east/west" = 10
+"#;
+
 pub fn single_region(nodes: u32, replicas: u32) -> String {
     format!("[cluster]\npartitions = 64\nreplicas_per_region = {replicas}\n[[regions]]\nname = \"local\"\nnodes = {nodes}\n[latency]\nintra_region_rtt_ms = 0.0\n")
 }

@@ -14,20 +14,6 @@ use serde_json::Value;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const TWO_REGIONS: &str = r#"
-[cluster]
-replicas_per_region = 2
-partitions = 64
-[[regions]]
-name = "east"
-nodes = 2
-[[regions]]
-name = "west"
-nodes = 2
-[latency.rtt_ms]
-"east/west" = 10
-"#;
-
 /// The indexes of the nodes of `region`.
 fn region(cluster: &InProcessCluster, name: &str) -> Vec<usize> {
     let nodes = cluster.nodes.iter().enumerate();
@@ -165,7 +151,7 @@ async fn resp(cluster: &InProcessCluster, index: usize, args: &[&str]) -> String
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reader_follows_writes_from_another_region_and_resumes_at_another_node() {
-    let cluster = InProcessCluster::start(TWO_REGIONS, TuningFlags::default()).await;
+    let cluster = InProcessCluster::start(common::TWO_REGIONS_OF_TWO, TuningFlags::default()).await;
     let (east, west) = (region(&cluster, "east"), region(&cluster, "west"));
     let (here, there, writer) = (east[0], east[1], west[0]);
 
@@ -273,7 +259,8 @@ async fn a_reader_follows_writes_from_another_region_and_resumes_at_another_node
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_session_users_feed_needs_their_token_and_a_restart_makes_the_reader_behind() {
-    let mut cluster = InProcessCluster::start(TWO_REGIONS, TuningFlags::default()).await;
+    let mut cluster =
+        InProcessCluster::start(common::TWO_REGIONS_OF_TWO, TuningFlags::default()).await;
     let (east, west) = (region(&cluster, "east"), region(&cluster, "west"));
     let (here, there, writer) = (east[0], east[1], west[0]);
 

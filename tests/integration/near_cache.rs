@@ -11,20 +11,6 @@ use common::InProcessCluster;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
-const TWO_REGIONS: &str = r#"
-[cluster]
-replicas_per_region = 2
-partitions = 64
-[[regions]]
-name = "east"
-nodes = 2
-[[regions]]
-name = "west"
-nodes = 2
-[latency.rtt_ms]
-"east/west" = 30
-"#;
-
 /// The value of counter `name` in node `index`'s `/metrics`.
 async fn counter(cluster: &InProcessCluster, index: usize, name: &str) -> u64 {
     let text = reqwest::get(cluster.url(index, "/metrics"))
@@ -77,7 +63,7 @@ async fn a_cached_session_is_served_from_memory_until_a_change_anywhere_ends_it(
         },
         ..TuningFlags::default()
     };
-    let cluster = InProcessCluster::start(TWO_REGIONS, flags).await;
+    let cluster = InProcessCluster::start(common::TWO_REGIONS_OF_TWO, flags).await;
     let mut ids = Vec::new();
     for index in 0..4 {
         ids.push(cluster.status(index).await.region);

@@ -14,7 +14,6 @@ use super::position::{Position, UNKNOWN};
 use crate::feed::{Cursor, Feed, Page};
 use crate::ids::NodeId;
 use crate::limits;
-use crate::membership::swim::Status;
 use crate::runtime::state::ClusterState;
 use crate::transport::Transport;
 use crate::wire::{PeerRequest, PeerResponse};
@@ -38,16 +37,7 @@ pub struct Sources {
 impl Sources {
     /// The nodes of this region whose feeds may hold changes of its keys.
     pub fn region_nodes(&self) -> BTreeSet<NodeId> {
-        let state = &self.cluster;
-        let mut nodes: BTreeSet<NodeId> = state
-            .members()
-            .into_iter()
-            .filter(|member| member.info.region == state.region)
-            .filter(|member| !matches!(member.status, Status::Left | Status::Removed))
-            .map(|member| member.info.node)
-            .collect();
-        nodes.insert(state.me.clone());
-        nodes
+        self.cluster.region_nodes()
     }
 
     async fn read(&self, node: &NodeId, from: Cursor, wait: Duration) -> Option<Page> {
