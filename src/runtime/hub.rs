@@ -422,6 +422,34 @@ pub async fn run(hub: Hub, sources: Sources, mut stop: tokio::sync::watch::Recei
     }
 }
 
+/// One read of `node`'s feed from `from`, waiting up to `wait` for a change: this
+/// node's own (`feed`, when `node` is `me`) directly, another's with
+/// `PeerRequest::FeedRead`; `None` if the peer did not answer with a page.
+pub async fn read_node_feed(
+    (feed, me, transport): (&Feed, &NodeId, &Transport<PeerRequest, PeerResponse>),
+    node: &NodeId,
+    from: Cursor,
+    wait: Duration,
+) -> Option<crate::feed::Page> {
+    if node == me {
+        let (entries, bytes) = (limits::FEED_PAGE_ENTRIES_MAX, limits::FEED_PAGE_BYTES_MAX);
+        return Some(feed.read_waiting(from, wait, entries, bytes).await);
+    }
+    let wait_ms = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
+    let request = PeerRequest::FeedRead { from, wait_ms };
+    match transport.request(node, &request).await {
+        Ok(PeerResponse::Feed(page)) => Some(*page),
+        Ok(other) => {
+            tracing::debug!(peer = %node, ?other, "feed read refused");
+            None
+        }
+        Err(error) => {
+            tracing::debug!(peer = %node, %error, "feed read failed");
+            None
+        }
+    }
+}
+
 /// Reads one node's feed for as long as the task lives. Its first read starts behind
 /// (no position yet), so the listeners are told everything may have changed before any
 /// change of this feed could have been missed.
@@ -432,33 +460,13 @@ async fn read_feed(hub: Hub, sources: Arc<Sources>, node: NodeId) {
     // succeeds again starts behind (a new position), so they are told again then.
     let mut failing = false;
     loop {
-        let page = if node == sources.state.me {
-            Some(
-                sources
-                    .feed
-                    .read_waiting(
-                        from,
-                        sources.wait,
-                        limits::FEED_PAGE_ENTRIES_MAX,
-                        limits::FEED_PAGE_BYTES_MAX,
-                    )
-                    .await,
-            )
-        } else {
-            let wait_ms = u32::try_from(sources.wait.as_millis()).unwrap_or(u32::MAX);
-            let request = PeerRequest::FeedRead { from, wait_ms };
-            match sources.transport.request(&node, &request).await {
-                Ok(PeerResponse::Feed(page)) => Some(*page),
-                Ok(other) => {
-                    tracing::debug!(peer = %node, ?other, "feed read refused");
-                    None
-                }
-                Err(error) => {
-                    tracing::debug!(peer = %node, %error, "feed read failed");
-                    None
-                }
-            }
-        };
+        let page = read_node_feed(
+            (&sources.feed, &sources.state.me, &sources.transport),
+            &node,
+            from,
+            sources.wait,
+        )
+        .await;
         let Some(page) = page else {
             stats.feed_reads_failed.fetch_add(1, Ordering::Relaxed);
             if !failing {

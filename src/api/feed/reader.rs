@@ -41,31 +41,8 @@ impl Sources {
     }
 
     async fn read(&self, node: &NodeId, from: Cursor, wait: Duration) -> Option<Page> {
-        if *node == self.cluster.me {
-            let page = self
-                .feed
-                .read_waiting(
-                    from,
-                    wait,
-                    limits::FEED_PAGE_ENTRIES_MAX,
-                    limits::FEED_PAGE_BYTES_MAX,
-                )
-                .await;
-            return Some(page);
-        }
-        let wait_ms = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
-        let request = PeerRequest::FeedRead { from, wait_ms };
-        match self.transport.request(node, &request).await {
-            Ok(PeerResponse::Feed(page)) => Some(*page),
-            Ok(other) => {
-                tracing::debug!(peer = %node, ?other, "feed read refused");
-                None
-            }
-            Err(error) => {
-                tracing::debug!(peer = %node, %error, "feed read failed");
-                None
-            }
-        }
+        let sources = (&*self.feed, &self.cluster.me, &self.transport);
+        crate::runtime::hub::read_node_feed(sources, node, from, wait).await
     }
 }
 
