@@ -19,6 +19,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
+/// Session keys set to expire together, each of whose expiries must be published once.
+const EXPIRING_KEYS: usize = 20;
+
 /// Three regions of two nodes, every key on both nodes of each, with the default
 /// topology's distances.
 const THREE_REGIONS: &str = r#"
@@ -310,6 +313,23 @@ async fn tracking_and_notifications_follow_changes_across_regions() {
         push.kind == PushKind::Message && payload(push).as_deref() == Some("sess:11")
     })
     .await;
+    // Many session keys expiring together: each expiry is published once.
+    let batch: Vec<String> = (0..EXPIRING_KEYS)
+        .map(|n| format!("sess:batch:{n}"))
+        .collect();
+    for key in &batch {
+        let _: () = run(&mut writer, &cmd(&["SET", key, "v", "PX", "400"])).await;
+    }
+    // In any order: wait until each has been published.
+    while batch
+        .iter()
+        .any(|key| told(&notes, PushKind::Message, key) == 0)
+    {
+        until(&mut messages, &mut notes, |push| {
+            push.kind == PushKind::Message && payload(push).is_some_and(|key| batch.contains(&key))
+        })
+        .await;
+    }
     let _: () = run(&mut writer, &cmd(&["SET", "user:10", "x"])).await;
     read_until(&mut deleter, "user:10", Some("x")).await;
     let _: i64 = run(&mut deleter, &cmd(&["DEL", "user:10"])).await;
@@ -319,6 +339,9 @@ async fn tracking_and_notifications_follow_changes_across_regions() {
     .await;
     assert_eq!(told(&notes, PushKind::Message, "sess:9"), 1, "{notes:?}");
     assert_eq!(told(&notes, PushKind::Message, "sess:11"), 1, "{notes:?}");
+    for key in &batch {
+        assert_eq!(told(&notes, PushKind::Message, key), 1, "{key}: {notes:?}");
+    }
     let expired = notes
         .iter()
         .find(|push| push.kind == PushKind::Message && payload(push).as_deref() == Some("sess:9"))
