@@ -1,6 +1,9 @@
 //! The node's tracking table (pure): which listeners read which keys, so a change of a
 //! key reaches exactly those that may hold it in a cache (Redis's default tracking
-//! mode). A key is told once and forgotten (`take`) until it is read again. The table is
+//! mode). A key is told once and forgotten (`take`) until it is read again; a listener
+//! that said what its read found (`confirm`: the object's digest) is not told of a
+//! report of that very state (another replica reporting a change its read already saw)
+//! and stays tracking. The table is
 //! bounded in bytes: past the bound the oldest tracked keys are dropped and handed back,
 //! so their listeners are told they changed (as Redis does past
 //! `tracking-table-max-keys`).
@@ -13,12 +16,15 @@ pub type TrackedKey = Arc<[u8]>;
 
 /// What one tracked key costs beyond its bytes.
 pub const KEY_FIXED_BYTES: usize = 64;
-/// What each listener of a key costs.
-pub const LISTENER_REF_BYTES: usize = 24;
+/// What each listener of a key costs (its id, the digest it read, the set entry).
+pub const LISTENER_REF_BYTES: usize = 64;
+
+/// One listener of a key, and the digest of what its read found, once it said.
+type Reader = (u64, Option<[u8; 32]>);
 
 #[derive(Debug, Default)]
 pub struct Table {
-    keys: HashMap<TrackedKey, Vec<u64>>,
+    keys: HashMap<TrackedKey, Vec<Reader>>,
     /// Keys in the order they were first tracked; may hold keys since taken (skipped
     /// when met) and is rebuilt when mostly such.
     order: VecDeque<TrackedKey>,
@@ -65,13 +71,17 @@ impl Table {
             }
         };
         let listeners = self.keys.get_mut(&key).expect("inserted above");
-        if !listeners.contains(&listener) {
-            listeners.push(listener);
-            self.bytes += LISTENER_REF_BYTES;
-            self.by_listener
-                .entry(listener)
-                .or_default()
-                .insert(key.clone());
+        match listeners.iter_mut().find(|(id, _)| *id == listener) {
+            // A new read: what the last one found no longer says what this one holds.
+            Some((_, read)) => *read = None,
+            None => {
+                listeners.push((listener, None));
+                self.bytes += LISTENER_REF_BYTES;
+                self.by_listener
+                    .entry(listener)
+                    .or_default()
+                    .insert(key.clone());
+            }
         }
         let mut dropped = Vec::new();
         while self.bytes > self.bytes_max {
@@ -81,20 +91,41 @@ impl Table {
             if !self.keys.contains_key(&oldest) {
                 continue;
             }
-            let listeners = self.take(&oldest);
+            let listeners = self.take(&oldest, None);
             dropped.push((oldest, listeners));
         }
         self.compact();
         dropped
     }
 
-    /// The listeners tracking `key`, which stop tracking it.
-    pub fn take(&mut self, key: &[u8]) -> Vec<u64> {
-        let Some(listeners) = self.keys.remove(key) else {
+    /// `listener`'s read of `key` found the object whose digest is `digest`: a report
+    /// of that state does not end its tracking. Nothing if it does not track `key`.
+    pub fn confirm(&mut self, listener: u64, key: &[u8], digest: [u8; 32]) {
+        if let Some(listeners) = self.keys.get_mut(key) {
+            if let Some((_, read)) = listeners.iter_mut().find(|(id, _)| *id == listener) {
+                *read = Some(digest);
+            }
+        }
+    }
+
+    /// The listeners tracking `key` to tell of a change to the state `digest`
+    /// (`None`: any change), which stop tracking it; those whose read found that very
+    /// state are not told and go on tracking.
+    pub fn take(&mut self, key: &[u8], digest: Option<[u8; 32]>) -> Vec<u64> {
+        let Some(listeners) = self.keys.get_mut(key) else {
             return Vec::new();
         };
-        self.bytes -= KEY_FIXED_BYTES + key.len() + LISTENER_REF_BYTES * listeners.len();
-        for listener in &listeners {
+        let (kept, told): (Vec<Reader>, Vec<Reader>) = listeners
+            .drain(..)
+            .partition(|(_, read)| digest.is_some() && *read == digest);
+        *listeners = kept;
+        let empty = listeners.is_empty();
+        self.bytes -= LISTENER_REF_BYTES * told.len();
+        if empty {
+            self.keys.remove(key);
+            self.bytes -= KEY_FIXED_BYTES + key.len();
+        }
+        for (listener, _) in &told {
             if let Some(keys) = self.by_listener.get_mut(listener) {
                 keys.remove(key);
                 if keys.is_empty() {
@@ -102,7 +133,7 @@ impl Table {
                 }
             }
         }
-        listeners
+        told.into_iter().map(|(listener, _)| listener).collect()
     }
 
     /// `listener` is gone (or stopped tracking): it tracks nothing.
@@ -114,7 +145,7 @@ impl Table {
             let Some(listeners) = self.keys.get_mut(&key) else {
                 continue;
             };
-            listeners.retain(|held| *held != listener);
+            listeners.retain(|(held, _)| *held != listener);
             self.bytes -= LISTENER_REF_BYTES;
             if listeners.is_empty() {
                 self.keys.remove(&key);

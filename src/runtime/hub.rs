@@ -228,7 +228,7 @@ impl Hub {
             let told = registry
                 .table
                 .as_mut()
-                .map(|table| table.take(&key))
+                .map(|table| table.take(&key, Some(change.digest)))
                 .unwrap_or_default();
             let mut posted = 0u64;
             for id in told {
@@ -311,6 +311,18 @@ impl Listener {
                     });
                 }
             }
+        }
+    }
+
+    /// This listener's read of `key` found the object whose digest is `digest`: other
+    /// replicas' reports of that same state do not end its tracking (the near-cache).
+    pub fn confirm(&self, key: &[u8], digest: [u8; 32]) {
+        let Some(hub) = self.hub.upgrade() else {
+            return;
+        };
+        let mut registry = lock(&hub.registry);
+        if let Some(table) = registry.table.as_mut() {
+            table.confirm(self.id, key, digest);
         }
     }
 

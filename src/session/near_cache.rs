@@ -23,6 +23,10 @@ use std::sync::{Arc, Mutex};
 /// node's hub listener. Reports come back through `NearCache::invalidate`.
 pub trait Watch: Send + Sync {
     fn watch(&self, key: &[u8]);
+
+    /// The read of `key` kept found the object whose digest is `digest`: reports of
+    /// that same state (other replicas of the change the read saw) end nothing.
+    fn confirm(&self, _key: &[u8], _digest: [u8; 32]) {}
 }
 
 /// What the near-cache counted since the node started.
@@ -121,8 +125,15 @@ impl NearCache {
         ticket
     }
 
-    /// Keeps what a read begun at `ticket` found, unless `key` was invalidated since.
-    pub fn keep(&self, key: &[u8], ticket: Ticket, doc: UserDoc, doc_bytes: usize) {
+    /// Keeps what a read begun at `ticket` found (`doc`, of the object whose digest is
+    /// `digest`), unless `key` was invalidated since.
+    pub fn keep(
+        &self,
+        key: &[u8],
+        ticket: Ticket,
+        (doc, digest): (UserDoc, [u8; 32]),
+        doc_bytes: usize,
+    ) {
         let bytes = ENTRY_FIXED_BYTES + key.len() + doc_bytes;
         if bytes > self.bytes_max {
             return;
@@ -135,6 +146,7 @@ impl NearCache {
         }
         state.seq += 1;
         let kept = state.seq;
+        let key_bytes = key;
         let key: Arc<[u8]> = Arc::from(key);
         if let Some(old) = state
             .entries
@@ -162,6 +174,8 @@ impl NearCache {
             let State { entries, order, .. } = &mut *state;
             order.retain(|(key, when)| entries.get(key).is_some_and(|entry| entry.kept == *when));
         }
+        drop(state);
+        self.watch.confirm(key_bytes, digest);
     }
 
     /// `key` changed: its entry goes, and no read begun before now keeps its result.

@@ -497,11 +497,12 @@ impl SessionService {
             .coordinator
             .get_with(&key, class.read, class.policy)
             .await?;
+        let digest = ticket.as_ref().and(object.as_ref()).map(Object::digest);
         match object {
             Some(Object::Doc(Doc::User(doc))) if doc.is_live(self.now_ms()) => {
-                if let Some((cache, ticket, stored)) = ticket {
+                if let (Some((cache, ticket, stored)), Some(digest)) = (ticket, digest) {
                     let bytes = rmp_serde::to_vec(&doc).map_or(usize::MAX, |bytes| bytes.len());
-                    cache.keep(&stored, ticket, doc.clone(), bytes);
+                    cache.keep(&stored, ticket, (doc.clone(), digest), bytes);
                 }
                 Ok(doc)
             }

@@ -15,11 +15,14 @@ fn a_change_reaches_the_readers_of_its_key_once() {
         "a second read adds nothing"
     );
     table.track(3, b"b");
-    let mut told = table.take(b"a");
+    let mut told = table.take(b"a", None);
     told.sort();
     assert_eq!(told, vec![1, 2]);
-    assert!(table.take(b"a").is_empty(), "told once, then forgotten");
-    assert_eq!(table.take(b"b"), vec![3]);
+    assert!(
+        table.take(b"a", None).is_empty(),
+        "told once, then forgotten"
+    );
+    assert_eq!(table.take(b"b", None), vec![3]);
     assert_eq!((table.len(), table.bytes()), (0, 0));
 }
 
@@ -30,8 +33,8 @@ fn a_listener_that_goes_is_never_told_and_costs_nothing() {
     table.track(2, b"a");
     table.track(1, b"b");
     table.forget(1);
-    assert_eq!(table.take(b"a"), vec![2]);
-    assert!(table.take(b"b").is_empty());
+    assert_eq!(table.take(b"a", None), vec![2]);
+    assert!(table.take(b"b", None).is_empty());
     assert_eq!(table.bytes(), 0);
 }
 
@@ -47,8 +50,8 @@ fn past_its_bound_the_oldest_keys_are_dropped_and_handed_back_to_be_told() {
     assert_eq!(&*dropped[0].0, b"a");
     assert_eq!(dropped[0].1, vec![7]);
     assert!(table.bytes() <= 3 * entry);
-    assert!(table.take(b"a").is_empty());
-    assert_eq!(table.take(b"d"), vec![8]);
+    assert!(table.take(b"a", None).is_empty());
+    assert_eq!(table.take(b"d", None), vec![8]);
 }
 
 proptest! {
@@ -75,7 +78,7 @@ proptest! {
                     }
                 }
                 1 => {
-                    let told: BTreeSet<u64> = table.take(&key).into_iter().collect();
+                    let told: BTreeSet<u64> = table.take(&key, None).into_iter().collect();
                     prop_assert_eq!(told, model.remove(&key).unwrap_or_default());
                 }
                 _ => {
@@ -90,4 +93,36 @@ proptest! {
             prop_assert_eq!(table.len(), model.len());
         }
     }
+}
+
+#[test]
+fn a_reader_that_saw_the_state_reported_is_not_told_and_goes_on_tracking() {
+    let mut table = Table::new(1 << 20);
+    table.track(1, b"a");
+    table.track(2, b"a");
+    table.confirm(1, b"a", [7; 32]);
+    table.confirm(3, b"a", [7; 32]);
+    assert_eq!(
+        table.take(b"a", Some([7; 32])),
+        vec![2],
+        "1 read that very state"
+    );
+    assert_eq!(
+        table.take(b"a", Some([7; 32])),
+        Vec::<u64>::new(),
+        "another replica's report"
+    );
+    assert_eq!(table.take(b"a", Some([8; 32])), vec![1], "a new state");
+    assert_eq!((table.len(), table.bytes()), (0, 0));
+    table.track(1, b"b");
+    table.confirm(1, b"b", [7; 32]);
+    table.track(1, b"b");
+    assert_eq!(
+        table.take(b"b", Some([7; 32])),
+        vec![1],
+        "a new read forgets what the last found"
+    );
+    table.track(1, b"c");
+    table.confirm(1, b"c", [7; 32]);
+    assert_eq!(table.take(b"c", None), vec![1], "a drop tells every reader");
 }

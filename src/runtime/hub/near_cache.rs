@@ -11,6 +11,10 @@ impl Watch for Listener {
     fn watch(&self, key: &[u8]) {
         self.track(key);
     }
+
+    fn confirm(&self, key: &[u8], digest: [u8; 32]) {
+        Listener::confirm(self, key, digest);
+    }
 }
 
 /// A near-cache of `bytes_max` bytes counting into `stats`, and the task that keeps it

@@ -187,3 +187,18 @@ fn a_listener_turned_to_prefixes_hears_them_and_turned_back_does_not() {
     hub.deliver(&[change(b"p2", ChangeKind::Written, 2)]);
     assert!(listener.take().is_empty());
 }
+
+#[test]
+fn a_confirmed_read_is_not_ended_by_other_replicas_reports_of_what_it_saw() {
+    let hub = Hub::new();
+    let listener = hub.listen(tracking()).expect("listen");
+    listener.track(b"k");
+    listener.confirm(b"k", [4; 32]);
+    hub.deliver(&[
+        change(b"k", ChangeKind::Written, 4),
+        change(b"k", ChangeKind::Written, 4),
+    ]);
+    assert!(listener.take().is_empty(), "the state it read");
+    hub.deliver(&[change(b"k", ChangeKind::Written, 5)]);
+    assert_eq!(listener.take(), vec![changed(b"k", ChangeKind::Written)]);
+}

@@ -5,11 +5,15 @@ use super::*;
 use crate::crdt::UserDoc;
 
 #[derive(Default)]
-struct Watched(Mutex<Vec<Vec<u8>>>);
+struct Watched(Mutex<Vec<Vec<u8>>>, Mutex<Vec<(Vec<u8>, [u8; 32])>>);
 
 impl Watch for Watched {
     fn watch(&self, key: &[u8]) {
         self.0.lock().unwrap().push(key.to_vec());
+    }
+
+    fn confirm(&self, key: &[u8], digest: [u8; 32]) {
+        self.1.lock().unwrap().push((key.to_vec(), digest));
     }
 }
 
@@ -38,7 +42,7 @@ fn a_read_kept_is_served_until_its_key_changes() {
         &[b"u".to_vec()],
         "watched before the read"
     );
-    cache.keep(b"u", ticket, doc(5), 100);
+    cache.keep(b"u", ticket, (doc(5), [0; 32]), 100);
     assert_eq!(cache.get(b"u").map(|doc| doc.deadline_ms), Some(5));
     cache.invalidate(b"u");
     assert_eq!(cache.get(b"u"), None);
@@ -53,11 +57,11 @@ fn a_change_while_a_read_is_in_flight_keeps_the_read_out() {
     let (cache, _) = cache(1 << 20);
     let ticket = cache.begin(b"u");
     cache.invalidate(b"u");
-    cache.keep(b"u", ticket, doc(1), 100);
+    cache.keep(b"u", ticket, (doc(1), [0; 32]), 100);
     assert_eq!(cache.get(b"u"), None, "it may be older than the change");
     let other = cache.begin(b"v");
     cache.invalidate(b"u");
-    cache.keep(b"v", other, doc(2), 100);
+    cache.keep(b"v", other, (doc(2), [0; 32]), 100);
     assert!(
         cache.get(b"v").is_some(),
         "another key's change does not matter"
@@ -72,7 +76,7 @@ fn a_read_older_than_the_invalidations_remembered_is_not_kept() {
     for n in 0..=INVALIDATIONS_REMEMBERED_MAX {
         cache.invalidate(format!("other{n}").as_bytes());
     }
-    cache.keep(b"u", ticket, doc(1), 100);
+    cache.keep(b"u", ticket, (doc(1), [0; 32]), 100);
     assert_eq!(cache.get(b"u"), None, "the floor passed it: it cannot tell");
 }
 
@@ -80,13 +84,13 @@ fn a_read_older_than_the_invalidations_remembered_is_not_kept() {
 fn a_lost_feed_clears_everything_and_every_read_in_flight() {
     let (cache, _) = cache(1 << 20);
     let kept = cache.begin(b"a");
-    cache.keep(b"a", kept, doc(1), 10);
+    cache.keep(b"a", kept, (doc(1), [0; 32]), 10);
     let in_flight = cache.begin(b"b");
     cache.clear();
-    cache.keep(b"b", in_flight, doc(2), 10);
+    cache.keep(b"b", in_flight, (doc(2), [0; 32]), 10);
     assert_eq!((cache.get(b"a"), cache.get(b"b")), (None, None));
     let after = cache.begin(b"b");
-    cache.keep(b"b", after, doc(3), 10);
+    cache.keep(b"b", after, (doc(3), [0; 32]), 10);
     assert!(cache.get(b"b").is_some());
 }
 
@@ -96,19 +100,33 @@ fn the_bound_drops_the_oldest_entries() {
     let (cache, _) = cache(3 * entry);
     for key in [b"a", b"b", b"c", b"d"] {
         let ticket = cache.begin(key);
-        cache.keep(key, ticket, doc(1), 100);
+        cache.keep(key, ticket, (doc(1), [0; 32]), 100);
     }
     assert_eq!(cache.held(), (3, 3 * entry));
     assert_eq!(cache.get(b"a"), None);
     assert!(cache.get(b"d").is_some());
     // Kept again, a key's older place in the order does not evict its newer entry.
     let ticket = cache.begin(b"b");
-    cache.keep(b"b", ticket, doc(2), 100);
+    cache.keep(b"b", ticket, (doc(2), [0; 32]), 100);
     let ticket = cache.begin(b"e");
-    cache.keep(b"e", ticket, doc(1), 100);
+    cache.keep(b"e", ticket, (doc(1), [0; 32]), 100);
     assert_eq!(cache.get(b"b").map(|doc| doc.deadline_ms), Some(2));
     assert_eq!(cache.get(b"c"), None);
     let ticket = cache.begin(b"huge");
-    cache.keep(b"huge", ticket, doc(1), 10 * entry);
+    cache.keep(b"huge", ticket, (doc(1), [0; 32]), 10 * entry);
     assert_eq!(cache.get(b"huge"), None, "larger than the whole cache");
+}
+
+#[test]
+fn a_kept_read_tells_the_feed_what_it_found_and_a_raced_one_does_not() {
+    let (cache, watched) = cache(1 << 20);
+    let ticket = cache.begin(b"u");
+    cache.keep(b"u", ticket, (doc(1), [5; 32]), 10);
+    let raced = cache.begin(b"v");
+    cache.invalidate(b"v");
+    cache.keep(b"v", raced, (doc(1), [6; 32]), 10);
+    assert_eq!(
+        watched.1.lock().unwrap().as_slice(),
+        &[(b"u".to_vec(), [5; 32])]
+    );
 }
