@@ -107,3 +107,7 @@ const _: () = assert!(FEED_ROUND_GRACE_MS < FEED_POLL_DEADLINE_MARGIN_MS);
 pub const EXPIRY_REPORT_INTERVAL_MS: u64 = 1_000;
 /// Index entries one expiry report pass reads at most; the rest wait for the next.
 pub const EXPIRY_REPORT_ENTRIES_MAX: usize = 50_000;
+/// How long a hub waits after a read of a region node's feed brought changes before it
+/// reads that feed again, so that under load one answer carries the changes of this
+/// window instead of one each; an invalidation waits at most this much longer.
+pub const FEED_GATHER_PAUSE_MS: u64 = 5;

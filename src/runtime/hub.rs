@@ -496,6 +496,11 @@ async fn read_feed(hub: Hub, sources: Arc<Sources>, node: NodeId) {
         }
         hub.deliver(&page.changes);
         from = page.next;
+        // Under load, let changes gather before the next read: one answer then carries
+        // many instead of one each (a change waits at most this much longer).
+        if !page.changes.is_empty() {
+            tokio::time::sleep(Duration::from_millis(limits::FEED_GATHER_PAUSE_MS)).await;
+        }
     }
 }
 
