@@ -157,6 +157,8 @@ struct Workers {
     repair: Arc<RepairStats>,
     /// The region's change feeds, read while anyone listens (`runtime::hub`).
     hub: Hub,
+    /// What reads the region's feeds: the hub's readers and `GET /v1/feed`.
+    feeds: hub::Sources,
 }
 
 /// The node's region: from the topology, or from `--region` for an added node.
@@ -547,7 +549,7 @@ fn spawn_workers(
         wait: (settings.request_timeout / 2)
             .min(std::time::Duration::from_millis(limits::FEED_WAIT_MS)),
     };
-    tasks.spawn(hub::run(hub.clone(), sources, stopped.clone()));
+    tasks.spawn(hub::run(hub.clone(), sources.clone(), stopped.clone()));
     tasks.spawn(hub::report_expired(
         core.replica.clone(),
         core.state.clone(),
@@ -558,6 +560,7 @@ fn spawn_workers(
         transfers,
         repair,
         hub,
+        feeds: sources,
     }
 }
 

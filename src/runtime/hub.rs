@@ -15,7 +15,7 @@
 //! told after the read's answer.
 
 use crate::feed::tracking::{Table, TrackedKey};
-use crate::feed::{Change, ChangeKind, Cursor, Feed};
+use crate::feed::{Change, ChangeKind, Cursor, Feed, Page};
 use crate::ids::NodeId;
 use crate::limits;
 use crate::runtime::state::ClusterState;
@@ -388,13 +388,46 @@ impl Drop for Listener {
     }
 }
 
-/// What the hub's readers need of the node.
+/// What a reader of the region's feeds needs of the node: the hub's readers and
+/// `GET /v1/feed`.
+#[derive(Clone)]
 pub struct Sources {
     pub feed: Arc<Feed>,
     pub state: Arc<ClusterState>,
     pub transport: Transport<PeerRequest, PeerResponse>,
-    /// How long a feed read waits for a change: below the request timeout.
+    /// Longest one read waits for a change: `FEED_WAIT_MS`, or half the peer request
+    /// timeout when that is shorter, so a waiting read is never taken for a dead peer.
     pub wait: Duration,
+}
+
+impl Sources {
+    /// The nodes of this region whose feeds may hold changes of its keys.
+    pub fn region_nodes(&self) -> std::collections::BTreeSet<NodeId> {
+        self.state.region_nodes()
+    }
+
+    /// One read of `node`'s feed from `from`, waiting up to `wait` for a change: this
+    /// node's own directly, another's with `PeerRequest::FeedRead`; `None` if the peer
+    /// did not answer with a page.
+    pub async fn read(&self, node: &NodeId, from: Cursor, wait: Duration) -> Option<Page> {
+        if *node == self.state.me {
+            let (entries, bytes) = (limits::FEED_PAGE_ENTRIES_MAX, limits::FEED_PAGE_BYTES_MAX);
+            return Some(self.feed.read_waiting(from, wait, entries, bytes).await);
+        }
+        let wait_ms = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
+        let request = PeerRequest::FeedRead { from, wait_ms };
+        match self.transport.request(node, &request).await {
+            Ok(PeerResponse::Feed(page)) => Some(*page),
+            Ok(other) => {
+                tracing::debug!(peer = %node, ?other, "feed read refused");
+                None
+            }
+            Err(error) => {
+                tracing::debug!(peer = %node, %error, "feed read failed");
+                None
+            }
+        }
+    }
 }
 
 /// Runs the hub's readers until `stop`: while anyone listens, one per node of this
@@ -405,7 +438,7 @@ pub async fn run(hub: Hub, sources: Sources, mut stop: tokio::sync::watch::Recei
     let mut readers: HashMap<NodeId, tokio::task::JoinHandle<()>> = HashMap::new();
     loop {
         let wanted: HashSet<NodeId> = if hub.has_listeners() {
-            sources.state.region_nodes().into_iter().collect()
+            sources.region_nodes().into_iter().collect()
         } else {
             HashSet::new()
         };
@@ -434,34 +467,6 @@ pub async fn run(hub: Hub, sources: Sources, mut stop: tokio::sync::watch::Recei
     }
 }
 
-/// One read of `node`'s feed from `from`, waiting up to `wait` for a change: this
-/// node's own (`feed`, when `node` is `me`) directly, another's with
-/// `PeerRequest::FeedRead`; `None` if the peer did not answer with a page.
-pub async fn read_node_feed(
-    (feed, me, transport): (&Feed, &NodeId, &Transport<PeerRequest, PeerResponse>),
-    node: &NodeId,
-    from: Cursor,
-    wait: Duration,
-) -> Option<crate::feed::Page> {
-    if node == me {
-        let (entries, bytes) = (limits::FEED_PAGE_ENTRIES_MAX, limits::FEED_PAGE_BYTES_MAX);
-        return Some(feed.read_waiting(from, wait, entries, bytes).await);
-    }
-    let wait_ms = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
-    let request = PeerRequest::FeedRead { from, wait_ms };
-    match transport.request(node, &request).await {
-        Ok(PeerResponse::Feed(page)) => Some(*page),
-        Ok(other) => {
-            tracing::debug!(peer = %node, ?other, "feed read refused");
-            None
-        }
-        Err(error) => {
-            tracing::debug!(peer = %node, %error, "feed read failed");
-            None
-        }
-    }
-}
-
 /// Reads one node's feed for as long as the task lives. Its first read starts behind
 /// (no position yet), so the listeners are told everything may have changed before any
 /// change of this feed could have been missed.
@@ -472,13 +477,7 @@ async fn read_feed(hub: Hub, sources: Arc<Sources>, node: NodeId) {
     // succeeds again starts behind (a new position), so they are told again then.
     let mut failing = false;
     loop {
-        let page = read_node_feed(
-            (&sources.feed, &sources.state.me, &sources.transport),
-            &node,
-            from,
-            sources.wait,
-        )
-        .await;
+        let page = sources.read(&node, from, sources.wait).await;
         let Some(page) = page else {
             stats.feed_reads_failed.fetch_add(1, Ordering::Relaxed);
             if !failing {

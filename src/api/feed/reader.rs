@@ -11,40 +11,15 @@
 //! behind once more (it missed what that node applied meanwhile).
 
 use super::position::{Position, UNKNOWN};
-use crate::feed::{Cursor, Feed, Page};
+use crate::feed::{Cursor, Page};
 use crate::ids::NodeId;
 use crate::limits;
-use crate::runtime::state::ClusterState;
-use crate::transport::Transport;
-use crate::wire::{PeerRequest, PeerResponse};
 use futures::stream::{FuturesUnordered, StreamExt};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// What a reader reads from.
-#[derive(Clone)]
-pub struct Sources {
-    pub feed: Arc<Feed>,
-    pub cluster: Arc<ClusterState>,
-    pub transport: Transport<PeerRequest, PeerResponse>,
-    /// Longest one read waits for a change: `FEED_WAIT_MS`, or half the peer request
-    /// timeout when that is shorter, so a waiting read is never taken for a dead peer.
-    pub wait: Duration,
-}
-
-impl Sources {
-    /// The nodes of this region whose feeds may hold changes of its keys.
-    pub fn region_nodes(&self) -> BTreeSet<NodeId> {
-        self.cluster.region_nodes()
-    }
-
-    async fn read(&self, node: &NodeId, from: Cursor, wait: Duration) -> Option<Page> {
-        let sources = (&*self.feed, &self.cluster.me, &self.transport);
-        crate::runtime::hub::read_node_feed(sources, node, from, wait).await
-    }
-}
+pub use crate::runtime::hub::Sources;
 
 /// One node's place.
 #[derive(Clone, Debug)]

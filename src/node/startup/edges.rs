@@ -61,6 +61,7 @@ pub(super) fn spawn_api(
 ) {
     let settings = &options.settings;
     let admission = Admission::new(settings.request_timeout);
+    let feeds = workers.feeds.clone();
     let status = Arc::new(status_state(
         settings,
         core,
@@ -106,13 +107,7 @@ pub(super) fn spawn_api(
         },
         status: status.clone(),
         feed: api::FeedState::new(
-            api::FeedSources {
-                feed: core.replica.feed().clone(),
-                cluster: core.state.clone(),
-                transport: core.transport.clone(),
-                wait: (settings.request_timeout / 2)
-                    .min(std::time::Duration::from_millis(limits::FEED_WAIT_MS)),
-            },
+            feeds,
             admission.clone(),
             sessions.clone(),
             options.admin_key.clone(),
