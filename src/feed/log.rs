@@ -234,11 +234,4 @@ impl Log {
                 .collect(),
         )
     }
-
-    /// The `seq` of the last change of `partition` (0: none yet).
-    pub fn partition_last(&self, partition: PartitionId) -> Option<u64> {
-        self.partitions
-            .get(partition.0 as usize)
-            .map(|positions| positions.next - 1)
-    }
 }

@@ -62,15 +62,6 @@ impl Feed {
         self.log().read(from, entries_max, bytes_max)
     }
 
-    pub fn read_partition(
-        &self,
-        partition: PartitionId,
-        after: u64,
-        entries_max: usize,
-    ) -> Option<Vec<Change>> {
-        self.log().read_partition(partition, after, entries_max)
-    }
-
     /// Bytes held and changes held.
     pub fn held(&self) -> (usize, usize) {
         let log = self.log();
