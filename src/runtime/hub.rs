@@ -219,25 +219,38 @@ impl Hub {
             .fetch_add(changes.len() as u64, Ordering::Relaxed);
         let mut registry = lock(&self.inner.registry);
         let registry = &mut *registry;
+        // Repeats matter only to listeners of every change: none, nothing to remember.
+        let wants_all = registry.broad.iter().any(|id| {
+            registry
+                .listeners
+                .get(id)
+                .is_some_and(|entry| entry.interest.all)
+        });
         for change in changes {
-            let key: TrackedKey = Arc::from(&change.key[..]);
-            let event = Event::Changed {
-                key: key.clone(),
-                kind: change.kind,
+            let key = &change.key[..];
+            // Built once, and only when someone is told.
+            let mut event = None;
+            let mut event_of = || {
+                event
+                    .get_or_insert_with(|| Event::Changed {
+                        key: Arc::from(key),
+                        kind: change.kind,
+                    })
+                    .clone()
             };
             let told = registry
                 .table
                 .as_mut()
-                .map(|table| table.take(&key, Some(change.digest)))
+                .map(|table| table.take(key, Some(change.digest)))
                 .unwrap_or_default();
             let mut posted = 0u64;
             for id in told {
                 if let Some(entry) = registry.listeners.get(&id) {
-                    entry.post(event.clone());
+                    entry.post(event_of());
                     posted += 1;
                 }
             }
-            let first_time = remember(registry, &key, change);
+            let first_time = wants_all && remember(registry, change);
             let broad = registry.broad.iter();
             for entry in broad.filter_map(|id| registry.listeners.get(id)) {
                 let by_prefix = entry
@@ -246,7 +259,7 @@ impl Hub {
                     .iter()
                     .any(|prefix| key.starts_with(prefix));
                 if by_prefix || (entry.interest.all && first_time) {
-                    entry.post(event.clone());
+                    entry.post(event_of());
                     posted += 1;
                 }
             }
@@ -272,8 +285,12 @@ impl Hub {
 }
 
 /// Remembers a change handed to the `all` listeners; false if it was already.
-fn remember(registry: &mut Registry, key: &TrackedKey, change: &Change) -> bool {
-    let name = (key.clone(), change.digest, change.kind);
+fn remember(registry: &mut Registry, change: &Change) -> bool {
+    let name = (
+        TrackedKey::from(&change.key[..]),
+        change.digest,
+        change.kind,
+    );
     if !registry.seen.insert(name.clone()) {
         return false;
     }
