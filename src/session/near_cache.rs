@@ -146,16 +146,15 @@ impl NearCache {
         }
         state.seq += 1;
         let kept = state.seq;
-        let key_bytes = key;
-        let key: Arc<[u8]> = Arc::from(key);
+        let held: Arc<[u8]> = Arc::from(key);
         if let Some(old) = state
             .entries
-            .insert(key.clone(), Entry { doc, bytes, kept })
+            .insert(held.clone(), Entry { doc, bytes, kept })
         {
             state.bytes -= old.bytes;
         }
         state.bytes += bytes;
-        state.order.push_back((key, kept));
+        state.order.push_back((held, kept));
         while state.bytes > self.bytes_max {
             let Some((oldest, when)) = state.order.pop_front() else {
                 break;
@@ -175,7 +174,7 @@ impl NearCache {
             order.retain(|(key, when)| entries.get(key).is_some_and(|entry| entry.kept == *when));
         }
         drop(state);
-        self.watch.confirm(key_bytes, digest);
+        self.watch.confirm(key, digest);
     }
 
     /// `key` changed: its entry goes, and no read begun before now keeps its result.

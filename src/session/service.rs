@@ -14,7 +14,7 @@ use crate::crdt::{
     UserAuthOp, UserChange, UserDoc, UserOp,
 };
 use crate::limits;
-use crate::object::{Class, Object, ObjectKey};
+use crate::object::{encode_object, Class, Object, ObjectKey};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::Semaphore;
@@ -497,15 +497,20 @@ impl SessionService {
             .coordinator
             .get_with(&key, class.read, class.policy)
             .await?;
-        let digest = ticket.as_ref().and(object.as_ref()).map(Object::digest);
-        match object {
-            Some(Object::Doc(Doc::User(doc))) if doc.is_live(self.now_ms()) => {
-                if let (Some((cache, ticket, stored)), Some(digest)) = (ticket, digest) {
-                    let bytes = rmp_serde::to_vec(&doc).map_or(usize::MAX, |bytes| bytes.len());
-                    cache.keep(&stored, ticket, (doc.clone(), digest), bytes);
-                }
-                Ok(doc)
+        let now = self.now_ms();
+        if let (Some((cache, ticket, stored)), Some(object @ Object::Doc(Doc::User(doc)))) =
+            (ticket, &object)
+        {
+            if doc.is_live(now) {
+                // One encoding gives both what the cache counts and the digest it
+                // tells the feed.
+                let encoded = encode_object(object);
+                let kept = (doc.clone(), object.digest_stored(&encoded));
+                cache.keep(&stored, ticket, kept, encoded.len());
             }
+        }
+        match object {
+            Some(Object::Doc(Doc::User(doc))) if doc.is_live(now) => Ok(doc),
             None | Some(Object::Doc(Doc::User(_))) => Ok(UserDoc::default()),
             Some(_) => Err(SessionError::Corrupt),
         }
