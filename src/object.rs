@@ -363,6 +363,15 @@ pub fn expiry_deadline_ms(object: &Object) -> Option<u64> {
     }
 }
 
+/// Whether stored bytes (`None`: absent) hold a record whose deadline is `deadline_ms`
+/// (`expiry_deadline_ms`): what an expiry index entry for that deadline stands for.
+pub fn holds_deadline(stored: Option<&[u8]>, deadline_ms: u64) -> bool {
+    let Some(Ok(object)) = stored.map(decode_object) else {
+        return false;
+    };
+    expiry_deadline_ms(&object) == Some(deadline_ms)
+}
+
 /// The live (not deleted) values of an object, in sibling order.
 pub fn live_values(object: &KvObject) -> Vec<&Blob> {
     object

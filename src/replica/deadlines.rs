@@ -14,7 +14,7 @@ use super::Replica;
 use crate::feed::ChangeKind;
 use crate::ids::PartitionId;
 use crate::limits;
-use crate::object::{decode_object, expiry_deadline_ms, Class, ObjectKey};
+use crate::object::{holds_deadline, Class, ObjectKey};
 use crate::storage::{ExpiryEntry, StoreKey};
 use std::collections::HashMap;
 
@@ -118,13 +118,10 @@ impl Replica {
             return false;
         }
         let store_key = StoreKey::new(partition, entry.key.clone());
-        let Ok(Some(bytes)) = self.storage.get(&store_key) else {
+        let Ok(bytes) = self.storage.get(&store_key) else {
             return false;
         };
-        let Ok(object) = decode_object(&bytes) else {
-            return false;
-        };
-        if expiry_deadline_ms(&object) != Some(entry.deadline_ms) {
+        if !holds_deadline(bytes.as_deref(), entry.deadline_ms) {
             return false;
         }
         let digest = crate::feed::expiry_digest(&entry.key, entry.deadline_ms);

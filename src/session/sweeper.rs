@@ -25,7 +25,7 @@ use crate::coordinator::{ClusterView, Coordinator, WallClock};
 use crate::crdt::{Doc, DocOp, TokenDoc, UserChange, UserOp};
 use crate::ids::{NodeId, PartitionId};
 use crate::limits;
-use crate::object::{decode_object, expiry_deadline_ms, Class, Object, ObjectKey};
+use crate::object::{holds_deadline, Class, Object, ObjectKey};
 use crate::session::tokens::hex;
 use crate::session::SessionStats;
 use crate::storage::{ExpiryEntry, Storage, StoreKey};
@@ -329,15 +329,7 @@ fn checked(storage: &dyn Storage, store_key: &StoreKey, deadline_ms: u64) -> Opt
         return None;
     }
     let bytes = storage.get(store_key).ok()??;
-    stands_for(Some(&bytes), deadline_ms).then_some(key)
-}
-
-/// Whether a record's bytes (`None`: absent) hold the deadline an index entry names.
-fn stands_for(bytes: Option<&[u8]>, deadline_ms: u64) -> bool {
-    let Some(Ok(object)) = bytes.map(decode_object) else {
-        return false;
-    };
-    expiry_deadline_ms(&object) == Some(deadline_ms)
+    holds_deadline(Some(&bytes), deadline_ms).then_some(key)
 }
 
 /// Drops a stale entry, checking again while the record's writers wait (a write in
@@ -348,7 +340,7 @@ fn drop_stale(storage: &dyn Storage, store_key: &StoreKey, entry: &ExpiryEntry) 
     let kv = ObjectKey::from_storage_bytes(&store_key.key).is_none_or(|k| k.class == Class::Kv);
     storage
         .expiry_drop(store_key, deadline_ms, &mut |current| {
-            kv || !stands_for(current, deadline_ms)
+            kv || !holds_deadline(current, deadline_ms)
         })
         .unwrap_or(false)
 }

@@ -1,6 +1,6 @@
 use super::*;
 use crate::crdt::UserDoc;
-use crate::object::encode_object;
+use crate::object::{decode_object, encode_object, expiry_deadline_ms};
 use crate::storage::{Expiry, MemoryStorage, StoreKey, Write};
 use std::collections::BTreeSet;
 
