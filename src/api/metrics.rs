@@ -189,9 +189,7 @@ fn coordinator(families: &mut Families, routes: &StatusRoutes) -> fmt::Result {
             &stats.silent_probes,
         ),
     ];
-    for (name, help, counter) in counters {
-        families.counter(name, help, load(counter))?;
-    }
+    families.counters(counters)?;
     Ok(())
 }
 

@@ -7,6 +7,7 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, NoLabelSet}
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Unit;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Writes the families of one scrape.
 pub(super) struct Families<'a, 'b> {
@@ -19,6 +20,17 @@ impl Families<'_, '_> {
             .encoder
             .encode_descriptor(name, help, None, MetricType::Counter)?;
         metric.encode_counter::<NoLabelSet, _, u64>(&value, None)
+    }
+
+    /// One counter family per (name, help, count).
+    pub(super) fn counters<'c>(
+        &mut self,
+        counters: impl IntoIterator<Item = (&'c str, &'c str, &'c AtomicU64)>,
+    ) -> fmt::Result {
+        for (name, help, count) in counters {
+            self.counter(name, help, count.load(Ordering::Relaxed))?;
+        }
+        Ok(())
     }
 
     pub(super) fn bytes_counter(&mut self, name: &str, help: &str, value: u64) -> fmt::Result {

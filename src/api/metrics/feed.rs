@@ -2,7 +2,6 @@
 //! changes, and what its hub read of its region's feeds and handed to listeners.
 
 use super::families::Families;
-use super::load;
 use super::StatusRoutes;
 use prometheus_client::registry::Unit;
 use std::fmt;
@@ -70,8 +69,6 @@ pub(super) fn feed(families: &mut Families, routes: &StatusRoutes) -> fmt::Resul
             &stats.feeds_behind,
         ),
     ];
-    for (name, help, counter) in counters {
-        families.counter(name, help, load(counter))?;
-    }
+    families.counters(counters)?;
     Ok(())
 }

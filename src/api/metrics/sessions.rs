@@ -90,9 +90,7 @@ pub(super) fn sessions(families: &mut Families, routes: &StatusRoutes) -> fmt::R
             &stats.validations_failed_closed,
         ),
     ];
-    for (name, help, counter) in counters {
-        families.counter(name, help, load(counter))?;
-    }
+    families.counters(counters)?;
     let near = &stats.near_cache;
     let near_cache = [
         (
@@ -126,9 +124,7 @@ pub(super) fn sessions(families: &mut Families, routes: &StatusRoutes) -> fmt::R
             &near.evictions,
         ),
     ];
-    for (name, help, counter) in near_cache {
-        families.counter(name, help, load(counter))?;
-    }
+    families.counters(near_cache)?;
     families.gauge(
         "cartwheel_session_expiry_backfill_done",
         "1 once the expiry index covers every record written before it (backfill done)",
