@@ -4,9 +4,10 @@
 //! answering, and remembering when it last heard of each key and when it was last told
 //! it fell behind.
 //!
-//! The invariant it checks after the heal (`feed_changes_missed`): every write and
-//! delete acknowledged to a kv client was either reported by each region's feed after
-//! the client sent it, or covered by a "behind" that came after it was sent. A
+//! The invariant it checks after the heal (`feed_changes_missed`): every key whose last
+//! acknowledged kv operation wrote a value was reported by each region's feed after the
+//! client sent that write, or covered by a "behind" that came after it was sent. (A key
+//! left deleted may have changed nothing a region's readers could see.) A
 //! client's keys are its own, so a report of its key after it sent a write is that
 //! write's (or a later one's); reporting the last acknowledged write of a key covers the
 //! earlier ones too.

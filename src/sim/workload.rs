@@ -69,8 +69,8 @@ pub struct Sample {
 pub struct KeyState {
     context: Option<String>,
     last_acked: Option<Vec<u8>>,
-    /// When the last acknowledged write or delete that a reader could see was sent
-    /// (a delete of a key already deleted is none).
+    /// When the last acknowledged write or delete was sent (or the first attempt of
+    /// unknown outcome before it).
     last_acked_sent: Option<Instant>,
     /// When the first write of unknown outcome since the last acknowledged one was sent.
     uncertain_since: Option<Instant>,
@@ -119,11 +119,22 @@ pub struct ClientResult {
 }
 
 impl ClientResult {
-    /// Each key's last acknowledged write or delete, with when it was sent.
+    /// Each key whose last acknowledged operation wrote a value, with when it (or an
+    /// attempt of unknown outcome before it) was sent: every region's readers see that
+    /// value appear. A key left deleted is not listed: a region whose replicas were
+    /// sent the writes and the delete together saw nothing change (deleted before,
+    /// deleted after), and its feed rightly reports nothing.
     pub fn acknowledged_writes(&self) -> impl Iterator<Item = (&String, Instant)> + '_ {
-        self.keys
-            .iter()
-            .filter_map(|(key, state)| state.last_acked_sent.map(|sent| (key, sent)))
+        self.keys.iter().filter_map(|(key, state)| {
+            let written = state
+                .last_acked
+                .as_ref()
+                .is_some_and(|value| !value.is_empty());
+            state
+                .last_acked_sent
+                .filter(|_| written)
+                .map(|sent| (key, sent))
+        })
     }
 }
 
@@ -304,18 +315,9 @@ pub async fn run_client(
                 }
                 // The change a feed must report: this write's, or that of an attempt
                 // of unknown outcome since the last acknowledged one, which may have
-                // made it first. A delete of a key already deleted (nothing of unknown
-                // outcome between) changes nothing a reader could see.
+                // made it first.
                 let since = state.uncertain_since.take();
-                let invisible = since.is_none()
-                    && value.is_empty()
-                    && state
-                        .last_acked
-                        .as_ref()
-                        .is_some_and(|acked| acked.is_empty());
-                if !invisible {
-                    state.last_acked_sent = Some(since.unwrap_or(started));
-                }
+                state.last_acked_sent = Some(since.unwrap_or(started));
                 state.last_acked = Some(value);
             } else {
                 state.uncertain_since.get_or_insert(started);
